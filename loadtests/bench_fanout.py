@@ -1,0 +1,274 @@
+"""Wallboard fan-out benchmark: a presence change's trip to 100 wallboards.
+
+Starts a private Redis and one `presence serve` process per flush interval
+(``--flush 0.1,0.01``: the default PRESENCE_SUPERVISOR_FLUSH and a small
+one), connects --agents agent sockets and --wallboards supervisor sockets,
+then changes presence at --rate changes/s (agents alternate Available and
+Away, one change in flight per agent) for --duration seconds.
+
+For each change: from the moment its ``status.set`` frame was written to the
+moment the *last* wallboard decoded a view of that agent at that version (or
+newer: the hub coalesces views per agent, newest ``ver`` wins). Also shown,
+from the same run: the change's arrival at the agent's own socket (no
+coalescing) and a websocket echo (supervisor ``ping`` -> ``pong``) as the
+baseline.
+
+The coalescing interval is a deliberate design choice: a wallboard gets at
+most one ``agents`` frame per interval however many agents change, so a burst
+costs each wallboard one frame. It bounds the fan-out latency from below (on
+average half an interval, at worst a whole one), which is why the figure is
+given for the default and for a small interval.
+
+    python -m loadtests.bench_fanout --wallboards 100 --rate 500 --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from loadtests.common import (
+    BENCH_CENTER,
+    RawWs,
+    Stack,
+    ms,
+    pct,
+    raise_nofile,
+    seed_agents,
+    table,
+    use_uvloop,
+)
+
+
+async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[str, Any]:
+    host, port = stack.host_port
+    mono = time.monotonic
+    # sightings[aid][w] = [(ver, time)], in arrival order (ver never decreases)
+    sightings: dict[str, list[list[tuple[int, float]]]] = {
+        aid: [[] for _ in range(a.wallboards)] for aid in ids
+    }
+    sent_at: dict[str, float] = {}
+    changes: list[tuple[str, int, float, float]] = []  # aid, ver, sent, seen by own socket
+    idle: deque[str] = deque()
+    pings: list[tuple[float, float]] = []
+    errors: list[str] = []
+    snaps = {"n": 0}
+    next_status: dict[str, str] = {}
+
+    def agent_handler(aid: str) -> Any:
+        def on(m: dict[str, Any]) -> None:
+            t = m.get("type")
+            if t == "status":
+                s = sent_at.pop(aid, None)
+                if s is not None:
+                    changes.append((aid, int(m.get("ver", 0)), s, mono()))
+            elif t == "ok" and m.get("ref") == "c":
+                idle.append(aid)
+            elif t == "snapshot":
+                snaps["n"] += 1
+            elif t == "error":
+                errors.append(f"{m.get('code')}: {m.get('message')}")
+
+        return on
+
+    def board_handler(w: int) -> Any:
+        def on(m: dict[str, Any]) -> None:
+            t = m.get("type")
+            if t == "agents":
+                now = mono()
+                for v in m["agents"]:
+                    per = sightings.get(v.get("agent_id"))
+                    if per is not None:
+                        per[w].append((int(v.get("ver", 0)), now))
+            elif t == "pong":
+                ts = m.get("ts")
+                if ts is not None:
+                    pings.append((ts, mono() - ts))
+            elif t == "snapshot":
+                snaps["n"] += 1
+
+        return on
+
+    agent_socks: dict[str, RawWs] = {}
+    sem = asyncio.Semaphore(100)
+
+    async def connect(path: str, handler: Any) -> RawWs:
+        async with sem:
+            return await RawWs.connect(host, port, path, handler)
+
+    tok = {aid: stack.token("agent", aid) for aid in ids}
+    socks = await asyncio.gather(*(connect(f"/ws/agent?token={tok[aid]}", agent_handler(aid)) for aid in ids))
+    agent_socks = dict(zip(ids, socks, strict=True))
+    sup = stack.token("supervisor", "wallboard")
+    boards = await asyncio.gather(
+        *(connect(f"/ws/supervisor?token={sup}", board_handler(w)) for w in range(a.wallboards))
+    )
+    deadline = mono() + 60
+    while snaps["n"] < len(ids) + a.wallboards and mono() < deadline:  # noqa: ASYNC110 - counters fed by protocol callbacks
+        await asyncio.sleep(0.01)
+    # everybody starts Away, so each change is a real one
+    for aid, s in agent_socks.items():
+        s.send({"type": "status.set", "status": "Away", "ref": "c"})
+        next_status[aid] = "Available"
+    while len(idle) < len(ids) and mono() < deadline:  # noqa: ASYNC110 - counters fed by protocol callbacks
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(max(0.5, 3 * max(a.flush_list)))  # the initial views reach the boards
+    for per in sightings.values():
+        for lst in per:
+            lst.clear()
+
+    async def pinger() -> None:
+        i = 0
+        while True:
+            boards[i % len(boards)].send({"type": "ping", "ts": mono()})
+            i += 1
+            await asyncio.sleep(1 / max(1.0, a.ping_rate))
+
+    ping_task = asyncio.create_task(pinger())
+    spy = stack.profile(a.profile, a.duration) if a.profile else None
+    t0 = mono()
+    done = 0
+    starved = 0
+    while True:
+        now = mono()
+        if now - t0 >= a.duration:
+            break
+        due = int((now - t0) * a.rate) - done
+        while due > 0:
+            if not idle:
+                starved += due
+                done += due
+                break
+            aid = idle.popleft()
+            st = next_status[aid]
+            next_status[aid] = "Away" if st == "Available" else "Available"
+            sent_at[aid] = mono()
+            agent_socks[aid].send({"type": "status.set", "status": st, "ref": "c"})
+            due -= 1
+            done += 1
+        await asyncio.sleep(0.001)
+    t1 = mono()
+    await asyncio.sleep(max(1.0, 3 * max(a.flush_list)))
+    ping_task.cancel()
+    if spy is not None:
+        spy.wait(30)
+    for s in [*agent_socks.values(), *boards]:
+        s.close()
+
+    last: list[float] = []
+    first: list[float] = []
+    missing = 0
+    for aid, ver, sent, _own in changes:
+        worst, best = 0.0, float("inf")
+        for lst in sightings[aid]:
+            i = bisect.bisect_left(lst, (ver, -1.0))
+            if i == len(lst):
+                worst = float("inf")
+                break
+            dt = lst[i][1] - sent
+            worst, best = max(worst, dt), min(best, dt)
+        if worst == float("inf"):
+            missing += 1
+        else:
+            last.append(worst)
+            first.append(best)
+    own_lat = [own - sent for _, _, sent, own in changes]
+    return {
+        "changes": len(changes),
+        "rate": len(changes) / (t1 - t0),
+        "starved": starved,
+        "missing": missing,
+        "last": last,
+        "first": first,
+        "own": own_lat,
+        "pings": [d for s, d in pings if t0 <= s <= t1],
+        "errors": errors,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--wallboards", type=int, default=100, help="supervisor sockets (default 100)")
+    p.add_argument("--agents", type=int, default=500, help="agents whose status changes (default 500)")
+    p.add_argument("--rate", type=float, default=500, help="presence changes per second (default 500)")
+    p.add_argument("--duration", type=float, default=10, help="seconds of changes (default 10)")
+    p.add_argument(
+        "--flush",
+        default="0.1,0.01",
+        help="PRESENCE_SUPERVISOR_FLUSH values, comma-separated (default 0.1,0.01: the smallest allowed)",
+    )
+    p.add_argument("--ping-rate", type=float, default=100, help="baseline pings per second (default 100)")
+    p.add_argument("--profile", help="py-spy the server during the load into this file (.svg, or .txt raw)")
+    a = p.parse_args(argv)
+    a.flush_list = [float(x) for x in a.flush.split(",") if x.strip()]
+    raise_nofile()
+    use_uvloop()
+    rows: list[list[Any]] = [
+        [
+            "flush s",
+            "changes/s",
+            "to last wallboard p50",
+            "p99",
+            "max",
+            "to first p50",
+            "own socket p99",
+            "ping->pong p50",
+            "p99",
+            "unseen",
+        ]
+    ]
+    failed = False
+    for flush in a.flush_list:
+        stack = Stack(
+            center_body=BENCH_CENTER.format(weight=10, strategy="most_available", auto_accept="true"),
+            env={"PRESENCE_SUPERVISOR_FLUSH": str(flush)},
+        )
+        try:
+            stack.start()
+            assert stack.redis_url is not None
+            ids = [f"f{i:05d}" for i in range(a.agents)]
+            asyncio.run(seed_agents(stack.redis_url, stack.center_id, ids, ["bench"]))
+            r = asyncio.run(run_load(stack, ids, a))
+            code, _ = stack.check()
+        finally:
+            stack.stop()
+        failed |= code != 0 or bool(r["errors"]) or r["missing"] > 0
+        rows.append(
+            [
+                f"{flush:g}",
+                f"{r['rate']:.0f}",
+                ms(pct(r["last"], 50)),
+                ms(pct(r["last"], 99)),
+                ms(max(r["last"]) if r["last"] else float("nan")),
+                ms(pct(r["first"], 50)),
+                ms(pct(r["own"], 99)),
+                ms(pct(r["pings"], 50)),
+                ms(pct(r["pings"], 99)),
+                r["missing"],
+            ]
+        )
+        print(
+            f"flush {flush:g}s: {r['changes']} changes, {r['starved']} skipped (no idle agent), "
+            f"errors {len(r['errors'])}, presence check exit {code}",
+            flush=True,
+        )
+        for e in r["errors"][:3]:
+            print(f"  error: {e}")
+    print(
+        f"\nbench_fanout: {a.wallboards} wallboards, {a.agents} agents, target {a.rate:.0f} changes/s "
+        f"for {a.duration:.0f}s, one server process (latencies in ms)\n"
+    )
+    print(table(rows))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

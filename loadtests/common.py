@@ -1,0 +1,517 @@
+"""Shared pieces of the asyncio benchmarks (bench_assign, bench_fanout, bench_connections).
+
+This module owns three things the benchmarks need and nothing else:
+
+* a lean websocket client (`RawWs`) and a lean keep-alive HTTP/1.1 client
+  (`RawHttp`), both plain `asyncio.Protocol`s on uvloop. They exist because the
+  load generator shares two cores with the server and Redis: a full client
+  library (websockets, httpx) spends several times more CPU per message than
+  the server does, and the benchmark would then measure the client. They speak
+  only what the presence server sends (unfragmented frames, no extensions);
+  client frames are masked with an all-zero key, which RFC 6455 allows a
+  server to accept (it must not depend on the key's value) and saves the XOR.
+* starting the stack under test: a private Redis on a free port
+  (`presence.embedded.EmbeddedRedis`) and `presence serve` processes
+  (`Stack`), or pointing at an existing server and Redis (--url/--redis-url).
+* seeding agents and queues straight into Redis through `presence.store.Store`
+  (the same Lua scripts the admin API runs), and small statistics helpers.
+
+Traffic only ever goes to 127.0.0.1 (or the URL the operator names).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import resource
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httptools
+import msgpack
+
+from presence.auth import mint
+from presence.center import Agent
+from presence.embedded import EmbeddedRedis
+
+MSGPACK = "presence.v1.msgpack"
+REPO = Path(__file__).resolve().parent.parent
+
+_packb = msgpack.Packer(use_bin_type=True).pack
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port if port != 6379 else free_port()
+
+
+def raise_nofile(want: int = 65536) -> int:
+    """Raise this process's open-files limit (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def use_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+# -- websocket ---------------------------------------------------------------
+
+
+class _NoDelay(asyncio.Protocol):
+    """A client protocol that sends each small frame at once (no Nagle delay:
+    it would add up to 40 ms to the latencies measured)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class WsClosed(ConnectionError):
+    pass
+
+
+class RawWs(_NoDelay):
+    """One client websocket; `on_message(obj)` gets every decoded msgpack message."""
+
+    __slots__ = ("_buf", "_hs", "closed", "on_message", "opened", "transport")
+
+    def __init__(self, on_message: Callable[[Any], None]) -> None:
+        self.on_message = on_message
+        self.transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._hs = True
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+
+    @classmethod
+    async def connect(
+        cls, host: str, port: int, path: str, on_message: Callable[[Any], None], timeout: float = 30.0
+    ) -> RawWs:
+        loop = asyncio.get_running_loop()
+        _, proto = await asyncio.wait_for(
+            loop.create_connection(lambda: cls(on_message), host, port), timeout
+        )
+        key = base64.b64encode(secrets.token_bytes(16)).decode()
+        assert proto.transport is not None
+        proto.transport.write(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {MSGPACK}\r\n\r\n"
+            ).encode()
+        )
+        await asyncio.wait_for(proto.opened, timeout)
+        return proto
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(WsClosed(f"connection lost during handshake: {exc}"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        if self._hs:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(buf[:end])
+            del buf[: end + 4]
+            self._hs = False
+            if not head.startswith(b"HTTP/1.1 101"):
+                self.opened.set_exception(WsClosed(head.split(b"\r\n", 1)[0].decode("latin-1")))
+                self.close()
+                return
+            self.opened.set_result(None)
+        pos, n = 0, len(buf)
+        while n - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            ln = b1 & 0x7F
+            hdr = 2
+            if ln == 126:
+                if n - pos < 4:
+                    break
+                ln = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                hdr = 4
+            elif ln == 127:
+                if n - pos < 10:
+                    break
+                ln = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                hdr = 10
+            if n - pos < hdr + ln:
+                break
+            payload = bytes(buf[pos + hdr : pos + hdr + ln])
+            pos += hdr + ln
+            op = b0 & 0x0F
+            if op == 2 or op == 1:
+                self.on_message(msgpack.unpackb(payload, raw=False))
+            elif op == 9:
+                self._frame(0xA, payload)
+            elif op == 8:
+                self.close()
+        if pos:
+            del buf[:pos]
+
+    def _frame(self, op: int, payload: bytes) -> None:
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        ln = len(payload)
+        if ln < 126:
+            head = bytes((0x80 | op, 0x80 | ln))
+        elif ln < 65536:
+            head = bytes((0x80 | op, 0xFE)) + ln.to_bytes(2, "big")
+        else:
+            head = bytes((0x80 | op, 0xFF)) + ln.to_bytes(8, "big")
+        t.write(head + b"\0\0\0\0" + payload)
+
+    def send(self, msg: dict[str, Any]) -> None:
+        self._frame(0x2, _packb(msg))
+
+    @property
+    def is_open(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing() and not self._hs
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            with contextlib.suppress(Exception):
+                self._frame(0x8, (1000).to_bytes(2, "big"))
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+# -- HTTP ----------------------------------------------------------------------
+
+
+class RawHttp(_NoDelay):
+    """One keep-alive HTTP/1.1 connection, one request in flight at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._body: list[bytes] = []
+        self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.host = ""
+
+    @classmethod
+    async def connect(cls, host: str, port: int) -> RawHttp:
+        loop = asyncio.get_running_loop()
+        _, proto = await loop.create_connection(cls, host, port)
+        proto.host = f"{host}:{port}"
+        return proto
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(ConnectionError(f"HTTP connection lost: {exc}"))
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed_data(data)
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        status = self._parser.get_status_code()
+        body = b"".join(self._body)
+        self._body = []
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result((status, body))
+
+    def request(
+        self, method: str, path: str, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()
+    ) -> asyncio.Future[tuple[int, bytes]]:
+        assert self.transport is not None
+        self._waiter = asyncio.get_running_loop().create_future()
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers)
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n"
+        )
+        self.transport.write(head.encode() + body)
+        return self._waiter
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+# -- the stack under test --------------------------------------------------------
+
+SECRET_DEFAULT = "bench-secret-" + "0" * 40
+
+BENCH_CENTER = """
+[rules]
+missed_offers_limit = 3
+
+[channels.bench]
+weight = {weight}
+cap = 0
+
+[[queues]]
+name = "bench"
+strategy = "{strategy}"
+auto_accept = {auto_accept}
+push_timeout = 30
+wrapup_seconds = 120
+priority = 10
+"""
+
+
+@dataclass
+class Stack:
+    """A Redis and `presence serve` processes for one benchmark run (or an existing pair)."""
+
+    url: str | None = None
+    redis_url: str | None = None
+    secret: str = SECRET_DEFAULT
+    center_id: str = ""
+    config: Path | None = None
+    workers: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+    center_body: str = ""
+    tmp: Path | None = None
+    server: subprocess.Popen[bytes] | None = None
+    redis: EmbeddedRedis | None = None
+    log_path: Path | None = None
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        assert self.url is not None
+        u = urlsplit(self.url)
+        return u.hostname or "127.0.0.1", u.port or 80
+
+    def token(self, role: str, sub: str, ttl: int = 3600) -> str:
+        return mint(self.secret, sub, role, ttl)
+
+    def start(self) -> Stack:
+        """Start whatever was not given: a private Redis, then the server."""
+        self.tmp = Path(tempfile.mkdtemp(prefix="presence-bench-"))
+        if not self.center_id:
+            self.center_id = "bench" + secrets.token_hex(4)
+        if self.config is None:
+            self.config = self.tmp / "center.toml"
+            self.config.write_text(
+                f'[center]\nid = "{self.center_id}"\n' + textwrap.dedent(self.center_body), "utf-8"
+            )
+        if self.redis_url is None:
+            for attempt in range(3):
+                self.redis = EmbeddedRedis(self.tmp, port=free_port())
+                try:
+                    self.redis_url = self.redis.start()
+                    break
+                except RuntimeError:
+                    if attempt == 2:
+                        raise
+        if self.url is None:
+            self._start_server()
+        return self
+
+    def server_env(self) -> dict[str, str]:
+        assert self.redis_url is not None and self.config is not None and self.tmp is not None
+        return {
+            **os.environ,
+            "REDIS_URL": self.redis_url,
+            "PRESENCE_SECRET": self.secret,
+            "PRESENCE_CONFIG": str(self.config),
+            "PRESENCE_DATA_DIR": str(self.tmp / "var"),
+            "PRESENCE_LOG_LEVEL": "warning",
+            # a benchmark agent completes many items a second: lift the abuse limit
+            "PRESENCE_RATE_PER_SECOND": "1000000",
+            "PRESENCE_RATE_BURST": "1000000",
+            **self.env,
+        }
+
+    def _start_server(self, timeout: float = 30.0) -> None:
+        assert self.tmp is not None
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = self.tmp / "server.log"
+        with self.log_path.open("ab") as log:
+            self.server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "presence",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(self.workers),
+                ],
+                env=self.server_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=REPO,
+            )
+        deadline = time.monotonic() + timeout
+        import httpx
+
+        while time.monotonic() < deadline:
+            if self.server.poll() is not None:
+                raise RuntimeError(f"server exited with {self.server.returncode}:\n{self.logs()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                    if self.workers > 1:
+                        time.sleep(0.5 + 0.2 * self.workers)  # let every worker subscribe
+                    return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server not ready after {timeout}s:\n{self.logs()[-3000:]}")
+
+    def server_pids(self) -> list[int]:
+        """The processes that serve sockets (the uvicorn workers, or the one process)."""
+        import psutil
+
+        if self.server is None:
+            return []
+        proc = psutil.Process(self.server.pid)
+        kids = [c.pid for c in proc.children(recursive=True) if "redis" not in " ".join(c.cmdline()).lower()]
+        # with --workers 1 uvicorn serves in the main process; with N, its
+        # children do (plus a multiprocessing resource tracker, which is tiny)
+        return kids if self.workers > 1 else [proc.pid]
+
+    def profile(self, path: str, seconds: float) -> subprocess.Popen[bytes] | None:
+        """py-spy the (first) serving process for `seconds`: SVG flame graph, or raw text for .txt."""
+        pids = self.server_pids()
+        if not pids:
+            return None
+        fmt = "raw" if path.endswith(".txt") else "flamegraph"
+        return subprocess.Popen(
+            [
+                *("py-spy", "record", "-d", str(max(1, int(seconds))), "-r", "200"),
+                *("-f", fmt, "-o", path, "--pid", str(pids[0])),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def logs(self) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_text("utf-8", "replace")
+
+    def check(self) -> tuple[int, str]:
+        """Run `presence check` against this stack's Redis; (exit code, output)."""
+        env = {**os.environ, "REDIS_URL": self.redis_url or "", "PRESENCE_CONFIG": str(self.config)}
+        out = subprocess.run(
+            [sys.executable, "-m", "presence", "check", "--center", self.center_id],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )
+        return out.returncode, (out.stdout + out.stderr).strip()
+
+    def stop(self) -> None:
+        if self.server is not None and self.server.poll() is None:
+            os.killpg(self.server.pid, signal.SIGTERM)
+            try:
+                self.server.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.server.pid, signal.SIGKILL)
+                self.server.wait(5)
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+
+
+async def seed_agents(
+    redis_url: str, center_id: str, ids: Iterable[str], queues: Sequence[str], capacity: int = 100
+) -> int:
+    """Create agents through the store's own `agent_put` script, 200 at a time (the pool holds 256)."""
+    from presence.app import redis_client
+    from presence.store import Store
+
+    redis = redis_client(redis_url)
+    store = Store(redis, center_id)
+    n = 0
+    try:
+        batch: list[Any] = []
+        for aid in ids:
+            agent = Agent(id=aid, name=aid, capacity=capacity, queues=tuple(queues))
+            batch.append(store.put_agent(agent))
+            if len(batch) >= 200:
+                await asyncio.gather(*batch)
+                n += len(batch)
+                batch = []
+        if batch:
+            await asyncio.gather(*batch)
+            n += len(batch)
+    finally:
+        await redis.aclose()
+    return n
+
+
+# -- statistics ------------------------------------------------------------------
+
+
+def summarize_profile(path: str, top: int = 40) -> str:
+    """Inclusive share of samples per function of a py-spy raw profile."""
+    from collections import Counter
+
+    incl: Counter[str] = Counter()
+    total = 0
+    for line in Path(path).read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        total += int(n)
+        for frame in set(stack.split(";")):
+            incl[frame] += int(n)
+    return "\n".join(f"{v * 100 / max(1, total):5.1f}% {k}" for k, v in incl.most_common(top))
+
+
+def pct(values: Sequence[float], p: float) -> float:
+    """The p-th percentile (0..100) of values, nearest rank; nan when empty."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, round(p / 100 * len(s) + 0.5) - 1))
+    return s[k]
+
+
+def ms(x: float) -> str:
+    return "-" if x != x else f"{x * 1000:.2f}"
+
+
+def table(rows: Sequence[Sequence[Any]]) -> str:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for j, r in enumerate(rows):
+        cells = zip(r, widths, strict=True)
+        out.append("  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(cells)))
+        if j == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)

@@ -1,0 +1,119 @@
+"""Bearer tokens: minting, verifying, and the server's secret.
+
+Tokens are JWTs signed with HS256 by the server's secret, carrying the
+subject (agent id, supervisor or service name), a role and an expiry. They
+are verified before a websocket is accepted and on every HTTP request.
+Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import jwt
+
+ROLES: Final = ("agent", "supervisor", "service")
+ALGORITHM: Final = "HS256"
+
+
+class AuthError(Exception):
+    """The token is missing, malformed, forged or expired."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    sub: str
+    role: str
+    exp: int
+
+
+def mint(secret: str, sub: str, role: str, ttl: int = 12 * 3600, now: float | None = None) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if not sub:
+        raise ValueError("the subject (--sub) must not be empty")
+    issued = int(time.time() if now is None else now)
+    return jwt.encode(
+        {"sub": sub, "role": role, "iat": issued, "exp": issued + ttl}, secret, algorithm=ALGORITHM
+    )
+
+
+# Tokens that verified, with their raw expiry. A signature check costs tens of
+# microseconds on every intake request and socket; a token that verified stays
+# valid until it expires (nothing else in it can go stale), so only the expiry
+# is checked again, exactly as jwt.decode would (expired when exp <= now).
+_verified: dict[tuple[str, str], tuple[Claims, float]] = {}
+_VERIFIED_MAX = 10_000
+
+
+def verify(secret: str, token: str | None) -> Claims:
+    if not token:
+        raise AuthError("a bearer token is required")
+    hit = _verified.get((secret, token))
+    if hit is not None:
+        if hit[1] <= time.time():
+            del _verified[(secret, token)]
+            raise AuthError("the token has expired")
+        return hit[0]
+    try:
+        data = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
+    except jwt.ExpiredSignatureError:
+        raise AuthError("the token has expired") from None
+    except jwt.PyJWTError:
+        raise AuthError("the token is not valid") from None
+    role = data.get("role")
+    if role not in ROLES or not isinstance(data.get("sub"), str):
+        raise AuthError("the token carries no valid role")
+    claims = Claims(sub=data["sub"], role=role, exp=int(data["exp"]))
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()
+    _verified[(secret, token)] = (claims, float(data["exp"]))
+    return claims
+
+
+def bearer(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if any."""
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def load_or_create_secret(data_dir: Path) -> tuple[str, bool]:
+    """The secret kept in the data folder; (secret, created now)."""
+    path = data_dir / "secret"
+    if path.exists():
+        return path.read_text("utf-8").strip(), False
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    # O_EXCL: two processes starting at once must not write two secrets.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text("utf-8").strip(), False
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    return value, True
+
+
+class RedactTokens(logging.Filter):
+    """Scrub ``token=...`` from log lines (uvicorn logs websocket paths)."""
+
+    _re = re.compile(r"(token=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(
+                self._re.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in (record.args if isinstance(record.args, tuple) else (record.args,))
+            )
+        if isinstance(record.msg, str) and "token=" in record.msg:
+            record.msg = self._re.sub(r"\1[redacted]", record.msg)
+        return True

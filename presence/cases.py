@@ -1,0 +1,402 @@
+"""Cases: the story around a work item, and the ways its owner changes.
+
+A case is a work item plus case fields, kept in ``case:<work id>`` (same id
+as the item): status (``[cases] statuses``, New -> In progress -> Waiting
+close -> Closed by default, any move allowed so a case can be re-opened),
+channel, source, category, customer, lead flag, queue, owner, created,
+first response (the first accept), closed, updated. Its timeline is two
+append-only lists: ``comments`` (notes by agents, supervisors, services)
+and ``messages`` (what the customer sent, on any channel).
+
+Completing the item does not close the case, and closing the case does not
+end the item. When a customer writes again to a case whose item is
+finished, the same item routes again (``reroute`` in ``store/lua/_lib.lua``)
+to its last owner first: the checker sees a new routing (created + 1).
+
+Transfer and escalation (``store/lua/work_transfer.lua``): an agent hands
+an item in hand to another agent or to a queue with a handoff note; a
+supervisor reassigns, pushes or pulls by force. The receiver gets an
+``offer`` carrying ``handoff {from, note, by}`` and the item's ``history``.
+
+This module holds the typed calls into those scripts, the case reads, the
+expected-wait estimate and the websocket handlers of the case messages. It
+imports nothing from the HTTP layer (``presence/channels/`` does that).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from presence import protocol
+from presence.center import Center
+from presence.protocol import ErrorCode, Message, ProtocolError
+from presence.store import Store
+
+if TYPE_CHECKING:
+    from presence.hub import Conn
+    from presence.ws import Context
+
+NOTE_MAX = 4000
+CALL_ACTIONS = ("answer", "hold", "resume", "mute", "unmute", "transfer", "hangup")
+
+
+def _s(v: Any) -> str:
+    return v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else str(v)
+
+
+def _pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+async def sync_config(store: Store, center: Center) -> None:
+    """Write the case statuses and webhook subscriptions the scripts read."""
+    k = store.keys
+    c = center.cases
+    pipe = store.redis.pipeline(transaction=True)
+    pipe.delete(k.case_config, k.webhooks)
+    pipe.hset(
+        k.case_config,
+        mapping={
+            "statuses": _pack(list(c.statuses)),
+            "initial": c.initial,
+            "working": c.working,
+            "closed": c.closed,
+            "reopen": c.reopen,
+        },
+    )
+    if not c.working:
+        pipe.hdel(k.case_config, "working")
+    if center.webhooks:
+        pipe.hset(k.webhooks, mapping={h.name: _pack(list(h.events)) for h in center.webhooks})
+    await pipe.execute()
+
+
+# -- intake -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What became of one inbound contact."""
+
+    work_id: str
+    outcome: str  # created | joined | reopened | duplicate
+    holder: str  # the agent the message went to ("" when none)
+    woke: str  # a queue to wake ("" when none)
+
+
+async def intake(
+    store: Store,
+    *,
+    work_id: str,
+    queue: str,
+    channel: str,
+    priority: int,
+    data: dict[str, Any],
+    skills: dict[str, int],
+    case: dict[str, Any],
+    message: dict[str, Any] | None,
+    dedupe: str,
+    lookup: list[str],
+    register: list[str],
+    on_match: str = "join",
+    reopen_closed: bool = True,
+    ttl_days: int = 180,
+) -> Intake:
+    """Create a case, or join the case of its thread, in one script call."""
+    reply = await store.scripts.call(
+        "case_intake",
+        store.keys.prefix,
+        store.now_ms(),
+        work_id,
+        queue,
+        channel,
+        priority,
+        _pack(data),
+        _pack(skills),
+        _pack({k: v for k, v in case.items() if v is not None}),
+        _pack({"message": message}) if message else "",
+        _pack(message) if message else "",
+        dedupe,
+        _pack(lookup),
+        _pack(register),
+        on_match,
+        "1" if reopen_closed else "0",
+        ttl_days * 86400,
+    )
+    return Intake(str(reply[0]), str(reply[1]), str(reply[2] or ""), str(reply[3] or ""))
+
+
+# -- customers --------------------------------------------------------------------
+
+
+def normalise_phone(raw: str) -> str:
+    """Digits with a leading + kept: "+81 (3) 1234-5678" -> "+81312345678"."""
+    raw = raw.strip()
+    digits = re.sub(r"\D", "", raw)
+    return ("+" + digits) if raw.startswith("+") and digits else digits
+
+
+async def find_customer(store: Store, *, phone: str = "", email: str = "") -> dict[str, Any] | None:
+    k = store.keys
+    cid = None
+    if phone and normalise_phone(phone):
+        cid = await store.redis.hget(k.customer_phones, normalise_phone(phone))
+    if cid is None and email:
+        cid = await store.redis.hget(k.customer_emails, email.strip().lower())
+    if cid is None:
+        return None
+    return await get_customer(store, _s(cid))
+
+
+async def get_customer(store: Store, customer_id: str) -> dict[str, Any] | None:
+    raw = await store.redis.hget(store.keys.customers, customer_id)
+    if raw is None:
+        return None
+    profile: dict[str, Any] = msgpack.unpackb(raw, raw=False)
+    return {"id": customer_id, **profile}
+
+
+async def put_customer(store: Store, customer_id: str, profile: dict[str, Any]) -> str:
+    reply = await store.scripts.call(
+        "customer_put", store.keys.prefix, store.now_ms(), customer_id, _pack(profile)
+    )
+    return str(reply[0])
+
+
+# -- reads ------------------------------------------------------------------------
+
+
+def _case(wid: str, h: dict[Any, Any]) -> dict[str, Any]:
+    d = {_s(k): _s(v) for k, v in h.items()}
+    out: dict[str, Any] = {"work_id": wid}
+    for f, v in d.items():
+        if f == "reopened":
+            out[f] = int(float(v or 0))
+        elif f in ("created", "first_response", "closed", "updated"):
+            out[f] = int(float(v or 0)) or None  # 0 means: not yet
+        elif f == "lead":
+            out[f] = v == "1"
+        else:
+            out[f] = v
+    out.setdefault("lead", False)
+    return out
+
+
+async def get_case(store: Store, wid: str, *, timeline: bool = True) -> dict[str, Any] | None:
+    k = store.keys
+    pipe = store.redis.pipeline(transaction=False)
+    pipe.hgetall(k.case(wid))
+    pipe.lrange(k.case_comments(wid), 0, -1)
+    pipe.lrange(k.case_messages(wid), -200, -1)
+    h, comments, messages = await pipe.execute()
+    out: dict[str, Any] = _case(wid, h) if h else {}
+    if not timeline:
+        return out or None
+    notes = [msgpack.unpackb(x, raw=False) for x in comments]
+    if not out and not notes:
+        return None
+    out["comments"] = notes
+    out["messages"] = [msgpack.unpackb(x, raw=False) for x in messages]
+    return out
+
+
+async def comments(store: Store, wid: str) -> list[dict[str, Any]]:
+    raw = await store.redis.lrange(store.keys.case_comments(wid), 0, -1)
+    return [msgpack.unpackb(x, raw=False) for x in raw]
+
+
+async def position(store: Store, wid: str) -> dict[str, Any]:
+    """Position in the waiting set and expected wait of a queued item.
+
+    expected wait = position x average handle time / agents, where the
+    average is over the queue's last 50 handle times (accept to complete)
+    and agents are the queue's members signed in with a routable status.
+    Unknown (null) without handle times or without such agents.
+    """
+    st, _queue, pos, total, n, staffed = await store.scripts.raw(
+        "work_position", store.keys.prefix, store.now_ms(), wid
+    )
+    if _s(st) != "queued":
+        return {}
+    pos, total, n, staffed = int(pos), float(total), int(n), int(staffed)
+    aht = total / n / 1000 if n else None
+    ewt = round(pos * aht / staffed, 1) if aht is not None and staffed > 0 else None
+    return {
+        "position": pos,
+        "expected_wait_seconds": ewt,
+        "estimate": {
+            "average_handle_seconds": round(aht, 1) if aht is not None else None,
+            "samples": n,
+            "agents": staffed,
+        },
+    }
+
+
+async def details(store: Store, wid: str, item: dict[str, Any]) -> dict[str, Any]:
+    """What GET /api/v1/work/{id} adds: the case and, while queued, the position."""
+    extra: dict[str, Any] = {}
+    case = await get_case(store, wid)
+    if case is not None:
+        extra["case"] = case
+    if item.get("state") == "queued":
+        extra.update(await position(store, wid))
+    return extra
+
+
+# -- changes ----------------------------------------------------------------------
+
+
+async def add_note(store: Store, wid: str, author: str, text: str, holder_only: str = "") -> dict[str, Any]:
+    note = {"author": author, "text": text, "ts": store.now_ms()}
+    await store.scripts.call(
+        "work_note",
+        store.keys.prefix,
+        store.now_ms(),
+        wid,
+        author,
+        holder_only,
+        _pack(note),
+        _pack({"note": note}),
+    )
+    return note
+
+
+async def set_status(store: Store, wid: str, status: str, by: str, holder_only: str = "") -> bool:
+    reply = await store.scripts.call(
+        "case_status", store.keys.prefix, store.now_ms(), wid, status, by, holder_only
+    )
+    return bool(reply[1] == "changed")
+
+
+async def transfer(
+    store: Store,
+    wid: str,
+    mode: str,
+    by: str,
+    *,
+    holder_only: str = "",
+    to_agent: str = "",
+    to_queue: str = "",
+    note: str = "",
+) -> tuple[str, list[str]]:
+    """Run one transfer/reassign/push/pull; (new state, queues to wake)."""
+    reply = await store.scripts.call(
+        "work_transfer",
+        store.keys.prefix,
+        store.now_ms(),
+        wid,
+        mode,
+        by,
+        holder_only,
+        to_agent,
+        to_queue,
+        note,
+    )
+    return str(reply[0]), [str(q) for q in reply[1:]]
+
+
+async def call_control(store: Store, wid: str, agent_id: str, action: str, target: str) -> str:
+    reply = await store.scripts.call(
+        "call_control", store.keys.prefix, store.now_ms(), wid, agent_id, action, target
+    )
+    return str(reply[0])
+
+
+async def call_end(store: Store, call_id: str, reason: str) -> tuple[str, str, list[str]]:
+    """A hang-up: (work id, "abandoned"|"ended"|"already", queues to wake)."""
+    reply = await store.scripts.call("call_end", store.keys.prefix, store.now_ms(), f"call:{call_id}", reason)
+    return str(reply[0]), str(reply[1]), [str(q) for q in reply[2:]]
+
+
+async def rate_hit(store: Store, bucket: str, window: int, limit: int) -> tuple[bool, int]:
+    """Count one hit; (allowed, seconds until the window resets)."""
+    reply = await store.scripts.raw("rate_hit", store.keys.prefix, store.now_ms(), bucket, window, limit)
+    return _s(reply[0]) == "ok", max(1, int(reply[2]))
+
+
+async def escalate(store: Store, limit: int = 500) -> list[str]:
+    reply = await store.scripts.raw("queue_escalate", store.keys.prefix, store.now_ms(), limit)
+    return [_s(q) for q in reply]
+
+
+# -- websocket handlers (registered in presence/ws.py) ----------------------------
+
+
+def _text(msg: Message, name: str, max_len: int = NOTE_MAX) -> str:
+    value = msg.data.get(name) or ""
+    if len(value) > max_len:
+        raise ProtocolError(
+            ErrorCode.INVALID, f"{name} must be at most {max_len} characters", field=name, ref=msg.ref
+        )
+    return str(value)
+
+
+async def ws_note(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
+    text = _text(msg, "text")
+    if not text.strip():
+        raise ProtocolError(ErrorCode.INVALID, "text must not be empty", field="text", ref=msg.ref)
+    note = await add_note(ctx.store, msg.data["work_id"], conn.subject, text, holder_only=conn.subject)
+    return protocol.ok(msg.ref, note=note)
+
+
+async def ws_transfer(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
+    to_agent, to_queue = msg.data.get("to_agent") or "", msg.data.get("to_queue") or ""
+    if bool(to_agent) == bool(to_queue):
+        raise ProtocolError(
+            ErrorCode.INVALID, "give exactly one of to_agent or to_queue", field="to_agent", ref=msg.ref
+        )
+    state, woke = await transfer(
+        ctx.store,
+        msg.data["work_id"],
+        "transfer",
+        f"agent:{conn.subject}",
+        holder_only=conn.subject,
+        to_agent=to_agent,
+        to_queue=to_queue,
+        note=_text(msg, "note"),
+    )
+    ctx.dispatcher.wake(woke)
+    return protocol.ok(msg.ref, state=state)
+
+
+async def ws_call_control(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
+    action = msg.data["action"]
+    if action not in CALL_ACTIONS:
+        raise ProtocolError(
+            ErrorCode.INVALID, f"action must be one of {', '.join(CALL_ACTIONS)}", field="action", ref=msg.ref
+        )
+    state = await call_control(
+        ctx.store, msg.data["work_id"], conn.subject, action, msg.data.get("target") or ""
+    )
+    return protocol.ok(msg.ref, state=state)
+
+
+async def ws_reassign(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
+    state, woke = await transfer(
+        ctx.store,
+        msg.data["work_id"],
+        "reassign",
+        f"supervisor:{conn.subject}",
+        to_agent=msg.data["agent_id"],
+        note=_text(msg, "note"),
+    )
+    ctx.dispatcher.wake(woke)
+    return protocol.ok(msg.ref, state=state)
+
+
+async def ws_push(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
+    state, woke = await transfer(
+        ctx.store, msg.data["work_id"], "push", f"supervisor:{conn.subject}", to_agent=msg.data["agent_id"]
+    )
+    ctx.dispatcher.wake(woke)
+    return protocol.ok(msg.ref, state=state)
+
+
+async def ws_pull(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
+    state, woke = await transfer(ctx.store, msg.data["work_id"], "pull", f"supervisor:{conn.subject}")
+    ctx.dispatcher.wake(woke)
+    return protocol.ok(msg.ref, state=state)

@@ -1,0 +1,182 @@
+"""Web-to-case: ``POST /forms/case`` takes a plain HTML form post
+(``application/x-www-form-urlencoded`` or multipart) from a contact page
+such as ``/contact`` (``presence/static/contact.html``).
+
+The category picks the queue (``[intake.forms] categories``). Spam is kept
+out by a hidden honeypot field (a filled one is thanked and dropped, so a
+bot learns nothing) and a per-IP rate limit counted in Redis (429 with
+Retry-After). A sender who is not in the customer directory is flagged as a
+lead. The answer is a small thank-you page in the form's language (English
+or Japanese), or JSON when the client asks for it (``Accept``).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from presence import cases
+from presence.api import ctx_of, json
+from presence.channels.common import (
+    TEXT_MAX,
+    center_of,
+    customer_of,
+    invalid,
+    open_case,
+)
+from presence.problems import Problem
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+PHONE_RE = re.compile(r"^\+?[0-9()\- .]{4,32}$")
+FIELDS = ("name", "email", "phone", "category", "subject", "message", "lang")
+MAX_BODY = 128 * 1024
+
+THANKS = {
+    "en": (
+        "Thank you",
+        "Thank you for contacting us. We have received your message and will get back to you soon.",
+        "Your reference",
+        "Back",
+    ),
+    "ja": (
+        "ありがとうございます",
+        "お問い合わせありがとうございます。内容を受け付けました。担当者より折り返しご連絡いたします。",
+        "受付番号",
+        "戻る",
+    ),
+}
+
+
+def _lang(request: Request, form: FormData) -> str:
+    chosen = str(form.get("lang") or "")
+    if chosen in THANKS:
+        return chosen
+    accept = request.headers.get("accept-language", "").lower()
+    return "ja" if accept.startswith("ja") else "en"
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _thanks(lang: str, ref: str | None, status: int = 200) -> HTMLResponse:
+    title, body, ref_label, back = THANKS[lang]
+    ref_html = f"<p>{ref_label}: <code>{html.escape(ref)}</code></p>" if ref else ""
+    page = f"""<!doctype html>
+<html lang="{lang}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem}}</style>
+</head><body><h1>{title}</h1><p>{body}</p>{ref_html}<p><a href="/contact">{back}</a></p></body></html>
+"""
+    return HTMLResponse(page, status_code=status)
+
+
+def _field(form: FormData, name: str, max_len: int) -> str:
+    value = form.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise invalid(name, "must be a text field, not a file")
+    value = value.strip()
+    if len(value) > max_len:
+        raise invalid(name, f"must be at most {max_len} characters")
+    return value
+
+
+async def post_case(request: Request) -> Response:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raise Problem(
+            415,
+            "post the form as application/x-www-form-urlencoded (or multipart/form-data)",
+            code="media_type",
+        )
+    # The size is checked before anything is read: this route is public, and
+    # a body without a length (chunked) would otherwise be buffered whole.
+    try:
+        length = int(request.headers["content-length"])
+    except (KeyError, ValueError):
+        raise Problem(411, "send the form with a Content-Length header", code="length_required") from None
+    if length > MAX_BODY:
+        raise Problem(413, f"the form must be at most {MAX_BODY} bytes", code="too_large")
+    center = center_of(request)
+    cfg = center.intake
+    ctx = ctx_of(request)
+    try:
+        form = await request.form(max_files=0, max_fields=50)
+    except Exception as exc:  # the multipart parser raises its own types
+        raise Problem(400, f"the form could not be read: {exc}", code="bad_form") from None
+    lang = _lang(request, form)
+    # counted before anything else, so a flood costs one INCR per post
+    if cfg.form_rate_limit > 0:
+        ip = request.client.host if request.client else "unknown"
+        allowed, retry = await cases.rate_hit(
+            ctx.store, f"form:{ip}", cfg.form_rate_window, cfg.form_rate_limit
+        )
+        if not allowed:
+            raise Problem(
+                429,
+                f"too many forms from your address; try again in {retry} seconds",
+                code="rate_limited",
+                headers={"Retry-After": str(retry)},
+            )
+    if cfg.form_honeypot and _field(form, cfg.form_honeypot, 1000):
+        # a bot filled the hidden field: thank it and keep nothing
+        return json({"id": None, "outcome": "ignored"}) if _wants_json(request) else _thanks(lang, None)
+    values: dict[str, Any] = {
+        "name": _field(form, "name", 200),
+        "email": _field(form, "email", 254),
+        "phone": _field(form, "phone", 32),
+        "category": _field(form, "category", 64),
+        "subject": _field(form, "subject", 1000),
+        "message": _field(form, "message", TEXT_MAX),
+    }
+    if not values["message"]:
+        raise invalid("message", "is required (what the customer wants to tell us)")
+    if not values["email"] and not values["phone"]:
+        raise invalid("email", "is required (or give a phone number) so we can answer")
+    if values["email"] and not EMAIL_RE.match(values["email"]):
+        raise invalid("email", "must be an email address like name@example.com")
+    if values["phone"] and not PHONE_RE.match(values["phone"]):
+        raise invalid("phone", "must be a phone number (digits, spaces, + ( ) - .)")
+    category = values["category"]
+    if category and cfg.categories and category not in cfg.categories:
+        raise invalid("category", f"must be one of {', '.join(sorted(cfg.categories))}")
+    queue = cfg.categories.get(category, cfg.form_queue)
+    customer, customer_id, lead = await customer_of(
+        request, phone=values["phone"], email=values["email"], name=values["name"]
+    )
+    subject = values["subject"] or values["message"][:120]
+    result = await open_case(
+        request,
+        channel="web",
+        queue=queue,
+        subject=subject,
+        customer=customer,
+        customer_id=customer_id,
+        lead=lead,
+        payload={"form": {k: v for k, v in values.items() if v}, "lang": lang},
+        case={"source": "form", "category": category},
+        message={
+            "channel": "web",
+            "from": values["email"] or values["phone"],
+            "name": values["name"],
+            "subject": values["subject"],
+            "text": values["message"],
+        },
+    )
+    if _wants_json(request):
+        # no `lead` here: the public reply must not tell who is a known customer
+        return json({"id": result.work_id, "outcome": result.outcome, "queue": queue}, status=201)
+    return _thanks(lang, result.work_id, status=201)
+
+
+ROUTES = [Route("/forms/case", post_case, methods=["POST"])]

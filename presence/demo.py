@@ -1,0 +1,426 @@
+"""Demo mode: a sample center that lives by itself.
+
+When ``PRESENCE_DEMO=1`` (``presence serve --demo`` or ``presence demo``) the
+app's lifespan starts :class:`Demo`. It seeds a dozen agents (some with
+Japanese names) and four queues through the same store calls the admin API
+uses, so they persist in Redis like any other, then runs, as asyncio tasks
+of this process:
+
+* simulated customers, posting items on every channel at a gentle random
+  rate through the same intake path as ``POST /api/v1/work``, and hanging up
+  now and then on an item that waited too long;
+* simulated agents: each holds a socket registration (renewing its lease
+  like a real socket's process would), goes Available, accepts offers after
+  a think time, wraps up and completes after a handle time, and takes breaks.
+
+Everything goes through the store's scripts, so the router, the hub and the
+wallboard see exactly what real traffic would produce. A couple of agents are
+left free for a real person to sign in with; their links are logged.
+
+With several worker processes only one runs the simulation: it holds a lock
+in Redis (renewed) and another process takes over if the holder dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from redis.exceptions import RedisError
+
+from presence.auth import mint
+from presence.center import Agent, Queue
+from presence.router.dispatcher import Dispatcher
+from presence.store import ScriptError, Store
+from presence.tasks import stop_task
+from presence.work import WorkRequest, submit
+
+log = logging.getLogger("presence.demo")
+
+QUEUES: Final = (
+    Queue(
+        "support", title="Support", push_timeout=20, service_level_seconds=20, priority=10, wrapup_seconds=60
+    ),
+    Queue(
+        "billing",
+        title="Billing",
+        strategy="least_active",
+        push_timeout=20,
+        service_level_seconds=30,
+        priority=5,
+        wrapup_seconds=60,
+    ),
+    Queue(
+        "sales",
+        title="Sales",
+        strategy="longest_idle",
+        push_timeout=20,
+        service_level_seconds=20,
+        priority=5,
+        wrapup_seconds=60,
+    ),
+    Queue(
+        "social",
+        title="Social & SMS",
+        push_timeout=30,
+        service_level_seconds=60,
+        priority=0,
+        wrapup_seconds=60,
+    ),
+)
+
+# (id, name, queues, skills); the first two are left for a real person.
+AGENTS: Final[tuple[tuple[str, str, tuple[str, ...], dict[str, int]], ...]] = (
+    ("alice", "Alice Andersen", ("support", "billing"), {"english": 8, "billing": 5}),
+    ("hanako", "山田 花子", ("support", "billing", "sales"), {"japanese": 9, "english": 5}),
+    ("bob", "Bob Brown", ("support", "sales"), {"english": 6}),
+    ("taro", "佐藤 太郎", ("support", "social"), {"japanese": 8}),
+    ("yuki", "鈴木 由紀", ("billing", "social"), {"japanese": 7, "english": 4}),
+    ("kenji", "高橋 健二", ("sales", "support"), {"japanese": 6, "english": 6}),
+    ("mei", "田中 芽衣", ("social", "support"), {"japanese": 8}),
+    ("carlos", "Carlos García", ("sales", "billing"), {"english": 7, "spanish": 9}),
+    ("fatima", "Fatima Zahra", ("support", "social"), {"english": 7, "arabic": 9}),
+    ("lukas", "Lukas Müller", ("billing", "support"), {"english": 7, "german": 9}),
+    ("priya", "Priya Sharma", ("sales", "social", "support"), {"english": 9}),
+    ("olivia", "Olivia Chen", ("support", "billing", "sales"), {"english": 8, "chinese": 8}),
+)
+FREE_AGENTS: Final = ("alice", "hanako")
+
+CHANNELS: Final = {
+    "support": ("voice", "chat", "email", "web"),
+    "billing": ("email", "voice", "chat"),
+    "sales": ("voice", "chat", "web"),
+    "social": ("social", "sms", "chat"),
+}
+
+CUSTOMERS: Final = (
+    {
+        "id": "C-1001",
+        "name": "Emma Wilson",
+        "phone": "+44 20 7946 0958",
+        "email": "emma@example.com",
+        "tier": "gold",
+    },
+    {
+        "id": "C-1002",
+        "name": "伊藤 美咲",
+        "phone": "+81 3-1234-5678",
+        "email": "misaki@example.jp",
+        "tier": "platinum",
+    },
+    {"id": "C-1003", "name": "José Álvarez", "phone": "+34 912 345 678", "email": "jose@example.es"},
+    {
+        "id": "C-1004",
+        "name": "渡辺 翔",
+        "phone": "+81 90-8765-4321",
+        "email": "sho@example.jp",
+        "tier": "silver",
+    },
+    {"id": "C-1005", "name": "Noah Schmidt", "phone": "+49 30 123456", "email": "noah@example.de"},
+    {"id": "C-1006", "name": "Aarav Patel", "phone": "+91 22 5555 0101", "email": "aarav@example.in"},
+    {"id": "C-1007", "name": "小林 さくら", "phone": "+81 6-6543-2100", "email": "sakura@example.jp"},
+    {
+        "id": "C-1008",
+        "name": "Chloé Martin",
+        "phone": "+33 1 23 45 67 89",
+        "email": "chloe@example.fr",
+        "tier": "gold",
+    },
+)
+
+SUBJECTS: Final = {
+    "support": (
+        "My router keeps dropping the connection",
+        "ログインできません",
+        "App crashes on start",
+        "パスワードを再設定したい",
+        "Order arrived damaged",
+    ),
+    "billing": (
+        "Charged twice this month",
+        "請求書の再発行をお願いします",
+        "Refund status?",
+        "Change my payment card",
+        "料金プランについて",
+    ),
+    "sales": (
+        "Upgrade to the business plan",
+        "見積もりをお願いします",
+        "Volume discount for 50 seats",
+        "デモを予約したい",
+    ),
+    "social": (
+        "@brand your app is down again 😡",
+        "DMで失礼します、配送状況を教えてください",
+        "Love the new feature! One question…",
+        "返品したいです 🙏",
+    ),
+}
+
+DISPOSITIONS: Final = ("resolved", "follow-up", "escalated", "resolved", "information given")
+
+# Seconds a simulated agent works on an item, by channel (min, max).
+HANDLE: Final = {"voice": (25, 70), "video": (25, 70), "chat": (20, 60), "email": (12, 35)}
+TICK: Final = 0.5
+LOCK_TTL_MS: Final = 10_000
+
+
+@dataclass
+class SimAgent:
+    """What a simulated agent intends to do next (its state lives in Redis)."""
+
+    id: str
+    conn_id: str
+    offers_seen: dict[str, float] = field(default_factory=dict)  # work id -> accept at (monotonic)
+    done_at: dict[str, float] = field(default_factory=dict)  # work id -> wrap up / complete at
+    break_until: float = 0.0
+    forced_since: float = 0.0
+
+
+def links(secret: str, base_url: str, ttl: int = 12 * 3600) -> list[str]:
+    """Sign-in links for the agents left free and for the wallboard."""
+    out = []
+    for aid in FREE_AGENTS:
+        out.append(f"demo agent {aid}: {base_url}/agent#token={mint(secret, aid, 'agent', ttl)}")
+    tok = mint(secret, "demo-supervisor", "supervisor", ttl)
+    out.append(f"demo wallboard: {base_url}/wallboard#token={tok}")
+    return out
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def enabled() -> bool:
+    return os.environ.get("PRESENCE_DEMO", "") in ("1", "true", "yes")
+
+
+class Demo:
+    """Seeds the sample center and runs the simulation until stopped."""
+
+    def __init__(
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        *,
+        secret: str,
+        lease: float,
+        grace: float,
+        base_url: str,
+        seed: int | None = None,
+    ) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.secret = secret
+        self.lease = lease
+        self.grace = grace
+        self.base_url = base_url
+        self.rng = random.Random(seed)
+        self.me = secrets.token_hex(6)
+        self.sims = [SimAgent(a[0], f"demo-{a[0]}-{self.me}") for a in AGENTS if a[0] not in FREE_AGENTS]
+        self.posted: deque[tuple[str, float]] = deque(maxlen=500)
+        self._task: asyncio.Task[None] | None = None
+        self._opened = False
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def seed(self) -> None:
+        """Create the demo queues and agents unless Redis already has them."""
+        for q in QUEUES:
+            await self.store.put_queue(q, create_only=True)
+        for aid, name, queues, skills in AGENTS:
+            await self.store.put_agent(
+                Agent(aid, name, 100, dict(skills), queues, f"sip:{2000 + len(aid)}@demo.pbx"),
+                create_only=True,
+            )
+        self.dispatcher.wake(q.name for q in QUEUES)
+
+    def links(self) -> list[str]:
+        return links(self.secret, self.base_url)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="demo")
+
+    async def stop(self) -> None:
+        await stop_task(self._task)
+
+    async def _run(self) -> None:
+        """Hold the lock, then simulate; on losing Redis, retry later."""
+        while True:
+            try:
+                if await self._acquire():
+                    await self.seed()
+                    log.info(
+                        "demo running: %d simulated agents; free for you: %s",
+                        len(self.sims),
+                        ", ".join(FREE_AGENTS),
+                    )
+                    await self._simulate()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("demo paused, Redis unavailable: %s", exc)
+            except Exception:
+                log.exception("demo simulation failed; restarting it")
+            await asyncio.sleep(2.0)
+
+    async def _acquire(self) -> bool:
+        key = self.store.keys.demo_lock
+        if await self.store.redis.set(key, self.me, nx=True, px=LOCK_TTL_MS):
+            return True
+        holder = await self.store.redis.get(key)
+        return holder is not None and _text(holder) == self.me
+
+    async def _renew(self) -> bool:
+        key = self.store.keys.demo_lock
+        holder = await self.store.redis.get(key)
+        if holder is None or _text(holder) != self.me:
+            return False
+        await self.store.redis.pexpire(key, LOCK_TTL_MS)
+        return True
+
+    async def _simulate(self) -> None:
+        try:
+            await self._open_all()
+            last_renew = 0.0
+            next_customer = 0.0
+            while True:
+                now = time.monotonic()
+                if now - last_renew > self.lease / 3:
+                    if not await self._renew():
+                        log.info("another process runs the demo now")
+                        return
+                    members = [f"{s.id}|{s.conn_id}" for s in self.sims]
+                    for gone in await self.store.renew_leases(members, self.lease):
+                        # simulated agents never close: a lost lease is re-registered
+                        aid, _, conn = gone.rpartition("|")
+                        self.dispatcher.wake(await self.store.conn_open(aid, conn, self.lease))
+                    last_renew = now
+                if now >= next_customer:
+                    await self._customer()
+                    await self._abandon_old()
+                    next_customer = now + self.rng.uniform(1.5, 4.0)
+                for sim in self.sims:
+                    await self._step(sim, now)
+                await asyncio.sleep(TICK)
+        finally:
+            await asyncio.shield(self._close_all())
+
+    async def _open_all(self) -> None:
+        for sim in self.sims:
+            woke = await self.store.conn_open(sim.id, sim.conn_id, self.lease)
+            self.dispatcher.wake(woke)
+            # stagger: the wallboard shows agents arriving, not a block flip
+            sim.break_until = time.monotonic() + self.rng.uniform(0.5, 4.0)
+        self._opened = True
+
+    async def _close_all(self) -> None:
+        if not self._opened:
+            return
+        self._opened = False
+        for sim in self.sims:
+            with contextlib.suppress(Exception):
+                await self.store.conn_close(sim.id, sim.conn_id, self.grace)
+
+    # -- customers -------------------------------------------------------------
+
+    async def _customer(self) -> None:
+        waiting = sum(q.get("waiting", 0) for q in await self.store.queue_stats())
+        if waiting > 12:
+            return  # keep it gentle: a queue that only grows is not a good demo
+        queue = self.rng.choice(list(CHANNELS))
+        channel = self.rng.choice(CHANNELS[queue])
+        customer = dict(self.rng.choice(CUSTOMERS))
+        subject = self.rng.choice(SUBJECTS[queue])
+        payload: dict[str, Any] = {"source": "demo"}
+        if channel == "voice":
+            payload |= {
+                "call_id": f"call-{secrets.token_hex(4)}",
+                "ivr": self.rng.choice("1234"),
+                "dnis": "+1 800 555 0100",
+            }
+        elif channel == "email":
+            payload |= {"from": customer.get("email", ""), "to": f"{queue}@example.com"}
+        else:
+            payload |= {"message": subject}
+        req = WorkRequest(channel, queue, self.rng.choice((0, 0, 0, 1, 5)), {}, subject, customer, payload)
+        wid, _ = await submit(self.store, self.dispatcher, req)
+        self.posted.append((wid, time.monotonic()))
+
+    async def _abandon_old(self) -> None:
+        """Now and then a customer who waited long hangs up."""
+        now = time.monotonic()
+        for wid, at in list(self.posted)[:20]:
+            if now - at < 45 or self.rng.random() > 0.3:
+                continue
+            item = await self.store.get_work(wid, history=False)
+            if item is not None and item["state"] == "queued":
+                with contextlib.suppress(ScriptError):
+                    self.dispatcher.wake(await self.store.cancel(wid, "abandoned"))
+                return
+        while self.posted and now - self.posted[0][1] > 600:
+            self.posted.popleft()
+
+    # -- agents ----------------------------------------------------------------
+
+    async def _step(self, sim: SimAgent, now: float) -> None:
+        try:
+            await self._act(sim, now)
+        except ScriptError as exc:
+            # a race with the sweeper (offer timed out, wrap-up ran out): harmless
+            log.debug("demo agent %s: %s", sim.id, exc.message)
+
+    async def _act(self, sim: SimAgent, now: float) -> None:
+        views = await self.store.views([sim.id])
+        if not views:
+            return
+        view = views[0]
+        offers, work = await self.store.agent_items(sim.id)
+        status = view.get("status")
+        if status != "Available":
+            if sim.break_until and now >= sim.break_until and not work:
+                sim.break_until = 0.0
+                sim.forced_since = 0.0
+                self.dispatcher.wake(await self.store.set_status(sim.id, "Available", "", "demo"))
+            elif not sim.break_until:
+                # moved by a supervisor (or missed offers): comply for a while
+                sim.forced_since = sim.forced_since or now
+                if now - sim.forced_since > 60:
+                    sim.break_until = now
+        for o in offers:
+            wid = o["work_id"]
+            at = sim.offers_seen.setdefault(wid, now + self.rng.uniform(1.0, 4.0))
+            if now >= at:
+                sim.offers_seen.pop(wid, None)
+                if self.rng.random() < 0.05:
+                    self.dispatcher.wake(await self.store.decline(sim.id, wid, "busy"))
+                else:
+                    await self.store.accept(sim.id, wid)
+        for w in work:
+            wid = w["work_id"]
+            if wid not in sim.done_at:
+                lo, hi = HANDLE.get(w["channel"], (15, 45))
+                sim.done_at[wid] = now + self.rng.uniform(lo, hi)
+            elif now >= sim.done_at[wid]:
+                if w["state"] == "assigned":
+                    await self.store.wrapup(sim.id, wid)
+                    sim.done_at[wid] = now + self.rng.uniform(3, 10)
+                else:
+                    sim.done_at.pop(wid, None)
+                    woke = await self.store.complete(sim.id, wid, self.rng.choice(DISPOSITIONS))
+                    self.dispatcher.wake(woke)
+        held = {w["work_id"] for w in work}
+        for wid in [k for k in sim.done_at if k not in held]:
+            del sim.done_at[wid]
+        if status == "Available" and not work and not offers and self.rng.random() < 0.03:
+            status_name, reason = self.rng.choice((("Break", "Coffee"), ("Break", "Meeting"), ("Lunch", "")))
+            sim.break_until = now + self.rng.uniform(20, 50)
+            self.dispatcher.wake(await self.store.set_status(sim.id, status_name, reason, "demo"))

@@ -1,0 +1,387 @@
+"""This process's sockets and its one pub/sub listener.
+
+Every state change is published by the Lua script that made it, on one
+channel per center. Each process subscribes once and fans each event out to
+its own sockets: an agent's events to that agent's sockets (all tabs, on any
+process), agent views to supervisors. Each event is decoded once and encoded
+once per subprotocol, never once per socket.
+
+Supervisors get agent views coalesced: the hub keeps the newest view of
+each changed agent (by its ``ver``) and flushes them every
+``supervisor_flush`` seconds as one ``agents`` message, so a burst of
+changes costs a wallboard one frame, and a slow wallboard (whose send queue
+backs up) is skipped and later resynchronised with a fresh snapshot instead
+of slowing anyone else.
+
+The hub holds no state that is not also in Redis: its maps are only which
+sockets live here. After losing the pub/sub connection it may have missed
+events, so it sends every socket a fresh snapshot once it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from redis.exceptions import RedisError
+from starlette.types import Send
+
+from presence import protocol
+from presence.config import Settings
+from presence.store import Store
+from presence.tasks import stop_tasks
+
+log = logging.getLogger("presence.hub")
+
+# Frames queued for one agent socket before it counts as hopelessly slow.
+AGENT_QUEUE_MAX = 2000
+# Frames queued for a supervisor before deltas are skipped (then resync).
+SUPERVISOR_QUEUE_MAX = 32
+
+_ids = itertools.count(1)
+_PROCESS = f"{os.getpid():x}{int(time.time()) % 100000:05d}"
+
+
+class Conn:
+    """One accepted websocket and its outgoing queue.
+
+    Frames are sent by one sender task per socket, so a slow socket never
+    blocks the listener that fans events out.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_queue",
+        "_wake",
+        "id",
+        "last_seen",
+        "registered",
+        "resync",
+        "role",
+        "send",
+        "sender",
+        "snapshot_sent",
+        "subject",
+        "subprotocol",
+    )
+
+    def __init__(self, send: Send, subprotocol: str, role: str, subject: str) -> None:
+        self.send = send
+        self.subprotocol = subprotocol
+        self.role = role
+        self.subject = subject
+        self.id = f"{_PROCESS}-{next(_ids)}"
+        self.last_seen = time.monotonic()
+        self.resync = False
+        # the socket is registered in Redis (conn_open) and must be released
+        self.registered = False
+        self.snapshot_sent = False
+        self.sender: asyncio.Task[None] | None = None
+        self._queue: deque[str | bytes] = deque()
+        self._wake = asyncio.Event()
+        self._closed = False
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queue)
+
+    def push(self, frame: str | bytes) -> bool:
+        if self._closed:
+            return False
+        self._queue.append(frame)
+        self._wake.set()
+        return True
+
+    async def send_frame(self, frame: str | bytes) -> None:
+        if isinstance(frame, str):
+            await self.send({"type": "websocket.send", "text": frame})
+        else:
+            await self.send({"type": "websocket.send", "bytes": frame})
+
+    async def send_message(self, msg: dict[str, Any]) -> None:
+        await self.send_frame(protocol.encode(msg, self.subprotocol))
+
+    async def run_sender(self, on_drained: Callable[[Conn], Awaitable[None]] | None = None) -> None:
+        try:
+            while not self._closed:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._queue:
+                    await self.send_frame(self._queue.popleft())
+                if self.resync and on_drained is not None:
+                    self.resync = False
+                    try:
+                        await on_drained(self)
+                    except RedisError as exc:
+                        # A restarted Redis takes SUBSCRIBE while it still loads
+                        # its AOF (reads answer LOADING): try the snapshot again
+                        # shortly instead of letting this sender die silently.
+                        log.warning("snapshot for a %s socket failed (%s); retrying", self.role, exc)
+                        self.resync = True
+                        await asyncio.sleep(0.5)
+                        self._wake.set()
+        except (OSError, RuntimeError):
+            # the peer went away while we were sending; the receive loop ends it
+            self._closed = True
+
+    def close(self) -> None:
+        self._closed = True
+        self._queue.clear()
+        self._wake.set()
+
+
+def fanout(conns: Iterable[Conn], msg: dict[str, Any]) -> int:
+    """Queue one message on many sockets, encoding it once per subprotocol."""
+    frames: dict[str, str | bytes] = {}
+    n = 0
+    for c in conns:
+        frame = frames.get(c.subprotocol)
+        if frame is None:
+            frame = frames[c.subprotocol] = protocol.encode(msg, c.subprotocol)
+        c.push(frame)
+        n += 1
+    return n
+
+
+class Hub:
+    """Sockets of this process, fed by one pub/sub listener."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.agents: dict[str, set[Conn]] = {}
+        self.supervisors: set[Conn] = set()
+        self.listening = asyncio.Event()
+        self._dirty: dict[str, dict[str, Any]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing: set[asyncio.Task[None]] = set()
+        self._resync: Callable[[Conn], Awaitable[None]] | None = None
+        self._last_queues: list[dict[str, Any]] | None = None
+        # Set by the app to the dispatcher's wake: sockets registered again
+        # after an outage make their agents routable.
+        self.wake: Callable[[list[str]], None] = lambda queues: None
+        # Per-event hooks for the metrics and tests (called with the message).
+        self.on_event: list[Callable[[dict[str, Any]], None]] = []
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self, resync: Callable[[Conn], Awaitable[None]]) -> None:
+        self._resync = resync
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="hub-listen"),
+            asyncio.create_task(self._flush_supervisors(), name="hub-flush"),
+            asyncio.create_task(self._renew_leases(), name="hub-leases"),
+            asyncio.create_task(self._reap(), name="hub-reap"),
+        ]
+
+    async def stop(self) -> None:
+        await stop_tasks(self._tasks)
+
+    # -- registration --------------------------------------------------------
+
+    def add_agent(self, conn: Conn) -> None:
+        self.agents.setdefault(conn.subject, set()).add(conn)
+
+    def remove_agent(self, conn: Conn) -> None:
+        conns = self.agents.get(conn.subject)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.agents[conn.subject]
+        conn.close()
+
+    def add_supervisor(self, conn: Conn) -> None:
+        self.supervisors.add(conn)
+
+    def remove_supervisor(self, conn: Conn) -> None:
+        self.supervisors.discard(conn)
+        conn.close()
+
+    def all_conns(self) -> list[Conn]:
+        return [c for cs in self.agents.values() for c in cs] + list(self.supervisors)
+
+    @property
+    def connection_count(self) -> dict[str, int]:
+        return {
+            "agent": sum(len(c) for c in self.agents.values()),
+            "supervisor": len(self.supervisors),
+        }
+
+    # -- events --------------------------------------------------------------
+
+    def deliver(self, raw: bytes) -> None:
+        """Fan one published event out to this process's sockets."""
+        event = protocol.decode_event(raw)
+        msg = event.message
+        if event.to is not None:
+            conns = self.agents.get(event.to)
+            if conns:
+                fanout(conns, msg)
+                if msg["type"] == "agent.removed":
+                    for c in list(conns):
+                        task = asyncio.create_task(self._close_removed(c))
+                        self._closing.add(task)
+                        task.add_done_callback(self._closing.discard)
+        if event.supervisors and self.supervisors:
+            # an item event that changed the agent's load carries its view:
+            # supervisors get only that view, coalesced like a `load`
+            view = msg.get(protocol.VIEW_FIELD) if event.to is not None else None
+            if isinstance(view, dict) or msg["type"] in protocol.AGENT_VIEW_TYPES:
+                if not isinstance(view, dict):
+                    view = msg
+                aid = view["agent_id"]
+                prev = self._dirty.get(aid)
+                if prev is None or prev.get("ver", 0) <= view.get("ver", 0):
+                    self._dirty[aid] = view
+            else:
+                fanout(self.supervisors, msg)
+        for hook in self.on_event:
+            hook(msg)
+
+    async def _close_removed(self, conn: Conn) -> None:
+        """Close a deleted agent's socket (4404) once it has sent `agent.removed`."""
+        for _ in range(100):  # the sender drains the queue first, at most ~1 s
+            if not conn.backlog:
+                break
+            await asyncio.sleep(0.01)
+        with contextlib.suppress(Exception):
+            await conn.send(
+                {"type": "websocket.close", "code": protocol.Close.UNKNOWN_AGENT, "reason": "agent removed"}
+            )
+        # the receive loop sees the disconnect and cleans up
+
+    async def _listen(self) -> None:
+        channel = self.store.keys.events_channel
+        backoff = 0.1
+        first = True
+        while True:
+            pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(channel)
+                self.listening.set()
+                if not first:
+                    log.warning(
+                        "pub/sub listener reconnected; resynchronising %d sockets",
+                        len(self.all_conns()),
+                    )
+                    await self._resync_all()
+                first = False
+                backoff = 0.1
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        try:
+                            self.deliver(message["data"])
+                        except Exception:
+                            log.exception("could not deliver an event; skipped")
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                self.listening.clear()
+                log.warning("pub/sub listener lost Redis (%s); retrying in %.1fs", exc, backoff)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _resync_all(self) -> None:
+        for conn in self.all_conns():
+            conn.resync = True
+            conn.push(protocol.encode({"type": "resync"}, conn.subprotocol))
+
+    # -- periodic work -------------------------------------------------------
+
+    async def _flush_supervisors(self) -> None:
+        every = self.settings.supervisor_flush
+        queue_every = max(1, round(1.0 / every))
+        for tick in itertools.count():
+            await asyncio.sleep(every)
+            try:
+                await self._flush_once(tick % queue_every == 0)
+            except asyncio.CancelledError:
+                raise
+            except RedisError as exc:
+                log.warning("queue figures unavailable: %s", exc)
+            except Exception:
+                # never let one bad tick end every wallboard's updates here
+                log.exception("supervisor flush failed; retrying")
+
+    async def _flush_once(self, with_queues: bool) -> None:
+        if not self.supervisors:
+            self._dirty.clear()
+            return
+        if self._dirty:
+            views = list(self._dirty.values())
+            self._dirty = {}
+            self._send_supervisors(protocol.agents_delta(views))
+        if with_queues:
+            stats = await self.store.queue_stats()
+            if stats != self._last_queues:
+                self._last_queues = stats
+                self._send_supervisors(protocol.queues_delta(stats, self.store.now_ms()))
+
+    def push_supervisors(self, msg: dict[str, Any]) -> int:
+        """Queue one message (e.g. ``kpis``) on every supervisor socket of this
+        process, encoded once per subprotocol; returns how many got it."""
+        return self._send_supervisors(msg)
+
+    def _send_supervisors(self, msg: dict[str, Any]) -> int:
+        live = []
+        for c in self.supervisors:
+            # A socket still reading its snapshot gets the delta queued too: its
+            # sender starts after the snapshot, and a change flushed between the
+            # snapshot's read and its send would otherwise be lost for it (the
+            # client keeps the view with the higher `ver`).
+            if c.backlog >= SUPERVISOR_QUEUE_MAX:
+                # too slow to keep up: skip, and send a fresh snapshot once drained
+                c.resync = True
+            else:
+                live.append(c)
+        return fanout(live, msg)
+
+    async def _renew_leases(self) -> None:
+        every = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            conns = {f"{c.subject}|{c.id}": c for cs in self.agents.values() for c in cs}
+            if not conns:
+                continue
+            try:
+                gone = await self.store.renew_leases(conns, self.settings.lease_seconds)
+                for member in gone:
+                    c = conns[member]
+                    # still open now: its lease was swept during an outage,
+                    # so register it again; closed meanwhile: leave it gone
+                    if c in self.agents.get(c.subject, ()):
+                        self.wake(await self.store.conn_open(c.subject, c.id, self.settings.lease_seconds))
+            except RedisError as exc:
+                log.warning("could not renew socket leases: %s", exc)
+            except Exception:
+                log.exception("socket lease renewal failed; retrying")
+
+    async def _reap(self) -> None:
+        """Close sockets that stopped answering (no frame, not even a ping)."""
+        timeout = self.settings.heartbeat_timeout
+        while True:
+            await asyncio.sleep(min(5.0, timeout / 2))
+            limit = time.monotonic() - timeout
+            for c in self.all_conns():
+                if c.last_seen < limit:
+                    log.info("closing a silent %s socket of %s", c.role, c.subject)
+                    with contextlib.suppress(Exception):
+                        await c.send(
+                            {
+                                "type": "websocket.close",
+                                "code": protocol.Close.NORMAL,
+                                "reason": "heartbeat timeout",
+                            }
+                        )
+                    c.close()
+                    # the receive loop sees the disconnect and cleans up

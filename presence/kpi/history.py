@@ -1,0 +1,172 @@
+"""Reading the event history back from Redis for the KPI engine.
+
+Stream entry ids are stamped by Redis's clock (``XADD *``) while each
+event's ``ts`` is the clock of the process that ran the script; the two
+agree to within the servers' clock skew. A time range is therefore read by
+id with a margin (`MARGIN_MS`) on both sides and then filtered by ``ts``,
+so an event is placed by the time the business saw, never lost to skew.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgpack
+
+from presence.kpi.engine import Event, Settings, parse_event, parse_status
+from presence.store import Store
+
+MARGIN_MS = 5 * 60_000
+PAGE = 5000
+
+
+def _s(v: Any) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+async def read_stream(
+    store: Store, key: str, lo: str, hi: str = "+", *, limit: int = 2_000_000
+) -> list[tuple[str, dict[Any, Any]]]:
+    """Entries of a stream with ids in [lo, hi], paged; `lo` may be exclusive "(id"."""
+    out: list[tuple[str, dict[Any, Any]]] = []
+    start = lo
+    while len(out) < limit:
+        page: list[Any] = await store.redis.xrange(key, min=start, max=hi, count=PAGE) or []
+        out.extend((_s(i), dict(f or {})) for i, f in page)
+        if len(page) < PAGE:
+            break
+        start = "(" + _s(page[-1][0])
+    return out
+
+
+def decode(entries: Iterable[tuple[str, dict[Any, Any]]], *, status: bool) -> list[Event]:
+    out = []
+    for _, fields in entries:
+        e = parse_status(fields) if status else parse_event(fields)
+        # status changes are read from stream:status, which knows the previous one
+        if e is not None and (status or e.ev != "status"):
+            out.append(e)
+    return out
+
+
+async def load(
+    store: Store, start_ms: int, end_ms: int, *, routing: bool = True, status: bool = True
+) -> list[Event]:
+    """Every event (routing and/or status) with start <= ts <= end, in time order."""
+    lo, hi = f"{max(0, start_ms - MARGIN_MS)}-0", f"{end_ms + MARGIN_MS}-18446744073709551615"
+    k = store.keys
+    events: list[Event] = []
+    if routing:
+        events += decode(await read_stream(store, k.event_stream, lo, hi), status=False)
+    if status:
+        events += decode(await read_stream(store, k.status_stream, lo, hi), status=True)
+    events = [e for e in events if start_ms <= e.ts <= end_ms]
+    events.sort(key=lambda e: e.ts)
+    return events
+
+
+async def settings(store: Store) -> Settings:
+    """What the engine needs to know about the center, as Redis has it now."""
+    queues = await store.list_queues()
+    agents = await store.list_agents()
+    statuses = await store.statuses()
+    channels = await store.channels()
+    offline = _s(await store.redis.hget(store.keys.rules, "offline_status") or b"Offline")
+    closed = await store.redis.hget(store.keys.case_config, "closed")
+    members: dict[str, list[str]] = {}
+    for a in agents:
+        for q in a["queues"]:
+            members.setdefault(q, []).append(a["id"])
+    return Settings(
+        thresholds={q["name"]: float(q["service_level_seconds"]) for q in queues},
+        weights={c["name"]: int(c.get("weight", 10)) for c in channels},
+        routable=frozenset(s["name"] for s in statuses if s.get("routable")),
+        offline=offline,
+        capacities={a["id"]: int(a["capacity"]) for a in agents},
+        members=members,
+        closed=frozenset({_s(closed)}) if closed else frozenset({"Closed"}),
+    )
+
+
+async def item_times(
+    store: Store, events: Iterable[Event], known: Iterable[str] = ()
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Arrival and accept times of items whose create or accept precede `events`.
+
+    Read from the item hashes (``created``, ``accepted_at``), so an item
+    answered or completed just after the events' start keeps its exact wait
+    and handle time.
+    """
+    events = list(events)
+    created = {e.work for e in events if e.ev in ("create", "reopen")} | set(known)
+    accepted = {e.work for e in events if e.ev == "accept"} | set(known)
+    need = sorted(
+        {
+            e.work
+            for e in events
+            if e.work
+            and (
+                (e.ev in ("accept", "abandon") and e.work not in created)
+                or (e.ev == "complete" and e.work not in accepted)
+            )
+        }
+    )
+    if not need:
+        return {}, {}
+    pipe = store.redis.pipeline(transaction=False)
+    for wid in need:
+        pipe.hmget(store.keys.work(wid), "created", "accepted_at")
+    arrivals: dict[str, int] = {}
+    accepts: dict[str, int] = {}
+    for wid, (c, a) in zip(need, await pipe.execute(), strict=True):
+        if c and wid not in created:
+            arrivals[wid] = int(float(_s(c)))
+        if a and wid not in accepted:
+            accepts[wid] = int(float(_s(a)))
+    return arrivals, accepts
+
+
+def _customer(data: dict[str, Any], case: dict[str, str]) -> str:
+    if case.get("customer"):
+        return case["customer"]
+    c = data.get("customer")
+    if isinstance(c, dict):
+        for f in ("id", "email", "phone", "name"):
+            if c.get(f) not in (None, ""):
+                return str(c[f])
+    return ""
+
+
+async def attributes(store: Store, work_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Per item: customer, type and source, from its case (issue 6) or its posted data.
+
+    customer: the case's customer id, else the posted customer's id, email,
+    phone or name; type: the case's type or category, else payload.type;
+    source: the case's source, else payload.source, else the channel.
+    """
+    ids = sorted(set(work_ids))
+    pipe = store.redis.pipeline(transaction=False)
+    for wid in ids:
+        pipe.hmget(store.keys.work(wid), "data", "channel")
+        pipe.hmget(store.keys.case(wid), "customer", "type", "category", "source")
+    raw = await pipe.execute()
+    out: dict[str, dict[str, str]] = {}
+    for i, wid in enumerate(ids):
+        blob, channel = raw[2 * i]
+        c = raw[2 * i + 1]
+        case = {k: _s(v) for k, v in zip(("customer", "type", "category", "source"), c, strict=True) if v}
+        try:
+            data = msgpack.unpackb(blob, raw=False) if blob else {}
+        except Exception:  # a blob this version cannot read is reported as unknown
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        payload = data.get("payload") if isinstance(data.get("payload"), dict) else {}
+        assert isinstance(payload, dict)
+        out[wid] = {
+            "customer": _customer(data, case),
+            "type": case.get("type") or case.get("category") or str(payload.get("type") or ""),
+            "source": case.get("source") or str(payload.get("source") or "") or _s(channel or b""),
+        }
+    return out

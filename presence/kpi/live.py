@@ -1,0 +1,376 @@
+"""The live KPIs: one process at a time computes them and publishes ``kpis``.
+
+Every process with a supervisor socket marks the audience (a key with a
+short TTL); the process holding the ``live`` lock (renewed each tick, taken
+over by another within a few seconds when its holder dies) computes the
+figures once for all of them and publishes the message on the events
+channel, where every process's hub forwards it to its supervisors. Every
+``interval`` seconds (default 1) the task reads the events appended to
+the streams since its last read (one XRANGE each), folds them into its
+incremental `Tracker`, aggregates the windows (today, 60, 30, 15 minutes) in
+short steps (yielding to the event loop between them), builds one ``kpis``
+message and publishes it; each hub encodes it once per subprotocol for its
+supervisors. The tracker is only a
+cache of what the streams hold: at start, at midnight and after a Redis
+error it is rebuilt from the streams, so it never drifts from the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgpack
+from redis.exceptions import RedisError
+
+from presence import protocol
+from presence.kpi import erlang, history
+from presence.kpi.engine import Agg, Groups, Settings, Tracker
+from presence.store import Store
+from presence.tasks import stop_task
+
+log = logging.getLogger("presence.kpi")
+
+WINDOWS_MIN = {"60m": 60, "30m": 30, "15m": 15}
+SETTINGS_EVERY = 10.0  # seconds between re-reads of the center's settings
+VIEWS_CHUNK = 500  # agents' views per script call
+AGENT_WINDOWS = ("today", "60m")  # the windows of each agent's row in ``kpis``
+# The per-agent rows ride on every AGENT_ROWS_EVERY-th push only (the first
+# included): with thousands of agents they are most of the message, and
+# writing them to every wallboard every second stalled the event loop
+# (docs/PERFORMANCE.md, fan-out). Center, queue and channel figures go every push.
+AGENT_ROWS_EVERY = 5
+
+
+def day_start(now_ms: int, tz: ZoneInfo) -> int:
+    """Midnight of `now`'s day in the center's time zone, in ms."""
+    local = datetime.fromtimestamp(now_ms / 1000, tz)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return int(midnight.timestamp() * 1000)
+
+
+def windows(now_ms: int, tz: ZoneInfo) -> dict[str, int]:
+    out = {"today": day_start(now_ms, tz)}
+    for name, minutes in WINDOWS_MIN.items():
+        out[name] = now_ms - minutes * 60_000
+    return out
+
+
+def staffing(hour: Agg, today: Agg, queue: Mapping[str, Any], stats: Mapping[str, Any]) -> dict[str, Any]:
+    """Erlang C staffing of a queue from the last hour's arrivals and AHT.
+
+    The AHT is the last hour's, or today's when nothing was completed in the
+    last hour; with no arrivals or no AHT there is no recommendation (None).
+    """
+    threshold = float(queue.get("service_level_seconds", 20))
+    target = float(queue.get("service_level_target", 0.8))
+    rate = hour.offered / 3600
+    aht = hour.handle_ms / hour.handled / 1000 if hour.handled else None
+    if aht is None and today.handled:
+        aht = today.handle_ms / today.handled / 1000
+    needed: int | None = None
+    forecast: float | None = None
+    traffic = 0.0
+    routable = int(stats.get("routable", 0))
+    if aht is not None:
+        traffic = erlang.traffic(rate, aht)
+        try:
+            needed = erlang.agents_needed(rate, aht, target, threshold)
+        except ValueError:
+            needed = None
+        forecast = erlang.service_level(routable, traffic, aht, threshold) if traffic > 0 else None
+    elif hour.offered == 0:
+        needed = 0
+    return {
+        "arrival_rate": hour.offered,  # per hour
+        "aht": aht,
+        "traffic": traffic,
+        "service_level_seconds": threshold,
+        "service_level_target": target,
+        "needed": needed,
+        "staffed": int(stats.get("logged_in", 0)),
+        "routable": routable,
+        "forecast_service_level": forecast,
+    }
+
+
+AGENT_FIELDS = ("answered", "handled", "aht", "occupancy", "utilisation", "handle_time",
+                "available_time", "logged_in_time")  # fmt: skip
+
+
+def agent_kpis(a: Agg) -> dict[str, Any]:
+    k = a.kpis()
+    out = {f: k[f] for f in AGENT_FIELDS}
+    statuses: dict[str, float] = {}
+    reasons: dict[str, float] = {}
+    for key, v in a.status_ms.items():
+        (reasons if "/" in key else statuses)[key] = v / 1000
+    out["time_in_status"] = statuses
+    out["time_in_reason"] = reasons
+    return out
+
+
+def build(
+    groups: Mapping[str, Groups],
+    queues: list[dict[str, Any]],
+    stats: list[dict[str, Any]],
+    views: list[dict[str, Any]],
+    now_ms: int,
+    routable: frozenset[str] = frozenset({"Available"}),
+) -> dict[str, Any]:
+    """The ``kpis`` message from aggregated windows and the live queue figures (pure)."""
+    names = list(protocol.KPI_WINDOWS)
+    by_stats = {s["name"]: s for s in stats}
+    qrows = []
+    center: dict[str, Any] = {w: groups[w].center.kpis() for w in names}
+    waiting_total, longest, needed_total = 0, 0.0, 0
+    any_needed = False
+    for q in queues:
+        name = q["name"]
+        st = by_stats.get(name, {})
+        row: dict[str, Any] = {"name": name, "title": q.get("title") or name}
+        for w in names:
+            row[w] = groups[w].queues.get(name, Agg()).kpis()
+        waiting = int(st.get("waiting", 0))
+        oldest = float(st.get("oldest_created", 0) or 0)
+        wait = max(0.0, (now_ms - oldest) / 1000) if waiting and oldest else 0.0
+        staff = staffing(
+            groups["60m"].queues.get(name, Agg()), groups["today"].queues.get(name, Agg()), q, st
+        )
+        row.update(
+            waiting=waiting,
+            longest_wait=wait,
+            logged_in=int(st.get("logged_in", 0)),
+            routable=int(st.get("routable", 0)),
+            staffed=staff["staffed"],
+            staffing_needed=staff["needed"],
+            staffing=staff,
+        )
+        waiting_total += waiting
+        longest = max(longest, wait)
+        if staff["needed"] is not None:
+            needed_total += staff["needed"]
+            any_needed = True
+        qrows.append(row)
+    online = [v for v in views if v.get("connected")]
+    center.update(
+        waiting=waiting_total,
+        longest_wait=longest,
+        logged_in=len(online),
+        routable=sum(1 for v in online if v.get("status") in routable),
+        staffing_needed=needed_total if any_needed else None,
+    )
+    channels = sorted(set().union(*(g.channels for g in groups.values())))
+    crows = [{"name": c, **{w: groups[w].channels.get(c, Agg()).kpis() for w in names}} for c in channels]
+    arows = []
+    for v in sorted(views, key=lambda v: str(v.get("agent_id"))):
+        aid = v["agent_id"]
+        arows.append(
+            {
+                "agent_id": aid,
+                "name": v.get("name", aid),
+                "status": v.get("status"),
+                "reason": v.get("reason", ""),
+                **{w: agent_kpis(groups[w].agents.get(aid, Agg())) for w in AGENT_WINDOWS},
+            }
+        )
+    return protocol.kpis(center, qrows, crows, arows, now_ms)
+
+
+class LiveKpis:
+    """The per-process task behind the ``kpis`` message."""
+
+    def __init__(
+        self,
+        store: Store,
+        push: Any,
+        *,
+        interval: float = 1.0,
+        timezone: str = "UTC",
+        has_audience: Any = None,
+        shared: bool = True,
+    ) -> None:
+        self.store = store
+        # callable(msg): hand one message to this process's supervisors (when
+        # not `shared`; shared, the message goes out over pub/sub instead)
+        self.push = push
+        self.shared = shared
+        self.me = f"{os.getpid()}@{os.uname().nodename}:{id(self)}"
+        self._ttl_ms = int(max(3.0, 3 * interval) * 1000)
+        self.has_audience = has_audience or (lambda: True)
+        self.interval = interval
+        self.tz = ZoneInfo(timezone)
+        self.tracker: Tracker | None = None
+        self.settings = Settings()
+        self._settings_at = 0.0
+        self._pushes = 0
+        self._cursor = {"events": "0-0", "status": "0-0"}
+        self._day = 0
+        self._queues: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.last: dict[str, Any] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="kpi-live")
+
+    async def stop(self) -> None:
+        await stop_task(self._task)
+        if self.shared:
+            # hand over at once rather than after the lock's TTL (bounded: a
+            # shutdown must not hang on a Redis that went away)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.store.release_lock("live", self.me), 1.0)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                if await self._should_compute():
+                    msg = await self.tick()
+                    await self._publish(msg)
+                else:
+                    # nobody to show them to, or another process computes them:
+                    # drop the cache, rebuild when it is our turn
+                    self.tracker = None
+            except asyncio.CancelledError:
+                raise
+            except RedisError as exc:
+                log.warning("live KPIs unavailable (Redis: %s); rebuilding on the next tick", exc)
+                self.tracker = None
+            except Exception:
+                log.exception("live KPIs failed; rebuilding on the next tick")
+                self.tracker = None
+            await asyncio.sleep(max(0.05, self.interval - (loop.time() - started)))
+
+    async def _should_compute(self) -> bool:
+        """Whether this process computes the figures this tick.
+
+        Shared: every process with a supervisor marks the audience; one
+        process at a time (a lock with a short TTL, renewed each tick) computes
+        for all of them and publishes, so N processes cost one computation.
+        """
+        if not self.shared:
+            return bool(self.has_audience())
+        r, k = self.store.redis, self.store.keys
+        ttl = self._ttl_ms
+        if self.has_audience():
+            await r.set(k.kpi_audience, "1", px=ttl)
+        if not await r.set(k.kpi_lock("live"), self.me, nx=True, px=ttl):
+            if _s(await r.get(k.kpi_lock("live"))) != self.me:
+                return False
+            # ours: renew. If it expired between the GET and here, two
+            # processes may publish for a tick: the same figures, twice.
+            await r.pexpire(k.kpi_lock("live"), ttl)
+        return bool(await r.exists(k.kpi_audience))
+
+    async def _publish(self, msg: dict[str, Any]) -> None:
+        self.last = msg
+        self._pushes += 1
+        if self._pushes % AGENT_ROWS_EVERY != 1:
+            msg = {k: v for k, v in msg.items() if k != "agents"}
+        if not self.shared:
+            self.push(msg)
+            return
+        # an event every process's hub forwards to its supervisors (`sup`),
+        # this one's included, like the events the Lua scripts publish
+        payload = msgpack.packb([{**msg, "sup": 1}])
+        await self.store.redis.publish(self.store.keys.events_channel, payload)
+
+    async def _refresh_settings(self) -> None:
+        if time.monotonic() - self._settings_at >= SETTINGS_EVERY or self.tracker is None:
+            self.settings = await history.settings(self.store)
+            self._queues = await self.store.list_queues()
+            self._settings_at = time.monotonic()
+            if self.tracker is not None:
+                self.tracker.settings = self.settings
+
+    async def _rebuild(self, now: int, wins: Mapping[str, int]) -> None:
+        start = min(wins.values())
+        k = self.store.keys
+        # the newest ids first: an event added while we read lies after them
+        # and is read by the next _feed, never skipped
+        last_e = await self.store.redis.xrevrange(k.event_stream, count=1)
+        last_s = await self.store.redis.xrevrange(k.status_stream, count=1)
+        lo = f"{max(0, start - history.MARGIN_MS)}-0"
+        ev_entries = await history.read_stream(self.store, k.event_stream, lo, "+")
+        st_entries = await history.read_stream(self.store, k.status_stream, lo, "+")
+        events = history.decode(ev_entries, status=False) + history.decode(st_entries, status=True)
+        events.sort(key=lambda e: e.ts)
+        tracker = Tracker(self.settings, *await history.item_times(self.store, events), incremental=True)
+        self._cursor = {
+            "events": ev_entries[-1][0] if ev_entries else (_s(last_e[0][0]) if last_e else "0-0"),
+            "status": st_entries[-1][0] if st_entries else (_s(last_s[0][0]) if last_s else "0-0"),
+        }
+        tracker.feed(events)
+        for v in await self.store.views():
+            tracker.seed_status(
+                v["agent_id"], v.get("status", ""), v.get("reason", ""), int(v.get("since", 0))
+            )
+        self.tracker = tracker
+        self._day = wins["today"]
+
+    async def _feed(self) -> None:
+        assert self.tracker is not None
+        k = self.store.keys
+        ev_entries = await history.read_stream(self.store, k.event_stream, "(" + self._cursor["events"])
+        st_entries = await history.read_stream(self.store, k.status_stream, "(" + self._cursor["status"])
+        if ev_entries:
+            self._cursor["events"] = ev_entries[-1][0]
+        if st_entries:
+            self._cursor["status"] = st_entries[-1][0]
+        events = history.decode(ev_entries, status=False) + history.decode(st_entries, status=True)
+        if not events:
+            return
+        events.sort(key=lambda e: e.ts)
+        arrivals, accepts = await history.item_times(self.store, events, self.tracker.items)
+        self.tracker.arrivals.update(arrivals)
+        self.tracker.accepts.update(accepts)
+        self.tracker.feed(events)
+
+    async def tick(self) -> dict[str, Any]:
+        """One computation: catch up with the streams, aggregate, build the message."""
+        now = self.store.now_ms()
+        wins = windows(now, self.tz)
+        await self._refresh_settings()
+        if self.tracker is None or wins["today"] != self._day:
+            await self._rebuild(now, wins)
+        else:
+            await self._feed()
+        assert self.tracker is not None
+        self.tracker.prune(min(wins.values()) - 60_000)
+        # in steps, yielding between them: with 10,000 agents one pass holds
+        # the loop long enough to delay every socket of this process
+        # per-agent rows carry today and 60m only (`build`)
+        steps = self.tracker.aggregate_steps(now, wins, agents_for=AGENT_WINDOWS)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                groups: dict[str, Groups] = done.value
+                break
+            await asyncio.sleep(0)
+        stats = await self.store.queue_stats()
+        views = await views_chunked(self.store)
+        self.last = build(groups, self._queues, stats, views, now, self.settings.routable)
+        return self.last
+
+
+async def views_chunked(store: Store, chunk: int = VIEWS_CHUNK) -> list[dict[str, Any]]:
+    """Every agent's view, read `chunk` agents per script call (the loop runs between)."""
+    ids = sorted(_s(x) for x in await store.redis.smembers(store.keys.agents))
+    out: list[dict[str, Any]] = []
+    for i in range(0, len(ids), chunk):
+        out += await store.views(ids[i : i + chunk])
+    return out
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)

@@ -1,0 +1,223 @@
+"""Hourly and daily roll-ups, kept beyond the raw streams, and stream retention.
+
+Once an hour has closed (plus `LAG_MS` for late writers), its events are
+folded by the KPI engine into additive `Agg` sums per dimension (center,
+queue, channel, agent, customer, type, source) and stored as one msgpack
+value ``kpi:hour:<YYYYMMDDHH>`` (UTC); each day of the center's time zone
+is the sum of its hours, ``kpi:day:<YYYYMMDD>``. Roll-ups live for
+``rollup_days`` (default 400), the raw streams for ``retention_days``.
+
+The raw streams are trimmed by time (``XTRIM MINID``), and never past the
+first hour not yet rolled up (less the engine's look-back): nothing inside
+the retention is lost, and nothing is trimmed before it is summed.
+
+Any process may run this: a short lock (``SET NX PX``) keeps the work to one
+at a time, and every write is an idempotent overwrite of a value computed
+from the streams, so a process dying half-way only leaves work to redo.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgpack
+
+from presence.kpi import history
+from presence.kpi.engine import Agg, Fact, Tracker
+from presence.store import Store
+from presence.tasks import Periodic
+
+log = logging.getLogger("presence.kpi")
+
+HOUR_MS = 3600_000
+LAG_MS = 60_000  # an hour is rolled up this long after it closed
+LOOKBACK_MS = 6 * HOUR_MS  # events read before an hour, for arrivals and accepts
+STATUS_AHEAD_MS = 24 * HOUR_MS  # status changes read after a range, for the status held at its end
+DIMENSIONS = ("center", "queue", "channel", "agent", "customer", "type", "source")
+
+Rolled = dict[str, dict[str, Agg]]  # dimension -> value -> sums
+
+
+def hour_name(start_ms: int) -> str:
+    return datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y%m%d%H")
+
+
+def day_name(ms: int, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz).strftime("%Y%m%d")
+
+
+def encode(r: Rolled) -> bytes:
+    return msgpack.packb({d: {v: a.to_dict() for v, a in vals.items()} for d, vals in r.items()})  # type: ignore[no-any-return]
+
+
+def decode(raw: Any) -> Rolled:
+    if not raw:
+        return {}
+    data = msgpack.unpackb(raw, raw=False)
+    return {d: {v: Agg.from_dict(a) for v, a in vals.items()} for d, vals in data.items()}
+
+
+def merge(into: Rolled, other: Rolled) -> None:
+    for d, vals in other.items():
+        target = into.setdefault(d, {})
+        for v, a in vals.items():
+            target.setdefault(v, Agg()).add(a)
+
+
+def summarise(tracker: Tracker, start: int, end: int, attrs: Mapping[str, Mapping[str, str]]) -> Rolled:
+    """The additive sums of [start, end) by every dimension (pure)."""
+    groups = tracker.aggregate(end, {"w": start}, inclusive=False)["w"]
+    out: Rolled = {
+        "center": {"": groups.center},
+        "queue": groups.queues,
+        "channel": groups.channels,
+        "agent": groups.agents,
+    }
+    for dim in ("customer", "type", "source"):
+
+        def key(f: Fact, dim: str = dim) -> str | None:
+            return attrs.get(f.work, {}).get(dim, "")
+
+        out[dim] = tracker.group(start, end, key)
+    return {d: v for d, v in out.items() if v}
+
+
+async def compute_range(
+    store: Store, start: int, end: int, settings: Any = None
+) -> tuple[Tracker, dict[str, dict[str, str]]]:
+    """A tracker fed with everything needed for exact figures in [start, end)."""
+    st = settings or await history.settings(store)
+    now = store.now_ms()
+    routing = await history.load(store, start - LOOKBACK_MS, end, status=False)
+    # status changes after `end` too: the first one names the status held
+    # before it (prev, prev_since). A day is enough for anyone who signs in
+    # daily; an agent with no change in that day is seeded from its live view.
+    status = await history.load(store, start, min(max(end, now), end + STATUS_AHEAD_MS), routing=False)
+    events = sorted(routing + status, key=lambda e: e.ts)
+    arrivals, accepts = await history.item_times(store, routing)
+    tracker = Tracker(st, arrivals, accepts)
+    tracker.feed(events)
+    for v in await store.views():
+        tracker.seed_status(v["agent_id"], v.get("status", ""), v.get("reason", ""), int(v.get("since", 0)))
+    attrs = await history.attributes(store, {f.work for f in tracker.facts if f.work and start <= f.ts < end})
+    return tracker, attrs
+
+
+class Rollup(Periodic):
+    """The periodic roll-up and trim task of one process."""
+
+    name = "kpi-rollup"
+    tick_first = True
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        retention_days: float,
+        rollup_days: float = 400,
+        timezone: str = "UTC",
+        every: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.retention_ms = int(retention_days * 86400_000)
+        self.rollup_ttl = int(rollup_days * 86400)
+        self.tz = ZoneInfo(timezone)
+        super().__init__(every)
+        # unique across hosts and restarts: the lock is released only by its holder
+        self.me = f"{os.getpid()}@{os.uname().nodename}-{secrets.token_hex(4)}"
+
+    async def tick(self) -> None:
+        await self.run_once()
+
+    async def run_once(self, max_hours: int = 48) -> int:
+        """Roll up the closed hours not yet done (at most `max_hours`), then trim."""
+        k = self.store.keys
+        if not await self.store.redis.set(k.kpi_lock("rollup"), self.me, nx=True, px=300_000):
+            return 0
+        try:
+            done = 0
+            now = self.store.now_ms()
+            rolled = await self._first_hour(now)
+            settings = None
+            days: dict[str, int] = {}
+            while done < max_hours and rolled + HOUR_MS + LAG_MS <= now:
+                if settings is None:
+                    # every agent's profile: read only when an hour is due
+                    # (once an hour), not on every 30-second tick
+                    settings = await history.settings(self.store)
+                await self.roll_hour(rolled, settings, day=False)
+                days.setdefault(day_name(rolled, self.tz), rolled)
+                rolled += HOUR_MS
+                await self.store.redis.hset(k.kpi_state, "rolled", rolled)
+                done += 1
+            for first in days.values():
+                await self.roll_day(first)
+            await self.trim(now, rolled)
+            return done
+        finally:
+            await self.store.release_lock("rollup", self.me)
+
+    async def _first_hour(self, now: int) -> int:
+        k = self.store.keys
+        raw = await self.store.redis.hget(k.kpi_state, "rolled")
+        if raw:
+            return int(raw)
+        first: list[Any] = await self.store.redis.xrange(k.event_stream, count=1) or []
+        start = now
+        if first:
+            e = history.decode([(history._s(first[0][0]), first[0][1])], status=False)
+            start = e[0].ts if e else now
+        hour = start - start % HOUR_MS
+        await self.store.redis.hset(k.kpi_state, "rolled", hour)
+        return hour
+
+    async def roll_hour(self, start: int, settings: Any = None, *, day: bool = True) -> Rolled:
+        """Compute and store one hour, and (unless told not to) re-sum its day."""
+        tracker, attrs = await compute_range(self.store, start, start + HOUR_MS, settings)
+        rolled = summarise(tracker, start, start + HOUR_MS, attrs)
+        k = self.store.keys
+        await self.store.redis.set(k.kpi_hour(hour_name(start)), encode(rolled), ex=self.rollup_ttl)
+        if day:
+            await self.roll_day(start)
+        return rolled
+
+    async def roll_day(self, any_ms: int) -> None:
+        day = day_name(any_ms, self.tz)
+        local = datetime.fromtimestamp(any_ms / 1000, self.tz).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        first = int(local.timestamp() * 1000)
+        hours = [first + i * HOUR_MS for i in range(25) if day_name(first + i * HOUR_MS, self.tz) == day]
+        k = self.store.keys
+        raws = await self.store.redis.mget([k.kpi_hour(hour_name(h)) for h in hours])
+        total: Rolled = {}
+        for raw in raws:
+            merge(total, decode(raw))
+        await self.store.redis.set(k.kpi_day(day), encode(total), ex=self.rollup_ttl)
+
+    async def trim(self, now: int, rolled: int) -> None:
+        """Drop raw events older than the retention, but none not yet rolled up."""
+        keep_from = min(now - self.retention_ms, rolled - LOOKBACK_MS)
+        if keep_from <= 0:
+            return
+        k = self.store.keys
+        for key in (k.event_stream, k.status_stream):
+            # ids are Redis's clock; the margin keeps skewed events inside the retention
+            await self.store.redis.xtrim(key, minid=f"{keep_from - history.MARGIN_MS}-0", approximate=False)
+        await self.store.redis.hset(k.kpi_state, "trimmed", keep_from)
+
+
+async def read_rollups(store: Store, start: int, end: int) -> dict[int, Rolled]:
+    """Stored hours in [start, end), by hour start (hours never rolled are absent)."""
+    first = start - start % HOUR_MS
+    hours = list(range(first, end, HOUR_MS))
+    if not hours:
+        return {}
+    raws = await store.redis.mget([store.keys.kpi_hour(hour_name(h)) for h in hours])
+    return {h: decode(raw) for h, raw in zip(hours, raws, strict=True) if raw}

@@ -1,0 +1,135 @@
+"""``GET /metrics``: the Prometheus exposition (prometheus-client).
+
+Counters and the latency histogram are read from Redis (see
+``presence/kpi/counters.py`` for why: several processes, one truth), queue
+gauges from the live queue figures, websocket connections from every
+process's report. A scrape of any process therefore gives the same center
+totals. When ``PRESENCE_METRICS_TOKEN`` is set the scrape must carry it as
+a bearer token; otherwise the endpoint is open, like most exporters, and
+shows only counts (no names of customers).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from presence import openapi
+from presence.auth import bearer
+from presence.kpi import counters
+from presence.problems import Problem
+from presence.store import Store
+
+COUNTERS = {
+    "created": "Work items taken in (intake, and finished cases routed again)",
+    "offered": "Offers made to agents",
+    "assigned": "Work items assigned to an agent (accepted offers and auto-assignments)",
+    "declined": "Offers declined by agents",
+    "rescinded": "Offers taken back (timeout, status change)",
+    "completed": "Work items completed",
+    "abandoned": "Work items abandoned before an agent took them",
+}
+
+
+class _Snapshot:
+    """A collector over figures read (asynchronously) before the scrape."""
+
+    def __init__(self, metrics: list[Metric]) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.metrics
+
+
+def families(
+    center: str, values: dict[str, int], conns: dict[str, int], stats: list[dict[str, Any]], now_ms: int
+) -> list[Metric]:
+    """Metric families from the Redis counters and the live queue figures (pure)."""
+    out: list[Metric] = []
+    for name, doc in COUNTERS.items():
+        fam = CounterMetricFamily(f"presence_work_{name}", doc, labels=["center", "queue", "channel"])
+        for field, n in sorted(values.items()):
+            parts = field.split("|")
+            if parts[0] == name and len(parts) == 3:
+                fam.add_metric([center, parts[1], parts[2]], n)
+        out.append(fam)
+    hist = HistogramMetricFamily(
+        "presence_assignment_latency_seconds",
+        "Time from arrival (intake or re-opening) to each assignment (accept or auto-assignment)",
+        labels=["center", "queue"],
+    )
+    queues = sorted({f.split("|")[1] for f in values if f.startswith("latn|")})
+    for q in queues:
+        cumulative, buckets = 0, []
+        for b in [*counters.BUCKETS, float("inf")]:
+            cumulative += values.get(f"lat|{q}|{counters.bucket_name(b)}", 0)
+            buckets.append(("+Inf" if b == float("inf") else repr(float(b)), cumulative))
+        hist.add_metric([center, q], buckets, values.get(f"latsum|{q}", 0) / 1000)
+    out.append(hist)
+    depth = GaugeMetricFamily(
+        "presence_queue_depth", "Work items waiting in the queue", labels=["center", "queue"]
+    )
+    oldest = GaugeMetricFamily(
+        "presence_queue_oldest_wait_seconds",
+        "Wait of the oldest item in the queue",
+        labels=["center", "queue"],
+    )
+    agents = GaugeMetricFamily(
+        "presence_queue_agents", "Agents of the queue by state", labels=["center", "queue", "state"]
+    )
+    for s in stats:
+        q = str(s["name"])
+        depth.add_metric([center, q], int(s.get("waiting", 0)))
+        created = float(s.get("oldest_created", 0) or 0)
+        oldest.add_metric(
+            [center, q], max(0.0, (now_ms - created) / 1000) if s.get("waiting") and created else 0.0
+        )
+        for state in ("logged_in", "routable", "ready"):
+            agents.add_metric([center, q, state], int(s.get(state, 0)))
+    ws = GaugeMetricFamily(
+        "presence_websocket_connections",
+        "Open websocket connections, all processes",
+        labels=["center", "role"],
+    )
+    for role, n in sorted(conns.items()):
+        ws.add_metric([center, role], n)
+    out += [depth, oldest, agents, ws]
+    return out
+
+
+async def render(store: Store) -> bytes:
+    values, conns = await counters.read(store)
+    stats = await store.queue_stats()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(families(store.keys.center, values, conns, stats, store.now_ms())))
+    return generate_latest(registry)
+
+
+async def metrics(request: Request) -> Response:
+    token = request.app.state.settings.metrics_token
+    if token:
+        given = bearer(request.headers.get("authorization")) or ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise Problem(401, "this needs the metrics token (PRESENCE_METRICS_TOKEN)", code="unauthorized")
+    return Response(await render(request.app.state.ctx.store), media_type=CONTENT_TYPE_LATEST)
+
+
+ROUTE = Route("/metrics", metrics)
+openapi.describe(
+    "GET",
+    "/metrics",
+    openapi.Op(
+        "Prometheus metrics (bearer PRESENCE_METRICS_TOKEN when set)",
+        ok=(200, None),
+        problems=(401,),
+        media=CONTENT_TYPE_LATEST,
+    ),
+)

@@ -1,0 +1,71 @@
+"""HTTP errors as RFC 9457 problem details (``application/problem+json``).
+
+Every refusal of the HTTP API is a `Problem`: a status, a short title, a
+sentence saying what was wrong and, for a bad field, which one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+MEDIA_TYPE = "application/problem+json"
+
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    411: "Length required",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Invalid field",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+class Problem(Exception):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.field = field
+        self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": f"https://presence.dev/problems/{self.code or self.status}",
+            "title": TITLES.get(self.status, "Error"),
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.field is not None:
+            out["field"] = self.field
+        return out
+
+    def response(self) -> Response:
+        return Response(
+            orjson.dumps(self.body()),
+            status_code=self.status,
+            media_type=MEDIA_TYPE,
+            headers=self.headers,
+        )
+
+
+# Lua script error codes -> HTTP status.
+SCRIPT_STATUS = {"not_found": 404, "not_yours": 403, "conflict": 409, "invalid": 422}

@@ -1,0 +1,7 @@
+"""Routing: who gets which work item.
+
+`policy` is the routing rule as a pure function of a snapshot (the reference
+model, tested with plain tables and used to cross-check the Lua router);
+`dispatcher` decides when to route and commits decisions with one Lua
+script call per batch (``store/lua/route.lua``).
+"""

@@ -1,0 +1,1086 @@
+// agent.js: the agent softphone panel (/agent).
+//
+// State comes only from the server: a snapshot on every (re)connection, then
+// events. Nothing is kept across a reconnection but the token, so a blip
+// never leaves a stale offer or a lost item on screen.
+
+import {
+  $,
+  Socket,
+  admit,
+  showSignInCard,
+  api,
+  channelIcon,
+  chime,
+  clearToken,
+  h,
+  put,
+  loadToken,
+  saveToken,
+  setText,
+  showConnection,
+  statusClass,
+  statusIcon,
+  toast,
+  unlockAudio,
+} from "./common.js";
+import {
+  applyI18n,
+  fmtClock,
+  fmtCountdown,
+  fmtDateTime,
+  fmtElapsed,
+  getLang,
+  onLangChange,
+  setLang,
+  t,
+  tChannel,
+  tReason,
+  tStatus,
+} from "./i18n.js";
+
+const ROLE = "agent";
+const DECLINE_REASONS = ["busy", "wrong_skill", "language", "other"];
+const DISPOSITIONS = ["resolved", "follow-up", "escalated", "information given", "no answer"];
+const FINAL = new Set(["completed", "abandoned", "transferred", "cancelled", "closed"]);
+
+const state = {
+  token: null,
+  me: null,
+  socket: null,
+  view: null,
+  statuses: [],
+  channels: [],
+  offers: new Map(),
+  work: new Map(),
+  notes: new Map(), // work id -> [{author, text, ts}]
+  calls: new Map(), // work id -> {state, held, muted, since}
+  queues: [],
+  openId: null,
+  detail: null, // last GET /api/v1/work/{id} of the open item
+  unavailable: new Set(), // message types the server does not know yet
+};
+
+// -- sign in ------------------------------------------------------------------
+
+function start() {
+  $("#lang").value = getLang();
+  $("#lang").addEventListener("change", (e) => setLang(e.target.value));
+  onLangChange(() => {
+    applyI18n(document);
+    renderAll();
+  });
+  applyI18n(document);
+  $("#signin-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    unlockAudio();
+    const tok = $("#token-input").value.trim();
+    if (!tok) return;
+    saveToken(ROLE, tok);
+    signIn(tok);
+  });
+  $("#signout").addEventListener("click", signOut);
+  $("#help-btn").addEventListener("click", () => $("#help").showModal());
+  $("#detail-close").addEventListener("click", closeDetail);
+  $("#status-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    applyStatus();
+  });
+  $("#status-select").addEventListener("change", fillReasons);
+  setupNotifications();
+  document.addEventListener("keydown", onKey);
+  // any click lets the page play the offer chime later (autoplay rules)
+  document.addEventListener("pointerdown", unlockAudio, { passive: true });
+  setInterval(tick, 500);
+  const tok = loadToken(ROLE);
+  if (tok) signIn(tok);
+  else showSignIn();
+}
+
+// shown only while signed in, beside the app and sign-out
+const SIGNED_IN_ONLY = ["#who"];
+
+function showSignIn(errorKey) {
+  showSignInCard(errorKey, SIGNED_IN_ONLY);
+}
+
+function signIn(tok) {
+  const c = admit(ROLE, tok, SIGNED_IN_ONLY);
+  if (!c) return;
+  state.token = tok;
+  state.me = c.sub;
+  setText($("#who-id"), c.sub);
+  state.socket = new Socket("/ws/agent", tok, { onmessage, onstate });
+  state.socket.connect();
+  api(tok, "/api/v1/queues")
+    .then((b) => {
+      state.queues = (b && b.queues) || [];
+    })
+    .catch(() => {});
+}
+
+function signOut() {
+  if (state.socket) state.socket.close();
+  state.socket = null;
+  clearToken(ROLE);
+  resetState();
+  renderAll();
+  showConnection($("#conn"), "closed", {});
+  showSignIn();
+}
+
+function resetState() {
+  state.view = null;
+  state.offers.clear();
+  state.work.clear();
+  state.calls.clear();
+  closeDetail();
+}
+
+function onstate(s, info) {
+  showConnection($("#conn"), s, info);
+  $("#app").classList.toggle("stale", s !== "open");
+  if (s === "closed" && info.key) {
+    clearToken(ROLE);
+    resetState();
+    showSignIn(info.key);
+  }
+}
+
+// -- messages -----------------------------------------------------------------
+
+function onmessage(msg) {
+  // an item event that changed the load carries the agent's new view (no separate `load`)
+  if (msg.type !== "snapshot" && msg.agent && typeof msg.agent === "object") onView(msg.agent);
+  switch (msg.type) {
+    case "snapshot":
+      return onSnapshot(msg);
+    case "status":
+    case "load":
+      return onView(msg);
+    case "offer":
+      return onOffer(msg);
+    case "offer.rescinded":
+      return onRescinded(msg);
+    case "work.assigned":
+      return onAssigned(msg);
+    case "work.updated":
+      return onUpdated(msg);
+    case "work.note":
+      return onNote(msg);
+    case "call.state":
+      return onCallState(msg);
+    case "agent.removed":
+      toast(t("agent.removed"), "error");
+      return;
+    case "error":
+      toast(msg.message || msg.code, "error");
+      return;
+    default:
+      return; // resync, pong and future types: nothing to draw
+  }
+}
+
+function onSnapshot(msg) {
+  state.statuses = msg.statuses || [];
+  state.channels = msg.channels || [];
+  state.view = msg.agent || null;
+  state.offers = new Map((msg.offers || []).map((o) => [o.work_id, o]));
+  const work = new Map();
+  for (const w of msg.work || []) {
+    if (w.state === "wrapup" && w.expires_at) w.wrapup_until = w.expires_at;
+    work.set(w.work_id, { ...(state.work.get(w.work_id) || {}), ...w });
+  }
+  state.work = work;
+  if (state.openId && !state.work.has(state.openId)) closeDetail();
+  renderStatusOptions();
+  renderAll();
+  if (state.openId) refreshDetail();
+}
+
+function onView(msg) {
+  if (state.view && (msg.ver || 0) < (state.view.ver || 0)) return; // an older view
+  state.view = { ...(state.view || {}), ...msg };
+  renderStatus();
+  renderCapacity();
+}
+
+function onOffer(msg) {
+  state.offers.set(msg.work_id, msg);
+  renderOffers();
+  announceOffer(msg);
+}
+
+function onRescinded(msg) {
+  if (!state.offers.delete(msg.work_id)) return;
+  renderOffers();
+  const key = `rescind.${msg.reason}`;
+  toast(t(key) !== key ? t(key) : t("rescind.other"), "info");
+}
+
+function onAssigned(msg) {
+  const offer = state.offers.get(msg.work_id) || {};
+  state.offers.delete(msg.work_id);
+  state.work.set(msg.work_id, { ...offer, ...msg, state: msg.state || "assigned" });
+  renderOffers();
+  renderWork();
+  if (msg.via === "auto") announceOffer(msg);
+}
+
+function onUpdated(msg) {
+  const w = state.work.get(msg.work_id);
+  if (!w) return;
+  if (FINAL.has(msg.state) || (msg.agent_id && msg.agent_id !== state.me)) {
+    state.work.delete(msg.work_id);
+    state.calls.delete(msg.work_id);
+    if (state.openId === msg.work_id) closeDetail();
+    if (msg.state === "transferred") toast(t("work.transferredToast"), "info");
+  } else {
+    Object.assign(w, msg);
+    if (state.openId === msg.work_id) updateDetailState();
+  }
+  renderWork();
+}
+
+function onNote(msg) {
+  const note = msg.note || { author: msg.author, text: msg.text, ts: msg.ts };
+  addNote(msg.work_id, note);
+  if (state.openId === msg.work_id) renderNotes();
+}
+
+function onCallState(msg) {
+  const c = callOf(msg.work_id);
+  c.state = msg.state;
+  if (msg.state === "held") c.held = true;
+  if (msg.state === "resumed" || msg.state === "active" || msg.state === "answered") c.held = false;
+  if (msg.state === "muted") c.muted = true;
+  if (msg.state === "unmuted") c.muted = false;
+  if ((msg.state === "answered" || msg.state === "active") && !c.since) c.since = state.socket.now();
+  if (state.openId === msg.work_id) renderCall();
+}
+
+function addNote(wid, note) {
+  const list = state.notes.get(wid) || [];
+  if (!list.some((n) => n.ts === note.ts && n.text === note.text)) list.push(note);
+  list.sort((a, b) => (a.ts || 0) - (b.ts || 0));
+  state.notes.set(wid, list);
+}
+
+function callOf(wid) {
+  let c = state.calls.get(wid);
+  if (!c) {
+    c = { state: "", held: false, muted: false, since: 0 };
+    state.calls.set(wid, c);
+  }
+  return c;
+}
+
+// -- offer notifications ----------------------------------------------------------
+
+function setupNotifications() {
+  const btn = $("#notify-btn");
+  if (!("Notification" in window) || Notification.permission !== "default") return;
+  btn.hidden = false;
+  btn.addEventListener("click", async () => {
+    unlockAudio();
+    await Notification.requestPermission();
+    btn.hidden = Notification.permission !== "default";
+  });
+}
+
+function announceOffer(msg) {
+  // with two tabs open, only the first to claim the offer rings
+  const key = `presence.rang.${msg.work_id}`;
+  let first = true;
+  try {
+    first = !localStorage.getItem(key);
+    localStorage.setItem(key, String(Date.now()));
+    setTimeout(() => localStorage.removeItem(key), 60000);
+  } catch {
+    first = true;
+  }
+  document.title = `(${state.offers.size || 1}) ${t("agent.newOffer")} · presence`;
+  if (!first) return;
+  if (document.hidden) {
+    chime();
+    if ("Notification" in window && Notification.permission === "granted") {
+      const n = new Notification(t("agent.newOffer"), {
+        body: [tChannel(msg.channel), queueTitle(msg.queue), msg.subject].filter(Boolean).join(" · "),
+        tag: msg.work_id,
+        requireInteraction: true,
+      });
+      n.onclick = () => {
+        window.focus();
+        n.close();
+      };
+    }
+  } else {
+    chime();
+  }
+}
+
+// -- actions ----------------------------------------------------------------------
+
+async function send(msg, { quiet = false } = {}) {
+  if (!state.socket) throw new Error("not signed in");
+  try {
+    return await state.socket.request(msg);
+  } catch (err) {
+    if (err.unavailable) state.unavailable.add(msg.type);
+    if (!quiet) toast(err.unavailable ? t("err.notAvailable") : err.message, "error");
+    throw err;
+  }
+}
+
+async function applyStatus() {
+  const status = $("#status-select").value;
+  const reason = $("#reason-select").value;
+  if (!status) return;
+  try {
+    await send({ type: "status.set", status, reason: reason || undefined });
+  } catch {
+    /* shown */
+  }
+}
+
+async function accept(wid) {
+  const card = document.querySelector(`.offer[data-id="${CSS.escape(wid)}"]`);
+  if (card) card.classList.add("busy");
+  try {
+    await send({ type: "offer.accept", work_id: wid });
+  } catch {
+    if (card) card.classList.remove("busy");
+  }
+}
+
+async function decline(wid, reason) {
+  try {
+    await send({ type: "offer.decline", work_id: wid, reason: reason || undefined });
+    state.offers.delete(wid);
+    renderOffers();
+  } catch {
+    /* shown */
+  }
+}
+
+async function wrapup(wid) {
+  try {
+    const reply = await send({ type: "work.wrapup", work_id: wid });
+    const w = state.work.get(wid);
+    if (w) {
+      w.state = "wrapup";
+      w.wrapup_until = reply.wrapup_until;
+      renderWork();
+      if (state.openId === wid) updateDetailState();
+    }
+  } catch {
+    /* shown */
+  }
+}
+
+async function complete(wid, disposition) {
+  try {
+    await send({ type: "work.complete", work_id: wid, disposition: disposition || undefined });
+  } catch {
+    /* shown */
+  }
+}
+
+// -- rendering ----------------------------------------------------------------------
+
+function renderAll() {
+  renderStatusOptions();
+  renderStatus();
+  renderCapacity();
+  renderOffers();
+  renderWork();
+  if (state.openId) renderDetail();
+}
+
+function statusDef(name) {
+  return state.statuses.find((s) => s.name === name);
+}
+
+function renderStatusOptions() {
+  const sel = $("#status-select");
+  const current = sel.value || (state.view && state.view.status) || "";
+  put(sel,
+    ...state.statuses.map((s) =>
+      h("option", { value: s.name }, `${statusIcon(s.name, s.routable)} ${tStatus(s.name)}`),
+    ),
+  );
+  if (current) sel.value = current;
+  fillReasons();
+}
+
+function fillReasons() {
+  const def = statusDef($("#status-select").value);
+  const reasons = (def && def.reasons) || [];
+  const sel = $("#reason-select");
+  put(sel,
+    h("option", { value: "" }, t("agent.noReason")),
+    ...reasons.map((r) => h("option", { value: r }, tReason(r))),
+  );
+  sel.disabled = reasons.length === 0;
+}
+
+function renderStatus() {
+  const v = state.view;
+  setText($("#who-name"), (v && v.name) || state.me || "");
+  const pill = $("#status-pill");
+  if (!v) {
+    setText(pill.querySelector(".st-name"), "—");
+    return;
+  }
+  const def = statusDef(v.status);
+  pill.className = `status-pill ${statusClass(v.status, def && def.routable)}`;
+  setText(pill.querySelector(".st-icon"), statusIcon(v.status, def && def.routable));
+  setText(pill.querySelector(".st-name"), tStatus(v.status));
+  setText($("#status-reason"), v.reason ? tReason(v.reason) : "");
+  $("#status-time").dataset.since = v.since || "";
+  if (document.activeElement !== $("#status-select")) {
+    $("#status-select").value = v.status;
+    fillReasons();
+    if (v.reason) $("#reason-select").value = v.reason;
+  }
+}
+
+function renderCapacity() {
+  const v = state.view || { load: 0, capacity: 0, by_channel: {} };
+  const cap = v.capacity || 0;
+  const pct = cap ? Math.min(100, Math.round((100 * (v.load || 0)) / cap)) : 0;
+  $("#cap-fill").style.width = `${pct}%`;
+  $("#cap-fill").className = `gauge-fill ${pct >= 100 ? "full" : pct >= 70 ? "high" : ""}`;
+  const g = $("#cap-gauge");
+  g.setAttribute("aria-valuenow", String(pct));
+  g.setAttribute("aria-valuetext", t("agent.capText", { load: v.load || 0, cap }));
+  g.setAttribute("aria-label", t("agent.capacity"));
+  setText($("#cap-text"), t("agent.capText", { load: v.load || 0, cap }));
+  const by = v.by_channel || {};
+  put($("#cap-channels"),
+    ...state.channels.map((c) => {
+      const n = by[c.name] || 0;
+      const limit = c.cap ? `${n} / ${c.cap}` : String(n);
+      return h(
+        "li" + (n ? ".busy" : ""),
+        null,
+        h("span.ch-icon", { "aria-hidden": "true" }, channelIcon(c.name)),
+        h("span.ch-name", null, tChannel(c.name)),
+        h("span.ch-count", { title: t("agent.channelUnits", { w: c.weight }) }, limit),
+      );
+    }),
+  );
+}
+
+function queueTitle(name) {
+  const q = state.queues.find((x) => x.name === name);
+  return (q && q.title) || name || "";
+}
+
+function customerLine(c) {
+  if (!c || typeof c !== "object") return "";
+  return [c.name, c.phone, c.email].filter(Boolean).join(" · ");
+}
+
+function renderOffers() {
+  const box = $("#offers");
+  const seen = new Set();
+  for (const o of [...state.offers.values()].sort((a, b) => (a.offered_at || 0) - (b.offered_at || 0))) {
+    seen.add(o.work_id);
+    if (!box.querySelector(`.offer[data-id="${CSS.escape(o.work_id)}"]`)) box.append(offerCard(o));
+  }
+  for (const el of [...box.children]) if (!seen.has(el.dataset.id)) el.remove();
+  if (state.offers.size === 0) document.title = `${t("agent.title")} · presence`;
+}
+
+function offerCard(o) {
+  const c = o.customer || {};
+  const extra = Object.entries(c).filter(([k]) => !["name", "phone", "email", "id"].includes(k));
+  const reasonSel = h(
+    "select",
+    { "aria-label": t("offer.declineReason") },
+    ...DECLINE_REASONS.map((r) => h("option", { value: r }, t(`decline.${r}`))),
+  );
+  const declineForm = h(
+    "form.decline-form",
+    {
+      hidden: true,
+      onsubmit: (e) => {
+        e.preventDefault();
+        decline(o.work_id, reasonSel.value);
+      },
+    },
+    h("label", null, t("offer.declineReason"), reasonSel),
+    h("button.btn.danger", { type: "submit" }, t("offer.confirmDecline")),
+    h(
+      "button.btn.ghost",
+      {
+        type: "button",
+        onclick: () => {
+          declineForm.hidden = true;
+        },
+      },
+      t("common.cancel"),
+    ),
+  );
+  const total = o.expires_at && o.offered_at ? o.expires_at - o.offered_at : 0;
+  const card = h(
+    "article.offer.card",
+    { dataset: { id: o.work_id }, "aria-label": t("agent.newOffer"), tabindex: "-1" },
+    h(
+      "header.offer-head",
+      null,
+      h("span.ch-badge", { dataset: { ch: o.channel } }, `${channelIcon(o.channel)} ${tChannel(o.channel)}`),
+      h("span.offer-queue", null, queueTitle(o.queue)),
+      o.priority ? h("span.prio", null, t("offer.priority", { p: o.priority })) : null,
+      h("span.spacer"),
+      o.expires_at
+        ? h(
+            "span.countdown",
+            { dataset: { until: o.expires_at }, "aria-label": t("offer.expiresIn") },
+            "",
+          )
+        : h("span.countdown.none", null, t("offer.noTimeout")),
+    ),
+    o.expires_at
+      ? h(
+          "div.countbar",
+          { "aria-hidden": "true" },
+          h("div.countbar-fill", { dataset: { until: o.expires_at, total } }),
+        )
+      : null,
+    h("h3.offer-subject", { dir: "auto" }, o.subject || t("offer.noSubject")),
+    h(
+      "dl.screenpop",
+      null,
+      c.name ? [h("dt", null, t("customer.name")), h("dd", { dir: "auto" }, c.name)] : null,
+      c.phone ? [h("dt", null, t("customer.phone")), h("dd", { dir: "ltr" }, c.phone)] : null,
+      c.email ? [h("dt", null, t("customer.email")), h("dd", { dir: "ltr" }, c.email)] : null,
+      c.id ? [h("dt", null, t("customer.id")), h("dd", null, String(c.id))] : null,
+      extra.map(([k, v]) => [h("dt", null, k), h("dd", { dir: "auto" }, fmtValue(v))]),
+    ),
+    o.handoff
+      ? h(
+          "div.handoff",
+          null,
+          h("strong", null, t("offer.handoffFrom", { from: o.handoff.from || "?" })),
+          h("p", { dir: "auto" }, o.handoff.note || ""),
+        )
+      : null,
+    Array.isArray(o.history) && o.history.length
+      ? h("p.muted", null, t("offer.historyCount", { n: o.history.length }))
+      : null,
+    h(
+      "div.offer-actions",
+      null,
+      h(
+        "button.btn.accept",
+        { type: "button", "aria-keyshortcuts": "A", onclick: () => accept(o.work_id) },
+        h("span", { "aria-hidden": "true" }, "✔ "),
+        t("offer.accept"),
+        h("kbd", null, "A"),
+      ),
+      h(
+        "button.btn.decline",
+        {
+          type: "button",
+          "aria-keyshortcuts": "D",
+          onclick: () => {
+            declineForm.hidden = false;
+            reasonSel.focus();
+          },
+        },
+        h("span", { "aria-hidden": "true" }, "✕ "),
+        t("offer.decline"),
+        h("kbd", null, "D"),
+      ),
+    ),
+    declineForm,
+  );
+  return card;
+}
+
+function fmtValue(v) {
+  if (v === null || v === undefined) return "";
+  if (typeof v === "object") return JSON.stringify(v);
+  return String(v);
+}
+
+function renderWork() {
+  const list = $("#work-list");
+  const items = [...state.work.values()].sort((a, b) => (a.accepted_at || 0) - (b.accepted_at || 0));
+  setText($("#work-count"), items.length);
+  $("#work-empty").hidden = items.length > 0;
+  const rows = new Map([...list.children].map((el) => [el.dataset.id, el]));
+  items.forEach((w, i) => {
+    let row = rows.get(w.work_id);
+    if (!row) {
+      row = h(
+        "li.work-row",
+        { dataset: { id: w.work_id } },
+        h(
+          "button.work-open",
+          { type: "button", onclick: () => openDetail(w.work_id) },
+          h("span.work-idx"),
+          h("span.ch-badge"),
+          h("span.work-subject", { dir: "auto" }),
+          h("span.work-customer", { dir: "auto" }),
+          h("span.work-state"),
+          h("span.timer.work-elapsed"),
+        ),
+      );
+    }
+    rows.delete(w.work_id);
+    setText(row.querySelector(".work-idx"), i < 9 ? String(i + 1) : "");
+    const badge = row.querySelector(".ch-badge");
+    badge.dataset.ch = w.channel;
+    setText(badge, `${channelIcon(w.channel)} ${tChannel(w.channel)}`);
+    setText(row.querySelector(".work-subject"), w.subject || t("offer.noSubject"));
+    setText(row.querySelector(".work-customer"), (w.customer && w.customer.name) || "");
+    const st = row.querySelector(".work-state");
+    st.className = `work-state ws-${w.state}`;
+    setText(st, t(`state.${w.state}`));
+    const el = row.querySelector(".work-elapsed");
+    if (w.state === "wrapup" && w.wrapup_until) {
+      delete el.dataset.since;
+      el.dataset.until = w.wrapup_until;
+    } else {
+      delete el.dataset.until;
+      el.dataset.since = w.accepted_at || "";
+    }
+    row.classList.toggle("open", state.openId === w.work_id);
+    if (list.children[i] !== row) list.insertBefore(row, list.children[i] || null);
+  });
+  for (const el of rows.values()) el.remove();
+}
+
+// -- detail -------------------------------------------------------------------------
+
+async function openDetail(wid) {
+  state.openId = wid;
+  state.detail = null;
+  renderDetail();
+  renderWork();
+  $("#detail").hidden = false;
+  $("#detail-title").focus?.();
+  refreshDetail();
+}
+
+async function refreshDetail() {
+  const wid = state.openId;
+  if (!wid) return;
+  try {
+    const d = await api(state.token, `/api/v1/work/${encodeURIComponent(wid)}`);
+    if (state.openId !== wid) return;
+    state.detail = d;
+    for (const ev of d.history || []) {
+      if ((ev.ev === "note" || ev.ev === "comment") && ev.text) {
+        addNote(wid, { author: ev.author || ev.agent || ev.by, text: ev.text, ts: Number(ev.ts) });
+      }
+    }
+    for (const n of d.notes || []) addNote(wid, n);
+    renderHistory();
+    renderNotes();
+  } catch (err) {
+    const box = $("#detail-history");
+    if (box) put(box, h("p.error", null, t("detail.historyFailed", { e: err.message })));
+  }
+}
+
+function closeDetail() {
+  state.openId = null;
+  state.detail = null;
+  const d = $("#detail");
+  if (d) d.hidden = true;
+  if ($("#work-list")) renderWork();
+}
+
+function renderDetail() {
+  const w = state.work.get(state.openId);
+  const body = $("#detail-body");
+  if (!w) {
+    put(body);
+    return;
+  }
+  setText($("#detail-title"), w.subject || t("offer.noSubject"));
+  $("#detail-title").setAttribute("dir", "auto");
+  const c = w.customer || {};
+  const voice = w.channel === "voice" || w.channel === "video";
+  put(body,
+    h(
+      "div.detail-meta",
+      null,
+      h("span.ch-badge", { dataset: { ch: w.channel } }, `${channelIcon(w.channel)} ${tChannel(w.channel)}`),
+      h("span", null, queueTitle(w.queue)),
+      h("span#detail-state.work-state"),
+      h("span.timer", { dataset: { since: w.accepted_at || "" }, title: t("detail.elapsed") }),
+    ),
+    h("p.muted.small", null, `${t("detail.id")}: `, h("code", null, w.work_id)),
+    w.handoff
+      ? h(
+          "div.handoff",
+          null,
+          h("strong", null, t("offer.handoffFrom", { from: w.handoff.from || "?" })),
+          h("p", { dir: "auto" }, w.handoff.note || ""),
+        )
+      : null,
+    h("h3", null, t("detail.customer")),
+    h(
+      "dl.screenpop",
+      null,
+      Object.entries(c).map(([k, v]) => [
+        h("dt", null, ["name", "phone", "email", "id"].includes(k) ? t(`customer.${k}`) : k),
+        h("dd", { dir: "auto" }, fmtValue(v)),
+      ]),
+    ),
+    w.payload && Object.keys(w.payload).length
+      ? [
+          h("h3", null, t("detail.payload")),
+          h(
+            "dl.screenpop",
+            null,
+            Object.entries(w.payload).map(([k, v]) => [h("dt", null, k), h("dd", { dir: "auto" }, fmtValue(v))]),
+          ),
+        ]
+      : null,
+    voice ? h("section#call.call", { "aria-label": t("call.title") }) : null,
+    h("section#detail-actions.detail-actions"),
+    transferForm(w),
+    h(
+      "section.notes",
+      { "aria-labelledby": "notes-title" },
+      h("h3#notes-title", null, t("detail.notes")),
+      h("ul#notes-list.notes-list"),
+      noteForm(w),
+    ),
+    h(
+      "section",
+      { "aria-labelledby": "history-title" },
+      h("h3#history-title", null, t("detail.history")),
+      h("ol#detail-history.history", null, h("li.muted", null, t("common.loading"))),
+    ),
+  );
+  updateDetailState();
+  if (voice) renderCall();
+  renderNotes();
+  if (state.detail) renderHistory();
+}
+
+function updateDetailState() {
+  const w = state.work.get(state.openId);
+  const box = $("#detail-actions");
+  if (!w || !box) return;
+  const st = $("#detail-state");
+  st.className = `work-state ws-${w.state}`;
+  setText(st, t(`state.${w.state}`));
+  const dispo = h(
+    "input#dispo",
+    { list: "dispo-list", placeholder: t("detail.disposition"), "aria-label": t("detail.disposition") },
+  );
+  const datalist = h("datalist#dispo-list", null, ...DISPOSITIONS.map((d) => h("option", { value: d })));
+  put(box,
+    w.state === "assigned"
+      ? h(
+          "button.btn",
+          { type: "button", id: "wrapup-btn", "aria-keyshortcuts": "W", onclick: () => wrapup(w.work_id) },
+          t("detail.wrapup"),
+        )
+      : null,
+    w.state === "wrapup"
+      ? h(
+          "p.wrapup-line",
+          null,
+          t("detail.inWrapup"),
+          " ",
+          w.wrapup_until
+            ? h("strong.timer", { dataset: { until: w.wrapup_until }, title: t("detail.wrapupLeft") })
+            : null,
+        )
+      : null,
+    h(
+      "form.complete-form",
+      {
+        onsubmit: (e) => {
+          e.preventDefault();
+          complete(w.work_id, dispo.value.trim());
+        },
+      },
+      dispo,
+      datalist,
+      h("button.btn.primary", { type: "submit", id: "complete-btn" }, t("detail.complete")),
+    ),
+  );
+}
+
+function unavailableNote(type) {
+  return state.unavailable.has(type) ? h("p.note-unavailable", { role: "note" }, t("err.notAvailable")) : null;
+}
+
+function renderCall() {
+  const box = $("#call");
+  const w = state.work.get(state.openId);
+  if (!box || !w) return;
+  const c = callOf(w.work_id);
+  const since = c.since || w.accepted_at || "";
+  const ctl = (action, label, cls = "", extra = {}) =>
+    h(
+      `button.btn${cls}`,
+      { type: "button", onclick: () => callControl(w.work_id, action, extra.target), ...extra.attrs },
+      label,
+    );
+  const target = h("input#call-target", {
+    placeholder: t("call.transferTarget"),
+    "aria-label": t("call.transferTarget"),
+  });
+  put(box,
+    h(
+      "div.call-head",
+      null,
+      h("h3", null, "📞 ", t("call.title")),
+      h("span.call-state", null, c.state ? t(`call.state.${c.state}`, {}, c.state) : t("call.state.ringing")),
+      h("strong.timer.call-timer", { dataset: { since }, title: t("call.timer") }),
+    ),
+    h(
+      "div.call-buttons",
+      null,
+      ctl("answer", t("call.answer"), ".primary"),
+      c.held ? ctl("resume", t("call.resume")) : ctl("hold", t("call.hold")),
+      c.muted ? ctl("unmute", t("call.unmute")) : ctl("mute", t("call.mute")),
+      ctl("hangup", t("call.hangup"), ".danger"),
+    ),
+    h(
+      "form.call-transfer",
+      {
+        onsubmit: (e) => {
+          e.preventDefault();
+          if (target.value.trim()) callControl(w.work_id, "transfer", target.value.trim());
+        },
+      },
+      target,
+      h("button.btn", { type: "submit" }, t("call.transfer")),
+    ),
+    unavailableNote("call.control"),
+  );
+}
+
+async function callControl(wid, action, target) {
+  try {
+    await send({ type: "call.control", work_id: wid, action, target }, { quiet: true });
+    const c = callOf(wid);
+    if (action === "hold") c.held = true;
+    if (action === "resume") c.held = false;
+    if (action === "mute") c.muted = true;
+    if (action === "unmute") c.muted = false;
+    if (action === "answer" && !c.since) c.since = state.socket.now();
+    c.state = { answer: "answered", hold: "held", resume: "active", hangup: "ended" }[action] || c.state;
+    toast(t("call.sent", { a: t(`call.${action}`) }));
+  } catch (err) {
+    if (!err.unavailable) toast(err.message, "error");
+  }
+  if (state.openId === wid) renderCall();
+}
+
+function noteForm(w) {
+  const text = h("textarea#note-text", { rows: 2, "aria-label": t("detail.addNote"), dir: "auto" });
+  return h(
+    "form.note-form",
+    {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const value = text.value.trim();
+        if (!value) return;
+        try {
+          await send({ type: "work.note", work_id: w.work_id, text: value }, { quiet: true });
+          text.value = "";
+          addNote(w.work_id, { author: state.me, text: value, ts: state.socket.now(), local: true });
+          toast(t("detail.noteSaved"));
+        } catch (err) {
+          if (!err.unavailable) toast(err.message, "error");
+        }
+        renderNotes();
+      },
+    },
+    text,
+    h("button.btn", { type: "submit" }, t("detail.addNote")),
+  );
+}
+
+function renderNotes() {
+  const list = $("#notes-list");
+  if (!list) return;
+  const wid = state.openId;
+  // a note echoed by the server replaces the one drawn at once on "ok"
+  const notes = (state.notes.get(wid) || []).filter(
+    (n, _, all) => !n.local || !all.some((m) => !m.local && m.text === n.text),
+  );
+  put(list,
+    ...notes.map((n) =>
+      h(
+        "li",
+        null,
+        h("span.note-meta", null, `${n.author || ""} · ${n.ts ? fmtDateTime(n.ts) : ""}`),
+        h("p", { dir: "auto" }, n.text || ""),
+      ),
+    ),
+  );
+  if (!notes.length) list.append(h("li.muted", null, t("detail.noNotes")));
+  const old = list.parentElement.querySelector(".note-unavailable");
+  if (old) old.remove();
+  const note = unavailableNote("work.note");
+  if (note) list.after(note);
+}
+
+function transferForm(w) {
+  const kind = h(
+    "select#xfer-kind",
+    { "aria-label": t("xfer.to") },
+    h("option", { value: "queue" }, t("xfer.queue")),
+    h("option", { value: "agent" }, t("xfer.agent")),
+  );
+  const queueSel = h(
+    "select#xfer-queue",
+    { "aria-label": t("xfer.queue") },
+    ...state.queues.map((q) => h("option", { value: q.name }, q.title || q.name)),
+  );
+  const agentIn = h("input#xfer-agent", { placeholder: t("xfer.agentId"), "aria-label": t("xfer.agentId"), hidden: true });
+  kind.addEventListener("change", () => {
+    queueSel.hidden = kind.value !== "queue";
+    agentIn.hidden = kind.value !== "agent";
+  });
+  const note = h("textarea#xfer-note", { rows: 2, placeholder: t("xfer.note"), "aria-label": t("xfer.note"), dir: "auto" });
+  const box = h("div.xfer-status");
+  return h(
+    "details.xfer",
+    null,
+    h("summary", null, t("xfer.title")),
+    h(
+      "form",
+      {
+        onsubmit: async (e) => {
+          e.preventDefault();
+          const msg = { type: "work.transfer", work_id: w.work_id, note: note.value.trim() };
+          if (kind.value === "agent") msg.to_agent = agentIn.value.trim();
+          else msg.to_queue = queueSel.value;
+          if (!msg.to_agent && !msg.to_queue) return;
+          try {
+            await send(msg, { quiet: true });
+            toast(t("xfer.done"));
+            put(box);
+          } catch (err) {
+            put(box,
+              h("p.note-unavailable", { role: "note" }, err.unavailable ? t("err.notAvailable") : err.message),
+            );
+          }
+        },
+      },
+      h("div.row", null, kind, queueSel, agentIn),
+      note,
+      h("button.btn", { type: "submit" }, t("xfer.submit")),
+      box,
+    ),
+  );
+}
+
+function renderHistory() {
+  const list = $("#detail-history");
+  const d = state.detail;
+  if (!list || !d) return;
+  const hist = d.history || [];
+  put(list,
+    ...hist.map((ev) => {
+      const key = `ev.${ev.ev}`;
+      const what = t(key) !== key ? t(key) : ev.ev;
+      const bits = [ev.agent, ev.queue && queueTitle(ev.queue), ev.reason && tReason(ev.reason), ev.disposition, ev.note]
+        .filter(Boolean)
+        .join(" · ");
+      return h(
+        "li",
+        null,
+        h("time", { datetime: new Date(Number(ev.ts)).toISOString() }, fmtClock(Number(ev.ts))),
+        h("span.ev", null, what),
+        bits ? h("span.muted", { dir: "auto" }, bits) : null,
+        ev.text ? h("p", { dir: "auto" }, ev.text) : null,
+      );
+    }),
+  );
+  if (!hist.length) list.append(h("li.muted", null, t("detail.noHistory")));
+}
+
+// -- timers -------------------------------------------------------------------------
+
+function tick() {
+  if (!state.socket) return;
+  const now = state.socket.now();
+  for (const el of document.querySelectorAll("[data-since]")) {
+    const since = Number(el.dataset.since);
+    setText(el, since ? fmtElapsed(now - since) : "");
+  }
+  for (const el of document.querySelectorAll("[data-until]")) {
+    const until = Number(el.dataset.until);
+    const left = until - now;
+    if (el.classList.contains("countbar-fill")) {
+      const total = Number(el.dataset.total) || 1;
+      el.style.width = `${Math.max(0, Math.min(100, (100 * left) / total))}%`;
+      el.classList.toggle("low", left < 5000);
+    } else {
+      setText(el, fmtCountdown(left));
+      el.classList.toggle("low", left < 5000);
+    }
+  }
+}
+
+// -- keyboard -----------------------------------------------------------------------
+
+function onKey(e) {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  const tag = (e.target.tagName || "").toLowerCase();
+  const typing = tag === "input" || tag === "textarea" || tag === "select" || e.target.isContentEditable;
+  if (e.key === "Escape") {
+    if (state.openId && !$("#help").open) closeDetail();
+    return;
+  }
+  if (typing || $("#help").open || $("#app").hidden) return;
+  const oldest = [...state.offers.values()].sort((a, b) => (a.offered_at || 0) - (b.offered_at || 0))[0];
+  const k = e.key.toLowerCase();
+  if (k === "a" && oldest) {
+    e.preventDefault();
+    accept(oldest.work_id);
+  } else if (k === "d" && oldest) {
+    e.preventDefault();
+    const card = document.querySelector(`.offer[data-id="${CSS.escape(oldest.work_id)}"]`);
+    if (card) {
+      card.querySelector(".decline-form").hidden = false;
+      card.querySelector(".decline-form select").focus();
+    }
+  } else if (k === "s") {
+    e.preventDefault();
+    const sel = $("#status-select");
+    sel.focus();
+    try {
+      sel.showPicker();
+    } catch {
+      /* focus is enough */
+    }
+  } else if (k === "w" && state.openId) {
+    const w = state.work.get(state.openId);
+    if (w && w.state === "assigned") {
+      e.preventDefault();
+      wrapup(w.work_id);
+    }
+  } else if (k === "n" && state.openId) {
+    e.preventDefault();
+    $("#note-text")?.focus();
+  } else if (e.key === "?") {
+    e.preventDefault();
+    $("#help").showModal();
+  } else if (/^[1-9]$/.test(e.key)) {
+    const rows = [...$("#work-list").children];
+    const row = rows[Number(e.key) - 1];
+    if (row) {
+      e.preventDefault();
+      openDetail(row.dataset.id);
+    }
+  }
+}
+
+start();

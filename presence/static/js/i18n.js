@@ -1,0 +1,612 @@
+// i18n.js: every label of both pages in English and Japanese, and locale
+// formatting of times, durations, percentages (Intl). The language follows
+// the browser (navigator.language) until the user picks one; the choice is
+// kept in localStorage. Customer text is never translated or altered.
+
+const EN = {
+  "a11y.skip": "Skip to content",
+  "common.language": "Language",
+  "common.shortcuts": "Shortcuts",
+  "common.signOut": "Sign out",
+  "common.close": "Close",
+  "common.cancel": "Cancel",
+  "common.loading": "Loading…",
+  "signin.title": "Sign in",
+  "signin.helpAgent": "Paste the agent token your supervisor gave you, or open your personal sign-in link.",
+  "signin.helpSupervisor":
+    "Paste a supervisor token (presence token --role supervisor --sub YOUR_NAME), or open the wallboard link.",
+  "signin.token": "Token",
+  "signin.submit": "Sign in",
+  "conn.open": "Connected",
+  "conn.connecting": "Connecting…",
+  "conn.closed": "Disconnected",
+  "conn.retry": "Reconnecting in {s} s…",
+  "err.unauthorized": "The token was refused (missing, wrong or expired). Sign in again.",
+  "err.forbidden": "This token is not for this page.",
+  "err.unknownAgent": "This token's agent is not configured in the center.",
+  "err.badToken": "That does not look like a token.",
+  "err.disconnected": "Not connected; try again in a moment.",
+  "err.timeout": "The server did not answer in time.",
+  "err.notAvailable": "Not available on this server yet.",
+  "agent.title": "Agent",
+  "agent.enableNotifications": "Enable notifications",
+  "agent.myStatus": "My status",
+  "agent.timeInStatus": "Time in status",
+  "agent.setStatus": "Set status",
+  "agent.reason": "Reason",
+  "agent.noReason": "— no reason —",
+  "agent.apply": "Apply",
+  "agent.capacity": "Capacity",
+  "agent.capText": "{load} of {cap} units in use",
+  "agent.channelUnits": "{w} units per item",
+  "agent.offers": "Offers",
+  "agent.newOffer": "New work offered",
+  "agent.workInHand": "Work in hand",
+  "agent.noWork": "Nothing in hand. Set yourself Available to receive work.",
+  "agent.removed": "Your agent profile was removed from the center.",
+  "offer.accept": "Accept",
+  "offer.decline": "Decline",
+  "offer.declineReason": "Reason for declining",
+  "offer.confirmDecline": "Decline",
+  "offer.priority": "priority {p}",
+  "offer.expiresIn": "Time left to answer",
+  "offer.noTimeout": "no time limit",
+  "offer.noSubject": "(no subject)",
+  "offer.handoffFrom": "Handed over by {from}",
+  "offer.historyCount": "{n} earlier events on this item",
+  "decline.busy": "Busy with another customer",
+  "decline.wrong_skill": "Not my skill",
+  "decline.language": "Language",
+  "decline.other": "Other",
+  "rescind.timeout": "An offer timed out and went back to its queue.",
+  "rescind.status": "Open offers went back to their queue (status change).",
+  "rescind.declined": "Offer declined.",
+  "rescind.abandoned": "The customer left before the offer was answered.",
+  "rescind.other": "An offer was withdrawn.",
+  "customer.name": "Customer",
+  "customer.phone": "Phone",
+  "customer.email": "Email",
+  "customer.id": "Customer id",
+  "state.offered": "Offered",
+  "state.queued": "Queued",
+  "state.assigned": "In progress",
+  "state.wrapup": "Wrap-up",
+  "state.completed": "Completed",
+  "state.abandoned": "Abandoned",
+  "state.transferred": "Transferred",
+  "work.transferredToast": "The item was transferred.",
+  "detail.id": "Item",
+  "detail.elapsed": "Time since accepted",
+  "detail.customer": "Customer (screen pop)",
+  "detail.payload": "Details",
+  "detail.notes": "Notes",
+  "detail.addNote": "Add note",
+  "detail.noteSaved": "Note saved.",
+  "detail.noNotes": "No notes yet.",
+  "detail.history": "History",
+  "detail.noHistory": "No history.",
+  "detail.historyFailed": "Could not load the history: {e}",
+  "detail.wrapup": "Start wrap-up",
+  "detail.inWrapup": "In wrap-up; completes by itself in",
+  "detail.wrapupLeft": "Wrap-up time left",
+  "detail.disposition": "Disposition (e.g. resolved)",
+  "detail.complete": "Complete",
+  "call.title": "Call",
+  "call.timer": "Call time",
+  "call.answer": "Answer",
+  "call.hold": "Hold",
+  "call.resume": "Resume",
+  "call.mute": "Mute",
+  "call.unmute": "Unmute",
+  "call.transfer": "Transfer call",
+  "call.hangup": "Hang up",
+  "call.transferTarget": "Extension or number",
+  "call.sent": "{a}: sent to the phone system.",
+  "call.state.ringing": "Ringing",
+  "call.state.answered": "Connected",
+  "call.state.active": "Connected",
+  "call.state.held": "On hold",
+  "call.state.resumed": "Connected",
+  "call.state.muted": "Muted",
+  "call.state.unmuted": "Connected",
+  "call.state.ended": "Ended",
+  "call.state.transferring": "Transferring",
+  "xfer.title": "Transfer or escalate",
+  "xfer.to": "Transfer to",
+  "xfer.queue": "A queue",
+  "xfer.agent": "An agent",
+  "xfer.agentId": "Agent id",
+  "xfer.note": "Handoff note",
+  "xfer.submit": "Transfer",
+  "xfer.done": "Transferred.",
+  "ev.create": "Created",
+  "ev.offer": "Offered",
+  "ev.accept": "Accepted",
+  "ev.decline": "Declined",
+  "ev.rescind": "Offer withdrawn",
+  "ev.wrapup": "Wrap-up started",
+  "ev.complete": "Completed",
+  "ev.abandon": "Abandoned",
+  "ev.note": "Note",
+  "ev.comment": "Note",
+  "ev.transfer": "Transferred",
+  "ev.reassign": "Reassigned",
+  "ev.push": "Pushed",
+  "ev.pull": "Pulled back",
+  "ev.message": "Message",
+  "ev.reopen": "Reopened",
+  "ev.case.status": "Case status",
+  "ev.status": "Status",
+  "keys.accept": "Accept the oldest offer",
+  "keys.decline": "Decline the oldest offer (asks for a reason)",
+  "keys.status": "Open the status menu",
+  "keys.openWork": "Open the n-th item in hand",
+  "keys.wrapup": "Start wrap-up of the open item",
+  "keys.note": "Write a note on the open item",
+  "keys.close": "Close the panel or dialog",
+  "keys.help": "Show this help",
+  "keys.search": "Search agents",
+  "keys.big": "Big-screen mode on or off",
+  "keys.rowActions": "On a row: supervisor actions for that agent",
+  "wb.title": "Wallboard",
+  "wb.bigScreen": "Big screen",
+  "wb.kpis": "Key figures",
+  "wb.queues": "Queues",
+  "wb.agents": "Agents",
+  "wb.search": "Search",
+  "wb.queue": "Queue",
+  "wb.skill": "Skill",
+  "wb.status": "Status",
+  "wb.sort": "Sort",
+  "wb.sortName": "Name",
+  "wb.sortStatus": "Status",
+  "wb.sortTime": "Time in status",
+  "wb.sortLoad": "Load",
+  "wb.sortItems": "Items",
+  "wb.colAgent": "Agent",
+  "wb.colStatus": "Status",
+  "wb.colReason": "Reason",
+  "wb.colTime": "Time in status",
+  "wb.colLoad": "Load",
+  "wb.colItems": "Current items",
+  "wb.colActions": "Actions",
+  "wb.noAgents": "No agent matches these filters.",
+  "wb.allStatuses": "All statuses",
+  "wb.allQueues": "All queues",
+  "wb.allSkills": "All skills",
+  "wb.disconnected": "no connection",
+  "wb.waiting": "waiting",
+  "wb.oldest": "Oldest wait",
+  "wb.available": "Available",
+  "wb.ready": "With room",
+  "wb.loggedIn": "Logged in",
+  "wb.slThreshold": "SL {s} s",
+  "wb.level.ok": "within target",
+  "wb.level.warn": "nearing the service-level limit",
+  "wb.level.over": "over the service-level limit",
+  "wb.forceStatus": "Force status",
+  "wb.statusForced": "Status changed.",
+  "wb.workId": "Work item id",
+  "wb.push": "Push a queued item to this agent",
+  "wb.pushHelp": "The item is offered to this agent now, ahead of routing.",
+  "wb.pushBtn": "Push",
+  "wb.reassign": "Reassign an item to this agent",
+  "wb.reassignHelp": "Moves an item from whoever holds it to this agent.",
+  "wb.reassignBtn": "Reassign",
+  "wb.pull": "Pull an item back to its queue",
+  "wb.pullHelp": "Takes the item away from its agent and queues it again.",
+  "wb.pullBtn": "Pull",
+  "wb.done": "Done.",
+  "kpi.service_level": "Service level",
+  "kpi.asa": "ASA",
+  "kpi.aht": "AHT",
+  "kpi.abandonment_rate": "Abandoned",
+  "kpi.occupancy": "Occupancy",
+  "kpi.utilisation": "Utilisation",
+  "kpi.utilization": "Utilisation",
+  "kpi.offered": "Offered",
+  "kpi.answered": "Answered",
+  "kpi.abandoned": "Abandoned calls",
+  "kpi.longest_wait": "Longest wait",
+  "kpi.staffing_needed": "Agents needed",
+  "kpi.staffed": "Agents staffed",
+  "kpi.fcr": "First-contact resolution",
+  "kpi.waiting": "Waiting",
+  "kpi.logged_in": "Logged in",
+  "kpi.routable": "Available",
+  "kpi.handled": "Handled",
+  "kpi.transfers": "Transfers",
+  "kpi.max_answer_wait": "Longest answer wait",
+  "kpi.window": "Period",
+  "kpi.window.today": "Today",
+  "kpi.window.15m": "Last 15 min",
+  "kpi.window.30m": "Last 30 min",
+  "kpi.window.60m": "Last 60 min",
+  "status.Available": "Available",
+  "status.Away": "Away",
+  "status.Break": "Break",
+  "status.Lunch": "Lunch",
+  "status.Offline": "Offline",
+  "reason.missed offers": "Missed offers",
+  "reason.After call": "After call",
+  "reason.Coaching": "Coaching",
+  "reason.Coffee": "Coffee",
+  "reason.Meeting": "Meeting",
+  "reason.Training": "Training",
+  "channel.voice": "Voice",
+  "channel.video": "Video",
+  "channel.chat": "Chat",
+  "channel.sms": "SMS",
+  "channel.social": "Social",
+  "channel.email": "Email",
+  "channel.web": "Web form",
+};
+
+const JA = {
+  "a11y.skip": "本文へ移動",
+  "common.language": "言語",
+  "common.shortcuts": "ショートカット",
+  "common.signOut": "サインアウト",
+  "common.close": "閉じる",
+  "common.cancel": "キャンセル",
+  "common.loading": "読み込み中…",
+  "signin.title": "サインイン",
+  "signin.helpAgent": "管理者から受け取ったエージェント用トークンを貼り付けるか、個人用のサインインリンクを開いてください。",
+  "signin.helpSupervisor":
+    "スーパーバイザー用トークン（presence token --role supervisor --sub 名前）を貼り付けるか、ウォールボードのリンクを開いてください。",
+  "signin.token": "トークン",
+  "signin.submit": "サインイン",
+  "conn.open": "接続中",
+  "conn.connecting": "接続しています…",
+  "conn.closed": "切断",
+  "conn.retry": "{s} 秒後に再接続します…",
+  "err.unauthorized": "トークンが拒否されました（未指定・誤り・期限切れ）。もう一度サインインしてください。",
+  "err.forbidden": "このトークンはこのページでは使えません。",
+  "err.unknownAgent": "このトークンのエージェントはセンターに登録されていません。",
+  "err.badToken": "トークンの形式ではありません。",
+  "err.disconnected": "接続されていません。少し待ってからもう一度お試しください。",
+  "err.timeout": "サーバーが時間内に応答しませんでした。",
+  "err.notAvailable": "このサーバーではまだ利用できません。",
+  "agent.title": "エージェント",
+  "agent.enableNotifications": "通知を有効にする",
+  "agent.myStatus": "自分のステータス",
+  "agent.timeInStatus": "現在のステータスの経過時間",
+  "agent.setStatus": "ステータスを変更",
+  "agent.reason": "理由",
+  "agent.noReason": "— 理由なし —",
+  "agent.apply": "適用",
+  "agent.capacity": "対応容量",
+  "agent.capText": "{cap} 単位中 {load} 単位を使用中",
+  "agent.channelUnits": "1件あたり {w} 単位",
+  "agent.offers": "着信オファー",
+  "agent.newOffer": "新しい案件の着信",
+  "agent.workInHand": "対応中の案件",
+  "agent.noWork": "対応中の案件はありません。受付可にすると案件が届きます。",
+  "agent.removed": "あなたのエージェント設定はセンターから削除されました。",
+  "offer.accept": "応答",
+  "offer.decline": "辞退",
+  "offer.declineReason": "辞退の理由",
+  "offer.confirmDecline": "辞退する",
+  "offer.priority": "優先度 {p}",
+  "offer.expiresIn": "応答までの残り時間",
+  "offer.noTimeout": "時間制限なし",
+  "offer.noSubject": "（件名なし）",
+  "offer.handoffFrom": "{from} からの引き継ぎ",
+  "offer.historyCount": "この案件には {n} 件の履歴があります",
+  "decline.busy": "他のお客様の対応中",
+  "decline.wrong_skill": "対応スキル外",
+  "decline.language": "言語",
+  "decline.other": "その他",
+  "rescind.timeout": "オファーが時間切れになり、キューに戻りました。",
+  "rescind.status": "ステータス変更により、オファーはキューに戻りました。",
+  "rescind.declined": "オファーを辞退しました。",
+  "rescind.abandoned": "応答前にお客様が離脱しました。",
+  "rescind.other": "オファーが取り消されました。",
+  "customer.name": "お客様",
+  "customer.phone": "電話番号",
+  "customer.email": "メール",
+  "customer.id": "顧客ID",
+  "state.offered": "オファー中",
+  "state.queued": "待機中",
+  "state.assigned": "対応中",
+  "state.wrapup": "後処理",
+  "state.completed": "完了",
+  "state.abandoned": "放棄",
+  "state.transferred": "転送済み",
+  "work.transferredToast": "案件を転送しました。",
+  "detail.id": "案件",
+  "detail.elapsed": "応答からの経過時間",
+  "detail.customer": "お客様情報（スクリーンポップ）",
+  "detail.payload": "詳細",
+  "detail.notes": "メモ",
+  "detail.addNote": "メモを追加",
+  "detail.noteSaved": "メモを保存しました。",
+  "detail.noNotes": "メモはまだありません。",
+  "detail.history": "履歴",
+  "detail.noHistory": "履歴はありません。",
+  "detail.historyFailed": "履歴を読み込めませんでした: {e}",
+  "detail.wrapup": "後処理を開始",
+  "detail.inWrapup": "後処理中。自動完了まで",
+  "detail.wrapupLeft": "後処理の残り時間",
+  "detail.disposition": "対応結果（例: 解決）",
+  "detail.complete": "完了",
+  "call.title": "通話",
+  "call.timer": "通話時間",
+  "call.answer": "応答",
+  "call.hold": "保留",
+  "call.resume": "保留解除",
+  "call.mute": "ミュート",
+  "call.unmute": "ミュート解除",
+  "call.transfer": "通話を転送",
+  "call.hangup": "切断",
+  "call.transferTarget": "内線または電話番号",
+  "call.sent": "{a}: 電話システムに送信しました。",
+  "call.state.ringing": "呼び出し中",
+  "call.state.answered": "通話中",
+  "call.state.active": "通話中",
+  "call.state.held": "保留中",
+  "call.state.resumed": "通話中",
+  "call.state.muted": "ミュート中",
+  "call.state.unmuted": "通話中",
+  "call.state.ended": "終了",
+  "call.state.transferring": "転送中",
+  "xfer.title": "転送・エスカレーション",
+  "xfer.to": "転送先",
+  "xfer.queue": "キュー",
+  "xfer.agent": "エージェント",
+  "xfer.agentId": "エージェントID",
+  "xfer.note": "引き継ぎメモ",
+  "xfer.submit": "転送",
+  "xfer.done": "転送しました。",
+  "ev.create": "受付",
+  "ev.offer": "オファー",
+  "ev.accept": "応答",
+  "ev.decline": "辞退",
+  "ev.rescind": "オファー取消",
+  "ev.wrapup": "後処理開始",
+  "ev.complete": "完了",
+  "ev.abandon": "放棄",
+  "ev.note": "メモ",
+  "ev.comment": "メモ",
+  "ev.transfer": "転送",
+  "ev.reassign": "再割り当て",
+  "ev.push": "割り当て指示",
+  "ev.pull": "キューへ戻す",
+  "ev.message": "メッセージ",
+  "ev.reopen": "再オープン",
+  "ev.case.status": "ケースのステータス",
+  "ev.status": "ステータス",
+  "keys.accept": "最も古いオファーに応答",
+  "keys.decline": "最も古いオファーを辞退（理由を選択）",
+  "keys.status": "ステータスメニューを開く",
+  "keys.openWork": "n 番目の対応中案件を開く",
+  "keys.wrapup": "開いている案件の後処理を開始",
+  "keys.note": "開いている案件にメモを書く",
+  "keys.close": "パネルやダイアログを閉じる",
+  "keys.help": "このヘルプを表示",
+  "keys.search": "エージェントを検索",
+  "keys.big": "大画面モードの切り替え",
+  "keys.rowActions": "行の上で: そのエージェントへの操作",
+  "wb.title": "ウォールボード",
+  "wb.bigScreen": "大画面",
+  "wb.kpis": "主要指標",
+  "wb.queues": "キュー",
+  "wb.agents": "エージェント",
+  "wb.search": "検索",
+  "wb.queue": "キュー",
+  "wb.skill": "スキル",
+  "wb.status": "ステータス",
+  "wb.sort": "並べ替え",
+  "wb.sortName": "名前",
+  "wb.sortStatus": "ステータス",
+  "wb.sortTime": "経過時間",
+  "wb.sortLoad": "負荷",
+  "wb.sortItems": "案件数",
+  "wb.colAgent": "エージェント",
+  "wb.colStatus": "ステータス",
+  "wb.colReason": "理由",
+  "wb.colTime": "経過時間",
+  "wb.colLoad": "負荷",
+  "wb.colItems": "対応中の案件",
+  "wb.colActions": "操作",
+  "wb.noAgents": "条件に合うエージェントはいません。",
+  "wb.allStatuses": "すべてのステータス",
+  "wb.allQueues": "すべてのキュー",
+  "wb.allSkills": "すべてのスキル",
+  "wb.disconnected": "接続なし",
+  "wb.waiting": "待ち",
+  "wb.oldest": "最長待ち時間",
+  "wb.available": "受付可",
+  "wb.ready": "空きあり",
+  "wb.loggedIn": "ログイン中",
+  "wb.slThreshold": "SL {s} 秒",
+  "wb.level.ok": "目標内",
+  "wb.level.warn": "サービスレベルの上限に近い",
+  "wb.level.over": "サービスレベルの上限を超過",
+  "wb.forceStatus": "ステータスを強制変更",
+  "wb.statusForced": "ステータスを変更しました。",
+  "wb.workId": "案件ID",
+  "wb.push": "待機中の案件をこのエージェントに割り当て",
+  "wb.pushHelp": "ルーティングより先に、このエージェントへオファーします。",
+  "wb.pushBtn": "割り当て",
+  "wb.reassign": "案件をこのエージェントに再割り当て",
+  "wb.reassignHelp": "現在の担当者からこのエージェントへ案件を移します。",
+  "wb.reassignBtn": "再割り当て",
+  "wb.pull": "案件をキューに戻す",
+  "wb.pullHelp": "担当者から案件を外し、キューに戻します。",
+  "wb.pullBtn": "戻す",
+  "wb.done": "完了しました。",
+  "kpi.service_level": "サービスレベル",
+  "kpi.asa": "平均応答時間",
+  "kpi.aht": "平均処理時間",
+  "kpi.abandonment_rate": "放棄率",
+  "kpi.occupancy": "稼働率",
+  "kpi.utilisation": "容量使用率",
+  "kpi.utilization": "容量使用率",
+  "kpi.offered": "着信数",
+  "kpi.answered": "応答数",
+  "kpi.abandoned": "放棄数",
+  "kpi.longest_wait": "最長待ち時間",
+  "kpi.staffing_needed": "必要人数",
+  "kpi.staffed": "配置人数",
+  "kpi.fcr": "一次解決率",
+  "kpi.waiting": "待ち件数",
+  "kpi.logged_in": "ログイン中",
+  "kpi.routable": "受付可",
+  "kpi.handled": "処理件数",
+  "kpi.transfers": "転送数",
+  "kpi.max_answer_wait": "最長応答待ち",
+  "kpi.window": "期間",
+  "kpi.window.today": "本日",
+  "kpi.window.15m": "直近15分",
+  "kpi.window.30m": "直近30分",
+  "kpi.window.60m": "直近60分",
+  "status.Available": "受付可",
+  "status.Away": "離席",
+  "status.Break": "休憩",
+  "status.Lunch": "昼食",
+  "status.Offline": "オフライン",
+  "reason.missed offers": "オファー未応答",
+  "reason.After call": "後処理",
+  "reason.Coaching": "コーチング",
+  "reason.Coffee": "小休憩",
+  "reason.Meeting": "会議",
+  "reason.Training": "研修",
+  "channel.voice": "電話",
+  "channel.video": "ビデオ",
+  "channel.chat": "チャット",
+  "channel.sms": "SMS",
+  "channel.social": "SNS",
+  "channel.email": "メール",
+  "channel.web": "Webフォーム",
+};
+
+export const DICTS = { en: EN, ja: JA };
+const LANG_KEY = "presence.lang";
+const listeners = [];
+
+function initialLang() {
+  const saved = localStorage.getItem(LANG_KEY);
+  if (saved && DICTS[saved]) return saved;
+  const langs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language];
+  for (const l of langs) {
+    const base = String(l || "").toLowerCase().split("-")[0];
+    if (DICTS[base]) return base;
+  }
+  return "en";
+}
+
+let lang = initialLang();
+document.documentElement.lang = lang;
+
+export function getLang() {
+  return lang;
+}
+
+export function setLang(next) {
+  if (!DICTS[next] || next === lang) return;
+  lang = next;
+  localStorage.setItem(LANG_KEY, next);
+  document.documentElement.lang = next;
+  for (const fn of listeners) fn(next);
+}
+
+export function onLangChange(fn) {
+  listeners.push(fn);
+}
+
+/** The label for key in the current language ({name} placeholders filled); fallback, else the key. */
+export function t(key, vars, fallback) {
+  let s = DICTS[lang][key];
+  if (s === undefined) s = EN[key];
+  if (s === undefined) return fallback !== undefined ? fallback : key;
+  if (vars) s = s.replace(/\{(\w+)\}/g, (m, k) => (vars[k] !== undefined ? String(vars[k]) : m));
+  return s;
+}
+
+// Names configured by the center (statuses, reasons) are shown translated
+// when we know them, and as configured otherwise.
+export const tStatus = (name) => t(`status.${name}`, null, name || "");
+export const tReason = (name) => t(`reason.${name}`, null, name || "");
+export const tChannel = (name) => t(`channel.${name}`, null, name || "");
+
+/** Fill [data-i18n] text, and [data-i18n-aria-label] / [data-i18n-placeholder] attributes. */
+export function applyI18n(root) {
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-aria-label]")) {
+    el.setAttribute("aria-label", t(el.dataset.i18nAriaLabel));
+  }
+  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) {
+    el.setAttribute("placeholder", t(el.dataset.i18nPlaceholder));
+  }
+  const title = document.body.classList.contains("page-agent") ? t("agent.title") : t("wb.title");
+  document.title = `${title} · presence`;
+}
+
+// -- formatting -----------------------------------------------------------------
+
+const locale = () => (lang === "ja" ? "ja-JP" : undefined);
+
+/** 1:05, 12:03, 1:02:03: a ticking timer (digits read the same in both languages). */
+export function fmtElapsed(ms) {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const hh = Math.floor(total / 3600);
+  const mm = Math.floor((total % 3600) / 60);
+  const ss = total % 60;
+  const pad = (n) => String(n).padStart(2, "0");
+  return hh ? `${hh}:${pad(mm)}:${pad(ss)}` : `${mm}:${pad(ss)}`;
+}
+
+export function fmtCountdown(ms) {
+  return fmtElapsed(Math.max(0, Math.ceil(ms / 1000) * 1000));
+}
+
+export function fmtClock(ms) {
+  return new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit", second: "2-digit" }).format(
+    new Date(ms),
+  );
+}
+
+export function fmtDateTime(ms) {
+  return new Intl.DateTimeFormat(locale(), { dateStyle: "short", timeStyle: "medium" }).format(new Date(ms));
+}
+
+/** A duration in seconds as "42 s", "3.5 min" / "42秒", "3.5分" (Intl units). */
+export function fmtDuration(seconds) {
+  const s = Number(seconds) || 0;
+  const unit = (u, v, digits) =>
+    new Intl.NumberFormat(locale(), { style: "unit", unit: u, unitDisplay: "short", maximumFractionDigits: digits }).format(v);
+  if (s < 90) return unit("second", s, 0);
+  if (s < 5400) return unit("minute", s / 60, 1);
+  return unit("hour", s / 3600, 1);
+}
+
+export function fmtPercent(x) {
+  const v = Number(x) || 0;
+  // accept both 0.85 and 85 for "85 %"
+  const frac = v > 1.0001 ? v / 100 : v;
+  return new Intl.NumberFormat(locale(), { style: "percent", maximumFractionDigits: 1 }).format(frac);
+}
+
+export function fmtNumber(x) {
+  return new Intl.NumberFormat(locale(), { maximumFractionDigits: 1 }).format(Number(x) || 0);
+}
+
+const PERCENT_KEYS = /(service_level|rate|occupancy|utili[sz]ation|fcr|resolution|share|ratio)$/;
+const DURATION_KEYS = /(^asa$|^aht$|_wait$|_seconds$|speed_of_answer|_time$)/;
+
+/** Format a KPI by its name: shares as percentages, times as durations, the rest as numbers. */
+export function fmtKpi(key, value) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value !== "number") return String(value);
+  if (key.endsWith("_ms")) return fmtDuration(value / 1000);
+  if (PERCENT_KEYS.test(key)) return fmtPercent(value);
+  if (DURATION_KEYS.test(key)) return fmtDuration(value);
+  return fmtNumber(value);
+}
+
+export function kpiLabel(key) {
+  const known = t(`kpi.${key}`, null, "");
+  if (known) return known;
+  return key.replace(/_/g, " ").replace(/^\w/, (c) => c.toUpperCase());
+}

@@ -1,0 +1,827 @@
+// wallboard.js: the supervisor wallboard (/wallboard).
+//
+// Built for a thousand agents: deltas are collected as they arrive and
+// applied once per animation frame; each agent has one keyed row whose cells
+// are touched only when their value changed; rows are re-ordered at most
+// once a second, so the grid neither jumps nor re-renders per delta.
+
+import {
+  $,
+  Socket,
+  admit,
+  showSignInCard,
+  api,
+  channelIcon,
+  clearToken,
+  h,
+  put,
+  loadToken,
+  saveToken,
+  setText,
+  showConnection,
+  statusClass,
+  statusIcon,
+  toast,
+} from "./common.js";
+import {
+  applyI18n,
+  fmtElapsed,
+  fmtKpi,
+  fmtClock,
+  getLang,
+  kpiLabel,
+  onLangChange,
+  setLang,
+  t,
+  tChannel,
+  tReason,
+  tStatus,
+} from "./i18n.js";
+
+const ROLE = "supervisor";
+const STATUS_ORDER = { available: 0, busy: 1, away: 2, break: 3, offline: 4 };
+
+const state = {
+  token: null,
+  socket: null,
+  agents: new Map(), // id -> view
+  profiles: new Map(), // id -> {queues, skills}
+  queues: new Map(), // name -> stats
+  queueOrder: [],
+  statuses: [],
+  channels: [],
+  kpis: null,
+  pending: new Map(), // id -> newest view not drawn yet
+  rows: new Map(), // id -> {tr, cells, drawn}
+  frame: 0,
+  flushes: 0,
+  orderDirty: true,
+  lastOrder: 0,
+  order: [],
+  filter: { text: "", queue: "", skill: "", status: "" },
+  sort: { key: "status", dir: 1 },
+  profileTimer: 0,
+  unavailable: new Set(),
+};
+
+// -- start / sign in ------------------------------------------------------------
+
+function start() {
+  $("#lang").value = getLang();
+  $("#lang").addEventListener("change", (e) => setLang(e.target.value));
+  onLangChange(() => {
+    applyI18n(document);
+    redrawAll();
+  });
+  applyI18n(document);
+  $("#signin-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const tok = $("#token-input").value.trim();
+    if (!tok) return;
+    saveToken(ROLE, tok);
+    signIn(tok);
+  });
+  $("#signout").addEventListener("click", signOut);
+  $("#help-btn").addEventListener("click", () => $("#help").showModal());
+  $("#big-btn").addEventListener("click", toggleBig);
+  $("#toolbar").addEventListener("submit", (e) => e.preventDefault());
+  for (const [id, key] of [
+    ["#f-text", "text"],
+    ["#f-queue", "queue"],
+    ["#f-skill", "skill"],
+    ["#f-status", "status"],
+  ]) {
+    $(id).addEventListener("input", (e) => {
+      state.filter[key] = e.target.value.trim().toLowerCase();
+      if (key !== "text") state.filter[key] = e.target.value;
+      applyFilters();
+    });
+  }
+  $("#kpi-window").addEventListener("change", (e) => {
+    state.kpiWindowName = e.target.value;
+    drawKpis();
+    drawQueues();
+  });
+  $("#f-sort").addEventListener("change", (e) => setSort(e.target.value, state.sort.dir));
+  $("#f-dir").addEventListener("click", () => setSort(state.sort.key, -state.sort.dir));
+  for (const th of document.querySelectorAll("th[data-sort]")) {
+    th.tabIndex = 0;
+    const go = () => setSort(th.dataset.sort, state.sort.key === th.dataset.sort ? -state.sort.dir : 1);
+    th.addEventListener("click", go);
+    th.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") {
+        e.preventDefault();
+        go();
+      }
+    });
+  }
+  document.addEventListener("keydown", onKey);
+  setInterval(tick, 1000);
+  setSort("status", 1);
+  const tok = loadToken(ROLE);
+  if (tok) signIn(tok);
+  else showSignIn();
+}
+
+function showSignIn(errorKey) {
+  showSignInCard(errorKey);
+}
+
+function signIn(tok) {
+  if (!admit(ROLE, tok)) return;
+  state.token = tok;
+  state.socket = new Socket("/ws/supervisor", tok, { onmessage, onstate });
+  state.socket.connect();
+}
+
+function signOut() {
+  if (state.socket) state.socket.close();
+  state.socket = null;
+  clearToken(ROLE);
+  showConnection($("#conn"), "closed", {});
+  showSignIn();
+}
+
+function onstate(s, info) {
+  showConnection($("#conn"), s, info);
+  $("#app").classList.toggle("stale", s !== "open");
+  if (s === "closed" && info.key) {
+    clearToken(ROLE);
+    showSignIn(info.key);
+  }
+}
+
+// -- messages --------------------------------------------------------------------
+
+function onmessage(msg) {
+  switch (msg.type) {
+    case "snapshot":
+      return onSnapshot(msg);
+    case "agents":
+      for (const v of msg.agents || []) queueDelta(v);
+      return;
+    case "status":
+    case "load":
+      return queueDelta(msg);
+    case "queues":
+      return onQueues(msg.queues || []);
+    case "kpis":
+      return onKpis(msg);
+    case "agent.removed":
+      state.pending.delete(msg.agent_id);
+      state.agents.delete(msg.agent_id);
+      removeRow(msg.agent_id);
+      updateSummary();
+      return;
+    case "queue.removed":
+    case "queue.updated":
+      return; // the next queues message carries the change
+    case "error":
+      toast(msg.message || msg.code, "error");
+      return;
+    default:
+      return;
+  }
+}
+
+function onSnapshot(msg) {
+  state.statuses = msg.statuses || [];
+  state.channels = msg.channels || [];
+  state.pending.clear();
+  const ids = new Set();
+  for (const v of msg.agents || []) {
+    ids.add(v.agent_id);
+    state.agents.set(v.agent_id, v);
+  }
+  for (const id of [...state.agents.keys()]) {
+    if (!ids.has(id)) {
+      state.agents.delete(id);
+      removeRow(id);
+    }
+  }
+  onQueues(msg.queues || [], true);
+  fillStatusFilter();
+  for (const v of state.agents.values()) drawRow(v);
+  state.orderDirty = true;
+  reorder(true);
+  updateSummary();
+  loadProfiles();
+}
+
+function queueDelta(v) {
+  if (!v || !v.agent_id) return;
+  const prev = state.pending.get(v.agent_id) || state.agents.get(v.agent_id);
+  if (prev && (v.ver || 0) < (prev.ver || 0)) return; // an older view than the one we have
+  state.pending.set(v.agent_id, v);
+  if (!state.frame) state.frame = requestAnimationFrame(flush);
+}
+
+/** Apply every delta gathered since the last frame: one pass, changed rows only. */
+function flush() {
+  state.frame = 0;
+  state.flushes += 1;
+  let unknown = false;
+  for (const [id, v] of state.pending) {
+    const old = state.agents.get(id);
+    const merged = { ...(old || {}), ...v };
+    delete merged.type;
+    state.agents.set(id, merged);
+    if (!old) unknown = true;
+    if (!old || old.status !== merged.status || old.load !== merged.load || old.items !== merged.items) {
+      state.orderDirty = true;
+    }
+    drawRow(merged);
+  }
+  state.pending.clear();
+  if (unknown) loadProfilesSoon();
+  reorder(false);
+  updateSummary();
+}
+
+function onQueues(list, replace = false) {
+  const names = new Set();
+  for (const q of list) {
+    names.add(q.name);
+    state.queues.set(q.name, { ...(state.queues.get(q.name) || {}), ...q });
+  }
+  if (replace || list.length) {
+    for (const n of [...state.queues.keys()]) if (!names.has(n)) state.queues.delete(n);
+  }
+  state.queueOrder = [...state.queues.values()]
+    .sort((a, b) => (b.priority || 0) - (a.priority || 0) || a.name.localeCompare(b.name))
+    .map((q) => q.name);
+  drawQueues();
+  fillQueueFilter();
+}
+
+function onKpis(msg) {
+  state.kpis = msg;
+  drawKpis();
+  drawQueues();
+}
+
+// -- profiles (queues and skills, for the filters) ------------------------------------
+
+async function loadProfiles() {
+  if (!state.token) return;
+  try {
+    const body = await api(state.token, "/api/v1/agents");
+    state.profiles = new Map((body.agents || []).map((a) => [a.id, a]));
+    fillSkillFilter();
+    applyFilters();
+  } catch {
+    /* filters by queue and skill stay empty; the grid still works */
+  }
+}
+
+function loadProfilesSoon() {
+  clearTimeout(state.profileTimer);
+  state.profileTimer = setTimeout(loadProfiles, 2000);
+}
+
+// -- agent grid ---------------------------------------------------------------------
+
+function statusDef(name) {
+  return state.statuses.find((s) => s.name === name);
+}
+
+function drawRow(v) {
+  let row = state.rows.get(v.agent_id);
+  if (!row) {
+    const tr = h("tr", { dataset: { id: v.agent_id }, tabindex: "0" });
+    const cells = {
+      name: h("td.c-name", null, h("span.a-name", { dir: "auto" }), h("span.a-id")),
+      status: h("td.c-status", null, h("span.status-pill", null, h("span.st-icon", { "aria-hidden": "true" }), h("span.st-name")), h("span.conn-flag")),
+      reason: h("td.c-reason", { dir: "auto" }),
+      since: h("td.c-time.timer"),
+      load: h(
+        "td.c-load",
+        null,
+        h("span.minibar", { "aria-hidden": "true" }, h("span.minibar-fill")),
+        h("span.load-text"),
+      ),
+      items: h("td", null, h("div.c-items")),
+      actions: h(
+        "td.col-actions",
+        null,
+        h("button.btn.ghost.small", { type: "button", onclick: () => openActions(v.agent_id) }, "⋯"),
+      ),
+    };
+    tr.append(...Object.values(cells));
+    tr.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && e.target === tr) openActions(v.agent_id);
+    });
+    row = { tr, cells, drawn: {} };
+    state.rows.set(v.agent_id, row);
+    $("#grid-body").append(tr);
+    state.orderDirty = true;
+  }
+  const d = row.drawn;
+  const c = row.cells;
+  if (d.name !== v.name) {
+    setText(c.name.firstChild, v.name || v.agent_id);
+    setText(c.name.lastChild, v.name && v.name !== v.agent_id ? v.agent_id : "");
+    d.name = v.name;
+  }
+  const def = statusDef(v.status);
+  const routable = !!(def && def.routable);
+  const busy = routable && (v.items || 0) > 0;
+  const stKey = `${v.status}|${busy}|${v.connected}|${state.lang}`;
+  if (d.st !== stKey) {
+    const pill = c.status.firstChild;
+    pill.className = `status-pill ${statusClass(v.status, routable)}${busy ? " st-busy" : ""}`;
+    setText(pill.firstChild, statusIcon(v.status, routable));
+    setText(pill.lastChild, tStatus(v.status));
+    const flag = c.status.lastChild;
+    const disconnected = !v.connected && (v.status || "").toLowerCase() !== "offline";
+    setText(flag, disconnected ? `⚠ ${t("wb.disconnected")}` : "");
+    row.tr.classList.toggle("gone", disconnected);
+    row.tr.dataset.status = v.status;
+    d.st = stKey;
+  }
+  const reason = v.reason ? tReason(v.reason) : "";
+  if (d.reason !== reason) {
+    setText(c.reason, reason);
+    d.reason = reason;
+  }
+  c.since.dataset.since = v.since || "";
+  const loadKey = `${v.load}|${v.capacity}`;
+  if (d.load !== loadKey) {
+    const pct = v.capacity ? Math.min(100, Math.round((100 * (v.load || 0)) / v.capacity)) : 0;
+    const fill = c.load.firstChild.firstChild;
+    fill.style.width = `${pct}%`;
+    fill.className = `minibar-fill ${pct >= 100 ? "full" : pct >= 70 ? "high" : ""}`;
+    setText(c.load.lastChild, `${v.load || 0} / ${v.capacity || 0}`);
+    d.load = loadKey;
+  }
+  const by = v.by_channel || {};
+  const itemsKey = JSON.stringify(by);
+  if (d.items !== itemsKey) {
+    put(c.items.firstChild,
+      ...Object.entries(by)
+        .filter(([, n]) => n > 0)
+        .map(([ch, n]) =>
+          h("span.chip", { title: tChannel(ch) }, h("span", { "aria-hidden": "true" }, channelIcon(ch)), ` ${tChannel(ch)} ${n}`),
+        ),
+    );
+    d.items = itemsKey;
+  }
+  row.tr.hidden = !matches(v);
+}
+
+function removeRow(id) {
+  const row = state.rows.get(id);
+  if (row) row.tr.remove();
+  state.rows.delete(id);
+}
+
+function matches(v) {
+  const f = state.filter;
+  if (f.status && v.status !== f.status) return false;
+  if (f.text) {
+    const hay = `${v.name || ""} ${v.agent_id} ${v.reason || ""}`.toLowerCase();
+    if (!hay.includes(f.text)) return false;
+  }
+  if (f.queue || f.skill) {
+    const p = state.profiles.get(v.agent_id);
+    if (!p) return false;
+    if (f.queue && !(p.queues || []).includes(f.queue)) return false;
+    if (f.skill && !(p.skills && p.skills[f.skill])) return false;
+  }
+  return true;
+}
+
+function applyFilters() {
+  let shown = 0;
+  for (const [id, row] of state.rows) {
+    const v = state.agents.get(id);
+    const ok = !!v && matches(v);
+    row.tr.hidden = !ok;
+    if (ok) shown += 1;
+  }
+  $("#grid-empty").hidden = shown > 0 || state.rows.size === 0;
+  state.filterActive = !!(state.filter.text || state.filter.queue || state.filter.skill || state.filter.status);
+  setText($("#agent-count"), state.filterActive ? `${shown} / ${state.agents.size}` : String(state.agents.size));
+}
+
+function statusRank(v) {
+  const def = statusDef(v.status);
+  const n = (v.status || "").toLowerCase();
+  if (n === "offline") return STATUS_ORDER.offline;
+  if (def && def.routable) return (v.items || 0) > 0 ? STATUS_ORDER.busy : STATUS_ORDER.available;
+  if (n.includes("break") || n.includes("lunch")) return STATUS_ORDER.break;
+  return STATUS_ORDER.away;
+}
+
+let collatorCache = null;
+function collator() {
+  // one Collator, not one per comparison: localeCompare(x, y, lang) builds one each call
+  if (!collatorCache || collatorCache.lang !== getLang()) {
+    collatorCache = { lang: getLang(), c: new Intl.Collator(getLang(), { numeric: true }) };
+  }
+  return collatorCache.c;
+}
+
+function compare(a, b) {
+  const k = state.sort.key;
+  let r = 0;
+  if (k === "status") r = statusRank(a) - statusRank(b) || (a.since || 0) - (b.since || 0);
+  else if (k === "since") r = (a.since || 0) - (b.since || 0);
+  else if (k === "load") r = (b.load || 0) - (a.load || 0);
+  else if (k === "items") r = (b.items || 0) - (a.items || 0);
+  if (r === 0) r = collator().compare(a.name || a.agent_id, b.name || b.agent_id);
+  return r * state.sort.dir;
+}
+
+function setSort(key, dir) {
+  state.sort = { key, dir };
+  $("#f-sort").value = key;
+  setText($("#f-dir"), dir > 0 ? "↑" : "↓");
+  for (const th of document.querySelectorAll("th[data-sort]")) {
+    th.setAttribute("aria-sort", th.dataset.sort === key ? (dir > 0 ? "ascending" : "descending") : "none");
+  }
+  state.orderDirty = true;
+  reorder(true);
+}
+
+/** Put rows in sort order; throttled so live changes do not make the grid jump. */
+function reorder(now) {
+  if (!state.orderDirty) return;
+  if (!now && Date.now() - state.lastOrder < 1000) return;
+  state.orderDirty = false;
+  state.lastOrder = Date.now();
+  const ids = [...state.agents.values()].sort(compare).map((v) => v.agent_id);
+  if (ids.length === state.order.length && ids.every((id, i) => id === state.order[i])) return;
+  state.order = ids;
+  const body = $("#grid-body");
+  const frag = document.createDocumentFragment();
+  for (const id of ids) {
+    const row = state.rows.get(id);
+    if (row) frag.append(row.tr);
+  }
+  body.append(frag);
+}
+
+function updateSummary() {
+  const counts = new Map();
+  for (const v of state.agents.values()) counts.set(v.status, (counts.get(v.status) || 0) + 1);
+  const box = $("#status-summary");
+  put(box,
+    ...[...counts.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([s, n]) => {
+        const def = statusDef(s);
+        return h(
+          `span.status-pill.${statusClass(s, def && def.routable)}`,
+          null,
+          h("span.st-icon", { "aria-hidden": "true" }, statusIcon(s, def && def.routable)),
+          h("span.st-name", null, `${tStatus(s)} ${n}`),
+        );
+      }),
+  );
+  applyFilters();
+}
+
+function redrawAll() {
+  state.lang = getLang();
+  for (const v of state.agents.values()) drawRow(v);
+  fillStatusFilter();
+  fillQueueFilter();
+  fillSkillFilter();
+  drawQueues();
+  drawKpis();
+  updateSummary();
+}
+
+function fillSelect(sel, options, allKey) {
+  const current = sel.value;
+  put(sel, h("option", { value: "" }, t(allKey)), ...options.map(([v, label]) => h("option", { value: v }, label)));
+  sel.value = options.some(([v]) => v === current) ? current : "";
+}
+
+function fillStatusFilter() {
+  fillSelect($("#f-status"), state.statuses.map((s) => [s.name, tStatus(s.name)]), "wb.allStatuses");
+}
+
+function fillQueueFilter() {
+  fillSelect($("#f-queue"), state.queueOrder.map((n) => [n, state.queues.get(n).title || n]), "wb.allQueues");
+}
+
+function fillSkillFilter() {
+  const skills = new Set();
+  for (const p of state.profiles.values()) for (const s of Object.keys(p.skills || {})) skills.add(s);
+  fillSelect($("#f-skill"), [...skills].sort().map((s) => [s, s]), "wb.allSkills");
+}
+
+// -- queues ----------------------------------------------------------------------------
+
+function waitLevel(q, waitMs) {
+  const sl = (q.service_level_seconds || 20) * 1000;
+  if (!q.waiting || !waitMs) return "ok";
+  if (waitMs < sl * 0.5) return "ok";
+  if (waitMs < sl) return "warn";
+  return "over";
+}
+
+const LEVEL_ICON = { ok: "●", warn: "▲", over: "■" };
+
+function drawQueues() {
+  const box = $("#queue-tiles");
+  const seen = new Set();
+  state.queueOrder.forEach((name, i) => {
+    const q = state.queues.get(name);
+    seen.add(name);
+    let tile = box.querySelector(`[data-queue="${CSS.escape(name)}"]`);
+    if (!tile) {
+      tile = h(
+        "article.queue-tile",
+        { dataset: { queue: name }, tabindex: "0", role: "button" },
+        h("header", null, h("h3.q-title", { dir: "auto" }), h("span.q-sl")),
+        h("div.q-main", null, h("span.q-waiting"), h("span.q-waiting-label")),
+        h("div.q-oldest", null, h("span.q-level", { "aria-hidden": "true" }), h("span.q-oldest-label"), h("strong.q-oldest-time.timer"), h("span.sr-only.q-level-text")),
+        h("dl.q-stats"),
+        h("dl.q-kpis"),
+      );
+      const pick = () => {
+        $("#f-queue").value = name;
+        state.filter.queue = name;
+        applyFilters();
+      };
+      tile.addEventListener("click", pick);
+      tile.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" || e.key === " ") {
+          e.preventDefault();
+          pick();
+        }
+      });
+    }
+    if (box.children[i] !== tile) box.insertBefore(tile, box.children[i] || null);
+    setText(tile.querySelector(".q-title"), q.title || name);
+    setText(tile.querySelector(".q-sl"), t("wb.slThreshold", { s: q.service_level_seconds || 20 }));
+    setText(tile.querySelector(".q-waiting"), q.waiting || 0);
+    setText(tile.querySelector(".q-waiting-label"), t("wb.waiting"));
+    setText(tile.querySelector(".q-oldest-label"), t("wb.oldest"));
+    tile.setAttribute("aria-label", `${q.title || name}: ${t("wb.waiting")} ${q.waiting || 0}`);
+    const stats = tile.querySelector(".q-stats");
+    const pairs = [
+      ["wb.available", q.routable ?? 0],
+      ["wb.ready", q.ready ?? 0],
+      ["wb.loggedIn", `${q.logged_in ?? 0} / ${q.members ?? 0}`],
+    ];
+    put(stats, ...pairs.flatMap(([k, v]) => [h("dt", null, t(k)), h("dd", null, String(v))]));
+    const qk = queueKpis(name);
+    const kbox = tile.querySelector(".q-kpis");
+    put(kbox,
+      ...Object.entries(qk)
+        .filter(([k]) => ["service_level", "asa", "abandonment_rate", "staffing_needed"].includes(k))
+        .flatMap(([k, v]) => [h("dt", null, kpiLabel(k)), h("dd", null, fmtKpi(k, v))]),
+    );
+    paintOldest(tile, q);
+  });
+  for (const el of [...box.children]) if (!seen.has(el.dataset.queue)) el.remove();
+}
+
+function paintOldest(tile, q) {
+  const now = state.socket ? state.socket.now() : Date.now();
+  const wait = q.waiting && q.oldest_created ? Math.max(0, now - q.oldest_created) : 0;
+  const level = waitLevel(q, wait);
+  const box = tile.querySelector(".q-oldest");
+  box.className = `q-oldest lvl-${level}`;
+  setText(tile.querySelector(".q-level"), LEVEL_ICON[level]);
+  setText(tile.querySelector(".q-oldest-time"), wait ? fmtElapsed(wait) : "—");
+  setText(tile.querySelector(".q-level-text"), t(`wb.level.${level}`));
+  box.title = t(`wb.level.${level}`);
+}
+
+// -- KPIs ------------------------------------------------------------------------------
+
+// The KPI message carries live figures (waiting, staffing_needed ...) next to
+// one map per time window ("today", "15m" ...); the strip shows the live
+// figures and the chosen window's.
+function kpiWindow() {
+  const m = state.kpis || {};
+  const root = m.kpis && typeof m.kpis === "object" ? m.kpis : m;
+  const windows = Array.isArray(root.windows) ? root.windows : [];
+  if (!windows.includes(state.kpiWindowName)) state.kpiWindowName = windows[0] || "";
+  return { root, windows, name: state.kpiWindowName };
+}
+
+function flatten(o, win) {
+  if (!o || typeof o !== "object") return {};
+  const out = {};
+  for (const [k, v] of Object.entries(o)) if (typeof v === "number" || v === null) out[k] = v;
+  const w = (win && o[win]) || o.today || o.live;
+  if (w && typeof w === "object") for (const [k, v] of Object.entries(w)) if (typeof v === "number" || v === null) out[k] = v;
+  return out;
+}
+
+/** The center-wide figures of a kpis message, whatever its exact shape. */
+function centerKpis() {
+  if (!state.kpis) return {};
+  const { root, name } = kpiWindow();
+  return flatten(root.center || root.total || root.all || root.overall || root, name);
+}
+
+function queueKpis(qname) {
+  if (!state.kpis) return {};
+  const { root, name } = kpiWindow();
+  const qs = root.queues;
+  let q = null;
+  if (Array.isArray(qs)) q = qs.find((x) => x && (x.queue === qname || x.name === qname));
+  else if (qs && typeof qs === "object") q = qs[qname];
+  return flatten(q, name);
+}
+
+const KPI_ORDER = [
+  "service_level",
+  "asa",
+  "aht",
+  "abandonment_rate",
+  "occupancy",
+  "utilisation",
+  "utilization",
+  "fcr",
+  "offered",
+  "answered",
+  "abandoned",
+  "waiting",
+  "longest_wait",
+  "logged_in",
+  "staffing_needed",
+];
+
+function drawKpis() {
+  const c = centerKpis();
+  let keys = KPI_ORDER.filter((k) => k in c);
+  if (!keys.length) keys = Object.keys(c).filter((k) => !["server_time", "ts", "ver", "version"].includes(k));
+  $("#kpis").hidden = keys.length === 0;
+  const { windows, name } = kpiWindow();
+  const sel = $("#kpi-window");
+  if (sel.dataset.opts !== windows.join("|") + getLang()) {
+    put(sel, windows.map((w) => h("option", { value: w }, t(`kpi.window.${w}`, null, w))));
+    sel.dataset.opts = windows.join("|") + getLang();
+  }
+  sel.value = name;
+  sel.parentElement.hidden = windows.length < 2;
+  const strip = $("#kpi-strip");
+  const existing = new Map([...strip.children].map((el) => [el.dataset.key, el]));
+  keys.forEach((k, i) => {
+    let el = existing.get(k);
+    if (!el) el = h("div.kpi", { dataset: { key: k } }, h("span.kpi-value"), h("span.kpi-label"));
+    existing.delete(k);
+    setText(el.firstChild, fmtKpi(k, c[k]));
+    setText(el.lastChild, kpiLabel(k));
+    if (strip.children[i] !== el) strip.insertBefore(el, strip.children[i] || null);
+  });
+  for (const el of existing.values()) el.remove();
+}
+
+// -- supervisor actions -----------------------------------------------------------------
+
+async function send(msg) {
+  try {
+    return await state.socket.request(msg);
+  } catch (err) {
+    if (err.unavailable) state.unavailable.add(msg.type);
+    throw err;
+  }
+}
+
+function openActions(aid) {
+  const v = state.agents.get(aid);
+  if (!v) return;
+  setText($("#actions-title"), `${v.name || aid} (${aid})`);
+  const status = h(
+    "select#force-status",
+    { "aria-label": t("wb.forceStatus") },
+    ...state.statuses.map((s) => h("option", { value: s.name }, `${statusIcon(s.name, s.routable)} ${tStatus(s.name)}`)),
+  );
+  status.value = v.status;
+  const reason = h("select#force-reason", { "aria-label": t("agent.reason") });
+  const fill = () => {
+    const def = statusDef(status.value);
+    put(reason, h("option", { value: "" }, t("agent.noReason")), ...((def && def.reasons) || []).map((r) => h("option", { value: r }, tReason(r))));
+  };
+  status.addEventListener("change", fill);
+  fill();
+  const out = h("p.action-result", { role: "status" });
+  const result = (promise, okKey) =>
+    promise
+      .then(() => {
+        out.className = "action-result ok";
+        setText(out, t(okKey));
+      })
+      .catch((err) => {
+        out.className = "action-result error";
+        setText(out, err.unavailable ? t("err.notAvailable") : err.message);
+      });
+  const workId = (id) => h(`input#${id}`, { placeholder: t("wb.workId"), "aria-label": t("wb.workId"), autocomplete: "off" });
+  const pushId = workId("push-id");
+  const reassignId = workId("reassign-id");
+  const reassignNote = h("input#reassign-note", { placeholder: t("xfer.note"), "aria-label": t("xfer.note"), dir: "auto" });
+  const pullId = workId("pull-id");
+  put($("#actions-body"),
+    h(
+      "form.action",
+      {
+        onsubmit: (e) => {
+          e.preventDefault();
+          result(send({ type: "agent.status.set", agent_id: aid, status: status.value, reason: reason.value || undefined }), "wb.statusForced");
+        },
+      },
+      h("h3", null, t("wb.forceStatus")),
+      h("div.row", null, status, reason, h("button.btn.primary", { type: "submit", id: "force-apply" }, t("agent.apply"))),
+    ),
+    h(
+      "form.action",
+      {
+        onsubmit: (e) => {
+          e.preventDefault();
+          if (pushId.value.trim()) result(send({ type: "work.push", work_id: pushId.value.trim(), agent_id: aid }), "wb.done");
+        },
+      },
+      h("h3", null, t("wb.push")),
+      h("p.muted.small", null, t("wb.pushHelp")),
+      h("div.row", null, pushId, h("button.btn", { type: "submit" }, t("wb.pushBtn"))),
+    ),
+    h(
+      "form.action",
+      {
+        onsubmit: (e) => {
+          e.preventDefault();
+          const wid = reassignId.value.trim();
+          if (wid) result(send({ type: "work.reassign", work_id: wid, agent_id: aid, note: reassignNote.value.trim() || undefined }), "wb.done");
+        },
+      },
+      h("h3", null, t("wb.reassign")),
+      h("p.muted.small", null, t("wb.reassignHelp")),
+      h("div.row", null, reassignId, reassignNote, h("button.btn", { type: "submit" }, t("wb.reassignBtn"))),
+    ),
+    h(
+      "form.action",
+      {
+        onsubmit: (e) => {
+          e.preventDefault();
+          if (pullId.value.trim()) result(send({ type: "work.pull", work_id: pullId.value.trim() }), "wb.done");
+        },
+      },
+      h("h3", null, t("wb.pull")),
+      h("p.muted.small", null, t("wb.pullHelp")),
+      h("div.row", null, pullId, h("button.btn", { type: "submit" }, t("wb.pullBtn"))),
+    ),
+    out,
+  );
+  $("#actions").showModal();
+  status.focus();
+}
+
+// -- big screen, clock, keys ----------------------------------------------------------------
+
+function toggleBig() {
+  const on = !document.body.classList.contains("big");
+  document.body.classList.toggle("big", on);
+  $("#big-btn").setAttribute("aria-pressed", String(on));
+  try {
+    if (on && !document.fullscreenElement) document.documentElement.requestFullscreen?.().catch(() => {});
+    if (!on && document.fullscreenElement) document.exitFullscreen?.().catch(() => {});
+  } catch {
+    /* fullscreen is a bonus */
+  }
+}
+
+function tick() {
+  const now = state.socket ? state.socket.now() : Date.now();
+  setText($("#clock"), fmtClock(now));
+  for (const row of state.rows.values()) {
+    if (row.tr.hidden) continue;
+    const since = Number(row.cells.since.dataset.since);
+    setText(row.cells.since, since ? fmtElapsed(now - since) : "");
+  }
+  for (const tile of document.querySelectorAll(".queue-tile")) {
+    const q = state.queues.get(tile.dataset.queue);
+    if (q) paintOldest(tile, q);
+  }
+  if (state.orderDirty) reorder(false);
+}
+
+function onKey(e) {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  const tag = (e.target.tagName || "").toLowerCase();
+  if (tag === "input" || tag === "textarea" || tag === "select") return;
+  if ($("#actions").open || $("#help").open || $("#app").hidden) return;
+  if (e.key === "/") {
+    e.preventDefault();
+    $("#f-text").focus();
+  } else if (e.key.toLowerCase() === "b") {
+    e.preventDefault();
+    toggleBig();
+  } else if (e.key === "?") {
+    e.preventDefault();
+    $("#help").showModal();
+  }
+}
+
+// A hook for tests and load checks: feed messages as if from the server.
+window.presenceWallboard = { onmessage, state };
+
+start();

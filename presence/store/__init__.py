@@ -1,0 +1,454 @@
+"""The thin Python side of the Redis state: typed calls and reads.
+
+Redis is the single source of truth. Every change that must be atomic is one
+Lua script (``store/lua``); this module only builds arguments, runs scripts
+and decodes what it reads back. Nothing here keeps state between calls, so a
+process can die at any line and another carries on from Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgpack
+from redis.asyncio import Redis
+
+from presence.center import Agent, Center, Queue
+from presence.store.keys import Keys
+from presence.store.scripts import ScriptError, Scripts
+
+__all__ = ["AgentSnapshot", "Keys", "ScriptError", "Store", "new_work_id"]
+
+Clock = Callable[[], float]
+# An agent's snapshot as read from Redis: its view, open offers, work in hand.
+AgentSnapshot = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]
+log = logging.getLogger("presence.store")
+
+# Fields of a work item hash that are shown as they are (ms timestamps etc.).
+_WORK_TIMES = ("created", "offered_at", "accepted_at", "wrapup_at", "ended_at", "expires")
+
+
+def new_work_id(now: float | None = None) -> str:
+    """Time-ordered, unguessable item id: 12 hex digits of ms, 10 random."""
+    ms = int((time.time() if now is None else now) * 1000)
+    return f"{ms:012x}{secrets.token_hex(5)}"
+
+
+def _s(v: Any) -> str:
+    return v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else str(v)
+
+
+def _unpack(raw: Any) -> Any:
+    return msgpack.unpackb(raw, raw=False) if raw else None
+
+
+def _num(v: Any) -> float:
+    try:
+        x = float(_s(v))
+    except (TypeError, ValueError):
+        return 0.0
+    return int(x) if x.is_integer() else x
+
+
+class Store:
+    """One center's state in Redis."""
+
+    def __init__(self, redis: Redis, center: str, clock: Clock = time.time) -> None:
+        self.redis = redis
+        self.keys = Keys(center)
+        self.clock = clock
+        self.scripts = Scripts(redis)
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def _call(self, name: str, *args: Any) -> list[Any]:
+        return await self.scripts.call(name, self.keys.prefix, self.now_ms(), *args)
+
+    # -- configuration -------------------------------------------------------
+
+    async def sync_center(self, center: Center) -> None:
+        """Write statuses, channels and rules; seed queues and agents once."""
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(k.statuses, k.channels)
+        pipe.hset(
+            k.statuses,
+            mapping={
+                s.name: msgpack.packb({"routable": s.routable, "reasons": list(s.reasons)})
+                for s in center.statuses.values()
+            },
+        )
+        pipe.hset(
+            k.channels,
+            mapping={
+                c.name: msgpack.packb({"weight": c.weight, "cap": c.cap}) for c in center.channels.values()
+            },
+        )
+        r = center.rules
+        pipe.hset(
+            k.rules,
+            mapping={
+                "login_status": r.login_status,
+                "offline_status": r.offline_status,
+                "missed_offers_limit": r.missed_offers_limit,
+                "missed_offers_status": r.missed_offers_status,
+                "missed_offers_reason": r.missed_offers_reason,
+                "name": center.name,
+            },
+        )
+        await pipe.execute()
+        for q in center.queues.values():
+            await self.put_queue(q, create_only=True)
+        for a in center.agents.values():
+            try:
+                await self.put_agent(a, create_only=True)
+            except ScriptError as exc:
+                # e.g. the file names a queue the admin API has since deleted:
+                # the API's change wins, and the server still starts
+                log.warning("agent %s from the center file not seeded: %s", a.id, exc.message)
+
+    async def put_agent(self, agent: Agent, *, create_only: bool = False) -> tuple[str, list[str]]:
+        reply = await self._call(
+            "agent_put",
+            agent.id,
+            agent.name or agent.id,
+            agent.capacity,
+            agent.extension,
+            msgpack.packb(list(agent.queues)),
+            msgpack.packb(dict(agent.skills)),
+            "1" if create_only else "0",
+        )
+        return reply[0], reply[1:]
+
+    async def delete_agent(self, agent_id: str) -> None:
+        await self._call("agent_delete", agent_id)
+
+    async def put_queue(self, queue: Queue, *, create_only: bool = False) -> str:
+        settings = queue.to_json()
+        settings.pop("name")
+        settings.pop("priority")
+        # a list cannot be a hash field: relaxation steps travel packed
+        settings["relax"] = msgpack.packb(settings.get("relax") or [])
+        settings["escalate_at"] = queue.escalate_at()
+        reply = await self._call(
+            "queue_put",
+            queue.name,
+            queue.priority,
+            # no bin type: Redis 7's cmsgpack cannot read it (the packed relax steps are bytes)
+            msgpack.packb(settings, use_bin_type=False),
+            "1" if create_only else "0",
+        )
+        return str(reply[0])
+
+    async def delete_queue(self, name: str) -> None:
+        await self._call("queue_delete", name)
+
+    async def get_agent(self, agent_id: str) -> dict[str, Any] | None:
+        h = await self.redis.hgetall(self.keys.agent(agent_id))
+        if not h or not await self.redis.sismember(self.keys.agents, agent_id):
+            return None
+        return self._profile(agent_id, h)
+
+    @staticmethod
+    def _profile(agent_id: str, h: dict[Any, Any]) -> dict[str, Any]:
+        return {
+            "id": agent_id,
+            "name": _s(h.get(b"name", agent_id.encode())),
+            "capacity": int(_num(h.get(b"cap", b"0"))),
+            "skills": _unpack(h.get(b"skills")) or {},
+            "queues": _unpack(h.get(b"queues")) or [],
+            "extension": _s(h.get(b"ext", b"")),
+        }
+
+    async def list_agents(self) -> list[dict[str, Any]]:
+        ids = sorted(_s(x) for x in await self.redis.smembers(self.keys.agents))
+        out: list[dict[str, Any]] = []
+        # In pipelines of a few hundred: packing and parsing 10,000 replies at
+        # once held the event loop (every socket of the process) for ~0.5 s.
+        for i in range(0, len(ids), 250):
+            chunk = ids[i : i + 250]
+            pipe = self.redis.pipeline(transaction=False)
+            for aid in chunk:
+                pipe.hgetall(self.keys.agent(aid))
+            out += [self._profile(aid, h) for aid, h in zip(chunk, await pipe.execute(), strict=True) if h]
+        return out
+
+    async def get_queue(self, name: str) -> dict[str, Any] | None:
+        h = await self.redis.hgetall(self.keys.queue(name))
+        if not h or await self.redis.zscore(self.keys.queues, name) is None:
+            return None
+        return self._queue(name, h)
+
+    @staticmethod
+    def _queue(name: str, h: dict[Any, Any]) -> dict[str, Any]:
+        d = {_s(k): _s(v) for k, v in h.items()}
+        return {
+            "name": name,
+            "title": d.get("title") or name,
+            "strategy": d.get("strategy", "most_available"),
+            "push_timeout": _num(d.get("push_timeout", 30)),
+            "auto_accept": d.get("auto_accept") == "1",
+            "service_level_seconds": _num(d.get("service_level_seconds", 20)),
+            "service_level_target": _num(d.get("service_level_target", 0.8)),
+            "priority": int(_num(d.get("priority", 0))),
+            "wrapup_seconds": _num(d.get("wrapup_seconds", 120)),
+            "overflow_to": d.get("overflow_to", ""),
+            "overflow_after": _num(d.get("overflow_after", 0)),
+            "overflow_when_unstaffed": d.get("overflow_when_unstaffed") == "1",
+            "relax": _unpack(h.get(b"relax")) or [],
+        }
+
+    async def list_queues(self) -> list[dict[str, Any]]:
+        names = [_s(x) for x in await self.redis.zrange(self.keys.queues, 0, -1, desc=True)]
+        pipe = self.redis.pipeline(transaction=False)
+        for n in names:
+            pipe.hgetall(self.keys.queue(n))
+        return [self._queue(n, h) for n, h in zip(names, await pipe.execute(), strict=True) if h]
+
+    async def queue_names(self) -> list[str]:
+        return [_s(x) for x in await self.redis.zrange(self.keys.queues, 0, -1, desc=True)]
+
+    async def statuses(self) -> list[dict[str, Any]]:
+        h = await self.redis.hgetall(self.keys.statuses)
+        return [{"name": _s(k), **_unpack(v)} for k, v in h.items()]
+
+    async def channels(self) -> list[dict[str, Any]]:
+        h = await self.redis.hgetall(self.keys.channels)
+        return [{"name": _s(k), **_unpack(v)} for k, v in sorted(h.items())]
+
+    # -- presence ------------------------------------------------------------
+
+    async def conn_open(self, agent_id: str, conn_id: str, lease: float) -> list[str]:
+        return await self._call("conn_open", agent_id, conn_id, int(lease * 1000))
+
+    async def conn_open_snapshot(
+        self, agent_id: str, conn_id: str, lease: float
+    ) -> tuple[list[str], AgentSnapshot]:
+        """`conn_open` and the agent's snapshot read in the same script call:
+        a connect is one round trip. Returns (woken queues, snapshot)."""
+        raw = await self.scripts.raw(
+            "conn_open", self.keys.prefix, self.now_ms(), agent_id, conn_id, int(lease * 1000), "1"
+        )
+        if not raw or raw[0] != b"ok":
+            refused = self.scripts.outcome("conn_open", raw)
+            assert isinstance(refused, ScriptError)
+            raise refused
+        return [_s(q) for q in raw[1]], self._snapshot(agent_id, raw[2], raw[3])
+
+    async def conn_close(self, agent_id: str, conn_id: str, grace: float) -> None:
+        await self._call("conn_close", agent_id, conn_id, int(grace * 1000))
+
+    async def renew_leases(self, members: Iterable[str], lease: float) -> list[str]:
+        """Push back the lease of every live socket of this process; returns
+        the members whose lease was gone (see conn_renew.lua)."""
+        gone: list[str] = []
+        batch: list[str] = []
+        for m in [*members, None]:
+            if m is not None:
+                batch.append(m)
+            if batch and (m is None or len(batch) >= 500):
+                reply = await self.scripts.raw("conn_renew", self.keys.prefix, self.now_ms(),
+                                               int(lease * 1000), *batch)
+                gone.extend(_s(x) for x in reply)
+                batch = []
+        return gone
+
+    async def set_status(self, agent_id: str, status: str, reason: str, by: str) -> list[str]:
+        return await self._call("agent_status", agent_id, status, reason, by)
+
+    async def sweep(self, grace: float, limit: int = 500) -> list[str]:
+        reply = await self.scripts.raw("sweep", self.keys.prefix, self.now_ms(), int(grace * 1000), limit)
+        return [_s(q) for q in reply]
+
+    # -- work ----------------------------------------------------------------
+
+    async def create_work(
+        self,
+        work_id: str,
+        queue: str,
+        channel: str,
+        priority: int,
+        data: dict[str, Any],
+        skills: dict[str, int],
+        idempotency_key: str = "",
+        idempotency_ttl: int = 86400,
+    ) -> tuple[str, bool]:
+        """Store a new item; returns (id, created) (created False: idempotent retry)."""
+        reply = await self._call(
+            "work_create",
+            work_id,
+            queue,
+            channel,
+            priority,
+            msgpack.packb(data, use_bin_type=True),
+            msgpack.packb(skills),
+            idempotency_key,
+            idempotency_ttl,
+        )
+        return str(reply[0]), reply[1] == "created"
+
+    async def create_work_many(
+        self,
+        items: list[tuple[str, str, str, int, dict[str, Any], dict[str, int], str]],
+        idempotency_ttl: int = 86400,
+    ) -> list[tuple[str, bool] | ScriptError]:
+        """`create_work` for many items in ONE round trip (a pipeline of scripts).
+
+        Each item is still its own atomic script: one refusal (an unknown
+        queue) never affects another. Items are (work id, queue, channel,
+        priority, data, skills, idempotency key); results are in order.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        now = self.now_ms()
+        for wid, queue, channel, priority, data, skills, key in items:
+            await self.scripts.queue_on(
+                pipe,
+                "work_create",
+                self.keys.prefix,
+                now,
+                wid,
+                queue,
+                channel,
+                priority,
+                msgpack.packb(data, use_bin_type=True),
+                msgpack.packb(skills),
+                key,
+                idempotency_ttl,
+            )
+        out: list[tuple[str, bool] | ScriptError] = []
+        for raw in await pipe.execute(raise_on_error=False):
+            reply = self.scripts.outcome("work_create", raw)
+            out.append(reply if isinstance(reply, ScriptError) else (str(reply[0]), reply[1] == "created"))
+        return out
+
+    async def route(self, queues: Iterable[str], budget: int = 256, scan: int = 512) -> tuple[int, list[str]]:
+        reply = await self.scripts.raw("route", self.keys.prefix, self.now_ms(), budget, scan, *queues)
+        return int(reply[0]), [_s(q) for q in reply[1:]]
+
+    async def accept(self, agent_id: str, work_id: str) -> None:
+        await self._call("offer_accept", agent_id, work_id)
+
+    async def decline(self, agent_id: str, work_id: str, reason: str) -> list[str]:
+        return await self._call("offer_decline", agent_id, work_id, reason)
+
+    async def wrapup(self, agent_id: str, work_id: str) -> int:
+        return int((await self._call("work_wrapup", agent_id, work_id))[0])
+
+    async def complete(self, agent_id: str, work_id: str, disposition: str) -> list[str]:
+        return await self._call("work_complete", agent_id, work_id, disposition)
+
+    async def cancel(self, work_id: str, reason: str) -> list[str]:
+        return await self._call("work_cancel", work_id, reason)
+
+    async def release_lock(self, name: str, holder: str) -> bool:
+        """Release the task lock `name` if `holder` still holds it."""
+        return bool(await self.scripts.raw("lock_release", self.keys.prefix, self.now_ms(), name, holder))
+
+    async def check(self) -> list[str]:
+        reply = await self.scripts.raw("check", self.keys.prefix, self.now_ms())
+        return [_s(x) for x in reply]
+
+    # -- reads ---------------------------------------------------------------
+
+    async def views(self, agent_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Agents' public views, built by the same Lua code as the events."""
+        raw = await self.scripts.raw("views", self.keys.prefix, self.now_ms(), *(agent_ids or ()))
+        out: list[dict[str, Any]] = msgpack.unpackb(raw, raw=False) if raw else []
+        for v in out:
+            if v.get("by_channel") == []:
+                v["by_channel"] = {}
+        return out
+
+    def _work(self, h: dict[Any, Any]) -> dict[str, Any]:
+        d = {_s(k): v for k, v in h.items()}
+        data = _unpack(d.pop("data", None)) or {}
+        item: dict[str, Any] = {
+            "work_id": _s(d.get("id", b"")),
+            "state": _s(d.get("state", b"")),
+            "queue": _s(d.get("queue", b"")),
+            "channel": _s(d.get("channel", b"")),
+            "priority": int(_num(d.get("priority", 0))),
+            "agent_id": _s(d.get("agent", b"")) or None,
+            "weight": int(_num(d.get("weight", 0))),
+            "offers": int(_num(d.get("offers", 0))),
+        }
+        for f in _WORK_TIMES:
+            if f in d and _num(d[f]):
+                item["expires_at" if f == "expires" else f] = _num(d[f])
+        for f in ("disposition", "reason"):
+            if f in d:
+                item[f] = _s(d[f])
+        # cases (presence/cases.py): the handoff note survives a reconnect's snapshot
+        if d.get("handoff"):
+            item["handoff"] = _unpack(d["handoff"])
+        if d.get("call_state"):
+            item["call_state"] = _s(d["call_state"])
+        if d.get("ovf"):
+            item["overflow_to"] = _s(d["ovf"])
+        for f in ("subject", "customer", "payload", "skills"):
+            item[f] = data.get(f)
+        return item
+
+    async def get_work(self, work_id: str, *, history: bool = True) -> dict[str, Any] | None:
+        if not history:
+            # the intake reply's read: one command, no pipeline, no history list
+            h0 = await self.redis.hgetall(self.keys.work(work_id))
+            return self._work(h0) if h0 else None
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.work(work_id))
+        pipe.lrange(self.keys.work_history(work_id), 0, -1)
+        h, hist = await pipe.execute()
+        if not h:
+            return None
+        item = self._work(h)
+        if history:
+            item["history"] = [_unpack(x) for x in hist]
+        return item
+
+    async def agent_items(self, agent_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The agent's open offers and work in hand (for its snapshot)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.smembers(self.keys.agent_offers(agent_id))
+        pipe.smembers(self.keys.agent_work(agent_id))
+        offer_ids, work_ids = await pipe.execute()
+        ids = [_s(x) for x in offer_ids] + [_s(x) for x in work_ids]
+        pipe = self.redis.pipeline(transaction=False)
+        for wid in ids:
+            pipe.hgetall(self.keys.work(wid))
+        return self._split(agent_id, [self._work(h) for h in await pipe.execute() if h])
+
+    @staticmethod
+    def _split(
+        agent_id: str, items: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        mine = [i for i in items if i["agent_id"] == agent_id]
+        offers = [i for i in mine if i["state"] == "offered"]
+        work = [i for i in mine if i["state"] in ("assigned", "wrapup")]
+        return offers, work
+
+    async def agent_snapshot(self, agent_id: str) -> AgentSnapshot:
+        """The agent's view, open offers and work in hand, read in one script call."""
+        raw = await self.scripts.raw("agent_snapshot", self.keys.prefix, self.now_ms(), agent_id)
+        return self._snapshot(agent_id, raw[1], raw[2])
+
+    def _snapshot(self, agent_id: str, view: bytes, hashes: list[list[bytes]]) -> AgentSnapshot:
+        """Decode agent_snapshot's reply (_lib.lua) exactly as `views` and `agent_items` would."""
+        agent: dict[str, Any] = msgpack.unpackb(view, raw=False) if view else {"agent_id": agent_id}
+        if view and agent.get("by_channel") == []:
+            agent["by_channel"] = {}
+        items = [self._work(dict(zip(h[::2], h[1::2], strict=True))) for h in hashes]
+        offers, work = self._split(agent_id, items)
+        return agent, offers, work
+
+    async def queue_stats(self) -> list[dict[str, Any]]:
+        raw = await self.scripts.raw("queue_stats", self.keys.prefix, self.now_ms())
+        out: list[dict[str, Any]] = msgpack.unpackb(raw, raw=False) if raw else []
+        return out
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())

@@ -1,0 +1,207 @@
+"""Every Redis key and channel name of presence, in one place.
+
+All keys of a center share the prefix ``presence:{<center>}:``. The braces are
+a Redis Cluster hash tag: every key one Lua script touches lies in the same
+slot, so a cluster can host many centers while each script stays atomic.
+The Lua scripts receive the prefix as KEYS[1] and build the same names (see
+``store/lua/_lib.lua``); the two lists must stay in step, and
+``tests/unit/test_keys.py`` checks the Lua side spells them the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    center: str
+
+    @property
+    def prefix(self) -> str:
+        return f"presence:{{{self.center}}}:"
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    # -- center configuration
+    @property
+    def statuses(self) -> str:  # HASH status name -> msgpack {routable, reasons}
+        return self._k("statuses")
+
+    @property
+    def channels(self) -> str:  # HASH channel name -> msgpack {weight, cap}
+        return self._k("channels")
+
+    @property
+    def rules(self) -> str:  # HASH rule name -> value
+        return self._k("rules")
+
+    @property
+    def agents(self) -> str:  # SET of agent ids
+        return self._k("agents")
+
+    @property
+    def agents_removed(self) -> str:  # SET of agent ids deleted by the API (never re-seeded)
+        return self._k("agents", "removed")
+
+    @property
+    def queues(self) -> str:  # ZSET queue name -> queue priority
+        return self._k("queues")
+
+    @property
+    def queues_removed(self) -> str:  # SET of queue names deleted by the API (never re-seeded)
+        return self._k("queues", "removed")
+
+    def agent(self, agent_id: str) -> str:  # HASH profile + live state
+        return self._k("agent", agent_id)
+
+    def agent_offers(self, agent_id: str) -> str:  # SET work ids offered to the agent
+        return self._k("agent", agent_id, "offers")
+
+    def agent_work(self, agent_id: str) -> str:  # SET work ids held (assigned, wrapup)
+        return self._k("agent", agent_id, "work")
+
+    def queue(self, name: str) -> str:  # HASH queue settings
+        return self._k("queue", name)
+
+    def queue_waiting(self, name: str) -> str:  # ZSET work id -> priority/age score
+        return self._k("queue", name, "waiting")
+
+    def queue_ready(self, name: str) -> str:  # ZSET routable agents with room -> strategy score
+        return self._k("queue", name, "ready")
+
+    def queue_members(self, name: str) -> str:  # SET agent ids
+        return self._k("queue", name, "members")
+
+    # -- work items
+    def work(self, work_id: str) -> str:  # HASH item
+        return self._k("work", work_id)
+
+    def work_declined(self, work_id: str) -> str:  # SET agents who declined the item
+        return self._k("work", work_id, "declined")
+
+    def work_history(self, work_id: str) -> str:  # LIST msgpack history entries
+        return self._k("work", work_id, "history")
+
+    @property
+    def work_open(self) -> str:  # ZSET work id -> created ms, every non-final item
+        return self._k("work", "open")
+
+    def idempotency(self, key: str) -> str:  # STRING work id, expires after a day
+        return self._k("idem", key)
+
+    # -- timers (ZSET member -> deadline ms), swept by store/lua/sweep.lua
+    @property
+    def offer_deadlines(self) -> str:
+        return self._k("timer", "offers")
+
+    @property
+    def wrapup_deadlines(self) -> str:
+        return self._k("timer", "wrapups")
+
+    @property
+    def leases(self) -> str:  # member "agent_id|conn_id"
+        return self._k("timer", "leases")
+
+    @property
+    def graces(self) -> str:  # member agent_id
+        return self._k("timer", "graces")
+
+    # -- history and fan-out
+    @property
+    def status_stream(self) -> str:  # STREAM of status changes
+        return self._k("stream", "status")
+
+    @property
+    def event_stream(self) -> str:  # STREAM of every routing event
+        return self._k("stream", "events")
+
+    @property
+    def events_channel(self) -> str:  # PUB/SUB channel every process listens on
+        return self._k("events")
+
+    @property
+    def stats(self) -> str:  # HASH created/completed/abandoned counters (checker)
+        return self._k("stats")
+
+    @property
+    def demo_lock(self) -> str:  # STRING holder id: the one process running the demo (presence.demo)
+        return self._k("demo", "lock")
+
+    # -- cases, channels, customers (presence/cases.py, presence/channels/)
+    def case(self, work_id: str) -> str:  # HASH case fields of a work item (id = work id)
+        return self._k("case", work_id)
+
+    def case_comments(self, work_id: str) -> str:  # LIST msgpack {author, text, ts}
+        return self._k("case", work_id, "comments")
+
+    def case_messages(self, work_id: str) -> str:  # LIST msgpack customer messages of the case
+        return self._k("case", work_id, "messages")
+
+    @property
+    def case_config(self) -> str:  # HASH statuses (msgpack list), closed, reopen
+        return self._k("cases", "config")
+
+    def thread(self, ref: str) -> str:  # STRING work id of a conversation/message/call reference
+        return self._k("thread", ref)
+
+    @property
+    def customers(self) -> str:  # HASH customer id -> msgpack profile
+        return self._k("customers")
+
+    @property
+    def customer_phones(self) -> str:  # HASH normalised phone -> customer id
+        return self._k("customers", "phone")
+
+    @property
+    def customer_emails(self) -> str:  # HASH lowercased email -> customer id
+        return self._k("customers", "email")
+
+    def rate(self, bucket: str) -> str:  # STRING counter with a TTL (form rate limit)
+        return self._k("rate", bucket)
+
+    # -- overflow, relaxation, expected wait (store/lua/queue_escalate.lua)
+    def queue_borrowed(self, name: str) -> str:  # ZSET items of other queues this queue may also take
+        return self._k("queue", name, "borrowed")
+
+    def queue_handle(self, name: str) -> str:  # LIST recent handle times (ms), newest first
+        return self._k("queue", name, "handle")
+
+    @property
+    def escalations(self) -> str:  # ZSET work id -> next overflow/relaxation check (ms)
+        return self._k("timer", "escalations")
+
+    # -- outbound webhooks (presence/webhooks.py)
+    @property
+    def webhooks(self) -> str:  # HASH webhook name -> msgpack list of event types
+        return self._k("webhooks")
+
+    def webhook_stream(self, name: str) -> str:  # STREAM pending deliveries of one webhook
+        return self._k("webhook", name)
+
+    # -- KPI history and metrics (presence/kpi/)
+    def kpi_hour(self, hour: str) -> str:  # STRING msgpack roll-up of one UTC hour "YYYYMMDDHH"
+        return self._k("kpi", "hour", hour)
+
+    def kpi_day(self, day: str) -> str:  # STRING msgpack roll-up of one day "YYYYMMDD" (center time zone)
+        return self._k("kpi", "day", day)
+
+    @property
+    def kpi_state(self) -> str:  # HASH rolled (ms, first hour not rolled up yet), trimmed (ms)
+        return self._k("kpi", "state")
+
+    def kpi_lock(self, name: str) -> str:  # STRING holder id with a TTL: one process does `name`
+        return self._k("kpi", "lock", name)
+
+    @property
+    def kpi_audience(self) -> str:  # STRING "1" with a TTL: some process has a supervisor (live KPIs)
+        return self._k("kpi", "audience")
+
+    @property
+    def metrics(self) -> str:  # HASH Prometheus counters and histogram buckets; `cursor` stream id
+        return self._k("metrics")
+
+    @property
+    def metrics_conns(self) -> str:  # HASH process id -> msgpack {agent, supervisor, ts}
+        return self._k("metrics", "conns")

@@ -1,0 +1,191 @@
+-- route.lua: the router's decision and commit, for a batch of items.
+-- Woken queues are served by queue priority (higher first); the waiting items
+-- of queues that share a priority are merged and taken by item priority, then
+-- age (their wait scores are comparable across queues), then id. Each item is
+-- offered to the best eligible agent of its queue's ready index (see reindex
+-- in _lib.lua). An agent is eligible when it has room for the channel's
+-- weight, is under the channel's cap, holds every required skill at or above
+-- its level, and has not declined the item. Routable status, a live socket
+-- and queue membership are implied by the index. The agent who let the
+-- item's last offer time out gets it only when nobody else can.
+-- presence/router/policy.py is the same rule as a pure function.
+-- KEYS[1] center prefix
+-- ARGV[1] now (ms)  ARGV[2] most items to assign in this call
+-- ARGV[3] most candidates to examine per item  ARGV[4..] queue names
+-- Reply: {assigned count, queue that may have more...}
+local budget, scan = num(ARGV[2]), num(ARGV[3])
+local PAGE = 32
+
+local qs = {}
+for i = 4, #ARGV do
+  local prio = redis.call('ZSCORE', key('queues'), ARGV[i])
+  if prio then qs[#qs + 1] = {ARGV[i], tonumber(prio)} end
+end
+table.sort(qs, function(a, b)
+  if a[2] ~= b[2] then return a[2] > b[2] end
+  return a[1] < b[1]
+end)
+
+local function pick(q, wid, ready)
+  local it = redis.call('HMGET', key('work', wid), 'channel', 'weight', 'req', 'missed_by')
+  local ch, w, missed_by = it[1], num(it[2]), it[4]
+  -- the agent who let this item's offer time out: the last resort, so the
+  -- item rings elsewhere first but is never stranded
+  local fallback = nil
+  local cap = channel(ch)[2]
+  local fields = {'cap', 'load', 'c:' .. ch}
+  local need = {}
+  if it[3] then
+    for s, lvl in pairs(cmsgpack.unpack(it[3])) do
+      fields[#fields + 1] = 'sk:' .. s
+      need[#need + 1] = tonumber(lvl)
+    end
+  end
+  local declined = key('work', wid, 'declined')
+  local any_declined = redis.call('EXISTS', declined) == 1
+  local by_free = strategy(q) == 'most_available'
+  local off = 0
+  while off < scan do
+    local cands = redis.call('ZRANGE', ready, off, off + PAGE - 1)
+    if #cands == 0 then return fallback end
+    for _, aid in ipairs(cands) do
+      local a = redis.call('HMGET', key('agent', aid), unpack(fields))
+      if num(a[1]) - num(a[2]) >= w then
+        if cap == 0 or num(a[3]) < cap then
+          local ok = true
+          for i = 1, #need do
+            if num(a[3 + i]) < need[i] then ok = false break end
+          end
+          if ok and (not any_declined or redis.call('SISMEMBER', declined, aid) == 0) then
+            if aid ~= missed_by then return aid end
+            fallback = fallback or aid
+          end
+        end
+      elseif by_free then
+        -- the index is sorted by free capacity: nobody further on has room
+        return fallback
+      end
+    end
+    off = off + PAGE
+  end
+  return fallback
+end
+
+local function offer(wid, aid, q)
+  local wk = key('work', wid)
+  local it = redis.call('HMGET', wk, 'channel', 'weight', 'data', 'queue', 'ovf', 'handoff')
+  local ch, w = it[1], num(it[2])
+  local qs_ = redis.call('HMGET', key('queue', q), 'push_timeout', 'auto_accept')
+  local timeout, auto = num(qs_[1], 30), qs_[2] == '1'
+  -- an overflowed item waits in its own queue and is borrowed by `q`
+  redis.call('ZREM', key('queue', it[4] or q, 'waiting'), wid)
+  if it[5] and it[5] ~= '' then redis.call('ZREM', key('queue', it[5], 'borrowed'), wid) end
+  if auto then
+    hold(aid, ch, w, 1)
+    redis.call('HINCRBY', wk, 'offers', 1)
+    redis.call('HSET', wk, 'offered_at', NOW)
+    assign(wid, aid, q, ch, 'auto', true, it[3])
+    reindex(aid)
+  else
+    local extra
+    if it[6] then
+      -- transferred to this queue with a handoff note: the receiver sees the story
+      extra = {handoff = cmsgpack.unpack(it[6]), history = history_of(wid)}
+    end
+    make_offer(wid, aid, q, ch, w, it[3], timeout, extra)
+  end
+end
+
+-- most waiting items one call examines per group of queues of equal priority
+local EXAMINE_MAX = 2048
+local assigned = 0
+local more = {}
+local g = 1
+while g <= #qs do
+  local last = g
+  while last < #qs and qs[last + 1][2] == qs[g][2] do last = last + 1 end
+  if budget <= 0 then
+    for k = g, last do more[#more + 1] = qs[k][1] end
+  else
+    -- a few more than the budget per queue, so items nobody can take yet (a
+    -- rare skill, a declined agent) do not block the ones behind them; when
+    -- a whole page is such items and budget is left, the next page is read,
+    -- up to EXAMINE_MAX items per call, so a long head of items nobody can
+    -- take never starves a takeable item behind it
+    local window = budget + 16
+    local skip, served, full, here = {}, {}, {}, {}
+    local examined, first = 0, true
+    local again = true
+    while again do
+      again = false
+      local batch = {}
+      local got_n = {}
+      local any_borrowed, taken = false, {}
+      for k = g, last do
+        local q = qs[k][1]
+        if redis.call('EXISTS', key('queue', q, 'ready')) == 1 and (first or full[q]) then
+          local from = skip[q] or 0
+          local got = redis.call('ZRANGE', key('queue', q, 'waiting'), from, from + window - 1, 'WITHSCORES')
+          for n = 1, #got, 2 do
+            batch[#batch + 1] = {got[n], tonumber(got[n + 1]), q}
+          end
+          got_n[q] = #got / 2
+          full[q] = #got == 2 * window
+          if first then
+            here[q] = 0
+            served[#served + 1] = q
+            -- overflow: items of other queues this queue's agents may also take
+            -- (store/lua/queue_escalate.lua), merged by the same wait score
+            if redis.call('EXISTS', key('queue', q, 'borrowed')) == 1 then
+              got = redis.call('ZRANGE', key('queue', q, 'borrowed'), 0, window - 1, 'WITHSCORES')
+              for n = 1, #got, 2 do
+                batch[#batch + 1] = {got[n], tonumber(got[n + 1]), q}
+                any_borrowed = true
+              end
+            end
+          end
+        else
+          full[q] = false
+        end
+      end
+      if #batch > 1 then
+        table.sort(batch, function(a, b)
+          if a[2] ~= b[2] then return a[2] < b[2] end
+          return a[1] < b[1]
+        end)
+      end
+      local page_here = {}
+      for _, e in ipairs(batch) do
+        if budget <= 0 then break end
+        local wid, q = e[1], e[3]
+        local ready = key('queue', q, 'ready')
+        -- with borrowed items one item can be in the batch twice
+        if not taken[wid] and redis.call('EXISTS', ready) == 1 then
+          local aid = pick(q, wid, ready)
+          if aid then
+            if any_borrowed then taken[wid] = true end
+            offer(wid, aid, q)
+            budget = budget - 1
+            assigned = assigned + 1
+            here[q] = here[q] + 1
+            page_here[q] = (page_here[q] or 0) + 1
+          end
+        end
+      end
+      examined = examined + #batch
+      first = false
+      for q, n in pairs(got_n) do
+        -- offered items left the waiting set; the rest stay ahead of the next page
+        skip[q] = (skip[q] or 0) + n - (page_here[q] or 0)
+        if full[q] and budget > 0 and examined < EXAMINE_MAX then again = true end
+      end
+    end
+    for _, q in ipairs(served) do
+      -- not when only the examine cap stopped it: that would spin; the
+      -- dispatcher's idle pass comes back to it
+      if budget <= 0 or (here[q] > 0 and full[q]) then more[#more + 1] = q end
+    end
+  end
+  g = last + 1
+end
+return {assigned, unpack(more)}

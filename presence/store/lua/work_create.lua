@@ -1,0 +1,22 @@
+-- work_create.lua: intake of one work item into its queue.
+-- KEYS[1] center prefix
+-- ARGV[1] now (ms)  ARGV[2] work id  ARGV[3] queue  ARGV[4] channel
+-- ARGV[5] priority  ARGV[6] item data (msgpack map, stored and relayed as is)
+-- ARGV[7] required skills (msgpack map skill -> level)
+-- ARGV[8] idempotency key ("" for none)  ARGV[9] idempotency TTL (s)
+-- Reply: {"ok", work id, "created"} | {"ok", existing id, "existing"}
+--        | {"invalid", field, message}
+local wid, q, ch, prio = ARGV[2], ARGV[3], ARGV[4], num(ARGV[5])
+local data, req, idem, ttl = ARGV[6], ARGV[7], ARGV[8], num(ARGV[9], 86400)
+local bad = unknown_target(q, ch)
+if bad then return bad end
+if idem ~= '' then
+  local ik = key('idem', idem)
+  local existing = redis.call('GET', ik)
+  if existing then
+    return {'ok', existing, 'existing'}
+  end
+  redis.call('SET', ik, wid, 'EX', ttl)
+end
+create_item(wid, q, ch, prio, data, req, idem)
+return {'ok', wid, 'created'}

@@ -1,0 +1,253 @@
+"""Outbound webhooks: signed HTTP POSTs of routing and case events.
+
+The Lua script that makes a change also appends its event to the stream of
+every webhook subscribed to that event type (``hook`` in
+``store/lua/_lib.lua``), in the same atomic call; the stream
+``webhook:<name>`` keeps it until the receiver answers 2xx. So a receiver
+that is down loses nothing: its events wait in Redis, across restarts of
+every presence process.
+
+Each process runs one delivery task (`Deliverer`). Deliveries are claimed
+through one Redis consumer group per stream, so with several processes each
+event goes to one of them: ``XREADGROUP >`` hands new entries to exactly one
+consumer; a failed entry stays in that consumer's pending list and is
+retried by it with exponential backoff (per webhook, up to
+``max_backoff``); entries pending on a consumer that has been silent for
+``claim_after`` seconds (its process died) are taken over with
+``XAUTOCLAIM``. A delivered entry is acknowledged and deleted (``XACK`` +
+``XDEL``). Delivery is at least once: a receiver de-duplicates by the
+``X-Presence-Delivery`` id.
+
+The body is JSON: ``{"id", "webhook", "center", "type", "ts", "data", "item"?}``
+and ``X-Presence-Signature: sha256=<hex HMAC-SHA256 of the raw body with the
+webhook's secret>`` signs it (see docs/channels.md to verify it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import msgpack
+import orjson
+from redis.exceptions import RedisError, ResponseError
+
+from presence.center import Webhook
+from presence.store import Store
+from presence.tasks import stop_task
+
+log = logging.getLogger("presence.webhooks")
+
+GROUP = "delivery"
+SIGNATURE_HEADER = "X-Presence-Signature"
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header's value for a body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, body: bytes, header: str | None) -> bool:
+    """What a receiver does: constant-time compare of the signature header."""
+    return header is not None and hmac.compare_digest(sign(secret, body), header)
+
+
+def _s(v: Any) -> str:
+    return v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else str(v)
+
+
+def body_of(entry_id: str, webhook: str, center: str, fields: dict[Any, Any]) -> tuple[str, bytes]:
+    """The (event type, JSON body) of one stream entry."""
+    head: dict[str, Any] = msgpack.unpackb(fields[b"h"], raw=False)
+    kind = str(head.pop("type", "event"))
+    ts = head.pop("ts", None)
+    out: dict[str, Any] = {"id": entry_id, "webhook": webhook, "center": center, "type": kind, "ts": ts}
+    raw_item = fields.get(b"i")
+    item = msgpack.unpackb(raw_item, raw=False) if raw_item else None
+    # notes and messages travel wrapped ({"note": ...}); they belong in data
+    if isinstance(item, dict) and len(item) == 1 and next(iter(item)) in ("note", "message"):
+        head.update(item)
+        item = None
+    out["data"] = head
+    if item is not None:
+        out["item"] = item
+    return kind, orjson.dumps(out)
+
+
+@dataclass
+class _State:
+    backoff: float = 0.0
+    next_try: float = 0.0
+    delivered: int = 0
+    failed: int = 0
+    last_error: str = ""
+    group_ready: bool = False
+
+
+class Deliverer:
+    """This process's one delivery task for every configured webhook."""
+
+    def __init__(
+        self,
+        store: Store,
+        hooks: tuple[Webhook, ...],
+        *,
+        poll: float = 0.2,
+        batch: int = 50,
+        stale_after: float | None = None,
+    ) -> None:
+        self.store = store
+        self.hooks = hooks
+        self.poll = poll
+        self.batch = batch
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}"
+        # longer than any attempt can take, so a live consumer's entry is never taken over
+        self.stale_after = stale_after
+        self.state = {h.name: _State() for h in hooks}
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    def _stale(self, hook: Webhook) -> float:
+        return self.stale_after or hook.claim_after or max(30.0, 3 * hook.timeout)
+
+    def start(self) -> None:
+        if self.hooks:
+            self._task = asyncio.create_task(self._run(), name="webhooks")
+
+    async def stop(self) -> None:
+        await stop_task(self._task)
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def _run(self) -> None:
+        self._client = httpx.AsyncClient(headers={"User-Agent": "presence-webhooks/1"})
+        while True:
+            try:
+                await asyncio.gather(*(self._pump(h) for h in self.hooks))
+            except asyncio.CancelledError:
+                raise
+            except RedisError as exc:
+                log.warning("webhook delivery paused, Redis unavailable: %s", exc)
+            except Exception:
+                log.exception("webhook delivery round failed")
+            await asyncio.sleep(self.poll)
+
+    async def _group(self, stream: str, st: _State) -> None:
+        if st.group_ready:
+            return
+        try:
+            await self.store.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        st.group_ready = True
+
+    async def _claim(self, hook: Webhook, stream: str) -> list[tuple[bytes, dict[Any, Any] | None]]:
+        r = self.store.redis
+        entries: list[tuple[bytes, dict[Any, Any] | None]] = []
+        # 1. retries: what this consumer already holds
+        own: Any = await r.xreadgroup(GROUP, self.consumer, {stream: "0"}, count=self.batch)
+        for _, got in own or []:
+            entries.extend(got)
+        # 2. what a dead process left pending
+        if len(entries) < self.batch:
+            claimed = await r.xautoclaim(
+                stream,
+                GROUP,
+                self.consumer,
+                min_idle_time=int(self._stale(hook) * 1000),
+                start_id="0-0",
+                count=self.batch - len(entries),
+            )
+            entries.extend(claimed[1] if len(claimed) > 1 else [])
+        # 3. new events
+        if len(entries) < self.batch:
+            new: Any = await r.xreadgroup(
+                GROUP, self.consumer, {stream: ">"}, count=self.batch - len(entries)
+            )
+            for _, got in new or []:
+                entries.extend(got)
+        seen: set[bytes] = set()
+        out = []
+        for eid, fields in sorted(entries, key=lambda e: tuple(int(x) for x in e[0].split(b"-"))):
+            if eid not in seen:
+                seen.add(eid)
+                out.append((eid, fields))
+        return out
+
+    async def _pump(self, hook: Webhook) -> None:
+        st = self.state[hook.name]
+        if time.monotonic() < st.next_try:
+            return
+        stream = self.store.keys.webhook_stream(hook.name)
+        await self._group(stream, st)
+        for eid, fields in await self._claim(hook, stream):
+            if not fields or b"h" not in fields:
+                # deleted under us (delivered by another process): just settle it
+                await self._settle(stream, eid)
+                continue
+            ok = await self._deliver(hook, _s(eid), fields, st)
+            if not ok:
+                st.backoff = min(hook.max_backoff, max(0.2, st.backoff * 2))
+                st.next_try = time.monotonic() + st.backoff
+                # keep order: the rest waits for this one
+                return
+            st.backoff = 0.0
+            await self._settle(stream, eid)
+
+    async def _settle(self, stream: str, eid: bytes) -> None:
+        pipe = self.store.redis.pipeline(transaction=True)
+        pipe.xack(stream, GROUP, eid)
+        pipe.xdel(stream, eid)
+        await pipe.execute()
+
+    async def _deliver(self, hook: Webhook, eid: str, fields: dict[Any, Any], st: _State) -> bool:
+        assert self._client is not None
+        kind, body = body_of(eid, hook.name, self.store.keys.center, fields)
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(hook.secret, body),
+            "X-Presence-Event": kind,
+            "X-Presence-Delivery": eid,
+        }
+        try:
+            resp = await self._client.post(hook.url, content=body, headers=headers, timeout=hook.timeout)
+        except httpx.HTTPError as exc:
+            st.failed += 1
+            st.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            log.info("webhook %s: %s not delivered (%s); retrying", hook.name, eid, st.last_error)
+            return False
+        if 200 <= resp.status_code < 300:
+            st.delivered += 1
+            return True
+        st.failed += 1
+        st.last_error = f"HTTP {resp.status_code}"
+        log.info("webhook %s: %s refused with %s; retrying", hook.name, eid, resp.status_code)
+        return False
+
+    async def status(self) -> list[dict[str, Any]]:
+        """Each webhook's backlog (events not yet acknowledged) and this process's counts."""
+        pipe = self.store.redis.pipeline(transaction=False)
+        for h in self.hooks:
+            pipe.xlen(self.store.keys.webhook_stream(h.name))
+        lens = await pipe.execute()
+        return [
+            {
+                "name": h.name,
+                "url": h.url,
+                "events": list(h.events),
+                "pending": int(n),
+                "delivered": self.state[h.name].delivered,
+                "failed": self.state[h.name].failed,
+                "last_error": self.state[h.name].last_error or None,
+            }
+            for h, n in zip(self.hooks, lens, strict=True)
+        ]

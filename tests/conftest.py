@@ -1,0 +1,36 @@
+"""Shared pytest fixtures; this section owns the test Redis server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from presence.embedded import EmbeddedRedis
+from tests.helpers import free_port
+
+
+def _start_redis(data_dir: Path) -> EmbeddedRedis:
+    # The port can be taken between free_port() and the server's bind.
+    for attempt in range(3):
+        server = EmbeddedRedis(data_dir, port=free_port())
+        try:
+            server.start()
+        except RuntimeError:
+            if attempt == 2:
+                raise
+        else:
+            return server
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL (redis://127.0.0.1:PORT/0) of a private Redis for the whole session."""
+    server = _start_redis(tmp_path_factory.mktemp("redis-server"))
+    assert server.url is not None
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -1,0 +1,326 @@
+"""Test harness: real server processes and real websocket clients.
+
+`ServerProcess` runs `python -m presence serve` on a free port against the
+test Redis, with its own center id (so its keys never meet another test's).
+`AgentClient` / `SupervisorClient` speak the real protocol over a real
+websocket, in either encoding, and wait for messages by type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import msgpack
+import orjson
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from presence.auth import mint
+from tests.helpers import free_port
+
+SECRET = "test-secret-0123456789abcdef0123456789"
+JSON = "presence.v1.json"
+MSGPACK = "presence.v1.msgpack"
+
+DEFAULT_CENTER = """
+[rules]
+missed_offers_limit = 3
+
+[[queues]]
+name = "support"
+push_timeout = 30
+priority = 10
+
+[[queues]]
+name = "billing"
+strategy = "least_active"
+priority = 5
+
+[[agents]]
+id = "alice"
+queues = ["support", "billing"]
+skills = {english = 5}
+
+[[agents]]
+id = "bob"
+queues = ["support"]
+skills = {english = 3}
+"""
+
+
+def token(role: str, sub: str, ttl: int = 3600, secret: str = SECRET) -> str:
+    return mint(secret, sub, role, ttl)
+
+
+def unique_center() -> str:
+    return "t" + uuid.uuid4().hex[:12]
+
+
+def write_center(path: Path, body: str = DEFAULT_CENTER, center_id: str | None = None) -> tuple[Path, str]:
+    """Write a center TOML with a fresh center id; returns (path, id)."""
+    cid = center_id or unique_center()
+    path.write_text(f'[center]\nid = "{cid}"\n' + textwrap.dedent(body), "utf-8")
+    return path, cid
+
+
+class ServerProcess:
+    """One `presence serve` process on a free port."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        config: Path,
+        *,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
+        log_dir: Path | None = None,
+    ) -> None:
+        self.redis_url = redis_url
+        self.config = config
+        self.port = free_port()
+        self.workers = workers
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = (log_dir or config.parent) / f"server-{self.port}.log"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        env = {
+            **os.environ,
+            "REDIS_URL": self.redis_url,
+            "PRESENCE_SECRET": SECRET,
+            "PRESENCE_CONFIG": str(self.config),
+            "PRESENCE_DATA_DIR": str(self.config.parent / "var"),
+            "PRESENCE_SWEEP_INTERVAL": "0.05",
+            "PRESENCE_SUPERVISOR_FLUSH": "0.05",
+            **self.extra_env,
+        }
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "presence",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(self.workers),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.http}/readyz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server not ready after {timeout}s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text("utf-8", "replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """kill -9: the process dies at whatever line it is on."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait(5)
+
+    def check(self) -> list[str]:
+        """Run `presence check` against this server's Redis and center."""
+        env = {**os.environ, "REDIS_URL": self.redis_url, "PRESENCE_CONFIG": str(self.config)}
+        out = subprocess.run(
+            [sys.executable, "-m", "presence", "check"], env=env, capture_output=True, text=True, timeout=60
+        )
+        breaches = [line for line in out.stdout.splitlines() if line.startswith("BREACH")]
+        if out.returncode != 0 and not breaches:
+            breaches = [f"checker failed ({out.returncode}): {out.stdout}{out.stderr}"]
+        return breaches
+
+
+class WsClient:
+    """A real websocket client speaking the presence protocol."""
+
+    _refs = itertools.count(1)
+    # every client opened by a test; tests/integration/conftest.py closes them
+    opened: ClassVar[list[WsClient]] = []
+
+    def __init__(self, conn: ClientConnection, subprotocol: str) -> None:
+        self.conn = conn
+        self.subprotocol = subprotocol
+        self.inbox: list[dict[str, Any]] = []
+        self.snapshot: dict[str, Any] = {}
+
+    @classmethod
+    async def connect(
+        cls,
+        server: ServerProcess | str,
+        path: str,
+        tok: str,
+        *,
+        subprotocol: str = JSON,
+        via_header: bool = False,
+        expect_snapshot: bool = True,
+    ) -> WsClient:
+        base = server.ws if isinstance(server, ServerProcess) else server
+        url = f"{base}{path}" if via_header else f"{base}{path}?token={tok}"
+        headers = {"Authorization": f"Bearer {tok}"} if via_header else None
+        conn = await websockets.connect(
+            url,
+            subprotocols=[subprotocol],  # type: ignore[list-item]
+            additional_headers=headers,
+            max_size=2**24,
+        )
+        client = cls(conn, subprotocol)
+        cls.opened.append(client)
+        if expect_snapshot:
+            client.snapshot = await client.expect("snapshot")
+        return client
+
+    def encode(self, msg: dict[str, Any]) -> str | bytes:
+        if self.subprotocol == JSON:
+            return orjson.dumps(msg).decode()
+        return msgpack.packb(msg, use_bin_type=True)  # type: ignore[no-any-return]
+
+    def decode(self, frame: str | bytes) -> dict[str, Any]:
+        if isinstance(frame, str):
+            assert self.subprotocol == JSON, "text frame on a msgpack socket"
+            return orjson.loads(frame)  # type: ignore[no-any-return]
+        assert self.subprotocol == MSGPACK, "binary frame on a JSON socket"
+        return msgpack.unpackb(frame, raw=False)  # type: ignore[no-any-return]
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        await self.conn.send(self.encode(msg))
+
+    async def send_raw(self, frame: str | bytes) -> None:
+        await self.conn.send(frame)
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        frame = await asyncio.wait_for(self.conn.recv(), timeout)
+        return self.decode(frame)
+
+    async def expect(
+        self, kind: str | Callable[[dict[str, Any]], bool], timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """The first message (kept or new) matching a type or predicate."""
+        match = (lambda m: m.get("type") == kind) if isinstance(kind, str) else kind
+        for i, m in enumerate(self.inbox):
+            if match(m):
+                return self.inbox.pop(i)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError(f"no {kind!r} within {timeout}s; got {self.inbox[-5:]}")
+            try:
+                m = await self.recv(left)
+            except TimeoutError:
+                raise TimeoutError(f"no {kind!r} within {timeout}s; got {self.inbox[-5:]}") from None
+            if match(m):
+                return m
+            self.inbox.append(m)
+
+    async def request(self, msg: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        """Send with a fresh ref and wait for the reply echoing it."""
+        ref = next(self._refs)
+        await self.send({**msg, "ref": ref})
+        return await self.expect(lambda m: m.get("ref") == ref, timeout)
+
+    async def quiet(self, seconds: float = 0.3) -> list[dict[str, Any]]:
+        """Collect whatever arrives within `seconds`."""
+        got: list[dict[str, Any]] = []
+        try:
+            while True:
+                got.append(await self.recv(seconds))
+        except TimeoutError:
+            pass
+        self.inbox.extend(got)
+        return got
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+async def agent(server: ServerProcess | str, agent_id: str, **kw: Any) -> WsClient:
+    return await WsClient.connect(server, "/ws/agent", token("agent", agent_id), **kw)
+
+
+async def supervisor(server: ServerProcess | str, name: str = "sue", **kw: Any) -> WsClient:
+    return await WsClient.connect(server, "/ws/supervisor", token("supervisor", name), **kw)
+
+
+async def available(client: WsClient, status: str = "Available", reason: str = "") -> None:
+    reply = await client.request({"type": "status.set", "status": status, "reason": reason})
+    assert reply["type"] == "ok", reply
+
+
+def post_work(
+    server: ServerProcess,
+    *,
+    channel: str = "chat",
+    queue: str = "support",
+    skills: dict[str, int] | None = None,
+    priority: int = 0,
+    subject: str = "help",
+    idem: str | None = None,
+    **extra: Any,
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token('service', 'crm')}"}
+    if idem:
+        headers["Idempotency-Key"] = idem
+    body = {
+        "channel": channel,
+        "queue": queue,
+        "skills": skills or {},
+        "priority": priority,
+        "subject": subject,
+        **extra,
+    }
+    return httpx.post(f"{server.http}/api/v1/work", json=body, headers=headers, timeout=10)
+
+
+def get_work(server: ServerProcess, work_id: str) -> dict[str, Any]:
+    r = httpx.get(
+        f"{server.http}/api/v1/work/{work_id}",
+        headers={"Authorization": f"Bearer {token('service', 'crm')}"},
+        timeout=10,
+    )
+    r.raise_for_status()
+    return r.json()  # type: ignore[no-any-return]

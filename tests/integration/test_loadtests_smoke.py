@@ -1,0 +1,194 @@
+"""The load-test harness cannot rot: a small headless Locust run against a real
+server, and a tiny router benchmark, both ending with the invariant checker.
+
+Locust imports gevent and monkey-patches the process, so it only ever runs
+as a subprocess (`python -m locust`), never inside pytest.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from presence.store.keys import Keys
+from tests.harness import SECRET, ServerProcess, agent, available, post_work, token
+from tests.integration.conftest import ServerFactory
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _stats(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return {row["Name"]: row for row in csv.DictReader(f)}
+
+
+def run_locust(
+    server: ServerProcess, users: int, seconds: int, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`locust -f loadtests/locustfile.py --headless` against `server`, as a subprocess."""
+    env = {
+        **os.environ,
+        "PRESENCE_SECRET": SECRET,
+        "REDIS_URL": server.redis_url,
+        "PRESENCE_CONFIG": str(server.config),
+    }
+    return subprocess.run(
+        [
+            sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py", "--headless",
+            "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
+            "--host", server.http, "--lt-agents", str(users), "--only-summary", *args,
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )  # fmt: skip
+
+
+def test_locust_headless_smoke(server_factory: ServerFactory, tmp_path: Path) -> None:
+    server: ServerProcess = server_factory()
+    prefix = tmp_path / "lt"
+    out = run_locust(server, 20, 10, "--stop-timeout", "5", "--lt-handle", "0.5", "--csv", str(prefix))
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-4000:]
+    assert "presence check exit 0" in log, log[-2000:]
+    stats = _stats(Path(f"{prefix}_stats.csv"))
+    assert int(stats["POST /api/v1/work"]["Request Count"]) > 0, stats.keys()
+    assert int(stats["POST /api/v1/work"]["Failure Count"]) == 0
+    # the custom metrics made it into Locust's own statistics
+    assert int(stats["intake→offer"]["Request Count"]) > 0, stats.keys()
+    assert int(stats["offer→accept"]["Request Count"]) > 0, stats.keys()
+    assert "presence→wallboard" in stats, stats.keys()
+
+
+def test_locust_exits_1_on_a_breach(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """A breach found by `presence check` at test stop makes the run exit 1."""
+    server: ServerProcess = server_factory()
+    cid = server.config.read_text("utf-8").split('"')[1]
+    alice = Keys(cid).agent("alice")
+    client = redis.Redis.from_url(server.redis_url)
+    # alice holds nothing, so a load of 30 is a breach (load != weights held)
+    client.hset(alice, "load", 30)
+    try:
+        out = run_locust(server, 2, 2)
+    finally:
+        client.hset(alice, "load", 0)
+        client.close()
+    log = out.stdout + out.stderr
+    assert out.returncode == 1, log[-3000:]
+    assert "presence check FAILED" in log and "BREACH" in log, log[-3000:]
+
+
+def test_bench_assign_tiny(tmp_path: Path) -> None:
+    report = tmp_path / "bench.json"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadtests.bench_assign",
+            "--agents",
+            "50",
+            "--rate",
+            "200",
+            "--duration",
+            "3",
+            "--ping-rate",
+            "50",
+            "--json",
+            str(report),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    fig = json.loads(report.read_text())
+    assert fig["assigned_total"] > 0
+    assert fig["assigned_total"] == fig["created_ok"]
+    assert fig["check_exit"] == 0
+    assert "intake -> work.assigned" in out.stdout
+
+
+def _batch(server: ServerProcess, items: object) -> httpx.Response:
+    return httpx.post(
+        f"{server.http}/api/v1/work:batch",
+        json={"items": items},
+        headers={"Authorization": f"Bearer {token('service', 'crm')}"},
+        timeout=10,
+    )
+
+
+async def test_work_batch_validates_and_dedupes_per_item(server: ServerProcess) -> None:
+    """`POST /api/v1/work:batch`: each item validated and idempotent on its own."""
+    alice = await agent(server, "alice")
+    await available(alice)
+    good = {"channel": "chat", "queue": "support", "skills": {}, "subject": "one"}
+    r = _batch(
+        server,
+        [
+            {**good, "idempotency_key": "k-1"},
+            {**good, "queue": "nope"},  # unknown queue
+            {**good, "skills": {"english": 11}},  # level out of range
+            {**good, "idempotency_key": "k-1"},  # the same item again
+            "not an object",
+        ],
+    )
+    assert r.status_code == 207, r.text
+    res = r.json()["items"]
+    assert [x["status"] for x in res][1:3] == [422, 422] and res[4]["status"] == 400
+    # the two items with one key run concurrently: one creates it, the other finds it
+    assert sorted([res[0]["status"], res[3]["status"]]) == [200, 201]
+    assert res[0]["id"] == res[3]["id"]
+    assert "queued" in (res[0].get("state"), res[3].get("state"))
+    assert res[1]["problem"]["field"] == "items[1].queue"
+    assert res[2]["problem"]["field"] == "items[2].skills.english"
+    # exactly one item was stored, and it is routed like any other
+    offer = await alice.expect("offer")
+    assert offer["work_id"] == res[0]["id"] and offer["subject"] == "one"
+    extra = await alice.quiet(0.3)
+    assert not [m for m in extra if m["type"] == "offer"]
+    # a repeat of the key through the single-item endpoint finds the same item
+    again = post_work(server, idem="k-1", subject="one")
+    assert again.status_code == 200 and again.json()["id"] == res[0]["id"]
+
+
+def test_work_batch_refuses_bad_envelopes(server: ServerProcess) -> None:
+    assert _batch(server, []).status_code == 400
+    assert _batch(server, "x").status_code == 400
+    big = [{"channel": "chat", "queue": "support", "skills": {}}] * 501
+    r = _batch(server, big)
+    assert r.status_code == 413 and r.json()["field"] == "items"
+    r = httpx.post(
+        f"{server.http}/api/v1/work:batch",
+        json={"items": [{"channel": "chat", "queue": "support", "skills": {}}]},
+        headers={"Authorization": f"Bearer {token('agent', 'alice')}"},
+        timeout=10,
+    )
+    assert r.status_code == 403
+
+
+def test_verified_token_cache_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify() remembers tokens that verified (a hot-path saving) but still expires them."""
+    from presence import auth
+
+    tok = auth.mint(SECRET, "alice", "agent", ttl=60)
+    assert auth.verify(SECRET, tok).sub == "alice"
+    assert auth.verify(SECRET, tok).sub == "alice"  # from the cache
+    with pytest.raises(auth.AuthError, match="not valid"):
+        auth.verify(SECRET[::-1], tok)  # another secret never hits the cache
+    real = time.time
+    monkeypatch.setattr(auth.time, "time", lambda: real() + 61)
+    with pytest.raises(auth.AuthError, match="expired"):
+        auth.verify(SECRET, tok)
+    assert (SECRET, tok) not in auth._verified

@@ -1,0 +1,426 @@
+"""The KPI engine on a scripted hour of events with known times.
+
+Every expected figure below is worked out by hand in the comments, from the
+definitions in docs/kpis.md; the engine must reproduce each one exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from fractions import Fraction
+
+import pytest
+
+from presence.kpi.engine import Agg, Event, Settings, Tracker, compute, parse_event, parse_status
+
+T0 = 1_700_000_000_000  # window start (ms)
+NOW = T0 + 3600_000
+
+
+def ms(s: float) -> int:
+    return T0 + int(s * 1000)
+
+
+def ev(
+    kind: str, s: float, work: str = "", agent: str = "", queue: str = "", channel: str = "", **x: str
+) -> Event:
+    return Event(kind, ms(s), work, agent, queue, channel, x)
+
+
+def st(s: float, agent: str, status: str, reason: str = "", prev: str = "", prev_since: float = 0) -> Event:
+    return Event(
+        "status",
+        ms(s),
+        agent=agent,
+        extra={"status": status, "reason": reason, "prev": prev, "prev_since": str(ms(prev_since))},
+    )
+
+
+SETTINGS = Settings(
+    thresholds={"support": 20, "billing": 30},
+    weights={"chat": 25, "voice": 100},
+    routable=frozenset({"Available"}),
+    offline="Offline",
+    capacities={"alice": 100, "bob": 100},
+    members={"support": ["alice", "bob"], "billing": ["alice"]},
+)
+
+EVENTS = [
+    # alice: Offline -> Available at 0, Break/Coffee 1000-1300
+    # bob: Away -> Available at 100, Lunch at 3200
+    st(0, "alice", "Available", prev="Offline", prev_since=-1000),
+    st(100, "bob", "Available", prev="Away", prev_since=-50),
+    st(1000, "alice", "Break", "Coffee", prev="Available", prev_since=0),
+    st(1300, "alice", "Available", prev="Break", prev_since=1000),
+    st(3200, "bob", "Lunch", prev="Available", prev_since=100),
+    # w1 support chat: waits 5 s (in SL), handled 235 s by alice incl. wrap-up
+    ev("create", 10, "w1", queue="support", channel="chat"),
+    ev("offer", 12, "w1", "alice", "support", "chat"),
+    ev("accept", 15, "w1", "alice", "support", "chat"),
+    ev("wrapup", 200, "w1", "alice", "support", "chat"),
+    ev("case_status", 210, "w1", status="in_progress"),  # unknown to the engine: ignored
+    ev("complete", 250, "w1", "alice", "support", "chat", disposition="ok"),
+    # w2 support voice: offered to bob, who declines; answered by bob at 130 (waited 110 s), handled 300 s
+    ev("create", 20, "w2", queue="support", channel="voice"),
+    ev("offer", 101, "w2", "bob", "support", "voice"),
+    ev("decline", 105, "w2", "bob", "support", "voice", reason="declined"),
+    ev("offer", 125, "w2", "bob", "support", "voice"),
+    ev("accept", 130, "w2", "bob", "support", "voice"),
+    ev("complete", 430, "w2", "bob", "support", "voice"),
+    # w3 support chat abandoned after 10 s (within 20 s); w4 billing chat abandoned after 60 s (> 30 s)
+    ev("create", 2000, "w3", queue="support", channel="chat"),
+    ev("abandon", 2010, "w3", queue="support", channel="chat", reason="hangup"),
+    ev("create", 2500, "w4", queue="billing", channel="chat"),
+    ev("abandon", 2560, "w4", queue="billing", channel="chat"),
+    # w5 billing chat: answered by alice after exactly 30 s (the threshold counts as within),
+    # transferred to bob at 3000, completed by bob at 3100: handle 270 s, not first-contact
+    ev("create", 2800, "w5", queue="billing", channel="chat"),
+    ev("accept", 2830, "w5", "alice", "billing", "chat"),
+    ev("transfer", 3000, "w5", "alice", "billing", "chat", to="bob"),
+    ev("accept", 3010, "w5", "bob", "billing", "chat"),
+    ev("complete", 3100, "w5", "bob", "billing", "chat"),
+    # w7 support voice answered by alice after exactly 20 s, still in hand at NOW
+    ev("create", 3300, "w7", queue="support", channel="voice"),
+    ev("accept", 3320, "w7", "alice", "support", "voice", via="auto"),
+    # w6 support chat still waiting at NOW (100 s)
+    ev("create", 3500, "w6", queue="support", channel="chat"),
+    ev("frobnicate", 3550),  # unknown event without an item
+]
+
+WINDOWS = {"today": T0 - 7200_000, "60m": T0, "30m": T0 + 1800_000, "15m": T0 + 2700_000}
+
+
+@pytest.fixture(scope="module")
+def result() -> dict[str, dict[str, object]]:
+    out = compute(EVENTS, NOW, WINDOWS, SETTINGS)
+    return {"groups": out}  # type: ignore[dict-item]
+
+
+def k(result: dict[str, object], window: str, scope: str = "center", name: str = "") -> dict[str, object]:
+    g = result["groups"][window]  # type: ignore[index]
+    agg = g.center if scope == "center" else getattr(g, scope)[name]
+    return agg.kpis()  # type: ignore[no-any-return]
+
+
+def test_center_last_hour(result: dict[str, object]) -> None:
+    c = k(result, "60m")
+    assert (c["offered"], c["answered"], c["abandoned"]) == (7, 4, 2)
+    # answered within SL: w1 (5 s), w5 (30 s = threshold), w7 (20 s = threshold); w2 waited 110 s
+    assert (c["answered_in_sl"], c["abandoned_in_sl"]) == (3, 1)
+    # SL = answered in SL / (answered + abandoned - abandoned within threshold) = 3 / (4 + 2 - 1)
+    assert c["service_level"] == 3 / 5
+    assert c["asa"] == (5 + 110 + 30 + 20) / 4 == 41.25
+    assert c["max_answer_wait"] == 110
+    assert c["handled"] == 3
+    assert c["aht"] == (235 + 300 + 270) / 3
+    assert c["abandonment_rate"] == 2 / 6
+    assert c["fcr"] == 2 / 3
+    assert c["transfers"] == 1
+    # handling: alice 235 + 170 + 280 = 685 s, bob 300 + 90 = 390 s;
+    # staffed (available or handling): alice 1000 + 2300 = 3300 s, bob 3100 s
+    assert c["handle_time"] == 685 + 390
+    assert Fraction(c["occupancy"]).limit_denominator(10**6) == Fraction(1075, 6400)  # type: ignore[arg-type]
+    # load: alice 25*235 + 25*170 + 100*280 = 38125; bob 100*300 + 25*90 = 32250 (unit-seconds)
+    assert c["utilisation"] == pytest.approx((38125 + 32250) / ((3300 + 3100) * 100), abs=1e-15)
+    assert c["logged_in_time"] == 3600 + 3600
+
+
+def test_today_equals_hour_when_nothing_earlier(result: dict[str, object]) -> None:
+    today, hour = k(result, "today"), k(result, "60m")
+    for key in ("offered", "answered", "abandoned", "service_level", "asa", "aht", "fcr"):
+        assert today[key] == hour[key], key
+    # today started 2 h earlier: alice was Offline (not logged in) and bob Away for part of it
+    g = result["groups"]["today"]  # type: ignore[index]
+    assert g.agents["alice"].status_ms["Offline"] == 1000_000
+    assert g.agents["bob"].status_ms["Away"] == 150_000
+    assert g.agents["alice"].logged_in_ms == 3600_000
+    assert g.agents["bob"].logged_in_ms == (150 + 3100 + 400) * 1000
+
+
+def test_sliding_windows(result: dict[str, object]) -> None:
+    c15 = k(result, "15m")
+    # [2700, 3600]: w5, w7, w6 arrive; w5 and w7 answered (both in SL); no abandon; w5 handled (270 s)
+    assert (c15["offered"], c15["answered"], c15["abandoned"]) == (3, 2, 0)
+    assert c15["service_level"] == 1.0
+    assert c15["asa"] == 25.0
+    assert c15["aht"] == 270.0
+    assert c15["fcr"] == 0.0
+    assert c15["abandonment_rate"] == 0.0
+    c30 = k(result, "30m")
+    # [1800, 3600]: arrivals w3..w7; answered w5, w7; abandoned w3 (in 10 s) and w4 (60 s)
+    assert (c30["offered"], c30["answered"], c30["abandoned"]) == (5, 2, 2)
+    assert c30["service_level"] == 2 / 3
+    assert c30["abandonment_rate"] == 0.5
+    a15 = k(result, "15m", "agents", "alice")
+    # alice in [2700, 3600]: Available 900 s, handling 170 + 280 = 450 s
+    assert a15["available_time"] == 900
+    assert a15["handle_time"] == 450
+    assert a15["occupancy"] == 0.5
+
+
+def test_per_queue_and_channel(result: dict[str, object]) -> None:
+    s = k(result, "60m", "queues", "support")
+    # support: answered w1 (in), w2 (out), w7 (in); abandoned w3 within threshold
+    assert (s["offered"], s["answered"], s["abandoned"]) == (5, 3, 1)
+    assert s["service_level"] == 2 / 3
+    assert s["asa"] == (5 + 110 + 20) / 3
+    assert s["aht"] == (235 + 300) / 2
+    b = k(result, "60m", "queues", "billing")
+    # billing: w5 answered at exactly 30 s (in), w4 abandoned after 60 s (out)
+    assert (b["offered"], b["answered"], b["abandoned"]) == (2, 1, 1)
+    assert b["service_level"] == 0.5
+    assert b["fcr"] == 0.0
+    # billing's only member is alice: its occupancy is hers
+    assert b["occupancy"] == 685 / 3300
+    chat = k(result, "60m", "channels", "chat")
+    assert (chat["offered"], chat["answered"], chat["abandoned"], chat["handled"]) == (5, 2, 2, 2)
+    voice = k(result, "60m", "channels", "voice")
+    assert (voice["offered"], voice["answered"], voice["handled"]) == (2, 2, 1)
+
+
+def test_agents(result: dict[str, object]) -> None:
+    g = result["groups"]["60m"]  # type: ignore[index]
+    alice, bob = g.agents["alice"], g.agents["bob"]
+    assert alice.status_ms == {"Available": 3300_000, "Break": 300_000, "Break/Coffee": 300_000}
+    assert bob.status_ms == {"Away": 100_000, "Available": 3100_000, "Lunch": 400_000}
+    assert (alice.answered, alice.handled, bob.answered, bob.handled) == (3, 1, 1, 2)
+    assert alice.kpis()["occupancy"] == 685 / 3300
+    assert bob.kpis()["occupancy"] == 390 / 3100
+    assert alice.load_ms == (25 * 235 + 25 * 170 + 100 * 280) * 1000
+    assert alice.capacity_ms == 100 * 3300_000
+    assert bob.kpis()["aht"] == (300 + 270) / 2
+
+
+def test_waiting_and_incremental_feed() -> None:
+    t = Tracker(SETTINGS)
+    # fed one by one, in two halves: same figures as the batch
+    half = len(EVENTS) // 2
+    t.feed(EVENTS[:half])
+    t.feed(EVENTS[half:])
+    assert t.waiting(NOW) == {"support": (1, 100_000)}
+    out = t.aggregate(NOW, {"60m": T0})
+    assert out["60m"].center.kpis() == compute(EVENTS, NOW, {"60m": T0}, SETTINGS)["60m"].center.kpis()
+
+
+def test_reopen_spoils_first_contact_afterwards() -> None:
+    events = [
+        ev("create", 0, "c1", queue="support", channel="email"),
+        ev("accept", 10, "c1", "alice", "support", "email"),
+        ev("complete", 100, "c1", "alice", "support", "email"),
+    ]
+    assert compute(events, NOW, {"h": T0}, SETTINGS)["h"].center.kpis()["fcr"] == 1.0
+    # the case is closed, then re-opened by its customer: it routes again
+    closed = [*events, ev("case.status", 400, "c1", status="In progress", prev="Closed")]
+    assert compute(closed, NOW, {"h": T0}, SETTINGS)["h"].center.kpis()["fcr"] == 0.0
+    events += [
+        ev("reopen", 500, "c1", queue="support", channel="email", reason="reply"),
+        ev("accept", 600, "c1", "bob", "support", "email"),
+        ev("complete", 660, "c1", "bob", "support", "email"),
+    ]
+    out = compute(events, NOW, {"h": T0}, SETTINGS)["h"].center
+    # each routing is a contact: offered, answered and handled twice, timed per routing
+    assert (out.offered, out.answered, out.handled) == (2, 2, 2)
+    assert (out.wait_ms, out.handle_ms, out.resolved_first) == (110_000, 150_000, 0)
+
+
+def test_transfer_names() -> None:
+    for kind, extra in (("transfer.agent", {}), ("escalate", {}), ("call.control", {"action": "transfer"})):
+        events = [
+            ev("create", 0, "x", queue="support", channel="voice"),
+            ev("accept", 5, "x", "alice", "support", "voice"),
+            ev(kind, 50, "x", "alice", "support", "voice", **extra),
+            ev("accept", 60, "x", "bob", "support", "voice"),
+            ev("complete", 90, "x", "bob", "support", "voice"),
+        ]
+        g = compute(events, NOW, {"h": T0}, SETTINGS)["h"]
+        assert (g.center.transfers, g.center.resolved_first, g.center.handle_ms) == (1, 0, 85_000), kind
+        assert (g.agents["alice"].handling_ms, g.agents["bob"].handling_ms) == (45_000, 30_000)
+
+
+def test_arrivals_before_lookback_and_current_status() -> None:
+    events = [ev("accept", 40, "old", "alice", "support", "chat")]
+    out = compute(
+        events,
+        NOW,
+        {"h": T0},
+        SETTINGS,
+        arrivals={"old": ms(-100)},
+        current={"alice": ("Available", "", ms(-500)), "bob": ("Offline", "", ms(-900))},
+    )["h"]
+    assert out.center.answered == 1
+    assert out.center.wait_ms == 140_000
+    assert out.center.answered_in_sl == 0
+    assert out.agents["alice"].available_ms == 3600_000
+    assert out.agents["bob"].logged_in_ms == 0
+    assert out.agents["bob"].status_ms == {"Offline": 3600_000}
+
+
+def test_empty_window_has_no_ratios() -> None:
+    c = compute([], NOW, {"h": T0}, SETTINGS)["h"].center.kpis()
+    assert c["offered"] == 0
+    assert c["service_level"] is None and c["asa"] is None and c["aht"] is None and c["occupancy"] is None
+
+
+def test_parse_and_agg_roundtrip() -> None:
+    e = parse_event(
+        {b"ev": b"accept", b"ts": b"1700000000123", b"work": b"w", b"agent": b"a", b"via": b"auto"}
+    )
+    assert e == Event("accept", 1700000000123, "w", "a", "", "", {"via": "auto"})
+    assert parse_event({b"ts": b"1"}) is None
+    assert parse_event({b"ev": b"x", b"ts": b"soon"}) is None
+    s = parse_status({b"agent": b"a", b"status": b"Break", b"reason": "会議".encode(), b"ts": b"5"})
+    assert s is not None and s.ev == "status" and s.get("reason") == "会議"
+    g = compute(EVENTS, NOW, {"h": T0}, SETTINGS)["h"]
+    total = Agg()
+    total.add(Agg.from_dict(g.center.to_dict()))
+    total.add(Agg.from_dict(g.center.to_dict()))
+    assert total.offered == 14 and total.max_wait_ms == 110_000
+    assert total.status_ms["Available"] == 2 * g.center.status_ms["Available"]
+
+
+def test_kpis_message_shape_and_staffing() -> None:
+    from presence.kpi.live import build
+
+    groups = compute(
+        EVENTS, NOW, {"today": T0, "15m": NOW - 900_000, "30m": NOW - 1800_000, "60m": T0}, SETTINGS
+    )
+    queues = [
+        {"name": "support", "title": "Support", "service_level_seconds": 20, "service_level_target": 0.8},
+        {"name": "billing", "title": "Billing", "service_level_seconds": 30, "service_level_target": 0.8},
+    ]
+    stats = [
+        {"name": "support", "waiting": 1, "oldest_created": ms(3500), "logged_in": 2, "routable": 1},
+        {"name": "billing", "waiting": 0, "oldest_created": 0, "logged_in": 1, "routable": 1},
+    ]
+    views = [
+        {"agent_id": "alice", "name": "Alice", "status": "Available", "reason": "", "connected": True},
+        {"agent_id": "bob", "name": "Bob", "status": "Lunch", "reason": "", "connected": True},
+    ]
+    msg = build(groups, queues, stats, views, NOW, frozenset({"Available"}))
+    assert msg["type"] == "kpis" and msg["windows"] == ["today", "15m", "30m", "60m"]
+    c = msg["center"]
+    assert (c["waiting"], c["longest_wait"], c["logged_in"], c["routable"]) == (1, 100.0, 2, 1)
+    assert c["60m"]["service_level"] == 0.6 and c["today"]["offered"] == 7
+    sup = msg["queues"][0]
+    assert sup["name"] == "support" and sup["staffed"] == 2
+    # support, last hour: 5 arrivals, AHT (235 + 300) / 2 = 267.5 s -> A = 5/3600 * 267.5
+    st = sup["staffing"]
+    assert st["arrival_rate"] == 5 and st["aht"] == 267.5
+    assert st["traffic"] == pytest.approx(5 / 3600 * 267.5)
+    assert sup["staffing_needed"] == st["needed"] == 2  # one agent at A = 0.37 reaches only 75 %
+    assert c["staffing_needed"] == sup["staffing_needed"] + msg["queues"][1]["staffing_needed"]
+    assert {ch["name"] for ch in msg["channels"]} == {"chat", "voice"}
+    alice = msg["agents"][0]
+    assert alice["today"]["time_in_status"] == {"Available": 3300.0, "Break": 300.0}
+    assert alice["today"]["time_in_reason"] == {"Break/Coffee": 300.0}
+
+
+def test_counter_increments() -> None:
+    from presence.kpi.counters import bucket_of, increments
+
+    inc = increments(EVENTS, {"w1": ms(10), "w2": ms(20), "w5": ms(2800), "w7": ms(3300)})
+    assert inc["created|support|chat"] == 3 and inc["created|billing|chat"] == 2
+    assert inc["assigned|billing|chat"] == 2  # w5 accepted twice (after its transfer)
+    # latency, from intake, of every assignment by accept or auto-assignment: support w1 5 s,
+    # w2 110 s, w7 20 s; billing w5 30 s and again 210 s when bob takes it after the transfer
+    assert inc["latn|support"] == 3 and inc["latsum|support"] == (5 + 110 + 20) * 1000
+    assert inc["lat|support|5"] == 1 and inc["lat|support|120"] == 1 and inc["lat|support|30"] == 1
+    assert inc["latn|billing"] == 2 and inc["latsum|billing"] == (30 + 210) * 1000
+    assert bucket_of(0.01) == "0.05" and bucket_of(4000) == "+Inf"
+
+
+def test_counters_decode_only_counted_entries_with_the_same_result() -> None:
+    from presence.kpi import history
+    from presence.kpi.counters import counted_events, increments
+
+    def entry(e: Event) -> tuple[str, dict[bytes, bytes]]:
+        f = {"ev": e.ev, "ts": str(e.ts), "work": e.work, "agent": e.agent, "queue": e.queue,
+             "channel": e.channel, **e.extra}  # fmt: skip
+        return ("0-1", {k.encode(): v.encode() for k, v in f.items()})
+
+    entries = [entry(e) for e in EVENTS if e.ev != "status"]
+    full = history.decode(entries, status=False)
+    lean = counted_events(entries)
+    assert lean and len(lean) < len(full)  # some events are not counted: skipped unread
+    created = {"w1": ms(10), "w2": ms(20), "w5": ms(2800), "w7": ms(3300)}
+    assert increments(lean, created) == increments(full, created)
+    assert counted_events([("0-1", {b"ts": b"1"}), ("0-2", {b"ev": b"accept", b"ts": b"x"})]) == []
+
+
+def test_aggregate_in_steps_gives_the_same_figures() -> None:
+    t = Tracker(SETTINGS)
+    t.feed(sorted(EVENTS, key=lambda e: e.ts))
+    wins = {"today": T0 - 600_000, "60m": T0, "15m": NOW - 900_000}
+    steps = t.aggregate_steps(NOW, wins, chunk=3)
+    pauses = 0
+    while True:
+        try:
+            next(steps)
+            pauses += 1
+        except StopIteration as done:
+            stepped = done.value
+            break
+    assert pauses > 3  # it does hand the loop back, several times
+    whole = t.aggregate(NOW, wins)
+    for w in wins:
+        assert stepped[w] == whole[w]
+
+
+def _random_day(seed: int) -> list[list[Event]]:
+    """Batches of random routing and status events, some out of time order."""
+    import random
+
+    rnd = random.Random(seed)
+    agents, statuses = ["a1", "a2", "a3", "a4"], ["Available", "Break", "Offline", "Lunch"]
+    t, n, batches = T0, 0, []
+    for _ in range(rnd.randint(1, 8)):
+        batch = []
+        for _ in range(rnd.randint(0, 25)):
+            t += rnd.randint(0, 90_000)
+            ts = t - rnd.choice([0, 0, 0, 0, 120_000])  # now and then a late one
+            a = rnd.choice(agents)
+            r = rnd.random()
+            if r < 0.35:
+                since = str(ts - rnd.randint(0, 900_000))
+                extra = {"status": rnd.choice(statuses), "reason": rnd.choice(["", "", "Coffee"]),
+                         "prev": rnd.choice(["", "Break"]), "prev_since": since}  # fmt: skip
+                batch.append(Event("status", ts, agent=a, extra=extra))
+            else:
+                n += 1 if r < 0.5 else 0
+                w = f"w{rnd.randint(max(1, n - 3), max(1, n))}"
+                kind = rnd.choice(["create", "accept", "accept", "complete", "abandon", "transfer", "reopen"])
+                ch = rnd.choice(["chat", "voice", "email"])
+                batch.append(Event(kind, ts, w, a, rnd.choice(["support", "billing"]), ch))
+        batches.append(batch)
+    return batches
+
+
+@pytest.mark.parametrize("seed", range(150))
+def test_incremental_agent_time_equals_span_sums(seed: int) -> None:
+    settings = replace(SETTINGS, capacities={"a1": 100, "a3": 40}, members={"support": ["a1", "a2"]})
+    batches = _random_day(seed)
+    inc, full = Tracker(settings, incremental=True), Tracker(settings)
+    floor = 0  # as live: no window starts before what was pruned
+    for i, batch in enumerate(batches):
+        batch.sort(key=lambda e: e.ts)
+        for t in (inc, full):
+            t.feed(batch)
+            if i == 0:
+                t.seed_status("a4", "Available", "", T0 - 50_000)
+        now = max([e.ts for b in batches[: i + 1] for e in b] + [T0]) + 30_000
+        wins = {"today": T0 - 100_000, "60m": now - 3600_000, "15m": now - 900_000, "1m": now - 60_000}
+        if i == 3:
+            floor = now - 3600_000
+            for t in (inc, full):
+                t.prune(floor - 60_000)
+        wins = {k: max(v, floor) for k, v in wins.items()}
+        if i == 2:  # the routable statuses changed (a settings refresh)
+            inc.settings = full.settings = replace(settings, routable=frozenset({"Available", "Lunch"}))
+        got, want = inc.aggregate(now, wins), full.aggregate(now, wins)
+        assert got == want
+        # the live task asks for agents' sums in some windows only: the rest is whole
+        part = inc.aggregate(now, wins, agents_for={"today"})
+        for w in wins:
+            assert (part[w].center, part[w].queues, part[w].channels) == (
+                want[w].center, want[w].queues, want[w].channels)  # fmt: skip
+            assert part[w].agents == (want[w].agents if w == "today" else {})

@@ -1,0 +1,238 @@
+"""The wire format, byte for byte: encodings, decoding errors that name the
+field, and the decoding of events published by the Lua scripts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import orjson
+import pytest
+
+from presence import protocol
+from presence.protocol import (
+    AGENT_MESSAGES,
+    JSON,
+    MSGPACK,
+    SUPERVISOR_MESSAGES,
+    Close,
+    ErrorCode,
+    ProtocolError,
+    decode,
+    decode_event,
+    encode,
+)
+
+# -- pinned bytes --------------------------------------------------------------------
+
+
+def test_pong_msgpack_bytes() -> None:
+    assert encode(protocol.pong(1, None, 1700000000000), MSGPACK) == (
+        b"\x83\xa4type\xa4pong\xabserver_time\xcf\x00\x00\x01\x8b\xcf\xe5h\x00\xa3ref\x01"
+    )
+
+
+def test_ok_msgpack_bytes() -> None:
+    assert encode(protocol.ok(7), MSGPACK) == b"\x82\xa4type\xa2ok\xa3ref\x07"
+
+
+def test_error_msgpack_bytes() -> None:
+    msg = protocol.error(ErrorCode.INVALID, "status must be a status name", field="status", ref="r1")
+    assert encode(msg, MSGPACK) == (
+        b"\x85\xa4type\xa5error\xa4code\xa7invalid\xa7message\xbcstatus must be a status name"
+        b"\xa5field\xa6status\xa3ref\xa2r1"
+    )
+
+
+def test_client_message_msgpack_bytes_decode() -> None:
+    frame = b"\x84\xa4type\xaastatus.set\xa6status\xa5Break\xa6reason\xa6Coffee\xa3ref\x02"
+    msg = decode(frame, MSGPACK, AGENT_MESSAGES)
+    assert (msg.type, msg.ref, msg.data) == ("status.set", 2, {"status": "Break", "reason": "Coffee"})
+
+
+def test_json_is_compact_text() -> None:
+    out = encode(protocol.pong("a", 5, 1700000000000), JSON)
+    assert out == '{"type":"pong","server_time":1700000000000,"ref":"a","ts":5}'
+    assert isinstance(out, str)
+
+
+def test_same_message_in_both_encodings() -> None:
+    msg = protocol.agents_delta([{"agent_id": "山田", "status": "Break", "ver": 3, "by_channel": {}}])
+    assert orjson.loads(encode(msg, JSON)) == msgpack.unpackb(encode(msg, MSGPACK), raw=False) == msg
+
+
+def test_subprotocols_and_close_codes() -> None:
+    assert protocol.SUBPROTOCOLS == ("presence.v1.msgpack", "presence.v1.json")
+    assert (Close.UNAUTHORIZED, Close.FORBIDDEN, Close.UNKNOWN_AGENT, Close.TOO_BIG) == (
+        4401,
+        4403,
+        4404,
+        1009,
+    )
+
+
+# -- decoding client messages --------------------------------------------------------------
+
+
+def _err(frame: str | bytes, sub: str = JSON, spec: Any = AGENT_MESSAGES) -> ProtocolError:
+    with pytest.raises(ProtocolError) as info:
+        decode(frame, sub, spec)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "field"),
+    [
+        ("{oops", ErrorCode.BAD_FRAME, None),
+        (b"{}", ErrorCode.BAD_FRAME, None),
+        ("[]", ErrorCode.BAD_MESSAGE, None),
+        ("null", ErrorCode.BAD_MESSAGE, None),
+        ("{}", ErrorCode.INVALID, "type"),
+        ('{"type": null}', ErrorCode.INVALID, "type"),
+        ('{"type": "fly"}', ErrorCode.UNKNOWN_TYPE, "type"),
+        ('{"type": "status.set"}', ErrorCode.INVALID, "status"),
+        ('{"type": "status.set", "status": 5}', ErrorCode.INVALID, "status"),
+        ('{"type": "status.set", "status": false}', ErrorCode.INVALID, "status"),
+        ('{"type": "status.set", "status": "A", "reason": 1}', ErrorCode.INVALID, "reason"),
+        ('{"type": "offer.accept", "work_id": [1]}', ErrorCode.INVALID, "work_id"),
+        ('{"type": "offer.decline", "work_id": "w", "reason": {}}', ErrorCode.INVALID, "reason"),
+        ('{"type": "work.complete", "work_id": "w", "disposition": 3}', ErrorCode.INVALID, "disposition"),
+        ('{"type": "ping", "ts": true}', ErrorCode.INVALID, "ts"),
+        ('{"type": "ping", "ref": [1]}', ErrorCode.INVALID, "ref"),
+        ('{"type": "ping", "ref": false}', ErrorCode.INVALID, "ref"),
+        ('{"type": "ping", "ref": 2.5}', ErrorCode.INVALID, "ref"),
+    ],
+)
+def test_decode_errors_name_the_field(frame: str | bytes, code: str, field: str | None) -> None:
+    err = _err(frame)
+    assert (err.code, err.field) == (code, field)
+    reply = err.to_message()
+    assert reply["type"] == "error" and reply["code"] == code and reply["message"]
+    if field is not None:
+        assert field in err.message and reply["field"] == field
+
+
+def test_errors_echo_a_valid_ref_but_not_a_bad_one() -> None:
+    assert _err('{"type": "fly", "ref": "abc"}').to_message()["ref"] == "abc"
+    assert _err('{"type": "status.set", "ref": 9}').to_message()["ref"] == 9
+    assert "ref" not in _err('{"type": "ping", "ref": {"x": 1}}').to_message()
+    assert "ref" not in _err('{"type": "ping", "ref": "' + "r" * 65 + '"}').to_message()
+    assert decode('{"type": "ping", "ref": "' + "r" * 64 + '"}', JSON, AGENT_MESSAGES).ref == "r" * 64
+
+
+def test_unknown_type_lists_the_known_ones() -> None:
+    err = _err('{"type": "status.set"}', spec=SUPERVISOR_MESSAGES)
+    assert err.code == ErrorCode.UNKNOWN_TYPE
+    assert "agent.status.set" in err.message and "ping" in err.message
+
+
+def test_string_length_limits() -> None:
+    err = _err('{"type": "status.set", "status": "' + "S" * 65 + '"}')
+    assert err.field == "status" and "64" in err.message
+    ok = decode('{"type": "status.set", "status": "' + "S" * 64 + '"}', JSON, AGENT_MESSAGES)
+    assert ok.data == {"status": "S" * 64, "reason": None}
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "field"),
+    [
+        (b"\xc1", ErrorCode.BAD_FRAME, None),
+        (b"\x81\xa4ty", ErrorCode.BAD_FRAME, None),
+        ("text", ErrorCode.BAD_FRAME, None),
+        (msgpack.packb({1: 2}), ErrorCode.BAD_FRAME, None),
+        (msgpack.packb("ping"), ErrorCode.BAD_MESSAGE, None),
+        (msgpack.packb({"type": "ping", "ref": b"x"}), ErrorCode.INVALID, "ref"),
+        (msgpack.packb({"type": "status.set", "status": b"Break"}), ErrorCode.INVALID, "status"),
+        (msgpack.packb({"type": "offer.accept", "work_id": 12}), ErrorCode.INVALID, "work_id"),
+    ],
+)
+def test_msgpack_decode_errors(frame: str | bytes, code: str, field: str | None) -> None:
+    err = _err(frame, MSGPACK)
+    assert (err.code, err.field) == (code, field)
+
+
+def test_decode_valid_messages() -> None:
+    m = decode(msgpack.packb({"type": "ping", "ts": 1.5, "ref": 3}), MSGPACK, AGENT_MESSAGES)
+    assert (m.type, m.ref, m.data) == ("ping", 3, {"ts": 1.5})
+    m = decode(
+        '{"type":"agent.status.set","agent_id":"alice","status":"Break","reason":"Coffee"}',
+        JSON,
+        SUPERVISOR_MESSAGES,
+    )
+    assert m.data == {"agent_id": "alice", "status": "Break", "reason": "Coffee"}
+    # unknown extra fields are ignored (forward compatibility within v1)
+    m = decode('{"type":"snapshot.get","later":1}', JSON, AGENT_MESSAGES)
+    assert m.data == {}
+
+
+# -- events published by Lua -------------------------------------------------------
+
+
+def _lua_event(header: dict[str, Any], blob: bytes | None = None) -> bytes:
+    """Build a payload the way _lib.lua's emit() does: a fixarray of 1 or 2."""
+    if blob is None:
+        return b"\x91" + msgpack.packb(header)
+    return b"\x92" + msgpack.packb(header) + blob
+
+
+def test_decode_event_splices_the_stored_item() -> None:
+    blob = msgpack.packb(
+        {"subject": "こんにちは", "customer": {"name": "山田 花子"}, "payload": {"n": [1, 2]}, "type": "x"},
+        use_bin_type=True,
+    )
+    raw = _lua_event({"type": "offer", "to": "alice", "work_id": "w1", "expires_at": 5}, blob)
+    ev = decode_event(raw)
+    assert ev.to == "alice" and ev.supervisors is False
+    assert ev.message == {
+        "type": "offer",  # the header wins over the item's fields
+        "work_id": "w1",
+        "expires_at": 5,
+        "subject": "こんにちは",
+        "customer": {"name": "山田 花子"},
+        "payload": {"n": [1, 2]},
+    }
+
+
+def test_decode_event_header_only_and_routing_fields() -> None:
+    ev = decode_event(
+        _lua_event({"type": "status", "to": "bob", "sup": 1, "agent_id": "bob", "by_channel": [], "ver": 4})
+    )
+    assert ev.to == "bob" and ev.supervisors is True
+    assert "to" not in ev.message and "sup" not in ev.message
+    assert ev.message["by_channel"] == {}  # Lua's empty table is a map here
+    ev = decode_event(_lua_event({"type": "queue.updated", "sup": 1, "queue": "support"}))
+    assert (
+        ev.to is None
+        and ev.supervisors is True
+        and ev.message == {"type": "queue.updated", "queue": "support"}
+    )
+
+
+def test_decode_event_item_event_carries_the_agents_view() -> None:
+    blob = msgpack.packb({"channel": "chat", "agent": "from the item"}, use_bin_type=True)
+    view = {"agent_id": "bob", "load": 25, "by_channel": [], "ver": 9}
+    ev = decode_event(
+        _lua_event({"type": "offer", "to": "bob", "sup": 1, "work_id": "w1", "agent": view}, blob)
+    )
+    assert ev.to == "bob" and ev.supervisors is True
+    assert ev.message[protocol.VIEW_FIELD] == {"agent_id": "bob", "load": 25, "by_channel": {}, "ver": 9}
+    assert ev.message["channel"] == "chat" and ev.message["work_id"] == "w1"
+    held = {**view, "by_channel": {"chat": 2}}
+    full = decode_event(_lua_event({"type": "work.updated", "to": "bob", "sup": 1, "agent": held}))
+    assert full.message["agent"]["by_channel"] == {"chat": 2}
+
+
+def test_fanout_encodes_once_per_subprotocol() -> None:
+    """One event to many sockets costs one encode per encoding, not per socket."""
+    from presence.hub import Conn, fanout
+
+    async def send(message: Any) -> None:  # never called: frames only queue here
+        raise AssertionError(message)
+
+    conns = [Conn(send, JSON, "agent", "alice") for _ in range(3)]
+    conns += [Conn(send, MSGPACK, "agent", "alice") for _ in range(2)]
+    msg = {"type": "status", "agent_id": "alice", "status": "Break", "ver": 9}
+    assert fanout(conns, msg) == 5
+    frames = [c._queue[0] for c in conns]
+    assert all(f is frames[0] for f in frames[:3]) and all(f is frames[3] for f in frames[3:])
+    assert frames[0] == encode(msg, JSON) and frames[3] == encode(msg, MSGPACK)
