@@ -17,11 +17,10 @@ from importlib import resources
 from pathlib import Path
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -66,13 +65,23 @@ def redis_client(url: str) -> Redis:
     # A blocking pool: a burst of more concurrent calls than connections
     # (a reconnect storm, a flood of intake) waits briefly for a free
     # connection instead of failing at once with "Too many connections".
+    # The asyncio `Retry` (not `redis.retry.Retry`, whose synchronous loop
+    # never sees the awaited error): after a Redis restart every pooled
+    # connection is stale, and each must reconnect and retry, not fail.
     pool = BlockingConnectionPool.from_url(
         url,
         decode_responses=False,
         socket_timeout=3.0,
         socket_connect_timeout=2.0,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        # Retry only a connection that failed (stale after a restart, refused
+        # while Redis comes back): the command did not reach Redis, except
+        # if it crashed mid-command (RELIABILITY.md). Not a timeout: the
+        # script may be running on a slow or paused Redis, and a second run
+        # of a non-idempotent change (create, accept) would apply it twice.
+        retry=Retry(
+            ExponentialBackoff(cap=0.5, base=0.05), 2, supported_errors=(RedisConnectionError,)
+        ),
+        retry_on_error=[RedisConnectionError],
         health_check_interval=10,
         max_connections=256,
         timeout=5.0,

@@ -265,6 +265,11 @@ class Hub:
             pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(channel)
+                # redis-py reconnects and resubscribes on its own after a
+                # brief loss (the pool's retry); events published meanwhile
+                # are gone, so every socket must resynchronise then too.
+                assert pubsub.connection is not None
+                pubsub.connection.register_connect_callback(self._pubsub_reconnected)
                 self.listening.set()
                 if not first:
                     log.warning(
@@ -286,10 +291,18 @@ class Hub:
                 self.listening.clear()
                 log.warning("pub/sub listener lost Redis (%s); retrying in %.1fs", exc, backoff)
             finally:
+                if pubsub.connection is not None:
+                    # the connection goes back to the pool: it must not
+                    # resynchronise anybody when some other call reconnects it
+                    pubsub.connection.deregister_connect_callback(self._pubsub_reconnected)
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    async def _pubsub_reconnected(self, _connection: object) -> None:
+        log.warning("pub/sub connection re-established; resynchronising %d sockets", len(self.all_conns()))
+        await self._resync_all()
 
     async def _resync_all(self) -> None:
         for conn in self.all_conns():

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import websockets
 
+from presence.app import redis_client
 from tests.faults.conftest import PrivateFactory, PrivateRedis
 from tests.harness import ServerProcess, agent, available, post_work, supervisor, token
 
@@ -171,3 +172,30 @@ async def test_redis_unreachable_then_back(
     bob = await agent(server, "bob")
     assert bob.snapshot["agent"]["agent_id"] == "bob"
     assert "Traceback" not in server.logs()
+
+
+async def test_pooled_connections_survive_a_restart(private_redis: PrivateRedis) -> None:
+    """Every pooled connection is stale after a restart; each call must
+    reconnect and succeed (a command, a script, a pipeline), not fail with
+    "Connection closed by server". A wrong `Retry` class once made that a
+    flaky 503 just after `/readyz` turned green again."""
+    client = redis_client(private_redis.url)
+    script = client.register_script("return redis.call('INCR', KEYS[1])")
+    n = 12
+
+    async def fill_pool() -> None:
+        # n calls at once hold n connections, all returned to the pool
+        await asyncio.gather(*(client.blpop(["nothing"], timeout=0.05) for _ in range(n)))
+
+    try:
+        await fill_pool()
+        private_redis.stop()
+        private_redis.start()
+        results = await asyncio.gather(
+            *(client.get("k") for _ in range(n // 3)),
+            *(script(keys=["k"]) for _ in range(n // 3)),
+            *(client.pipeline(transaction=False).get("k").hgetall("h").execute() for _ in range(n // 3)),
+        )
+        assert sorted(r for r in results[n // 3 : 2 * (n // 3)]) == list(range(1, n // 3 + 1))
+    finally:
+        await client.aclose()
