@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from presence.center import Agent, Center, Queue
 from presence.store.keys import Keys
-from presence.store.scripts import ScriptError, Scripts
+from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts
 
 __all__ = ["AgentSnapshot", "Keys", "ScriptError", "Store", "new_work_id"]
 
@@ -62,6 +62,7 @@ class Store:
         self.keys = Keys(center)
         self.clock = clock
         self.scripts = Scripts(redis)
+        self.batched = {name: Batcher(self.scripts, name, self.keys.prefix, self.now_ms) for name in BATCHED}
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -331,16 +332,16 @@ class Store:
         return int(reply[0]), [_s(q) for q in reply[1:]]
 
     async def accept(self, agent_id: str, work_id: str) -> None:
-        await self._call("offer_accept", agent_id, work_id)
+        await self.batched["offer_accept"](agent_id, work_id)
 
     async def decline(self, agent_id: str, work_id: str, reason: str) -> list[str]:
-        return await self._call("offer_decline", agent_id, work_id, reason)
+        return await self.batched["offer_decline"](agent_id, work_id, reason)
 
     async def wrapup(self, agent_id: str, work_id: str) -> int:
-        return int((await self._call("work_wrapup", agent_id, work_id))[0])
+        return int((await self.batched["work_wrapup"](agent_id, work_id))[0])
 
     async def complete(self, agent_id: str, work_id: str, disposition: str) -> list[str]:
-        return await self._call("work_complete", agent_id, work_id, disposition)
+        return await self.batched["work_complete"](agent_id, work_id, disposition)
 
     async def cancel(self, work_id: str, reason: str) -> list[str]:
         return await self._call("work_cancel", work_id, reason)

@@ -1,0 +1,94 @@
+"""Batched agent calls (store/scripts.py `Batcher`): many sockets' accepts
+and completes leave in one EVALSHA, yet each call is atomic on its own and
+gets its own reply, errors included."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from presence.center import parse_center
+from presence.store import ScriptError, Store, new_work_id
+
+
+@pytest.fixture
+async def store(redis_server: str) -> AsyncIterator[Store]:
+    client = Redis.from_url(redis_server)
+    store = Store(client, f"batch{uuid.uuid4().hex[:8]}")
+    await store.sync_center(
+        parse_center(
+            {
+                "queues": [{"name": "q", "auto_accept": False}],
+                "agents": [{"id": f"a{i}", "queues": ["q"]} for i in range(20)],
+            }
+        )
+    )
+    yield store
+    await client.aclose()
+
+
+async def _offers(store: Store, n: int) -> dict[str, str]:
+    """n agents Available, n items offered: agent -> offered item."""
+    for i in range(n):
+        await store.conn_open(f"a{i}", f"c{i}", 3600)
+        await store.set_status(f"a{i}", "Available", "", f"a{i}")
+    for _ in range(n):
+        await store.create_work(new_work_id(), "q", "chat", 0, {}, {})
+    assert (await store.route(["q"]))[0] == n
+    offered = {}
+    for i in range(n):
+        offers, _ = await store.agent_items(f"a{i}")
+        assert len(offers) == 1
+        offered[f"a{i}"] = offers[0]["work_id"]
+    return offered
+
+
+async def test_concurrent_calls_share_one_script_call_with_their_own_replies(store: Store) -> None:
+    offered = await _offers(store, 20)
+    accept = store.batched["offer_accept"]
+    before = accept.calls
+    # 19 good accepts and one for an item that is someone else's, all at once
+    calls = [store.accept(aid, wid) for aid, wid in offered.items()]
+    calls.append(store.accept("a0", offered["a1"]))
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert accept.calls - before <= 2  # the first call may leave alone
+    assert results[:20] == [None] * 20
+    wrong = results[20]
+    assert isinstance(wrong, ScriptError) and wrong.code in ("not_yours", "conflict"), wrong
+    for aid, wid in offered.items():
+        _, work = await store.agent_items(aid)
+        assert [w["work_id"] for w in work] == [wid]
+
+    # the same item completed twice in one batch: exactly one succeeds
+    complete = store.batched["work_complete"]
+    before = complete.calls
+    twice = await asyncio.gather(
+        store.complete("a3", offered["a3"], "done"),
+        store.complete("a3", offered["a3"], "again"),
+        return_exceptions=True,
+    )
+    assert complete.calls - before <= 2
+    assert twice[0] == ["q"]
+    assert isinstance(twice[1], ScriptError) and twice[1].code == "conflict", twice[1]
+    assert await store.check() == []
+
+
+async def test_an_idle_call_is_sent_at_once_and_errors_reach_only_their_caller(store: Store) -> None:
+    offered = await _offers(store, 2)
+    with pytest.raises(ScriptError) as missing:
+        await store.complete("a0", "no-such-item", "")
+    assert missing.value.code == "not_found"
+    # a runtime error in one call of a batch is that call's reply only
+    raw = await store.scripts.many(
+        "offer_accept", store.keys.prefix, store.now_ms(), [("a0",), ("a1",)]
+    )
+    assert [r[0] for r in raw] == [b"internal", b"internal"]
+    # a flushed script cache (a restarted Redis) is reloaded, not an error
+    await store.redis.script_flush()
+    await store.accept("a0", offered["a0"])  # NOSCRIPT: reloaded by redis-py
+    await store.accept("a1", offered["a1"])
+    assert await store.check() == []
