@@ -28,6 +28,10 @@ Clock = Callable[[], float]
 AgentSnapshot = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]
 log = logging.getLogger("presence.store")
 
+# Items stored per script call by `create_work_many`: large enough to share
+# the call's set-up, small enough that Redis is never busy for long.
+CREATE_CHUNK = 128
+
 # Fields of a work item hash that are shown as they are (ms timestamps etc.).
 _WORK_TIMES = ("created", "offered_at", "accepted_at", "wrapup_at", "ended_at", "expires")
 
@@ -279,9 +283,10 @@ class Store:
         idempotency_key: str = "",
         idempotency_ttl: int = 86400,
     ) -> tuple[str, bool]:
-        """Store a new item; returns (id, created) (created False: idempotent retry)."""
-        reply = await self._call(
-            "work_create",
+        """Store a new item; returns (id, created) (created False: idempotent retry).
+
+        Concurrent calls (many single POSTs at once) share one script call."""
+        reply = await self.batched["work_create"](
             work_id,
             queue,
             channel,
@@ -298,20 +303,14 @@ class Store:
         items: list[tuple[str, str, str, int, dict[str, Any], dict[str, int], str]],
         idempotency_ttl: int = 86400,
     ) -> list[tuple[str, bool] | ScriptError]:
-        """`create_work` for many items in ONE round trip (a pipeline of scripts).
+        """`create_work` for many items in one script call per `CREATE_CHUNK`.
 
-        Each item is still its own atomic script: one refusal (an unknown
+        Each item is still its own atomic change: one refusal (an unknown
         queue) never affects another. Items are (work id, queue, channel,
         priority, data, skills, idempotency key); results are in order.
         """
-        pipe = self.redis.pipeline(transaction=False)
-        now = self.now_ms()
-        for wid, queue, channel, priority, data, skills, key in items:
-            await self.scripts.queue_on(
-                pipe,
-                "work_create",
-                self.keys.prefix,
-                now,
+        calls = [
+            (
                 wid,
                 queue,
                 channel,
@@ -321,10 +320,14 @@ class Store:
                 key,
                 idempotency_ttl,
             )
+            for wid, queue, channel, priority, data, skills, key in items
+        ]
         out: list[tuple[str, bool] | ScriptError] = []
-        for raw in await pipe.execute(raise_on_error=False):
-            reply = self.scripts.outcome("work_create", raw)
-            out.append(reply if isinstance(reply, ScriptError) else (str(reply[0]), reply[1] == "created"))
+        for start in range(0, len(calls), CREATE_CHUNK):
+            chunk = calls[start : start + CREATE_CHUNK]
+            for raw in await self.scripts.many("work_create", self.keys.prefix, self.now_ms(), chunk):
+                r = self.scripts.outcome("work_create", raw)
+                out.append(r if isinstance(r, ScriptError) else (str(r[0]), r[1] == "created"))
         return out
 
     async def route(self, queues: Iterable[str], budget: int = 256, scan: int = 512) -> tuple[int, list[str]]:

@@ -14,7 +14,6 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
 LUA_DIR = "store/lua"
@@ -37,11 +36,11 @@ def script_source(name: str) -> str:
     return f"{lib}\n-- ==== {name}.lua ====\n{body}"
 
 
-# Scripts that agents call at a high rate, one socket at a time: each also
+# Scripts called at a high rate, one socket or request at a time: each also
 # exists as a "many" variant that applies a batch of calls in one EVALSHA
 # (see `Batcher`). Each call in the batch stays atomic on its own and gets
 # its own reply; only the round trip and the script set-up are shared.
-BATCHED = ("offer_accept", "offer_decline", "work_complete", "work_wrapup")
+BATCHED = ("offer_accept", "offer_decline", "work_complete", "work_create", "work_wrapup")
 
 # The body of a batched script runs as a function of its own ARGV; pcall
 # turns a runtime error in one call into that call's reply, so the others
@@ -96,10 +95,6 @@ class Scripts:
 
     async def raw(self, name: str, prefix: str, now_ms: int, *args: Any) -> Any:
         return await self._scripts[name](keys=[prefix], args=[now_ms, *args])
-
-    async def queue_on(self, pipe: Pipeline, name: str, prefix: str, now_ms: int, *args: Any) -> None:
-        """Queue one script call on a pipeline; its reply comes from ``pipe.execute()``."""
-        await self._scripts[name](keys=[prefix], args=[now_ms, *args], client=pipe)
 
     async def many(self, name: str, prefix: str, now_ms: int, calls: list[tuple[Any, ...]]) -> list[Any]:
         """Run the batched variant of `name`: one raw reply per call, in order."""

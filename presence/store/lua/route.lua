@@ -113,24 +113,31 @@ while g <= #qs do
     -- up to EXAMINE_MAX items per call, so a long head of items nobody can
     -- take never starves a takeable item behind it
     local window = budget + 16
-    local skip, served, full, here = {}, {}, {}, {}
+    local skip, served, full, here, wins = {}, {}, {}, {}, {}
     local examined, first = 0, true
     local again = true
     while again do
       again = false
       local batch = {}
       local got_n = {}
-      local any_borrowed, taken = false, {}
+      local any_borrowed, taken, sources = false, {}, 0
       for k = g, last do
         local q = qs[k][1]
-        if redis.call('EXISTS', key('queue', q, 'ready')) == 1 and (first or full[q]) then
-          local from = skip[q] or 0
-          local got = redis.call('ZRANGE', key('queue', q, 'waiting'), from, from + window - 1, 'WITHSCORES')
+        local ready_n = redis.call('ZCARD', key('queue', q, 'ready'))
+        if ready_n > 0 and (first or full[q]) then
+          -- a saturated queue (few agents with room, a long line) reads a
+          -- page sized to the agents who can take work, not to the budget:
+          -- reading and sorting hundreds of items to place three was most
+          -- of this script's cost under load
+          wins[q] = wins[q] or math.min(window, 8 * ready_n + 16)
+          local from, win = skip[q] or 0, wins[q]
+          local got = redis.call('ZRANGE', key('queue', q, 'waiting'), from, from + win - 1, 'WITHSCORES')
           for n = 1, #got, 2 do
             batch[#batch + 1] = {got[n], tonumber(got[n + 1]), q}
           end
           got_n[q] = #got / 2
-          full[q] = #got == 2 * window
+          full[q] = #got == 2 * win
+          sources = sources + 1
           if first then
             here[q] = 0
             served[#served + 1] = q
@@ -142,13 +149,16 @@ while g <= #qs do
                 batch[#batch + 1] = {got[n], tonumber(got[n + 1]), q}
                 any_borrowed = true
               end
+              sources = sources + 1
             end
           end
         else
           full[q] = false
         end
       end
-      if #batch > 1 then
+      -- one page of one sorted set is in order already (equal scores by
+      -- member, as Redis orders them); merging several needs the sort
+      if sources > 1 then
         table.sort(batch, function(a, b)
           if a[2] ~= b[2] then return a[2] < b[2] end
           return a[1] < b[1]
