@@ -217,8 +217,14 @@ class Hub:
     # -- events --------------------------------------------------------------
 
     def deliver(self, raw: bytes) -> None:
-        """Fan one published event out to this process's sockets."""
-        event = protocol.decode_event(raw)
+        """Fan one published message (one event or a batch) out to this process's sockets."""
+        for event in protocol.decode_events(raw):
+            try:
+                self._deliver(event)
+            except Exception:
+                log.exception("could not deliver an event; skipped")
+
+    def _deliver(self, event: protocol.Event) -> None:
         msg = event.message
         if event.to is not None:
             conns = self.agents.get(event.to)

@@ -380,13 +380,25 @@ class Event:
     supervisors: bool
 
 
+def decode_events(raw: bytes) -> list[Event]:
+    """Decode a pub/sub payload: one event, or an array of events (a script
+    that made many changes publishes them as one message, in order)."""
+    parts = msgpack.unpackb(raw, raw=False)
+    if parts and isinstance(parts[0], list):
+        return [_event(p) for p in parts]
+    return [_event(parts)]
+
+
 def decode_event(raw: bytes) -> Event:
-    """Decode a pub/sub payload: a msgpack array [header] or [header, item].
+    """Decode one event: a msgpack array [header] or [header, item].
 
     The item (stored at intake) is merged under the header, so an ``offer``
     carries channel, queue, subject, customer and payload exactly as posted.
     """
-    parts = msgpack.unpackb(raw, raw=False)
+    return _event(msgpack.unpackb(raw, raw=False))
+
+
+def _event(parts: list[Any]) -> Event:
     head: dict[str, Any] = parts[0]
     msg: dict[str, Any] = dict(parts[1]) if len(parts) > 1 and isinstance(parts[1], dict) else {}
     to = head.pop("to", None)

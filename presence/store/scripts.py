@@ -45,18 +45,21 @@ BATCHED = ("offer_accept", "offer_decline", "work_complete", "work_create", "wor
 # The body of a batched script runs as a function of its own ARGV; pcall
 # turns a runtime error in one call into that call's reply, so the others
 # still get theirs. ARGV of the variant: now, arity, then `arity` arguments
-# per call.
+# per call. Their events go out as one pub/sub message (_lib.lua's
+# events_begin / events_publish).
 _MANY = """
 local function __one(ARGV)
 {body}
 end
 local __out, __arity = {{}}, tonumber(ARGV[2])
+events_begin()
 for __i = 3, #ARGV, __arity do
   local __a = {{ARGV[1]}}
   for __j = 0, __arity - 1 do __a[#__a + 1] = ARGV[__i + __j] end
   local __ok, __r = pcall(__one, __a)
   if __ok then __out[#__out + 1] = __r else __out[#__out + 1] = {{'internal', '', tostring(__r)}} end
 end
+events_publish()
 return __out
 """
 

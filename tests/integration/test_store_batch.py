@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from presence.center import parse_center
+from presence.protocol import decode_events
 from presence.store import ScriptError, Store, new_work_id
 
 
@@ -92,3 +93,37 @@ async def test_an_idle_call_is_sent_at_once_and_errors_reach_only_their_caller(s
     await store.accept("a0", offered["a0"])  # NOSCRIPT: reloaded by redis-py
     await store.accept("a1", offered["a1"])
     assert await store.check() == []
+
+
+async def test_a_batched_call_publishes_its_events_as_one_message(store: Store) -> None:
+    """route.lua offering 20 items publishes ONE pub/sub message holding the
+    20 offers (an array-16 header past 15 events); a single event
+    is still published on its own, as before."""
+    pubsub = store.redis.pubsub()
+    await pubsub.subscribe(store.keys.events_channel)
+
+    async def published() -> list[bytes]:
+        out = []
+        while (m := await pubsub.get_message(timeout=0.3)) is not None:
+            if m["type"] == "message":
+                out.append(m["data"])
+        return out
+
+    try:
+        for i in range(20):
+            await store.conn_open(f"a{i}", f"c{i}", 3600)
+            await store.set_status(f"a{i}", "Available", "", f"a{i}")
+        subjects = [f"件名 {n}" for n in range(20)]
+        for s in subjects:
+            await store.create_work(new_work_id(), "q", "chat", 0, {"subject": s}, {})
+        before = await published()  # sign-ins and status changes: one message each
+        assert len(before) == 40 and all(len(decode_events(m)) == 1 for m in before)
+        assert (await store.route(["q"]))[0] == 20
+        messages = await published()
+        assert len(messages) == 1
+        events = decode_events(messages[0])
+        assert [e.message["type"] for e in events] == ["offer"] * 20
+        assert sorted(e.message["subject"] for e in events) == sorted(subjects)
+        assert len({e.to for e in events}) == 20
+    finally:
+        await pubsub.aclose()

@@ -14,6 +14,7 @@
 -- ARGV[3] most candidates to examine per item  ARGV[4..] queue names
 -- Reply: {assigned count, queue that may have more...}
 local budget, scan = num(ARGV[2]), num(ARGV[3])
+events_begin()
 local PAGE = 32
 
 local qs = {}
@@ -198,4 +199,5 @@ while g <= #qs do
   end
   g = last + 1
 end
+events_publish()
 return {assigned, unpack(more)}
