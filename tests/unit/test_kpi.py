@@ -315,38 +315,6 @@ def test_kpis_message_shape_and_staffing() -> None:
     assert alice["today"]["time_in_reason"] == {"Break/Coffee": 300.0}
 
 
-def test_counter_increments() -> None:
-    from presence.kpi.counters import bucket_of, increments
-
-    inc = increments(EVENTS, {"w1": ms(10), "w2": ms(20), "w5": ms(2800), "w7": ms(3300)})
-    assert inc["created|support|chat"] == 3 and inc["created|billing|chat"] == 2
-    assert inc["assigned|billing|chat"] == 2  # w5 accepted twice (after its transfer)
-    # latency, from intake, of every assignment by accept or auto-assignment: support w1 5 s,
-    # w2 110 s, w7 20 s; billing w5 30 s and again 210 s when bob takes it after the transfer
-    assert inc["latn|support"] == 3 and inc["latsum|support"] == (5 + 110 + 20) * 1000
-    assert inc["lat|support|5"] == 1 and inc["lat|support|120"] == 1 and inc["lat|support|30"] == 1
-    assert inc["latn|billing"] == 2 and inc["latsum|billing"] == (30 + 210) * 1000
-    assert bucket_of(0.01) == "0.05" and bucket_of(4000) == "+Inf"
-
-
-def test_counters_decode_only_counted_entries_with_the_same_result() -> None:
-    from presence.kpi import history
-    from presence.kpi.counters import counted_events, increments
-
-    def entry(e: Event) -> tuple[str, dict[bytes, bytes]]:
-        f = {"ev": e.ev, "ts": str(e.ts), "work": e.work, "agent": e.agent, "queue": e.queue,
-             "channel": e.channel, **e.extra}  # fmt: skip
-        return ("0-1", {k.encode(): v.encode() for k, v in f.items()})
-
-    entries = [entry(e) for e in EVENTS if e.ev != "status"]
-    full = history.decode(entries, status=False)
-    lean = counted_events(entries)
-    assert lean and len(lean) < len(full)  # some events are not counted: skipped unread
-    created = {"w1": ms(10), "w2": ms(20), "w5": ms(2800), "w7": ms(3300)}
-    assert increments(lean, created) == increments(full, created)
-    assert counted_events([("0-1", {b"ts": b"1"}), ("0-2", {b"ev": b"accept", b"ts": b"x"})]) == []
-
-
 def test_aggregate_in_steps_gives_the_same_figures() -> None:
     t = Tracker(SETTINGS)
     t.feed(sorted(EVENTS, key=lambda e: e.ts))

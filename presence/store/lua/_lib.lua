@@ -77,9 +77,47 @@ local function events_publish()
   pending_events = nil
 end
 
+-- The Prometheus counters (hash `metrics`, read by presence/kpi/counters.py
+-- for /metrics), counted by the same call that records the event, so each
+-- event counts exactly once whichever process made it. Fields:
+-- `<counter>|<queue>|<channel>`, and for each routed assignment (an accepted
+-- offer or an auto-assignment) the time since the item arrived (intake or
+-- re-opening) in the histogram `lat|<queue>|<le>` (non-cumulative buckets),
+-- `latsum|<queue>` (ms) and `latn|<queue>`.
+local COUNTED = {create = 'created', reopen = 'created', offer = 'offered', accept = 'assigned',
+                 decline = 'declined', rescind = 'rescinded', complete = 'completed',
+                 abandon = 'abandoned'}
+-- upper bounds in ms, and their names (seconds, as counters.BUCKETS)
+local LAT_MS = {50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000,
+                600000, 1800000, 3600000}
+local LAT_LE = {'0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30', '60', '120', '300',
+                '600', '1800', '3600'}
+local function count(ev, wid)
+  local name = COUNTED[ev.ev]
+  if not name then return end
+  local mk = key('metrics')
+  local q = ev.queue or ''
+  redis.call('HINCRBY', mk, name .. '|' .. q .. '|' .. (ev.channel or ''), 1)
+  -- other ways of taking an item (a pull, a forced push) are not routing
+  if ev.ev == 'accept' and wid and (ev.via == 'accept' or ev.via == 'auto') then
+    local created = tonumber(redis.call('HGET', key('work', wid), 'created'))
+    if created then
+      local ms = math.max(0, NOW - created)
+      local le = '+Inf'
+      for i = 1, #LAT_MS do
+        if ms <= LAT_MS[i] then le = LAT_LE[i] break end
+      end
+      redis.call('HINCRBY', mk, 'lat|' .. q .. '|' .. le, 1)
+      redis.call('HINCRBY', mk, 'latsum|' .. q, ms)
+      redis.call('HINCRBY', mk, 'latn|' .. q, 1)
+    end
+  end
+end
+
 -- Append to the center's event stream (for reports) and, for an item, to
--- that item's own history. `ev` holds only strings and numbers.
+-- that item's own history, and count it. `ev` holds only strings and numbers.
 local function record(ev, wid)
+  count(ev, wid)
   ev.ts = NOW
   local args = {}
   for f, v in pairs(ev) do
