@@ -26,15 +26,16 @@ def _s(v: Any) -> str:
 
 
 async def read_stream(
-    store: Store, key: str, lo: str, hi: str = "+", *, limit: int = 2_000_000
+    store: Store, key: str, lo: str, hi: str = "+", *, limit: int = 2_000_000, page_size: int = PAGE
 ) -> list[tuple[str, dict[Any, Any]]]:
-    """Entries of a stream with ids in [lo, hi], paged; `lo` may be exclusive "(id"."""
+    """Entries of a stream with ids in [lo, hi], paged; `lo` may be exclusive "(id".
+    The event loop runs between pages (each page is parsed in one go)."""
     out: list[tuple[str, dict[Any, Any]]] = []
     start = lo
     while len(out) < limit:
-        page: list[Any] = await store.redis.xrange(key, min=start, max=hi, count=PAGE) or []
+        page: list[Any] = await store.redis.xrange(key, min=start, max=hi, count=page_size) or []
         out.extend((_s(i), dict(f or {})) for i, f in page)
-        if len(page) < PAGE:
+        if len(page) < page_size:
             break
         start = "(" + _s(page[-1][0])
     return out

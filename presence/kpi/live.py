@@ -41,6 +41,7 @@ log = logging.getLogger("presence.kpi")
 WINDOWS_MIN = {"60m": 60, "30m": 30, "15m": 15}
 SETTINGS_EVERY = 10.0  # seconds between re-reads of the center's settings
 VIEWS_CHUNK = 500  # agents' views per script call
+FEED_CHUNK = 500  # stream entries read, decoded and folded between yields
 AGENT_WINDOWS = ("today", "60m")  # the windows of each agent's row in ``kpis``
 # The per-agent rows ride on every AGENT_ROWS_EVERY-th push only (the first
 # included): with thousands of agents they are most of the message, and
@@ -320,20 +321,32 @@ class LiveKpis:
     async def _feed(self) -> None:
         assert self.tracker is not None
         k = self.store.keys
-        ev_entries = await history.read_stream(self.store, k.event_stream, "(" + self._cursor["events"])
-        st_entries = await history.read_stream(self.store, k.status_stream, "(" + self._cursor["status"])
+        ev_entries = await history.read_stream(
+            self.store, k.event_stream, "(" + self._cursor["events"], page_size=FEED_CHUNK
+        )
+        st_entries = await history.read_stream(
+            self.store, k.status_stream, "(" + self._cursor["status"], page_size=FEED_CHUNK
+        )
         if ev_entries:
             self._cursor["events"] = ev_entries[-1][0]
         if st_entries:
             self._cursor["status"] = st_entries[-1][0]
-        events = history.decode(ev_entries, status=False) + history.decode(st_entries, status=True)
+        # a second of events under load is thousands of entries: decode and
+        # fold them in chunks, yielding between, or the pass stalls every
+        # socket of this process (it was the tail of the assignment latency)
+        events = history.decode(st_entries, status=True)
+        for i in range(0, len(ev_entries), FEED_CHUNK):
+            events += history.decode(ev_entries[i : i + FEED_CHUNK], status=False)
+            await asyncio.sleep(0)
         if not events:
             return
         events.sort(key=lambda e: e.ts)
         arrivals, accepts = await history.item_times(self.store, events, self.tracker.items)
         self.tracker.arrivals.update(arrivals)
         self.tracker.accepts.update(accepts)
-        self.tracker.feed(events)
+        for i in range(0, len(events), FEED_CHUNK):
+            self.tracker.feed(events[i : i + FEED_CHUNK])
+            await asyncio.sleep(0)
 
     async def tick(self) -> dict[str, Any]:
         """One computation: catch up with the streams, aggregate, build the message."""
