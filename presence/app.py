@@ -78,9 +78,7 @@ def redis_client(url: str) -> Redis:
         # if it crashed mid-command (RELIABILITY.md). Not a timeout: the
         # script may be running on a slow or paused Redis, and a second run
         # of a non-idempotent change (create, accept) would apply it twice.
-        retry=Retry(
-            ExponentialBackoff(cap=0.5, base=0.05), 2, supported_errors=(RedisConnectionError,)
-        ),
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2, supported_errors=(RedisConnectionError,)),
         retry_on_error=[RedisConnectionError],
         health_check_interval=10,
         max_connections=256,

@@ -66,7 +66,7 @@ def families(
         "Time from arrival (intake or re-opening) to each assignment (accept or auto-assignment)",
         labels=["center", "queue"],
     )
-    queues = sorted({f.split("|")[1] for f in values if f.startswith("latn|")})
+    queues = sorted({f.split("|")[1] for f in values if f.startswith("latsum|")})
     for q in queues:
         cumulative, buckets = 0, []
         for b in [*counters.BUCKETS, float("inf")]:

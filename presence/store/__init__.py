@@ -257,8 +257,9 @@ class Store:
             if m is not None:
                 batch.append(m)
             if batch and (m is None or len(batch) >= 500):
-                reply = await self.scripts.raw("conn_renew", self.keys.prefix, self.now_ms(),
-                                               int(lease * 1000), *batch)
+                reply = await self.scripts.raw(
+                    "conn_renew", self.keys.prefix, self.now_ms(), int(lease * 1000), *batch
+                )
                 gone.extend(_s(x) for x in reply)
                 batch = []
         return gone

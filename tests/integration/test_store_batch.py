@@ -84,9 +84,7 @@ async def test_an_idle_call_is_sent_at_once_and_errors_reach_only_their_caller(s
         await store.complete("a0", "no-such-item", "")
     assert missing.value.code == "not_found"
     # a runtime error in one call of a batch is that call's reply only
-    raw = await store.scripts.many(
-        "offer_accept", store.keys.prefix, store.now_ms(), [("a0",), ("a1",)]
-    )
+    raw = await store.scripts.many("offer_accept", store.keys.prefix, store.now_ms(), [("a0",), ("a1",)])
     assert [r[0] for r in raw] == [b"internal", b"internal"]
     # a flushed script cache (a restarted Redis) is reloaded, not an error
     await store.redis.script_flush()

@@ -83,7 +83,7 @@ end
 -- `<counter>|<queue>|<channel>`, and for each routed assignment (an accepted
 -- offer or an auto-assignment) the time since the item arrived (intake or
 -- re-opening) in the histogram `lat|<queue>|<le>` (non-cumulative buckets),
--- `latsum|<queue>` (ms) and `latn|<queue>`.
+-- and `latsum|<queue>` (ms); the count is the buckets' sum.
 local COUNTED = {create = 'created', reopen = 'created', offer = 'offered', accept = 'assigned',
                  decline = 'declined', rescind = 'rescinded', complete = 'completed',
                  abandon = 'abandoned'}
@@ -92,6 +92,8 @@ local LAT_MS = {50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000
                 600000, 1800000, 3600000}
 local LAT_LE = {'0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30', '60', '120', '300',
                 '600', '1800', '3600'}
+-- arrival times the caller already read (route.lua), so `count` need not
+local created_of = {}
 local function count(ev, wid)
   local name = COUNTED[ev.ev]
   if not name then return end
@@ -100,7 +102,7 @@ local function count(ev, wid)
   redis.call('HINCRBY', mk, name .. '|' .. q .. '|' .. (ev.channel or ''), 1)
   -- other ways of taking an item (a pull, a forced push) are not routing
   if ev.ev == 'accept' and wid and (ev.via == 'accept' or ev.via == 'auto') then
-    local created = tonumber(redis.call('HGET', key('work', wid), 'created'))
+    local created = tonumber(created_of[wid] or redis.call('HGET', key('work', wid), 'created'))
     if created then
       local ms = math.max(0, NOW - created)
       local le = '+Inf'
@@ -109,7 +111,6 @@ local function count(ev, wid)
       end
       redis.call('HINCRBY', mk, 'lat|' .. q .. '|' .. le, 1)
       redis.call('HINCRBY', mk, 'latsum|' .. q, ms)
-      redis.call('HINCRBY', mk, 'latn|' .. q, 1)
     end
   end
 end
@@ -435,10 +436,17 @@ end
 local function assign(wid, aid, q, ch, via, with_view, data)
   local wk = key('work', wid)
   data = data or redis.call('HGET', wk, 'data')
-  redis.call('HSET', wk, 'state', 'assigned', 'agent', aid, 'accepted_at', NOW, 'expires', 0)
-  redis.call('SREM', key('agent', aid, 'offers'), wid)
+  if via == 'auto' then
+    -- straight from the queue (route.lua): never offered, so no open offer
+    -- or offer timer to clear
+    redis.call('HSET', wk, 'state', 'assigned', 'agent', aid, 'offered_at', NOW, 'accepted_at', NOW,
+               'expires', 0)
+  else
+    redis.call('HSET', wk, 'state', 'assigned', 'agent', aid, 'accepted_at', NOW, 'expires', 0)
+    redis.call('SREM', key('agent', aid, 'offers'), wid)
+    redis.call('ZREM', key('timer', 'offers'), wid)
+  end
   redis.call('SADD', key('agent', aid, 'work'), wid)
-  redis.call('ZREM', key('timer', 'offers'), wid)
   redis.call('HSET', key('agent', aid), 'missed', 0)
   local hdr = {type = 'work.assigned', to = aid, work_id = wid, state = 'assigned', agent_id = aid,
                accepted_at = NOW, via = via}
@@ -468,25 +476,30 @@ end
 
 -- Release an item's capacity and close it (completed or abandoned).
 -- Returns the agent's queues that gained room.
-local function finish(wid, state, extra)
+-- `it` is the item's {agent, channel, weight, queue, state} when the caller
+-- read them already.
+local function finish(wid, state, extra, it)
   local wk = key('work', wid)
-  local it = redis.call('HMGET', wk, 'agent', 'channel', 'weight', 'queue', 'state')
+  it = it or redis.call('HMGET', wk, 'agent', 'channel', 'weight', 'queue', 'state')
   local aid, ch, w, q, prev = it[1], it[2], num(it[3]), it[4], it[5]
   local woke = {}
   if prev == 'queued' then
     redis.call('ZREM', key('queue', q, 'waiting'), wid)
     borrowed(wid, false)
   elseif aid and aid ~= '' then
-    redis.call('SREM', key('agent', aid, 'offers'), wid)
-    redis.call('SREM', key('agent', aid, 'work'), wid)
-    hold(aid, ch, w, -1)
-    if prev == 'assigned' or prev == 'wrapup' then
+    -- an offered item is in the agent's offers and the offer timer; one in
+    -- hand is in its work, and in wrap-up also in the wrap-up timer
+    if prev == 'offered' then
+      redis.call('SREM', key('agent', aid, 'offers'), wid)
+      redis.call('ZREM', key('timer', 'offers'), wid)
+    else
+      redis.call('SREM', key('agent', aid, 'work'), wid)
       redis.call('HSET', key('agent', aid), 'idle', NOW)
+      if prev == 'wrapup' then redis.call('ZREM', key('timer', 'wrapups'), wid) end
     end
+    hold(aid, ch, w, -1)
     woke = reindex(aid)
   end
-  redis.call('ZREM', key('timer', 'offers'), wid)
-  redis.call('ZREM', key('timer', 'wrapups'), wid)
   redis.call('ZREM', key('work', 'open'), wid)
   local fields = {'state', state, 'ended_at', NOW, 'expires', 0}
   for f, v in pairs(extra or {}) do
@@ -504,8 +517,10 @@ end
 
 -- Complete an item in hand (by the agent, or when wrap-up runs out).
 local function complete(wid, disposition, by)
-  local accepted = num(redis.call('HGET', key('work', wid), 'accepted_at'))
-  local woke, aid, q, ch = finish(wid, 'completed', {disposition = disposition})
+  local it = redis.call('HMGET', key('work', wid), 'agent', 'channel', 'weight', 'queue', 'state',
+                        'accepted_at')
+  local accepted = num(it[6])
+  local woke, aid, q, ch = finish(wid, 'completed', {disposition = disposition}, it)
   if accepted > 0 then
     -- recent handle times feed the expected wait (store/lua/work_position.lua)
     redis.call('LPUSH', key('queue', q, 'handle'), NOW - accepted)

@@ -27,8 +27,13 @@ table.sort(qs, function(a, b)
   return a[1] < b[1]
 end)
 
+-- The item's fields both the pick and the offer need, read once.
+local ITEM = {'channel', 'weight', 'req', 'missed_by', 'data', 'queue', 'ovf', 'handoff', 'created'}
+
+-- The best agent for item `wid` (nil when nobody can take it now), and the
+-- item's ITEM fields.
 local function pick(q, wid, ready)
-  local it = redis.call('HMGET', key('work', wid), 'channel', 'weight', 'req', 'missed_by')
+  local it = redis.call('HMGET', key('work', wid), unpack(ITEM))
   local ch, w, missed_by = it[1], num(it[2]), it[4]
   -- the agent who let this item's offer time out: the last resort, so the
   -- item rings elsewhere first but is never stranded
@@ -48,7 +53,7 @@ local function pick(q, wid, ready)
   local off = 0
   while off < scan do
     local cands = redis.call('ZRANGE', ready, off, off + PAGE - 1)
-    if #cands == 0 then return fallback end
+    if #cands == 0 then return fallback, it end
     for _, aid in ipairs(cands) do
       local a = redis.call('HMGET', key('agent', aid), unpack(fields))
       if num(a[1]) - num(a[2]) >= w then
@@ -58,42 +63,54 @@ local function pick(q, wid, ready)
             if num(a[3 + i]) < need[i] then ok = false break end
           end
           if ok and (not any_declined or redis.call('SISMEMBER', declined, aid) == 0) then
-            if aid ~= missed_by then return aid end
+            if aid ~= missed_by then return aid, it end
             fallback = fallback or aid
           end
         end
       elseif by_free then
         -- the index is sorted by free capacity: nobody further on has room
-        return fallback
+        return fallback, it
       end
     end
     off = off + PAGE
   end
-  return fallback
+  return fallback, it
 end
 
-local function offer(wid, aid, q)
+-- a queue's push timeout and auto-accept, read once per call
+local qconf_cache = {}
+local function qconf(q)
+  local c = qconf_cache[q]
+  if not c then
+    local raw = redis.call('HMGET', key('queue', q), 'push_timeout', 'auto_accept')
+    c = {num(raw[1], 30), raw[2] == '1'}
+    qconf_cache[q] = c
+  end
+  return c
+end
+
+-- Offer (or, with auto-accept, assign) item `wid` to `aid`; `it` holds
+-- the item's ITEM fields.
+local function offer(wid, aid, q, it)
   local wk = key('work', wid)
-  local it = redis.call('HMGET', wk, 'channel', 'weight', 'data', 'queue', 'ovf', 'handoff')
-  local ch, w = it[1], num(it[2])
-  local qs_ = redis.call('HMGET', key('queue', q), 'push_timeout', 'auto_accept')
-  local timeout, auto = num(qs_[1], 30), qs_[2] == '1'
+  local ch, w, data = it[1], num(it[2]), it[5]
+  local timeout, auto = qconf(q)[1], qconf(q)[2]
   -- an overflowed item waits in its own queue and is borrowed by `q`
-  redis.call('ZREM', key('queue', it[4] or q, 'waiting'), wid)
-  if it[5] and it[5] ~= '' then redis.call('ZREM', key('queue', it[5], 'borrowed'), wid) end
+  redis.call('ZREM', key('queue', it[6] or q, 'waiting'), wid)
+  if it[7] and it[7] ~= '' then redis.call('ZREM', key('queue', it[7], 'borrowed'), wid) end
   if auto then
     hold(aid, ch, w, 1)
     redis.call('HINCRBY', wk, 'offers', 1)
-    redis.call('HSET', wk, 'offered_at', NOW)
-    assign(wid, aid, q, ch, 'auto', true, it[3])
+    created_of[wid] = it[9]
+    assign(wid, aid, q, ch, 'auto', true, data)
     reindex(aid)
   else
     local extra
-    if it[6] then
+    if it[8] then
       -- transferred to this queue with a handoff note: the receiver sees the story
-      extra = {handoff = cmsgpack.unpack(it[6]), history = history_of(wid)}
+      extra = {handoff = cmsgpack.unpack(it[8]), history = history_of(wid)}
     end
-    make_offer(wid, aid, q, ch, w, it[3], timeout, extra)
+    make_offer(wid, aid, q, ch, w, data, timeout, extra)
   end
 end
 
@@ -172,10 +189,10 @@ while g <= #qs do
         local ready = key('queue', q, 'ready')
         -- with borrowed items one item can be in the batch twice
         if not taken[wid] and redis.call('EXISTS', ready) == 1 then
-          local aid = pick(q, wid, ready)
+          local aid, it = pick(q, wid, ready)
           if aid then
             if any_borrowed then taken[wid] = true end
-            offer(wid, aid, q)
+            offer(wid, aid, q, it)
             budget = budget - 1
             assigned = assigned + 1
             here[q] = here[q] + 1
