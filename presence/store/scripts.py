@@ -136,8 +136,8 @@ class Batcher:
     with every call that arrived meanwhile in one EVALSHA: under load the
     batches grow by themselves, and an idle server adds no delay (the first
     call leaves on the next turn of the event loop). The calls of one socket
-    keep their order, since a socket sends its next message only after the
-    reply to this one.
+    keep their order: the server handles a socket's messages one at a time,
+    so its next call is made only after this one's reply.
     """
 
     MAX = 512
@@ -171,12 +171,17 @@ class Batcher:
                     replies = await self._scripts.many(
                         self._name, self._prefix, self._now_ms(), [args for args, _ in batch]
                     )
-                except BaseException as exc:
+                except asyncio.CancelledError:
+                    # shutting down: nobody is left to send the rest
+                    for _, future in batch + self._pending:
+                        future.cancel()
+                    self._pending = []
+                    raise
+                except Exception as exc:
+                    # this batch failed (Redis away): its callers get the error
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
                     continue
                 self.calls += 1
                 self.items += len(batch)
