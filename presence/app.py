@@ -40,6 +40,7 @@ from presence.kpi.rollup import Rollup
 from presence.overflow import Escalator
 from presence.problems import Problem
 from presence.router.dispatcher import Dispatcher, Sweeper
+from presence.stalls import StallWatch
 from presence.store import Store
 from presence.webhooks import Deliverer
 
@@ -214,6 +215,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
+        watch: StallWatch | None = None
+        if settings.stall_ms > 0:
+            watch = StallWatch(settings.stall_ms)
+            watch.start()
         log.info("presence ready: center %s, Redis %s", center.id, url.split("@")[-1])
         demo_run: demo.Demo | None = None
         if demo.enabled():
@@ -229,6 +234,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            if watch is not None:
+                watch.stop()
             if demo_run is not None:
                 await demo_run.stop()
             for task in (history, counters, live):

@@ -120,6 +120,8 @@ class Settings:
     kpi_interval: float = 1.0
     # When set, GET /metrics needs it as a bearer token.
     metrics_token: str | None = None
+    # Log where the event loop was when it stalls this long (0 = off).
+    stall_ms: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -159,4 +161,5 @@ class Settings:
             timezone=_timezone(env, "PRESENCE_TIMEZONE", "UTC"),
             kpi_interval=_float(env, "PRESENCE_KPI_INTERVAL", 1.0, lo=0.05, hi=60.0),
             metrics_token=env.get("PRESENCE_METRICS_TOKEN") or None,
+            stall_ms=_float(env, "PRESENCE_STALL_MS", 0.0, lo=0.0, hi=60_000.0),
         )

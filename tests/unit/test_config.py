@@ -98,6 +98,8 @@ def test_settings_are_frozen() -> None:
         ("PRESENCE_ROLLUP_DAYS", "forever"),
         ("PRESENCE_TIMEZONE", "Mars/Olympus_Mons"),
         ("PRESENCE_KPI_INTERVAL", "0"),
+        ("PRESENCE_STALL_MS", "-1"),
+        ("PRESENCE_STALL_MS", "soon"),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -115,3 +117,8 @@ def test_empty_values_mean_default() -> None:
         {"PRESENCE_PORT": "", "REDIS_URL": "", "PRESENCE_SECRET": "", "PRESENCE_CONFIG": ""}
     )
     assert (s.port, s.redis_url, s.secret, s.center_config) == (8000, None, None, None)
+
+
+def test_stall_watch_is_off_unless_asked() -> None:
+    assert Settings.from_env({}).stall_ms == 0
+    assert Settings.from_env({"PRESENCE_STALL_MS": "12.5"}).stall_ms == 12.5
