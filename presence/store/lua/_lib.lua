@@ -93,6 +93,7 @@ local LAT_MS = {50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000
 local LAT_LE = {'0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30', '60', '120', '300',
                 '600', '1800', '3600'}
 -- arrival times the caller already read (route.lua), so `count` need not
+-- read them again
 local created_of = {}
 local function count(ev, wid)
   local name = COUNTED[ev.ev]
