@@ -217,8 +217,14 @@ class Hub:
     # -- events --------------------------------------------------------------
 
     def deliver(self, raw: bytes) -> None:
-        """Fan one published message (one event or a batch) out to this process's sockets."""
-        for event in protocol.decode_events(raw):
+        """Fan one published message (one event or a batch) out to this
+        process's sockets. A bad event is logged and skipped, never fatal."""
+        try:
+            events = protocol.decode_events(raw)
+        except Exception:
+            log.exception("could not decode a published message; skipped")
+            return
+        for event in events:
             try:
                 self._deliver(event)
             except Exception:
@@ -287,10 +293,7 @@ class Hub:
                 backoff = 0.1
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        try:
-                            self.deliver(message["data"])
-                        except Exception:
-                            log.exception("could not deliver an event; skipped")
+                        self.deliver(message["data"])
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:

@@ -389,16 +389,10 @@ def decode_events(raw: bytes) -> list[Event]:
     return [_event(parts)]
 
 
-def decode_event(raw: bytes) -> Event:
-    """Decode one event: a msgpack array [header] or [header, item].
-
-    The item (stored at intake) is merged under the header, so an ``offer``
-    carries channel, queue, subject, customer and payload exactly as posted.
-    """
-    return _event(msgpack.unpackb(raw, raw=False))
-
-
 def _event(parts: list[Any]) -> Event:
+    """One event: a msgpack array [header] or [header, item]. The item
+    (stored at intake) is merged under the header, so an ``offer`` carries
+    channel, queue, subject, customer and payload exactly as posted."""
     head: dict[str, Any] = parts[0]
     msg: dict[str, Any] = dict(parts[1]) if len(parts) > 1 and isinstance(parts[1], dict) else {}
     to = head.pop("to", None)

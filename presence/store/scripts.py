@@ -107,9 +107,7 @@ class Scripts:
 
     @staticmethod
     def outcome(name: str, raw: Any) -> list[Any] | ScriptError:
-        """The checked reply of a queued call (as `call` returns it), or its refusal."""
-        if isinstance(raw, Exception):
-            raise raw
+        """A raw reply checked: its values after "ok", or the script's refusal."""
         reply = _text(raw)
         if not reply or reply[0] != "ok":
             code = reply[0] if reply else "internal"
@@ -120,13 +118,10 @@ class Scripts:
 
     async def call(self, name: str, prefix: str, now_ms: int, *args: Any) -> list[Any]:
         """Run a script whose reply starts with "ok" or an error code."""
-        reply = _text(await self.raw(name, prefix, now_ms, *args))
-        if not reply or reply[0] != "ok":
-            code = reply[0] if reply else "internal"
-            field = reply[1] if len(reply) > 1 else None
-            message = reply[2] if len(reply) > 2 else f"{name} failed"
-            raise ScriptError(code, field, message)
-        return list(reply[1:])
+        outcome = self.outcome(name, await self.raw(name, prefix, now_ms, *args))
+        if isinstance(outcome, ScriptError):
+            raise outcome
+        return outcome
 
 
 class Batcher:
@@ -149,8 +144,7 @@ class Batcher:
         self._now_ms = now_ms
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None
-        self.calls = 0  # EVALSHAs sent, for the benchmarks
-        self.items = 0
+        self.calls = 0  # script calls sent (tests check the batching)
 
     async def __call__(self, *args: Any) -> list[Any]:
         """The call's "ok" reply without its first element; raises ScriptError."""
@@ -184,7 +178,6 @@ class Batcher:
                             future.set_exception(exc)
                     continue
                 self.calls += 1
-                self.items += len(batch)
                 for (_, future), reply in zip(batch, replies, strict=True):
                     if not future.done():
                         future.set_result(reply)

@@ -17,9 +17,10 @@ from presence.protocol import (
     SUPERVISOR_MESSAGES,
     Close,
     ErrorCode,
+    Event,
     ProtocolError,
     decode,
-    decode_event,
+    decode_events,
     encode,
 )
 
@@ -168,6 +169,13 @@ def test_decode_valid_messages() -> None:
 # -- events published by Lua -------------------------------------------------------
 
 
+def _one(raw: bytes) -> Event:
+    """The single event of a payload (a lone event, not a batch)."""
+    events = decode_events(raw)
+    assert len(events) == 1
+    return events[0]
+
+
 def _lua_event(header: dict[str, Any], blob: bytes | None = None) -> bytes:
     """Build a payload the way _lib.lua's emit() does: a fixarray of 1 or 2."""
     if blob is None:
@@ -181,7 +189,7 @@ def test_decode_event_splices_the_stored_item() -> None:
         use_bin_type=True,
     )
     raw = _lua_event({"type": "offer", "to": "alice", "work_id": "w1", "expires_at": 5}, blob)
-    ev = decode_event(raw)
+    ev = _one(raw)
     assert ev.to == "alice" and ev.supervisors is False
     assert ev.message == {
         "type": "offer",  # the header wins over the item's fields
@@ -194,13 +202,13 @@ def test_decode_event_splices_the_stored_item() -> None:
 
 
 def test_decode_event_header_only_and_routing_fields() -> None:
-    ev = decode_event(
+    ev = _one(
         _lua_event({"type": "status", "to": "bob", "sup": 1, "agent_id": "bob", "by_channel": [], "ver": 4})
     )
     assert ev.to == "bob" and ev.supervisors is True
     assert "to" not in ev.message and "sup" not in ev.message
     assert ev.message["by_channel"] == {}  # Lua's empty table is a map here
-    ev = decode_event(_lua_event({"type": "queue.updated", "sup": 1, "queue": "support"}))
+    ev = _one(_lua_event({"type": "queue.updated", "sup": 1, "queue": "support"}))
     assert (
         ev.to is None
         and ev.supervisors is True
@@ -211,14 +219,14 @@ def test_decode_event_header_only_and_routing_fields() -> None:
 def test_decode_event_item_event_carries_the_agents_view() -> None:
     blob = msgpack.packb({"channel": "chat", "agent": "from the item"}, use_bin_type=True)
     view = {"agent_id": "bob", "load": 25, "by_channel": [], "ver": 9}
-    ev = decode_event(
+    ev = _one(
         _lua_event({"type": "offer", "to": "bob", "sup": 1, "work_id": "w1", "agent": view}, blob)
     )
     assert ev.to == "bob" and ev.supervisors is True
     assert ev.message[protocol.VIEW_FIELD] == {"agent_id": "bob", "load": 25, "by_channel": {}, "ver": 9}
     assert ev.message["channel"] == "chat" and ev.message["work_id"] == "w1"
     held = {**view, "by_channel": {"chat": 2}}
-    full = decode_event(_lua_event({"type": "work.updated", "to": "bob", "sup": 1, "agent": held}))
+    full = _one(_lua_event({"type": "work.updated", "to": "bob", "sup": 1, "agent": held}))
     assert full.message["agent"]["by_channel"] == {"chat": 2}
 
 

@@ -476,12 +476,11 @@ local function assign(wid, aid, q, ch, via, with_view, data)
 end
 
 -- Release an item's capacity and close it (completed or abandoned).
--- Returns the agent's queues that gained room.
--- `it` is the item's {agent, channel, weight, queue, state} when the caller
--- read them already.
-local function finish(wid, state, extra, it)
+-- Returns the agent's queues that gained room, the agent, queue, channel,
+-- the state it was in and when it was accepted (0: never).
+local function finish(wid, state, extra)
   local wk = key('work', wid)
-  it = it or redis.call('HMGET', wk, 'agent', 'channel', 'weight', 'queue', 'state')
+  local it = redis.call('HMGET', wk, 'agent', 'channel', 'weight', 'queue', 'state', 'accepted_at')
   local aid, ch, w, q, prev = it[1], it[2], num(it[3]), it[4], it[5]
   local woke = {}
   if prev == 'queued' then
@@ -513,15 +512,12 @@ local function finish(wid, state, extra, it)
                             was = prev or '', reason = (extra or {}).reason or ''},
          redis.call('HGET', wk, 'data'))
   end
-  return woke, aid, q, ch, prev
+  return woke, aid, q, ch, prev, num(it[6])
 end
 
 -- Complete an item in hand (by the agent, or when wrap-up runs out).
 local function complete(wid, disposition, by)
-  local it = redis.call('HMGET', key('work', wid), 'agent', 'channel', 'weight', 'queue', 'state',
-                        'accepted_at')
-  local accepted = num(it[6])
-  local woke, aid, q, ch = finish(wid, 'completed', {disposition = disposition}, it)
+  local woke, aid, q, ch, _, accepted = finish(wid, 'completed', {disposition = disposition})
   if accepted > 0 then
     -- recent handle times feed the expected wait (store/lua/work_position.lua)
     redis.call('LPUSH', key('queue', q, 'handle'), NOW - accepted)

@@ -94,7 +94,7 @@ end
 local function offer(wid, aid, q, it)
   local wk = key('work', wid)
   local ch, w, data = it[1], num(it[2]), it[5]
-  local timeout, auto = qconf(q)[1], qconf(q)[2]
+  local timeout, auto = unpack(qconf(q))
   -- an overflowed item waits in its own queue and is borrowed by `q`
   redis.call('ZREM', key('queue', it[6] or q, 'waiting'), wid)
   if it[7] and it[7] ~= '' then redis.call('ZREM', key('queue', it[7], 'borrowed'), wid) end
