@@ -5,9 +5,9 @@ of code; the p99 of every message follows the longest of them. With
 ``PRESENCE_STALL_MS`` set (say 10), a watchdog thread notices when the loop
 has not run its heartbeat for that long and logs, once per stall, where the
 loop's thread is (its stack) and which garbage collections it included
-that took more than a quarter of the threshold. (A stack that ends in the
-event loop's own `run` means many short callbacks, not one long one.) Off by default: the thread
-wakes every few milliseconds.
+that took more than a quarter of the threshold. A stack that ends in the
+event loop's own `run` means many short callbacks, not one long one. Off by
+default: the thread wakes every few milliseconds.
 """
 
 from __future__ import annotations
