@@ -377,6 +377,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", help="the server's PRESENCE_CONFIG (with --url; for presence check)")
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument("--profile", help="py-spy a server process during the load (.svg, or .txt raw)")
+    p.add_argument(
+        "--samples",
+        help="also write every latency sample to this CSV (seconds since the load began, ms): "
+        "where in time the tail falls tells a periodic stall from queueing",
+    )
     a = p.parse_args(argv)
     if a.url and not (a.redis_url and a.secret and a.center):
         p.error("--url needs --redis-url, --secret and --center (the queue 'bench' must be in its center)")
@@ -432,9 +437,12 @@ def run(a: argparse.Namespace) -> int:
                 raise RuntimeError(f"an agent process failed: {msg[1]}")
             ready += 1
         connect_s = time.monotonic() - t
+        stack.compact_aof()
         time.sleep(1.0)  # idle baseline pings
+        rewrites_before = stack.aof_rewrites()
         cpu = CpuMeter(stack, [pr.pid for pr in procs if pr.pid is not None])
         load_t0 = time.monotonic()
+        load_wall = time.time()
         start.set()
         spy = stack.profile(a.profile, a.duration) if a.profile else None
         use_uvloop()
@@ -452,6 +460,7 @@ def run(a: argparse.Namespace) -> int:
         )
         load_t1 = time.monotonic()
         cpu_used = cpu.used()
+        rewrites = stack.aof_rewrites() - rewrites_before
         stop.set()
         if spy is not None:
             spy.wait(30)
@@ -474,6 +483,10 @@ def run(a: argparse.Namespace) -> int:
     lo, hi = load_t0 + a.warmup, load_t1
     lat = [x for r in results for x in r["lat"]]
     steady = [d for s, d in lat if lo <= s <= hi]
+    if a.samples:
+        with open(a.samples, "w") as f:
+            f.write(f"# load began at {load_wall:.3f} (Unix time)\nt_s,latency_ms\n")
+            f.writelines(f"{s - load_t0:.4f},{d * 1000:.3f}\n" for s, d in sorted(lat))
     pings = [x for r in results for x in r["pings"]]
     idle = [d for s, d in pings if s < load_t0]
     busy = [d for s, d in pings if lo <= s <= hi]
@@ -563,8 +576,10 @@ def run(a: argparse.Namespace) -> int:
     print(
         f"\nitems created {prod['ok']}, assigned {assigned}, still held after drain {held}, "
         f"intake errors {prod['err']}, not sent in time {prod['unsent']}, "
-        f"producer backlog max {prod['max_lag']}, websocket errors {len(errors)}"
+        f"producer backlog max {prod['max_lag']}, websocket errors {len(errors)}, "
+        f"Redis AOF rewrites during the load {rewrites}"
     )
+    fig["aof_rewrites"] = rewrites
     for e in (prod["errors"] + [e for e in errors if e])[:5]:
         print(f"  error: {e}")
     print(f"presence check: {check_out.splitlines()[-1] if check_out else '?'} (exit {code})")

@@ -42,6 +42,8 @@ from urllib.parse import urlsplit
 
 import httptools
 import msgpack
+from redis import Redis as SyncRedis
+from redis.exceptions import ResponseError
 
 from presence.auth import mint
 from presence.center import Agent
@@ -400,6 +402,34 @@ class Stack:
         # with --workers 1 uvicorn serves in the main process; with N, its
         # children do (plus a multiprocessing resource tracker, which is tiny)
         return kids if self.workers > 1 else [proc.pid]
+
+    def aof_rewrites(self) -> int:
+        """AOF rewrites Redis has made (0 when it is not ours to ask)."""
+        assert self.redis_url is not None
+        with SyncRedis.from_url(self.redis_url) as r:
+            return int(r.info("persistence").get("aof_rewrites", 0))
+
+    def compact_aof(self, timeout: float = 60.0) -> None:
+        """Rewrite the AOF now and wait until it is done.
+
+        Redis rewrites its append-only file on its own once it has doubled
+        (and passed 64 MB); the fork and the rewrite slow every command for a
+        few hundred milliseconds. Seeding 10,000 agents writes enough to
+        trigger one a few seconds into the load, so a 10-second window would
+        catch it with many agents and not with few. Compacting after the
+        login wave starts every run from the same state; the report still
+        counts any rewrite that falls in the window.
+        """
+        assert self.redis_url is not None
+        with SyncRedis.from_url(self.redis_url) as r:
+            with contextlib.suppress(ResponseError):  # one already running
+                r.bgrewriteaof()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                info = r.info("persistence")
+                if not info.get("aof_rewrite_in_progress") and not info.get("aof_rewrite_scheduled"):
+                    return
+                time.sleep(0.05)
 
     def profile(self, path: str, seconds: float) -> subprocess.Popen[bytes] | None:
         """py-spy the (first) serving process for `seconds`: SVG flame graph, or raw text for .txt."""

@@ -249,19 +249,15 @@ class Store:
         await self._call("conn_close", agent_id, conn_id, int(grace * 1000))
 
     async def renew_leases(self, members: Iterable[str], lease: float) -> list[str]:
-        """Push back the lease of every live socket of this process; returns
-        the members whose lease was gone (see conn_renew.lua)."""
-        gone: list[str] = []
-        batch: list[str] = []
-        for m in [*members, None]:
-            if m is not None:
-                batch.append(m)
-            if batch and (m is None or len(batch) >= 500):
-                reply = await self.scripts.raw(
-                    "conn_renew", self.keys.prefix, self.now_ms(), int(lease * 1000), *batch
-                )
-                gone.extend(_s(x) for x in reply)
-                batch = []
+        """Push back the leases of these live sockets of this process, 500
+        per script call; returns the members whose lease was gone (see
+        conn_renew.lua)."""
+        ms, gone = list(members), []
+        for i in range(0, len(ms), 500):
+            reply = await self.scripts.raw(
+                "conn_renew", self.keys.prefix, self.now_ms(), int(lease * 1000), *ms[i : i + 500]
+            )
+            gone += [_s(x) for x in reply]
         return gone
 
     async def set_status(self, agent_id: str, status: str, reason: str, by: str) -> list[str]:

@@ -56,6 +56,26 @@ async def test_renewal_pushes_back_a_live_lease(store: Store) -> None:
     assert before is not None and after is not None and after > before + 30_000
 
 
+async def test_renewal_of_many_sockets_renews_only_the_live_ones(store: Store) -> None:
+    # more members than one script call takes (500), closed ones among them:
+    # each live lease is pushed back, each closed one reported and not revived
+    members = [f"a|c{i}" for i in range(700)]
+    for m in members:
+        await store.conn_open("a", m[2:], 1)
+    closed = members[::7]
+    for m in closed:
+        await store.conn_close("a", m[2:], 30)
+    gone = await store.renew_leases(members, 60)
+    assert gone == closed
+    scores = await store.redis.zmscore(store.keys.leases, members)
+    floor = store.now_ms() + 50_000
+    for m, score in zip(members, scores, strict=True):
+        if m in closed:
+            assert score is None, m
+        else:
+            assert score is not None and score > floor, m
+
+
 async def test_live_socket_whose_lease_was_swept_is_registered_again(server_factory: ServerFactory) -> None:
     # as after a Redis outage longer than the lease: the sweeper counted the
     # socket as gone, but it is open, so its hub registers it again

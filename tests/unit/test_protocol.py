@@ -219,9 +219,7 @@ def test_decode_event_header_only_and_routing_fields() -> None:
 def test_decode_event_item_event_carries_the_agents_view() -> None:
     blob = msgpack.packb({"channel": "chat", "agent": "from the item"}, use_bin_type=True)
     view = {"agent_id": "bob", "load": 25, "by_channel": [], "ver": 9}
-    ev = _one(
-        _lua_event({"type": "offer", "to": "bob", "sup": 1, "work_id": "w1", "agent": view}, blob)
-    )
+    ev = _one(_lua_event({"type": "offer", "to": "bob", "sup": 1, "work_id": "w1", "agent": view}, blob))
     assert ev.to == "bob" and ev.supervisors is True
     assert ev.message[protocol.VIEW_FIELD] == {"agent_id": "bob", "load": 25, "by_channel": {}, "ver": 9}
     assert ev.message["channel"] == "chat" and ev.message["work_id"] == "w1"
