@@ -125,3 +125,38 @@ async def test_a_batched_call_publishes_its_events_as_one_message(store: Store) 
         assert len({e.to for e in events}) == 20
     finally:
         await pubsub.aclose()
+
+
+
+async def test_counters_of_a_batched_call_are_written_once_per_field(store: Store, redis_server: str) -> None:
+    """route.lua offering 20 items sums its counter increments and writes
+    each field of `metrics` once (one HINCRBY by 20), not once per item
+    (Redis's MONITOR shows the commands scripts run)."""
+    for i in range(20):
+        await store.conn_open(f"a{i}", f"c{i}", 3600)
+        await store.set_status(f"a{i}", "Available", "", f"a{i}")
+    for _ in range(20):
+        await store.create_work(new_work_id(), "q", "chat", 0, {}, {})
+    metrics = store.keys.metrics
+    seen: list[list[str]] = []
+    watcher_client = Redis.from_url(redis_server)
+    try:
+        async with watcher_client.monitor() as m:
+
+            async def watch() -> None:
+                async for cmd in m.listen():
+                    words = cmd["command"].split(" ")
+                    if words[0] == "ECHO":
+                        return
+                    if len(words) > 1 and words[1] == metrics:
+                        seen.append(words)
+
+            watcher = asyncio.create_task(watch())
+            await asyncio.sleep(0.2)
+            assert (await store.route(["q"]))[0] == 20
+            await store.redis.echo("done")
+            await asyncio.wait_for(watcher, 10)
+    finally:
+        await watcher_client.aclose()
+    assert seen == [["HINCRBY", metrics, "offered|q|chat", "20"]]
+    assert await store.redis.hget(metrics, "offered|q|chat") == b"20"

@@ -19,7 +19,7 @@ if st == 'queued' or st == 'offered' then
   if prev == 'offered' then
     emit_item({type = 'offer.rescinded', to = faid, work_id = wid, reason = 'abandoned'}, faid)
   end
-  redis.call('HINCRBY', key('stats'), 'abandoned', 1)
+  bump(key('stats'), 'abandoned', 1)
   record({ev = 'abandon', queue = q, channel = ch, work = wid, agent = faid or '', reason = reason,
           was = prev}, wid)
   return {'ok', wid, 'abandoned', unpack(woke)}

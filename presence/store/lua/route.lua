@@ -99,11 +99,11 @@ local function offer(wid, aid, q, it)
   redis.call('ZREM', key('queue', it[6] or q, 'waiting'), wid)
   if it[7] and it[7] ~= '' then redis.call('ZREM', key('queue', it[7], 'borrowed'), wid) end
   if auto then
-    hold(aid, ch, w, 1)
+    local rec = touch_agent(aid, ch, w, 1, {missed = 0})
     redis.call('HINCRBY', wk, 'offers', 1)
     created_of[wid] = it[9]
-    assign(wid, aid, q, ch, 'auto', true, data)
-    reindex(aid)
+    assign(wid, aid, q, ch, 'auto', rec, data)
+    reindex(aid, rec)
   else
     local extra
     if it[8] then

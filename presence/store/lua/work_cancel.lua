@@ -15,6 +15,6 @@ local woke, aid, q, ch, prev = finish(wid, 'abandoned', {reason = reason})
 if prev == 'offered' then
   emit_item({type = 'offer.rescinded', to = aid, work_id = wid, reason = 'abandoned'}, aid)
 end
-redis.call('HINCRBY', key('stats'), 'abandoned', 1)
+bump(key('stats'), 'abandoned', 1)
 record({ev = 'abandon', queue = q, channel = ch, work = wid, agent = aid or '', reason = reason, was = prev}, wid)
 return {'ok', unpack(woke)}
