@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import contextlib
 import itertools
 import json
@@ -158,6 +159,18 @@ async def _agents(
     # must be over before the idle baseline and the load start
     while mono() - st["seen"] < 0.5 and mono() < deadline:  # noqa: ASYNC110 - fed by callbacks
         await asyncio.sleep(0.05)
+    # The longest collection in this process during the load is reported:
+    # a load generator's own pauses would be counted as latency.
+    pauses: list[float] = []
+    gc_t0 = [0.0]
+
+    def gc_timer(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_t0[0] = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - gc_t0[0])
+
+    gc.callbacks.append(gc_timer)
     out.put(("ready", len(socks), st["ok"]))
 
     # pings round-robin over the agents, idle (before the load) and during it
@@ -179,7 +192,9 @@ async def _agents(
         if st["held"] == 0 and mono() - st["last"] > 0.5:
             break
         await asyncio.sleep(0.05)
+    gc.callbacks.remove(gc_timer)
     result = {
+        "gc_max": max(pauses, default=0.0),
         "lat": lat,
         "pings": pings,
         "errors": errors,
@@ -577,7 +592,8 @@ def run(a: argparse.Namespace) -> int:
         f"\nitems created {prod['ok']}, assigned {assigned}, still held after drain {held}, "
         f"intake errors {prod['err']}, not sent in time {prod['unsent']}, "
         f"producer backlog max {prod['max_lag']}, websocket errors {len(errors)}, "
-        f"Redis AOF rewrites during the load {rewrites}"
+        f"Redis AOF rewrites during the load {rewrites}, "
+        f"longest collection in an agent process {max(r['gc_max'] for r in results) * 1000:.1f} ms"
     )
     fig["aof_rewrites"] = rewrites
     for e in (prod["errors"] + [e for e in errors if e])[:5]:

@@ -1,0 +1,132 @@
+"""Redis's cost per assignment: what the Lua scripts of one item's life run.
+
+Starts a private Redis (append-only file on, as `presence serve` runs it),
+one auto-accept queue and --agents agents, then repeats --rounds times:
+create --batch items (`work:batch`'s script), route them (`route.lua`),
+complete each (the batched `work_complete`). It prints, per assignment,
+the commands the scripts ran inside Redis (``INFO commandstats``), the
+bytes appended to the AOF, and the Redis CPU and EVALSHA time; and, as the
+baseline of the same run, the cost of one EVALSHA that only defines
+`_lib.lua`'s helpers (the fixed cost every script call pays).
+
+No server process and no sockets to agents: this isolates the Redis side
+of `bench_assign`, and its command and byte counts are exact (the same on
+any machine), unlike its times.
+
+    python -m loadtests.bench_lua --batch 20 --rounds 100
+
+Times on a shared machine are noisy; for an exact comparison of two trees,
+count Redis's instructions instead: give --redis-binary a wrapper script
+that runs ``exec valgrind --tool=callgrind --callgrind-out-file=OUT
+redis-server "$@"`` and compare the totals (`callgrind_annotate OUT`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from loadtests.common import free_port
+from presence.center import parse_center
+from presence.embedded import EmbeddedRedis
+from presence.store import Store, new_work_id
+
+# commands the measuring itself sends, not the scripts
+_OWN = ("cmdstat_evalsha", "cmdstat_hget", "cmdstat_info", "cmdstat_config|resetstat", "cmdstat_config")
+
+
+def _aof_bytes(data: Path) -> int:
+    return sum(p.stat().st_size for p in data.glob("**/appendonlydir/*.incr.aof"))
+
+
+async def measure(url: str, data: Path, agents: int, batch: int, rounds: int) -> dict[str, Any]:
+    r = Redis.from_url(url)
+    store = Store(r, "lua")
+    await store.sync_center(
+        parse_center(
+            {
+                "queues": [{"name": "q", "auto_accept": True}],
+                "agents": [{"id": f"a{i}", "queues": ["q"], "capacity": 10_000} for i in range(agents)],
+            }
+        )
+    )
+    for i in range(agents):
+        await store.conn_open(f"a{i}", f"c{i}", 3600)
+        await store.set_status(f"a{i}", "Available", "", f"a{i}")
+
+    async def cycle() -> None:
+        ids = [new_work_id() for _ in range(batch)]
+        await store.create_work_many([(w, "q", "chat", 0, {"subject": "bench"}, {}, "") for w in ids])
+        assigned, _ = await store.route(["q"], budget=batch)
+        if assigned != batch:
+            raise RuntimeError(f"routed {assigned} of {batch}")
+        holders = [(await r.hget(store.keys.work(w), "agent") or b"").decode() for w in ids]
+        await asyncio.gather(*(store.complete(a, w, "done") for a, w in zip(holders, ids, strict=True)))
+
+    for _ in range(5):
+        await cycle()
+    await r.config_resetstat()
+    cpu0, aof0 = await r.info("cpu"), _aof_bytes(data)
+    for _ in range(rounds):
+        await cycle()
+    cpu1, aof1 = await r.info("cpu"), _aof_bytes(data)
+    stats = await r.info("commandstats")
+    n = batch * rounds
+    inside = {k[8:]: v["calls"] / n for k, v in stats.items() if k not in _OWN}
+
+    # the baseline: an EVALSHA of the shared helpers alone
+    lib = resources.files("presence").joinpath("store/lua/_lib.lua").read_text("utf-8")
+    empty = r.register_script(lib + "\nreturn 1")
+    await empty(keys=[store.keys.prefix], args=[0])
+    await r.config_resetstat()
+    for _ in range(1000):
+        await empty(keys=[store.keys.prefix], args=[0])
+    base = (await r.info("commandstats"))["cmdstat_evalsha"]["usec_per_call"]
+    await r.aclose()
+    cpu = sum(cpu1[k] - cpu0[k] for k in ("used_cpu_user", "used_cpu_sys"))
+    return {
+        "commands": sum(inside.values()),
+        "by_command": dict(sorted(inside.items(), key=lambda kv: -kv[1])),
+        "aof_bytes": (aof1 - aof0) / n,
+        "redis_cpu_us": cpu / n * 1e6,
+        "evalsha_us": stats["cmdstat_evalsha"]["usec"] / n,
+        "script_calls": stats["cmdstat_evalsha"]["calls"] / n,
+        "baseline_evalsha_us": base,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--agents", type=int, default=100, help="agents in the queue (default 100)")
+    p.add_argument("--batch", type=int, default=20, help="items per create/route round (default 20)")
+    p.add_argument("--rounds", type=int, default=100, help="rounds measured (default 100)")
+    p.add_argument("--redis-binary", help="run this Redis server binary (default: as `presence serve`)")
+    a = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="presence-lua-") as tmp:
+        data = Path(tmp)
+        redis = EmbeddedRedis(data, port=free_port(), binary=a.redis_binary)
+        url = redis.start(timeout=60)
+        try:
+            fig = asyncio.run(measure(url, data, a.agents, a.batch, a.rounds))
+        finally:
+            redis.stop()
+    print(f"bench_lua: {a.agents} agents, {a.batch} items per round, {a.rounds} rounds")
+    print(f"  script calls per assignment        {fig['script_calls']:8.2f}")
+    print(f"  commands run by scripts            {fig['commands']:8.1f}")
+    print("    " + ", ".join(f"{k} {v:.2f}" for k, v in fig["by_command"].items() if v >= 0.05))
+    print(f"  bytes appended to the AOF          {fig['aof_bytes']:8.0f}")
+    print(f"  EVALSHA time per assignment, us    {fig['evalsha_us']:8.1f}")
+    print(f"  Redis CPU per assignment, us       {fig['redis_cpu_us']:8.1f}")
+    print(f"  baseline: EVALSHA of _lib.lua alone, us per call {fig['baseline_evalsha_us']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
