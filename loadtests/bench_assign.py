@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import contextlib
+import gc
 import itertools
 import json
 import multiprocessing as mp
