@@ -91,6 +91,7 @@ def test_locust_exits_1_on_a_breach(server_factory: ServerFactory, tmp_path: Pat
 
 def test_bench_assign_tiny(tmp_path: Path) -> None:
     report = tmp_path / "bench.json"
+    samples = tmp_path / "samples.csv"
     out = subprocess.run(
         [
             sys.executable,
@@ -106,6 +107,8 @@ def test_bench_assign_tiny(tmp_path: Path) -> None:
             "50",
             "--json",
             str(report),
+            "--samples",
+            str(samples),
         ],
         cwd=REPO,
         capture_output=True,
@@ -117,7 +120,34 @@ def test_bench_assign_tiny(tmp_path: Path) -> None:
     assert fig["assigned_total"] > 0
     assert fig["assigned_total"] == fig["created_ok"]
     assert fig["check_exit"] == 0
+    assert fig["aof_rewrites"] == 0
     assert "intake -> work.assigned" in out.stdout
+    assert "longest collection in an agent process" in out.stdout
+    lines = samples.read_text().splitlines()
+    assert lines[0].startswith("# load began at") and lines[1] == "t_s,latency_ms"
+    rows = [tuple(map(float, line.split(","))) for line in lines[2:]]
+    assert len(rows) == fig["assigned_total"]
+    assert all(t >= 0 and ms > 0 for t, ms in rows)
+
+
+def test_bench_lua_tiny() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "loadtests.bench_lua", "--agents", "5", "--batch", "4", "--rounds", "5"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    figures = {}
+    for line in out.stdout.splitlines():
+        label, _, value = line.strip().rpartition(" ")
+        if label:
+            figures[label.strip()] = value
+    # one create, one route and four completes in one call per round of 4
+    assert float(figures["script calls per assignment"]) == 0.75
+    assert float(figures["commands run by scripts"]) > 10
+    assert float(figures["bytes appended to the AOF"]) > 0
 
 
 def _batch(server: ServerProcess, items: object) -> httpx.Response:
