@@ -1,20 +1,28 @@
 """Load the Lua scripts of `store/lua/` and call them.
 
-Each ``<area>_<verb>.lua`` file is one atomic state change. `_lib.lua` is
-prepended to every script, so shared helpers (emit, reindex, requeue ...)
-exist once in the source and each call stays a single EVALSHA. redis-py's
-`Script` object retries with EVAL after a NOSCRIPT (a restarted Redis).
+Each ``<area>_<verb>.lua`` file is one atomic state change. All of them,
+with the helpers of `_lib.lua`, are loaded into Redis as ONE function
+library (``FUNCTION LOAD``) and called with ``FCALL``: the helpers are
+defined once per load, not on every call as a prefix of an EVAL script
+would be (~90,000 instructions per call, docs/PERFORMANCE.md). Each call is
+still a single atomic step. The library and its functions are named after
+a digest of the source, so processes running different versions of
+presence (a rolling upgrade) each call their own; a Redis that lost its
+functions (a new one, a ``FUNCTION FLUSH``) is given the library again on
+the first call that misses it. Needs Redis 7 or Valkey 7.2 or later.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable
+from functools import cache
 from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
 
 LUA_DIR = "store/lua"
 
@@ -29,15 +37,12 @@ class ScriptError(Exception):
         self.message = message
 
 
-def script_source(name: str) -> str:
-    base = resources.files("presence").joinpath(LUA_DIR)
-    lib = base.joinpath("_lib.lua").read_text("utf-8")
-    body = base.joinpath(f"{name}.lua").read_text("utf-8")
-    return f"{lib}\n-- ==== {name}.lua ====\n{body}"
+def _lua(name: str) -> str:
+    return resources.files("presence").joinpath(LUA_DIR).joinpath(f"{name}.lua").read_text("utf-8")
 
 
 # Scripts called at a high rate, one socket or request at a time: each also
-# exists as a "many" variant that applies a batch of calls in one EVALSHA
+# exists as a "many" variant that applies a batch of calls in one FCALL
 # (see `Batcher`). Each call in the batch stays atomic on its own and gets
 # its own reply; only the round trip and the script set-up are shared.
 BATCHED = ("offer_accept", "offer_decline", "work_complete", "work_create", "work_wrapup")
@@ -64,18 +69,47 @@ return __out
 """
 
 
-def many_source(name: str) -> str:
-    base = resources.files("presence").joinpath(LUA_DIR)
-    lib = base.joinpath("_lib.lua").read_text("utf-8")
-    body = base.joinpath(f"{name}.lua").read_text("utf-8")
-    return f"{lib}\n-- ==== {name}.lua, batched ====" + _MANY.format(body=body)
-
-
 def script_names() -> list[str]:
     base = resources.files("presence").joinpath(LUA_DIR)
     return sorted(
         p.name[:-4] for p in base.iterdir() if p.name.endswith(".lua") and not p.name.startswith("_")
     )
+
+
+def _bodies() -> dict[str, str]:
+    """Every callable script's code by name: the files, and the batched variants."""
+    out = {name: _lua(name) for name in script_names()}
+    for name in BATCHED:
+        out[f"{name}:many"] = _MANY.format(body=out[name])
+    return out
+
+
+def script_source(name: str) -> str:
+    """Script `name` (or ``<name>:many``) as a stand-alone EVAL script, for
+    tools and tests that run one script on a bare client."""
+    # _lib.lua's own KEYS and ARGV locals hide the script's globals: keep them first
+    return (
+        f"local __keys, __args = KEYS, ARGV\n{_lua('_lib')}\n"
+        f"enter(__keys, __args)\n-- ==== {name} ====\n{_bodies()[name]}"
+    )
+
+
+@cache
+def library() -> tuple[str, dict[str, str]]:
+    """The function library of every script: its source, and the function
+    name of each script (``work_create:many`` included)."""
+    lib, bodies = _lua("_lib"), _bodies()
+    digest = hashlib.sha1("\0".join([lib, *(f"{n}\0{b}" for n, b in sorted(bodies.items()))]).encode())
+    tag = digest.hexdigest()[:12]
+    functions = {name: f"{name.replace(':', '__')}_{tag}" for name in bodies}
+    parts = [f"#!lua name=presence_{tag}", lib]
+    for name, body in sorted(bodies.items()):
+        parts.append(
+            f"-- ==== {name} ====\n"
+            f"redis.register_function('{functions[name]}', function(keys, args)\n"
+            f"enter(keys, args)\n{body}\nend)"
+        )
+    return "\n".join(parts), functions
 
 
 def _text(value: Any) -> Any:
@@ -87,23 +121,47 @@ def _text(value: Any) -> Any:
 
 
 class Scripts:
-    """Every script of the store, registered on one client."""
+    """Every script of the store, called on one client."""
 
     def __init__(self, redis: Redis) -> None:
-        self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(script_source(name)) for name in script_names()
-        }
-        for name in BATCHED:
-            self._scripts[f"{name}:many"] = redis.register_script(many_source(name))
+        self._redis = redis
+        self._source, self._functions = library()
+        self._loaded = False
+
+    async def _load(self) -> None:
+        # REPLACE: loading the same library twice (two processes starting at
+        # once, a reload after a miss) is harmless
+        try:
+            await self._redis.function_load(self._source, replace=True)
+        except ResponseError as exc:
+            if "unknown command" in str(exc).lower():
+                raise RuntimeError(
+                    f"presence needs Redis 7.0 or later, or Valkey 7.2 or later (FUNCTION LOAD): {exc}"
+                ) from exc
+            raise
+        self._loaded = True
+
+    async def _fcall(self, name: str, prefix: str, args: list[Any]) -> Any:
+        fn = self._functions[name]
+        if not self._loaded:
+            await self._load()
+        try:
+            return await self._redis.fcall(fn, 1, prefix, *args)
+        except ResponseError as exc:
+            if "function not found" not in str(exc).lower():
+                raise
+        # a Redis without our library (a new one, or its functions flushed)
+        await self._load()
+        return await self._redis.fcall(fn, 1, prefix, *args)
 
     async def raw(self, name: str, prefix: str, now_ms: int, *args: Any) -> Any:
-        return await self._scripts[name](keys=[prefix], args=[now_ms, *args])
+        return await self._fcall(name, prefix, [now_ms, *args])
 
     async def many(self, name: str, prefix: str, now_ms: int, calls: list[tuple[Any, ...]]) -> list[Any]:
         """Run the batched variant of `name`: one raw reply per call, in order."""
         arity = len(calls[0])
         flat = [a for call in calls for a in call]
-        return await self._scripts[f"{name}:many"](keys=[prefix], args=[now_ms, arity, *flat])  # type: ignore[no-any-return]
+        return await self._fcall(f"{name}:many", prefix, [now_ms, arity, *flat])  # type: ignore[no-any-return]
 
     @staticmethod
     def outcome(name: str, raw: Any) -> list[Any] | ScriptError:

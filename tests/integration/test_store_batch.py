@@ -86,10 +86,13 @@ async def test_an_idle_call_is_sent_at_once_and_errors_reach_only_their_caller(s
     # a runtime error in one call of a batch is that call's reply only
     raw = await store.scripts.many("offer_accept", store.keys.prefix, store.now_ms(), [("a0",), ("a1",)])
     assert [r[0] for r in raw] == [b"internal", b"internal"]
-    # a flushed script cache (a restarted Redis) is reloaded, not an error
-    await store.redis.script_flush()
-    await store.accept("a0", offered["a0"])  # NOSCRIPT: reloaded by redis-py
+    # a Redis that lost the function library (a new one, FUNCTION FLUSH) is
+    # given it again by the call that misses it, not an error
+    await store.redis.function_flush()
+    assert await store.redis.function_list() == []
+    await store.accept("a0", offered["a0"])
     await store.accept("a1", offered["a1"])
+    assert len(await store.redis.function_list()) == 1
     assert await store.check() == []
 
 
@@ -160,3 +163,35 @@ async def test_counters_of_a_batched_call_are_written_once_per_field(store: Stor
         await watcher_client.aclose()
     assert seen == [["HINCRBY", metrics, "offered|q|chat", "20"]]
     assert await store.redis.hget(metrics, "offered|q|chat") == b"20"
+
+
+async def test_every_call_starts_afresh(store: Store) -> None:
+    """The scripts are one function library, whose Lua state outlives each
+    call: `enter` must empty every per-call cache. A channel added after
+    the first calls (here: a center re-synced with one more) must appear in
+    the agent's view, and its weight must count, in the very next call."""
+    await store.conn_open("a0", "c0", 3600)
+    await store.set_status("a0", "Available", "", "a0")
+    assert (await store.views(["a0"]))[0]["by_channel"] == {}
+    await store.create_work(new_work_id(), "q", "chat", 0, {}, {})
+    assert (await store.route(["q"]))[0] == 1
+    assert (await store.views(["a0"]))[0]["by_channel"] == {"chat": 1}
+    await store.sync_center(
+        parse_center(
+            {
+                "channels": {"fax": {"weight": 7}},
+                "queues": [{"name": "q", "auto_accept": False}],
+                "agents": [{"id": f"a{i}", "queues": ["q"]} for i in range(20)],
+            }
+        )
+    )
+    wid = new_work_id()
+    await store.create_work(wid, "q", "fax", 0, {}, {})
+    assert (await store.route(["q"]))[0] == 1
+    view = (await store.views(["a0"]))[0]
+    assert view["by_channel"] == {"chat": 1, "fax": 1}
+    assert view["load"] == 25 + 7  # chat's default weight, then fax's
+    await store.accept("a0", wid)
+    await store.complete("a0", wid, "done")
+    assert (await store.views(["a0"]))[0]["by_channel"] == {"chat": 1}
+    assert await store.check() == []

@@ -1,5 +1,13 @@
--- _lib.lua: helpers shared by every script; store/scripts.py prepends this
--- file to each script before loading it, so each script stays one atomic call.
+-- _lib.lua: helpers shared by every script. store/scripts.py loads this file
+-- once, with every script, as one Redis function library: each script is a
+-- function of the library, called with FCALL, so these helpers are defined
+-- once per library load instead of once per call (as a prefix of an EVAL
+-- script they cost ~90,000 instructions, 20-30 us, on every call). Each
+-- function first calls `enter`, which sets the call's KEYS, ARGV, clock and
+-- prefix and resets every per-call cache below: nothing may carry over from
+-- one call to the next except constants. (Prepended to a script with a call
+-- of `enter(KEYS, ARGV)`, the same file also runs as an EVAL script:
+-- `script_source`.)
 --
 -- Conventions for every script:
 --   KEYS[1]  the center prefix "presence:{<center>}:". Every key a script
@@ -10,16 +18,22 @@
 -- Replies are arrays whose first element is "ok" or an error code
 -- (not_found, not_yours, conflict, invalid); store/scripts.py maps them.
 
-local P = KEYS[1]
-local NOW = tonumber(ARGV[1])
-local EVENTS = P .. 'events'
+-- the call's arguments, center prefix, clock and events channel (`enter`)
+local KEYS, ARGV, P, NOW, EVENTS
 -- The history streams are trimmed by time (PRESENCE_HISTORY_DAYS) by
 -- presence/kpi/rollup.py, never before their hours are rolled up; this cap
 -- is only a last guard against a center whose roll-up never runs.
 local LOG_MAX = 50000000
 
-local function key(...)
-  return P .. table.concat({...}, ':')
+-- Hot: tens of calls per assignment, so the usual one to three parts are
+-- joined without building a table.
+local function key(a, b, c, ...)
+  if c == nil then
+    if b == nil then return P .. a end
+    return P .. a .. ':' .. b
+  end
+  if select('#', ...) == 0 then return P .. a .. ':' .. b .. ':' .. c end
+  return P .. table.concat({a, b, c, ...}, ':')
 end
 
 local function num(v, default)
@@ -307,7 +321,8 @@ end
 -- It reads only the fields it shows (HMGET), not the whole agent hash with
 -- its skills and queues: the per-channel counts are the `c:<channel>`
 -- fields of the center's channels, listed once per call.
-local VIEW_FIELDS = {'status', 'reason', 'name', 'since', 'load', 'ver', 'idle', 'cap', 'n', 'conns'}
+local VIEW_BASE = {'status', 'reason', 'name', 'since', 'load', 'ver', 'idle', 'cap', 'n', 'conns'}
+local VIEW_FIELDS  -- VIEW_BASE and the center's channels' `c:<channel>` (per call)
 local view_channels
 local function channels_of_view()
   if not view_channels then
@@ -413,8 +428,8 @@ end
 -- and one write of the agent's hash; returns the agent's fields after the
 -- change, from which `view`, `emit_item` and `reindex` need read nothing.
 -- The hot paths (auto-assignment, completion) made seven calls on the agent
--- hash for what this does in two; a call from Lua costs more than the
--- command it runs (docs/PERFORMANCE.md).
+-- hash for what this does in two, and wrote four commands to the AOF for
+-- its one (docs/PERFORMANCE.md, third pass).
 local function touch_agent(aid, ch, weight, delta, set)
   channels_of_view()
   local ak = key('agent', aid)
@@ -814,4 +829,17 @@ local function unknown_target(q, ch)
     return {'invalid', 'channel', 'unknown channel ' .. ch}
   end
   return nil
+end
+
+-- Start a call: its arguments, and every per-call cache emptied (a cache
+-- kept from an earlier call would answer with the center as it was then).
+local function enter(keys, args)
+  KEYS, ARGV = keys, args
+  P = keys[1]
+  NOW = tonumber(args[1])
+  EVENTS = P .. 'events'
+  pending_events, pending_bumps = nil, nil
+  created_of, hooks_of = {}, nil
+  strategy_cache, channel_cache = {}, {}
+  VIEW_FIELDS, view_channels = {unpack(VIEW_BASE)}, nil
 end
