@@ -416,20 +416,13 @@ local function reindex(aid, rec)
   return woke
 end
 
--- Add (delta = 1) or release (delta = -1) an item's capacity on an agent.
-local function hold(aid, ch, weight, delta)
-  local ak = key('agent', aid)
-  redis.call('HINCRBY', ak, 'load', weight * delta)
-  redis.call('HINCRBY', ak, 'n', delta)
-  redis.call('HINCRBY', ak, 'c:' .. ch, delta)
-end
-
--- `hold`, the `set` fields (name -> value) and one more `ver`, in one read
--- and one write of the agent's hash; returns the agent's fields after the
--- change, from which `view`, `emit_item` and `reindex` need read nothing.
--- The hot paths (auto-assignment, completion) made seven calls on the agent
--- hash for what this does in two, and wrote four commands to the AOF for
--- its one (docs/PERFORMANCE.md, third pass).
+-- Add (delta = 1) or release (delta = -1) an item's capacity on an agent,
+-- with the `set` fields (name -> value) and one more `ver`, in one read and
+-- one write of the agent's hash; returns the agent's fields after the
+-- change, from which `view`, `emit_item` and `reindex` need read nothing
+-- (pass it to both: its `ver` already counts the event). This took seven
+-- calls on the agent hash, and four commands in the AOF, where it now takes
+-- two and one (docs/PERFORMANCE.md, third pass).
 local function touch_agent(aid, ch, weight, delta, set)
   channels_of_view()
   local ak = key('agent', aid)
@@ -462,7 +455,7 @@ local function requeue(wid, reason, decliner, note)
   if it[6] ~= 'offered' then return nil end
   redis.call('SREM', key('agent', aid, 'offers'), wid)
   redis.call('ZREM', key('timer', 'offers'), wid)
-  hold(aid, ch, w, -1)
+  local rec = touch_agent(aid, ch, w, -1)
   if decliner then
     redis.call('SADD', key('work', wid, 'declined'), aid)
   end
@@ -470,10 +463,10 @@ local function requeue(wid, reason, decliner, note)
   redis.call('HDEL', wk, 'offered_at')
   redis.call('ZADD', key('queue', q, 'waiting'), score, wid)
   borrowed(wid, true, score)
-  emit_item({type = 'offer.rescinded', to = aid, work_id = wid, reason = reason}, aid)
+  emit_item({type = 'offer.rescinded', to = aid, work_id = wid, reason = reason}, aid, nil, rec)
   record({ev = reason == 'declined' and 'decline' or 'rescind', reason = reason, agent = aid,
           queue = q, channel = ch, work = wid, note = note or ''}, wid)
-  reindex(aid)
+  reindex(aid, rec)
   return q
 end
 
@@ -517,11 +510,11 @@ local function rule(name, default)
 end
 
 -- Make the item the agent's (accepted offer or auto-accept).
--- With `with_view` (the load changed in the same call: auto-accept), the
--- event carries the agent's new view (emit_item); it may be the agent's
--- fields from `touch_agent`. `data` is the item's stored blob when the
--- caller already read it.
-local function assign(wid, aid, q, ch, via, with_view, data)
+-- With `rec` (auto-accept: the caller took the capacity with `touch_agent`
+-- in the same call, `missed` set to 0), the event carries the agent's new
+-- view (emit_item). `data` is the item's stored blob when the caller
+-- already read it.
+local function assign(wid, aid, q, ch, via, rec, data)
   local wk = key('work', wid)
   data = data or redis.call('HGET', wk, 'data')
   if via == 'auto' then
@@ -535,12 +528,11 @@ local function assign(wid, aid, q, ch, via, with_view, data)
     redis.call('ZREM', key('timer', 'offers'), wid)
   end
   redis.call('SADD', key('agent', aid, 'work'), wid)
-  -- a `rec` from touch_agent has set `missed` already
-  if type(with_view) ~= 'table' then redis.call('HSET', key('agent', aid), 'missed', 0) end
+  if not rec then redis.call('HSET', key('agent', aid), 'missed', 0) end
   local hdr = {type = 'work.assigned', to = aid, work_id = wid, state = 'assigned', agent_id = aid,
                accepted_at = NOW, via = via}
-  if with_view then
-    emit_item(hdr, aid, data, type(with_view) == 'table' and with_view or nil)
+  if rec then
+    emit_item(hdr, aid, data, rec)
   else
     emit(hdr, data)
   end
@@ -649,7 +641,7 @@ end
 -- waiting set.
 local function make_offer(wid, aid, q, ch, w, data, timeout, extra, ev)
   local wk = key('work', wid)
-  hold(aid, ch, w, 1)
+  local rec = touch_agent(aid, ch, w, 1)
   local offers = redis.call('HINCRBY', wk, 'offers', 1)
   local expires = 0
   if timeout > 0 then
@@ -661,9 +653,9 @@ local function make_offer(wid, aid, q, ch, w, data, timeout, extra, ev)
   local hdr = {type = 'offer', to = aid, work_id = wid, expires_at = expires, offered_at = NOW,
                attempt = offers}
   for f, v in pairs(extra or {}) do hdr[f] = v end
-  emit_item(hdr, aid, data)
+  emit_item(hdr, aid, data, rec)
   record({ev = ev or 'offer', agent = aid, queue = q, channel = ch, work = wid}, wid)
-  reindex(aid)
+  reindex(aid, rec)
 end
 
 -- Offer an item that is in no waiting set and held by nobody to `aid`
@@ -689,14 +681,13 @@ local function release(wid, reason)
   else
     redis.call('SREM', key('agent', aid, 'work'), wid)
     redis.call('ZREM', key('timer', 'wrapups'), wid)
-    redis.call('HSET', key('agent', aid), 'idle', NOW)
     hdr = {type = 'work.updated', to = aid, work_id = wid, state = reason}
   end
-  hold(aid, ch, w, -1)
+  local rec = touch_agent(aid, ch, w, -1, st ~= 'offered' and {idle = NOW} or nil)
   redis.call('HSET', wk, 'state', 'queued', 'agent', '', 'expires', 0)
   redis.call('HDEL', wk, 'offered_at', 'accepted_at', 'wrapup_at', 'missed_by')
-  emit_item(hdr, aid)
-  local woke = reindex(aid)
+  emit_item(hdr, aid, nil, rec)
+  local woke = reindex(aid, rec)
   return woke, aid, st
 end
 

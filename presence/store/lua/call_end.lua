@@ -15,9 +15,9 @@ local wk = key('work', wid)
 local it = redis.call('HMGET', wk, 'state', 'agent', 'queue', 'channel')
 local st, aid = it[1], it[2]
 if st == 'queued' or st == 'offered' then
-  local woke, faid, q, ch, prev = finish(wid, 'abandoned', {reason = reason})
+  local woke, faid, q, ch, prev, _, rec = finish(wid, 'abandoned', {reason = reason})
   if prev == 'offered' then
-    emit_item({type = 'offer.rescinded', to = faid, work_id = wid, reason = 'abandoned'}, faid)
+    emit_item({type = 'offer.rescinded', to = faid, work_id = wid, reason = 'abandoned'}, faid, nil, rec)
   end
   bump(key('stats'), 'abandoned', 1)
   record({ev = 'abandon', queue = q, channel = ch, work = wid, agent = faid or '', reason = reason,

@@ -11,9 +11,9 @@ end
 if it[1] ~= 'queued' and it[1] ~= 'offered' then
   return {'conflict', 'work_id', 'work item ' .. wid .. ' is ' .. it[1] .. '; only a queued or offered item can be cancelled'}
 end
-local woke, aid, q, ch, prev = finish(wid, 'abandoned', {reason = reason})
+local woke, aid, q, ch, prev, _, rec = finish(wid, 'abandoned', {reason = reason})
 if prev == 'offered' then
-  emit_item({type = 'offer.rescinded', to = aid, work_id = wid, reason = 'abandoned'}, aid)
+  emit_item({type = 'offer.rescinded', to = aid, work_id = wid, reason = 'abandoned'}, aid, nil, rec)
 end
 bump(key('stats'), 'abandoned', 1)
 record({ev = 'abandon', queue = q, channel = ch, work = wid, agent = aid or '', reason = reason, was = prev}, wid)
