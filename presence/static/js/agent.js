@@ -6,24 +6,26 @@
 
 import {
   $,
-  Socket,
-  admit,
-  showSignInCard,
-  api,
   channelIcon,
   chime,
-  clearToken,
   h,
   put,
-  loadToken,
-  saveToken,
   setText,
-  showConnection,
   statusClass,
   statusIcon,
   toast,
   unlockAudio,
 } from "./common.js";
+import {
+  admit,
+  api,
+  clearToken,
+  loadToken,
+  saveToken,
+  showConnection,
+  showSignInCard,
+  Socket,
+} from "./session.js";
 import {
   applyI18n,
   fmtClock,

@@ -7,22 +7,24 @@
 
 import {
   $,
-  Socket,
-  admit,
-  showSignInCard,
-  api,
   channelIcon,
-  clearToken,
   h,
   put,
-  loadToken,
-  saveToken,
   setText,
-  showConnection,
   statusClass,
   statusIcon,
   toast,
 } from "./common.js";
+import {
+  admit,
+  api,
+  clearToken,
+  loadToken,
+  saveToken,
+  showConnection,
+  showSignInCard,
+  Socket,
+} from "./session.js";
 import {
   applyI18n,
   fmtElapsed,
