@@ -16,40 +16,24 @@ import {
   toast,
   unlockAudio,
 } from "./common.js";
+import { Session } from "./session.js";
 import {
-  admit,
-  api,
-  clearToken,
-  loadToken,
-  saveToken,
-  showConnection,
-  showSignInCard,
-  Socket,
-} from "./session.js";
-import {
-  applyI18n,
   fmtClock,
   fmtCountdown,
   fmtDateTime,
   fmtElapsed,
-  getLang,
-  onLangChange,
-  setLang,
   t,
   tChannel,
   tReason,
   tStatus,
 } from "./i18n.js";
 
-const ROLE = "agent";
 const DECLINE_REASONS = ["busy", "wrong_skill", "language", "other"];
 const DISPOSITIONS = ["resolved", "follow-up", "escalated", "information given", "no answer"];
 const FINAL = new Set(["completed", "abandoned", "transferred", "cancelled", "closed"]);
 
 const state = {
-  token: null,
   me: null,
-  socket: null,
   view: null,
   statuses: [],
   channels: [],
@@ -60,29 +44,23 @@ const state = {
   queues: [],
   openId: null,
   detail: null, // last GET /api/v1/work/{id} of the open item
-  unavailable: new Set(), // message types the server does not know yet
 };
 
-// -- sign in ------------------------------------------------------------------
+const session = new Session({
+  role: "agent",
+  path: "/ws/agent",
+  signedInOnly: ["#who"],
+  onSignIn,
+  onMessage,
+  onReset,
+  onLang: renderAll,
+});
+
+// -- start, sign-in, sign-out -----------------------------------------------
 
 function start() {
-  $("#lang").value = getLang();
-  $("#lang").addEventListener("change", (e) => setLang(e.target.value));
-  onLangChange(() => {
-    applyI18n(document);
-    renderAll();
-  });
-  applyI18n(document);
-  $("#signin-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    unlockAudio();
-    const tok = $("#token-input").value.trim();
-    if (!tok) return;
-    saveToken(ROLE, tok);
-    signIn(tok);
-  });
-  $("#signout").addEventListener("click", signOut);
-  $("#help-btn").addEventListener("click", () => $("#help").showModal());
+  // signing in is a user gesture: the page may play the offer chime later (autoplay rules)
+  $("#signin-form").addEventListener("submit", unlockAudio);
   $("#detail-close").addEventListener("click", closeDetail);
   $("#status-form").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -94,64 +72,33 @@ function start() {
   // any click lets the page play the offer chime later (autoplay rules)
   document.addEventListener("pointerdown", unlockAudio, { passive: true });
   setInterval(tick, 500);
-  const tok = loadToken(ROLE);
-  if (tok) signIn(tok);
-  else showSignIn();
+  session.start();
 }
 
-// shown only while signed in, beside the app and sign-out
-const SIGNED_IN_ONLY = ["#who"];
-
-function showSignIn(errorKey) {
-  showSignInCard(errorKey, SIGNED_IN_ONLY);
-}
-
-function signIn(tok) {
-  const c = admit(ROLE, tok, SIGNED_IN_ONLY);
-  if (!c) return;
-  state.token = tok;
+function onSignIn(c) {
   state.me = c.sub;
   setText($("#who-id"), c.sub);
-  state.socket = new Socket("/ws/agent", tok, { onmessage, onstate });
-  state.socket.connect();
-  api(tok, "/api/v1/queues")
+  session
+    .api("/api/v1/queues")
     .then((b) => {
       state.queues = (b && b.queues) || [];
     })
     .catch(() => {});
 }
 
-function signOut() {
-  if (state.socket) state.socket.close();
-  state.socket = null;
-  clearToken(ROLE);
-  resetState();
-  renderAll();
-  showConnection($("#conn"), "closed", {});
-  showSignIn();
-}
-
-function resetState() {
+// signed out or refused: nothing of that agent's stays on the page
+function onReset() {
   state.view = null;
   state.offers.clear();
   state.work.clear();
   state.calls.clear();
   closeDetail();
-}
-
-function onstate(s, info) {
-  showConnection($("#conn"), s, info);
-  $("#app").classList.toggle("stale", s !== "open");
-  if (s === "closed" && info.key) {
-    clearToken(ROLE);
-    resetState();
-    showSignIn(info.key);
-  }
+  renderAll();
 }
 
 // -- messages -----------------------------------------------------------------
 
-function onmessage(msg) {
+function onMessage(msg) {
   // an item event that changed the load carries the agent's new view (no separate `load`)
   if (msg.type !== "snapshot" && msg.agent && typeof msg.agent === "object") onView(msg.agent);
   switch (msg.type) {
@@ -175,11 +122,8 @@ function onmessage(msg) {
     case "agent.removed":
       toast(t("agent.removed"), "error");
       return;
-    case "error":
-      toast(msg.message || msg.code, "error");
-      return;
     default:
-      return; // resync, pong and future types: nothing to draw
+      return; // future types: nothing to draw
   }
 }
 
@@ -257,7 +201,7 @@ function onCallState(msg) {
   if (msg.state === "resumed" || msg.state === "active" || msg.state === "answered") c.held = false;
   if (msg.state === "muted") c.muted = true;
   if (msg.state === "unmuted") c.muted = false;
-  if ((msg.state === "answered" || msg.state === "active") && !c.since) c.since = state.socket.now();
+  if ((msg.state === "answered" || msg.state === "active") && !c.since) c.since = session.now();
   if (state.openId === msg.work_id) renderCall();
 }
 
@@ -324,11 +268,9 @@ function announceOffer(msg) {
 // -- actions ----------------------------------------------------------------------
 
 async function send(msg, { quiet = false } = {}) {
-  if (!state.socket) throw new Error("not signed in");
   try {
-    return await state.socket.request(msg);
+    return await session.request(msg);
   } catch (err) {
-    if (err.unavailable) state.unavailable.add(msg.type);
     if (!quiet) toast(err.unavailable ? t("err.notAvailable") : err.message, "error");
     throw err;
   }
@@ -672,7 +614,7 @@ async function refreshDetail() {
   const wid = state.openId;
   if (!wid) return;
   try {
-    const d = await api(state.token, `/api/v1/work/${encodeURIComponent(wid)}`);
+    const d = await session.api(`/api/v1/work/${encodeURIComponent(wid)}`);
     if (state.openId !== wid) return;
     state.detail = d;
     for (const ev of d.history || []) {
@@ -815,7 +757,7 @@ function updateDetailState() {
 }
 
 function unavailableNote(type) {
-  return state.unavailable.has(type) ? h("p.note-unavailable", { role: "note" }, t("err.notAvailable")) : null;
+  return session.unavailable.has(type) ? h("p.note-unavailable", { role: "note" }, t("err.notAvailable")) : null;
 }
 
 function renderCall() {
@@ -873,7 +815,7 @@ async function callControl(wid, action, target) {
     if (action === "resume") c.held = false;
     if (action === "mute") c.muted = true;
     if (action === "unmute") c.muted = false;
-    if (action === "answer" && !c.since) c.since = state.socket.now();
+    if (action === "answer" && !c.since) c.since = session.now();
     c.state = { answer: "answered", hold: "held", resume: "active", hangup: "ended" }[action] || c.state;
     toast(t("call.sent", { a: t(`call.${action}`) }));
   } catch (err) {
@@ -894,7 +836,7 @@ function noteForm(w) {
         try {
           await send({ type: "work.note", work_id: w.work_id, text: value }, { quiet: true });
           text.value = "";
-          addNote(w.work_id, { author: state.me, text: value, ts: state.socket.now(), local: true });
+          addNote(w.work_id, { author: state.me, text: value, ts: session.now(), local: true });
           toast(t("detail.noteSaved"));
         } catch (err) {
           if (!err.unavailable) toast(err.message, "error");
@@ -1011,8 +953,8 @@ function renderHistory() {
 // -- timers -------------------------------------------------------------------------
 
 function tick() {
-  if (!state.socket) return;
-  const now = state.socket.now();
+  if (!session.signedIn) return;
+  const now = session.now();
   for (const el of document.querySelectorAll("[data-since]")) {
     const since = Number(el.dataset.since);
     setText(el, since ? fmtElapsed(now - since) : "");

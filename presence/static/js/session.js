@@ -1,16 +1,23 @@
-// session.js: a page's sign-in and connection: the token, the socket
-// (reconnect with jittered backoff, request/reply by ref, server clock
-// offset), the connection indicator and the sign-in card.
+// session.js: what both pages do the same way to sign in and stay connected.
+//
+// It owns the token (from the link's #token= or sessionStorage), the sign-in
+// card, the one websocket (subprotocol, reconnection with jittered backoff,
+// pings and the dead-link check, request/reply by ref, the server's clock),
+// the connection-level frames (snapshot opens, pong sets the clock, resync
+// and error), the connection indicator and the top bar's language, help and
+// sign-out controls. A page creates one Session with its callbacks and keeps
+// only its own logic; a change to how the pages connect, notice a silent
+// link or show the connection goes here, once, for both.
 
-import { $, setText } from "./common.js";
-import { t } from "./i18n.js";
+import { $, setText, toast } from "./common.js";
+import { applyI18n, getLang, onLangChange, setLang, t } from "./i18n.js";
 
 // -- token ------------------------------------------------------------------
 
 const TOKEN_KEY = (role) => `presence.token.${role}`;
 
 /** The token from the link's #token= (then removed from the address bar) or sessionStorage. */
-export function loadToken(role) {
+function loadToken(role) {
   const hash = new URLSearchParams(location.hash.replace(/^#/, ""));
   const fromLink = hash.get("token");
   if (fromLink) {
@@ -22,16 +29,16 @@ export function loadToken(role) {
   return sessionStorage.getItem(TOKEN_KEY(role));
 }
 
-export function saveToken(role, token) {
+function saveToken(role, token) {
   sessionStorage.setItem(TOKEN_KEY(role), token.trim());
 }
 
-export function clearToken(role) {
+function clearToken(role) {
   sessionStorage.removeItem(TOKEN_KEY(role));
 }
 
 /** The claims of a JWT, unverified (display only: the server verifies). */
-export function claims(token) {
+function claims(token) {
   try {
     const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
     const json = decodeURIComponent(
@@ -48,6 +55,14 @@ export function claims(token) {
 
 // -- socket -----------------------------------------------------------------
 
+// The encoding both pages speak (docs/protocol.md, "Subprotocols").
+const SUBPROTOCOL = "presence.v1.json";
+// A ping every PING_MS keeps the server's heartbeat timeout (60 s by default)
+// from closing an idle panel; SILENT_MS without any frame at all means the
+// link is dead even if the OS has not noticed.
+const PING_MS = 15000;
+const SILENT_MS = 45000;
+
 // Close codes after which retrying with the same token cannot help.
 const FATAL = { 4401: "err.unauthorized", 4403: "err.forbidden", 4404: "err.unknownAgent" };
 
@@ -59,7 +74,7 @@ const FATAL = { 4401: "err.unauthorized", 4403: "err.forbidden", 4404: "err.unkn
  * Events: onmessage(msg), onstate(state, info) with state in
  * "connecting" | "open" | "waiting" | "closed".
  */
-export class Socket {
+class Socket {
   constructor(path, token, { onmessage, onstate }) {
     this.path = path;
     this.token = token;
@@ -92,7 +107,7 @@ export class Socket {
     this.onstate("connecting", { attempt: this.attempt });
     let ws;
     try {
-      ws = new WebSocket(url, ["presence.v1.json"]);
+      ws = new WebSocket(url, [SUBPROTOCOL]);
     } catch {
       this.schedule();
       return;
@@ -163,13 +178,12 @@ export class Socket {
     this.stopPing();
     this.pingTimer = setInterval(() => {
       if (!this.ws || this.ws.readyState !== 1) return;
-      // no frame at all for 45 s: the link is dead even if the OS has not noticed
-      if (Date.now() - this.lastFrame > 45000) {
+      if (Date.now() - this.lastFrame > SILENT_MS) {
         this.ws.close(4000, "heartbeat");
         return;
       }
       this.ws.send(JSON.stringify({ type: "ping", ts: Date.now() }));
-    }, 15000);
+    }, PING_MS);
   }
 
   stopPing() {
@@ -215,7 +229,7 @@ export class Socket {
   }
 }
 
-export class RequestError extends Error {
+class RequestError extends Error {
   constructor(msg) {
     super(msg.message || msg.code);
     this.code = msg.code;
@@ -228,7 +242,7 @@ export class RequestError extends Error {
 }
 
 /** GET/POST JSON with the bearer token; throws an Error with the problem's detail. */
-export async function api(token, path, options = {}) {
+async function api(token, path, options = {}) {
   const res = await fetch(path, {
     ...options,
     headers: {
@@ -255,7 +269,7 @@ export async function api(token, path, options = {}) {
 // -- connection indicator -----------------------------------------------------
 
 /** Render a Socket state into the header's indicator (dot + words, never colour alone). */
-export function showConnection(el, state, info) {
+function showConnection(el, state, info) {
   el.dataset.state = state;
   const text = el.querySelector(".conn-text");
   clearInterval(el._tick);
@@ -272,30 +286,181 @@ export function showConnection(el, state, info) {
   }
 }
 
-/** Show the sign-in card, with the reason when there is one, and hide what
- *  only shows while signed in (the app, sign-out and the `extra` selectors). */
-export function showSignInCard(errorKey, extra = []) {
-  $("#signin").hidden = false;
-  $("#app").hidden = true;
-  $("#signout").hidden = true;
-  for (const sel of extra) $(sel).hidden = true;
-  setText($("#signin-error"), errorKey ? t(errorKey) : "");
-  $("#token-input").focus();
-}
+// -- the session a page uses -----------------------------------------------------
 
-/** The claims of a token fit for `role`, with the app shown; or null, the
- *  token forgotten and the sign-in card shown with the reason. */
-export function admit(role, tok, extra = []) {
-  const c = claims(tok);
-  const why = !c || !c.sub ? "err.badToken" : c.role && c.role !== role ? "err.forbidden" : null;
-  if (why) {
-    clearToken(role);
-    showSignInCard(why, extra);
-    return null;
+/**
+ * A page's sign-in and connection. The page passes
+ *
+ *   role          "agent" | "supervisor": the role its token must carry
+ *   path          its websocket endpoint ("/ws/agent", "/ws/supervisor")
+ *   signedInOnly  selectors shown only while signed in (besides #app and #signout)
+ *   onSignIn(claims)  a token was admitted; the socket connects right after
+ *   onMessage(msg)    a `snapshot` (on every (re)connection: replace all local
+ *                     state with it) or an event; never a reply to request(),
+ *                     nor `pong`, `resync` or `error`, which the session handles
+ *   onReset()         signed out, or the server refused the token: forget
+ *                     everything shown for that user
+ *   onLang()          the language changed (the [data-i18n] labels are done):
+ *                     redraw what the page drew itself
+ *
+ * then wires its own controls and calls start() once. What it reads back:
+ *
+ *   token, claims   the signed-in user's (null while signed out)
+ *   signedIn        true from sign-in to sign-out, reconnecting included
+ *   state           "connecting" | "open" | "waiting" | "closed"
+ *   now()           the server's clock in ms (for countdowns against expires_at)
+ *   request(msg)    send; resolves with the reply, rejects with an Error that
+ *                   has `code`, `field` and `unavailable`
+ *   unavailable     message types this server answered `unknown_type`
+ *   api(path, opts) HTTP with the bearer token; the parsed JSON body
+ *   signOut()
+ */
+export class Session {
+  constructor({ role, path, signedInOnly = [], onSignIn, onMessage, onReset, onLang }) {
+    this.role = role;
+    this.path = path;
+    this.signedInOnly = signedInOnly;
+    const none = () => {};
+    this.hooks = {
+      onSignIn: onSignIn || none,
+      onMessage: onMessage || none,
+      onReset: onReset || none,
+      onLang: onLang || none,
+    };
+    this.token = null;
+    this.claims = null;
+    this.socket = null;
+    this.state = "closed";
+    this.unavailable = new Set();
+    this.started = false;
   }
-  $("#signin").hidden = true;
-  $("#app").hidden = false;
-  $("#signout").hidden = false;
-  for (const sel of extra) $(sel).hidden = false;
-  return c;
+
+  /** Wire the top bar and the sign-in card, then sign in with the link's or the tab's token. */
+  start() {
+    if (this.started) throw new Error("Session.start() was already called");
+    this.started = true;
+    $("#lang").value = getLang();
+    $("#lang").addEventListener("change", (e) => setLang(e.target.value));
+    onLangChange(() => {
+      applyI18n(document);
+      this.hooks.onLang();
+    });
+    applyI18n(document);
+    $("#signin-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const tok = $("#token-input").value.trim();
+      if (!tok) return;
+      saveToken(this.role, tok);
+      this.signIn(tok);
+    });
+    $("#signout").addEventListener("click", () => this.signOut());
+    $("#help-btn").addEventListener("click", () => $("#help").showModal());
+    const tok = loadToken(this.role);
+    if (tok) this.signIn(tok);
+    else this.showSignIn(null);
+  }
+
+  get signedIn() {
+    return this.socket !== null;
+  }
+
+  now() {
+    return this.socket ? this.socket.now() : Date.now();
+  }
+
+  async request(msg, timeout) {
+    if (!this.socket) throw new Error("not signed in");
+    try {
+      return await this.socket.request(msg, timeout);
+    } catch (err) {
+      if (err.unavailable) this.unavailable.add(msg.type);
+      throw err;
+    }
+  }
+
+  api(path, options) {
+    return api(this.token, path, options);
+  }
+
+  signIn(tok) {
+    const c = claims(tok);
+    // display-only checks, to say at once what is wrong; the server verifies
+    const why = !c || !c.sub ? "err.badToken" : c.role && c.role !== this.role ? "err.forbidden" : null;
+    if (why) {
+      clearToken(this.role);
+      this.showSignIn(why);
+      return;
+    }
+    if (this.socket) this.socket.close();
+    this.token = tok;
+    this.claims = c;
+    this.showSignedIn();
+    this.hooks.onSignIn(c);
+    this.socket = new Socket(this.path, tok, {
+      onmessage: (msg) => this.onFrame(msg),
+      onstate: (state, info) => this.onState(state, info),
+    });
+    this.socket.connect();
+  }
+
+  signOut() {
+    this.forget();
+    this.show("closed", {});
+    this.showSignIn(null);
+  }
+
+  /** Drop the socket, the token and the page's state. */
+  forget() {
+    if (this.socket) this.socket.close();
+    this.socket = null;
+    this.token = null;
+    this.claims = null;
+    clearToken(this.role);
+    this.hooks.onReset();
+  }
+
+  onState(state, info) {
+    this.show(state, info);
+    // refused for good (bad token, wrong role, unknown agent): back to sign-in, saying why
+    if (state === "closed" && info.key) {
+      this.forget();
+      this.showSignIn(info.key);
+    }
+  }
+
+  onFrame(msg) {
+    switch (msg.type) {
+      case "pong": // the socket has taken the server's clock from it
+      case "resync": // the server lost events; the snapshot that follows replaces everything
+        return;
+      case "error": // not the reply to a request (those reject it): nobody else shows it
+        toast(msg.message || msg.code, "error");
+        return;
+      default:
+        this.hooks.onMessage(msg);
+    }
+  }
+
+  /** The indicator, and the page dimmed while its data may be stale. */
+  show(state, info) {
+    this.state = state;
+    showConnection($("#conn"), state, info);
+    $("#app").classList.toggle("stale", state !== "open");
+  }
+
+  showSignIn(errorKey) {
+    $("#signin").hidden = false;
+    this.toggleSignedIn(false);
+    setText($("#signin-error"), errorKey ? t(errorKey) : "");
+    $("#token-input").focus();
+  }
+
+  showSignedIn() {
+    $("#signin").hidden = true;
+    this.toggleSignedIn(true);
+  }
+
+  toggleSignedIn(on) {
+    for (const sel of ["#app", "#signout", ...this.signedInOnly]) $(sel).hidden = !on;
+  }
 }

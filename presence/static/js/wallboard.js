@@ -13,39 +13,23 @@ import {
   setText,
   statusClass,
   statusIcon,
-  toast,
 } from "./common.js";
+import { Session } from "./session.js";
 import {
-  admit,
-  api,
-  clearToken,
-  loadToken,
-  saveToken,
-  showConnection,
-  showSignInCard,
-  Socket,
-} from "./session.js";
-import {
-  applyI18n,
   fmtElapsed,
   fmtKpi,
   fmtClock,
   getLang,
   kpiLabel,
-  onLangChange,
-  setLang,
   t,
   tChannel,
   tReason,
   tStatus,
 } from "./i18n.js";
 
-const ROLE = "supervisor";
 const STATUS_ORDER = { available: 0, busy: 1, away: 2, break: 3, offline: 4 };
 
 const state = {
-  token: null,
-  socket: null,
   agents: new Map(), // id -> view
   profiles: new Map(), // id -> {queues, skills}
   queues: new Map(), // name -> stats
@@ -63,28 +47,18 @@ const state = {
   filter: { text: "", queue: "", skill: "", status: "" },
   sort: { key: "status", dir: 1 },
   profileTimer: 0,
-  unavailable: new Set(),
 };
 
-// -- start / sign in ------------------------------------------------------------
+const session = new Session({
+  role: "supervisor",
+  path: "/ws/supervisor",
+  onMessage,
+  onLang: redrawAll,
+});
+
+// -- start ----------------------------------------------------------------------
 
 function start() {
-  $("#lang").value = getLang();
-  $("#lang").addEventListener("change", (e) => setLang(e.target.value));
-  onLangChange(() => {
-    applyI18n(document);
-    redrawAll();
-  });
-  applyI18n(document);
-  $("#signin-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    const tok = $("#token-input").value.trim();
-    if (!tok) return;
-    saveToken(ROLE, tok);
-    signIn(tok);
-  });
-  $("#signout").addEventListener("click", signOut);
-  $("#help-btn").addEventListener("click", () => $("#help").showModal());
   $("#big-btn").addEventListener("click", toggleBig);
   $("#toolbar").addEventListener("submit", (e) => e.preventDefault());
   for (const [id, key] of [
@@ -120,42 +94,12 @@ function start() {
   document.addEventListener("keydown", onKey);
   setInterval(tick, 1000);
   setSort("status", 1);
-  const tok = loadToken(ROLE);
-  if (tok) signIn(tok);
-  else showSignIn();
-}
-
-function showSignIn(errorKey) {
-  showSignInCard(errorKey);
-}
-
-function signIn(tok) {
-  if (!admit(ROLE, tok)) return;
-  state.token = tok;
-  state.socket = new Socket("/ws/supervisor", tok, { onmessage, onstate });
-  state.socket.connect();
-}
-
-function signOut() {
-  if (state.socket) state.socket.close();
-  state.socket = null;
-  clearToken(ROLE);
-  showConnection($("#conn"), "closed", {});
-  showSignIn();
-}
-
-function onstate(s, info) {
-  showConnection($("#conn"), s, info);
-  $("#app").classList.toggle("stale", s !== "open");
-  if (s === "closed" && info.key) {
-    clearToken(ROLE);
-    showSignIn(info.key);
-  }
+  session.start();
 }
 
 // -- messages --------------------------------------------------------------------
 
-function onmessage(msg) {
+function onMessage(msg) {
   switch (msg.type) {
     case "snapshot":
       return onSnapshot(msg);
@@ -178,9 +122,6 @@ function onmessage(msg) {
     case "queue.removed":
     case "queue.updated":
       return; // the next queues message carries the change
-    case "error":
-      toast(msg.message || msg.code, "error");
-      return;
     default:
       return;
   }
@@ -265,9 +206,9 @@ function onKpis(msg) {
 // -- profiles (queues and skills, for the filters) ------------------------------------
 
 async function loadProfiles() {
-  if (!state.token) return;
+  if (!session.token) return;
   try {
-    const body = await api(state.token, "/api/v1/agents");
+    const body = await session.api("/api/v1/agents");
     state.profiles = new Map((body.agents || []).map((a) => [a.id, a]));
     fillSkillFilter();
     applyFilters();
@@ -584,7 +525,7 @@ function drawQueues() {
 }
 
 function paintOldest(tile, q) {
-  const now = state.socket ? state.socket.now() : Date.now();
+  const now = session.now();
   const wait = q.waiting && q.oldest_created ? Math.max(0, now - q.oldest_created) : 0;
   const level = waitLevel(q, wait);
   const box = tile.querySelector(".q-oldest");
@@ -680,15 +621,6 @@ function drawKpis() {
 
 // -- supervisor actions -----------------------------------------------------------------
 
-async function send(msg) {
-  try {
-    return await state.socket.request(msg);
-  } catch (err) {
-    if (err.unavailable) state.unavailable.add(msg.type);
-    throw err;
-  }
-}
-
 function openActions(aid) {
   const v = state.agents.get(aid);
   if (!v) return;
@@ -728,7 +660,7 @@ function openActions(aid) {
       {
         onsubmit: (e) => {
           e.preventDefault();
-          result(send({ type: "agent.status.set", agent_id: aid, status: status.value, reason: reason.value || undefined }), "wb.statusForced");
+          result(session.request({ type: "agent.status.set", agent_id: aid, status: status.value, reason: reason.value || undefined }), "wb.statusForced");
         },
       },
       h("h3", null, t("wb.forceStatus")),
@@ -739,7 +671,7 @@ function openActions(aid) {
       {
         onsubmit: (e) => {
           e.preventDefault();
-          if (pushId.value.trim()) result(send({ type: "work.push", work_id: pushId.value.trim(), agent_id: aid }), "wb.done");
+          if (pushId.value.trim()) result(session.request({ type: "work.push", work_id: pushId.value.trim(), agent_id: aid }), "wb.done");
         },
       },
       h("h3", null, t("wb.push")),
@@ -752,7 +684,7 @@ function openActions(aid) {
         onsubmit: (e) => {
           e.preventDefault();
           const wid = reassignId.value.trim();
-          if (wid) result(send({ type: "work.reassign", work_id: wid, agent_id: aid, note: reassignNote.value.trim() || undefined }), "wb.done");
+          if (wid) result(session.request({ type: "work.reassign", work_id: wid, agent_id: aid, note: reassignNote.value.trim() || undefined }), "wb.done");
         },
       },
       h("h3", null, t("wb.reassign")),
@@ -764,7 +696,7 @@ function openActions(aid) {
       {
         onsubmit: (e) => {
           e.preventDefault();
-          if (pullId.value.trim()) result(send({ type: "work.pull", work_id: pullId.value.trim() }), "wb.done");
+          if (pullId.value.trim()) result(session.request({ type: "work.pull", work_id: pullId.value.trim() }), "wb.done");
         },
       },
       h("h3", null, t("wb.pull")),
@@ -792,7 +724,7 @@ function toggleBig() {
 }
 
 function tick() {
-  const now = state.socket ? state.socket.now() : Date.now();
+  const now = session.now();
   setText($("#clock"), fmtClock(now));
   for (const row of state.rows.values()) {
     if (row.tr.hidden) continue;
@@ -824,6 +756,6 @@ function onKey(e) {
 }
 
 // A hook for tests and load checks: feed messages as if from the server.
-window.presenceWallboard = { onmessage, state };
+window.presenceWallboard = { onmessage: onMessage, state };
 
 start();
