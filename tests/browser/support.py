@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import expect
+
 from tests.harness import ServerProcess, token
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -42,3 +44,17 @@ def agent_url(server: ServerProcess, agent_id: str) -> str:
 
 def wallboard_url(server: ServerProcess) -> str:
     return f"{server.http}/wallboard#token={token('supervisor', 'sue')}"
+
+
+def open_agent(context: Any, server: ServerProcess, agent_id: str = "alice") -> Any:
+    page = context.new_page()
+    page.goto(agent_url(server, agent_id))
+    expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=10_000)
+    return page
+
+
+def open_wallboard(context: Any, server: ServerProcess) -> Any:
+    page = context.new_page()
+    page.goto(wallboard_url(server))
+    expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=10_000)
+    return page

@@ -12,25 +12,11 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Servers
-from tests.browser.support import agent_url, shot, wallboard_url
+from tests.browser.support import open_agent, open_wallboard, shot, wallboard_url
 from tests.harness import ServerProcess, post_work, token
 
 SUBJECT_JA = "請求書の再発行をお願いします 🙏"
 CUSTOMER_JA = {"id": "C-1002", "name": "伊藤 美咲", "phone": "+81 3-1234-5678", "note": "至急・折り返し希望"}
-
-
-def open_agent(context: Any, server: ServerProcess, agent_id: str = "alice") -> Any:
-    page = context.new_page()
-    page.goto(agent_url(server, agent_id))
-    expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=10_000)
-    return page
-
-
-def open_wallboard(context: Any, server: ServerProcess) -> Any:
-    page = context.new_page()
-    page.goto(wallboard_url(server))
-    expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=10_000)
-    return page
 
 
 def set_status(page: Any, status: str, reason: str = "") -> None:
