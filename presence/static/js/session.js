@@ -316,12 +316,16 @@ function showConnection(el, state, info) {
  *   signOut()
  */
 export class Session {
+  #hooks;
+  #socket = null;
+  #started = false;
+
   constructor({ role, path, signedInOnly = [], onSignIn, onMessage, onReset, onLang }) {
     this.role = role;
     this.path = path;
     this.signedInOnly = signedInOnly;
     const none = () => {};
-    this.hooks = {
+    this.#hooks = {
       onSignIn: onSignIn || none,
       onMessage: onMessage || none,
       onReset: onReset || none,
@@ -329,21 +333,19 @@ export class Session {
     };
     this.token = null;
     this.claims = null;
-    this.socket = null;
     this.state = "closed";
     this.unavailable = new Set();
-    this.started = false;
   }
 
   /** Wire the top bar and the sign-in card, then sign in with the link's or the tab's token. */
   start() {
-    if (this.started) throw new Error("Session.start() was already called");
-    this.started = true;
+    if (this.#started) throw new Error("Session.start() was already called");
+    this.#started = true;
     $("#lang").value = getLang();
     $("#lang").addEventListener("change", (e) => setLang(e.target.value));
     onLangChange(() => {
       applyI18n(document);
-      this.hooks.onLang();
+      this.#hooks.onLang();
     });
     applyI18n(document);
     $("#signin-form").addEventListener("submit", (e) => {
@@ -351,27 +353,27 @@ export class Session {
       const tok = $("#token-input").value.trim();
       if (!tok) return;
       saveToken(this.role, tok);
-      this.signIn(tok);
+      this.#signIn(tok);
     });
     $("#signout").addEventListener("click", () => this.signOut());
     $("#help-btn").addEventListener("click", () => $("#help").showModal());
     const tok = loadToken(this.role);
-    if (tok) this.signIn(tok);
-    else this.showSignIn(null);
+    if (tok) this.#signIn(tok);
+    else this.#showSignIn(null);
   }
 
   get signedIn() {
-    return this.socket !== null;
+    return this.#socket !== null;
   }
 
   now() {
-    return this.socket ? this.socket.now() : Date.now();
+    return this.#socket ? this.#socket.now() : Date.now();
   }
 
   async request(msg, timeout) {
-    if (!this.socket) throw new Error("not signed in");
+    if (!this.#socket) throw new Error("not signed in");
     try {
-      return await this.socket.request(msg, timeout);
+      return await this.#socket.request(msg, timeout);
     } catch (err) {
       if (err.unavailable) this.unavailable.add(msg.type);
       throw err;
@@ -382,53 +384,53 @@ export class Session {
     return api(this.token, path, options);
   }
 
-  signIn(tok) {
+  #signIn(tok) {
     const c = claims(tok);
     // display-only checks, to say at once what is wrong; the server verifies
     const why = !c || !c.sub ? "err.badToken" : c.role && c.role !== this.role ? "err.forbidden" : null;
     if (why) {
       clearToken(this.role);
-      this.showSignIn(why);
+      this.#showSignIn(why);
       return;
     }
-    if (this.socket) this.socket.close();
+    if (this.#socket) this.#socket.close(); // one socket per page, whatever calls this
     this.token = tok;
     this.claims = c;
-    this.showSignedIn();
-    this.hooks.onSignIn(c);
-    this.socket = new Socket(this.path, tok, {
-      onmessage: (msg) => this.onFrame(msg),
-      onstate: (state, info) => this.onState(state, info),
+    this.#showSignedIn();
+    this.#hooks.onSignIn(c);
+    this.#socket = new Socket(this.path, tok, {
+      onmessage: (msg) => this.#onFrame(msg),
+      onstate: (state, info) => this.#onState(state, info),
     });
-    this.socket.connect();
+    this.#socket.connect();
   }
 
   signOut() {
-    this.forget();
-    this.show("closed", {});
-    this.showSignIn(null);
+    this.#forget();
+    this.#show("closed", {});
+    this.#showSignIn(null);
   }
 
   /** Drop the socket, the token and the page's state. */
-  forget() {
-    if (this.socket) this.socket.close();
-    this.socket = null;
+  #forget() {
+    if (this.#socket) this.#socket.close();
+    this.#socket = null;
     this.token = null;
     this.claims = null;
     clearToken(this.role);
-    this.hooks.onReset();
+    this.#hooks.onReset();
   }
 
-  onState(state, info) {
-    this.show(state, info);
+  #onState(state, info) {
+    this.#show(state, info);
     // refused for good (bad token, wrong role, unknown agent): back to sign-in, saying why
     if (state === "closed" && info.key) {
-      this.forget();
-      this.showSignIn(info.key);
+      this.#forget();
+      this.#showSignIn(info.key);
     }
   }
 
-  onFrame(msg) {
+  #onFrame(msg) {
     switch (msg.type) {
       case "pong": // the socket has taken the server's clock from it
       case "resync": // the server lost events; the snapshot that follows replaces everything
@@ -437,30 +439,30 @@ export class Session {
         toast(msg.message || msg.code, "error");
         return;
       default:
-        this.hooks.onMessage(msg);
+        this.#hooks.onMessage(msg);
     }
   }
 
   /** The indicator, and the page dimmed while its data may be stale. */
-  show(state, info) {
+  #show(state, info) {
     this.state = state;
     showConnection($("#conn"), state, info);
     $("#app").classList.toggle("stale", state !== "open");
   }
 
-  showSignIn(errorKey) {
+  #showSignIn(errorKey) {
     $("#signin").hidden = false;
-    this.toggleSignedIn(false);
+    this.#toggleSignedIn(false);
     setText($("#signin-error"), errorKey ? t(errorKey) : "");
     $("#token-input").focus();
   }
 
-  showSignedIn() {
+  #showSignedIn() {
     $("#signin").hidden = true;
-    this.toggleSignedIn(true);
+    this.#toggleSignedIn(true);
   }
 
-  toggleSignedIn(on) {
+  #toggleSignedIn(on) {
     for (const sel of ["#app", "#signout", ...this.signedInOnly]) $(sel).hidden = !on;
   }
 }
