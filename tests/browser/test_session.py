@@ -22,7 +22,8 @@ SHARED = "/static/js/session.js"
 
 # Runs before the page's own scripts. The opener is the first page script on
 # the constructor's stack; the indicator's states are the old value of every
-# change of #conn's data-state (the page's current state is the last one).
+# change of #conn's data-state (the page's current state is the last one);
+# uncaught errors are kept too.
 RECORDER = """
 (() => {
   const Native = window.WebSocket;
@@ -36,6 +37,9 @@ RECORDER = """
     }
   };
   window.__states = [];
+  window.__errors = [];
+  window.addEventListener("error", (e) => window.__errors.push(String(e.message)));
+  window.addEventListener("unhandledrejection", (e) => window.__errors.push(String(e.reason)));
   new MutationObserver((records) => {
     for (const r of records) if (r.target.id === "conn") window.__states.push(r.oldValue);
   }).observe(document, {
@@ -83,6 +87,7 @@ def test_both_pages_connect_and_reconnect_through_the_shared_session(context: An
         # one socket per attempt, every one of them opened by the shared module
         assert len(opened) == seen.split().count("connecting"), (path, opened, seen)
         assert {(s["path"], s["opener"]) for s in opened} == {(path, SHARED)}, opened
+        assert page.evaluate("window.__errors") == [], path
 
 
 def test_both_pages_go_back_to_sign_in_when_the_server_refuses_the_token(
