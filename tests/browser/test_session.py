@@ -134,3 +134,30 @@ def test_both_pages_refuse_the_other_role_s_token_before_connecting(
         assert sockets(page) == [], name
         assert page.evaluate("Object.keys(sessionStorage)") == [], name
         page.close()
+
+
+def test_both_pages_sign_out_and_back_in(context: Any, server: ServerProcess) -> None:
+    context.add_init_script(script=RECORDER)
+    pages = {
+        "/ws/agent": (open_agent(context, server), token("agent", "alice")),
+        "/ws/supervisor": (open_wallboard(context, server), token("supervisor", "sue")),
+    }
+    for path, (page, tok) in pages.items():
+        page.click("#signout")
+        expect(page.locator("#signin")).to_be_visible()
+        expect(page.locator("#app")).to_be_hidden()
+        expect(page.locator("#conn .conn-text")).to_have_text("Disconnected")
+        expect(page.locator("#signin-error")).to_have_text("")
+        assert page.evaluate("Object.keys(sessionStorage)") == [], path
+        # a reload finds no token: the sign-in card, no socket
+        page.reload()
+        expect(page.locator("#signin")).to_be_visible()
+        assert sockets(page) == [], path
+        page.fill("#token-input", tok)
+        page.click("#signin-form button[type=submit]")
+        expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=10_000)
+        expect(page.locator("#signout")).to_be_visible()
+        assert sockets(page) == [{"path": path, "protocols": ["presence.v1.json"], "opener": SHARED}]
+    agent = pages["/ws/agent"][0]
+    expect(agent.locator("#who")).to_be_visible()
+    expect(agent.locator("#who-id")).to_have_text("alice")
