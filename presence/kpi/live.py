@@ -7,7 +7,7 @@ figures once for all of them and publishes the message on the events
 channel, where every process's hub forwards it to its supervisors. Every
 ``interval`` seconds (default 1) the task reads the events appended to
 the streams since its last read (one XRANGE each), folds them into its
-incremental `Tracker`, aggregates the windows (today, 60, 30, 15 minutes) in
+`IncrementalTracker`, aggregates the windows (today, 60, 30, 15 minutes) in
 short steps (yielding to the event loop between them), builds one ``kpis``
 message and publishes it; each hub encodes it once per subprotocol for its
 supervisors. The tracker is only a
@@ -32,7 +32,9 @@ from redis.exceptions import RedisError
 
 from presence import protocol
 from presence.kpi import erlang, history
-from presence.kpi.engine import Agg, Groups, Settings, Tracker
+from presence.kpi.aggregates import Agg, Groups
+from presence.kpi.facts import Settings
+from presence.kpi.incremental import IncrementalTracker
 from presence.store import Store
 from presence.tasks import stop_task
 
@@ -208,7 +210,7 @@ class LiveKpis:
         self.has_audience = has_audience or (lambda: True)
         self.interval = interval
         self.tz = ZoneInfo(timezone)
-        self.tracker: Tracker | None = None
+        self.tracker: IncrementalTracker | None = None
         self.settings = Settings()
         self._settings_at = 0.0
         self._pushes = 0
@@ -305,7 +307,7 @@ class LiveKpis:
         st_entries = await history.read_stream(self.store, k.status_stream, lo, "+")
         events = history.decode(ev_entries, status=False) + history.decode(st_entries, status=True)
         events.sort(key=lambda e: e.ts)
-        tracker = Tracker(self.settings, *await history.item_times(self.store, events), incremental=True)
+        tracker = IncrementalTracker(self.settings, *await history.item_times(self.store, events))
         self._cursor = {
             "events": ev_entries[-1][0] if ev_entries else (_s(last_e[0][0]) if last_e else "0-0"),
             "status": st_entries[-1][0] if st_entries else (_s(last_s[0][0]) if last_s else "0-0"),

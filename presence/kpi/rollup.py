@@ -29,7 +29,9 @@ from zoneinfo import ZoneInfo
 import msgpack
 
 from presence.kpi import history
-from presence.kpi.engine import Agg, Fact, Tracker
+from presence.kpi.aggregates import Agg
+from presence.kpi.facts import Fact
+from presence.kpi.tracker import Tracker
 from presence.store import Store
 from presence.tasks import Periodic
 
