@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -36,6 +35,7 @@ from presence.kpi.aggregates import Agg, Groups
 from presence.kpi.facts import Settings
 from presence.kpi.incremental import IncrementalTracker
 from presence.store import Store
+from presence.store.lock import Lock
 from presence.tasks import stop_task
 
 log = logging.getLogger("presence.kpi")
@@ -205,8 +205,8 @@ class LiveKpis:
         # not `shared`; shared, the message goes out over pub/sub instead)
         self.push = push
         self.shared = shared
-        self.me = f"{os.getpid()}@{os.uname().nodename}:{id(self)}"
         self._ttl_ms = int(max(3.0, 3 * interval) * 1000)
+        self.lock = Lock(store, store.keys.kpi_lock("live"), self._ttl_ms)
         self.has_audience = has_audience or (lambda: True)
         self.interval = interval
         self.tz = ZoneInfo(timezone)
@@ -229,7 +229,7 @@ class LiveKpis:
             # hand over at once rather than after the lock's TTL (bounded: a
             # shutdown must not hang on a Redis that went away)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.store.release_lock("live", self.me), 1.0)
+                await asyncio.wait_for(self.lock.release(), 1.0)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -263,15 +263,10 @@ class LiveKpis:
         if not self.shared:
             return bool(self.has_audience())
         r, k = self.store.redis, self.store.keys
-        ttl = self._ttl_ms
         if self.has_audience():
-            await r.set(k.kpi_audience, "1", px=ttl)
-        if not await r.set(k.kpi_lock("live"), self.me, nx=True, px=ttl):
-            if _s(await r.get(k.kpi_lock("live"))) != self.me:
-                return False
-            # ours: renew. If it expired between the GET and here, two
-            # processes may publish for a tick: the same figures, twice.
-            await r.pexpire(k.kpi_lock("live"), ttl)
+            await r.set(k.kpi_audience, "1", px=self._ttl_ms)
+        if not await self.lock.hold():
+            return False
         return bool(await r.exists(k.kpi_audience))
 
     async def _publish(self, msg: dict[str, Any]) -> None:
