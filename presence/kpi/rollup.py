@@ -11,10 +11,10 @@ The raw streams are trimmed by time (``XTRIM MINID``), and never past the
 first hour not yet rolled up (less the engine's look-back): nothing inside
 the retention is lost, and nothing is trimmed before it is summed.
 
-Any process may run this: a leader lock (`presence.store.lock`) keeps the
-work to one at a time, and every write is an idempotent overwrite of a value
-computed from the streams, so a process dying half-way only leaves work to
-redo.
+Any process may run this: a leader lock (`presence.store.lock`, renewed
+after each hour) keeps the work to one at a time, and every write is an
+idempotent overwrite of a value computed from the streams, so a process
+dying half-way only leaves work to redo.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ log = logging.getLogger("presence.kpi")
 
 HOUR_MS = 3600_000
 LAG_MS = 60_000  # an hour is rolled up this long after it closed
-LOCK_TTL_MS = 300_000  # the roll-up lock
+LOCK_TTL_MS = 300_000  # the roll-up lock, renewed after each hour
 LOOKBACK_MS = 6 * HOUR_MS  # events read before an hour, for arrivals and accepts
 STATUS_AHEAD_MS = 24 * HOUR_MS  # status changes read after a range, for the status held at its end
 DIMENSIONS = ("center", "queue", "channel", "agent", "customer", "type", "source")
@@ -158,6 +158,12 @@ class Rollup(Periodic):
                 rolled += HOUR_MS
                 await self.store.redis.hset(k.kpi_state, "rolled", rolled)
                 done += 1
+                if not await self.lock.renew():
+                    # this run outlived the lock: its holder rolls up the next
+                    # hours; the days of ours are still summed below (nobody
+                    # else would, and the sums are idempotent overwrites)
+                    log.warning("roll-up lock lost after %d hours; leaving the rest to its holder", done)
+                    break
             for first in days.values():
                 await self.roll_day(first)
             await self.trim(now, rolled)

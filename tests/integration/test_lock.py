@@ -1,6 +1,6 @@
 """The leader lock (`presence.store.lock`) against a real Redis: one holder at
 a time, expiry and takeover, a renewal or release that never touches another
-holder's lock.
+holder's lock, and the roll-up stopping when it loses its lock.
 
 Time is driven where it can be: an expiry is played by deleting the key (what
 Redis does when the TTL runs out), and a short PX is used only where Redis's
@@ -13,10 +13,12 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from redis.asyncio import Redis
 
+from presence.kpi.rollup import HOUR_MS, Rollup, day_name, hour_name
 from presence.store import Store
 from presence.store.lock import Lock
 
@@ -146,3 +148,31 @@ async def test_a_lock_is_a_key_of_its_center(store: Store) -> None:
     # two locks of one process never share a holder id
     one, two = (Lock(store, store.keys.kpi_lock("x"), LONG) for _ in range(2))
     assert one.holder != two.holder
+
+
+async def test_rollup_stops_when_its_lock_is_taken_over(store: Store) -> None:
+    """Three closed hours are due; after the first, the run's lock has run out
+    and another process holds it: the run stops there (its day still summed)
+    and leaves the other's lock alone."""
+    k = store.keys
+    now_ms = int(NOW * 1000)
+    first = now_ms - 4 * HOUR_MS
+    await store.redis.hset(k.kpi_state, "rolled", first)
+    rollup = Rollup(store, retention_days=31)
+    other = Lock(store, k.kpi_lock("rollup"), LONG, holder="other")
+
+    async def expire_and_take_over() -> None:
+        await store.redis.delete(k.kpi_lock("rollup"))  # the run's TTL ran out
+        assert await other.acquire()
+
+    assert isinstance(store.redis, Interleaved)
+    store.redis.between, store.redis.after = expire_and_take_over, "HSET"  # hset rolled, after hour 1
+    assert await rollup.run_once() == 1
+    assert int(await store.redis.hget(k.kpi_state, "rolled")) == first + HOUR_MS
+    assert await store.redis.exists(k.kpi_hour(hour_name(first)))
+    assert not await store.redis.exists(k.kpi_hour(hour_name(first + HOUR_MS)))
+    assert await store.redis.exists(k.kpi_day(day_name(first, ZoneInfo("UTC"))))
+    assert await store.redis.get(k.kpi_lock("rollup")) == b"other"
+    # with the lock free again, the next run does the rest
+    assert await other.release()
+    assert await rollup.run_once() == 2
