@@ -250,6 +250,10 @@ class Demo:
 
     async def stop(self) -> None:
         await stop_task(self._task)
+        # hand over at once rather than after the lock's TTL (bounded: a
+        # shutdown must not hang on a Redis that went away)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.lock.release(), 1.0)
 
     async def _run(self) -> None:
         """Hold the lock, then simulate; on losing Redis, retry later."""

@@ -1,6 +1,6 @@
 """The leader lock (`presence.store.lock`) against a real Redis: one holder at
 a time, expiry and takeover, a renewal or release that never touches another
-holder's lock, and the roll-up stopping when it loses its lock.
+holder's lock, and the demo's hand-over through it.
 
 Time is driven where it can be: an expiry is played by deleting the key (what
 Redis does when the TTL runs out), and a short PX is used only where Redis's
@@ -18,7 +18,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis.asyncio import Redis
 
+from presence.center import parse_center
+from presence.demo import Demo
 from presence.kpi.rollup import HOUR_MS, Rollup, day_name, hour_name
+from presence.router.dispatcher import Dispatcher
 from presence.store import Store
 from presence.store.lock import Lock
 
@@ -148,6 +151,38 @@ async def test_a_lock_is_a_key_of_its_center(store: Store) -> None:
     # two locks of one process never share a holder id
     one, two = (Lock(store, store.keys.kpi_lock("x"), LONG) for _ in range(2))
     assert one.holder != two.holder
+
+
+async def test_one_demo_runs_and_hands_over_when_stopped(store: Store) -> None:
+    await store.sync_center(parse_center({}))
+    demos = [
+        Demo(store, Dispatcher(store), secret="s" * 32, lease=30, grace=5, base_url="http://x", seed=n)
+        for n in (1, 2)
+    ]
+    key = store.keys.demo_lock
+    loop = asyncio.get_running_loop()
+
+    async def held_by(d: Demo, within: float) -> None:
+        deadline = loop.time() + within
+        while await store.redis.get(key) != d.me.encode():
+            assert loop.time() < deadline, "the demo lock was not taken"
+            await asyncio.sleep(0.02)
+
+    first, second = demos
+    first.start()
+    try:
+        await held_by(first, 10)
+        second.start()
+        await asyncio.sleep(0.2)
+        assert await store.redis.get(key) == first.me.encode() and not second.lock.held
+        # stopped, the holder releases the lock: the other takes over on its
+        # next try (every 2 s), not after the lock's TTL (10 s)
+        await first.stop()
+        await held_by(second, 5)
+    finally:
+        for d in demos:
+            await d.stop()
+    assert not await store.redis.exists(key)
 
 
 async def test_rollup_stops_when_its_lock_is_taken_over(store: Store) -> None:
