@@ -5,8 +5,8 @@ over `--hours` hours, each changing status every ~10 minutes and handling an
 item every ~5 minutes (accept, complete 3 minutes later), then times what
 `presence.kpi.live` does every second with a supervisor connected: fold one
 more second of events and aggregate the four windows (today, 60, 30, 15 min).
-Compares the pass over every fact and span (`Tracker(incremental=False)`,
-what reports use) with the incremental tracker the live task uses (running
+Compares the pass over every fact and span (`Tracker`, what reports use)
+with the `IncrementalTracker` the live task uses (running
 window sums, per-agent timelines, per-agent sums for today and 60m only),
 checks that both give the same figures, and reports the longest step between two yields
 to the event loop (`Tracker.aggregate_steps`).
@@ -20,8 +20,11 @@ import argparse
 import random
 import time
 
-from presence.kpi.engine import Event, Settings, Tracker
+from presence.kpi.events import Event
+from presence.kpi.facts import Settings
+from presence.kpi.incremental import IncrementalTracker
 from presence.kpi.live import AGENT_WINDOWS
+from presence.kpi.tracker import Tracker
 
 STATUSES = ("Available", "Available", "Break", "Lunch", "Training")
 
@@ -70,7 +73,7 @@ def main() -> None:
           f"({len(last_second)} in the last second)")  # fmt: skip
     results = {}
     for incremental in (False, True):
-        t = Tracker(settings, incremental=incremental)
+        t = IncrementalTracker(settings) if incremental else Tracker(settings)
         t.feed(history)
         t.aggregate(now - 1000, wins)  # warm: first pass (timelines built)
         t.feed(last_second)

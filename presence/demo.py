@@ -18,7 +18,8 @@ wallboard see exactly what real traffic would produce. A couple of agents are
 left free for a real person to sign in with; their links are logged.
 
 With several worker processes only one runs the simulation: it holds a lock
-in Redis (renewed) and another process takes over if the holder dies.
+in Redis (`presence.store.lock`, renewed) and another process takes over if
+the holder dies.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from presence.auth import mint
 from presence.center import Agent, Queue
 from presence.router.dispatcher import Dispatcher
 from presence.store import ScriptError, Store
+from presence.store.lock import Lock
 from presence.tasks import stop_task
 from presence.work import WorkRequest, submit
 
@@ -195,10 +197,6 @@ def links(secret: str, base_url: str, ttl: int = 12 * 3600) -> list[str]:
     return out
 
 
-def _text(v: bytes | str) -> str:
-    return v.decode() if isinstance(v, bytes) else v
-
-
 def enabled() -> bool:
     return os.environ.get("PRESENCE_DEMO", "") in ("1", "true", "yes")
 
@@ -225,6 +223,7 @@ class Demo:
         self.base_url = base_url
         self.rng = random.Random(seed)
         self.me = secrets.token_hex(6)
+        self.lock = Lock(store, store.keys.demo_lock, LOCK_TTL_MS, holder=self.me)
         self.sims = [SimAgent(a[0], f"demo-{a[0]}-{self.me}") for a in AGENTS if a[0] not in FREE_AGENTS]
         self.posted: deque[tuple[str, float]] = deque(maxlen=500)
         self._task: asyncio.Task[None] | None = None
@@ -251,12 +250,16 @@ class Demo:
 
     async def stop(self) -> None:
         await stop_task(self._task)
+        # hand over at once rather than after the lock's TTL (bounded: a
+        # shutdown must not hang on a Redis that went away)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.lock.release(), 1.0)
 
     async def _run(self) -> None:
         """Hold the lock, then simulate; on losing Redis, retry later."""
         while True:
             try:
-                if await self._acquire():
+                if await self.lock.acquire():
                     await self.seed()
                     log.info(
                         "demo running: %d simulated agents; free for you: %s",
@@ -272,21 +275,6 @@ class Demo:
                 log.exception("demo simulation failed; restarting it")
             await asyncio.sleep(2.0)
 
-    async def _acquire(self) -> bool:
-        key = self.store.keys.demo_lock
-        if await self.store.redis.set(key, self.me, nx=True, px=LOCK_TTL_MS):
-            return True
-        holder = await self.store.redis.get(key)
-        return holder is not None and _text(holder) == self.me
-
-    async def _renew(self) -> bool:
-        key = self.store.keys.demo_lock
-        holder = await self.store.redis.get(key)
-        if holder is None or _text(holder) != self.me:
-            return False
-        await self.store.redis.pexpire(key, LOCK_TTL_MS)
-        return True
-
     async def _simulate(self) -> None:
         try:
             await self._open_all()
@@ -295,7 +283,7 @@ class Demo:
             while True:
                 now = time.monotonic()
                 if now - last_renew > self.lease / 3:
-                    if not await self._renew():
+                    if not await self.lock.renew():
                         log.info("another process runs the demo now")
                         return
                     members = [f"{s.id}|{s.conn_id}" for s in self.sims]

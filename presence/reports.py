@@ -38,7 +38,8 @@ from starlette.routing import Route
 from presence import openapi
 from presence.api import ctx_of, require
 from presence.kpi import history, rollup
-from presence.kpi.engine import Agg, Fact, agent_time
+from presence.kpi.aggregates import Agg, agent_time
+from presence.kpi.facts import Fact
 from presence.problems import Problem
 from presence.store import Store
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import msgpack
 
-from presence.kpi.engine import Event, Settings, parse_event, parse_status
+from presence.kpi.events import Event, parse_event, parse_status
+from presence.kpi.facts import Settings
 from presence.store import Store
 
 MARGIN_MS = 5 * 60_000

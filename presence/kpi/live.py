@@ -7,7 +7,7 @@ figures once for all of them and publishes the message on the events
 channel, where every process's hub forwards it to its supervisors. Every
 ``interval`` seconds (default 1) the task reads the events appended to
 the streams since its last read (one XRANGE each), folds them into its
-incremental `Tracker`, aggregates the windows (today, 60, 30, 15 minutes) in
+`IncrementalTracker`, aggregates the windows (today, 60, 30, 15 minutes) in
 short steps (yielding to the event loop between them), builds one ``kpis``
 message and publishes it; each hub encodes it once per subprotocol for its
 supervisors. The tracker is only a
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -32,8 +31,11 @@ from redis.exceptions import RedisError
 
 from presence import protocol
 from presence.kpi import erlang, history
-from presence.kpi.engine import Agg, Groups, Settings, Tracker
+from presence.kpi.aggregates import Agg, Groups
+from presence.kpi.facts import Settings
+from presence.kpi.incremental import IncrementalTracker
 from presence.store import Store
+from presence.store.lock import Lock
 from presence.tasks import stop_task
 
 log = logging.getLogger("presence.kpi")
@@ -203,12 +205,12 @@ class LiveKpis:
         # not `shared`; shared, the message goes out over pub/sub instead)
         self.push = push
         self.shared = shared
-        self.me = f"{os.getpid()}@{os.uname().nodename}:{id(self)}"
         self._ttl_ms = int(max(3.0, 3 * interval) * 1000)
+        self.lock = Lock(store, store.keys.kpi_lock("live"), self._ttl_ms)
         self.has_audience = has_audience or (lambda: True)
         self.interval = interval
         self.tz = ZoneInfo(timezone)
-        self.tracker: Tracker | None = None
+        self.tracker: IncrementalTracker | None = None
         self.settings = Settings()
         self._settings_at = 0.0
         self._pushes = 0
@@ -227,7 +229,7 @@ class LiveKpis:
             # hand over at once rather than after the lock's TTL (bounded: a
             # shutdown must not hang on a Redis that went away)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.store.release_lock("live", self.me), 1.0)
+                await asyncio.wait_for(self.lock.release(), 1.0)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -261,15 +263,10 @@ class LiveKpis:
         if not self.shared:
             return bool(self.has_audience())
         r, k = self.store.redis, self.store.keys
-        ttl = self._ttl_ms
         if self.has_audience():
-            await r.set(k.kpi_audience, "1", px=ttl)
-        if not await r.set(k.kpi_lock("live"), self.me, nx=True, px=ttl):
-            if _s(await r.get(k.kpi_lock("live"))) != self.me:
-                return False
-            # ours: renew. If it expired between the GET and here, two
-            # processes may publish for a tick: the same figures, twice.
-            await r.pexpire(k.kpi_lock("live"), ttl)
+            await r.set(k.kpi_audience, "1", px=self._ttl_ms)
+        if not await self.lock.hold():
+            return False
         return bool(await r.exists(k.kpi_audience))
 
     async def _publish(self, msg: dict[str, Any]) -> None:
@@ -305,7 +302,7 @@ class LiveKpis:
         st_entries = await history.read_stream(self.store, k.status_stream, lo, "+")
         events = history.decode(ev_entries, status=False) + history.decode(st_entries, status=True)
         events.sort(key=lambda e: e.ts)
-        tracker = Tracker(self.settings, *await history.item_times(self.store, events), incremental=True)
+        tracker = IncrementalTracker(self.settings, *await history.item_times(self.store, events))
         self._cursor = {
             "events": ev_entries[-1][0] if ev_entries else (_s(last_e[0][0]) if last_e else "0-0"),
             "status": st_entries[-1][0] if st_entries else (_s(last_s[0][0]) if last_s else "0-0"),

@@ -11,16 +11,15 @@ The raw streams are trimmed by time (``XTRIM MINID``), and never past the
 first hour not yet rolled up (less the engine's look-back): nothing inside
 the retention is lost, and nothing is trimmed before it is summed.
 
-Any process may run this: a short lock (``SET NX PX``) keeps the work to one
-at a time, and every write is an idempotent overwrite of a value computed
-from the streams, so a process dying half-way only leaves work to redo.
+Any process may run this: a leader lock (`presence.store.lock`, renewed
+after each hour) keeps the work to one at a time, and every write is an
+idempotent overwrite of a value computed from the streams, so a process
+dying half-way only leaves work to redo.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -29,14 +28,18 @@ from zoneinfo import ZoneInfo
 import msgpack
 
 from presence.kpi import history
-from presence.kpi.engine import Agg, Fact, Tracker
+from presence.kpi.aggregates import Agg
+from presence.kpi.facts import Fact
+from presence.kpi.tracker import Tracker
 from presence.store import Store
+from presence.store.lock import Lock
 from presence.tasks import Periodic
 
 log = logging.getLogger("presence.kpi")
 
 HOUR_MS = 3600_000
 LAG_MS = 60_000  # an hour is rolled up this long after it closed
+LOCK_TTL_MS = 300_000  # the roll-up lock, renewed after each hour
 LOOKBACK_MS = 6 * HOUR_MS  # events read before an hour, for arrivals and accepts
 STATUS_AHEAD_MS = 24 * HOUR_MS  # status changes read after a range, for the status held at its end
 DIMENSIONS = ("center", "queue", "channel", "agent", "customer", "type", "source")
@@ -129,8 +132,7 @@ class Rollup(Periodic):
         self.rollup_ttl = int(rollup_days * 86400)
         self.tz = ZoneInfo(timezone)
         super().__init__(every)
-        # unique across hosts and restarts: the lock is released only by its holder
-        self.me = f"{os.getpid()}@{os.uname().nodename}-{secrets.token_hex(4)}"
+        self.lock = Lock(store, store.keys.kpi_lock("rollup"), LOCK_TTL_MS)
 
     async def tick(self) -> None:
         await self.run_once()
@@ -138,7 +140,7 @@ class Rollup(Periodic):
     async def run_once(self, max_hours: int = 48) -> int:
         """Roll up the closed hours not yet done (at most `max_hours`), then trim."""
         k = self.store.keys
-        if not await self.store.redis.set(k.kpi_lock("rollup"), self.me, nx=True, px=300_000):
+        if not await self.lock.acquire():
             return 0
         try:
             done = 0
@@ -156,12 +158,18 @@ class Rollup(Periodic):
                 rolled += HOUR_MS
                 await self.store.redis.hset(k.kpi_state, "rolled", rolled)
                 done += 1
+                if not await self.lock.renew():
+                    # this run outlived the lock: its holder rolls up the next
+                    # hours; the days of ours are still summed below (nobody
+                    # else would, and the sums are idempotent overwrites)
+                    log.warning("roll-up lock lost after %d hours; leaving the rest to its holder", done)
+                    break
             for first in days.values():
                 await self.roll_day(first)
             await self.trim(now, rolled)
             return done
         finally:
-            await self.store.release_lock("rollup", self.me)
+            await self.lock.release()
 
     async def _first_hour(self, now: int) -> int:
         k = self.store.keys

@@ -346,10 +346,6 @@ class Store:
     async def cancel(self, work_id: str, reason: str) -> list[str]:
         return await self._call("work_cancel", work_id, reason)
 
-    async def release_lock(self, name: str, holder: str) -> bool:
-        """Release the task lock `name` if `holder` still holds it."""
-        return bool(await self.scripts.raw("lock_release", self.keys.prefix, self.now_ms(), name, holder))
-
     async def check(self) -> list[str]:
         reply = await self.scripts.raw("check", self.keys.prefix, self.now_ms())
         return [_s(x) for x in reply]

@@ -11,7 +11,11 @@ from fractions import Fraction
 
 import pytest
 
-from presence.kpi.engine import Agg, Event, Settings, Tracker, compute, parse_event, parse_status
+from presence.kpi.aggregates import Agg
+from presence.kpi.events import Event, parse_event, parse_status
+from presence.kpi.facts import Settings
+from presence.kpi.incremental import IncrementalTracker
+from presence.kpi.tracker import Tracker, compute
 
 T0 = 1_700_000_000_000  # window start (ms)
 NOW = T0 + 3600_000
@@ -367,7 +371,7 @@ def _random_day(seed: int) -> list[list[Event]]:
 def test_incremental_agent_time_equals_span_sums(seed: int) -> None:
     settings = replace(SETTINGS, capacities={"a1": 100, "a3": 40}, members={"support": ["a1", "a2"]})
     batches = _random_day(seed)
-    inc, full = Tracker(settings, incremental=True), Tracker(settings)
+    inc, full = IncrementalTracker(settings), Tracker(settings)
     floor = 0  # as live: no window starts before what was pruned
     for i, batch in enumerate(batches):
         batch.sort(key=lambda e: e.ts)

@@ -1,0 +1,68 @@
+"""Stream entries as events: the input of the KPI tracker (pure).
+
+Owns `Event` (one entry of ``stream:events`` or ``stream:status``, decoded)
+and the vocabulary of event names the tracker reacts to besides the plain
+``create``/``accept``/``abandon``/``complete``: reopens, transfers and case
+status changes. Unknown names (from newer scripts) are kept as they are; the
+tracker ignores them, except that a transfer-like name spoils an item's
+first-contact resolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# A finished item routed again (case_intake / reroute in _lib.lua).
+REOPEN_EVENTS = frozenset({"reopen", "case.reopen", "case_reopen"})
+# Ownership handed on: transfer, transfer.agent, transfer.queue, escalate ...
+TRANSFER_PREFIXES = ("transfer", "escalat")
+CASE_STATUS_EVENTS = frozenset({"case.status", "case_status"})
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One recorded event, decoded: ``ev`` and ``ts`` (ms) plus its fields."""
+
+    ev: str
+    ts: int
+    work: str = ""
+    agent: str = ""
+    queue: str = ""
+    channel: str = ""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.extra.get(name, default)
+
+
+def _text(v: Any) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def parse_event(raw: Mapping[Any, Any]) -> Event | None:
+    """An event from a stream entry's fields; None when it has no ev or ts."""
+    d = {_text(k): _text(v) for k, v in raw.items()}
+    ev = d.pop("ev", "")
+    try:
+        ts = int(float(d.pop("ts", "")))
+    except ValueError:
+        return None
+    if not ev:
+        return None
+    return Event(ev, ts, d.pop("work", ""), d.pop("agent", ""), d.pop("queue", ""), d.pop("channel", ""), d)
+
+
+def parse_status(raw: Mapping[Any, Any]) -> Event | None:
+    """A ``stream:status`` entry as a ``status`` event (with prev, prev_since)."""
+    d = {_text(k): _text(v) for k, v in raw.items()}
+    d["ev"] = "status"
+    return parse_event(d)
+
+
+def is_transfer(e: Event) -> bool:
+    """Whether `e` hands the item on to another agent or queue."""
+    if e.ev.startswith(TRANSFER_PREFIXES):
+        return True
+    return e.ev == "call.control" and e.get("action") == "transfer"

@@ -1,0 +1,59 @@
+"""What the tracker derives from events, and the center settings that judge it (pure).
+
+A `Fact` is a point in time that counts for an item (offered, answered,
+abandoned, handled, transfer); a `Span` is an interval of an agent's time (in
+a status, or holding an item). `Settings` holds what the counting rules need
+to know about the center: each queue's service-level threshold, each
+channel's weight, which statuses are routable, offline or closed, each
+agent's capacity and each queue's members. `tracker` makes facts and spans,
+`aggregates` sums them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+DEFAULT_THRESHOLD = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    kind: str  # offered, answered, abandoned, handled, transfer
+    ts: int
+    queue: str
+    channel: str
+    agent: str = ""
+    wait_ms: int = 0
+    within: bool = False
+    handle_ms: int = 0
+    first_contact: bool = False
+    work: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """An agent's interval [start, end) in a status, or holding an item."""
+
+    agent: str
+    start: int
+    end: int | None  # None: still open at `now`
+    status: str = ""
+    reason: str = ""
+    weight: int = 0  # > 0: a handling span of an item of this weight
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the counting rules need to know about the center."""
+
+    thresholds: Mapping[str, float] = field(default_factory=dict)  # queue -> seconds
+    weights: Mapping[str, int] = field(default_factory=dict)  # channel -> units
+    routable: frozenset[str] = frozenset({"Available"})
+    offline: str = "Offline"
+    capacities: Mapping[str, int] = field(default_factory=dict)  # agent -> units
+    members: Mapping[str, Sequence[str]] = field(default_factory=dict)  # queue -> agents
+    closed: frozenset[str] = frozenset({"Closed"})  # case statuses that close a case
+
+    def threshold_ms(self, queue: str) -> int:
+        return int(self.thresholds.get(queue, DEFAULT_THRESHOLD) * 1000)
