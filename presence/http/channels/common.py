@@ -13,19 +13,19 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from presence import cases
-from presence.api import ctx_of, json
 from presence.center import NAME_RE, PRIORITY_MAX, PRIORITY_MIN, Center
+from presence.http.common import ctx_of, json
 from presence.problems import Problem
-from presence.store import ScriptError, new_work_id
+from presence.services import cases
+from presence.store import ScriptError
+from presence.store.cases import Intake
 
 TEXT_MAX = 64 * 1024
 REF_MAX = 500
 
 
 def center_of(request: Request) -> Center:
-    center: Center = request.app.state.center
-    return center
+    return ctx_of(request).center
 
 
 def invalid(field: str, message: str) -> Problem:
@@ -81,86 +81,21 @@ def skills_of(body: dict[str, Any]) -> dict[str, int]:
 async def customer_of(
     request: Request, *, phone: str = "", email: str = "", name: str = ""
 ) -> tuple[dict[str, Any], str, bool]:
-    """(customer for the offer, customer id or "", is a lead) for a sender.
-
-    A sender found in the directory (by phone, then email) brings its whole
-    profile (the screen pop); anyone else is a lead with what they told us.
-    """
-    found = await cases.find_customer(ctx_of(request).store, phone=phone, email=email)
-    if found is not None:
-        return found, str(found["id"]), False
-    customer: dict[str, Any] = {k: v for k, v in (("name", name), ("phone", phone), ("email", email)) if v}
-    customer["lead"] = True
-    return customer, "", True
+    """(customer for the offer, customer id or "", is a lead) for a sender."""
+    return await cases.customer_of(ctx_of(request).store, phone=phone, email=email, name=name)
 
 
-async def open_case(
-    request: Request,
-    *,
-    channel: str,
-    queue: str,
-    subject: str,
-    customer: dict[str, Any],
-    customer_id: str,
-    lead: bool,
-    payload: dict[str, Any],
-    case: dict[str, Any],
-    message: dict[str, Any] | None,
-    dedupe: str = "",
-    lookup: list[str] | None = None,
-    register: list[str] | None = None,
-    on_match: str = "join",
-    reopen_closed: bool = True,
-    priority: int = 0,
-    skills: dict[str, int] | None = None,
-) -> cases.Intake:
-    """Store the contact as a new case or as part of its thread; wake the router."""
+async def open_case(request: Request, **contact: Any) -> Intake:
+    """Store the contact as a new case or as part of its thread; wake the router
+    (`presence.services.cases.open_case`)."""
     ctx = ctx_of(request)
-    center = center_of(request)
-    now = ctx.store.now_ms()
-    data = {
-        "channel": channel,
-        "queue": queue,
-        "priority": priority,
-        "skills": skills or {},
-        "subject": subject,
-        "customer": customer,
-        "payload": payload,
-        "created_at": now,
-    }
-    fields = {
-        "subject": subject[:1000],
-        "customer_id": customer_id,
-        "customer_name": str(customer.get("name") or ""),
-        "lead": lead,
-        **case,
-    }
     try:
-        result = await cases.intake(
-            ctx.store,
-            work_id=new_work_id(now / 1000),
-            queue=queue,
-            channel=channel,
-            priority=priority,
-            data=data,
-            skills=skills or {},
-            case=fields,
-            message=message,
-            dedupe=dedupe,
-            lookup=lookup or [],
-            register=register or [],
-            on_match=on_match,
-            reopen_closed=reopen_closed,
-            ttl_days=center.cases.thread_days,
-        )
+        return await cases.open_case(ctx.store, ctx.dispatcher, ctx.center, **contact)
     except ScriptError as exc:
         raise Problem(422, exc.message, field=exc.field, code=exc.code) from None
-    if result.woke:
-        ctx.dispatcher.wake((result.woke,))
-    return result
 
 
-def intake_response(result: cases.Intake, **extra: Any) -> Response:
+def intake_response(result: Intake, **extra: Any) -> Response:
     body = {
         "id": result.work_id,
         "outcome": result.outcome,

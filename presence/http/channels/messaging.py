@@ -16,8 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from presence.api import read_json, require
-from presence.channels.common import (
+from presence.http.channels.common import (
     REF_MAX,
     TEXT_MAX,
     center_of,
@@ -31,6 +30,7 @@ from presence.channels.common import (
     skills_of,
     text,
 )
+from presence.http.common import read_json, require
 from presence.problems import Problem
 
 FIELDS = {"conversation_id", "message_id", "from", "text", "subject", "priority", "skills", "attachments"}

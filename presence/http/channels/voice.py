@@ -22,9 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from presence import cases
-from presence.api import ctx_of, json, read_json, require
-from presence.channels.common import (
+from presence.http.channels.common import (
     center_of,
     customer_of,
     intake_response,
@@ -36,7 +34,8 @@ from presence.channels.common import (
     skills_of,
     text,
 )
-from presence.problems import SCRIPT_STATUS, Problem
+from presence.http.common import ctx_of, json, read_json, require, script_problem
+from presence.services import cases
 from presence.store import ScriptError
 
 CALL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$")
@@ -104,10 +103,9 @@ async def call_hangup(request: Request) -> Response:
         reason = text(body, "reason", max_len=200) or reason
     ctx = ctx_of(request)
     try:
-        wid, outcome, woke = await cases.call_end(ctx.store, call_id, reason)
+        wid, outcome = await cases.hang_up(ctx.store, ctx.dispatcher, call_id, reason)
     except ScriptError as exc:
-        raise Problem(SCRIPT_STATUS.get(exc.code, 400), exc.message, field=exc.field, code=exc.code) from None
-    ctx.dispatcher.wake(woke)
+        raise script_problem(exc) from None
     return json({"id": wid, "outcome": outcome})
 
 

@@ -1,8 +1,10 @@
 """Work item intake: validation of a new item and its submission.
 
-Shared by `POST /api/v1/work` and the channel adapters, so one rule rejects
-a bad item wherever it comes from, and nothing half-made is ever stored
-(the item is written by one script, or not at all).
+Shared by `POST /api/v1/work`, its batch form (``presence/http/work.py``)
+and the demo, so one rule rejects a bad item wherever it comes from, and
+nothing half-made is ever stored (the item is written by one script, or not
+at all). The channel adapters open cases instead
+(``presence/services/cases.py``).
 """
 
 from __future__ import annotations
