@@ -12,9 +12,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from presence.center import Invalid, parse_agent, parse_queue
-from presence.http.common import ADMIN, ANY, ctx_of, json, read_json, require, script_problem
+from presence.http.common import ADMIN, ANY, ctx_of, json, read_json, require
 from presence.problems import Problem
-from presence.store import ScriptError
 
 
 async def list_agents(request: Request) -> Response:
@@ -46,10 +45,7 @@ async def put_agent(request: Request) -> Response:
     except Invalid as exc:
         raise Problem(422, exc.message, field=exc.field, code="invalid") from None
     ctx = ctx_of(request)
-    try:
-        outcome, woke = await ctx.store.put_agent(agent)
-    except ScriptError as exc:
-        raise script_problem(exc) from None
+    outcome, woke = await ctx.store.put_agent(agent)
     ctx.dispatcher.wake(woke)
     profile = await ctx.store.get_agent(aid)
     return json(profile, status=201 if outcome == "created" else 200)
@@ -57,10 +53,7 @@ async def put_agent(request: Request) -> Response:
 
 async def delete_agent(request: Request) -> Response:
     require(request, *ADMIN)
-    try:
-        await ctx_of(request).store.delete_agent(request.path_params["agent_id"])
-    except ScriptError as exc:
-        raise script_problem(exc) from None
+    await ctx_of(request).store.delete_agent(request.path_params["agent_id"])
     return Response(status_code=204)
 
 
@@ -93,10 +86,7 @@ async def put_queue(request: Request) -> Response:
 
 async def delete_queue(request: Request) -> Response:
     require(request, *ADMIN)
-    try:
-        await ctx_of(request).store.delete_queue(request.path_params["name"])
-    except ScriptError as exc:
-        raise script_problem(exc) from None
+    await ctx_of(request).store.delete_queue(request.path_params["name"])
     return Response(status_code=204)
 
 

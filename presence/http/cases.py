@@ -17,11 +17,10 @@ from starlette.routing import Route
 from presence.auth import Claims
 from presence.center import NAME_RE
 from presence.http.channels.common import invalid, known_fields, obj, text
-from presence.http.common import ADMIN, ANY, ctx_of, json, read_json, require, script_problem
+from presence.http.common import ADMIN, ANY, ctx_of, json, read_json, require
 from presence.problems import Problem
 from presence.services import cases
 from presence.services.cases import NOTE_MAX
-from presence.store import ScriptError
 from presence.store import cases as case_store
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -49,10 +48,7 @@ async def add_comment(request: Request) -> Response:
     words = text(body, "text", required=True, max_len=NOTE_MAX, what="the note's text")
     if not words.strip():
         raise invalid("text", "must not be empty")
-    try:
-        note = await case_store.add_note(ctx_of(request).store, wid, claims.sub, words, _holder(claims))
-    except ScriptError as exc:
-        raise script_problem(exc) from None
+    note = await case_store.add_note(ctx_of(request).store, wid, claims.sub, words, _holder(claims))
     return json(note, status=201)
 
 
@@ -74,20 +70,14 @@ async def set_status(request: Request) -> Response:
     body = await _body(request, {"status"})
     status = text(body, "status", required=True, max_len=64, what="a case status")
     store = ctx_of(request).store
-    try:
-        await case_store.set_status(store, wid, status, _by(claims), _holder(claims))
-    except ScriptError as exc:
-        raise script_problem(exc) from None
+    await case_store.set_status(store, wid, status, _by(claims), _holder(claims))
     return json(await case_store.get_case(store, wid, timeline=False))
 
 
 async def _move(request: Request, mode: str, claims: Claims, **kw: Any) -> Response:
     ctx = ctx_of(request)
     wid = request.path_params["work_id"]
-    try:
-        state = await cases.move(ctx.store, ctx.dispatcher, wid, mode, _by(claims), **kw)
-    except ScriptError as exc:
-        raise script_problem(exc) from None
+    state = await cases.move(ctx.store, ctx.dispatcher, wid, mode, _by(claims), **kw)
     return json({"id": wid, "state": state})
 
 
@@ -183,10 +173,7 @@ async def put_customer(request: Request) -> Response:
         raise invalid("id", "must be 1-64 letters, digits or _ . @ -")
     profile = parse_customer(obj(await read_json(request)))
     store = ctx_of(request).store
-    try:
-        outcome = await case_store.put_customer(store, cid, profile)
-    except ScriptError as exc:
-        raise script_problem(exc) from None
+    outcome = await case_store.put_customer(store, cid, profile)
     return json(await case_store.get_customer(store, cid), status=201 if outcome == "created" else 200)
 
 

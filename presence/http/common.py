@@ -16,8 +16,7 @@ from starlette.responses import Response
 
 from presence.auth import AuthError, Claims, bearer, verify
 from presence.context import Context
-from presence.problems import SCRIPT_STATUS, Problem
-from presence.store import ScriptError
+from presence.problems import Problem
 
 MAX_BODY = 256 * 1024
 
@@ -65,7 +64,3 @@ async def read_json(request: Request) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise Problem(400, f"the body is not valid JSON: {exc}", code="bad_json") from None
-
-
-def script_problem(exc: ScriptError) -> Problem:
-    return Problem(SCRIPT_STATUS.get(exc.code, 400), exc.message, field=exc.field, code=exc.code)

@@ -1,9 +1,11 @@
 """How an exception becomes an HTTP answer: the app's exception handlers.
 
 A route raises; it never builds an error response itself. A `Problem` is
-answered as it says; Starlette's own refusals (no route, wrong method) as
-problems too; a Redis outage is a 503 with Retry-After, never a hang; and
-anything else is logged once and answered 500.
+answered as it says; a script's refusal (`ScriptError`) by its code, through
+`SCRIPT_STATUS` (`script_problem`, the only place that mapping is made);
+Starlette's own refusals (no route, wrong method) as problems too; a Redis
+outage is a 503 with Retry-After, never a hang; and anything else is logged
+once and answered 500.
 """
 
 from __future__ import annotations
@@ -16,14 +18,30 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from presence.problems import Problem
+from presence.problems import SCRIPT_STATUS, Problem
+from presence.store import ScriptError
 
 log = logging.getLogger("presence.app")
+
+
+def script_problem(exc: ScriptError) -> Problem:
+    """A script's refusal as a problem: its code decides the status (400 for
+    a code the map does not know), its field and sentence are kept."""
+    return Problem(SCRIPT_STATUS.get(exc.code, 400), exc.message, field=exc.field, code=exc.code)
 
 
 async def _problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
     return exc.response()
+
+
+async def _script_refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ScriptError)
+    problem = script_problem(exc)
+    if problem.status >= 500:
+        # a script that failed rather than refused: a bug, not a bad request
+        log.error("script failed on %s %s: %s", request.method, request.url.path, exc.message)
+    return problem.response()
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -51,6 +69,7 @@ async def _crash(request: Request, exc: Exception) -> Response:
 
 HANDLERS: dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {
     Problem: _problem,
+    ScriptError: _script_refused,
     HTTPException: _http_error,
     RedisError: _redis_down,
     Exception: _crash,

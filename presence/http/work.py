@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from presence.http.common import ANY, ctx_of, json, read_json, require, script_problem
+from presence.http.common import ANY, ctx_of, json, read_json, require
+from presence.http.errors import script_problem
 from presence.problems import Problem
 from presence.services import cases
 from presence.services.work import WorkRequest, parse_work, submit
@@ -99,7 +100,7 @@ async def create_work_batch(request: Request) -> Response:
     woke: set[str] = set()
     for (i, req), res in zip(todo, outcomes, strict=True):
         if isinstance(res, ScriptError):
-            results[i] = _item_problem(i, Problem(422, res.message, field=res.field, code=res.code))
+            results[i] = _item_problem(i, script_problem(res))
             continue
         wid, created = res
         status = 201 if created else 200
@@ -134,10 +135,7 @@ async def cancel_work(request: Request) -> Response:
         if isinstance(body, dict) and isinstance(body.get("reason"), str):
             reason = body["reason"][:200]
     ctx = ctx_of(request)
-    try:
-        woke = await ctx.store.cancel(wid, reason)
-    except ScriptError as exc:
-        raise script_problem(exc) from None
+    woke = await ctx.store.cancel(wid, reason)
     ctx.dispatcher.wake(woke)
     item = await ctx.store.get_work(wid, history=False)
     return json({"id": wid, "state": item["state"] if item else "abandoned"})

@@ -1,9 +1,9 @@
-"""What every channel adapter shares: field checks, customer lookup, and
-the one call that turns an inbound contact into a case (or joins its thread).
+"""What every channel adapter shares: field checks, the customer lookup and
+the intake answer.
 
 An adapter validates its whole payload first (a `Problem` naming the field),
-then makes one script call (``store/lua/case_intake.lua``): a malformed or
-refused payload stores nothing.
+then opens the case with one script call (`presence.services.cases.open_case`,
+``store/lua/case_intake.lua``): a malformed or refused payload stores nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from presence.center import NAME_RE, PRIORITY_MAX, PRIORITY_MIN, Center
 from presence.http.common import ctx_of, json
 from presence.problems import Problem
 from presence.services import cases
-from presence.store import ScriptError
 from presence.store.cases import Intake
 
 TEXT_MAX = 64 * 1024
@@ -83,16 +82,6 @@ async def customer_of(
 ) -> tuple[dict[str, Any], str, bool]:
     """(customer for the offer, customer id or "", is a lead) for a sender."""
     return await cases.customer_of(ctx_of(request).store, phone=phone, email=email, name=name)
-
-
-async def open_case(request: Request, **contact: Any) -> Intake:
-    """Store the contact as a new case or as part of its thread; wake the router
-    (`presence.services.cases.open_case`)."""
-    ctx = ctx_of(request)
-    try:
-        return await cases.open_case(ctx.store, ctx.dispatcher, ctx.center, **contact)
-    except ScriptError as exc:
-        raise Problem(422, exc.message, field=exc.field, code=exc.code) from None
 
 
 def intake_response(result: Intake, **extra: Any) -> Response:

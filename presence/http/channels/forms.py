@@ -26,10 +26,10 @@ from presence.http.channels.common import (
     center_of,
     customer_of,
     invalid,
-    open_case,
 )
 from presence.http.common import ctx_of, json
 from presence.problems import Problem
+from presence.services import cases
 from presence.store.limits import rate_hit
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -153,8 +153,10 @@ async def post_case(request: Request) -> Response:
         request, phone=values["phone"], email=values["email"], name=values["name"]
     )
     subject = values["subject"] or values["message"][:120]
-    result = await open_case(
-        request,
+    result = await cases.open_case(
+        ctx.store,
+        ctx.dispatcher,
+        ctx.center,
         channel="web",
         queue=queue,
         subject=subject,

@@ -29,14 +29,12 @@ from presence.http.channels.common import (
     invalid,
     known_fields,
     obj,
-    open_case,
     priority_of,
     skills_of,
     text,
 )
-from presence.http.common import ctx_of, json, read_json, require, script_problem
+from presence.http.common import ctx_of, json, read_json, require
 from presence.services import cases
-from presence.store import ScriptError
 
 CALL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$")
 DIGITS_RE = re.compile(r"^[0-9*#]{0,32}$")
@@ -73,8 +71,11 @@ async def call_arrived(request: Request) -> Response:
         request, phone=caller, name=text(body, "caller_name", max_len=200)
     )
     subject = text(body, "subject", max_len=1000) or f"Call from {caller}"
-    result = await open_case(
-        request,
+    ctx = ctx_of(request)
+    result = await cases.open_case(
+        ctx.store,
+        ctx.dispatcher,
+        ctx.center,
         channel="voice",
         queue=queue,
         subject=subject,
@@ -102,10 +103,7 @@ async def call_hangup(request: Request) -> Response:
         known_fields(body, {"reason"})
         reason = text(body, "reason", max_len=200) or reason
     ctx = ctx_of(request)
-    try:
-        wid, outcome = await cases.hang_up(ctx.store, ctx.dispatcher, call_id, reason)
-    except ScriptError as exc:
-        raise script_problem(exc) from None
+    wid, outcome = await cases.hang_up(ctx.store, ctx.dispatcher, call_id, reason)
     return json({"id": wid, "outcome": outcome})
 
 
