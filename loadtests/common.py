@@ -481,8 +481,8 @@ async def seed_agents(
     redis_url: str, center_id: str, ids: Iterable[str], queues: Sequence[str], capacity: int = 100
 ) -> int:
     """Create agents through the store's own `agent_put` script, 200 at a time (the pool holds 256)."""
-    from presence.app import redis_client
     from presence.store import Store
+    from presence.store.client import redis_client
 
     redis = redis_client(redis_url)
     store = Store(redis, center_id)

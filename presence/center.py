@@ -438,7 +438,7 @@ def load_center(path: Path | None) -> Center:
         raise Invalid(f"{where}: {exc.field}", exc.message) from None
 
 
-# -- intake, cases and webhooks (presence/channels/, presence/cases.py, presence/webhooks.py)
+# -- intake, cases and webhooks (presence/http/channels/, presence/services/)
 
 
 def parse_relax(obj: Any, where: str) -> tuple[Relax, ...]:

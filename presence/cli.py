@@ -120,8 +120,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 async def _check(url: str, center_id: str) -> list[str]:
-    from presence.app import redis_client
     from presence.store import Store
+    from presence.store.client import redis_client
 
     redis = redis_client(url)
     try:

@@ -40,10 +40,10 @@ from redis.exceptions import RedisError
 from presence.auth import mint
 from presence.center import Agent, Queue
 from presence.router.dispatcher import Dispatcher
+from presence.services.work import WorkRequest, submit
 from presence.store import ScriptError, Store
 from presence.store.lock import Lock
 from presence.tasks import stop_task
-from presence.work import WorkRequest, submit
 
 log = logging.getLogger("presence.demo")
 

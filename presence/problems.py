@@ -67,5 +67,7 @@ class Problem(Exception):
         )
 
 
-# Lua script error codes -> HTTP status.
-SCRIPT_STATUS = {"not_found": 404, "not_yours": 403, "conflict": 409, "invalid": 422}
+# Lua script error codes -> HTTP status (presence/http/errors.py answers with
+# it; an unknown code is a 400). "internal": a script that raised instead of
+# refusing (a batched call's pcall caught it), the server's fault.
+SCRIPT_STATUS = {"not_found": 404, "not_yours": 403, "conflict": 409, "invalid": 422, "internal": 500}

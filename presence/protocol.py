@@ -144,7 +144,7 @@ AGENT_MESSAGES: Final[dict[str, tuple[F, ...]]] = {
     "work.wrapup": (WORK_ID,),
     "work.complete": (WORK_ID, _s("disposition", False, 200)),
     "snapshot.get": (),
-    # cases (presence/cases.py): a note on the case timeline; a handoff to
+    # cases (presence/ws/cases.py): a note on the case timeline; a handoff to
     # another agent or a queue; a call control relayed to the telephony system
     "work.note": (WORK_ID, _s("text", max_len=4000, what="the note's text")),
     "work.transfer": (
@@ -169,7 +169,7 @@ SUPERVISOR_MESSAGES: Final[dict[str, tuple[F, ...]]] = {
         _s("reason", False, 128, "a reason code"),
     ),
     "snapshot.get": (),
-    # cases (presence/cases.py): move an item by force
+    # cases (presence/ws/cases.py): move an item by force
     "work.reassign": (WORK_ID, AGENT_ID, _s("note", False, 4000, "a handoff note")),
     "work.push": (WORK_ID, AGENT_ID),
     "work.pull": (WORK_ID,),

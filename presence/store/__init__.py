@@ -16,6 +16,7 @@ from typing import Any
 
 import msgpack
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from presence.center import Agent, Center, Queue
 from presence.store.keys import Keys
@@ -267,6 +268,11 @@ class Store:
         reply = await self.scripts.raw("sweep", self.keys.prefix, self.now_ms(), int(grace * 1000), limit)
         return [_s(q) for q in reply]
 
+    async def escalate(self, limit: int = 500) -> list[str]:
+        """Overflow and relax the items whose next check is due; the queues to wake."""
+        reply = await self.scripts.raw("queue_escalate", self.keys.prefix, self.now_ms(), limit)
+        return [_s(q) for q in reply]
+
     # -- work ----------------------------------------------------------------
 
     async def create_work(
@@ -380,7 +386,7 @@ class Store:
         for f in ("disposition", "reason"):
             if f in d:
                 item[f] = _s(d[f])
-        # cases (presence/cases.py): the handoff note survives a reconnect's snapshot
+        # cases (store/cases.py): the handoff note survives a reconnect's snapshot
         if d.get("handoff"):
             item["handoff"] = _unpack(d["handoff"])
         if d.get("call_state"):
@@ -449,3 +455,7 @@ class Store:
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
+
+    def pubsub(self) -> PubSub:
+        """A pub/sub connection for this center's events (the hub's listener)."""
+        return self.redis.pubsub(ignore_subscribe_messages=True)

@@ -129,7 +129,7 @@ class Keys:
     def demo_lock(self) -> str:  # STRING holder id: the one process running the demo (presence.demo)
         return self._k("demo", "lock")
 
-    # -- cases, channels, customers (presence/cases.py, presence/channels/)
+    # -- cases, channels, customers (presence/store/cases.py, presence/http/channels/)
     def case(self, work_id: str) -> str:  # HASH case fields of a work item (id = work id)
         return self._k("case", work_id)
 
@@ -172,7 +172,7 @@ class Keys:
     def escalations(self) -> str:  # ZSET work id -> next overflow/relaxation check (ms)
         return self._k("timer", "escalations")
 
-    # -- outbound webhooks (presence/webhooks.py)
+    # -- outbound webhooks (presence/store/webhooks.py, presence/services/webhooks.py)
     @property
     def webhooks(self) -> str:  # HASH webhook name -> msgpack list of event types
         return self._k("webhooks")

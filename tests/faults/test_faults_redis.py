@@ -13,7 +13,7 @@ import httpx
 import pytest
 import websockets
 
-from presence.app import redis_client
+from presence.store.client import redis_client
 from tests.faults.conftest import PrivateFactory, PrivateRedis
 from tests.harness import ServerProcess, agent, available, post_work, supervisor, token
 

@@ -2,7 +2,7 @@
 allow-list, rate and size limits, and tokens never written to the log.
 
 The HTTP refusals are driven by the published OpenAPI registry
-(`presence.openapi.OPERATIONS`): every route of the app, including ones
+(`presence.http.openapi.OPERATIONS`): every route of the app, including ones
 added later, is tried without a token, with a bad one, and with each role
 it must refuse."""
 
@@ -22,10 +22,10 @@ import jwt
 import pytest
 import websockets
 
-from presence import openapi
 from presence.app import create_app
 from presence.auth import RedactTokens, mint
 from presence.config import Settings
+from presence.http import openapi
 from tests.harness import (
     JSON,
     SECRET,

@@ -243,9 +243,9 @@ async def test_embedded_mode(tmp_path: Path) -> None:
 async def test_dispatcher_stops_even_when_woken_as_it_is_cancelled(redis_server: str) -> None:
     """Shutdown must not hang: a wake-up racing the cancel used to be swallowed
     by asyncio.wait_for on Python 3.11, and stop() then waited forever."""
-    from presence.app import redis_client
     from presence.router.dispatcher import Dispatcher
     from presence.store import Store
+    from presence.store.client import redis_client
 
     client = redis_client(redis_server)
     try:

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from presence.center import Invalid, parse_center
-from presence.webhooks import body_of, sign, verify
+from presence.services.webhooks import body_of, sign, verify
 
 QUEUES = [{"name": "support"}, {"name": "billing"}]
 

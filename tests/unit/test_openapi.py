@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from presence import openapi
 from presence.app import create_app
 from presence.config import Settings
+from presence.http import openapi
 
 
 def _app_routes() -> list[tuple[str, str]]:
@@ -15,7 +15,7 @@ def _app_routes() -> list[tuple[str, str]]:
 
 def test_every_route_is_described() -> None:
     missing = openapi.undocumented(create_app(Settings()).routes)
-    assert not missing, f"describe these routes in presence/openapi.py OPERATIONS: {missing}"
+    assert not missing, f"describe these routes in presence/http/openapi.py OPERATIONS: {missing}"
 
 
 def test_no_stale_descriptions() -> None:

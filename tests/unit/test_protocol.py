@@ -230,7 +230,7 @@ def test_decode_event_item_event_carries_the_agents_view() -> None:
 
 def test_fanout_encodes_once_per_subprotocol() -> None:
     """One event to many sockets costs one encode per encoding, not per socket."""
-    from presence.hub import Conn, fanout
+    from presence.ws.hub import Conn, fanout
 
     async def send(message: Any) -> None:  # never called: frames only queue here
         raise AssertionError(message)

@@ -1,7 +1,7 @@
 -- conn_open.lua: an agent socket was accepted by some process.
 -- KEYS[1] center prefix
 -- ARGV[1] now (ms)  ARGV[2] agent id  ARGV[3] connection id  ARGV[4] lease (ms)
--- ARGV[5] "1": also read the agent's snapshot (ws.py's connect: one round trip)
+-- ARGV[5] "1": also read the agent's snapshot (the agent socket's connect: one round trip)
 -- Reply: {"ok", woken queue...}
 --      | with ARGV[5] "1": {"ok", {woken queue...}, packed view, {item hash...}}
 --        (see agent_snapshot in _lib.lua)

@@ -1,5 +1,5 @@
 -- queue_escalate.lua: overflow and skill relaxation of items that have
--- waited too long, run on a timer (presence/overflow.py). Each waiting item
+-- waited too long, run on a timer (presence/router/escalator.py). Each waiting item
 -- of a queue with rules has one entry in timer:escalations at its next
 -- check (set at intake by schedule_escalation in _lib.lua), so a tick costs
 -- the number of items due, never the number of agents or waiting items.

@@ -21,16 +21,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from presence import cases
-from presence.api import ctx_of, json
-from presence.channels.common import (
+from presence.http.channels.common import (
     TEXT_MAX,
     center_of,
     customer_of,
     invalid,
-    open_case,
 )
+from presence.http.common import ctx_of, json
 from presence.problems import Problem
+from presence.services import cases
+from presence.store.limits import rate_hit
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE_RE = re.compile(r"^\+?[0-9()\- .]{4,32}$")
@@ -118,9 +118,7 @@ async def post_case(request: Request) -> Response:
     # counted before anything else, so a flood costs one INCR per post
     if cfg.form_rate_limit > 0:
         ip = request.client.host if request.client else "unknown"
-        allowed, retry = await cases.rate_hit(
-            ctx.store, f"form:{ip}", cfg.form_rate_window, cfg.form_rate_limit
-        )
+        allowed, retry = await rate_hit(ctx.store, f"form:{ip}", cfg.form_rate_window, cfg.form_rate_limit)
         if not allowed:
             raise Problem(
                 429,
@@ -155,8 +153,10 @@ async def post_case(request: Request) -> Response:
         request, phone=values["phone"], email=values["email"], name=values["name"]
     )
     subject = values["subject"] or values["message"][:120]
-    result = await open_case(
-        request,
+    result = await cases.open_case(
+        ctx.store,
+        ctx.dispatcher,
+        ctx.center,
         channel="web",
         queue=queue,
         subject=subject,

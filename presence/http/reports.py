@@ -35,8 +35,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from presence import openapi
-from presence.api import ctx_of, require
+from presence.http import openapi
+from presence.http.common import ctx_of, require
 from presence.kpi import history, rollup
 from presence.kpi.aggregates import Agg, agent_time
 from presence.kpi.facts import Fact

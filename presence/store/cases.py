@@ -1,4 +1,4 @@
-"""Cases: the story around a work item, and the ways its owner changes.
+"""Cases in Redis: the typed calls into the case scripts and the case reads.
 
 A case is a work item plus case fields, kept in ``case:<work id>`` (same id
 as the item): status (``[cases] statuses``, New -> In progress -> Waiting
@@ -10,38 +10,32 @@ and ``messages`` (what the customer sent, on any channel).
 
 Completing the item does not close the case, and closing the case does not
 end the item. When a customer writes again to a case whose item is
-finished, the same item routes again (``reroute`` in ``store/lua/_lib.lua``)
-to its last owner first: the checker sees a new routing (created + 1).
+finished, the same item routes again (``reroute`` in the Lua library) to
+its last owner first: the checker sees a new routing (created + 1).
 
 Transfer and escalation (``store/lua/work_transfer.lua``): an agent hands
 an item in hand to another agent or to a queue with a handoff note; a
 supervisor reassigns, pushes or pulls by force. The receiver gets an
 ``offer`` carrying ``handoff {from, note, by}`` and the item's ``history``.
 
-This module holds the typed calls into those scripts, the case reads, the
-expected-wait estimate and the websocket handlers of the case messages. It
-imports nothing from the HTTP layer (``presence/channels/`` does that).
+This module owns every Redis call about cases and customers: the case
+configuration the scripts read, intake, the customer directory, the reads
+of a case and its timeline, and notes, status, transfers and call control.
+What a case means beyond Redis (the expected wait, opening a case from a
+contact) is in ``presence/services/cases.py``; the transports that call it
+are ``presence/http/`` and ``presence/ws/``.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgpack
 
-from presence import protocol
 from presence.center import Center
-from presence.protocol import ErrorCode, Message, ProtocolError
 from presence.store import Store
-
-if TYPE_CHECKING:
-    from presence.hub import Conn
-    from presence.ws import Context
-
-NOTE_MAX = 4000
-CALL_ACTIONS = ("answer", "hold", "resume", "mute", "unmute", "transfer", "hangup")
 
 
 def _s(v: Any) -> str:
@@ -209,42 +203,24 @@ async def comments(store: Store, wid: str) -> list[dict[str, Any]]:
     return [msgpack.unpackb(x, raw=False) for x in raw]
 
 
-async def position(store: Store, wid: str) -> dict[str, Any]:
-    """Position in the waiting set and expected wait of a queued item.
+@dataclass(frozen=True, slots=True)
+class WaitFigures:
+    """What the expected wait of a queued item is computed from."""
 
-    expected wait = position x average handle time / agents, where the
-    average is over the queue's last 50 handle times (accept to complete)
-    and agents are the queue's members signed in with a routable status.
-    Unknown (null) without handle times or without such agents.
-    """
+    position: int  # 1 = next in its queue
+    handle_ms: float  # total of the queue's last handle times (accept to complete)
+    samples: int  # how many handle times that total holds (at most 50)
+    staffed: int  # the queue's members signed in with a routable status
+
+
+async def wait_figures(store: Store, wid: str) -> WaitFigures | None:
+    """The figures of a queued item, read in one script call; None when not queued."""
     st, _queue, pos, total, n, staffed = await store.scripts.raw(
         "work_position", store.keys.prefix, store.now_ms(), wid
     )
     if _s(st) != "queued":
-        return {}
-    pos, total, n, staffed = int(pos), float(total), int(n), int(staffed)
-    aht = total / n / 1000 if n else None
-    ewt = round(pos * aht / staffed, 1) if aht is not None and staffed > 0 else None
-    return {
-        "position": pos,
-        "expected_wait_seconds": ewt,
-        "estimate": {
-            "average_handle_seconds": round(aht, 1) if aht is not None else None,
-            "samples": n,
-            "agents": staffed,
-        },
-    }
-
-
-async def details(store: Store, wid: str, item: dict[str, Any]) -> dict[str, Any]:
-    """What GET /api/v1/work/{id} adds: the case and, while queued, the position."""
-    extra: dict[str, Any] = {}
-    case = await get_case(store, wid)
-    if case is not None:
-        extra["case"] = case
-    if item.get("state") == "queued":
-        extra.update(await position(store, wid))
-    return extra
+        return None
+    return WaitFigures(int(pos), float(total), int(n), int(staffed))
 
 
 # -- changes ----------------------------------------------------------------------
@@ -310,93 +286,3 @@ async def call_end(store: Store, call_id: str, reason: str) -> tuple[str, str, l
     """A hang-up: (work id, "abandoned"|"ended"|"already", queues to wake)."""
     reply = await store.scripts.call("call_end", store.keys.prefix, store.now_ms(), f"call:{call_id}", reason)
     return str(reply[0]), str(reply[1]), [str(q) for q in reply[2:]]
-
-
-async def rate_hit(store: Store, bucket: str, window: int, limit: int) -> tuple[bool, int]:
-    """Count one hit; (allowed, seconds until the window resets)."""
-    reply = await store.scripts.raw("rate_hit", store.keys.prefix, store.now_ms(), bucket, window, limit)
-    return _s(reply[0]) == "ok", max(1, int(reply[2]))
-
-
-async def escalate(store: Store, limit: int = 500) -> list[str]:
-    reply = await store.scripts.raw("queue_escalate", store.keys.prefix, store.now_ms(), limit)
-    return [_s(q) for q in reply]
-
-
-# -- websocket handlers (registered in presence/ws.py) ----------------------------
-
-
-def _text(msg: Message, name: str, max_len: int = NOTE_MAX) -> str:
-    value = msg.data.get(name) or ""
-    if len(value) > max_len:
-        raise ProtocolError(
-            ErrorCode.INVALID, f"{name} must be at most {max_len} characters", field=name, ref=msg.ref
-        )
-    return str(value)
-
-
-async def ws_note(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    text = _text(msg, "text")
-    if not text.strip():
-        raise ProtocolError(ErrorCode.INVALID, "text must not be empty", field="text", ref=msg.ref)
-    note = await add_note(ctx.store, msg.data["work_id"], conn.subject, text, holder_only=conn.subject)
-    return protocol.ok(msg.ref, note=note)
-
-
-async def ws_transfer(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    to_agent, to_queue = msg.data.get("to_agent") or "", msg.data.get("to_queue") or ""
-    if bool(to_agent) == bool(to_queue):
-        raise ProtocolError(
-            ErrorCode.INVALID, "give exactly one of to_agent or to_queue", field="to_agent", ref=msg.ref
-        )
-    state, woke = await transfer(
-        ctx.store,
-        msg.data["work_id"],
-        "transfer",
-        f"agent:{conn.subject}",
-        holder_only=conn.subject,
-        to_agent=to_agent,
-        to_queue=to_queue,
-        note=_text(msg, "note"),
-    )
-    ctx.dispatcher.wake(woke)
-    return protocol.ok(msg.ref, state=state)
-
-
-async def ws_call_control(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    action = msg.data["action"]
-    if action not in CALL_ACTIONS:
-        raise ProtocolError(
-            ErrorCode.INVALID, f"action must be one of {', '.join(CALL_ACTIONS)}", field="action", ref=msg.ref
-        )
-    state = await call_control(
-        ctx.store, msg.data["work_id"], conn.subject, action, msg.data.get("target") or ""
-    )
-    return protocol.ok(msg.ref, state=state)
-
-
-async def ws_reassign(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    state, woke = await transfer(
-        ctx.store,
-        msg.data["work_id"],
-        "reassign",
-        f"supervisor:{conn.subject}",
-        to_agent=msg.data["agent_id"],
-        note=_text(msg, "note"),
-    )
-    ctx.dispatcher.wake(woke)
-    return protocol.ok(msg.ref, state=state)
-
-
-async def ws_push(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    state, woke = await transfer(
-        ctx.store, msg.data["work_id"], "push", f"supervisor:{conn.subject}", to_agent=msg.data["agent_id"]
-    )
-    ctx.dispatcher.wake(woke)
-    return protocol.ok(msg.ref, state=state)
-
-
-async def ws_pull(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    state, woke = await transfer(ctx.store, msg.data["work_id"], "pull", f"supervisor:{conn.subject}")
-    ctx.dispatcher.wake(woke)
-    return protocol.ok(msg.ref, state=state)

@@ -22,8 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from presence import openapi
 from presence.auth import bearer
+from presence.http import openapi
+from presence.http.common import ctx_of
 from presence.kpi import counters
 from presence.problems import Problem
 from presence.store import Store
@@ -119,7 +120,7 @@ async def metrics(request: Request) -> Response:
         given = bearer(request.headers.get("authorization")) or ""
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise Problem(401, "this needs the metrics token (PRESENCE_METRICS_TOKEN)", code="unauthorized")
-    return Response(await render(request.app.state.ctx.store), media_type=CONTENT_TYPE_LATEST)
+    return Response(await render(ctx_of(request).store), media_type=CONTENT_TYPE_LATEST)
 
 
 ROUTE = Route("/metrics", metrics)

@@ -19,8 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from presence.api import read_json, require
-from presence.channels.common import (
+from presence.http.channels.common import (
     REF_MAX,
     TEXT_MAX,
     center_of,
@@ -29,11 +28,12 @@ from presence.channels.common import (
     invalid,
     known_fields,
     obj,
-    open_case,
     priority_of,
     skills_of,
     text,
 )
+from presence.http.common import ctx_of, read_json, require
+from presence.services import cases
 
 FIELDS = {
     "message_id",
@@ -126,8 +126,11 @@ async def inbound(request: Request) -> Response:
         "html": html,
         "in_reply_to": reply_to[0] if reply_to else "",
     }
-    result = await open_case(
-        request,
+    ctx = ctx_of(request)
+    result = await cases.open_case(
+        ctx.store,
+        ctx.dispatcher,
+        ctx.center,
         channel="email",
         queue=queue,
         subject=subject or "(no subject)",

@@ -1,8 +1,10 @@
 """Work item intake: validation of a new item and its submission.
 
-Shared by `POST /api/v1/work` and the channel adapters, so one rule rejects
-a bad item wherever it comes from, and nothing half-made is ever stored
-(the item is written by one script, or not at all).
+Shared by `POST /api/v1/work`, its batch form (``presence/http/work.py``)
+and the demo, so one rule rejects a bad item wherever it comes from, and
+nothing half-made is ever stored (the item is written by one script, or not
+at all). The channel adapters open cases instead
+(``presence/services/cases.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import orjson
 from presence.center import NAME_RE, PRIORITY_MAX, PRIORITY_MIN
 from presence.problems import Problem
 from presence.router.dispatcher import Dispatcher
-from presence.store import ScriptError, Store, new_work_id
+from presence.store import Store, new_work_id
 
 MAX_PAYLOAD = 64 * 1024
 CUSTOMER_FIELDS = ("id", "name", "phone", "email")
@@ -98,22 +100,22 @@ def parse_work(body: Any) -> WorkRequest:
 async def submit(
     store: Store, dispatcher: Dispatcher, req: WorkRequest, idempotency_key: str = ""
 ) -> tuple[str, bool]:
-    """Store the item and wake the router for its queue; (id, created)."""
+    """Store the item and wake the router for its queue; (id, created).
+
+    A refusal by the script (an unknown queue or channel) raises `ScriptError`.
+    """
     if len(idempotency_key) > 200:
         raise Problem(400, "Idempotency-Key must be at most 200 characters", field="Idempotency-Key")
     now = store.now_ms()
-    try:
-        wid, created = await store.create_work(
-            new_work_id(now / 1000),
-            req.queue,
-            req.channel,
-            req.priority,
-            req.data(now),
-            req.skills,
-            idempotency_key,
-        )
-    except ScriptError as exc:
-        raise Problem(422, exc.message, field=exc.field, code=exc.code) from None
+    wid, created = await store.create_work(
+        new_work_id(now / 1000),
+        req.queue,
+        req.channel,
+        req.priority,
+        req.data(now),
+        req.skills,
+        idempotency_key,
+    )
     if created:
         dispatcher.wake((req.queue,))
     return wid, created

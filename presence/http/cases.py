@@ -14,19 +14,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from presence import cases
-from presence.api import ADMIN, ANY, ctx_of, json, read_json, require
 from presence.auth import Claims
 from presence.center import NAME_RE
-from presence.channels.common import invalid, known_fields, obj, text
-from presence.problems import SCRIPT_STATUS, Problem
-from presence.store import ScriptError
+from presence.http.channels.common import invalid, known_fields, obj, text
+from presence.http.common import ADMIN, ANY, ctx_of, json, read_json, require
+from presence.problems import Problem
+from presence.services import cases
+from presence.services.cases import NOTE_MAX
+from presence.store import cases as case_store
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
-
-
-def _script(exc: ScriptError) -> Problem:
-    return Problem(SCRIPT_STATUS.get(exc.code, 400), exc.message, field=exc.field, code=exc.code)
 
 
 def _holder(claims: Claims) -> str:
@@ -48,13 +45,10 @@ async def add_comment(request: Request) -> Response:
     claims = require(request, *ANY)
     wid = request.path_params["work_id"]
     body = await _body(request, {"text"})
-    words = text(body, "text", required=True, max_len=cases.NOTE_MAX, what="the note's text")
+    words = text(body, "text", required=True, max_len=NOTE_MAX, what="the note's text")
     if not words.strip():
         raise invalid("text", "must not be empty")
-    try:
-        note = await cases.add_note(ctx_of(request).store, wid, claims.sub, words, _holder(claims))
-    except ScriptError as exc:
-        raise _script(exc) from None
+    note = await case_store.add_note(ctx_of(request).store, wid, claims.sub, words, _holder(claims))
     return json(note, status=201)
 
 
@@ -67,7 +61,7 @@ async def list_comments(request: Request) -> Response:
         raise Problem(404, f"no work item {wid}", code="not_found")
     if claims.role == "agent" and item.get("agent_id") != claims.sub:
         raise Problem(403, "an agent may only read the notes of its own work items", code="forbidden")
-    return json({"work_id": wid, "comments": await cases.comments(store, wid)})
+    return json({"work_id": wid, "comments": await case_store.comments(store, wid)})
 
 
 async def set_status(request: Request) -> Response:
@@ -76,21 +70,14 @@ async def set_status(request: Request) -> Response:
     body = await _body(request, {"status"})
     status = text(body, "status", required=True, max_len=64, what="a case status")
     store = ctx_of(request).store
-    try:
-        await cases.set_status(store, wid, status, _by(claims), _holder(claims))
-    except ScriptError as exc:
-        raise _script(exc) from None
-    return json(await cases.get_case(store, wid, timeline=False))
+    await case_store.set_status(store, wid, status, _by(claims), _holder(claims))
+    return json(await case_store.get_case(store, wid, timeline=False))
 
 
 async def _move(request: Request, mode: str, claims: Claims, **kw: Any) -> Response:
     ctx = ctx_of(request)
     wid = request.path_params["work_id"]
-    try:
-        state, woke = await cases.transfer(ctx.store, wid, mode, _by(claims), **kw)
-    except ScriptError as exc:
-        raise _script(exc) from None
-    ctx.dispatcher.wake(woke)
+    state = await cases.move(ctx.store, ctx.dispatcher, wid, mode, _by(claims), **kw)
     return json({"id": wid, "state": state})
 
 
@@ -108,7 +95,7 @@ async def transfer(request: Request) -> Response:
     to_queue = text(body, "to_queue", max_len=64, what="a queue name")
     if bool(to_agent) == bool(to_queue):
         raise invalid("to_agent", "or to_queue is required (exactly one of them)")
-    note = text(body, "note", max_len=cases.NOTE_MAX, what="a handoff note")
+    note = text(body, "note", max_len=NOTE_MAX, what="a handoff note")
     return await _move(
         request,
         "transfer",
@@ -128,7 +115,7 @@ async def reassign(request: Request) -> Response:
         "reassign",
         claims,
         to_agent=_agent_id(body, "agent_id"),
-        note=text(body, "note", max_len=cases.NOTE_MAX, what="a handoff note"),
+        note=text(body, "note", max_len=NOTE_MAX, what="a handoff note"),
     )
 
 
@@ -163,7 +150,7 @@ def parse_customer(body: dict[str, Any]) -> dict[str, Any]:
         raise invalid("emails", "must be a list of at most 20 email addresses")
     out["phones"] = []
     for i, p in enumerate(phones):
-        n = cases.normalise_phone(p) if isinstance(p, str) else ""
+        n = case_store.normalise_phone(p) if isinstance(p, str) else ""
         if not 3 <= len(n) <= 32:
             raise invalid(f"phones[{i}]", "must be a phone number")
         out["phones"].append(n)
@@ -186,17 +173,14 @@ async def put_customer(request: Request) -> Response:
         raise invalid("id", "must be 1-64 letters, digits or _ . @ -")
     profile = parse_customer(obj(await read_json(request)))
     store = ctx_of(request).store
-    try:
-        outcome = await cases.put_customer(store, cid, profile)
-    except ScriptError as exc:
-        raise _script(exc) from None
-    return json(await cases.get_customer(store, cid), status=201 if outcome == "created" else 200)
+    outcome = await case_store.put_customer(store, cid, profile)
+    return json(await case_store.get_customer(store, cid), status=201 if outcome == "created" else 200)
 
 
 async def get_customer(request: Request) -> Response:
     require(request, *ANY)
     cid = request.path_params["customer_id"]
-    found = await cases.get_customer(ctx_of(request).store, cid)
+    found = await case_store.get_customer(ctx_of(request).store, cid)
     if found is None:
         raise Problem(404, f"no customer {cid}", code="not_found")
     return json(found)
@@ -204,7 +188,7 @@ async def get_customer(request: Request) -> Response:
 
 async def webhooks(request: Request) -> Response:
     require(request, *ADMIN)
-    deliverer = getattr(request.app.state, "webhooks", None)
+    deliverer = ctx_of(request).webhooks
     return json({"webhooks": await deliverer.status() if deliverer is not None else []})
 
 

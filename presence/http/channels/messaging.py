@@ -16,8 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from presence.api import read_json, require
-from presence.channels.common import (
+from presence.http.channels.common import (
     REF_MAX,
     TEXT_MAX,
     center_of,
@@ -26,12 +25,13 @@ from presence.channels.common import (
     invalid,
     known_fields,
     obj,
-    open_case,
     priority_of,
     skills_of,
     text,
 )
+from presence.http.common import ctx_of, read_json, require
 from presence.problems import Problem
+from presence.services import cases
 
 FIELDS = {"conversation_id", "message_id", "from", "text", "subject", "priority", "skills", "attachments"}
 SENDER_FIELDS = {"id", "name", "phone", "email", "handle"}
@@ -92,8 +92,11 @@ async def message(request: Request) -> Response:
         "attachments": attachments,
     }
     thread = f"conv:{channel}:{conv}"
-    result = await open_case(
-        request,
+    ctx = ctx_of(request)
+    result = await cases.open_case(
+        ctx.store,
+        ctx.dispatcher,
+        ctx.center,
         channel=channel,
         queue=queues[channel],
         subject=text(body, "subject", max_len=1000) or words[:120],

@@ -22,22 +22,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from presence import cases
-from presence.api import ctx_of, json, read_json, require
-from presence.channels.common import (
+from presence.http.channels.common import (
     center_of,
     customer_of,
     intake_response,
     invalid,
     known_fields,
     obj,
-    open_case,
     priority_of,
     skills_of,
     text,
 )
-from presence.problems import SCRIPT_STATUS, Problem
-from presence.store import ScriptError
+from presence.http.common import ctx_of, json, read_json, require
+from presence.services import cases
 
 CALL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$")
 DIGITS_RE = re.compile(r"^[0-9*#]{0,32}$")
@@ -74,8 +71,11 @@ async def call_arrived(request: Request) -> Response:
         request, phone=caller, name=text(body, "caller_name", max_len=200)
     )
     subject = text(body, "subject", max_len=1000) or f"Call from {caller}"
-    result = await open_case(
-        request,
+    ctx = ctx_of(request)
+    result = await cases.open_case(
+        ctx.store,
+        ctx.dispatcher,
+        ctx.center,
         channel="voice",
         queue=queue,
         subject=subject,
@@ -103,11 +103,7 @@ async def call_hangup(request: Request) -> Response:
         known_fields(body, {"reason"})
         reason = text(body, "reason", max_len=200) or reason
     ctx = ctx_of(request)
-    try:
-        wid, outcome, woke = await cases.call_end(ctx.store, call_id, reason)
-    except ScriptError as exc:
-        raise Problem(SCRIPT_STATUS.get(exc.code, 400), exc.message, field=exc.field, code=exc.code) from None
-    ctx.dispatcher.wake(woke)
+    wid, outcome = await cases.hang_up(ctx.store, ctx.dispatcher, call_id, reason)
     return json({"id": wid, "outcome": outcome})
 
 

@@ -2,20 +2,18 @@
 
 The Lua script that makes a change also appends its event to the stream of
 every webhook subscribed to that event type (``hook`` in
-``store/lua/_lib.lua``), in the same atomic call; the stream
+the Lua library), in the same atomic call; the stream
 ``webhook:<name>`` keeps it until the receiver answers 2xx. So a receiver
 that is down loses nothing: its events wait in Redis, across restarts of
 every presence process.
 
 Each process runs one delivery task (`Deliverer`). Deliveries are claimed
-through one Redis consumer group per stream, so with several processes each
-event goes to one of them: ``XREADGROUP >`` hands new entries to exactly one
-consumer; a failed entry stays in that consumer's pending list and is
-retried by it with exponential backoff (per webhook, up to
-``max_backoff``); entries pending on a consumer that has been silent for
-``claim_after`` seconds (its process died) are taken over with
-``XAUTOCLAIM``. A delivered entry is acknowledged and deleted (``XACK`` +
-``XDEL``). Delivery is at least once: a receiver de-duplicates by the
+through one Redis consumer group per stream (``presence/store/webhooks.py``),
+so with several processes each event goes to one of them; a failed entry
+is retried by the process that holds it, with exponential backoff (per
+webhook, up to ``max_backoff``); entries pending on a consumer that has
+been silent for ``claim_after`` seconds (its process died) are taken over.
+Delivery is at least once: a receiver de-duplicates by the
 ``X-Presence-Delivery`` id.
 
 The body is JSON: ``{"id", "webhook", "center", "type", "ts", "data", "item"?}``
@@ -38,15 +36,15 @@ from typing import Any
 import httpx
 import msgpack
 import orjson
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from presence.center import Webhook
 from presence.store import Store
+from presence.store import webhooks as streams
 from presence.tasks import stop_task
 
 log = logging.getLogger("presence.webhooks")
 
-GROUP = "delivery"
 SIGNATURE_HEADER = "X-Presence-Signature"
 
 
@@ -141,47 +139,9 @@ class Deliverer:
             await asyncio.sleep(self.poll)
 
     async def _group(self, stream: str, st: _State) -> None:
-        if st.group_ready:
-            return
-        try:
-            await self.store.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        st.group_ready = True
-
-    async def _claim(self, hook: Webhook, stream: str) -> list[tuple[bytes, dict[Any, Any] | None]]:
-        r = self.store.redis
-        entries: list[tuple[bytes, dict[Any, Any] | None]] = []
-        # 1. retries: what this consumer already holds
-        own: Any = await r.xreadgroup(GROUP, self.consumer, {stream: "0"}, count=self.batch)
-        for _, got in own or []:
-            entries.extend(got)
-        # 2. what a dead process left pending
-        if len(entries) < self.batch:
-            claimed = await r.xautoclaim(
-                stream,
-                GROUP,
-                self.consumer,
-                min_idle_time=int(self._stale(hook) * 1000),
-                start_id="0-0",
-                count=self.batch - len(entries),
-            )
-            entries.extend(claimed[1] if len(claimed) > 1 else [])
-        # 3. new events
-        if len(entries) < self.batch:
-            new: Any = await r.xreadgroup(
-                GROUP, self.consumer, {stream: ">"}, count=self.batch - len(entries)
-            )
-            for _, got in new or []:
-                entries.extend(got)
-        seen: set[bytes] = set()
-        out = []
-        for eid, fields in sorted(entries, key=lambda e: tuple(int(x) for x in e[0].split(b"-"))):
-            if eid not in seen:
-                seen.add(eid)
-                out.append((eid, fields))
-        return out
+        if not st.group_ready:
+            await streams.ensure_group(self.store, stream)
+            st.group_ready = True
 
     async def _pump(self, hook: Webhook) -> None:
         st = self.state[hook.name]
@@ -189,10 +149,13 @@ class Deliverer:
             return
         stream = self.store.keys.webhook_stream(hook.name)
         await self._group(stream, st)
-        for eid, fields in await self._claim(hook, stream):
+        stale_ms = int(self._stale(hook) * 1000)
+        for eid, fields in await streams.claim(
+            self.store, stream, self.consumer, stale_ms=stale_ms, count=self.batch
+        ):
             if not fields or b"h" not in fields:
                 # deleted under us (delivered by another process): just settle it
-                await self._settle(stream, eid)
+                await streams.settle(self.store, stream, eid)
                 continue
             ok = await self._deliver(hook, _s(eid), fields, st)
             if not ok:
@@ -201,13 +164,7 @@ class Deliverer:
                 # keep order: the rest waits for this one
                 return
             st.backoff = 0.0
-            await self._settle(stream, eid)
-
-    async def _settle(self, stream: str, eid: bytes) -> None:
-        pipe = self.store.redis.pipeline(transaction=True)
-        pipe.xack(stream, GROUP, eid)
-        pipe.xdel(stream, eid)
-        await pipe.execute()
+            await streams.settle(self.store, stream, eid)
 
     async def _deliver(self, hook: Webhook, eid: str, fields: dict[Any, Any], st: _State) -> bool:
         assert self._client is not None
@@ -235,16 +192,13 @@ class Deliverer:
 
     async def status(self) -> list[dict[str, Any]]:
         """Each webhook's backlog (events not yet acknowledged) and this process's counts."""
-        pipe = self.store.redis.pipeline(transaction=False)
-        for h in self.hooks:
-            pipe.xlen(self.store.keys.webhook_stream(h.name))
-        lens = await pipe.execute()
+        lens = await streams.backlog(self.store, [h.name for h in self.hooks])
         return [
             {
                 "name": h.name,
                 "url": h.url,
                 "events": list(h.events),
-                "pending": int(n),
+                "pending": n,
                 "delivered": self.state[h.name].delivered,
                 "failed": self.state[h.name].failed,
                 "last_error": self.state[h.name].last_error or None,

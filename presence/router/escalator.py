@@ -12,7 +12,6 @@ a step twice changes nothing.
 
 from __future__ import annotations
 
-from presence import cases
 from presence.router.dispatcher import Dispatcher
 from presence.store import Store
 from presence.tasks import Periodic
@@ -27,6 +26,6 @@ class Escalator(Periodic):
         self.dispatcher = dispatcher
 
     async def tick(self) -> None:
-        woke = await cases.escalate(self.store)
+        woke = await self.store.escalate()
         if woke:
             self.dispatcher.wake(woke)

@@ -3,16 +3,16 @@
 * ``voice``: call arrival and hang-up from a PBX / CTI (IVR map, screen pop);
 * ``forms``: web-to-case from a plain HTML form (``/forms/case``);
 * ``email``: email-to-case with reply threading;
-* ``messaging``: chat, SMS and social conversations;
-* ``cases_api``: comments, status, transfer and the customer directory.
+* ``messaging``: chat, SMS and social conversations.
 
-`ROUTES` is what the app mounts.
+What they share (field checks, the customer lookup, the intake call) is
+``common``. `ROUTES` is what the app mounts.
 """
 
 from __future__ import annotations
 
-from presence.channels import cases_api, email, forms, messaging, voice
+from presence.http.channels import email, forms, messaging, voice
 
-ROUTES = [*voice.ROUTES, *email.ROUTES, *forms.ROUTES, *cases_api.ROUTES, *messaging.ROUTES]
+ROUTES = [*voice.ROUTES, *email.ROUTES, *forms.ROUTES, *messaging.ROUTES]
 
 __all__ = ["ROUTES"]

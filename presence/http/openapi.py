@@ -317,7 +317,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         body_required=False,
         problems=(400, 404, 409, 413, 415, 422),
     ),
-    # -- cases and channels (presence/channels/) --
+    # -- cases and channels (presence/http/cases.py, presence/http/channels/) --
     ("POST", "/api/v1/work/{work_id}/comments"): Op(
         "Add a note to an item's timeline (an agent: only on its own items)",
         ANY,

@@ -1,11 +1,12 @@
-"""The websocket endpoints: `/ws/agent` and `/ws/supervisor`.
+"""One socket's life, for either role (``agent``, ``supervisor``).
 
 Each socket goes through one state machine: authenticate (before accept),
 accept with a subprotocol, register with the hub (events queue up), send the
 snapshot, start the sender, then serve client messages one at a time until
 the socket closes; on the way out it always unregisters, even when
 cancelled. The handler catches everything, logs once and closes with 1011:
-one bad socket never takes the process down.
+one bad socket never takes the process down. A `Role` says what differs
+between the two endpoints (``presence/ws/agent.py``, ``supervisor.py``).
 """
 
 from __future__ import annotations
@@ -21,41 +22,14 @@ from typing import Any
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket
 
-from presence import cases, protocol
+from presence import protocol
 from presence.auth import AuthError, Claims, bearer, verify
-from presence.hub import Conn, Hub
+from presence.context import Context
 from presence.protocol import Close, ErrorCode, Message, ProtocolError
-from presence.router.dispatcher import Dispatcher
-from presence.store import AgentSnapshot, ScriptError, Store
+from presence.store import ScriptError
+from presence.ws.hub import Conn, Hub
 
 log = logging.getLogger("presence.ws")
-
-
-@dataclass
-class Context:
-    """What an endpoint needs, assembled once by the app."""
-
-    store: Store
-    hub: Hub
-    dispatcher: Dispatcher
-    secret: str
-    grace: float
-    lease: float
-    allowed_origins: tuple[str, ...]
-    rate_per_second: float
-    rate_burst: int
-    # The center's statuses and channels, as `Store.statuses()`/`channels()`
-    # read them once after `Store.sync_center` (app.py): they change only
-    # when a process starts with a new center file, so no snapshot reads
-    # them again. None: read from Redis on each snapshot.
-    statuses: list[dict[str, Any]] | None = None
-    channels: list[dict[str, Any]] | None = None
-
-    async def catalog(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The statuses and channels every snapshot carries."""
-        statuses = self.statuses if self.statuses is not None else await self.store.statuses()
-        channels = self.channels if self.channels is not None else await self.store.channels()
-        return statuses, channels
 
 
 Handler = Callable[[Context, Conn, Message], Awaitable[dict[str, Any] | None]]
@@ -184,72 +158,18 @@ async def _serve(
             await conn.send_message(reply)
 
 
-# -- agent -------------------------------------------------------------------
+# -- what both roles share ---------------------------------------------------
 
 
-async def _ping(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
+async def ping(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
     return protocol.pong(msg.ref, msg.data.get("ts"), ctx.store.now_ms())
 
 
-async def _status_set(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    woke = await ctx.store.set_status(
-        conn.subject, msg.data["status"], msg.data["reason"] or "", conn.subject
-    )
-    ctx.dispatcher.wake(woke)
-    return protocol.ok(msg.ref)
-
-
-async def _accept(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    await ctx.store.accept(conn.subject, msg.data["work_id"])
-    return protocol.ok(msg.ref)
-
-
-async def _decline(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    woke = await ctx.store.decline(conn.subject, msg.data["work_id"], msg.data["reason"] or "")
-    ctx.dispatcher.wake(woke)
-    return protocol.ok(msg.ref)
-
-
-async def _wrapup(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    deadline = await ctx.store.wrapup(conn.subject, msg.data["work_id"])
-    return protocol.ok(msg.ref, wrapup_until=deadline)
-
-
-async def _complete(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    woke = await ctx.store.complete(conn.subject, msg.data["work_id"], msg.data["disposition"] or "")
-    ctx.dispatcher.wake(woke)
-    return protocol.ok(msg.ref)
-
-
-async def _agent_snapshot_message(ctx: Context, snap: AgentSnapshot) -> dict[str, Any]:
-    agent, offers, work = snap
-    statuses, channels = await ctx.catalog()
-    return protocol.agent_snapshot(agent, offers, work, statuses, channels, ctx.store.now_ms())
-
-
-async def agent_snapshot(ctx: Context, conn: Conn) -> dict[str, Any]:
-    return await _agent_snapshot_message(ctx, await ctx.store.agent_snapshot(conn.subject))
-
-
-async def _agent_snapshot_get(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    snap = await agent_snapshot(ctx, conn)
+def with_ref(snapshot: dict[str, Any], msg: Message) -> dict[str, Any]:
+    """A snapshot sent as the answer to `snapshot.get` carries its ref."""
     if msg.ref is not None:
-        snap["ref"] = msg.ref
-    return snap
-
-
-AGENT_HANDLERS: dict[str, Handler] = {
-    "ping": _ping,
-    "status.set": _status_set,
-    "offer.accept": _accept,
-    "offer.decline": _decline,
-    "work.wrapup": _wrapup,
-    "work.complete": _complete,
-    "snapshot.get": _agent_snapshot_get,
-    "work.note": cases.ws_note,
-    "work.transfer": cases.ws_transfer,
-    "call.control": cases.ws_call_control,
-}
+        snapshot["ref"] = msg.ref
+    return snapshot
 
 
 class Refused(Exception):
@@ -269,16 +189,17 @@ class Role:
     spec: Mapping[str, tuple[protocol.F, ...]]
     handlers: Mapping[str, Handler]
     # register with the hub, then return the first snapshot (may raise Refused)
-    start: Callable[[Context, Conn], Awaitable[dict[str, Any]]]
+    start: Callable[[Context, Hub, Conn], Awaitable[dict[str, Any]]]
     resync: Callable[[Context, Conn], Awaitable[None]]
     # unregister from the hub and release what `start` took
-    finish: Callable[[Context, Conn], Awaitable[None]]
+    finish: Callable[[Context, Hub, Conn], Awaitable[None]]
 
 
-async def _session(ws: WebSocket, role: Role) -> None:
+async def run(ws: WebSocket, role: Role) -> None:
     """One socket's life: authenticate, accept, start (register + snapshot),
     serve messages, and always finish, even when cancelled."""
     ctx: Context = ws.app.state.ctx
+    hub: Hub = ws.app.state.hub
     auth = await _authenticate(ws, ctx, role.name)
     if auth is None:
         return
@@ -287,7 +208,7 @@ async def _session(ws: WebSocket, role: Role) -> None:
     await ws.accept(subprotocol=sub if sub in offered else None)
     conn = Conn(ws.send, sub, role.name, claims.sub)
     try:
-        await conn.send_message(await role.start(ctx, conn))
+        await conn.send_message(await role.start(ctx, hub, conn))
         conn.snapshot_sent = True
         conn.sender = asyncio.create_task(conn.run_sender(lambda c: role.resync(ctx, c)))
         await _serve(ws, conn, ctx, role.spec, role.handlers, claims.exp)
@@ -303,111 +224,4 @@ async def _session(ws: WebSocket, role: Role) -> None:
             await ws.close(Close.INTERNAL, "internal error")
     finally:
         _stop_sender(conn)
-        await role.finish(ctx, conn)
-
-
-async def _agent_start(ctx: Context, conn: Conn) -> dict[str, Any]:
-    ctx.hub.add_agent(conn)
-    try:
-        # the socket's registration and its snapshot's reads: one script call
-        woke, snap = await ctx.store.conn_open_snapshot(conn.subject, conn.id, ctx.lease)
-    except ScriptError as exc:
-        raise Refused(Close.UNKNOWN_AGENT, exc.message) from None
-    conn.registered = True
-    ctx.dispatcher.wake(woke)
-    return await _agent_snapshot_message(ctx, snap)
-
-
-async def _agent_finish(ctx: Context, conn: Conn) -> None:
-    ctx.hub.remove_agent(conn)
-    if conn.registered:
-        # shielded: a cancelled handler (shutdown) must still release the socket
-        with contextlib.suppress(Exception):
-            await asyncio.shield(ctx.store.conn_close(conn.subject, conn.id, ctx.grace))
-
-
-async def _resync_agent(ctx: Context, conn: Conn) -> None:
-    await conn.send_message(await agent_snapshot(ctx, conn))
-
-
-# -- supervisor --------------------------------------------------------------
-
-
-async def _force_status(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    woke = await ctx.store.set_status(
-        msg.data["agent_id"],
-        msg.data["status"],
-        msg.data["reason"] or "",
-        f"supervisor:{conn.subject}",
-    )
-    ctx.dispatcher.wake(woke)
-    return protocol.ok(msg.ref)
-
-
-async def supervisor_snapshot(ctx: Context) -> dict[str, Any]:
-    statuses, channels = await ctx.catalog()
-    return protocol.supervisor_snapshot(
-        await ctx.store.views(),
-        await ctx.store.queue_stats(),
-        statuses,
-        channels,
-        ctx.store.now_ms(),
-    )
-
-
-async def _supervisor_snapshot_get(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    snap = await supervisor_snapshot(ctx)
-    if msg.ref is not None:
-        snap["ref"] = msg.ref
-    return snap
-
-
-SUPERVISOR_HANDLERS: dict[str, Handler] = {
-    "ping": _ping,
-    "agent.status.set": _force_status,
-    "snapshot.get": _supervisor_snapshot_get,
-    "work.reassign": cases.ws_reassign,
-    "work.push": cases.ws_push,
-    "work.pull": cases.ws_pull,
-}
-
-
-async def _supervisor_start(ctx: Context, conn: Conn) -> dict[str, Any]:
-    # registered first: deltas that arrive while the snapshot is read are
-    # newer (higher ver) and win on the client
-    ctx.hub.add_supervisor(conn)
-    return await supervisor_snapshot(ctx)
-
-
-async def _supervisor_finish(ctx: Context, conn: Conn) -> None:
-    ctx.hub.remove_supervisor(conn)
-
-
-async def _resync_supervisor(ctx: Context, conn: Conn) -> None:
-    await conn.send_message(await supervisor_snapshot(ctx))
-
-
-async def resync(ctx: Context, conn: Conn) -> None:
-    if conn.role == "agent":
-        await _resync_agent(ctx, conn)
-    else:
-        await _resync_supervisor(ctx, conn)
-
-
-AGENT = Role("agent", protocol.AGENT_MESSAGES, AGENT_HANDLERS, _agent_start, _resync_agent, _agent_finish)
-SUPERVISOR = Role(
-    "supervisor",
-    protocol.SUPERVISOR_MESSAGES,
-    SUPERVISOR_HANDLERS,
-    _supervisor_start,
-    _resync_supervisor,
-    _supervisor_finish,
-)
-
-
-async def agent_endpoint(ws: WebSocket) -> None:
-    await _session(ws, AGENT)
-
-
-async def supervisor_endpoint(ws: WebSocket) -> None:
-    await _session(ws, SUPERVISOR)
+        await role.finish(ctx, hub, conn)

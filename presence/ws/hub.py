@@ -279,7 +279,7 @@ class Hub:
         backoff = 0.1
         first = True
         while True:
-            pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self.store.pubsub()
             try:
                 await pubsub.subscribe(channel)
                 # redis-py reconnects and resubscribes on its own after a

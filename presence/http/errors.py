@@ -1,0 +1,76 @@
+"""How an exception becomes an HTTP answer: the app's exception handlers.
+
+A route raises; it never builds an error response itself. A `Problem` is
+answered as it says; a script's refusal (`ScriptError`) by its code, through
+`SCRIPT_STATUS` (`script_problem`, the only place that mapping is made);
+Starlette's own refusals (no route, wrong method) as problems too; a Redis
+outage is a 503 with Retry-After, never a hang; and anything else is logged
+once and answered 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from presence.problems import SCRIPT_STATUS, Problem
+from presence.store import ScriptError
+
+log = logging.getLogger("presence.app")
+
+
+def script_problem(exc: ScriptError) -> Problem:
+    """A script's refusal as a problem: its code decides the status (400 for
+    a code the map does not know), its field and sentence are kept."""
+    return Problem(SCRIPT_STATUS.get(exc.code, 400), exc.message, field=exc.field, code=exc.code)
+
+
+async def _problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return exc.response()
+
+
+async def _script_refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ScriptError)
+    problem = script_problem(exc)
+    if problem.status >= 500:
+        # a script that failed rather than refused: a bug, not a bad request
+        log.error("script failed on %s %s: %s", request.method, request.url.path, exc.message)
+    return problem.response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else "request refused"
+    if exc.status_code == 404:
+        detail = f"no route for {request.method} {request.url.path}"
+    return Problem(exc.status_code, detail).response()
+
+
+async def _redis_down(request: Request, exc: Exception) -> Response:
+    log.warning("request failed, Redis unavailable: %s", exc)
+    return Problem(
+        503,
+        "the server's store (Redis) is unavailable; try again shortly",
+        code="unavailable",
+        headers={"Retry-After": "1"},
+    ).response()
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return Problem(500, "internal error; it has been logged", code="internal").response()
+
+
+HANDLERS: dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {
+    Problem: _problem,
+    ScriptError: _script_refused,
+    HTTPException: _http_error,
+    RedisError: _redis_down,
+    Exception: _crash,
+}

@@ -1,0 +1,70 @@
+"""The supervisor socket (``/ws/supervisor``): its messages, its snapshot, its role.
+
+A supervisor sees every agent and queue: its snapshot is every agent's
+view and the queue figures; the hub then sends it coalesced deltas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from presence import protocol
+from presence.context import Context
+from presence.protocol import Message
+from presence.ws import cases
+from presence.ws.hub import Conn, Hub
+from presence.ws.session import Handler, Role, ping, with_ref
+
+
+async def _force_status(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
+    woke = await ctx.store.set_status(
+        msg.data["agent_id"],
+        msg.data["status"],
+        msg.data["reason"] or "",
+        f"supervisor:{conn.subject}",
+    )
+    ctx.dispatcher.wake(woke)
+    return protocol.ok(msg.ref)
+
+
+async def snapshot(ctx: Context) -> dict[str, Any]:
+    statuses, channels = await ctx.catalog()
+    return protocol.supervisor_snapshot(
+        await ctx.store.views(),
+        await ctx.store.queue_stats(),
+        statuses,
+        channels,
+        ctx.store.now_ms(),
+    )
+
+
+async def _snapshot_get(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
+    return with_ref(await snapshot(ctx), msg)
+
+
+HANDLERS: dict[str, Handler] = {
+    "ping": ping,
+    "agent.status.set": _force_status,
+    "snapshot.get": _snapshot_get,
+    "work.reassign": cases.reassign,
+    "work.push": cases.push,
+    "work.pull": cases.pull,
+}
+
+
+async def _start(ctx: Context, hub: Hub, conn: Conn) -> dict[str, Any]:
+    # registered first: deltas that arrive while the snapshot is read are
+    # newer (higher ver) and win on the client
+    hub.add_supervisor(conn)
+    return await snapshot(ctx)
+
+
+async def _finish(ctx: Context, hub: Hub, conn: Conn) -> None:
+    hub.remove_supervisor(conn)
+
+
+async def resync(ctx: Context, conn: Conn) -> None:
+    await conn.send_message(await snapshot(ctx))
+
+
+ROLE = Role("supervisor", protocol.SUPERVISOR_MESSAGES, HANDLERS, _start, resync, _finish)
