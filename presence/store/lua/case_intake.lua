@@ -4,7 +4,7 @@
 --   * a thread reference (in-reply-to, conversation id) that names a case
 --     joins it: the message goes to the agent holding the item (work.message),
 --     or, when the item was finished, the item routes again (reroute in
---     _lib.lua), its last owner first; a Closed case re-opens when allowed;
+--     _lib_work.lua), its last owner first; a Closed case re-opens when allowed;
 --   * otherwise a new item waits in its queue with its case.
 -- KEYS[1] center prefix
 -- ARGV[1] now (ms)  ARGV[2] new work id  ARGV[3] queue  ARGV[4] channel

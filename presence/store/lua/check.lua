@@ -49,7 +49,7 @@ for _, aid in ipairs(redis.call('SMEMBERS', key('agents'))) do
     breach('agent ' .. aid .. ' item count is ' .. n .. ' but it holds ' .. count)
   end
   for ch, c in pairs(per) do
-    local chcap = channel(ch)[2]
+    local chcap = channel(ch).cap
     if chcap > 0 and c > chcap then
       breach('agent ' .. aid .. ' holds ' .. c .. ' ' .. ch .. ' items, over the cap of ' .. chcap)
     end

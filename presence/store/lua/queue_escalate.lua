@@ -1,7 +1,7 @@
 -- queue_escalate.lua: overflow and skill relaxation of items that have
 -- waited too long, run on a timer (presence/overflow.py). Each waiting item
 -- of a queue with rules has one entry in timer:escalations at its next
--- check (set at intake by schedule_escalation in _lib.lua), so a tick costs
+-- check (set at intake by schedule_escalation in _lib_queue.lua), so a tick costs
 -- the number of items due, never the number of agents or waiting items.
 --   * relaxation: the queue's steps {after, lower, drop}, applied cumulatively
 --     to the item's original required skills (kept as `req0`) once it has

@@ -3,7 +3,7 @@
 -- of queues that share a priority are merged and taken by item priority, then
 -- age (their wait scores are comparable across queues), then id. Each item is
 -- offered to the best eligible agent of its queue's ready index (see reindex
--- in _lib.lua). An agent is eligible when it has room for the channel's
+-- in _lib_agent.lua). An agent is eligible when it has room for the channel's
 -- weight, is under the channel's cap, holds every required skill at or above
 -- its level, and has not declined the item. Routable status, a live socket
 -- and queue membership are implied by the index. The agent who let the
@@ -38,7 +38,7 @@ local function pick(q, wid, ready)
   -- the agent who let this item's offer time out: the last resort, so the
   -- item rings elsewhere first but is never stranded
   local fallback = nil
-  local cap = channel(ch)[2]
+  local cap = channel(ch).cap
   local fields = {'cap', 'load', 'c:' .. ch}
   local need = {}
   if it[3] then
