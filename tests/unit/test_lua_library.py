@@ -1,6 +1,7 @@
 """The Lua function library is joined from its parts in the declared order
 (`store/scripts.py` LIBRARY), every file of store/lua is either a part or a
-script, and no part uses a helper that only a later part defines."""
+script, no part uses a helper that only a later part defines, each part's
+header names what it relies on, and each script opens with KEYS/ARGV."""
 
 from __future__ import annotations
 
@@ -54,34 +55,48 @@ def test_every_lua_file_is_a_library_part_or_a_script() -> None:
     assert not any(n.startswith("_") for n in script_names())
 
 
-def test_each_part_uses_only_itself_and_earlier_parts() -> None:
-    """A helper is a local of the library: used before its part it would be
-    an undefined global, an error only when that path first runs."""
+def _uses() -> list[dict[str, int]]:
+    """For each part, the names of the library it uses, with the index of
+    the part that defines each. A use is not a field (`.name`, `:name`) nor
+    a table key (`name = `)."""
     texts = [(LUA_DIR / f"{part}.lua").read_text("utf-8") for part in LIBRARY]
     owner: dict[str, int] = {}
     for i, text in enumerate(texts):
         for name in _defined(text):
             owner.setdefault(name, i)
-    for i, text in enumerate(texts):
-        code = _code(text)
-        for name, j in owner.items():
-            # a use: not a field (`.name`, `:name`) nor a table key (`name = `)
-            if j > i and re.search(rf"(?<![.:\w]){name}\b(?!\s*=[^=])", code):
-                raise AssertionError(f"{LIBRARY[i]}.lua uses {name}, defined later in {LIBRARY[j]}.lua")
+    return [
+        {
+            n: j
+            for n, j in owner.items()
+            if j != i and re.search(rf"(?<![.:\w]){n}\b(?!\s*=[^=])", _code(text))
+        }
+        for i, text in enumerate(texts)
+    ]
+
+
+def test_each_part_uses_only_itself_and_earlier_parts() -> None:
+    """A helper is a local of the library: used before its part it would be
+    an undefined global, an error only when that path first runs."""
+    for i, uses in enumerate(_uses()):
+        later = {n: LIBRARY[j] for n, j in uses.items() if j > i}
+        assert not later, f"{LIBRARY[i]}.lua uses names defined in later parts: {later}"
 
 
 def test_each_part_names_what_it_owns_and_relies_on() -> None:
-    for part in LIBRARY:
-        text = (LUA_DIR / f"{part}.lua").read_text("utf-8")
-        header = text.split("\n\n")[0]
+    for part, uses in zip(LIBRARY, _uses(), strict=True):
+        header = (LUA_DIR / f"{part}.lua").read_text("utf-8").split("\n\n")[0]
         assert header.startswith(f"-- {part}.lua: "), part
-        assert "Relies on " in header, part
+        relies = header[header.index("Relies on ") :]
+        unnamed = sorted(f"{n} ({LIBRARY[j]})" for n, j in uses.items() if not re.search(rf"\b{n}\b", relies))
+        assert not unnamed, f"{part}.lua's header does not say it relies on {unnamed}"
+        for j in set(uses.values()):
+            assert f"{LIBRARY[j]}.lua" in relies, f"{part}.lua's header does not name {LIBRARY[j]}.lua"
 
 
 def test_every_script_opens_with_its_keys_and_argv() -> None:
     for name in script_names():
         lines = (LUA_DIR / f"{name}.lua").read_text("utf-8").splitlines()
-        header = [line for line in lines[: next(i for i, x in enumerate(lines) if not x.startswith("--"))]]
+        header = lines[: next(i for i, x in enumerate(lines) if not x.startswith("--"))]
         assert header[0].startswith(f"-- {name}.lua: "), name
         assert "-- KEYS[1] center prefix" in header, name
         assert any(line.startswith("-- ARGV[1] now (ms)") for line in header), name

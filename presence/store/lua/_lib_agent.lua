@@ -2,7 +2,7 @@
 -- and the events that carry it, its load (`touch_agent`), its place in each
 -- queue's ready index (`reindex`), whether it can take an item now
 -- (`unfit`), and its snapshot.
--- Relies on _lib_core.lua (key, num, hmget, NOW, emit, on_enter) and
+-- Relies on _lib_core.lua (key, num, hmget, emit, on_enter) and
 -- _lib_config.lua (strategy, channel).
 
 -- An agent's public view, sent to its own sockets and to supervisors.
