@@ -6,9 +6,10 @@ create --batch items (`work:batch`'s script), route them (`route.lua`),
 complete each (the batched `work_complete`). It prints, per assignment,
 the commands the scripts ran inside Redis (``INFO commandstats``), the
 bytes appended to the AOF, and the Redis CPU and FCALL time; and, as the
-baseline of the same run, the cost of one EVALSHA that only defines
-`_lib.lua`'s helpers: the fixed cost every call would pay if the scripts
-were EVAL scripts rather than one function library.
+baseline of the same run, the cost of one EVALSHA that only defines the
+library's shared helpers (the `_lib_*.lua` parts): the fixed cost every
+call would pay if the scripts were EVAL scripts rather than one function
+library.
 
 No server process and no sockets to agents: this isolates the Redis side
 of `bench_assign`, and its command and byte counts are exact (the same on
@@ -28,7 +29,6 @@ import argparse
 import asyncio
 import sys
 import tempfile
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from loadtests.common import free_port
 from presence.center import parse_center
 from presence.embedded import EmbeddedRedis
 from presence.store import Store, new_work_id
+from presence.store.scripts import helpers
 
 # commands the measuring itself sends, not the scripts
 _OWN = (
@@ -92,8 +93,7 @@ async def measure(url: str, data: Path, agents: int, batch: int, rounds: int) ->
     # the baseline: an EVAL script of the shared helpers alone, i.e. what each
     # call would pay on top if the scripts were sent as EVAL scripts
     # (store/scripts.py loads them as one function library instead)
-    lib = resources.files("presence").joinpath("store/lua/_lib.lua").read_text("utf-8")
-    empty = r.register_script(lib + "\nreturn 1")
+    empty = r.register_script(helpers() + "\nreturn 1")
     await empty(keys=[store.keys.prefix], args=[0])
     await r.config_resetstat()
     for _ in range(1000):
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  FCALL time per assignment, us      {fig['fcall_us']:8.1f}")
     print(f"  Redis CPU per assignment, us       {fig['redis_cpu_us']:8.1f}")
     print(
-        "  baseline: EVALSHA of _lib.lua alone (a script's fixed cost), us per call "
+        "  baseline: EVALSHA of the shared helpers alone (a script's fixed cost), us per call "
         f"{fig['baseline_evalsha_us']:.1f}"
     )
     return 0

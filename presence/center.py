@@ -24,7 +24,7 @@ STRATEGIES = ("most_available", "least_active", "longest_idle")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 CENTER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 # Item priority is folded into one sorted-set score together with the arrival
-# time (see store/lua/_lib.lua), which keeps it exact within this range.
+# time (wait_score in store/lua/_lib_queue.lua), which keeps it exact within this range.
 PRIORITY_MIN, PRIORITY_MAX = -99, 99
 
 

@@ -3,7 +3,7 @@
 With several server processes behind one port, a scrape reaches any one of
 them; per-process counters would each tell a different part of the story.
 So the counters live in Redis (hash ``metrics``), and the Lua script that
-records an event also counts it (``count`` in ``store/lua/_lib.lua``): each
+records an event also counts it (``count`` in ``store/lua/_lib_core.lua``): each
 event is counted exactly once, in the same atomic call as the change, and
 the counters survive restarts (monotonic, as Prometheus expects). An earlier
 design counted the event stream from Python once a second; under load that
@@ -28,7 +28,7 @@ from presence.store import Store
 from presence.tasks import Periodic
 
 # assignment latency buckets, seconds (intake -> assignment); LAT_MS and
-# LAT_LE in _lib.lua are the same bounds
+# LAT_LE in _lib_core.lua are the same bounds
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 CONNS_STALE_MS = 10_000
 

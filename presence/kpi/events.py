@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# A finished item routed again (case_intake / reroute in _lib.lua).
+# A finished item routed again (case_intake / reroute in _lib_work.lua).
 REOPEN_EVENTS = frozenset({"reopen", "case.reopen", "case_reopen"})
 # Ownership handed on: transfer, transfer.agent, transfer.queue, escalate ...
 TRANSFER_PREFIXES = ("transfer", "escalat")

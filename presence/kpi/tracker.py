@@ -203,7 +203,7 @@ class Tracker:
             self._release(it, e.ts)
             self._record(Fact("transfer", e.ts, it.queue, it.channel, e.agent, work=e.work))
         elif kind in REOPEN_EVENTS:
-            # a finished case routes again (store/lua/_lib.lua reroute): a new
+            # a finished case routes again (store/lua/_lib_work.lua reroute): a new
             # contact with its own wait, answer and handling, never first-contact
             self._flag(it)
             self._release(it, e.ts)

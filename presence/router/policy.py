@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 STRATEGIES = ("most_available", "least_active", "longest_idle")
-# longest_idle ranks agents holding work after idle ones (as _lib.lua's reindex)
+# longest_idle ranks agents holding work after idle ones (as reindex in _lib_agent.lua)
 IDLE_BUSY = 10**15
 
 

@@ -2,7 +2,7 @@
 
 The Lua script that makes a change also appends its event to the stream of
 every webhook subscribed to that event type (``hook`` in
-the Lua library), in the same atomic call; the stream
+``store/lua/_lib_webhook.lua``), in the same atomic call; the stream
 ``webhook:<name>`` keeps it until the receiver answers 2xx. So a receiver
 that is down loses nothing: its events wait in Redis, across restarts of
 every presence process.

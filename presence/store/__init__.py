@@ -440,7 +440,7 @@ class Store:
         return self._snapshot(agent_id, raw[1], raw[2])
 
     def _snapshot(self, agent_id: str, view: bytes, hashes: list[list[bytes]]) -> AgentSnapshot:
-        """Decode agent_snapshot's reply (_lib.lua) exactly as `views` and `agent_items` would."""
+        """Decode agent_snapshot's reply (_lib_agent.lua) exactly as `views` and `agent_items` would."""
         agent: dict[str, Any] = msgpack.unpackb(view, raw=False) if view else {"agent_id": agent_id}
         if view and agent.get("by_channel") == []:
             agent["by_channel"] = {}

@@ -10,8 +10,8 @@ and ``messages`` (what the customer sent, on any channel).
 
 Completing the item does not close the case, and closing the case does not
 end the item. When a customer writes again to a case whose item is
-finished, the same item routes again (``reroute`` in the Lua library) to
-its last owner first: the checker sees a new routing (created + 1).
+finished, the same item routes again (``reroute`` in ``store/lua/_lib_work.lua``)
+to its last owner first: the checker sees a new routing (created + 1).
 
 Transfer and escalation (``store/lua/work_transfer.lua``): an agent hands
 an item in hand to another agent or to a queue with a handoff note; a

@@ -3,8 +3,8 @@
 All keys of a center share the prefix ``presence:{<center>}:``. The braces are
 a Redis Cluster hash tag: every key one Lua script touches lies in the same
 slot, so a cluster can host many centers while each script stays atomic.
-The Lua scripts receive the prefix as KEYS[1] and build the same names (see
-``store/lua/_lib.lua``); the two lists must stay in step, and
+The Lua scripts receive the prefix as KEYS[1] and build the same names (``key`` in
+``store/lua/_lib_core.lua``); the two lists must stay in step, and
 ``tests/unit/test_keys.py`` checks the Lua side spells them the same way.
 """
 

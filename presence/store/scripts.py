@@ -1,11 +1,12 @@
 """Load the Lua scripts of `store/lua/` and call them.
 
 Each ``<area>_<verb>.lua`` file is one atomic state change. All of them,
-with the helpers of `_lib.lua`, are loaded into Redis as ONE function
-library (``FUNCTION LOAD``) and called with ``FCALL``: the helpers are
-defined once per load, not on every call as a prefix of an EVAL script
-would be (~90,000 instructions per call, docs/PERFORMANCE.md). Each call is
-still a single atomic step. The library and its functions are named after
+with the shared helpers of the ``_lib_<area>.lua`` parts (joined in the
+order of `LIBRARY`), are loaded into Redis as ONE function library
+(``FUNCTION LOAD``) and called with ``FCALL``: the helpers are defined once
+per load, not on every call as a prefix of an EVAL script would be
+(~90,000 instructions per call, docs/PERFORMANCE.md). Each call is still a
+single atomic step. The library and its functions are named after
 a digest of the source, so processes running different versions of
 presence (a rolling upgrade) each call their own; a Redis that lost its
 functions (a new one, a ``FUNCTION FLUSH``) is given the library again on
@@ -25,6 +26,22 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 LUA_DIR = "store/lua"
+
+# The parts of the shared helpers, in the order they are joined. A helper is
+# a local of the library, so a part may use what the parts before it define
+# and nothing after: the order is the dependency order (each part's header
+# names what it relies on). Every other file of LUA_DIR is a script.
+LIBRARY = (
+    "_lib_core",  # enter, key, hmget; events, counters, stream and history (emit, bump, record)
+    "_lib_config",  # the center's settings: rules, statuses, channels, queue strategies
+    "_lib_webhook",  # webhook streams, and the hooks for item events
+    "_lib_case",  # a case's view and status, and the hooks for its item's moves
+    "_lib_agent",  # an agent's view, load, ready index and fitness
+    "_lib_queue",  # waiting: wait score, new items, enqueue, overflow bookkeeping
+    "_lib_route",  # offers and assignments
+    "_lib_work",  # requeue, release, finish, complete, reroute, wrap-up, ownership
+    "_lib_presence",  # an agent's status and lost sockets
+)
 
 
 class ScriptError(Exception):
@@ -50,8 +67,8 @@ BATCHED = ("offer_accept", "offer_decline", "work_complete", "work_create", "wor
 # The body of a batched script runs as a function of its own ARGV; pcall
 # turns a runtime error in one call into that call's reply, so the others
 # still get theirs. ARGV of the variant: now, arity, then `arity` arguments
-# per call. Their events go out as one pub/sub message (_lib.lua's
-# events_begin / events_publish).
+# per call. Their events go out as one pub/sub message (events_begin /
+# events_publish, _lib_core.lua).
 _MANY = """
 local function __one(ARGV)
 {body}
@@ -70,10 +87,17 @@ return __out
 
 
 def script_names() -> list[str]:
+    """Every script (a file of LUA_DIR not named like a library part)."""
     base = resources.files("presence").joinpath(LUA_DIR)
     return sorted(
         p.name[:-4] for p in base.iterdir() if p.name.endswith(".lua") and not p.name.startswith("_")
     )
+
+
+@cache
+def helpers() -> str:
+    """The shared helpers: the LIBRARY parts, joined in their order."""
+    return "\n".join(f"-- ==== {part}.lua ====\n{_lua(part)}" for part in LIBRARY)
 
 
 def _bodies() -> dict[str, str]:
@@ -87,9 +111,9 @@ def _bodies() -> dict[str, str]:
 def script_source(name: str) -> str:
     """Script `name` (or ``<name>:many``) as a stand-alone EVAL script, for
     tools and tests that run one script on a bare client."""
-    # _lib.lua's own KEYS and ARGV locals hide the script's globals: keep them first
+    # the helpers' own KEYS and ARGV locals hide the script's globals: keep them first
     return (
-        f"local __keys, __args = KEYS, ARGV\n{_lua('_lib')}\n"
+        f"local __keys, __args = KEYS, ARGV\n{helpers()}\n"
         f"enter(__keys, __args)\n-- ==== {name} ====\n{_bodies()[name]}"
     )
 
@@ -98,7 +122,7 @@ def script_source(name: str) -> str:
 def library() -> tuple[str, dict[str, str]]:
     """The function library of every script: its source, and the function
     name of each script (``work_create:many`` included)."""
-    lib, bodies = _lua("_lib"), _bodies()
+    lib, bodies = helpers(), _bodies()
     digest = hashlib.sha1("\0".join([lib, *(f"{n}\0{b}" for n, b in sorted(bodies.items()))]).encode())
     tag = digest.hexdigest()[:12]
     functions = {name: f"{name.replace(':', '__')}_{tag}" for name in bodies}

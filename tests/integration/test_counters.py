@@ -1,5 +1,5 @@
 """The Prometheus counters, counted by the Lua scripts in the same call as
-each event (`count` in _lib.lua), read back as `/metrics` reads them."""
+each event (`count` in _lib_core.lua), read back as `/metrics` reads them."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Every Redis key is named in `presence/store/keys.py`, and the Lua scripts
-build the same names with `key(...)` (see store/lua/_lib.lua)."""
+build the same names with `key(...)` (see store/lua/_lib_core.lua)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from presence.store.keys import Keys
+from presence.store.scripts import helpers
 
 LUA_DIR = Path(__file__).resolve().parents[2] / "presence" / "store" / "lua"
 KEY_CALL = re.compile(r"\bkey\(([^()]*(?:\([^()]*\)[^()]*)*)\)")
@@ -88,7 +89,7 @@ def test_every_python_key_carries_the_prefix() -> None:
 
 
 def test_lua_builds_keys_from_the_prefix_only() -> None:
-    lib = (LUA_DIR / "_lib.lua").read_text("utf-8")
+    lib = helpers()
     # the prefix is the call's first key, set by `enter`; `key` only appends to it
     assert "  P = keys[1]\n" in lib
     assert "  EVENTS = P .. 'events'\n" in lib

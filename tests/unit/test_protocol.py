@@ -177,7 +177,7 @@ def _one(raw: bytes) -> Event:
 
 
 def _lua_event(header: dict[str, Any], blob: bytes | None = None) -> bytes:
-    """Build a payload the way _lib.lua's emit() does: a fixarray of 1 or 2."""
+    """Build a payload the way emit() (_lib_core.lua) does: a fixarray of 1 or 2."""
     if blob is None:
         return b"\x91" + msgpack.packb(header)
     return b"\x92" + msgpack.packb(header) + blob

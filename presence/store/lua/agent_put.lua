@@ -23,12 +23,12 @@ if exists then
   if cap < load then
     return {'conflict', 'capacity', 'capacity ' .. cap .. ' is below the ' .. load .. ' units the agent holds now'}
   end
-  local old = redis.call('HMGET', ak, 'queues', 'skills')
-  for _, q in ipairs(old[1] and cmsgpack.unpack(old[1]) or {}) do
+  local old = hmget(ak, {'queues', 'skills'})
+  for _, q in ipairs(old.queues and cmsgpack.unpack(old.queues) or {}) do
     redis.call('SREM', key('queue', q, 'members'), aid)
     redis.call('ZREM', key('queue', q, 'ready'), aid)
   end
-  for s, _ in pairs(old[2] and cmsgpack.unpack(old[2]) or {}) do
+  for s, _ in pairs(old.skills and cmsgpack.unpack(old.skills) or {}) do
     redis.call('HDEL', ak, 'sk:' .. s)
   end
 else

@@ -3,5 +3,5 @@
 -- KEYS[1] center prefix
 -- ARGV[1] now (ms)  ARGV[2] agent id
 -- Reply: {"ok", packed view ('' when the agent has no record), {item hash...}}
-local snap = agent_snapshot(ARGV[2])
-return {'ok', snap[1], snap[2]}
+local packed, items = agent_snapshot(ARGV[2])
+return {'ok', packed, items}

@@ -28,8 +28,8 @@ if reason ~= '' then
             ' (expected one of ' .. table.concat(reasons, ', ') .. ')'}
   end
 end
-local cur = redis.call('HMGET', key('agent', aid), 'status', 'reason')
-if cur[1] == status and cur[2] == reason then
+local cur = hmget(key('agent', aid), {'status', 'reason'})
+if cur.status == status and cur.reason == reason then
   -- choosing the status one already has changes nothing: time in status
   -- keeps counting and no history entry is written
   return {'ok'}

@@ -13,9 +13,9 @@ if not state then
   return {'invalid', 'action', 'unknown action ' .. action}
 end
 local wk = key('work', wid)
-local it = redis.call('HMGET', wk, 'state', 'agent', 'queue', 'channel')
-if not it[1] then return {'not_found', 'work_id', 'no work item ' .. wid} end
-if it[2] ~= aid or (it[1] ~= 'assigned' and it[1] ~= 'wrapup') then
+local it = hmget(wk, {'state', 'agent', 'queue', 'channel'})
+if not it.state then return {'not_found', 'work_id', 'no work item ' .. wid} end
+if it.agent ~= aid or (it.state ~= 'assigned' and it.state ~= 'wrapup') then
   return {'not_yours', 'work_id', 'work item ' .. wid .. ' is not in your hands'}
 end
 local call = redis.call('HGET', key('case', wid), 'call_id')
@@ -24,7 +24,7 @@ if not call or call == '' then
 end
 redis.call('HSET', wk, 'call_state', state)
 record({ev = 'call.control', work = wid, agent = aid, action = action, target = target,
-        queue = it[3], channel = it[4]}, wid)
+        queue = it.queue, channel = it.channel}, wid)
 hook('call.control', {work_id = wid, call_id = call, action = action, target = target, agent_id = aid,
                       extension = redis.call('HGET', key('agent', aid), 'ext') or ''})
 emit({type = 'call.state', to = aid, work_id = wid, state = state})

@@ -12,8 +12,8 @@ if not wid or redis.call('EXISTS', key('work', wid)) == 0 then
   return {'not_found', 'call_id', 'no call ' .. string.sub(ref, 6) .. ' is known'}
 end
 local wk = key('work', wid)
-local it = redis.call('HMGET', wk, 'state', 'agent', 'queue', 'channel')
-local st, aid = it[1], it[2]
+local it = hmget(wk, {'state', 'agent', 'queue', 'channel'})
+local st, aid = it.state, it.agent
 if st == 'queued' or st == 'offered' then
   local woke, faid, q, ch, prev, _, rec = finish(wid, 'abandoned', {reason = reason})
   if prev == 'offered' then
@@ -28,9 +28,9 @@ if st == 'assigned' or st == 'wrapup' then
   redis.call('HSET', wk, 'call_state', 'ended')
   emit({type = 'call.state', to = aid, work_id = wid, state = 'ended'})
   if st == 'assigned' then
-    start_wrapup(wid, aid, it[3])
+    start_wrapup(wid, aid, it.queue)
   end
-  record({ev = 'call.ended', agent = aid, queue = it[3], channel = it[4], work = wid, reason = reason}, wid)
+  record({ev = 'call.ended', agent = aid, queue = it.queue, channel = it.channel, work = wid, reason = reason}, wid)
   hook('call.ended', {work_id = wid, agent_id = aid, reason = reason})
   return {'ok', wid, 'ended'}
 end

@@ -4,7 +4,7 @@
 --   * a thread reference (in-reply-to, conversation id) that names a case
 --     joins it: the message goes to the agent holding the item (work.message),
 --     or, when the item was finished, the item routes again (reroute in
---     _lib.lua), its last owner first; a Closed case re-opens when allowed;
+--     _lib_work.lua), its last owner first; a Closed case re-opens when allowed;
 --   * otherwise a new item waits in its queue with its case.
 -- KEYS[1] center prefix
 -- ARGV[1] now (ms)  ARGV[2] new work id  ARGV[3] queue  ARGV[4] channel
@@ -35,7 +35,7 @@ local function remember(id)
   end
 end
 
-local cfg = redis.call('HMGET', key('cases', 'config'), 'initial', 'closed', 'reopen')
+local cfg = hmget(key('cases', 'config'), {'initial', 'closed', 'reopen'})
 local found
 for _, ref in ipairs(lookup) do
   local w = redis.call('GET', key('thread', ref))
@@ -43,7 +43,7 @@ for _, ref in ipairs(lookup) do
 end
 if found and on_match == 'duplicate' then return {'ok', found, 'duplicate', '', ''} end
 local cstatus = found and redis.call('HGET', key('case', found), 'status')
-if found and cstatus == cfg[2] and not reopen_closed then
+if found and cstatus == cfg.closed and not reopen_closed then
   -- a closed conversation that starts again is a new case
   found = nil
 end
@@ -52,20 +52,20 @@ if found then
   local ck = key('case', found)
   if message ~= '' then redis.call('RPUSH', key('case', found, 'messages'), message) end
   redis.call('HSET', ck, 'updated', NOW)
-  local it = redis.call('HMGET', key('work', found), 'state', 'agent', 'queue')
+  local it = hmget(key('work', found), {'state', 'agent', 'queue'})
   local outcome, holder, woke = 'joined', '', ''
-  if it[1] == 'offered' or it[1] == 'assigned' or it[1] == 'wrapup' then
-    holder = it[2]
+  if it.state == 'offered' or it.state == 'assigned' or it.state == 'wrapup' then
+    holder = it.agent
     if wrapped ~= '' then
       emit({type = 'work.message', to = holder, work_id = found}, wrapped)
     end
-  elseif it[1] == 'completed' or it[1] == 'abandoned' then
-    if cstatus == cfg[2] then case_set_status(found, cfg[3] or cfg[1], 'customer') end
+  elseif it.state == 'completed' or it.state == 'abandoned' then
+    if cstatus == cfg.closed then case_set_status(found, cfg.reopen or cfg.initial, 'customer') end
     local wq = reroute(found, 'message')
     outcome = 'reopened'
     if wq then woke = wq else holder = redis.call('HGET', key('work', found), 'agent') end
   end
-  record({ev = 'message', work = found, queue = it[3] or '', channel = ch, outcome = outcome}, found)
+  record({ev = 'message', work = found, queue = it.queue or '', channel = ch, outcome = outcome}, found)
   if wrapped ~= '' then hook('case.message', {work_id = found, channel = ch}, wrapped) end
   remember(found)
   return {'ok', found, outcome, holder, woke}
@@ -80,7 +80,7 @@ for f, v in pairs(fields) do
   if v == true then v = '1' elseif v == false then v = '0' end
   args[#args + 1] = v
 end
-redis.call('HSET', ck, 'status', cfg[1] or 'New', 'channel', ch, 'queue', q, 'owner', '',
+redis.call('HSET', ck, 'status', cfg.initial or 'New', 'channel', ch, 'queue', q, 'owner', '',
            'created', NOW, 'first_response', 0, 'closed', 0, 'updated', NOW, 'reopened', 0, unpack(args))
 if message ~= '' then redis.call('RPUSH', key('case', wid, 'messages'), message) end
 remember(wid)

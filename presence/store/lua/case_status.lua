@@ -9,9 +9,9 @@ local wid, status, by, holder_only = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('EXISTS', key('case', wid)) == 0 then
   return {'not_found', 'work_id', 'no case for work item ' .. wid}
 end
-local it = redis.call('HMGET', key('work', wid), 'state', 'agent')
-local held = it[1] == 'assigned' or it[1] == 'wrapup'
-if holder_only ~= '' and (not held or it[2] ~= holder_only) then
+local it = hmget(key('work', wid), {'state', 'agent'})
+local held = it.state == 'assigned' or it.state == 'wrapup'
+if holder_only ~= '' and (not held or it.agent ~= holder_only) then
   return {'not_yours', 'work_id', 'work item ' .. wid .. ' is not in your hands'}
 end
 local raw = redis.call('HGET', key('cases', 'config'), 'statuses')
@@ -24,5 +24,5 @@ if not known then
   return {'invalid', 'status', 'unknown case status ' .. status .. ' (expected one of ' .. table.concat(names, ', ') .. ')'}
 end
 local changed = case_set_status(wid, status, by)
-if changed and (held or it[1] == 'offered') then case_updated(wid, it[2]) end
+if changed and (held or it.state == 'offered') then case_updated(wid, it.agent) end
 return {'ok', status, changed and 'changed' or 'same'}

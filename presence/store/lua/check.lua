@@ -16,25 +16,25 @@ local OPEN = {queued = true, offered = true, assigned = true, wrapup = true}
 
 for _, aid in ipairs(redis.call('SMEMBERS', key('agents'))) do
   local ak = key('agent', aid)
-  local a = redis.call('HMGET', ak, 'cap', 'load', 'n')
-  local cap, load, n = num(a[1]), num(a[2]), num(a[3])
+  local a = hmget(ak, {'cap', 'load', 'n'})
+  local cap, load, n = num(a.cap), num(a.load), num(a.n)
   local sum, count, per = 0, 0, {}
   local function tally(set, states, what)
     for _, wid in ipairs(redis.call('SMEMBERS', ak .. ':' .. set)) do
-      local it = redis.call('HMGET', key('work', wid), 'state', 'agent', 'channel', 'weight')
+      local it = hmget(key('work', wid), {'state', 'agent', 'channel', 'weight'})
       if holder[wid] then
         breach('item ' .. wid .. ' is held by two agents: ' .. holder[wid] .. ' and ' .. aid)
       end
       holder[wid] = aid
-      if not states[it[1] or ''] then
-        breach('item ' .. wid .. ' is in ' .. aid .. "'s " .. what .. ' but its state is ' .. tostring(it[1]))
+      if not states[it.state or ''] then
+        breach('item ' .. wid .. ' is in ' .. aid .. "'s " .. what .. ' but its state is ' .. tostring(it.state))
       end
-      if it[2] ~= aid then
-        breach('item ' .. wid .. ' is in ' .. aid .. "'s " .. what .. ' but names agent ' .. tostring(it[2]))
+      if it.agent ~= aid then
+        breach('item ' .. wid .. ' is in ' .. aid .. "'s " .. what .. ' but names agent ' .. tostring(it.agent))
       end
-      sum = sum + num(it[4])
+      sum = sum + num(it.weight)
       count = count + 1
-      if it[3] then per[it[3]] = (per[it[3]] or 0) + 1 end
+      if it.channel then per[it.channel] = (per[it.channel] or 0) + 1 end
     end
   end
   tally('offers', {offered = true}, 'offers')
@@ -49,7 +49,7 @@ for _, aid in ipairs(redis.call('SMEMBERS', key('agents'))) do
     breach('agent ' .. aid .. ' item count is ' .. n .. ' but it holds ' .. count)
   end
   for ch, c in pairs(per) do
-    local chcap = channel(ch)[2]
+    local chcap = channel(ch).cap
     if chcap > 0 and c > chcap then
       breach('agent ' .. aid .. ' holds ' .. c .. ' ' .. ch .. ' items, over the cap of ' .. chcap)
     end
@@ -76,31 +76,31 @@ end
 -- overflows to this one (store/lua/queue_escalate.lua)
 for _, q in ipairs(redis.call('ZRANGE', key('queues'), 0, -1)) do
   for _, wid in ipairs(redis.call('ZRANGE', key('queue', q, 'borrowed'), 0, -1)) do
-    local it = redis.call('HMGET', key('work', wid), 'state', 'ovf', 'queue')
-    if it[1] ~= 'queued' then
-      breach('item ' .. wid .. ' is borrowed by ' .. q .. ' but is ' .. tostring(it[1]))
-    elseif it[2] ~= q then
-      breach('item ' .. wid .. ' is borrowed by ' .. q .. ' but overflows to ' .. tostring(it[2]))
-    elseif waiting_in[wid] ~= it[3] then
-      breach('item ' .. wid .. ' is borrowed by ' .. q .. ' but does not wait in its queue ' .. tostring(it[3]))
+    local it = hmget(key('work', wid), {'state', 'ovf', 'queue'})
+    if it.state ~= 'queued' then
+      breach('item ' .. wid .. ' is borrowed by ' .. q .. ' but is ' .. tostring(it.state))
+    elseif it.ovf ~= q then
+      breach('item ' .. wid .. ' is borrowed by ' .. q .. ' but overflows to ' .. tostring(it.ovf))
+    elseif waiting_in[wid] ~= it.queue then
+      breach('item ' .. wid .. ' is borrowed by ' .. q .. ' but does not wait in its queue ' .. tostring(it.queue))
     end
   end
 end
 
 local open = redis.call('ZRANGE', key('work', 'open'), 0, -1)
 for _, wid in ipairs(open) do
-  local it = redis.call('HMGET', key('work', wid), 'state', 'agent', 'queue')
-  local st = it[1]
+  local it = hmget(key('work', wid), {'state', 'agent', 'queue'})
+  local st = it.state
   if not st then
     breach('open item ' .. wid .. ' has no record')
   elseif not OPEN[st] then
     breach('item ' .. wid .. ' is ' .. st .. ' but still listed as open')
   elseif st == 'queued' then
-    if waiting_in[wid] ~= it[3] then
-      breach('item ' .. wid .. ' is queued but not waiting in its queue ' .. tostring(it[3]))
+    if waiting_in[wid] ~= it.queue then
+      breach('item ' .. wid .. ' is queued but not waiting in its queue ' .. tostring(it.queue))
     end
-  elseif holder[wid] ~= it[2] then
-    breach('item ' .. wid .. ' is ' .. st .. ' for ' .. tostring(it[2]) .. ' but that agent does not hold it')
+  elseif holder[wid] ~= it.agent then
+    breach('item ' .. wid .. ' is ' .. st .. ' for ' .. tostring(it.agent) .. ' but that agent does not hold it')
   end
 end
 for wid, q in pairs(waiting_in) do
@@ -109,8 +109,8 @@ for wid, q in pairs(waiting_in) do
   end
 end
 
-local st = redis.call('HMGET', key('stats'), 'created', 'completed', 'abandoned')
-local created, done, gone = num(st[1]), num(st[2]), num(st[3])
+local st = hmget(key('stats'), {'created', 'completed', 'abandoned'})
+local created, done, gone = num(st.created), num(st.completed), num(st.abandoned)
 if created ~= #open + done + gone then
   breach('items lost: ' .. created .. ' created, but ' .. #open .. ' open + ' .. done ..
          ' completed + ' .. gone .. ' abandoned = ' .. (#open + done + gone))

@@ -4,7 +4,7 @@
 -- ARGV[5] "1": also read the agent's snapshot (the agent socket's connect: one round trip)
 -- Reply: {"ok", woken queue...}
 --      | with ARGV[5] "1": {"ok", {woken queue...}, packed view, {item hash...}}
---        (see agent_snapshot in _lib.lua)
+--        (see agent_snapshot in _lib_agent.lua)
 --      | {"not_found", "agent_id", message}
 local aid, conn, lease = ARGV[2], ARGV[3], num(ARGV[4])
 local ak = key('agent', aid)
@@ -35,7 +35,7 @@ else
   emit_agent(aid, 'status')
 end
 if ARGV[5] == '1' then
-  local snap = agent_snapshot(aid)
-  return {'ok', woke, snap[1], snap[2]}
+  local packed, items = agent_snapshot(aid)
+  return {'ok', woke, packed, items}
 end
 return {'ok', unpack(woke)}

@@ -6,8 +6,9 @@
 -- asking its hub whether the socket is still open, and registers a live one
 -- again with conn_open.
 -- Two commands for the whole chunk (ZMSCORE, then ZADD XX), not two per
--- socket: with 10,000 sockets a command per member held Redis for ~2.5 ms
--- per 500 members, every routing call waiting behind it (docs/PERFORMANCE.md).
+-- socket: with 10,000 sockets a command per member would hold Redis for
+-- ~2.5 ms per 500 members, every routing call waiting behind it
+-- (docs/PERFORMANCE.md).
 -- KEYS[1] center prefix
 -- ARGV[1] now (ms)  ARGV[2] lease (ms)  ARGV[3..] "agent_id|conn_id" members
 -- Reply: {member whose lease was gone...}

@@ -5,5 +5,5 @@
 local aid, wid = ARGV[2], ARGV[3]
 local it, err = mine(wid, aid, {offered = true}, 'offered')
 if not it then return err end
-assign(wid, aid, it[3], it[4], 'accept')
+assign(wid, aid, it.queue, it.channel, 'accept')
 return {'ok'}

@@ -1,7 +1,7 @@
 -- queue_escalate.lua: overflow and skill relaxation of items that have
 -- waited too long, run on a timer (presence/router/escalator.py). Each waiting item
 -- of a queue with rules has one entry in timer:escalations at its next
--- check (set at intake by schedule_escalation in _lib.lua), so a tick costs
+-- check (set at intake by schedule_escalation in _lib_queue.lua), so a tick costs
 -- the number of items due, never the number of agents or waiting items.
 --   * relaxation: the queue's steps {after, lower, drop}, applied cumulatively
 --     to the item's original required skills (kept as `req0`) once it has
@@ -19,10 +19,9 @@ local conf_cache, staffed_cache = {}, {}
 local function conf(q)
   local c = conf_cache[q]
   if not c then
-    local h = redis.call('HMGET', key('queue', q), 'overflow_to', 'overflow_after',
-                         'overflow_when_unstaffed', 'relax')
-    c = {to = h[1] or '', after = num(h[2]), unstaffed = h[3] == '1',
-         relax = (h[4] and h[4] ~= '') and cmsgpack.unpack(h[4]) or {}}
+    local h = hmget(key('queue', q), {'overflow_to', 'overflow_after', 'overflow_when_unstaffed', 'relax'})
+    c = {to = h.overflow_to or '', after = num(h.overflow_after), unstaffed = h.overflow_when_unstaffed == '1',
+         relax = (h.relax and h.relax ~= '') and cmsgpack.unpack(h.relax) or {}}
     conf_cache[q] = c
   end
   return c
@@ -48,8 +47,8 @@ local function wake(q)
 end
 for _, wid in ipairs(redis.call('ZRANGEBYSCORE', T, '-inf', NOW, 'LIMIT', 0, limit)) do
   local wk = key('work', wid)
-  local it = redis.call('HMGET', wk, 'state', 'queue', 'created', 'req', 'req0', 'relax_step', 'ovf', 'score')
-  local st, q, created = it[1], it[2], num(it[3])
+  local it = hmget(wk, {'state', 'queue', 'created', 'req', 'req0', 'relax_step', 'ovf', 'score'})
+  local st, q, created = it.state, it.queue, num(it.created)
   if st ~= 'queued' and st ~= 'offered' then
     redis.call('ZREM', T, wid)
   else
@@ -62,9 +61,10 @@ for _, wid in ipairs(redis.call('ZRANGEBYSCORE', T, '-inf', NOW, 'LIMIT', 0, lim
       local at = created + math.floor(num(s.after) * 1000)
       if NOW >= at then step = i else later(at) break end
     end
-    if step > num(it[6]) then
-      if not it[5] then redis.call('HSET', wk, 'req0', it[4] or cmsgpack.pack({})) end
-      local need = cmsgpack.unpack(it[5] or it[4] or cmsgpack.pack({}))
+    if step > num(it.relax_step) then
+      -- relaxation starts from the original skills (req0), kept the first time
+      if not it.req0 then redis.call('HSET', wk, 'req0', it.req or cmsgpack.pack({})) end
+      local need = cmsgpack.unpack(it.req0 or it.req or cmsgpack.pack({}))
       for i = 1, step do
         local s = c.relax[i]
         for _, sk in ipairs(s.drop or {}) do need[sk] = nil end
@@ -77,7 +77,7 @@ for _, wid in ipairs(redis.call('ZRANGEBYSCORE', T, '-inf', NOW, 'LIMIT', 0, lim
       record({ev = 'relax', work = wid, queue = q, step = step, age = age}, wid)
       wake(q)
     end
-    if c.to ~= '' and c.to ~= q and (not it[7] or it[7] == '') and redis.call('ZSCORE', key('queues'), c.to) then
+    if c.to ~= '' and c.to ~= q and (not it.ovf or it.ovf == '') and redis.call('ZSCORE', key('queues'), c.to) then
       local at = c.after > 0 and created + math.floor(c.after * 1000) or nil
       local go = at ~= nil and NOW >= at
       if not go and c.unstaffed then
@@ -87,7 +87,7 @@ for _, wid in ipairs(redis.call('ZRANGEBYSCORE', T, '-inf', NOW, 'LIMIT', 0, lim
       end
       if go then
         redis.call('HSET', wk, 'ovf', c.to)
-        if st == 'queued' then borrowed(wid, true, num(it[8])) end
+        if st == 'queued' then borrowed(wid, true, num(it.score)) end
         record({ev = 'overflow', work = wid, queue = q, to = c.to, age = age}, wid)
         wake(c.to)
       elseif at then

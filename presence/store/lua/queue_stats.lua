@@ -23,18 +23,18 @@ for _, q in ipairs(redis.call('ZRANGE', key('queues'), 0, -1, 'REV')) do
   end
   local logged, routable = 0, 0
   for _, aid in ipairs(redis.call('SMEMBERS', key('queue', q, 'members'))) do
-    local a = redis.call('HMGET', key('agent', aid), 'conns', 'routable')
-    if num(a[1]) > 0 then
+    local a = hmget(key('agent', aid), {'conns', 'routable'})
+    if num(a.conns) > 0 then
       logged = logged + 1
-      if a[2] == '1' then routable = routable + 1 end
+      if a.routable == '1' then routable = routable + 1 end
     end
   end
-  local h = redis.call('HMGET', key('queue', q), 'title', 'priority', 'service_level_seconds')
-  out[#out + 1] = {name = q, title = h[1] or q, priority = num(h[2]), waiting = n,
+  local h = hmget(key('queue', q), {'title', 'priority', 'service_level_seconds'})
+  out[#out + 1] = {name = q, title = h.title or q, priority = num(h.priority), waiting = n,
                    oldest_created = oldest, ready = redis.call('ZCARD', key('queue', q, 'ready')),
                    members = redis.call('SCARD', key('queue', q, 'members')),
                    logged_in = logged, routable = routable,
-                   service_level_seconds = num(h[3], 20)}
+                   service_level_seconds = num(h.service_level_seconds, 20)}
 end
 if #out == 0 then return cmsgpack.pack({}) end
 return cmsgpack.pack(out)

@@ -3,7 +3,7 @@
 -- of queues that share a priority are merged and taken by item priority, then
 -- age (their wait scores are comparable across queues), then id. Each item is
 -- offered to the best eligible agent of its queue's ready index (see reindex
--- in _lib.lua). An agent is eligible when it has room for the channel's
+-- in _lib_agent.lua). An agent is eligible when it has room for the channel's
 -- weight, is under the channel's cap, holds every required skill at or above
 -- its level, and has not declined the item. Routable status, a live socket
 -- and queue membership are implied by the index. The agent who let the
@@ -17,32 +17,38 @@ local budget, scan = num(ARGV[2]), num(ARGV[3])
 events_begin()
 local PAGE = 32
 
-local qs = {}
+local qs = {}  -- the woken queues that exist: {name, prio}
 for i = 4, #ARGV do
   local prio = redis.call('ZSCORE', key('queues'), ARGV[i])
-  if prio then qs[#qs + 1] = {ARGV[i], tonumber(prio)} end
+  if prio then qs[#qs + 1] = {name = ARGV[i], prio = tonumber(prio)} end
 end
 table.sort(qs, function(a, b)
-  if a[2] ~= b[2] then return a[2] > b[2] end
-  return a[1] < b[1]
+  if a.prio ~= b.prio then return a.prio > b.prio end
+  return a.name < b.name
 end)
 
--- The item's fields both the pick and the offer need, read once.
+-- The item's fields both the pick and the offer need, read once, by name.
 local ITEM = {'channel', 'weight', 'req', 'missed_by', 'data', 'queue', 'ovf', 'handoff', 'created'}
 
+-- A candidate agent's fields, read for every candidate examined: kept as
+-- the plain HMGET reply (no table built per agent), at these indexes: its
+-- capacity, its load, its items of the item's channel, then the level of
+-- each required skill, from SKILLS + 1 on.
+local CAP, LOAD, ON_CHANNEL, SKILLS = 1, 2, 3, 3
+
 -- The best agent for item `wid` (nil when nobody can take it now), and the
--- item's ITEM fields.
+-- item's ITEM fields by name.
 local function pick(q, wid, ready)
-  local it = redis.call('HMGET', key('work', wid), unpack(ITEM))
-  local ch, w, missed_by = it[1], num(it[2]), it[4]
+  local it = hmget(key('work', wid), ITEM)
+  local ch, w, missed_by = it.channel, num(it.weight), it.missed_by
   -- the agent who let this item's offer time out: the last resort, so the
   -- item rings elsewhere first but is never stranded
   local fallback = nil
-  local cap = channel(ch)[2]
-  local fields = {'cap', 'load', 'c:' .. ch}
+  local cap = channel(ch).cap
+  local fields = {'cap', 'load', 'c:' .. ch}  -- CAP, LOAD, ON_CHANNEL
   local need = {}
-  if it[3] then
-    for s, lvl in pairs(cmsgpack.unpack(it[3])) do
+  if it.req then
+    for s, lvl in pairs(cmsgpack.unpack(it.req)) do
       fields[#fields + 1] = 'sk:' .. s
       need[#need + 1] = tonumber(lvl)
     end
@@ -56,11 +62,11 @@ local function pick(q, wid, ready)
     if #cands == 0 then return fallback, it end
     for _, aid in ipairs(cands) do
       local a = redis.call('HMGET', key('agent', aid), unpack(fields))
-      if num(a[1]) - num(a[2]) >= w then
-        if cap == 0 or num(a[3]) < cap then
+      if num(a[CAP]) - num(a[LOAD]) >= w then
+        if cap == 0 or num(a[ON_CHANNEL]) < cap then
           local ok = true
           for i = 1, #need do
-            if num(a[3 + i]) < need[i] then ok = false break end
+            if num(a[SKILLS + i]) < need[i] then ok = false break end
           end
           if ok and (not any_declined or redis.call('SISMEMBER', declined, aid) == 0) then
             if aid ~= missed_by then return aid, it end
@@ -82,8 +88,8 @@ local qconf_cache = {}
 local function qconf(q)
   local c = qconf_cache[q]
   if not c then
-    local raw = redis.call('HMGET', key('queue', q), 'push_timeout', 'auto_accept')
-    c = {num(raw[1], 30), raw[2] == '1'}
+    local raw = hmget(key('queue', q), {'push_timeout', 'auto_accept'})
+    c = {timeout = num(raw.push_timeout, 30), auto = raw.auto_accept == '1'}
     qconf_cache[q] = c
   end
   return c
@@ -93,24 +99,24 @@ end
 -- the item's ITEM fields.
 local function offer(wid, aid, q, it)
   local wk = key('work', wid)
-  local ch, w, data = it[1], num(it[2]), it[5]
-  local timeout, auto = unpack(qconf(q))
+  local ch, w, data = it.channel, num(it.weight), it.data
+  local conf = qconf(q)
   -- an overflowed item waits in its own queue and is borrowed by `q`
-  redis.call('ZREM', key('queue', it[6] or q, 'waiting'), wid)
-  if it[7] and it[7] ~= '' then redis.call('ZREM', key('queue', it[7], 'borrowed'), wid) end
-  if auto then
+  redis.call('ZREM', key('queue', it.queue or q, 'waiting'), wid)
+  if it.ovf and it.ovf ~= '' then redis.call('ZREM', key('queue', it.ovf, 'borrowed'), wid) end
+  if conf.auto then
     local rec = touch_agent(aid, ch, w, 1, {missed = 0})
     redis.call('HINCRBY', wk, 'offers', 1)
-    created_of[wid] = it[9]
+    created_of[wid] = it.created
     assign(wid, aid, q, ch, 'auto', rec, data)
     reindex(aid, rec)
   else
     local extra
-    if it[8] then
+    if it.handoff then
       -- transferred to this queue with a handoff note: the receiver sees the story
-      extra = {handoff = cmsgpack.unpack(it[8]), history = history_of(wid)}
+      extra = {handoff = cmsgpack.unpack(it.handoff), history = history_of(wid)}
     end
-    make_offer(wid, aid, q, ch, w, data, timeout, extra)
+    make_offer(wid, aid, q, ch, w, data, conf.timeout, extra)
   end
 end
 
@@ -121,9 +127,9 @@ local more = {}
 local g = 1
 while g <= #qs do
   local last = g
-  while last < #qs and qs[last + 1][2] == qs[g][2] do last = last + 1 end
+  while last < #qs and qs[last + 1].prio == qs[g].prio do last = last + 1 end
   if budget <= 0 then
-    for k = g, last do more[#more + 1] = qs[k][1] end
+    for k = g, last do more[#more + 1] = qs[k].name end
   else
     -- a few more than the budget per queue, so items nobody can take yet (a
     -- rare skill, a declined agent) do not block the ones behind them; when
@@ -136,22 +142,22 @@ while g <= #qs do
     local again = true
     while again do
       again = false
-      local batch = {}
+      local batch = {}  -- waiting entries {wid, score, queue that may take it}
       local got_n = {}
       local any_borrowed, taken, sources = false, {}, 0
       for k = g, last do
-        local q = qs[k][1]
+        local q = qs[k].name
         local ready_n = redis.call('ZCARD', key('queue', q, 'ready'))
         if ready_n > 0 and (first or full[q]) then
           -- a saturated queue (few agents with room, a long line) reads a
           -- page sized to the agents who can take work, not to the budget:
-          -- reading and sorting hundreds of items to place three was most
-          -- of this script's cost under load
+          -- reading and sorting hundreds of items to place three would cost
+          -- far more than placing them
           wins[q] = wins[q] or math.min(window, 8 * ready_n + 16)
           local from, win = skip[q] or 0, wins[q]
           local got = redis.call('ZRANGE', key('queue', q, 'waiting'), from, from + win - 1, 'WITHSCORES')
           for n = 1, #got, 2 do
-            batch[#batch + 1] = {got[n], tonumber(got[n + 1]), q}
+            batch[#batch + 1] = {wid = got[n], score = tonumber(got[n + 1]), queue = q}
           end
           got_n[q] = #got / 2
           full[q] = #got == 2 * win
@@ -164,7 +170,7 @@ while g <= #qs do
             if redis.call('EXISTS', key('queue', q, 'borrowed')) == 1 then
               got = redis.call('ZRANGE', key('queue', q, 'borrowed'), 0, window - 1, 'WITHSCORES')
               for n = 1, #got, 2 do
-                batch[#batch + 1] = {got[n], tonumber(got[n + 1]), q}
+                batch[#batch + 1] = {wid = got[n], score = tonumber(got[n + 1]), queue = q}
                 any_borrowed = true
               end
               sources = sources + 1
@@ -178,14 +184,14 @@ while g <= #qs do
       -- member, as Redis orders them); merging several needs the sort
       if sources > 1 then
         table.sort(batch, function(a, b)
-          if a[2] ~= b[2] then return a[2] < b[2] end
-          return a[1] < b[1]
+          if a.score ~= b.score then return a.score < b.score end
+          return a.wid < b.wid
         end)
       end
       local page_here = {}
       for _, e in ipairs(batch) do
         if budget <= 0 then break end
-        local wid, q = e[1], e[3]
+        local wid, q = e.wid, e.queue
         local ready = key('queue', q, 'ready')
         -- with borrowed items one item can be in the batch twice
         if not taken[wid] and redis.call('EXISTS', ready) == 1 then

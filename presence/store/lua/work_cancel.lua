@@ -4,12 +4,12 @@
 -- ARGV[1] now (ms)  ARGV[2] work id  ARGV[3] reason
 -- Reply: {"ok", woken queue...} | {"not_found"|"conflict", "work_id", message}
 local wid, reason = ARGV[2], ARGV[3]
-local it = redis.call('HMGET', key('work', wid), 'state', 'agent')
-if not it[1] then
+local it = hmget(key('work', wid), {'state', 'agent'})
+if not it.state then
   return {'not_found', 'work_id', 'no work item ' .. wid}
 end
-if it[1] ~= 'queued' and it[1] ~= 'offered' then
-  return {'conflict', 'work_id', 'work item ' .. wid .. ' is ' .. it[1] .. '; only a queued or offered item can be cancelled'}
+if it.state ~= 'queued' and it.state ~= 'offered' then
+  return {'conflict', 'work_id', 'work item ' .. wid .. ' is ' .. it.state .. '; only a queued or offered item can be cancelled'}
 end
 local woke, aid, q, ch, prev, _, rec = finish(wid, 'abandoned', {reason = reason})
 if prev == 'offered' then

@@ -4,9 +4,9 @@
 -- Reply: {state, queue, position (1 = next, 0 = not waiting), sum of recent
 --         handle times (ms), how many, agents signed in with a routable status}
 local wid = ARGV[2]
-local it = redis.call('HMGET', key('work', wid), 'state', 'queue')
-if not it[1] then return {'', '', 0, 0, 0, 0} end
-local q = it[2]
+local it = hmget(key('work', wid), {'state', 'queue'})
+if not it.state then return {'', '', 0, 0, 0, 0} end
+local q = it.queue
 local rank = redis.call('ZRANK', key('queue', q, 'waiting'), wid)
 local sum, n = 0, 0
 for _, v in ipairs(redis.call('LRANGE', key('queue', q, 'handle'), 0, -1)) do
@@ -15,7 +15,7 @@ for _, v in ipairs(redis.call('LRANGE', key('queue', q, 'handle'), 0, -1)) do
 end
 local staffed = 0
 for _, aid in ipairs(redis.call('SMEMBERS', key('queue', q, 'members'))) do
-  local a = redis.call('HMGET', key('agent', aid), 'conns', 'routable')
-  if num(a[1]) > 0 and a[2] == '1' then staffed = staffed + 1 end
+  local a = hmget(key('agent', aid), {'conns', 'routable'})
+  if num(a.conns) > 0 and a.routable == '1' then staffed = staffed + 1 end
 end
-return {it[1], q, rank and (rank + 1) or 0, sum, n, staffed}
+return {it.state, q, rank and (rank + 1) or 0, sum, n, staffed}

@@ -15,8 +15,8 @@
 local wid, mode, by, holder_only = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local to_agent, to_queue, note = ARGV[6], ARGV[7], ARGV[8]
 local wk = key('work', wid)
-local it = redis.call('HMGET', wk, 'state', 'agent', 'queue', 'channel', 'weight')
-local st, holder, q, ch, w = it[1], it[2] or '', it[3], it[4], num(it[5])
+local it = hmget(wk, {'state', 'agent', 'queue', 'channel', 'weight'})
+local st, holder, q, ch, w = it.state, it.agent or '', it.queue, it.channel, num(it.weight)
 if not st then return {'not_found', 'work_id', 'no work item ' .. wid} end
 local held = st == 'assigned' or st == 'wrapup'
 

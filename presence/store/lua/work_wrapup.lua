@@ -6,6 +6,6 @@
 local aid, wid = ARGV[2], ARGV[3]
 local it, err = mine(wid, aid, {assigned = true}, 'assigned')
 if not it then return err end
-local deadline = start_wrapup(wid, aid, it[3])
-record({ev = 'wrapup', agent = aid, queue = it[3], channel = it[4], work = wid}, wid)
+local deadline = start_wrapup(wid, aid, it.queue)
+record({ev = 'wrapup', agent = aid, queue = it.queue, channel = it.channel, work = wid}, wid)
 return {'ok', deadline}

@@ -1,0 +1,165 @@
+-- _lib_agent.lua: an agent's record as the router sees it: its public view
+-- and the events that carry it, its load (`touch_agent`), its place in each
+-- queue's ready index (`reindex`), whether it can take an item now
+-- (`unfit`), and its snapshot.
+-- Relies on _lib_core.lua (key, num, hmget, emit, on_enter) and
+-- _lib_config.lua (strategy, channel).
+
+-- An agent's public view, sent to its own sockets and to supervisors.
+-- It reads only the fields it shows (HMGET), not the whole agent hash with
+-- its skills and queues: the per-channel counts are the `c:<channel>`
+-- fields of the center's channels, listed once per call.
+local VIEW_BASE = {'status', 'reason', 'name', 'since', 'load', 'ver', 'idle', 'cap', 'n', 'conns'}
+local VIEW_FIELDS  -- VIEW_BASE and the center's channels' `c:<channel>` (per call)
+local view_channels
+local function channels_of_view()
+  if not view_channels then
+    view_channels = redis.call('HKEYS', key('channels'))
+    for _, ch in ipairs(view_channels) do VIEW_FIELDS[#VIEW_FIELDS + 1] = 'c:' .. ch end
+  end
+  return view_channels
+end
+
+on_enter(function()
+  VIEW_FIELDS, view_channels = {unpack(VIEW_BASE)}, nil
+end)
+
+-- `rec`: an agent's fields by name, as `touch_agent` returns them; without
+-- it the fields are read.
+local function view(aid, rec)
+  local chans = channels_of_view()
+  local a = rec or hmget(key('agent', aid), VIEW_FIELDS)
+  local by = {}
+  for _, ch in ipairs(chans) do
+    local n = tonumber(a['c:' .. ch])
+    if n and n > 0 then by[ch] = n end
+  end
+  return {agent_id = aid, by_channel = by, capacity = num(a.cap), load = num(a.load), items = num(a.n),
+          connected = num(a.conns) > 0, ver = num(a.ver), status = a.status or 'Offline',
+          reason = a.reason or '', since = num(a.since), name = a.name or aid, idle_since = num(a.idle)}
+end
+
+-- Tell the agent's sockets and the wallboards what changed. `kind` is the
+-- message type the agent sees ("status" or "load").
+local function emit_agent(aid, kind)
+  redis.call('HINCRBY', key('agent', aid), 'ver', 1)
+  local v = view(aid)
+  v.type = kind
+  v.to = aid
+  v.sup = 1
+  emit(v)
+end
+
+-- An event about an item of `aid` that also changed the agent's load
+-- (offer, offer.rescinded, work.assigned, work.updated): it carries the
+-- agent's new view in `agent`, so one event replaces the item event plus a
+-- `load`; supervisors get the view from it (hub.py coalesces it by `ver`).
+-- Call it after the load changed; with `rec` from `touch_agent` (which
+-- already counted this event in `ver`) nothing is read or written.
+local function emit_item(hdr, aid, blob, rec)
+  if not rec then redis.call('HINCRBY', key('agent', aid), 'ver', 1) end
+  hdr.agent = view(aid, rec)
+  hdr.sup = 1
+  emit(hdr, blob)
+end
+
+-- Keep the agent in (or out of) the ready index of each of its queues. An
+-- agent is indexed while its status is routable, at least one socket is
+-- live and it has room left; the score orders candidates for the queue's
+-- strategy, lowest first, so the router never scans agents who cannot take
+-- work and never sorts at decision time. `rec` as for `view`.
+local INDEX_FIELDS = {'routable', 'conns', 'cap', 'load', 'n', 'idle', 'queues'}
+local function reindex(aid, rec)
+  local a = rec or hmget(key('agent', aid), INDEX_FIELDS)
+  local ok = a.routable == '1' and num(a.conns) > 0
+  local free = num(a.cap) - num(a.load)
+  local queues = a.queues and cmsgpack.unpack(a.queues) or {}
+  local woke = {}
+  for _, q in ipairs(queues) do
+    local ready = key('queue', q, 'ready')
+    if ok and free > 0 then
+      local s = strategy(q)
+      local score
+      if s == 'least_active' then
+        score = num(a.n)
+      elseif s == 'longest_idle' then
+        -- an agent with work in hand is not idle: after everyone who is
+        -- (1e15 keeps the ms score an exact integer)
+        score = num(a.idle)
+        if num(a.n) > 0 then score = score + 1e15 end
+      else
+        score = -free
+      end
+      redis.call('ZADD', ready, score, aid)
+      woke[#woke + 1] = q
+    else
+      redis.call('ZREM', ready, aid)
+    end
+  end
+  return woke
+end
+
+-- Add (delta = 1) or release (delta = -1) an item's capacity on an agent,
+-- with the `set` fields (name -> value) and one more `ver`, in one read and
+-- one write of the agent's hash; returns the agent's fields after the
+-- change, from which `view`, `emit_item` and `reindex` need read nothing
+-- (pass it to both: its `ver` already counts the event).
+local function touch_agent(aid, ch, weight, delta, set)
+  channels_of_view()
+  local ak = key('agent', aid)
+  local cf = 'c:' .. ch
+  local names = {'routable', 'queues', cf}
+  for _, f in ipairs(VIEW_FIELDS) do names[#names + 1] = f end
+  local a = hmget(ak, names)
+  a.load = num(a.load) + weight * delta
+  a.n = num(a.n) + delta
+  a[cf] = num(a[cf]) + delta
+  a.ver = num(a.ver) + 1
+  local out = {'load', a.load, 'n', a.n, cf, a[cf], 'ver', a.ver}
+  for f, v in pairs(set or {}) do
+    a[f] = v
+    out[#out + 1] = f
+    out[#out + 1] = v
+  end
+  redis.call('HSET', ak, unpack(out))
+  return a
+end
+
+-- Why `aid` cannot be offered an item of channel `ch` and weight `w` now
+-- (nil when it can): signed in, room left, under the channel's cap.
+-- With `routable`, the agent must also be in a routable status.
+local function unfit(aid, ch, w, routable)
+  local cf = 'c:' .. ch
+  local a = hmget(key('agent', aid), {'conns', 'cap', 'load', cf, 'routable', 'status'})
+  if not a.cap then return 'no agent ' .. aid end
+  if num(a.conns) <= 0 then return 'agent ' .. aid .. ' is not signed in' end
+  if routable and a.routable ~= '1' then
+    return 'agent ' .. aid .. ' is not available (' .. tostring(a.status) .. ')'
+  end
+  if num(a.cap) - num(a.load) < w then
+    return 'agent ' .. aid .. ' has ' .. (num(a.cap) - num(a.load)) .. ' units free, the item needs ' .. w
+  end
+  local cap = channel(ch).cap
+  if cap > 0 and num(a[cf]) >= cap then
+    return 'agent ' .. aid .. ' already holds ' .. num(a[cf]) .. ' ' .. ch .. ' items (cap ' .. cap .. ')'
+  end
+  return nil
+end
+
+-- What an agent's snapshot needs from Redis, in the same call as the change
+-- before it (conn_open.lua, agent_snapshot.lua): two values, the agent's
+-- view, packed ('' when it has no record), and the raw hashes of its open
+-- offers then of its work in hand. The items' stored blobs ride along untouched; the
+-- caller (Store._snapshot) decodes and filters them.
+local function agent_snapshot(aid)
+  local v = ''
+  if redis.call('EXISTS', key('agent', aid)) == 1 then v = cmsgpack.pack(view(aid)) end
+  local items = {}
+  for _, set in ipairs({key('agent', aid, 'offers'), key('agent', aid, 'work')}) do
+    for _, wid in ipairs(redis.call('SMEMBERS', set)) do
+      local h = redis.call('HGETALL', key('work', wid))
+      if #h > 0 then items[#items + 1] = h end
+    end
+  end
+  return v, items
+end

@@ -1,0 +1,69 @@
+-- _lib_case.lua: cases (presence/cases.py documents their fields): a case
+-- is the `case:<work id>` hash of an item that came in through case intake.
+-- Owns a case's public view, its status changes, and the named hooks the
+-- routing and work helpers call when the item moves (case_assigned,
+-- case_enqueued), so those helpers hold no case code of their own.
+-- Relies on _lib_core.lua (key, num, hmget, NOW, emit, record) and
+-- _lib_webhook.lua (hook).
+
+local CASE_NUM = {created = true, first_response = true, closed = true, updated = true, reopened = true}
+local function case_view(wid)
+  local h = redis.call('HGETALL', key('case', wid))
+  if #h == 0 then return nil end
+  local c = {work_id = wid}
+  for i = 1, #h, 2 do
+    if CASE_NUM[h[i]] then c[h[i]] = tonumber(h[i + 1]) else c[h[i]] = h[i + 1] end
+  end
+  c.lead = c.lead == '1'
+  return c
+end
+
+-- Tell the item's holder (when there is one) that its case changed.
+local function case_updated(wid, to)
+  local c = case_view(wid)
+  if c and to and to ~= '' then
+    emit({type = 'case.updated', to = to, work_id = wid, case = c})
+  end
+  return c
+end
+
+-- Set a case's status; reports it to the holder and to the webhooks.
+local function case_set_status(wid, status, by)
+  local ck = key('case', wid)
+  local cfg = hmget(key('cases', 'config'), {'closed'})
+  local prev = redis.call('HGET', ck, 'status')
+  if prev == status then return false end
+  redis.call('HSET', ck, 'status', status, 'updated', NOW)
+  if status == cfg.closed then
+    redis.call('HSET', ck, 'closed', NOW)
+  elseif prev == cfg.closed then
+    redis.call('HSET', ck, 'closed', 0)
+    redis.call('HINCRBY', ck, 'reopened', 1)
+  end
+  local q = redis.call('HGET', ck, 'queue') or ''
+  record({ev = 'case.status', work = wid, status = status, prev = prev or '', by = by, queue = q}, wid)
+  hook('case.status', {work_id = wid, status = status, prev = prev or '', by = by})
+  return true
+end
+
+-- Item `wid` became agent `aid`'s. A case follows its item: the holder is
+-- its owner; the first accept is its first response and moves a new case
+-- to the working status.
+local function case_assigned(wid, aid)
+  local ck = key('case', wid)
+  if redis.call('EXISTS', ck) == 1 then
+    local c = hmget(ck, {'status', 'first_response'})
+    redis.call('HSET', ck, 'owner', aid, 'updated', NOW)
+    if num(c.first_response) == 0 then redis.call('HSET', ck, 'first_response', NOW) end
+    local cfg = hmget(key('cases', 'config'), {'initial', 'working'})
+    if cfg.working and c.status == cfg.initial then case_set_status(wid, cfg.working, 'system') end
+    case_updated(wid, aid)
+  end
+end
+
+-- Item `wid` waits in queue `q` now: its case is in that queue too.
+local function case_enqueued(wid, q)
+  if redis.call('EXISTS', key('case', wid)) == 1 then
+    redis.call('HSET', key('case', wid), 'queue', q)
+  end
+end

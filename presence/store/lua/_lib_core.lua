@@ -1,0 +1,211 @@
+-- _lib_core.lua: the first part of the function library (store/scripts.py
+-- joins the parts in the order of its LIBRARY list, and loads them with
+-- every script as ONE Redis function library; each script is a function,
+-- called with FCALL). This part owns the call's state and `enter`, key and
+-- field helpers, and what every change reports: pub/sub events (`emit`),
+-- counter increments (`bump`), the event stream, the item's history and the
+-- Prometheus counters (`record`).
+-- Relies on nothing. Every later part may use what it defines; a helper is
+-- a local of the library, so a part sees only the parts before it.
+--
+-- Helpers are defined once per library load, not once per call. Each
+-- function first calls `enter`, which sets the call's KEYS, ARGV, clock and
+-- prefix and empties every per-call cache (each part registers its own
+-- with `on_enter`): nothing may carry over from one call to the next except
+-- constants. (Prepended to a script with a call of `enter(KEYS, ARGV)`, the
+-- joined parts also run as an EVAL script: `script_source`.)
+--
+-- Conventions for every script:
+--   KEYS[1]  the center prefix "presence:{<center>}:". Every key a script
+--            touches is built from it (names as in store/keys.py), so all of
+--            them share the center's hash tag and lie in one cluster slot.
+--   ARGV[1]  now, in milliseconds since the epoch (the caller's clock, so
+--            tests can drive time and every process agrees on one clock).
+-- Replies are arrays whose first element is "ok" or an error code
+-- (not_found, not_yours, conflict, invalid); store/scripts.py maps them.
+
+-- the call's arguments, center prefix, clock and events channel (`enter`)
+local KEYS, ARGV, P, NOW, EVENTS
+-- The history streams are trimmed by time (PRESENCE_HISTORY_DAYS) by
+-- presence/kpi/rollup.py, never before their hours are rolled up; this cap
+-- is only a last guard against a center whose roll-up never runs.
+local LOG_MAX = 50000000
+
+-- How each part empties its per-call caches; `enter` runs them all (a cache
+-- kept from an earlier call would answer with the center as it was then).
+local resets = {}
+local function on_enter(reset)
+  resets[#resets + 1] = reset
+end
+
+-- Start a call: its arguments, and every per-call cache emptied.
+local function enter(keys, args)
+  KEYS, ARGV = keys, args
+  P = keys[1]
+  NOW = tonumber(args[1])
+  EVENTS = P .. 'events'
+  for i = 1, #resets do resets[i]() end
+end
+
+-- Hot: tens of calls per assignment, so the usual one to three parts are
+-- joined without building a table.
+local function key(a, b, c, ...)
+  if c == nil then
+    if b == nil then return P .. a end
+    return P .. a .. ':' .. b
+  end
+  if select('#', ...) == 0 then return P .. a .. ':' .. b .. ':' .. c end
+  return P .. table.concat({a, b, c, ...}, ':')
+end
+
+local function num(v, default)
+  return tonumber(v) or default or 0
+end
+
+-- The fields `names` (a list) of hash `k`, by name, read with one HMGET. An
+-- absent field reads false, as HMGET's nil does in Lua, so `r.f or x` and
+-- `if r.f` mean what they meant on the positional reply.
+local function hmget(k, names)
+  local raw = redis.call('HMGET', k, unpack(names))
+  local r = {}
+  for i = 1, #names do r[names[i]] = raw[i] end
+  return r
+end
+
+-- Publish one event to every process. The message is a msgpack array of the
+-- header map and, when given, the item's stored msgpack blob spliced in as is:
+-- customer text is never decoded or re-encoded by Lua.
+--
+-- A script that makes many changes (route.lua, the batched variants of
+-- store/scripts.py) collects its events between events_begin() and
+-- events_publish() and publishes them as ONE message, a msgpack array of
+-- such arrays: each process then reads one pub/sub message per call instead
+-- of one per event.
+local pending_events = nil
+local function emit(hdr, blob)
+  local msg
+  if blob then
+    msg = '\146' .. cmsgpack.pack(hdr) .. blob
+  else
+    msg = '\145' .. cmsgpack.pack(hdr)
+  end
+  if pending_events then
+    pending_events[#pending_events + 1] = msg
+  else
+    redis.call('PUBLISH', EVENTS, msg)
+  end
+end
+-- Counter increments (the `metrics` and `stats` hashes) made between
+-- events_begin() and events_publish() are summed per field and written
+-- once, at events_publish: a route of 20 items makes a few HINCRBYs, not a
+-- hundred, and appends as few to the append-only file. Like the events,
+-- they are lost only if the script fails outright (a bug), which no caller
+-- may rely on.
+local pending_bumps = nil
+local function bump(k, field, n)
+  if pending_bumps then
+    local h = pending_bumps[k]
+    if not h then
+      h = {}
+      pending_bumps[k] = h
+    end
+    h[field] = (h[field] or 0) + n
+  else
+    redis.call('HINCRBY', k, field, n)
+  end
+end
+local function events_begin()
+  pending_events = {}
+  pending_bumps = {}
+end
+local function events_publish()
+  for k, h in pairs(pending_bumps) do
+    for field, n in pairs(h) do redis.call('HINCRBY', k, field, n) end
+  end
+  pending_bumps = nil
+  local n = #pending_events
+  if n == 1 then
+    redis.call('PUBLISH', EVENTS, pending_events[1])
+  elseif n > 1 then
+    local head  -- msgpack array header: fixarray, array 16 or array 32
+    if n < 16 then
+      head = string.char(0x90 + n)
+    elseif n < 65536 then
+      head = '\220' .. string.char(math.floor(n / 256), n % 256)
+    else
+      head = '\221' .. string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
+                                   math.floor(n / 256) % 256, n % 256)
+    end
+    redis.call('PUBLISH', EVENTS, head .. table.concat(pending_events))
+  end
+  pending_events = nil
+end
+
+-- The Prometheus counters (hash `metrics`, read by presence/kpi/counters.py
+-- for /metrics), counted by the same call that records the event, so each
+-- event counts exactly once whichever process made it. Fields:
+-- `<counter>|<queue>|<channel>`, and for each routed assignment (an accepted
+-- offer or an auto-assignment) the time since the item arrived (intake or
+-- re-opening) in the histogram `lat|<queue>|<le>` (non-cumulative buckets),
+-- and `latsum|<queue>` (ms); the count is the buckets' sum.
+local COUNTED = {create = 'created', reopen = 'created', offer = 'offered', accept = 'assigned',
+                 decline = 'declined', rescind = 'rescinded', complete = 'completed',
+                 abandon = 'abandoned'}
+-- upper bounds in ms, and their names (seconds, as counters.BUCKETS)
+local LAT_MS = {50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000,
+                600000, 1800000, 3600000}
+local LAT_LE = {'0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30', '60', '120', '300',
+                '600', '1800', '3600'}
+-- arrival times the caller already read (route.lua), so `count` need not
+-- read them again
+local created_of = {}
+local function count(ev, wid)
+  local name = COUNTED[ev.ev]
+  if not name then return end
+  local mk = key('metrics')
+  local q = ev.queue or ''
+  bump(mk, name .. '|' .. q .. '|' .. (ev.channel or ''), 1)
+  -- other ways of taking an item (a pull, a forced push) are not routing
+  if ev.ev == 'accept' and wid and (ev.via == 'accept' or ev.via == 'auto') then
+    local created = tonumber(created_of[wid] or redis.call('HGET', key('work', wid), 'created'))
+    if created then
+      local ms = math.max(0, NOW - created)
+      local le = '+Inf'
+      for i = 1, #LAT_MS do
+        if ms <= LAT_MS[i] then le = LAT_LE[i] break end
+      end
+      bump(mk, 'lat|' .. q .. '|' .. le, 1)
+      bump(mk, 'latsum|' .. q, ms)
+    end
+  end
+end
+
+on_enter(function()
+  pending_events, pending_bumps = nil, nil
+  created_of = {}
+end)
+
+-- Append to the center's event stream (for reports) and, for an item, to
+-- that item's own history, and count it. `ev` holds only strings and numbers.
+local function record(ev, wid)
+  count(ev, wid)
+  ev.ts = NOW
+  local args = {}
+  for f, v in pairs(ev) do
+    args[#args + 1] = f
+    args[#args + 1] = tostring(v)
+  end
+  redis.call('XADD', key('stream', 'events'), 'MAXLEN', '~', LOG_MAX, '*', unpack(args))
+  if wid then
+    redis.call('RPUSH', key('work', wid, 'history'), cmsgpack.pack(ev))
+  end
+end
+
+-- The item's history entries, decoded (for an offer after a handoff).
+local function history_of(wid)
+  local out = {}
+  for _, raw in ipairs(redis.call('LRANGE', key('work', wid, 'history'), -200, -1)) do
+    out[#out + 1] = cmsgpack.unpack(raw)
+  end
+  return out
+end

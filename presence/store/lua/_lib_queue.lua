@@ -1,0 +1,73 @@
+-- _lib_queue.lua: items waiting in queues: the wait score that orders a
+-- waiting set, new items (`create_item`), an item put (back) in a queue
+-- (`enqueue`), and overflow bookkeeping (the borrowed index and the
+-- escalation timer).
+-- Relies on _lib_core.lua (key, num, hmget, NOW, bump, record),
+-- _lib_config.lua (channel) and _lib_case.lua (case_enqueued).
+
+-- A waiting item's score: higher priority first, then oldest first. Priority
+-- is limited to -99..99 so the score stays an exact integer below 2^53.
+local function wait_score(priority, created)
+  return (100 - priority) * 1e13 + created
+end
+
+-- Overflow: an item that overflowed (field `ovf` names the other queue) is
+-- indexed in that queue's borrowed set while it waits, so route.lua offers
+-- it to that queue's agents too. Call whenever an item enters (add) or
+-- leaves (not add) its waiting set.
+local function borrowed(wid, add, score)
+  local ovf = redis.call('HGET', key('work', wid), 'ovf')
+  if not ovf or ovf == '' then return nil end
+  if add then
+    redis.call('ZADD', key('queue', ovf, 'borrowed'), score, wid)
+  else
+    redis.call('ZREM', key('queue', ovf, 'borrowed'), wid)
+  end
+  return ovf
+end
+
+-- Schedule the first overflow/relaxation check of an item that starts
+-- waiting in `q` (queue field `escalate_at`: seconds, absent = no rules).
+local function schedule_escalation(wid, q, since)
+  local at = redis.call('HGET', key('queue', q), 'escalate_at')
+  if at and tonumber(at) and tonumber(at) >= 0 then
+    redis.call('ZADD', key('timer', 'escalations'), since + math.floor(tonumber(at) * 1000), wid)
+  end
+end
+
+-- Put a (released or re-opened) item in queue `q`'s waiting set.
+local function enqueue(wid, q, since)
+  local wk = key('work', wid)
+  local it = hmget(wk, {'priority', 'created'})
+  local score = wait_score(num(it.priority), num(it.created, NOW))
+  redis.call('HSET', wk, 'state', 'queued', 'agent', '', 'queue', q, 'score', score, 'expires', 0)
+  redis.call('ZADD', key('queue', q, 'waiting'), score, wid)
+  borrowed(wid, true, score)
+  schedule_escalation(wid, q, since or num(it.created, NOW))
+  case_enqueued(wid, q)
+end
+
+-- The error reply for an item aimed at a queue or channel that does not
+-- exist (checked before anything is stored), else nil.
+local function unknown_target(q, ch)
+  if not redis.call('ZSCORE', key('queues'), q) then
+    return {'invalid', 'queue', 'unknown queue ' .. q}
+  end
+  if redis.call('HEXISTS', key('channels'), ch) == 0 then
+    return {'invalid', 'channel', 'unknown channel ' .. ch}
+  end
+  return nil
+end
+
+-- A new item, queued in `q` (work_create.lua, case_intake.lua).
+local function create_item(wid, q, ch, prio, data, req, idem)
+  local score = wait_score(prio, NOW)
+  redis.call('HSET', key('work', wid), 'id', wid, 'queue', q, 'channel', ch, 'priority', prio,
+             'weight', channel(ch).weight, 'score', score, 'state', 'queued', 'agent', '', 'created', NOW,
+             'data', data, 'req', req, 'idem', idem, 'expires', 0)
+  redis.call('ZADD', key('queue', q, 'waiting'), score, wid)
+  redis.call('ZADD', key('work', 'open'), NOW, wid)
+  bump(key('stats'), 'created', 1)
+  record({ev = 'create', queue = q, channel = ch, work = wid, priority = prio}, wid)
+  schedule_escalation(wid, q, NOW)
+end

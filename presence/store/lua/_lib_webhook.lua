@@ -1,0 +1,82 @@
+-- _lib_webhook.lua: outbound webhooks (presence/webhooks.py delivers them):
+-- appending an event to the stream of every webhook subscribed to its type,
+-- in the same atomic call as the change it reports, so no event is lost
+-- between the two. The item's stored blob rides along untouched (field `i`),
+-- like the pub/sub events. Also the named hooks the routing and work
+-- helpers call for the item events (webhook_assigned, webhook_completed,
+-- webhook_abandoned), so those helpers hold no webhook code of their own.
+-- Relies on _lib_core.lua: key, NOW, on_enter.
+
+local hooks_of
+local HOOK_MAX = 1000000
+local function load_hooks()
+  if not hooks_of then
+    hooks_of = {}
+    local h = redis.call('HGETALL', key('webhooks'))
+    for i = 1, #h, 2 do hooks_of[h[i]] = cmsgpack.unpack(h[i + 1]) end
+  end
+  return hooks_of
+end
+
+on_enter(function()
+  hooks_of = nil
+end)
+
+-- Does any webhook want events of this type? (Callers on the hot path
+-- check first, so they read nothing extra when no webhook listens.)
+local function hooked(kind)
+  for _, events in pairs(load_hooks()) do
+    for _, e in ipairs(events) do
+      if e == kind or e == '*' then return true end
+    end
+  end
+  return false
+end
+
+local function hook(kind, hdr, blob)
+  load_hooks()
+  local packed
+  for name, events in pairs(hooks_of) do
+    for _, e in ipairs(events) do
+      if e == kind or e == '*' then
+        if not packed then
+          hdr.type = kind
+          hdr.ts = NOW
+          packed = cmsgpack.pack(hdr)
+        end
+        if blob then
+          redis.call('XADD', key('webhook', name), 'MAXLEN', '~', HOOK_MAX, '*', 'h', packed, 'i', blob)
+        else
+          redis.call('XADD', key('webhook', name), 'MAXLEN', '~', HOOK_MAX, '*', 'h', packed)
+        end
+        break
+      end
+    end
+  end
+end
+
+-- Item `wid` (stored blob `data`) became agent `aid`'s. The agent's
+-- extension lets a CTI connect the call; it is read only when a webhook
+-- listens, since this runs on every assignment.
+local function webhook_assigned(wid, aid, q, ch, via, data)
+  if hooked('work.assigned') then
+    hook('work.assigned', {work_id = wid, agent_id = aid, queue = q, channel = ch, via = via,
+                           extension = redis.call('HGET', key('agent', aid), 'ext') or ''},
+         data)
+  end
+end
+
+local function webhook_completed(wid, aid, q, ch, disposition, by)
+  hook('work.completed', {work_id = wid, agent_id = aid or '', queue = q, channel = ch,
+                          disposition = disposition, by = by})
+end
+
+-- The item ended without an agent's work: `was` is the state it left,
+-- `reason` the caller's (a hang-up, a cancel).
+local function webhook_abandoned(wid, q, ch, aid, was, reason)
+  if hooked('work.abandoned') then
+    hook('work.abandoned', {work_id = wid, queue = q, channel = ch, agent_id = aid or '',
+                            was = was or '', reason = reason or ''},
+         redis.call('HGET', key('work', wid), 'data'))
+  end
+end

@@ -1,0 +1,174 @@
+-- _lib_work.lua: an item's life after it reached an agent: an offer taken
+-- back to its queue (`requeue`), an item taken from its agent (`release`),
+-- the end of an item (`finish`, `complete`), a finished item routed again
+-- (`reroute`), wrap-up, and the check that an item is the caller's (`mine`).
+-- Relies on _lib_core.lua (key, num, hmget, NOW, emit, bump, record,
+-- history_of), _lib_webhook.lua (webhook_completed, webhook_abandoned),
+-- _lib_agent.lua (touch_agent, emit_item, reindex, unfit), _lib_queue.lua
+-- (wait_score, borrowed, schedule_escalation, enqueue) and _lib_route.lua
+-- (offer_to).
+
+-- Put an offered item back in its queue with its original age.
+-- Returns the queue name so the caller can wake the dispatcher.
+local function requeue(wid, reason, decliner, note)
+  local wk = key('work', wid)
+  local it = hmget(wk, {'agent', 'channel', 'weight', 'queue', 'score', 'state'})
+  local aid, ch, w, q, score = it.agent, it.channel, num(it.weight), it.queue, it.score
+  if it.state ~= 'offered' then return nil end
+  redis.call('SREM', key('agent', aid, 'offers'), wid)
+  redis.call('ZREM', key('timer', 'offers'), wid)
+  local rec = touch_agent(aid, ch, w, -1)
+  if decliner then
+    redis.call('SADD', key('work', wid, 'declined'), aid)
+  end
+  redis.call('HSET', wk, 'state', 'queued', 'agent', '', 'expires', 0)
+  redis.call('HDEL', wk, 'offered_at')
+  redis.call('ZADD', key('queue', q, 'waiting'), score, wid)
+  borrowed(wid, true, score)
+  emit_item({type = 'offer.rescinded', to = aid, work_id = wid, reason = reason}, aid, nil, rec)
+  record({ev = reason == 'declined' and 'decline' or 'rescind', reason = reason, agent = aid,
+          queue = q, channel = ch, work = wid, note = note or ''}, wid)
+  reindex(aid, rec)
+  return q
+end
+
+-- Release an item's capacity and close it (completed or abandoned).
+-- Returns the agent's queues that gained room, the agent, queue, channel,
+-- the state it was in, when it was accepted (0: never) and, when an agent
+-- held it, the agent's fields after the release (`touch_agent`, for
+-- emit_item; its `ver` already counts one event).
+local function finish(wid, state, extra)
+  local wk = key('work', wid)
+  local it = hmget(wk, {'agent', 'channel', 'weight', 'queue', 'state', 'accepted_at'})
+  local aid, ch, w, q, prev = it.agent, it.channel, num(it.weight), it.queue, it.state
+  local woke, rec = {}, nil
+  if prev == 'queued' then
+    redis.call('ZREM', key('queue', q, 'waiting'), wid)
+    borrowed(wid, false)
+  elseif aid and aid ~= '' then
+    -- an offered item is in the agent's offers and the offer timer; one in
+    -- hand is in its work, and in wrap-up also in the wrap-up timer
+    if prev == 'offered' then
+      redis.call('SREM', key('agent', aid, 'offers'), wid)
+      redis.call('ZREM', key('timer', 'offers'), wid)
+    else
+      redis.call('SREM', key('agent', aid, 'work'), wid)
+      if prev == 'wrapup' then redis.call('ZREM', key('timer', 'wrapups'), wid) end
+    end
+    rec = touch_agent(aid, ch, w, -1, prev ~= 'offered' and {idle = NOW} or nil)
+    woke = reindex(aid, rec)
+  end
+  redis.call('ZREM', key('work', 'open'), wid)
+  local fields = {'state', state, 'ended_at', NOW, 'expires', 0}
+  for f, v in pairs(extra or {}) do
+    fields[#fields + 1] = f
+    fields[#fields + 1] = v
+  end
+  redis.call('HSET', wk, unpack(fields))
+  if state == 'abandoned' then webhook_abandoned(wid, q, ch, aid, prev, (extra or {}).reason) end
+  return woke, aid, q, ch, prev, num(it.accepted_at), rec
+end
+
+-- Complete an item in hand (by the agent, or when wrap-up runs out).
+local function complete(wid, disposition, by)
+  local woke, aid, q, ch, _, accepted, rec = finish(wid, 'completed', {disposition = disposition})
+  if accepted > 0 then
+    -- recent handle times feed the expected wait (store/lua/work_position.lua)
+    redis.call('LPUSH', key('queue', q, 'handle'), NOW - accepted)
+    redis.call('LTRIM', key('queue', q, 'handle'), 0, 49)
+  end
+  webhook_completed(wid, aid, q, ch, disposition, by)
+  bump(key('stats'), 'completed', 1)
+  emit_item({type = 'work.updated', to = aid, work_id = wid, state = 'completed',
+             disposition = disposition}, aid, nil, rec)
+  record({ev = 'complete', agent = aid, queue = q, channel = ch, work = wid,
+          disposition = disposition, by = by}, wid)
+  return woke
+end
+
+-- Take an offered or in-hand item away from its agent without ending it;
+-- the caller puts it somewhere (an offer, a queue). Returns the agent's
+-- queues that gained room, the agent, and the state it was in.
+local function release(wid, reason)
+  local wk = key('work', wid)
+  local it = hmget(wk, {'agent', 'channel', 'weight', 'state'})
+  local aid, ch, w, st = it.agent, it.channel, num(it.weight), it.state
+  local hdr
+  if st == 'offered' then
+    redis.call('SREM', key('agent', aid, 'offers'), wid)
+    redis.call('ZREM', key('timer', 'offers'), wid)
+    hdr = {type = 'offer.rescinded', to = aid, work_id = wid, reason = reason}
+  else
+    redis.call('SREM', key('agent', aid, 'work'), wid)
+    redis.call('ZREM', key('timer', 'wrapups'), wid)
+    hdr = {type = 'work.updated', to = aid, work_id = wid, state = reason}
+  end
+  local rec = touch_agent(aid, ch, w, -1, st ~= 'offered' and {idle = NOW} or nil)
+  redis.call('HSET', wk, 'state', 'queued', 'agent', '', 'expires', 0)
+  redis.call('HDEL', wk, 'offered_at', 'accepted_at', 'wrapup_at', 'missed_by')
+  emit_item(hdr, aid, nil, rec)
+  local woke = reindex(aid, rec)
+  return woke, aid, st
+end
+
+-- A finished (completed or abandoned) item of a case routes again: same
+-- item, same case, a new routing. It counts as created again, so the
+-- checker's created = open + completed + abandoned still holds. The last
+-- owner gets it first when it can take it now (in the queue's ready index,
+-- room for it); otherwise it waits in its queue like new work.
+local function reroute(wid, why)
+  local wk = key('work', wid)
+  local it = hmget(wk, {'queue', 'agent', 'channel', 'weight', 'req0'})
+  local q, last, ch, w = it.queue, it.agent, it.channel, num(it.weight)
+  redis.call('HDEL', wk, 'offered_at', 'accepted_at', 'wrapup_at', 'ended_at', 'disposition',
+             'reason', 'handoff', 'ovf', 'relax_step', 'missed_by', 'call_state')
+  -- the relaxed skills of the last routing do not carry over
+  if it.req0 then redis.call('HSET', wk, 'req', it.req0) end
+  redis.call('DEL', key('work', wid, 'declined'))
+  redis.call('HSET', wk, 'created', NOW, 'agent', '', 'state', 'queued')
+  redis.call('ZADD', key('work', 'open'), NOW, wid)
+  bump(key('stats'), 'created', 1)
+  bump(key('stats'), 'reopened', 1)
+  record({ev = 'reopen', queue = q, channel = ch, work = wid, reason = why, last = last or ''}, wid)
+  if last and last ~= '' and redis.call('ZSCORE', key('queue', q, 'ready'), last)
+     and not unfit(last, ch, w) then
+    redis.call('HSET', wk, 'score', wait_score(num(redis.call('HGET', wk, 'priority')), NOW))
+    -- declined or timed out, it waits like any item: its rules apply
+    schedule_escalation(wid, q, NOW)
+    offer_to(wid, last, q, {reopened = true, history = history_of(wid)}, 'offer')
+    return nil
+  end
+  enqueue(wid, q, NOW)
+  return q
+end
+
+-- The item `wid`, checked to be held by (or offered to) agent `aid` in one of
+-- `states`; `expected` names those states in the error. Returns the item's
+-- {state, agent, queue, channel} by name, or nil and the error reply.
+local function mine(wid, aid, states, expected)
+  local it = hmget(key('work', wid), {'state', 'agent', 'queue', 'channel'})
+  if not it.state then
+    return nil, {'not_found', 'work_id', 'no work item ' .. wid}
+  end
+  if it.agent ~= aid then
+    return nil, {'not_yours', 'work_id', 'work item ' .. wid .. ' is not yours'}
+  end
+  if not states[it.state] then
+    return nil, {'conflict', 'work_id', 'work item ' .. wid .. ' is ' .. it.state .. ', not ' .. expected}
+  end
+  return it
+end
+
+-- Start after-contact work on an item in hand: capacity stays held, and the
+-- queue's wrap-up limit completes it (sweep.lua). Returns the deadline (0 = none).
+local function start_wrapup(wid, aid, q)
+  local limit = num(redis.call('HGET', key('queue', q), 'wrapup_seconds'), 120)
+  local deadline = 0
+  if limit > 0 then
+    deadline = NOW + math.floor(limit * 1000)
+    redis.call('ZADD', key('timer', 'wrapups'), deadline, wid)
+  end
+  redis.call('HSET', key('work', wid), 'state', 'wrapup', 'wrapup_at', NOW, 'expires', deadline)
+  emit({type = 'work.updated', to = aid, work_id = wid, state = 'wrapup', wrapup_until = deadline})
+  return deadline
+end
