@@ -135,10 +135,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             demo_run = demo.Demo(
                 store,
                 dispatcher,
-                secret=secret,
                 lease=settings.lease_seconds,
                 grace=settings.grace_seconds,
-                base_url=f"http://{settings.host}:{settings.port}",
             )
             demo_run.start()
         try:

@@ -86,9 +86,21 @@ def bearer(header: str | None) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
+def secret_path(data_dir: Path) -> Path:
+    return data_dir / "secret"
+
+
+def read_secret(data_dir: Path) -> str | None:
+    """The secret kept in the data folder, or None when there is none yet."""
+    try:
+        return secret_path(data_dir).read_text("utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
 def load_or_create_secret(data_dir: Path) -> tuple[str, bool]:
     """The secret kept in the data folder; (secret, created now)."""
-    path = data_dir / "secret"
+    path = secret_path(data_dir)
     if path.exists():
         return path.read_text("utf-8").strip(), False
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,29 +1,52 @@
 """The `presence` command: serve, token, check.
 
-`presence serve` starts the embedded Redis (when REDIS_URL is unset) and the
-secret (when PRESENCE_SECRET is unset) *before* uvicorn, and hands both to
-the worker processes through the environment, so `--workers N` processes
-share one Redis and one secret.
+`presence serve` binds its port, starts the embedded Redis (when REDIS_URL
+is unset) and reads or creates the secret (when PRESENCE_SECRET is unset)
+*before* uvicorn, and hands them to the worker processes (the listening
+socket by its file descriptor, the rest through the environment): `--workers
+N` processes share one port, one Redis and one secret, and the sign-in links
+it prints work from the moment they are shown.
+
+`presence token` and `presence check` use only data that is already there:
+when the data folder holds nothing from a server (and no REDIS_URL or
+PRESENCE_SECRET says where else to look) they refuse, naming where they
+looked, rather than sign with a new secret or check a new, empty Redis.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from types import FrameType
+from typing import Any
 
-from presence.auth import ROLES, load_or_create_secret, mint
-from presence.center import Invalid, load_center
+from presence.auth import ROLES, load_or_create_secret, mint, read_secret, secret_path
+from presence.center import Center, Invalid, load_center
 from presence.config import ConfigError, Settings
 from presence.embedded import EmbeddedRedis
 
 log = logging.getLogger("presence")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# uvicorn's default; also the listen() backlog of the socket bound here
+BACKLOG = 2048
+POINT_AT_DATA = (
+    "Run it where the server runs, or point it at the server's data: "
+    "PRESENCE_DATA_DIR=<the server's data folder>"
+)
+
+
+class Refused(Exception):
+    """The command cannot run as asked; the message says why and what to set."""
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -39,75 +62,156 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _secret(settings: Settings) -> str:
-    if settings.secret:
-        return settings.secret
-    secret, created = load_or_create_secret(settings.data_dir)
-    if created:
-        print(f"created a new signing secret in {settings.data_dir / 'secret'}", file=sys.stderr)
-    return secret
-
-
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound here so that a port in use stops
+    `serve` before it starts anything or prints a link that would not work."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise Refused(
+                f"port {port} is already in use on {host} (another presence serve?): "
+                "stop what listens there, or choose another port with --port or PRESENCE_PORT"
+            ) from None
+        raise Refused(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration plus a root handler for our own loggers.
+
+    uvicorn applies it here and again in every worker process it spawns: a
+    worker is a fresh interpreter that never runs `main()`, so without the
+    root handler its INFO lines ("presence ready", "demo running") would fall
+    to logging's last-resort handler, which prints warnings only.
+    """
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["presence"] = {"format": LOG_FORMAT}
+    config["handlers"]["presence"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "presence",
+        "stream": "ext://sys.stderr",
+    }
+    config["root"] = {"handlers": ["presence"], "level": "INFO"}
+    return config
+
+
+def _base_url(host: str, port: int) -> str:
+    if host in ("127.0.0.1", "0.0.0.0", "::", ""):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _links(secret: str, base: str, center: Center, demo: bool, ttl: int) -> list[str]:
+    """Sign-in links: the demo's free agents (or the center's first) and the wallboard."""
+    if demo:
+        from presence.demo import FREE_AGENTS
+
+        agents: Sequence[str] = FREE_AGENTS
+    else:
+        agents = list(center.agents)[:1]
+    rows = [(f"agent panel ({a}):", f"{base}/agent#token={mint(secret, a, 'agent', ttl)}") for a in agents]
+    rows.append(("wallboard:", f"{base}/wallboard#token={mint(secret, 'supervisor', 'supervisor', ttl)}"))
+    width = max(len(label) for label, _ in rows)
+    return [f"{label:<{width}} {url}" for label, url in rows]
+
+
+def _serve(settings: Settings, args: argparse.Namespace, sock: socket.socket) -> None:
+    """Run uvicorn on the socket bound here, in this process or in N workers.
+
+    Not `uvicorn.run(fd=...)`: uvicorn takes a descriptor for a unix socket,
+    and uvloop then serves TCP as a pipe (no TCP_NODELAY: 40 ms per small
+    reply). Given the socket object itself, `Server.run` and uvicorn's
+    `Multiprocess` supervisor (what `uvicorn.run` uses for --workers) serve
+    it as TCP.
+    """
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
-    settings = _settings(args)
-    center = load_center(settings.center_config)  # fail now, naming the bad field
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    embedded = None
-    if settings.redis_url is None:
-        embedded = EmbeddedRedis(settings.data_dir)
-        os.environ["REDIS_URL"] = embedded.start()
-        print(
-            f"embedded Redis: {os.environ['REDIS_URL']} (data in {embedded.data_dir / 'redis'})",
-            file=sys.stderr,
-        )
-    os.environ["PRESENCE_SECRET"] = _secret(settings)
-    if args.demo:
-        os.environ["PRESENCE_DEMO"] = "1"
-    host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::") else settings.host
-    base = f"http://{host}:{settings.port}"
-    if settings.secret is None or args.demo:
-        first = next(iter(center.agents), None)
-        if first:
-            agent_token = mint(os.environ["PRESENCE_SECRET"], first, "agent", settings.token_ttl)
-            print(f"agent panel ({first}): {base}/agent#token={agent_token}", file=sys.stderr)
-        sup_token = mint(os.environ["PRESENCE_SECRET"], "supervisor", "supervisor", settings.token_ttl)
-        print(f"wallboard:           {base}/wallboard#token={sup_token}", file=sys.stderr)
-    if args.demo:
-        from presence.demo import links
-
-        for line in links(os.environ["PRESENCE_SECRET"], base, settings.token_ttl):
-            print(line, file=sys.stderr)
+    config = uvicorn.Config(
+        "presence.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=sock.getsockname()[1],
+        workers=args.workers,
+        ws="websockets-sansio",
+        loop="uvloop",
+        http="httptools",
+        ws_max_size=settings.max_frame,
+        # frames are small and mostly msgpack: compression would cost CPU
+        # and a deflate context per socket for little gain
+        ws_per_message_deflate=False,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+        log_config=_log_config(),
+        log_level=settings.log_level,
+        access_log=args.access_log,
+        backlog=BACKLOG,
+        timeout_graceful_shutdown=10,
+    )
     # uvicorn shuts down gracefully on SIGTERM, restores this handler and then
     # re-raises the signal; a graceful stop is a clean exit (0), not a death
     # by signal, for supervisors (systemd, Kubernetes) and for the tests.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        uvicorn.run(
-            "presence.app:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=args.workers,
-            ws="websockets-sansio",
-            loop="uvloop",
-            http="httptools",
-            ws_max_size=settings.max_frame,
-            # frames are small and mostly msgpack: compression would cost CPU
-            # and a deflate context per socket for little gain
-            ws_per_message_deflate=False,
-            ws_ping_interval=20.0,
-            ws_ping_timeout=20.0,
-            log_level=settings.log_level,
-            access_log=args.access_log,
-            timeout_graceful_shutdown=10,
-        )
+        if config.workers > 1:
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has stopped gracefully
+        pass
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    center = load_center(settings.center_config)  # fail now, naming the bad field
+    sock = _listen(settings.host, settings.port)
+    data_dir = settings.data_dir.absolute()
+    embedded = None
+    try:
+        if settings.redis_url is None:
+            embedded = EmbeddedRedis(data_dir)
+            if not embedded.has_data():
+                print(
+                    f"new data folder {data_dir}: nothing from an earlier run there, so the embedded "
+                    f"Redis starts empty (`presence check` and `presence token` run elsewhere "
+                    f"find it with PRESENCE_DATA_DIR={data_dir})",
+                    file=sys.stderr,
+                )
+            os.environ["REDIS_URL"] = embedded.start()
+            print(
+                f"embedded Redis: {os.environ['REDIS_URL']} (data in {embedded.redis_dir})",
+                file=sys.stderr,
+            )
+        secret = settings.secret
+        if secret is None:
+            secret, created = load_or_create_secret(data_dir)
+            if created:
+                print(f"created a new signing secret in {secret_path(data_dir)}", file=sys.stderr)
+        os.environ["PRESENCE_SECRET"] = secret
+        if args.demo:
+            os.environ["PRESENCE_DEMO"] = "1"
+        base = _base_url(settings.host, sock.getsockname()[1])
+        print(f"listening on {base}", file=sys.stderr)
+        if settings.secret is None or args.demo:
+            for line in _links(secret, base, center, args.demo, settings.token_ttl):
+                print(line, file=sys.stderr)
+        _serve(settings, args, sock)
     finally:
+        sock.close()
         if embedded is not None:
             embedded.stop()
     return 0
@@ -115,7 +219,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    print(mint(_secret(settings), args.sub, args.role, args.ttl or settings.token_ttl))
+    secret = settings.secret or read_secret(settings.data_dir)
+    if secret is None:
+        raise Refused(
+            f"no signing secret to sign with: PRESENCE_SECRET is unset and there is no "
+            f"{secret_path(settings.data_dir.absolute())}, so no server has run with this data folder. "
+            f"{POINT_AT_DATA}, or PRESENCE_SECRET=<the server's secret>."
+        )
+    print(mint(secret, args.sub, args.role, args.ttl or settings.token_ttl))
     return 0
 
 
@@ -125,7 +236,14 @@ async def _check(url: str, center_id: str) -> list[str]:
 
     redis = redis_client(url)
     try:
-        return await Store(redis, center_id).check()
+        store = Store(redis, center_id)
+        if not await store.exists():
+            raise Refused(
+                f"center {center_id!r} has no data in the Redis at {url.split('@')[-1]}: no server "
+                "has run it there. Check REDIS_URL (or PRESENCE_DATA_DIR) and the center "
+                "(PRESENCE_CONFIG, or --center)."
+            )
+        return await store.check()
     finally:
         await redis.aclose()
 
@@ -138,6 +256,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     url = settings.redis_url
     if url is None:
         embedded = EmbeddedRedis(settings.data_dir)
+        if not embedded.has_data():
+            raise Refused(
+                f"no data to check: REDIS_URL is unset and {embedded.redis_dir} holds no embedded "
+                f"Redis data, so no server has run with this data folder. {POINT_AT_DATA}, "
+                "or REDIS_URL=<the URL of the Redis it uses>."
+            )
         url = embedded.start()
     try:
         breaches = asyncio.run(_check(url, center_id))
@@ -186,11 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     try:
         return int(args.func(args))
     except (ConfigError, Invalid) as exc:
         print(f"presence: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except Refused as exc:
+        print(f"presence {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

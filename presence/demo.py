@@ -15,7 +15,8 @@ of this process:
 
 Everything goes through the store's scripts, so the router, the hub and the
 wallboard see exactly what real traffic would produce. A couple of agents are
-left free for a real person to sign in with; their links are logged.
+left free for a real person to sign in with; `presence serve --demo` prints
+their links.
 
 With several worker processes only one runs the simulation: it holds a lock
 in Redis (`presence.store.lock`, renewed) and another process takes over if
@@ -37,7 +38,6 @@ from typing import Any, Final
 
 from redis.exceptions import RedisError
 
-from presence.auth import mint
 from presence.center import Agent, Queue
 from presence.router.dispatcher import Dispatcher
 from presence.services.work import WorkRequest, submit
@@ -187,16 +187,6 @@ class SimAgent:
     forced_since: float = 0.0
 
 
-def links(secret: str, base_url: str, ttl: int = 12 * 3600) -> list[str]:
-    """Sign-in links for the agents left free and for the wallboard."""
-    out = []
-    for aid in FREE_AGENTS:
-        out.append(f"demo agent {aid}: {base_url}/agent#token={mint(secret, aid, 'agent', ttl)}")
-    tok = mint(secret, "demo-supervisor", "supervisor", ttl)
-    out.append(f"demo wallboard: {base_url}/wallboard#token={tok}")
-    return out
-
-
 def enabled() -> bool:
     return os.environ.get("PRESENCE_DEMO", "") in ("1", "true", "yes")
 
@@ -209,18 +199,14 @@ class Demo:
         store: Store,
         dispatcher: Dispatcher,
         *,
-        secret: str,
         lease: float,
         grace: float,
-        base_url: str,
         seed: int | None = None,
     ) -> None:
         self.store = store
         self.dispatcher = dispatcher
-        self.secret = secret
         self.lease = lease
         self.grace = grace
-        self.base_url = base_url
         self.rng = random.Random(seed)
         self.me = secrets.token_hex(6)
         self.lock = Lock(store, store.keys.demo_lock, LOCK_TTL_MS, holder=self.me)
@@ -241,9 +227,6 @@ class Demo:
                 create_only=True,
             )
         self.dispatcher.wake(q.name for q in QUEUES)
-
-    def links(self) -> list[str]:
-        return links(self.secret, self.base_url)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="demo")

@@ -58,6 +58,7 @@ _LAST_BINARY_FILE = "last-binary"
 _LOCK_FILE = "embedded.lock"
 _LOG_FILE = "redis.log"
 _SOCKET_FILE = "redis.sock"
+_AOF_DIR = "appendonlydir"  # Redis 7's default appenddirname
 
 
 def find_redis_binary() -> str:
@@ -158,6 +159,14 @@ class EmbeddedRedis:
     @property
     def state_path(self) -> Path:
         return self.redis_dir / _STATE_FILE
+
+    def has_data(self) -> bool:
+        """Whether a server has run on this folder: its AOF, or a live one's state file.
+
+        A new folder is only right for `presence serve`; the other commands
+        use this to refuse rather than start an empty server and report on it.
+        """
+        return (self.redis_dir / _AOF_DIR).is_dir() or self.state_path.exists()
 
     def __enter__(self) -> EmbeddedRedis:
         self.start()

@@ -352,6 +352,12 @@ class Store:
     async def cancel(self, work_id: str, reason: str) -> list[str]:
         return await self._call("work_cancel", work_id, reason)
 
+    async def exists(self) -> bool:
+        """Whether a server has run this center on this Redis (sync_center
+        writes its statuses at every start), so that a check of a center that
+        is not there is not mistaken for a healthy one."""
+        return bool(await self.redis.exists(self.keys.statuses))
+
     async def check(self) -> list[str]:
         reply = await self.scripts.raw("check", self.keys.prefix, self.now_ms())
         return [_s(x) for x in reply]

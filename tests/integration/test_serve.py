@@ -1,7 +1,10 @@
 """`presence serve` as an operator runs it: health and readiness, several
 workers on one port, bad settings failing at start naming the variable, and
 the embedded mode (no REDIS_URL: a private Redis, a secret file, demo links,
-data surviving a restart; `presence check` and `presence token` on it)."""
+data surviving a restart; `presence check` and `presence token` on it, and
+refusing a folder with no data). What `serve` prints is right the first
+time: each link once, only once the port is bound, a port in use named, and
+every worker's log lines."""
 
 from __future__ import annotations
 
@@ -10,9 +13,11 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,8 @@ from tests.helpers import free_port
 from tests.integration.conftest import ServerFactory
 
 pytestmark = pytest.mark.timeout(90)
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def keys_of(server: ServerProcess) -> Keys:
@@ -43,9 +50,18 @@ def request(method: str, url: str, **kw: Any) -> httpx.Response:
     return httpx.request(method, url, timeout=kw.pop("timeout", 8), **kw)
 
 
-def presence(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def presence(
+    *args: str, env: dict[str, str], timeout: float = 30, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    if cwd is not None:  # this checkout's presence, whatever the folder
+        env = {**env, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "presence", *args], env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "presence", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
     )
 
 
@@ -113,11 +129,12 @@ def test_bad_center_file_fails_at_start(tmp_path: Path) -> None:
 
 
 class Embedded:
-    """`presence serve` with no REDIS_URL and no PRESENCE_SECRET."""
+    """`presence serve [args]` with no REDIS_URL and no PRESENCE_SECRET."""
 
-    def __init__(self, data: Path, config: Path) -> None:
+    def __init__(self, data: Path, config: Path | None, *args: str) -> None:
         self.data = data
         self.config = config
+        self.args = args
         self.port = free_port()
         self.log = data.parent / f"serve-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -131,17 +148,37 @@ class Embedded:
         return f"ws://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        return clean_env(PRESENCE_DATA_DIR=str(self.data), PRESENCE_CONFIG=str(self.config))
+        env = clean_env(PRESENCE_DATA_DIR=str(self.data))
+        if self.config is not None:
+            env["PRESENCE_CONFIG"] = str(self.config)
+        return env
 
-    def start(self) -> str:
+    def spawn(self) -> None:
+        self.data.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "presence", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "presence", "serve", "--port", str(self.port), *self.args],
                 env=self.env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def wait_for(self, done: Callable[[str], bool], timeout: float = 30, poll: float = 0.05) -> str:
+        """The output so far, once `done` holds for it."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.log.read_text("utf-8", "replace")
+            if done(out):
+                return out
+            assert self.proc.poll() is None, f"exited with {self.proc.returncode}:\n{out}"
+            assert time.monotonic() < deadline, f"not within {timeout}s:\n{out}"
+            time.sleep(poll)
+
+    def start(self) -> str:
+        self.spawn()
+        assert self.proc is not None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()
@@ -238,6 +275,109 @@ async def test_embedded_mode(tmp_path: Path) -> None:
         for e in (first, second):
             if e.proc is not None:
                 e.stop()
+
+
+LINK = re.compile(r"^(agent panel \(\w+\)|wallboard): +(\S+)#token=(\S+)$", re.M)
+
+
+async def test_demo_prints_each_link_once_and_only_once_the_port_is_bound(tmp_path: Path) -> None:
+    serve = Embedded(tmp_path / "data", None, "--demo")
+    try:
+        serve.spawn()
+        # poll often: the moment the first link shows, its port must take connections
+        serve.wait_for(lambda out: "#token=" in out, poll=0.005)
+        socket.create_connection(("127.0.0.1", serve.port), timeout=5).close()
+        out = serve.wait_for(lambda out: "demo running" in out)
+        assert f"new data folder {serve.data}" in out
+        links = LINK.findall(out)
+        labels = [label for label, _, _ in links]
+        assert labels == ["agent panel (alice)", "agent panel (hanako)", "wallboard"], out
+        assert out.count("#token=") == 3, out
+        base = f"http://localhost:{serve.port}"
+        assert [url for _, url, _ in links] == [f"{base}/agent", f"{base}/agent", f"{base}/wallboard"]
+        # and each link works: the free agents' panels and the wallboard
+        for (_, _, tok), agent_id in zip(links[:2], ("alice", "hanako"), strict=True):
+            panel = await WsClient.connect(serve.ws, "/ws/agent", tok)
+            assert panel.snapshot["agent"]["agent_id"] == agent_id
+            await panel.close()
+        board = await WsClient.connect(serve.ws, "/ws/supervisor", links[2][2])
+        assert {"alice", "hanako", "bob"} <= {a["agent_id"] for a in board.snapshot["agents"]}
+        await board.close()
+    finally:
+        serve.stop()
+
+
+def test_a_port_in_use_stops_serve_before_it_prints_a_link(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = presence(
+            "serve", "--demo", "--port", str(port), env=clean_env(PRESENCE_DATA_DIR=str(tmp_path / "data"))
+        )
+    assert out.returncode == 2, out
+    assert f"port {port} is already in use" in out.stderr and "--port or PRESENCE_PORT" in out.stderr
+    assert "token=" not in out.stdout + out.stderr
+    assert not (tmp_path / "data").exists()  # stopped before starting anything
+
+
+def test_every_worker_logs_that_it_is_ready_and_one_runs_the_demo(tmp_path: Path) -> None:
+    serve = Embedded(tmp_path / "data", None, "--demo", "--workers", "2")
+    try:
+        serve.spawn()
+        out = serve.wait_for(
+            lambda out: out.count("presence ready: center default") == 2 and "demo running" in out, timeout=60
+        )
+        assert re.search(
+            r"INFO presence\.demo: demo running: \d+ simulated agents; free for you: alice, hanako", out
+        ), out
+        assert out.count("#token=") == 3, out  # the links once, not once per worker
+        assert request("GET", f"{serve.http}/readyz").status_code == 200
+    finally:
+        code = serve.stop()
+    assert code == 0, serve.log.read_text()
+    assert out.count("demo running") == 1, out
+
+
+async def test_check_and_token_refuse_a_data_folder_with_no_data(tmp_path: Path) -> None:
+    cfg, cid = write_center(tmp_path / "center.toml")
+    server = Embedded(tmp_path / "server" / "data", cfg)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    try:
+        out = server.start()
+        assert f"new data folder {server.data}" in out  # serve alone may start one, and says so
+
+        # from an empty folder, with nothing saying where the server's data is
+        check = presence("check", env=clean_env(), cwd=empty)
+        assert check.returncode == 2, check
+        assert f"{empty / 'var' / 'redis'} holds no embedded Redis data" in check.stderr
+        assert "PRESENCE_DATA_DIR" in check.stderr and "REDIS_URL" in check.stderr
+        assert "invariants" not in check.stdout
+        tok = presence("token", "--role", "agent", "--sub", "alice", env=clean_env(), cwd=empty)
+        assert tok.returncode == 2 and tok.stdout == "", tok
+        assert str(empty / "var" / "secret") in tok.stderr
+        assert "PRESENCE_DATA_DIR" in tok.stderr and "PRESENCE_SECRET" in tok.stderr
+        assert list(empty.iterdir()) == []  # looked, and left nothing behind
+
+        # the server's Redis, but a center it does not serve (the shipped example's)
+        url = json.loads((server.data / "redis" / "embedded.json").read_text())["url"]
+        wrong = presence("check", env=clean_env(REDIS_URL=url), cwd=empty)
+        assert wrong.returncode == 2, wrong
+        assert "center 'default' has no data in the Redis at" in wrong.stderr and "--center" in wrong.stderr
+
+        # pointed at the server's data, both do their job
+        here = clean_env(PRESENCE_DATA_DIR=str(server.data), PRESENCE_CONFIG=str(cfg))
+        check = presence("check", env=here, cwd=empty)
+        assert check.returncode == 0 and f"all invariants hold in center {cid}" in check.stdout, check
+        tok = presence("token", "--role", "agent", "--sub", "alice", env=here, cwd=empty)
+        assert tok.returncode == 0, tok
+        alice = await WsClient.connect(server.ws, "/ws/agent", tok.stdout.strip())
+        assert alice.snapshot["agent"]["agent_id"] == "alice"
+        await alice.close()
+        assert presence("check", env=clean_env(REDIS_URL=url, PRESENCE_CONFIG=str(cfg))).returncode == 0
+    finally:
+        server.stop()
 
 
 async def test_dispatcher_stops_even_when_woken_as_it_is_cancelled(redis_server: str) -> None:
