@@ -27,6 +27,7 @@ import contextlib
 import os
 import resource
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -437,9 +438,15 @@ class Stack:
         if not pids:
             return None
         fmt = "raw" if path.endswith(".txt") else "flamegraph"
+        # beside this interpreter (the load extra installs it into the venv,
+        # whose bin/ need not be on PATH), else wherever PATH has one
+        beside = Path(sys.executable).parent / "py-spy"
+        spy = str(beside) if beside.exists() else shutil.which("py-spy")
+        if spy is None:
+            raise RuntimeError("--profile needs py-spy: pip install '.[load]' (it is in the load extra)")
         return subprocess.Popen(
             [
-                *("py-spy", "record", "-d", str(max(1, int(seconds))), "-r", "200"),
+                *(spy, "record", "-d", str(max(1, int(seconds))), "-r", "200"),
                 *("-f", fmt, "-o", path, "--pid", str(pids[0])),
             ],
             stdout=subprocess.DEVNULL,
