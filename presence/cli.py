@@ -3,9 +3,9 @@
 `presence serve` binds its port, starts the embedded Redis (when REDIS_URL
 is unset) and reads or creates the secret (when PRESENCE_SECRET is unset)
 *before* uvicorn, and hands them to the worker processes (the listening
-socket by its file descriptor, the rest through the environment): `--workers
-N` processes share one port, one Redis and one secret, and the sign-in links
-it prints work from the moment they are shown.
+socket itself, the rest through the environment): `--workers N` processes
+share one port, one Redis and one secret, and the sign-in links it prints
+work from the moment they are shown.
 
 `presence token` and `presence check` use only data that is already there:
 when the data folder holds nothing from a server (and no REDIS_URL or
