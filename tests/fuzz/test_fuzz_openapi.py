@@ -11,9 +11,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
-from presence import openapi
 from presence.app import create_app
 from presence.config import Settings
+from presence.http import openapi
 from tests.harness import ServerProcess, token
 
 pytestmark = pytest.mark.timeout(120)
