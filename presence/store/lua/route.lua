@@ -17,9 +17,12 @@ local budget, scan = num(ARGV[2]), num(ARGV[3])
 events_begin()
 local PAGE = 32
 
-local qs = {}
+local qs, named = {}, {}
 for i = 4, #ARGV do
-  local prio = redis.call('ZSCORE', key('queues'), ARGV[i])
+  -- a queue named twice would be read twice in one batch, and its items
+  -- offered twice: to two agents at once
+  local prio = not named[ARGV[i]] and redis.call('ZSCORE', key('queues'), ARGV[i])
+  named[ARGV[i]] = true
   if prio then qs[#qs + 1] = {ARGV[i], tonumber(prio)} end
 end
 table.sort(qs, function(a, b)
