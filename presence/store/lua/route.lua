@@ -167,7 +167,7 @@ while g <= #qs do
             if redis.call('EXISTS', key('queue', q, 'borrowed')) == 1 then
               got = redis.call('ZRANGE', key('queue', q, 'borrowed'), 0, window - 1, 'WITHSCORES')
               for n = 1, #got, 2 do
-                batch[#batch + 1] = {got[n], tonumber(got[n + 1]), q}
+                batch[#batch + 1] = {got[n], tonumber(got[n + 1]), q, true}
                 any_borrowed = true
               end
               sources = sources + 1
@@ -178,11 +178,16 @@ while g <= #qs do
         end
       end
       -- one page of one sorted set is in order already (equal scores by
-      -- member, as Redis orders them); merging several needs the sort
+      -- member, as Redis orders them); merging several needs the sort. An
+      -- overflowed item can be in the batch twice, from its own queue and
+      -- as borrowed (the fourth field): its own queue's agents come first.
+      -- Without that last key the two entries are equal and table.sort,
+      -- which is not stable, would pick the queue at random.
       if sources > 1 then
         table.sort(batch, function(a, b)
           if a[2] ~= b[2] then return a[2] < b[2] end
-          return a[1] < b[1]
+          if a[1] ~= b[1] then return a[1] < b[1] end
+          return b[4] == true and a[4] == nil
         end)
       end
       local page_here = {}
