@@ -141,7 +141,7 @@ while g <= #qs do
       again = false
       local batch = {}
       local got_n = {}
-      local any_borrowed, taken, sources = false, {}, 0
+      local taken, sources = {}, 0
       for k = g, last do
         local q = qs[k][1]
         local ready_n = redis.call('ZCARD', key('queue', q, 'ready'))
@@ -168,7 +168,6 @@ while g <= #qs do
               got = redis.call('ZRANGE', key('queue', q, 'borrowed'), 0, window - 1, 'WITHSCORES')
               for n = 1, #got, 2 do
                 batch[#batch + 1] = {got[n], tonumber(got[n + 1]), q, true}
-                any_borrowed = true
               end
               sources = sources + 1
             end
@@ -190,7 +189,6 @@ while g <= #qs do
           return b[4] == true and a[4] == nil
         end)
       end
-      local page_here = {}
       for _, e in ipairs(batch) do
         if budget <= 0 then break end
         local wid, q = e[1], e[3]
@@ -199,14 +197,21 @@ while g <= #qs do
         if not taken[wid] and redis.call('EXISTS', ready) == 1 then
           local aid, it = pick(q, wid, ready)
           if aid then
-            if any_borrowed then taken[wid] = true end
+            taken[wid] = true
             offer(wid, aid, q, it)
             budget = budget - 1
             assigned = assigned + 1
             here[q] = here[q] + 1
-            page_here[q] = (page_here[q] or 0) + 1
           end
         end
+      end
+      -- An offered item left its own waiting set, whichever queue's agent
+      -- took it: count it against that set's page when the page held it.
+      -- (Counted against the borrowing queue instead, the own queue's next
+      -- page would start one item too far and skip an item unexamined.)
+      local page_here = {}
+      for _, e in ipairs(batch) do
+        if taken[e[1]] and not e[4] then page_here[e[3]] = (page_here[e[3]] or 0) + 1 end
       end
       examined = examined + #batch
       first = false
