@@ -55,7 +55,9 @@ local function pick(q, wid, ready)
   local by_free = strategy(q) == 'most_available'
   local off = 0
   while off < scan do
-    local cands = redis.call('ZRANGE', ready, off, off + PAGE - 1)
+    -- the last page stops at `scan`: at most that many candidates, not the
+    -- next multiple of PAGE
+    local cands = redis.call('ZRANGE', ready, off, math.min(off + PAGE, scan) - 1)
     if #cands == 0 then return fallback, it end
     for _, aid in ipairs(cands) do
       local a = redis.call('HMGET', key('agent', aid), unpack(fields))
