@@ -17,9 +17,12 @@ local budget, scan = num(ARGV[2]), num(ARGV[3])
 events_begin()
 local PAGE = 32
 
-local qs = {}  -- the woken queues that exist: {name, prio}
+local qs, named = {}, {}  -- the woken queues that exist: {name, prio}
 for i = 4, #ARGV do
-  local prio = redis.call('ZSCORE', key('queues'), ARGV[i])
+  -- a queue named twice would be read twice in one batch, and its items
+  -- offered twice: to two agents at once
+  local prio = not named[ARGV[i]] and redis.call('ZSCORE', key('queues'), ARGV[i])
+  named[ARGV[i]] = true
   if prio then qs[#qs + 1] = {name = ARGV[i], prio = tonumber(prio)} end
 end
 table.sort(qs, function(a, b)
@@ -58,7 +61,9 @@ local function pick(q, wid, ready)
   local by_free = strategy(q) == 'most_available'
   local off = 0
   while off < scan do
-    local cands = redis.call('ZRANGE', ready, off, off + PAGE - 1)
+    -- the last page stops at `scan`: at most that many candidates, not the
+    -- next multiple of PAGE
+    local cands = redis.call('ZRANGE', ready, off, math.min(off + PAGE, scan) - 1)
     if #cands == 0 then return fallback, it end
     for _, aid in ipairs(cands) do
       local a = redis.call('HMGET', key('agent', aid), unpack(fields))
@@ -142,9 +147,9 @@ while g <= #qs do
     local again = true
     while again do
       again = false
-      local batch = {}  -- waiting entries {wid, score, queue that may take it}
+      local batch = {}  -- waiting entries {wid, score, queue that may take it, borrowed}
       local got_n = {}
-      local any_borrowed, taken, sources = false, {}, 0
+      local taken, sources = {}, 0
       for k = g, last do
         local q = qs[k].name
         local ready_n = redis.call('ZCARD', key('queue', q, 'ready'))
@@ -170,8 +175,7 @@ while g <= #qs do
             if redis.call('EXISTS', key('queue', q, 'borrowed')) == 1 then
               got = redis.call('ZRANGE', key('queue', q, 'borrowed'), 0, window - 1, 'WITHSCORES')
               for n = 1, #got, 2 do
-                batch[#batch + 1] = {wid = got[n], score = tonumber(got[n + 1]), queue = q}
-                any_borrowed = true
+                batch[#batch + 1] = {wid = got[n], score = tonumber(got[n + 1]), queue = q, borrowed = true}
               end
               sources = sources + 1
             end
@@ -181,14 +185,18 @@ while g <= #qs do
         end
       end
       -- one page of one sorted set is in order already (equal scores by
-      -- member, as Redis orders them); merging several needs the sort
+      -- member, as Redis orders them); merging several needs the sort. An
+      -- overflowed item can be in the batch twice, from its own queue and
+      -- as borrowed (its `borrowed` flag): its own queue's agents come first.
+      -- Without that last key the two entries are equal and table.sort,
+      -- which is not stable, would pick the queue at random.
       if sources > 1 then
         table.sort(batch, function(a, b)
           if a.score ~= b.score then return a.score < b.score end
-          return a.wid < b.wid
+          if a.wid ~= b.wid then return a.wid < b.wid end
+          return b.borrowed == true and a.borrowed == nil
         end)
       end
-      local page_here = {}
       for _, e in ipairs(batch) do
         if budget <= 0 then break end
         local wid, q = e.wid, e.queue
@@ -197,14 +205,21 @@ while g <= #qs do
         if not taken[wid] and redis.call('EXISTS', ready) == 1 then
           local aid, it = pick(q, wid, ready)
           if aid then
-            if any_borrowed then taken[wid] = true end
+            taken[wid] = true
             offer(wid, aid, q, it)
             budget = budget - 1
             assigned = assigned + 1
             here[q] = here[q] + 1
-            page_here[q] = (page_here[q] or 0) + 1
           end
         end
+      end
+      -- An offered item left its own waiting set, whichever queue's agent
+      -- took it: count it against that set's page when the page held it.
+      -- (Counted against the borrowing queue instead, the own queue's next
+      -- page would start one item too far and skip an item unexamined.)
+      local page_here = {}
+      for _, e in ipairs(batch) do
+        if taken[e[1]] and not e[4] then page_here[e[3]] = (page_here[e[3]] or 0) + 1 end
       end
       examined = examined + #batch
       first = false
