@@ -219,7 +219,7 @@ while g <= #qs do
       -- page would start one item too far and skip an item unexamined.)
       local page_here = {}
       for _, e in ipairs(batch) do
-        if taken[e[1]] and not e[4] then page_here[e[3]] = (page_here[e[3]] or 0) + 1 end
+        if taken[e.wid] and not e.borrowed then page_here[e.queue] = (page_here[e.queue] or 0) + 1 end
       end
       examined = examined + #batch
       first = false
