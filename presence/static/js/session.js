@@ -351,6 +351,7 @@ export class Session {
   #hooks;
   #socket = null;
   #started = false;
+  #shown = { state: "closed", info: {} }; // the indicator's state, repainted in a new language
 
   constructor({ role, path, signedInOnly = [], onSignIn, onMessage, onReset, onLang }) {
     this.role = role;
@@ -377,6 +378,7 @@ export class Session {
     $("#lang").addEventListener("change", (e) => setLang(e.target.value));
     onLangChange(() => {
       applyI18n(document);
+      showConnection($("#conn"), this.#shown.state, this.#shown.info);
       this.#hooks.onLang();
     });
     applyI18n(document);
@@ -478,6 +480,7 @@ export class Session {
   /** The indicator, and the page dimmed while its data may be stale. */
   #show(state, info) {
     this.state = state;
+    this.#shown = { state, info };
     showConnection($("#conn"), state, info);
     $("#app").classList.toggle("stale", state !== "open");
   }
