@@ -67,6 +67,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     os.environ["PRESENCE_SECRET"] = _secret(settings)
+    # the workers read their settings from the environment: --host and
+    # --port reach them too (the demo's phone system posts to this address)
+    os.environ["PRESENCE_HOST"] = settings.host
+    os.environ["PRESENCE_PORT"] = str(settings.port)
     if args.demo:
         os.environ["PRESENCE_DEMO"] = "1"
     host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::") else settings.host

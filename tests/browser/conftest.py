@@ -77,6 +77,10 @@ class Servers:
         self.config, self.center_id = write_center(tmp / "center.toml", CENTER)
         self.started: list[ServerProcess] = []
 
+    def use_center(self, body: str) -> None:
+        """Another center file for the servers started after this (same center id)."""
+        write_center(self.config, body, self.center_id)
+
     def start(self, port: int | None = None, env: dict[str, str] | None = None) -> ServerProcess:
         s = ServerProcess(self.redis_url, self.config, env=env, log_dir=self.tmp)
         if port is not None:

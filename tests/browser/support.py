@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 from playwright.sync_api import expect
 
 from tests.harness import ServerProcess, token
@@ -58,3 +59,34 @@ def open_wallboard(context: Any, server: ServerProcess) -> Any:
     page.goto(wallboard_url(server))
     expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=10_000)
     return page
+
+
+def post_call(server: ServerProcess, call_id: str, caller: str = "+81 3-1234-5678", **extra: Any) -> str:
+    """A call arrives from the telephony system (the CTI endpoint); its work id."""
+    r = httpx.post(
+        f"{server.http}/api/v1/channels/voice/calls",
+        json={"call_id": call_id, "from": caller, **extra},
+        headers={"Authorization": f"Bearer {token('service', 'pbx')}"},
+        timeout=10,
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def hang_up(server: ServerProcess, call_id: str, reason: str = "caller hung up") -> str:
+    """The telephony system reports the end of a call; the outcome."""
+    r = httpx.post(
+        f"{server.http}/api/v1/channels/voice/calls/{call_id}/hangup",
+        json={"reason": reason},
+        headers={"Authorization": f"Bearer {token('service', 'pbx')}"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["outcome"])
+
+
+def set_status(page: Any, status: str, reason: str = "") -> None:
+    page.select_option("#status-select", status)
+    if reason:
+        page.select_option("#reason-select", reason)
+    page.click("#status-apply")

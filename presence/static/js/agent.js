@@ -40,7 +40,7 @@ const state = {
   offers: new Map(),
   work: new Map(),
   notes: new Map(), // work id -> [{author, text, ts}]
-  calls: new Map(), // work id -> {state, held, muted, since}
+  calls: new Map(), // work id -> {state, held, muted, since, ended}
   queues: [],
   openId: null,
   detail: null, // last GET /api/v1/work/{id} of the open item
@@ -138,6 +138,16 @@ function onSnapshot(msg) {
     work.set(w.work_id, { ...(state.work.get(w.work_id) || {}), ...w });
   }
   state.work = work;
+  // the call states come from the server again: what happened while away counts
+  const calls = new Map();
+  for (const w of work.values()) {
+    if (!isCall(w)) continue;
+    const c = { ...(state.calls.get(w.work_id) || newCall()), state: w.call_state || "" };
+    c.held = c.state === "held";
+    c.muted = c.state === "muted" || (c.muted && c.state !== "active");
+    calls.set(w.work_id, c);
+  }
+  state.calls = calls;
   if (state.openId && !state.work.has(state.openId)) closeDetail();
   renderStatusOptions();
   renderAll();
@@ -183,7 +193,7 @@ function onUpdated(msg) {
     if (msg.state === "transferred") toast(t("work.transferredToast"), "info");
   } else {
     Object.assign(w, msg);
-    if (state.openId === msg.work_id) updateDetailState();
+    if (state.openId === msg.work_id) refreshOpen();
   }
   renderWork();
 }
@@ -198,11 +208,10 @@ function onCallState(msg) {
   const c = callOf(msg.work_id);
   c.state = msg.state;
   if (msg.state === "held") c.held = true;
-  if (msg.state === "resumed" || msg.state === "active" || msg.state === "answered") c.held = false;
+  if (msg.state === "active") c.held = false;
   if (msg.state === "muted") c.muted = true;
-  if (msg.state === "unmuted") c.muted = false;
-  if ((msg.state === "answered" || msg.state === "active") && !c.since) c.since = session.now();
-  if (state.openId === msg.work_id) renderCall();
+  if (msg.state === "ended" && !c.ended) c.ended = session.now();
+  if (state.openId === msg.work_id) refreshOpen();
 }
 
 function addNote(wid, note) {
@@ -212,13 +221,33 @@ function addNote(wid, note) {
   state.notes.set(wid, list);
 }
 
+function newCall() {
+  return { state: "", held: false, muted: false, since: 0, ended: 0 };
+}
+
 function callOf(wid) {
   let c = state.calls.get(wid);
   if (!c) {
-    c = { state: "", held: false, muted: false, since: 0 };
+    c = newCall();
     state.calls.set(wid, c);
   }
   return c;
+}
+
+/** An item that is a phone call: it came from the telephony system, with its call id. */
+function isCall(w) {
+  return (w.channel === "voice" || w.channel === "video") && !!(w.payload && w.payload.call_id);
+}
+
+// Accepting a call answers it (the telephony system connects it on
+// work.assigned), so a call in hand is connected until a call.state says
+// otherwise. Once it ended, or the item is in wrap-up, the conversation is
+// over: there is nothing left to answer, hold or hang up.
+function callPhase(w) {
+  const c = callOf(w.work_id);
+  if (w.state === "wrapup" || c.state === "ended") return "ended";
+  if (c.state === "transferring") return "transferring";
+  return "live";
 }
 
 // -- offer notifications ----------------------------------------------------------
@@ -315,7 +344,7 @@ async function wrapup(wid) {
       w.state = "wrapup";
       w.wrapup_until = reply.wrapup_until;
       renderWork();
-      if (state.openId === wid) updateDetailState();
+      if (state.openId === wid) refreshOpen();
     }
   } catch {
     /* shown */
@@ -649,7 +678,7 @@ function renderDetail() {
   setText($("#detail-title"), w.subject || t("offer.noSubject"));
   $("#detail-title").setAttribute("dir", "auto");
   const c = w.customer || {};
-  const voice = w.channel === "voice" || w.channel === "video";
+  const voice = isCall(w);
   put(body,
     h(
       "div.detail-meta",
@@ -723,7 +752,7 @@ function updateDetailState() {
   );
   const datalist = h("datalist#dispo-list", null, ...DISPOSITIONS.map((d) => h("option", { value: d })));
   put(box,
-    w.state === "assigned"
+    canWrapUp(w)
       ? h(
           "button.btn",
           { type: "button", id: "wrapup-btn", "aria-keyshortcuts": "W", onclick: () => wrapup(w.work_id) },
@@ -756,6 +785,17 @@ function updateDetailState() {
   );
 }
 
+/** Wrap-up starts by hand on an item in progress; a live call ends by hanging up instead (which starts it). */
+function canWrapUp(w) {
+  return w.state === "assigned" && !(isCall(w) && callPhase(w) !== "ended");
+}
+
+/** The open item's state, actions and call box, after its state changed. */
+function refreshOpen() {
+  updateDetailState();
+  renderCall();
+}
+
 function unavailableNote(type) {
   return session.unavailable.has(type) ? h("p.note-unavailable", { role: "note" }, t("err.notAvailable")) : null;
 }
@@ -765,63 +805,86 @@ function renderCall() {
   const w = state.work.get(state.openId);
   if (!box || !w) return;
   const c = callOf(w.work_id);
-  const since = c.since || w.accepted_at || "";
-  const ctl = (action, label, cls = "", extra = {}) =>
+  const phase = callPhase(w);
+  const since = c.since || w.accepted_at || 0;
+  const ctl = (action, label, cls = "") =>
     h(
       `button.btn${cls}`,
-      { type: "button", onclick: () => callControl(w.work_id, action, extra.target), ...extra.attrs },
+      { type: "button", dataset: { action }, onclick: () => callControl(w.work_id, action) },
       label,
     );
   const target = h("input#call-target", {
     placeholder: t("call.transferTarget"),
     "aria-label": t("call.transferTarget"),
   });
+  const label =
+    phase === "ended"
+      ? t("call.state.ended")
+      : phase === "transferring"
+        ? t("call.state.transferring")
+        : c.held
+          ? t("call.state.held")
+          : c.muted
+            ? t("call.state.muted")
+            : t("call.state.active");
+  // an ended call shows how long it lasted; a live one ticks
+  const end = c.ended || w.wrapup_at || 0;
+  const timer =
+    phase === "ended"
+      ? h("strong.timer.call-timer", { title: t("call.length") }, since && end ? fmtElapsed(end - since) : "")
+      : h("strong.timer.call-timer", { dataset: { since: since || "" }, title: t("call.timer") });
+  box.dataset.phase = phase;
   put(box,
     h(
       "div.call-head",
       null,
       h("h3", null, "📞 ", t("call.title")),
-      h("span.call-state", null, c.state ? t(`call.state.${c.state}`, {}, c.state) : t("call.state.ringing")),
-      h("strong.timer.call-timer", { dataset: { since }, title: t("call.timer") }),
+      h("span.call-state", null, label),
+      timer,
     ),
-    h(
-      "div.call-buttons",
-      null,
-      ctl("answer", t("call.answer"), ".primary"),
-      c.held ? ctl("resume", t("call.resume")) : ctl("hold", t("call.hold")),
-      c.muted ? ctl("unmute", t("call.unmute")) : ctl("mute", t("call.mute")),
-      ctl("hangup", t("call.hangup"), ".danger"),
-    ),
-    h(
-      "form.call-transfer",
-      {
-        onsubmit: (e) => {
-          e.preventDefault();
-          if (target.value.trim()) callControl(w.work_id, "transfer", target.value.trim());
-        },
-      },
-      target,
-      h("button.btn", { type: "submit" }, t("call.transfer")),
-    ),
+    phase === "live"
+      ? [
+          h(
+            "div.call-buttons",
+            null,
+            c.held ? ctl("resume", t("call.resume")) : ctl("hold", t("call.hold")),
+            c.muted ? ctl("unmute", t("call.unmute")) : ctl("mute", t("call.mute")),
+            ctl("hangup", t("call.hangup"), ".danger"),
+          ),
+          h(
+            "form.call-transfer",
+            {
+              onsubmit: (e) => {
+                e.preventDefault();
+                if (target.value.trim()) callControl(w.work_id, "transfer", target.value.trim());
+              },
+            },
+            target,
+            h("button.btn", { type: "submit" }, t("call.transfer")),
+          ),
+        ]
+      : phase === "transferring"
+        ? h("div.call-buttons", null, ctl("hangup", t("call.hangup"), ".danger"))
+        : h("p.muted.small.call-over", null, t(w.state === "wrapup" ? "call.overWrapup" : "call.over")),
     unavailableNote("call.control"),
   );
 }
 
 async function callControl(wid, action, target) {
   try {
-    await send({ type: "call.control", work_id: wid, action, target }, { quiet: true });
+    const reply = await send({ type: "call.control", work_id: wid, action, target }, { quiet: true });
     const c = callOf(wid);
     if (action === "hold") c.held = true;
     if (action === "resume") c.held = false;
     if (action === "mute") c.muted = true;
     if (action === "unmute") c.muted = false;
-    if (action === "answer" && !c.since) c.since = session.now();
-    c.state = { answer: "answered", hold: "held", resume: "active", hangup: "ended" }[action] || c.state;
+    c.state = (reply && reply.state) || c.state;
+    if (c.state === "ended" && !c.ended) c.ended = session.now();
     toast(t("call.sent", { a: t(`call.${action}`) }));
   } catch (err) {
     if (!err.unavailable) toast(err.message, "error");
   }
-  if (state.openId === wid) renderCall();
+  if (state.openId === wid) refreshOpen();
 }
 
 function noteForm(w) {
@@ -1007,7 +1070,7 @@ function onKey(e) {
     }
   } else if (k === "w" && state.openId) {
     const w = state.work.get(state.openId);
-    if (w && w.state === "assigned") {
+    if (w && canWrapUp(w)) {
       e.preventDefault();
       wrapup(w.work_id);
     }
