@@ -315,12 +315,24 @@ class Demo:
         """Create the demo queues and agents unless Redis already has them."""
         for q in QUEUES:
             await self.store.put_queue(q, create_only=True)
-        for aid, name, queues, skills in AGENTS:
-            await self.store.put_agent(
-                Agent(aid, name, 100, dict(skills), queues, f"sip:{2000 + len(aid)}@demo.pbx"),
-                create_only=True,
+        for i, (aid, name, queues, skills) in enumerate(AGENTS):
+            # each agent its own phone: the call.control webhook names it
+            ext = f"sip:{2001 + i}@demo.pbx"
+            outcome, _ = await self.store.put_agent(
+                Agent(aid, name, 100, dict(skills), queues, ext), create_only=True
             )
+            if outcome == "exists":
+                await self._own_extension(aid, ext)
         self.dispatcher.wake(q.name for q in QUEUES)
+
+    async def _own_extension(self, aid: str, ext: str) -> None:
+        """An agent an earlier demo seeded with an extension it shared gets its own."""
+        p = await self.store.get_agent(aid)
+        if p is None or p["extension"] != f"sip:{2000 + len(aid)}@demo.pbx":
+            return  # set by the center file or the API: theirs to keep
+        agent = Agent(aid, p["name"], p["capacity"], p["skills"], tuple(p["queues"]), ext)
+        with contextlib.suppress(ScriptError):
+            self.dispatcher.wake((await self.store.put_agent(agent))[1])
 
     def links(self) -> list[str]:
         return links(self.secret, self.base_url)

@@ -16,7 +16,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Servers
-from tests.browser.support import hang_up, open_agent, post_call, set_status, shot
+from tests.browser.support import hang_up, open_agent, open_wallboard, post_call, set_status, shot
 from tests.harness import ServerProcess
 
 
@@ -108,6 +108,7 @@ wrapup_seconds = 120
 id = "alice"
 name = "Alice Andersen"
 queues = ["vip"]
+extension = "sip:2100@demo.pbx"
 
 [intake.voice]
 queue = "vip"
@@ -156,3 +157,20 @@ def test_demo_calls_take_call_controls(context: Any, servers: Servers) -> None:
     expect(page.locator("#detail-state")).to_have_text("Wrap-up", timeout=5000)
     expect(call.locator(".call-state")).to_have_text("Ended")
     expect(page.locator("#toasts .toast.error")).to_have_count(0)
+
+
+def test_demo_agents_each_have_their_own_extension(context: Any, servers: Servers) -> None:
+    servers.use_center(DEMO_CENTER)
+    server = servers.start(env={"PRESENCE_DEMO": "1"})
+    wall = open_wallboard(context, server)
+    expect(wall.locator("#grid-body tr")).to_have_count(12, timeout=10_000)
+    exts = wall.locator("#grid-body tr .a-ext")
+    expect(exts).to_have_count(12)
+    seen = exts.all_inner_texts()
+    assert all(seen) and len(set(seen)) == 12, seen
+    # and the agent sees its own
+    page = open_agent(context, server, "alice")
+    expect(page.locator("#who-ext")).to_have_text("Ext. 2100")
+    page.select_option("#lang", "ja")
+    expect(page.locator("#who-ext")).to_have_text("内線 2100")
+    page.select_option("#lang", "en")

@@ -11,6 +11,7 @@ import {
   h,
   put,
   setText,
+  shortExt,
   statusClass,
   statusIcon,
   toast,
@@ -34,6 +35,7 @@ const FINAL = new Set(["completed", "abandoned", "transferred", "cancelled", "cl
 
 const state = {
   me: null,
+  ext: "", // the agent's phone extension, from its profile
   view: null,
   statuses: [],
   channels: [],
@@ -78,12 +80,28 @@ function start() {
 function onSignIn(c) {
   state.me = c.sub;
   setText($("#who-id"), c.sub);
+  state.ext = "";
+  renderExt();
+  session
+    .api(`/api/v1/agents/${encodeURIComponent(c.sub)}`)
+    .then((p) => {
+      state.ext = (p && p.extension) || "";
+      renderExt();
+    })
+    .catch(() => {});
   session
     .api("/api/v1/queues")
     .then((b) => {
       state.queues = (b && b.queues) || [];
     })
     .catch(() => {});
+}
+
+/** The agent's own phone extension (where the telephony system rings its calls). */
+function renderExt() {
+  const ext = shortExt(state.ext);
+  setText($("#who-ext"), ext ? t("agent.ext", { ext }) : "");
+  $("#who-ext").title = state.ext || "";
 }
 
 // signed out or refused: nothing of that agent's stays on the page
@@ -362,6 +380,7 @@ async function complete(wid, disposition) {
 // -- rendering ----------------------------------------------------------------------
 
 function renderAll() {
+  renderExt();
   renderStatusOptions();
   renderStatus();
   renderCapacity();

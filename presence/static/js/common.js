@@ -84,6 +84,12 @@ export function statusClass(name, routable) {
   return "st-away";
 }
 
+/** The short form of a phone extension: the user part of a SIP URI ("sip:2003@pbx" -> "2003"). */
+export function shortExt(ext) {
+  const m = /^(?:sips?|tel):([^@;]+)/i.exec(ext || "");
+  return m ? m[1] : ext || "";
+}
+
 // -- sound --------------------------------------------------------------------
 
 let audio = null;

@@ -11,6 +11,7 @@ import {
   h,
   put,
   setText,
+  shortExt,
   statusClass,
   statusIcon,
 } from "./common.js";
@@ -210,6 +211,7 @@ async function loadProfiles() {
   try {
     const body = await session.api("/api/v1/agents");
     state.profiles = new Map((body.agents || []).map((a) => [a.id, a]));
+    for (const v of state.agents.values()) drawRow(v); // extensions
     fillSkillFilter();
     applyFilters();
   } catch {
@@ -233,7 +235,7 @@ function drawRow(v) {
   if (!row) {
     const tr = h("tr", { dataset: { id: v.agent_id }, tabindex: "0" });
     const cells = {
-      name: h("td.c-name", null, h("span.a-name", { dir: "auto" }), h("span.a-id")),
+      name: h("td.c-name", null, h("span.a-name", { dir: "auto" }), h("span.a-id"), h("span.a-ext")),
       status: h("td.c-status", null, h("span.status-pill", null, h("span.st-icon", { "aria-hidden": "true" }), h("span.st-name")), h("span.conn-flag")),
       reason: h("td.c-reason", { dir: "auto" }),
       since: h("td.c-time.timer"),
@@ -262,9 +264,17 @@ function drawRow(v) {
   const d = row.drawn;
   const c = row.cells;
   if (d.name !== v.name) {
-    setText(c.name.firstChild, v.name || v.agent_id);
-    setText(c.name.lastChild, v.name && v.name !== v.agent_id ? v.agent_id : "");
+    setText(c.name.children[0], v.name || v.agent_id);
+    setText(c.name.children[1], v.name && v.name !== v.agent_id ? v.agent_id : "");
     d.name = v.name;
+  }
+  const ext = (state.profiles.get(v.agent_id) || {}).extension || "";
+  const extKey = `${ext}|${state.lang}`;
+  if (d.ext !== extKey) {
+    const el = c.name.children[2];
+    setText(el, ext ? t("agent.ext", { ext: shortExt(ext) }) : "");
+    el.title = ext;
+    d.ext = extKey;
   }
   const def = statusDef(v.status);
   const routable = !!(def && def.routable);
