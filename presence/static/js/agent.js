@@ -43,6 +43,7 @@ const state = {
   work: new Map(),
   notes: new Map(), // work id -> [{author, text, ts}]
   calls: new Map(), // work id -> {state, held, muted, since, ended}
+  errors: new Map(), // work id -> {key, e}: the last failed action on it, shown in its panel
   queues: [],
   openId: null,
   detail: null, // last GET /api/v1/work/{id} of the open item
@@ -155,6 +156,9 @@ function onSnapshot(msg) {
     if (w.state === "wrapup" && w.expires_at) w.wrapup_until = w.expires_at;
     work.set(w.work_id, { ...(state.work.get(w.work_id) || {}), ...w });
   }
+  for (const wid of [...state.errors.keys()]) {
+    if (!work.has(wid) && !state.offers.has(wid)) state.errors.delete(wid);
+  }
   state.work = work;
   // the call states come from the server again: what happened while away counts
   const calls = new Map();
@@ -186,7 +190,8 @@ function onOffer(msg) {
 }
 
 function onRescinded(msg) {
-  if (!state.offers.delete(msg.work_id)) return;
+  if (!state.offers.has(msg.work_id)) return;
+  forgetItem(msg.work_id);
   renderOffers();
   const key = `rescind.${msg.reason}`;
   toast(t(key) !== key ? t(key) : t("rescind.other"), "info");
@@ -195,6 +200,7 @@ function onRescinded(msg) {
 function onAssigned(msg) {
   const offer = state.offers.get(msg.work_id) || {};
   state.offers.delete(msg.work_id);
+  state.errors.delete(msg.work_id); // an accept that failed in one tab and worked in another
   state.work.set(msg.work_id, { ...offer, ...msg, state: msg.state || "assigned" });
   renderOffers();
   renderWork();
@@ -205,15 +211,22 @@ function onUpdated(msg) {
   const w = state.work.get(msg.work_id);
   if (!w) return;
   if (FINAL.has(msg.state) || (msg.agent_id && msg.agent_id !== state.me)) {
-    state.work.delete(msg.work_id);
-    state.calls.delete(msg.work_id);
-    if (state.openId === msg.work_id) closeDetail();
+    forgetItem(msg.work_id);
     if (msg.state === "transferred") toast(t("work.transferredToast"), "info");
   } else {
     Object.assign(w, msg);
     if (state.openId === msg.work_id) refreshOpen();
   }
   renderWork();
+}
+
+/** An item left this agent: nothing about it stays on the page, its errors included. */
+function forgetItem(wid) {
+  state.work.delete(wid);
+  state.offers.delete(wid);
+  state.calls.delete(wid);
+  state.errors.delete(wid);
+  if (state.openId === wid) closeDetail();
 }
 
 function onNote(msg) {
@@ -314,12 +327,34 @@ function announceOffer(msg) {
 
 // -- actions ----------------------------------------------------------------------
 
-async function send(msg, { quiet = false } = {}) {
-  try {
-    return await session.request(msg);
-  } catch (err) {
-    if (!quiet) toast(err.unavailable ? t("err.notAvailable") : err.message, "error");
-    throw err;
+async function send(msg) {
+  return session.request(msg);
+}
+
+function failText(err) {
+  return err.unavailable ? t("err.notAvailable") : err.message;
+}
+
+/**
+ * An action on an item failed: say so in the item's own panel (or its offer
+ * card), next to the control, one message at a time. It goes when the
+ * action works, or with the item. `key` names what failed (detail.failed.*).
+ */
+function itemError(wid, key, err) {
+  if (err) state.errors.set(wid, { key, e: failText(err) });
+  else state.errors.delete(wid);
+  paintItemError(wid);
+}
+
+function paintItemError(wid) {
+  const err = state.errors.get(wid);
+  const text = err ? t(`detail.failed.${err.key}`, { e: err.e }) : "";
+  const card = document.querySelector(`.offer[data-id="${CSS.escape(wid)}"] .offer-error`);
+  const spots = [card, state.openId === wid ? $("#detail-error") : null];
+  for (const el of spots) {
+    if (!el) continue;
+    setText(el, text);
+    el.hidden = !text;
   }
 }
 
@@ -329,8 +364,8 @@ async function applyStatus() {
   if (!status) return;
   try {
     await send({ type: "status.set", status, reason: reason || undefined });
-  } catch {
-    /* shown */
+  } catch (err) {
+    toast(failText(err), "error");
   }
 }
 
@@ -339,24 +374,26 @@ async function accept(wid) {
   if (card) card.classList.add("busy");
   try {
     await send({ type: "offer.accept", work_id: wid });
-  } catch {
+  } catch (err) {
     if (card) card.classList.remove("busy");
+    itemError(wid, "accept", err);
   }
 }
 
 async function decline(wid, reason) {
   try {
     await send({ type: "offer.decline", work_id: wid, reason: reason || undefined });
-    state.offers.delete(wid);
+    forgetItem(wid);
     renderOffers();
-  } catch {
-    /* shown */
+  } catch (err) {
+    itemError(wid, "decline", err);
   }
 }
 
 async function wrapup(wid) {
   try {
     const reply = await send({ type: "work.wrapup", work_id: wid });
+    itemError(wid, "", null);
     const w = state.work.get(wid);
     if (w) {
       w.state = "wrapup";
@@ -364,16 +401,17 @@ async function wrapup(wid) {
       renderWork();
       if (state.openId === wid) refreshOpen();
     }
-  } catch {
-    /* shown */
+  } catch (err) {
+    itemError(wid, "wrapup", err);
   }
 }
 
 async function complete(wid, disposition) {
   try {
     await send({ type: "work.complete", work_id: wid, disposition: disposition || undefined });
-  } catch {
-    /* shown */
+    itemError(wid, "", null);
+  } catch (err) {
+    itemError(wid, "complete", err);
   }
 }
 
@@ -480,6 +518,7 @@ function renderOffers() {
   for (const o of [...state.offers.values()].sort((a, b) => (a.offered_at || 0) - (b.offered_at || 0))) {
     seen.add(o.work_id);
     if (!box.querySelector(`.offer[data-id="${CSS.escape(o.work_id)}"]`)) box.append(offerCard(o));
+    paintItemError(o.work_id);
   }
   for (const el of [...box.children]) if (!seen.has(el.dataset.id)) el.remove();
   if (state.offers.size === 0) document.title = `${t("agent.title")} · presence`;
@@ -588,6 +627,7 @@ function offerCard(o) {
       ),
     ),
     declineForm,
+    h("p.offer-error.detail-error", { role: "alert", hidden: true }),
   );
   return card;
 }
@@ -684,8 +724,16 @@ function closeDetail() {
   state.detail = null;
   const d = $("#detail");
   if (d) d.hidden = true;
+  const body = $("#detail-body");
+  if (body) {
+    put(body); // nothing of the closed item (its typing, its errors) stays behind
+    delete body.dataset.id;
+  }
   if ($("#work-list")) renderWork();
 }
+
+// What the agent is typing in the open item's panel survives a redraw (a new language).
+const TYPED = ["#dispo", "#note-text", "#call-target", "#xfer-agent", "#xfer-note"];
 
 function renderDetail() {
   const w = state.work.get(state.openId);
@@ -694,6 +742,8 @@ function renderDetail() {
     put(body);
     return;
   }
+  const typed = body.dataset.id === w.work_id ? TYPED.map((sel) => [sel, $(sel, body)?.value]) : [];
+  body.dataset.id = w.work_id;
   setText($("#detail-title"), w.subject || t("offer.noSubject"));
   $("#detail-title").setAttribute("dir", "auto");
   const c = w.customer || {};
@@ -736,6 +786,7 @@ function renderDetail() {
         ]
       : null,
     voice ? h("section#call.call", { "aria-label": t("call.title") }) : null,
+    h("p#detail-error.detail-error", { role: "alert", hidden: true }),
     h("section#detail-actions.detail-actions"),
     transferForm(w),
     h(
@@ -754,6 +805,8 @@ function renderDetail() {
   );
   updateDetailState();
   if (voice) renderCall();
+  for (const [sel, value] of typed) if (value && $(sel, body)) $(sel, body).value = value;
+  paintItemError(w.work_id);
   renderNotes();
   if (state.detail) renderHistory();
 }
@@ -769,6 +822,7 @@ function updateDetailState() {
     "input#dispo",
     { list: "dispo-list", placeholder: t("detail.disposition"), "aria-label": t("detail.disposition") },
   );
+  dispo.value = $("#dispo", box)?.value || "";
   const datalist = h("datalist#dispo-list", null, ...DISPOSITIONS.map((d) => h("option", { value: d })));
   put(box,
     canWrapUp(w)
@@ -836,6 +890,7 @@ function renderCall() {
     placeholder: t("call.transferTarget"),
     "aria-label": t("call.transferTarget"),
   });
+  target.value = $("#call-target", box)?.value || ""; // typed before a call.state redrew the box
   const label =
     phase === "ended"
       ? t("call.state.ended")
@@ -891,7 +946,7 @@ function renderCall() {
 
 async function callControl(wid, action, target) {
   try {
-    const reply = await send({ type: "call.control", work_id: wid, action, target }, { quiet: true });
+    const reply = await send({ type: "call.control", work_id: wid, action, target });
     const c = callOf(wid);
     if (action === "hold") c.held = true;
     if (action === "resume") c.held = false;
@@ -899,9 +954,10 @@ async function callControl(wid, action, target) {
     if (action === "unmute") c.muted = false;
     c.state = (reply && reply.state) || c.state;
     if (c.state === "ended" && !c.ended) c.ended = session.now();
-    toast(t("call.sent", { a: t(`call.${action}`) }));
+    itemError(wid, "", null); // the box shows the new state: no message needed
   } catch (err) {
-    if (!err.unavailable) toast(err.message, "error");
+    // not deployed on this server: the box says so itself (unavailableNote)
+    itemError(wid, "call", err.unavailable ? null : err);
   }
   if (state.openId === wid) refreshOpen();
 }
@@ -916,12 +972,12 @@ function noteForm(w) {
         const value = text.value.trim();
         if (!value) return;
         try {
-          await send({ type: "work.note", work_id: w.work_id, text: value }, { quiet: true });
+          await send({ type: "work.note", work_id: w.work_id, text: value });
           text.value = "";
           addNote(w.work_id, { author: state.me, text: value, ts: session.now(), local: true });
-          toast(t("detail.noteSaved"));
+          itemError(w.work_id, "", null);
         } catch (err) {
-          if (!err.unavailable) toast(err.message, "error");
+          itemError(w.work_id, "note", err.unavailable ? null : err);
         }
         renderNotes();
       },
@@ -989,7 +1045,7 @@ function transferForm(w) {
           else msg.to_queue = queueSel.value;
           if (!msg.to_agent && !msg.to_queue) return;
           try {
-            await send(msg, { quiet: true });
+            await send(msg);
             toast(t("xfer.done"));
             put(box);
           } catch (err) {

@@ -42,13 +42,27 @@ export function setText(el, value) {
   if (el.textContent !== s) el.textContent = s;
 }
 
-/** A short message in the page's toast region (aria-live polite). */
+// At most this many toasts at once: the oldest goes first. A toast is for
+// news that belongs to no control on the page; an action's error is shown
+// next to the action instead (agent.js), where it cannot cover anything.
+const TOASTS_MAX = 3;
+
+/**
+ * A short message in the page's toast region (aria-live polite). The same
+ * message again restarts the one already shown instead of piling up a copy.
+ */
 export function toast(message, kind = "info") {
   const region = $("#toasts");
   if (!region) return;
-  const el = h("div.toast." + kind, { role: kind === "error" ? "alert" : "status" }, message);
-  region.append(el);
-  setTimeout(() => el.remove(), kind === "error" ? 8000 : 4000);
+  const text = String(message);
+  let el = [...region.children].find((c) => c.dataset.kind === kind && c.textContent === text);
+  if (!el) {
+    el = h("div.toast." + kind, { role: kind === "error" ? "alert" : "status", dataset: { kind } }, text);
+    region.append(el);
+    while (region.children.length > TOASTS_MAX) region.firstElementChild.remove();
+  }
+  clearTimeout(el._timer);
+  el._timer = setTimeout(() => el.remove(), kind === "error" ? 8000 : 4000);
 }
 
 export const CHANNEL_ICONS = {
