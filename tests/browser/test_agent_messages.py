@@ -2,7 +2,8 @@
 
 An action that fails on an item says so once, in the item's own panel, next
 to the action: it covers no control, a second failure replaces the first,
-and it goes with the item.
+and it goes with the item. The empty "work in hand" line says what is true
+now: an offer ringing, waiting for work, or how to get some.
 """
 
 from __future__ import annotations
@@ -83,3 +84,40 @@ def test_a_message_repeated_shows_once(context: Any, server: ServerProcess) -> N
     for i in range(5):
         page.evaluate("""async (i) => (await import("/static/js/common.js")).toast(`news ${i}`, "info")""", i)
     expect(page.locator("#toasts .toast")).to_have_count(3)
+
+
+def test_the_empty_work_line_says_what_is_true(browser: Any, server: ServerProcess) -> None:
+    lines = {
+        "en": (
+            "Nothing in hand. Set yourself Available to receive work.",
+            "Nothing in hand. You are Available: work is offered as soon as it arrives.",
+            "Nothing in hand yet: accept the offer above to start on it.",
+        ),
+        "ja": (
+            "対応中の案件はありません。受付可にすると案件が届きます。",
+            "対応中の案件はありません。受付可なので、案件が届きしだいオファーされます。",
+            "対応中の案件はまだありません。上のオファーに応答すると対応を始められます。",
+        ),
+    }
+    for lang, agent_id in (("en", "alice"), ("ja", "hanako")):
+        away, waiting, offered = lines[lang]
+        ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale=f"{lang}-{lang.upper()}")
+        try:
+            page = open_agent(ctx, server, agent_id)
+            empty = page.locator("#work-empty")
+            expect(empty).to_have_text(away)
+            set_status(page, "Available")
+            expect(empty).to_have_text(waiting)
+            wid = post_work(server, channel="chat", subject=f"hello {lang}").json()["id"]
+            expect(page.locator(f'.offer[data-id="{wid}"]')).to_be_visible()
+            expect(empty).to_have_text(offered)
+            shot(page, f"agent-offer-ringing-{lang}")
+            page.locator(f'.offer[data-id="{wid}"] .btn.accept').click()
+            expect(empty).to_be_hidden()
+            page.locator(f'.work-row[data-id="{wid}"] .work-open').click()
+            page.click("#complete-btn")
+            expect(empty).to_have_text(waiting)
+            set_status(page, "Break")
+            expect(empty).to_have_text(away)
+        finally:
+            ctx.close()

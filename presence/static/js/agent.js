@@ -181,6 +181,7 @@ function onView(msg) {
   state.view = { ...(state.view || {}), ...msg };
   renderStatus();
   renderCapacity();
+  renderEmpty();
 }
 
 function onOffer(msg) {
@@ -522,6 +523,7 @@ function renderOffers() {
   }
   for (const el of [...box.children]) if (!seen.has(el.dataset.id)) el.remove();
   if (state.offers.size === 0) document.title = `${t("agent.title")} · presence`;
+  renderEmpty();
 }
 
 function offerCard(o) {
@@ -638,11 +640,21 @@ function fmtValue(v) {
   return String(v);
 }
 
+/** The line under an empty "Work in hand": what is true now, and what to do. */
+function renderEmpty() {
+  const el = $("#work-empty");
+  el.hidden = state.work.size > 0;
+  if (el.hidden) return;
+  const def = state.view && statusDef(state.view.status);
+  const key = state.offers.size ? "agent.noWorkOffered" : def && def.routable ? "agent.noWorkWaiting" : "agent.noWork";
+  setText(el, t(key));
+}
+
 function renderWork() {
   const list = $("#work-list");
   const items = [...state.work.values()].sort((a, b) => (a.accepted_at || 0) - (b.accepted_at || 0));
   setText($("#work-count"), items.length);
-  $("#work-empty").hidden = items.length > 0;
+  renderEmpty();
   const rows = new Map([...list.children].map((el) => [el.dataset.id, el]));
   items.forEach((w, i) => {
     let row = rows.get(w.work_id);
