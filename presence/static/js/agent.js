@@ -9,6 +9,7 @@ import {
   channelIcon,
   chime,
   h,
+  icon,
   put,
   setText,
   shortExt,
@@ -23,6 +24,7 @@ import {
   fmtCountdown,
   fmtDateTime,
   fmtElapsed,
+  getLang,
   t,
   tChannel,
   tReason,
@@ -437,7 +439,7 @@ function renderStatusOptions() {
   const current = sel.value || (state.view && state.view.status) || "";
   put(sel,
     ...state.statuses.map((s) =>
-      h("option", { value: s.name }, `${statusIcon(s.name, s.routable)} ${tStatus(s.name)}`),
+      h("option", { value: s.name }, tStatus(s.name)), // an <option> holds text only
     ),
   );
   if (current) sel.value = current;
@@ -465,7 +467,7 @@ function renderStatus() {
   }
   const def = statusDef(v.status);
   pill.className = `status-pill ${statusClass(v.status, def && def.routable)}`;
-  setText(pill.querySelector(".st-icon"), statusIcon(v.status, def && def.routable));
+  put(pill.querySelector(".st-icon"), statusIcon(v.status, def && def.routable));
   setText(pill.querySelector(".st-name"), tStatus(v.status));
   setText($("#status-reason"), v.reason ? tReason(v.reason) : "");
   $("#status-time").dataset.since = v.since || "";
@@ -563,7 +565,7 @@ function offerCard(o) {
     h(
       "header.offer-head",
       null,
-      h("span.ch-badge", { dataset: { ch: o.channel } }, `${channelIcon(o.channel)} ${tChannel(o.channel)}`),
+      h("span.ch-badge", { dataset: { ch: o.channel } }, channelIcon(o.channel), tChannel(o.channel)),
       h("span.offer-queue", null, queueTitle(o.queue)),
       o.priority ? h("span.prio", null, t("offer.priority", { p: o.priority })) : null,
       h("span.spacer"),
@@ -609,7 +611,7 @@ function offerCard(o) {
       h(
         "button.btn.accept",
         { type: "button", "aria-keyshortcuts": "A", onclick: () => accept(o.work_id) },
-        h("span", { "aria-hidden": "true" }, "✔ "),
+        icon("check"),
         t("offer.accept"),
         h("kbd", null, "A"),
       ),
@@ -623,7 +625,7 @@ function offerCard(o) {
             reasonSel.focus();
           },
         },
-        h("span", { "aria-hidden": "true" }, "✕ "),
+        icon("cross"),
         t("offer.decline"),
         h("kbd", null, "D"),
       ),
@@ -678,7 +680,10 @@ function renderWork() {
     setText(row.querySelector(".work-idx"), i < 9 ? String(i + 1) : "");
     const badge = row.querySelector(".ch-badge");
     badge.dataset.ch = w.channel;
-    setText(badge, `${channelIcon(w.channel)} ${tChannel(w.channel)}`);
+    if (badge.dataset.drawn !== `${w.channel}|${getLang()}`) {
+      put(badge, channelIcon(w.channel), tChannel(w.channel));
+      badge.dataset.drawn = `${w.channel}|${getLang()}`;
+    }
     setText(row.querySelector(".work-subject"), w.subject || t("offer.noSubject"));
     setText(row.querySelector(".work-customer"), (w.customer && w.customer.name) || "");
     const st = row.querySelector(".work-state");
@@ -764,7 +769,7 @@ function renderDetail() {
     h(
       "div.detail-meta",
       null,
-      h("span.ch-badge", { dataset: { ch: w.channel } }, `${channelIcon(w.channel)} ${tChannel(w.channel)}`),
+      h("span.ch-badge", { dataset: { ch: w.channel } }, channelIcon(w.channel), tChannel(w.channel)),
       h("span", null, queueTitle(w.queue)),
       h("span#detail-state.work-state"),
       h("span.timer", { dataset: { since: w.accepted_at || "" }, title: t("detail.elapsed") }),
@@ -924,7 +929,7 @@ function renderCall() {
     h(
       "div.call-head",
       null,
-      h("h3", null, "📞 ", t("call.title")),
+      h("h3", null, channelIcon(w.channel), t("call.title")),
       h("span.call-state", null, label),
       timer,
     ),

@@ -1,5 +1,5 @@
-// common.js: small helpers both pages use: DOM building, toasts, channel and
-// status icons, and the notification chime. No framework, no build step.
+// common.js: small helpers both pages use: DOM building, toasts, the SVG
+// icons (channels, statuses), and the notification chime. No framework, no build step.
 // Sign-in and the connection live in session.js.
 
 // -- DOM helpers ----------------------------------------------------------------
@@ -65,37 +65,51 @@ export function toast(message, kind = "info") {
   el._timer = setTimeout(() => el.remove(), kind === "error" ? 8000 : 4000);
 }
 
-export const CHANNEL_ICONS = {
-  voice: "📞",
-  video: "🎥",
-  chat: "💬",
-  sms: "📱",
-  social: "🌐",
-  email: "✉️",
-  web: "📝",
-};
+// -- icons --------------------------------------------------------------------
+
+// Icons come from the pages' own SVG sprite, never from a font: an emoji
+// shows as an empty box where no emoji font is installed (many Linux desks
+// and thin clients), and a status must never be a box.
+const SPRITE = "/static/icons.svg";
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** An icon of the sprite (decorative: the text next to it says the same). */
+export function icon(name) {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("class", `icon icon-${name}`);
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  const use = document.createElementNS(SVG_NS, "use");
+  use.setAttribute("href", `${SPRITE}#${name}`);
+  svg.append(use);
+  return svg;
+}
+
+const CHANNELS = new Set(["voice", "video", "chat", "sms", "social", "email", "web"]);
 
 export function channelIcon(ch) {
-  return CHANNEL_ICONS[ch] || "•";
+  return icon(CHANNELS.has(ch) ? `ch-${ch}` : "ch-other");
+}
+
+/** What kind of status a name is, so custom statuses still get an icon and a colour. */
+function statusKind(name, routable) {
+  const n = (name || "").toLowerCase();
+  if (n === "offline") return "offline";
+  if (routable || n === "available") return "available";
+  if (n.includes("break") || n.includes("lunch")) return "break";
+  if (n.includes("away")) return "away";
+  return "other";
 }
 
 // Status icons: the status is never told by colour alone.
 export function statusIcon(name, routable) {
-  const n = (name || "").toLowerCase();
-  if (n === "offline") return "○";
-  if (routable || n === "available") return "✔";
-  if (n.includes("break") || n.includes("lunch")) return "☕";
-  if (n.includes("away")) return "⏸";
-  return "●";
+  return icon(`st-${statusKind(name, routable)}`);
 }
 
 /** A CSS class for a status, so custom statuses still get a colour. */
 export function statusClass(name, routable) {
-  const n = (name || "").toLowerCase();
-  if (n === "offline") return "st-offline";
-  if (routable || n === "available") return "st-available";
-  if (n.includes("break") || n.includes("lunch")) return "st-break";
-  return "st-away";
+  const kind = statusKind(name, routable);
+  return `st-${kind === "other" ? "away" : kind}`;
 }
 
 /** The short form of a phone extension: the user part of a SIP URI ("sip:2003@pbx" -> "2003"). */

@@ -9,6 +9,7 @@ import {
   $,
   channelIcon,
   h,
+  icon,
   put,
   setText,
   shortExt,
@@ -283,11 +284,11 @@ function drawRow(v) {
   if (d.st !== stKey) {
     const pill = c.status.firstChild;
     pill.className = `status-pill ${statusClass(v.status, routable)}${busy ? " st-busy" : ""}`;
-    setText(pill.firstChild, statusIcon(v.status, routable));
+    put(pill.firstChild, statusIcon(v.status, routable));
     setText(pill.lastChild, tStatus(v.status));
     const flag = c.status.lastChild;
     const disconnected = !v.connected && (v.status || "").toLowerCase() !== "offline";
-    setText(flag, disconnected ? `⚠ ${t("wb.disconnected")}` : "");
+    put(flag, disconnected ? [icon("warn"), t("wb.disconnected")] : null);
     row.tr.classList.toggle("gone", disconnected);
     row.tr.dataset.status = v.status;
     d.st = stKey;
@@ -308,13 +309,13 @@ function drawRow(v) {
     d.load = loadKey;
   }
   const by = v.by_channel || {};
-  const itemsKey = JSON.stringify(by);
+  const itemsKey = `${JSON.stringify(by)}|${state.lang}`;
   if (d.items !== itemsKey) {
     put(c.items.firstChild,
       ...Object.entries(by)
         .filter(([, n]) => n > 0)
         .map(([ch, n]) =>
-          h("span.chip", { title: tChannel(ch) }, h("span", { "aria-hidden": "true" }, channelIcon(ch)), ` ${tChannel(ch)} ${n}`),
+          h("span.chip", { title: tChannel(ch) }, channelIcon(ch), `${tChannel(ch)} ${n}`),
         ),
     );
     d.items = itemsKey;
@@ -638,7 +639,7 @@ function openActions(aid) {
   const status = h(
     "select#force-status",
     { "aria-label": t("wb.forceStatus") },
-    ...state.statuses.map((s) => h("option", { value: s.name }, `${statusIcon(s.name, s.routable)} ${tStatus(s.name)}`)),
+    ...state.statuses.map((s) => h("option", { value: s.name }, tStatus(s.name))),
   );
   status.value = v.status;
   const reason = h("select#force-reason", { "aria-label": t("agent.reason") });
