@@ -528,7 +528,7 @@ function drawQueues() {
     put(kbox,
       ...Object.entries(qk)
         .filter(([k]) => ["service_level", "asa", "abandonment_rate", "staffing_needed"].includes(k))
-        .flatMap(([k, v]) => [h("dt", null, kpiLabel(k)), h("dd", null, fmtKpi(k, v))]),
+        .flatMap(([k, v]) => [h("dt", null, kpiLabel(k)), h("dd", { dataset: { key: k } }, fmtKpi(k, v))]),
     );
     paintOldest(tile, q);
   });

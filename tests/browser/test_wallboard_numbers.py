@@ -1,0 +1,71 @@
+"""The wallboard's numbers mean what their labels say, and agree with each other."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import Servers
+from tests.browser.support import CENTER, open_agent, open_wallboard, set_status, shot
+from tests.harness import post_work
+
+TWO_QUEUES = (
+    CENTER
+    + """
+[[queues]]
+name = "billing"
+title = "Billing"
+service_level_seconds = 30
+"""
+)
+
+
+def needed(wall: Any) -> tuple[str, dict[str, str]]:
+    """The center's 'Agents needed' and each queue tile's."""
+    center = wall.locator('.kpi[data-key="staffing_needed"] .kpi-value').inner_text()
+    tiles = {
+        q: wall.locator(f'.queue-tile[data-queue="{q}"] dd[data-key="staffing_needed"]').inner_text()
+        for q in ("support", "billing")
+    }
+    return center, tiles
+
+
+def test_agents_needed_on_the_center_is_the_queues_sum(browser: Any, servers: Servers) -> None:
+    servers.use_center(TWO_QUEUES)
+    server = servers.start()
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
+    try:
+        wall = open_wallboard(ctx, server)
+        label = wall.locator('.kpi[data-key="staffing_needed"] .kpi-label')
+        expect(label).to_have_text("Agents needed")
+        # no traffic anywhere: nobody needed, everywhere
+        billing = wall.locator('.queue-tile[data-queue="billing"] dd[data-key="staffing_needed"]')
+        expect(billing).to_have_text("0")
+        assert needed(wall) == ("0", {"support": "0", "billing": "0"}), needed(wall)
+
+        # an arrival in support, none handled yet: no handle time, no estimate, for
+        # support and so for the center (billing, with no traffic, still needs 0)
+        wid = post_work(server, channel="chat", subject="first").json()["id"]
+        support = wall.locator('.queue-tile[data-queue="support"] dd[data-key="staffing_needed"]')
+        expect(support).to_have_text("—", timeout=10_000)
+        expect(wall.locator('.kpi[data-key="staffing_needed"] .kpi-value')).to_have_text("—")
+        assert needed(wall) == ("—", {"support": "—", "billing": "0"}), needed(wall)
+        shot(wall, "wallboard-agents-needed-unknown")
+
+        # handled: support has an estimate, the center shows the sum
+        page = open_agent(ctx, server, "alice")
+        set_status(page, "Available")
+        page.locator(f'.offer[data-id="{wid}"] .btn.accept').click()
+        page.locator(f'.work-row[data-id="{wid}"] .work-open').click()
+        page.click("#complete-btn")
+        expect(support).to_have_text("1", timeout=10_000)
+        expect(wall.locator('.kpi[data-key="staffing_needed"] .kpi-value')).to_have_text("1")
+        assert needed(wall) == ("1", {"support": "1", "billing": "0"}), needed(wall)
+
+        wall.select_option("#lang", "ja")
+        expect(label).to_have_text("必要人数")
+        expect(wall.locator('.queue-tile[data-queue="support"] .q-kpis')).to_contain_text("必要人数")
+        wall.select_option("#lang", "en")
+    finally:
+        ctx.close()
