@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Servers
-from tests.browser.support import CENTER, open_agent, open_wallboard, set_status, shot
-from tests.harness import post_work
+from tests.browser.support import CENTER, hang_up, open_agent, open_wallboard, post_call, set_status, shot
+from tests.harness import ServerProcess, post_work, token
 
 TWO_QUEUES = (
     CENTER
@@ -69,3 +70,34 @@ def test_agents_needed_on_the_center_is_the_queues_sum(browser: Any, servers: Se
         wall.select_option("#lang", "en")
     finally:
         ctx.close()
+
+
+def cancel(server: ServerProcess, wid: str) -> None:
+    r = httpx.post(
+        f"{server.http}/api/v1/work/{wid}/cancel",
+        json={"reason": "customer left"},
+        headers={"Authorization": f"Bearer {token('service', 'crm')}"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_abandoned_counts_contacts_and_says_on_which_channels(context: Any, server: ServerProcess) -> None:
+    # nobody signed in: everything waits, and the customers give up
+    wall = open_wallboard(context, server)
+    post_call(server, "call-gone")
+    assert hang_up(server, "call-gone") == "abandoned"
+    for subject in ("chat one", "chat two"):
+        cancel(server, post_work(server, channel="chat", subject=subject).json()["id"])
+    tile = wall.locator('.kpi[data-key="abandoned"]')
+    expect(tile.locator(".kpi-value")).to_have_text("3", timeout=10_000)
+    # every channel counts, so the label says contacts, and which channels they left from
+    expect(tile.locator(".kpi-label")).to_have_text("Abandoned contacts")
+    expect(tile.locator(".kpi-sub")).to_have_text("Chat 2 · Voice 1")
+    expect(wall.locator('.kpi[data-key="abandonment_rate"] .kpi-label')).to_have_text("Abandonment rate")
+    shot(wall, "wallboard-abandoned")
+    wall.select_option("#lang", "ja")
+    expect(tile.locator(".kpi-label")).to_have_text("放棄件数")
+    expect(tile.locator(".kpi-sub")).to_have_text("チャット 2 · 電話 1")
+    expect(wall.locator('.kpi[data-key="abandonment_rate"] .kpi-label')).to_have_text("放棄率")
+    wall.select_option("#lang", "en")

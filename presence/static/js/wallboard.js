@@ -576,6 +576,21 @@ function centerKpis() {
   return flatten(root.center || root.total || root.all || root.overall || root, name);
 }
 
+/** "Voice 3 · Chat 1": a center figure per channel, in the chosen window, largest first. */
+function byChannel(key) {
+  if (!state.kpis) return "";
+  const { root, name } = kpiWindow();
+  return (Array.isArray(root.channels) ? root.channels : [])
+    .map((ch) => [ch.name, flatten(ch, name)[key] || 0])
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([ch, n]) => `${tChannel(ch)} ${fmtKpi(key, n)}`)
+    .join(" · ");
+}
+
+// Figures whose tile also says which channels they came from.
+const PER_CHANNEL = new Set(["abandoned"]);
+
 function queueKpis(qname) {
   if (!state.kpis) return {};
   const { root, name } = kpiWindow();
@@ -621,10 +636,13 @@ function drawKpis() {
   const existing = new Map([...strip.children].map((el) => [el.dataset.key, el]));
   keys.forEach((k, i) => {
     let el = existing.get(k);
-    if (!el) el = h("div.kpi", { dataset: { key: k } }, h("span.kpi-value"), h("span.kpi-label"));
+    if (!el) {
+      el = h("div.kpi", { dataset: { key: k } }, h("span.kpi-value"), h("span.kpi-label"), h("span.kpi-sub"));
+    }
     existing.delete(k);
-    setText(el.firstChild, fmtKpi(k, c[k]));
-    setText(el.lastChild, kpiLabel(k));
+    setText(el.children[0], fmtKpi(k, c[k]));
+    setText(el.children[1], kpiLabel(k));
+    setText(el.children[2], PER_CHANNEL.has(k) ? byChannel(k) : "");
     if (strip.children[i] !== el) strip.insertBefore(el, strip.children[i] || null);
   });
   for (const el of existing.values()) el.remove();
