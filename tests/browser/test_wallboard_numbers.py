@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -101,3 +102,51 @@ def test_abandoned_counts_contacts_and_says_on_which_channels(context: Any, serv
     expect(tile.locator(".kpi-sub")).to_have_text("チャット 2 · 電話 1")
     expect(wall.locator('.kpi[data-key="abandonment_rate"] .kpi-label')).to_have_text("放棄率")
     wall.select_option("#lang", "en")
+
+
+RED = "rgb(180, 35, 24)"  # --bad: the alarm colour
+GREEN = "rgb(23, 128, 61)"  # --ok: room for more work
+BLUE = "rgb(29, 78, 216)"  # --busy: full, working
+
+
+def colour(loc: Any) -> str:
+    return str(loc.evaluate("(el) => getComputedStyle(el).backgroundColor"))
+
+
+def test_one_call_fills_the_load_bar_without_an_alarm(context: Any, server: ServerProcess) -> None:
+    wall = open_wallboard(context, server)
+    page = open_agent(context, server, "alice")
+    set_status(page, "Available")
+    gauge, text = page.locator("#cap-fill"), page.locator("#cap-text")
+    mini = wall.locator('#grid-body tr[data-id="alice"] .minibar-fill')
+    cell = wall.locator('#grid-body tr[data-id="alice"] .c-load')
+
+    # one call weighs the whole capacity: full, which is normal, so blue and not red
+    wid = post_call(server, "call-load")
+    page.locator(f'.offer[data-id="{wid}"] .btn.accept').click()
+    expect(text).to_contain_text("100 of 100 units in use")
+    expect(wall.locator('#grid-body tr[data-id="alice"] .load-text')).to_have_text("100 / 100")
+    assert colour(gauge) != RED and colour(mini) != RED, (colour(gauge), colour(mini))
+    assert colour(gauge) == BLUE and colour(mini) == BLUE, (colour(gauge), colour(mini))
+    expect(text).to_have_text("100 of 100 units in use: full, no room for more work")
+    expect(cell).to_have_attribute("title", "Blue: full, no room for more work (normal on a call)")
+    shot(wall, "wallboard-load-full")
+    page.select_option("#lang", "ja")
+    wall.select_option("#lang", "ja")
+    expect(text).to_have_text("100 単位中 100 単位を使用中：満杯のため、これ以上の案件は届きません")
+    full_ja = "青：満杯で、これ以上の案件は受けられません（通話中は通常の状態です）"
+    expect(cell).to_have_attribute("title", full_ja)
+    page.select_option("#lang", "en")
+    wall.select_option("#lang", "en")
+    page.locator(f'.work-row[data-id="{wid}"] .work-open').click()
+    page.click("#complete-btn")
+
+    # a chat: room left, green
+    chat = post_work(server, channel="chat", subject="hi").json()["id"]
+    page.locator(f'.offer[data-id="{chat}"] .btn.accept').click()
+    expect(wall.locator('#grid-body tr[data-id="alice"] .load-text')).not_to_have_text(
+        re.compile(r"^(0|100) / 100$")
+    )
+    expect(text).not_to_contain_text("full")
+    assert colour(gauge) == GREEN and colour(mini) == GREEN, (colour(gauge), colour(mini))
+    expect(cell).to_have_attribute("title", "Green: room for more work")

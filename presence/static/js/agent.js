@@ -482,13 +482,17 @@ function renderCapacity() {
   const v = state.view || { load: 0, capacity: 0, by_channel: {} };
   const cap = v.capacity || 0;
   const pct = cap ? Math.min(100, Math.round((100 * (v.load || 0)) / cap)) : 0;
+  // green while there is room for more work, blue when full: a full agent is
+  // working (one call weighs all 100 units), which is no alarm
+  const full = cap > 0 && (v.load || 0) >= cap;
   $("#cap-fill").style.width = `${pct}%`;
-  $("#cap-fill").className = `gauge-fill ${pct >= 100 ? "full" : pct >= 70 ? "high" : ""}`;
+  $("#cap-fill").className = `gauge-fill ${full ? "full" : ""}`;
+  const text = t(full ? "agent.capFull" : "agent.capText", { load: v.load || 0, cap });
   const g = $("#cap-gauge");
   g.setAttribute("aria-valuenow", String(pct));
-  g.setAttribute("aria-valuetext", t("agent.capText", { load: v.load || 0, cap }));
+  g.setAttribute("aria-valuetext", text);
   g.setAttribute("aria-label", t("agent.capacity"));
-  setText($("#cap-text"), t("agent.capText", { load: v.load || 0, cap }));
+  setText($("#cap-text"), text);
   const by = v.by_channel || {};
   put($("#cap-channels"),
     ...state.channels.map((c) => {

@@ -299,13 +299,16 @@ function drawRow(v) {
     d.reason = reason;
   }
   c.since.dataset.since = v.since || "";
-  const loadKey = `${v.load}|${v.capacity}`;
+  const loadKey = `${v.load}|${v.capacity}|${state.lang}`;
   if (d.load !== loadKey) {
     const pct = v.capacity ? Math.min(100, Math.round((100 * (v.load || 0)) / v.capacity)) : 0;
+    // as on the agent panel: green with room for more work, blue when full (no alarm)
+    const full = v.capacity > 0 && (v.load || 0) >= v.capacity;
     const fill = c.load.firstChild.firstChild;
     fill.style.width = `${pct}%`;
-    fill.className = `minibar-fill ${pct >= 100 ? "full" : pct >= 70 ? "high" : ""}`;
+    fill.className = `minibar-fill ${full ? "full" : ""}`;
     setText(c.load.lastChild, `${v.load || 0} / ${v.capacity || 0}`);
+    c.load.title = t(full ? "wb.loadFull" : "wb.loadRoom");
     d.load = loadKey;
   }
   const by = v.by_channel || {};
