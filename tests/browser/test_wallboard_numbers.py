@@ -150,3 +150,52 @@ def test_one_call_fills_the_load_bar_without_an_alarm(context: Any, server: Serv
     expect(text).not_to_contain_text("full")
     assert colour(gauge) == GREEN and colour(mini) == GREEN, (colour(gauge), colour(mini))
     expect(cell).to_have_attribute("title", "Green: room for more work")
+
+
+def pills(loc: Any) -> list[tuple[str, str]]:
+    """(background colour, words) of each visible status pill."""
+    return [
+        (str(c), str(t))
+        for c, t in loc.evaluate_all(
+            """(els) => els.filter((e) => e.getClientRects().length).map((e) =>
+                 [getComputedStyle(e).backgroundColor, e.querySelector(".st-name").textContent])"""
+        )
+    ]
+
+
+def one_colour_one_meaning(seen: list[tuple[str, str]]) -> None:
+    by_colour: dict[str, set[str]] = {}
+    by_words: dict[str, set[str]] = {}
+    for c, words in seen:
+        by_colour.setdefault(c, set()).add(words)
+        by_words.setdefault(words, set()).add(c)
+    assert all(len(w) == 1 for w in by_colour.values()), by_colour
+    assert all(len(c) == 1 for c in by_words.values()), by_words
+
+
+def test_each_colour_of_available_has_its_own_words_and_a_legend(context: Any, server: ServerProcess) -> None:
+    wall = open_wallboard(context, server)
+    alice = open_agent(context, server, "alice")
+    hanako = open_agent(context, server, "hanako")
+    set_status(hanako, "Available")
+    expect(wall.locator('#grid-body tr[data-id="hanako"] .c-status')).to_contain_text("Available")
+    set_status(alice, "Available")
+    wid = post_work(server, channel="chat", subject="hi").json()["id"]
+    alice.locator(f'.offer[data-id="{wid}"] .btn.accept').click()
+    grid = wall.locator("#grid-body .status-pill")
+    summary = wall.locator("#status-summary .status-pill")
+    for lang, idle, busy in (("en", "Available", "Available · busy"), ("ja", "受付可", "受付可 · 対応中")):
+        wall.select_option("#lang", lang)
+        alice.select_option("#lang", lang)
+        expect(wall.locator('#grid-body tr[data-id="alice"] .st-name')).to_have_text(busy)
+        expect(wall.locator('#grid-body tr[data-id="hanako"] .st-name')).to_have_text(idle)
+        expect(alice.locator("#status-pill .st-name")).to_have_text(busy)
+        # the summary is the legend: one pill per colour the grid shows, with the same words
+        expect(summary).to_have_count(2)
+        shown = pills(grid)
+        one_colour_one_meaning(shown + pills(alice.locator("#status-pill")))
+        legend = {(c, w.rsplit(" ", 1)[0]) for c, w in pills(summary)}
+        assert set(shown) == legend, (shown, legend)
+    shot(wall, "wallboard-available-legend")
+    wall.select_option("#lang", "en")
+    alice.select_option("#lang", "en")

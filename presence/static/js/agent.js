@@ -27,6 +27,7 @@ import {
   getLang,
   t,
   tChannel,
+  statusLabel,
   tReason,
   tStatus,
 } from "./i18n.js";
@@ -466,9 +467,13 @@ function renderStatus() {
     return;
   }
   const def = statusDef(v.status);
-  pill.className = `status-pill ${statusClass(v.status, def && def.routable)}`;
-  put(pill.querySelector(".st-icon"), statusIcon(v.status, def && def.routable));
-  setText(pill.querySelector(".st-name"), tStatus(v.status));
+  const routable = !!(def && def.routable);
+  // the same colours and words as the wallboard: Available (waiting) or Available · working
+  const working = routable && (v.items || 0) > 0;
+  pill.className = `status-pill ${statusClass(v.status, routable, working)}`;
+  put(pill.querySelector(".st-icon"), statusIcon(v.status, routable, working));
+  setText(pill.querySelector(".st-name"), statusLabel(v.status, working));
+  pill.title = routable ? t(working ? "status.workingHint" : "status.idleHint") : "";
   setText($("#status-reason"), v.reason ? tReason(v.reason) : "");
   $("#status-time").dataset.since = v.since || "";
   if (document.activeElement !== $("#status-select")) {

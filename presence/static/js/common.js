@@ -101,13 +101,16 @@ function statusKind(name, routable) {
   return "other";
 }
 
-// Status icons: the status is never told by colour alone.
-export function statusIcon(name, routable) {
-  return icon(`st-${statusKind(name, routable)}`);
+// Status icons: the status is never told by colour alone. `working`: in a
+// routable status and holding (or being offered) work: blue, a headset, as
+// opposed to waiting for work: green, a tick; statusLabel() says it in words.
+export function statusIcon(name, routable, working = false) {
+  return icon(routable && working ? "st-working" : `st-${statusKind(name, routable)}`);
 }
 
-/** A CSS class for a status, so custom statuses still get a colour. */
-export function statusClass(name, routable) {
+/** A CSS class for a status, so custom statuses still get a colour (one colour, one meaning). */
+export function statusClass(name, routable, working = false) {
+  if (routable && working) return "st-busy";
   const kind = statusKind(name, routable);
   return `st-${kind === "other" ? "away" : kind}`;
 }

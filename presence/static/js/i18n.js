@@ -236,6 +236,9 @@ const EN = {
   "status.Break": "Break",
   "status.Lunch": "Lunch",
   "status.Offline": "Offline",
+  "status.working": "{status} · busy",
+  "status.idleHint": "Waiting for work: offered the next item that fits",
+  "status.workingHint": "Holding or being offered work; offered more while there is room",
   "reason.missed offers": "Missed offers",
   "reason.disconnected": "Disconnected",
   "reason.After call": "After call",
@@ -485,6 +488,9 @@ const JA = {
   "status.Break": "休憩",
   "status.Lunch": "昼食",
   "status.Offline": "オフライン",
+  "status.working": "{status} · 対応中",
+  "status.idleHint": "案件待ち：条件に合う次の案件がオファーされます",
+  "status.workingHint": "案件を対応中またはオファー中：空きがあれば、さらにオファーされます",
   "reason.missed offers": "オファー未応答",
   "reason.disconnected": "接続切れ",
   "reason.After call": "後処理",
@@ -549,6 +555,9 @@ export function t(key, vars, fallback) {
 export const tStatus = (name) => t(`status.${name}`, null, name || "");
 export const tReason = (name) => t(`reason.${name}`, null, name || "");
 export const tChannel = (name) => t(`channel.${name}`, null, name || "");
+/** A status's name; in a routable status holding or being offered work, "Available · busy". */
+export const statusLabel = (name, working = false) =>
+  working ? t("status.working", { status: tStatus(name) }) : tStatus(name);
 
 /** Fill [data-i18n] text, and [data-i18n-aria-label] / [data-i18n-placeholder] attributes. */
 export function applyI18n(root) {

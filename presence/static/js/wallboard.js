@@ -25,6 +25,7 @@ import {
   kpiLabel,
   t,
   tChannel,
+  statusLabel,
   tReason,
   tStatus,
 } from "./i18n.js";
@@ -283,9 +284,10 @@ function drawRow(v) {
   const stKey = `${v.status}|${busy}|${v.connected}|${state.lang}`;
   if (d.st !== stKey) {
     const pill = c.status.firstChild;
-    pill.className = `status-pill ${statusClass(v.status, routable)}${busy ? " st-busy" : ""}`;
-    put(pill.firstChild, statusIcon(v.status, routable));
-    setText(pill.lastChild, tStatus(v.status));
+    pill.className = `status-pill ${statusClass(v.status, routable, busy)}`;
+    put(pill.firstChild, statusIcon(v.status, routable, busy));
+    setText(pill.lastChild, statusLabel(v.status, busy));
+    pill.title = routable ? t(busy ? "status.workingHint" : "status.idleHint") : "";
     const flag = c.status.lastChild;
     const disconnected = !v.connected && (v.status || "").toLowerCase() !== "offline";
     put(flag, disconnected ? [icon("warn"), t("wb.disconnected")] : null);
@@ -419,20 +421,28 @@ function reorder(now) {
   body.append(frag);
 }
 
+/** Agents counted by status, a routable status split into waiting and working: one pill per
+ *  colour the grid shows, with its words, so the summary is also the grid's legend. */
 function updateSummary() {
   const counts = new Map();
-  for (const v of state.agents.values()) counts.set(v.status, (counts.get(v.status) || 0) + 1);
+  for (const v of state.agents.values()) {
+    const def = statusDef(v.status);
+    const working = !!(def && def.routable) && (v.items || 0) > 0;
+    const key = JSON.stringify([v.status, working]);
+    counts.set(key, (counts.get(key) || 0) + 1);
+  }
   const box = $("#status-summary");
   put(box,
     ...[...counts.entries()]
-      .sort((a, b) => b[1] - a[1])
-      .map(([s, n]) => {
-        const def = statusDef(s);
+      .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+      .map(([key, n]) => {
+        const [s, working] = JSON.parse(key);
+        const routable = !!(statusDef(s) || {}).routable;
         return h(
-          `span.status-pill.${statusClass(s, def && def.routable)}`,
-          null,
-          h("span.st-icon", { "aria-hidden": "true" }, statusIcon(s, def && def.routable)),
-          h("span.st-name", null, `${tStatus(s)} ${n}`),
+          `span.status-pill.${statusClass(s, routable, working)}`,
+          { title: routable ? t(working ? "status.workingHint" : "status.idleHint") : undefined },
+          h("span.st-icon", { "aria-hidden": "true" }, statusIcon(s, routable, working)),
+          h("span.st-name", null, `${statusLabel(s, working)} ${n}`),
         );
       }),
   );
