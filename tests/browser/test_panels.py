@@ -12,18 +12,11 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Servers
-from tests.browser.support import open_agent, open_wallboard, post_call, shot, wallboard_url
+from tests.browser.support import open_agent, open_wallboard, post_call, set_status, shot, wallboard_url
 from tests.harness import ServerProcess, post_work, token
 
 SUBJECT_JA = "請求書の再発行をお願いします 🙏"
 CUSTOMER_JA = {"id": "C-1002", "name": "伊藤 美咲", "phone": "+81 3-1234-5678", "note": "至急・折り返し希望"}
-
-
-def set_status(page: Any, status: str, reason: str = "") -> None:
-    page.select_option("#status-select", status)
-    if reason:
-        page.select_option("#reason-select", reason)
-    page.click("#status-apply")
 
 
 def row(wall: Any, agent_id: str) -> Any:

@@ -5,12 +5,20 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Servers
-from tests.browser.support import CENTER, hang_up, open_agent, open_wallboard, post_call, set_status, shot
-from tests.harness import ServerProcess, post_work, token
+from tests.browser.support import (
+    CENTER,
+    hang_up,
+    open_agent,
+    open_wallboard,
+    post_call,
+    service_post,
+    set_status,
+    shot,
+)
+from tests.harness import ServerProcess, post_work
 
 TWO_QUEUES = (
     CENTER
@@ -74,13 +82,7 @@ def test_agents_needed_on_the_center_is_the_queues_sum(browser: Any, servers: Se
 
 
 def cancel(server: ServerProcess, wid: str) -> None:
-    r = httpx.post(
-        f"{server.http}/api/v1/work/{wid}/cancel",
-        json={"reason": "customer left"},
-        headers={"Authorization": f"Bearer {token('service', 'crm')}"},
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
+    service_post(server, f"/api/v1/work/{wid}/cancel", {"reason": "customer left"})
 
 
 def test_abandoned_counts_contacts_and_says_on_which_channels(context: Any, server: ServerProcess) -> None:
