@@ -6,8 +6,8 @@ statuses and a dropped connection on screen:
 * no character of the pages' own text draws as the missing-glyph box (the
   character is drawn on a canvas in the element's font and compared with a
   code point no font has); customer text (``dir`` set) is not ours to check;
-* every icon is an SVG of the pages' own sprite, whose symbol exists and
-  draws something (its box is not empty), fetched from this server only.
+* every icon is inline SVG of the pages' own set (``static/js/icons.js``)
+  that draws something (its box is not empty) and refers to nothing else.
 """
 
 from __future__ import annotations
@@ -52,23 +52,22 @@ BOXES = """
 }
 """
 
-# every icon spot holds a sprite icon that draws; [spot, problem]
+# every icon spot holds one of the pages' own icons (icons.js), drawing something; [spot, problem]
 ICONS = """
 async (spots) => {
-  const text = await (await fetch("/static/icons.svg")).text();
-  const sprite = new DOMParser().parseFromString(text, "image/svg+xml");
+  const { ICONS } = await import("/static/js/icons.js");
   const out = [];
   let seen = 0;
   for (const spot of document.querySelectorAll(spots)) {
     if (!spot.getClientRects().length) continue;
-    const use = spot.querySelector("svg.icon use");
-    if (!use) { out.push([spot.className, "no icon", spot.textContent]); continue; }
+    const svg = spot.querySelector("svg.icon");
+    if (!svg) { out.push([spot.className, "no icon", spot.textContent]); continue; }
     seen += 1;
-    const [file, id] = use.getAttribute("href").split("#");
-    if (file !== "/static/icons.svg") out.push([spot.className, "not the pages' sprite", file]);
-    if (!sprite.getElementById(id)) out.push([spot.className, "no such symbol", id]);
-    const box = use.getBBox();
-    if (!box.width || !box.height) out.push([spot.className, "draws nothing", id]);
+    const name = svg.dataset.icon;
+    if (!(name in ICONS)) out.push([spot.className, "not one of the pages' icons", name]);
+    if (svg.querySelector("use, image, foreignObject")) out.push([spot.className, "refers elsewhere", name]);
+    const box = svg.getBBox();
+    if (!box.width || !box.height) out.push([spot.className, "draws nothing", name]);
   }
   return { out, seen };
 }

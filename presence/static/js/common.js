@@ -1,6 +1,9 @@
 // common.js: small helpers both pages use: DOM building, toasts, the SVG
-// icons (channels, statuses), and the notification chime. No framework, no build step.
-// Sign-in and the connection live in session.js.
+// icons (channels, statuses; drawn in icons.js), and the notification
+// chime. No framework, no build step. Sign-in and the connection live in
+// session.js.
+
+import { ICONS } from "./icons.js";
 
 // -- DOM helpers ----------------------------------------------------------------
 
@@ -67,22 +70,26 @@ export function toast(message, kind = "info") {
 
 // -- icons --------------------------------------------------------------------
 
-// Icons come from the pages' own SVG sprite, never from a font: an emoji
+// Icons are the pages' own inline SVG (icons.js), never a font: an emoji
 // shows as an empty box where no emoji font is installed (many Linux desks
 // and thin clients), and a status must never be a box.
-const SPRITE = "/static/icons.svg";
 const SVG_NS = "http://www.w3.org/2000/svg";
+const drawn = new Map(); // name -> the icon to clone
 
-/** An icon of the sprite (decorative: the text next to it says the same). */
+/** An icon of icons.js (decorative: the text next to it says the same). */
 export function icon(name) {
-  const svg = document.createElementNS(SVG_NS, "svg");
-  svg.setAttribute("class", `icon icon-${name}`);
-  svg.setAttribute("aria-hidden", "true");
-  svg.setAttribute("focusable", "false");
-  const use = document.createElementNS(SVG_NS, "use");
-  use.setAttribute("href", `${SPRITE}#${name}`);
-  svg.append(use);
-  return svg;
+  let model = drawn.get(name);
+  if (!model) {
+    model = document.createElementNS(SVG_NS, "svg");
+    model.setAttribute("class", `icon icon-${name}`);
+    model.setAttribute("viewBox", "0 0 24 24");
+    model.setAttribute("aria-hidden", "true");
+    model.setAttribute("focusable", "false");
+    model.dataset.icon = name;
+    model.innerHTML = ICONS[name] || ICONS["st-other"]; // our own markup, never customer text
+    drawn.set(name, model);
+  }
+  return model.cloneNode(true);
 }
 
 const CHANNELS = new Set(["voice", "video", "chat", "sms", "social", "email", "web"]);
