@@ -64,6 +64,8 @@ def test_the_call_box_follows_the_call(context: Any, server: ServerProcess) -> N
     expect(call.locator("button")).to_have_count(0)
     expect(call.locator(".call-over")).to_have_text("The call has ended; wrap-up is under way.")
     expect(call.locator(".call-timer")).to_have_text(re.compile(r"^\d+:\d\d$"))
+    # the length of the call, no longer ticking (no data-since for the page's timer)
+    expect(call.locator(".call-timer")).not_to_have_attribute("data-since", re.compile(".*"))
     shot(page, "agent-call-ended")
 
     # the same after a reload: the snapshot carries the call's state
