@@ -6,8 +6,9 @@ statuses and a dropped connection on screen:
 * no character of the pages' own text draws as the missing-glyph box (the
   character is drawn on a canvas in the element's font and compared with a
   code point no font has); customer text (``dir`` set) is not ours to check;
-* every icon is inline SVG of the pages' own set (``static/js/icons.js``)
-  that draws something (its box is not empty) and refers to nothing else.
+* every icon is one of the pages' own drawings (``static/js/icons.js``,
+  shown as a CSS mask from a ``data:`` URL, so nothing is fetched), and it
+  draws something (its image has opaque pixels).
 """
 
 from __future__ import annotations
@@ -56,18 +57,31 @@ BOXES = """
 ICONS = """
 async (spots) => {
   const { ICONS } = await import("/static/js/icons.js");
+  const draws = async (url) => {
+    const img = new Image(48, 48);
+    img.src = url;
+    await img.decode();
+    const c = document.createElement("canvas");
+    c.width = c.height = 48;
+    const g = c.getContext("2d");
+    g.drawImage(img, 0, 0, 48, 48);
+    return g.getImageData(0, 0, 48, 48).data.some((v, i) => i % 4 === 3 && v > 0);
+  };
   const out = [];
   let seen = 0;
   for (const spot of document.querySelectorAll(spots)) {
     if (!spot.getClientRects().length) continue;
-    const svg = spot.querySelector("svg.icon");
-    if (!svg) { out.push([spot.className, "no icon", spot.textContent]); continue; }
+    const el = spot.querySelector(".glyph");
+    if (!el) { out.push([spot.className, "no icon", spot.textContent]); continue; }
     seen += 1;
-    const name = svg.dataset.icon;
+    const name = el.dataset.icon;
     if (!(name in ICONS)) out.push([spot.className, "not one of the pages' icons", name]);
-    if (svg.querySelector("use, image, foreignObject")) out.push([spot.className, "refers elsewhere", name]);
-    const box = svg.getBBox();
-    if (!box.width || !box.height) out.push([spot.className, "draws nothing", name]);
+    const r = el.getBoundingClientRect();
+    if (!r.width || !r.height) out.push([spot.className, "no room", name]);
+    const mask = getComputedStyle(el).maskImage || getComputedStyle(el).webkitMaskImage;
+    const url = mask.startsWith('url("') ? mask.slice(5, -2) : "";
+    if (!url.startsWith("data:image/svg+xml,")) out.push([spot.className, "drawn from elsewhere", mask]);
+    else if (!(await draws(url))) out.push([spot.className, "draws nothing", name]);
   }
   return { out, seen };
 }

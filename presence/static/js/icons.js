@@ -1,9 +1,8 @@
-// icons.js: the pages' icons, drawn here as inline SVG (24 x 24, stroked in
-// the text's colour by the .icon rule of app.css): no emoji font, which
-// many desks lack (an emoji shows there as an empty box), and nothing
-// fetched from anywhere. ch-* are channels, st-* statuses. common.js icon()
-// clones them: a clone costs half what a <use> of a sprite does, which
-// counts when a wallboard redraws a thousand rows in one frame.
+// icons.js: the pages' icons, drawn here as SVG (24 x 24; stroked 2 px,
+// round, by common.js icon(), which shows each as a mask over the text's
+// colour): no emoji font, which many desks lack (an emoji shows there as an
+// empty box), and nothing fetched from anywhere. ch-* are channels, st-*
+// statuses.
 
 export const ICONS = {
   "ch-voice": `<path d="M5 3h3.5l2 5-2.6 1.6a11.5 11.5 0 0 0 6.5 6.5l1.6-2.6 5 2V19a2 2 0 0 1-2 2A17 17 0 0 1 3 5a2 2 0 0 1 2-2z"/>`,
