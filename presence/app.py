@@ -135,8 +135,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             demo_run = demo.Demo(
                 store,
                 dispatcher,
+                secret=secret,
                 lease=settings.lease_seconds,
                 grace=settings.grace_seconds,
+                base_url=f"http://{settings.host}:{settings.port}",
             )
             demo_run.start()
         try:

@@ -202,6 +202,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if created:
                 print(f"created a new signing secret in {secret_path(data_dir)}", file=sys.stderr)
         os.environ["PRESENCE_SECRET"] = secret
+        # the workers read their settings from the environment: --host and
+        # --port reach them too (the demo's phone system posts to this address)
+        os.environ["PRESENCE_HOST"] = settings.host
+        os.environ["PRESENCE_PORT"] = str(sock.getsockname()[1])
         if args.demo:
             os.environ["PRESENCE_DEMO"] = "1"
         base = _base_url(settings.host, sock.getsockname()[1])

@@ -9,6 +9,12 @@ of this process:
 * simulated customers, posting items on every channel at a gentle random
   rate through the same intake path as ``POST /api/v1/work``, and hanging up
   now and then on an item that waited too long;
+* a simulated phone system (`DemoPhone`): phone calls arrive and end through
+  the CTI endpoints (``POST /api/v1/channels/voice/calls`` and ``.../hangup``)
+  over HTTP, exactly as a real PBX posts them, so a demo call is a real call
+  (a case with a call id) and takes call controls; it carries out the
+  agents' hang-ups and transfers (``call.control`` events) by reporting the
+  call's end, which moves the item to wrap-up;
 * simulated agents: each holds a socket registration (renewing its lease
   like a real socket's process would), goes Available, accepts offers after
   a think time, wraps up and completes after a handle time, and takes breaks.
@@ -35,9 +41,12 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Final
+from urllib.parse import urlsplit
 
+import httpx
 from redis.exceptions import RedisError
 
+from presence.auth import mint
 from presence.center import Agent, Queue
 from presence.router.dispatcher import Dispatcher
 from presence.services.work import WorkRequest, submit
@@ -169,6 +178,15 @@ SUBJECTS: Final = {
 
 DISPOSITIONS: Final = ("resolved", "follow-up", "escalated", "resolved", "information given")
 
+# The keys a demo caller presses: the IVR map of the example center
+# (presence/center.example.toml, the demo's center unless PRESENCE_CONFIG
+# names another), which picks the queue; the number they dialled.
+IVR_DIGITS: Final = {"support": "1", "billing": "2", "sales": "3"}
+DIALLED: Final = "+1 800 555 0100"
+# What the phone system does with an agent's call control: the caller is
+# gone from the agent's line, so it reports the end of the call.
+ENDS_CALL: Final = {"hangup": "agent hung up", "transfer": "transferred to {target}"}
+
 # Seconds a simulated agent works on an item, by channel (min, max).
 HANDLE: Final = {"voice": (25, 70), "video": (25, 70), "chat": (20, 60), "email": (12, 35)}
 TICK: Final = 0.5
@@ -187,6 +205,69 @@ class SimAgent:
     forced_since: float = 0.0
 
 
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _loopback(base_url: str) -> str:
+    """The server's own address for its simulated phone system (a wildcard bind is reached on 127.0.0.1)."""
+    parts = urlsplit(base_url)
+    host, _, port = parts.netloc.rpartition(":")
+    if host.strip("[]") in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"{parts.scheme or 'http'}://{host}:{port}"
+
+
+class DemoPhone:
+    """The demo's phone system: a CTI client of this server's HTTP API.
+
+    It posts call arrivals and hang-ups like a real PBX, with a service token,
+    so demo calls take the one path every call takes. A request that fails
+    (the server not listening yet, a busy moment) is logged and skipped: the
+    next caller tries again.
+    """
+
+    def __init__(self, base_url: str, secret: str) -> None:
+        self.secret = secret
+        self.http = httpx.AsyncClient(base_url=_loopback(base_url), timeout=5.0)
+        self._token = ("", 0.0)
+
+    def _auth(self) -> dict[str, str]:
+        tok, until = self._token
+        if time.monotonic() > until:
+            tok = mint(self.secret, "demo-pbx", "service", 3600)
+            self._token = (tok, time.monotonic() + 1800)
+        return {"Authorization": f"Bearer {tok}"}
+
+    async def _post(self, path: str, body: dict[str, Any], method: str = "POST") -> dict[str, Any] | None:
+        try:
+            r = await self.http.request(method, path, json=body, headers=self._auth())
+        except httpx.HTTPError as exc:
+            log.debug("demo phone: %s %s failed: %s", method, path, exc)
+            return None
+        if r.status_code >= 400:
+            log.debug("demo phone: %s %s answered %s: %s", method, path, r.status_code, r.text)
+            return None
+        reply: dict[str, Any] = r.json()
+        return reply
+
+    async def call(self, queue: str, caller: dict[str, Any], subject: str) -> tuple[str, str] | None:
+        """A call arrives; (work id, call id), or None when the server refused it."""
+        call_id = f"call-{secrets.token_hex(4)}"
+        body = {"call_id": call_id, "from": caller.get("phone", "+1 555 0100"), "to": DIALLED,
+                "digits": IVR_DIGITS.get(queue, ""), "caller_name": caller.get("name", ""),
+                "subject": subject}  # fmt: skip
+        reply = await self._post("/api/v1/channels/voice/calls", body)
+        return (str(reply["id"]), call_id) if reply else None
+
+    async def hangup(self, call_id: str, reason: str) -> bool:
+        path = f"/api/v1/channels/voice/calls/{call_id}/hangup"
+        return await self._post(path, {"reason": reason}) is not None
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
 def enabled() -> bool:
     return os.environ.get("PRESENCE_DEMO", "") in ("1", "true", "yes")
 
@@ -199,8 +280,10 @@ class Demo:
         store: Store,
         dispatcher: Dispatcher,
         *,
+        secret: str,
         lease: float,
         grace: float,
+        base_url: str,
         seed: int | None = None,
     ) -> None:
         self.store = store
@@ -211,7 +294,10 @@ class Demo:
         self.me = secrets.token_hex(6)
         self.lock = Lock(store, store.keys.demo_lock, LOCK_TTL_MS, holder=self.me)
         self.sims = [SimAgent(a[0], f"demo-{a[0]}-{self.me}") for a in AGENTS if a[0] not in FREE_AGENTS]
-        self.posted: deque[tuple[str, float]] = deque(maxlen=500)
+        # (work id, posted at, call id or "")
+        self.posted: deque[tuple[str, float, str]] = deque(maxlen=500)
+        self.phone = DemoPhone(base_url, secret)
+        self._events = "0-0"  # the last routing event the phone system has seen
         self._task: asyncio.Task[None] | None = None
         self._opened = False
 
@@ -221,18 +307,31 @@ class Demo:
         """Create the demo queues and agents unless Redis already has them."""
         for q in QUEUES:
             await self.store.put_queue(q, create_only=True)
-        for aid, name, queues, skills in AGENTS:
-            await self.store.put_agent(
-                Agent(aid, name, 100, dict(skills), queues, f"sip:{2000 + len(aid)}@demo.pbx"),
-                create_only=True,
+        for i, (aid, name, queues, skills) in enumerate(AGENTS):
+            # each agent its own phone: the call.control webhook names it
+            ext = f"sip:{2001 + i}@demo.pbx"
+            outcome, _ = await self.store.put_agent(
+                Agent(aid, name, 100, dict(skills), queues, ext), create_only=True
             )
+            if outcome == "exists":
+                await self._own_extension(aid, ext)
         self.dispatcher.wake(q.name for q in QUEUES)
+
+    async def _own_extension(self, aid: str, ext: str) -> None:
+        """An agent an earlier demo seeded with an extension it shared gets its own."""
+        p = await self.store.get_agent(aid)
+        if p is None or p["extension"] != f"sip:{2000 + len(aid)}@demo.pbx":
+            return  # set by the center file or the API: theirs to keep
+        agent = Agent(aid, p["name"], p["capacity"], p["skills"], tuple(p["queues"]), ext)
+        with contextlib.suppress(ScriptError):
+            self.dispatcher.wake((await self.store.put_agent(agent))[1])
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="demo")
 
     async def stop(self) -> None:
         await stop_task(self._task)
+        await self.phone.close()
         # hand over at once rather than after the lock's TTL (bounded: a
         # shutdown must not hang on a Redis that went away)
         with contextlib.suppress(Exception):
@@ -261,6 +360,7 @@ class Demo:
     async def _simulate(self) -> None:
         try:
             await self._open_all()
+            await self._start_phone()
             last_renew = 0.0
             next_customer = 0.0
             while True:
@@ -279,6 +379,7 @@ class Demo:
                     await self._customer()
                     await self._abandon_old()
                     next_customer = now + self.rng.uniform(1.5, 4.0)
+                await self._carry_out_call_controls()
                 for sim in self.sims:
                     await self._step(sim, now)
                 await asyncio.sleep(TICK)
@@ -311,34 +412,57 @@ class Demo:
         channel = self.rng.choice(CHANNELS[queue])
         customer = dict(self.rng.choice(CUSTOMERS))
         subject = self.rng.choice(SUBJECTS[queue])
-        payload: dict[str, Any] = {"source": "demo"}
         if channel == "voice":
-            payload |= {
-                "call_id": f"call-{secrets.token_hex(4)}",
-                "ivr": self.rng.choice("1234"),
-                "dnis": "+1 800 555 0100",
-            }
-        elif channel == "email":
+            placed = await self.phone.call(queue, customer, subject)
+            if placed is not None:
+                self.posted.append((placed[0], time.monotonic(), placed[1]))
+            return
+        payload: dict[str, Any] = {"source": "demo"}
+        if channel == "email":
             payload |= {"from": customer.get("email", ""), "to": f"{queue}@example.com"}
         else:
             payload |= {"message": subject}
         req = WorkRequest(channel, queue, self.rng.choice((0, 0, 0, 1, 5)), {}, subject, customer, payload)
         wid, _ = await submit(self.store, self.dispatcher, req)
-        self.posted.append((wid, time.monotonic()))
+        self.posted.append((wid, time.monotonic(), ""))
 
     async def _abandon_old(self) -> None:
         """Now and then a customer who waited long hangs up."""
         now = time.monotonic()
-        for wid, at in list(self.posted)[:20]:
+        for wid, at, call_id in list(self.posted)[:20]:
             if now - at < 45 or self.rng.random() > 0.3:
                 continue
             item = await self.store.get_work(wid, history=False)
             if item is not None and item["state"] == "queued":
+                if call_id:
+                    await self.phone.hangup(call_id, "caller hung up")
+                    return
                 with contextlib.suppress(ScriptError):
                     self.dispatcher.wake(await self.store.cancel(wid, "abandoned"))
                 return
         while self.posted and now - self.posted[0][1] > 600:
             self.posted.popleft()
+
+    # -- the phone system --------------------------------------------------------
+
+    async def _start_phone(self) -> None:
+        last: list[Any] = await self.store.redis.xrevrange(self.store.keys.event_stream, count=1) or []
+        self._events = _text(last[0][0]) if last else "0-0"
+
+    async def _carry_out_call_controls(self) -> None:
+        """Do what a PBX does with the agents' hang-ups and transfers: end the call."""
+        key = self.store.keys.event_stream
+        entries: list[Any] = await self.store.redis.xrange(key, min=f"({self._events}", count=500) or []
+        for entry_id, fields in entries:
+            self._events = _text(entry_id)
+            ev = {_text(k): _text(v) for k, v in (fields or {}).items()}
+            why = ENDS_CALL.get(ev.get("action", "")) if ev.get("ev") == "call.control" else None
+            if why is None:
+                continue
+            item = await self.store.get_work(ev.get("work", ""), history=False)
+            call_id = ((item or {}).get("payload") or {}).get("call_id")
+            if call_id:
+                await self.phone.hangup(str(call_id), why.format(target=ev.get("target", "")))
 
     # -- agents ----------------------------------------------------------------
 
@@ -382,7 +506,10 @@ class Demo:
                 sim.done_at[wid] = now + self.rng.uniform(lo, hi)
             elif now >= sim.done_at[wid]:
                 if w["state"] == "assigned":
-                    await self.store.wrapup(sim.id, wid)
+                    # a call ends when the customer hangs up: the phone system reports it
+                    call_id = (w.get("payload") or {}).get("call_id")
+                    if not call_id or not await self.phone.hangup(str(call_id), "customer hung up"):
+                        await self.store.wrapup(sim.id, wid)
                     sim.done_at[wid] = now + self.rng.uniform(3, 10)
                 else:
                     sim.done_at.pop(wid, None)

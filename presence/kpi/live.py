@@ -134,7 +134,7 @@ def build(
     qrows = []
     center: dict[str, Any] = {w: groups[w].center.kpis() for w in names}
     waiting_total, longest, needed_total = 0, 0.0, 0
-    any_needed = False
+    unknown = not queues
     for q in queues:
         name = q["name"]
         st = by_stats.get(name, {})
@@ -158,9 +158,12 @@ def build(
         )
         waiting_total += waiting
         longest = max(longest, wait)
-        if staff["needed"] is not None:
+        if staff["needed"] is None:
+            # no estimate for this queue (arrivals, no AHT yet), so none for
+            # the center: the others' sum would read as the whole need
+            unknown = True
+        else:
             needed_total += staff["needed"]
-            any_needed = True
         qrows.append(row)
     online = [v for v in views if v.get("connected")]
     center.update(
@@ -168,7 +171,7 @@ def build(
         longest_wait=longest,
         logged_in=len(online),
         routable=sum(1 for v in online if v.get("status") in routable),
-        staffing_needed=needed_total if any_needed else None,
+        staffing_needed=None if unknown else needed_total,
     )
     channels = sorted(set().union(*(g.channels for g in groups.values())))
     crows = [{"name": c, **{w: groups[w].channels.get(c, Agg()).kpis() for w in names}} for c in channels]

@@ -77,8 +77,12 @@ class Servers:
         self.config, self.center_id = write_center(tmp / "center.toml", CENTER)
         self.started: list[ServerProcess] = []
 
-    def start(self, port: int | None = None) -> ServerProcess:
-        s = ServerProcess(self.redis_url, self.config, log_dir=self.tmp)
+    def use_center(self, body: str) -> None:
+        """Another center file for the servers started after this (same center id)."""
+        write_center(self.config, body, self.center_id)
+
+    def start(self, port: int | None = None, env: dict[str, str] | None = None) -> ServerProcess:
+        s = ServerProcess(self.redis_url, self.config, env=env, log_dir=self.tmp)
         if port is not None:
             s.port = port
         self.started.append(s)

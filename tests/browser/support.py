@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 from playwright.sync_api import expect
 
 from tests.harness import ServerProcess, token
@@ -58,3 +59,35 @@ def open_wallboard(context: Any, server: ServerProcess) -> Any:
     page.goto(wallboard_url(server))
     expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=10_000)
     return page
+
+
+def service_post(server: ServerProcess, path: str, body: dict[str, Any], status: int = 200) -> dict[str, Any]:
+    """POST as a service (the telephony system, a CRM); the reply's body."""
+    r = httpx.post(
+        f"{server.http}{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {token('service', 'pbx')}"},
+        timeout=10,
+    )
+    assert r.status_code == status, r.text
+    reply: dict[str, Any] = r.json()
+    return reply
+
+
+def post_call(server: ServerProcess, call_id: str, caller: str = "+81 3-1234-5678", **extra: Any) -> str:
+    """A call arrives from the telephony system (the CTI endpoint); its work id."""
+    body = {"call_id": call_id, "from": caller, **extra}
+    return str(service_post(server, "/api/v1/channels/voice/calls", body, 201)["id"])
+
+
+def hang_up(server: ServerProcess, call_id: str, reason: str = "caller hung up") -> str:
+    """The telephony system reports the end of a call; the outcome."""
+    path = f"/api/v1/channels/voice/calls/{call_id}/hangup"
+    return str(service_post(server, path, {"reason": reason})["outcome"])
+
+
+def set_status(page: Any, status: str, reason: str = "") -> None:
+    page.select_option("#status-select", status)
+    if reason:
+        page.select_option("#reason-select", reason)
+    page.click("#status-apply")

@@ -12,18 +12,11 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Servers
-from tests.browser.support import open_agent, open_wallboard, shot, wallboard_url
+from tests.browser.support import open_agent, open_wallboard, post_call, set_status, shot, wallboard_url
 from tests.harness import ServerProcess, post_work, token
 
 SUBJECT_JA = "請求書の再発行をお願いします 🙏"
 CUSTOMER_JA = {"id": "C-1002", "name": "伊藤 美咲", "phone": "+81 3-1234-5678", "note": "至急・折り返し希望"}
-
-
-def set_status(page: Any, status: str, reason: str = "") -> None:
-    page.select_option("#status-select", status)
-    if reason:
-        page.select_option("#reason-select", reason)
-    page.click("#status-apply")
 
 
 def row(wall: Any, agent_id: str) -> Any:
@@ -191,8 +184,8 @@ def test_japanese_interface_and_switch(browser: Any, server: ServerProcess) -> N
         page.select_option("#status-select", "Available")
         page.click("#status-apply")
         expect(page.locator("#status-pill")).to_contain_text("受付可")
-        r = post_work(server, channel="voice", subject=SUBJECT_JA, customer=CUSTOMER_JA)
-        offer = page.locator(f'.offer[data-id="{r.json()["id"]}"]')
+        wid = post_call(server, "call-ja", caller_name=CUSTOMER_JA["name"], subject=SUBJECT_JA)
+        offer = page.locator(f'.offer[data-id="{wid}"]')
         expect(offer.locator(".offer-subject")).to_have_text(SUBJECT_JA)
         expect(offer.locator(".btn.accept")).to_contain_text("応答")
         offer.locator(".btn.accept").click()

@@ -67,6 +67,8 @@ async def test_kpis_every_second_with_exact_counts(server: ServerProcess) -> Non
     # Erlang C beside the agents staffed: billing has had 1 arrival in the
     # last hour but no completed item yet, so no AHT and no recommendation
     assert bil_q["staffing_needed"] is None and bil_q["staffed"] == 1
+    # ... so the center has none either (not the sum of the others)
+    assert k["center"]["staffing_needed"] is None
     # support: 2 arrivals an hour and the AHT of w1 -> a tiny load: 1 agent
     assert sup_q["staffing_needed"] == 1
     assert sup_q["staffing"]["arrival_rate"] == 2

@@ -313,6 +313,15 @@ def test_kpis_message_shape_and_staffing() -> None:
     assert st["traffic"] == pytest.approx(5 / 3600 * 267.5)
     assert sup["staffing_needed"] == st["needed"] == 2  # one agent at A = 0.37 reaches only 75 %
     assert c["staffing_needed"] == sup["staffing_needed"] + msg["queues"][1]["staffing_needed"]
+    # a queue with arrivals and no AHT yet has no estimate: nor has the center
+    # (the others' sum would read as the whole need; the wallboard showed 0
+    # for the center beside a dash on every queue)
+    for w in groups.values():
+        w.queues["sales"] = Agg(offered=1)
+    queues.append({"name": "sales", "title": "Sales", "service_level_seconds": 20})
+    msg = build(groups, queues, stats, views, NOW, frozenset({"Available"}))
+    assert msg["queues"][2]["staffing_needed"] is None
+    assert msg["center"]["staffing_needed"] is None
     assert {ch["name"] for ch in msg["channels"]} == {"chat", "voice"}
     alice = msg["agents"][0]
     assert alice["today"]["time_in_status"] == {"Available": 3300.0, "Break": 300.0}

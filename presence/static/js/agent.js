@@ -9,8 +9,10 @@ import {
   channelIcon,
   chime,
   h,
+  icon,
   put,
   setText,
+  shortExt,
   statusClass,
   statusIcon,
   toast,
@@ -22,8 +24,10 @@ import {
   fmtCountdown,
   fmtDateTime,
   fmtElapsed,
+  getLang,
   t,
   tChannel,
+  statusLabel,
   tReason,
   tStatus,
 } from "./i18n.js";
@@ -34,13 +38,15 @@ const FINAL = new Set(["completed", "abandoned", "transferred", "cancelled", "cl
 
 const state = {
   me: null,
+  ext: "", // the agent's phone extension, from its profile
   view: null,
   statuses: [],
   channels: [],
   offers: new Map(),
   work: new Map(),
   notes: new Map(), // work id -> [{author, text, ts}]
-  calls: new Map(), // work id -> {state, held, muted, since}
+  calls: new Map(), // work id -> {state, held, muted, since, ended}
+  errors: new Map(), // work id -> {key, e}: the last failed action on it, shown in its panel
   queues: [],
   openId: null,
   detail: null, // last GET /api/v1/work/{id} of the open item
@@ -78,12 +84,28 @@ function start() {
 function onSignIn(c) {
   state.me = c.sub;
   setText($("#who-id"), c.sub);
+  state.ext = "";
+  renderExt();
+  session
+    .api(`/api/v1/agents/${encodeURIComponent(c.sub)}`)
+    .then((p) => {
+      state.ext = (p && p.extension) || "";
+      renderExt();
+    })
+    .catch(() => {});
   session
     .api("/api/v1/queues")
     .then((b) => {
       state.queues = (b && b.queues) || [];
     })
     .catch(() => {});
+}
+
+/** The agent's own phone extension (where the telephony system rings its calls). */
+function renderExt() {
+  const ext = shortExt(state.ext);
+  setText($("#who-ext"), ext ? t("agent.ext", { ext }) : "");
+  $("#who-ext").title = state.ext || "";
 }
 
 // signed out or refused: nothing of that agent's stays on the page
@@ -137,7 +159,20 @@ function onSnapshot(msg) {
     if (w.state === "wrapup" && w.expires_at) w.wrapup_until = w.expires_at;
     work.set(w.work_id, { ...(state.work.get(w.work_id) || {}), ...w });
   }
+  for (const wid of [...state.errors.keys()]) {
+    if (!work.has(wid) && !state.offers.has(wid)) state.errors.delete(wid);
+  }
   state.work = work;
+  // the call states come from the server again: what happened while away counts
+  const calls = new Map();
+  for (const w of work.values()) {
+    if (!isCall(w)) continue;
+    const c = { ...(state.calls.get(w.work_id) || newCall()), state: w.call_state || "" };
+    c.held = c.state === "held";
+    c.muted = c.state === "muted" || (c.muted && c.state !== "active");
+    calls.set(w.work_id, c);
+  }
+  state.calls = calls;
   if (state.openId && !state.work.has(state.openId)) closeDetail();
   renderStatusOptions();
   renderAll();
@@ -149,6 +184,7 @@ function onView(msg) {
   state.view = { ...(state.view || {}), ...msg };
   renderStatus();
   renderCapacity();
+  renderEmpty();
 }
 
 function onOffer(msg) {
@@ -158,7 +194,8 @@ function onOffer(msg) {
 }
 
 function onRescinded(msg) {
-  if (!state.offers.delete(msg.work_id)) return;
+  if (!state.offers.has(msg.work_id)) return;
+  forgetItem(msg.work_id);
   renderOffers();
   const key = `rescind.${msg.reason}`;
   toast(t(key) !== key ? t(key) : t("rescind.other"), "info");
@@ -167,6 +204,7 @@ function onRescinded(msg) {
 function onAssigned(msg) {
   const offer = state.offers.get(msg.work_id) || {};
   state.offers.delete(msg.work_id);
+  state.errors.delete(msg.work_id); // an accept that failed in one tab and worked in another
   state.work.set(msg.work_id, { ...offer, ...msg, state: msg.state || "assigned" });
   renderOffers();
   renderWork();
@@ -177,15 +215,22 @@ function onUpdated(msg) {
   const w = state.work.get(msg.work_id);
   if (!w) return;
   if (FINAL.has(msg.state) || (msg.agent_id && msg.agent_id !== state.me)) {
-    state.work.delete(msg.work_id);
-    state.calls.delete(msg.work_id);
-    if (state.openId === msg.work_id) closeDetail();
+    forgetItem(msg.work_id);
     if (msg.state === "transferred") toast(t("work.transferredToast"), "info");
   } else {
     Object.assign(w, msg);
-    if (state.openId === msg.work_id) updateDetailState();
+    if (state.openId === msg.work_id) refreshOpen();
   }
   renderWork();
+}
+
+/** An item left this agent: nothing about it stays on the page, its errors included. */
+function forgetItem(wid) {
+  state.work.delete(wid);
+  state.offers.delete(wid);
+  state.calls.delete(wid);
+  state.errors.delete(wid);
+  if (state.openId === wid) closeDetail();
 }
 
 function onNote(msg) {
@@ -198,11 +243,10 @@ function onCallState(msg) {
   const c = callOf(msg.work_id);
   c.state = msg.state;
   if (msg.state === "held") c.held = true;
-  if (msg.state === "resumed" || msg.state === "active" || msg.state === "answered") c.held = false;
+  if (msg.state === "active") c.held = false;
   if (msg.state === "muted") c.muted = true;
-  if (msg.state === "unmuted") c.muted = false;
-  if ((msg.state === "answered" || msg.state === "active") && !c.since) c.since = session.now();
-  if (state.openId === msg.work_id) renderCall();
+  if (msg.state === "ended" && !c.ended) c.ended = session.now();
+  if (state.openId === msg.work_id) refreshOpen();
 }
 
 function addNote(wid, note) {
@@ -212,13 +256,33 @@ function addNote(wid, note) {
   state.notes.set(wid, list);
 }
 
+function newCall() {
+  return { state: "", held: false, muted: false, since: 0, ended: 0 };
+}
+
 function callOf(wid) {
   let c = state.calls.get(wid);
   if (!c) {
-    c = { state: "", held: false, muted: false, since: 0 };
+    c = newCall();
     state.calls.set(wid, c);
   }
   return c;
+}
+
+/** An item that is a phone call: it came from the telephony system, with its call id. */
+function isCall(w) {
+  return (w.channel === "voice" || w.channel === "video") && !!(w.payload && w.payload.call_id);
+}
+
+// Accepting a call answers it (the telephony system connects it on
+// work.assigned), so a call in hand is connected until a call.state says
+// otherwise. Once it ended, or the item is in wrap-up, the conversation is
+// over: there is nothing left to answer, hold or hang up.
+function callPhase(w) {
+  const c = callOf(w.work_id);
+  if (w.state === "wrapup" || c.state === "ended") return "ended";
+  if (c.state === "transferring") return "transferring";
+  return "live";
 }
 
 // -- offer notifications ----------------------------------------------------------
@@ -267,12 +331,34 @@ function announceOffer(msg) {
 
 // -- actions ----------------------------------------------------------------------
 
-async function send(msg, { quiet = false } = {}) {
-  try {
-    return await session.request(msg);
-  } catch (err) {
-    if (!quiet) toast(err.unavailable ? t("err.notAvailable") : err.message, "error");
-    throw err;
+async function send(msg) {
+  return session.request(msg);
+}
+
+function failText(err) {
+  return err.unavailable ? t("err.notAvailable") : err.message;
+}
+
+/**
+ * An action on an item failed: say so in the item's own panel (or its offer
+ * card), next to the control, one message at a time. It goes when the
+ * action works, or with the item. `key` names what failed (detail.failed.*).
+ */
+function itemError(wid, key, err) {
+  if (err) state.errors.set(wid, { key, e: failText(err) });
+  else state.errors.delete(wid);
+  paintItemError(wid);
+}
+
+function paintItemError(wid) {
+  const err = state.errors.get(wid);
+  const text = err ? t(`detail.failed.${err.key}`, { e: err.e }) : "";
+  const card = document.querySelector(`.offer[data-id="${CSS.escape(wid)}"] .offer-error`);
+  const spots = [card, state.openId === wid ? $("#detail-error") : null];
+  for (const el of spots) {
+    if (!el) continue;
+    setText(el, text);
+    el.hidden = !text;
   }
 }
 
@@ -282,8 +368,8 @@ async function applyStatus() {
   if (!status) return;
   try {
     await send({ type: "status.set", status, reason: reason || undefined });
-  } catch {
-    /* shown */
+  } catch (err) {
+    toast(failText(err), "error");
   }
 }
 
@@ -292,47 +378,51 @@ async function accept(wid) {
   if (card) card.classList.add("busy");
   try {
     await send({ type: "offer.accept", work_id: wid });
-  } catch {
+  } catch (err) {
     if (card) card.classList.remove("busy");
+    itemError(wid, "accept", err);
   }
 }
 
 async function decline(wid, reason) {
   try {
     await send({ type: "offer.decline", work_id: wid, reason: reason || undefined });
-    state.offers.delete(wid);
+    forgetItem(wid);
     renderOffers();
-  } catch {
-    /* shown */
+  } catch (err) {
+    itemError(wid, "decline", err);
   }
 }
 
 async function wrapup(wid) {
   try {
     const reply = await send({ type: "work.wrapup", work_id: wid });
+    itemError(wid, "", null);
     const w = state.work.get(wid);
     if (w) {
       w.state = "wrapup";
       w.wrapup_until = reply.wrapup_until;
       renderWork();
-      if (state.openId === wid) updateDetailState();
+      if (state.openId === wid) refreshOpen();
     }
-  } catch {
-    /* shown */
+  } catch (err) {
+    itemError(wid, "wrapup", err);
   }
 }
 
 async function complete(wid, disposition) {
   try {
     await send({ type: "work.complete", work_id: wid, disposition: disposition || undefined });
-  } catch {
-    /* shown */
+    itemError(wid, "", null);
+  } catch (err) {
+    itemError(wid, "complete", err);
   }
 }
 
 // -- rendering ----------------------------------------------------------------------
 
 function renderAll() {
+  renderExt();
   renderStatusOptions();
   renderStatus();
   renderCapacity();
@@ -350,7 +440,7 @@ function renderStatusOptions() {
   const current = sel.value || (state.view && state.view.status) || "";
   put(sel,
     ...state.statuses.map((s) =>
-      h("option", { value: s.name }, `${statusIcon(s.name, s.routable)} ${tStatus(s.name)}`),
+      h("option", { value: s.name }, tStatus(s.name)), // an <option> holds text only
     ),
   );
   if (current) sel.value = current;
@@ -377,9 +467,13 @@ function renderStatus() {
     return;
   }
   const def = statusDef(v.status);
-  pill.className = `status-pill ${statusClass(v.status, def && def.routable)}`;
-  setText(pill.querySelector(".st-icon"), statusIcon(v.status, def && def.routable));
-  setText(pill.querySelector(".st-name"), tStatus(v.status));
+  const routable = !!(def && def.routable);
+  // the same colours and words as the wallboard: Available (waiting) or Available · working
+  const working = routable && (v.items || 0) > 0;
+  pill.className = `status-pill ${statusClass(v.status, routable, working)}`;
+  put(pill.querySelector(".st-icon"), statusIcon(v.status, routable, working));
+  setText(pill.querySelector(".st-name"), statusLabel(v.status, working));
+  pill.title = routable ? t(working ? "status.workingHint" : "status.idleHint") : "";
   setText($("#status-reason"), v.reason ? tReason(v.reason) : "");
   $("#status-time").dataset.since = v.since || "";
   if (document.activeElement !== $("#status-select")) {
@@ -393,13 +487,17 @@ function renderCapacity() {
   const v = state.view || { load: 0, capacity: 0, by_channel: {} };
   const cap = v.capacity || 0;
   const pct = cap ? Math.min(100, Math.round((100 * (v.load || 0)) / cap)) : 0;
+  // green while there is room for more work, blue when full: a full agent is
+  // working (one call weighs all 100 units), which is no alarm
+  const full = cap > 0 && (v.load || 0) >= cap;
   $("#cap-fill").style.width = `${pct}%`;
-  $("#cap-fill").className = `gauge-fill ${pct >= 100 ? "full" : pct >= 70 ? "high" : ""}`;
+  $("#cap-fill").className = `gauge-fill ${full ? "full" : ""}`;
+  const text = t(full ? "agent.capFull" : "agent.capText", { load: v.load || 0, cap });
   const g = $("#cap-gauge");
   g.setAttribute("aria-valuenow", String(pct));
-  g.setAttribute("aria-valuetext", t("agent.capText", { load: v.load || 0, cap }));
+  g.setAttribute("aria-valuetext", text);
   g.setAttribute("aria-label", t("agent.capacity"));
-  setText($("#cap-text"), t("agent.capText", { load: v.load || 0, cap }));
+  setText($("#cap-text"), text);
   const by = v.by_channel || {};
   put($("#cap-channels"),
     ...state.channels.map((c) => {
@@ -432,9 +530,11 @@ function renderOffers() {
   for (const o of [...state.offers.values()].sort((a, b) => (a.offered_at || 0) - (b.offered_at || 0))) {
     seen.add(o.work_id);
     if (!box.querySelector(`.offer[data-id="${CSS.escape(o.work_id)}"]`)) box.append(offerCard(o));
+    paintItemError(o.work_id);
   }
   for (const el of [...box.children]) if (!seen.has(el.dataset.id)) el.remove();
   if (state.offers.size === 0) document.title = `${t("agent.title")} · presence`;
+  renderEmpty();
 }
 
 function offerCard(o) {
@@ -474,7 +574,7 @@ function offerCard(o) {
     h(
       "header.offer-head",
       null,
-      h("span.ch-badge", { dataset: { ch: o.channel } }, `${channelIcon(o.channel)} ${tChannel(o.channel)}`),
+      h("span.ch-badge", { dataset: { ch: o.channel } }, channelIcon(o.channel), tChannel(o.channel)),
       h("span.offer-queue", null, queueTitle(o.queue)),
       o.priority ? h("span.prio", null, t("offer.priority", { p: o.priority })) : null,
       h("span.spacer"),
@@ -520,7 +620,7 @@ function offerCard(o) {
       h(
         "button.btn.accept",
         { type: "button", "aria-keyshortcuts": "A", onclick: () => accept(o.work_id) },
-        h("span", { "aria-hidden": "true" }, "✔ "),
+        icon("check"),
         t("offer.accept"),
         h("kbd", null, "A"),
       ),
@@ -534,12 +634,13 @@ function offerCard(o) {
             reasonSel.focus();
           },
         },
-        h("span", { "aria-hidden": "true" }, "✕ "),
+        icon("cross"),
         t("offer.decline"),
         h("kbd", null, "D"),
       ),
     ),
     declineForm,
+    h("p.offer-error.detail-error", { role: "alert", hidden: true }),
   );
   return card;
 }
@@ -550,11 +651,21 @@ function fmtValue(v) {
   return String(v);
 }
 
+/** The line under an empty "Work in hand": what is true now, and what to do. */
+function renderEmpty() {
+  const el = $("#work-empty");
+  el.hidden = state.work.size > 0;
+  if (el.hidden) return;
+  const def = state.view && statusDef(state.view.status);
+  const key = state.offers.size ? "agent.noWorkOffered" : def && def.routable ? "agent.noWorkWaiting" : "agent.noWork";
+  setText(el, t(key));
+}
+
 function renderWork() {
   const list = $("#work-list");
   const items = [...state.work.values()].sort((a, b) => (a.accepted_at || 0) - (b.accepted_at || 0));
   setText($("#work-count"), items.length);
-  $("#work-empty").hidden = items.length > 0;
+  renderEmpty();
   const rows = new Map([...list.children].map((el) => [el.dataset.id, el]));
   items.forEach((w, i) => {
     let row = rows.get(w.work_id);
@@ -578,7 +689,10 @@ function renderWork() {
     setText(row.querySelector(".work-idx"), i < 9 ? String(i + 1) : "");
     const badge = row.querySelector(".ch-badge");
     badge.dataset.ch = w.channel;
-    setText(badge, `${channelIcon(w.channel)} ${tChannel(w.channel)}`);
+    if (badge.dataset.drawn !== `${w.channel}|${getLang()}`) {
+      put(badge, channelIcon(w.channel), tChannel(w.channel));
+      badge.dataset.drawn = `${w.channel}|${getLang()}`;
+    }
     setText(row.querySelector(".work-subject"), w.subject || t("offer.noSubject"));
     setText(row.querySelector(".work-customer"), (w.customer && w.customer.name) || "");
     const st = row.querySelector(".work-state");
@@ -636,8 +750,16 @@ function closeDetail() {
   state.detail = null;
   const d = $("#detail");
   if (d) d.hidden = true;
+  const body = $("#detail-body");
+  if (body) {
+    put(body); // nothing of the closed item (its typing, its errors) stays behind
+    delete body.dataset.id;
+  }
   if ($("#work-list")) renderWork();
 }
+
+// What the agent is typing in the open item's panel survives a redraw (a new language).
+const TYPED = ["#dispo", "#note-text", "#call-target", "#xfer-agent", "#xfer-note"];
 
 function renderDetail() {
   const w = state.work.get(state.openId);
@@ -646,15 +768,17 @@ function renderDetail() {
     put(body);
     return;
   }
+  const typed = body.dataset.id === w.work_id ? TYPED.map((sel) => [sel, $(sel, body)?.value]) : [];
+  body.dataset.id = w.work_id;
   setText($("#detail-title"), w.subject || t("offer.noSubject"));
   $("#detail-title").setAttribute("dir", "auto");
   const c = w.customer || {};
-  const voice = w.channel === "voice" || w.channel === "video";
+  const voice = isCall(w);
   put(body,
     h(
       "div.detail-meta",
       null,
-      h("span.ch-badge", { dataset: { ch: w.channel } }, `${channelIcon(w.channel)} ${tChannel(w.channel)}`),
+      h("span.ch-badge", { dataset: { ch: w.channel } }, channelIcon(w.channel), tChannel(w.channel)),
       h("span", null, queueTitle(w.queue)),
       h("span#detail-state.work-state"),
       h("span.timer", { dataset: { since: w.accepted_at || "" }, title: t("detail.elapsed") }),
@@ -688,6 +812,7 @@ function renderDetail() {
         ]
       : null,
     voice ? h("section#call.call", { "aria-label": t("call.title") }) : null,
+    h("p#detail-error.detail-error", { role: "alert", hidden: true }),
     h("section#detail-actions.detail-actions"),
     transferForm(w),
     h(
@@ -706,6 +831,8 @@ function renderDetail() {
   );
   updateDetailState();
   if (voice) renderCall();
+  for (const [sel, value] of typed) if (value && $(sel, body)) $(sel, body).value = value;
+  paintItemError(w.work_id);
   renderNotes();
   if (state.detail) renderHistory();
 }
@@ -721,9 +848,10 @@ function updateDetailState() {
     "input#dispo",
     { list: "dispo-list", placeholder: t("detail.disposition"), "aria-label": t("detail.disposition") },
   );
+  dispo.value = $("#dispo", box)?.value || "";
   const datalist = h("datalist#dispo-list", null, ...DISPOSITIONS.map((d) => h("option", { value: d })));
   put(box,
-    w.state === "assigned"
+    canWrapUp(w)
       ? h(
           "button.btn",
           { type: "button", id: "wrapup-btn", "aria-keyshortcuts": "W", onclick: () => wrapup(w.work_id) },
@@ -756,6 +884,17 @@ function updateDetailState() {
   );
 }
 
+/** Wrap-up starts by hand on an item in progress; a live call ends by hanging up instead (which starts it). */
+function canWrapUp(w) {
+  return w.state === "assigned" && !(isCall(w) && callPhase(w) !== "ended");
+}
+
+/** The open item's state, actions and call box, after its state changed. */
+function refreshOpen() {
+  updateDetailState();
+  renderCall();
+}
+
 function unavailableNote(type) {
   return session.unavailable.has(type) ? h("p.note-unavailable", { role: "note" }, t("err.notAvailable")) : null;
 }
@@ -765,63 +904,88 @@ function renderCall() {
   const w = state.work.get(state.openId);
   if (!box || !w) return;
   const c = callOf(w.work_id);
-  const since = c.since || w.accepted_at || "";
-  const ctl = (action, label, cls = "", extra = {}) =>
+  const phase = callPhase(w);
+  const since = c.since || w.accepted_at || 0;
+  const ctl = (action, label, cls = "") =>
     h(
       `button.btn${cls}`,
-      { type: "button", onclick: () => callControl(w.work_id, action, extra.target), ...extra.attrs },
+      { type: "button", dataset: { action }, onclick: () => callControl(w.work_id, action) },
       label,
     );
   const target = h("input#call-target", {
     placeholder: t("call.transferTarget"),
     "aria-label": t("call.transferTarget"),
   });
+  target.value = $("#call-target", box)?.value || ""; // typed before a call.state redrew the box
+  const label =
+    phase === "ended"
+      ? t("call.state.ended")
+      : phase === "transferring"
+        ? t("call.state.transferring")
+        : c.held
+          ? t("call.state.held")
+          : c.muted
+            ? t("call.state.muted")
+            : t("call.state.active");
+  // an ended call shows how long it lasted; a live one ticks
+  const end = c.ended || w.wrapup_at || 0;
+  const timer =
+    phase === "ended"
+      ? h("strong.timer.call-timer", { title: t("call.length") }, since && end ? fmtElapsed(end - since) : "")
+      : h("strong.timer.call-timer", { dataset: { since: since || "" }, title: t("call.timer") });
+  box.dataset.phase = phase;
   put(box,
     h(
       "div.call-head",
       null,
-      h("h3", null, "📞 ", t("call.title")),
-      h("span.call-state", null, c.state ? t(`call.state.${c.state}`, {}, c.state) : t("call.state.ringing")),
-      h("strong.timer.call-timer", { dataset: { since }, title: t("call.timer") }),
+      h("h3", null, channelIcon(w.channel), t("call.title")),
+      h("span.call-state", null, label),
+      timer,
     ),
-    h(
-      "div.call-buttons",
-      null,
-      ctl("answer", t("call.answer"), ".primary"),
-      c.held ? ctl("resume", t("call.resume")) : ctl("hold", t("call.hold")),
-      c.muted ? ctl("unmute", t("call.unmute")) : ctl("mute", t("call.mute")),
-      ctl("hangup", t("call.hangup"), ".danger"),
-    ),
-    h(
-      "form.call-transfer",
-      {
-        onsubmit: (e) => {
-          e.preventDefault();
-          if (target.value.trim()) callControl(w.work_id, "transfer", target.value.trim());
-        },
-      },
-      target,
-      h("button.btn", { type: "submit" }, t("call.transfer")),
-    ),
+    phase === "live"
+      ? [
+          h(
+            "div.call-buttons",
+            null,
+            c.held ? ctl("resume", t("call.resume")) : ctl("hold", t("call.hold")),
+            c.muted ? ctl("unmute", t("call.unmute")) : ctl("mute", t("call.mute")),
+            ctl("hangup", t("call.hangup"), ".danger"),
+          ),
+          h(
+            "form.call-transfer",
+            {
+              onsubmit: (e) => {
+                e.preventDefault();
+                if (target.value.trim()) callControl(w.work_id, "transfer", target.value.trim());
+              },
+            },
+            target,
+            h("button.btn", { type: "submit" }, t("call.transfer")),
+          ),
+        ]
+      : phase === "transferring"
+        ? h("div.call-buttons", null, ctl("hangup", t("call.hangup"), ".danger"))
+        : h("p.muted.small.call-over", null, t(w.state === "wrapup" ? "call.overWrapup" : "call.over")),
     unavailableNote("call.control"),
   );
 }
 
 async function callControl(wid, action, target) {
   try {
-    await send({ type: "call.control", work_id: wid, action, target }, { quiet: true });
+    const reply = await send({ type: "call.control", work_id: wid, action, target });
     const c = callOf(wid);
     if (action === "hold") c.held = true;
     if (action === "resume") c.held = false;
     if (action === "mute") c.muted = true;
     if (action === "unmute") c.muted = false;
-    if (action === "answer" && !c.since) c.since = session.now();
-    c.state = { answer: "answered", hold: "held", resume: "active", hangup: "ended" }[action] || c.state;
-    toast(t("call.sent", { a: t(`call.${action}`) }));
+    c.state = (reply && reply.state) || c.state;
+    if (c.state === "ended" && !c.ended) c.ended = session.now();
+    itemError(wid, "", null); // the box shows the new state: no message needed
   } catch (err) {
-    if (!err.unavailable) toast(err.message, "error");
+    // not deployed on this server: the box says so itself (unavailableNote)
+    itemError(wid, "call", err.unavailable ? null : err);
   }
-  if (state.openId === wid) renderCall();
+  if (state.openId === wid) refreshOpen();
 }
 
 function noteForm(w) {
@@ -834,12 +998,12 @@ function noteForm(w) {
         const value = text.value.trim();
         if (!value) return;
         try {
-          await send({ type: "work.note", work_id: w.work_id, text: value }, { quiet: true });
+          await send({ type: "work.note", work_id: w.work_id, text: value });
           text.value = "";
           addNote(w.work_id, { author: state.me, text: value, ts: session.now(), local: true });
-          toast(t("detail.noteSaved"));
+          itemError(w.work_id, "", null);
         } catch (err) {
-          if (!err.unavailable) toast(err.message, "error");
+          itemError(w.work_id, "note", err.unavailable ? null : err);
         }
         renderNotes();
       },
@@ -907,7 +1071,7 @@ function transferForm(w) {
           else msg.to_queue = queueSel.value;
           if (!msg.to_agent && !msg.to_queue) return;
           try {
-            await send(msg, { quiet: true });
+            await send(msg);
             toast(t("xfer.done"));
             put(box);
           } catch (err) {
@@ -1007,7 +1171,7 @@ function onKey(e) {
     }
   } else if (k === "w" && state.openId) {
     const w = state.work.get(state.openId);
-    if (w && w.state === "assigned") {
+    if (w && canWrapUp(w)) {
       e.preventDefault();
       wrapup(w.work_id);
     }

@@ -1,6 +1,9 @@
-// common.js: small helpers both pages use: DOM building, toasts, channel and
-// status icons, and the notification chime. No framework, no build step.
-// Sign-in and the connection live in session.js.
+// common.js: small helpers both pages use: DOM building, toasts, the SVG
+// icons (channels, statuses; drawn in icons.js), and the notification
+// chime. No framework, no build step. Sign-in and the connection live in
+// session.js.
+
+import { ICONS } from "./icons.js";
 
 // -- DOM helpers ----------------------------------------------------------------
 
@@ -42,46 +45,97 @@ export function setText(el, value) {
   if (el.textContent !== s) el.textContent = s;
 }
 
-/** A short message in the page's toast region (aria-live polite). */
+// At most this many toasts at once: the oldest goes first. A toast is for
+// news that belongs to no control on the page; an action's error is shown
+// next to the action instead (agent.js), where it cannot cover anything.
+const TOASTS_MAX = 3;
+
+/**
+ * A short message in the page's toast region (aria-live polite). The same
+ * message again restarts the one already shown instead of piling up a copy.
+ */
 export function toast(message, kind = "info") {
   const region = $("#toasts");
   if (!region) return;
-  const el = h("div.toast." + kind, { role: kind === "error" ? "alert" : "status" }, message);
-  region.append(el);
-  setTimeout(() => el.remove(), kind === "error" ? 8000 : 4000);
+  const text = String(message);
+  let el = [...region.children].find((c) => c.dataset.kind === kind && c.textContent === text);
+  if (!el) {
+    el = h("div.toast." + kind, { role: kind === "error" ? "alert" : "status", dataset: { kind } }, text);
+    region.append(el);
+    while (region.children.length > TOASTS_MAX) region.firstElementChild.remove();
+  }
+  clearTimeout(el._timer);
+  el._timer = setTimeout(() => el.remove(), kind === "error" ? 8000 : 4000);
 }
 
-export const CHANNEL_ICONS = {
-  voice: "📞",
-  video: "🎥",
-  chat: "💬",
-  sms: "📱",
-  social: "🌐",
-  email: "✉️",
-  web: "📝",
-};
+// -- icons --------------------------------------------------------------------
+
+// Icons are the pages' own SVG (icons.js), never a font: an emoji shows as
+// an empty box where no emoji font is installed (many Linux desks and thin
+// clients), and a status must never be a box. Each icon is a span masked by
+// its drawing over the text's colour: no SVG nodes to build, so a thousand
+// wallboard rows change their icons in one frame about as cheaply as their
+// text (measured in Chromium: a <use> of a sprite cost several times more,
+// a cloned <svg> about three times).
+let iconSheet = null;
+
+function iconStyles() {
+  if (iconSheet) return;
+  iconSheet = new CSSStyleSheet();
+  const head =
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#000" ' +
+    'stroke-width="2" stroke-linecap="round" stroke-linejoin="round">';
+  for (const [name, body] of Object.entries(ICONS)) {
+    const url = `data:image/svg+xml,${encodeURIComponent(head + body + "</svg>")}`;
+    iconSheet.insertRule(`.glyph[data-icon="${name}"] { --icon: url("${url}"); }`);
+  }
+  document.adoptedStyleSheets = [...document.adoptedStyleSheets, iconSheet];
+}
+
+/** An icon of icons.js (decorative: the text next to it says the same). */
+export function icon(name) {
+  iconStyles();
+  const el = document.createElement("span");
+  el.className = "glyph";
+  el.dataset.icon = name in ICONS ? name : "st-other";
+  el.setAttribute("aria-hidden", "true");
+  return el;
+}
+
+const CHANNELS = new Set(["voice", "video", "chat", "sms", "social", "email", "web"]);
 
 export function channelIcon(ch) {
-  return CHANNEL_ICONS[ch] || "•";
+  return icon(CHANNELS.has(ch) ? `ch-${ch}` : "ch-other");
 }
 
-// Status icons: the status is never told by colour alone.
-export function statusIcon(name, routable) {
+/** What kind of status a name is, so custom statuses still get an icon and a colour. */
+function statusKind(name, routable) {
   const n = (name || "").toLowerCase();
-  if (n === "offline") return "○";
-  if (routable || n === "available") return "✔";
-  if (n.includes("break") || n.includes("lunch")) return "☕";
-  if (n.includes("away")) return "⏸";
-  return "●";
+  if (n === "offline") return "offline";
+  if (routable || n === "available") return "available";
+  if (n.includes("break") || n.includes("lunch")) return "break";
+  if (n.includes("away")) return "away";
+  return "other";
 }
 
-/** A CSS class for a status, so custom statuses still get a colour. */
-export function statusClass(name, routable) {
-  const n = (name || "").toLowerCase();
-  if (n === "offline") return "st-offline";
-  if (routable || n === "available") return "st-available";
-  if (n.includes("break") || n.includes("lunch")) return "st-break";
-  return "st-away";
+// Status icons: the status is never told by colour alone. `working`: in a
+// routable status and holding (or being offered) work: blue, a headset, as
+// opposed to waiting for work: green, a tick; statusLabel() says it in words.
+export function statusIcon(name, routable, working = false) {
+  return icon(routable && working ? "st-working" : `st-${statusKind(name, routable)}`);
+}
+
+/** A CSS class for a status, so custom statuses still get a colour (one colour, one meaning). */
+export function statusClass(name, routable, working = false) {
+  if (routable && working) return "st-busy";
+  const kind = statusKind(name, routable);
+  return `st-${kind === "other" ? "away" : kind}`;
+}
+
+/** The short form of a phone extension: the user part of a SIP URI ("sip:2003@pbx" -> "2003"). */
+export function shortExt(ext) {
+  const m = /^(?:sips?|tel):([^@;]+)/i.exec(ext || "");
+  return m ? m[1] : ext || "";
 }
 
 // -- sound --------------------------------------------------------------------

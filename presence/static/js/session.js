@@ -57,11 +57,20 @@ function claims(token) {
 
 // The encoding both pages speak (docs/protocol.md, "Subprotocols").
 const SUBPROTOCOL = "presence.v1.json";
-// A ping every PING_MS keeps the server's heartbeat timeout (60 s by default)
-// from closing an idle panel; SILENT_MS without any frame at all means the
-// link is dead even if the OS has not noticed.
-const PING_MS = 15000;
-const SILENT_MS = 45000;
+// Heartbeats. A link can die without a close: the network went away, the
+// server froze, a NAT forgot the flow; the socket then stays "open" and
+// silent, and only an unanswered ping tells. The page pings every PING_MS;
+// if nothing at all has arrived SILENT_MS after a ping, the link is dead: it
+// is dropped without waiting for a close handshake that cannot complete, and
+// the page reconnects (a dead link shows within PING_MS + SILENT_MS). Any
+// frame answers a ping: on a busy wallboard the pong may queue behind events.
+// The pings also keep the server's heartbeat timeout (60 s) from closing an
+// idle page.
+const PING_MS = 4000;
+const SILENT_MS = 4000;
+// An attempt not open after this long is given up: a frozen server still
+// accepts the TCP connection (the kernel does) but never answers the upgrade.
+const CONNECT_MS = 10000;
 
 // Close codes after which retrying with the same token cannot help.
 const FATAL = { 4401: "err.unauthorized", 4403: "err.forbidden", 4404: "err.unknownAgent" };
@@ -88,6 +97,7 @@ class Socket {
     this.stopped = false;
     this.timer = null;
     this.pingTimer = null;
+    this.connectTimer = null;
     this.lastFrame = 0;
     this.retryAt = 0;
     this.onOnline = () => this.retryNow();
@@ -113,11 +123,14 @@ class Socket {
       return;
     }
     this.ws = ws;
+    this.connectTimer = setTimeout(() => this.drop(ws), CONNECT_MS);
     ws.onopen = () => {
+      clearTimeout(this.connectTimer);
       this.lastFrame = Date.now();
-      this.startPing();
+      this.startPing(ws);
     };
     ws.onmessage = (ev) => {
+      if (this.ws !== ws) return; // a dropped socket's late frames
       this.lastFrame = Date.now();
       let msg;
       try {
@@ -145,6 +158,7 @@ class Socket {
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      clearTimeout(this.connectTimer);
       this.stopPing();
       this.failPending();
       if (this.stopped) return;
@@ -174,21 +188,36 @@ class Socket {
     this.connect();
   }
 
-  startPing() {
+  startPing(ws) {
     this.stopPing();
     this.pingTimer = setInterval(() => {
-      if (!this.ws || this.ws.readyState !== 1) return;
-      if (Date.now() - this.lastFrame > SILENT_MS) {
-        this.ws.close(4000, "heartbeat");
-        return;
-      }
-      this.ws.send(JSON.stringify({ type: "ping", ts: Date.now() }));
+      if (this.ws !== ws || ws.readyState !== 1) return;
+      const sent = Date.now();
+      ws.send(JSON.stringify({ type: "ping", ts: sent }));
+      setTimeout(() => {
+        if (this.ws === ws && this.lastFrame < sent) this.drop(ws);
+      }, SILENT_MS);
     }, PING_MS);
   }
 
   stopPing() {
     clearInterval(this.pingTimer);
     this.pingTimer = null;
+  }
+
+  /** Give up on a silent socket (or a stalled attempt) at once, and try again. */
+  drop(ws) {
+    if (this.ws !== ws) return;
+    this.ws = null; // its close event, whenever it comes, changes nothing
+    clearTimeout(this.connectTimer);
+    this.stopPing();
+    this.failPending();
+    try {
+      ws.close(4000, "no answer");
+    } catch {
+      /* already closing */
+    }
+    if (!this.stopped) this.schedule();
   }
 
   failPending() {
@@ -223,6 +252,8 @@ class Socket {
   close() {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.connectTimer);
+    this.stopPing();
     window.removeEventListener("online", this.onOnline);
     if (this.ws) this.ws.close(1000, "signed out");
     this.ws = null;
@@ -274,7 +305,8 @@ function showConnection(el, state, info) {
   const text = el.querySelector(".conn-text");
   clearInterval(el._tick);
   if (state === "open") text.textContent = t("conn.open");
-  else if (state === "connecting") text.textContent = t("conn.connecting");
+  // a first attempt connects; any later one (after a drop) reconnects
+  else if (state === "connecting") text.textContent = t(info.attempt ? "conn.reconnecting" : "conn.connecting");
   else if (state === "closed") text.textContent = t("conn.closed");
   else if (state === "waiting") {
     const paint = () => {
@@ -319,6 +351,7 @@ export class Session {
   #hooks;
   #socket = null;
   #started = false;
+  #shown = { state: "closed", info: {} }; // the indicator's state, repainted in a new language
 
   constructor({ role, path, signedInOnly = [], onSignIn, onMessage, onReset, onLang }) {
     this.role = role;
@@ -345,6 +378,7 @@ export class Session {
     $("#lang").addEventListener("change", (e) => setLang(e.target.value));
     onLangChange(() => {
       applyI18n(document);
+      showConnection($("#conn"), this.#shown.state, this.#shown.info);
       this.#hooks.onLang();
     });
     applyI18n(document);
@@ -446,6 +480,7 @@ export class Session {
   /** The indicator, and the page dimmed while its data may be stale. */
   #show(state, info) {
     this.state = state;
+    this.#shown = { state, info };
     showConnection($("#conn"), state, info);
     $("#app").classList.toggle("stale", state !== "open");
   }

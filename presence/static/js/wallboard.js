@@ -9,8 +9,10 @@ import {
   $,
   channelIcon,
   h,
+  icon,
   put,
   setText,
+  shortExt,
   statusClass,
   statusIcon,
 } from "./common.js";
@@ -23,6 +25,7 @@ import {
   kpiLabel,
   t,
   tChannel,
+  statusLabel,
   tReason,
   tStatus,
 } from "./i18n.js";
@@ -210,6 +213,7 @@ async function loadProfiles() {
   try {
     const body = await session.api("/api/v1/agents");
     state.profiles = new Map((body.agents || []).map((a) => [a.id, a]));
+    for (const v of state.agents.values()) drawRow(v); // extensions
     fillSkillFilter();
     applyFilters();
   } catch {
@@ -233,7 +237,7 @@ function drawRow(v) {
   if (!row) {
     const tr = h("tr", { dataset: { id: v.agent_id }, tabindex: "0" });
     const cells = {
-      name: h("td.c-name", null, h("span.a-name", { dir: "auto" }), h("span.a-id")),
+      name: h("td.c-name", null, h("span.a-name", { dir: "auto" }), h("span.a-id"), h("span.a-ext")),
       status: h("td.c-status", null, h("span.status-pill", null, h("span.st-icon", { "aria-hidden": "true" }), h("span.st-name")), h("span.conn-flag")),
       reason: h("td.c-reason", { dir: "auto" }),
       since: h("td.c-time.timer"),
@@ -262,9 +266,17 @@ function drawRow(v) {
   const d = row.drawn;
   const c = row.cells;
   if (d.name !== v.name) {
-    setText(c.name.firstChild, v.name || v.agent_id);
-    setText(c.name.lastChild, v.name && v.name !== v.agent_id ? v.agent_id : "");
+    setText(c.name.children[0], v.name || v.agent_id);
+    setText(c.name.children[1], v.name && v.name !== v.agent_id ? v.agent_id : "");
     d.name = v.name;
+  }
+  const ext = (state.profiles.get(v.agent_id) || {}).extension || "";
+  const extKey = `${ext}|${state.lang}`;
+  if (d.ext !== extKey) {
+    const el = c.name.children[2];
+    setText(el, ext ? t("agent.ext", { ext: shortExt(ext) }) : "");
+    el.title = ext;
+    d.ext = extKey;
   }
   const def = statusDef(v.status);
   const routable = !!(def && def.routable);
@@ -272,12 +284,13 @@ function drawRow(v) {
   const stKey = `${v.status}|${busy}|${v.connected}|${state.lang}`;
   if (d.st !== stKey) {
     const pill = c.status.firstChild;
-    pill.className = `status-pill ${statusClass(v.status, routable)}${busy ? " st-busy" : ""}`;
-    setText(pill.firstChild, statusIcon(v.status, routable));
-    setText(pill.lastChild, tStatus(v.status));
+    pill.className = `status-pill ${statusClass(v.status, routable, busy)}`;
+    put(pill.firstChild, statusIcon(v.status, routable, busy));
+    setText(pill.lastChild, statusLabel(v.status, busy));
+    pill.title = routable ? t(busy ? "status.workingHint" : "status.idleHint") : "";
     const flag = c.status.lastChild;
     const disconnected = !v.connected && (v.status || "").toLowerCase() !== "offline";
-    setText(flag, disconnected ? `⚠ ${t("wb.disconnected")}` : "");
+    put(flag, disconnected ? [icon("warn"), t("wb.disconnected")] : null);
     row.tr.classList.toggle("gone", disconnected);
     row.tr.dataset.status = v.status;
     d.st = stKey;
@@ -288,23 +301,26 @@ function drawRow(v) {
     d.reason = reason;
   }
   c.since.dataset.since = v.since || "";
-  const loadKey = `${v.load}|${v.capacity}`;
+  const loadKey = `${v.load}|${v.capacity}|${state.lang}`;
   if (d.load !== loadKey) {
     const pct = v.capacity ? Math.min(100, Math.round((100 * (v.load || 0)) / v.capacity)) : 0;
+    // as on the agent panel: green with room for more work, blue when full (no alarm)
+    const full = v.capacity > 0 && (v.load || 0) >= v.capacity;
     const fill = c.load.firstChild.firstChild;
     fill.style.width = `${pct}%`;
-    fill.className = `minibar-fill ${pct >= 100 ? "full" : pct >= 70 ? "high" : ""}`;
+    fill.className = `minibar-fill ${full ? "full" : ""}`;
     setText(c.load.lastChild, `${v.load || 0} / ${v.capacity || 0}`);
+    c.load.title = t(full ? "wb.loadFull" : "wb.loadRoom");
     d.load = loadKey;
   }
   const by = v.by_channel || {};
-  const itemsKey = JSON.stringify(by);
+  const itemsKey = `${JSON.stringify(by)}|${state.lang}`;
   if (d.items !== itemsKey) {
     put(c.items.firstChild,
       ...Object.entries(by)
         .filter(([, n]) => n > 0)
         .map(([ch, n]) =>
-          h("span.chip", { title: tChannel(ch) }, h("span", { "aria-hidden": "true" }, channelIcon(ch)), ` ${tChannel(ch)} ${n}`),
+          h("span.chip", { title: tChannel(ch) }, channelIcon(ch), `${tChannel(ch)} ${n}`),
         ),
     );
     d.items = itemsKey;
@@ -405,20 +421,28 @@ function reorder(now) {
   body.append(frag);
 }
 
+/** Agents counted by status, a routable status split into waiting and working: one pill per
+ *  colour the grid shows, with its words, so the summary is also the grid's legend. */
 function updateSummary() {
   const counts = new Map();
-  for (const v of state.agents.values()) counts.set(v.status, (counts.get(v.status) || 0) + 1);
+  for (const v of state.agents.values()) {
+    const def = statusDef(v.status);
+    const working = !!(def && def.routable) && (v.items || 0) > 0;
+    const key = JSON.stringify([v.status, working]);
+    counts.set(key, (counts.get(key) || 0) + 1);
+  }
   const box = $("#status-summary");
   put(box,
     ...[...counts.entries()]
-      .sort((a, b) => b[1] - a[1])
-      .map(([s, n]) => {
-        const def = statusDef(s);
+      .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+      .map(([key, n]) => {
+        const [s, working] = JSON.parse(key);
+        const routable = !!(statusDef(s) || {}).routable;
         return h(
-          `span.status-pill.${statusClass(s, def && def.routable)}`,
-          null,
-          h("span.st-icon", { "aria-hidden": "true" }, statusIcon(s, def && def.routable)),
-          h("span.st-name", null, `${tStatus(s)} ${n}`),
+          `span.status-pill.${statusClass(s, routable, working)}`,
+          { title: routable ? t(working ? "status.workingHint" : "status.idleHint") : undefined },
+          h("span.st-icon", { "aria-hidden": "true" }, statusIcon(s, routable, working)),
+          h("span.st-name", null, `${statusLabel(s, working)} ${n}`),
         );
       }),
   );
@@ -517,7 +541,7 @@ function drawQueues() {
     put(kbox,
       ...Object.entries(qk)
         .filter(([k]) => ["service_level", "asa", "abandonment_rate", "staffing_needed"].includes(k))
-        .flatMap(([k, v]) => [h("dt", null, kpiLabel(k)), h("dd", null, fmtKpi(k, v))]),
+        .flatMap(([k, v]) => [h("dt", null, kpiLabel(k)), h("dd", { dataset: { key: k } }, fmtKpi(k, v))]),
     );
     paintOldest(tile, q);
   });
@@ -565,6 +589,21 @@ function centerKpis() {
   return flatten(root.center || root.total || root.all || root.overall || root, name);
 }
 
+/** "Voice 3 · Chat 1": a center figure per channel, in the chosen window, largest first. */
+function byChannel(key) {
+  if (!state.kpis) return "";
+  const { root, name } = kpiWindow();
+  return (Array.isArray(root.channels) ? root.channels : [])
+    .map((ch) => [ch.name, flatten(ch, name)[key] || 0])
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([ch, n]) => `${tChannel(ch)} ${fmtKpi(key, n)}`)
+    .join(" · ");
+}
+
+// Figures whose tile also says which channels they came from.
+const PER_CHANNEL = new Set(["abandoned"]);
+
 function queueKpis(qname) {
   if (!state.kpis) return {};
   const { root, name } = kpiWindow();
@@ -610,10 +649,13 @@ function drawKpis() {
   const existing = new Map([...strip.children].map((el) => [el.dataset.key, el]));
   keys.forEach((k, i) => {
     let el = existing.get(k);
-    if (!el) el = h("div.kpi", { dataset: { key: k } }, h("span.kpi-value"), h("span.kpi-label"));
+    if (!el) {
+      el = h("div.kpi", { dataset: { key: k } }, h("span.kpi-value"), h("span.kpi-label"), h("span.kpi-sub"));
+    }
     existing.delete(k);
-    setText(el.firstChild, fmtKpi(k, c[k]));
-    setText(el.lastChild, kpiLabel(k));
+    setText(el.children[0], fmtKpi(k, c[k]));
+    setText(el.children[1], kpiLabel(k));
+    setText(el.children[2], PER_CHANNEL.has(k) ? byChannel(k) : "");
     if (strip.children[i] !== el) strip.insertBefore(el, strip.children[i] || null);
   });
   for (const el of existing.values()) el.remove();
@@ -628,7 +670,7 @@ function openActions(aid) {
   const status = h(
     "select#force-status",
     { "aria-label": t("wb.forceStatus") },
-    ...state.statuses.map((s) => h("option", { value: s.name }, `${statusIcon(s.name, s.routable)} ${tStatus(s.name)}`)),
+    ...state.statuses.map((s) => h("option", { value: s.name }, tStatus(s.name))),
   );
   status.value = v.status;
   const reason = h("select#force-reason", { "aria-label": t("agent.reason") });
