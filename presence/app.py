@@ -15,7 +15,6 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
 
 from presence import demo
 from presence.auth import RedactTokens, load_or_create_secret
@@ -166,8 +165,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         openapi.ROUTE,
         *reports.ROUTES,
         metrics.ROUTE,
-        WebSocketRoute("/ws/agent", endpoints.agent_endpoint),
-        WebSocketRoute("/ws/supervisor", endpoints.supervisor_endpoint),
+        *endpoints.ROUTES,
         *pages.PAGES,
         *channels.ROUTES,
         *cases.ROUTES,
