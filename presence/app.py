@@ -22,7 +22,19 @@ from presence.center import load_center
 from presence.config import Settings
 from presence.context import Context
 from presence.embedded import EmbeddedRedis
-from presence.http import admin, cases, channels, errors, health, metrics, openapi, pages, reports, work
+from presence.http import (
+    admin,
+    asyncapi,
+    cases,
+    channels,
+    errors,
+    health,
+    metrics,
+    openapi,
+    pages,
+    reports,
+    work,
+)
 from presence.kpi.counters import Counters
 from presence.kpi.live import LiveKpis
 from presence.kpi.rollup import Rollup
@@ -163,6 +175,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *admin.ROUTES,
         *work.ROUTES,
         openapi.ROUTE,
+        asyncapi.ROUTE,
         *reports.ROUTES,
         metrics.ROUTE,
         *endpoints.ROUTES,
