@@ -22,7 +22,7 @@ field comments say what the value means.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct, field
 
@@ -42,10 +42,7 @@ from presence.schema.common import (
 
 Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 # A client's `ref`: echoed on the reply so the client can match it.
-Ref = Union[  # noqa: UP007 - msgspec needs a runtime Union of Annotated types
-    Annotated[str, Meta(max_length=64)],
-    Int64,
-]
+Ref = Annotated[str, Meta(max_length=64)] | Int64
 # A status and its reason are checked against the center's own lists by the
 # script, which names the allowed ones; here only their length.
 DeclineReason = Annotated[str, Meta(max_length=500, description="a reason of at most 500 characters")]
@@ -55,7 +52,7 @@ CallTarget = Annotated[
     Meta(max_length=256, description="a transfer target: an extension, number or SIP address (at most 256)"),
 ]
 Millis = Annotated[int, Meta(description="milliseconds since the Unix epoch")]
-Number = Union[int, float]  # noqa: UP007
+Number = int | float
 
 
 class ClientMessage(Struct, tag_field="type", kw_only=True, gc=False):
@@ -180,26 +177,19 @@ class WorkPull(ClientMessage, tag="work.pull"):
     work_id: WorkId
 
 
-AgentInbound = Union[  # noqa: UP007
-    Ping,
-    StatusSet,
-    OfferAccept,
-    OfferDecline,
-    WorkWrapup,
-    WorkComplete,
-    SnapshotGet,
-    WorkNote,
-    WorkTransfer,
-    CallControl,
-]
-SupervisorInbound = Union[  # noqa: UP007
-    Ping,
-    AgentStatusSet,
-    SnapshotGet,
-    WorkReassign,
-    WorkPush,
-    WorkPull,
-]
+AgentInbound = (
+    Ping
+    | StatusSet
+    | OfferAccept
+    | OfferDecline
+    | WorkWrapup
+    | WorkComplete
+    | SnapshotGet
+    | WorkNote
+    | WorkTransfer
+    | CallControl
+)
+SupervisorInbound = Ping | AgentStatusSet | SnapshotGet | WorkReassign | WorkPush | WorkPull
 
 
 # -- server -> client: pieces -----------------------------------------------------------
@@ -512,37 +502,37 @@ class QueueRemoved(ServerMessage, tag="queue.removed"):
     queue: str
 
 
-AgentOutbound = Union[  # noqa: UP007
-    AgentSnapshot,
-    Status,
-    Load,
-    Offer,
-    OfferRescinded,
-    WorkAssigned,
-    WorkUpdated,
-    WorkNoteEvent,
-    WorkMessage,
-    CallState,
-    CaseUpdated,
-    AgentRemoved,
-    Resync,
-    Ok,
-    Pong,
-    Error,
-]
-SupervisorOutbound = Union[  # noqa: UP007
-    SupervisorSnapshot,
-    Agents,
-    Queues,
-    Kpis,
-    QueueUpdated,
-    QueueRemoved,
-    AgentRemoved,
-    Resync,
-    Ok,
-    Pong,
-    Error,
-]
+AgentOutbound = (
+    AgentSnapshot
+    | Status
+    | Load
+    | Offer
+    | OfferRescinded
+    | WorkAssigned
+    | WorkUpdated
+    | WorkNoteEvent
+    | WorkMessage
+    | CallState
+    | CaseUpdated
+    | AgentRemoved
+    | Resync
+    | Ok
+    | Pong
+    | Error
+)
+SupervisorOutbound = (
+    SupervisorSnapshot
+    | Agents
+    | Queues
+    | Kpis
+    | QueueUpdated
+    | QueueRemoved
+    | AgentRemoved
+    | Resync
+    | Ok
+    | Pong
+    | Error
+)
 
 
 def tag(cls: type[Struct]) -> str:
