@@ -15,7 +15,6 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
 
 from presence import demo
 from presence.auth import RedactTokens, load_or_create_secret
@@ -23,7 +22,19 @@ from presence.center import load_center
 from presence.config import Settings
 from presence.context import Context
 from presence.embedded import EmbeddedRedis
-from presence.http import admin, cases, channels, errors, health, metrics, openapi, pages, reports, work
+from presence.http import (
+    admin,
+    asyncapi,
+    cases,
+    channels,
+    errors,
+    health,
+    metrics,
+    openapi,
+    pages,
+    reports,
+    work,
+)
 from presence.kpi.counters import Counters
 from presence.kpi.live import LiveKpis
 from presence.kpi.rollup import Rollup
@@ -164,10 +175,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *admin.ROUTES,
         *work.ROUTES,
         openapi.ROUTE,
+        asyncapi.ROUTE,
         *reports.ROUTES,
         metrics.ROUTE,
-        WebSocketRoute("/ws/agent", endpoints.agent_endpoint),
-        WebSocketRoute("/ws/supervisor", endpoints.supervisor_endpoint),
+        *endpoints.ROUTES,
         *pages.PAGES,
         *channels.ROUTES,
         *cases.ROUTES,

@@ -1,8 +1,13 @@
 """The websocket protocol: every message, both encodings, close codes.
 
-This module is the single source of truth for what travels on `/ws/agent`
-and `/ws/supervisor`; `docs/protocol.md` documents the same messages with
-examples. It is pure: no I/O, so it is tested byte for byte.
+This module owns the wire of `/ws/agent` and `/ws/supervisor`: the
+encodings, the version, the close and error codes, what each endpoint takes
+and sends (`AGENT`, `SUPERVISOR`) and the builders of the server's replies.
+The messages themselves are msgspec Structs in `presence.schema.messages`:
+a client frame is decoded straight into one, which is all its validation,
+and ``/asyncapi.json`` is generated from them (`presence.http.asyncapi`).
+`docs/protocol.md` documents the same messages with examples. It is pure:
+no I/O, so it is tested byte for byte.
 
 Two subprotocols carry the same messages:
 
@@ -24,13 +29,17 @@ oversized frame (1009) or abuse (1008) closes it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 import msgpack
+import msgspec
 import orjson
+
+from presence.schema import explain, messages
+from presence.schema.messages import ClientMessage
 
 VERSION: Final = 1
 JSON: Final = "presence.v1.json"
@@ -39,30 +48,60 @@ SUBPROTOCOLS: Final = (MSGPACK, JSON)
 
 
 class Close(IntEnum):
-    """Close codes the server uses, and what a client should do on each."""
+    """Close codes the server uses; `CLOSE_MEANINGS` says what a client should do on each."""
 
     NORMAL = 1000
-    POLICY = 1008  # abuse (rate, size, origin): do not retry at once
-    TOO_BIG = 1009  # a frame over the size limit
-    INTERNAL = 1011  # the server failed; retry with backoff
-    RESTART = 1012  # the server is shutting down; reconnect (elsewhere)
-    TRY_AGAIN = 1013  # Redis unreachable; retry with backoff
-    UNAUTHORIZED = 4401  # missing, bad or expired token: get a new token
-    FORBIDDEN = 4403  # the token's role may not use this endpoint
-    UNKNOWN_AGENT = 4404  # the token's subject is not an agent of this center
+    POLICY = 1008
+    TOO_BIG = 1009
+    INTERNAL = 1011
+    RESTART = 1012
+    TRY_AGAIN = 1013
+    UNAUTHORIZED = 4401
+    FORBIDDEN = 4403
+    UNKNOWN_AGENT = 4404
+
+
+CLOSE_MEANINGS: Final[dict[Close, str]] = {
+    Close.NORMAL: "normal close (also: no frame at all for PRESENCE_HEARTBEAT_TIMEOUT seconds); "
+    "reconnect when needed",
+    Close.POLICY: "abuse: origin not allowed, or messages faster than the rate limit; do not retry at once",
+    Close.TOO_BIG: "a frame over PRESENCE_MAX_FRAME bytes; fix the client",
+    Close.INTERNAL: "the server failed on this socket (logged); retry with backoff",
+    Close.RESTART: "the server is shutting down; reconnect (to another process)",
+    Close.TRY_AGAIN: "Redis is unreachable; retry with backoff",
+    Close.UNAUTHORIZED: "missing, malformed, forged or expired token; get a new token",
+    Close.FORBIDDEN: "the token's role may not use this endpoint; use the right token",
+    Close.UNKNOWN_AGENT: "the token's subject is not an agent of this center (or was removed)",
+}
 
 
 class ErrorCode:
-    BAD_FRAME = "bad_frame"  # not decodable in the socket's encoding
-    BAD_MESSAGE = "bad_message"  # decodable, but not a map with a type
+    """The ``code`` of an ``error`` reply; `ERROR_MEANINGS` says when each is sent."""
+
+    BAD_FRAME = "bad_frame"
+    BAD_MESSAGE = "bad_message"
     UNKNOWN_TYPE = "unknown_type"
-    INVALID = "invalid"  # a field is missing or of the wrong type or value
+    INVALID = "invalid"
     NOT_FOUND = "not_found"
     NOT_YOURS = "not_yours"
-    CONFLICT = "conflict"  # the item is not in a state that allows this
+    CONFLICT = "conflict"
     FORBIDDEN = "forbidden"
-    UNAVAILABLE = "unavailable"  # Redis did not answer; try again
+    UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+
+
+ERROR_MEANINGS: Final[dict[str, str]] = {
+    ErrorCode.BAD_FRAME: "not decodable in the socket's encoding (or the wrong frame kind)",
+    ErrorCode.BAD_MESSAGE: "decodable, but not a map",
+    ErrorCode.UNKNOWN_TYPE: "type is not a message this endpoint takes",
+    ErrorCode.INVALID: "a field is missing, of the wrong type, too long, or not an allowed value",
+    ErrorCode.NOT_FOUND: "no such agent or work item",
+    ErrorCode.NOT_YOURS: "the work item is not offered to / held by this agent",
+    ErrorCode.CONFLICT: "the item is not in a state that allows this",
+    ErrorCode.FORBIDDEN: "the token may not do this",
+    ErrorCode.UNAVAILABLE: "Redis did not answer; try again",
+    ErrorCode.INTERNAL: "the server failed (logged)",
+}
 
 
 class ProtocolError(Exception):
@@ -79,110 +118,61 @@ class ProtocolError(Exception):
         return error(self.code, self.message, field=self.field, ref=self.ref)
 
 
-# -- field specifications ----------------------------------------------------
+# -- what each endpoint takes ------------------------------------------------
+
+
+class Inbound:
+    """The messages one endpoint accepts: a tagged union of Structs
+    (`presence.schema.messages`) and its two decoders, built once."""
+
+    __slots__ = ("json", "msgpack", "types", "union")
+
+    def __init__(self, union: Any) -> None:
+        self.union = union
+        self.types: dict[str, type[ClientMessage]] = {messages.tag(t): t for t in get_args(union)}
+        self.json = msgspec.json.Decoder(union)
+        self.msgpack = msgspec.msgpack.Decoder(union)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.types)
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self.types
+
+
+AGENT_MESSAGES: Final = Inbound(messages.AgentInbound)
+SUPERVISOR_MESSAGES: Final = Inbound(messages.SupervisorInbound)
 
 
 @dataclass(frozen=True, slots=True)
-class F:
-    """One field of a client message."""
+class Endpoint:
+    """One websocket endpoint: where it is, whose token it takes, what it
+    accepts and what it sends (the published document comes from these)."""
 
-    name: str
-    kind: type | tuple[type, ...]
-    required: bool = True
-    max_len: int = 256
-    what: str = "a string"
-
-    def check(self, data: Mapping[str, Any], ref: Any) -> Any:
-        if self.name not in data or data[self.name] is None:
-            if self.required:
-                raise ProtocolError(
-                    ErrorCode.INVALID,
-                    f"{self.name} is required ({self.what})",
-                    field=self.name,
-                    ref=ref,
-                )
-            return None
-        value = data[self.name]
-        if isinstance(value, bool) and bool not in _kinds(self.kind):
-            raise ProtocolError(
-                ErrorCode.INVALID, f"{self.name} must be {self.what}", field=self.name, ref=ref
-            )
-        if not isinstance(value, self.kind):
-            raise ProtocolError(
-                ErrorCode.INVALID, f"{self.name} must be {self.what}", field=self.name, ref=ref
-            )
-        if isinstance(value, str) and len(value) > self.max_len:
-            raise ProtocolError(
-                ErrorCode.INVALID,
-                f"{self.name} must be at most {self.max_len} characters",
-                field=self.name,
-                ref=ref,
-            )
-        return value
+    path: str
+    role: str
+    inbound: Inbound
+    outbound: Any  # a union of `messages.ServerMessage` Structs
+    description: str
 
 
-def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _s(name: str, required: bool = True, max_len: int = 256, what: str = "a string") -> F:
-    return F(name, str, required, max_len, what)
-
-
-WORK_ID = _s("work_id", what="a work item id")
-AGENT_ID = _s("agent_id", max_len=64, what="an agent id")
-
-# Messages an agent socket accepts, by type.
-AGENT_MESSAGES: Final[dict[str, tuple[F, ...]]] = {
-    "ping": (F("ts", (int, float), required=False, what="a number"),),
-    "status.set": (
-        _s("status", max_len=64, what="a status name"),
-        _s("reason", False, 128, "a reason code"),
-    ),
-    "offer.accept": (WORK_ID,),
-    "offer.decline": (WORK_ID, _s("reason", False, 500)),
-    "work.wrapup": (WORK_ID,),
-    "work.complete": (WORK_ID, _s("disposition", False, 200)),
-    "snapshot.get": (),
-    # cases (presence/ws/cases.py): a note on the case timeline; a handoff to
-    # another agent or a queue; a call control relayed to the telephony system
-    "work.note": (WORK_ID, _s("text", max_len=4000, what="the note's text")),
-    "work.transfer": (
-        WORK_ID,
-        _s("to_agent", False, 64, "an agent id"),
-        _s("to_queue", False, 64, "a queue name"),
-        _s("note", False, 4000, "a handoff note"),
-    ),
-    "call.control": (
-        WORK_ID,
-        _s("action", max_len=16, what="answer, hold, resume, mute, unmute, transfer or hangup"),
-        _s("target", False, 256, "a transfer target (extension, number or SIP address)"),
-    ),
-}
-
-# Messages a supervisor socket accepts, by type.
-SUPERVISOR_MESSAGES: Final[dict[str, tuple[F, ...]]] = {
-    "ping": AGENT_MESSAGES["ping"],
-    "agent.status.set": (
-        AGENT_ID,
-        _s("status", max_len=64, what="a status name"),
-        _s("reason", False, 128, "a reason code"),
-    ),
-    "snapshot.get": (),
-    # cases (presence/ws/cases.py): move an item by force
-    "work.reassign": (WORK_ID, AGENT_ID, _s("note", False, 4000, "a handoff note")),
-    "work.push": (WORK_ID, AGENT_ID),
-    "work.pull": (WORK_ID,),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A validated client message."""
-
-    type: str
-    ref: Any
-    data: dict[str, Any]
+AGENT: Final = Endpoint(
+    "/ws/agent",
+    "agent",
+    AGENT_MESSAGES,
+    messages.AgentOutbound,
+    "An agent's panel (browser tab, softphone, desktop app): its status, its offers "
+    "and its work. The token's role is agent, its subject the agent id.",
+)
+SUPERVISOR: Final = Endpoint(
+    "/ws/supervisor",
+    "supervisor",
+    SUPERVISOR_MESSAGES,
+    messages.SupervisorOutbound,
+    "A wallboard or supervisor console: every agent's view, the queues and the live KPIs, "
+    "and moves by force. The token's role is supervisor.",
+)
+ENDPOINTS: Final = (AGENT, SUPERVISOR)
 
 
 # -- codecs ---------------------------------------------------------------
@@ -206,50 +196,100 @@ def encode(msg: Mapping[str, Any], subprotocol: str) -> str | bytes:
     return ENCODERS[subprotocol](msg)
 
 
-def _load(frame: str | bytes, subprotocol: str) -> Any:
-    if subprotocol == JSON:
-        if isinstance(frame, bytes):
-            raise ProtocolError(ErrorCode.BAD_FRAME, "presence.v1.json takes text frames, got a binary frame")
-        try:
-            return orjson.loads(frame)
-        except orjson.JSONDecodeError as exc:
-            raise ProtocolError(ErrorCode.BAD_FRAME, f"frame is not valid JSON: {exc}") from None
-    if isinstance(frame, str):
-        raise ProtocolError(ErrorCode.BAD_FRAME, "presence.v1.msgpack takes binary frames, got a text frame")
+_ANY_JSON: Final = msgspec.json.Decoder()
+_ANY_MSGPACK: Final = msgspec.msgpack.Decoder()
+
+
+def decode(frame: str | bytes, subprotocol: str, spec: Inbound) -> ClientMessage:
+    """Decode and validate one client frame in one pass; raise ProtocolError
+    naming the field (as a path) otherwise."""
     try:
+        if subprotocol == JSON:
+            if isinstance(frame, bytes):
+                raise ProtocolError(
+                    ErrorCode.BAD_FRAME, "presence.v1.json takes text frames, got a binary frame"
+                )
+            return spec.json.decode(frame)  # type: ignore[no-any-return]
+        if isinstance(frame, str):
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME, "presence.v1.msgpack takes binary frames, got a text frame"
+            )
         # the frame's size is already bounded by the server (PRESENCE_MAX_FRAME)
-        return msgpack.unpackb(frame, raw=False, strict_map_key=True)
-    except Exception as exc:  # msgpack raises several unrelated types
-        raise ProtocolError(
-            ErrorCode.BAD_FRAME, f"frame is not valid msgpack: {type(exc).__name__}"
-        ) from None
+        return spec.msgpack.decode(frame)  # type: ignore[no-any-return]
+    except msgspec.ValidationError as exc:
+        raise _refusal(exc, frame, subprotocol, spec) from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"frame is not valid {_NAMES[subprotocol]}: {exc}") from None
+    except RecursionError:
+        # msgspec recurses into nested values, even those of fields it skips
+        raise ProtocolError(ErrorCode.BAD_FRAME, _TOO_DEEP) from None
 
 
-def decode(frame: str | bytes, subprotocol: str, spec: Mapping[str, tuple[F, ...]]) -> Message:
-    """Parse and validate one client frame; raise ProtocolError naming the field."""
-    obj = _load(frame, subprotocol)
+_NAMES: Final = {JSON: "JSON", MSGPACK: "msgpack"}
+_TOO_DEEP: Final = "frame is nested too deeply"
+_REF: Final[Any] = messages.Ref | None
+
+
+def _refusal(
+    exc: msgspec.ValidationError, frame: str | bytes, subprotocol: str, spec: Inbound
+) -> ProtocolError:
+    """The error reply for a well-formed frame that is not a valid message.
+
+    Only refused frames pay for this second, untyped decode: it tells a frame
+    that is no map, or has no type, from a bad field, and finds the `ref` to
+    echo, which the failed decode could not return. The ref is checked first,
+    so a bad ref is never echoed.
+    """
+    try:
+        obj = _ANY_JSON.decode(frame) if isinstance(frame, str) else _ANY_MSGPACK.decode(frame)
+    except msgspec.DecodeError as err:
+        return ProtocolError(ErrorCode.BAD_FRAME, f"frame is not valid {_NAMES[subprotocol]}: {err}")
+    except RecursionError:
+        return ProtocolError(ErrorCode.BAD_FRAME, _TOO_DEEP)
     if not isinstance(obj, dict):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, "a message must be a map with a type")
-    ref = obj.get("ref")
-    if ref is not None and (isinstance(ref, bool) or not isinstance(ref, str | int) or len(str(ref)) > 64):
-        raise ProtocolError(
-            ErrorCode.INVALID,
-            "ref must be a string or integer of at most 64 characters",
-            field="ref",
+        return ProtocolError(ErrorCode.BAD_MESSAGE, "a message must be a map with a type")
+    # (a binary key is allowed here, as msgpack's own decoder did: it is no field)
+    if not all(isinstance(k, str | bytes) for k in obj):
+        return ProtocolError(ErrorCode.BAD_FRAME, "frame is not valid msgpack: map keys must be strings")
+    try:
+        ref = msgspec.convert(obj.get("ref"), _REF)
+    except msgspec.ValidationError:
+        return ProtocolError(
+            ErrorCode.INVALID, "ref must be a string or integer of at most 64 characters", field="ref"
         )
     kind = obj.get("type")
     if not isinstance(kind, str):
-        raise ProtocolError(ErrorCode.INVALID, "type is required (a string)", field="type", ref=ref)
-    fields = spec.get(kind)
-    if fields is None:
-        raise ProtocolError(
+        return ProtocolError(ErrorCode.INVALID, "type is required (a string)", field="type", ref=ref)
+    cls = spec.types.get(kind)
+    if cls is None:
+        return ProtocolError(
             ErrorCode.UNKNOWN_TYPE,
             f"unknown message type {kind[:64]!r} (expected one of {', '.join(sorted(spec))})",
             field="type",
             ref=ref,
         )
-    data = {f.name: f.check(obj, ref) for f in fields}
-    return Message(kind, ref, data)
+    field, message = _explained(cls, obj, exc)
+    return ProtocolError(ErrorCode.INVALID, message, field=field, ref=ref)
+
+
+# Readings of msgspec's errors, by message type and msgspec's text. Reading
+# one walks the Struct's annotations (~0.3 ms); a client repeating a bad
+# message must not cost that each time. The text and the type decide the
+# reading unless the error lies in a map's key or value (`[...]`, `key`),
+# where the data does: those are never kept. Bounded: past it, no caching.
+_READINGS: Final[dict[tuple[type[ClientMessage], str], tuple[str | None, str]]] = {}
+_READINGS_MAX: Final = 1024
+
+
+def _explained(cls: type[ClientMessage], obj: Any, exc: msgspec.ValidationError) -> tuple[str | None, str]:
+    key = (cls, str(exc))
+    reading = _READINGS.get(key)
+    if reading is None:
+        found = explain(cls, obj, exc)
+        reading = (found.field, f"{found.field} {found.message}") if found.path else (None, found.message)
+        if len(_READINGS) < _READINGS_MAX and "[...]" not in key[1] and "`key`" not in key[1]:
+            _READINGS[key] = reading
+    return reading
 
 
 # -- server messages ------------------------------------------------------

@@ -2,8 +2,9 @@
 
 `ServerProcess` runs `python -m presence serve` on a free port against the
 test Redis, with its own center id (so its keys never meet another test's).
-`AgentClient` / `SupervisorClient` speak the real protocol over a real
-websocket, in either encoding, and wait for messages by type.
+`WsClient` speaks the real protocol over a real websocket, in either
+encoding, waits for messages by type, and holds every message the server
+sends to the endpoint's published schema (`presence.schema.messages`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from typing import Any, ClassVar
 
 import httpx
 import msgpack
+import msgspec
 import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from presence import protocol
 from presence.auth import mint
 from tests.helpers import free_port
 
@@ -193,9 +196,11 @@ class WsClient:
     # every client opened by a test; tests/integration/conftest.py closes them
     opened: ClassVar[list[WsClient]] = []
 
-    def __init__(self, conn: ClientConnection, subprotocol: str) -> None:
+    def __init__(self, conn: ClientConnection, subprotocol: str, path: str = "") -> None:
         self.conn = conn
         self.subprotocol = subprotocol
+        # what the server may send here: a message outside it fails the test
+        self.outbound = next((e.outbound for e in protocol.ENDPOINTS if e.path == path), None)
         self.inbox: list[dict[str, Any]] = []
         self.snapshot: dict[str, Any] = {}
 
@@ -219,7 +224,7 @@ class WsClient:
             additional_headers=headers,
             max_size=2**24,
         )
-        client = cls(conn, subprotocol)
+        client = cls(conn, subprotocol, path)
         cls.opened.append(client)
         if expect_snapshot:
             client.snapshot = await client.expect("snapshot")
@@ -233,9 +238,16 @@ class WsClient:
     def decode(self, frame: str | bytes) -> dict[str, Any]:
         if isinstance(frame, str):
             assert self.subprotocol == JSON, "text frame on a msgpack socket"
-            return orjson.loads(frame)  # type: ignore[no-any-return]
-        assert self.subprotocol == MSGPACK, "binary frame on a JSON socket"
-        return msgpack.unpackb(frame, raw=False)  # type: ignore[no-any-return]
+            msg: dict[str, Any] = orjson.loads(frame)
+        else:
+            assert self.subprotocol == MSGPACK, "binary frame on a JSON socket"
+            msg = msgpack.unpackb(frame, raw=False)
+        if self.outbound is not None:
+            try:
+                msgspec.convert(msg, self.outbound)
+            except msgspec.ValidationError as exc:
+                raise AssertionError(f"a message its schema does not describe ({exc}): {msg}") from None
+        return msg
 
     async def send(self, msg: dict[str, Any]) -> None:
         await self.conn.send(self.encode(msg))

@@ -14,39 +14,38 @@ from typing import Any
 
 from presence import protocol
 from presence.context import Context
-from presence.protocol import Close, Message
+from presence.protocol import Close
+from presence.schema import messages as m
 from presence.store import AgentSnapshot, ScriptError
 from presence.ws import cases
 from presence.ws.hub import Conn, Hub
 from presence.ws.session import Handler, Refused, Role, ping, with_ref
 
 
-async def _status_set(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    woke = await ctx.store.set_status(
-        conn.subject, msg.data["status"], msg.data["reason"] or "", conn.subject
-    )
+async def _status_set(ctx: Context, conn: Conn, msg: m.StatusSet) -> dict[str, Any]:
+    woke = await ctx.store.set_status(conn.subject, msg.status, msg.reason or "", conn.subject)
     ctx.dispatcher.wake(woke)
     return protocol.ok(msg.ref)
 
 
-async def _accept(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    await ctx.store.accept(conn.subject, msg.data["work_id"])
+async def _accept(ctx: Context, conn: Conn, msg: m.OfferAccept) -> dict[str, Any]:
+    await ctx.store.accept(conn.subject, msg.work_id)
     return protocol.ok(msg.ref)
 
 
-async def _decline(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    woke = await ctx.store.decline(conn.subject, msg.data["work_id"], msg.data["reason"] or "")
+async def _decline(ctx: Context, conn: Conn, msg: m.OfferDecline) -> dict[str, Any]:
+    woke = await ctx.store.decline(conn.subject, msg.work_id, msg.reason or "")
     ctx.dispatcher.wake(woke)
     return protocol.ok(msg.ref)
 
 
-async def _wrapup(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    deadline = await ctx.store.wrapup(conn.subject, msg.data["work_id"])
+async def _wrapup(ctx: Context, conn: Conn, msg: m.WorkWrapup) -> dict[str, Any]:
+    deadline = await ctx.store.wrapup(conn.subject, msg.work_id)
     return protocol.ok(msg.ref, wrapup_until=deadline)
 
 
-async def _complete(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    woke = await ctx.store.complete(conn.subject, msg.data["work_id"], msg.data["disposition"] or "")
+async def _complete(ctx: Context, conn: Conn, msg: m.WorkComplete) -> dict[str, Any]:
+    woke = await ctx.store.complete(conn.subject, msg.work_id, msg.disposition or "")
     ctx.dispatcher.wake(woke)
     return protocol.ok(msg.ref)
 
@@ -61,21 +60,22 @@ async def snapshot(ctx: Context, conn: Conn) -> dict[str, Any]:
     return await _snapshot_message(ctx, await ctx.store.agent_snapshot(conn.subject))
 
 
-async def _snapshot_get(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
+async def _snapshot_get(ctx: Context, conn: Conn, msg: m.SnapshotGet) -> dict[str, Any]:
     return with_ref(await snapshot(ctx, conn), msg)
 
 
-HANDLERS: dict[str, Handler] = {
-    "ping": ping,
-    "status.set": _status_set,
-    "offer.accept": _accept,
-    "offer.decline": _decline,
-    "work.wrapup": _wrapup,
-    "work.complete": _complete,
-    "snapshot.get": _snapshot_get,
-    "work.note": cases.note,
-    "work.transfer": cases.transfer,
-    "call.control": cases.call_control,
+# the dispatch table: one handler per message of `protocol.AGENT_MESSAGES`
+HANDLERS: dict[type[m.ClientMessage], Handler] = {
+    m.Ping: ping,
+    m.StatusSet: _status_set,
+    m.OfferAccept: _accept,
+    m.OfferDecline: _decline,
+    m.WorkWrapup: _wrapup,
+    m.WorkComplete: _complete,
+    m.SnapshotGet: _snapshot_get,
+    m.WorkNote: cases.note,
+    m.WorkTransfer: cases.transfer,
+    m.CallControl: cases.call_control,
 }
 
 
@@ -103,4 +103,4 @@ async def resync(ctx: Context, conn: Conn) -> None:
     await conn.send_message(await snapshot(ctx, conn))
 
 
-ROLE = Role("agent", protocol.AGENT_MESSAGES, HANDLERS, _start, resync, _finish)
+ROLE = Role(protocol.AGENT, HANDLERS, _start, resync, _finish)

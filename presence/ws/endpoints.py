@@ -1,9 +1,12 @@
-"""The two websocket endpoints the app mounts, and the hub's resync hook."""
+"""The two websocket endpoints the app mounts (`ROUTES`, at the paths of
+`presence.protocol`), and the hub's resync hook."""
 
 from __future__ import annotations
 
+from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from presence import protocol
 from presence.context import Context
 from presence.ws import agent, supervisor
 from presence.ws.hub import Conn
@@ -16,6 +19,12 @@ async def agent_endpoint(ws: WebSocket) -> None:
 
 async def supervisor_endpoint(ws: WebSocket) -> None:
     await run(ws, supervisor.ROLE)
+
+
+ROUTES = [
+    WebSocketRoute(protocol.AGENT.path, agent_endpoint),
+    WebSocketRoute(protocol.SUPERVISOR.path, supervisor_endpoint),
+]
 
 
 async def resync(ctx: Context, conn: Conn) -> None:

@@ -25,14 +25,16 @@ from starlette.websockets import WebSocket
 from presence import protocol
 from presence.auth import AuthError, Claims, bearer, verify
 from presence.context import Context
-from presence.protocol import Close, ErrorCode, Message, ProtocolError
+from presence.protocol import Close, ErrorCode, ProtocolError
+from presence.schema.messages import ClientMessage, Ping
 from presence.store import ScriptError
 from presence.ws.hub import Conn, Hub
 
 log = logging.getLogger("presence.ws")
 
 
-Handler = Callable[[Context, Conn, Message], Awaitable[dict[str, Any] | None]]
+# A handler takes the Struct of its message type (`presence.schema.messages`).
+Handler = Callable[[Context, Conn, Any], Awaitable[dict[str, Any] | None]]
 
 
 def _pick_subprotocol(ws: WebSocket) -> str:
@@ -117,8 +119,8 @@ async def _serve(
     ws: WebSocket,
     conn: Conn,
     ctx: Context,
-    spec: Mapping[str, Any],
-    handlers: Mapping[str, Handler],
+    spec: protocol.Inbound,
+    handlers: Mapping[type[ClientMessage], Handler],
     expires: float = float("inf"),
 ) -> None:
     """The receive loop: one message at a time, every failure an `error`."""
@@ -143,7 +145,7 @@ async def _serve(
         try:
             msg = protocol.decode(frame, conn.subprotocol, spec)
             ref = msg.ref
-            reply = await handlers[msg.type](ctx, conn, msg)
+            reply = await handlers[type(msg)](ctx, conn, msg)
         except ProtocolError as exc:
             reply = exc.to_message()
         except ScriptError as exc:
@@ -161,11 +163,11 @@ async def _serve(
 # -- what both roles share ---------------------------------------------------
 
 
-async def ping(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
-    return protocol.pong(msg.ref, msg.data.get("ts"), ctx.store.now_ms())
+async def ping(ctx: Context, conn: Conn, msg: Ping) -> dict[str, Any]:
+    return protocol.pong(msg.ref, msg.ts, ctx.store.now_ms())
 
 
-def with_ref(snapshot: dict[str, Any], msg: Message) -> dict[str, Any]:
+def with_ref(snapshot: dict[str, Any], msg: ClientMessage) -> dict[str, Any]:
     """A snapshot sent as the answer to `snapshot.get` carries its ref."""
     if msg.ref is not None:
         snapshot["ref"] = msg.ref
@@ -185,14 +187,18 @@ class Refused(Exception):
 class Role:
     """What differs between the agent and the supervisor socket."""
 
-    name: str
-    spec: Mapping[str, tuple[protocol.F, ...]]
-    handlers: Mapping[str, Handler]
+    endpoint: protocol.Endpoint
+    # by message Struct: every type of `endpoint.inbound`, no other
+    handlers: Mapping[type[ClientMessage], Handler]
     # register with the hub, then return the first snapshot (may raise Refused)
     start: Callable[[Context, Hub, Conn], Awaitable[dict[str, Any]]]
     resync: Callable[[Context, Conn], Awaitable[None]]
     # unregister from the hub and release what `start` took
     finish: Callable[[Context, Hub, Conn], Awaitable[None]]
+
+    @property
+    def name(self) -> str:
+        return self.endpoint.role
 
 
 async def run(ws: WebSocket, role: Role) -> None:
@@ -211,7 +217,7 @@ async def run(ws: WebSocket, role: Role) -> None:
         await conn.send_message(await role.start(ctx, hub, conn))
         conn.snapshot_sent = True
         conn.sender = asyncio.create_task(conn.run_sender(lambda c: role.resync(ctx, c)))
-        await _serve(ws, conn, ctx, role.spec, role.handlers, claims.exp)
+        await _serve(ws, conn, ctx, role.endpoint.inbound, role.handlers, claims.exp)
     except Refused as exc:
         await ws.close(exc.code, exc.reason[:120])
     except (RedisError, OSError) as exc:

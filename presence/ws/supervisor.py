@@ -10,18 +10,15 @@ from typing import Any
 
 from presence import protocol
 from presence.context import Context
-from presence.protocol import Message
+from presence.schema import messages as m
 from presence.ws import cases
 from presence.ws.hub import Conn, Hub
 from presence.ws.session import Handler, Role, ping, with_ref
 
 
-async def _force_status(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
+async def _force_status(ctx: Context, conn: Conn, msg: m.AgentStatusSet) -> dict[str, Any]:
     woke = await ctx.store.set_status(
-        msg.data["agent_id"],
-        msg.data["status"],
-        msg.data["reason"] or "",
-        f"supervisor:{conn.subject}",
+        msg.agent_id, msg.status, msg.reason or "", f"supervisor:{conn.subject}"
     )
     ctx.dispatcher.wake(woke)
     return protocol.ok(msg.ref)
@@ -38,17 +35,18 @@ async def snapshot(ctx: Context) -> dict[str, Any]:
     )
 
 
-async def _snapshot_get(ctx: Context, conn: Conn, msg: Message) -> dict[str, Any]:
+async def _snapshot_get(ctx: Context, conn: Conn, msg: m.SnapshotGet) -> dict[str, Any]:
     return with_ref(await snapshot(ctx), msg)
 
 
-HANDLERS: dict[str, Handler] = {
-    "ping": ping,
-    "agent.status.set": _force_status,
-    "snapshot.get": _snapshot_get,
-    "work.reassign": cases.reassign,
-    "work.push": cases.push,
-    "work.pull": cases.pull,
+# the dispatch table: one handler per message of `protocol.SUPERVISOR_MESSAGES`
+HANDLERS: dict[type[m.ClientMessage], Handler] = {
+    m.Ping: ping,
+    m.AgentStatusSet: _force_status,
+    m.SnapshotGet: _snapshot_get,
+    m.WorkReassign: cases.reassign,
+    m.WorkPush: cases.push,
+    m.WorkPull: cases.pull,
 }
 
 
@@ -67,4 +65,4 @@ async def resync(ctx: Context, conn: Conn) -> None:
     await conn.send_message(await snapshot(ctx))
 
 
-ROLE = Role("supervisor", protocol.SUPERVISOR_MESSAGES, HANDLERS, _start, resync, _finish)
+ROLE = Role(protocol.SUPERVISOR, HANDLERS, _start, resync, _finish)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+import msgspec
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -39,10 +40,10 @@ values = st.recursive(
 )
 FIELDS = sorted(
     {
-        f.name
+        f.encode_name
         for spec in (protocol.AGENT_MESSAGES, protocol.SUPERVISOR_MESSAGES)
-        for fs in spec.values()
-        for f in fs
+        for cls in spec.types.values()
+        for f in msgspec.structs.fields(cls)
     }
     | {"ref", "ts"}
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+import msgspec
 import orjson
 import pytest
 
@@ -23,6 +24,7 @@ from presence.protocol import (
     decode_events,
     encode,
 )
+from presence.schema import messages as m
 
 # -- pinned bytes --------------------------------------------------------------------
 
@@ -48,7 +50,7 @@ def test_error_msgpack_bytes() -> None:
 def test_client_message_msgpack_bytes_decode() -> None:
     frame = b"\x84\xa4type\xaastatus.set\xa6status\xa5Break\xa6reason\xa6Coffee\xa3ref\x02"
     msg = decode(frame, MSGPACK, AGENT_MESSAGES)
-    assert (msg.type, msg.ref, msg.data) == ("status.set", 2, {"status": "Break", "reason": "Coffee"})
+    assert msg == m.StatusSet(status="Break", reason="Coffee", ref=2)
 
 
 def test_json_is_compact_text() -> None:
@@ -131,7 +133,7 @@ def test_string_length_limits() -> None:
     err = _err('{"type": "status.set", "status": "' + "S" * 65 + '"}')
     assert err.field == "status" and "64" in err.message
     ok = decode('{"type": "status.set", "status": "' + "S" * 64 + '"}', JSON, AGENT_MESSAGES)
-    assert ok.data == {"status": "S" * 64, "reason": None}
+    assert ok == m.StatusSet(status="S" * 64, reason=None)
 
 
 @pytest.mark.parametrize(
@@ -153,17 +155,141 @@ def test_msgpack_decode_errors(frame: str | bytes, code: str, field: str | None)
 
 
 def test_decode_valid_messages() -> None:
-    m = decode(msgpack.packb({"type": "ping", "ts": 1.5, "ref": 3}), MSGPACK, AGENT_MESSAGES)
-    assert (m.type, m.ref, m.data) == ("ping", 3, {"ts": 1.5})
-    m = decode(
+    msg = decode(msgpack.packb({"type": "ping", "ts": 1.5, "ref": 3}), MSGPACK, AGENT_MESSAGES)
+    assert msg == m.Ping(ts=1.5, ref=3)
+    msg = decode(
         '{"type":"agent.status.set","agent_id":"alice","status":"Break","reason":"Coffee"}',
         JSON,
         SUPERVISOR_MESSAGES,
     )
-    assert m.data == {"agent_id": "alice", "status": "Break", "reason": "Coffee"}
+    assert msg == m.AgentStatusSet(agent_id="alice", status="Break", reason="Coffee")
     # unknown extra fields are ignored (forward compatibility within v1)
-    m = decode('{"type":"snapshot.get","later":1}', JSON, AGENT_MESSAGES)
-    assert m.data == {}
+    assert decode('{"type":"snapshot.get","later":1}', JSON, AGENT_MESSAGES) == m.SnapshotGet()
+
+
+@pytest.mark.parametrize(
+    ("frame", "field", "words"),
+    [
+        # the rules the case handlers used to check themselves, now in the Structs
+        ('{"type": "work.note", "work_id": "w", "text": "  "}', "text", "not blank"),
+        ('{"type": "work.note", "work_id": "w", "text": "' + "x" * 4001 + '"}', "text", "4000"),
+        ('{"type": "work.transfer", "work_id": "w"}', "to_agent", "to_queue"),
+        (
+            '{"type": "work.transfer", "work_id": "w", "to_agent": "bob", "to_queue": "q"}',
+            "to_agent",
+            "exactly one",
+        ),
+        ('{"type": "work.transfer", "work_id": "w", "to_agent": "no one"}', "to_agent", "agent id"),
+        ('{"type": "call.control", "work_id": "w", "action": "fly"}', "action", "hangup"),
+        (
+            '{"type": "call.control", "work_id": "w", "action": "hold", "target": 5}',
+            "target",
+            "transfer target",
+        ),
+    ],
+)
+def test_rules_across_and_within_fields(frame: str, field: str, words: str) -> None:
+    err = _err(frame)
+    assert (err.code, err.field) == (ErrorCode.INVALID, field)
+    assert err.message.startswith(field) and words in err.message, err.message
+
+
+def test_valid_case_messages() -> None:
+    msg = decode(
+        '{"type":"work.transfer","work_id":"w","to_queue":"tier2","to_agent":""}', JSON, AGENT_MESSAGES
+    )
+    assert msg == m.WorkTransfer(work_id="w", to_queue="tier2", to_agent="")
+    msg = decode('{"type":"call.control","work_id":"w","action":"hangup"}', JSON, AGENT_MESSAGES)
+    assert msg == m.CallControl(work_id="w", action="hangup")
+
+
+@pytest.mark.parametrize("sub", [JSON, MSGPACK])
+def test_deep_nesting_in_an_ignored_field_is_a_bad_frame(sub: str) -> None:
+    """msgspec recurses even into a field it skips: past Python's recursion
+    limit that is a bad frame, not a failure of the socket."""
+    depth = 100_000
+    if sub == JSON:
+        frame: str | bytes = '{"type":"ping","x":' + "[" * depth + "]" * depth + "}"
+    else:
+        frame = b"\x82\xa4type\xa4ping\xa1x" + b"\x91" * depth + b"\xc0"
+    assert _err(frame, sub).code == ErrorCode.BAD_FRAME
+    assert _err("[" * depth + "]" * depth if sub == JSON else b"\x91" * depth + b"\xc0", sub).code in (
+        ErrorCode.BAD_FRAME,
+        ErrorCode.BAD_MESSAGE,
+    )
+
+
+def test_every_type_decodes_in_both_encodings() -> None:
+    """One Struct per type, the same in JSON and msgpack."""
+    for spec in (AGENT_MESSAGES, SUPERVISOR_MESSAGES):
+        for kind, cls in spec.types.items():
+            fields = {f.encode_name: "w" for f in msgspec.structs.fields(cls) if f.required}
+            if cls is m.AgentStatusSet:
+                fields["agent_id"] = "alice"
+            raw = {"type": kind, "ref": "r", **fields}
+            if cls in (m.WorkReassign, m.WorkPush):
+                raw["agent_id"] = "bob"
+            if cls is m.WorkTransfer:
+                raw["to_queue"] = "tier2"
+            if cls is m.CallControl:
+                raw["action"] = "hold"
+            one = decode(orjson.dumps(raw).decode(), JSON, spec)
+            assert type(one) is cls and one.ref == "r"
+            assert decode(msgpack.packb(raw), MSGPACK, spec) == one
+
+
+def test_replies_and_snapshots_match_their_structs() -> None:
+    """What the builders make is what the published Structs describe."""
+    view = {
+        "agent_id": "alice",
+        "name": "Alice",
+        "status": "Break",
+        "reason": "Coffee",
+        "since": 1,
+        "capacity": 100,
+        "load": 25,
+        "by_channel": {"chat": 1},
+        "items": 1,
+        "connected": True,
+        "idle_since": 0,
+        "ver": 3,
+    }
+    queue = {
+        "name": "support",
+        "title": "Support",
+        "priority": 10,
+        "waiting": 1,
+        "oldest_created": 5,
+        "ready": 1,
+        "members": 2,
+        "logged_in": 1,
+        "routable": 1,
+        "service_level_seconds": 20,
+    }
+    statuses = [{"name": "Break", "routable": False, "reasons": ["Coffee"]}]
+    channels = [{"name": "chat", "weight": 25, "cap": 0}]
+    agent_side = [
+        protocol.ok(1),
+        protocol.ok("r", wrapup_until=5),
+        protocol.ok(2, note={"author": "alice", "text": "hi", "ts": 5}),
+        protocol.ok(3, state="queued"),
+        protocol.pong(None, None, 5),
+        protocol.pong("a", 1.5, 5),
+        protocol.error(ErrorCode.INVALID, "status must be a status name", field="status", ref=7),
+        protocol.agent_snapshot(view, [], [], statuses, channels, 5),
+    ]
+    supervisor_side = [
+        protocol.supervisor_snapshot([view], [queue], statuses, channels, 5),
+        protocol.agents_delta([view]),
+        protocol.queues_delta([queue], 5),
+        protocol.kpis({"today": {}}, [], [], [], 5),
+    ]
+    for msg in agent_side:
+        assert msgspec.convert(msg, protocol.AGENT.outbound), msg
+    for msg in supervisor_side + agent_side[:-1]:
+        assert msgspec.convert(msg, protocol.SUPERVISOR.outbound), msg
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert(protocol.agents_delta([{"agent_id": "alice"}]), protocol.SUPERVISOR.outbound)
 
 
 # -- events published by Lua -------------------------------------------------------
