@@ -40,15 +40,16 @@ class Invalid(ValueError):
     same as text (``agents[2].skills.english``; ``body`` for the whole
     document) and `pointer` as a JSON Pointer."""
 
-    def __init__(self, field: str, message: str, path: Sequence[Segment] = ()) -> None:
+    def __init__(self, field: str, message: str, path: Sequence[Segment] = (), *, status: int = 422) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
         self.path = tuple(path)
+        self.status = status
 
     @classmethod
-    def at(cls, path: Sequence[Segment], message: str) -> Invalid:
-        return cls(field_name(path), message, path)
+    def at(cls, path: Sequence[Segment], message: str, *, status: int = 422) -> Invalid:
+        return cls(field_name(path), message, path, status=status)
 
     @property
     def pointer(self) -> str:
@@ -94,6 +95,15 @@ def convert(data: Any, tp: type[T]) -> T:
         raise explain(tp, data, exc) from None
 
 
+def value(data: Any, tp: Any, field: str) -> Any:
+    """One value (a path parameter, a header) as `tp`; `Invalid` names `field`."""
+    try:
+        return msgspec.convert(data, tp)
+    except msgspec.ValidationError as exc:
+        found = explain(tp, data, exc)
+        raise Invalid.at((field, *found.path), found.message) from None
+
+
 # -- naming a refusal ------------------------------------------------------------------
 
 _AT: Final = re.compile(r"^(?P<text>.*?)(?: - at `(?P<key>key` in `)?(?P<path>\$[^`]*)`)?$", re.S)
@@ -128,7 +138,7 @@ def explain(tp: Any, data: Any, exc: msgspec.ValidationError) -> Invalid:
                     msgspec.convert(v, value_tp)
                 except msgspec.ValidationError as inner:
                     found = explain(value_tp, v, inner)
-                    return Invalid.at([*path, str(k), *found.path], found.message)
+                    return Invalid.at([*path, str(k), *found.path], found.message, status=found.status)
             return Invalid.at(path, _sentence(text, sub))
         seg: Segment = int(index) if index else name
         path.append(seg)
@@ -144,7 +154,7 @@ def explain(tp: Any, data: Any, exc: msgspec.ValidationError) -> Invalid:
         return Invalid.at(path, "has a key that is not valid")
     cause = exc.__cause__
     if isinstance(cause, FieldError):
-        return Invalid.at([*path, *_split(cause.field)], cause.message)
+        return Invalid.at([*path, *_split(cause.field)], cause.message, status=cause.status)
     if u := _UNKNOWN.match(text):
         struct = _struct(sub)
         known = sorted(f.encode_name for f in msgspec.structs.fields(struct)) if struct else []
@@ -168,7 +178,8 @@ def _sentence(text: str, tp: Any) -> str:
     e = _EXPECTED.match(text)
     if e is None:
         return text[:1].lower() + text[1:]
-    kinds = " or ".join(_WHAT.get(k.strip(), k.strip()) for k in e[1].split("|"))
+    names = [_WHAT.get(k.strip(), k.strip()) for k in e[1].split("|")]
+    kinds = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
     rest = e[3].strip()
     if rest.startswith("of length"):
         return f"must be {kinds} of length {rest[len('of length') :].strip()}"
@@ -251,7 +262,7 @@ def _description(tp: Any) -> str:
     for meta in metas:
         if meta.description:
             return meta.description
-    options = [o for o in _options(tp) if _strip(o)[0] is not type(None)]
+    options = [o for o in _options(tp) if _strip(o)[0] not in (type(None), msgspec.UnsetType)]
     if len(options) == 1 and options[0] is not tp:
         return _description(options[0])
     return ""

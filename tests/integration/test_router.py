@@ -353,7 +353,8 @@ async def test_intake_validation_names_the_field_and_stores_nothing(server_facto
     for body, field in (
         ({**good, "queue": "nowhere"}, "queue"),
         ({**good, "channel": "pigeon"}, "channel"),
-        ({"channel": "chat", "queue": "ma"}, "skills"),
+        ({**good, "skills": {"bad skill": 1}}, "skills.bad skill"),
+        ({**good, "customer": {"id": [1]}}, "customer.id"),
         ({**good, "priority": 100}, "priority"),
         ({**good, "priority": "high"}, "priority"),
         ({**good, "skills": {"english": 11}}, "skills.english"),
