@@ -90,15 +90,6 @@ async def read_bytes(request: Request) -> bytes:
     return body
 
 
-async def read_json(request: Request) -> Any:
-    """The body as plain JSON, for the few routes with no schema of their own."""
-    body = await read_bytes(request)
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise Problem(400, f"the body is not valid JSON: {exc}", code="bad_json") from None
-
-
 # -- the body a route takes --------------------------------------------------------------
 
 B = TypeVar("B")
