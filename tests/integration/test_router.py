@@ -318,6 +318,11 @@ def _idem(server: ServerProcess, key: str, body: Any) -> httpx.Response:
     return httpx.post(f"{server.http}/api/v1/work", json=body, headers=headers, timeout=10)
 
 
+def _batch(server: ServerProcess, items: list[Any]) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token('service', 'crm')}"}
+    return httpx.post(f"{server.http}/api/v1/work:batch", json={"items": items}, headers=headers, timeout=10)
+
+
 async def test_idempotency_key_with_another_body_is_refused(server_factory: ServerFactory) -> None:
     """The same key and body answer the first item (200); the same key with
     another body is a 422 naming the key, and stores nothing. "The same
@@ -340,16 +345,8 @@ async def test_idempotency_key_with_another_body_is_refused(server_factory: Serv
         assert wid in problem["detail"]
     assert created_count(server) == 1
     # the batch form answers the same way, per item, naming the item's key
-    r = httpx.post(
-        f"{server.http}/api/v1/work:batch",
-        json={
-            "items": [
-                {**body, "idempotency_key": "crm-7"},
-                {**body, "subject": "x", "idempotency_key": "crm-7"},
-            ]
-        },
-        headers={"Authorization": f"Bearer {token('service', 'crm')}"},
-        timeout=10,
+    r = _batch(
+        server, [{**body, "idempotency_key": "crm-7"}, {**body, "subject": "x", "idempotency_key": "crm-7"}]
     )
     res = r.json()["items"]
     assert res[0]["status"] == 200 and res[0]["id"] == wid, res
