@@ -37,7 +37,7 @@ from redis.asyncio import Redis
 from loadtests.common import free_port
 from presence.center import parse_center
 from presence.embedded import EmbeddedRedis
-from presence.store import Store, new_work_id
+from presence.store import NewItem, Store, new_work_id
 from presence.store.scripts import helpers
 
 # commands the measuring itself sends, not the scripts
@@ -72,7 +72,7 @@ async def measure(url: str, data: Path, agents: int, batch: int, rounds: int) ->
 
     async def cycle() -> None:
         ids = [new_work_id() for _ in range(batch)]
-        await store.create_work_many([(w, "q", "chat", 0, {"subject": "bench"}, {}, "") for w in ids])
+        await store.create_work_many([NewItem(w, "q", "chat", 0, {"subject": "bench"}) for w in ids])
         assigned, _ = await store.route(["q"], budget=batch)
         if assigned != batch:
             raise RuntimeError(f"routed {assigned} of {batch}")

@@ -49,7 +49,8 @@ from redis.exceptions import RedisError
 from presence.auth import mint
 from presence.center import Agent, Queue
 from presence.router.dispatcher import Dispatcher
-from presence.services.work import WorkRequest, submit
+from presence.schema.work import WorkInput
+from presence.services.work import submit
 from presence.store import ScriptError, Store
 from presence.store.lock import Lock
 from presence.tasks import stop_task
@@ -422,7 +423,14 @@ class Demo:
             payload |= {"from": customer.get("email", ""), "to": f"{queue}@example.com"}
         else:
             payload |= {"message": subject}
-        req = WorkRequest(channel, queue, self.rng.choice((0, 0, 0, 1, 5)), {}, subject, customer, payload)
+        req = WorkInput(
+            channel=channel,
+            queue=queue,
+            priority=self.rng.choice((0, 0, 0, 1, 5)),
+            subject=subject,
+            customer=customer,
+            payload=payload,
+        )
         wid, _ = await submit(self.store, self.dispatcher, req)
         self.posted.append((wid, time.monotonic(), ""))
 

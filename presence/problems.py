@@ -1,7 +1,9 @@
 """HTTP errors as RFC 9457 problem details (``application/problem+json``).
 
 Every refusal of the HTTP API is a `Problem`: a status, a short title, a
-sentence saying what was wrong and, for a bad field, which one.
+sentence saying what was wrong and, for a bad field, which one (``field``,
+as a person names it: ``items[2].skills.english``) and where it is in the
+body (``pointer``, a JSON Pointer: ``/items/2/skills/english``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Problem(Exception):
         field: str | None = None,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        pointer: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -46,6 +49,7 @@ class Problem(Exception):
         self.field = field
         self.code = code
         self.headers = headers or {}
+        self.pointer = pointer
 
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -56,6 +60,8 @@ class Problem(Exception):
         }
         if self.field is not None:
             out["field"] = self.field
+        if self.pointer is not None:
+            out["pointer"] = self.pointer
         return out
 
     def response(self) -> Response:

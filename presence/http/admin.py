@@ -11,9 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from presence.center import Invalid, parse_agent, parse_queue
-from presence.http.common import ADMIN, ANY, ctx_of, json, read_json, require
+from presence.center import agent_of, queue_of
+from presence.http.common import ADMIN, ANY, Body, ctx_of, invalid, json, path_param, require, takes
 from presence.problems import Problem
+from presence.schema import Invalid
+from presence.schema.admin import AgentInput, QueueInput
 
 
 async def list_agents(request: Request) -> Response:
@@ -37,13 +39,14 @@ async def get_agent(request: Request) -> Response:
     return json({**profile, "live": views[0] if views else None})
 
 
-async def put_agent(request: Request) -> Response:
+@takes(AgentInput)
+async def put_agent(request: Request, body: Body[AgentInput]) -> Response:
     require(request, *ADMIN)
-    aid = request.path_params["agent_id"]
+    aid = path_param(request, "agent_id")
     try:
-        agent = parse_agent(aid, await read_json(request))
+        agent = agent_of(aid, await body.parse())
     except Invalid as exc:
-        raise Problem(422, exc.message, field=exc.field, code="invalid") from None
+        raise invalid(exc) from None
     ctx = ctx_of(request)
     outcome, woke = await ctx.store.put_agent(agent)
     ctx.dispatcher.wake(woke)
@@ -71,13 +74,14 @@ async def get_queue(request: Request) -> Response:
     return json(queue)
 
 
-async def put_queue(request: Request) -> Response:
+@takes(QueueInput)
+async def put_queue(request: Request, body: Body[QueueInput]) -> Response:
     require(request, *ADMIN)
-    name = request.path_params["name"]
+    name = path_param(request, "name")
     try:
-        queue = parse_queue(name, await read_json(request))
+        queue = queue_of(name, await body.parse())
     except Invalid as exc:
-        raise Problem(422, exc.message, field=exc.field, code="invalid") from None
+        raise invalid(exc) from None
     ctx = ctx_of(request)
     outcome = await ctx.store.put_queue(queue)
     ctx.dispatcher.wake((name,))

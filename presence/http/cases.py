@@ -7,23 +7,26 @@ wrap-up); a supervisor or a service may act on any item.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from presence.auth import Claims
-from presence.center import NAME_RE
-from presence.http.channels.common import invalid, known_fields, obj, text
-from presence.http.common import ADMIN, ANY, ctx_of, json, read_json, require
+from presence.http.common import ADMIN, ANY, Body, ctx_of, json, path_param, require, takes
 from presence.problems import Problem
+from presence.schema.cases import (
+    CaseStatusInput,
+    CommentInput,
+    CustomerInput,
+    PushInput,
+    ReassignInput,
+    TransferInput,
+)
 from presence.services import cases
-from presence.services.cases import NOTE_MAX
 from presence.store import cases as case_store
-
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
 def _holder(claims: Claims) -> str:
@@ -35,19 +38,11 @@ def _by(claims: Claims) -> str:
     return f"{claims.role}:{claims.sub}"
 
 
-async def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
-    body = obj(await read_json(request))
-    known_fields(body, allowed)
-    return body
-
-
-async def add_comment(request: Request) -> Response:
+@takes(CommentInput)
+async def add_comment(request: Request, body: Body[CommentInput]) -> Response:
     claims = require(request, *ANY)
     wid = request.path_params["work_id"]
-    body = await _body(request, {"text"})
-    words = text(body, "text", required=True, max_len=NOTE_MAX, what="the note's text")
-    if not words.strip():
-        raise invalid("text", "must not be empty")
+    words = (await body()).text
     note = await case_store.add_note(ctx_of(request).store, wid, claims.sub, words, _holder(claims))
     return json(note, status=201)
 
@@ -64,11 +59,11 @@ async def list_comments(request: Request) -> Response:
     return json({"work_id": wid, "comments": await case_store.comments(store, wid)})
 
 
-async def set_status(request: Request) -> Response:
+@takes(CaseStatusInput)
+async def set_status(request: Request, body: Body[CaseStatusInput]) -> Response:
     claims = require(request, *ANY)
     wid = request.path_params["work_id"]
-    body = await _body(request, {"status"})
-    status = text(body, "status", required=True, max_len=64, what="a case status")
+    status = (await body()).status
     store = ctx_of(request).store
     await case_store.set_status(store, wid, status, _by(claims), _holder(claims))
     return json(await case_store.get_case(store, wid, timeline=False))
@@ -81,48 +76,32 @@ async def _move(request: Request, mode: str, claims: Claims, **kw: Any) -> Respo
     return json({"id": wid, "state": state})
 
 
-def _agent_id(body: dict[str, Any], name: str, required: bool = True) -> str:
-    v = text(body, name, required=required, max_len=64, what="an agent id")
-    if v and not NAME_RE.match(v):
-        raise invalid(name, "is not a valid agent id")
-    return v
-
-
-async def transfer(request: Request) -> Response:
+@takes(TransferInput)
+async def transfer(request: Request, body: Body[TransferInput]) -> Response:
     claims = require(request, *ANY)
-    body = await _body(request, {"to_agent", "to_queue", "note"})
-    to_agent = _agent_id(body, "to_agent", required=False)
-    to_queue = text(body, "to_queue", max_len=64, what="a queue name")
-    if bool(to_agent) == bool(to_queue):
-        raise invalid("to_agent", "or to_queue is required (exactly one of them)")
-    note = text(body, "note", max_len=NOTE_MAX, what="a handoff note")
+    t = await body()
     return await _move(
         request,
         "transfer",
         claims,
         holder_only=_holder(claims),
-        to_agent=to_agent,
-        to_queue=to_queue,
-        note=note,
+        to_agent=t.to_agent or "",
+        to_queue=t.to_queue or "",
+        note=t.note or "",
     )
 
 
-async def reassign(request: Request) -> Response:
+@takes(ReassignInput)
+async def reassign(request: Request, body: Body[ReassignInput]) -> Response:
     claims = require(request, *ADMIN)
-    body = await _body(request, {"agent_id", "note"})
-    return await _move(
-        request,
-        "reassign",
-        claims,
-        to_agent=_agent_id(body, "agent_id"),
-        note=text(body, "note", max_len=NOTE_MAX, what="a handoff note"),
-    )
+    r = await body()
+    return await _move(request, "reassign", claims, to_agent=r.agent_id, note=r.note or "")
 
 
-async def push(request: Request) -> Response:
+@takes(PushInput)
+async def push(request: Request, body: Body[PushInput]) -> Response:
     claims = require(request, *ADMIN)
-    body = await _body(request, {"agent_id"})
-    return await _move(request, "push", claims, to_agent=_agent_id(body, "agent_id"))
+    return await _move(request, "push", claims, to_agent=(await body()).agent_id)
 
 
 async def pull(request: Request) -> Response:
@@ -132,46 +111,26 @@ async def pull(request: Request) -> Response:
 
 # -- customer directory ------------------------------------------------------------
 
-CUSTOMER_FIELDS = {"name", "phones", "emails", "company", "tier", "language", "notes", "attributes"}
 
-
-def parse_customer(body: dict[str, Any]) -> dict[str, Any]:
-    known_fields(body, CUSTOMER_FIELDS)
-    out: dict[str, Any] = {}
-    for f in ("name", "company", "tier", "language"):
-        if f in body:
-            out[f] = text(body, f, max_len=200)
-    if "notes" in body:
-        out["notes"] = text(body, "notes", max_len=4000)
-    phones, emails = body.get("phones", []), body.get("emails", [])
-    if not isinstance(phones, list) or len(phones) > 20:
-        raise invalid("phones", "must be a list of at most 20 phone numbers")
-    if not isinstance(emails, list) or len(emails) > 20:
-        raise invalid("emails", "must be a list of at most 20 email addresses")
-    out["phones"] = []
-    for i, p in enumerate(phones):
-        n = case_store.normalise_phone(p) if isinstance(p, str) else ""
-        if not 3 <= len(n) <= 32:
-            raise invalid(f"phones[{i}]", "must be a phone number")
-        out["phones"].append(n)
-    out["emails"] = []
-    for i, e in enumerate(emails):
-        if not isinstance(e, str) or not EMAIL_RE.match(e.strip()) or len(e) > 254:
-            raise invalid(f"emails[{i}]", "must be an email address")
-        out["emails"].append(e.strip().lower())
-    attrs = body.get("attributes", {})
-    if not isinstance(attrs, dict) or len(str(attrs)) > 8000:
-        raise invalid("attributes", "must be an object of at most 8000 characters")
-    out["attributes"] = attrs
+def customer_profile(body: CustomerInput) -> dict[str, Any]:
+    """What the directory keeps: the fields sent (a null one as ""), phones
+    as the directory keys them, emails lowercased."""
+    out: dict[str, Any] = {
+        f: getattr(body, f) or ""
+        for f in ("name", "company", "tier", "language", "notes")
+        if getattr(body, f) is not UNSET
+    }
+    out["phones"] = [case_store.normalise_phone(p) for p in body.phones]
+    out["emails"] = [e.strip().lower() for e in body.emails]
+    out["attributes"] = body.attributes
     return out
 
 
-async def put_customer(request: Request) -> Response:
+@takes(CustomerInput)
+async def put_customer(request: Request, body: Body[CustomerInput]) -> Response:
     require(request, *ADMIN)
-    cid = request.path_params["customer_id"]
-    if not NAME_RE.match(cid):
-        raise invalid("id", "must be 1-64 letters, digits or _ . @ -")
-    profile = parse_customer(obj(await read_json(request)))
+    cid = path_param(request, "customer_id")
+    profile = customer_profile(await body())
     store = ctx_of(request).store
     outcome = await case_store.put_customer(store, cid, profile)
     return json(await case_store.get_customer(store, cid), status=201 if outcome == "created" else 200)

@@ -1,24 +1,38 @@
-"""What every HTTP route shares: the context, the token check, the JSON
-body and a JSON answer.
+"""What every HTTP route shares: the context, the token check, the body a
+route takes, its path parameters, and a JSON answer.
 
-Handlers are thin: authenticate, parse, call the store or a service,
-answer JSON. Every refusal is a problem+json (`presence.problems`), raised
-as an exception and answered by ``presence/http/errors.py``.
+Handlers are thin: authenticate, read the body, call the store or a
+service, answer JSON. Every refusal is a problem+json (`presence.problems`),
+raised as an exception and answered by ``presence/http/errors.py``.
+
+A route that reads a body says which schema it decodes with `takes`, and
+that declaration is the only one: the handler receives a `Body` that decodes
+with it, and ``presence/http/openapi.py`` publishes the same schema (`BODIES`).
+Path parameters are checked, and published, by their name (`PATH`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, Final, Generic, TypeVar
 
 import orjson
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
 from presence.auth import AuthError, Claims, bearer, verify
 from presence.context import Context
 from presence.problems import Problem
+from presence.schema import Invalid, Malformed, convert, decode, value
+from presence.schema.channels import CallId
+from presence.schema.common import AgentId, ChannelName, CustomerId, QueueName, WorkId
 
 MAX_BODY = 256 * 1024
+JSON: Final = "application/json"
+FORM: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 # who may call a route, by token role
 ADMIN = ("supervisor", "service")
@@ -26,7 +40,7 @@ ANY = ("agent", "supervisor", "service")
 
 
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
+    return Response(orjson.dumps(data), status_code=status, media_type=JSON, headers=headers)
 
 
 def ctx_of(request: Request) -> Context:
@@ -53,14 +67,125 @@ def require(request: Request, *roles: str) -> Claims:
     return claims
 
 
-async def read_json(request: Request) -> Any:
+def invalid(exc: Invalid, *, prefix: tuple[str | int, ...] = ()) -> Problem:
+    """A schema refusal as its problem: 422 naming the field (400 when the
+    document is not an object at all)."""
+    if not exc.path and not prefix:
+        return Problem(400, "the body must be a JSON object", field="body", code="bad_body")
+    found = Invalid.at((*prefix, *exc.path), exc.message, status=exc.status)
+    code = "too_large" if found.status == 413 else "invalid"
+    return Problem(
+        found.status, f"{found.field} {found.message}", field=found.field, code=code, pointer=found.pointer
+    )
+
+
+async def read_bytes(request: Request) -> bytes:
+    """The body of a JSON request (415 for another media type, 413 past MAX_BODY)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype not in ("application/json", ""):
+    if ctype not in (JSON, ""):
         raise Problem(415, "send the body as application/json", code="media_type")
     body = await request.body()
     if len(body) > MAX_BODY:
         raise Problem(413, f"the body must be at most {MAX_BODY} bytes", code="too_large")
+    return body
+
+
+# -- the body a route takes --------------------------------------------------------------
+
+B = TypeVar("B")
+
+
+@dataclass(frozen=True, slots=True)
+class BodySpec(Generic[B]):
+    """The schema a route decodes its body with, and how it is sent."""
+
+    type: type[B]
+    # False: a request may come without a body (the schema's defaults apply)
+    required: bool = True
+    media: tuple[str, ...] = (JSON,)
+
+
+class Body(Generic[B]):
+    """A request's body, decoded by its route's schema when the handler asks
+    (after its token check, so a stranger learns nothing of the schema)."""
+
+    def __init__(self, request: Request, spec: BodySpec[B]) -> None:
+        self.request = request
+        self.spec = spec
+
+    async def __call__(self) -> B:
+        try:
+            return await self.parse()
+        except Invalid as exc:
+            raise invalid(exc) from None
+
+    async def parse(self) -> B:
+        """The decoded body; `Invalid` (not yet a problem) when it breaks the schema."""
+        if self.spec.media != (JSON,):
+            form = await self.form()
+            return convert({k: v for k, v in form.multi_items() if isinstance(v, str)}, self.spec.type)
+        if not self.spec.required and not int(self.request.headers.get("content-length") or 0):
+            return convert({}, self.spec.type)
+        raw = await read_bytes(self.request)
+        try:
+            return decode(raw, self.spec.type)
+        except Malformed as exc:
+            raise Problem(400, f"the body is not valid JSON: {exc}", code="bad_json") from None
+
+    async def form(self) -> FormData:
+        """The posted form as it came (a route that reads some of it first)."""
+        try:
+            return await self.request.form(max_files=0, max_fields=50)
+        except Exception as exc:  # the multipart parser raises its own types
+            raise Problem(400, f"the form could not be read: {exc}", code="bad_form") from None
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Request, Body[B]], Awaitable[Response]]
+
+# endpoint -> the body it takes: the registry the OpenAPI document reads
+BODIES: dict[Callable[..., Any], BodySpec[Any]] = {}
+
+
+def takes(
+    tp: type[B], *, required: bool = True, media: tuple[str, ...] = (JSON,)
+) -> Callable[[Handler[B]], Endpoint]:
+    """Declare the schema a route's body is decoded with (and published as)."""
+    spec = BodySpec(tp, required, media)
+
+    def wrap(handler: Handler[B]) -> Endpoint:
+        @wraps(handler)
+        async def endpoint(request: Request) -> Response:
+            return await handler(request, Body(request, spec))
+
+        BODIES[endpoint] = spec
+        return endpoint
+
+    return wrap
+
+
+def body_of(endpoint: Callable[..., Any]) -> BodySpec[Any] | None:
+    return BODIES.get(endpoint)
+
+
+# -- path parameters -----------------------------------------------------------------------
+
+# every path parameter of the API, by name: its type (the check, and its
+# schema in the document) and the field a refusal names
+PATH: Final[dict[str, tuple[Any, str]]] = {
+    "agent_id": (AgentId, "id"),
+    "name": (QueueName, "name"),
+    "customer_id": (CustomerId, "id"),
+    "call_id": (CallId, "call_id"),
+    "work_id": (WorkId, "work_id"),
+    "channel": (ChannelName, "channel"),
+}
+
+
+def path_param(request: Request, name: str) -> str:
+    """A path parameter, checked by its type (422 naming its field)."""
+    tp, field = PATH[name]
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise Problem(400, f"the body is not valid JSON: {exc}", code="bad_json") from None
+        return str(value(request.path_params[name], tp, field))
+    except Invalid as exc:
+        raise invalid(exc) from None

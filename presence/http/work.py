@@ -12,22 +12,37 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from presence.http.common import ANY, ctx_of, json, read_json, require
+from presence.http.common import ANY, Body, ctx_of, invalid, json, require, takes
 from presence.http.errors import script_problem
 from presence.problems import Problem
+from presence.schema import Invalid, decode, value
+from presence.schema.common import IdempotencyKey
+from presence.schema.work import CancelInput, WorkBatch, WorkBatchItem, WorkInput
 from presence.services import cases
-from presence.services.work import WorkRequest, parse_work, submit
-from presence.store import ScriptError, new_work_id
+from presence.services.work import new_item, submit
+from presence.store import NewItem, ScriptError
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
 
 
-async def create_work(request: Request) -> Response:
+def idempotency_key(request: Request) -> str:
+    """The request's Idempotency-Key header ("" for none; 400 when too long)."""
+    try:
+        return str(value(request.headers.get(IDEMPOTENCY_KEY, ""), IdempotencyKey, IDEMPOTENCY_KEY))
+    except Invalid as exc:
+        raise Problem(400, f"{exc.field} {exc.message}", field=exc.field, code="bad_header") from None
+
+
+@takes(WorkInput)
+async def create_work(request: Request, body: Body[WorkInput]) -> Response:
     require(request, "service", "supervisor")
-    req = parse_work(await read_json(request))
+    req = await body()
+    key = idempotency_key(request)
     ctx = ctx_of(request)
-    wid, created = await submit(ctx.store, ctx.dispatcher, req, request.headers.get("idempotency-key", ""))
+    wid, created = await submit(ctx.store, ctx.dispatcher, req, key)
     item = await ctx.store.get_work(wid, history=False)
     state = item["state"] if item else "queued"
-    body = {
+    answer = {
         "id": wid,
         "state": state,
         "queue": req.queue,
@@ -35,24 +50,23 @@ async def create_work(request: Request) -> Response:
         "created_at": item.get("created") if item else None,
     }
     return json(
-        body,
+        answer,
         status=201 if created else 200,
         headers={"Location": f"/api/v1/work/{wid}"} if created else None,
     )
-
-
-MAX_BATCH = 500
 
 
 def _item_problem(i: int, exc: Problem) -> dict[str, Any]:
     problem = exc.body()
     if exc.field is not None:
         problem["field"] = f"items[{i}].{exc.field}"
+        problem["pointer"] = f"/items/{i}{exc.pointer or ''}"
     return {"status": exc.status, "problem": problem}
 
 
-async def create_work_batch(request: Request) -> Response:
-    """``POST /api/v1/work:batch``: up to MAX_BATCH items in one request.
+@takes(WorkBatch)
+async def create_work_batch(request: Request, body: Body[WorkBatch]) -> Response:
+    """``POST /api/v1/work:batch``: up to BATCH_MAX items in one request.
 
     Each element of ``items`` is a body of ``POST /api/v1/work``, plus an
     optional ``idempotency_key`` (the per-item Idempotency-Key). Every item is
@@ -65,42 +79,38 @@ async def create_work_batch(request: Request) -> Response:
     the same idempotency keys.
     """
     require(request, "service", "supervisor")
-    body = await read_json(request)
-    items = body.get("items") if isinstance(body, dict) else None
-    if not isinstance(items, list) or not items:
-        raise Problem(400, "the body must be an object with a non-empty list `items`", field="items")
-    if len(items) > MAX_BATCH:
-        raise Problem(413, f"items must hold at most {MAX_BATCH} work items", field="items", code="too_large")
+    try:
+        items = (await body.parse()).items
+    except Invalid as exc:
+        # the envelope: 413 past the most items a batch holds, 400 otherwise
+        status = 413 if exc.status == 413 else 400
+        code = "too_large" if status == 413 else "bad_body"
+        detail = (
+            f"items {exc.message}" if exc.path else "the body must be an object with a non-empty list `items`"
+        )
+        raise Problem(status, detail, field="items", code=code) from None
     ctx = ctx_of(request)
     results: list[dict[str, Any]] = [{} for _ in items]
-    todo: list[tuple[int, WorkRequest]] = []
-    rows: list[tuple[str, str, str, int, dict[str, Any], dict[str, int], str]] = []
+    todo: list[tuple[int, WorkBatchItem]] = []
+    rows: list[NewItem] = []
     now = ctx.store.now_ms()
     for i, raw in enumerate(items):
         try:
-            key = ""
-            if isinstance(raw, dict) and "idempotency_key" in raw:
-                raw = dict(raw)
-                key = raw.pop("idempotency_key")
-                if not isinstance(key, str) or len(key) > 200:
-                    raise Problem(
-                        422, "idempotency_key must be a string of at most 200 characters",
-                        field="idempotency_key",
-                    )  # fmt: skip
-            req = parse_work(raw)
-        except Problem as exc:
-            results[i] = _item_problem(i, exc)
+            req = decode(bytes(raw), WorkBatchItem)
+        except Invalid as exc:
+            results[i] = _item_problem(i, invalid(exc))
             continue
         todo.append((i, req))
-        rows.append(
-            (new_work_id(now / 1000), req.queue, req.channel, req.priority, req.data(now), req.skills, key)
-        )
+        rows.append(new_item(req, now, req.idempotency_key))
     # one pipeline of work_create scripts: one round trip for the whole batch
     outcomes = await ctx.store.create_work_many(rows) if rows else []
     woke: set[str] = set()
     for (i, req), res in zip(todo, outcomes, strict=True):
         if isinstance(res, ScriptError):
-            results[i] = _item_problem(i, script_problem(res))
+            problem = script_problem(res)
+            if problem.field == IDEMPOTENCY_KEY:
+                problem.field = "idempotency_key"
+            results[i] = _item_problem(i, problem)
             continue
         wid, created = res
         status = 201 if created else 200
@@ -126,14 +136,11 @@ async def get_work(request: Request) -> Response:
     return json(item)
 
 
-async def cancel_work(request: Request) -> Response:
+@takes(CancelInput, required=False)
+async def cancel_work(request: Request, body: Body[CancelInput]) -> Response:
     require(request, "service", "supervisor")
     wid = request.path_params["work_id"]
-    reason = "cancelled"
-    if int(request.headers.get("content-length") or 0) > 0:
-        body = await read_json(request)
-        if isinstance(body, dict) and isinstance(body.get("reason"), str):
-            reason = body["reason"][:200]
+    reason = (await body()).reason
     ctx = ctx_of(request)
     woke = await ctx.store.cancel(wid, reason)
     ctx.dispatcher.wake(woke)

@@ -40,15 +40,20 @@ class Invalid(ValueError):
     same as text (``agents[2].skills.english``; ``body`` for the whole
     document) and `pointer` as a JSON Pointer."""
 
-    def __init__(self, field: str, message: str, path: Sequence[Segment] = ()) -> None:
+    def __init__(
+        self, field: str, message: str, path: Sequence[Segment] = (), *, status: int = 422, reason: str = ""
+    ) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
         self.path = tuple(path)
+        self.status = status
+        # msgspec's own words for the refusal, when it was msgspec's
+        self.reason = reason
 
     @classmethod
-    def at(cls, path: Sequence[Segment], message: str) -> Invalid:
-        return cls(field_name(path), message, path)
+    def at(cls, path: Sequence[Segment], message: str, *, status: int = 422, reason: str = "") -> Invalid:
+        return cls(field_name(path), message, path, status=status, reason=reason)
 
     @property
     def pointer(self) -> str:
@@ -81,7 +86,12 @@ def decode(raw: bytes, tp: type[T]) -> T:
         return _decoder(tp).decode(raw)  # type: ignore[no-any-return, arg-type]
     except msgspec.ValidationError as exc:
         # the slow path, only for a refusal: the untyped document locates it
-        raise explain(tp, msgspec.json.decode(raw), exc) from None
+        # (a type refused early may hide bytes that are no JSON at all)
+        try:
+            data = msgspec.json.decode(raw)
+        except msgspec.DecodeError as bad:
+            raise Malformed(str(bad)) from None
+        return _retry(data, tp, exc)
     except msgspec.DecodeError as exc:
         raise Malformed(str(exc)) from None
 
@@ -91,7 +101,55 @@ def convert(data: Any, tp: type[T]) -> T:
     try:
         return msgspec.convert(data, tp)
     except msgspec.ValidationError as exc:
-        raise explain(tp, data, exc) from None
+        return _retry(data, tp, exc)
+
+
+_WHOLE_FLOAT: Final = re.compile(r"^Expected `int[^`]*`, got `float`")
+
+
+def _retry(data: Any, tp: type[T], exc: msgspec.ValidationError) -> T:
+    """`exc` as an `Invalid`, unless what was refused is a whole number
+    written as a float (``2.0``), which JSON counts as the integer it equals:
+    that value is taken as the integer and the document tried again."""
+    for _ in range(64):
+        found = explain(tp, data, exc)
+        value = _at(data, found.path)
+        if not (_WHOLE_FLOAT.match(found.reason) and isinstance(value, float) and value.is_integer()):
+            raise found from None
+        data = _replace(data, found.path, int(value))
+        try:
+            return msgspec.convert(data, tp)
+        except msgspec.ValidationError as again:
+            exc = again
+    raise explain(tp, data, exc) from None
+
+
+def _at(data: Any, path: Sequence[Segment]) -> Any:
+    for seg in path:
+        data = _child(data, seg)
+    return data
+
+
+def _replace(data: Any, path: Sequence[Segment], new: Any) -> Any:
+    """`data` with the value at `path` replaced (a copy along the path)."""
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(data, list) and isinstance(head, int):
+        return [*data[:head], _replace(data[head], rest, new), *data[head + 1 :]]
+    if isinstance(data, dict):
+        key = head if head in data else next((k for k in data if str(k) == str(head)), head)
+        return {**data, key: _replace(data[key], rest, new)}
+    return data
+
+
+def value(data: Any, tp: Any, field: str) -> Any:
+    """One value (a path parameter, a header) as `tp`; `Invalid` names `field`."""
+    try:
+        return msgspec.convert(data, tp)
+    except msgspec.ValidationError as exc:
+        found = explain(tp, data, exc)
+        raise Invalid.at((field, *found.path), found.message) from None
 
 
 # -- naming a refusal ------------------------------------------------------------------
@@ -128,8 +186,10 @@ def explain(tp: Any, data: Any, exc: msgspec.ValidationError) -> Invalid:
                     msgspec.convert(v, value_tp)
                 except msgspec.ValidationError as inner:
                     found = explain(value_tp, v, inner)
-                    return Invalid.at([*path, str(k), *found.path], found.message)
-            return Invalid.at(path, _sentence(text, sub))
+                    return Invalid.at(
+                        [*path, str(k), *found.path], found.message, status=found.status, reason=found.reason
+                    )
+            return Invalid.at(path, _sentence(text, sub), reason=text)
         seg: Segment = int(index) if index else name
         path.append(seg)
         node = _child(node, seg)
@@ -144,7 +204,7 @@ def explain(tp: Any, data: Any, exc: msgspec.ValidationError) -> Invalid:
         return Invalid.at(path, "has a key that is not valid")
     cause = exc.__cause__
     if isinstance(cause, FieldError):
-        return Invalid.at([*path, *_split(cause.field)], cause.message)
+        return Invalid.at([*path, *_split(cause.field)], cause.message, status=cause.status)
     if u := _UNKNOWN.match(text):
         struct = _struct(sub)
         known = sorted(f.encode_name for f in msgspec.structs.fields(struct)) if struct else []
@@ -154,7 +214,7 @@ def explain(tp: Any, data: Any, exc: msgspec.ValidationError) -> Invalid:
         field_tp = _member(sub, r[1])
         what = _description(field_tp)
         return Invalid.at([*path, r[1]], f"is required ({what})" if what else "is required")
-    return Invalid.at(path, _sentence(text, sub))
+    return Invalid.at(path, _sentence(text, sub), reason=text)
 
 
 def _sentence(text: str, tp: Any) -> str:
@@ -168,7 +228,8 @@ def _sentence(text: str, tp: Any) -> str:
     e = _EXPECTED.match(text)
     if e is None:
         return text[:1].lower() + text[1:]
-    kinds = " or ".join(_WHAT.get(k.strip(), k.strip()) for k in e[1].split("|"))
+    names = [_WHAT.get(k.strip(), k.strip()) for k in e[1].split("|")]
+    kinds = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
     rest = e[3].strip()
     if rest.startswith("of length"):
         return f"must be {kinds} of length {rest[len('of length') :].strip()}"
@@ -251,7 +312,7 @@ def _description(tp: Any) -> str:
     for meta in metas:
         if meta.description:
             return meta.description
-    options = [o for o in _options(tp) if _strip(o)[0] is not type(None)]
+    options = [o for o in _options(tp) if _strip(o)[0] not in (type(None), msgspec.UnsetType)]
     if len(options) == 1 and options[0] is not tp:
         return _description(options[0])
     return ""

@@ -128,10 +128,13 @@ class FieldError(ValueError):
     wraps it in its ValidationError (with the Struct's path), and
     `presence.schema.Invalid` names `field` below that path."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, status: int = 422) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        # the HTTP status of the refusal when it is not a plain invalid field
+        # (413: more than a body may hold)
+        self.status = status
 
 
 def given(value: Any) -> bool:
@@ -204,7 +207,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-def free_form(value: Any, field: str, limit: int) -> tuple[Any, int]:
+def free_form(value: Any, field: str, limit: int | None = None) -> tuple[Any, int]:
     """A free-form value made storable (`plain`) and its size in bytes of
     JSON, refused (`FieldError` on `field`) past `limit` bytes."""
     try:
@@ -215,6 +218,6 @@ def free_form(value: Any, field: str, limit: int) -> tuple[Any, int]:
         except ValueError as exc:
             raise FieldError(field, str(exc)) from None
         size = len(orjson.dumps(value))
-    if size > limit:
+    if limit is not None and size > limit:
         raise FieldError(field, f"must be at most {limit} bytes of JSON")
     return value, size

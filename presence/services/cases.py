@@ -17,9 +17,6 @@ from presence.router.dispatcher import Dispatcher
 from presence.store import Store, new_work_id
 from presence.store import cases as case_store
 
-# the longest note, handoff note or comment an agent may write
-NOTE_MAX = 4000
-
 
 async def customer_of(
     store: Store, *, phone: str = "", email: str = "", name: str = ""

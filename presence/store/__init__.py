@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
@@ -22,7 +23,7 @@ from presence.center import Agent, Center, Queue
 from presence.store.keys import Keys
 from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts
 
-__all__ = ["AgentSnapshot", "Keys", "ScriptError", "Store", "new_work_id"]
+__all__ = ["AgentSnapshot", "Keys", "NewItem", "ScriptError", "Store", "new_work_id"]
 
 Clock = Callable[[], float]
 # An agent's snapshot as read from Redis: its view, open offers, work in hand.
@@ -32,6 +33,21 @@ log = logging.getLogger("presence.store")
 # Items stored per script call by `create_work_many`: large enough to share
 # the call's set-up, small enough that Redis is never busy for long.
 CREATE_CHUNK = 128
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    """One item for `Store.create_work_many` (the arguments of `create_work`)."""
+
+    work_id: str
+    queue: str
+    channel: str
+    priority: int
+    data: dict[str, Any]
+    skills: dict[str, int] = field(default_factory=dict)
+    idempotency_key: str = ""
+    digest: str = ""
+
 
 # Fields of a work item hash that are shown as they are (ms timestamps etc.).
 _WORK_TIMES = ("created", "offered_at", "accepted_at", "wrapup_at", "ended_at", "expires")
@@ -285,10 +301,14 @@ class Store:
         skills: dict[str, int],
         idempotency_key: str = "",
         idempotency_ttl: int = 86400,
+        digest: str = "",
     ) -> tuple[str, bool]:
         """Store a new item; returns (id, created) (created False: idempotent retry).
 
-        Concurrent calls (many single POSTs at once) share one script call."""
+        With an idempotency key, `digest` says what the body was: a reuse of
+        the key with a different digest is refused (ScriptError on field
+        ``Idempotency-Key``). Concurrent calls (many single POSTs at once)
+        share one script call."""
         reply = await self.batched["work_create"](
             work_id,
             queue,
@@ -298,32 +318,33 @@ class Store:
             msgpack.packb(skills),
             idempotency_key,
             idempotency_ttl,
+            digest,
         )
         return str(reply[0]), reply[1] == "created"
 
     async def create_work_many(
         self,
-        items: list[tuple[str, str, str, int, dict[str, Any], dict[str, int], str]],
+        items: list[NewItem],
         idempotency_ttl: int = 86400,
     ) -> list[tuple[str, bool] | ScriptError]:
         """`create_work` for many items in one script call per `CREATE_CHUNK`.
 
         Each item is still its own atomic change: one refusal (an unknown
-        queue) never affects another. Items are (work id, queue, channel,
-        priority, data, skills, idempotency key); results are in order.
+        queue) never affects another. Results are in order.
         """
         calls = [
             (
-                wid,
-                queue,
-                channel,
-                priority,
-                msgpack.packb(data, use_bin_type=True),
-                msgpack.packb(skills),
-                key,
+                it.work_id,
+                it.queue,
+                it.channel,
+                it.priority,
+                msgpack.packb(it.data, use_bin_type=True),
+                msgpack.packb(it.skills),
+                it.idempotency_key,
                 idempotency_ttl,
+                it.digest,
             )
-            for wid, queue, channel, priority, data, skills, key in items
+            for it in items
         ]
         out: list[tuple[str, bool] | ScriptError] = []
         for start in range(0, len(calls), CREATE_CHUNK):

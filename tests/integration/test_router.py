@@ -302,6 +302,84 @@ async def test_idempotency_key_returns_the_same_item_and_creates_nothing(
     await no_offer(bo)
 
 
+async def test_an_item_without_skills_needs_none(server_factory: ServerFactory) -> None:
+    """`skills` may be left out: the item has no requirements, so an agent
+    with no skills at all gets it."""
+    server = server_factory(CENTER)
+    bo = await online(server, "bo")  # no skills
+    r = _post_raw(server, {"channel": "chat", "queue": "ma", "subject": "plain"})
+    assert r.status_code == 201, r.text
+    assert (await offered(bo))["work_id"] == r.json()["id"]
+    assert get_work(server, r.json()["id"])["skills"] == {}
+
+
+def _idem(server: ServerProcess, key: str, body: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token('service', 'crm')}", "Idempotency-Key": key}
+    return httpx.post(f"{server.http}/api/v1/work", json=body, headers=headers, timeout=10)
+
+
+def _batch(server: ServerProcess, items: list[Any]) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token('service', 'crm')}"}
+    return httpx.post(f"{server.http}/api/v1/work:batch", json={"items": items}, headers=headers, timeout=10)
+
+
+async def test_idempotency_key_with_another_body_is_refused(server_factory: ServerFactory) -> None:
+    """The same key and body answer the first item (200); the same key with
+    another body is a 422 naming the key, and stores nothing. "The same
+    body" is the body as decoded: key order, spacing and an explicit
+    default do not make it another."""
+    server = server_factory(CENTER)
+    body = {"channel": "chat", "queue": "ma", "subject": "refund", "payload": {"a": 1, "b": [1, 2]}}
+    first = _idem(server, "crm-7", body)
+    assert first.status_code == 201, first.text
+    wid = first.json()["id"]
+    same = {"payload": {"b": [1, 2], "a": 1}, "priority": 0, "skills": {}, **body}  # reordered, defaults
+    again = _idem(server, "crm-7", dict(reversed(list(same.items()))))
+    assert again.status_code == 200 and again.json()["id"] == wid, again.text
+    for other in ({**body, "subject": "refund!"}, {**body, "priority": 1}, {**body, "payload": {"a": 2}}):
+        r = _idem(server, "crm-7", other)
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        problem = r.json()
+        assert problem["field"] == "Idempotency-Key" and "crm-7" in problem["detail"], problem
+        assert wid in problem["detail"]
+    assert created_count(server) == 1
+    # the batch form answers the same way, per item, naming the item's key
+    r = _batch(
+        server, [{**body, "idempotency_key": "crm-7"}, {**body, "subject": "x", "idempotency_key": "crm-7"}]
+    )
+    res = r.json()["items"]
+    assert res[0]["status"] == 200 and res[0]["id"] == wid, res
+    assert res[1]["status"] == 422 and res[1]["problem"]["field"] == "items[1].idempotency_key", res
+    assert created_count(server) == 1
+
+
+async def test_idempotency_check_is_atomic(server_factory: ServerFactory) -> None:
+    """Concurrent posts with one key and different bodies: exactly one item
+    is made; every other post is refused (422) unless its body is the
+    winner's, which answers that item (200)."""
+    server = server_factory(CENTER)
+    bodies = [{"channel": "chat", "queue": "ma", "subject": f"s{i % 4}"} for i in range(24)]
+    async with httpx.AsyncClient(timeout=20) as client:
+        headers = {"Authorization": f"Bearer {token('service', 'crm')}", "Idempotency-Key": "race-1"}
+        replies = await asyncio.gather(
+            *(client.post(f"{server.http}/api/v1/work", json=b, headers=headers) for b in bodies)
+        )
+    created = [(b, r) for b, r in zip(bodies, replies, strict=True) if r.status_code == 201]
+    assert len(created) == 1, [r.status_code for r in replies]
+    winner, first = created[0]
+    wid = first.json()["id"]
+    for b, r in zip(bodies, replies, strict=True):
+        if r is first:
+            continue
+        if b == winner:
+            assert r.status_code == 200 and r.json()["id"] == wid, r.text
+        else:
+            assert r.status_code == 422 and r.json()["field"] == "Idempotency-Key", r.text
+    assert created_count(server) == 1
+    assert get_work(server, wid)["subject"] == winner["subject"]
+
+
 async def test_get_work_shows_state_and_history(server_factory: ServerFactory) -> None:
     server = server_factory(CENTER)
     bo = await online(server, "bo")
@@ -353,7 +431,8 @@ async def test_intake_validation_names_the_field_and_stores_nothing(server_facto
     for body, field in (
         ({**good, "queue": "nowhere"}, "queue"),
         ({**good, "channel": "pigeon"}, "channel"),
-        ({"channel": "chat", "queue": "ma"}, "skills"),
+        ({**good, "skills": {"bad skill": 1}}, "skills.bad skill"),
+        ({**good, "customer": {"id": [1]}}, "customer.id"),
         ({**good, "priority": 100}, "priority"),
         ({**good, "priority": "high"}, "priority"),
         ({**good, "skills": {"english": 11}}, "skills.english"),

@@ -133,3 +133,16 @@ def test_api_queue_body_names_the_field() -> None:
     with pytest.raises(Invalid) as info:
         parse_queue("q", "not an object")
     assert info.value.field == "body"
+
+
+def test_the_configuration_reference_is_the_schemas() -> None:
+    """docs/configuration.md holds the table `presence.schema.center.reference`
+    generates from `CenterFile`: a key added to the schema and not to the
+    reference (or the other way) fails here."""
+    from presence.schema.center import reference
+
+    text = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text("utf-8")
+    begin, end = "<!-- center-reference: begin (generated) -->\n", "<!-- center-reference: end -->"
+    assert begin in text and end in text, "docs/configuration.md lost its generated reference"
+    published = text.split(begin, 1)[1].split(end, 1)[0]
+    assert published == reference(), "regenerate it: python -m presence.schema.center"

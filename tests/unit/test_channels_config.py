@@ -73,10 +73,18 @@ def test_queue_overflow_and_relaxation() -> None:
     assert c.queues["support"].escalate_at() == 10
     q2 = {**q, "overflow_when_unstaffed": True}
     assert parse_center({"queues": [q2, {"name": "billing"}]}).queues["support"].escalate_at() == 0
-    bad = {**q, "relax": [{"after": 10}, {"after": 5}]}
+    # steps apply in the order of their time, however they are listed (a
+    # rule JSON Schema cannot state is not a rule of the schema)
+    unsorted = {**q, "relax": [{"after": 10}, {"after": 5, "drop": ["english"]}]}
+    steps = parse_center({"queues": [unsorted, {"name": "billing"}]}).queues["support"].relax
+    assert [(r.after, r.drop) for r in steps] == [(5.0, ("english",)), (10.0, ())]
+    bad = {**q, "relax": [{"after": 10}, {"after": -5}]}
     with pytest.raises(Invalid) as exc:
         parse_center({"queues": [bad, {"name": "billing"}]})
     assert exc.value.field == "queues[0].relax[1].after"
+    with pytest.raises(Invalid) as exc:
+        parse_center({"queues": [{**q, "relax": [{"lower": 1}]}, {"name": "billing"}]})
+    assert exc.value.field == "queues[0].relax[0].after" and "required" in exc.value.message
 
 
 def test_signature_is_hmac_sha256_of_the_body() -> None:

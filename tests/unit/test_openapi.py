@@ -50,3 +50,75 @@ def test_undocumented_route_is_named() -> None:
     assert openapi.undocumented([extra]) == [("POST", "/api/v1/not-described/{x}")]
     generic = openapi.document([extra])["paths"]["/api/v1/not-described/{x}"]["post"]
     assert "503" in generic["responses"]
+
+
+# -- the document and the handlers: one registry --------------------------------------
+
+BODYLESS = {
+    # writes that take no body at all (the path says everything)
+    ("DELETE", "/api/v1/agents/{agent_id}"),
+    ("DELETE", "/api/v1/queues/{name}"),
+    ("POST", "/api/v1/work/{work_id}/pull"),
+}
+
+
+def test_every_request_body_is_the_one_its_handler_decodes_with() -> None:
+    """Each operation's requestBody is the schema of the Struct its handler
+    decodes with (`takes`), with its media types; every write that takes a
+    body declares one, and a body-less write has none."""
+    import msgspec
+
+    from presence.http.common import BODIES
+
+    routes = create_app(Settings()).routes
+    doc = openapi.document(routes)
+    comps = doc["components"]["schemas"]
+    declared = openapi.request_body_types(routes)
+    for method, path, endpoint in openapi.endpoints_of(routes):
+        op = doc["paths"][path][method.lower()]
+        spec = BODIES.get(endpoint)
+        if method in ("GET", "HEAD") or (method, path) in BODYLESS:
+            assert spec is None and "requestBody" not in op, (method, path)
+            continue
+        assert spec is not None, f"{method} {path} reads no declared body: give its handler @takes(...)"
+        assert declared[(method, path)] is spec.type
+        content = op["requestBody"]["content"]
+        assert set(content) == set(spec.media), (method, path)
+        assert op["requestBody"]["required"] is spec.required
+        name = spec.type.__name__
+        for media in content.values():
+            assert media["schema"] == {"$ref": f"#/components/schemas/{name}"}, (method, path)
+        # the component is msgspec's schema of that Struct (plus its rules across fields)
+        _, mine = msgspec.json.schema_components([spec.type], ref_template="#/components/schemas/{name}")
+        for key, value in mine[name].items():
+            assert comps[name][key] == value, (name, key)
+
+
+def test_path_parameters_are_declared_by_their_type() -> None:
+    import msgspec
+
+    from presence.http.common import PATH
+
+    doc = openapi.document(create_app(Settings()).routes)
+    seen = set()
+    for path, ops in doc["paths"].items():
+        for op in ops.values():
+            for p in op.get("parameters", []):
+                if p["in"] == "path":
+                    assert p["schema"] == msgspec.json.schema(PATH[p["name"]][0]), (path, p)
+                    seen.add(p["name"])
+    assert seen == set(PATH)
+
+
+def test_queue_documents_carry_overflow_and_relaxation() -> None:
+    doc = openapi.document(create_app(Settings()).routes)
+    comps = doc["components"]["schemas"]
+    for name in ("QueueInput", "Queue"):
+        props = comps[name]["properties"]
+        assert {"overflow_to", "overflow_after", "overflow_when_unstaffed", "relax"} <= set(props), name
+    # the answer always carries every setting; the body needs none of them
+    assert set(comps["Queue"]["required"]) == set(comps["Queue"]["properties"])
+    assert comps["QueueInput"]["required"] == []
+    assert comps["QueueInput"]["properties"]["name"]["readOnly"] is True
+    form = doc["paths"]["/forms/case"]["post"]["requestBody"]["content"]
+    assert set(form) == {"application/x-www-form-urlencoded", "multipart/form-data"}

@@ -10,41 +10,21 @@ changes nothing.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from presence.http.channels.common import (
-    REF_MAX,
-    TEXT_MAX,
-    center_of,
-    customer_of,
-    intake_response,
-    invalid,
-    known_fields,
-    obj,
-    priority_of,
-    skills_of,
-    text,
-)
-from presence.http.common import ctx_of, read_json, require
+from presence.http.channels.common import center_of, customer_of, intake_response
+from presence.http.common import Body, ctx_of, require, takes
 from presence.problems import Problem
+from presence.schema.channels import MessageInput, Sender
 from presence.services import cases
 
-FIELDS = {"conversation_id", "message_id", "from", "text", "subject", "priority", "skills", "attachments"}
-SENDER_FIELDS = {"id", "name", "phone", "email", "handle"}
+SENDER_FIELDS = tuple(Sender.__struct_fields__)
 
 
-def _ref(body: dict[str, Any], name: str, required: bool) -> str:
-    v = text(body, name, required=required, max_len=REF_MAX, what="an id from the messaging platform")
-    if v and any(c.isspace() for c in v):
-        raise invalid(name, "must not contain spaces")
-    return v
-
-
-async def message(request: Request) -> Response:
+@takes(MessageInput)
+async def message(request: Request, body: Body[MessageInput]) -> Response:
     require(request, "service", "supervisor")
     channel = request.path_params["channel"]
     queues = center_of(request).intake.messaging
@@ -55,29 +35,11 @@ async def message(request: Request) -> Response:
             field="channel",
             code="not_found",
         )
-    body = obj(await read_json(request))
-    known_fields(body, FIELDS)
-    conv = _ref(body, "conversation_id", True)
-    mid = _ref(body, "message_id", False)
-    sender = body.get("from", {})
-    if isinstance(sender, str):
-        sender = {"id": sender}
-    if not isinstance(sender, dict):
-        raise invalid("from", "must be an object {id, name, phone, email, handle} or a sender id")
-    known_fields(sender, SENDER_FIELDS)
-    who: dict[str, str] = {}
-    for k in sorted(SENDER_FIELDS):
-        v = sender.get(k)
-        if v is None or v == "":
-            continue
-        if not isinstance(v, str) or len(v) > 200:
-            raise invalid(f"from.{k}", "must be a string of at most 200 characters")
-        who[k] = v
-    words = text(body, "text", required=True, max_len=TEXT_MAX, what="the message text")
-    attachments = body.get("attachments", [])
-    if not isinstance(attachments, list) or len(attachments) > 20:
-        raise invalid("attachments", "must be a list of at most 20 items")
-    priority, skills = priority_of(body), skills_of(body)
+    msg_in = await body()
+    conv, mid, words = msg_in.conversation_id, msg_in.message_id or "", msg_in.text
+    sender = Sender(id=msg_in.from_) if isinstance(msg_in.from_, str) else msg_in.from_
+    who = {k: v for k in sorted(SENDER_FIELDS) if (v := getattr(sender, k))}
+    attachments, priority, skills = msg_in.attachments, msg_in.priority, msg_in.skills
     customer, customer_id, lead = await customer_of(
         request, phone=who.get("phone", ""), email=who.get("email", ""), name=who.get("name", "")
     )
@@ -99,7 +61,7 @@ async def message(request: Request) -> Response:
         ctx.center,
         channel=channel,
         queue=queues[channel],
-        subject=text(body, "subject", max_len=1000) or words[:120],
+        subject=msg_in.subject or words[:120],
         customer=customer,
         customer_id=customer_id,
         lead=lead,

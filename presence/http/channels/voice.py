@@ -16,61 +16,26 @@ wrap-up).
 
 from __future__ import annotations
 
-import re
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from presence.http.channels.common import (
-    center_of,
-    customer_of,
-    intake_response,
-    invalid,
-    known_fields,
-    obj,
-    priority_of,
-    skills_of,
-    text,
-)
-from presence.http.common import ctx_of, json, read_json, require
+from presence.http.channels.common import center_of, customer_of, intake_response
+from presence.http.common import Body, ctx_of, json, path_param, require, takes
+from presence.schema.channels import CallInput, HangupInput
 from presence.services import cases
 
-CALL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$")
-DIGITS_RE = re.compile(r"^[0-9*#]{0,32}$")
-NUMBER_RE = re.compile(r"^\+?[0-9A-Za-z_.:@*#()\- ]{1,64}$")
-FIELDS = {"call_id", "from", "to", "digits", "caller_name", "priority", "skills", "subject"}
 
-
-def _call_id(value: str) -> str:
-    if not CALL_ID_RE.match(value):
-        raise invalid("call_id", "must be 1-128 letters, digits or _ . : @ + -")
-    return value
-
-
-async def call_arrived(request: Request) -> Response:
+@takes(CallInput)
+async def call_arrived(request: Request, body: Body[CallInput]) -> Response:
     require(request, "service", "supervisor")
-    body = obj(await read_json(request))
-    known_fields(body, FIELDS)
-    call_id = _call_id(
-        text(body, "call_id", required=True, max_len=128, what="the telephony system's call id")
-    )
-    caller = text(body, "from", required=True, max_len=64, what="the caller's number")
-    dialled = text(body, "to", max_len=64, what="the dialled number")
-    for name, value in (("from", caller), ("to", dialled)):
-        if value and not NUMBER_RE.match(value):
-            raise invalid(name, "must be a phone number or SIP user")
-    digits = text(body, "digits", max_len=32, what="the IVR digits the caller pressed")
-    if not DIGITS_RE.match(digits):
-        raise invalid("digits", "must be the keys pressed: 0-9, * and #")
-    priority, skills = priority_of(body), skills_of(body)
+    call = await body()
+    call_id, caller, dialled, digits = call.call_id, call.from_, call.to or "", call.digits or ""
     intake = center_of(request).intake
     queue = intake.ivr.get(digits) if digits else None
     queue = queue or intake.numbers.get(dialled) or intake.voice_queue
-    customer, customer_id, lead = await customer_of(
-        request, phone=caller, name=text(body, "caller_name", max_len=200)
-    )
-    subject = text(body, "subject", max_len=1000) or f"Call from {caller}"
+    customer, customer_id, lead = await customer_of(request, phone=caller, name=call.caller_name or "")
+    subject = call.subject or f"Call from {caller}"
     ctx = ctx_of(request)
     result = await cases.open_case(
         ctx.store,
@@ -88,20 +53,17 @@ async def call_arrived(request: Request) -> Response:
         dedupe=f"call:{call_id}",
         register=[f"call:{call_id}"],
         on_match="duplicate",
-        priority=priority,
-        skills=skills,
+        priority=call.priority,
+        skills=call.skills,
     )
     return intake_response(result, queue=queue, customer=customer)
 
 
-async def call_hangup(request: Request) -> Response:
+@takes(HangupInput, required=False)
+async def call_hangup(request: Request, body: Body[HangupInput]) -> Response:
     require(request, "service", "supervisor")
-    call_id = _call_id(request.path_params["call_id"])
-    reason = "hangup"
-    if int(request.headers.get("content-length") or 0) > 0:
-        body = obj(await read_json(request))
-        known_fields(body, {"reason"})
-        reason = text(body, "reason", max_len=200) or reason
+    call_id = path_param(request, "call_id")
+    reason = (await body()).reason or "hangup"
     ctx = ctx_of(request)
     wid, outcome = await cases.hang_up(ctx.store, ctx.dispatcher, call_id, reason)
     return json({"id": wid, "outcome": outcome})

@@ -1,0 +1,141 @@
+"""The case routes' shapes: a note, a case status, a transfer, the
+supervisor's moves (reassign, push), a customer of the directory, and
+their answers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+import msgspec
+from msgspec import Meta, Struct
+
+from presence.schema.common import (
+    AgentId,
+    CustomerId,
+    Note,
+    NoteText,
+    OptionalAgentId,
+    OptionalQueueName,
+    Shape,
+    ShortText,
+    WorkId,
+    free_form,
+)
+
+ATTRIBUTES_MAX: Final = 8000
+
+
+class CommentInput(Shape, kw_only=True):
+    """A note on an item's timeline (``POST /api/v1/work/{work_id}/comments``)."""
+
+    text: NoteText
+
+
+class CaseStatusInput(Shape, kw_only=True):
+    """``POST /api/v1/work/{work_id}/status``."""
+
+    status: Annotated[
+        str,
+        Meta(min_length=1, max_length=64, description="one of the center's case statuses ([cases] statuses)"),
+    ]
+
+
+HandoffNote = Annotated[Note, Meta(description="a handoff note for the next agent")]
+
+
+class TransferInput(Shape, kw_only=True):
+    """``POST /api/v1/work/{work_id}/transfer``: to an agent or to a queue."""
+
+    GIVEN = ((("to_agent", "to_queue"), True),)
+
+    to_agent: OptionalAgentId | None = ""
+    to_queue: OptionalQueueName | None = ""
+    note: HandoffNote | None = ""
+
+
+class ReassignInput(Shape, kw_only=True):
+    """``POST /api/v1/work/{work_id}/reassign``: the item moves to this agent."""
+
+    agent_id: AgentId
+    note: HandoffNote | None = ""
+
+
+class PushInput(Shape, kw_only=True):
+    """``POST /api/v1/work/{work_id}/push``: the item is offered to this agent."""
+
+    agent_id: AgentId
+
+
+# -- the customer directory ---------------------------------------------------------------
+
+# A phone number as the directory keys it (presence.store.cases.normalise_phone):
+# its digits, and a leading +, 3 to 32 characters in all.
+CustomerPhone = Annotated[
+    str,
+    Meta(
+        pattern=r"^\s*(?:\+(?:\D*\d){2,31}|(?:[^\d\s+]\D*)?\d(?:\D*\d){2,31})\D*$",
+        description="a phone number: 3-32 digits (and a leading +), in any layout",
+    ),
+]
+CustomerEmail = Annotated[
+    str,
+    Meta(max_length=254, pattern=r"^\s*[^@\s]+@[^@\s]+\s*$", description="an email address"),
+]
+
+
+class CustomerInput(Shape, kw_only=True):
+    """A customer of the directory (``PUT /api/v1/customers/{customer_id}``)."""
+
+    name: ShortText | msgspec.UnsetType | None = msgspec.UNSET
+    company: ShortText | msgspec.UnsetType | None = msgspec.UNSET
+    tier: ShortText | msgspec.UnsetType | None = msgspec.UNSET
+    language: ShortText | msgspec.UnsetType | None = msgspec.UNSET
+    notes: Note | msgspec.UnsetType | None = msgspec.UNSET
+    phones: Annotated[list[CustomerPhone], Meta(max_length=20)] = msgspec.field(default_factory=list)
+    emails: Annotated[list[CustomerEmail], Meta(max_length=20)] = msgspec.field(default_factory=list)
+    attributes: Annotated[
+        dict[str, Any], Meta(description=f"free fields, at most {ATTRIBUTES_MAX} bytes of JSON")
+    ] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.attributes, _ = free_form(self.attributes, "attributes", ATTRIBUTES_MAX)
+
+
+# -- answers --------------------------------------------------------------------------------
+
+
+class NoteAnswer(Struct, kw_only=True):
+    """A note as the timeline keeps it."""
+
+    author: str
+    text: str
+    ts: int
+
+
+class Comments(Struct, kw_only=True):
+    work_id: WorkId
+    comments: list[NoteAnswer]
+
+
+class Case(Struct, kw_only=True):
+    """A case's fields (status, source, category, customer, lead, times)."""
+
+    work_id: WorkId
+    lead: bool
+    status: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class Customer(Struct, kw_only=True):
+    """A customer of the directory."""
+
+    id: CustomerId
+    phones: list[str]
+    emails: list[str]
+    attributes: dict[str, Any]
+
+
+class Webhooks(Struct, kw_only=True):
+    """Each configured webhook and its delivery state."""
+
+    webhooks: list[dict[str, Any]]
