@@ -70,8 +70,10 @@ class Tracker:
     """Folds events in time order into facts and spans; aggregates windows.
 
     `arrivals` gives the arrival time of items created before the first
-    event fed (the item hash's ``created``), so an answer just after the
-    look-back still has its exact wait.
+    event fed (the item hash's ``created``), and `accepts` the accept time
+    of items accepted before it (``accepted_at``), so an answer or a
+    completion just after the look-back still has its exact wait or handle
+    time.
     """
 
     def __init__(
@@ -82,7 +84,8 @@ class Tracker:
     ) -> None:
         self.settings = settings
         self.arrivals = dict(arrivals or {})
-        # accept time of items completed without their accept in the events fed
+        # accept time of items completed without their accept in the events
+        # fed: the start of their handling
         self.accepts = dict(accepts or {})
         self.items: dict[str, ItemState] = {}
         self.facts: list[Fact] = []
@@ -99,8 +102,15 @@ class Tracker:
     def _item(self, e: Event) -> ItemState:
         it = self.items.get(e.work)
         if it is None:
+            # an item first seen after its arrival or its accept: their times
+            # from the item hash (`history.item_times`), so its wait and its
+            # handle time stay exact
             it = self.items[e.work] = ItemState(
-                created=self.arrivals.get(e.work), queue=e.queue, channel=e.channel, work=e.work
+                created=self.arrivals.get(e.work),
+                cycle=self.accepts.get(e.work),
+                queue=e.queue,
+                channel=e.channel,
+                work=e.work,
             )
         return it
 
@@ -367,14 +377,17 @@ def compute(
     settings: Settings | None = None,
     *,
     arrivals: Mapping[str, int] | None = None,
+    accepts: Mapping[str, int] | None = None,
     current: Mapping[str, tuple[str, str, int]] | None = None,
 ) -> dict[str, Groups]:
     """KPIs of each window from events sorted by time (the pure entry point).
 
-    `current` seeds agents whose status did not change in the events fed:
-    agent -> (status, reason, since), from their live view.
+    `arrivals` and `accepts` are the arrival and accept times of items
+    whose create or accept precede the events (`Tracker`); `current` seeds
+    agents whose status did not change in the events fed: agent -> (status,
+    reason, since), from their live view.
     """
-    t = Tracker(settings or Settings(), arrivals)
+    t = Tracker(settings or Settings(), arrivals, accepts)
     t.feed(sorted(events, key=lambda e: e.ts))
     for aid, (st, rs, since) in (current or {}).items():
         t.seed_status(aid, st, rs, since)

@@ -396,3 +396,15 @@ def test_incremental_agent_time_equals_span_sums(seed: int) -> None:
             assert (part[w].center, part[w].queues, part[w].channels) == (
                 want[w].center, want[w].queues, want[w].channels)  # fmt: skip
             assert part[w].agents == (want[w].agents if w == "today" else {})
+
+
+@pytest.mark.parametrize("cls", [Tracker, IncrementalTracker])
+def test_accept_before_the_events_keeps_the_handle_time(cls: type[Tracker]) -> None:
+    # "old" was accepted before the first event fed (its accept is not among
+    # them): its handle time runs from the item hash's accepted_at, as
+    # history.item_times reads it, not from nothing
+    t = cls(SETTINGS, arrivals={"old": ms(-300)}, accepts={"old": ms(-100)})
+    t.feed([ev("complete", 40, "old", "alice", "support", "chat")])
+    c = t.aggregate(NOW, {"h": T0})["h"].center
+    assert (c.handled, c.handle_ms) == (1, 140_000)
+    assert c.kpis()["aht"] == 140.0
