@@ -9,7 +9,7 @@ so an event is placed by the time the business saw, never lost to skew.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import Any
 
 import msgpack
@@ -92,25 +92,29 @@ async def settings(store: Store) -> Settings:
 
 
 async def item_times(
-    store: Store, events: Iterable[Event], known: Iterable[str] = ()
+    store: Store,
+    events: Iterable[Event],
+    known: Container[str] = (),
+    arrived: Container[str] = (),
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Arrival and accept times of items whose create or accept precede `events`.
 
     Read from the item hashes (``created``, ``accepted_at``), so an item
     answered or completed just after the events' start keeps its exact wait
-    and handle time.
+    and handle time. `known` names the items a tracker already follows (it
+    needs no accept time for them), `arrived` those whose arrival it knows.
     """
     events = list(events)
-    created = {e.work for e in events if e.ev in ("create", "reopen")} | set(known)
-    accepted = {e.work for e in events if e.ev == "accept"} | set(known)
+    created = {e.work for e in events if e.ev in ("create", "reopen")}
+    accepted = {e.work for e in events if e.ev == "accept"}
     need = sorted(
         {
             e.work
             for e in events
             if e.work
             and (
-                (e.ev in ("accept", "abandon") and e.work not in created)
-                or (e.ev == "complete" and e.work not in accepted)
+                (e.ev in ("accept", "abandon") and e.work not in created and e.work not in arrived)
+                or (e.ev == "complete" and e.work not in accepted and e.work not in known)
             )
         }
     )
@@ -122,9 +126,9 @@ async def item_times(
     arrivals: dict[str, int] = {}
     accepts: dict[str, int] = {}
     for wid, (c, a) in zip(need, await pipe.execute(), strict=True):
-        if c and wid not in created:
+        if c and wid not in created and wid not in arrived:
             arrivals[wid] = int(float(_s(c)))
-        if a and wid not in accepted:
+        if a and wid not in accepted and wid not in known:
             accepts[wid] = int(float(_s(a)))
     return arrivals, accepts
 

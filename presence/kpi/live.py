@@ -338,7 +338,9 @@ class LiveKpis:
         if not events:
             return
         events.sort(key=lambda e: e.ts)
-        arrivals, accepts = await history.item_times(self.store, events, self.tracker.items)
+        arrivals, accepts = await history.item_times(
+            self.store, events, self.tracker.items, self.tracker.arrived
+        )
         self.tracker.arrivals.update(arrivals)
         self.tracker.accepts.update(accepts)
         for i in range(0, len(events), FEED_CHUNK):

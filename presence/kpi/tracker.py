@@ -26,7 +26,7 @@ documented in ``docs/kpis.md``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Generator, Iterable, Mapping
+from collections.abc import Callable, Collection, Container, Generator, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from presence.kpi.aggregates import (
@@ -64,6 +64,19 @@ class ItemState:
     flagged: bool = False  # transferred or reopened: not first-contact resolved
     done: bool = False
     work: str = ""
+
+
+class _Arrived:
+    """The items of `items` whose arrival time is known, as a container."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: Mapping[str, ItemState]) -> None:
+        self.items = items
+
+    def __contains__(self, work: object) -> bool:
+        it = self.items.get(work) if isinstance(work, str) else None
+        return it is not None and it.created is not None
 
 
 class Tracker:
@@ -112,6 +125,9 @@ class Tracker:
                 channel=e.channel,
                 work=e.work,
             )
+        elif it.created is None and e.work in self.arrivals:
+            # seen before its arrival time was read (an offer in an earlier batch)
+            it.created = self.arrivals[e.work]
         return it
 
     def _close(self, span: Span) -> None:
@@ -122,6 +138,11 @@ class Tracker:
 
     def _flag(self, it: ItemState) -> None:
         it.flagged = True
+
+    @property
+    def arrived(self) -> Container[str]:
+        """The items whose arrival time this tracker knows (`history.item_times`)."""
+        return _Arrived(self.items)
 
     def flagged(self, work: str) -> bool:
         it = self.items.get(work)

@@ -408,3 +408,16 @@ def test_accept_before_the_events_keeps_the_handle_time(cls: type[Tracker]) -> N
     c = t.aggregate(NOW, {"h": T0})["h"].center
     assert (c.handled, c.handle_ms) == (1, 140_000)
     assert c.kpis()["aht"] == 140.0
+
+
+@pytest.mark.parametrize("cls", [Tracker, IncrementalTracker])
+def test_arrival_learnt_after_the_item_was_seen_keeps_the_wait(cls: type[Tracker]) -> None:
+    # the live task feeds each second's events: "old" (arrived before the
+    # events began) is offered in one batch and answered in a later one,
+    # its arrival read from its hash in between
+    t = cls(SETTINGS)
+    t.feed([ev("offer", 30, "old", "alice", "support", "chat")])
+    t.arrivals["old"] = ms(-100)
+    t.feed([ev("accept", 40, "old", "alice", "support", "chat")])
+    c = t.aggregate(NOW, {"h": T0})["h"].center
+    assert (c.answered, c.wait_ms, c.answered_in_sl) == (1, 140_000, 0)
