@@ -27,7 +27,7 @@ documented in ``docs/kpis.md``):
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Container, Generator, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from presence.kpi.aggregates import (
     Agg,
@@ -64,6 +64,7 @@ class ItemState:
     flagged: bool = False  # transferred or reopened: not first-contact resolved
     done: bool = False
     work: str = ""
+    last_fact: int | None = None  # time of its latest fact (the live tracker forgets it once folded)
 
 
 class _Arrived:
@@ -294,7 +295,7 @@ class Tracker:
                 # transfer or reopen after the completion still spoils it
                 it = self.items.get(f.work)
                 if it is not None and it.flagged:
-                    f = replace(f, first_contact=False)
+                    f = f._replace(first_contact=False)
             yield f
 
     def group(self, start: int, end: int, key: Callable[[Fact], str | None]) -> dict[str, Agg]:
@@ -381,6 +382,10 @@ class Tracker:
         """Forget facts and closed spans that ended before `before` (live look-back)."""
         self.facts = [f for f in self.facts if f.ts >= before]
         self.spans = [s for s in self.spans if s.end is None or s.end >= before]
+        self._prune_items(before)
+
+    def _prune_items(self, before: int) -> None:
+        """Forget items finished before `before`, and so their flags."""
         for wid in [w for w, it in self.items.items() if it.done and not it.holder]:
             it = self.items[wid]
             if (it.accepted or it.created or 0) < before:
