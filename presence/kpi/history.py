@@ -133,6 +133,50 @@ async def item_times(
     return arrivals, accepts
 
 
+async def item_histories(store: Store, work_ids: Iterable[str]) -> dict[str, list[Event]]:
+    """Each item's own history (``work:<id>:history``, written by the same
+    call as its stream entries), decoded as events, oldest first."""
+    ids = list(work_ids)
+    pipe = store.redis.pipeline(transaction=False)
+    for wid in ids:
+        pipe.lrange(store.keys.work_history(wid), 0, -1)
+    out: dict[str, list[Event]] = {}
+    for wid, raw in zip(ids, await pipe.execute(), strict=True):
+        events = []
+        for blob in raw:
+            try:
+                fields = msgpack.unpackb(blob, raw=False)
+            except Exception:  # an entry this version cannot read is left out
+                continue
+            e = parse_event(fields) if isinstance(fields, dict) else None
+            if e is not None:
+                events.append(e)
+        out[wid] = events
+    return out
+
+
+def earlier(history: list[Event], batch: list[Event], since: int) -> list[Event]:
+    """The events of an item's `history` before `batch` (its events just read
+    from the stream, in stream order), from `since` on: what a tracker fed
+    the stream from `since` was fed of that item before (pure).
+
+    The history list is appended in the same call as each stream entry, so
+    the batch is a run of its entries (more may follow it, written since the
+    read); without such a run (a history that was cut), the entries older
+    than the batch.
+    """
+
+    def key(e: Event) -> tuple[str, int, str, str, str]:
+        return (e.ev, e.ts, e.agent, e.queue, e.channel)
+
+    want, keys = [key(e) for e in batch], [key(e) for e in history]
+    for p in range(len(keys) - len(want), -1, -1):
+        if keys[p : p + len(want)] == want:
+            return [e for e in history[:p] if e.ts >= since]
+    first = min((e.ts for e in batch), default=0)
+    return [e for e in history if since <= e.ts < first]
+
+
 def _customer(data: dict[str, Any], case: dict[str, str]) -> str:
     if case.get("customer"):
         return case["customer"]

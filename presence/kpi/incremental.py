@@ -278,6 +278,12 @@ class IncrementalTracker(Tracker):
             if done:  # summed in "today" as resolved: a later flag takes them back
                 self.folded_first[work] = done  # type: ignore[assignment]
 
+    def use(self, settings: Settings) -> None:
+        """New settings (re-read from Redis): when they change which statuses
+        are routable or offline, agent time already folded is `inexact`."""
+        self.settings = settings
+        self._check_rates()
+
     # -- folding what is older than the sliding windows
 
     def fold(self, before: int) -> None:
