@@ -338,31 +338,48 @@ def test_aggregate_in_steps_gives_the_same_figures() -> None:
         assert stepped[w] == whole[w]
 
 
-def _random_day(seed: int) -> list[list[Event]]:
-    """Batches of random routing and status events, some out of time order."""
+def _random_day(seed: int, long: bool = False) -> list[list[Event]]:
+    """Batches of random routing and status events, some out of time order.
+
+    `long`: hours of them, with quiet spells, items reused for hours (held,
+    transferred, re-opened and re-judged long after they were folded),
+    items from before the day and case status changes.
+    """
     import random
 
     rnd = random.Random(seed)
-    agents, statuses = ["a1", "a2", "a3", "a4"], ["Available", "Break", "Offline", "Lunch"]
+    agents, statuses = ["a1", "a2", "a3", "a4"] + ["a5"] * long, ["Available", "Break", "Offline", "Lunch"]
+    kinds = ["create", "accept", "accept", "complete", "abandon", "transfer", "reopen"]
+    kinds += ["offer", "case.status"] * long
     t, n, batches = T0, 0, []
-    for _ in range(rnd.randint(1, 8)):
+    for _ in range(rnd.randint(30, 60) if long else rnd.randint(1, 8)):
         batch = []
-        for _ in range(rnd.randint(0, 25)):
-            t += rnd.randint(0, 90_000)
-            ts = t - rnd.choice([0, 0, 0, 0, 120_000])  # now and then a late one
+        for _ in range(rnd.randint(0, 30 if long else 25)):
+            t += rnd.randint(0, 40_000 if long else 90_000)
+            late = [0, 0, 0, 0, 0, 60_000, 120_000] if long else [0, 0, 0, 0, 120_000]
+            ts = t - rnd.choice(late)  # now and then a late one
             a = rnd.choice(agents)
             r = rnd.random()
-            if r < 0.35:
+            if r < (0.25 if long else 0.35):
                 since = str(ts - rnd.randint(0, 900_000))
                 extra = {"status": rnd.choice(statuses), "reason": rnd.choice(["", "", "Coffee"]),
                          "prev": rnd.choice(["", "Break"]), "prev_since": since}  # fmt: skip
                 batch.append(Event("status", ts, agent=a, extra=extra))
+                continue
+            n += 1 if r < (0.45 if long else 0.5) else 0
+            pick = rnd.random() if long else 1.0
+            if pick < 0.05:
+                w = f"old{rnd.randint(1, 4)}"  # arrived (and some accepted) before the day
+            elif pick < 0.12:
+                w = f"w{rnd.randint(1, max(1, n))}"  # one from hours ago
             else:
-                n += 1 if r < 0.5 else 0
                 w = f"w{rnd.randint(max(1, n - 3), max(1, n))}"
-                kind = rnd.choice(["create", "accept", "accept", "complete", "abandon", "transfer", "reopen"])
-                ch = rnd.choice(["chat", "voice", "email"])
-                batch.append(Event(kind, ts, w, a, rnd.choice(["support", "billing"]), ch))
+            kind = rnd.choice(kinds)
+            x = {"prev": "Closed"} if kind == "case.status" and rnd.random() < 0.5 else {}
+            ch = rnd.choice(["chat", "voice", "email"])
+            batch.append(Event(kind, ts, w, a, rnd.choice(["support", "billing"]), ch, x))
+        if long:
+            t += rnd.randint(0, 600_000)  # quiet spells: hours pass in a day
         batches.append(batch)
     return batches
 
@@ -434,46 +451,6 @@ def horizon(now: int) -> int:
     return (now - FOLD_LAG) // MIN * MIN
 
 
-def _long_day(seed: int) -> list[list[Event]]:
-    """Hours of random batches: items reused for hours (held, transferred,
-    re-opened and re-judged long after they were folded), events late by up
-    to two minutes, agents' status changes, items from before the day."""
-    import random
-
-    rnd = random.Random(seed)
-    agents, statuses = ["a1", "a2", "a3", "a4", "a5"], ["Available", "Break", "Offline", "Lunch"]
-    t, n, batches = T0, 0, []
-    for _ in range(rnd.randint(30, 60)):
-        batch = []
-        for _ in range(rnd.randint(0, 30)):
-            t += rnd.randint(0, 40_000)
-            ts = t - rnd.choice([0, 0, 0, 0, 0, 60_000, 120_000])  # now and then a late one
-            a = rnd.choice(agents)
-            r = rnd.random()
-            if r < 0.25:
-                since = str(ts - rnd.randint(0, 900_000))
-                extra = {"status": rnd.choice(statuses), "reason": rnd.choice(["", "", "Coffee"]),
-                         "prev": rnd.choice(["", "Break"]), "prev_since": since}  # fmt: skip
-                batch.append(Event("status", ts, agent=a, extra=extra))
-                continue
-            n += 1 if r < 0.45 else 0
-            pick = rnd.random()
-            if pick < 0.05:
-                w = f"old{rnd.randint(1, 4)}"  # arrived (and some accepted) before the day
-            elif pick < 0.12:
-                w = f"w{rnd.randint(1, max(1, n))}"  # one from hours ago
-            else:
-                w = f"w{rnd.randint(max(1, n - 3), max(1, n))}"
-            kind = rnd.choice(["create", "accept", "accept", "complete", "abandon", "transfer", "reopen",
-                               "offer", "case.status"])  # fmt: skip
-            extra = {"prev": "Closed"} if kind == "case.status" and rnd.random() < 0.5 else {}
-            ch = rnd.choice(["chat", "voice", "email"])
-            batch.append(Event(kind, ts, w, a, rnd.choice(["support", "billing"]), ch, extra))
-        t += rnd.randint(0, 600_000)  # quiet spells: hours pass in a day
-        batches.append(batch)
-    return batches
-
-
 def _feed_bounded(t: IncrementalTracker, batch: list[Event], fed: dict[str, list[Event]]) -> None:
     """Feed one batch as the live task does: forgotten items first recalled
     from their own earlier events (their history in Redis)."""
@@ -497,7 +474,7 @@ def test_folded_long_day_equals_the_full_pass(seed: int) -> None:
     since = T0 - 100_000  # "today" starts before the first event
     settings = LONG_SETTINGS
     accepts = {"old2": T0 - 300_000, "old4": T0 - 20_000}
-    batches = _long_day(seed)
+    batches = _random_day(seed, long=True)
     full = Tracker(settings, BEFORE_THE_DAY, accepts)
     inc = IncrementalTracker(settings, BEFORE_THE_DAY, accepts, since=since)
     fed: dict[str, list[Event]] = {}
@@ -670,83 +647,44 @@ def test_what_memory_cannot_replay_asks_for_a_rebuild() -> None:
     assert "routable" in inc.inexact
 
 
-def _tracked_from(root: object, skip: tuple[object, ...]) -> int:
-    """How many objects the cyclic GC tracks among those reachable from `root`."""
-    import gc
-
-    seen = {id(s) for s in skip}
-    todo, n = [root], 0
-    while todo:
-        for r in gc.get_referents(todo.pop()):
-            if gc.is_tracked(r) and id(r) not in seen and not isinstance(r, type):
-                seen.add(id(r))
-                todo.append(r)
-                n += 1
-    return n
-
-
-DAY_ITEMS = 20_000  # 14 a minute; loadtests/bench_kpi.py runs 200,000
+DAY_ITEMS = 20_000  # 14 a minute (python -m loadtests.bench_kpi --day runs 200,000)
 DAY_AGENTS = 40
 
 
-def _day_item(k: int) -> list[Event]:
-    """Item k of a steady day: arrives, answered 15 s later, completed 3 min on;
-    every 200th is a case its customer re-opens three hours later."""
-    t = T0 + k * (86400_000 // DAY_ITEMS)
-    w, a, q = f"w{k}", f"a{k % DAY_AGENTS}", ("support", "billing")[k % 2]
-    out = [Event("create", t, w, "", q, "chat"), Event("accept", t + 15_000, w, a, q, "chat"),
-           Event("complete", t + 195_000, w, a, q, "chat")]  # fmt: skip
-    if k % 200 == 0:
-        b, r = f"a{(k + 1) % DAY_AGENTS}", t + 3 * HOUR
-        out += [Event("reopen", r, w, "", q, "chat"), Event("accept", r + 40_000, w, b, q, "chat"),
-                Event("complete", r + 100_000, w, b, q, "chat")]  # fmt: skip
-    return out
-
-
-def _day_minutes() -> dict[int, list[Event]]:
-    by_minute: dict[int, list[Event]] = {}
-    for k in range(DAY_ITEMS):
-        for e in _day_item(k):
-            by_minute.setdefault((e.ts - T0) // MIN, []).append(e)
-    for i in range(DAY_AGENTS):  # a ten-minute break every two hours, staggered
-        for h in range(12):
-            t = T0 + h * 2 * HOUR + i * 137_000
-            for ts, s, prev, ps in (
-                (t, "Break", "Available", t - 2 * HOUR),
-                (t + 600_000, "Available", "Break", t),
-            ):
-                x = {"status": s, "reason": "", "prev": prev, "prev_since": str(ps)}
-                by_minute.setdefault((ts - T0) // MIN, []).append(Event("status", ts, agent=f"a{i}", extra=x))
-    return by_minute
-
-
 def test_a_day_folded_into_sums_holds_the_last_hour_only() -> None:
+    # the benchmark's day (loadtests/bench_kpi.py --day), smaller and checked:
+    # each item answered 15 s after it arrives and completed 3 minutes on,
+    # every 200th a case re-opened three hours later, agents' breaks
+    from loadtests.bench_kpi import T0 as DAY0
+    from loadtests.bench_kpi import breaks, minutes, schedule, tracked_from
+
     settings = Settings(
         weights={"chat": 25},
         capacities={f"a{i}": 100 for i in range(DAY_AGENTS)},
         members={"support": [f"a{i}" for i in range(0, DAY_AGENTS, 2)]},
     )
-    full, inc = Tracker(settings), IncrementalTracker(settings, since=T0)
+    full, inc = Tracker(settings), IncrementalTracker(settings, since=DAY0)
     for t in (full, inc):
         for i in range(DAY_AGENTS):
-            t.seed_status(f"a{i}", "Available", "", T0 - 1000)
-    minutes = _day_minutes()
+            t.seed_status(f"a{i}", "Available", "", DAY0 - 1000)
+    item = schedule(DAY_ITEMS, 24, DAY_AGENTS, reopen_every=200)
+    due, pauses = minutes(DAY_ITEMS, item), breaks(DAY_AGENTS, 24)
     held: list[dict[str, int]] = []
     for m in range(0, 24 * 60, 5):  # one tick every five minutes, the clock driven
-        batch = sorted((e for i in range(m, m + 5) for e in minutes.pop(i, [])), key=lambda e: e.ts)
+        batch = [item(k)[i] for j in range(m, m + 5) for k, i in due.pop(j, [])]
+        batch = sorted(batch + [e for j in range(m, m + 5) for e in pauses.pop(j, [])], key=lambda e: e.ts)
         for e in batch:  # a re-opened case: its state back from its history
             if e.work and e.work not in inc.items and e.ev != "create":
-                k = int(e.work[1:])
-                inc.recall(e.work, [x for x in _day_item(k) if x.ts < e.ts])
+                inc.recall(e.work, [x for x in item(int(e.work[1:])) if x.ts < e.ts])
         full.feed(batch)
         inc.feed(batch)
-        now = T0 + (m + 5) * MIN
-        wins = {"today": T0, "60m": now - HOUR, "15m": now - 900_000}
+        now = DAY0 + (m + 5) * MIN
+        wins = {"today": DAY0, "60m": now - HOUR, "15m": now - 900_000}
         got = inc.aggregate(now, wins, agents_for=("today", "60m"))
-        if now - T0 > FOLD_LAG:
+        if now - DAY0 > FOLD_LAG:
             inc.fold(horizon(now))
         if (m + 5) % 120 == 0:
-            held.append({**inc.retained(), "gc": _tracked_from(inc, (settings,))})
+            held.append({**inc.retained(), "gc": tracked_from(inc, (settings,))})
         if m + 5 in (3 * 60, 12 * 60, 24 * 60):
             want = full.aggregate(now, wins)
             for w in wins:
@@ -755,7 +693,7 @@ def test_a_day_folded_into_sums_holds_the_last_hour_only() -> None:
                 for aid, a in got[w].agents.items() if w != "15m" else ():
                     assert a == want[w].agents[aid], (m, w, aid)
     # the figures, from the schedule itself
-    done = [e for k in range(DAY_ITEMS) for e in _day_item(k) if e.ts < now]  # all that was fed
+    done = [e for k in range(DAY_ITEMS) for e in item(k) if e.ts < now]  # all that was fed
     reopened = {e.work for e in done if e.ev == "reopen"}
     c = got["today"].center
     assert c.offered == sum(e.ev in ("create", "reopen") for e in done) == DAY_ITEMS + len(reopened)
