@@ -21,7 +21,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from presence.kpi.facts import Fact, Settings, Span
+from presence.kpi.facts import (
+    F_AGENT,
+    F_CHANNEL,
+    F_HANDLE,
+    F_KIND,
+    F_QUEUE,
+    F_WAIT,
+    F_WITHIN,
+    Fact,
+    FactRow,
+    Settings,
+    Span,
+)
 
 
 @dataclass(slots=True)
@@ -149,23 +161,25 @@ def apply_fact(a: Agg, f: Fact) -> None:
         a.transfers += 1
 
 
-def sign_fact(a: Agg, f: Fact, n: int, first_contact: bool) -> None:
-    """`apply_fact` (n = 1) or its undoing (n = -1), the maximum aside."""
-    if f.kind == "offered":
+def sign_fact(a: Agg, f: FactRow, n: int, first_contact: bool) -> None:
+    """`apply_fact` (n = 1) or its undoing (n = -1), the maximum aside; `f`
+    may be a `Fact` or its plain-tuple copy."""
+    kind = f[F_KIND]
+    if kind == "offered":
         a.offered += n
-    elif f.kind == "answered":
+    elif kind == "answered":
         a.answered += n
-        a.wait_ms += n * f.wait_ms
-        a.answered_in_sl += n * f.within
-    elif f.kind == "abandoned":
+        a.wait_ms += n * f[F_WAIT]
+        a.answered_in_sl += n * f[F_WITHIN]
+    elif kind == "abandoned":
         a.abandoned += n
-        a.abandon_wait_ms += n * f.wait_ms
-        a.abandoned_in_sl += n * f.within
-    elif f.kind == "handled":
+        a.abandon_wait_ms += n * f[F_WAIT]
+        a.abandoned_in_sl += n * f[F_WITHIN]
+    elif kind == "handled":
         a.handled += n
-        a.handle_ms += n * f.handle_ms
+        a.handle_ms += n * f[F_HANDLE]
         a.resolved_first += n * first_contact
-    elif f.kind == "transfer":
+    elif kind == "transfer":
         a.transfers += n
 
 
@@ -180,16 +194,16 @@ def add_fact(g: Groups, f: Fact) -> None:
         apply_fact(agg_of(g.agents, f.agent), f)
 
 
-def fact_targets(g: Groups, f: Fact) -> list[tuple[dict[str, Agg] | None, str]]:
-    """Where a fact counts, as `add_fact` adds it: (group dict or None for
-    the center, name)."""
+def fact_targets(g: Groups, f: FactRow) -> list[tuple[dict[str, Agg] | None, str]]:
+    """Where a fact (or its plain-tuple copy) counts, as `add_fact` adds it:
+    (group dict or None for the center, name)."""
     out: list[tuple[dict[str, Agg] | None, str]] = [(None, "")]
-    if f.queue:
-        out.append((g.queues, f.queue))
-    if f.channel:
-        out.append((g.channels, f.channel))
-    if f.agent and f.kind in ("answered", "handled", "transfer"):
-        out.append((g.agents, f.agent))
+    if f[F_QUEUE]:
+        out.append((g.queues, f[F_QUEUE]))
+    if f[F_CHANNEL]:
+        out.append((g.channels, f[F_CHANNEL]))
+    if f[F_AGENT] and f[F_KIND] in ("answered", "handled", "transfer"):
+        out.append((g.agents, f[F_AGENT]))
     return out
 
 

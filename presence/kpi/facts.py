@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final, NamedTuple
 
 DEFAULT_THRESHOLD = 20.0
 
 
-@dataclass(frozen=True, slots=True)
-class Fact:
+class Fact(NamedTuple):
     kind: str  # offered, answered, abandoned, handled, transfer
     ts: int
     queue: str
@@ -31,8 +31,7 @@ class Fact:
     work: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class Span(NamedTuple):
     """An agent's interval [start, end) in a status, or holding an item."""
 
     agent: str
@@ -41,6 +40,30 @@ class Span:
     status: str = ""
     reason: str = ""
     weight: int = 0  # > 0: a handling span of an item of this weight
+
+
+# Positions of the fields, for code that reads the plain-tuple copies the
+# live tracker keeps (`tuple(fact)`): the cyclic GC stops tracking a plain
+# tuple of strings and numbers once it has survived one collection, but
+# never a NamedTuple, whose every kept copy each older collection would walk.
+F_KIND: Final = 0
+F_TS: Final = 1
+F_QUEUE: Final = 2
+F_CHANNEL: Final = 3
+F_AGENT: Final = 4
+F_WAIT: Final = 5
+F_WITHIN: Final = 6
+F_HANDLE: Final = 7
+F_FIRST: Final = 8
+F_WORK: Final = 9
+S_AGENT: Final = 0
+S_START: Final = 1
+S_END: Final = 2
+S_STATUS: Final = 3
+S_REASON: Final = 4
+S_WEIGHT: Final = 5
+FactRow = tuple[str, int, str, str, str, int, bool, int, bool, str]  # a Fact's fields, in order
+SpanRow = tuple[str, int, int | None, str, str, int]  # a Span's fields, in order
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ so an event is placed by the time the business saw, never lost to skew.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import Any
 
 import msgpack
@@ -92,25 +92,29 @@ async def settings(store: Store) -> Settings:
 
 
 async def item_times(
-    store: Store, events: Iterable[Event], known: Iterable[str] = ()
+    store: Store,
+    events: Iterable[Event],
+    known: Container[str] = (),
+    arrived: Container[str] = (),
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Arrival and accept times of items whose create or accept precede `events`.
 
     Read from the item hashes (``created``, ``accepted_at``), so an item
     answered or completed just after the events' start keeps its exact wait
-    and handle time.
+    and handle time. `known` names the items a tracker already follows (it
+    needs no accept time for them), `arrived` those whose arrival it knows.
     """
     events = list(events)
-    created = {e.work for e in events if e.ev in ("create", "reopen")} | set(known)
-    accepted = {e.work for e in events if e.ev == "accept"} | set(known)
+    created = {e.work for e in events if e.ev in ("create", "reopen")}
+    accepted = {e.work for e in events if e.ev == "accept"}
     need = sorted(
         {
             e.work
             for e in events
             if e.work
             and (
-                (e.ev in ("accept", "abandon") and e.work not in created)
-                or (e.ev == "complete" and e.work not in accepted)
+                (e.ev in ("accept", "abandon") and e.work not in created and e.work not in arrived)
+                or (e.ev == "complete" and e.work not in accepted and e.work not in known)
             )
         }
     )
@@ -122,11 +126,55 @@ async def item_times(
     arrivals: dict[str, int] = {}
     accepts: dict[str, int] = {}
     for wid, (c, a) in zip(need, await pipe.execute(), strict=True):
-        if c and wid not in created:
+        if c and wid not in created and wid not in arrived:
             arrivals[wid] = int(float(_s(c)))
-        if a and wid not in accepted:
+        if a and wid not in accepted and wid not in known:
             accepts[wid] = int(float(_s(a)))
     return arrivals, accepts
+
+
+async def item_histories(store: Store, work_ids: Iterable[str]) -> dict[str, list[Event]]:
+    """Each item's own history (``work:<id>:history``, written by the same
+    call as its stream entries), decoded as events, oldest first."""
+    ids = list(work_ids)
+    pipe = store.redis.pipeline(transaction=False)
+    for wid in ids:
+        pipe.lrange(store.keys.work_history(wid), 0, -1)
+    out: dict[str, list[Event]] = {}
+    for wid, raw in zip(ids, await pipe.execute(), strict=True):
+        events = []
+        for blob in raw:
+            try:
+                fields = msgpack.unpackb(blob, raw=False)
+            except Exception:  # an entry this version cannot read is left out
+                continue
+            e = parse_event(fields) if isinstance(fields, dict) else None
+            if e is not None:
+                events.append(e)
+        out[wid] = events
+    return out
+
+
+def earlier(history: list[Event], batch: list[Event], since: int) -> list[Event]:
+    """The events of an item's `history` before `batch` (its events just read
+    from the stream, in stream order), from `since` on: what a tracker fed
+    the stream from `since` was fed of that item before (pure).
+
+    The history list is appended in the same call as each stream entry, so
+    the batch is a run of its entries (more may follow it, written since the
+    read); without such a run (a history that was cut), the entries older
+    than the batch.
+    """
+
+    def key(e: Event) -> tuple[str, int, str, str, str]:
+        return (e.ev, e.ts, e.agent, e.queue, e.channel)
+
+    want, keys = [key(e) for e in batch], [key(e) for e in history]
+    for p in range(len(keys) - len(want), -1, -1):
+        if keys[p : p + len(want)] == want:
+            return [e for e in history[:p] if e.ts >= since]
+    first = min((e.ts for e in batch), default=0)
+    return [e for e in history if since <= e.ts < first]
 
 
 def _customer(data: dict[str, Any], case: dict[str, str]) -> str:

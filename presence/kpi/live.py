@@ -10,9 +10,19 @@ the streams since its last read (one XRANGE each), folds them into its
 `IncrementalTracker`, aggregates the windows (today, 60, 30, 15 minutes) in
 short steps (yielding to the event loop between them), builds one ``kpis``
 message and publishes it; each hub encodes it once per subprotocol for its
-supervisors. The tracker is only a
-cache of what the streams hold: at start, at midnight and after a Redis
-error it is rebuilt from the streams, so it never drifts from the truth.
+supervisors.
+
+Its memory follows the last hour's traffic, not the day's: every minute the
+tracker folds what is older than the sliding windows (less a margin) into
+the sums of "today" and forgets it. An item it forgot that has events again
+(a case re-opened in the afternoon) is first brought back from its own
+history in Redis, so its earlier completion is judged again exactly.
+
+The tracker is only a cache of what the streams hold: at start, at
+midnight, after a Redis error and when memory cannot replay a change (a
+very late event, new routable statuses) it is rebuilt from the streams,
+page by page and folding as it reads, so it never drifts from the truth and
+a rebuild late in the day does not hold the day in memory either.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,6 +42,7 @@ from redis.exceptions import RedisError
 from presence import protocol
 from presence.kpi import erlang, history
 from presence.kpi.aggregates import Agg, Groups
+from presence.kpi.events import Event
 from presence.kpi.facts import Settings
 from presence.kpi.incremental import IncrementalTracker
 from presence.store import Store
@@ -40,16 +51,28 @@ from presence.tasks import stop_task
 
 log = logging.getLogger("presence.kpi")
 
+Entry = tuple[str, dict[Any, Any]]  # a stream entry: id, fields
+
 WINDOWS_MIN = {"60m": 60, "30m": 30, "15m": 15}
 SETTINGS_EVERY = 10.0  # seconds between re-reads of the center's settings
 VIEWS_CHUNK = 500  # agents' views per script call
 FEED_CHUNK = 500  # stream entries read, decoded and folded between yields
 AGENT_WINDOWS = ("today", "60m")  # the windows of each agent's row in ``kpis``
+FOLD_EVERY_MS = 60_000  # fold points fall on whole minutes
+REBUILD_PAGE = history.PAGE  # stream entries read per call when rebuilding
 # The per-agent rows ride on every AGENT_ROWS_EVERY-th push only (the first
 # included): with thousands of agents they are most of the message, and
 # writing them to every wallboard every second stalled the event loop
 # (docs/PERFORMANCE.md, fan-out). Center, queue and channel figures go every push.
 AGENT_ROWS_EVERY = 5
+
+
+def fold_point(now_ms: int) -> int:
+    """Where the tracker folds at `now`: before the longest sliding window,
+    less the clock margin (events recorded that late are still replayed
+    exactly), on a whole minute (a fold at most once a minute)."""
+    t = now_ms - max(WINDOWS_MIN.values()) * 60_000 - history.MARGIN_MS
+    return t - t % FOLD_EVERY_MS
 
 
 def day_start(now_ms: int, tz: ZoneInfo) -> int:
@@ -218,7 +241,11 @@ class LiveKpis:
         self._settings_at = 0.0
         self._pushes = 0
         self._cursor = {"events": "0-0", "status": "0-0"}
+        self._origin = 0  # events before this are not fed (the sliding windows' start, less a margin)
         self._day = 0
+        # seconds: the last fold, and the longest step of one (holding the loop)
+        self.last_fold = 0.0
+        self.longest_fold_step = 0.0
         self._queues: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
         self.last: dict[str, Any] | None = None
@@ -291,32 +318,83 @@ class LiveKpis:
             self._queues = await self.store.list_queues()
             self._settings_at = time.monotonic()
             if self.tracker is not None:
-                self.tracker.settings = self.settings
+                self.tracker.use(self.settings)
 
     async def _rebuild(self, now: int, wins: Mapping[str, int]) -> None:
-        start = min(wins.values())
+        """A new tracker from the streams: today (and the sliding windows)
+        read page by page and folded as it goes, so memory stays bounded."""
+        since, start = wins["today"], min(wins.values())
+        self._origin = start - history.MARGIN_MS
+        tracker = IncrementalTracker(self.settings, since=since)
         k = self.store.keys
+        # stream ids are Redis's clock: read from a margin before, keep by ts
+        lo = f"{max(0, self._origin - history.MARGIN_MS)}-0"
+        # Each agent's status at the origin, before any event is fed: what
+        # preceded its first change since (that change's prev), or its view
+        # when it has not changed since. Learnt from that first change only
+        # when it is read, it would come after the agent's time was folded.
+        views = await views_chunked(self.store)
+        held = await self._status_at(lo)
+        for v in views:
+            if v["agent_id"] not in held and int(v.get("since", 0)) <= self._origin:
+                _seed(tracker, v)
+        for aid, (status, reason, at) in held.items():
+            tracker.seed_status(aid, status, reason, at)
         # the newest ids first: an event added while we read lies after them
         # and is read by the next _feed, never skipped
         last_e = await self.store.redis.xrevrange(k.event_stream, count=1)
         last_s = await self.store.redis.xrevrange(k.status_stream, count=1)
-        lo = f"{max(0, start - history.MARGIN_MS)}-0"
-        ev_entries = await history.read_stream(self.store, k.event_stream, lo, "+")
-        st_entries = await history.read_stream(self.store, k.status_stream, lo, "+")
-        events = history.decode(ev_entries, status=False) + history.decode(st_entries, status=True)
-        events.sort(key=lambda e: e.ts)
-        tracker = IncrementalTracker(self.settings, *await history.item_times(self.store, events))
         self._cursor = {
-            "events": ev_entries[-1][0] if ev_entries else (_s(last_e[0][0]) if last_e else "0-0"),
-            "status": st_entries[-1][0] if st_entries else (_s(last_s[0][0]) if last_s else "0-0"),
+            "events": _s(last_e[0][0]) if last_e else "0-0",
+            "status": _s(last_s[0][0]) if last_s else "0-0",
         }
-        tracker.feed(events)
-        for v in await self.store.views():
-            tracker.seed_status(
-                v["agent_id"], v.get("status", ""), v.get("reason", ""), int(v.get("since", 0))
-            )
+        async for ev_entries, st_entries in merged_pages(self.store, lo, REBUILD_PAGE):
+            last = await self._fold_in(tracker, ev_entries, st_entries)
+            if ev_entries and _after(ev_entries[-1][0], self._cursor["events"]):
+                self._cursor["events"] = ev_entries[-1][0]
+            if st_entries and _after(st_entries[-1][0], self._cursor["status"]):
+                self._cursor["status"] = st_entries[-1][0]
+            # what lies well behind the read position is final: fold it now
+            if last is not None:
+                await self._fold(tracker, min(fold_point(now), fold_point(last)))
+        for v in views:
+            _seed(tracker, v)  # a status that changed, but not in the streams
+        if tracker.inexact:
+            # what the streams cannot tell exactly (a status change missing
+            # from them, entries out of order by more than the margin): as
+            # exact as they allow, and not rebuilt again on every tick
+            log.warning("live KPIs rebuilt, not exactly: %s", tracker.inexact)
+            tracker.inexact = ""
         self.tracker = tracker
-        self._day = wins["today"]
+        self._day = since
+
+    async def _status_at(self, lo: str) -> dict[str, tuple[str, str, int]]:
+        """Per agent with a status change from id `lo` on (and ``ts`` from the
+        origin), the status it left at its first: (status, reason, since),
+        as `Tracker` reads a first change's ``prev``."""
+        out: dict[str, tuple[str, str, int]] = {}
+        seen: set[str] = set()
+        start = lo
+        while True:
+            page: list[Any] = (
+                await self.store.redis.xrange(
+                    self.store.keys.status_stream, min=start, max="+", count=REBUILD_PAGE
+                )
+                or []
+            )
+            for e in history.decode(((_s(i), dict(f or {})) for i, f in page), status=True):
+                if e.ts < self._origin or e.agent in seen:
+                    continue
+                seen.add(e.agent)
+                try:
+                    at = int(float(e.get("prev_since")))
+                except ValueError:
+                    continue
+                if e.get("prev") and 0 < at <= e.ts:
+                    out[e.agent] = (e.get("prev"), e.get("prev_reason"), at)
+            if len(page) < REBUILD_PAGE:
+                return out
+            start = "(" + _s(page[-1][0])
 
     async def _feed(self) -> None:
         assert self.tracker is not None
@@ -331,34 +409,76 @@ class LiveKpis:
             self._cursor["events"] = ev_entries[-1][0]
         if st_entries:
             self._cursor["status"] = st_entries[-1][0]
+        await self._fold_in(self.tracker, ev_entries, st_entries)
+
+    async def _fold_in(
+        self, tracker: IncrementalTracker, ev_entries: list[Entry], st_entries: list[Entry]
+    ) -> int | None:
+        """Feed stream entries to `tracker`; the latest ``ts`` fed (None: none)."""
         # a second of events under load is thousands of entries: decode and
         # fold them in chunks, yielding between, or the pass stalls every
         # socket of this process (it was the tail of the assignment latency)
-        events = history.decode(st_entries, status=True)
+        routing: list[Event] = []
         for i in range(0, len(ev_entries), FEED_CHUNK):
-            events += history.decode(ev_entries[i : i + FEED_CHUNK], status=False)
+            routing += history.decode(ev_entries[i : i + FEED_CHUNK], status=False)
             await asyncio.sleep(0)
+        await self._recall(tracker, routing)
+        origin = self._origin
+        events = [e for e in routing if e.ts >= origin]
+        events += [e for e in history.decode(st_entries, status=True) if e.ts >= origin]
         if not events:
-            return
+            return None
         events.sort(key=lambda e: e.ts)
-        arrivals, accepts = await history.item_times(self.store, events, self.tracker.items)
-        self.tracker.arrivals.update(arrivals)
-        self.tracker.accepts.update(accepts)
+        arrivals, accepts = await history.item_times(self.store, events, tracker.items, tracker.arrived)
+        tracker.arrivals.update(arrivals)
+        tracker.accepts.update(accepts)
         for i in range(0, len(events), FEED_CHUNK):
-            self.tracker.feed(events[i : i + FEED_CHUNK])
+            tracker.feed(events[i : i + FEED_CHUNK])
             await asyncio.sleep(0)
+        return events[-1].ts
+
+    async def _recall(self, tracker: IncrementalTracker, routing: list[Event]) -> None:
+        """Items the tracker forgot (finished an hour ago or more) that have
+        events again, e.g. a case re-opened: their state back from their own
+        history first. An item whose first event is its create is new."""
+        batch: dict[str, list[Event]] = {}
+        for e in routing:
+            if e.work and (e.work in batch or (e.work not in tracker.items and e.ev != "create")):
+                batch.setdefault(e.work, []).append(e)
+        if not batch:
+            return
+        for wid, hist in (await history.item_histories(self.store, batch)).items():
+            tracker.recall(wid, history.earlier(hist, batch[wid], self._origin))
+
+    async def _fold(self, tracker: IncrementalTracker, before: int) -> None:
+        """Fold what is older than the sliding windows, in steps."""
+        if tracker.folded_to is not None and before <= tracker.folded_to:
+            return
+        loop = asyncio.get_running_loop()
+        started = step = loop.time()
+        for _ in tracker.fold_steps(before):
+            self.longest_fold_step = max(self.longest_fold_step, loop.time() - step)
+            await asyncio.sleep(0)
+            step = loop.time()
+        self.longest_fold_step = max(self.longest_fold_step, loop.time() - step)
+        self.last_fold = loop.time() - started
 
     async def tick(self) -> dict[str, Any]:
         """One computation: catch up with the streams, aggregate, build the message."""
         now = self.store.now_ms()
         wins = windows(now, self.tz)
         await self._refresh_settings()
-        if self.tracker is None or wins["today"] != self._day:
+        if self.tracker is None or wins["today"] != self._day or self.tracker.inexact:
+            if self.tracker is not None and self.tracker.inexact:
+                log.info("live KPIs rebuilt from the streams: %s", self.tracker.inexact)
             await self._rebuild(now, wins)
         else:
             await self._feed()
+            if self.tracker.inexact:  # a change memory cannot replay: the streams can
+                log.info("live KPIs rebuilt from the streams: %s", self.tracker.inexact)
+                await self._rebuild(now, wins)
         assert self.tracker is not None
-        self.tracker.prune(min(wins.values()) - 60_000)
+        await self._fold(self.tracker, fold_point(now))
         # in steps, yielding between them: with 10,000 agents one pass holds
         # the loop long enough to delay every socket of this process
         # per-agent rows carry today and 60m only (`build`)
@@ -383,6 +503,50 @@ async def views_chunked(store: Store, chunk: int = VIEWS_CHUNK) -> list[dict[str
     for i in range(0, len(ids), chunk):
         out += await store.views(ids[i : i + chunk])
     return out
+
+
+async def merged_pages(store: Store, lo: str, page: int) -> AsyncIterator[tuple[list[Entry], list[Entry]]]:
+    """Both streams from id `lo` on, `page` entries per call, as chunks of
+    (event entries, status entries) that end at the same id: each chunk
+    holds every entry of either stream up to where it ends."""
+    k = store.keys
+    keys = {"events": k.event_stream, "status": k.status_stream}
+    start = dict.fromkeys(keys, lo)
+    buf: dict[str, list[Entry]] = {n: [] for n in keys}
+    done = dict.fromkeys(keys, False)
+    while True:
+        for n, key in keys.items():
+            if not buf[n] and not done[n]:
+                got: list[Any] = await store.redis.xrange(key, min=start[n], max="+", count=page) or []
+                buf[n] = [(_s(i), dict(f or {})) for i, f in got]
+                done[n] = len(got) < page
+                if buf[n]:
+                    start[n] = "(" + buf[n][-1][0]
+        if not buf["events"] and not buf["status"]:
+            return
+        # as far as both are known: a stream still being read bounds the chunk
+        ends = [_id(buf[n][-1][0]) for n in keys if buf[n] and not done[n]]
+        upto = min(ends) if ends else None
+        chunk = {}
+        for n in keys:
+            i = len(buf[n]) if upto is None else sum(1 for e in buf[n] if _id(e[0]) <= upto)
+            chunk[n], buf[n] = buf[n][:i], buf[n][i:]
+        yield chunk["events"], chunk["status"]
+
+
+def _seed(tracker: IncrementalTracker, view: Mapping[str, Any]) -> None:
+    """The agent's current status, for a tracker that saw no change of it."""
+    since = int(view.get("since", 0))
+    tracker.seed_status(view["agent_id"], view.get("status", ""), view.get("reason", ""), since)
+
+
+def _id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _after(a: str, b: str) -> bool:
+    return _id(a) > _id(b)
 
 
 def _s(v: Any) -> str:

@@ -26,8 +26,8 @@ documented in ``docs/kpis.md``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Generator, Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Container, Generator, Iterable, Mapping
+from dataclasses import dataclass
 
 from presence.kpi.aggregates import (
     Agg,
@@ -64,14 +64,30 @@ class ItemState:
     flagged: bool = False  # transferred or reopened: not first-contact resolved
     done: bool = False
     work: str = ""
+    last_fact: int | None = None  # time of its latest fact (the live tracker forgets it once folded)
+
+
+class _Arrived:
+    """The items of `items` whose arrival time is known, as a container."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: Mapping[str, ItemState]) -> None:
+        self.items = items
+
+    def __contains__(self, work: object) -> bool:
+        it = self.items.get(work) if isinstance(work, str) else None
+        return it is not None and it.created is not None
 
 
 class Tracker:
     """Folds events in time order into facts and spans; aggregates windows.
 
     `arrivals` gives the arrival time of items created before the first
-    event fed (the item hash's ``created``), so an answer just after the
-    look-back still has its exact wait.
+    event fed (the item hash's ``created``), and `accepts` the accept time
+    of items accepted before it (``accepted_at``), so an answer or a
+    completion just after the look-back still has its exact wait or handle
+    time.
     """
 
     def __init__(
@@ -82,7 +98,8 @@ class Tracker:
     ) -> None:
         self.settings = settings
         self.arrivals = dict(arrivals or {})
-        # accept time of items completed without their accept in the events fed
+        # accept time of items completed without their accept in the events
+        # fed: the start of their handling
         self.accepts = dict(accepts or {})
         self.items: dict[str, ItemState] = {}
         self.facts: list[Fact] = []
@@ -99,9 +116,19 @@ class Tracker:
     def _item(self, e: Event) -> ItemState:
         it = self.items.get(e.work)
         if it is None:
+            # an item first seen after its arrival or its accept: their times
+            # from the item hash (`history.item_times`), so its wait and its
+            # handle time stay exact
             it = self.items[e.work] = ItemState(
-                created=self.arrivals.get(e.work), queue=e.queue, channel=e.channel, work=e.work
+                created=self.arrivals.get(e.work),
+                cycle=self.accepts.get(e.work),
+                queue=e.queue,
+                channel=e.channel,
+                work=e.work,
             )
+        elif it.created is None and e.work in self.arrivals:
+            # seen before its arrival time was read (an offer in an earlier batch)
+            it.created = self.arrivals[e.work]
         return it
 
     def _close(self, span: Span) -> None:
@@ -112,6 +139,11 @@ class Tracker:
 
     def _flag(self, it: ItemState) -> None:
         it.flagged = True
+
+    @property
+    def arrived(self) -> Container[str]:
+        """The items whose arrival time this tracker knows (`history.item_times`)."""
+        return _Arrived(self.items)
 
     def flagged(self, work: str) -> bool:
         it = self.items.get(work)
@@ -263,7 +295,7 @@ class Tracker:
                 # transfer or reopen after the completion still spoils it
                 it = self.items.get(f.work)
                 if it is not None and it.flagged:
-                    f = replace(f, first_contact=False)
+                    f = f._replace(first_contact=False)
             yield f
 
     def group(self, start: int, end: int, key: Callable[[Fact], str | None]) -> dict[str, Agg]:
@@ -350,6 +382,10 @@ class Tracker:
         """Forget facts and closed spans that ended before `before` (live look-back)."""
         self.facts = [f for f in self.facts if f.ts >= before]
         self.spans = [s for s in self.spans if s.end is None or s.end >= before]
+        self._prune_items(before)
+
+    def _prune_items(self, before: int) -> None:
+        """Forget items finished before `before`, and so their flags."""
         for wid in [w for w, it in self.items.items() if it.done and not it.holder]:
             it = self.items[wid]
             if (it.accepted or it.created or 0) < before:
@@ -367,14 +403,17 @@ def compute(
     settings: Settings | None = None,
     *,
     arrivals: Mapping[str, int] | None = None,
+    accepts: Mapping[str, int] | None = None,
     current: Mapping[str, tuple[str, str, int]] | None = None,
 ) -> dict[str, Groups]:
     """KPIs of each window from events sorted by time (the pure entry point).
 
-    `current` seeds agents whose status did not change in the events fed:
-    agent -> (status, reason, since), from their live view.
+    `arrivals` and `accepts` are the arrival and accept times of items
+    whose create or accept precede the events (`Tracker`); `current` seeds
+    agents whose status did not change in the events fed: agent -> (status,
+    reason, since), from their live view.
     """
-    t = Tracker(settings or Settings(), arrivals)
+    t = Tracker(settings or Settings(), arrivals, accepts)
     t.feed(sorted(events, key=lambda e: e.ts))
     for aid, (st, rs, since) in (current or {}).items():
         t.seed_status(aid, st, rs, since)

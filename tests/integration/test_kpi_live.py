@@ -1,13 +1,26 @@
-"""Live KPIs on the supervisor socket: pushed at least every second, right counts."""
+"""Live KPIs on the supervisor socket: pushed at least every second, right
+counts; and a day of them, driven by the clock, folded in memory yet exact."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
+import msgpack
+import pytest
 import redis
+from redis.asyncio import Redis as AsyncRedis
 
+from presence.center import parse_center
+from presence.kpi import history
+from presence.kpi import live as live_kpis
+from presence.kpi.live import LiveKpis, build, windows
+from presence.kpi.tracker import compute
+from presence.store import Store, new_work_id
 from presence.store.keys import Keys
 from tests.harness import MSGPACK, ServerProcess, agent, available, post_work, supervisor, token
 from tests.integration.conftest import ServerFactory
@@ -143,3 +156,175 @@ async def test_one_process_computes_for_all_and_another_takes_over(
         return m.get("type") == "kpis" and isinstance(c, dict) and c["today"]["offered"] == 2
 
     await sup.expect(two, timeout=6)
+
+
+# -- a day, folded ---------------------------------------------------------------
+
+DAY = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp() * 1000)  # midnight (UTC) of the driven day
+MIN = 60_000
+AGENTS = [f"a{i}" for i in range(4)]
+
+
+@pytest.fixture
+async def day_store(redis_server: str) -> AsyncIterator[tuple[Store, list[float]]]:
+    """A center whose clock the test drives (stream ids stay Redis's own)."""
+    client = AsyncRedis.from_url(redis_server)
+    clock = [DAY / 1000]
+    store = Store(client, "day" + uuid.uuid4().hex[:8], clock=lambda: clock[0])
+    await store.sync_center(
+        parse_center(
+            {
+                "queues": [
+                    {"name": "support"},
+                    {"name": "billing"},
+                    {"name": "backoffice", "push_timeout": 0},
+                ],
+                "agents": [{"id": a, "queues": ["support", "billing", "backoffice"]} for a in AGENTS],
+            }
+        )
+    )
+    await client.hset(
+        store.keys.case_config,
+        mapping={"statuses": msgpack.packb(["New", "Open", "Closed"]), "initial": "New",
+                 "closed": "Closed", "reopen": "Open"},
+    )  # fmt: skip
+    yield store, clock
+    await client.delete(*[key async for key in client.scan_iter(match=store.keys.prefix + "*")])
+    await client.aclose()
+
+
+async def _answer(store: Store, wid: str, queue: str = "support") -> str:
+    """Route `queue` and accept `wid` as whoever it was offered to."""
+    await store.route([queue])
+    item = await store.get_work(wid, history=False)
+    assert item is not None and item["state"] == "offered", item
+    await store.accept(item["agent_id"], wid)
+    return str(item["agent_id"])
+
+
+async def _case(store: Store, ref: str) -> tuple[str, str]:
+    """An email from thread `ref`: a new case, or the case of its thread again."""
+    reply = await store.scripts.call(
+        "case_intake", store.keys.prefix, store.now_ms(), new_work_id(), "support", "email", 0,
+        msgpack.packb({}), msgpack.packb({}), msgpack.packb({}), "", "", "",
+        msgpack.packb([ref]), msgpack.packb([ref]), "join", "1", 86400,
+    )  # fmt: skip
+    return str(reply[0]), str(reply[1])
+
+
+async def _full_pass(store: Store, live: LiveKpis, now: int) -> dict[str, object]:
+    """The message the old live task computed: every event since the tracker's
+    origin in one full pass (`Tracker`), with the item hashes' times."""
+    k = store.keys
+    entries = await history.read_stream(store, k.event_stream, "-")
+    status = await history.read_stream(store, k.status_stream, "-")
+    events = history.decode(entries, status=False) + history.decode(status, status=True)
+    events = sorted((e for e in events if e.ts >= live._origin), key=lambda e: e.ts)
+    arrivals, accepts = await history.item_times(store, events)
+    views = await live_kpis.views_chunked(store)
+    current = {v["agent_id"]: (v["status"], v.get("reason", ""), int(v["since"])) for v in views}
+    settings = await history.settings(store)
+    groups = compute(
+        events, now, windows(now, live.tz), settings, arrivals=arrivals, accepts=accepts, current=current
+    )
+    return build(groups, await store.list_queues(), await store.queue_stats(), views, now, settings.routable)
+
+
+async def test_a_day_folded_in_memory_keeps_the_figures_exact(
+    day_store: tuple[Store, list[float]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, clock = day_store
+    monkeypatch.setattr(live_kpis, "REBUILD_PAGE", 7)  # a rebuild reads many pages
+    live = LiveKpis(store, lambda msg: None, shared=False, timezone="UTC")
+
+    def at(minutes: float) -> None:
+        clock[0] = (DAY + minutes * MIN) / 1000
+
+    # the evening before: agents sign in; "early" waits from 22:50 in the back
+    # office; "prior" is answered at 22:55: both before the events the
+    # tracker reads (from 22:57 on)
+    at(-80)
+    for a in AGENTS:
+        await store.conn_open(a, f"c-{a}", 30 * 86400)
+        await store.set_status(a, "Available", "", a)
+    at(-70)
+    early, _ = await store.create_work(new_work_id(), "backoffice", "chat", 0, {}, {})
+    at(-66)
+    prior, _ = await store.create_work(new_work_id(), "billing", "voice", 0, {}, {})
+    at(-65)
+    prior_agent = await _answer(store, prior, "billing")
+    at(2)
+    await live.tick()  # built from the streams
+    # after midnight: "prior" completed, "early" offered in one tick and
+    # answered in the next
+    at(4)
+    await store.complete(prior_agent, prior, "done")
+    await store.route(["backoffice"])
+    at(6)
+    await live.tick()
+    at(8)
+    item = await store.get_work(early, history=False)
+    assert item is not None
+    await store.accept(item["agent_id"], early)
+    # a case answered and resolved in the first half hour
+    at(20)
+    case, outcome = await _case(store, "thread-1")
+    assert outcome == "created"
+    case_agent = await _answer(store, case)
+    at(30)
+    await store.complete(case_agent, case, "solved")
+    # four hours of traffic: an item every four minutes, a tick every five
+    minute, n, reopened = 10.0, 0, False
+    while minute < 240:
+        at(minute)
+        if n % 2 == 0:
+            wid, _ = await store.create_work(new_work_id(), "support", "chat", 0, {}, {})
+            at(minute + 0.2)
+            holder = await _answer(store, wid)
+            at(minute + 3)
+            await store.complete(holder, wid, "ok")
+        if n % 7 == 3:
+            a = AGENTS[n % len(AGENTS)]
+            await store.set_status(a, "Break", "Coffee", a)
+            at(minute + 3.5)
+            await store.set_status(a, "Available", "", a)
+        at(minute + 4)
+        if minute >= 210 and not reopened and case not in (live.tracker.items if live.tracker else {}):
+            # the case finished long ago and was forgotten: its customer writes again
+            assert live.tracker is not None and live.tracker.folded_to is not None
+            again, outcome = await _case(store, "thread-1")
+            assert (again, outcome) == (case, "reopened")
+            at(minute + 4.1)
+            await _answer(store, case)
+            at(minute + 4.5)
+            await store.complete(case_agent, case, "solved again")
+            reopened = True
+        await live.tick()
+        minute += 5
+        n += 1
+    assert reopened, "the case was never forgotten, so never re-opened"
+    now = store.now_ms()
+    tracker = live.tracker
+    assert tracker is not None and tracker.folded_to is not None and tracker.folded_to > DAY
+    kept, total = tracker.retained()["facts"], await store.redis.xlen(store.keys.event_stream)
+    assert kept < total / 2  # the last hour's, not the day's
+
+    got, want = await live.tick(), await _full_pass(store, live, now)
+    today = got["center"]["today"]
+    for key in ("center", "queues", "channels", "agents"):
+        assert got[key] == want[key], key
+    # the reopen spoiled the case's first completion, summed long before
+    assert today["fcr"] is not None and today["fcr"] < 1.0
+    queues = {q["name"]: q["today"] for q in got["queues"]}
+    # "prior" was handled from its accept at 22:55, "early" answered after 78 minutes
+    assert (queues["billing"]["answered"], queues["billing"]["handled"]) == (0, 1)
+    assert queues["billing"]["aht"] == 69 * 60
+    assert (queues["backoffice"]["answered"], queues["backoffice"]["max_answer_wait"]) == (1, 78 * 60)
+
+    # a rebuild (another process taking over) reads the same figures back
+    live.tracker = None
+    rebuilt = await live.tick()
+    want = await _full_pass(store, live, now)
+    for key in ("center", "queues", "channels", "agents"):
+        assert rebuilt[key] == want[key], key
+    assert live.tracker is not None and live.tracker.retained()["facts"] < total / 2

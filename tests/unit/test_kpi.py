@@ -347,31 +347,48 @@ def test_aggregate_in_steps_gives_the_same_figures() -> None:
         assert stepped[w] == whole[w]
 
 
-def _random_day(seed: int) -> list[list[Event]]:
-    """Batches of random routing and status events, some out of time order."""
+def _random_day(seed: int, long: bool = False) -> list[list[Event]]:
+    """Batches of random routing and status events, some out of time order.
+
+    `long`: hours of them, with quiet spells, items reused for hours (held,
+    transferred, re-opened and re-judged long after they were folded),
+    items from before the day and case status changes.
+    """
     import random
 
     rnd = random.Random(seed)
-    agents, statuses = ["a1", "a2", "a3", "a4"], ["Available", "Break", "Offline", "Lunch"]
+    agents, statuses = ["a1", "a2", "a3", "a4"] + ["a5"] * long, ["Available", "Break", "Offline", "Lunch"]
+    kinds = ["create", "accept", "accept", "complete", "abandon", "transfer", "reopen"]
+    kinds += ["offer", "case.status"] * long
     t, n, batches = T0, 0, []
-    for _ in range(rnd.randint(1, 8)):
+    for _ in range(rnd.randint(30, 60) if long else rnd.randint(1, 8)):
         batch = []
-        for _ in range(rnd.randint(0, 25)):
-            t += rnd.randint(0, 90_000)
-            ts = t - rnd.choice([0, 0, 0, 0, 120_000])  # now and then a late one
+        for _ in range(rnd.randint(0, 30 if long else 25)):
+            t += rnd.randint(0, 40_000 if long else 90_000)
+            late = [0, 0, 0, 0, 0, 60_000, 120_000] if long else [0, 0, 0, 0, 120_000]
+            ts = t - rnd.choice(late)  # now and then a late one
             a = rnd.choice(agents)
             r = rnd.random()
-            if r < 0.35:
+            if r < (0.25 if long else 0.35):
                 since = str(ts - rnd.randint(0, 900_000))
                 extra = {"status": rnd.choice(statuses), "reason": rnd.choice(["", "", "Coffee"]),
                          "prev": rnd.choice(["", "Break"]), "prev_since": since}  # fmt: skip
                 batch.append(Event("status", ts, agent=a, extra=extra))
+                continue
+            n += 1 if r < (0.45 if long else 0.5) else 0
+            pick = rnd.random() if long else 1.0
+            if pick < 0.05:
+                w = f"old{rnd.randint(1, 4)}"  # arrived (and some accepted) before the day
+            elif pick < 0.12:
+                w = f"w{rnd.randint(1, max(1, n))}"  # one from hours ago
             else:
-                n += 1 if r < 0.5 else 0
                 w = f"w{rnd.randint(max(1, n - 3), max(1, n))}"
-                kind = rnd.choice(["create", "accept", "accept", "complete", "abandon", "transfer", "reopen"])
-                ch = rnd.choice(["chat", "voice", "email"])
-                batch.append(Event(kind, ts, w, a, rnd.choice(["support", "billing"]), ch))
+            kind = rnd.choice(kinds)
+            x = {"prev": "Closed"} if kind == "case.status" and rnd.random() < 0.5 else {}
+            ch = rnd.choice(["chat", "voice", "email"])
+            batch.append(Event(kind, ts, w, a, rnd.choice(["support", "billing"]), ch, x))
+        if long:
+            t += rnd.randint(0, 600_000)  # quiet spells: hours pass in a day
         batches.append(batch)
     return batches
 
@@ -405,3 +422,302 @@ def test_incremental_agent_time_equals_span_sums(seed: int) -> None:
             assert (part[w].center, part[w].queues, part[w].channels) == (
                 want[w].center, want[w].queues, want[w].channels)  # fmt: skip
             assert part[w].agents == (want[w].agents if w == "today" else {})
+
+
+@pytest.mark.parametrize("cls", [Tracker, IncrementalTracker])
+def test_accept_before_the_events_keeps_the_handle_time(cls: type[Tracker]) -> None:
+    # "old" was accepted before the first event fed (its accept is not among
+    # them): its handle time runs from the item hash's accepted_at, as
+    # history.item_times reads it, not from nothing
+    t = cls(SETTINGS, arrivals={"old": ms(-300)}, accepts={"old": ms(-100)})
+    t.feed([ev("complete", 40, "old", "alice", "support", "chat")])
+    c = t.aggregate(NOW, {"h": T0})["h"].center
+    assert (c.handled, c.handle_ms) == (1, 140_000)
+    assert c.kpis()["aht"] == 140.0
+
+
+@pytest.mark.parametrize("cls", [Tracker, IncrementalTracker])
+def test_arrival_learnt_after_the_item_was_seen_keeps_the_wait(cls: type[Tracker]) -> None:
+    # the live task feeds each second's events: "old" (arrived before the
+    # events began) is offered in one batch and answered in a later one,
+    # its arrival read from its hash in between
+    t = cls(SETTINGS)
+    t.feed([ev("offer", 30, "old", "alice", "support", "chat")])
+    t.arrivals["old"] = ms(-100)
+    t.feed([ev("accept", 40, "old", "alice", "support", "chat")])
+    c = t.aggregate(NOW, {"h": T0})["h"].center
+    assert (c.answered, c.wait_ms, c.answered_in_sl) == (1, 140_000, 0)
+
+
+# -- bounded memory: a long day folded into sums ----------------------------------
+
+MIN = 60_000
+FOLD_LAG = 65 * MIN  # as live: the longest sliding window (60 min) and a margin
+
+
+def horizon(now: int) -> int:
+    """The live task's fold point: everything older than the sliding windows."""
+    return (now - FOLD_LAG) // MIN * MIN
+
+
+def _feed_bounded(t: IncrementalTracker, batch: list[Event], fed: dict[str, list[Event]]) -> None:
+    """Feed one batch as the live task does: forgotten items first recalled
+    from their own earlier events (their history in Redis)."""
+    for e in batch:
+        if e.work and e.work not in t.items:
+            t.recall(e.work, fed.get(e.work, ()))
+    t.feed(batch)
+    for e in batch:
+        if e.work:
+            fed.setdefault(e.work, []).append(e)
+
+
+LONG_SETTINGS = replace(
+    SETTINGS, capacities={"a1": 100, "a3": 40, "a5": 10}, members={"support": ["a1", "a2"], "billing": ["a5"]}
+)
+BEFORE_THE_DAY = {"old1": T0 - 7200_000, "old2": T0 - 600_000, "old3": T0 - 50_000}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_folded_long_day_equals_the_full_pass(seed: int) -> None:
+    since = T0 - 100_000  # "today" starts before the first event
+    settings = LONG_SETTINGS
+    accepts = {"old2": T0 - 300_000, "old4": T0 - 20_000}
+    batches = _random_day(seed, long=True)
+    full = Tracker(settings, BEFORE_THE_DAY, accepts)
+    inc = IncrementalTracker(settings, BEFORE_THE_DAY, accepts, since=since)
+    fed: dict[str, list[Event]] = {}
+    folds = rebuilds = 0
+    changed_at = len(batches) // 2
+    for i, batch in enumerate(batches):
+        batch.sort(key=lambda e: e.ts)
+        full.feed(batch)
+        _feed_bounded(inc, batch, fed)
+        if i == 0:
+            for t in (inc, full):
+                t.seed_status("a4", "Available", "", T0 - 50_000)
+        now = max([e.ts for b in batches[: i + 1] for e in b] + [T0]) + 30_000
+        if i == changed_at:  # the routable statuses changed (a settings refresh)
+            settings = replace(settings, routable=frozenset({"Available", "Lunch"}))
+            inc.settings = full.settings = settings
+        before = horizon(now)
+        if before > since and (inc.folded_to is None or before > inc.folded_to):
+            inc.fold(before)
+            folds += 1
+        if inc.inexact:
+            # as the live task: rebuilt from the streams, folding as it goes
+            assert i == changed_at, inc.inexact
+            rebuilds += 1
+            inc = IncrementalTracker(settings, BEFORE_THE_DAY, accepts, since=since)
+            fed = {}
+            for j, b in enumerate(batches[: i + 1]):
+                _feed_bounded(inc, b, fed)
+                if j == 0:
+                    inc.seed_status("a4", "Available", "", T0 - 50_000)
+                at = min(before, horizon(max(e.ts for e in b) if b else T0))
+                if at > since and (inc.folded_to is None or at > inc.folded_to):
+                    inc.fold(at)
+            if before > since and (inc.folded_to is None or before > inc.folded_to):
+                inc.fold(before)
+            assert not inc.inexact
+        wins = {"today": since, "60m": now - 3600_000, "30m": now - 1800_000, "15m": now - 900_000}
+        got = inc.aggregate(now, wins)  # every tick, as live: the running sums move on
+        if i % 4 and i not in (changed_at, len(batches) - 1):
+            continue  # the full pass, every few ticks only (it is the slow part)
+        want = full.aggregate(now, wins)
+        assert got == want, (i, inc.folded_to)
+        part = inc.aggregate(now, wins, agents_for={"today"})
+        for w in wins:
+            assert (part[w].center, part[w].queues, part[w].channels) == (
+                want[w].center, want[w].queues, want[w].channels)  # fmt: skip
+    assert folds > 3 and rebuilds <= 1
+    # what the bounded tracker holds is the last hour's, not the day's
+    assert len(inc.rows) < len(full.facts)
+
+
+HOUR = 3600_000
+
+
+def _both(events: list[Event], since: int, **maps: dict[str, int]) -> tuple[Tracker, IncrementalTracker]:
+    full = Tracker(SETTINGS, maps.get("arrivals"), maps.get("accepts"))
+    inc = IncrementalTracker(SETTINGS, maps.get("arrivals"), maps.get("accepts"), since=since)
+    full.feed(events)
+    inc.feed(events)
+    return full, inc
+
+
+def test_a_reopen_hours_later_spoils_a_completion_already_folded() -> None:
+    day = [
+        ev("create", 0, "c1", queue="support", channel="email"),
+        ev("accept", 10, "c1", "alice", "support", "email"),
+        ev("complete", 100, "c1", "alice", "support", "email"),
+    ]
+    full, inc = _both(day, T0)
+    fed = {"c1": list(day)}
+    inc.fold(T0 + 2 * HOUR)
+    assert "c1" not in inc.items and not inc.rows  # folded into "today" and forgotten
+    assert inc.aggregate(T0 + 3 * HOUR, {"today": T0})["today"].center.kpis()["fcr"] == 1.0
+    # three hours on, the customer writes again: the case routes again
+    later = [ev("reopen", 3 * 3600, "c1", queue="support", channel="email")]
+    blind = IncrementalTracker(SETTINGS, since=T0)  # what it would say without its history
+    blind.feed(day)
+    blind.fold(T0 + 2 * HOUR)
+    blind.feed(later)
+    full.feed(later)
+    _feed_bounded(inc, later, fed)
+    now, wins = T0 + 3 * HOUR + 60_000, {"today": T0, "60m": T0 + 2 * HOUR + 60_000}
+    want = full.aggregate(now, wins)
+    assert (want["today"].center.handled, want["today"].center.resolved_first) == (1, 0)
+    assert inc.aggregate(now, wins) == want
+    assert blind.aggregate(now, wins)["today"].center.resolved_first == 1  # the recall is what fixes it
+
+
+def test_offered_before_midnight_answered_after_and_folded() -> None:
+    midnight = T0
+    day = [
+        ev("create", -900, "x", queue="support", channel="chat"),  # 23:45
+        ev("create", -100, "y", queue="support", channel="chat"),
+        ev("abandon", 30, "y", queue="support", channel="chat"),
+        ev("accept", 300, "x", "alice", "support", "chat"),  # 00:05: waited 20 minutes
+        ev("complete", 400, "x", "alice", "support", "chat"),
+        # arrived before the events fed: its arrival and accept from its hash
+        ev("complete", 500, "z", "bob", "billing", "chat"),
+    ]
+    full, inc = _both(day, midnight, arrivals={"z": ms(-5000)}, accepts={"z": ms(-4000)})
+    inc.fold(midnight + 2 * HOUR)
+    now = midnight + 3 * HOUR
+    wins = {"today": midnight, "60m": now - HOUR}
+    got, want = inc.aggregate(now, wins), full.aggregate(now, wins)
+    assert got == want
+    c = got["today"].center
+    assert (c.offered, c.answered, c.abandoned, c.handled) == (0, 1, 1, 2)
+    assert (c.wait_ms, c.max_wait_ms, c.abandon_wait_ms) == (1200_000, 1200_000, 130_000)
+    assert c.handle_ms == 100_000 + 4500_000
+    assert got["60m"].center == Agg()
+
+
+def test_fold_at_an_hour_boundary() -> None:
+    h = T0 + HOUR  # the fold point, and the start of a window: on the boundary
+    day = [
+        ev("create", 3599.999, "a", queue="support", channel="chat"),  # one ms before
+        ev("create", 3600, "b", queue="support", channel="chat"),  # on it
+        ev("create", 3600.001, "c", queue="support", channel="chat"),
+    ]
+    full, inc = _both(day, T0)
+    inc.aggregate(h + 1000, {"today": T0, "h": h})
+    inc.fold(h)
+    assert len(inc.rows) == 2  # "a" folded, "b" (ts == h) kept for the window from h
+    for now in (h, h + 1, h + 60_000):
+        wins = {"today": T0, "h": h}
+        got = inc.aggregate(now, wins)
+        assert got == full.aggregate(now, wins)
+    assert (got["today"].center.offered, got["h"].center.offered) == (3, 2)
+    with pytest.raises(ValueError, match="before the facts folded"):
+        inc.aggregate(h + 60_000, {"early": h - 1})
+
+
+def test_late_facts_before_the_fold_point_still_count_today() -> None:
+    day = [ev("create", 10, "a", queue="support", channel="chat")]
+    full, inc = _both(day, T0)
+    inc.aggregate(T0 + 2 * HOUR, {"today": T0})
+    inc.fold(T0 + HOUR)
+    # recorded late: it happened before the fold point
+    late = [
+        ev("create", 3000, "b", queue="billing", channel="voice"),
+        ev("abandon", 3300, "b", queue="billing", channel="voice"),
+    ]
+    full.feed(late)
+    inc.feed(late)
+    for now, before in ((T0 + 2 * HOUR, None), (T0 + 3 * HOUR, T0 + 2 * HOUR)):
+        if before:
+            inc.fold(before)
+        wins = {"today": T0, "60m": now - HOUR}
+        assert inc.aggregate(now, wins) == full.aggregate(now, wins)
+    assert inc.aggregate(now, {"today": T0})["today"].center.abandoned == 1
+
+
+def test_what_memory_cannot_replay_asks_for_a_rebuild() -> None:
+    day = [
+        st(0, "alice", "Available", prev="Offline", prev_since=-100),
+        ev("create", 10, "w", queue="support", channel="chat"),
+        ev("accept", 20, "w", "alice", "support", "chat"),
+    ]
+    _, inc = _both(day, T0)
+    inc.fold(T0 + HOUR)
+    assert not inc.inexact
+    inc.feed([st(3700, "alice", "Break", prev="Available", prev_since=0)])
+    assert not inc.inexact  # after the fold point: replayed from the spans kept
+    inc.feed([st(3000, "alice", "Lunch", prev="Available", prev_since=0)])  # late, before it
+    assert "before the agent's time folded" in inc.inexact
+    _, inc = _both(day, T0)
+    inc.fold(T0 + HOUR)
+    inc.settings = replace(SETTINGS, routable=frozenset({"Available", "Break"}))
+    inc.aggregate(T0 + 2 * HOUR, {"today": T0})
+    assert "routable" in inc.inexact
+
+
+DAY_ITEMS = 20_000  # 14 a minute (python -m loadtests.bench_kpi --day runs 200,000)
+DAY_AGENTS = 40
+
+
+def test_a_day_folded_into_sums_holds_the_last_hour_only() -> None:
+    # the benchmark's day (loadtests/bench_kpi.py --day), smaller and checked:
+    # each item answered 15 s after it arrives and completed 3 minutes on,
+    # every 200th a case re-opened three hours later, agents' breaks
+    from loadtests.bench_kpi import T0 as DAY0
+    from loadtests.bench_kpi import breaks, minutes, schedule, tracked_from
+
+    settings = Settings(
+        weights={"chat": 25},
+        capacities={f"a{i}": 100 for i in range(DAY_AGENTS)},
+        members={"support": [f"a{i}" for i in range(0, DAY_AGENTS, 2)]},
+    )
+    full, inc = Tracker(settings), IncrementalTracker(settings, since=DAY0)
+    for t in (full, inc):
+        for i in range(DAY_AGENTS):
+            t.seed_status(f"a{i}", "Available", "", DAY0 - 1000)
+    item = schedule(DAY_ITEMS, 24, DAY_AGENTS, reopen_every=200)
+    due, pauses = minutes(DAY_ITEMS, item), breaks(DAY_AGENTS, 24)
+    held: list[dict[str, int]] = []
+    for m in range(0, 24 * 60, 5):  # one tick every five minutes, the clock driven
+        batch = [item(k)[i] for j in range(m, m + 5) for k, i in due.pop(j, [])]
+        batch = sorted(batch + [e for j in range(m, m + 5) for e in pauses.pop(j, [])], key=lambda e: e.ts)
+        for e in batch:  # a re-opened case: its state back from its history
+            if e.work and e.work not in inc.items and e.ev != "create":
+                inc.recall(e.work, [x for x in item(int(e.work[1:])) if x.ts < e.ts])
+        full.feed(batch)
+        inc.feed(batch)
+        now = DAY0 + (m + 5) * MIN
+        wins = {"today": DAY0, "60m": now - HOUR}  # more sliding windows: the same, slower
+        got = inc.aggregate(now, wins)
+        if now - DAY0 > FOLD_LAG:
+            inc.fold(horizon(now))
+        if (m + 5) % 120 == 0:
+            held.append({**inc.retained(), "gc": tracked_from(inc, (settings,))})
+        if m + 5 in (3 * 60, 12 * 60, 24 * 60):
+            want = full.aggregate(now, wins)
+            for w in wins:
+                assert (got[w].center, got[w].queues, got[w].channels) == (
+                    want[w].center, want[w].queues, want[w].channels), (m, w)  # fmt: skip
+                assert got[w].agents == want[w].agents, (m, w)
+    # the figures, from the schedule itself
+    done = [e for k in range(DAY_ITEMS) for e in item(k) if e.ts < now]  # all that was fed
+    reopened = {e.work for e in done if e.ev == "reopen"}
+    c = got["today"].center
+    assert c.offered == sum(e.ev in ("create", "reopen") for e in done) == DAY_ITEMS + len(reopened)
+    assert c.handled == sum(e.ev == "complete" for e in done)
+    firsts = {e.work for e in done if e.ev == "complete"} - reopened
+    assert c.resolved_first == len(firsts) and len(reopened) > 80
+    # after the first two hours, what it holds is flat: the last hour's traffic
+    first = held[0]
+    for h in held[1:]:
+        for k, v in h.items():
+            assert abs(v - first[k]) <= max(0.02 * first[k], 20), (k, first, h)
+    assert first["facts"] < len(full.facts) / 10
+    # and kept as plain tuples, which the collector does not walk
+    import gc
+
+    gc.collect()
+    assert not any(gc.is_tracked(r) for r in inc.rows)
+    assert not any(gc.is_tracked(s) for ss in inc.agent_spans.values() for s in ss)
+    assert first["gc"] < first["facts"] + first["spans"]
