@@ -31,7 +31,7 @@ from presence.router.policy import (
     ready_index,
     wait_score,
 )
-from presence.store import Store
+from presence.store import NewItem, Store
 from presence.store.scripts import ScriptError
 
 # the queue whose items are pushed to agents to put work in their hands: no
@@ -234,9 +234,7 @@ async def build(store: Store, clock: Clock, cid: str, spec: CenterSpec) -> dict[
             if len(ids) == 1:
                 await store.create_work(ids[0], it.queue, it.channel, it.priority, {}, it.skills or {})
             else:
-                calls: list[tuple[str, str, str, int, dict[str, Any], dict[str, int], str]] = [
-                    (wid, it.queue, it.channel, it.priority, {}, it.skills or {}, "") for wid in ids
-                ]
+                calls = [NewItem(wid, it.queue, it.channel, it.priority, {}, it.skills or {}) for wid in ids]
                 for created in await store.create_work_many(calls):
                     assert not isinstance(created, ScriptError), created
             for wid in ids:
