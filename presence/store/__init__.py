@@ -93,8 +93,10 @@ class Store:
 
     # -- configuration -------------------------------------------------------
 
-    async def sync_center(self, center: Center) -> None:
-        """Write statuses, channels and rules; seed queues and agents once."""
+    async def sync_center(self, center: Center, *, retention_days: float = 90.0) -> None:
+        """Write statuses, channels and rules; seed queues and agents once.
+        `retention_days`: how long a finished item is kept (0: forever), read
+        by the script that finishes it (``retain`` in _lib_work.lua)."""
         k = self.keys
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(k.statuses, k.channels)
@@ -121,6 +123,7 @@ class Store:
                 "missed_offers_status": r.missed_offers_status,
                 "missed_offers_reason": r.missed_offers_reason,
                 "name": center.name,
+                "retention_ms": int(retention_days * 86_400_000),
             },
         )
         await pipe.execute()
