@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import msgpack
 from redis.asyncio import Redis
@@ -73,6 +73,33 @@ def _num(v: Any) -> float:
     except (TypeError, ValueError):
         return 0.0
     return int(x) if x.is_integer() else x
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """Redis's memory: bytes used, its `maxmemory` (0: no limit) and policy."""
+
+    used: int
+    limit: int
+    policy: str
+
+    # from this share of maxmemory /metrics warns and /readyz names the figure
+    WARN: ClassVar[float] = 0.8
+
+    @property
+    def ratio(self) -> float:
+        return self.used / self.limit if self.limit else 0.0
+
+    @property
+    def full(self) -> bool:
+        """Writes are refused: at the limit with a policy that evicts nothing."""
+        return self.limit > 0 and self.used >= self.limit and self.policy == "noeviction"
+
+    def sentence(self) -> str:
+        return (
+            f"Redis is full: used_memory {self.used} bytes of maxmemory {self.limit} "
+            f"({self.ratio:.0%}, maxmemory-policy {self.policy}); writes are refused"
+        )
 
 
 class Store:
@@ -485,6 +512,15 @@ class Store:
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
+
+    async def memory(self) -> Memory:
+        """Redis's memory use against its limit (``INFO memory``)."""
+        info = await self.redis.info("memory")
+        return Memory(
+            used=int(info.get("used_memory", 0)),
+            limit=int(info.get("maxmemory", 0)),
+            policy=str(info.get("maxmemory_policy", "")),
+        )
 
     def pubsub(self) -> PubSub:
         """A pub/sub connection for this center's events (the hub's listener)."""
