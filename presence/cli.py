@@ -1,4 +1,4 @@
-"""The `presence` command: serve, token, check.
+"""The `presence` command: serve, token, check, backup, restore.
 
 `presence serve` binds its port, starts the embedded Redis (when REDIS_URL
 is unset) and reads or creates the secret (when PRESENCE_SECRET is unset)
@@ -26,6 +26,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -33,6 +34,7 @@ from presence.auth import ROLES, load_or_create_secret, mint, read_secret, secre
 from presence.center import Center, Invalid, load_center
 from presence.config import ConfigError, Settings
 from presence.embedded import EmbeddedRedis
+from presence.store import backup
 
 log = logging.getLogger("presence")
 
@@ -252,21 +254,27 @@ async def _check(url: str, center_id: str) -> list[str]:
         await redis.aclose()
 
 
+def _open_redis(settings: Settings, what: str) -> tuple[str, EmbeddedRedis | None]:
+    """The Redis a command works on: REDIS_URL, or the embedded one of the
+    data folder, which must hold a server's data (refused, naming where it
+    looked, so that a new empty Redis is never taken for the center)."""
+    if settings.redis_url is not None:
+        return settings.redis_url, None
+    embedded = EmbeddedRedis(settings.data_dir)
+    if not embedded.has_data():
+        raise Refused(
+            f"no data to {what}: REDIS_URL is unset and {embedded.redis_dir} holds no embedded "
+            f"Redis data, so no server has run with this data folder. {POINT_AT_DATA}, "
+            "or REDIS_URL=<the URL of the Redis it uses>."
+        )
+    return embedded.start(), embedded
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     center = load_center(settings.center_config)
     center_id = args.center or center.id
-    embedded = None
-    url = settings.redis_url
-    if url is None:
-        embedded = EmbeddedRedis(settings.data_dir)
-        if not embedded.has_data():
-            raise Refused(
-                f"no data to check: REDIS_URL is unset and {embedded.redis_dir} holds no embedded "
-                f"Redis data, so no server has run with this data folder. {POINT_AT_DATA}, "
-                "or REDIS_URL=<the URL of the Redis it uses>."
-            )
-        url = embedded.start()
+    url, embedded = _open_redis(settings, "check")
     try:
         breaches = asyncio.run(_check(url, center_id))
     finally:
@@ -279,6 +287,72 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     print(f"all invariants hold in center {center_id}")
     return 0
+
+
+async def _backup(url: str, center_id: str, folder: Path) -> backup.Summary:
+    from presence.store import Store
+    from presence.store.client import redis_client
+
+    redis = redis_client(url)
+    try:
+        store = Store(redis, center_id)
+        if not await store.exists():
+            raise Refused(f"center {center_id!r} has no data in the Redis at {url.split('@')[-1]}")
+        snapshot = await backup.dump(store)
+    finally:
+        await redis.aclose()
+    return backup.write(snapshot, folder)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    center_id = args.center or load_center(settings.center_config).id
+    url, embedded = _open_redis(settings, "back up")
+    try:
+        summary = asyncio.run(_backup(url, center_id, Path(args.dir)))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(f"backed up center {summary.center}: {summary.keys} keys in {summary.path}")
+    return 0
+
+
+async def _restore(
+    url: str, center_id: str, rows: list[tuple[bytes, int, bytes]], replace: bool
+) -> tuple[int, list[str]]:
+    from presence.store import Store
+    from presence.store.client import redis_client
+
+    redis = redis_client(url)
+    try:
+        store = Store(redis, center_id)
+        n = await backup.restore(store, rows, replace=replace)
+        return n, await store.check()
+    finally:
+        await redis.aclose()
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    folder = Path(args.dir)
+    manifest, rows = backup.read(folder, args.center)
+    center_id = str(manifest["center"])
+    embedded = None
+    url = settings.redis_url
+    if url is None:
+        # a new data folder is the usual target: its embedded Redis starts empty
+        embedded = EmbeddedRedis(settings.data_dir)
+        url = embedded.start()
+    try:
+        n, breaches = asyncio.run(_restore(url, center_id, rows, args.replace))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    where = f"the embedded Redis of {settings.data_dir.absolute()}" if embedded else "REDIS_URL"
+    print(f"restored center {center_id}: {n} keys into {where}")
+    for b in breaches:
+        print(f"BREACH: {b}")
+    return 1 if breaches else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -309,6 +383,17 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="verify the routing invariants on the live Redis; exit 1 on a breach")
     c.add_argument("--center", help="center id (default: the one in PRESENCE_CONFIG)")
     c.set_defaults(func=cmd_check)
+
+    b = sub.add_parser("backup", help="write a consistent copy of the center's Redis data into a folder")
+    b.add_argument("dir", help="folder of the backup (created if missing; its files are replaced)")
+    b.add_argument("--center", help="center id (default: the one in PRESENCE_CONFIG)")
+    b.set_defaults(func=cmd_backup)
+
+    r = sub.add_parser("restore", help="restore a backup folder into REDIS_URL or the data folder's Redis")
+    r.add_argument("dir", help="folder written by `presence backup`")
+    r.add_argument("--center", help="refuse unless the backup is of this center")
+    r.add_argument("--replace", action="store_true", help="delete the center's keys there first")
+    r.set_defaults(func=cmd_restore)
     return p
 
 
@@ -320,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, Invalid) as exc:
         print(f"presence: configuration error: {exc}", file=sys.stderr)
         return 2
-    except Refused as exc:
+    except (Refused, backup.BackupError) as exc:
         print(f"presence {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -67,7 +67,7 @@ def _lua(name: str) -> str:
 # the checker and /metrics still answer. Every other function may write, and
 # a full Redis refuses it with OOM before it starts: a change is applied
 # whole or not at all, never half (docs/RELIABILITY.md).
-READ_ONLY = frozenset({"agent_snapshot", "check", "queue_stats", "views", "work_position"})
+READ_ONLY = frozenset({"agent_snapshot", "center_dump", "check", "queue_stats", "views", "work_position"})
 
 BATCHED = ("offer_accept", "offer_decline", "work_complete", "work_create", "work_wrapup")
 
