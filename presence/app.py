@@ -40,11 +40,13 @@ from presence.kpi.live import LiveKpis
 from presence.kpi.rollup import Rollup
 from presence.router.dispatcher import Dispatcher, Sweeper
 from presence.router.escalator import Escalator
+from presence.services.archive import Archiver
 from presence.services.webhooks import Deliverer
 from presence.stalls import StallWatch
 from presence.store import Store
 from presence.store import cases as case_store
 from presence.store.client import redis_client, wait_for_redis
+from presence.tasks import Periodic
 from presence.ws import endpoints
 from presence.ws.hub import Hub
 
@@ -128,7 +130,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             rollup_days=settings.rollup_days,
             timezone=settings.timezone,
         )
-        for task in (live, counters, history):
+        tasks: list[LiveKpis | Periodic] = [live, counters, history]
+        if settings.archive_dir is not None:
+            tasks.append(Archiver(store, settings.archive_dir, timezone=settings.timezone))
+        for task in tasks:
             task.start()
         dispatcher.wake(await store.queue_names())
         # what start-up built lives as long as the process: keep it out of
@@ -159,7 +164,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 watch.stop()
             if demo_run is not None:
                 await demo_run.stop()
-            for task in (history, counters, live):
+            for task in reversed(tasks):
                 await task.stop()
             await webhooks.stop()
             await escalator.stop()

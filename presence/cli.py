@@ -1,4 +1,4 @@
-"""The `presence` command: serve, token, check, backup, restore.
+"""The `presence` command: serve, token, check, backup, restore, archive.
 
 `presence serve` binds its port, starts the embedded Redis (when REDIS_URL
 is unset) and reads or creates the secret (when PRESENCE_SECRET is unset)
@@ -26,9 +26,11 @@ import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import date, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from presence.auth import ROLES, load_or_create_secret, mint, read_secret, secret_path
 from presence.center import Center, Invalid, load_center
@@ -355,6 +357,50 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 1 if breaches else 0
 
 
+async def _archive(
+    url: str, center_id: str, folder: Path, since: date, until: date, tz: str
+) -> dict[date, int]:
+    from presence.services.archive import archive
+    from presence.store import Store
+    from presence.store.client import redis_client
+
+    redis = redis_client(url)
+    try:
+        return await archive(Store(redis, center_id), folder, since, until, tz)
+    finally:
+        await redis.aclose()
+
+
+def _day(value: str, flag: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{flag} must be a date such as 2026-01-31, got {value!r}") from None
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    center_id = args.center or load_center(settings.center_config).id
+    folder = Path(args.dir) if args.dir else settings.archive_dir
+    if folder is None:
+        raise Refused("no folder to archive into: pass --dir DIR or set PRESENCE_ARCHIVE_DIR")
+    since = _day(args.since, "--since")
+    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    until = _day(args.until, "--until") if args.until else today
+    if until < since:
+        raise ConfigError(f"--until ({until}) is before --since ({since})")
+    url, embedded = _open_redis(settings, "archive")
+    try:
+        days = asyncio.run(_archive(url, center_id, folder, since, until, settings.timezone))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    for day, n in sorted(days.items()):
+        print(f"{day}: {n} items in {folder / center_id / f'{day}.ndjson.gz'}")
+    print(f"archived {sum(days.values())} items of center {center_id}, {since} to {until}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="presence", description="Agent presence and omni-channel routing server")
     sub = p.add_subparsers(dest="command", required=True)
@@ -394,6 +440,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--center", help="refuse unless the backup is of this center")
     r.add_argument("--replace", action="store_true", help="delete the center's keys there first")
     r.set_defaults(func=cmd_restore)
+
+    a = sub.add_parser("archive", help="write finished cases, per day, to gzip NDJSON files")
+    a.add_argument("--since", required=True, help="first day (YYYY-MM-DD, the center's time zone)")
+    a.add_argument("--until", help="last day (default: today, so far)")
+    a.add_argument("--dir", help="folder (default PRESENCE_ARCHIVE_DIR); files go to DIR/<center>/")
+    a.add_argument("--center", help="center id (default: the one in PRESENCE_CONFIG)")
+    a.set_defaults(func=cmd_archive)
     return p
 
 

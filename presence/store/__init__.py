@@ -424,7 +424,8 @@ class Store:
                 v["by_channel"] = {}
         return out
 
-    def _work(self, h: dict[Any, Any]) -> dict[str, Any]:
+    def work_view(self, h: dict[Any, Any]) -> dict[str, Any]:
+        """An item's public fields from its stored hash."""
         d = {_s(k): v for k, v in h.items()}
         data = _unpack(d.pop("data", None)) or {}
         item: dict[str, Any] = {
@@ -458,14 +459,14 @@ class Store:
         if not history:
             # the intake reply's read: one command, no pipeline, no history list
             h0 = await self.redis.hgetall(self.keys.work(work_id))
-            return self._work(h0) if h0 else None
+            return self.work_view(h0) if h0 else None
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.work(work_id))
         pipe.lrange(self.keys.work_history(work_id), 0, -1)
         h, hist = await pipe.execute()
         if not h:
             return None
-        item = self._work(h)
+        item = self.work_view(h)
         if history:
             item["history"] = [_unpack(x) for x in hist]
         return item
@@ -480,7 +481,7 @@ class Store:
         pipe = self.redis.pipeline(transaction=False)
         for wid in ids:
             pipe.hgetall(self.keys.work(wid))
-        return self._split(agent_id, [self._work(h) for h in await pipe.execute() if h])
+        return self._split(agent_id, [self.work_view(h) for h in await pipe.execute() if h])
 
     @staticmethod
     def _split(
@@ -501,7 +502,7 @@ class Store:
         agent: dict[str, Any] = msgpack.unpackb(view, raw=False) if view else {"agent_id": agent_id}
         if view and agent.get("by_channel") == []:
             agent["by_channel"] = {}
-        items = [self._work(dict(zip(h[::2], h[1::2], strict=True))) for h in hashes]
+        items = [self.work_view(dict(zip(h[::2], h[1::2], strict=True))) for h in hashes]
         offers, work = self._split(agent_id, items)
         return agent, offers, work
 

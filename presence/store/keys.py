@@ -199,6 +199,12 @@ class Keys:
         return self._k("kpi", "audience")
 
     @property
+    def archive_state(
+        self,
+    ) -> str:  # HASH day: the last day the scheduled archive wrote (services/archive.py)
+        return self._k("archive", "state")
+
+    @property
     def metrics(self) -> str:  # HASH Prometheus counters and histogram buckets; `cursor` stream id
         return self._k("metrics")
 
