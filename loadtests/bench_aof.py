@@ -14,7 +14,8 @@ the slowest round since the last sample. The configurations, alternated
   doubled) and no retention: what presence did before;
 * ``new``: the embedded settings (`presence.embedded.AOF_REWRITE`) and a
   retention of --retention-seconds (PRESENCE_RETENTION_DAYS scaled down, so
-  that expiry is exercised within the run).
+  that expiry is exercised within the run), and the event streams trimmed
+  to the same age at every sample (the roll-up's trim, PRESENCE_HISTORY_DAYS).
 
     python -m loadtests.bench_aof --items 60000 --repeat 2
 """
@@ -88,6 +89,12 @@ async def drive(
         worst = max(worst, time.monotonic() - start)
         done += batch
         if done % sample == 0 or done >= items:
+            if keep_s:
+                # what the roll-up does with PRESENCE_HISTORY_DAYS (presence/kpi/
+                # rollup.py, `trim`): the event streams kept as long as the items
+                cut = f"{store.now_ms() - int(keep_s * 1000)}-0"
+                await r.xtrim(store.keys.event_stream, minid=cut)
+                await r.xtrim(store.keys.status_stream, minid=cut)
             info = await r.info("persistence")
             mem = await r.info("memory")
             rows.append(
