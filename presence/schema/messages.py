@@ -46,7 +46,7 @@ Ref = Annotated[str, Meta(max_length=64)] | Int64
 # A status and its reason are checked against the center's own lists by the
 # script, which names the allowed ones; here only their length.
 DeclineReason = Annotated[str, Meta(max_length=500, description="a reason of at most 500 characters")]
-Disposition = Annotated[str, Meta(max_length=200, description="a disposition of at most 200 characters")]
+Disposition = Annotated[str, Meta(max_length=200, description="at most 200 characters")]
 CallTarget = Annotated[
     str,
     Meta(max_length=256, description="a transfer target: an extension, number or SIP address (at most 256)"),
