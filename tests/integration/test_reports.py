@@ -75,7 +75,9 @@ def history(server: ServerProcess, redis_server: str) -> str:
         # It writes "trimmed" before it releases its lock: wait for both, or
         # the lock is taken while the server still holds it.
         deadline = time.monotonic() + 10
-        while not (r.hexists(k.kpi_state, "trimmed") and r.set(k.kpi_lock("rollup"), "test", px=120_000, nx=True)):
+        while not (
+            r.hexists(k.kpi_state, "trimmed") and r.set(k.kpi_lock("rollup"), "test", px=120_000, nx=True)
+        ):
             assert time.monotonic() < deadline, "the server's first roll-up did not finish"
             time.sleep(0.05)
         r.delete(k.kpi_state, k.event_stream, k.status_stream)
