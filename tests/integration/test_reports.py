@@ -70,12 +70,16 @@ def history(server: ServerProcess, redis_server: str) -> str:
     k = Keys(cid)
     r = redis.Redis.from_url(redis_server)
     try:
-        # The server's own roll-up ran once at start; keep it from running
+        # The server's own roll-up runs once at start; keep it from running
         # again (it would trim these January events, far past the retention).
+        # It writes "trimmed" before it releases its lock: wait for both, or
+        # the lock is taken while the server still holds it.
         deadline = time.monotonic() + 10
-        while not r.hexists(k.kpi_state, "trimmed") and time.monotonic() < deadline:
+        while not r.hexists(k.kpi_state, "trimmed") or not r.set(
+            k.kpi_lock("rollup"), "test", px=120_000, nx=True
+        ):
+            assert time.monotonic() < deadline, "the server's first roll-up did not finish"
             time.sleep(0.05)
-        assert r.set(k.kpi_lock("rollup"), "test", px=120_000, nx=True)
         r.delete(k.kpi_state, k.event_stream, k.status_stream)
         for ts, f in sorted(EVENTS, key=lambda e: e[0]):
             r.xadd(k.event_stream, {**f, "ts": str(ts)}, id=f"{ts}-{sum(1 for e in EVENTS if e[0] < ts)}")
