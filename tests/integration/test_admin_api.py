@@ -13,6 +13,7 @@ import redis
 
 from presence.store.keys import Keys
 from tests.harness import ServerProcess, agent, available, post_work, supervisor, token
+from tests.helpers import http
 from tests.integration.conftest import ServerFactory
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,7 +38,7 @@ def call(
     headers = kw.pop("headers", {})
     if role is not None:
         headers.update(auth(role, sub))
-    return httpx.request(method, f"{server.http}/api/v1{path}", json=body, headers=headers, timeout=10, **kw)
+    return http().request(method, f"{server.http}/api/v1{path}", json=body, headers=headers, timeout=10, **kw)
 
 
 def problem(r: httpx.Response, status: int, field: str | None = None) -> dict[str, Any]:
@@ -188,14 +189,14 @@ def test_bad_input_names_the_field_and_stores_nothing(server: ServerProcess) -> 
         server, "PUT", "/agents/carol", content=b'{"capacity": ', headers={"Content-Type": "application/json"}
     )
     problem(r, 400)
-    r = httpx.put(
+    r = http().put(
         f"{server.http}/api/v1/agents/carol",
         content=b"capacity=5",
         headers={**auth(), "Content-Type": "application/x-www-form-urlencoded"},
         timeout=10,
     )
     problem(r, 415)
-    r = httpx.put(
+    r = http().put(
         f"{server.http}/api/v1/queues/vip",
         content=b"<queue/>",
         headers={**auth(), "Content-Type": "text/xml"},
