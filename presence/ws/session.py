@@ -130,9 +130,10 @@ async def _serve(
         if message["type"] == "websocket.disconnect":
             return
         conn.last_seen = time.monotonic()
-        if time.time() >= expires:
+        if ctx.store.clock() >= expires:
             # a token is good for its lifetime, not for the socket's: the
-            # client must fetch a new one (clients ping, so this is prompt)
+            # client must fetch a new one (clients ping, so this is prompt);
+            # the store's clock, so that a test can drive it
             await ws.close(Close.UNAUTHORIZED, "the token has expired")
             return
         if not limit.allow():

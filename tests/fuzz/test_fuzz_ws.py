@@ -59,10 +59,10 @@ near_valid = st.fixed_dictionaries(
 messages = near_valid | st.dictionaries(st.text(max_size=12), values, max_size=6) | values
 
 
-# The sockets are opened with ping_interval=None: the sync client's
-# keepalive thread draws each ping's payload from the global `random` module
-# (every 20 s), and a ping that fell while Hypothesis drew an example made it
-# fail the test ("Do not use the `random` module inside strategies").
+# ping_interval=None: the sync client's keepalive thread draws each ping's
+# payload from the global `random` module (every 20 s); a ping that fell
+# while Hypothesis drew an example failed the test ("Do not use the `random`
+# module inside strategies").
 
 
 class Socket:

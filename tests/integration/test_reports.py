@@ -22,6 +22,7 @@ from presence.kpi.rollup import HOUR_MS, Rollup, hour_name, read_rollups
 from presence.store import Store
 from presence.store.keys import Keys
 from tests.harness import ServerProcess, token
+from tests.helpers import http
 
 T0 = int(datetime(2026, 1, 15, 9, 0, tzinfo=UTC).timestamp() * 1000)
 
@@ -75,8 +76,8 @@ def history(server: ServerProcess, redis_server: str) -> str:
         # It writes "trimmed" before it releases its lock: wait for both, or
         # the lock is taken while the server still holds it.
         deadline = time.monotonic() + 10
-        while not (
-            r.hexists(k.kpi_state, "trimmed") and r.set(k.kpi_lock("rollup"), "test", px=120_000, nx=True)
+        while not r.hexists(k.kpi_state, "trimmed") or not r.set(
+            k.kpi_lock("rollup"), "test", px=120_000, nx=True
         ):
             assert time.monotonic() < deadline, "the server's first roll-up did not finish"
             time.sleep(0.05)
@@ -93,7 +94,7 @@ def history(server: ServerProcess, redis_server: str) -> str:
 
 
 def get(server: ServerProcess, path: str, role: str = "supervisor", **params: str) -> httpx.Response:
-    return httpx.get(
+    return http().get(
         f"{server.http}{path}",
         params=params,
         headers={"Authorization": f"Bearer {token(role, 'boss')}"},
@@ -207,7 +208,7 @@ def test_events_export(server: ServerProcess, history: str) -> None:
 
 def test_refusals(server: ServerProcess, history: str) -> None:
     assert get(server, "/api/v1/reports/kpis", role="agent").status_code == 403
-    assert httpx.get(f"{server.http}/api/v1/reports/kpis", timeout=10).status_code == 401
+    assert http().get(f"{server.http}/api/v1/reports/kpis", timeout=10).status_code == 401
     assert get(server, "/api/v1/reports/kpis", role="service").status_code == 200
     for params, field in (
         ({"group_by": "planet"}, "group_by"),
