@@ -64,7 +64,8 @@ class Close(IntEnum):
 CLOSE_MEANINGS: Final[dict[Close, str]] = {
     Close.NORMAL: "normal close (also: no frame at all for PRESENCE_HEARTBEAT_TIMEOUT seconds); "
     "reconnect when needed",
-    Close.POLICY: "abuse: origin not allowed, or messages faster than the rate limit; do not retry at once",
+    Close.POLICY: "abuse: origin not allowed, or messages (or websocket pings and pongs) faster than "
+    "the rate limit; do not retry at once",
     Close.TOO_BIG: "a frame over PRESENCE_MAX_FRAME bytes; fix the client",
     Close.INTERNAL: "the server failed on this socket (logged); retry with backoff",
     Close.RESTART: "the server is shutting down; reconnect (to another process)",

@@ -32,6 +32,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from starlette.types import Send
+from starlette.websockets import WebSocketDisconnect
 
 from presence import protocol
 from presence.config import Settings
@@ -129,7 +130,7 @@ class Conn:
                         self.resync = True
                         await asyncio.sleep(0.5)
                         self._wake.set()
-        except (OSError, RuntimeError):
+        except (OSError, RuntimeError, WebSocketDisconnect):
             # the peer went away while we were sending; the receive loop ends it
             self._closed = True
 

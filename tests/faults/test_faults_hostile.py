@@ -1,0 +1,72 @@
+"""Hostile and careless clients, found from outside with a raw websocket
+client (`tests/faults/rawws.py`): a ping flood, text that is not UTF-8,
+clients that vanish mid-send, a wallboard that stops reading."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+import pytest
+
+from tests.faults.rawws import PING, RawWs, frame
+from tests.harness import ServerProcess, WsClient, agent, token
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _clean(logs: str) -> None:
+    assert "ERROR" not in logs and "Traceback" not in logs, logs[-4000:]
+
+
+async def _pong_ms(client: WsClient) -> float:
+    start = time.perf_counter()
+    waiter = await client.conn.ping()
+    await asyncio.wait_for(waiter, 5)
+    return (time.perf_counter() - start) * 1000
+
+
+async def test_ping_flood_is_closed_1008_and_others_keep_their_latency(server: ServerProcess) -> None:
+    bob = await agent(server, "bob")
+    # paced, so bob stays well within his own budget (burst 200, 50/s)
+    baseline = statistics.median([await _pong_ms(bob) for _ in range(30)])
+
+    flooder = await RawWs.connect(server.port, "/ws/agent", token("agent", "alice"))
+    chunk = frame(PING, b"ping") * 5000  # 50 KB of pings per write
+    sent = 0
+    stop = asyncio.Event()
+
+    async def flood() -> None:
+        nonlocal sent
+        end = time.monotonic() + 5.0
+        try:
+            while not stop.is_set() and time.monotonic() < end:
+                await flooder.send(chunk)
+                sent += 5000
+        except (ConnectionError, OSError):
+            pass  # the server closed it
+
+    async def measure() -> list[float]:
+        got = []
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            got.append(await _pong_ms(bob))
+            await asyncio.sleep(0.02)
+        return got
+
+    flooding = asyncio.create_task(flood())
+    during = asyncio.create_task(measure())
+    closing, pongs = await flooder.until_close(timeout=8)
+    stop.set()
+    await flooding
+    latencies = await during
+    flooder.close()
+
+    assert closing.close_code == 1008, closing
+    # the budget (PRESENCE_RATE_BURST 200 + 50/s), not the flood, sets what is answered
+    assert pongs < 1000, (pongs, sent)
+    assert statistics.median(latencies) < max(5.0, 3 * baseline), (baseline, latencies)
+    # bob is untouched: same socket, still answered
+    assert (await bob.request({"type": "ping"}))["type"] == "pong"
+    _clean(server.logs())
