@@ -51,6 +51,7 @@ class Close(IntEnum):
     """Close codes the server uses; `CLOSE_MEANINGS` says what a client should do on each."""
 
     NORMAL = 1000
+    INVALID_DATA = 1007
     POLICY = 1008
     TOO_BIG = 1009
     INTERNAL = 1011
@@ -64,6 +65,7 @@ class Close(IntEnum):
 CLOSE_MEANINGS: Final[dict[Close, str]] = {
     Close.NORMAL: "normal close (also: no frame at all for PRESENCE_HEARTBEAT_TIMEOUT seconds); "
     "reconnect when needed",
+    Close.INVALID_DATA: "a text frame that is not valid UTF-8; fix the client",
     Close.POLICY: "abuse: origin not allowed, or messages (or websocket pings and pongs) faster than "
     "the rate limit; do not retry at once",
     Close.TOO_BIG: "a frame over PRESENCE_MAX_FRAME bytes; fix the client",

@@ -9,7 +9,9 @@ is charged to the socket's own budget (`Budget`, which the app fills with
 the same token bucket its messages use); a socket over it is closed 1008,
 like a message flood, and its pongs are not sent.
 
-One more thing differs from uvicorn's class: a close from the app
+Two more things differ from uvicorn's class: a text frame that is not
+UTF-8 is closed 1007 without an ERROR and traceback in the log (any client
+could otherwise fill the operators' log at will), and a close from the app
 never waits behind a full send buffer (a client that stopped reading would
 otherwise keep its socket forever).
 
@@ -102,6 +104,19 @@ class Wire(WebSocketsSansIOProtocol):
         self.conn.data_to_send()  # the pongs queued for this read: never sent
         log.info("closing a socket of %s over its frame budget (control frames)", self._peer())
         self._close(Close.POLICY, "message rate limit exceeded")
+
+    def send_receive_event_to_app(self) -> None:
+        if self.curr_msg_data_type == "text" and not self.close_sent:
+            data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+            try:
+                data.decode()
+            except UnicodeDecodeError as exc:
+                self.frames = []
+                # the client's fault, not the operator's: one line, no traceback
+                log.info("closing a socket of %s: text frame not UTF-8 (%s)", self._peer(), exc.reason)
+                self._close(Close.INVALID_DATA, "text frame is not valid UTF-8")
+                return
+        super().send_receive_event_to_app()
 
     async def send(self, message: Any) -> None:
         if self._closed_here:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.faults.rawws import PING, RawWs, frame
+from tests.faults.rawws import PING, TEXT, RawWs, frame
 from tests.harness import ServerProcess, WsClient, agent, token
 
 pytestmark = pytest.mark.timeout(120)
@@ -69,4 +69,18 @@ async def test_ping_flood_is_closed_1008_and_others_keep_their_latency(server: S
     assert statistics.median(latencies) < max(5.0, 3 * baseline), (baseline, latencies)
     # bob is untouched: same socket, still answered
     assert (await bob.request({"type": "ping"}))["type"] == "pong"
+    _clean(server.logs())
+
+
+async def test_text_frame_not_utf8_closes_1007_without_a_traceback(server: ServerProcess) -> None:
+    raw = await RawWs.connect(server.port, "/ws/agent", token("agent", "alice"))
+    first = await raw.recv()
+    assert first.opcode == TEXT and b'"snapshot"' in first.payload
+    await raw.send(frame(TEXT, b'{"type": "ping", "note": "\xff\xfe"}'))
+    closing, _ = await raw.until_close()
+    raw.close()
+    assert closing.close_code == 1007, closing
+    bob = await agent(server, "bob")
+    assert (await bob.request({"type": "ping"}))["type"] == "pong"
+    await asyncio.sleep(0.3)
     _clean(server.logs())
