@@ -12,6 +12,7 @@ import pytest
 
 from tests.faults.rawws import PING, TEXT, RawWs, frame
 from tests.harness import ServerProcess, WsClient, agent, token
+from tests.integration.test_loadtests_smoke import run_locust
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -83,4 +84,30 @@ async def test_text_frame_not_utf8_closes_1007_without_a_traceback(server: Serve
     bob = await agent(server, "bob")
     assert (await bob.request({"type": "ping"}))["type"] == "pong"
     await asyncio.sleep(0.3)
+    _clean(server.logs())
+
+
+async def _churn(server: ServerProcess, rounds: int) -> None:
+    """Clients that vanish at the worst moments: right after the handshake
+    (the server is sending the snapshot), and right after a request (it is
+    sending the reply), without a close frame (a reset)."""
+    for i in range(rounds):
+        who = ("alice", "bob")[i % 2]
+        raw = await RawWs.connect(server.port, "/ws/agent", token("agent", who))
+        raw.close()
+        wall = await RawWs.connect(server.port, "/ws/supervisor", token("supervisor", f"sue{i}"))
+        wall.close()
+        raw = await RawWs.connect(server.port, "/ws/agent", token("agent", who))
+        await raw.recv()
+        await raw.send(frame(TEXT, b'{"type": "snapshot.get", "ref": 1}'))
+        raw.close()
+
+
+async def test_clients_coming_and_going_leave_no_error_in_the_log(server: ServerProcess) -> None:
+    churn = asyncio.create_task(_churn(server, 40))
+    # Locust's agents drop their connections now and then and all stop at once at the end
+    out = await asyncio.to_thread(run_locust, server, 20, 10, "--stop-timeout", "2", "--lt-handle", "0.5")
+    await churn
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    await asyncio.sleep(1.0)  # the server notices the last disconnects
     _clean(server.logs())
