@@ -60,6 +60,7 @@ class Close(IntEnum):
     UNAUTHORIZED = 4401
     FORBIDDEN = 4403
     UNKNOWN_AGENT = 4404
+    TOO_SLOW = 4408
 
 
 CLOSE_MEANINGS: Final[dict[Close, str]] = {
@@ -75,6 +76,8 @@ CLOSE_MEANINGS: Final[dict[Close, str]] = {
     Close.UNAUTHORIZED: "missing, malformed, forged or expired token; get a new token",
     Close.FORBIDDEN: "the token's role may not use this endpoint; use the right token",
     Close.UNKNOWN_AGENT: "the token's subject is not an agent of this center (or was removed)",
+    Close.TOO_SLOW: "the client stopped reading (a wallboard whose queue stayed full for 5 s); "
+    "reconnect for a fresh snapshot",
 }
 
 

@@ -119,17 +119,22 @@ class Wire(WebSocketsSansIOProtocol):
         super().send_receive_event_to_app()
 
     async def send(self, message: Any) -> None:
-        if self._closed_here:
-            # closed by this layer (flood, bad frame): for the app the client
-            # is gone, as if it had left, not a misuse of a closed socket
-            if message["type"] == "websocket.close":
-                return
-            raise ClientDisconnected()
         if message["type"] == "websocket.close" and self._stalled():
             # the client is not reading: write the close frame past the full
             # buffer instead of waiting for room that may never come
-            self._close(message.get("code", Close.NORMAL), message.get("reason", "") or "")
+            self._close(message.get("code", Close.NORMAL), message.get("reason", "") or "", at_once=False)
             return
+        if message["type"] == "websocket.send":
+            # waited for here, not in uvicorn's send: this layer may close the
+            # socket meanwhile, and the frame must then not go out after it
+            await self.writable.wait()
+        if self._closed_here:
+            # closed by this layer (flood, bad frame, not reading): for the
+            # app the client is gone, as if it had left, not a misuse of a
+            # closed socket
+            if message["type"] == "websocket.close":
+                return
+            raise ClientDisconnected()
         await super().send(message)
 
     def _stalled(self) -> bool:
@@ -141,13 +146,18 @@ class Wire(WebSocketsSansIOProtocol):
             and self.initial_response is None
         )
 
-    def _close(self, code: int, reason: str) -> None:
+    def _close(self, code: int, reason: str, *, at_once: bool = True) -> None:
         """Close the socket from here, telling the app (a disconnect on its
-        queue). The connection is closed at once, not after the client's
-        close frame: nothing it sends is read any more (a flood would still
-        cost a parse per frame), and it is aborted if the client has not
-        taken the close frame within ``close_timeout`` (a client that does
-        not read would hold it forever)."""
+        queue), and abort the connection if the client has not taken the
+        close frame within ``close_timeout`` (one that does not read would
+        hold it forever).
+
+        An abusive client's connection is closed at once: nothing it sends
+        is read any more (a flood would still cost a parse per frame). One
+        that stopped reading is still read from (and what it sends dropped)
+        until it takes the close frame: closing a socket with unread input
+        resets it, and the client would never see the close code.
+        """
         if self.close_sent or self.conn.state is not State.OPEN:
             return
         self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
@@ -157,7 +167,11 @@ class Wire(WebSocketsSansIOProtocol):
         if self.close_timer is not None:
             self.close_timer.cancel()
         self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
-        self.transport.close()
+        if at_once:
+            self.transport.close()
+        elif self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
 
     def _peer(self) -> str:
         return f"{self.client[0]}:{self.client[1]}" if self.client else "?"

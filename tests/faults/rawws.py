@@ -59,11 +59,16 @@ class RawWs:
     ) -> RawWs:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
-            # before connect, so the window the server sees is small from the start
+            # Before connect, so the window the server sees is small from the
+            # start; with small segments too, so the server's send buffer
+            # (sized by the kernel from segment size and window) stays small.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-        reader, writer = await asyncio.open_connection(sock=sock, limit=2**24)
+        # a small limit: the reader stops taking data from the socket once it holds
+        # 2 x limit bytes, so a client that does not read really does not
+        reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write(
             (

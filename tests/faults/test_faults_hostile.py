@@ -5,13 +5,17 @@ clients that vanish mid-send, a wallboard that stops reading."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.faults.rawws import PING, TEXT, RawWs, frame
-from tests.harness import ServerProcess, WsClient, agent, token
+from tests.harness import ServerProcess, WsClient, agent, supervisor, token
+from tests.integration.conftest import ServerFactory
 from tests.integration.test_loadtests_smoke import run_locust
 
 pytestmark = pytest.mark.timeout(120)
@@ -111,3 +115,54 @@ async def test_clients_coming_and_going_leave_no_error_in_the_log(server: Server
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     await asyncio.sleep(1.0)  # the server notices the last disconnects
     _clean(server.logs())
+
+
+MANY = "\n".join(f'[[agents]]\nid = "a{i:02d}"\nqueues = ["support"]\n' for i in range(40))
+WALL_CENTER = f'[[queues]]\nname = "support"\n\n{MANY}'
+
+
+async def test_a_wallboard_that_stops_reading_is_dropped_4408_and_counted(
+    server_factory: ServerFactory,
+) -> None:
+    fast = {"PRESENCE_RATE_PER_SECOND": "5000", "PRESENCE_RATE_BURST": "5000"}
+    server = server_factory(WALL_CENTER, env=fast)
+    boss = await supervisor(server, "boss")  # reads everything: must stay
+    # a tiny receive window, so the server's writes back up within seconds
+    stuck = await RawWs.connect(server.port, "/ws/supervisor", token("supervisor", "stuck"), rcvbuf=4096)
+    statuses = ("Available", "Break")
+    start = time.monotonic()
+    dropped = None
+    n = 0
+    while time.monotonic() - start < 40 and dropped is None:
+        for i in range(40):
+            msg = {"type": "agent.status.set", "agent_id": f"a{i:02d}", "status": statuses[n % 2]}
+            if i == 0:
+                await boss.request(msg)
+            else:
+                await boss.send(msg)
+        n += 1
+        if n % 10 == 0:
+            # the stuck wallboard still keeps its socket alive (it is not silent)
+            with contextlib.suppress(OSError):
+                await stuck.send(frame(TEXT, b'{"type": "ping"}'))
+            boss.inbox.clear()
+            dropped = _dropped(server)
+        await asyncio.sleep(0.01)
+    assert dropped == 1, f"not dropped within {time.monotonic() - start:.0f}s"
+    closing, before = await stuck.until_close(timeout=10)
+    stuck.close()
+    assert closing.close_code == 4408, closing
+    assert before > 0  # it had its snapshot and some deltas, then the close frame
+    # the wallboard that reads is untouched
+    assert (await boss.request({"type": "ping"}))["type"] == "pong"
+    _clean(server.logs())
+
+
+def _dropped(server: ServerProcess) -> float | None:
+    text = httpx.get(f"{server.http}/metrics", timeout=5).text
+    for fam in text_string_to_metric_families(text):
+        if fam.name == "presence_websocket_dropped":
+            for s in fam.samples:
+                if s.name.endswith("_total") and s.labels.get("role") == "supervisor":
+                    return s.value
+    return None
