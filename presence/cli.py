@@ -141,13 +141,16 @@ def _serve(settings: Settings, args: argparse.Namespace, sock: socket.socket) ->
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from presence.ws.wire import Wire
+
     config = uvicorn.Config(
         "presence.app:create_app",
         factory=True,
         host=settings.host,
         port=sock.getsockname()[1],
         workers=args.workers,
-        ws="websockets-sansio",
+        # uvicorn's websockets-sansio protocol, with pings on the socket's budget
+        ws=Wire,
         loop="uvloop",
         http="httptools",
         ws_max_size=settings.max_frame,

@@ -373,6 +373,11 @@ class Store:
     async def cancel(self, work_id: str, reason: str) -> list[str]:
         return await self._call("work_cancel", work_id, reason)
 
+    async def count_dropped(self, role: str, reason: str) -> None:
+        """Count a socket the server dropped (``presence_websocket_dropped_total``):
+        one atomic increment of the Prometheus counters' hash."""
+        await self.redis.hincrby(self.keys.metrics, f"ws_dropped|{role}|{reason}", 1)
+
     async def exists(self) -> bool:
         """Whether a server has run this center on this Redis (sync_center
         writes its statuses at every start), so that a check of a center that
