@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         redis = redis_client(url)
         await wait_for_redis(redis, url)
         store = Store(redis, center.id, clock=clock)
-        await store.sync_center(center)
+        await store.sync_center(center, retention_days=settings.retention_days)
         await case_store.sync_config(store, center)
         dispatcher = Dispatcher(store)
         hub = Hub(store, settings)

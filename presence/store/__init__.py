@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import msgpack
 from redis.asyncio import Redis
@@ -75,6 +75,33 @@ def _num(v: Any) -> float:
     return int(x) if x.is_integer() else x
 
 
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """Redis's memory: bytes used, its `maxmemory` (0: no limit) and policy."""
+
+    used: int
+    limit: int
+    policy: str
+
+    # from this share of maxmemory /metrics warns and /readyz names the figure
+    WARN: ClassVar[float] = 0.8
+
+    @property
+    def ratio(self) -> float:
+        return self.used / self.limit if self.limit else 0.0
+
+    @property
+    def full(self) -> bool:
+        """Writes are refused: at the limit with a policy that evicts nothing."""
+        return self.limit > 0 and self.used >= self.limit and self.policy == "noeviction"
+
+    def sentence(self) -> str:
+        return (
+            f"Redis is full: used_memory {self.used} bytes of maxmemory {self.limit} "
+            f"({self.ratio:.0%}, maxmemory-policy {self.policy}); writes are refused"
+        )
+
+
 class Store:
     """One center's state in Redis."""
 
@@ -93,8 +120,10 @@ class Store:
 
     # -- configuration -------------------------------------------------------
 
-    async def sync_center(self, center: Center) -> None:
-        """Write statuses, channels and rules; seed queues and agents once."""
+    async def sync_center(self, center: Center, *, retention_days: float = 90.0) -> None:
+        """Write statuses, channels and rules; seed queues and agents once.
+        `retention_days`: how long a finished item is kept (0: forever), read
+        by the script that finishes it (``retain`` in _lib_work.lua)."""
         k = self.keys
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(k.statuses, k.channels)
@@ -121,6 +150,7 @@ class Store:
                 "missed_offers_status": r.missed_offers_status,
                 "missed_offers_reason": r.missed_offers_reason,
                 "name": center.name,
+                "retention_ms": int(retention_days * 86_400_000),
             },
         )
         await pipe.execute()
@@ -487,6 +517,15 @@ class Store:
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
+
+    async def memory(self) -> Memory:
+        """Redis's memory use against its limit (``INFO memory``)."""
+        info = await self.redis.info("memory")
+        return Memory(
+            used=int(info.get("used_memory", 0)),
+            limit=int(info.get("maxmemory", 0)),
+            policy=str(info.get("maxmemory_policy", "")),
+        )
 
     def pubsub(self) -> PubSub:
         """A pub/sub connection for this center's events (the hub's listener)."""

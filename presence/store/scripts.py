@@ -62,6 +62,13 @@ def _lua(name: str) -> str:
 # exists as a "many" variant that applies a batch of calls in one FCALL
 # (see `Batcher`). Each call in the batch stays atomic on its own and gets
 # its own reply; only the round trip and the script set-up are shared.
+# Scripts that only read: registered with the `no-writes` flag, so Redis
+# runs them when it is full (maxmemory reached, noeviction) and a snapshot,
+# the checker and /metrics still answer. Every other function may write, and
+# a full Redis refuses it with OOM before it starts: a change is applied
+# whole or not at all, never half (docs/RELIABILITY.md).
+READ_ONLY = frozenset({"agent_snapshot", "check", "queue_stats", "views", "work_position"})
+
 BATCHED = ("offer_accept", "offer_decline", "work_complete", "work_create", "work_wrapup")
 
 # The body of a batched script runs as a function of its own ARGV; pcall
@@ -128,10 +135,11 @@ def library() -> tuple[str, dict[str, str]]:
     functions = {name: f"{name.replace(':', '__')}_{tag}" for name in bodies}
     parts = [f"#!lua name=presence_{tag}", lib]
     for name, body in sorted(bodies.items()):
+        flags = "'no-writes'" if name in READ_ONLY else ""
         parts.append(
             f"-- ==== {name} ====\n"
-            f"redis.register_function('{functions[name]}', function(keys, args)\n"
-            f"enter(keys, args)\n{body}\nend)"
+            f"redis.register_function{{function_name = '{functions[name]}', flags = {{{flags}}},\n"
+            f"callback = function(keys, args)\nenter(keys, args)\n{body}\nend}}"
         )
     return "\n".join(parts), functions
 
@@ -150,7 +158,6 @@ class Scripts:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._source, self._functions = library()
-        self._loaded = False
 
     async def _load(self) -> None:
         # REPLACE: loading the same library twice (two processes starting at
@@ -163,16 +170,17 @@ class Scripts:
                     f"presence needs Redis 7.0 or later, or Valkey 7.2 or later (FUNCTION LOAD): {exc}"
                 ) from exc
             raise
-        self._loaded = True
 
     async def _fcall(self, name: str, prefix: str, args: list[Any]) -> Any:
         fn = self._functions[name]
-        if not self._loaded:
-            await self._load()
+        # called first, loaded on a miss: a process that starts while another
+        # already loaded this version (or while Redis is full, when FUNCTION
+        # LOAD is refused) calls what is there
         try:
             return await self._redis.fcall(fn, 1, prefix, *args)
         except ResponseError as exc:
-            if "function not found" not in str(exc).lower():
+            # "unknown command": a Redis before 7; _load says so in a sentence
+            if not any(m in str(exc).lower() for m in ("function not found", "unknown command")):
                 raise
         # a Redis without our library (a new one, or its functions flushed)
         await self._load()
