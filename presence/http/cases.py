@@ -23,6 +23,7 @@ from presence.schema.cases import (
     CustomerInput,
     PushInput,
     ReassignInput,
+    ReplyInput,
     TransferInput,
 )
 from presence.services import cases
@@ -57,6 +58,29 @@ async def list_comments(request: Request) -> Response:
     if claims.role == "agent" and item.get("agent_id") != claims.sub:
         raise Problem(403, "an agent may only read the notes of its own work items", code="forbidden")
     return json({"work_id": wid, "comments": await case_store.comments(store, wid)})
+
+
+@takes(ReplyInput)
+async def add_reply(request: Request, body: Body[ReplyInput]) -> Response:
+    claims = require(request, *ANY)
+    wid = path_param(request, "work_id")
+    if claims.role != "agent":
+        raise Problem(403, "only the agent holding the item may reply to the customer", code="forbidden")
+    r = await body()
+    sent = await case_store.reply(ctx_of(request).store, wid, claims.sub, r.text, confirm=r.confirm)
+    return json(sent, status=201)
+
+
+async def list_replies(request: Request) -> Response:
+    claims = require(request, *ANY)
+    wid = path_param(request, "work_id")
+    store = ctx_of(request).store
+    item = await store.get_work(wid, history=False)
+    if item is None:
+        raise Problem(404, f"no work item {wid}", code="not_found")
+    if claims.role == "agent" and item.get("agent_id") != claims.sub:
+        raise Problem(403, "an agent may only read the replies of its own work items", code="forbidden")
+    return json({"work_id": wid, "replies": await case_store.replies(store, wid)})
 
 
 @takes(CaseStatusInput)
@@ -154,6 +178,8 @@ async def webhooks(request: Request) -> Response:
 ROUTES = [
     Route("/api/v1/work/{work_id}/comments", add_comment, methods=["POST"]),
     Route("/api/v1/work/{work_id}/comments", list_comments, methods=["GET"]),
+    Route("/api/v1/work/{work_id}/replies", add_reply, methods=["POST"]),
+    Route("/api/v1/work/{work_id}/replies", list_replies, methods=["GET"]),
     Route("/api/v1/work/{work_id}/status", set_status, methods=["POST"]),
     Route("/api/v1/work/{work_id}/transfer", transfer, methods=["POST"]),
     Route("/api/v1/work/{work_id}/reassign", reassign, methods=["POST"]),

@@ -16,6 +16,7 @@ from presence.schema.common import (
     NoteText,
     OptionalAgentId,
     OptionalQueueName,
+    ReplyText,
     Shape,
     ShortText,
     WorkId,
@@ -38,6 +39,17 @@ class CaseStatusInput(Shape, kw_only=True):
         str,
         Meta(min_length=1, max_length=64, description="one of the center's case statuses ([cases] statuses)"),
     ]
+
+
+class ReplyInput(Shape, kw_only=True):
+    """The holder's reply to the customer (``POST /api/v1/work/{work_id}/replies``)."""
+
+    text: ReplyText
+    # a second reply to the customer's same message is refused (409 conflict,
+    # field confirm) unless this is true
+    confirm: Annotated[bool, Meta(description="send even if the customer's latest message was answered")] = (
+        False
+    )
 
 
 HandoffNote = Annotated[Note, Meta(description="a handoff note for the next agent")]
@@ -111,6 +123,22 @@ class NoteAnswer(Struct, kw_only=True):
     author: str
     text: str
     ts: int
+
+
+class ReplyAnswer(Struct, kw_only=True):
+    """A reply as the case keeps it: which inbound message it answers (1 =
+    the first; 0: none yet) and whether it was a confirmed second reply."""
+
+    author: str
+    text: str
+    ts: int
+    message: int
+    again: bool
+
+
+class Replies(Struct, kw_only=True):
+    work_id: WorkId
+    replies: list[ReplyAnswer]
 
 
 class Comments(Struct, kw_only=True):

@@ -139,6 +139,9 @@ class Keys:
     def case_messages(self, work_id: str) -> str:  # LIST msgpack customer messages of the case
         return self._k("case", work_id, "messages")
 
+    def case_replies(self, work_id: str) -> str:  # LIST msgpack {author, text, ts, message, channel, again}
+        return self._k("case", work_id, "replies")
+
     @property
     def case_config(self) -> str:  # HASH statuses (msgpack list), closed, reopen
         return self._k("cases", "config")

@@ -139,6 +139,10 @@ function onMessage(msg) {
       return onUpdated(msg);
     case "work.note":
       return onNote(msg);
+    case "work.reply":
+      return onReply(msg);
+    case "work.message":
+      return onCustomerMessage(msg);
     case "call.state":
       return onCallState(msg);
     case "agent.removed":
@@ -237,6 +241,31 @@ function onNote(msg) {
   const note = msg.note || { author: msg.author, text: msg.text, ts: msg.ts };
   addNote(msg.work_id, note);
   if (state.openId === msg.work_id) renderNotes();
+}
+
+// -- the conversation: what the customer wrote and the replies sent ---------------
+
+function caseOf(wid) {
+  return state.openId === wid && state.detail && state.detail.case ? state.detail.case : null;
+}
+
+function onReply(msg) {
+  const c = caseOf(msg.work_id);
+  if (!c || !msg.reply) return;
+  c.replies = c.replies || [];
+  if (!c.replies.some((r) => r.ts === msg.reply.ts && r.text === msg.reply.text)) c.replies.push(msg.reply);
+  c.answered = msg.reply.message;
+  c.answered_by = msg.reply.author;
+  c.answered_at = msg.reply.ts;
+  renderConversation();
+}
+
+function onCustomerMessage(msg) {
+  const c = caseOf(msg.work_id);
+  if (!c || !msg.message) return;
+  c.messages = c.messages || [];
+  c.messages.push(msg.message);
+  renderConversation();
 }
 
 function onCallState(msg) {
@@ -739,6 +768,7 @@ async function refreshDetail() {
     for (const n of d.notes || []) addNote(wid, n);
     renderHistory();
     renderNotes();
+    renderConversation();
   } catch (err) {
     const box = $("#detail-history");
     if (box) put(box, h("p.error", null, t("detail.historyFailed", { e: err.message })));
@@ -759,7 +789,7 @@ function closeDetail() {
 }
 
 // What the agent is typing in the open item's panel survives a redraw (a new language).
-const TYPED = ["#dispo", "#note-text", "#call-target", "#xfer-agent", "#xfer-note"];
+const TYPED = ["#dispo", "#note-text", "#call-target", "#xfer-agent", "#xfer-note", "#reply-text"];
 
 function renderDetail() {
   const w = state.work.get(state.openId);
@@ -815,6 +845,7 @@ function renderDetail() {
     h("p#detail-error.detail-error", { role: "alert", hidden: true }),
     h("section#detail-actions.detail-actions"),
     transferForm(w),
+    voice ? null : h("section#conversation.conversation", { "aria-labelledby": "convo-title", hidden: true }),
     h(
       "section.notes",
       { "aria-labelledby": "notes-title" },
@@ -831,6 +862,7 @@ function renderDetail() {
   );
   updateDetailState();
   if (voice) renderCall();
+  if (state.detail) renderConversation();
   for (const [sel, value] of typed) if (value && $(sel, body)) $(sel, body).value = value;
   paintItemError(w.work_id);
   renderNotes();
@@ -1036,6 +1068,121 @@ function renderNotes() {
   if (old) old.remove();
   const note = unavailableNote("work.note");
   if (note) list.after(note);
+}
+
+/** Who wrote a customer message: a name, an address, a handle. */
+function senderOf(m) {
+  const f = m.from;
+  if (f && typeof f === "object") return f.name || f.handle || f.email || f.phone || f.id || "";
+  return m.name ? `${m.name} <${f || ""}>` : f || "";
+}
+
+/** The customer's messages in order, each followed by the replies that answered it. */
+function renderConversation() {
+  const box = $("#conversation");
+  const w = state.work.get(state.openId);
+  const c = state.detail && state.detail.case;
+  if (!box || !w) return;
+  if (!c) {
+    box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  if (!box.dataset.id || box.dataset.id !== w.work_id || !$("#reply-form", box)) {
+    box.dataset.id = w.work_id;
+    put(box, h("h3#convo-title", null, t("reply.conversation")), h("ol#convo-list.convo-list"), replyForm(w));
+  }
+  const messages = c.messages || [];
+  const replies = c.replies || [];
+  const answers = (n) => replies.filter((r) => (r.message || 0) === n);
+  const replyItem = (r) =>
+    h(
+      "li.convo-reply",
+      null,
+      h("span.note-meta", null, `${t("reply.by", { who: r.author || "" })} · ${r.ts ? fmtDateTime(r.ts) : ""}`),
+      r.again ? h("span.badge.again", null, t("reply.again")) : null,
+      h("p", { dir: "auto" }, r.text || ""),
+    );
+  put($("#convo-list", box),
+    answers(0).map(replyItem),
+    messages.map((m, i) => [
+      h(
+        "li.convo-in",
+        null,
+        h("span.note-meta", { dir: "auto" }, senderOf(m)),
+        m.subject ? h("strong", { dir: "auto" }, m.subject) : null,
+        h("p", { dir: "auto" }, m.text || ""),
+      ),
+      answers(i + 1).map(replyItem),
+    ]),
+    !messages.length && !replies.length ? h("li.muted", null, t("reply.none")) : null,
+  );
+}
+
+/** Who answered the customer's latest message, and when, in the page's language. */
+function alreadyText(wid, err) {
+  const c = caseOf(wid);
+  if (!c || !c.answered_by) return err.message;
+  return t("reply.already", { who: c.answered_by, at: c.answered_at ? fmtDateTime(c.answered_at) : "?" });
+}
+
+// the composing mark lasts 15 s on the server; renewed at most every 5 s while typing
+const COMPOSE_EVERY = 5000;
+
+function replyForm(w) {
+  const text = h("textarea#reply-text", { rows: 3, "aria-label": t("reply.text"), placeholder: t("reply.text"), dir: "auto" });
+  const confirmBox = h("div#reply-confirm.reply-confirm", { role: "alert", hidden: true });
+  let lastMark = 0;
+  const mark = (on) => {
+    const now = Date.now();
+    if (on && now - lastMark < COMPOSE_EVERY) return;
+    lastMark = on ? now : 0;
+    send({ type: "work.composing", work_id: w.work_id, composing: on }).catch(() => {});
+  };
+  text.addEventListener("input", () => {
+    if (text.value.trim()) mark(true);
+  });
+  text.addEventListener("blur", () => {
+    if (!text.value.trim() && lastMark) mark(false);
+  });
+  const sendReply = async (confirm) => {
+    const value = text.value.trim();
+    if (!value) return;
+    confirmBox.hidden = true;
+    try {
+      const ok = await send({ type: "work.reply", work_id: w.work_id, text: value, confirm });
+      text.value = "";
+      lastMark = 0;
+      itemError(w.work_id, "", null);
+      // the conversation shows it: no toast over the box
+      if (ok && ok.reply) onReply({ work_id: w.work_id, reply: ok.reply });
+    } catch (err) {
+      if (err.code === "conflict" && err.field === "confirm") {
+        // 二重返信防止: the customer's message was answered already; say by whom, and ask
+        put(confirmBox,
+          h("p", null, alreadyText(w.work_id, err)),
+          h("button.btn.danger", { type: "button", id: "reply-confirm-btn", onclick: () => sendReply(true) }, t("reply.sendAnyway")),
+          h("button.btn.ghost", { type: "button", onclick: () => { confirmBox.hidden = true; } }, t("common.cancel")),
+        );
+        confirmBox.hidden = false;
+      } else {
+        itemError(w.work_id, "reply", err.unavailable ? null : err);
+      }
+    }
+  };
+  return h(
+    "form#reply-form.reply-form",
+    {
+      onsubmit: (e) => {
+        e.preventDefault();
+        sendReply(false);
+      },
+    },
+    h("div.row.reply-tools"),
+    text,
+    confirmBox,
+    h("button.btn.primary", { type: "submit", id: "reply-send" }, t("reply.send")),
+  );
 }
 
 function transferForm(w) {
