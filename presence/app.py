@@ -33,6 +33,7 @@ from presence.http import (
     openapi,
     pages,
     reports,
+    templates,
     work,
 )
 from presence.kpi.counters import Counters
@@ -182,6 +183,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *pages.PAGES,
         *channels.ROUTES,
         *cases.ROUTES,
+        *templates.ROUTES,
         *pages.HOME,
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)

@@ -150,6 +150,13 @@ class Keys:
         return self._k("thread", ref)
 
     @property
+    def templates(self) -> str:  # HASH template id -> msgpack {name, text, kind, channels, queues, ...}
+        return self._k("templates")
+
+    def customer_cases(self, customer_id: str) -> str:  # ZSET work id -> created ms, the customer's cases
+        return self._k("customer", customer_id, "cases")
+
+    @property
     def customers(self) -> str:  # HASH customer id -> msgpack profile
         return self._k("customers")
 

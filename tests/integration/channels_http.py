@@ -21,3 +21,8 @@ def post(url: str, **kw: Any) -> httpx.Response:
 def put(url: str, **kw: Any) -> httpx.Response:
     kw.setdefault("timeout", 10)
     return httpx.put(url, **kw)
+
+
+def delete(url: str, **kw: Any) -> httpx.Response:
+    kw.setdefault("timeout", 10)
+    return httpx.delete(url, **kw)

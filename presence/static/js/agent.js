@@ -50,6 +50,8 @@ const state = {
   queues: [],
   openId: null,
   detail: null, // last GET /api/v1/work/{id} of the open item
+  profile: null, // the agent's own profile (its name fills {agent.name})
+  templates: [], // GET /api/v1/templates, read when an item opens
 };
 
 const session = new Session({
@@ -89,6 +91,7 @@ function onSignIn(c) {
   session
     .api(`/api/v1/agents/${encodeURIComponent(c.sub)}`)
     .then((p) => {
+      state.profile = p || null;
       state.ext = (p && p.extension) || "";
       renderExt();
     })
@@ -753,9 +756,20 @@ async function openDetail(wid) {
   refreshDetail();
 }
 
+async function loadTemplates() {
+  try {
+    const b = await session.api("/api/v1/templates");
+    state.templates = (b && b.templates) || [];
+  } catch {
+    state.templates = []; // a server without templates: the boxes offer none
+  }
+  for (const kind of ["reply", "note"]) fillTemplateSelect(kind);
+}
+
 async function refreshDetail() {
   const wid = state.openId;
   if (!wid) return;
+  loadTemplates();
   try {
     const d = await session.api(`/api/v1/work/${encodeURIComponent(wid)}`);
     if (state.openId !== wid) return;
@@ -863,6 +877,7 @@ function renderDetail() {
   updateDetailState();
   if (voice) renderCall();
   if (state.detail) renderConversation();
+  fillTemplateSelect("note");
   for (const [sel, value] of typed) if (value && $(sel, body)) $(sel, body).value = value;
   paintItemError(w.work_id);
   renderNotes();
@@ -1040,6 +1055,7 @@ function noteForm(w) {
         renderNotes();
       },
     },
+    h("div.row.reply-tools", null, templateSelect("note")),
     text,
     h("button.btn", { type: "submit" }, t("detail.addNote")),
   );
@@ -1091,6 +1107,7 @@ function renderConversation() {
   if (!box.dataset.id || box.dataset.id !== w.work_id || !$("#reply-form", box)) {
     box.dataset.id = w.work_id;
     put(box, h("h3#convo-title", null, t("reply.conversation")), h("ol#convo-list.convo-list"), replyForm(w));
+    fillTemplateSelect("reply");
   }
   const messages = c.messages || [];
   const replies = c.replies || [];
@@ -1124,6 +1141,86 @@ function alreadyText(wid, err) {
   const c = caseOf(wid);
   if (!c || !c.answered_by) return err.message;
   return t("reply.already", { who: c.answered_by, at: c.answered_at ? fmtDateTime(c.answered_at) : "?" });
+}
+
+// -- reply templates ----------------------------------------------------------------
+
+/** The templates for this item and box: its channel, queue, the customer's language, the kind of text. */
+function templatesFor(w, kind) {
+  const c = w.customer || {};
+  const lang = String(c.language || "").toLowerCase();
+  return state.templates.filter((tp) => {
+    if (tp.kind !== "any" && tp.kind !== kind) return false;
+    if (tp.channels.length && !tp.channels.includes(w.channel)) return false;
+    if (tp.queues.length && !tp.queues.includes(w.queue)) return false;
+    if (tp.language && lang) {
+      const have = tp.language.toLowerCase();
+      if (have !== lang && have !== lang.split("-")[0]) return false;
+    }
+    return true;
+  });
+}
+
+/** A template's text with its placeholders filled from the item in hand ({{ and }} are braces). */
+function fillTemplate(text, w) {
+  const c = w.customer || {};
+  const q = state.queues.find((x) => x.name === w.queue) || {};
+  const kase = (state.detail && state.detail.case) || {};
+  const first = (v) => (Array.isArray(v) ? v[0] : v);
+  const values = {
+    "customer.name": c.name,
+    "customer.company": c.company,
+    "customer.email": c.email || first(c.emails),
+    "customer.phone": c.phone || first(c.phones),
+    "customer.id": c.id,
+    "agent.name": (state.profile && state.profile.name) || state.me,
+    "agent.id": state.me,
+    "case.id": w.work_id,
+    "case.subject": w.subject,
+    "case.status": kase.status,
+    "queue.name": w.queue,
+    "queue.title": q.title || w.queue,
+    channel: w.channel,
+  };
+  return text.replace(/\{\{|\}\}|\{([^{}]*)\}/g, (tok, name) => {
+    if (tok === "{{") return "{";
+    if (tok === "}}") return "}";
+    const v = values[name.trim()];
+    return v === undefined || v === null ? "" : String(v);
+  });
+}
+
+function templateSelect(kind) {
+  return h("select.template-select", {
+    id: `${kind}-template`,
+    "aria-label": t("tpl.insert"),
+    onchange: (e) => {
+      const sel = e.target;
+      const w = state.work.get(state.openId);
+      const tp = state.templates.find((x) => x.id === sel.value);
+      sel.value = "";
+      if (!w || !tp) return;
+      const box = $(kind === "reply" ? "#reply-text" : "#note-text");
+      if (!box) return;
+      const text = fillTemplate(tp.text, w);
+      const at = box.selectionStart ?? box.value.length;
+      box.value = box.value.slice(0, at) + text + box.value.slice(box.selectionEnd ?? at);
+      box.focus();
+      box.dispatchEvent(new Event("input"));
+    },
+  });
+}
+
+function fillTemplateSelect(kind) {
+  const sel = $(`#${kind}-template`);
+  const w = state.work.get(state.openId);
+  if (!sel || !w) return;
+  const list = templatesFor(w, kind);
+  put(sel,
+    h("option", { value: "" }, t(list.length ? "tpl.insert" : "tpl.none")),
+    ...list.map((tp) => h("option", { value: tp.id }, tp.name)),
+  );
+  sel.disabled = !list.length;
 }
 
 // the composing mark lasts 15 s on the server; renewed at most every 5 s while typing
@@ -1178,7 +1275,7 @@ function replyForm(w) {
         sendReply(false);
       },
     },
-    h("div.row.reply-tools"),
+    h("div.row.reply-tools", null, templateSelect("reply")),
     text,
     confirmBox,
     h("button.btn.primary", { type: "submit", id: "reply-send" }, t("reply.send")),
