@@ -15,12 +15,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from presence.auth import Claims
-from presence.http.common import ADMIN, ANY, Body, ctx_of, json, path_param, require, takes
+from presence.http.common import ADMIN, ANY, Body, ctx_of, invalid, json, path_param, require, takes
 from presence.problems import Problem
+from presence.schema import Invalid, value
 from presence.schema.cases import (
     CaseStatusInput,
     CommentInput,
+    Cursor,
     CustomerInput,
+    PageLimit,
     PushInput,
     ReassignInput,
     ReplyInput,
@@ -169,6 +172,31 @@ async def get_customer(request: Request) -> Response:
     return json(found)
 
 
+def _query_int(request: Request, name: str, tp: object, default: int | None) -> int | None:
+    """A whole-number query parameter, checked by its schema type (422 naming it)."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        number: object = int(raw) if raw.strip().lstrip("-").isdigit() else raw
+        return int(value(number, tp, name))
+    except Invalid as exc:
+        raise invalid(exc) from None
+
+
+async def customer_cases(request: Request) -> Response:
+    """The customer's last cases (the screen pop's history), newest first, paged."""
+    require(request, *ANY)
+    cid = path_param(request, "customer_id")
+    limit = _query_int(request, "limit", PageLimit, 10) or 10
+    before = _query_int(request, "before", Cursor, None)
+    store = ctx_of(request).store
+    if await case_store.get_customer(store, cid) is None:
+        raise Problem(404, f"no customer {cid}", code="not_found")
+    found, cursor = await case_store.customer_cases(store, cid, limit=limit, before=before)
+    return json({"customer_id": cid, "cases": found, "next": cursor})
+
+
 async def webhooks(request: Request) -> Response:
     require(request, *ADMIN)
     deliverer = ctx_of(request).webhooks
@@ -187,5 +215,6 @@ ROUTES = [
     Route("/api/v1/work/{work_id}/pull", pull, methods=["POST"]),
     Route("/api/v1/customers/{customer_id}", put_customer, methods=["PUT"]),
     Route("/api/v1/customers/{customer_id}", get_customer, methods=["GET"]),
+    Route("/api/v1/customers/{customer_id}/cases", customer_cases, methods=["GET"]),
     Route("/api/v1/webhooks", webhooks, methods=["GET"]),
 ]

@@ -217,6 +217,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/api/v1/customers/{customer_id}"): Op(
         "One customer", ANY, ok=(200, cases.Customer), problems=(404,)
     ),
+    ("GET", "/api/v1/customers/{customer_id}/cases"): Op(
+        "A customer's cases, newest first (the screen pop's history), paged",
+        ANY,
+        ok=(200, cases.CustomerCases),
+        problems=(404, 422),
+        description="Query: limit (1-100, default 10), before (the previous page's `next`).",
+    ),
     ("GET", "/api/v1/webhooks"): Op(
         "Configured webhooks and their delivery state", ADMIN, ok=(200, cases.Webhooks)
     ),

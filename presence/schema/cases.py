@@ -163,6 +163,35 @@ class Customer(Struct, kw_only=True):
     attributes: dict[str, Any]
 
 
+PageLimit = Annotated[int, Meta(ge=1, le=100, description="how many to return, 1-100")]
+Cursor = Annotated[
+    int, Meta(ge=0, le=2**53, description="the `next` of the previous page (a creation time, ms)")
+]
+
+
+class PastCase(Struct, kw_only=True):
+    """One of a customer's cases, as their history lists it."""
+
+    work_id: WorkId
+    created: int | None = None
+    channel: str | None = None
+    subject: str | None = None
+    status: str | None = None
+    owner: str | None = None  # the agent who handled it last ("" for none yet)
+    owner_name: str | None = None
+    queue: str | None = None
+    closed: int | None = None
+    updated: int | None = None
+
+
+class CustomerCases(Struct, kw_only=True):
+    """A page of a customer's cases, newest first; ``next`` is the cursor of the following page."""
+
+    customer_id: CustomerId
+    cases: list[PastCase]
+    next: int | None
+
+
 class Webhooks(Struct, kw_only=True):
     """Each configured webhook and its delivery state."""
 

@@ -163,6 +163,45 @@ async def put_customer(store: Store, customer_id: str, profile: dict[str, Any]) 
 
 # -- reads ------------------------------------------------------------------------
 
+# what a customer's history shows of each case
+HISTORY_FIELDS = ("created", "channel", "subject", "status", "owner", "queue", "closed", "updated")
+
+
+async def customer_cases(
+    store: Store, customer_id: str, *, limit: int, before: int | None = None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """A page of the customer's cases, newest first, and the cursor of the
+    next page (the creation time to pass as `before`; None: no more)."""
+    k = store.keys
+    top = f"({before}" if before is not None else "+inf"
+    got: Any = await store.redis.zrevrangebyscore(
+        k.customer_cases(customer_id), top, "-inf", start=0, num=limit + 1, withscores=True
+    )
+    rows: list[tuple[bytes, float]] = [(w, float(sc)) for w, sc in got]
+    page = rows[:limit]
+    pipe = store.redis.pipeline(transaction=False)
+    for wid, _ in page:
+        pipe.hmget(k.case(_s(wid)), HISTORY_FIELDS)
+    cases = []
+    owners: set[str] = set()
+    for (wid, _score), vals in zip(page, await pipe.execute() if page else [], strict=True):
+        c = _case(_s(wid), {f: v for f, v in zip(HISTORY_FIELDS, vals, strict=True) if v is not None}, 0)
+        c.pop("lead", None)
+        cases.append(c)
+        if c.get("owner"):
+            owners.add(str(c["owner"]))
+    names: dict[str, str] = {}
+    if owners:
+        pipe = store.redis.pipeline(transaction=False)
+        ids = sorted(owners)
+        for aid in ids:
+            pipe.hget(k.agent(aid), "name")
+        names = {aid: _s(n) for aid, n in zip(ids, await pipe.execute(), strict=True) if n}
+    for c in cases:
+        c["owner_name"] = names.get(str(c.get("owner") or ""), c.get("owner") or "")
+    more = len(rows) > limit
+    return cases, int(page[-1][1]) if more and page else None
+
 
 def _case(wid: str, h: dict[Any, Any], now_ms: int) -> dict[str, Any]:
     d = {_s(k): _s(v) for k, v in h.items()}

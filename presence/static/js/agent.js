@@ -571,7 +571,6 @@ function renderOffers() {
 
 function offerCard(o) {
   const c = o.customer || {};
-  const extra = Object.entries(c).filter(([k]) => !["name", "phone", "email", "id"].includes(k));
   const reasonSel = h(
     "select",
     { "aria-label": t("offer.declineReason") },
@@ -626,15 +625,8 @@ function offerCard(o) {
         )
       : null,
     h("h3.offer-subject", { dir: "auto" }, o.subject || t("offer.noSubject")),
-    h(
-      "dl.screenpop",
-      null,
-      c.name ? [h("dt", null, t("customer.name")), h("dd", { dir: "auto" }, c.name)] : null,
-      c.phone ? [h("dt", null, t("customer.phone")), h("dd", { dir: "ltr" }, c.phone)] : null,
-      c.email ? [h("dt", null, t("customer.email")), h("dd", { dir: "ltr" }, c.email)] : null,
-      c.id ? [h("dt", null, t("customer.id")), h("dd", null, String(c.id))] : null,
-      extra.map(([k, v]) => [h("dt", null, k), h("dd", { dir: "auto" }, fmtValue(v))]),
-    ),
+    screenPop(c),
+    customerHistory(c),
     o.handoff
       ? h(
           "div.handoff",
@@ -677,10 +669,104 @@ function offerCard(o) {
   return card;
 }
 
+/** A value as a person reads it: lists joined, a nested map as "key: value" pairs, never JSON. */
 function fmtValue(v) {
   if (v === null || v === undefined) return "";
-  if (typeof v === "object") return JSON.stringify(v);
+  if (typeof v === "boolean") return t(v ? "common.yes" : "common.no");
+  if (Array.isArray(v)) return v.map(fmtValue).filter(Boolean).join(", ");
+  if (typeof v === "object") return Object.entries(v).map(([k, x]) => `${fieldLabel(k)}: ${fmtValue(x)}`).join(" · ");
   return String(v);
+}
+
+// the directory's fields, in the order the screen pop shows them
+const CUSTOMER_FIELDS = ["name", "company", "tier", "language", "phone", "phones", "email", "emails", "handle", "id", "notes"];
+const LTR = new Set(["phone", "phones", "email", "emails", "handle", "id"]);
+
+/** A field's label: the page's own word for a known one, the key made readable otherwise. */
+function fieldLabel(k) {
+  const key = `customer.${k}`;
+  const known = t(key);
+  if (known !== key) return known;
+  const words = String(k).replace(/[_-]+/g, " ").trim();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** The screen pop: the customer's directory fields and attributes as labelled fields. */
+function screenPop(c) {
+  const rows = [];
+  const field = (k, v) => {
+    const text = fmtValue(v);
+    if (!text) return;
+    rows.push(h("dt", null, fieldLabel(k)), h("dd", { dir: LTR.has(k) ? "ltr" : "auto", dataset: { field: k } }, text));
+  };
+  for (const k of CUSTOMER_FIELDS) if (k in c) field(k, c[k]);
+  const attrs = c.attributes && typeof c.attributes === "object" ? c.attributes : {};
+  for (const [k, v] of Object.entries(attrs)) field(k, v);
+  const skip = new Set([...CUSTOMER_FIELDS, "attributes", "lead"]);
+  for (const [k, v] of Object.entries(c)) if (!skip.has(k)) field(k, v);
+  return h(
+    "div.screenpop-box",
+    null,
+    c.lead ? h("p.badge.lead", null, t("customer.lead")) : null,
+    h("dl.screenpop", null, rows),
+  );
+}
+
+/** "Past cases": the customer's last cases (GET /api/v1/customers/{id}/cases), a page at a time. */
+function customerHistory(c) {
+  if (!c || !c.id) return null;
+  const list = h("ol.customer-history", { hidden: true });
+  const more = h("button.btn.ghost.small.history-more", { type: "button", hidden: true });
+  let next = null;
+  const load = async () => {
+    const q = next ? `&before=${next}` : "";
+    try {
+      const page = await session.api(`/api/v1/customers/${encodeURIComponent(c.id)}/cases?limit=5${q}`);
+      if (!next) put(list);
+      for (const k of page.cases || []) {
+        list.append(
+          h(
+            "li",
+            { dataset: { id: k.work_id } },
+            h("time", null, k.created ? fmtDateTime(k.created) : ""),
+            h("span.ch-badge", { dataset: { ch: k.channel || "" } }, channelIcon(k.channel), tChannel(k.channel || "")),
+            h("span.past-subject", { dir: "auto" }, k.subject || t("offer.noSubject")),
+            h("span.badge", null, k.status || ""),
+            h("span.muted", null, k.owner ? t("history.handledBy", { who: k.owner_name || k.owner }) : t("history.unhandled")),
+          ),
+        );
+      }
+      if (!list.children.length) list.append(h("li.muted", null, t("history.none")));
+      next = page.next;
+      more.hidden = !next;
+      setText(more, t("history.more"));
+    } catch (err) {
+      put(list, h("li.error", null, t("history.failed", { e: err.message })));
+    }
+  };
+  const open = h(
+    "button.btn.ghost.small.history-btn",
+    {
+      type: "button",
+      "aria-expanded": "false",
+      onclick: () => {
+        const show = list.hidden;
+        list.hidden = !show;
+        open.setAttribute("aria-expanded", String(show));
+        if (show) {
+          next = null;
+          put(list, h("li.muted", null, t("common.loading")));
+          load();
+        } else {
+          more.hidden = true;
+        }
+      },
+    },
+    icon("history"),
+    t("history.open"),
+  );
+  more.addEventListener("click", load);
+  return h("div.history-box", null, open, list, more);
 }
 
 /** The line under an empty "Work in hand": what is true now, and what to do. */
@@ -837,14 +923,8 @@ function renderDetail() {
         )
       : null,
     h("h3", null, t("detail.customer")),
-    h(
-      "dl.screenpop",
-      null,
-      Object.entries(c).map(([k, v]) => [
-        h("dt", null, ["name", "phone", "email", "id"].includes(k) ? t(`customer.${k}`) : k),
-        h("dd", { dir: "auto" }, fmtValue(v)),
-      ]),
-    ),
+    screenPop(c),
+    customerHistory(c),
     w.payload && Object.keys(w.payload).length
       ? [
           h("h3", null, t("detail.payload")),
