@@ -34,6 +34,7 @@ from presence.http import (
     openapi,
     pages,
     reports,
+    templates,
     work,
 )
 from presence.kpi.counters import Counters
@@ -188,6 +189,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         *pages.PAGES,
         *channels.ROUTES,
         *cases.ROUTES,
+        *templates.ROUTES,
         *pages.HOME,
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)

@@ -114,6 +114,16 @@ NoteText = Annotated[
         description=f"the note's text: at most {NOTE_MAX} characters, not blank",
     ),
 ]
+REPLY_MAX: Final = 20_000
+# what an agent sends the customer (a reply, a template's text)
+ReplyText = Annotated[
+    str,
+    Meta(
+        max_length=REPLY_MAX,
+        pattern=NOT_BLANK,
+        description=f"the reply's text: at most {REPLY_MAX} characters, not blank",
+    ),
+]
 Text = Annotated[str, Meta(max_length=TEXT_MAX, description=f"text of at most {TEXT_MAX} characters")]
 ShortText = Annotated[str, Meta(max_length=200, description="text of at most 200 characters")]
 
