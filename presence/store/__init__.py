@@ -510,9 +510,21 @@ class Store:
         offers, work = self._split(agent_id, items)
         return agent, offers, work
 
-    async def queue_stats(self) -> list[dict[str, Any]]:
-        raw = await self.scripts.raw("queue_stats", self.keys.prefix, self.now_ms())
+    async def queue_stats(self, items: int = 0) -> list[dict[str, Any]]:
+        """Every queue's live figures; with `items`, each also lists its first
+        `items` waiting items (the wallboard's waiting list)."""
+        raw = await self.scripts.raw("queue_stats", self.keys.prefix, self.now_ms(), items)
         out: list[dict[str, Any]] = msgpack.unpackb(raw, raw=False) if raw else []
+        return out
+
+    async def queue_waiting(self, name: str, limit: int) -> dict[str, Any] | None:
+        """The first `limit` items waiting in queue `name` and how many wait
+        in all; None for no such queue."""
+        raw = await self.scripts.raw("queue_waiting", self.keys.prefix, self.now_ms(), name, limit)
+        if raw is None:
+            return None
+        out: dict[str, Any] = msgpack.unpackb(raw, raw=False)
+        out.setdefault("items", [])
         return out
 
     async def ping(self) -> bool:

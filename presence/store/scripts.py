@@ -37,7 +37,7 @@ LIBRARY = (
     "_lib_webhook",  # webhook streams, and the hooks for item events
     "_lib_case",  # a case's view and status, and the hooks for its item's moves
     "_lib_agent",  # an agent's view, load, ready index and fitness
-    "_lib_queue",  # waiting: wait score, new items, enqueue, overflow bookkeeping
+    "_lib_queue",  # waiting: wait score, new items, enqueue, overflow bookkeeping, waiting list
     "_lib_route",  # offers and assignments
     "_lib_work",  # requeue, release, finish, complete, reroute, wrap-up, ownership
     "_lib_presence",  # an agent's status and lost sockets

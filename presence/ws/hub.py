@@ -364,7 +364,7 @@ class Hub:
             self._dirty = {}
             self._send_supervisors(protocol.agents_delta(views))
         if with_queues:
-            stats = await self.store.queue_stats()
+            stats = await self.store.queue_stats(protocol.WAITING_LISTED)
             if stats != self._last_queues:
                 self._last_queues = stats
                 self._send_supervisors(protocol.queues_delta(stats, self.store.now_ms()))
