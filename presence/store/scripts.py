@@ -158,8 +158,22 @@ class Scripts:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._source, self._functions = library()
+        self._loading: asyncio.Future[None] | None = None
 
     async def _load(self) -> None:
+        # Concurrent first calls (a seeding burst of hundreds) share one
+        # load: each sending its own FUNCTION LOAD queued hundreds of
+        # compilations of the whole library, and the last ones timed out.
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(self._load_once())
+        loading = self._loading
+        try:
+            await asyncio.shield(loading)
+        finally:
+            if self._loading is loading and loading.done():
+                self._loading = None
+
+    async def _load_once(self) -> None:
         # REPLACE: loading the same library twice (two processes starting at
         # once, a reload after a miss) is harmless
         try:
