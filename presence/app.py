@@ -44,7 +44,7 @@ from presence.services.webhooks import Deliverer
 from presence.stalls import StallWatch
 from presence.store import Store
 from presence.store import cases as case_store
-from presence.store.client import redis_client, wait_for_redis
+from presence.store.client import open_redis
 from presence.ws import endpoints
 from presence.ws.hub import Hub
 
@@ -77,8 +77,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             embedded = EmbeddedRedis(settings.data_dir)
             url = await asyncio.to_thread(embedded.start)
         secret = settings.secret or load_or_create_secret(settings.data_dir)[0]
-        redis = redis_client(url)
-        await wait_for_redis(redis, url)
+        redis = await open_redis(url, settings.redis_mode)
         store = Store(redis, center.id)
         await store.sync_center(center)
         await case_store.sync_config(store, center)

@@ -234,11 +234,11 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _check(url: str, center_id: str) -> list[str]:
+async def _check(url: str, center_id: str, mode: str = "auto") -> list[str]:
     from presence.store import Store
-    from presence.store.client import redis_client
+    from presence.store.client import open_redis
 
-    redis = redis_client(url)
+    redis = await open_redis(url, mode, patience=5.0)
     try:
         store = Store(redis, center_id)
         if not await store.exists():
@@ -268,7 +268,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             )
         url = embedded.start()
     try:
-        breaches = asyncio.run(_check(url, center_id))
+        breaches = asyncio.run(_check(url, center_id, settings.redis_mode))
     finally:
         if embedded is not None:
             embedded.stop()

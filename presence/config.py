@@ -85,6 +85,8 @@ class Settings:
 
     # Where the truth lives. None means: start the embedded Redis in data_dir.
     redis_url: str | None = None
+    # What REDIS_URL names: "auto" asks it; "standalone" or "cluster" say so.
+    redis_mode: str = "auto"
     host: str = "127.0.0.1"
     port: int = 8000
     # HS256 key for bearer tokens. None means: create one in data_dir (serve only).
@@ -135,11 +137,15 @@ class Settings:
         url = env.get("REDIS_URL") or None
         if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {url!r}")
+        mode = (env.get("PRESENCE_REDIS_MODE") or "auto").lower()
+        if mode not in ("auto", "standalone", "cluster"):
+            raise ConfigError(f"PRESENCE_REDIS_MODE must be auto, standalone or cluster, got {mode!r}")
         secret = env.get("PRESENCE_SECRET") or None
         if secret is not None and len(secret) < 32:
             raise ConfigError("PRESENCE_SECRET must be at least 32 characters long")
         return cls(
             redis_url=url,
+            redis_mode=mode,
             host=_host(env, "PRESENCE_HOST", "127.0.0.1"),
             port=_int(env, "PRESENCE_PORT", 8000, lo=0, hi=65535),
             secret=secret,

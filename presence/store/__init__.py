@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 
 from presence.center import Agent, Center, Queue
+from presence.store.client import Client
+from presence.store.events import Feed
 from presence.store.keys import Keys
 from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts
 
@@ -78,7 +78,7 @@ def _num(v: Any) -> float:
 class Store:
     """One center's state in Redis."""
 
-    def __init__(self, redis: Redis, center: str, clock: Clock = time.time) -> None:
+    def __init__(self, redis: Client, center: str, clock: Clock = time.time) -> None:
         self.redis = redis
         self.keys = Keys(center)
         self.clock = clock
@@ -483,6 +483,6 @@ class Store:
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
-    def pubsub(self) -> PubSub:
-        """A pub/sub connection for this center's events (the hub's listener)."""
-        return self.redis.pubsub(ignore_subscribe_messages=True)
+    def events(self) -> Feed:
+        """This center's event channel (the hub's listener), on its shard."""
+        return Feed(self.redis, self.keys.events_channel)

@@ -22,8 +22,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+
+from presence.store.client import Client, shard_of
 
 LUA_DIR = "store/lua"
 
@@ -147,16 +148,24 @@ def _text(value: Any) -> Any:
 class Scripts:
     """Every script of the store, called on one client."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self._redis = redis
         self._source, self._functions = library()
         self._loaded = False
 
-    async def _load(self) -> None:
+    async def _load(self, prefix: str | None = None) -> None:
         # REPLACE: loading the same library twice (two processes starting at
-        # once, a reload after a miss) is harmless
+        # once, a reload after a miss) is harmless. On a cluster redis-py
+        # sends FUNCTION LOAD to every primary (a replica gets it from its
+        # primary); after a miss, only to the primary that holds `prefix`:
+        # a new primary (a promoted replica that missed a load, a node that
+        # was given the slot) while the others may be down.
+        node = shard_of(self._redis, prefix) if prefix is not None else None
         try:
-            await self._redis.function_load(self._source, replace=True)
+            if node is None:
+                await self._redis.function_load(self._source, replace=True)
+            else:
+                await self._redis.execute_command("FUNCTION LOAD", "REPLACE", self._source, target_nodes=node)
         except ResponseError as exc:
             if "unknown command" in str(exc).lower():
                 raise RuntimeError(
@@ -174,8 +183,10 @@ class Scripts:
         except ResponseError as exc:
             if "function not found" not in str(exc).lower():
                 raise
-        # a Redis without our library (a new one, or its functions flushed)
-        await self._load()
+        # A Redis without our library (a new one, its functions flushed, a
+        # primary that took the slot over): the function did not run, so
+        # running it once more after the load applies the change once.
+        await self._load(prefix)
         return await self._redis.fcall(fn, 1, prefix, *args)
 
     async def raw(self, name: str, prefix: str, now_ms: int, *args: Any) -> Any:
