@@ -45,6 +45,7 @@ from presence.stalls import StallWatch
 from presence.store import Store
 from presence.store import cases as case_store
 from presence.store.client import open_redis
+from presence.store.replication import Replication
 from presence.ws import endpoints
 from presence.ws.hub import Hub
 
@@ -78,7 +79,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             url = await asyncio.to_thread(embedded.start)
         secret = settings.secret or load_or_create_secret(settings.data_dir)[0]
         redis = await open_redis(url, settings.redis_mode)
-        store = Store(redis, center.id)
+        # acknowledged changes reach a replica first, where the shard has one
+        replication = Replication(redis, settings.wait_replicas, settings.wait_timeout)
+        store = Store(redis, center.id, replication=replication)
         await store.sync_center(center)
         await case_store.sync_config(store, center)
         dispatcher = Dispatcher(store)

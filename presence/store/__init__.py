@@ -21,6 +21,7 @@ from presence.center import Agent, Center, Queue
 from presence.store.client import Client
 from presence.store.events import Feed
 from presence.store.keys import Keys
+from presence.store.replication import Replication
 from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts
 
 __all__ = ["AgentSnapshot", "Keys", "NewItem", "ScriptError", "Store", "new_work_id"]
@@ -78,11 +79,13 @@ def _num(v: Any) -> float:
 class Store:
     """One center's state in Redis."""
 
-    def __init__(self, redis: Client, center: str, clock: Clock = time.time) -> None:
+    def __init__(
+        self, redis: Client, center: str, clock: Clock = time.time, replication: Replication | None = None
+    ) -> None:
         self.redis = redis
         self.keys = Keys(center)
         self.clock = clock
-        self.scripts = Scripts(redis)
+        self.scripts = Scripts(redis, replication)
         self.batched = {name: Batcher(self.scripts, name, self.keys.prefix, self.now_ms) for name in BATCHED}
 
     def now_ms(self) -> int:

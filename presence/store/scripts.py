@@ -25,6 +25,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from presence.store.client import Client, shard_of
+from presence.store.replication import Replication
 
 LUA_DIR = "store/lua"
 
@@ -64,6 +65,9 @@ def _lua(name: str) -> str:
 # (see `Batcher`). Each call in the batch stays atomic on its own and gets
 # its own reply; only the round trip and the script set-up are shared.
 BATCHED = ("offer_accept", "offer_decline", "work_complete", "work_create", "work_wrapup")
+
+# Scripts that only read: no change to wait for replicas on (store/replication.py).
+READ_ONLY = frozenset({"agent_snapshot", "check", "queue_stats", "views"})
 
 # The body of a batched script runs as a function of its own ARGV; pcall
 # turns a runtime error in one call into that call's reply, so the others
@@ -148,10 +152,11 @@ def _text(value: Any) -> Any:
 class Scripts:
     """Every script of the store, called on one client."""
 
-    def __init__(self, redis: Client) -> None:
+    def __init__(self, redis: Client, replication: Replication | None = None) -> None:
         self._redis = redis
         self._source, self._functions = library()
         self._loaded = False
+        self.replication = replication
 
     async def _load(self, prefix: str | None = None) -> None:
         # REPLACE: loading the same library twice (two processes starting at
@@ -178,16 +183,43 @@ class Scripts:
         fn = self._functions[name]
         if not self._loaded:
             await self._load()
-        try:
-            return await self._redis.fcall(fn, 1, prefix, *args)
-        except ResponseError as exc:
-            if "function not found" not in str(exc).lower():
-                raise
-        # A Redis without our library (a new one, its functions flushed, a
-        # primary that took the slot over): the function did not run, so
-        # running it once more after the load applies the change once.
-        await self._load(prefix)
-        return await self._redis.fcall(fn, 1, prefix, *args)
+        wanted = 0
+        if self.replication is not None and name.split(":")[0] not in READ_ONLY:
+            wanted = await self.replication.wanted(prefix)
+        for attempt in range(2):
+            try:
+                if wanted:
+                    return await self._fcall_wait(fn, prefix, args, wanted)
+                return await self._redis.fcall(fn, 1, prefix, *args)
+            except ResponseError as exc:
+                if attempt or "function not found" not in str(exc).lower():
+                    raise
+            # A Redis without our library (a new one, its functions flushed, a
+            # primary that took the slot over): the function did not run, so
+            # running it once more after the load applies the change once.
+            await self._load(prefix)
+        raise AssertionError("unreachable")
+
+    async def _fcall_wait(self, fn: str, prefix: str, args: list[Any], wanted: int) -> Any:
+        """FCALL then WAIT on the same connection (one pipeline): WAIT counts
+        the replicas that have what this connection wrote."""
+        assert self.replication is not None
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.fcall(fn, 1, prefix, *args)
+        node = shard_of(self._redis, prefix)
+        wait = ("WAIT", wanted, self.replication.timeout_ms)
+        if node is None:
+            pipe.execute_command(*wait)
+        else:
+            pipe.execute_command(*wait, target_nodes=node)
+        reply, acked = await pipe.execute(raise_on_error=False)
+        if isinstance(reply, Exception):
+            raise reply
+        if isinstance(acked, Exception):
+            raise acked
+        if int(acked) < wanted:
+            await self.replication.short(prefix, wanted, int(acked))
+        return reply
 
     async def raw(self, name: str, prefix: str, now_ms: int, *args: Any) -> Any:
         return await self._fcall(name, prefix, [now_ms, *args])
