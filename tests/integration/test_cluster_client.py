@@ -5,6 +5,10 @@ lost it, and one center's calls all on the shard that holds its slot."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import redis
 from redis.asyncio import Redis
@@ -13,6 +17,8 @@ from redis.asyncio.cluster import RedisCluster
 from presence.center import load_center
 from presence.store import NewItem, Store, new_work_id
 from presence.store.client import open_redis, shard_of
+from presence.store.keys import Keys
+from presence.store.replication import NotReplicated, Replication
 from presence.store.scripts import library
 from tests.cluster import LocalCluster
 
@@ -104,3 +110,55 @@ async def test_centers_spread_over_the_shards(redis_cluster: LocalCluster) -> No
         assert len(set(shards.values())) == 3
     finally:
         await client.aclose()
+
+
+def _waits(url: str) -> int:
+    with redis.Redis.from_url(url, decode_responses=True) as c:
+        return int(c.info("commandstats").get("cmdstat_wait", {}).get("calls", 0))
+
+
+async def test_a_redis_without_replicas_is_not_waited_for(redis_server: str) -> None:
+    client = await open_redis(redis_server)
+    try:
+        before = _waits(redis_server)
+        await _routed(Store(client, "nowait" + new_work_id(), replication=Replication(client)))
+        assert _waits(redis_server) == before
+        # a number is a requirement: no replica, no acknowledgement
+        strict = Store(client, "strict" + new_work_id(), replication=Replication(client, 1, timeout=0.05))
+        with pytest.raises(NotReplicated, match="0 of 1 replica"):
+            await strict.sync_center(load_center(None))
+        assert _waits(redis_server) > before
+    finally:
+        await client.aclose()
+
+
+def _presence_check(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REDIS_URL": url}
+    argv = [sys.executable, "-m", "presence", "check", *args]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+
+
+async def test_check_verifies_every_center_and_names_its_shard(redis_cluster: LocalCluster) -> None:
+    redis_cluster.wait_ok()
+    client = await open_redis(redis_cluster.url)
+    centers = [f"chk{i}{new_work_id()[-6:]}" for i in range(6)]
+    try:
+        for cid in centers:
+            await _routed(Store(client, cid))
+    finally:
+        await client.aclose()
+    out = _presence_check(redis_cluster.url, "--all")
+    assert out.returncode == 0, out.stdout + out.stderr
+    owners = {cid: redis_cluster.owner(Keys(cid).prefix).port for cid in centers}
+    assert len(set(owners.values())) > 1  # the centers are spread over the shards
+    for cid, port in owners.items():
+        slot = redis_cluster.slot(Keys(cid).prefix)
+        assert f"all invariants hold in center {cid} (shard 127.0.0.1:{port}, slot {slot})" in out.stdout
+    # one center named, a breach in another: only what was asked is checked
+    with redis_cluster.owner(Keys(centers[1]).prefix).client() as c:
+        c.delete(Keys(centers[1]).work_open)  # its one item is lost
+    one = _presence_check(redis_cluster.url, "--center", centers[0])
+    assert one.returncode == 0 and centers[1] not in one.stdout, one.stdout
+    every = _presence_check(redis_cluster.url, "--all")
+    assert every.returncode == 1, every.stdout
+    assert f"invariant breach(es) in center {centers[1]} (shard" in every.stdout
