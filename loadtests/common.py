@@ -489,9 +489,9 @@ async def seed_agents(
 ) -> int:
     """Create agents through the store's own `agent_put` script, 200 at a time (the pool holds 256)."""
     from presence.store import Store
-    from presence.store.client import redis_client
+    from presence.store.client import open_redis
 
-    redis = redis_client(redis_url)
+    redis = await open_redis(redis_url)
     store = Store(redis, center_id)
     n = 0
     try:

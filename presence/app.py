@@ -46,7 +46,8 @@ from presence.services.webhooks import Deliverer
 from presence.stalls import StallWatch
 from presence.store import Clock, Store
 from presence.store import cases as case_store
-from presence.store.client import redis_client, wait_for_redis
+from presence.store.client import open_redis
+from presence.store.replication import Replication
 from presence.ws import endpoints
 from presence.ws.hub import Hub
 
@@ -81,9 +82,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
             embedded = EmbeddedRedis(settings.data_dir)
             url = await asyncio.to_thread(embedded.start)
         secret = settings.secret or load_or_create_secret(settings.data_dir)[0]
-        redis = redis_client(url)
-        await wait_for_redis(redis, url)
-        store = Store(redis, center.id, clock=clock)
+        redis = await open_redis(url, settings.redis_mode)
+        # acknowledged changes reach a replica first, where the shard has one
+        replication = Replication(redis, settings.wait_replicas, settings.wait_timeout)
+        store = Store(redis, center.id, clock=clock, replication=replication)
         await store.sync_center(center, retention_days=settings.retention_days)
         await case_store.sync_config(store, center)
         dispatcher = Dispatcher(store)

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import msgpack
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 
 from presence.center import Agent, Center, Queue
+from presence.store.client import Client
+from presence.store.events import Feed
 from presence.store.keys import Keys
+from presence.store.replication import Replication
 from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts
 
 __all__ = ["AgentSnapshot", "Keys", "NewItem", "ScriptError", "Store", "new_work_id"]
@@ -105,11 +106,13 @@ class Memory:
 class Store:
     """One center's state in Redis."""
 
-    def __init__(self, redis: Redis, center: str, clock: Clock = time.time) -> None:
+    def __init__(
+        self, redis: Client, center: str, clock: Clock = time.time, replication: Replication | None = None
+    ) -> None:
         self.redis = redis
         self.keys = Keys(center)
         self.clock = clock
-        self.scripts = Scripts(redis)
+        self.scripts = Scripts(redis, replication)
         self.batched = {name: Batcher(self.scripts, name, self.keys.prefix, self.now_ms) for name in BATCHED}
 
     def now_ms(self) -> int:
@@ -539,6 +542,6 @@ class Store:
             policy=str(info.get("maxmemory_policy", "")),
         )
 
-    def pubsub(self) -> PubSub:
-        """A pub/sub connection for this center's events (the hub's listener)."""
-        return self.redis.pubsub(ignore_subscribe_messages=True)
+    def events(self) -> Feed:
+        """This center's event channel (the hub's listener), on its shard."""
+        return Feed(self.redis, self.keys.events_channel)

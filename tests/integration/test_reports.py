@@ -15,14 +15,21 @@ from datetime import UTC, datetime
 import httpx
 import msgpack
 import pytest
-import redis
-from redis.asyncio import Redis as AsyncRedis
 
 from presence.kpi.rollup import HOUR_MS, Rollup, hour_name, read_rollups
 from presence.store import Store
+from presence.store.client import open_redis
 from presence.store.keys import Keys
+from tests.cluster import REDIS_MODES, redis_of
 from tests.harness import ServerProcess, token
-from tests.helpers import http
+from tests.helpers import http, redis_sync
+
+
+@pytest.fixture(params=REDIS_MODES)
+def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
+    """Every test here runs on a standalone Redis and on a cluster."""
+    return redis_of(request, redis_server)
+
 
 T0 = int(datetime(2026, 1, 15, 9, 0, tzinfo=UTC).timestamp() * 1000)
 
@@ -69,7 +76,7 @@ def history(server: ServerProcess, redis_server: str) -> str:
     """Write the scripted history into the server's center; returns its id."""
     cid = server.config.read_text("utf-8").split('"')[1]
     k = Keys(cid)
-    r = redis.Redis.from_url(redis_server)
+    r = redis_sync(redis_server)
     try:
         # The server's own roll-up runs once at start; keep it from running
         # again (it would trim these January events, far past the retention).
@@ -226,7 +233,7 @@ def test_refusals(server: ServerProcess, history: str) -> None:
 
 
 async def test_rollup_outlives_the_raw_events(server: ServerProcess, history: str, redis_server: str) -> None:
-    client = AsyncRedis.from_url(redis_server)
+    client = await open_redis(redis_server)
     try:
         store = Store(client, history, clock=lambda: (T0 + 3 * HOUR_MS) / 1000)
         roll = Rollup(store, retention_days=31)
@@ -268,7 +275,7 @@ async def test_rollup_outlives_the_raw_events(server: ServerProcess, history: st
 async def test_rollup_run_once_and_trim(redis_server: str) -> None:
     cid = "r" + uuid.uuid4().hex[:12]
     k = Keys(cid)
-    client = AsyncRedis.from_url(redis_server)
+    client = await open_redis(redis_server)
     try:
         for ts, f in sorted(EVENTS, key=lambda e: e[0]):
             await client.xadd(k.event_stream, {**f, "ts": str(ts)}, id=f"{ts}-*")
