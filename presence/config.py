@@ -85,6 +85,13 @@ class Settings:
 
     # Where the truth lives. None means: start the embedded Redis in data_dir.
     redis_url: str | None = None
+    # What REDIS_URL names: "auto" asks it; "standalone" or "cluster" say so.
+    redis_mode: str = "auto"
+    # Replicas a change must reach before it is acknowledged (WAIT); None:
+    # one where the center's shard has replicas, none otherwise. Past the
+    # timeout (seconds) the call answers 503 / `unavailable`.
+    wait_replicas: int | None = None
+    wait_timeout: float = 1.0
     host: str = "127.0.0.1"
     port: int = 8000
     # HS256 key for bearer tokens. None means: create one in data_dir (serve only).
@@ -140,11 +147,19 @@ class Settings:
         url = env.get("REDIS_URL") or None
         if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {url!r}")
+        mode = (env.get("PRESENCE_REDIS_MODE") or "auto").lower()
+        if mode not in ("auto", "standalone", "cluster"):
+            raise ConfigError(f"PRESENCE_REDIS_MODE must be auto, standalone or cluster, got {mode!r}")
+        wait = (env.get("PRESENCE_REDIS_WAIT_REPLICAS") or "auto").lower()
+        wait_replicas = None if wait == "auto" else _int(env, "PRESENCE_REDIS_WAIT_REPLICAS", 0, lo=0, hi=16)
         secret = env.get("PRESENCE_SECRET") or None
         if secret is not None and len(secret) < 32:
             raise ConfigError("PRESENCE_SECRET must be at least 32 characters long")
         return cls(
             redis_url=url,
+            redis_mode=mode,
+            wait_replicas=wait_replicas,
+            wait_timeout=_float(env, "PRESENCE_REDIS_WAIT_TIMEOUT", 1.0, lo=0.01, hi=60.0),
             host=_host(env, "PRESENCE_HOST", "127.0.0.1"),
             port=_int(env, "PRESENCE_PORT", 8000, lo=0, hi=65535),
             secret=secret,

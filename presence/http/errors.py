@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from presence.problems import SCRIPT_STATUS, Problem
 from presence.store import ScriptError
+from presence.store.replication import NotReplicated
 
 log = logging.getLogger("presence.app")
 
@@ -76,6 +77,19 @@ async def _redis_full(request: Request, exc: Exception) -> Response:
     ).response()
 
 
+async def _not_replicated(request: Request, exc: Exception) -> Response:
+    # the primary has the change, no replica confirmed it in time: not
+    # acknowledged, as a primary lost now would take it along
+    log.warning("request not acknowledged, no replica confirmed it: %s", exc)
+    return Problem(
+        503,
+        f"the change was not confirmed by a replica of the store in time ({exc}); "
+        "retry it (with the same Idempotency-Key for an intake)",
+        code="unavailable",
+        headers={"Retry-After": "1"},
+    ).response()
+
+
 async def _crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Problem(500, "internal error; it has been logged", code="internal").response()
@@ -86,6 +100,7 @@ HANDLERS: dict[type[Exception], Callable[[Request, Exception], Awaitable[Respons
     ScriptError: _script_refused,
     HTTPException: _http_error,
     OutOfMemoryError: _redis_full,
+    NotReplicated: _not_replicated,
     RedisError: _redis_down,
     Exception: _crash,
 }

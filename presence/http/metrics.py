@@ -124,7 +124,16 @@ def families(
     )
     for role, n in sorted(conns.items()):
         ws.add_metric([center, role], n)
-    out += [depth, oldest, agents, ws]
+    dropped = CounterMetricFamily(
+        "presence_websocket_dropped",
+        "Websockets the server dropped, by role and reason (slow: a wallboard that stopped reading)",
+        labels=["center", "role", "reason"],
+    )
+    for field, n in sorted(values.items()):
+        parts = field.split("|")
+        if parts[0] == "ws_dropped" and len(parts) == 3:
+            dropped.add_metric([center, parts[1], parts[2]], n)
+    out += [depth, oldest, agents, ws, dropped]
     return out
 
 

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import msgpack
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 
 from presence.center import Agent, Center, Queue
+from presence.store.client import Client
+from presence.store.events import Feed
 from presence.store.keys import Keys
+from presence.store.replication import Replication
 from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts
 
 __all__ = ["AgentSnapshot", "Keys", "NewItem", "ScriptError", "Store", "new_work_id"]
@@ -105,11 +106,13 @@ class Memory:
 class Store:
     """One center's state in Redis."""
 
-    def __init__(self, redis: Redis, center: str, clock: Clock = time.time) -> None:
+    def __init__(
+        self, redis: Client, center: str, clock: Clock = time.time, replication: Replication | None = None
+    ) -> None:
         self.redis = redis
         self.keys = Keys(center)
         self.clock = clock
-        self.scripts = Scripts(redis)
+        self.scripts = Scripts(redis, replication)
         self.batched = {name: Batcher(self.scripts, name, self.keys.prefix, self.now_ms) for name in BATCHED}
 
     def now_ms(self) -> int:
@@ -403,6 +406,11 @@ class Store:
     async def cancel(self, work_id: str, reason: str) -> list[str]:
         return await self._call("work_cancel", work_id, reason)
 
+    async def count_dropped(self, role: str, reason: str) -> None:
+        """Count a socket the server dropped (``presence_websocket_dropped_total``):
+        one atomic increment of the Prometheus counters' hash."""
+        await self.redis.hincrby(self.keys.metrics, f"ws_dropped|{role}|{reason}", 1)
+
     async def exists(self) -> bool:
         """Whether a server has run this center on this Redis (sync_center
         writes its statuses at every start), so that a check of a center that
@@ -506,9 +514,21 @@ class Store:
         offers, work = self._split(agent_id, items)
         return agent, offers, work
 
-    async def queue_stats(self) -> list[dict[str, Any]]:
-        raw = await self.scripts.raw("queue_stats", self.keys.prefix, self.now_ms())
+    async def queue_stats(self, items: int = 0) -> list[dict[str, Any]]:
+        """Every queue's live figures; with `items`, each also lists its first
+        `items` waiting items (the wallboard's waiting list)."""
+        raw = await self.scripts.raw("queue_stats", self.keys.prefix, self.now_ms(), items)
         out: list[dict[str, Any]] = msgpack.unpackb(raw, raw=False) if raw else []
+        return out
+
+    async def queue_waiting(self, name: str, limit: int) -> dict[str, Any] | None:
+        """The first `limit` items waiting in queue `name` and how many wait
+        in all; None for no such queue."""
+        raw = await self.scripts.raw("queue_waiting", self.keys.prefix, self.now_ms(), name, limit)
+        if raw is None:
+            return None
+        out: dict[str, Any] = msgpack.unpackb(raw, raw=False)
+        out.setdefault("items", [])
         return out
 
     async def ping(self) -> bool:
@@ -523,6 +543,6 @@ class Store:
             policy=str(info.get("maxmemory_policy", "")),
         )
 
-    def pubsub(self) -> PubSub:
-        """A pub/sub connection for this center's events (the hub's listener)."""
-        return self.redis.pubsub(ignore_subscribe_messages=True)
+    def events(self) -> Feed:
+        """This center's event channel (the hub's listener), on its shard."""
+        return Feed(self.redis, self.keys.events_channel)
