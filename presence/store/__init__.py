@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import msgpack
 
 from presence.center import Agent, Center, Queue
-from presence.store.client import Client
+from presence.store.client import Client, shard_of
 from presence.store.events import Feed
 from presence.store.keys import Keys
 from presence.store.replication import Replication
@@ -535,8 +535,13 @@ class Store:
         return bool(await self.redis.ping())
 
     async def memory(self) -> Memory:
-        """Redis's memory use against its limit (``INFO memory``)."""
-        info = await self.redis.info("memory")
+        """Redis's memory use against its limit (``INFO memory``; on a
+        cluster, of the primary that holds this center)."""
+        node = shard_of(self.redis, self.keys.prefix)
+        if node is None:
+            info = await self.redis.info("memory")
+        else:
+            info = await self.redis.info("memory", target_nodes=node)
         return Memory(
             used=int(info.get("used_memory", 0)),
             limit=int(info.get("maxmemory", 0)),

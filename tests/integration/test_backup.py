@@ -16,11 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from presence.embedded import EmbeddedRedis
 from presence.store.keys import Keys
+from tests.cluster import REDIS_MODES, redis_of
 from tests.harness import ServerProcess, agent, available, post_work, token
+from tests.helpers import redis_sync
 from tests.integration.conftest import ServerFactory
 
 pytestmark = pytest.mark.timeout(120)
@@ -53,9 +54,15 @@ def presence(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
+@pytest.fixture(params=REDIS_MODES)
+def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
+    """The external Redis is a standalone one, then a cluster."""
+    return redis_of(request, redis_server)
+
+
 def contents(url: str, center: str) -> dict[bytes, Any]:
     """Every key of the center: its type, value and absolute expiry."""
-    r = redis.Redis.from_url(url)
+    r = redis_sync(url)
     try:
         out: dict[bytes, Any] = {}
         for k in r.scan_iter(match=Keys(center).prefix + "*", count=1000):
@@ -156,7 +163,7 @@ async def test_backup_restore_into_a_new_data_folder_and_back(
     assert done.returncode == 0, done.stderr
     refused = presence("restore", str(tmp_path / "bk2"), env=external)
     assert refused.returncode == 2 and "--replace" in refused.stderr, refused.stderr
-    r = redis.Redis.from_url(redis_server)
+    r = redis_sync(redis_server)
     try:
         r.hset(k.agent("alice"), "status", "Scribbled")  # a change the restore undoes
         r.set(k.prefix + "stray", "1")  # and a key the backup does not have
