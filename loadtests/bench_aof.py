@@ -7,7 +7,9 @@ Each configuration gets a fresh embedded Redis (the command line of
 route, complete) in rounds of --batch, as fast as Redis takes them. Every
 --sample items it records the AOF rewrites so far (``INFO persistence``
 ``aof_rewrites``), the AOF's size on disk, ``used_memory``, the keys, and
-the slowest round since the last sample. The configurations, alternated
+the slowest round since the last sample, and at the end Redis's latency
+monitor (``LATENCY LATEST``: the worst fork, AOF write and fsync, expire
+cycle over 1 ms). The configurations, alternated
 --repeat times in one run (the machine's speed drifts; the counts do not):
 
 * ``main``: Redis's own rewrite settings (64 MB, then whenever the AOF has
@@ -58,6 +60,9 @@ async def drive(
     url: str, data: Path, *, agents: int, items: int, batch: int, sample: int, keep_s: float
 ) -> list[dict[str, Any]]:
     r = Redis.from_url(url)
+    # Redis's own latency monitor: the fork of each rewrite, the AOF writes
+    # and fsyncs, the expire cycle, each event slower than 1 ms recorded
+    await r.config_set("latency-monitor-threshold", 1)
     store = Store(r, "aof")
     await store.sync_center(
         parse_center(
@@ -109,6 +114,10 @@ async def drive(
                 }
             )
             worst = 0.0
+    latest = await r.execute_command("LATENCY", "LATEST")
+    rows[-1]["latency"] = {
+        (e[0].decode() if isinstance(e[0], bytes) else str(e[0])): int(e[3]) for e in latest
+    }
     await r.aclose()
     return rows
 
@@ -185,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {kind}: {last['rewrites']} rewrites, AOF {per_item:.0f} bytes per item on disk, "
                 f"used_memory {last['used_mb']:.1f} MB after {last['items']} items"
             )
+            events = ", ".join(f"{k} {v} ms" for k, v in sorted(last["latency"].items())) or "none"
+            print(f"  Redis latency monitor, worst per event (over 1 ms): {events}")
     return 0
 
 
