@@ -21,9 +21,9 @@ from redis.asyncio.client import PubSub
 
 from presence.center import Agent, Center, Queue
 from presence.store.keys import Keys
-from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts
+from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts, ref_key, retry_key
 
-__all__ = ["AgentSnapshot", "Keys", "NewItem", "ScriptError", "Store", "new_work_id"]
+__all__ = ["AgentSnapshot", "Keys", "NewItem", "ScriptError", "Store", "new_work_id", "ref_key", "retry_key"]
 
 Clock = Callable[[], float]
 # An agent's snapshot as read from Redis: its view, open offers, work in hand.
