@@ -367,6 +367,13 @@ def supervisor_snapshot(
     }
 
 
+# Waiting items listed per queue in the supervisors' ``queues`` and
+# ``snapshot`` messages (the wallboard's waiting list, in routing order); the
+# queue's ``waiting`` counts them all, and GET /api/v1/queues/{name}/waiting
+# lists more.
+WAITING_LISTED: Final = 25
+
+
 def agents_delta(agents: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "agents", "agents": agents}
 

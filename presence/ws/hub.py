@@ -290,48 +290,46 @@ class Hub:
         # the receive loop sees the disconnect and cleans up
 
     async def _listen(self) -> None:
-        channel = self.store.keys.events_channel
         backoff = 0.1
         first = True
         while True:
-            pubsub = self.store.pubsub()
+            feed = self.store.events()
             try:
-                await pubsub.subscribe(channel)
-                # redis-py reconnects and resubscribes on its own after a
-                # brief loss (the pool's retry); events published meanwhile
-                # are gone, so every socket must resynchronise then too.
-                assert pubsub.connection is not None
-                pubsub.connection.register_connect_callback(self._pubsub_reconnected)
+                # after a loss, read the cluster's slots again: the channel
+                # may live on another node now (a failover, a resharding)
+                await feed.open(refresh=not first)
                 self.listening.set()
                 if not first:
                     log.warning(
-                        "pub/sub listener reconnected; resynchronising %d sockets",
+                        "pub/sub listener subscribed again on %s; resynchronising %d sockets",
+                        feed.node,
                         len(self.all_conns()),
                     )
                     await self._resync_all()
                 first = False
                 backoff = 0.1
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self.deliver(message["data"])
+                while True:
+                    raw = await feed.get()
+                    if raw is None:
+                        # redis-py subscribed again by itself (it reconnected,
+                        # or followed the channel to its slot's new owner):
+                        # events published meanwhile are gone
+                        log.warning(
+                            "pub/sub subscription re-established; resynchronising %d sockets",
+                            len(self.all_conns()),
+                        )
+                        await self._resync_all()
+                        continue
+                    self.deliver(raw)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
                 self.listening.clear()
                 log.warning("pub/sub listener lost Redis (%s); retrying in %.1fs", exc, backoff)
             finally:
-                if pubsub.connection is not None:
-                    # the connection goes back to the pool: it must not
-                    # resynchronise anybody when some other call reconnects it
-                    pubsub.connection.deregister_connect_callback(self._pubsub_reconnected)
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await feed.close()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
-
-    async def _pubsub_reconnected(self, _connection: object) -> None:
-        log.warning("pub/sub connection re-established; resynchronising %d sockets", len(self.all_conns()))
-        await self._resync_all()
 
     async def _resync_all(self) -> None:
         for conn in self.all_conns():
@@ -364,7 +362,7 @@ class Hub:
             self._dirty = {}
             self._send_supervisors(protocol.agents_delta(views))
         if with_queues:
-            stats = await self.store.queue_stats()
+            stats = await self.store.queue_stats(protocol.WAITING_LISTED)
             if stats != self._last_queues:
                 self._last_queues = stats
                 self._send_supervisors(protocol.queues_delta(stats, self.store.now_ms()))

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from presence import protocol
@@ -132,9 +132,10 @@ async def _serve(
         if message["type"] == "websocket.disconnect":
             return
         conn.last_seen = time.monotonic()
-        if time.time() >= expires:
+        if ctx.store.clock() >= expires:
             # a token is good for its lifetime, not for the socket's: the
-            # client must fetch a new one (clients ping, so this is prompt)
+            # client must fetch a new one (clients ping, so this is prompt);
+            # the store's clock, so that a test can drive it
             await ws.close(Close.UNAUTHORIZED, "the token has expired")
             return
         if not limit.allow():
@@ -157,6 +158,14 @@ async def _serve(
             reply = exc.to_message()
         except ScriptError as exc:
             reply = _script_error(exc, ref).to_message()
+        except OutOfMemoryError as exc:
+            # refused before any write: nothing was applied, a retry is safe
+            log.warning("request refused, Redis is full: %s", exc)
+            reply = protocol.error(
+                ErrorCode.UNAVAILABLE,
+                "the server's store is full (Redis maxmemory reached); nothing was changed, try again later",
+                ref=ref,
+            )
         except (RedisError, OSError) as exc:
             log.warning("request failed, Redis unavailable: %s", exc)
             reply = protocol.error(
