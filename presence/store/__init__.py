@@ -22,9 +22,9 @@ from presence.store.client import Client, shard_of
 from presence.store.events import Feed
 from presence.store.keys import Keys
 from presence.store.replication import Replication
-from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts
+from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts, ref_key, retry_key
 
-__all__ = ["AgentSnapshot", "Keys", "NewItem", "ScriptError", "Store", "new_work_id"]
+__all__ = ["AgentSnapshot", "Keys", "NewItem", "ScriptError", "Store", "new_work_id", "ref_key", "retry_key"]
 
 Clock = Callable[[], float]
 # An agent's snapshot as read from Redis: its view, open offers, work in hand.

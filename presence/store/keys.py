@@ -53,6 +53,10 @@ class Keys:
     def queues_removed(self) -> str:  # SET of queue names deleted by the API (never re-seeded)
         return self._k("queues", "removed")
 
+    def ref(self, retry_key: str, script: str) -> str:  # STRING msgpack [args digest, reply], short TTL
+        # a remembered script call's reply (store/scripts.py REMEMBERED)
+        return self._k("ref", retry_key, script)
+
     def agent(self, agent_id: str) -> str:  # HASH profile + live state
         return self._k("agent", agent_id)
 
