@@ -33,6 +33,7 @@ from presence.http import (
     openapi,
     pages,
     reports,
+    status,
     templates,
     work,
 )
@@ -184,6 +185,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *channels.ROUTES,
         *cases.ROUTES,
         *templates.ROUTES,
+        *status.ROUTES,
         *pages.HOME,
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)

@@ -52,6 +52,23 @@ class ReplyInput(Shape, kw_only=True):
     )
 
 
+# a customer link's token (presence.auth.sign_link): work id, expiry, signature
+LinkToken = Annotated[
+    str,
+    Meta(
+        max_length=400, pattern=r"^[A-Za-z0-9_-]+\.[0-9]{1,12}\.[A-Za-z0-9_-]+$", description="a link token"
+    ),
+]
+
+
+class CustomerMessageInput(Shape, kw_only=True, forbid_unknown_fields=False):
+    """A message the customer adds on their case's status page
+    (``POST /status/{token}`` as a form, ``POST /api/v1/status/{token}/messages`` as JSON)."""
+
+    text: NoteText
+    lang: Annotated[str, Meta(max_length=8, description="the page's language: en or ja")] = ""
+
+
 HandoffNote = Annotated[Note, Meta(description="a handoff note for the next agent")]
 
 
@@ -190,6 +207,19 @@ class CustomerCases(Struct, kw_only=True):
     customer_id: CustomerId
     cases: list[PastCase]
     next: int | None
+
+
+class CustomerStatus(Struct, kw_only=True):
+    """What the customer sees of their case on its status link."""
+
+    work_id: WorkId
+    status: str | None
+    subject: str
+    created: int | None
+    updated: int | None
+    closed: int | None
+    messages: list[dict[str, Any]]
+    replies: list[dict[str, Any]]
 
 
 class Webhooks(Struct, kw_only=True):

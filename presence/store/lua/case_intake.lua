@@ -11,7 +11,8 @@
 -- ARGV[5] priority  ARGV[6] item data (msgpack map, stored and relayed as is)
 -- ARGV[7] required skills (msgpack map)  ARGV[8] case fields (msgpack map)
 -- ARGV[9] {message = {...}} (msgpack, "" for none)  ARGV[10] the message alone
--- ARGV[11] dedupe reference ("" for none)  ARGV[12] lookup references (msgpack list)
+-- ARGV[11] dedupe reference ("" for none)  ARGV[12] lookup references (msgpack list;
+--   "case:<work id>" names that case directly)
 -- ARGV[13] references to register (msgpack list)  ARGV[14] on a match: "join" | "duplicate"
 -- ARGV[15] "1" when a message re-opens a closed case  ARGV[16] reference TTL (s)
 -- Reply: {"ok", work id, "created"|"joined"|"reopened"|"duplicate", holder agent or "",
@@ -38,7 +39,8 @@ end
 local cfg = hmget(key('cases', 'config'), {'initial', 'closed', 'reopen'})
 local found
 for _, ref in ipairs(lookup) do
-  local w = redis.call('GET', key('thread', ref))
+  -- "case:<work id>" names a case itself (the customer's status page)
+  local w = ref:sub(1, 5) == 'case:' and ref:sub(6) or redis.call('GET', key('thread', ref))
   if w and redis.call('EXISTS', key('work', w)) == 1 then found = w break end
 end
 if found and on_match == 'duplicate' then return {'ok', found, 'duplicate', '', ''} end
