@@ -34,6 +34,7 @@ from presence.http import (
     pages,
     reports,
     status,
+    survey,
     templates,
     work,
 )
@@ -42,6 +43,7 @@ from presence.kpi.live import LiveKpis
 from presence.kpi.rollup import Rollup
 from presence.router.dispatcher import Dispatcher, Sweeper
 from presence.router.escalator import Escalator
+from presence.services.cases import webhook_links
 from presence.services.webhooks import Deliverer
 from presence.stalls import StallWatch
 from presence.store import Store
@@ -88,7 +90,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         hub = Hub(store, settings)
         hub.wake = dispatcher.wake
         sweeper = Sweeper(store, dispatcher, interval=settings.sweep_interval, grace=settings.grace_seconds)
-        webhooks = Deliverer(store, center.webhooks, poll=min(0.2, settings.sweep_interval * 2))
+        webhooks = Deliverer(
+            store,
+            center.webhooks,
+            poll=min(0.2, settings.sweep_interval * 2),
+            links=webhook_links(secret, center, center.id),
+        )
         ctx = Context(
             store=store,
             dispatcher=dispatcher,
@@ -186,6 +193,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *cases.ROUTES,
         *templates.ROUTES,
         *status.ROUTES,
+        *survey.ROUTES,
         *pages.HOME,
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)

@@ -46,6 +46,7 @@ WORDS = {
         "send": "Send",
         "sent": "Thank you: your message was added to your request.",
         "gone": "This link is not valid.",
+        "survey": "Your request is complete. How did we do? Rate us",
     },
     "ja": {
         "title": "お問い合わせの状況",
@@ -59,6 +60,7 @@ WORDS = {
         "send": "送信",
         "sent": "ありがとうございます。メッセージをお問い合わせに追加しました。",
         "gone": "このリンクは無効です。",
+        "survey": "お問い合わせの対応が完了しました。アンケートにご協力ください",
     },
 }
 
@@ -83,17 +85,23 @@ async def _view(ctx: Context, wid: str) -> dict[str, Any]:
     view = await cases.customer_view(ctx.store, wid)
     if view is None:
         raise Problem(404, "no such status link", code="not_found")
+    # a completed case not rated yet offers its survey, while the link is valid
+    days = ctx.center.cases.survey_days
+    ended = int(view.get("ended_at") or 0)
+    fresh = ended and ended + days * 86400_000 > ctx.store.now_ms()
+    if view.get("state") == "completed" and not view.get("csat") and fresh:
+        view["survey_path"] = cases.survey_path(ctx.secret, ctx.store.keys.center, wid, ended, days)
     return view
 
 
-async def _rate(request: Request) -> None:
+async def rate_limited(request: Request, bucket: str = "status") -> None:
     """The forms' per-address limit: the page is public, like the contact form."""
     cfg = ctx_of(request).center.intake
     if cfg.form_rate_limit <= 0:
         return
     ip = request.client.host if request.client else "unknown"
     allowed, retry = await rate_hit(
-        ctx_of(request).store, f"status:{ip}", cfg.form_rate_window, cfg.form_rate_limit
+        ctx_of(request).store, f"{bucket}:{ip}", cfg.form_rate_window, cfg.form_rate_limit
     )
     if not allowed:
         raise Problem(
@@ -126,6 +134,11 @@ def page(view: dict[str, Any], lang: str, action: str, sent: bool) -> str:
         answers(i)
     convo = "".join(items) or f'<li class="none">{e(w["none"])}</li>'
     notice = f'<p class="sent" role="status">{e(w["sent"])}</p>' if sent else ""
+    if view.get("survey_path"):
+        notice += (
+            f'<p><a id="survey-link" href="{e(view["survey_path"])}?lang={lang}">{e(w["survey"])}</a></p>'
+        )
+
     return f"""<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -169,7 +182,7 @@ async def status_post(request: Request, body: Body[CustomerMessageInput]) -> Res
     wid = _work_id(request)
     ctx = ctx_of(request)
     await _view(ctx, wid)
-    await _rate(request)
+    await rate_limited(request)
     msg = await body()
     await cases.customer_writes(ctx.store, ctx.dispatcher, ctx.center, wid, msg.text.strip())
     lang = lang_of(request, msg.lang)
@@ -182,7 +195,7 @@ async def status_message(request: Request, body: Body[CustomerMessageInput]) -> 
     wid = _work_id(request)
     ctx = ctx_of(request)
     await _view(ctx, wid)
-    await _rate(request)
+    await rate_limited(request)
     msg = await body()
     result = await cases.customer_writes(ctx.store, ctx.dispatcher, ctx.center, wid, msg.text.strip())
     return json({"id": result.work_id, "outcome": result.outcome}, status=201)

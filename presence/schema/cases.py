@@ -4,12 +4,13 @@ their answers."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from msgspec import Meta, Struct
 
 from presence.schema.common import (
+    NOTE_MAX,
     AgentId,
     CustomerId,
     Note,
@@ -66,6 +67,32 @@ class CustomerMessageInput(Shape, kw_only=True, forbid_unknown_fields=False):
     (``POST /status/{token}`` as a form, ``POST /api/v1/status/{token}/messages`` as JSON)."""
 
     text: NoteText
+    lang: Annotated[str, Meta(max_length=8, description="the page's language: en or ja")] = ""
+
+
+CsatScore = Annotated[
+    int, Meta(ge=1, le=5, description="the customer's satisfaction, 1 (poor) to 5 (excellent)")
+]
+CsatComment = Annotated[
+    str, Meta(max_length=NOTE_MAX, description=f"a comment of at most {NOTE_MAX} characters")
+]
+
+
+class SurveyInput(Shape, kw_only=True):
+    """The customer's satisfaction answer (``POST /survey/{token}/answer``), once per case."""
+
+    score: CsatScore
+    comment: CsatComment = ""
+
+
+class SurveyForm(Shape, kw_only=True, forbid_unknown_fields=False):
+    """The survey page's form (``POST /survey/{token}``): the score as the form sends it."""
+
+    score: Annotated[
+        Literal["1", "2", "3", "4", "5"],
+        Meta(description="the customer's satisfaction, 1 (poor) to 5 (excellent)"),
+    ]
+    comment: CsatComment = ""
     lang: Annotated[str, Meta(max_length=8, description="the page's language: en or ja")] = ""
 
 
@@ -220,6 +247,10 @@ class CustomerStatus(Struct, kw_only=True):
     closed: int | None
     messages: list[dict[str, Any]]
     replies: list[dict[str, Any]]
+    state: str | None = None  # the item's: queued, assigned, completed ...
+    ended_at: int | None = None
+    csat: int | None = None  # the customer's survey score, once answered
+    survey_path: str | msgspec.UnsetType = msgspec.UNSET  # the survey link, while it may be answered
 
 
 class Webhooks(Struct, kw_only=True):

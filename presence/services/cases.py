@@ -10,6 +10,7 @@ The Redis side of each step is ``presence/store/cases.py``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 from presence.auth import sign_link
@@ -168,6 +169,7 @@ async def details(store: Store, wid: str, item: dict[str, Any]) -> dict[str, Any
 # -- the customer's own view (the signed status link) -------------------------------------
 
 STATUS_LINK: Final = "status"
+SURVEY_LINK: Final = "survey"
 
 
 def status_token(secret: str, center: str, wid: str) -> str:
@@ -179,6 +181,34 @@ def status_path(secret: str, center: str, wid: str) -> str:
     return f"/status/{status_token(secret, center, wid)}"
 
 
+def survey_path(secret: str, center: str, wid: str, ended_ms: int, days: int) -> str:
+    """The signed survey link of a case completed at `ended_ms`, valid `days` after it ("" when none)."""
+    if days <= 0 or not ended_ms:
+        return ""
+    exp = int(ended_ms // 1000) + days * 86400
+    return f"/survey/{sign_link(secret, SURVEY_LINK, center, wid, exp)}"
+
+
+def webhook_links(
+    secret: str, center: Center, center_id: str
+) -> Callable[[str, dict[str, Any]], dict[str, str]]:
+    """What the webhooks add for the customer: the status link of a new case
+    (``case.created``) and the survey link of a completed item (``work.completed``)."""
+
+    def links(kind: str, data: dict[str, Any]) -> dict[str, str]:
+        wid = str(data.get("work_id") or "")
+        if not wid:
+            return {}
+        if kind == "case.created":
+            return {"status_path": status_path(secret, center_id, wid)}
+        if kind == "work.completed":
+            path = survey_path(secret, center_id, wid, int(data.get("ts") or 0), center.cases.survey_days)
+            return {"survey_path": path, "status_path": status_path(secret, center_id, wid)} if path else {}
+        return {}
+
+    return links
+
+
 async def customer_view(store: Store, wid: str) -> dict[str, Any] | None:
     """What the customer may see of their case: its status and subject, the
     messages they sent and the replies sent to them, never the notes or
@@ -186,7 +216,11 @@ async def customer_view(store: Store, wid: str) -> dict[str, Any] | None:
     case = await case_store.get_case(store, wid)
     if not case or "status" not in case:
         return None
+    item = await store.get_work(wid, history=False) or {}
     return {
+        "state": item.get("state"),
+        "ended_at": item.get("ended_at"),
+        "csat": case.get("csat"),
         "work_id": wid,
         "status": case.get("status"),
         "subject": case.get("subject") or "",
