@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -46,9 +47,10 @@ from presence.router.escalator import Escalator
 from presence.services.cases import webhook_links
 from presence.services.webhooks import Deliverer
 from presence.stalls import StallWatch
-from presence.store import Store
+from presence.store import Clock, Store
 from presence.store import cases as case_store
-from presence.store.client import redis_client, wait_for_redis
+from presence.store.client import open_redis
+from presence.store.replication import Replication
 from presence.ws import endpoints
 from presence.ws.hub import Hub
 
@@ -67,7 +69,9 @@ log = logging.getLogger("presence.app")
 GC_THRESHOLDS = (50_000, 20, 10)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, clock: Clock = time.time) -> Starlette:
+    """The app; `clock` is the wall clock of every rule with a deadline
+    (offer timeouts, wrap-up, grace, token expiry), injectable for tests."""
     settings = settings or Settings.from_env()
     center = load_center(settings.center_config)
     for name in ("uvicorn.error", "uvicorn.access", "presence"):
@@ -81,10 +85,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             embedded = EmbeddedRedis(settings.data_dir)
             url = await asyncio.to_thread(embedded.start)
         secret = settings.secret or load_or_create_secret(settings.data_dir)[0]
-        redis = redis_client(url)
-        await wait_for_redis(redis, url)
-        store = Store(redis, center.id)
-        await store.sync_center(center)
+        redis = await open_redis(url, settings.redis_mode)
+        # acknowledged changes reach a replica first, where the shard has one
+        replication = Replication(redis, settings.wait_replicas, settings.wait_timeout)
+        store = Store(redis, center.id, clock=clock, replication=replication)
+        await store.sync_center(center, retention_days=settings.retention_days)
         await case_store.sync_config(store, center)
         dispatcher = Dispatcher(store)
         hub = Hub(store, settings)
@@ -149,6 +154,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.stall_ms > 0:
             watch = StallWatch(settings.stall_ms)
             watch.start()
+        # "ready" in the log means what /readyz says: logged before the
+        # listener had subscribed, a probe that trusted the line got a 503
+        await hub.listening.wait()
         log.info("presence ready: center %s, Redis %s", center.id, url.split("@")[-1])
         demo_run: demo.Demo | None = None
         if demo.enabled():

@@ -119,6 +119,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("DELETE", "/api/v1/queues/{name}"): Op(
         "Delete a queue (refused while items wait in it)", ADMIN, ok=(204, None), problems=(404, 409, 422)
     ),
+    ("GET", "/api/v1/queues/{name}/waiting"): Op(
+        "The items waiting in a queue, in routing order (the first 500), with channel, "
+        "priority, arrival, subject and customer",
+        ADMIN,
+        ok=(200, admin.WaitingList),
+        problems=(404,),
+    ),
     ("GET", "/api/v1/statuses"): Op("The center's presence statuses", ANY, ok=(200, admin.StatusList)),
     ("GET", "/api/v1/channels"): Op("The center's channels", ANY, ok=(200, admin.ChannelList)),
     ("POST", "/api/v1/work"): Op(

@@ -11,6 +11,8 @@ from msgspec import Meta, Struct
 
 from presence.schema.common import (
     NOTE_MAX,
+    SPACE,
+    WS,
     AgentId,
     CustomerId,
     Note,
@@ -129,13 +131,13 @@ class PushInput(Shape, kw_only=True):
 CustomerPhone = Annotated[
     str,
     Meta(
-        pattern=r"^\s*(?:\+(?:\D*\d){2,31}|(?:[^\d\s+]\D*)?\d(?:\D*\d){2,31})\D*$",
+        pattern=rf"^{WS}*(?:\+(?:\D*\d){{2,31}}|(?:[^\d{SPACE}+]\D*)?\d(?:\D*\d){{2,31}})\D*$",
         description="a phone number: 3-32 digits (and a leading +), in any layout",
     ),
 ]
 CustomerEmail = Annotated[
     str,
-    Meta(max_length=254, pattern=r"^\s*[^@\s]+@[^@\s]+\s*$", description="an email address"),
+    Meta(max_length=254, pattern=rf"^{WS}*[^@{SPACE}]+@[^@{SPACE}]+{WS}*$", description="an email address"),
 ]
 
 

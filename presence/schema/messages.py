@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct, field
 
+from presence.schema.admin import WaitingItem
 from presence.schema.common import (
     AgentId,
     Note,
@@ -47,7 +48,7 @@ Ref = Annotated[str, Meta(max_length=64)] | Int64
 # A status and its reason are checked against the center's own lists by the
 # script, which names the allowed ones; here only their length.
 DeclineReason = Annotated[str, Meta(max_length=500, description="a reason of at most 500 characters")]
-Disposition = Annotated[str, Meta(max_length=200, description="a disposition of at most 200 characters")]
+Disposition = Annotated[str, Meta(max_length=200, description="at most 200 characters")]
 CallTarget = Annotated[
     str,
     Meta(max_length=256, description="a transfer target: an extension, number or SIP address (at most 256)"),
@@ -198,6 +199,13 @@ class WorkPull(ClientMessage, tag="work.pull"):
     work_id: WorkId
 
 
+class AgentWorkGet(ClientMessage, tag="agent.work.get"):
+    """An agent's open offers and items in hand, to choose one to pull or
+    reassign; ``ok`` carries ``offers`` and ``work``."""
+
+    agent_id: AgentId
+
+
 AgentInbound = (
     Ping
     | StatusSet
@@ -212,7 +220,7 @@ AgentInbound = (
     | WorkReply
     | WorkComposing
 )
-SupervisorInbound = Ping | AgentStatusSet | SnapshotGet | WorkReassign | WorkPush | WorkPull
+SupervisorInbound = Ping | AgentStatusSet | SnapshotGet | WorkReassign | WorkPush | WorkPull | AgentWorkGet
 
 
 # -- server -> client: pieces -----------------------------------------------------------
@@ -304,6 +312,9 @@ class QueueFigures(Struct, kw_only=True):
     logged_in: int  # members with a live socket
     routable: int  # members in a routable status
     service_level_seconds: Number
+    # the first `protocol.WAITING_LISTED` waiting items (absent where the
+    # figures are read without them)
+    items: list[WaitingItem] | None = None
 
 
 class CaseNote(Struct, kw_only=True):
@@ -341,6 +352,8 @@ class Ok(ServerMessage, tag="ok"):
     state: str | None = None  # moves and call controls: the item's (or call's) new state
     reply: CaseReply | None = None  # work.reply: the reply as stored
     until_ms: Millis | None = None  # work.composing: when the mark runs out (0: stopped)
+    offers: list[WorkItem] | None = None  # agent.work.get: the agent's open offers
+    work: list[WorkItem] | None = None  # agent.work.get: the agent's items in hand
 
 
 class Pong(ServerMessage, tag="pong"):

@@ -185,6 +185,8 @@ async def customer_cases(
     cases = []
     owners: set[str] = set()
     for (wid, _score), vals in zip(page, await pipe.execute() if page else [], strict=True):
+        if all(v is None for v in vals):
+            continue  # expired with its item (PRESENCE_RETENTION_DAYS)
         c = _case(_s(wid), {f: v for f, v in zip(HISTORY_FIELDS, vals, strict=True) if v is not None}, 0)
         c.pop("lead", None)
         cases.append(c)

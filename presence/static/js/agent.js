@@ -34,7 +34,7 @@ import {
 
 const DECLINE_REASONS = ["busy", "wrong_skill", "language", "other"];
 const DISPOSITIONS = ["resolved", "follow-up", "escalated", "information given", "no answer"];
-const FINAL = new Set(["completed", "abandoned", "transferred", "cancelled", "closed"]);
+const FINAL = new Set(["completed", "abandoned", "transferred", "pulled", "cancelled", "closed"]);
 
 const state = {
   me: null,
@@ -224,6 +224,7 @@ function onUpdated(msg) {
   if (FINAL.has(msg.state) || (msg.agent_id && msg.agent_id !== state.me)) {
     forgetItem(msg.work_id);
     if (msg.state === "transferred") toast(t("work.transferredToast"), "info");
+    if (msg.state === "pulled") toast(t("work.pulledToast"), "info");
   } else {
     Object.assign(w, msg);
     if (state.openId === msg.work_id) refreshOpen();

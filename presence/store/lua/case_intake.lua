@@ -87,7 +87,11 @@ redis.call('HSET', ck, 'status', cfg.initial or 'New', 'channel', ch, 'queue', q
 if message ~= '' then redis.call('RPUSH', key('case', wid, 'messages'), message) end
 -- the customer's history (GET /api/v1/customers/{id}/cases), newest first by creation
 if fields.customer_id and fields.customer_id ~= '' then
-  redis.call('ZADD', key('customer', fields.customer_id, 'cases'), NOW, wid)
+  local hk = key('customer', fields.customer_id, 'cases')
+  redis.call('ZADD', hk, NOW, wid)
+  -- cases past the retention have expired (retain, _lib_work.lua): so do their entries
+  local keep = math.floor(num(rule('retention_ms', 0)))
+  if keep > 0 then redis.call('ZREMRANGEBYSCORE', hk, '-inf', '(' .. (NOW - keep)) end
 end
 remember(wid)
 hook('case.created', {work_id = wid, case = case_view(wid)}, data)
