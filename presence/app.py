@@ -34,6 +34,8 @@ from presence.http import (
     openapi,
     pages,
     reports,
+    status,
+    survey,
     templates,
     work,
 )
@@ -43,6 +45,7 @@ from presence.kpi.rollup import Rollup
 from presence.router.dispatcher import Dispatcher, Sweeper
 from presence.router.escalator import Escalator
 from presence.services.archive import Archiver
+from presence.services.cases import webhook_links
 from presence.services.webhooks import Deliverer
 from presence.stalls import StallWatch
 from presence.store import Clock, Store
@@ -94,7 +97,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         hub = Hub(store, settings)
         hub.wake = dispatcher.wake
         sweeper = Sweeper(store, dispatcher, interval=settings.sweep_interval, grace=settings.grace_seconds)
-        webhooks = Deliverer(store, center.webhooks, poll=min(0.2, settings.sweep_interval * 2))
+        webhooks = Deliverer(
+            store,
+            center.webhooks,
+            poll=min(0.2, settings.sweep_interval * 2),
+            links=webhook_links(secret, center, center.id),
+        )
         ctx = Context(
             store=store,
             dispatcher=dispatcher,
@@ -197,6 +205,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         *channels.ROUTES,
         *cases.ROUTES,
         *templates.ROUTES,
+        *status.ROUTES,
+        *survey.ROUTES,
         *pages.HOME,
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)
