@@ -40,6 +40,7 @@ from presence.kpi.live import LiveKpis
 from presence.kpi.rollup import Rollup
 from presence.router.dispatcher import Dispatcher, Sweeper
 from presence.router.escalator import Escalator
+from presence.router.hours import HoursPlanner
 from presence.services.webhooks import Deliverer
 from presence.stalls import StallWatch
 from presence.store import Store
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         secret = settings.secret or load_or_create_secret(settings.data_dir)[0]
         redis = redis_client(url)
         await wait_for_redis(redis, url)
-        store = Store(redis, center.id)
+        store = Store(redis, center.id, timezone=settings.timezone)
         await store.sync_center(center)
         await case_store.sync_config(store, center)
         dispatcher = Dispatcher(store)
@@ -112,6 +113,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # overflow/relaxation timer and outbound webhooks
         escalator = Escalator(store, dispatcher, interval=settings.sweep_interval)
         escalator.start()
+        # business hours: each queue's plan of openings renewed hourly
+        planner = HoursPlanner(store)
+        planner.start()
         webhooks.start()
         # KPIs: the live wallboard figures, the Prometheus counters, the roll-up
         live = LiveKpis(
@@ -162,6 +166,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             for task in (history, counters, live):
                 await task.stop()
             await webhooks.stop()
+            await planner.stop()
             await escalator.stop()
             await sweeper.stop()
             await dispatcher.stop()

@@ -8,6 +8,7 @@
 import {
   $,
   channelIcon,
+  crmLink,
   h,
   icon,
   put,
@@ -21,6 +22,7 @@ import {
   fmtElapsed,
   fmtKpi,
   fmtClock,
+  fmtWeekdayTime,
   getLang,
   kpiLabel,
   t,
@@ -51,6 +53,7 @@ const state = {
   sort: { key: "status", dir: 1 },
   profileTimer: 0,
   waitRows: new Map(), // work id -> {tr, cells, drawn}
+  queueSettings: new Map(), // name -> the admin API's settings (crm_url ...)
 };
 
 const session = new Session({
@@ -126,7 +129,8 @@ function onMessage(msg) {
       return;
     case "queue.removed":
     case "queue.updated":
-      return; // the next queues message carries the change
+      loadQueueSettings();
+      return; // the next queues message carries the figures
     default:
       return;
   }
@@ -154,6 +158,7 @@ function onSnapshot(msg) {
   reorder(true);
   updateSummary();
   loadProfiles();
+  loadQueueSettings();
 }
 
 function queueDelta(v) {
@@ -220,6 +225,17 @@ async function loadProfiles() {
     applyFilters();
   } catch {
     /* filters by queue and skill stay empty; the grid still works */
+  }
+}
+
+async function loadQueueSettings() {
+  if (!session.token) return;
+  try {
+    const body = await session.api("/api/v1/queues");
+    state.queueSettings = new Map((body.queues || []).map((q) => [q.name, q]));
+    drawWaiting();
+  } catch {
+    /* no CRM links; the list still works */
   }
 }
 
@@ -506,6 +522,7 @@ function drawQueues() {
         "article.queue-tile",
         { dataset: { queue: name }, tabindex: "0", role: "button" },
         h("header", null, h("h3.q-title", { dir: "auto" }), h("span.q-sl")),
+        h("div.q-hours", { hidden: true }, h("span.q-hours-state"), h("span.q-hours-next")),
         h("div.q-main", null, h("span.q-waiting"), h("span.q-waiting-label")),
         h("div.q-oldest", null, h("span.q-level", { "aria-hidden": "true" }), h("span.q-oldest-label"), h("strong.q-oldest-time.timer"), h("span.sr-only.q-level-text")),
         h("dl.q-stats"),
@@ -547,6 +564,7 @@ function drawQueues() {
         .flatMap(([k, v]) => [h("dt", null, kpiLabel(k)), h("dd", { dataset: { key: k } }, fmtKpi(k, v))]),
     );
     paintOldest(tile, q);
+    paintHours(tile, q);
   });
   for (const el of [...box.children]) if (!seen.has(el.dataset.queue)) el.remove();
   drawWaiting();
@@ -597,14 +615,17 @@ function drawWaiting() {
     row.item = it;
     if (body.children[i] !== row.tr) body.insertBefore(row.tr, body.children[i] || null);
     const c = row.cells;
-    const key = `${it.queue}|${it.channel}|${it.priority}|${customerText(it.customer)}|${it.subject || ""}|${state.lang}`;
+    const crm = crmLink((state.queueSettings.get(it.queue) || {}).crm_url, it);
+    const key = `${it.queue}|${it.channel}|${it.priority}|${customerText(it.customer)}|${it.subject || ""}|${crm}|${state.lang}`;
     if (row.drawn.key !== key) {
       const q = state.queues.get(it.queue) || {};
       setText(c.queue, q.title || it.queue);
       put(c.channel, h("span.chip", { title: tChannel(it.channel) }, channelIcon(it.channel), tChannel(it.channel)));
       setText(c.priority, it.priority || 0);
       c.priority.title = t("wb.priorityHint");
-      setText(c.customer, customerText(it.customer) || "—");
+      const who = customerText(it.customer) || "—";
+      if (crm) put(c.customer, h("a.crm-link", { href: crm, target: "_blank", rel: "noopener noreferrer", title: t("wb.openCrm") }, who));
+      else setText(c.customer, who);
       setText(c.subject, it.subject || "");
       const btn = c.actions.firstChild;
       setText(btn, t("wb.pushTo"));
@@ -732,6 +753,21 @@ function openPush(wid) {
   );
   $("#actions").showModal();
   agent.focus();
+}
+
+/** A queue with business hours: open or closed now, and when that changes
+ *  (on the queue's own clock); a queue without hours shows nothing. */
+function paintHours(tile, q) {
+  const box = tile.querySelector(".q-hours");
+  const has = typeof q.open === "boolean";
+  box.hidden = !has;
+  tile.classList.toggle("closed", has && !q.open);
+  if (!has) return;
+  box.className = `q-hours ${q.open ? "is-open" : "is-closed"}`;
+  setText(box.firstChild, t(q.open ? "wb.open" : "wb.closed"));
+  const at = q.changes_at ? fmtWeekdayTime(q.changes_at, q.time_zone) : "";
+  setText(box.lastChild, at ? t(q.open ? "wb.closesAt" : "wb.opensAt", { at }) : "");
+  box.title = q.open ? "" : t("wb.closedHint");
 }
 
 function paintOldest(tile, q) {
