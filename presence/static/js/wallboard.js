@@ -17,11 +17,15 @@ import {
   statusClass,
   statusIcon,
 } from "./common.js";
+import { barChart, columnChart } from "./charts.js";
 import { Session } from "./session.js";
 import {
   fmtElapsed,
   fmtKpi,
   fmtClock,
+  fmtDuration,
+  fmtNumber,
+  fmtPercent,
   fmtWeekdayTime,
   getLang,
   kpiLabel,
@@ -54,6 +58,7 @@ const state = {
   profileTimer: 0,
   waitRows: new Map(), // work id -> {tr, cells, drawn}
   queueSettings: new Map(), // name -> the admin API's settings (crm_url ...)
+  charts: { data: null, loading: false, at: 0, timer: 0, seen: "" }, // the day's reports
 };
 
 const session = new Session({
@@ -159,6 +164,7 @@ function onSnapshot(msg) {
   updateSummary();
   loadProfiles();
   loadQueueSettings();
+  loadCharts(true);
 }
 
 function queueDelta(v) {
@@ -211,6 +217,13 @@ function onKpis(msg) {
   state.kpis = msg;
   drawKpis();
   drawQueues();
+  // the charts follow the day's counts: a new contact, answer or abandon redraws them
+  const today = (msg.center && msg.center.today) || {};
+  const seen = `${today.offered}|${today.answered}|${today.abandoned}`;
+  if (seen !== state.charts.seen) {
+    state.charts.seen = seen;
+    loadCharts(false);
+  }
 }
 
 // -- profiles (queues and skills, for the filters) ------------------------------------
@@ -475,6 +488,7 @@ function redrawAll() {
   fillSkillFilter();
   drawQueues();
   drawKpis();
+  drawCharts();
   updateSummary();
 }
 
@@ -780,6 +794,107 @@ function paintOldest(tile, q) {
   setText(tile.querySelector(".q-oldest-time"), wait ? fmtElapsed(wait) : "—");
   setText(tile.querySelector(".q-level-text"), t(`wb.level.${level}`));
   box.title = t(`wb.level.${level}`);
+}
+
+// -- charts: the day per 15 minutes, and cases by type, source and customer ------------------
+
+// At most one reading of the reports per CHART_MIN_MS however fast contacts
+// arrive (each reading folds the day's events on the server), and one every
+// CHART_EVERY_MS regardless, so the last interval's bar grows with the day.
+const CHART_MIN_MS = 10_000;
+const CHART_EVERY_MS = 60_000;
+
+function loadCharts(now) {
+  const c = state.charts;
+  clearTimeout(c.timer);
+  const wait = now ? 0 : Math.max(0, c.at + CHART_MIN_MS - Date.now());
+  c.timer = setTimeout(readCharts, wait);
+}
+
+async function readCharts() {
+  const c = state.charts;
+  if (!session.token || c.loading) return;
+  c.loading = true;
+  c.at = Date.now();
+  try {
+    const get = (group) => session.api(`/api/v1/reports/kpis?group_by=${group}`);
+    const [intervals, type, source, customer] = await Promise.all(["15m", "type", "source", "customer"].map(get));
+    c.data = { intervals, type, source, customer };
+    drawCharts();
+  } catch {
+    /* the charts keep their last picture; the next reading tries again */
+  } finally {
+    c.loading = false;
+    clearTimeout(c.timer);
+    c.timer = setTimeout(readCharts, CHART_EVERY_MS);
+  }
+}
+
+const pct = (v) => fmtPercent(v);
+const secs = (v) => fmtDuration(v);
+
+function drawCharts() {
+  const d = state.charts.data;
+  $("#charts").hidden = !d;
+  if (!d) return;
+  const rows = dayRows(d.intervals.rows || []);
+  const labels = rows.map((r) => String(r["15m"] || "").slice(11, 16));
+  columnChart($("#chart-sl"), {
+    title: t("chart.sl"),
+    labels,
+    series: [{ name: t("kpi.service_level"), values: rows.map((r) => r.service_level) }],
+    max: 1,
+    target: slTarget(),
+    format: pct,
+  });
+  const volume = [
+    ["kpi.offered", "offered"],
+    ["kpi.answered", "answered"],
+    ["kpi.abandoned", "abandoned"],
+  ];
+  columnChart($("#chart-volume"), {
+    title: t("chart.volume"),
+    labels,
+    series: volume.map(([key, col]) => ({ name: kpiLabel(col) || t(key), values: rows.map((r) => r[col] || 0) })),
+    format: (v) => fmtNumber(Math.round(v)),
+  });
+  put($("#legend-volume"),
+    volume.map(([, col], k) => h("span.legend-item", null, h(`span.swatch.series-${k}`, { "aria-hidden": "true" }), kpiLabel(col))),
+  );
+  columnChart($("#chart-wait"), {
+    title: t("chart.wait"),
+    labels,
+    series: [{ name: kpiLabel("asa"), values: rows.map((r) => r.asa) }],
+    format: secs,
+  });
+  for (const [id, report, key] of [
+    ["#chart-type", d.type, "type"],
+    ["#chart-source", d.source, "source"],
+    ["#chart-customer", d.customer, "customer"],
+  ]) {
+    const bars = (report.rows || [])
+      .filter((r) => (r.offered || 0) > 0)
+      .map((r) => ({ label: r[key] ? (key === "source" ? tChannel(r[key]) : r[key]) : t("chart.none"), value: r.offered }));
+    const svg = $(id);
+    barChart(svg, { title: `${t(`chart.by${key[0].toUpperCase()}${key.slice(1)}`)}`, rows: bars, format: (v) => fmtNumber(v) });
+    svg.parentElement.classList.toggle("empty", bars.length === 0);
+    svg.parentElement.dataset.empty = t("chart.noCases");
+  }
+}
+
+/** The day's quarter hours from the hour of the first contact on (a quiet
+ *  night would squeeze the day into a corner), at least the last two hours. */
+function dayRows(rows) {
+  let first = rows.findIndex((r) => (r.offered || 0) + (r.answered || 0) + (r.abandoned || 0) > 0);
+  if (first < 0) first = rows.length;
+  first = Math.max(0, Math.min(first, rows.length - 8));
+  return rows.slice(first - (first % 4));
+}
+
+/** The service-level goal drawn on its chart: the queues' target when they share one. */
+function slTarget() {
+  const targets = new Set([...state.queueSettings.values()].map((q) => q.service_level_target));
+  return targets.size === 1 ? [...targets][0] : 0.8;
 }
 
 // -- KPIs ------------------------------------------------------------------------------
