@@ -15,12 +15,20 @@ function el(tag, attrs = {}, text) {
   return node;
 }
 
-/** A round upper bound for an axis: 1, 2, 5 x 10^n at or above `max`. */
-export function niceMax(max) {
-  if (!(max > 0)) return 1;
-  const p = 10 ** Math.floor(Math.log10(max));
-  for (const m of [1, 2, 5, 10]) if (m * p >= max) return m * p;
-  return 10 * p;
+/** The top of an axis of four steps: each step 1, 2 or 5 x 10^n (whole numbers
+ *  only with `integer`), so the gridlines read 0, 5, 10, 15, 20. */
+export function niceMax(max, integer = false) {
+  if (!(max > 0)) return integer ? 4 : 1;
+  const raw = max / 4;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  let step = 10 * p;
+  for (const m of [1, 2, 5]) {
+    if (m * p >= raw) {
+      step = m * p;
+      break;
+    }
+  }
+  return 4 * (integer ? Math.max(1, Math.ceil(step)) : step);
 }
 
 /**
@@ -30,8 +38,9 @@ export function niceMax(max) {
  *   max: the y axis' top (default: a round number above the data)
  *   target: a value drawn as a dashed line (e.g. the service-level goal)
  *   format: a value as text (axis and tooltips)
+ *   integer: counts (whole steps on the axis)
  */
-export function columnChart(svg, { title, labels, series, max, target, format = String, every = 4 }) {
+export function columnChart(svg, { title, labels, series, max, target, format = String, every = 4, integer = false }) {
   const W = 480;
   const H = 210;
   const left = 52;
@@ -41,7 +50,7 @@ export function columnChart(svg, { title, labels, series, max, target, format = 
   const plotW = W - left - right;
   const plotH = H - top - bottom;
   const dataMax = Math.max(0, ...series.flatMap((s) => s.values.filter((v) => typeof v === "number")));
-  const yMax = max || niceMax(dataMax);
+  const yMax = max || niceMax(dataMax, integer);
   svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.setAttribute("role", "img");
@@ -96,7 +105,7 @@ export function barChart(svg, { title, rows, limit = 8, format = String }) {
   const rowH = 26;
   const H = Math.max(1, shown.length) * rowH + 8;
   const labelW = 130;
-  const max = niceMax(Math.max(0, ...shown.map((r) => r.value)));
+  const max = niceMax(Math.max(0, ...shown.map((r) => r.value)), true);
   svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.setAttribute("role", "img");

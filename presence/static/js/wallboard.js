@@ -856,7 +856,8 @@ function drawCharts() {
     title: t("chart.volume"),
     labels,
     series: volume.map(([key, col]) => ({ name: kpiLabel(col) || t(key), values: rows.map((r) => r[col] || 0) })),
-    format: (v) => fmtNumber(Math.round(v)),
+    format: (v) => fmtNumber(v),
+    integer: true,
   });
   put($("#legend-volume"),
     volume.map(([, col], k) => h("span.legend-item", null, h(`span.swatch.series-${k}`, { "aria-hidden": "true" }), kpiLabel(col))),
