@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -33,6 +34,7 @@ from presence.http import (
     openapi,
     pages,
     reports,
+    templates,
     work,
 )
 from presence.kpi.counters import Counters
@@ -43,9 +45,10 @@ from presence.router.escalator import Escalator
 from presence.router.hours import HoursPlanner
 from presence.services.webhooks import Deliverer
 from presence.stalls import StallWatch
-from presence.store import Store
+from presence.store import Clock, Store
 from presence.store import cases as case_store
-from presence.store.client import redis_client, wait_for_redis
+from presence.store.client import open_redis
+from presence.store.replication import Replication
 from presence.ws import endpoints
 from presence.ws.hub import Hub
 
@@ -64,7 +67,9 @@ log = logging.getLogger("presence.app")
 GC_THRESHOLDS = (50_000, 20, 10)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, clock: Clock = time.time) -> Starlette:
+    """The app; `clock` is the wall clock of every rule with a deadline
+    (offer timeouts, wrap-up, grace, token expiry), injectable for tests."""
     settings = settings or Settings.from_env()
     center = load_center(settings.center_config)
     for name in ("uvicorn.error", "uvicorn.access", "presence"):
@@ -78,10 +83,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             embedded = EmbeddedRedis(settings.data_dir)
             url = await asyncio.to_thread(embedded.start)
         secret = settings.secret or load_or_create_secret(settings.data_dir)[0]
-        redis = redis_client(url)
-        await wait_for_redis(redis, url)
-        store = Store(redis, center.id, timezone=settings.timezone)
-        await store.sync_center(center)
+        redis = await open_redis(url, settings.redis_mode)
+        # acknowledged changes reach a replica first, where the shard has one
+        replication = Replication(redis, settings.wait_replicas, settings.wait_timeout)
+        store = Store(redis, center.id, clock=clock, replication=replication, timezone=settings.timezone)
+        await store.sync_center(center, retention_days=settings.retention_days)
         await case_store.sync_config(store, center)
         dispatcher = Dispatcher(store)
         hub = Hub(store, settings)
@@ -144,6 +150,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.stall_ms > 0:
             watch = StallWatch(settings.stall_ms)
             watch.start()
+        # "ready" in the log means what /readyz says: logged before the
+        # listener had subscribed, a probe that trusted the line got a 503
+        await hub.listening.wait()
         log.info("presence ready: center %s, Redis %s", center.id, url.split("@")[-1])
         demo_run: demo.Demo | None = None
         if demo.enabled():
@@ -187,6 +196,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *pages.PAGES,
         *channels.ROUTES,
         *cases.ROUTES,
+        *templates.ROUTES,
         *pages.HOME,
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)

@@ -34,6 +34,7 @@ from presence.schema.common import (
     OptionalAgentId,
     OptionalQueueName,
     Reason,
+    ReplyText,
     Shape,
     StatusName,
     WorkId,
@@ -47,7 +48,7 @@ Ref = Annotated[str, Meta(max_length=64)] | Int64
 # A status and its reason are checked against the center's own lists by the
 # script, which names the allowed ones; here only their length.
 DeclineReason = Annotated[str, Meta(max_length=500, description="a reason of at most 500 characters")]
-Disposition = Annotated[str, Meta(max_length=200, description="a disposition of at most 200 characters")]
+Disposition = Annotated[str, Meta(max_length=200, description="at most 200 characters")]
 CallTarget = Annotated[
     str,
     Meta(max_length=256, description="a transfer target: an extension, number or SIP address (at most 256)"),
@@ -117,6 +118,26 @@ class WorkNote(ClientMessage, tag="work.note"):
 
     work_id: WorkId
     text: NoteText
+
+
+class WorkReply(ClientMessage, tag="work.reply"):
+    """The holder's reply to the customer, sent on through the channel (the
+    ``reply`` webhook); ``ok`` carries ``reply``. A second reply to the
+    customer's same message is refused with ``conflict`` (field ``confirm``)
+    unless ``confirm`` is true."""
+
+    work_id: WorkId
+    text: ReplyText
+    confirm: bool = False
+
+
+class WorkComposing(ClientMessage, tag="work.composing"):
+    """The holder is writing a reply (``composing`` true; send again every
+    few seconds while typing) or stopped; everyone else sees
+    ``case.composing``. ``ok`` carries ``until_ms``."""
+
+    work_id: WorkId
+    composing: bool = True
 
 
 # A Shape for its rule across fields (`GIVEN`, checked after decoding and
@@ -196,6 +217,8 @@ AgentInbound = (
     | WorkNote
     | WorkTransfer
     | CallControl
+    | WorkReply
+    | WorkComposing
 )
 SupervisorInbound = Ping | AgentStatusSet | SnapshotGet | WorkReassign | WorkPush | WorkPull | AgentWorkGet
 
@@ -307,6 +330,17 @@ class CaseNote(Struct, kw_only=True):
     ts: Millis
 
 
+class CaseReply(Struct, kw_only=True):
+    """A reply to the customer as the case keeps it."""
+
+    author: str
+    text: str
+    ts: Millis
+    message: int  # the inbound message it answers (1 = the first; 0: none yet)
+    again: bool  # a confirmed second reply to the same message
+    channel: str | None = None
+
+
 # -- server -> client: replies -------------------------------------------------------------
 
 
@@ -321,6 +355,8 @@ class Ok(ServerMessage, tag="ok"):
     wrapup_until: Millis | None = None  # work.wrapup: the wrap-up deadline
     note: CaseNote | None = None  # work.note: the note as stored
     state: str | None = None  # moves and call controls: the item's (or call's) new state
+    reply: CaseReply | None = None  # work.reply: the reply as stored
+    until_ms: Millis | None = None  # work.composing: when the mark runs out (0: stopped)
     offers: list[WorkItem] | None = None  # agent.work.get: the agent's open offers
     work: list[WorkItem] | None = None  # agent.work.get: the agent's items in hand
 
@@ -444,6 +480,28 @@ class WorkMessage(ServerMessage, tag="work.message"):
     message: dict[str, Any]  # channel, conversation_id, text, from, id, attachments
 
 
+class WorkReplyEvent(ServerMessage, tag="work.reply"):
+    """A reply was sent to the customer on an item the agent holds (from any of its tabs)."""
+
+    work_id: str
+    reply: CaseReply
+
+
+class CaseComposing(ServerMessage, tag="case.composing"):
+    """An agent started (or stopped) writing a reply to a case: the case is
+    "being answered by" that agent until ``until_ms`` unless renewed. Sent to
+    the supervisors and to the agent's own sockets."""
+
+    work_id: str
+    agent_id: str
+    composing: bool
+    until_ms: Millis  # 0 when stopped
+    name: str | None = None
+    subject: Any = None
+    queue: str | None = None
+    channel: str | None = None
+
+
 class CallState(ServerMessage, tag="call.state"):
     """The call's state: ``active``, ``held``, ``muted``, ``transferring`` or ``ended``."""
 
@@ -530,6 +588,8 @@ AgentOutbound = (
     | WorkUpdated
     | WorkNoteEvent
     | WorkMessage
+    | WorkReplyEvent
+    | CaseComposing
     | CallState
     | CaseUpdated
     | AgentRemoved
@@ -543,6 +603,7 @@ SupervisorOutbound = (
     | Agents
     | Queues
     | Kpis
+    | CaseComposing
     | QueueUpdated
     | QueueRemoved
     | AgentRemoved

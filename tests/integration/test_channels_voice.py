@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from tests.harness import ServerProcess, agent, available, get_work, token
+from tests.helpers import http
 from tests.integration import channels_http
 from tests.integration.conftest import ServerFactory
 
@@ -39,7 +40,7 @@ SVC = {"Authorization": f"Bearer {token('service', 'pbx')}"}
 
 
 def post(server: ServerProcess, path: str, body: Any) -> httpx.Response:
-    return httpx.post(f"{server.http}{path}", json=body, headers=SVC, timeout=10)
+    return http().post(f"{server.http}{path}", json=body, headers=SVC, timeout=10)
 
 
 def call(server: ServerProcess, **body: Any) -> httpx.Response:

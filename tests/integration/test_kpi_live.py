@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import httpx
 import msgpack
 import pytest
 import redis
@@ -23,11 +22,12 @@ from presence.kpi.tracker import compute
 from presence.store import Store, new_work_id
 from presence.store.keys import Keys
 from tests.harness import MSGPACK, ServerProcess, agent, available, post_work, supervisor, token
+from tests.helpers import http
 from tests.integration.conftest import ServerFactory
 
 
 def cancel(server: ServerProcess, wid: str) -> None:
-    r = httpx.post(
+    r = http().post(
         f"{server.http}/api/v1/work/{wid}/cancel",
         headers={"Authorization": f"Bearer {token('service', 'crm')}"},
         json={"reason": "hangup"},

@@ -5,13 +5,23 @@ complete (and the next item routed at once), cancel.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import httpx
 
-from tests.harness import ServerProcess, WsClient, agent, available, get_work, post_work, token
+from tests.harness import (
+    DrivenClock,
+    ServerProcess,
+    WsClient,
+    agent,
+    available,
+    get_work,
+    post_work,
+    sockets_of,
+    token,
+)
+from tests.helpers import http
 from tests.integration.conftest import ServerFactory
 
 CENTER = """
@@ -21,7 +31,7 @@ missed_offers_limit = 3
 [[queues]]
 name = "main"
 push_timeout = 30
-wrapup_seconds = 0.6
+wrapup_seconds = 30
 
 [[queues]]
 name = "fast"
@@ -79,7 +89,7 @@ async def no_offer(*clients: WsClient, wait: float = 0.4) -> None:
 
 
 def cancel(server: ServerProcess, wid: str, reason: str | None = None) -> httpx.Response:
-    return httpx.post(
+    return http().post(
         f"{server.http}/api/v1/work/{wid}/cancel",
         json={"reason": reason} if reason else None,
         headers={"Authorization": f"Bearer {token('service', 'crm')}"},
@@ -215,14 +225,18 @@ async def test_break_with_open_offer_rescinds_at_once_and_keeps_work_in_hand(
 
 
 async def test_offline_past_grace_requeues_open_offers(server_factory: ServerFactory) -> None:
-    server = server_factory(CENTER, env={"PRESENCE_GRACE_SECONDS": "0.6"})
+    clock = DrivenClock()
+    server = server_factory(CENTER, clock=clock)  # the default grace: 30 s
     ann = await online(server, "ann")
     wid = new(server, "open")  # no push timeout: only the grace period ends it
     await ann.expect(is_("offer", wid))
     await ann.close()
-    await asyncio.sleep(0.25)
-    assert get_work(server, wid)["state"] == "offered"  # still within grace
+    await sockets_of(server, "ann", 0)
     bo = await online(server, "bo")
+    clock.advance(29)
+    await no_offer(bo)  # sweeps ran on the clock 29 s on
+    assert get_work(server, wid)["state"] == "offered"  # still within grace
+    clock.advance(2)
     await bo.expect(is_("offer", wid), timeout=3)
     item = get_work(server, wid)
     assert item["agent_id"] == "bo"
@@ -231,17 +245,23 @@ async def test_offline_past_grace_requeues_open_offers(server_factory: ServerFac
 
 
 async def test_back_within_grace_keeps_the_offer(server_factory: ServerFactory) -> None:
-    server = server_factory(CENTER, env={"PRESENCE_GRACE_SECONDS": "1.5"})
+    clock = DrivenClock()
+    server = server_factory(CENTER, clock=clock)
     ann = await online(server, "ann")
     wid = new(server, "open")
     await ann.expect(is_("offer", wid))
     await ann.close()
-    await asyncio.sleep(0.3)
+    await sockets_of(server, "ann", 0)
+    clock.advance(20)
     again = await agent(server, "ann")
     assert [o["work_id"] for o in again.snapshot["offers"]] == [wid]
     assert again.snapshot["agent"]["status"] == "Available"
-    await asyncio.sleep(1.5)
+    clock.advance(40)  # past the grace period counted from the close: a socket is back
+    await again.quiet(0.4)
     assert get_work(server, wid)["state"] == "offered"
+    gone = [m for m in again.inbox if m.get("type") == "offer.rescinded"]
+    gone += [m for m in again.inbox if m.get("type") == "status" and m["status"] != "Available"]
+    assert not gone, gone
     await ok(again, {"type": "offer.accept", "work_id": wid})
 
 
@@ -249,7 +269,8 @@ async def test_back_within_grace_keeps_the_offer(server_factory: ServerFactory) 
 
 
 async def test_wrapup_holds_capacity_then_completes_at_the_queue_limit(server_factory: ServerFactory) -> None:
-    server = server_factory(CENTER)
+    clock = DrivenClock()
+    server = server_factory(CENTER, clock=clock)  # "main": wrap-up 30 s
     ann = await online(server, "ann")
     wid = new(server)
     await ann.expect(is_("offer", wid))
@@ -257,13 +278,16 @@ async def test_wrapup_holds_capacity_then_completes_at_the_queue_limit(server_fa
     reply = await ok(ann, {"type": "work.wrapup", "work_id": wid})
     upd = await ann.expect(is_("work.updated", wid, state="wrapup"))
     assert upd["wrapup_until"] == reply["wrapup_until"] > 0
-    assert get_work(server, wid)["state"] == "wrapup"
+    assert 29_000 <= upd["wrapup_until"] - clock() * 1000 <= 30_000  # the queue's limit
     # capacity stays held during wrap-up: the next item waits
     w2 = new(server)
-    await no_offer(ann, wait=0.2)
+    clock.advance(29)
+    await no_offer(ann)
+    assert get_work(server, wid)["state"] == "wrapup"
+    clock.advance(2)
     done = await ann.expect(is_("work.updated", wid, state="completed"), timeout=3)
     assert done["disposition"] == "wrapup-timeout"
-    assert time.time() * 1000 >= upd["wrapup_until"] - 50
+    assert clock() * 1000 >= upd["wrapup_until"]
     await ann.expect(is_("offer", w2), timeout=2)
     item = get_work(server, wid)
     assert item["state"] == "completed" and item["disposition"] == "wrapup-timeout"

@@ -19,7 +19,7 @@ import redis
 
 from presence.store.keys import Keys
 from tests.harness import ServerProcess, agent, available, token
-from tests.helpers import free_port
+from tests.helpers import free_port, http
 from tests.integration import channels_http
 from tests.integration.conftest import ServerFactory
 
@@ -95,7 +95,7 @@ max_backoff = 0.4
 
 
 def post(server: ServerProcess, path: str, body: Any) -> httpx.Response:
-    r = httpx.post(f"{server.http}{path}", json=body, headers=SVC, timeout=10)
+    r = http().post(f"{server.http}{path}", json=body, headers=SVC, timeout=10)
     assert r.status_code < 300, r.text
     return r
 

@@ -56,6 +56,7 @@ const state = {
   filter: { text: "", queue: "", skill: "", status: "" },
   sort: { key: "status", dir: 1 },
   profileTimer: 0,
+  composing: new Map(), // agent id -> Map(work id -> {until, subject}): "being answered by"
   waitRows: new Map(), // work id -> {tr, cells, drawn}
   queueSettings: new Map(), // name -> the admin API's settings (crm_url ...)
   charts: { data: null, loading: false, at: 0, timer: 0, seen: "" }, // the day's reports
@@ -132,6 +133,8 @@ function onMessage(msg) {
       removeRow(msg.agent_id);
       updateSummary();
       return;
+    case "case.composing":
+      return onComposing(msg);
     case "queue.removed":
     case "queue.updated":
       loadQueueSettings();
@@ -357,6 +360,39 @@ function drawRow(v) {
     d.items = itemsKey;
   }
   row.tr.hidden = !matches(v);
+}
+
+// -- "being answered by": an agent writing a reply to a case -------------------------
+
+function onComposing(msg) {
+  const mine = state.composing.get(msg.agent_id) || new Map();
+  if (msg.composing && msg.until_ms > session.now()) mine.set(msg.work_id, { until: msg.until_ms, subject: msg.subject || "" });
+  else mine.delete(msg.work_id);
+  if (mine.size) state.composing.set(msg.agent_id, mine);
+  else state.composing.delete(msg.agent_id);
+  paintComposing(msg.agent_id);
+}
+
+/** The agent's row says which case it is answering, until the mark runs out. */
+function paintComposing(aid) {
+  const row = state.rows.get(aid);
+  if (!row) return;
+  const now = session.now();
+  const mine = state.composing.get(aid);
+  const live = mine ? [...mine.entries()].filter(([, c]) => c.until > now) : [];
+  let el = row.cells.items.querySelector(".composing");
+  if (!live.length) {
+    if (el) el.remove();
+    if (mine && !live.length) state.composing.delete(aid);
+    return;
+  }
+  if (!el) {
+    el = h("div.composing", { role: "status" });
+    row.cells.items.append(el);
+  }
+  const subjects = live.map(([, c]) => c.subject).filter(Boolean).join(", ");
+  el.dataset.work = live.map(([wid]) => wid).join(" ");
+  put(el, icon("pen"), t("wb.answering", { subject: subjects || "…" }));
 }
 
 function removeRow(id) {
@@ -1130,6 +1166,7 @@ function tick() {
     const q = state.queues.get(tile.dataset.queue);
     if (q) paintOldest(tile, q);
   }
+  for (const aid of [...state.composing.keys()]) paintComposing(aid);
   for (const row of state.waitRows.values()) paintAge(row);
   if (state.orderDirty) reorder(false);
 }
