@@ -44,6 +44,7 @@ from presence.kpi.live import LiveKpis
 from presence.kpi.rollup import Rollup
 from presence.router.dispatcher import Dispatcher, Sweeper
 from presence.router.escalator import Escalator
+from presence.router.hours import HoursPlanner
 from presence.services.archive import Archiver
 from presence.services.cases import webhook_links
 from presence.services.webhooks import Deliverer
@@ -90,7 +91,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         redis = await open_redis(url, settings.redis_mode)
         # acknowledged changes reach a replica first, where the shard has one
         replication = Replication(redis, settings.wait_replicas, settings.wait_timeout)
-        store = Store(redis, center.id, clock=clock, replication=replication)
+        store = Store(redis, center.id, clock=clock, replication=replication, timezone=settings.timezone)
         await store.sync_center(center, retention_days=settings.retention_days)
         await case_store.sync_config(store, center)
         dispatcher = Dispatcher(store)
@@ -128,6 +129,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         # overflow/relaxation timer and outbound webhooks
         escalator = Escalator(store, dispatcher, interval=settings.sweep_interval)
         escalator.start()
+        # business hours: each queue's plan of openings renewed hourly
+        planner = HoursPlanner(store)
+        planner.start()
         webhooks.start()
         # KPIs: the live wallboard figures, the Prometheus counters, the roll-up
         live = LiveKpis(
@@ -184,6 +188,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
             for task in reversed(tasks):
                 await task.stop()
             await webhooks.stop()
+            await planner.stop()
             await escalator.stop()
             await sweeper.stop()
             await dispatcher.stop()

@@ -56,7 +56,7 @@ async def submit(
     idempotency key with another body) raises `ScriptError`.
     """
     it = new_item(req, store.now_ms(), idempotency_key)
-    wid, created = await store.create_work(
+    made = await store.intake_work(
         it.work_id,
         it.queue,
         it.channel,
@@ -66,6 +66,7 @@ async def submit(
         it.idempotency_key,
         digest=it.digest,
     )
-    if created:
-        dispatcher.wake((req.queue,))
-    return wid, created
+    if made.created:
+        # outside its queue's hours an item may wait in another queue
+        dispatcher.wake((made.queue or req.queue,))
+    return made.work_id, made.created
