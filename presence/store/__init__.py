@@ -100,6 +100,7 @@ class Store:
         """Write statuses, channels and rules; seed queues and agents once."""
         k = self.keys
         pipe = self.redis.pipeline(transaction=True)
+        pipe.set(k.anchor, "1")
         pipe.delete(k.statuses, k.channels)
         pipe.hset(
             k.statuses,
