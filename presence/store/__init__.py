@@ -152,6 +152,7 @@ class Store:
         by the script that finishes it (``retain`` in _lib_work.lua)."""
         k = self.keys
         pipe = self.redis.pipeline(transaction=True)
+        pipe.set(k.anchor, "1")
         pipe.delete(k.statuses, k.channels)
         pipe.hset(
             k.statuses,

@@ -21,6 +21,14 @@ class Keys:
     def prefix(self) -> str:
         return f"presence:{{{self.center}}}:"
 
+    @property
+    def anchor(self) -> str:  # STRING "1": the key every script declares (KEYS[1]) exists
+        # The scripts name the prefix as their one declared key. On a cluster
+        # a slot being moved sends a call whose declared key is missing on the
+        # old node to the new one (ASK): kept existing, the call runs where the
+        # center's keys are until they all moved (docs/scaling.md).
+        return self.prefix
+
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 

@@ -20,9 +20,8 @@ from presence.kpi.rollup import HOUR_MS, Rollup, hour_name, read_rollups
 from presence.store import Store
 from presence.store.client import open_redis
 from presence.store.keys import Keys
-from tests.cluster import REDIS_MODES, redis_of
 from tests.harness import ServerProcess, token
-from tests.helpers import http, redis_sync
+from tests.helpers import REDIS_MODES, http, redis_of, redis_sync
 
 
 @pytest.fixture(params=REDIS_MODES)
