@@ -66,6 +66,7 @@ async def submit(
         it.idempotency_key,
         digest=it.digest,
     )
-    if created:
+    # a store that routes inline routed it in the intake call already
+    if created and not store.scripts.routes_inline:
         dispatcher.wake((req.queue,))
     return wid, created

@@ -97,7 +97,8 @@ class Store:
         """Write statuses, channels and rules; seed queues and agents once."""
         k = self.keys
         pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(k.statuses, k.channels)
+        # the scripts' kept copy of the channels is stale now (_lib_config.lua)
+        pipe.delete(k.statuses, k.channels, k.settings_version)
         pipe.hset(
             k.statuses,
             mapping={

@@ -3,7 +3,7 @@
 -- (`enqueue`), and overflow bookkeeping (the borrowed index and the
 -- escalation timer).
 -- Relies on _lib_core.lua (key, num, hmget, NOW, bump, record),
--- _lib_config.lua (channel) and _lib_case.lua (case_enqueued).
+-- _lib_config.lua (channel, channels, queue_conf) and _lib_case.lua (case_enqueued).
 
 -- A waiting item's score: higher priority first, then oldest first. Priority
 -- is limited to -99..99 so the score stays an exact integer below 2^53.
@@ -29,9 +29,9 @@ end
 -- Schedule the first overflow/relaxation check of an item that starts
 -- waiting in `q` (queue field `escalate_at`: seconds, absent = no rules).
 local function schedule_escalation(wid, q, since)
-  local at = redis.call('HGET', key('queue', q), 'escalate_at')
-  if at and tonumber(at) and tonumber(at) >= 0 then
-    redis.call('ZADD', key('timer', 'escalations'), since + math.floor(tonumber(at) * 1000), wid)
+  local at = queue_conf(q).escalate_at
+  if at and at >= 0 then
+    redis.call('ZADD', key('timer', 'escalations'), since + math.floor(at * 1000), wid)
   end
 end
 
@@ -50,10 +50,10 @@ end
 -- The error reply for an item aimed at a queue or channel that does not
 -- exist (checked before anything is stored), else nil.
 local function unknown_target(q, ch)
-  if not redis.call('ZSCORE', key('queues'), q) then
+  if not queue_conf(q).prio then
     return {'invalid', 'queue', 'unknown queue ' .. q}
   end
-  if redis.call('HEXISTS', key('channels'), ch) == 0 then
+  if not channels()[ch] then
     return {'invalid', 'channel', 'unknown channel ' .. ch}
   end
   return nil
