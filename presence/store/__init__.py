@@ -153,7 +153,8 @@ class Store:
         k = self.keys
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(k.anchor, "1")
-        pipe.delete(k.statuses, k.channels)
+        # the scripts' kept copy of the channels is stale now (_lib_config.lua)
+        pipe.delete(k.statuses, k.channels, k.settings_version)
         pipe.hset(
             k.statuses,
             mapping={

@@ -46,6 +46,14 @@ class Keys:
         return self._k("rules")
 
     @property
+    def settings_version(self) -> str:  # STRING: deleted by every writer of channels, webhooks, queues
+        # The scripts keep the channels, the webhooks and the queues'
+        # settings between calls (_lib_config.lua) while this holds the token
+        # they read them under; a writer deletes it, and the next reader
+        # reads the settings afresh and sets a new token.
+        return self._k("settings", "version")
+
+    @property
     def agents(self) -> str:  # SET of agent ids
         return self._k("agents")
 
