@@ -7,9 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.harness import ServerProcess, agent, available, get_work, post_work, supervisor, token
 from tests.integration import channels_http
+
+pytestmark = pytest.mark.in_process
 
 SVC = {"Authorization": f"Bearer {token('service', 'crm')}"}
 

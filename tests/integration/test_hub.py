@@ -29,7 +29,7 @@ from tests.harness import (
 )
 from tests.integration.conftest import ServerFactory
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.in_process]
 
 VIEW_FIELDS = {
     "agent_id",

@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 import redis
 
 from presence.store.keys import Keys
 from tests.harness import agent, available, get_work, post_work
 from tests.integration.conftest import ServerFactory, check_center
+
+pytestmark = pytest.mark.in_process
 
 CENTER = """
 [[queues]]

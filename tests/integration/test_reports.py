@@ -24,6 +24,8 @@ from presence.store.keys import Keys
 from tests.harness import ServerProcess, token
 from tests.helpers import http
 
+pytestmark = pytest.mark.in_process
+
 T0 = int(datetime(2026, 1, 15, 9, 0, tzinfo=UTC).timestamp() * 1000)
 
 

@@ -11,12 +11,15 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 import redis
 
 from presence.store.keys import Keys
 from tests.harness import ServerProcess, WsClient, agent, available, get_work, post_work, token
 from tests.helpers import http
 from tests.integration.conftest import ServerFactory
+
+pytestmark = pytest.mark.in_process
 
 CENTER = """
 [channels.case]
