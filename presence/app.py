@@ -21,7 +21,7 @@ from presence import demo
 from presence.auth import RedactTokens, load_or_create_secret
 from presence.center import load_center
 from presence.config import Settings
-from presence.context import Context
+from presence.context import STARTS_AT_ONCE, Context
 from presence.embedded import EmbeddedRedis
 from presence.http import (
     admin,
@@ -45,7 +45,7 @@ from presence.services.webhooks import Deliverer
 from presence.stalls import StallWatch
 from presence.store import Clock, Store
 from presence.store import cases as case_store
-from presence.store.client import redis_client, wait_for_redis
+from presence.store.client import redis_client, wait_for_redis, warm
 from presence.ws import endpoints
 from presence.ws.hub import Hub
 
@@ -82,6 +82,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         secret = settings.secret or load_or_create_secret(settings.data_dir)[0]
         redis = redis_client(url)
         await wait_for_redis(redis, url)
+        # the socket starts let in at once, and the background tasks
+        await warm(redis, STARTS_AT_ONCE + 16)
         store = Store(redis, center.id, clock=clock)
         await store.sync_center(center)
         await case_store.sync_config(store, center)

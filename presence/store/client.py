@@ -59,3 +59,17 @@ async def wait_for_redis(redis: Redis, url: str, patience: float = 15.0) -> None
                     f"Redis at REDIS_URL={url} did not answer for {patience:.0f}s: {exc}"
                 ) from exc
             await asyncio.sleep(0.2)
+
+
+async def warm(redis: Redis, connections: int) -> None:
+    """Open `connections` pooled connections now, at start-up.
+
+    In a reconnect storm the event loop is saturated by handshakes; a pool
+    that must grow then opens its connections on that loop, and their
+    connect timeouts fire before the loop gets back to them ("Timeout
+    connecting to server": 1013 for the sockets waiting on them). Opened
+    while the loop is idle, the storm's socket starts (at most
+    `context.STARTS_AT_ONCE` at once) and the background tasks find them
+    ready. Concurrent pings: each holds a connection of its own.
+    """
+    await asyncio.gather(*(redis.ping() for _ in range(connections)))

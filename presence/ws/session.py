@@ -215,7 +215,9 @@ async def run(ws: WebSocket, role: Role) -> None:
     await ws.accept(subprotocol=sub if sub in offered else None)
     conn = Conn(ws.send, sub, role.name, claims.sub)
     try:
-        await conn.send_message(await role.start(ctx, hub, conn))
+        async with ctx.starts:
+            first = await role.start(ctx, hub, conn)
+        await conn.send_message(first)
         conn.snapshot_sent = True
         conn.sender = asyncio.create_task(conn.run_sender(lambda c: role.resync(ctx, c)))
         await _serve(ws, conn, ctx, role.endpoint.inbound, role.handlers, claims.exp)
