@@ -21,7 +21,7 @@ from presence import demo
 from presence.auth import RedactTokens, load_or_create_secret
 from presence.center import load_center
 from presence.config import Settings
-from presence.context import Context
+from presence.context import STARTS_AT_ONCE, Context
 from presence.embedded import EmbeddedRedis
 from presence.http import (
     admin,
@@ -51,7 +51,7 @@ from presence.services.webhooks import Deliverer
 from presence.stalls import StallWatch
 from presence.store import Clock, Store
 from presence.store import cases as case_store
-from presence.store.client import open_redis
+from presence.store.client import open_redis, warm
 from presence.store.replication import Replication
 from presence.tasks import Periodic
 from presence.ws import endpoints
@@ -89,6 +89,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
             url = await asyncio.to_thread(embedded.start)
         secret = settings.secret or load_or_create_secret(settings.data_dir)[0]
         redis = await open_redis(url, settings.redis_mode)
+        # the socket starts let in at once, and the background tasks
+        await warm(redis, STARTS_AT_ONCE + 16)
         # acknowledged changes reach a replica first, where the shard has one
         replication = Replication(redis, settings.wait_replicas, settings.wait_timeout)
         store = Store(redis, center.id, clock=clock, replication=replication, timezone=settings.timezone)

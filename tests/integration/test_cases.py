@@ -20,6 +20,8 @@ def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
     return redis_of(request, redis_server)
 
 
+pytestmark = pytest.mark.in_process
+
 SVC = {"Authorization": f"Bearer {token('service', 'crm')}"}
 
 

@@ -29,7 +29,7 @@ from tests.harness import (
 from tests.helpers import REDIS_MODES, redis_of, redis_sync
 from tests.integration.conftest import ServerFactory
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.in_process]
 
 
 @pytest.fixture(params=REDIS_MODES)

@@ -200,6 +200,7 @@ def _batch(server: ServerProcess, items: object) -> httpx.Response:
     )
 
 
+@pytest.mark.in_process
 async def test_work_batch_validates_and_dedupes_per_item(server: ServerProcess) -> None:
     """`POST /api/v1/work:batch`: each item validated and idempotent on its own."""
     alice = await agent(server, "alice")
@@ -234,6 +235,7 @@ async def test_work_batch_validates_and_dedupes_per_item(server: ServerProcess) 
     assert again.status_code == 200 and again.json()["id"] == res[0]["id"]
 
 
+@pytest.mark.in_process
 def test_work_batch_refuses_bad_envelopes(server: ServerProcess) -> None:
     assert _batch(server, []).status_code == 400
     assert _batch(server, "x").status_code == 400

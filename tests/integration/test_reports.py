@@ -30,6 +30,8 @@ def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
     return redis_of(request, redis_server)
 
 
+pytestmark = pytest.mark.in_process
+
 T0 = int(datetime(2026, 1, 15, 9, 0, tzinfo=UTC).timestamp() * 1000)
 
 

@@ -25,6 +25,8 @@ def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
     return redis_of(request, redis_server)
 
 
+pytestmark = pytest.mark.in_process
+
 CENTER = """
 [channels.case]
 weight = 20
