@@ -19,9 +19,8 @@ import pytest
 
 from presence.embedded import EmbeddedRedis
 from presence.store.keys import Keys
-from tests.cluster import REDIS_MODES, redis_of
 from tests.harness import ServerProcess, agent, available, post_work, token
-from tests.helpers import redis_sync
+from tests.helpers import REDIS_MODES, redis_of, redis_sync
 from tests.integration.conftest import ServerFactory
 
 pytestmark = pytest.mark.timeout(120)
