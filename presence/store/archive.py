@@ -1,6 +1,6 @@
 """The Redis reads of the archive (presence/services/archive.py): which items
 finished in a time range, and each one whole (item, history, case, comments,
-customer messages), before the retention (PRESENCE_RETENTION_DAYS) lets
+customer messages, replies), before the retention (PRESENCE_RETENTION_DAYS) lets
 them expire; and the retention given to items that finished without one
 (`retain_all`, ``presence retain``).
 
@@ -70,8 +70,9 @@ async def retain_all(store: Store) -> int:
 
 async def records(store: Store, work_ids: list[str]) -> list[dict[str, Any]]:
     """Each item whole: {"work": the item with its history, "case": its case
-    fields or None, "comments": [...], "messages": [...]}; an item gone since
-    it was listed is left out."""
+    fields or None, "comments": [...], "messages": [...], "replies": [...]
+    (the agents' replies sent to the customer)}; an item gone since it was
+    listed is left out."""
     out: list[dict[str, Any]] = []
     k = store.keys
     for i in range(0, len(work_ids), PAGE):
@@ -83,9 +84,10 @@ async def records(store: Store, work_ids: list[str]) -> list[dict[str, Any]]:
             pipe.hgetall(k.case(wid))
             pipe.lrange(k.case_comments(wid), 0, -1)
             pipe.lrange(k.case_messages(wid), 0, -1)
+            pipe.lrange(k.case_replies(wid), 0, -1)
         raw = await pipe.execute()
         for j in range(len(page)):
-            h, hist, case, comments, messages = raw[5 * j : 5 * j + 5]
+            h, hist, case, comments, messages, replies = raw[6 * j : 6 * j + 6]
             if not h:
                 continue
             work = store.work_view(h)
@@ -96,6 +98,7 @@ async def records(store: Store, work_ids: list[str]) -> list[dict[str, Any]]:
                     "case": {kk.decode(): v.decode("utf-8", "replace") for kk, v in case.items()} or None,
                     "comments": [_unpack(x) for x in comments],
                     "messages": [_unpack(x) for x in messages],
+                    "replies": [_unpack(x) for x in replies],
                 }
             )
     return out
