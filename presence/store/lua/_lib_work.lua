@@ -19,8 +19,12 @@ local function item_keys(wid)
           key('case', wid), key('case', wid, 'comments'), key('case', wid, 'messages'),
           key('case', wid, 'replies')}
 end
-local function retain(wid)
-  local ms = math.floor(num(rule('retention_ms', 0)))
+local function retention_ms()
+  return math.floor(num(rule('retention_ms', 0)))
+end
+-- `ms`: how long from now (default: the whole retention, for an item ending now)
+local function retain(wid, ms)
+  ms = ms or retention_ms()
   if ms <= 0 then return end
   for _, k in ipairs(item_keys(wid)) do redis.call('PEXPIRE', k, ms) end
   -- the item's idempotency record (a day by default) or dedupe reference
