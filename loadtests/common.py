@@ -492,9 +492,9 @@ async def seed_agents(
     (200 at a time opened 200 connections at once, and on a busy host the
     last ones missed the client's 2-second connect timeout.)"""
     from presence.store import Store
-    from presence.store.client import redis_client
+    from presence.store.client import open_redis
 
-    redis = redis_client(redis_url)
+    redis = await open_redis(redis_url)
     store = Store(redis, center_id)
     n = 0
     try:

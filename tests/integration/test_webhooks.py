@@ -15,13 +15,16 @@ from typing import Any
 import httpx
 import msgpack
 import orjson
+import pytest
 import redis
 
 from presence.store.keys import Keys
 from tests.harness import ServerProcess, agent, available, token
-from tests.helpers import free_port
+from tests.helpers import free_port, http
 from tests.integration import channels_http
 from tests.integration.conftest import ServerFactory
+
+pytestmark = pytest.mark.in_process
 
 SECRET = "whsec-0123456789abcdef"
 SVC = {"Authorization": f"Bearer {token('service', 'pbx')}"}
@@ -95,7 +98,7 @@ max_backoff = 0.4
 
 
 def post(server: ServerProcess, path: str, body: Any) -> httpx.Response:
-    r = httpx.post(f"{server.http}{path}", json=body, headers=SVC, timeout=10)
+    r = http().post(f"{server.http}{path}", json=body, headers=SVC, timeout=10)
     assert r.status_code < 300, r.text
     return r
 

@@ -3,8 +3,8 @@
 -- accepted offer, or auto-accept straight from route.lua). Routing only:
 -- what a case or a webhook does about it is the named hooks'.
 -- Relies on _lib_core.lua (key, num, hmget, NOW, emit, record), _lib_agent.lua
--- (touch_agent, emit_item, reindex), _lib_webhook.lua (webhook_assigned)
--- and _lib_case.lua (case_assigned).
+-- (touch_agent, emit_item, reindex), _lib_webhook.lua (webhook_assigned),
+-- _lib_case.lua (case_assigned) and _lib_queue.lua (paused).
 
 -- Offer item `wid` (channel `ch`, weight `w`, stored `data`) to `aid` with
 -- the queue's push timeout (seconds, 0 = none): capacity held, timer set,
@@ -68,7 +68,8 @@ local function assign(wid, aid, q, ch, via, rec, data, offers)
   else
     emit(hdr, data)
   end
-  record({ev = 'accept', agent = aid, queue = q, channel = ch, work = wid, via = via}, wid)
+  record({ev = 'accept', agent = aid, queue = q, channel = ch, work = wid, via = via, paused = paused(wid, q)},
+         wid)
   webhook_assigned(wid, aid, q, ch, via, data)
   case_assigned(wid, aid)
 end
