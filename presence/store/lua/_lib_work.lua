@@ -3,7 +3,7 @@
 -- the end of an item (`finish`, `complete`), a finished item routed again
 -- (`reroute`), wrap-up, and the check that an item is the caller's (`mine`).
 -- Relies on _lib_core.lua (key, num, hmget, NOW, emit, bump, record,
--- history_of), _lib_webhook.lua (webhook_completed, webhook_abandoned),
+-- history_of, flush_history), _lib_webhook.lua (webhook_completed, webhook_abandoned),
 -- _lib_agent.lua (touch_agent, emit_item, reindex, unfit), _lib_queue.lua
 -- (wait_score, borrowed, schedule_escalation, enqueue) and _lib_route.lua
 -- (offer_to); _lib_config.lua (rule).
@@ -26,6 +26,9 @@ end
 local function retain(wid, ms)
   ms = ms or retention_ms()
   if ms <= 0 then return end
+  -- the item's history entries of this call first, so that the list exists
+  -- and takes the TTL
+  flush_history(wid)
   for _, k in ipairs(item_keys(wid)) do redis.call('PEXPIRE', k, ms) end
   -- the item's idempotency record (a day by default) or dedupe reference
   -- never outlives it; LT: a shorter TTL of its own is kept
