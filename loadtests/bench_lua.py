@@ -34,21 +34,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from loadtests.common import free_port
+from loadtests.common import RedisWork, free_port
 from presence.center import parse_center
 from presence.embedded import EmbeddedRedis
 from presence.store import NewItem, Store, new_work_id
 from presence.store.scripts import helpers
-
-# commands the measuring itself sends, not the scripts
-_OWN = (
-    "cmdstat_fcall",
-    "cmdstat_function|load",
-    "cmdstat_evalsha",
-    "cmdstat_hget",
-    "cmdstat_info",
-    "cmdstat_config|resetstat",
-)
 
 
 def _aof_bytes(data: Path) -> int:
@@ -81,14 +71,20 @@ async def measure(url: str, data: Path, agents: int, batch: int, rounds: int) ->
 
     for _ in range(5):
         await cycle()
-    await r.config_resetstat()
-    cpu0, aof0 = await r.info("cpu"), _aof_bytes(data)
+
+    async def reading() -> RedisWork:
+        return RedisWork.parse(await r.info("commandstats"), await r.info("persistence"))
+
+    before, cpu0, aof0 = await reading(), await r.info("cpu"), _aof_bytes(data)
     for _ in range(rounds):
         await cycle()
-    cpu1, aof1 = await r.info("cpu"), _aof_bytes(data)
-    stats = await r.info("commandstats")
+    after, cpu1, aof1 = await reading(), await r.info("cpu"), _aof_bytes(data)
+    work = after.since(before)
     n = batch * rounds
-    inside = {k[8:]: v["calls"] / n for k, v in stats.items() if k not in _OWN}
+    # the benchmark's own reads: one HGET per item, to find its holder
+    own = {"hget": n}
+    inside = {k: v / n for k, v in work.commands(own).items()}
+    per = work.per(n, own)
 
     # the baseline: an EVAL script of the shared helpers alone, i.e. what each
     # call would pay on top if the scripts were sent as EVAL scripts
@@ -102,12 +98,15 @@ async def measure(url: str, data: Path, agents: int, batch: int, rounds: int) ->
     await r.aclose()
     cpu = sum(cpu1[k] - cpu0[k] for k in ("used_cpu_user", "used_cpu_sys"))
     return {
-        "commands": sum(inside.values()),
-        "by_command": dict(sorted(inside.items(), key=lambda kv: -kv[1])),
+        "commands": per["commands"],
+        "by_command": inside,
+        # the AOF files themselves, and Redis's own count (the same unless a
+        # rewrite fell in the window)
         "aof_bytes": (aof1 - aof0) / n,
+        "aof_info_bytes": per["aof_bytes"],
         "redis_cpu_us": cpu / n * 1e6,
-        "fcall_us": stats["cmdstat_fcall"]["usec"] / n,
-        "script_calls": stats["cmdstat_fcall"]["calls"] / n,
+        "fcall_us": per["script_us"],
+        "script_calls": per["script_calls"],
         "baseline_evalsha_us": base,
     }
 

@@ -34,6 +34,7 @@ from presence.http import (
     openapi,
     pages,
     reports,
+    templates,
     work,
 )
 from presence.kpi.counters import Counters
@@ -45,7 +46,8 @@ from presence.services.webhooks import Deliverer
 from presence.stalls import StallWatch
 from presence.store import Clock, Store
 from presence.store import cases as case_store
-from presence.store.client import redis_client, wait_for_redis, warm
+from presence.store.client import open_redis, warm
+from presence.store.replication import Replication
 from presence.ws import endpoints
 from presence.ws.hub import Hub
 
@@ -80,13 +82,22 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
             embedded = EmbeddedRedis(settings.data_dir)
             url = await asyncio.to_thread(embedded.start)
         secret = settings.secret or load_or_create_secret(settings.data_dir)[0]
-        redis = redis_client(url)
-        await wait_for_redis(redis, url)
-        # the socket starts let in at once, and the background tasks
-        await warm(redis, STARTS_AT_ONCE + 16)
-        store = Store(redis, center.id, clock=clock)
-        await store.sync_center(center)
-        await case_store.sync_config(store, center)
+        redis = await open_redis(url, settings.redis_mode)
+        try:
+            # the socket starts let in at once, and the background tasks
+            await warm(redis, STARTS_AT_ONCE + 16)
+            # acknowledged changes reach a replica first, where the shard has one
+            replication = Replication(redis, settings.wait_replicas, settings.wait_timeout)
+            store = Store(redis, center.id, clock=clock, replication=replication)
+            await store.sync_center(center, retention_days=settings.retention_days)
+            await case_store.sync_config(store, center)
+        except BaseException:
+            # a start that fails writing the center leaves no connection open
+            # (an app served in a test process outlives its failed start)
+            await redis.aclose()
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+            raise
         dispatcher = Dispatcher(store)
         hub = Hub(store, settings)
         hub.wake = dispatcher.wake
@@ -190,6 +201,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         *pages.PAGES,
         *channels.ROUTES,
         *cases.ROUTES,
+        *templates.ROUTES,
         *pages.HOME,
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)

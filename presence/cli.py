@@ -141,13 +141,16 @@ def _serve(settings: Settings, args: argparse.Namespace, sock: socket.socket) ->
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from presence.ws.wire import Wire
+
     config = uvicorn.Config(
         "presence.app:create_app",
         factory=True,
         host=settings.host,
         port=sock.getsockname()[1],
         workers=args.workers,
-        ws="websockets-sansio",
+        # uvicorn's websockets-sansio protocol, with pings on the socket's budget
+        ws=Wire,
         loop="uvloop",
         http="httptools",
         ws_max_size=settings.max_frame,
@@ -234,28 +237,55 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _check(url: str, center_id: str) -> list[str]:
+async def _check(
+    url: str, center_ids: list[str] | None, mode: str = "auto"
+) -> list[tuple[str, str, list[str]]]:
+    """Check each center (every center in Redis when `center_ids` is None):
+    (center, where it lives, its breaches) per center."""
     from presence.store import Store
-    from presence.store.client import redis_client
+    from presence.store.client import open_redis, shard_of
 
-    redis = redis_client(url)
+    redis = await open_redis(url, mode, patience=5.0)
     try:
-        store = Store(redis, center_id)
-        if not await store.exists():
-            raise Refused(
-                f"center {center_id!r} has no data in the Redis at {url.split('@')[-1]}: no server "
-                "has run it there. Check REDIS_URL (or PRESENCE_DATA_DIR) and the center "
-                "(PRESENCE_CONFIG, or --center)."
+        if center_ids is None:
+            # every center a server has run here (sync_center writes its
+            # statuses); on a cluster redis-py scans every primary
+            found = {
+                k.decode()[len("presence:{") : -len("}:statuses")]
+                async for k in redis.scan_iter(match="presence:{*}:statuses", count=1000)
+            }
+            center_ids = sorted(found)
+            if not center_ids:
+                raise Refused(f"no center has data in the Redis at {url.split('@')[-1]}")
+        out = []
+        for center_id in center_ids:
+            store = Store(redis, center_id)
+            if not await store.exists():
+                raise Refused(
+                    f"center {center_id!r} has no data in the Redis at {url.split('@')[-1]}: no server "
+                    "has run it there. Check REDIS_URL (or PRESENCE_DATA_DIR) and the center "
+                    "(PRESENCE_CONFIG, or --center)."
+                )
+            node = shard_of(redis, store.keys.prefix)
+            where = (
+                "standalone Redis" if node is None else f"shard {node.name}, slot {_slot(store.keys.prefix)}"
             )
-        return await store.check()
+            out.append((center_id, where, await store.check()))
+        return out
     finally:
         await redis.aclose()
+
+
+def _slot(key: str) -> int:
+    from redis.crc import key_slot
+
+    return int(key_slot(key.encode()))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     center = load_center(settings.center_config)
-    center_id = args.center or center.id
+    center_ids = None if args.all else (args.center or [center.id])
     embedded = None
     url = settings.redis_url
     if url is None:
@@ -268,17 +298,20 @@ def cmd_check(args: argparse.Namespace) -> int:
             )
         url = embedded.start()
     try:
-        breaches = asyncio.run(_check(url, center_id))
+        results = asyncio.run(_check(url, center_ids, settings.redis_mode))
     finally:
         if embedded is not None:
             embedded.stop()
-    for b in breaches:
-        print(f"BREACH: {b}")
-    if breaches:
-        print(f"{len(breaches)} invariant breach(es) in center {center_id}")
-        return 1
-    print(f"all invariants hold in center {center_id}")
-    return 0
+    failed = 0
+    for center_id, where, breaches in results:
+        for b in breaches:
+            print(f"BREACH: {b}")
+        if breaches:
+            failed += 1
+            print(f"{len(breaches)} invariant breach(es) in center {center_id} ({where})")
+        else:
+            print(f"all invariants hold in center {center_id} ({where})")
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,7 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_token)
 
     c = sub.add_parser("check", help="verify the routing invariants on the live Redis; exit 1 on a breach")
-    c.add_argument("--center", help="center id (default: the one in PRESENCE_CONFIG)")
+    c.add_argument(
+        "--center", action="append", help="center id, may be repeated (default: the one in PRESENCE_CONFIG)"
+    )
+    c.add_argument("--all", action="store_true", help="every center that has data in this Redis")
     c.set_defaults(func=cmd_check)
     return p
 

@@ -33,7 +33,6 @@ import httpx
 import msgpack
 import msgspec
 import orjson
-import redis.asyncio
 import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -42,7 +41,7 @@ from presence import protocol
 from presence.auth import mint
 from presence.config import Settings
 from presence.store.keys import Keys
-from tests.helpers import free_port, http
+from tests.helpers import free_port, http, redis_sync
 
 SECRET = "test-secret-0123456789abcdef0123456789"
 JSON = "presence.v1.json"
@@ -242,6 +241,7 @@ class InProcessServer(ServerProcess):
         self._thread: threading.Thread | None = None
         self._log: logging.Handler | None = None
         self._gc = gc.get_threshold()
+        self.failure: BaseException | None = None
 
     def start(self, timeout: float = 20.0) -> InProcessServer:
         from presence.app import create_app
@@ -289,8 +289,11 @@ class InProcessServer(ServerProcess):
         server = self._server
 
         def run() -> None:
+            # a failed start ends in SystemExit (uvicorn's); start() reports it with the log
             try:
                 server.run(sockets=[sock])
+            except BaseException as exc:
+                self.failure = exc
             finally:
                 sock.close()
 
@@ -300,7 +303,9 @@ class InProcessServer(ServerProcess):
         while time.monotonic() < deadline:
             if not self._thread.is_alive():
                 self.stop()
-                raise RuntimeError(f"in-process server stopped while starting:\n{self.logs()}")
+                raise RuntimeError(
+                    f"in-process server stopped while starting ({self.failure!r}):\n{self.logs()}"
+                )
             try:
                 if http().get(f"{self.http}/readyz", timeout=1.0).status_code == 200:
                     return self
@@ -464,15 +469,12 @@ async def sockets_of(server: ServerProcess, agent_id: str, conns: int, timeout: 
     period runs from that release, so a test that then advances a driven
     clock waits for it first.
     """
-    client = redis.asyncio.Redis.from_url(server.redis_url)
     key = Keys(server.center_id).agent(agent_id)
-    try:
+    with redis_sync(server.redis_url) as client:
         deadline = time.monotonic() + timeout
-        while int(await client.hget(key, "conns") or 0) != conns:
+        while int(client.hget(key, "conns") or 0) != conns:
             assert time.monotonic() < deadline, f"{agent_id} still has a socket count other than {conns}"
             await asyncio.sleep(0.01)
-    finally:
-        await client.aclose()
 
 
 async def available(client: WsClient, status: str = "Available", reason: str = "") -> None:

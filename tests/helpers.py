@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import httpx
+import redis
+from redis.cluster import RedisCluster
 
 
 def free_port() -> int:
@@ -37,3 +40,24 @@ def http() -> httpx.Client:
 def close_http() -> None:
     if _http is not None:
         _http.close()
+
+
+class _Cluster(RedisCluster):
+    def close(self) -> None:
+        super().close()
+        # redis-py 8.1 leaves the connection of the node it first asked for
+        # the slots open (a ResourceWarning, an error under pytest)
+        for node in self.nodes_manager.startup_nodes.values():
+            if node.redis_connection is not None:
+                node.redis_connection.close()
+
+
+def redis_sync(url: str, **kw: Any) -> redis.Redis | RedisCluster:
+    """A synchronous client of the Redis at `url`, standalone or any node of a
+    cluster (then redis-py's `RedisCluster`, which follows MOVED): tests
+    read and write keys the same way on both."""
+    with redis.Redis.from_url(url, socket_timeout=5) as probe:
+        clustered = int(probe.info("cluster").get("cluster_enabled", 0))
+    if clustered:
+        return _Cluster.from_url(url, **kw)
+    return redis.Redis.from_url(url, **kw)

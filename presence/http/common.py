@@ -28,7 +28,7 @@ from presence.context import Context
 from presence.problems import Problem
 from presence.schema import Invalid, Malformed, convert, decode, value
 from presence.schema.channels import CallId
-from presence.schema.common import AgentId, ChannelName, CustomerId, QueueName, WorkId
+from presence.schema.common import AgentId, ChannelName, CustomerId, Name, QueueName, WorkId
 
 MAX_BODY = 256 * 1024
 JSON: Final = "application/json"
@@ -179,6 +179,7 @@ PATH: Final[dict[str, tuple[Any, str]]] = {
     "call_id": (CallId, "call_id"),
     "work_id": (WorkId, "work_id"),
     "channel": (ChannelName, "channel"),
+    "template_id": (Name, "id"),
 }
 
 

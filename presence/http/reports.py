@@ -165,9 +165,18 @@ def kpi_row(key: str, value: str, a: Agg) -> dict[str, Any]:
     return {key: value, **{c: k[c] for c in KPI_COLUMNS}}
 
 
-async def raw_available(store: Store, start: int) -> bool:
+async def raw_available(store: Store, start: int, *, items: bool = True) -> bool:
+    """Whether a range from `start` can be computed from the raw events: they
+    are kept (not trimmed) and, with `items`, so are the items they name (a
+    range older than the item retention, PRESENCE_RETENTION_DAYS, would lose
+    its items' customers, types and times; the roll-up kept them)."""
     trimmed = await store.redis.hget(store.keys.kpi_state, "trimmed")
-    return not trimmed or start >= int(trimmed)
+    if trimmed and start < int(trimmed):
+        return False
+    if not items:
+        return True
+    kept = int(await store.redis.hget(store.keys.rules, "retention_ms") or 0)
+    return kept <= 0 or start >= store.now_ms() - kept
 
 
 def _bucket(ms: int, group: str, tz: ZoneInfo) -> tuple[int, str]:
@@ -328,7 +337,7 @@ EVENT_COLUMNS = ("time", "ts", "ev", "work", "agent", "queue", "channel", "detai
 async def events_report(request: Request) -> Response:
     store, tz = _context(request)
     start, end = time_range(request, store.now_ms(), tz)
-    if not await raw_available(store, start):
+    if not await raw_available(store, start, items=False):
         raise Problem(
             422, "the raw events of this range are past the retention (PRESENCE_HISTORY_DAYS)", field="from"
         )

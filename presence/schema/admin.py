@@ -168,3 +168,42 @@ class ChannelDef(Struct, kw_only=True):
 
 class ChannelList(Struct, kw_only=True):
     channels: list[ChannelDef]
+
+
+# -- the waiting list (GET /api/v1/queues/{name}/waiting; the wallboard's `queues` message) --
+
+
+class WaitingCustomer(Struct, kw_only=True):
+    """Who a waiting item is about: the short fields of its posted customer
+    (each at most 200 bytes), those it has."""
+
+    id: str | int | None = None
+    name: str | int | None = None
+    phone: str | int | None = None
+    email: str | int | None = None
+
+
+class WaitingItem(Struct, kw_only=True):
+    """An item of a queue's waiting list, in routing order."""
+
+    work_id: str
+    channel: str
+    priority: int
+    created: Annotated[
+        int, Meta(description="when it arrived, in ms since the Unix epoch (its age runs from here)")
+    ]
+    subject: str | None = None  # at most 200 bytes
+    customer: WaitingCustomer | None = None
+    overflow_to: str | None = None  # it overflowed: that queue's agents may get it too
+    handed_over: bool | None = None  # it carries a handoff note (a transfer to the queue)
+
+
+class WaitingList(Struct, kw_only=True):
+    """The items waiting in a queue, in routing order (at most `WAITING_MAX`)."""
+
+    queue: QueueName
+    waiting: int  # how many wait in all
+    items: list[WaitingItem]
+
+
+WAITING_MAX: Final = 500

@@ -10,12 +10,15 @@ import msgspec
 from msgspec import Meta, Struct
 
 from presence.schema.common import (
+    SPACE,
+    WS,
     AgentId,
     CustomerId,
     Note,
     NoteText,
     OptionalAgentId,
     OptionalQueueName,
+    ReplyText,
     Shape,
     ShortText,
     WorkId,
@@ -38,6 +41,17 @@ class CaseStatusInput(Shape, kw_only=True):
         str,
         Meta(min_length=1, max_length=64, description="one of the center's case statuses ([cases] statuses)"),
     ]
+
+
+class ReplyInput(Shape, kw_only=True):
+    """The holder's reply to the customer (``POST /api/v1/work/{work_id}/replies``)."""
+
+    text: ReplyText
+    # a second reply to the customer's same message is refused (409 conflict,
+    # field confirm) unless this is true
+    confirm: Annotated[bool, Meta(description="send even if the customer's latest message was answered")] = (
+        False
+    )
 
 
 HandoffNote = Annotated[Note, Meta(description="a handoff note for the next agent")]
@@ -73,13 +87,13 @@ class PushInput(Shape, kw_only=True):
 CustomerPhone = Annotated[
     str,
     Meta(
-        pattern=r"^\s*(?:\+(?:\D*\d){2,31}|(?:[^\d\s+]\D*)?\d(?:\D*\d){2,31})\D*$",
+        pattern=rf"^{WS}*(?:\+(?:\D*\d){{2,31}}|(?:[^\d{SPACE}+]\D*)?\d(?:\D*\d){{2,31}})\D*$",
         description="a phone number: 3-32 digits (and a leading +), in any layout",
     ),
 ]
 CustomerEmail = Annotated[
     str,
-    Meta(max_length=254, pattern=r"^\s*[^@\s]+@[^@\s]+\s*$", description="an email address"),
+    Meta(max_length=254, pattern=rf"^{WS}*[^@{SPACE}]+@[^@{SPACE}]+{WS}*$", description="an email address"),
 ]
 
 
@@ -113,6 +127,22 @@ class NoteAnswer(Struct, kw_only=True):
     ts: int
 
 
+class ReplyAnswer(Struct, kw_only=True):
+    """A reply as the case keeps it: which inbound message it answers (1 =
+    the first; 0: none yet) and whether it was a confirmed second reply."""
+
+    author: str
+    text: str
+    ts: int
+    message: int
+    again: bool
+
+
+class Replies(Struct, kw_only=True):
+    work_id: WorkId
+    replies: list[ReplyAnswer]
+
+
 class Comments(Struct, kw_only=True):
     work_id: WorkId
     comments: list[NoteAnswer]
@@ -133,6 +163,35 @@ class Customer(Struct, kw_only=True):
     phones: list[str]
     emails: list[str]
     attributes: dict[str, Any]
+
+
+PageLimit = Annotated[int, Meta(ge=1, le=100, description="how many to return, 1-100")]
+Cursor = Annotated[
+    int, Meta(ge=0, le=2**53, description="the `next` of the previous page (a creation time, ms)")
+]
+
+
+class PastCase(Struct, kw_only=True):
+    """One of a customer's cases, as their history lists it."""
+
+    work_id: WorkId
+    created: int | None = None
+    channel: str | None = None
+    subject: str | None = None
+    status: str | None = None
+    owner: str | None = None  # the agent who handled it last ("" for none yet)
+    owner_name: str | None = None
+    queue: str | None = None
+    closed: int | None = None
+    updated: int | None = None
+
+
+class CustomerCases(Struct, kw_only=True):
+    """A page of a customer's cases, newest first; ``next`` is the cursor of the following page."""
+
+    customer_id: CustomerId
+    cases: list[PastCase]
+    next: int | None
 
 
 class Webhooks(Struct, kw_only=True):

@@ -175,6 +175,7 @@ WebhookEvent = Literal[
     "case.status",
     "case.comment",
     "case.message",
+    "reply",
     "call.control",
     "call.ended",
 ]

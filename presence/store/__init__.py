@@ -13,14 +13,15 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import msgpack
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 
 from presence.center import Agent, Center, Queue
+from presence.store.client import Client
+from presence.store.events import Feed
 from presence.store.keys import Keys
+from presence.store.replication import Replication
 from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts
 
 __all__ = ["AgentSnapshot", "Keys", "NewItem", "ScriptError", "Store", "new_work_id"]
@@ -75,14 +76,43 @@ def _num(v: Any) -> float:
     return int(x) if x.is_integer() else x
 
 
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """Redis's memory: bytes used, its `maxmemory` (0: no limit) and policy."""
+
+    used: int
+    limit: int
+    policy: str
+
+    # from this share of maxmemory /metrics warns and /readyz names the figure
+    WARN: ClassVar[float] = 0.8
+
+    @property
+    def ratio(self) -> float:
+        return self.used / self.limit if self.limit else 0.0
+
+    @property
+    def full(self) -> bool:
+        """Writes are refused: at the limit with a policy that evicts nothing."""
+        return self.limit > 0 and self.used >= self.limit and self.policy == "noeviction"
+
+    def sentence(self) -> str:
+        return (
+            f"Redis is full: used_memory {self.used} bytes of maxmemory {self.limit} "
+            f"({self.ratio:.0%}, maxmemory-policy {self.policy}); writes are refused"
+        )
+
+
 class Store:
     """One center's state in Redis."""
 
-    def __init__(self, redis: Redis, center: str, clock: Clock = time.time) -> None:
+    def __init__(
+        self, redis: Client, center: str, clock: Clock = time.time, replication: Replication | None = None
+    ) -> None:
         self.redis = redis
         self.keys = Keys(center)
         self.clock = clock
-        self.scripts = Scripts(redis)
+        self.scripts = Scripts(redis, replication)
         self.batched = {name: Batcher(self.scripts, name, self.keys.prefix, self.now_ms) for name in BATCHED}
 
     def now_ms(self) -> int:
@@ -93,8 +123,10 @@ class Store:
 
     # -- configuration -------------------------------------------------------
 
-    async def sync_center(self, center: Center) -> None:
-        """Write statuses, channels and rules; seed queues and agents once."""
+    async def sync_center(self, center: Center, *, retention_days: float = 90.0) -> None:
+        """Write statuses, channels and rules; seed queues and agents once.
+        `retention_days`: how long a finished item is kept (0: forever), read
+        by the script that finishes it (``retain`` in _lib_work.lua)."""
         k = self.keys
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(k.statuses, k.channels)
@@ -121,6 +153,7 @@ class Store:
                 "missed_offers_status": r.missed_offers_status,
                 "missed_offers_reason": r.missed_offers_reason,
                 "name": center.name,
+                "retention_ms": int(retention_days * 86_400_000),
             },
         )
         await pipe.execute()
@@ -373,6 +406,11 @@ class Store:
     async def cancel(self, work_id: str, reason: str) -> list[str]:
         return await self._call("work_cancel", work_id, reason)
 
+    async def count_dropped(self, role: str, reason: str) -> None:
+        """Count a socket the server dropped (``presence_websocket_dropped_total``):
+        one atomic increment of the Prometheus counters' hash."""
+        await self.redis.hincrby(self.keys.metrics, f"ws_dropped|{role}|{reason}", 1)
+
     async def exists(self) -> bool:
         """Whether a server has run this center on this Redis (sync_center
         writes its statuses at every start), so that a check of a center that
@@ -475,14 +513,35 @@ class Store:
         offers, work = self._split(agent_id, items)
         return agent, offers, work
 
-    async def queue_stats(self) -> list[dict[str, Any]]:
-        raw = await self.scripts.raw("queue_stats", self.keys.prefix, self.now_ms())
+    async def queue_stats(self, items: int = 0) -> list[dict[str, Any]]:
+        """Every queue's live figures; with `items`, each also lists its first
+        `items` waiting items (the wallboard's waiting list)."""
+        raw = await self.scripts.raw("queue_stats", self.keys.prefix, self.now_ms(), items)
         out: list[dict[str, Any]] = msgpack.unpackb(raw, raw=False) if raw else []
+        return out
+
+    async def queue_waiting(self, name: str, limit: int) -> dict[str, Any] | None:
+        """The first `limit` items waiting in queue `name` and how many wait
+        in all; None for no such queue."""
+        raw = await self.scripts.raw("queue_waiting", self.keys.prefix, self.now_ms(), name, limit)
+        if raw is None:
+            return None
+        out: dict[str, Any] = msgpack.unpackb(raw, raw=False)
+        out.setdefault("items", [])
         return out
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
-    def pubsub(self) -> PubSub:
-        """A pub/sub connection for this center's events (the hub's listener)."""
-        return self.redis.pubsub(ignore_subscribe_messages=True)
+    async def memory(self) -> Memory:
+        """Redis's memory use against its limit (``INFO memory``)."""
+        info = await self.redis.info("memory")
+        return Memory(
+            used=int(info.get("used_memory", 0)),
+            limit=int(info.get("maxmemory", 0)),
+            policy=str(info.get("maxmemory_policy", "")),
+        )
+
+    def events(self) -> Feed:
+        """This center's event channel (the hub's listener), on its shard."""
+        return Feed(self.redis, self.keys.events_channel)

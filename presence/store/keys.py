@@ -139,12 +139,22 @@ class Keys:
     def case_messages(self, work_id: str) -> str:  # LIST msgpack customer messages of the case
         return self._k("case", work_id, "messages")
 
+    def case_replies(self, work_id: str) -> str:  # LIST msgpack {author, text, ts, message, channel, again}
+        return self._k("case", work_id, "replies")
+
     @property
     def case_config(self) -> str:  # HASH statuses (msgpack list), closed, reopen
         return self._k("cases", "config")
 
     def thread(self, ref: str) -> str:  # STRING work id of a conversation/message/call reference
         return self._k("thread", ref)
+
+    @property
+    def templates(self) -> str:  # HASH template id -> msgpack {name, text, kind, channels, queues, ...}
+        return self._k("templates")
+
+    def customer_cases(self, customer_id: str) -> str:  # ZSET work id -> created ms, the customer's cases
+        return self._k("customer", customer_id, "cases")
 
     @property
     def customers(self) -> str:  # HASH customer id -> msgpack profile

@@ -22,8 +22,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+
+from presence.store.client import Client, shard_of
+from presence.store.replication import Replication
 
 LUA_DIR = "store/lua"
 
@@ -37,7 +39,7 @@ LIBRARY = (
     "_lib_webhook",  # webhook streams, and the hooks for item events
     "_lib_case",  # a case's view and status, and the hooks for its item's moves
     "_lib_agent",  # an agent's view, load, ready index and fitness
-    "_lib_queue",  # waiting: wait score, new items, enqueue, overflow bookkeeping
+    "_lib_queue",  # waiting: wait score, new items, enqueue, overflow bookkeeping, waiting list
     "_lib_route",  # offers and assignments
     "_lib_work",  # requeue, release, finish, complete, reroute, wrap-up, ownership
     "_lib_presence",  # an agent's status and lost sockets
@@ -62,6 +64,14 @@ def _lua(name: str) -> str:
 # exists as a "many" variant that applies a batch of calls in one FCALL
 # (see `Batcher`). Each call in the batch stays atomic on its own and gets
 # its own reply; only the round trip and the script set-up are shared.
+# Scripts that only read: registered with the `no-writes` flag, so Redis
+# runs them when it is full (maxmemory reached, noeviction) and a snapshot,
+# the checker and /metrics still answer. Every other function may write, and
+# a full Redis refuses it with OOM before it starts: a change is applied
+# whole or not at all, never half (docs/RELIABILITY.md). They are also the
+# changes there are none of to wait for replicas on (store/replication.py).
+READ_ONLY = frozenset({"agent_snapshot", "check", "queue_stats", "views", "work_position"})
+
 BATCHED = ("offer_accept", "offer_decline", "work_complete", "work_create", "work_wrapup")
 
 # The body of a batched script runs as a function of its own ARGV; pcall
@@ -128,10 +138,11 @@ def library() -> tuple[str, dict[str, str]]:
     functions = {name: f"{name.replace(':', '__')}_{tag}" for name in bodies}
     parts = [f"#!lua name=presence_{tag}", lib]
     for name, body in sorted(bodies.items()):
+        flags = "'no-writes'" if name in READ_ONLY else ""
         parts.append(
             f"-- ==== {name} ====\n"
-            f"redis.register_function('{functions[name]}', function(keys, args)\n"
-            f"enter(keys, args)\n{body}\nend)"
+            f"redis.register_function{{function_name = '{functions[name]}', flags = {{{flags}}},\n"
+            f"callback = function(keys, args)\nenter(keys, args)\n{body}\nend}}"
         )
     return "\n".join(parts), functions
 
@@ -147,36 +158,91 @@ def _text(value: Any) -> Any:
 class Scripts:
     """Every script of the store, called on one client."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Client, replication: Replication | None = None) -> None:
         self._redis = redis
         self._source, self._functions = library()
-        self._loaded = False
+        self.replication = replication
+        # one load at a time per shard (None: every primary), shared by the
+        # calls that missed the library together
+        self._loading: dict[str | None, asyncio.Future[None]] = {}
 
-    async def _load(self) -> None:
-        # REPLACE: loading the same library twice (two processes starting at
-        # once, a reload after a miss) is harmless
+    async def _load(self, prefix: str | None = None) -> None:
+        # Concurrent first calls (a seeding burst of hundreds) share one
+        # load: each sending its own FUNCTION LOAD queued hundreds of
+        # compilations of the whole library, and the last ones timed out.
+        loading = self._loading.get(prefix)
+        if loading is None:
+            loading = self._loading[prefix] = asyncio.ensure_future(self._load_once(prefix))
         try:
-            await self._redis.function_load(self._source, replace=True)
+            await asyncio.shield(loading)
+        finally:
+            if self._loading.get(prefix) is loading and loading.done():
+                del self._loading[prefix]
+
+    async def _load_once(self, prefix: str | None) -> None:
+        # REPLACE: loading the same library twice (two processes starting at
+        # once, a reload after a miss) is harmless. On a cluster redis-py
+        # sends FUNCTION LOAD to every primary (a replica gets it from its
+        # primary); after a miss, only to the primary that holds `prefix`:
+        # a new primary (a promoted replica that missed a load, a node that
+        # was given the slot) while the others may be down.
+        node = shard_of(self._redis, prefix) if prefix is not None else None
+        try:
+            if node is None:
+                await self._redis.function_load(self._source, replace=True)
+            else:
+                await self._redis.execute_command("FUNCTION LOAD", "REPLACE", self._source, target_nodes=node)
         except ResponseError as exc:
             if "unknown command" in str(exc).lower():
                 raise RuntimeError(
                     f"presence needs Redis 7.0 or later, or Valkey 7.2 or later (FUNCTION LOAD): {exc}"
                 ) from exc
             raise
-        self._loaded = True
 
     async def _fcall(self, name: str, prefix: str, args: list[Any]) -> Any:
         fn = self._functions[name]
-        if not self._loaded:
-            await self._load()
-        try:
-            return await self._redis.fcall(fn, 1, prefix, *args)
-        except ResponseError as exc:
-            if "function not found" not in str(exc).lower():
-                raise
-        # a Redis without our library (a new one, or its functions flushed)
-        await self._load()
-        return await self._redis.fcall(fn, 1, prefix, *args)
+        wanted = 0
+        if self.replication is not None and name.split(":")[0] not in READ_ONLY:
+            wanted = await self.replication.wanted(prefix)
+        # called first, loaded on a miss: a process that starts while another
+        # already loaded this version (or while Redis is full, when FUNCTION
+        # LOAD is refused) calls what is there
+        for attempt in range(2):
+            try:
+                if wanted:
+                    return await self._fcall_wait(fn, prefix, args, wanted)
+                return await self._redis.fcall(fn, 1, prefix, *args)
+            except ResponseError as exc:
+                # "unknown command": a Redis before 7; _load says so in a sentence
+                missing = ("function not found", "unknown command")
+                if attempt or not any(m in str(exc).lower() for m in missing):
+                    raise
+            # A Redis without our library (a new one, its functions flushed, a
+            # primary that took the slot over): the function did not run, so
+            # running it once more after the load applies the change once.
+            await self._load(prefix)
+        raise AssertionError("unreachable")
+
+    async def _fcall_wait(self, fn: str, prefix: str, args: list[Any], wanted: int) -> Any:
+        """FCALL then WAIT on the same connection (one pipeline): WAIT counts
+        the replicas that have what this connection wrote."""
+        assert self.replication is not None
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.fcall(fn, 1, prefix, *args)
+        node = shard_of(self._redis, prefix)
+        wait = ("WAIT", wanted, self.replication.timeout_ms)
+        if node is None:
+            pipe.execute_command(*wait)
+        else:
+            pipe.execute_command(*wait, target_nodes=node)
+        reply, acked = await pipe.execute(raise_on_error=False)
+        if isinstance(reply, Exception):
+            raise reply
+        if isinstance(acked, Exception):
+            raise acked
+        if int(acked) < wanted:
+            await self.replication.short(prefix, wanted, int(acked))
+        return reply
 
     async def raw(self, name: str, prefix: str, now_ms: int, *args: Any) -> Any:
         return await self._fcall(name, prefix, [now_ms, *args])

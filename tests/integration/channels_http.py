@@ -23,3 +23,8 @@ def post(url: str, **kw: Any) -> httpx.Response:
 def put(url: str, **kw: Any) -> httpx.Response:
     kw.setdefault("timeout", 10)
     return http().put(url, **kw)
+
+
+def delete(url: str, **kw: Any) -> httpx.Response:
+    kw.setdefault("timeout", 10)
+    return http().delete(url, **kw)

@@ -13,17 +13,17 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from presence.store.keys import Keys
 from presence.store.scripts import script_source
 from tests.harness import DEFAULT_CENTER, DrivenClock, InProcessServer, ServerProcess, WsClient, write_center
+from tests.helpers import redis_sync
 
 ServerFactory = Callable[..., ServerProcess]
 
 
 def check_center(redis_url: str, center_id: str) -> list[str]:
-    client = redis.Redis.from_url(redis_url)
+    client = redis_sync(redis_url)
     try:
         script = client.register_script(script_source("check"))
         reply = script(keys=[Keys(center_id).prefix], args=[int(time.time() * 1000)])

@@ -9,10 +9,18 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cluster import REDIS_MODES, redis_of
 from tests.harness import ServerProcess, agent, available, get_work, post_work, supervisor, token
 from tests.integration import channels_http
 
 pytestmark = pytest.mark.in_process
+
+
+@pytest.fixture(params=REDIS_MODES)
+def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
+    """Every test here runs on a standalone Redis and on a cluster."""
+    return redis_of(request, redis_server)
+
 
 SVC = {"Authorization": f"Bearer {token('service', 'crm')}"}
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import msgpack
 import pytest
-import redis
 import websockets
 
 from presence.store.keys import Keys
+from tests.cluster import REDIS_MODES, redis_of
 from tests.harness import (
     JSON,
     MSGPACK,
@@ -27,9 +27,17 @@ from tests.harness import (
     sockets_of,
     supervisor,
 )
+from tests.helpers import redis_sync
 from tests.integration.conftest import ServerFactory
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.in_process]
+
+
+@pytest.fixture(params=REDIS_MODES)
+def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
+    """Every test here runs on a standalone Redis and on a cluster."""
+    return redis_of(request, redis_server)
+
 
 VIEW_FIELDS = {
     "agent_id",
@@ -52,19 +60,19 @@ def keys_of(server: ServerProcess) -> Keys:
 
 
 def status_log(redis_url: str, server: ServerProcess) -> list[dict[str, str]]:
-    with redis.Redis.from_url(redis_url, decode_responses=True) as r:
+    with redis_sync(redis_url, decode_responses=True) as r:
         return [fields for _, fields in r.xrange(keys_of(server).status_stream)]
 
 
 def agent_hash(redis_url: str, server: ServerProcess, agent_id: str) -> dict[str, str]:
-    with redis.Redis.from_url(redis_url) as r:
+    with redis_sync(redis_url) as r:
         h = r.hgetall(keys_of(server).agent(agent_id))
     # profile fields (queues, skills) are msgpack blobs: keep only the text ones
     return {k.decode(): v.decode() for k, v in h.items() if k not in (b"queues", b"skills")}
 
 
 def ready_in(redis_url: str, server: ServerProcess, queue: str) -> set[str]:
-    with redis.Redis.from_url(redis_url, decode_responses=True) as r:
+    with redis_sync(redis_url, decode_responses=True) as r:
         return set(r.zrange(keys_of(server).queue_ready(queue), 0, -1))
 
 

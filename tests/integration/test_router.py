@@ -12,14 +12,21 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from presence.store.keys import Keys
+from tests.cluster import REDIS_MODES, redis_of
 from tests.harness import ServerProcess, WsClient, agent, available, get_work, post_work, token
-from tests.helpers import http
+from tests.helpers import http, redis_sync
 from tests.integration.conftest import ServerFactory
 
 pytestmark = pytest.mark.in_process
+
+
+@pytest.fixture(params=REDIS_MODES)
+def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
+    """Every test here runs on a standalone Redis and on a cluster."""
+    return redis_of(request, redis_server)
+
 
 CENTER = """
 [channels.case]
@@ -123,7 +130,7 @@ def center_id(server: ServerProcess) -> str:
 
 
 def created_count(server: ServerProcess) -> int:
-    client = redis.Redis.from_url(server.redis_url)
+    client = redis_sync(server.redis_url)
     try:
         return int(client.hget(Keys(center_id(server)).stats, "created") or 0)
     finally:

@@ -92,7 +92,7 @@ local function emit(hdr, blob)
   if pending_events then
     pending_events[#pending_events + 1] = msg
   else
-    redis.call('PUBLISH', EVENTS, msg)
+    redis.call('SPUBLISH', EVENTS, msg)
   end
 end
 -- Counter increments (the `metrics` and `stats` hashes) made between
@@ -125,7 +125,7 @@ local function events_publish()
   pending_bumps = nil
   local n = #pending_events
   if n == 1 then
-    redis.call('PUBLISH', EVENTS, pending_events[1])
+    redis.call('SPUBLISH', EVENTS, pending_events[1])
   elseif n > 1 then
     local head  -- msgpack array header: fixarray, array 16 or array 32
     if n < 16 then
@@ -136,7 +136,7 @@ local function events_publish()
       head = '\221' .. string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
                                    math.floor(n / 256) % 256, n % 256)
     end
-    redis.call('PUBLISH', EVENTS, head .. table.concat(pending_events))
+    redis.call('SPUBLISH', EVENTS, head .. table.concat(pending_events))
   end
   pending_events = nil
 end

@@ -1,7 +1,7 @@
 -- _lib_queue.lua: items waiting in queues: the wait score that orders a
 -- waiting set, new items (`create_item`), an item put (back) in a queue
--- (`enqueue`), and overflow bookkeeping (the borrowed index and the
--- escalation timer).
+-- (`enqueue`), overflow bookkeeping (the borrowed index and the
+-- escalation timer), and the waiting list a supervisor reads (`waiting_list`).
 -- Relies on _lib_core.lua (key, num, hmget, NOW, bump, record),
 -- _lib_config.lua (channel) and _lib_case.lua (case_enqueued).
 
@@ -70,4 +70,46 @@ local function create_item(wid, q, ch, prio, data, req, idem)
   bump(key('stats'), 'created', 1)
   record({ev = 'create', queue = q, channel = ch, work = wid, priority = prio}, wid)
   schedule_escalation(wid, q, NOW)
+end
+
+-- The first `limit` items waiting in queue `q`, in the order the router
+-- takes them (priority band, then age), with what a supervisor needs to
+-- pick one: channel, priority, when it arrived, the subject and who the
+-- customer is (only the short fields of the posted customer, never the
+-- payload). Read only (queue_stats.lua, queue_waiting.lua).
+local WAITING_CUSTOMER = {'id', 'name', 'phone', 'email'}
+-- At most `n` bytes of `s`, never cutting a UTF-8 character in two (the
+-- reply is decoded as UTF-8).
+local function clip(s, n)
+  if #s <= n then return s end
+  local cut = n + 1
+  while cut > 1 and string.byte(s, cut) >= 0x80 and string.byte(s, cut) < 0xC0 do cut = cut - 1 end
+  return string.sub(s, 1, cut - 1)
+end
+local function waiting_list(q, limit)
+  local out = {}
+  if limit <= 0 then return out end
+  for _, wid in ipairs(redis.call('ZRANGE', key('queue', q, 'waiting'), 0, limit - 1)) do
+    local it = hmget(key('work', wid), {'channel', 'priority', 'created', 'data', 'ovf', 'handoff'})
+    local row = {work_id = wid, channel = it.channel or '', priority = num(it.priority),
+                 created = num(it.created), overflow_to = it.ovf ~= '' and it.ovf or nil,
+                 handed_over = it.handoff ~= nil and it.handoff ~= '' or nil}
+    local ok, data = pcall(cmsgpack.unpack, it.data or '')
+    if ok and type(data) == 'table' then
+      local s = data.subject
+      if type(s) == 'string' and s ~= '' then row.subject = clip(s, 200) end
+      local c = data.customer
+      if type(c) == 'table' then
+        local who, any = {}, false
+        for _, f in ipairs(WAITING_CUSTOMER) do
+          local v = c[f]
+          if type(v) == 'string' and v ~= '' then who[f] = clip(v, 200) any = true
+          elseif type(v) == 'number' then who[f] = v any = true end
+        end
+        if any then row.customer = who end
+      end
+    end
+    out[#out + 1] = row
+  end
+  return out
 end

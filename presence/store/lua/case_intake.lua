@@ -83,6 +83,10 @@ end
 redis.call('HSET', ck, 'status', cfg.initial or 'New', 'channel', ch, 'queue', q, 'owner', '',
            'created', NOW, 'first_response', 0, 'closed', 0, 'updated', NOW, 'reopened', 0, unpack(args))
 if message ~= '' then redis.call('RPUSH', key('case', wid, 'messages'), message) end
+-- the customer's history (GET /api/v1/customers/{id}/cases), newest first by creation
+if fields.customer_id and fields.customer_id ~= '' then
+  redis.call('ZADD', key('customer', fields.customer_id, 'cases'), NOW, wid)
+end
 remember(wid)
 hook('case.created', {work_id = wid, case = case_view(wid)}, data)
 return {'ok', wid, 'created', '', q}
