@@ -194,9 +194,9 @@ async def warm(redis: Client, connections: int) -> None:
     connecting to server": 1013 for the sockets waiting on them). Opened
     while the loop is idle, the storm's socket starts (at most
     `context.STARTS_AT_ONCE` at once) and the background tasks find them
-    ready. Concurrent pings: each holds a connection of its own. A
-    cluster's pools are per node and open as its slots are used: left alone.
+    ready. Concurrent pings: each holds a connection of its own.
     """
-    if is_cluster(redis):
+    if isinstance(redis, RedisCluster):
+        # a pool per node, opened as the slots are reached
         return
     await asyncio.gather(*(redis.ping() for _ in range(connections)))

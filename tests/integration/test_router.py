@@ -14,12 +14,9 @@ import httpx
 import pytest
 
 from presence.store.keys import Keys
-from tests.cluster import REDIS_MODES, redis_of
 from tests.harness import ServerProcess, WsClient, agent, available, get_work, post_work, token
-from tests.helpers import http, redis_sync
+from tests.helpers import REDIS_MODES, http, redis_of, redis_sync
 from tests.integration.conftest import ServerFactory
-
-pytestmark = pytest.mark.in_process
 
 
 @pytest.fixture(params=REDIS_MODES)
@@ -27,6 +24,8 @@ def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
     """Every test here runs on a standalone Redis and on a cluster."""
     return redis_of(request, redis_server)
 
+
+pytestmark = pytest.mark.in_process
 
 CENTER = """
 [channels.case]
