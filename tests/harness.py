@@ -240,6 +240,7 @@ class InProcessServer(ServerProcess):
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._log: logging.Handler | None = None
+        self._levels: dict[str, int] = {}
         self._gc = gc.get_threshold()
         self.failure: BaseException | None = None
 
@@ -268,7 +269,8 @@ class InProcessServer(ServerProcess):
         self.port = sock.getsockname()[1]
         self._log = logging.FileHandler(self.log_path, encoding="utf-8")
         self._log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        for name in ("presence", "uvicorn"):
+        self._levels = {name: logging.getLogger(name).level for name in ("presence", "uvicorn")}
+        for name in self._levels:
             logging.getLogger(name).addHandler(self._log)
             logging.getLogger(name).setLevel(logging.INFO)
         # as `presence serve` configures uvicorn (presence/cli.py, _serve)
@@ -326,8 +328,9 @@ class InProcessServer(ServerProcess):
             gc.unfreeze()
             gc.set_threshold(*self._gc)
         if self._log is not None:
-            for name in ("presence", "uvicorn"):
+            for name, level in self._levels.items():
                 logging.getLogger(name).removeHandler(self._log)
+                logging.getLogger(name).setLevel(level)
             self._log.close()
             self._log = None
         return 0
