@@ -2,7 +2,7 @@
 -- is the `case:<work id>` hash of an item that came in through case intake.
 -- Owns a case's public view, its status changes, and the named hooks the
 -- routing and work helpers call when the item moves (case_assigned,
--- case_enqueued), so those helpers hold no case code of their own.
+-- case_enqueued, case_released), so those helpers hold no case code of their own.
 -- Relies on _lib_core.lua (key, num, hmget, NOW, emit, record) and
 -- _lib_webhook.lua (hook).
 
@@ -67,5 +67,16 @@ end
 local function case_enqueued(wid, q)
   if redis.call('EXISTS', key('case', wid)) == 1 then
     redis.call('HSET', key('case', wid), 'queue', q)
+  end
+end
+
+-- Item `wid` left agent `aid` (completed, abandoned, transferred, pulled): a
+-- "being answered by" mark of that agent on its case (work_composing.lua)
+-- ends with it, so no wallboard shows a reply that will not come.
+local function case_released(wid, aid)
+  if aid and aid ~= '' and redis.call('HGET', key('case', wid), 'composing') == aid then
+    redis.call('HDEL', key('case', wid), 'composing', 'composing_until')
+    emit({type = 'case.composing', sup = 1, to = aid, work_id = wid, agent_id = aid, composing = false,
+          until_ms = 0})
   end
 end

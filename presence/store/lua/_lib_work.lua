@@ -4,6 +4,7 @@
 -- (`reroute`), wrap-up, and the check that an item is the caller's (`mine`).
 -- Relies on _lib_core.lua (key, num, hmget, NOW, emit, bump, record,
 -- history_of), _lib_webhook.lua (webhook_completed, webhook_abandoned),
+-- _lib_case.lua (case_released),
 -- _lib_agent.lua (touch_agent, emit_item, reindex, unfit), _lib_queue.lua
 -- (wait_score, borrowed, schedule_escalation, enqueue) and _lib_route.lua
 -- (offer_to); _lib_config.lua (rule).
@@ -90,6 +91,7 @@ local function finish(wid, state, extra)
     else
       redis.call('SREM', key('agent', aid, 'work'), wid)
       if prev == 'wrapup' then redis.call('ZREM', key('timer', 'wrapups'), wid) end
+      case_released(wid, aid)
     end
     rec = touch_agent(aid, ch, w, -1, prev ~= 'offered' and {idle = NOW} or nil)
     woke = reindex(aid, rec)
@@ -139,6 +141,7 @@ local function release(wid, reason)
     redis.call('SREM', key('agent', aid, 'work'), wid)
     redis.call('ZREM', key('timer', 'wrapups'), wid)
     hdr = {type = 'work.updated', to = aid, work_id = wid, state = reason}
+    case_released(wid, aid)
   end
   local rec = touch_agent(aid, ch, w, -1, st ~= 'offered' and {idle = NOW} or nil)
   redis.call('HSET', wk, 'state', 'queued', 'agent', '', 'expires', 0)
