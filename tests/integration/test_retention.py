@@ -244,3 +244,28 @@ async def test_a_report_of_expired_items_is_right(server_factory: ServerFactory,
         assert "support,3,3" in csv.content.decode("utf-8-sig")
     finally:
         await client.aclose()
+
+
+async def test_a_case_s_replies_expire_with_it(store: Store) -> None:
+    wid = new_work_id()
+    await case_store.intake(
+        store,
+        work_id=wid,
+        queue="q",
+        channel="chat",
+        priority=0,
+        data={"subject": "hi"},
+        skills={},
+        case={"subject": "hi"},
+        message={"channel": "chat", "text": "hello"},
+        dedupe="",
+        lookup=[],
+        register=[],
+    )
+    await store.route(["q"])
+    await store.accept("a0", wid)
+    await case_store.reply(store, wid, "a0", "Hello, how can I help?")
+    assert await store.redis.pttl(store.keys.case_replies(wid)) == -1  # in hand: kept
+    await store.complete("a0", wid, "solved")
+    assert _near(await store.redis.pttl(store.keys.case_replies(wid)), 2 * DAY_MS)
+    assert _near(await store.redis.pttl(store.keys.case_messages(wid)), 2 * DAY_MS)

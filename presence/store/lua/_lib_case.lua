@@ -70,13 +70,24 @@ local function case_enqueued(wid, q)
   end
 end
 
--- Item `wid` left agent `aid` (completed, abandoned, transferred, pulled): a
--- "being answered by" mark of that agent on its case (work_composing.lua)
--- ends with it, so no wallboard shows a reply that will not come.
-local function case_released(wid, aid)
-  if aid and aid ~= '' and redis.call('HGET', key('case', wid), 'composing') == aid then
+-- The "being answered by" mark (work_composing.lua) is kept on the case (its
+-- view) and, as `composing`, on the item, whose fields the work helpers read
+-- anyway: an item nobody is writing to costs them no command.
+local function case_composing(wid, aid, until_ms)
+  if until_ms > 0 then
+    redis.call('HSET', key('case', wid), 'composing', aid, 'composing_until', until_ms)
+    redis.call('HSET', key('work', wid), 'composing', aid)
+  else
     redis.call('HDEL', key('case', wid), 'composing', 'composing_until')
-    emit({type = 'case.composing', sup = 1, to = aid, work_id = wid, agent_id = aid, composing = false,
-          until_ms = 0})
+    redis.call('HDEL', key('work', wid), 'composing')
   end
+end
+
+-- Item `wid` left agent `aid` (completed, abandoned, transferred, pulled)
+-- while marked: the mark ends with it, so no wallboard shows a reply that
+-- will not come.
+local function case_released(wid, aid)
+  case_composing(wid, aid, 0)
+  emit({type = 'case.composing', sup = 1, to = aid, work_id = wid, agent_id = aid, composing = false,
+        until_ms = 0})
 end

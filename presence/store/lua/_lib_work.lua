@@ -17,16 +17,19 @@
 -- their hour is rolled up (docs/kpis.md).
 local function item_keys(wid)
   return {key('work', wid), key('work', wid, 'history'), key('work', wid, 'declined'),
-          key('case', wid), key('case', wid, 'comments'), key('case', wid, 'messages'),
-          key('case', wid, 'replies')}
+          key('case', wid), key('case', wid, 'comments'), key('case', wid, 'messages')}
 end
 local function retain(wid)
   local ms = math.floor(num(rule('retention_ms', 0)))
   if ms <= 0 then return end
   for _, k in ipairs(item_keys(wid)) do redis.call('PEXPIRE', k, ms) end
+  -- the replies to the customer (work_reply.lua marks the item `replied`):
+  -- read with `idem`, so an item never replied to pays no command for them
+  local it = hmget(key('work', wid), {'idem', 'replied'})
+  if it.replied then redis.call('PEXPIRE', key('case', wid, 'replies'), ms) end
   -- the item's idempotency record (a day by default) or dedupe reference
   -- never outlives it; LT: a shorter TTL of its own is kept
-  local idem = redis.call('HGET', key('work', wid), 'idem')
+  local idem = it.idem
   if idem and idem ~= '' then
     redis.call('PEXPIRE', key('idem', idem), ms, 'LT')
     redis.call('PEXPIRE', key('thread', idem), ms, 'LT')
@@ -36,6 +39,7 @@ end
 -- A finished item routes again (`reroute`): its records are kept again.
 local function persist_item(wid)
   for _, k in ipairs(item_keys(wid)) do redis.call('PERSIST', k) end
+  if redis.call('HGET', key('work', wid), 'replied') then redis.call('PERSIST', key('case', wid, 'replies')) end
 end
 
 -- A record written to a finished item after it ended (a note on a closed
@@ -76,7 +80,7 @@ end
 -- emit_item; its `ver` already counts one event).
 local function finish(wid, state, extra)
   local wk = key('work', wid)
-  local it = hmget(wk, {'agent', 'channel', 'weight', 'queue', 'state', 'accepted_at'})
+  local it = hmget(wk, {'agent', 'channel', 'weight', 'queue', 'state', 'accepted_at', 'composing'})
   local aid, ch, w, q, prev = it.agent, it.channel, num(it.weight), it.queue, it.state
   local woke, rec = {}, nil
   if prev == 'queued' then
@@ -91,7 +95,7 @@ local function finish(wid, state, extra)
     else
       redis.call('SREM', key('agent', aid, 'work'), wid)
       if prev == 'wrapup' then redis.call('ZREM', key('timer', 'wrapups'), wid) end
-      case_released(wid, aid)
+      if it.composing then case_released(wid, aid) end
     end
     rec = touch_agent(aid, ch, w, -1, prev ~= 'offered' and {idle = NOW} or nil)
     woke = reindex(aid, rec)
@@ -130,7 +134,7 @@ end
 -- queues that gained room, the agent, and the state it was in.
 local function release(wid, reason)
   local wk = key('work', wid)
-  local it = hmget(wk, {'agent', 'channel', 'weight', 'state'})
+  local it = hmget(wk, {'agent', 'channel', 'weight', 'state', 'composing'})
   local aid, ch, w, st = it.agent, it.channel, num(it.weight), it.state
   local hdr
   if st == 'offered' then
@@ -141,7 +145,7 @@ local function release(wid, reason)
     redis.call('SREM', key('agent', aid, 'work'), wid)
     redis.call('ZREM', key('timer', 'wrapups'), wid)
     hdr = {type = 'work.updated', to = aid, work_id = wid, state = reason}
-    case_released(wid, aid)
+    if it.composing then case_released(wid, aid) end
   end
   local rec = touch_agent(aid, ch, w, -1, st ~= 'offered' and {idle = NOW} or nil)
   redis.call('HSET', wk, 'state', 'queued', 'agent', '', 'expires', 0)
