@@ -80,6 +80,15 @@ class _Arrived:
         return it is not None and it.created is not None
 
 
+def _paused(e: Event) -> int:
+    """The part of an item's wait its queue was closed (``paused`` on accept
+    and abandon, _lib_queue.lua): service level and ASA leave it out."""
+    try:
+        return max(0, int(float(e.get("paused") or 0)))
+    except ValueError:
+        return 0
+
+
 class Tracker:
     """Folds events in time order into facts and spans; aggregates windows.
 
@@ -192,7 +201,7 @@ class Tracker:
                 it.cycle = e.ts
             if it.accepted is None:
                 it.accepted, it.agent = e.ts, e.agent
-                wait = e.ts - it.created if it.created is not None else 0
+                wait = e.ts - it.created - _paused(e) if it.created is not None else 0
                 self._record(
                     Fact(
                         "answered",
@@ -208,7 +217,7 @@ class Tracker:
         elif kind == "abandon":
             if it.accepted is None and not it.done:
                 it.done = True
-                wait = e.ts - it.created if it.created is not None else 0
+                wait = e.ts - it.created - _paused(e) if it.created is not None else 0
                 self._record(
                     Fact(
                         "abandoned",

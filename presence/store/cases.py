@@ -51,7 +51,8 @@ async def sync_config(store: Store, center: Center) -> None:
     k = store.keys
     c = center.cases
     pipe = store.redis.pipeline(transaction=True)
-    pipe.delete(k.case_config, k.webhooks)
+    # the scripts' kept copy of the webhooks is stale now (_lib_config.lua)
+    pipe.delete(k.case_config, k.webhooks, k.settings_version)
     pipe.hset(
         k.case_config,
         mapping={

@@ -20,9 +20,8 @@ from presence.kpi.rollup import HOUR_MS, Rollup, hour_name, read_rollups
 from presence.store import Store
 from presence.store.client import open_redis
 from presence.store.keys import Keys
-from tests.cluster import REDIS_MODES, redis_of
 from tests.harness import ServerProcess, token
-from tests.helpers import http, redis_sync
+from tests.helpers import REDIS_MODES, http, redis_of, redis_sync
 
 
 @pytest.fixture(params=REDIS_MODES)
@@ -30,6 +29,8 @@ def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
     """Every test here runs on a standalone Redis and on a cluster."""
     return redis_of(request, redis_server)
 
+
+pytestmark = pytest.mark.in_process
 
 T0 = int(datetime(2026, 1, 15, 9, 0, tzinfo=UTC).timestamp() * 1000)
 

@@ -73,6 +73,9 @@ if found then
   return {'ok', found, outcome, holder, woke}
 end
 
+local closed
+q, closed = intake_queue(q, ch)
+if closed then return closed end
 create_item(wid, q, ch, prio, data, req, dedupe)
 
 local ck = key('case', wid)
