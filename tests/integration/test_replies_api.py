@@ -9,12 +9,20 @@ import hashlib
 import hmac
 
 import httpx
+import pytest
 
 from tests.harness import ServerProcess, agent, available, get_work, supervisor, token
-from tests.helpers import free_port
+from tests.helpers import REDIS_MODES, free_port, redis_of
 from tests.integration import channels_http
 from tests.integration.conftest import ServerFactory
 from tests.integration.test_webhooks import SECRET, Receiver
+
+
+@pytest.fixture(params=REDIS_MODES)
+def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
+    """Every test here runs on a standalone Redis and on a cluster."""
+    return redis_of(request, redis_server)
+
 
 SVC = {"Authorization": f"Bearer {token('service', 'gw')}"}
 

@@ -7,8 +7,18 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.harness import ServerProcess, agent, available, token
+from tests.helpers import REDIS_MODES, redis_of
 from tests.integration import channels_http
+
+
+@pytest.fixture(params=REDIS_MODES)
+def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
+    """Every test here runs on a standalone Redis and on a cluster."""
+    return redis_of(request, redis_server)
+
 
 SVC = {"Authorization": f"Bearer {token('service', 'gw')}"}
 
