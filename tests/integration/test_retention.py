@@ -286,3 +286,28 @@ async def test_items_kept_from_before_get_their_expiry(redis_server: str, tmp_pa
         assert _near(await store.redis.pttl(store.keys.work(held)), 2 * DAY_MS)
     finally:
         await store.redis.aclose()
+
+
+async def test_a_case_s_replies_expire_with_it(store: Store) -> None:
+    wid = new_work_id()
+    await case_store.intake(
+        store,
+        work_id=wid,
+        queue="q",
+        channel="chat",
+        priority=0,
+        data={"subject": "hi"},
+        skills={},
+        case={"subject": "hi"},
+        message={"channel": "chat", "text": "hello"},
+        dedupe="",
+        lookup=[],
+        register=[],
+    )
+    await store.route(["q"])
+    await store.accept("a0", wid)
+    await case_store.reply(store, wid, "a0", "Hello, how can I help?")
+    assert await store.redis.pttl(store.keys.case_replies(wid)) == -1  # in hand: kept
+    await store.complete("a0", wid, "solved")
+    assert _near(await store.redis.pttl(store.keys.case_replies(wid)), 2 * DAY_MS)
+    assert _near(await store.redis.pttl(store.keys.case_messages(wid)), 2 * DAY_MS)
