@@ -206,6 +206,8 @@ class Scripts:
         assert self.replication is not None
         pipe = self._redis.pipeline(transaction=False)
         pipe.fcall(fn, 1, prefix, *args)
+        # pinned to the slot's primary as the client knows it; a call moved
+        # meanwhile (MOVED during a resharding) is then not waited for
         node = shard_of(self._redis, prefix)
         wait = ("WAIT", wanted, self.replication.timeout_ms)
         if node is None:
