@@ -49,6 +49,7 @@ from loadtests.common import (
     BENCH_CENTER,
     RawHttp,
     RawWs,
+    RedisWork,
     Stack,
     ms,
     pct,
@@ -477,6 +478,7 @@ def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str,
         time.sleep(1.0)  # idle baseline pings
         rewrites_before = stack.aof_rewrites() if redis_pids is None else 0
         cpu = CpuMeter(stack, [pr.pid for pr in procs if pr.pid is not None], redis_pids)
+        redis0 = RedisWork.read(stack.redis_url)
         load_t0 = time.monotonic()
         load_wall = time.time()
         start.set()
@@ -496,6 +498,7 @@ def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str,
         )
         load_t1 = time.monotonic()
         cpu_used = cpu.used()
+        redis_work = RedisWork.read(stack.redis_url).since(redis0)
         rewrites = stack.aof_rewrites() - rewrites_before if redis_pids is None else 0
         stop.set()
         if spy is not None:
@@ -609,6 +612,15 @@ def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str,
             f"(these processes kept {busy_pct:.0f}% of the 2 cores busy)"
         )
         fig["cpu_us_per_assignment"] = {k: v / done_in_load * 1e6 for k, v in cpu_used.items()}
+        # exact counts beside the noisy CPU times: a new design's cost shows in any run
+        per = redis_work.per(done_in_load)
+        top = ", ".join(f"{k} {v / done_in_load:.1f}" for k, v in list(redis_work.commands().items())[:8])
+        print(
+            f"Redis work per assignment during the load: {per['script_calls']:.2f} script calls, "
+            f"{per['commands']:.1f} commands ({top}), {per['aof_bytes']:.0f} bytes of AOF, "
+            f"{per['script_us']:.0f} us in scripts"
+        )
+        fig["redis_per_assignment"] = per
     print(
         f"\nitems created {prod['ok']}, assigned {assigned}, still held after drain {held}, "
         f"intake errors {prod['err']}, not sent in time {prod['unsent']}, "

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -20,7 +21,7 @@ from presence import demo
 from presence.auth import RedactTokens, load_or_create_secret
 from presence.center import load_center
 from presence.config import Settings
-from presence.context import Context
+from presence.context import STARTS_AT_ONCE, Context
 from presence.embedded import EmbeddedRedis
 from presence.http import (
     admin,
@@ -33,6 +34,9 @@ from presence.http import (
     openapi,
     pages,
     reports,
+    status,
+    survey,
+    templates,
     work,
 )
 from presence.kpi.counters import Counters
@@ -40,12 +44,16 @@ from presence.kpi.live import LiveKpis
 from presence.kpi.rollup import Rollup
 from presence.router.dispatcher import Dispatcher, Sweeper
 from presence.router.escalator import Escalator
+from presence.router.hours import HoursPlanner
+from presence.services.archive import Archiver
+from presence.services.cases import webhook_links
 from presence.services.webhooks import Deliverer
 from presence.stalls import StallWatch
-from presence.store import Store
+from presence.store import Clock, Store
 from presence.store import cases as case_store
-from presence.store.client import open_redis
+from presence.store.client import open_redis, warm
 from presence.store.replication import Replication
+from presence.tasks import Periodic
 from presence.ws import endpoints
 from presence.ws.hub import Hub
 
@@ -64,7 +72,9 @@ log = logging.getLogger("presence.app")
 GC_THRESHOLDS = (50_000, 20, 10)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, clock: Clock = time.time) -> Starlette:
+    """The app; `clock` is the wall clock of every rule with a deadline
+    (offer timeouts, wrap-up, grace, token expiry), injectable for tests."""
     settings = settings or Settings.from_env()
     center = load_center(settings.center_config)
     for name in ("uvicorn.error", "uvicorn.access", "presence"):
@@ -79,16 +89,23 @@ def create_app(settings: Settings | None = None) -> Starlette:
             url = await asyncio.to_thread(embedded.start)
         secret = settings.secret or load_or_create_secret(settings.data_dir)[0]
         redis = await open_redis(url, settings.redis_mode)
+        # the socket starts let in at once, and the background tasks
+        await warm(redis, STARTS_AT_ONCE + 16)
         # acknowledged changes reach a replica first, where the shard has one
         replication = Replication(redis, settings.wait_replicas, settings.wait_timeout)
-        store = Store(redis, center.id, replication=replication)
-        await store.sync_center(center)
+        store = Store(redis, center.id, clock=clock, replication=replication, timezone=settings.timezone)
+        await store.sync_center(center, retention_days=settings.retention_days)
         await case_store.sync_config(store, center)
         dispatcher = Dispatcher(store)
         hub = Hub(store, settings)
         hub.wake = dispatcher.wake
         sweeper = Sweeper(store, dispatcher, interval=settings.sweep_interval, grace=settings.grace_seconds)
-        webhooks = Deliverer(store, center.webhooks, poll=min(0.2, settings.sweep_interval * 2))
+        webhooks = Deliverer(
+            store,
+            center.webhooks,
+            poll=min(0.2, settings.sweep_interval * 2),
+            links=webhook_links(secret, center, center.id),
+        )
         ctx = Context(
             store=store,
             dispatcher=dispatcher,
@@ -114,6 +131,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # overflow/relaxation timer and outbound webhooks
         escalator = Escalator(store, dispatcher, interval=settings.sweep_interval)
         escalator.start()
+        # business hours: each queue's plan of openings renewed hourly
+        planner = HoursPlanner(store)
+        planner.start()
         webhooks.start()
         # KPIs: the live wallboard figures, the Prometheus counters, the roll-up
         live = LiveKpis(
@@ -130,7 +150,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             rollup_days=settings.rollup_days,
             timezone=settings.timezone,
         )
-        for task in (live, counters, history):
+        tasks: list[LiveKpis | Periodic] = [live, counters, history]
+        if settings.archive_dir is not None:
+            tasks.append(Archiver(store, settings.archive_dir, timezone=settings.timezone))
+        for task in tasks:
             task.start()
         dispatcher.wake(await store.queue_names())
         # what start-up built lives as long as the process: keep it out of
@@ -142,6 +165,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.stall_ms > 0:
             watch = StallWatch(settings.stall_ms)
             watch.start()
+        # "ready" in the log means what /readyz says: logged before the
+        # listener had subscribed, a probe that trusted the line got a 503
+        await hub.listening.wait()
         log.info("presence ready: center %s, Redis %s", center.id, url.split("@")[-1])
         demo_run: demo.Demo | None = None
         if demo.enabled():
@@ -161,9 +187,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 watch.stop()
             if demo_run is not None:
                 await demo_run.stop()
-            for task in (history, counters, live):
+            for task in reversed(tasks):
                 await task.stop()
             await webhooks.stop()
+            await planner.stop()
             await escalator.stop()
             await sweeper.stop()
             await dispatcher.stop()
@@ -184,6 +211,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *pages.PAGES,
         *channels.ROUTES,
         *cases.ROUTES,
+        *templates.ROUTES,
+        *status.ROUTES,
+        *survey.ROUTES,
         *pages.HOME,
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)

@@ -123,6 +123,11 @@ class Settings:
     # "today" and the days of reports, seconds between live `kpis` pushes.
     history_days: float = 31.0
     rollup_days: float = 400.0
+    # Days a finished (completed or abandoned) item, its history, case and
+    # comments are kept after it ended (0 = forever); `presence archive`
+    # writes them out before that, into archive_dir once a day when set.
+    retention_days: float = 90.0
+    archive_dir: Path | None = None
     timezone: str = "UTC"
     kpi_interval: float = 1.0
     # When set, GET /metrics needs it as a bearer token.
@@ -173,6 +178,8 @@ class Settings:
             log_level=level,
             history_days=_float(env, "PRESENCE_HISTORY_DAYS", 31.0, lo=1.0, hi=3660.0),
             rollup_days=_float(env, "PRESENCE_ROLLUP_DAYS", 400.0, lo=1.0, hi=36600.0),
+            retention_days=_float(env, "PRESENCE_RETENTION_DAYS", 90.0, lo=0.0, hi=36600.0),
+            archive_dir=_dir(env, "PRESENCE_ARCHIVE_DIR", "") if env.get("PRESENCE_ARCHIVE_DIR") else None,
             timezone=_timezone(env, "PRESENCE_TIMEZONE", "UTC"),
             kpi_interval=_float(env, "PRESENCE_KPI_INTERVAL", 1.0, lo=0.05, hi=60.0),
             metrics_token=env.get("PRESENCE_METRICS_TOKEN") or None,

@@ -9,7 +9,7 @@ import pytest
 
 from presence.embedded import EmbeddedRedis
 from tests.cluster import LocalCluster
-from tests.helpers import free_port
+from tests.helpers import close_http, free_port
 
 
 def _start_redis(data_dir: Path) -> EmbeddedRedis:
@@ -35,6 +35,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _http_client() -> Iterator[None]:
+    """Close the suite's shared HTTP client (tests.helpers.http) at the end."""
+    yield
+    close_http()
 
 
 @pytest.fixture(scope="session")

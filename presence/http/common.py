@@ -27,8 +27,9 @@ from presence.auth import AuthError, Claims, bearer, verify
 from presence.context import Context
 from presence.problems import Problem
 from presence.schema import Invalid, Malformed, convert, decode, value
+from presence.schema.cases import LinkToken
 from presence.schema.channels import CallId
-from presence.schema.common import AgentId, ChannelName, CustomerId, QueueName, WorkId
+from presence.schema.common import AgentId, ChannelName, CustomerId, Name, QueueName, WorkId
 
 MAX_BODY = 256 * 1024
 JSON: Final = "application/json"
@@ -179,6 +180,8 @@ PATH: Final[dict[str, tuple[Any, str]]] = {
     "call_id": (CallId, "call_id"),
     "work_id": (WorkId, "work_id"),
     "channel": (ChannelName, "channel"),
+    "template_id": (Name, "id"),
+    "token": (LinkToken, "token"),
 }
 
 

@@ -27,7 +27,7 @@ from presence.http import openapi
 from presence.http.common import ctx_of
 from presence.kpi import counters
 from presence.problems import Problem
-from presence.store import Store
+from presence.store import Memory, Store
 
 COUNTERS = {
     "created": "Work items taken in (intake, and finished cases routed again)",
@@ -48,6 +48,28 @@ class _Snapshot:
 
     def collect(self) -> Iterator[Metric]:
         yield from self.metrics
+
+
+def memory_families(center: str, memory: Memory) -> list[Metric]:
+    """Redis's memory against maxmemory; the warning is 1 from 80 % of it
+    (a full Redis with noeviction refuses every change, docs/RELIABILITY.md)."""
+    used = GaugeMetricFamily("presence_redis_memory_used_bytes", "Redis used_memory", labels=["center"])
+    used.add_metric([center], memory.used)
+    limit = GaugeMetricFamily(
+        "presence_redis_maxmemory_bytes", "Redis maxmemory (0: no limit)", labels=["center"]
+    )
+    limit.add_metric([center], memory.limit)
+    ratio = GaugeMetricFamily(
+        "presence_redis_memory_ratio", "used_memory / maxmemory (0 without a limit)", labels=["center"]
+    )
+    ratio.add_metric([center], round(memory.ratio, 4))
+    warn = GaugeMetricFamily(
+        "presence_redis_memory_warning",
+        f"1 when Redis uses {Memory.WARN:.0%} or more of maxmemory: free memory or raise the limit",
+        labels=["center"],
+    )
+    warn.add_metric([center], 1 if memory.limit and memory.ratio >= Memory.WARN else 0)
+    return [used, limit, ratio, warn]
 
 
 def families(
@@ -102,15 +124,27 @@ def families(
     )
     for role, n in sorted(conns.items()):
         ws.add_metric([center, role], n)
-    out += [depth, oldest, agents, ws]
+    dropped = CounterMetricFamily(
+        "presence_websocket_dropped",
+        "Websockets the server dropped, by role and reason (slow: a wallboard that stopped reading)",
+        labels=["center", "role", "reason"],
+    )
+    for field, n in sorted(values.items()):
+        parts = field.split("|")
+        if parts[0] == "ws_dropped" and len(parts) == 3:
+            dropped.add_metric([center, parts[1], parts[2]], n)
+    out += [depth, oldest, agents, ws, dropped]
     return out
 
 
 async def render(store: Store) -> bytes:
     values, conns = await counters.read(store)
     stats = await store.queue_stats()
+    center = store.keys.center
+    metrics = families(center, values, conns, stats, store.now_ms())
+    metrics += memory_families(center, await store.memory())
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(families(store.keys.center, values, conns, stats, store.now_ms())))
+    registry.register(_Snapshot(metrics))
     return generate_latest(registry)
 
 

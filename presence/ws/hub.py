@@ -12,7 +12,9 @@ each changed agent (by its ``ver``) and flushes them every
 ``supervisor_flush`` seconds as one ``agents`` message, so a burst of
 changes costs a wallboard one frame, and a slow wallboard (whose send queue
 backs up) is skipped and later resynchronised with a fresh snapshot instead
-of slowing anyone else.
+of slowing anyone else; one that has stopped reading altogether (its queue
+full, nothing taken for ``SUPERVISOR_STALL`` seconds) is dropped with
+``Close.TOO_SLOW`` and counted.
 
 The hub holds no state that is not also in Redis: its maps are only which
 sockets live here. After losing the pub/sub connection, or when the
@@ -34,6 +36,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from starlette.types import Send
+from starlette.websockets import WebSocketDisconnect
 
 from presence import protocol
 from presence.config import Settings
@@ -46,6 +49,10 @@ log = logging.getLogger("presence.hub")
 AGENT_QUEUE_MAX = 2000
 # Frames queued for a supervisor before deltas are skipped (then resync).
 SUPERVISOR_QUEUE_MAX = 32
+# A supervisor whose queue is full and that has taken no frame for this long
+# has stopped reading (a hung tab, a client that only pings): it is dropped
+# with Close.TOO_SLOW and counted (`presence_websocket_dropped_total`).
+SUPERVISOR_STALL = 5.0
 # agent sockets whose leases one script call renews (Hub._renew_leases)
 LEASE_CHUNK = 250
 
@@ -71,6 +78,7 @@ class Conn:
         "role",
         "send",
         "sender",
+        "sent_at",
         "snapshot_sent",
         "subject",
         "subprotocol",
@@ -83,6 +91,8 @@ class Conn:
         self.subject = subject
         self.id = f"{_PROCESS}-{next(_ids)}"
         self.last_seen = time.monotonic()
+        # when the sender last handed a frame over (a stalled reader's stops)
+        self.sent_at = self.last_seen
         self.resync = False
         # the socket is registered in Redis (conn_open) and must be released
         self.registered = False
@@ -95,6 +105,10 @@ class Conn:
     @property
     def backlog(self) -> int:
         return len(self._queue)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def push(self, frame: str | bytes) -> bool:
         if self._closed:
@@ -119,6 +133,7 @@ class Conn:
                 self._wake.clear()
                 while self._queue:
                     await self.send_frame(self._queue.popleft())
+                    self.sent_at = time.monotonic()
                 if self.resync and on_drained is not None:
                     self.resync = False
                     try:
@@ -131,7 +146,7 @@ class Conn:
                         self.resync = True
                         await asyncio.sleep(0.5)
                         self._wake.set()
-        except (OSError, RuntimeError):
+        except (OSError, RuntimeError, WebSocketDisconnect):
             # the peer went away while we were sending; the receive loop ends it
             self._closed = True
 
@@ -349,7 +364,7 @@ class Hub:
             self._dirty = {}
             self._send_supervisors(protocol.agents_delta(views))
         if with_queues:
-            stats = await self.store.queue_stats()
+            stats = await self.store.queue_stats(protocol.WAITING_LISTED)
             if stats != self._last_queues:
                 self._last_queues = stats
                 self._send_supervisors(protocol.queues_delta(stats, self.store.now_ms()))
@@ -361,17 +376,45 @@ class Hub:
 
     def _send_supervisors(self, msg: dict[str, Any]) -> int:
         live = []
+        now = time.monotonic()
         for c in self.supervisors:
             # A socket still reading its snapshot gets the delta queued too: its
             # sender starts after the snapshot, and a change flushed between the
             # snapshot's read and its send would otherwise be lost for it (the
             # client keeps the view with the higher `ver`).
-            if c.backlog >= SUPERVISOR_QUEUE_MAX:
+            if c.closed:
+                continue
+            if c.backlog < SUPERVISOR_QUEUE_MAX:
+                live.append(c)
+            elif now - c.sent_at >= SUPERVISOR_STALL:
+                self._drop(c)
+            else:
                 # too slow to keep up: skip, and send a fresh snapshot once drained
                 c.resync = True
-            else:
-                live.append(c)
         return fanout(live, msg)
+
+    def _drop(self, conn: Conn) -> None:
+        """Close a supervisor socket that stopped reading (Close.TOO_SLOW).
+
+        Its queue is let go at once; the close frame goes past the full send
+        buffer (`presence.ws.wire`), and the receive loop then sees the
+        disconnect and unregisters it.
+        """
+        log.info("dropping a %s socket of %s: it stopped reading", conn.role, conn.subject)
+        conn.close()
+        task = asyncio.create_task(self._close_slow(conn))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close_slow(self, conn: Conn) -> None:
+        with contextlib.suppress(Exception):
+            await conn.send(
+                {"type": "websocket.close", "code": protocol.Close.TOO_SLOW, "reason": "not reading"}
+            )
+        try:
+            await self.store.count_dropped(conn.role, "slow")
+        except RedisError as exc:
+            log.warning("could not count a dropped socket: %s", exc)
 
     async def _renew_leases(self) -> None:
         """Push back the lease of every agent socket of this process once per

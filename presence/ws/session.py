@@ -19,16 +19,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisError
-from starlette.websockets import WebSocket
+from redis.exceptions import OutOfMemoryError, RedisError
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from presence import protocol
 from presence.auth import AuthError, Claims, bearer, verify
 from presence.context import Context
 from presence.protocol import Close, ErrorCode, ProtocolError
 from presence.schema.messages import ClientMessage, Ping
-from presence.store import ScriptError
+from presence.store import ScriptError, ref_key, retry_key
 from presence.ws.hub import Conn, Hub
+from presence.ws.wire import BUDGET, Budget
 
 log = logging.getLogger("presence.ws")
 
@@ -72,8 +73,9 @@ async def _authenticate(ws: WebSocket, ctx: Context, role: str) -> tuple[Claims,
 
 async def _refuse(ws: WebSocket, sub: str, code: int, reason: str) -> None:
     offered = ws.scope.get("subprotocols") or []
-    await ws.accept(subprotocol=sub if sub in offered else None)
-    await ws.close(code, reason)
+    with contextlib.suppress(WebSocketDisconnect):  # it left already: refused all the same
+        await ws.accept(subprotocol=sub if sub in offered else None)
+        await ws.close(code, reason)
 
 
 class RateLimit:
@@ -121,18 +123,19 @@ async def _serve(
     ctx: Context,
     spec: protocol.Inbound,
     handlers: Mapping[type[ClientMessage], Handler],
+    limit: RateLimit,
     expires: float = float("inf"),
 ) -> None:
     """The receive loop: one message at a time, every failure an `error`."""
-    limit = RateLimit(ctx.rate_per_second, ctx.rate_burst)
     while True:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
             return
         conn.last_seen = time.monotonic()
-        if time.time() >= expires:
+        if ctx.store.clock() >= expires:
             # a token is good for its lifetime, not for the socket's: the
-            # client must fetch a new one (clients ping, so this is prompt)
+            # client must fetch a new one (clients ping, so this is prompt);
+            # the store's clock, so that a test can drive it
             await ws.close(Close.UNAUTHORIZED, "the token has expired")
             return
         if not limit.allow():
@@ -145,11 +148,24 @@ async def _serve(
         try:
             msg = protocol.decode(frame, conn.subprotocol, spec)
             ref = msg.ref
-            reply = await handlers[type(msg)](ctx, conn, msg)
+            # An agent's action with a ref is remembered under it: a retry
+            # (after `unavailable`, when Redis may have applied it anyway) is
+            # answered with the first result instead of applying it again.
+            key = ref_key(conn.subject, ref) if ref is not None and conn.role == "agent" else None
+            with retry_key(key):
+                reply = await handlers[type(msg)](ctx, conn, msg)
         except ProtocolError as exc:
             reply = exc.to_message()
         except ScriptError as exc:
             reply = _script_error(exc, ref).to_message()
+        except OutOfMemoryError as exc:
+            # refused before any write: nothing was applied, a retry is safe
+            log.warning("request refused, Redis is full: %s", exc)
+            reply = protocol.error(
+                ErrorCode.UNAVAILABLE,
+                "the server's store is full (Redis maxmemory reached); nothing was changed, try again later",
+                ref=ref,
+            )
         except (RedisError, OSError) as exc:
             log.warning("request failed, Redis unavailable: %s", exc)
             reply = protocol.error(
@@ -213,13 +229,27 @@ async def run(ws: WebSocket, role: Role) -> None:
     offered = ws.scope.get("subprotocols") or []
     await ws.accept(subprotocol=sub if sub in offered else None)
     conn = Conn(ws.send, sub, role.name, claims.sub)
+    # one budget for the socket's messages and its control frames (pings,
+    # pongs), which the server's websocket layer charges (`presence.ws.wire`)
+    limit = RateLimit(ctx.rate_per_second, ctx.rate_burst)
+    budget = ws.scope.get("extensions", {}).get(BUDGET)
+    if isinstance(budget, Budget):
+        budget.allow = limit.allow
     try:
-        await conn.send_message(await role.start(ctx, hub, conn))
+        async with ctx.starts:
+            first = await role.start(ctx, hub, conn)
+        await conn.send_message(first)
         conn.snapshot_sent = True
         conn.sender = asyncio.create_task(conn.run_sender(lambda c: role.resync(ctx, c)))
-        await _serve(ws, conn, ctx, role.endpoint.inbound, role.handlers, claims.exp)
+        await _serve(ws, conn, ctx, role.endpoint.inbound, role.handlers, limit, claims.exp)
     except Refused as exc:
-        await ws.close(exc.code, exc.reason[:120])
+        with contextlib.suppress(WebSocketDisconnect):
+            await ws.close(exc.code, exc.reason[:120])
+    except WebSocketDisconnect:
+        # The client left while we were sending (a closed tab, a load test
+        # stopping, a socket this server closed for abuse): ordinary, and
+        # nothing an operator has to act on, so no ERROR and no traceback.
+        log.debug("%s socket of %s: the client left while the server was sending", role.name, conn.subject)
     except (RedisError, OSError) as exc:
         log.warning("%s socket of %s ended, Redis unavailable: %s", role.name, conn.subject, exc)
         with contextlib.suppress(Exception):

@@ -31,7 +31,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 import schemathesis
@@ -44,6 +43,7 @@ from presence.config import Settings
 from presence.http import openapi
 from presence.schema.common import IdempotencyKey, Name
 from tests.harness import DEFAULT_CENTER, ServerProcess, token, write_center
+from tests.helpers import http
 from tests.integration.conftest import check_center
 
 pytestmark = pytest.mark.timeout(600)
@@ -110,7 +110,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 def test_served_document_is_the_apps(api_server: ServerProcess) -> None:
-    served = httpx.get(f"{api_server.http}/openapi.json", timeout=10)
+    served = http().get(f"{api_server.http}/openapi.json", timeout=10)
     assert served.status_code == 200
     assert served.headers["content-type"] == "application/json"
     assert served.json() == openapi.document(create_app(Settings()).routes)
@@ -150,7 +150,9 @@ def with_state(case: schemathesis.Case, server: ServerProcess) -> None:
     else:
         return
     # the fuzzer may have deleted it: make sure it is there
-    httpx.put(f"{server.http}/api/v1/queues/{QUEUE}", json={}, headers=_auth(), timeout=10).raise_for_status()
+    http().put(
+        f"{server.http}/api/v1/queues/{QUEUE}", json={}, headers=_auth(), timeout=10
+    ).raise_for_status()
 
 
 @schema.parametrize()

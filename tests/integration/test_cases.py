@@ -20,11 +20,13 @@ def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
     return redis_of(request, redis_server)
 
 
+pytestmark = pytest.mark.in_process
+
 SVC = {"Authorization": f"Bearer {token('service', 'crm')}"}
 
 
 def http(server: ServerProcess, path: str, body: Any, who: dict[str, str] = SVC) -> httpx.Response:
-    return httpx.post(f"{server.http}{path}", json=body, headers=who, timeout=10)
+    return channels_http.post(f"{server.http}{path}", json=body, headers=who, timeout=10)
 
 
 def as_agent(aid: str) -> dict[str, str]:

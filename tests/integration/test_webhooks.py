@@ -19,16 +19,17 @@ import pytest
 
 from presence.store.keys import Keys
 from tests.harness import ServerProcess, agent, available, token
-from tests.helpers import REDIS_MODES, free_port, redis_of, redis_sync
+from tests.helpers import REDIS_MODES, free_port, http, redis_of, redis_sync
 from tests.integration import channels_http
 from tests.integration.conftest import ServerFactory
+
+pytestmark = pytest.mark.in_process
 
 
 @pytest.fixture(params=REDIS_MODES)
 def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
     """Every test here runs on a standalone Redis and on a cluster."""
     return redis_of(request, redis_server)
-
 
 SECRET = "whsec-0123456789abcdef"
 SVC = {"Authorization": f"Bearer {token('service', 'pbx')}"}
@@ -102,7 +103,7 @@ max_backoff = 0.4
 
 
 def post(server: ServerProcess, path: str, body: Any) -> httpx.Response:
-    r = httpx.post(f"{server.http}{path}", json=body, headers=SVC, timeout=10)
+    r = http().post(f"{server.http}{path}", json=body, headers=SVC, timeout=10)
     assert r.status_code < 300, r.text
     return r
 

@@ -6,7 +6,9 @@
 -- Relies on _lib_core.lua (key, num, hmget, NOW, emit, record) and
 -- _lib_webhook.lua (hook).
 
-local CASE_NUM = {created = true, first_response = true, closed = true, updated = true, reopened = true}
+local CASE_NUM = {created = true, first_response = true, closed = true, updated = true, reopened = true,
+                  answered = true, answered_at = true, replies = true, composing_until = true,
+                  csat = true, csat_at = true}
 local function case_view(wid)
   local h = redis.call('HGETALL', key('case', wid))
   if #h == 0 then return nil end

@@ -6,7 +6,43 @@
 -- history_of), _lib_webhook.lua (webhook_completed, webhook_abandoned),
 -- _lib_agent.lua (touch_agent, emit_item, reindex, unfit), _lib_queue.lua
 -- (wait_score, borrowed, schedule_escalation, enqueue) and _lib_route.lua
--- (offer_to).
+-- (offer_to); _lib_config.lua (rule).
+
+-- Retention (PRESENCE_RETENTION_DAYS, written to rule `retention_ms` by
+-- Store.sync_center; 0 or absent: kept forever): a finished item's records
+-- expire together, that long after it ended. A TTL set by the call that
+-- finishes the item, so memory is flat once a center has run that long, with
+-- no sweep to fall behind. The KPI roll-ups and reports do not need them once
+-- their hour is rolled up (docs/kpis.md).
+local function item_keys(wid)
+  return {key('work', wid), key('work', wid, 'history'), key('work', wid, 'declined'),
+          key('case', wid), key('case', wid, 'comments'), key('case', wid, 'messages'),
+          key('case', wid, 'replies')}
+end
+local function retain(wid)
+  local ms = math.floor(num(rule('retention_ms', 0)))
+  if ms <= 0 then return end
+  for _, k in ipairs(item_keys(wid)) do redis.call('PEXPIRE', k, ms) end
+  -- the item's idempotency record (a day by default) or dedupe reference
+  -- never outlives it; LT: a shorter TTL of its own is kept
+  local idem = redis.call('HGET', key('work', wid), 'idem')
+  if idem and idem ~= '' then
+    redis.call('PEXPIRE', key('idem', idem), ms, 'LT')
+    redis.call('PEXPIRE', key('thread', idem), ms, 'LT')
+  end
+end
+
+-- A finished item routes again (`reroute`): its records are kept again.
+local function persist_item(wid)
+  for _, k in ipairs(item_keys(wid)) do redis.call('PERSIST', k) end
+end
+
+-- A record written to a finished item after it ended (a note on a closed
+-- case) expires with the item, not later.
+local function expire_with_item(wid, k)
+  local ms = redis.call('PTTL', key('work', wid))
+  if ms > 0 then redis.call('PEXPIRE', k, ms) end
+end
 
 -- Put an offered item back in its queue with its original age.
 -- Returns the queue name so the caller can wake the dispatcher.
@@ -65,6 +101,7 @@ local function finish(wid, state, extra)
     fields[#fields + 1] = v
   end
   redis.call('HSET', wk, unpack(fields))
+  retain(wid)
   if state == 'abandoned' then webhook_abandoned(wid, q, ch, aid, prev, (extra or {}).reason) end
   return woke, aid, q, ch, prev, num(it.accepted_at), rec
 end
@@ -125,6 +162,7 @@ local function reroute(wid, why)
   -- the relaxed skills of the last routing do not carry over
   if it.req0 then redis.call('HSET', wk, 'req', it.req0) end
   redis.call('DEL', key('work', wid, 'declined'))
+  persist_item(wid)
   redis.call('HSET', wk, 'created', NOW, 'agent', '', 'state', 'queued')
   redis.call('ZADD', key('work', 'open'), NOW, wid)
   bump(key('stats'), 'created', 1)
