@@ -33,7 +33,6 @@ import httpx
 import msgpack
 import msgspec
 import orjson
-import redis.asyncio
 import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -41,6 +40,7 @@ from websockets.asyncio.client import ClientConnection
 from presence import protocol
 from presence.auth import mint
 from presence.config import Settings
+from presence.store.client import open_redis
 from presence.store.keys import Keys
 from tests.helpers import free_port, http
 
@@ -469,7 +469,8 @@ async def sockets_of(server: ServerProcess, agent_id: str, conns: int, timeout: 
     period runs from that release, so a test that then advances a driven
     clock waits for it first.
     """
-    client = redis.asyncio.Redis.from_url(server.redis_url)
+    # standalone or any node of a cluster, as the server itself connects
+    client = await open_redis(server.redis_url)
     key = Keys(server.center_id).agent(agent_id)
     try:
         deadline = time.monotonic() + timeout
