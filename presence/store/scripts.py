@@ -26,10 +26,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from redis.exceptions import OutOfMemoryError, ResponseError
+from redis.exceptions import ClusterDownError, OutOfMemoryError, ResponseError
 
 from presence.protocol import REF_KEPT_SECONDS
-from presence.store.client import Client, shard_of
+from presence.store.client import Client, is_cluster, shard_of
 from presence.store.replication import Replication
 
 LUA_DIR = "store/lua"
@@ -356,8 +356,14 @@ class Scripts:
         assert self.replication is not None
         pipe = self._redis.pipeline(transaction=False)
         pipe.fcall(fn, 1, prefix, *args)
+        # pinned to the slot's primary as the client knows it; a call moved
+        # meanwhile (MOVED during a resharding) is then not waited for
         node = shard_of(self._redis, prefix)
         wait = ("WAIT", wanted, self.replication.timeout_ms)
+        if node is None and is_cluster(self._redis):
+            # the slot map is being read again (a primary just died): no
+            # node to pin WAIT to; unavailable, like the node itself
+            raise ClusterDownError(f"no primary known for {prefix} yet")
         if node is None:
             pipe.execute_command(*wait)
         else:

@@ -1,10 +1,11 @@
 """This process's sockets and its one pub/sub listener.
 
 Every state change is published by the Lua script that made it, on one
-channel per center. Each process subscribes once and fans each event out to
-its own sockets: an agent's events to that agent's sockets (all tabs, on any
-process), agent views to supervisors. Each event is decoded once and encoded
-once per subprotocol, never once per socket.
+sharded channel per center (in the center's slot: on a cluster, on the
+center's shard; store/events.py). Each process subscribes once and fans
+each event out to its own sockets: an agent's events to that agent's
+sockets (all tabs, on any process), agent views to supervisors. Each event
+is decoded once and encoded once per subprotocol, never once per socket.
 
 Supervisors get agent views coalesced: the hub keeps the newest view of
 each changed agent (by its ``ver``) and flushes them every
@@ -16,8 +17,9 @@ full, nothing taken for ``SUPERVISOR_STALL`` seconds) is dropped with
 ``Close.TOO_SLOW`` and counted.
 
 The hub holds no state that is not also in Redis: its maps are only which
-sockets live here. After losing the pub/sub connection it may have missed
-events, so it sends every socket a fresh snapshot once it is back.
+sockets live here. After losing the pub/sub connection, or when the
+channel moved to another node (a failover, a resharding), it may have
+missed events, so it sends every socket a fresh snapshot once it is back.
 """
 
 from __future__ import annotations

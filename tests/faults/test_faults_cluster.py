@@ -35,6 +35,9 @@ CENTER = (
     '[[queues]]\nname = "support"\npush_timeout = 60\nwrapup_seconds = 5\n\n'
     + "".join(f'[[agents]]\nid = "a{i}"\nqueues = ["support"]\ncapacity = 100\n\n' for i in range(N_AGENTS))
 )
+# the workers and the wallboard send no `ping`: a slow run must not have
+# their sockets reaped as silent
+ENV = {"PRESENCE_HEARTBEAT_TIMEOUT": "600"}
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +171,7 @@ async def test_kill9_of_the_centers_primary(
 ) -> None:
     cid = center_away_from(cluster, redis_server)
     path, _ = write_center(tmp_path / "kill.toml", CENTER, center_id=cid)
-    server = server_factory(config=path)
+    server = server_factory(config=path, env=ENV)
     victim = cluster.owner(Keys(cid).prefix)
     [replica] = cluster.replicas_of(victim)
     promoted: list[Node] = []
@@ -190,7 +193,7 @@ async def test_manual_failover(
 ) -> None:
     cid = center_away_from(cluster, redis_server)
     path, _ = write_center(tmp_path / "failover.toml", CENTER, center_id=cid)
-    server = server_factory(config=path)
+    server = server_factory(config=path, env=ENV)
     primary = cluster.owner(Keys(cid).prefix)
     [replica] = cluster.replicas_of(primary)
     await run_with_fault(server, lambda: cluster.failover(replica), cid=cid)
@@ -203,7 +206,7 @@ async def test_the_centers_slot_moves_while_it_routes(
 ) -> None:
     cid = center_away_from(cluster, redis_server)
     path, _ = write_center(tmp_path / "move.toml", CENTER, center_id=cid)
-    server = server_factory(config=path)
+    server = server_factory(config=path, env=ENV)
     slot = cluster.slot(Keys(cid).prefix)
     source = cluster.owner(Keys(cid).prefix)
     target = next(n for n in cluster.primaries() if n is not source)

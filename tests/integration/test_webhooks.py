@@ -16,15 +16,20 @@ import httpx
 import msgpack
 import orjson
 import pytest
-import redis
 
 from presence.store.keys import Keys
 from tests.harness import ServerProcess, agent, available, token
-from tests.helpers import free_port, http
+from tests.helpers import REDIS_MODES, free_port, http, redis_of, redis_sync
 from tests.integration import channels_http
 from tests.integration.conftest import ServerFactory
 
 pytestmark = pytest.mark.in_process
+
+
+@pytest.fixture(params=REDIS_MODES)
+def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
+    """Every test here runs on a standalone Redis and on a cluster."""
+    return redis_of(request, redis_server)
 
 SECRET = "whsec-0123456789abcdef"
 SVC = {"Authorization": f"Bearer {token('service', 'pbx')}"}
@@ -226,7 +231,7 @@ async def test_dead_process_deliveries_are_taken_over(
             center(port).replace("max_backoff = 0.4", "max_backoff = 0.4\nclaim_after = 1")
         )
         stream = Keys(server_center(server)).webhook_stream("crm")
-        r = redis.Redis.from_url(redis_server)
+        r = redis_sync(redis_server)
         try:
             # a process that claimed an event and died before delivering it
             head = msgpack.packb({"type": "case.comment", "ts": 1, "work_id": "w-ghost", "author": "x"})
