@@ -21,7 +21,7 @@ from presence import demo
 from presence.auth import RedactTokens, load_or_create_secret
 from presence.center import load_center
 from presence.config import Settings
-from presence.context import Context
+from presence.context import STARTS_AT_ONCE, Context
 from presence.embedded import EmbeddedRedis
 from presence.http import (
     admin,
@@ -34,6 +34,8 @@ from presence.http import (
     openapi,
     pages,
     reports,
+    status,
+    survey,
     templates,
     work,
 )
@@ -42,12 +44,16 @@ from presence.kpi.live import LiveKpis
 from presence.kpi.rollup import Rollup
 from presence.router.dispatcher import Dispatcher, Sweeper
 from presence.router.escalator import Escalator
+from presence.router.hours import HoursPlanner
+from presence.services.archive import Archiver
+from presence.services.cases import webhook_links
 from presence.services.webhooks import Deliverer
 from presence.stalls import StallWatch
 from presence.store import Clock, Store
 from presence.store import cases as case_store
-from presence.store.client import open_redis
+from presence.store.client import open_redis, warm
 from presence.store.replication import Replication
+from presence.tasks import Periodic
 from presence.ws import endpoints
 from presence.ws.hub import Hub
 
@@ -83,16 +89,23 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
             url = await asyncio.to_thread(embedded.start)
         secret = settings.secret or load_or_create_secret(settings.data_dir)[0]
         redis = await open_redis(url, settings.redis_mode)
+        # the socket starts let in at once, and the background tasks
+        await warm(redis, STARTS_AT_ONCE + 16)
         # acknowledged changes reach a replica first, where the shard has one
         replication = Replication(redis, settings.wait_replicas, settings.wait_timeout)
-        store = Store(redis, center.id, clock=clock, replication=replication)
+        store = Store(redis, center.id, clock=clock, replication=replication, timezone=settings.timezone)
         await store.sync_center(center, retention_days=settings.retention_days)
         await case_store.sync_config(store, center)
         dispatcher = Dispatcher(store)
         hub = Hub(store, settings)
         hub.wake = dispatcher.wake
         sweeper = Sweeper(store, dispatcher, interval=settings.sweep_interval, grace=settings.grace_seconds)
-        webhooks = Deliverer(store, center.webhooks, poll=min(0.2, settings.sweep_interval * 2))
+        webhooks = Deliverer(
+            store,
+            center.webhooks,
+            poll=min(0.2, settings.sweep_interval * 2),
+            links=webhook_links(secret, center, center.id),
+        )
         ctx = Context(
             store=store,
             dispatcher=dispatcher,
@@ -118,6 +131,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         # overflow/relaxation timer and outbound webhooks
         escalator = Escalator(store, dispatcher, interval=settings.sweep_interval)
         escalator.start()
+        # business hours: each queue's plan of openings renewed hourly
+        planner = HoursPlanner(store)
+        planner.start()
         webhooks.start()
         # KPIs: the live wallboard figures, the Prometheus counters, the roll-up
         live = LiveKpis(
@@ -134,7 +150,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
             rollup_days=settings.rollup_days,
             timezone=settings.timezone,
         )
-        for task in (live, counters, history):
+        tasks: list[LiveKpis | Periodic] = [live, counters, history]
+        if settings.archive_dir is not None:
+            tasks.append(Archiver(store, settings.archive_dir, timezone=settings.timezone))
+        for task in tasks:
             task.start()
         dispatcher.wake(await store.queue_names())
         # what start-up built lives as long as the process: keep it out of
@@ -168,9 +187,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
                 watch.stop()
             if demo_run is not None:
                 await demo_run.stop()
-            for task in (history, counters, live):
+            for task in reversed(tasks):
                 await task.stop()
             await webhooks.stop()
+            await planner.stop()
             await escalator.stop()
             await sweeper.stop()
             await dispatcher.stop()
@@ -192,6 +212,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         *channels.ROUTES,
         *cases.ROUTES,
         *templates.ROUTES,
+        *status.ROUTES,
+        *survey.ROUTES,
         *pages.HOME,
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)

@@ -256,6 +256,10 @@ class InProcessServer(ServerProcess):
             "PRESENCE_LEASE_SECONDS": "3600",
             **self.extra_env,
         }
+        # the settings come from this mapping; anything else a server reads
+        # from its environment (a webhook's secret_env) would not be there
+        others = [k for k in self.extra_env if not k.startswith("PRESENCE_")]
+        assert not others, f"an in-process server reads only PRESENCE_* settings, not {others}"
         settings = Settings.from_env(env)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -267,12 +271,18 @@ class InProcessServer(ServerProcess):
         for name in ("presence", "uvicorn"):
             logging.getLogger(name).addHandler(self._log)
             logging.getLogger(name).setLevel(logging.INFO)
+        # as `presence serve` configures uvicorn (presence/cli.py, _serve)
         config = uvicorn.Config(
             create_app(settings, clock=self.clock),
             ws="websockets-sansio",
+            loop="uvloop",
+            http="httptools",
             ws_max_size=settings.max_frame,
             ws_per_message_deflate=False,
+            ws_ping_interval=20.0,
+            ws_ping_timeout=20.0,
             log_config=None,
+            access_log=False,
             timeout_graceful_shutdown=10,
         )
         self._server = uvicorn.Server(config)

@@ -92,6 +92,14 @@ async def put_queue(request: Request, body: Body[QueueInput]) -> Response:
     except Invalid as exc:
         raise invalid(exc) from None
     ctx = ctx_of(request)
+    if queue.after_hours_queue and await ctx.store.get_queue(queue.after_hours_queue) is None:
+        raise Problem(
+            422,
+            f"after_hours_queue names unknown queue {queue.after_hours_queue!r}",
+            field="after_hours_queue",
+            code="invalid",
+            pointer="/after_hours_queue",
+        )
     outcome = await ctx.store.put_queue(queue)
     ctx.dispatcher.wake((name,))
     return json(await ctx.store.get_queue(name), status=201 if outcome == "created" else 200)

@@ -133,7 +133,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         INTAKE,
         ok=(201, work.WorkCreated),
         also_ok={200: work.WorkCreated},
-        problems=(400, 413, 415, 422),
+        problems=(400, 409, 413, 415, 422),
         headers={
             "Idempotency-Key": (
                 IdempotencyKey,

@@ -11,7 +11,10 @@ new setting cannot be left out of the document).
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Annotated, Any, Final, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -20,6 +23,7 @@ from presence.schema.common import (
     AgentId,
     Capacity,
     ChannelCap,
+    FieldError,
     Name,
     OptionalQueueName,
     QueueName,
@@ -71,6 +75,70 @@ class RelaxStep(Shape, kw_only=True):
     drop: list[SkillName] = msgspec.field(default_factory=list)
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ClockTime = Annotated[
+    str,
+    Meta(
+        pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",
+        description="a time of day, HH:MM from 00:00 to 24:00 (the end of the day)",
+    ),
+]
+HolidayDate = Annotated[
+    str,
+    Meta(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", description="a date, YYYY-MM-DD"),
+]
+TimeZoneName = Annotated[
+    str,
+    Meta(
+        max_length=64,
+        description="an IANA time zone such as Asia/Tokyo (empty: the center's, PRESENCE_TIMEZONE)",
+    ),
+]
+AfterHours = Literal["queue", "overflow", "refuse"]
+ClosedMessage = Annotated[
+    str,
+    Meta(
+        max_length=500,
+        description="what the IVR tells a caller refused while closed (at most 500 characters)",
+    ),
+]
+# The placeholders a CRM link may hold, filled in by the pages from the item
+CRM_PLACEHOLDERS: Final = (
+    "customer.id",
+    "customer.name",
+    "customer.phone",
+    "customer.email",
+    "case.id",
+    "work.id",
+    "queue",
+    "channel",
+)
+CrmUrl = Annotated[
+    str,
+    Meta(
+        max_length=2000,
+        pattern=r"^(https?://.*)?$",
+        description="a link to the customer or case in the team's CRM or knowledge base: an http(s) URL "
+        "with placeholders such as {customer.id} or {case.id} (empty: none)",
+    ),
+]
+_PLACEHOLDER = re.compile(r"{([^{}]*)}")
+
+
+class OpenHours(Shape, kw_only=True):
+    """A queue is open on `days` from `open` to `close` (its time zone's
+    clock; a range past midnight is two ranges, one each day)."""
+
+    days: Annotated[list[Weekday], Meta(min_length=1)]
+    open: ClockTime
+    close: ClockTime
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.close <= self.open:
+            raise FieldError("close", f"must be later than open ({self.open})")
+
+
 class QueueSettings(Shape, kw_only=True):
     """A queue's settings."""
 
@@ -90,6 +158,46 @@ class QueueSettings(Shape, kw_only=True):
     ] = 0.0
     overflow_when_unstaffed: bool = False
     relax: list[RelaxStep] = msgspec.field(default_factory=list)
+    # business hours (presence/hours.py): none at all is always open
+    time_zone: TimeZoneName = ""
+    hours: list[OpenHours] = msgspec.field(default_factory=list)
+    holidays: Annotated[
+        list[HolidayDate], Meta(max_length=400, description="whole days closed (at most 400)")
+    ] = msgspec.field(default_factory=list)
+    after_hours: Annotated[
+        AfterHours,
+        Meta(
+            description="outside hours: queue (keep queuing), overflow (new items go to "
+            "after_hours_queue) or refuse (voice intake is refused with closed_message)"
+        ),
+    ] = "queue"
+    after_hours_queue: (
+        Annotated[OptionalQueueName, Meta(description="where new items go outside hours (overflow)")] | None
+    ) = ""
+    closed_message: ClosedMessage = ""
+    crm_url: CrmUrl = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.time_zone:
+            try:
+                ZoneInfo(self.time_zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise FieldError(
+                    "time_zone", f"must be an IANA time zone such as Asia/Tokyo, not {self.time_zone!r}"
+                ) from None
+        for i, day in enumerate(self.holidays):
+            try:
+                date.fromisoformat(day)
+            except ValueError:
+                raise FieldError(f"holidays[{i}]", f"is not a date of the calendar: {day!r}") from None
+        if self.after_hours == "overflow" and not self.after_hours_queue:
+            raise FieldError("after_hours_queue", "is required when after_hours is overflow")
+        for name in _PLACEHOLDER.findall(self.crm_url):
+            if name not in CRM_PLACEHOLDERS:
+                raise FieldError(
+                    "crm_url", f"has an unknown placeholder {{{name}}} (known: {', '.join(CRM_PLACEHOLDERS)})"
+                )
 
 
 class QueueInput(QueueSettings, kw_only=True):

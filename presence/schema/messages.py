@@ -326,6 +326,11 @@ class QueueFigures(Struct, kw_only=True):
     # the first `protocol.WAITING_LISTED` waiting items (absent where the
     # figures are read without them)
     items: list[WaitingItem] | None = None
+    # a queue with business hours: open now, and when that changes (0: not
+    # within the plan); absent for a queue that is always open
+    open: bool | None = None
+    changes_at: Millis | None = None
+    time_zone: str | None = None  # the hours' time zone, when the queue names one
 
 
 class CaseNote(Struct, kw_only=True):

@@ -13,12 +13,15 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import msgpack
+import msgspec
 
-from presence.center import Agent, Center, Queue
-from presence.store.client import Client
+from presence import hours
+from presence.center import Agent, Center, Queue, queue_of
+from presence.schema.admin import QueueSettings
+from presence.store.client import Client, shard_of
 from presence.store.events import Feed
 from presence.store.keys import Keys
 from presence.store.replication import Replication
@@ -52,6 +55,18 @@ class NewItem:
 
 # Fields of a work item hash that are shown as they are (ms timestamps etc.).
 _WORK_TIMES = ("created", "offered_at", "accepted_at", "wrapup_at", "ended_at", "expires")
+
+
+class Created(NamedTuple):
+    """What `Store.intake_work` made of a new item."""
+
+    work_id: str
+    created: bool  # False: an idempotent retry answered with its first item
+    queue: str  # the queue it waits in ("" for a retry)
+
+
+def _created(reply: list[Any]) -> Created:
+    return Created(str(reply[0]), reply[1] == "created", _s(reply[2]) if len(reply) > 2 else "")
 
 
 def new_work_id(now: float | None = None) -> str:
@@ -107,9 +122,17 @@ class Store:
     """One center's state in Redis."""
 
     def __init__(
-        self, redis: Client, center: str, clock: Clock = time.time, replication: Replication | None = None
+        self,
+        redis: Client,
+        center: str,
+        clock: Clock = time.time,
+        replication: Replication | None = None,
+        timezone: str = "UTC",
     ) -> None:
         self.redis = redis
+        # the center's time zone (PRESENCE_TIMEZONE): a queue's hours without
+        # a time zone of their own are on its clock
+        self.timezone = timezone
         self.keys = Keys(center)
         self.clock = clock
         self.scripts = Scripts(redis, replication)
@@ -129,7 +152,9 @@ class Store:
         by the script that finishes it (``retain`` in _lib_work.lua)."""
         k = self.keys
         pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(k.statuses, k.channels)
+        pipe.set(k.anchor, "1")
+        # the scripts' kept copy of the channels is stale now (_lib_config.lua)
+        pipe.delete(k.statuses, k.channels, k.settings_version)
         pipe.hset(
             k.statuses,
             mapping={
@@ -187,9 +212,12 @@ class Store:
         settings = queue.to_json()
         settings.pop("name")
         settings.pop("priority")
-        # a list cannot be a hash field: relaxation steps travel packed
-        settings["relax"] = msgpack.packb(settings.get("relax") or [])
+        # a list cannot be a hash field: relaxation steps and hours travel packed
+        for f in ("relax", "hours", "holidays"):
+            settings[f] = msgpack.packb(settings.get(f) or [])
         settings["escalate_at"] = queue.escalate_at()
+        # when the queue opens and closes (presence/hours.py), for the scripts
+        settings["plan"] = msgpack.packb(hours.plan(queue.schedule(self.timezone), self.now_ms()))
         reply = await self._call(
             "queue_put",
             queue.name,
@@ -256,7 +284,33 @@ class Store:
             "overflow_after": _num(d.get("overflow_after", 0)),
             "overflow_when_unstaffed": d.get("overflow_when_unstaffed") == "1",
             "relax": _unpack(h.get(b"relax")) or [],
+            "time_zone": d.get("time_zone", ""),
+            "hours": _unpack(h.get(b"hours")) or [],
+            "holidays": _unpack(h.get(b"holidays")) or [],
+            "after_hours": d.get("after_hours", "queue"),
+            "after_hours_queue": d.get("after_hours_queue", ""),
+            "closed_message": d.get("closed_message", ""),
+            "crm_url": d.get("crm_url", ""),
         }
+
+    async def plan_hours(self) -> int:
+        """Renew every queue's plan of hours (the window moves on with the
+        clock; `presence.services.hours` calls it every hour); how many
+        queues have hours."""
+        n = 0
+        now = self.now_ms()
+        args: list[Any] = []
+        for q in await self.list_queues():
+            if not q["hours"] and not q["holidays"]:
+                continue
+            n += 1
+            queue = queue_of(
+                q["name"], msgspec.convert({k: v for k, v in q.items() if k != "name"}, QueueSettings)
+            )
+            args += [q["name"], msgpack.packb(hours.plan(queue.schedule(self.timezone), now))]
+        if args:
+            await self._call("queue_plan", *args)
+        return n
 
     async def list_queues(self) -> list[dict[str, Any]]:
         names = [_s(x) for x in await self.redis.zrange(self.keys.queues, 0, -1, desc=True)]
@@ -336,7 +390,27 @@ class Store:
         idempotency_ttl: int = 86400,
         digest: str = "",
     ) -> tuple[str, bool]:
-        """Store a new item; returns (id, created) (created False: idempotent retry).
+        """`intake_work` without the queue: (id, created)."""
+        made = await self.intake_work(
+            work_id, queue, channel, priority, data, skills, idempotency_key, idempotency_ttl, digest
+        )
+        return made.work_id, made.created
+
+    async def intake_work(
+        self,
+        work_id: str,
+        queue: str,
+        channel: str,
+        priority: int,
+        data: dict[str, Any],
+        skills: dict[str, int],
+        idempotency_key: str = "",
+        idempotency_ttl: int = 86400,
+        digest: str = "",
+    ) -> Created:
+        """Store a new item; returns its id, whether it is new (False: an
+        idempotent retry) and the queue it waits in (outside its queue's
+        hours, maybe another: `intake_queue` in _lib_queue.lua).
 
         With an idempotency key, `digest` says what the body was: a reuse of
         the key with a different digest is refused (ScriptError on field
@@ -353,13 +427,13 @@ class Store:
             idempotency_ttl,
             digest,
         )
-        return str(reply[0]), reply[1] == "created"
+        return _created(reply)
 
     async def create_work_many(
         self,
         items: list[NewItem],
         idempotency_ttl: int = 86400,
-    ) -> list[tuple[str, bool] | ScriptError]:
+    ) -> list[Created | ScriptError]:
         """`create_work` for many items in one script call per `CREATE_CHUNK`.
 
         Each item is still its own atomic change: one refusal (an unknown
@@ -379,12 +453,12 @@ class Store:
             )
             for it in items
         ]
-        out: list[tuple[str, bool] | ScriptError] = []
+        out: list[Created | ScriptError] = []
         for start in range(0, len(calls), CREATE_CHUNK):
             chunk = calls[start : start + CREATE_CHUNK]
             for raw in await self.scripts.many("work_create", self.keys.prefix, self.now_ms(), chunk):
                 r = self.scripts.outcome("work_create", raw)
-                out.append(r if isinstance(r, ScriptError) else (str(r[0]), r[1] == "created"))
+                out.append(r if isinstance(r, ScriptError) else _created(r))
         return out
 
     async def route(self, queues: Iterable[str], budget: int = 256, scan: int = 512) -> tuple[int, list[str]]:
@@ -432,7 +506,8 @@ class Store:
                 v["by_channel"] = {}
         return out
 
-    def _work(self, h: dict[Any, Any]) -> dict[str, Any]:
+    def work_view(self, h: dict[Any, Any]) -> dict[str, Any]:
+        """An item's public fields from its stored hash."""
         d = {_s(k): v for k, v in h.items()}
         data = _unpack(d.pop("data", None)) or {}
         item: dict[str, Any] = {
@@ -466,14 +541,14 @@ class Store:
         if not history:
             # the intake reply's read: one command, no pipeline, no history list
             h0 = await self.redis.hgetall(self.keys.work(work_id))
-            return self._work(h0) if h0 else None
+            return self.work_view(h0) if h0 else None
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.work(work_id))
         pipe.lrange(self.keys.work_history(work_id), 0, -1)
         h, hist = await pipe.execute()
         if not h:
             return None
-        item = self._work(h)
+        item = self.work_view(h)
         if history:
             item["history"] = [_unpack(x) for x in hist]
         return item
@@ -488,7 +563,7 @@ class Store:
         pipe = self.redis.pipeline(transaction=False)
         for wid in ids:
             pipe.hgetall(self.keys.work(wid))
-        return self._split(agent_id, [self._work(h) for h in await pipe.execute() if h])
+        return self._split(agent_id, [self.work_view(h) for h in await pipe.execute() if h])
 
     @staticmethod
     def _split(
@@ -509,7 +584,7 @@ class Store:
         agent: dict[str, Any] = msgpack.unpackb(view, raw=False) if view else {"agent_id": agent_id}
         if view and agent.get("by_channel") == []:
             agent["by_channel"] = {}
-        items = [self._work(dict(zip(h[::2], h[1::2], strict=True))) for h in hashes]
+        items = [self.work_view(dict(zip(h[::2], h[1::2], strict=True))) for h in hashes]
         offers, work = self._split(agent_id, items)
         return agent, offers, work
 
@@ -534,8 +609,13 @@ class Store:
         return bool(await self.redis.ping())
 
     async def memory(self) -> Memory:
-        """Redis's memory use against its limit (``INFO memory``)."""
-        info = await self.redis.info("memory")
+        """Redis's memory use against its limit (``INFO memory``; on a
+        cluster, of the primary that holds this center)."""
+        node = shard_of(self.redis, self.keys.prefix)
+        if node is None:
+            info = await self.redis.info("memory")
+        else:
+            info = await self.redis.info("memory", target_nodes=node)
         return Memory(
             used=int(info.get("used_memory", 0)),
             limit=int(info.get("maxmemory", 0)),

@@ -183,3 +183,20 @@ async def refresh_topology(redis: Client) -> None:
     """Read the cluster's slots again (after a lost node or a moved slot)."""
     if isinstance(redis, RedisCluster):
         await redis.nodes_manager.initialize()
+
+
+async def warm(redis: Client, connections: int) -> None:
+    """Open `connections` pooled connections now, at start-up.
+
+    In a reconnect storm the event loop is saturated by handshakes; a pool
+    that must grow then opens its connections on that loop, and their
+    connect timeouts fire before the loop gets back to them ("Timeout
+    connecting to server": 1013 for the sockets waiting on them). Opened
+    while the loop is idle, the storm's socket starts (at most
+    `context.STARTS_AT_ONCE` at once) and the background tasks find them
+    ready. Concurrent pings: each holds a connection of its own.
+    """
+    if isinstance(redis, RedisCluster):
+        # a pool per node, opened as the slots are reached
+        return
+    await asyncio.gather(*(redis.ping() for _ in range(connections)))

@@ -48,6 +48,7 @@ LIBRARY = (
     "_lib_route",  # offers and assignments
     "_lib_work",  # requeue, release, finish, complete, reroute, wrap-up, ownership
     "_lib_presence",  # an agent's status and lost sockets
+    "_lib_router",  # the router's decision (route.lua's), and routing inside a batched call
 )
 
 
@@ -75,29 +76,34 @@ def _lua(name: str) -> str:
 # a full Redis refuses it with OOM before it starts: a change is applied
 # whole or not at all, never half (docs/RELIABILITY.md). They are also the
 # changes there are none of to wait for replicas on (store/replication.py).
-READ_ONLY = frozenset({"agent_snapshot", "check", "queue_stats", "views", "work_position"})
+READ_ONLY = frozenset({"agent_snapshot", "center_dump", "check", "queue_stats", "views", "work_position"})
 
 BATCHED = ("offer_accept", "offer_decline", "work_complete", "work_create", "work_wrapup")
 
 # The body of a batched script runs as a function of its own ARGV; pcall
 # turns a runtime error in one call into that call's reply, so the others
-# still get theirs. ARGV of the variant: now, arity, then `arity` arguments
-# per call. Their events go out as one pub/sub message (events_begin /
-# events_publish, _lib_core.lua).
+# still get theirs. ARGV of the variant: now, arity, the inline routing
+# budget and scan (0: none), then `arity` arguments per call. Their events
+# go out as one pub/sub message (events_begin / events_publish,
+# _lib_core.lua). With a budget, the queues the calls added work to or freed
+# an agent in are routed once after them, in the same call (route_later,
+# _lib_router.lua). Reply: {the calls' replies, queues that may have more}.
 _MANY = """
 local function __one(ARGV)
 {body}
 end
 local __out, __arity = {{}}, tonumber(ARGV[2])
+route_inline_begin(tonumber(ARGV[3]), tonumber(ARGV[4]))
 events_begin()
-for __i = 3, #ARGV, __arity do
+for __i = 5, #ARGV, __arity do
   local __a = {{ARGV[1]}}
   for __j = 0, __arity - 1 do __a[#__a + 1] = ARGV[__i + __j] end
   local __ok, __r = pcall(__one, __a)
   if __ok then __out[#__out + 1] = __r else __out[#__out + 1] = {{'internal', '', tostring(__r)}} end
 end
+local __more = route_inline_end()
 events_publish()
-return __out
+return {{__out, __more}}
 """
 
 
@@ -276,6 +282,8 @@ class Scripts:
         # one load at a time per shard (None: every primary), shared by the
         # calls that missed the library together
         self._loading: dict[str | None, asyncio.Future[None]] = {}
+        self._inline = (0, 0)
+        self._on_more: Callable[[list[str]], None] | None = None
 
     async def _load(self, prefix: str | None = None) -> None:
         # Concurrent first calls (a seeding burst of hundreds) share one
@@ -360,6 +368,21 @@ class Scripts:
             args = (*args, *ledger())
         return await self._fcall(name, prefix, [now_ms, *args])
 
+    def route_inline(self, budget: int, scan: int, on_more: Callable[[list[str]], None]) -> None:
+        """Route in the batched calls themselves from now on: an intake, a
+        completion or a decline routes the queues it touched (at most
+        `budget` items, `scan` candidates each, as route.lua) after the
+        batch, in the same script call, and those calls no longer name the
+        queues to wake. `on_more` gets the queues that may have more (the
+        dispatcher's wake). A budget of 0 turns it off."""
+        self._inline = (budget, scan) if budget > 0 else (0, 0)
+        self._on_more = on_more if budget > 0 else None
+
+    @property
+    def routes_inline(self) -> bool:
+        """Whether new items are routed by their intake call (no wake-up needed)."""
+        return self._on_more is not None
+
     async def many(
         self,
         name: str,
@@ -376,7 +399,11 @@ class Scripts:
             calls = [(*call, *kept) for call, kept in zip(calls, keys, strict=True)]
         arity = len(calls[0])
         flat = [a for call in calls for a in call]
-        return await self._fcall(f"{name}:many", prefix, [now_ms, arity, *flat])  # type: ignore[no-any-return]
+        budget, scan = self._inline
+        replies, more = await self._fcall(f"{name}:many", prefix, [now_ms, arity, budget, scan, *flat])
+        if more and self._on_more is not None:
+            self._on_more([_text(q) for q in more])
+        return replies  # type: ignore[no-any-return]
 
     @staticmethod
     def outcome(name: str, raw: Any) -> list[Any] | ScriptError:

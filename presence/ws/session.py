@@ -244,7 +244,9 @@ async def run(ws: WebSocket, role: Role) -> None:
     if isinstance(budget, Budget):
         budget.allow = limit.allow
     try:
-        await conn.send_message(await role.start(ctx, hub, conn))
+        async with ctx.starts:
+            first = await role.start(ctx, hub, conn)
+        await conn.send_message(first)
         conn.snapshot_sent = True
         conn.sender = asyncio.create_task(conn.run_sender(lambda c: role.resync(ctx, c)))
         await _serve(ws, conn, ctx, role.endpoint.inbound, role.handlers, limit, claims.exp)

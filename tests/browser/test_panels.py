@@ -9,11 +9,15 @@ import re
 import time
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Servers
 from tests.browser.support import open_agent, open_wallboard, post_call, set_status, shot, wallboard_url
 from tests.harness import ServerProcess, post_work, token
+
+# the `server` fixture is served from the test process (tests/browser/conftest.py)
+pytestmark = pytest.mark.in_process
 
 SUBJECT_JA = "請求書の再発行をお願いします 🙏"
 CUSTOMER_JA = {"id": "C-1002", "name": "伊藤 美咲", "phone": "+81 3-1234-5678", "note": "至急・折り返し希望"}

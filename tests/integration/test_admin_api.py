@@ -16,7 +16,7 @@ from tests.harness import DrivenClock, ServerProcess, agent, available, post_wor
 from tests.helpers import http
 from tests.integration.conftest import ServerFactory
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.in_process]
 
 PROBLEM = "application/problem+json"
 

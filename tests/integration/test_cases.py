@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cluster import REDIS_MODES, redis_of
 from tests.harness import ServerProcess, agent, available, get_work, post_work, supervisor, token
+from tests.helpers import REDIS_MODES, redis_of
 from tests.integration import channels_http
 
 
@@ -19,6 +19,8 @@ def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
     """Every test here runs on a standalone Redis and on a cluster."""
     return redis_of(request, redis_server)
 
+
+pytestmark = pytest.mark.in_process
 
 SVC = {"Authorization": f"Bearer {token('service', 'crm')}"}
 

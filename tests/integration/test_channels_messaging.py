@@ -7,10 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.harness import ServerProcess, agent, available, get_work, token
 from tests.helpers import http
 from tests.integration import channels_http
+
+pytestmark = pytest.mark.in_process
 
 SVC = {"Authorization": f"Bearer {token('service', 'chatgw')}"}
 

@@ -130,6 +130,26 @@ def test_bench_assign_tiny(tmp_path: Path) -> None:
     assert all(t >= 0 and ms > 0 for t, ms in rows)
 
 
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_bench_assign_cluster_tiny(tmp_path: Path) -> None:
+    """--cluster: the same load on standalone, cluster and cluster + WAIT, one table."""
+    report = tmp_path / "cluster.json"
+    argv = ["--cluster", "--rounds", "1", "--agents", "20", "--rate", "100", "--duration", "2"]
+    out = subprocess.run(
+        [sys.executable, "-m", "loadtests.bench_assign", *argv, "--ping-rate", "20", "--json", str(report)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    fig = json.loads(report.read_text())
+    assert set(fig) == {"standalone", "cluster, no WAIT", "cluster + WAIT 1"}
+    assert all(f["assign_rate"] > 0 and f["redis_us"] > 0 for f in fig.values()), fig
+    assert "server+redis µs" in out.stdout and "(shard 127.0.0.1:" in out.stdout
+
+
 def test_bench_lua_tiny() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "loadtests.bench_lua", "--agents", "5", "--batch", "4", "--rounds", "5"],
@@ -150,6 +170,27 @@ def test_bench_lua_tiny() -> None:
     assert float(figures["bytes appended to the AOF"]) > 0
 
 
+def test_bench_floor_tiny() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "loadtests.bench_floor", "--queues", "2", "--waiting", "30", "--items", "40"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    rows = {}
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if len(parts) > 2 and parts[0] in ("commands", "reply", "script"):
+            rows.setdefault(parts[0], []).append((float(parts[-2]), float(parts[-1])))
+    (figures, life), (reply,), (calls,) = rows["commands"], rows["reply"], rows["script"]
+    # 25 of each queue's 30 listed: one HMGET each, and a ZRANGE for each of the 4 queues
+    assert figures[1] - figures[0] == 2 * 25 + 4, figures
+    assert reply[1] > reply[0] and calls[0] == calls[1]
+    assert life[1] - life[0] <= 2, life  # a queue with hours reads its plan, nothing more
+
+
 def _batch(server: ServerProcess, items: object) -> httpx.Response:
     return httpx.post(
         f"{server.http}/api/v1/work:batch",
@@ -159,6 +200,7 @@ def _batch(server: ServerProcess, items: object) -> httpx.Response:
     )
 
 
+@pytest.mark.in_process
 async def test_work_batch_validates_and_dedupes_per_item(server: ServerProcess) -> None:
     """`POST /api/v1/work:batch`: each item validated and idempotent on its own."""
     alice = await agent(server, "alice")
@@ -193,6 +235,7 @@ async def test_work_batch_validates_and_dedupes_per_item(server: ServerProcess) 
     assert again.status_code == 200 and again.json()["id"] == res[0]["id"]
 
 
+@pytest.mark.in_process
 def test_work_batch_refuses_bad_envelopes(server: ServerProcess) -> None:
     assert _batch(server, []).status_code == 400
     assert _batch(server, "x").status_code == 400

@@ -7,11 +7,14 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness import ServerProcess, agent, available, post_work, supervisor, token
 from tests.helpers import http
 from tests.integration.conftest import ServerFactory
+
+pytestmark = pytest.mark.in_process
 
 
 def scrape(server: ServerProcess, tok: str | None = None) -> dict[str, Any]:

@@ -14,9 +14,8 @@ import httpx
 import pytest
 
 from presence.store.keys import Keys
-from tests.cluster import REDIS_MODES, redis_of
 from tests.harness import ServerProcess, WsClient, agent, available, get_work, post_work, token
-from tests.helpers import http, redis_sync
+from tests.helpers import REDIS_MODES, http, redis_of, redis_sync
 from tests.integration.conftest import ServerFactory
 
 
@@ -25,6 +24,8 @@ def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
     """Every test here runs on a standalone Redis and on a cluster."""
     return redis_of(request, redis_server)
 
+
+pytestmark = pytest.mark.in_process
 
 CENTER = """
 [channels.case]

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.harness import (
     DrivenClock,
@@ -24,6 +25,8 @@ from tests.harness import (
 from tests.helpers import http
 from tests.integration.conftest import ServerFactory
 
+pytestmark = pytest.mark.in_process
+
 CENTER = """
 [rules]
 missed_offers_limit = 3
@@ -35,7 +38,7 @@ wrapup_seconds = 30
 
 [[queues]]
 name = "fast"
-push_timeout = 0.4
+push_timeout = 20
 
 [[queues]]
 name = "open"
@@ -139,12 +142,17 @@ async def test_decline_requeues_with_original_age_never_to_that_agent_again(
 
 
 async def test_push_timeout_rescinds_requeues_and_offers_elsewhere(server_factory: ServerFactory) -> None:
-    server = server_factory(CENTER)
+    clock = DrivenClock()
+    server = server_factory(CENTER, clock=clock)
     ann = await online(server, "ann")
     bo = await online(server, "bo")
     wid = new(server, "fast")
     offer = await ann.expect(is_("offer", wid))  # the tie goes to ann
-    assert offer["expires_at"] - offer["offered_at"] == 400
+    assert offer["expires_at"] - offer["offered_at"] == 20_000
+    clock.advance(19)
+    await no_offer(bo)
+    assert get_work(server, wid)["agent_id"] == "ann"  # not before its time
+    clock.advance(2)
     await ann.expect(is_("offer.rescinded", wid, reason="timeout"), timeout=3)
     # ann (who let it ring out) is the last resort: bo gets it now
     await bo.expect(is_("offer", wid), timeout=3)
@@ -158,10 +166,12 @@ async def test_push_timeout_rescinds_requeues_and_offers_elsewhere(server_factor
 
 
 async def test_offer_that_times_out_returns_to_the_only_agent(server_factory: ServerFactory) -> None:
-    server = server_factory(CENTER)
+    clock = DrivenClock()
+    server = server_factory(CENTER, clock=clock)
     ann = await online(server, "ann")
     wid = new(server, "fast")
     await ann.expect(is_("offer", wid))
+    clock.advance(21)
     await ann.expect(is_("offer.rescinded", wid, reason="timeout"), timeout=3)
     # nobody else can take it: it is not stranded
     await ann.expect(is_("offer", wid), timeout=3)
@@ -169,22 +179,28 @@ async def test_offer_that_times_out_returns_to_the_only_agent(server_factory: Se
 
 
 async def test_three_consecutive_missed_offers_move_the_agent_to_away(server_factory: ServerFactory) -> None:
-    server = server_factory(CENTER)
+    clock = DrivenClock()
+    server = server_factory(CENTER, clock=clock)
     ann = await online(server, "ann")
+
+    async def ring_out(wid: str) -> None:
+        await ann.expect(is_("offer", wid), timeout=3)
+        clock.advance(21)  # past the push timeout (20 s)
+        await ann.expect(is_("offer.rescinded", wid, reason="timeout"), timeout=3)
+
     wid = new(server, "fast")
     # two misses, then an answer: the count starts again
     for _ in range(2):
-        await ann.expect(is_("offer", wid), timeout=3)
-        await ann.expect(is_("offer.rescinded", wid, reason="timeout"), timeout=3)
+        await ring_out(wid)
     await ann.expect(is_("offer", wid), timeout=3)
     await ok(ann, {"type": "offer.accept", "work_id": wid})
     await ok(ann, {"type": "work.complete", "work_id": wid})
     w2 = new(server, "fast")
     for _ in range(2):
-        await ann.expect(is_("offer", w2), timeout=3)
-        await ann.expect(is_("offer.rescinded", w2, reason="timeout"), timeout=3)
+        await ring_out(w2)
     ann.inbox = [m for m in ann.inbox if m.get("type") != "status"]
     await ann.expect(is_("offer", w2), timeout=3)
+    clock.advance(21)  # the third miss
     st = await ann.expect(lambda m: m.get("type") == "status" and m["status"] != "Available", timeout=3)
     assert (st["status"], st["reason"]) == ("Away", "missed offers")
     assert get_work(server, w2)["state"] == "queued"

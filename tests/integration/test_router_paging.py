@@ -3,9 +3,13 @@ behind it that someone can (route.lua reads the waiting set page by page)."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.harness import ServerProcess, agent, available, token
 from tests.helpers import http
 from tests.integration.conftest import ServerFactory
+
+pytestmark = pytest.mark.in_process
 
 CENTER = """
 [[queues]]

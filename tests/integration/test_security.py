@@ -40,7 +40,7 @@ from tests.harness import (
 )
 from tests.integration.conftest import ServerFactory
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.in_process]
 
 ROLES = ("agent", "supervisor", "service")
 
@@ -297,7 +297,7 @@ def access_logged(server_factory: ServerFactory) -> Iterator[ServerProcess]:
         return real([*args, "--access-log"], **kw)  # type: ignore[call-overload, no-any-return]
 
     with mock.patch.object(subprocess, "Popen", popen):
-        server = server_factory()
+        server = server_factory(process=True)
     yield server
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import msgpack
 import orjson
+import pytest
 import redis
 
 from presence.store.keys import Keys
@@ -22,6 +23,8 @@ from tests.harness import ServerProcess, agent, available, token
 from tests.helpers import free_port, http
 from tests.integration import channels_http
 from tests.integration.conftest import ServerFactory
+
+pytestmark = pytest.mark.in_process
 
 SECRET = "whsec-0123456789abcdef"
 SVC = {"Authorization": f"Bearer {token('service', 'pbx')}"}

@@ -8,6 +8,7 @@ import {
   $,
   channelIcon,
   chime,
+  crmLink,
   h,
   icon,
   put,
@@ -547,6 +548,13 @@ function renderCapacity() {
   );
 }
 
+/** "Open in CRM" for an item whose queue has a CRM link (crm_url). */
+function crmAnchor(w) {
+  const q = state.queues.find((x) => x.name === w.queue);
+  const url = crmLink(q && q.crm_url, w);
+  return url ? h("p.crm", null, h("a.btn.ghost.small.crm-link", { href: url, target: "_blank", rel: "noopener noreferrer" }, t("detail.openCrm"))) : null;
+}
+
 function queueTitle(name) {
   const q = state.queues.find((x) => x.name === name);
   return (q && q.title) || name || "";
@@ -924,6 +932,7 @@ function renderDetail() {
         )
       : null,
     h("h3", null, t("detail.customer")),
+    crmAnchor(w),
     screenPop(c),
     customerHistory(c),
     w.payload && Object.keys(w.payload).length

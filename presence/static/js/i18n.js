@@ -100,6 +100,7 @@ const EN = {
   "detail.id": "Item",
   "detail.elapsed": "Time since accepted",
   "detail.customer": "Customer (screen pop)",
+  "detail.openCrm": "Open in CRM",
   "detail.payload": "Details",
   "detail.notes": "Notes",
   "detail.addNote": "Add note",
@@ -249,6 +250,21 @@ const EN = {
   "wb.itemState.assigned": "in hand",
   "wb.itemState.wrapup": "wrap-up",
   "wb.waitingList": "Waiting list",
+  "chart.title": "Today",
+  "chart.sl": "Service level per 15 minutes",
+  "chart.volume": "Contacts per 15 minutes",
+  "chart.wait": "Average wait (ASA) per 15 minutes",
+  "chart.byType": "Cases by type",
+  "chart.bySource": "Cases by source",
+  "chart.byCustomer": "Cases by customer (top 8)",
+  "chart.none": "(none)",
+  "chart.noCases": "No cases today yet",
+  "wb.closed": "Closed",
+  "wb.open": "Open",
+  "wb.opensAt": "opens {at}",
+  "wb.closesAt": "closes {at}",
+  "wb.closedHint": "Outside business hours: the queue follows its after-hours rule",
+  "wb.openCrm": "Open in CRM",
   "wb.nothingWaiting": "Nothing is waiting.",
   "wb.waitingMore": "{n} more waiting in {queue}",
   "wb.colQueue": "Queue",
@@ -272,6 +288,8 @@ const EN = {
   "kpi.staffing_needed": "Agents needed",
   "kpi.staffed": "Agents staffed",
   "kpi.fcr": "First-contact resolution",
+  "kpi.csat": "CSAT (1-5)",
+  "wb.agentCsat": "CSAT {v} ({n})",
   "kpi.waiting": "Waiting",
   "kpi.logged_in": "Logged in",
   "kpi.routable": "Available",
@@ -404,6 +422,7 @@ const JA = {
   "detail.id": "案件",
   "detail.elapsed": "応答からの経過時間",
   "detail.customer": "お客様情報（スクリーンポップ）",
+  "detail.openCrm": "CRMで開く",
   "detail.payload": "詳細",
   "detail.notes": "メモ",
   "detail.addNote": "メモを追加",
@@ -553,6 +572,21 @@ const JA = {
   "wb.itemState.assigned": "対応中",
   "wb.itemState.wrapup": "後処理",
   "wb.waitingList": "待ち呼一覧",
+  "chart.title": "本日",
+  "chart.sl": "15分ごとのサービスレベル",
+  "chart.volume": "15分ごとの受付件数",
+  "chart.wait": "15分ごとの平均応答時間（ASA）",
+  "chart.byType": "種別ごとの案件数",
+  "chart.bySource": "受付経路ごとの案件数",
+  "chart.byCustomer": "顧客ごとの案件数（上位8件）",
+  "chart.none": "（なし）",
+  "chart.noCases": "本日の案件はまだありません",
+  "wb.closed": "受付時間外",
+  "wb.open": "受付中",
+  "wb.opensAt": "{at} に受付開始",
+  "wb.closesAt": "{at} に受付終了",
+  "wb.closedHint": "営業時間外です。キューは時間外のルールに従います",
+  "wb.openCrm": "CRMで開く",
   "wb.nothingWaiting": "待機中の案件はありません。",
   "wb.waitingMore": "{queue}でさらに{n}件待機中",
   "wb.colQueue": "キュー",
@@ -576,6 +610,8 @@ const JA = {
   "kpi.staffing_needed": "必要人数",
   "kpi.staffed": "配置人数",
   "kpi.fcr": "一次解決率",
+  "kpi.csat": "顧客満足度 (1-5)",
+  "wb.agentCsat": "満足度 {v}（{n}件）",
   "kpi.waiting": "待ち件数",
   "kpi.logged_in": "ログイン中",
   "kpi.routable": "受付可",
@@ -698,6 +734,16 @@ export function fmtClock(ms) {
   return new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit", second: "2-digit" }).format(
     new Date(ms),
   );
+}
+
+/** "Wed 09:00": a weekday and time, on the clock of `timeZone` (an IANA name) when given. */
+export function fmtWeekdayTime(ms, timeZone) {
+  const opts = { weekday: "short", hour: "2-digit", minute: "2-digit" };
+  try {
+    return new Intl.DateTimeFormat(locale(), timeZone ? { ...opts, timeZone } : opts).format(new Date(ms));
+  } catch {
+    return new Intl.DateTimeFormat(locale(), opts).format(new Date(ms));
+  }
 }
 
 export function fmtDateTime(ms) {

@@ -8,6 +8,7 @@
 import {
   $,
   channelIcon,
+  crmLink,
   h,
   icon,
   put,
@@ -16,11 +17,16 @@ import {
   statusClass,
   statusIcon,
 } from "./common.js";
+import { barChart, columnChart } from "./charts.js";
 import { Session } from "./session.js";
 import {
   fmtElapsed,
   fmtKpi,
   fmtClock,
+  fmtDuration,
+  fmtNumber,
+  fmtPercent,
+  fmtWeekdayTime,
   getLang,
   kpiLabel,
   t,
@@ -52,6 +58,8 @@ const state = {
   profileTimer: 0,
   composing: new Map(), // agent id -> Map(work id -> {until, subject}): "being answered by"
   waitRows: new Map(), // work id -> {tr, cells, drawn}
+  queueSettings: new Map(), // name -> the admin API's settings (crm_url ...)
+  charts: { data: null, loading: false, at: 0, timer: 0, seen: "" }, // the day's reports
 };
 
 const session = new Session({
@@ -129,7 +137,8 @@ function onMessage(msg) {
       return onComposing(msg);
     case "queue.removed":
     case "queue.updated":
-      return; // the next queues message carries the change
+      loadQueueSettings();
+      return; // the next queues message carries the figures
     default:
       return;
   }
@@ -157,6 +166,8 @@ function onSnapshot(msg) {
   reorder(true);
   updateSummary();
   loadProfiles();
+  loadQueueSettings();
+  loadCharts(true);
 }
 
 function queueDelta(v) {
@@ -205,10 +216,38 @@ function onQueues(list, replace = false) {
   fillQueueFilter();
 }
 
+/** Each agent's CSAT today (the kpis message's agent rows, every 5th push), on its row. */
+function paintAgentCsat(msg) {
+  if (!Array.isArray(msg.agents)) return;
+  for (const a of msg.agents) {
+    const row = state.rows.get(a.agent_id);
+    if (!row) continue;
+    const k = a.today || {};
+    let el = row.cells.name.querySelector(".a-csat");
+    if (!k.csat_count) {
+      if (el) el.remove();
+      continue;
+    }
+    if (!el) {
+      el = h("span.a-csat.badge");
+      row.cells.name.append(el);
+    }
+    setText(el, t("wb.agentCsat", { v: fmtKpi("csat", k.csat), n: k.csat_count }));
+  }
+}
+
 function onKpis(msg) {
   state.kpis = msg;
   drawKpis();
   drawQueues();
+  paintAgentCsat(msg);
+  // the charts follow the day's counts: a new contact, answer or abandon redraws them
+  const today = (msg.center && msg.center.today) || {};
+  const seen = `${today.offered}|${today.answered}|${today.abandoned}`;
+  if (seen !== state.charts.seen) {
+    state.charts.seen = seen;
+    loadCharts(false);
+  }
 }
 
 // -- profiles (queues and skills, for the filters) ------------------------------------
@@ -223,6 +262,17 @@ async function loadProfiles() {
     applyFilters();
   } catch {
     /* filters by queue and skill stay empty; the grid still works */
+  }
+}
+
+async function loadQueueSettings() {
+  if (!session.token) return;
+  try {
+    const body = await session.api("/api/v1/queues");
+    state.queueSettings = new Map((body.queues || []).map((q) => [q.name, q]));
+    drawWaiting();
+  } catch {
+    /* no CRM links; the list still works */
   }
 }
 
@@ -495,6 +545,7 @@ function redrawAll() {
   fillSkillFilter();
   drawQueues();
   drawKpis();
+  drawCharts();
   updateSummary();
 }
 
@@ -542,6 +593,7 @@ function drawQueues() {
         "article.queue-tile",
         { dataset: { queue: name }, tabindex: "0", role: "button" },
         h("header", null, h("h3.q-title", { dir: "auto" }), h("span.q-sl")),
+        h("div.q-hours", { hidden: true }, h("span.q-hours-state"), h("span.q-hours-next")),
         h("div.q-main", null, h("span.q-waiting"), h("span.q-waiting-label")),
         h("div.q-oldest", null, h("span.q-level", { "aria-hidden": "true" }), h("span.q-oldest-label"), h("strong.q-oldest-time.timer"), h("span.sr-only.q-level-text")),
         h("dl.q-stats"),
@@ -579,10 +631,11 @@ function drawQueues() {
     const kbox = tile.querySelector(".q-kpis");
     put(kbox,
       ...Object.entries(qk)
-        .filter(([k]) => ["service_level", "asa", "abandonment_rate", "staffing_needed"].includes(k))
+        .filter(([k]) => ["service_level", "asa", "abandonment_rate", "csat", "staffing_needed"].includes(k))
         .flatMap(([k, v]) => [h("dt", null, kpiLabel(k)), h("dd", { dataset: { key: k } }, fmtKpi(k, v))]),
     );
     paintOldest(tile, q);
+    paintHours(tile, q);
   });
   for (const el of [...box.children]) if (!seen.has(el.dataset.queue)) el.remove();
   drawWaiting();
@@ -633,14 +686,17 @@ function drawWaiting() {
     row.item = it;
     if (body.children[i] !== row.tr) body.insertBefore(row.tr, body.children[i] || null);
     const c = row.cells;
-    const key = `${it.queue}|${it.channel}|${it.priority}|${customerText(it.customer)}|${it.subject || ""}|${state.lang}`;
+    const crm = crmLink((state.queueSettings.get(it.queue) || {}).crm_url, it);
+    const key = `${it.queue}|${it.channel}|${it.priority}|${customerText(it.customer)}|${it.subject || ""}|${crm}|${state.lang}`;
     if (row.drawn.key !== key) {
       const q = state.queues.get(it.queue) || {};
       setText(c.queue, q.title || it.queue);
       put(c.channel, h("span.chip", { title: tChannel(it.channel) }, channelIcon(it.channel), tChannel(it.channel)));
       setText(c.priority, it.priority || 0);
       c.priority.title = t("wb.priorityHint");
-      setText(c.customer, customerText(it.customer) || "—");
+      const who = customerText(it.customer) || "—";
+      if (crm) put(c.customer, h("a.crm-link", { href: crm, target: "_blank", rel: "noopener noreferrer", title: t("wb.openCrm") }, who));
+      else setText(c.customer, who);
       setText(c.subject, it.subject || "");
       const btn = c.actions.firstChild;
       setText(btn, t("wb.pushTo"));
@@ -770,6 +826,21 @@ function openPush(wid) {
   agent.focus();
 }
 
+/** A queue with business hours: open or closed now, and when that changes
+ *  (on the queue's own clock); a queue without hours shows nothing. */
+function paintHours(tile, q) {
+  const box = tile.querySelector(".q-hours");
+  const has = typeof q.open === "boolean";
+  box.hidden = !has;
+  tile.classList.toggle("closed", has && !q.open);
+  if (!has) return;
+  box.className = `q-hours ${q.open ? "is-open" : "is-closed"}`;
+  setText(box.firstChild, t(q.open ? "wb.open" : "wb.closed"));
+  const at = q.changes_at ? fmtWeekdayTime(q.changes_at, q.time_zone) : "";
+  setText(box.lastChild, at ? t(q.open ? "wb.closesAt" : "wb.opensAt", { at }) : "");
+  box.title = q.open ? "" : t("wb.closedHint");
+}
+
 function paintOldest(tile, q) {
   const now = session.now();
   const wait = q.waiting && q.oldest_created ? Math.max(0, now - q.oldest_created) : 0;
@@ -780,6 +851,108 @@ function paintOldest(tile, q) {
   setText(tile.querySelector(".q-oldest-time"), wait ? fmtElapsed(wait) : "—");
   setText(tile.querySelector(".q-level-text"), t(`wb.level.${level}`));
   box.title = t(`wb.level.${level}`);
+}
+
+// -- charts: the day per 15 minutes, and cases by type, source and customer ------------------
+
+// At most one reading of the reports per CHART_MIN_MS however fast contacts
+// arrive (each reading folds the day's events on the server), and one every
+// CHART_EVERY_MS regardless, so the last interval's bar grows with the day.
+const CHART_MIN_MS = 10_000;
+const CHART_EVERY_MS = 60_000;
+
+function loadCharts(now) {
+  const c = state.charts;
+  clearTimeout(c.timer);
+  const wait = now ? 0 : Math.max(0, c.at + CHART_MIN_MS - Date.now());
+  c.timer = setTimeout(readCharts, wait);
+}
+
+async function readCharts() {
+  const c = state.charts;
+  if (!session.token || c.loading) return;
+  c.loading = true;
+  c.at = Date.now();
+  try {
+    const get = (group) => session.api(`/api/v1/reports/kpis?group_by=${group}`);
+    const [intervals, type, source, customer] = await Promise.all(["15m", "type", "source", "customer"].map(get));
+    c.data = { intervals, type, source, customer };
+    drawCharts();
+  } catch {
+    /* the charts keep their last picture; the next reading tries again */
+  } finally {
+    c.loading = false;
+    clearTimeout(c.timer);
+    c.timer = setTimeout(readCharts, CHART_EVERY_MS);
+  }
+}
+
+const pct = (v) => fmtPercent(v);
+const secs = (v) => fmtDuration(v);
+
+function drawCharts() {
+  const d = state.charts.data;
+  $("#charts").hidden = !d;
+  if (!d) return;
+  const rows = dayRows(d.intervals.rows || []);
+  const labels = rows.map((r) => String(r["15m"] || "").slice(11, 16));
+  columnChart($("#chart-sl"), {
+    title: t("chart.sl"),
+    labels,
+    series: [{ name: t("kpi.service_level"), values: rows.map((r) => r.service_level) }],
+    max: 1,
+    target: slTarget(),
+    format: pct,
+  });
+  const volume = [
+    ["kpi.offered", "offered"],
+    ["kpi.answered", "answered"],
+    ["kpi.abandoned", "abandoned"],
+  ];
+  columnChart($("#chart-volume"), {
+    title: t("chart.volume"),
+    labels,
+    series: volume.map(([key, col]) => ({ name: kpiLabel(col) || t(key), values: rows.map((r) => r[col] || 0) })),
+    format: (v) => fmtNumber(v),
+    integer: true,
+  });
+  put($("#legend-volume"),
+    volume.map(([, col], k) => h("span.legend-item", null, h(`span.swatch.series-${k}`, { "aria-hidden": "true" }), kpiLabel(col))),
+  );
+  columnChart($("#chart-wait"), {
+    title: t("chart.wait"),
+    labels,
+    series: [{ name: kpiLabel("asa"), values: rows.map((r) => r.asa) }],
+    format: secs,
+  });
+  for (const [id, report, key] of [
+    ["#chart-type", d.type, "type"],
+    ["#chart-source", d.source, "source"],
+    ["#chart-customer", d.customer, "customer"],
+  ]) {
+    const bars = (report.rows || [])
+      .filter((r) => (r.offered || 0) > 0)
+      .map((r) => ({ label: r[key] ? (key === "source" ? tChannel(r[key]) : r[key]) : t("chart.none"), value: r.offered }));
+    const svg = $(id);
+    barChart(svg, { title: `${t(`chart.by${key[0].toUpperCase()}${key.slice(1)}`)}`, rows: bars, format: (v) => fmtNumber(v) });
+    svg.parentElement.classList.toggle("empty", bars.length === 0);
+    svg.parentElement.dataset.empty = t("chart.noCases");
+  }
+}
+
+/** The day's quarter hours from the hour of the first contact on (a quiet
+ *  night would squeeze the day into a corner), at least the last two hours. */
+function dayRows(rows) {
+  let first = rows.findIndex((r) => (r.offered || 0) + (r.answered || 0) + (r.abandoned || 0) > 0);
+  if (first < 0) first = rows.length;
+  first = Math.max(0, Math.min(first, rows.length - 8));
+  return rows.slice(first - (first % 4));
+}
+
+/** The service-level goal drawn on its chart: the queues' target when they share one. */
+function slTarget() {
+  const targets = new Set([...state.queueSettings.values()].map((q) => q.service_level_target));
+  return targets.size === 1 ? [...targets][0] : 0.8;
 }
 
 // -- KPIs ------------------------------------------------------------------------------
@@ -845,6 +1018,7 @@ const KPI_ORDER = [
   "utilisation",
   "utilization",
   "fcr",
+  "csat",
   "offered",
   "answered",
   "abandoned",

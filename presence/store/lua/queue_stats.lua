@@ -5,7 +5,8 @@
 -- ARGV[1] now (ms)  ARGV[2] waiting items listed per queue (absent or 0: none)
 -- Reply: msgpack list of {name, title, priority, waiting, oldest_created,
 --        ready, members, logged_in, routable, service_level_seconds
---        [, items: the first waiting items, `waiting_list` in _lib_queue.lua]}
+--        [, items: the first waiting items, `waiting_list` in _lib_queue.lua]
+--        [, open, changes_at, time_zone: for a queue with business hours]}
 local limit = num(ARGV[2])
 local out = {}
 for _, q in ipairs(redis.call('ZRANGE', key('queues'), 0, -1, 'REV')) do
@@ -38,6 +39,14 @@ for _, q in ipairs(redis.call('ZRANGE', key('queues'), 0, -1, 'REV')) do
                    logged_in = logged, routable = routable,
                    service_level_seconds = num(h.service_level_seconds, 20)}
   if limit > 0 then out[#out].items = waiting_list(q, limit) end
+  if plan_of(q) then
+    -- business hours: open now or not, and when that changes (0: not within the plan)
+    local open, change = queue_open(q, NOW)
+    out[#out].open = open
+    out[#out].changes_at = change
+    local tz = redis.call('HGET', key('queue', q), 'time_zone')
+    if tz and tz ~= '' then out[#out].time_zone = tz end
+  end
 end
 if #out == 0 then return cmsgpack.pack({}) end
 return cmsgpack.pack(out)
