@@ -487,7 +487,10 @@ class Stack:
 async def seed_agents(
     redis_url: str, center_id: str, ids: Iterable[str], queues: Sequence[str], capacity: int = 100
 ) -> int:
-    """Create agents through the store's own `agent_put` script, 50 at a time (the pool holds 256)."""
+    """Create agents through the store's own `agent_put` script, 50 at a time.
+
+    (200 at a time opened 200 connections at once, and on a busy host the
+    last ones missed the client's 2-second connect timeout.)"""
     from presence.store import Store
     from presence.store.client import open_redis
 

@@ -89,13 +89,21 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
             url = await asyncio.to_thread(embedded.start)
         secret = settings.secret or load_or_create_secret(settings.data_dir)[0]
         redis = await open_redis(url, settings.redis_mode)
-        # the socket starts let in at once, and the background tasks
-        await warm(redis, STARTS_AT_ONCE + 16)
-        # acknowledged changes reach a replica first, where the shard has one
-        replication = Replication(redis, settings.wait_replicas, settings.wait_timeout)
-        store = Store(redis, center.id, clock=clock, replication=replication, timezone=settings.timezone)
-        await store.sync_center(center, retention_days=settings.retention_days)
-        await case_store.sync_config(store, center)
+        try:
+            # the socket starts let in at once, and the background tasks
+            await warm(redis, STARTS_AT_ONCE + 16)
+            # acknowledged changes reach a replica first, where the shard has one
+            replication = Replication(redis, settings.wait_replicas, settings.wait_timeout)
+            store = Store(redis, center.id, clock=clock, replication=replication, timezone=settings.timezone)
+            await store.sync_center(center, retention_days=settings.retention_days)
+            await case_store.sync_config(store, center)
+        except BaseException:
+            # a start that fails writing the center leaves no connection open
+            # (an app served in a test process outlives its failed start)
+            await redis.aclose()
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+            raise
         dispatcher = Dispatcher(store)
         hub = Hub(store, settings)
         hub.wake = dispatcher.wake

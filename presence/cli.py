@@ -1,4 +1,4 @@
-"""The `presence` command: serve, token, check, backup, restore, archive.
+"""The `presence` command: serve, token, check, backup, restore, archive, retain.
 
 `presence serve` binds its port, starts the embedded Redis (when REDIS_URL
 is unset) and reads or creates the secret (when PRESENCE_SECRET is unset)
@@ -436,6 +436,41 @@ def cmd_archive(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _retain(url: str, mode: str, center_id: str, days: float) -> int:
+    from presence.store import Store
+    from presence.store.archive import retain_all
+    from presence.store.client import open_redis
+
+    redis = await open_redis(url, mode, patience=5.0)
+    try:
+        store = Store(redis, center_id)
+        if not await store.exists():
+            raise Refused(f"center {center_id!r} has no data in the Redis at {url.split('@')[-1]}")
+        # the scripts read the retention from the center's rules (sync_center)
+        await redis.hset(store.keys.rules, "retention_ms", int(days * 86_400_000))
+        return await retain_all(store)
+    finally:
+        await redis.aclose()
+
+
+def cmd_retain(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    center_id = args.center or load_center(settings.center_config).id
+    if settings.retention_days <= 0:
+        raise Refused("PRESENCE_RETENTION_DAYS is 0 (keep forever): there is no expiry to give")
+    url, embedded = _open_redis(settings, "retain")
+    try:
+        n = asyncio.run(_retain(url, settings.redis_mode, center_id, settings.retention_days))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(
+        f"{n} finished items of center {center_id} had no expiry; they expire "
+        f"{settings.retention_days:g} days after they ended (at once if that has passed)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="presence", description="Agent presence and omni-channel routing server")
     sub = p.add_subparsers(dest="command", required=True)
@@ -485,6 +520,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--dir", help="folder (default PRESENCE_ARCHIVE_DIR); files go to DIR/<center>/")
     a.add_argument("--center", help="center id (default: the one in PRESENCE_CONFIG)")
     a.set_defaults(func=cmd_archive)
+
+    k = sub.add_parser(
+        "retain", help="give finished items kept from before PRESENCE_RETENTION_DAYS the expiry it sets"
+    )
+    k.add_argument("--center", help="center id (default: the one in PRESENCE_CONFIG)")
+    k.set_defaults(func=cmd_retain)
     return p
 
 

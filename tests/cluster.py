@@ -178,7 +178,8 @@ class LocalCluster:
         return out
 
     def wait_ok(self, timeout: float = 30.0) -> None:
-        """Until every live node says the cluster is ok and they agree on the slots."""
+        """Until every live node says the cluster is ok, they agree on the slots and
+        every replica's link to its primary is up."""
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
@@ -189,7 +190,13 @@ class LocalCluster:
                     with n.client() as c:
                         info = c.execute_command("CLUSTER INFO")
                         state = info["cluster_state"] if isinstance(info, dict) else ""
-                        if "cluster_state:ok" in str(info) or state == "ok":
+                        repl = c.info("replication")
+                        if repl.get("role") == "slave" and repl.get("master_link_status") != "up":
+                            # a replica not yet in sync: a server starting now has its
+                            # first WAIT (PRESENCE_REDIS_WAIT_REPLICAS) unacknowledged
+                            ok = False
+                            last = f"a replica's link to its primary is {repl.get('master_link_status')}"
+                        elif "cluster_state:ok" in str(info) or state == "ok":
                             views.add(
                                 str(sorted((s[0], s[1], s[2][1]) for s in c.execute_command("CLUSTER SLOTS")))
                             )

@@ -33,7 +33,6 @@ import httpx
 import msgpack
 import msgspec
 import orjson
-import redis.asyncio
 import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -42,7 +41,7 @@ from presence import protocol
 from presence.auth import mint
 from presence.config import Settings
 from presence.store.keys import Keys
-from tests.helpers import free_port, http
+from tests.helpers import free_port, http, redis_sync
 
 SECRET = "test-secret-0123456789abcdef0123456789"
 JSON = "presence.v1.json"
@@ -241,7 +240,9 @@ class InProcessServer(ServerProcess):
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._log: logging.Handler | None = None
+        self._levels: dict[str, int] = {}
         self._gc = gc.get_threshold()
+        self.failure: BaseException | None = None
 
     def start(self, timeout: float = 20.0) -> InProcessServer:
         from presence.app import create_app
@@ -268,7 +269,8 @@ class InProcessServer(ServerProcess):
         self.port = sock.getsockname()[1]
         self._log = logging.FileHandler(self.log_path, encoding="utf-8")
         self._log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        for name in ("presence", "uvicorn"):
+        self._levels = {name: logging.getLogger(name).level for name in ("presence", "uvicorn")}
+        for name in self._levels:
             logging.getLogger(name).addHandler(self._log)
             logging.getLogger(name).setLevel(logging.INFO)
         # as `presence serve` configures uvicorn (presence/cli.py, _serve)
@@ -289,8 +291,11 @@ class InProcessServer(ServerProcess):
         server = self._server
 
         def run() -> None:
+            # a failed start ends in SystemExit (uvicorn's); start() reports it with the log
             try:
                 server.run(sockets=[sock])
+            except BaseException as exc:
+                self.failure = exc
             finally:
                 sock.close()
 
@@ -300,7 +305,9 @@ class InProcessServer(ServerProcess):
         while time.monotonic() < deadline:
             if not self._thread.is_alive():
                 self.stop()
-                raise RuntimeError(f"in-process server stopped while starting:\n{self.logs()}")
+                raise RuntimeError(
+                    f"in-process server stopped while starting ({self.failure!r}):\n{self.logs()}"
+                )
             try:
                 if http().get(f"{self.http}/readyz", timeout=1.0).status_code == 200:
                     return self
@@ -321,8 +328,9 @@ class InProcessServer(ServerProcess):
             gc.unfreeze()
             gc.set_threshold(*self._gc)
         if self._log is not None:
-            for name in ("presence", "uvicorn"):
+            for name, level in self._levels.items():
                 logging.getLogger(name).removeHandler(self._log)
+                logging.getLogger(name).setLevel(level)
             self._log.close()
             self._log = None
         return 0
@@ -464,15 +472,12 @@ async def sockets_of(server: ServerProcess, agent_id: str, conns: int, timeout: 
     period runs from that release, so a test that then advances a driven
     clock waits for it first.
     """
-    client = redis.asyncio.Redis.from_url(server.redis_url)
     key = Keys(server.center_id).agent(agent_id)
-    try:
+    with redis_sync(server.redis_url) as client:
         deadline = time.monotonic() + timeout
-        while int(await client.hget(key, "conns") or 0) != conns:
+        while int(client.hget(key, "conns") or 0) != conns:
             assert time.monotonic() < deadline, f"{agent_id} still has a socket count other than {conns}"
             await asyncio.sleep(0.01)
-    finally:
-        await client.aclose()
 
 
 async def available(client: WsClient, status: str = "Available", reason: str = "") -> None:

@@ -134,7 +134,11 @@ async def get_work(request: Request) -> Response:
         raise Problem(403, "an agent may only read its own work items", code="forbidden")
     item["id"] = item["work_id"]
     # the case (fields, comments, messages) and, while queued, position and expected wait
-    item.update(await cases.details(ctx_of(request).store, wid, item))
+    ctx = ctx_of(request)
+    item.update(await cases.details(ctx.store, wid, item))
+    if "case" in item:
+        # the customer's signed status link, for staff to pass on ({case.status_url} in a template)
+        item["status_path"] = cases.status_path(ctx.secret, ctx.store.keys.center, wid)
     return json(item)
 
 

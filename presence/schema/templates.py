@@ -31,6 +31,7 @@ PLACEHOLDERS: Final = (
     "case.id",
     "case.subject",
     "case.status",
+    "case.status_url",
     "queue.name",
     "queue.title",
     "channel",

@@ -150,6 +150,7 @@ class Store:
         """Write statuses, channels and rules; seed queues and agents once.
         `retention_days`: how long a finished item is kept (0: forever), read
         by the script that finishes it (``retain`` in _lib_work.lua)."""
+        await self.scripts.load()
         k = self.keys
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(k.anchor, "1")

@@ -1,7 +1,8 @@
 """The Redis reads of the archive (presence/services/archive.py): which items
 finished in a time range, and each one whole (item, history, case, comments,
-customer messages), before the retention (PRESENCE_RETENTION_DAYS) lets
-them expire.
+customer messages, replies), before the retention (PRESENCE_RETENTION_DAYS) lets
+them expire; and the retention given to items that finished without one
+(`retain_all`, ``presence retain``).
 
 Finished items are found by a SCAN of the center's item hashes, not by the
 event stream, so an item older than the stream's days (PRESENCE_HISTORY_DAYS)
@@ -29,31 +30,49 @@ def _unpack(raw: Any) -> Any:
         return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
 
-async def finished_between(store: Store, start_ms: int, end_ms: int) -> list[tuple[int, str]]:
-    """(ended at ms, work id) of every item that ended in [start, end), in order."""
+async def _item_ids(store: Store) -> list[bytes]:
+    """The id of every item of the center (a SCAN of its `work:<id>` hashes,
+    not their `:history` or `:declined`, nor `work:open`)."""
     prefix = store.keys.work("")
-    # `work:<id>` only: not its `:history`, `:declined`, nor `work:open`
     pattern = re.sub(r"([\\*?\[\]])", r"\\\1", prefix) + "*"
     open_key = store.keys.work_open.encode()
     ids: list[bytes] = []
     async for k in store.redis.scan_iter(match=pattern, count=1000, _type="hash"):
         if k != open_key and b":" not in k[len(prefix) :]:
-            ids.append(k)
+            ids.append(k[len(prefix) :])
+    return ids
+
+
+async def finished_between(store: Store, start_ms: int, end_ms: int) -> list[tuple[int, str]]:
+    """(ended at ms, work id) of every item that ended in [start, end), in order."""
+    ids = await _item_ids(store)
     out: list[tuple[int, str]] = []
     for i in range(0, len(ids), PAGE):
         pipe = store.redis.pipeline(transaction=False)
-        for k in ids[i : i + PAGE]:
-            pipe.hmget(k, "state", "ended_at")
-        for k, (state, ended) in zip(ids[i : i + PAGE], await pipe.execute(), strict=True):
+        for wid in ids[i : i + PAGE]:
+            pipe.hmget(store.keys.work(wid.decode()), "state", "ended_at")
+        for wid, (state, ended) in zip(ids[i : i + PAGE], await pipe.execute(), strict=True):
             if state in FINAL and ended and start_ms <= int(float(ended)) < end_ms:
-                out.append((int(float(ended)), k[len(prefix) :].decode()))
+                out.append((int(float(ended)), wid.decode()))
     return sorted(set(out))
+
+
+async def retain_all(store: Store) -> int:
+    """Give every finished item without an expiry the one the retention would
+    have given it (``work_retain.lua``); returns how many got one."""
+    ids = await _item_ids(store)
+    n = 0
+    for i in range(0, len(ids), PAGE):
+        reply = await store.scripts.call("work_retain", store.keys.prefix, store.now_ms(), *ids[i : i + PAGE])
+        n += int(reply[0])
+    return n
 
 
 async def records(store: Store, work_ids: list[str]) -> list[dict[str, Any]]:
     """Each item whole: {"work": the item with its history, "case": its case
-    fields or None, "comments": [...], "messages": [...]}; an item gone since
-    it was listed is left out."""
+    fields or None, "comments": [...], "messages": [...], "replies": [...]
+    (the agents' replies sent to the customer)}; an item gone since it was
+    listed is left out."""
     out: list[dict[str, Any]] = []
     k = store.keys
     for i in range(0, len(work_ids), PAGE):
@@ -65,9 +84,10 @@ async def records(store: Store, work_ids: list[str]) -> list[dict[str, Any]]:
             pipe.hgetall(k.case(wid))
             pipe.lrange(k.case_comments(wid), 0, -1)
             pipe.lrange(k.case_messages(wid), 0, -1)
+            pipe.lrange(k.case_replies(wid), 0, -1)
         raw = await pipe.execute()
         for j in range(len(page)):
-            h, hist, case, comments, messages = raw[5 * j : 5 * j + 5]
+            h, hist, case, comments, messages, replies = raw[6 * j : 6 * j + 6]
             if not h:
                 continue
             work = store.work_view(h)
@@ -78,6 +98,7 @@ async def records(store: Store, work_ids: list[str]) -> list[dict[str, Any]]:
                     "case": {kk.decode(): v.decode("utf-8", "replace") for kk, v in case.items()} or None,
                     "comments": [_unpack(x) for x in comments],
                     "messages": [_unpack(x) for x in messages],
+                    "replies": [_unpack(x) for x in replies],
                 }
             )
     return out

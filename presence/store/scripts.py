@@ -20,13 +20,13 @@ import hashlib
 import itertools
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.exceptions import OutOfMemoryError, ResponseError
 
 from presence.protocol import REF_KEPT_SECONDS
 from presence.store.client import Client, shard_of
@@ -285,6 +285,14 @@ class Scripts:
         self._loading: dict[str | None, asyncio.Future[None]] = {}
         self._inline = (0, 0)
         self._on_more: Callable[[list[str]], None] | None = None
+
+    async def load(self) -> None:
+        """Load the library on every primary now (a server's start), so no
+        first call pays for it and a replica promoted later already has it.
+        A full Redis refuses the load: then what is there is called, and a
+        call that finds nothing loads it on its own shard (`_fcall`)."""
+        with suppress(OutOfMemoryError):
+            await self._load()
 
     async def _load(self, prefix: str | None = None) -> None:
         # Concurrent first calls (a seeding burst of hundreds) share one

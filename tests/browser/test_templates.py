@@ -35,6 +35,15 @@ def test_templates_are_offered_filtered_and_filled(context: Any, server: ServerP
             "greet-en",
             {"name": "Greeting", "text": "Dear {customer.name},", "kind": "reply", "language": "en"},
         ),
+        (
+            "status-link",
+            {
+                "name": "Status link",
+                "text": "Follow it here: {case.status_url}",
+                "kind": "reply",
+                "channels": ["chat"],
+            },
+        ),
         ("email-only", {"name": "Email sign-off", "text": "Regards", "kind": "reply", "channels": ["email"]}),
         ("billing", {"name": "Billing only", "text": "x", "queues": ["billing"]}),
         (
@@ -61,7 +70,11 @@ def test_templates_are_offered_filtered_and_filled(context: Any, server: ServerP
 
     reply = page.locator("#reply-template")
     # a Japanese-speaking customer on chat in support: the Japanese greeting only
-    expect(reply.locator("option")).to_have_text(["Insert a template…", "ご挨拶"])
+    expect(reply.locator("option")).to_have_text(["Insert a template…", "Status link", "ご挨拶"])
+    reply.select_option(label="Status link")
+    link = page.locator("#reply-text").input_value()
+    assert link.startswith(f"Follow it here: {server.http}/status/{wid}.0."), link
+    page.fill("#reply-text", "")
     reply.select_option(label="ご挨拶")
     expect(page.locator("#reply-text")).to_have_value(
         f"田中 健二 様\n担当のAlice Andersenです（受付番号 {wid}）。"

@@ -11,6 +11,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,8 @@ import pytest
 
 from presence.embedded import EmbeddedRedis
 from presence.store.keys import Keys
-from tests.cluster import REDIS_MODES, redis_of
 from tests.harness import ServerProcess, agent, available, post_work, token
-from tests.helpers import redis_sync
+from tests.helpers import REDIS_MODES, redis_of, redis_sync
 from tests.integration.conftest import ServerFactory
 
 pytestmark = pytest.mark.timeout(120)
@@ -86,6 +86,14 @@ def contents(url: str, center: str) -> dict[bytes, Any]:
         r.close()
 
 
+def lasting(keys: dict[bytes, Any], margin_ms: int = 10_000) -> dict[bytes, Any]:
+    """The keys that do not expire within `margin_ms` (short-lived ones, such
+    as an action's retry record, may expire between two reads; a restored key
+    keeps its absolute expiry, so both copies lose them at the same moment)."""
+    now = int(time.time() * 1000)
+    return {k: v for k, v in keys.items() if v[2] == -1 or v[2] > now + margin_ms}
+
+
 def _post(server: ServerProcess, path: str, body: dict[str, Any]) -> httpx.Response:
     auth = {"Authorization": f"Bearer {token('service', 'crm')}"}
     return httpx.post(f"{server.http}{path}", json=body, headers=auth, timeout=10)
@@ -142,7 +150,8 @@ async def test_backup_restore_into_a_new_data_folder_and_back(
     external = {"REDIS_URL": redis_server, "PRESENCE_CONFIG": str(server.config)}
     done = presence("backup", str(tmp_path / "bk"), env=external)
     assert done.returncode == 0, done.stderr
-    assert f"{len(original)} keys" in done.stdout
+    copied = int(done.stdout.split(": ")[1].split(" keys")[0])
+    assert len(lasting(original)) <= copied <= len(original), done.stdout
 
     # restored into a new data folder: its embedded Redis
     new = {"PRESENCE_DATA_DIR": str(tmp_path / "new"), "PRESENCE_CONFIG": str(server.config)}
@@ -153,7 +162,7 @@ async def test_backup_restore_into_a_new_data_folder_and_back(
     embedded = EmbeddedRedis(tmp_path / "new")
     try:
         url = embedded.start()
-        assert contents(url, cid) == original
+        assert lasting(contents(url, cid)) == lasting(original)
     finally:
         embedded.stop()
 
@@ -171,7 +180,7 @@ async def test_backup_restore_into_a_new_data_folder_and_back(
         r.close()
     done = presence("restore", "--replace", str(tmp_path / "bk2"), env=external)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert contents(redis_server, cid) == original
+    assert lasting(contents(redis_server, cid)) == lasting(original)
 
 
 def test_a_damaged_or_missing_backup_is_refused(tmp_path: Path, redis_server: str) -> None:

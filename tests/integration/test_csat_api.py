@@ -7,14 +7,23 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from presence.auth import sign_link
 from presence.services.cases import SURVEY_LINK
 from tests.harness import SECRET as SERVER_SECRET
 from tests.harness import agent, available, supervisor, token
-from tests.helpers import free_port
+from tests.helpers import REDIS_MODES, free_port, redis_of
 from tests.integration import channels_http
 from tests.integration.conftest import ServerFactory
 from tests.integration.test_webhooks import SECRET, Receiver, server_center
+
+
+@pytest.fixture(params=REDIS_MODES)
+def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
+    """Every test here runs on a standalone Redis and on a cluster."""
+    return redis_of(request, redis_server)
+
 
 SVC = {"Authorization": f"Bearer {token('service', 'gw')}"}
 SUP = {"Authorization": f"Bearer {token('supervisor', 'sue')}"}

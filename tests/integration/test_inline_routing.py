@@ -150,8 +150,8 @@ async def test_an_intake_and_a_completion_route_in_their_own_call(
 ) -> None:
     inline, _, more, _ = pair
     calls = inline.batched["work_complete"]
-    pubsub = inline.pubsub()
-    await pubsub.subscribe(inline.keys.events_channel)
+    pubsub = inline.redis.pubsub()
+    await pubsub.ssubscribe(inline.keys.events_channel)
     # room for four chats: two for a0, one each for a1 and a2
     ids = [new_work_id() for _ in range(5)]
     for wid in ids:

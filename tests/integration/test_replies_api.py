@@ -9,12 +9,20 @@ import hashlib
 import hmac
 
 import httpx
+import pytest
 
 from tests.harness import ServerProcess, agent, available, get_work, supervisor, token
-from tests.helpers import free_port
+from tests.helpers import REDIS_MODES, free_port, redis_of
 from tests.integration import channels_http
 from tests.integration.conftest import ServerFactory
 from tests.integration.test_webhooks import SECRET, Receiver
+
+
+@pytest.fixture(params=REDIS_MODES)
+def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
+    """Every test here runs on a standalone Redis and on a cluster."""
+    return redis_of(request, redis_server)
+
 
 SVC = {"Authorization": f"Bearer {token('service', 'gw')}"}
 
@@ -194,3 +202,28 @@ async def test_an_item_without_a_case_has_nothing_to_reply_on(server: ServerProc
     r = await alice.request({"type": "work.reply", "work_id": wid, "text": "hi"})
     assert r["type"] == "error" and r["code"] == "not_found" and "no case" in r["message"], r
     await alice.request({"type": "work.complete", "work_id": wid})
+
+
+async def test_the_composing_mark_ends_when_the_item_leaves_the_agent(server: ServerProcess) -> None:
+    alice = await agent(server, "alice")
+    sup = await supervisor(server)
+    await available(alice)
+    for n, leave in enumerate(
+        ({"type": "work.complete"}, {"type": "work.transfer", "to_queue": "billing", "note": "billing"})
+    ):
+        r = channels_http.post(
+            f"{server.http}/api/v1/channels/chat/messages",
+            json={"conversation_id": f"lv-{n}", "from": "u1", "text": "hi"},
+            headers=SVC,
+        )
+        wid = r.json()["id"]
+        await alice.expect(lambda m, wid=wid: m["type"] == "offer" and m["work_id"] == wid)
+        await alice.request({"type": "offer.accept", "work_id": wid})
+        await alice.request({"type": "work.composing", "work_id": wid})
+        assert (await sup.expect("case.composing"))["composing"] is True
+        r = await alice.request({**leave, "work_id": wid})
+        assert r["type"] == "ok", r
+        gone = await sup.expect("case.composing")
+        assert gone["composing"] is False and gone["work_id"] == wid
+        assert "composing" not in get_work(server, wid)["case"]
+    await alice.request({"type": "status.set", "status": "Away"})

@@ -6,9 +6,13 @@ gone is still right, from the roll-ups."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +23,7 @@ from presence.kpi.rollup import HOUR_MS, Rollup, read_rollups
 from presence.store import Store, new_work_id
 from presence.store import cases as case_store
 from presence.store.keys import Keys
-from tests.harness import agent, available, post_work, token
+from tests.harness import agent, available, post_work, token, write_center
 from tests.integration.conftest import ServerFactory
 
 DAY_MS = 86_400_000
@@ -244,3 +248,66 @@ async def test_a_report_of_expired_items_is_right(server_factory: ServerFactory,
         assert "support,3,3" in csv.content.decode("utf-8-sig")
     finally:
         await client.aclose()
+
+
+async def test_items_kept_from_before_get_their_expiry(redis_server: str, tmp_path: Path) -> None:
+    # a center that ran without a retention: finished items have no TTL
+    clock = [time.time() - 3 * 86400]
+    store = await _store(redis_server, 0)
+    store.clock = lambda: clock[0]
+    try:
+        old = await _in_hand(store)
+        await store.complete("a0", old, "solved")  # three days ago
+        clock[0] = time.time()
+        recent = await _in_hand(store)
+        await store.complete("a0", recent, "solved")
+        held = await _in_hand(store)
+        assert await store.redis.pttl(store.keys.work(recent)) == -1
+        path, _ = write_center(tmp_path / "c.toml", center_id=store.keys.center)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "PRESENCE_"))}
+        env.update(REDIS_URL=redis_server, PRESENCE_CONFIG=str(path), PRESENCE_RETENTION_DAYS="2")
+        run = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "presence", "retain"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0, run.stderr
+        assert "2 finished items" in run.stdout, run.stdout
+        # the recent one expires two days after it ended; the old one's time had passed
+        assert _near(await store.redis.pttl(store.keys.work(recent)), 2 * DAY_MS)
+        assert _near(await store.redis.pttl(store.keys.work_history(recent)), 2 * DAY_MS)
+        await asyncio.sleep(0.05)
+        assert await store.redis.exists(store.keys.work(old), store.keys.work_history(old)) == 0
+        assert await store.redis.pttl(store.keys.work(held)) == -1
+        await store.complete("a0", held, "solved")
+        assert _near(await store.redis.pttl(store.keys.work(held)), 2 * DAY_MS)
+    finally:
+        await store.redis.aclose()
+
+
+async def test_a_case_s_replies_expire_with_it(store: Store) -> None:
+    wid = new_work_id()
+    await case_store.intake(
+        store,
+        work_id=wid,
+        queue="q",
+        channel="chat",
+        priority=0,
+        data={"subject": "hi"},
+        skills={},
+        case={"subject": "hi"},
+        message={"channel": "chat", "text": "hello"},
+        dedupe="",
+        lookup=[],
+        register=[],
+    )
+    await store.route(["q"])
+    await store.accept("a0", wid)
+    await case_store.reply(store, wid, "a0", "Hello, how can I help?")
+    assert await store.redis.pttl(store.keys.case_replies(wid)) == -1  # in hand: kept
+    await store.complete("a0", wid, "solved")
+    assert _near(await store.redis.pttl(store.keys.case_replies(wid)), 2 * DAY_MS)
+    assert _near(await store.redis.pttl(store.keys.case_messages(wid)), 2 * DAY_MS)

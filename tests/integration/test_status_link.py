@@ -7,8 +7,18 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.harness import ServerProcess, agent, available, token
+from tests.helpers import REDIS_MODES, redis_of
 from tests.integration import channels_http
+
+
+@pytest.fixture(params=REDIS_MODES)
+def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
+    """Every test here runs on a standalone Redis and on a cluster."""
+    return redis_of(request, redis_server)
+
 
 SVC = {"Authorization": f"Bearer {token('service', 'gw')}"}
 
@@ -40,6 +50,8 @@ async def test_status_link_shows_the_case_and_takes_a_message(server: ServerProc
     await alice.request({"type": "work.note", "work_id": wid, "text": "INTERNAL: warranty expired"})
     await alice.request({"type": "work.reply", "work_id": wid, "text": "Please send us a photo."})
 
+    staff = channels_http.get(f"{server.http}/api/v1/work/{wid}", headers=SVC).json()
+    assert server.http + staff["status_path"] == url
     token_part = url.rsplit("/", 1)[1]
     api = f"{server.http}/status/{token_part}"
     view = channels_http.get(api, headers={"Accept": "application/json"}).json()

@@ -1268,6 +1268,7 @@ function fillTemplate(text, w) {
     "case.id": w.work_id,
     "case.subject": w.subject,
     "case.status": kase.status,
+    "case.status_url": state.detail && state.detail.status_path ? location.origin + state.detail.status_path : "",
     "queue.name": w.queue,
     "queue.title": q.title || w.queue,
     channel: w.channel,

@@ -28,7 +28,10 @@
 local KEYS, ARGV, P, NOW, EVENTS
 -- The history streams are trimmed by time (PRESENCE_HISTORY_DAYS) by
 -- presence/kpi/rollup.py, never before their hours are rolled up; this cap
--- is only a last guard against a center whose roll-up never runs.
+-- is only a last guard against a center whose roll-up never runs. It is
+-- applied by sweep.lua (XTRIM, a few times a second), not by each XADD:
+-- an XADD with MAXLEN cost four times one without, and is written to the
+-- AOF with its exact length.
 local LOG_MAX = 50000000
 
 -- How each part empties its per-call caches; `enter` runs them all (a cache
@@ -65,11 +68,27 @@ end
 -- The fields `names` (a list) of hash `k`, by name, read with one HMGET. An
 -- absent field reads false, as HMGET's nil does in Lua, so `r.f or x` and
 -- `if r.f` mean what they meant on the positional reply.
+--
+-- Hot (a dozen per assignment, up to 20 fields): filling an empty table
+-- field by field rehashed it at every power of two, which cost three times
+-- the HMGET itself. Each list of names gets a constructor compiled once (a
+-- table literal, sized at creation), kept by the list's text; the kept
+-- constructors are forgotten past MAKERS_MAX lists (skill combinations).
+local makers, n_makers, MAKERS_MAX = {}, 0, 512
+local function maker(names)
+  local sig = table.concat(names, '\0')
+  local mk = makers[sig]
+  if not mk then
+    local parts = {}
+    for i = 1, #names do parts[i] = string.format('[%q] = r[%d]', names[i], i) end
+    mk = loadstring('return function(r) return {' .. table.concat(parts, ', ') .. '} end')()
+    if n_makers >= MAKERS_MAX then makers, n_makers = {}, 0 end
+    makers[sig], n_makers = mk, n_makers + 1
+  end
+  return mk
+end
 local function hmget(k, names)
-  local raw = redis.call('HMGET', k, unpack(names))
-  local r = {}
-  for i = 1, #names do r[names[i]] = raw[i] end
-  return r
+  return maker(names)(redis.call('HMGET', k, unpack(names)))
 end
 
 -- Publish one event to every process. The message is a msgpack array of the
@@ -210,7 +229,7 @@ local function record(ev, wid)
     args[#args + 1] = f
     args[#args + 1] = tostring(v)
   end
-  redis.call('XADD', key('stream', 'events'), 'MAXLEN', '~', LOG_MAX, '*', unpack(args))
+  redis.call('XADD', key('stream', 'events'), '*', unpack(args))
   if wid then
     if pending_history then
       local entries = pending_history[wid]

@@ -7,6 +7,7 @@
 -- webhook_abandoned), so those helpers hold no webhook code of their own.
 -- Relies on _lib_core.lua (key, NOW) and _lib_config.lua (settings).
 
+-- the most deliveries a webhook's stream keeps (sweep.lua trims, like LOG_MAX)
 local HOOK_MAX = 1000000
 -- The webhooks' subscriptions (name -> event types), kept with the
 -- center's settings (_lib_config.lua): read once per change of them.
@@ -48,9 +49,9 @@ local function hook(kind, hdr, blob)
           packed = cmsgpack.pack(hdr)
         end
         if blob then
-          redis.call('XADD', key('webhook', name), 'MAXLEN', '~', HOOK_MAX, '*', 'h', packed, 'i', blob)
+          redis.call('XADD', key('webhook', name), '*', 'h', packed, 'i', blob)
         else
-          redis.call('XADD', key('webhook', name), 'MAXLEN', '~', HOOK_MAX, '*', 'h', packed)
+          redis.call('XADD', key('webhook', name), '*', 'h', packed)
         end
         break
       end

@@ -17,11 +17,10 @@ end
 local until_ms = 0
 if on then
   until_ms = NOW + ttl
-  redis.call('HSET', ck, 'composing', aid, 'composing_until', until_ms)
-else
-  if not redis.call('HGET', ck, 'composing') then return {'ok', 0} end
-  redis.call('HDEL', ck, 'composing', 'composing_until')
+elseif not redis.call('HGET', ck, 'composing') then
+  return {'ok', 0}
 end
+case_composing(wid, aid, until_ms)
 emit({type = 'case.composing', sup = 1, to = aid, work_id = wid, agent_id = aid,
       name = redis.call('HGET', key('agent', aid), 'name') or aid, composing = on, until_ms = until_ms,
       subject = redis.call('HGET', ck, 'subject') or '', queue = it.queue or '', channel = it.channel or ''})

@@ -37,11 +37,9 @@ local reply = {author = aid, text = text, ts = NOW, message = n, channel = it.ch
 local count = redis.call('RPUSH', rk, cmsgpack.pack(reply))
 redis.call('HSET', ck, 'answered', n, 'answered_by', aid, 'answered_at', NOW, 'replies', count,
            'updated', NOW)
-if c.composing then
-  redis.call('HDEL', ck, 'composing', 'composing_until')
-  emit({type = 'case.composing', sup = 1, to = aid, work_id = wid, agent_id = aid, composing = false,
-        until_ms = 0})
-end
+-- the item knows it has replies: its retention covers them (retain, _lib_work.lua)
+redis.call('HSET', key('work', wid), 'replied', 1)
+if c.composing then case_released(wid, aid) end
 emit({type = 'work.reply', to = aid, work_id = wid, reply = reply})
 record({ev = 'reply', work = wid, agent = aid, queue = it.queue or '', channel = it.channel or '',
         message = n, again = again and 1 or 0}, wid)
