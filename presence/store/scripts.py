@@ -130,6 +130,7 @@ REMEMBERED = frozenset(
         "agent_status",
         "call_control",
         "call_end",
+        "case_csat",
         "case_intake",
         "case_status",
         "customer_put",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import OutOfMemoryError, RedisError
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from presence import protocol
 from presence.auth import AuthError, Claims, bearer, verify
@@ -217,6 +217,14 @@ class Role:
         return self.endpoint.role
 
 
+async def _failed(ws: WebSocket, role: Role, conn: Conn) -> None:
+    """A socket the server failed on (called while handling the exception):
+    logged once with its traceback, closed 1011."""
+    log.exception("%s socket of %s failed", role.name, conn.subject)
+    with contextlib.suppress(Exception):
+        await ws.close(Close.INTERNAL, "internal error")
+
+
 async def run(ws: WebSocket, role: Role) -> None:
     """One socket's life: authenticate, accept, start (register + snapshot),
     serve messages, and always finish, even when cancelled."""
@@ -247,17 +255,22 @@ async def run(ws: WebSocket, role: Role) -> None:
             await ws.close(exc.code, exc.reason[:120])
     except WebSocketDisconnect:
         # The client left while we were sending (a closed tab, a load test
-        # stopping, a socket this server closed for abuse): ordinary, and
+        # stopping, a socket this server closed for abuse): ordinary,
         # nothing an operator has to act on, so no ERROR and no traceback.
         log.debug("%s socket of %s: the client left while the server was sending", role.name, conn.subject)
     except (RedisError, OSError) as exc:
         log.warning("%s socket of %s ended, Redis unavailable: %s", role.name, conn.subject, exc)
         with contextlib.suppress(Exception):
             await ws.close(Close.TRY_AGAIN, "store unavailable")
+    except RuntimeError as exc:
+        if ws.application_state is WebSocketState.DISCONNECTED:
+            # the sender task found the client gone first, and starlette
+            # refuses every send after that: the same ordinary end
+            log.debug("%s socket of %s: the client left (%s)", role.name, conn.subject, exc)
+        else:
+            await _failed(ws, role, conn)
     except Exception:
-        log.exception("%s socket of %s failed", role.name, conn.subject)
-        with contextlib.suppress(Exception):
-            await ws.close(Close.INTERNAL, "internal error")
+        await _failed(ws, role, conn)
     finally:
         _stop_sender(conn)
         await role.finish(ctx, hub, conn)
