@@ -81,6 +81,11 @@ def post(server: ServerProcess, path: str, body: object) -> httpx.Response:
     return httpx.post(f"{server.http}{path}", json=body, headers=SVC, timeout=10)
 
 
+def form(server: ServerProcess, fields: dict[str, str]) -> httpx.Response:
+    headers = {"Accept": "application/json"}
+    return httpx.post(f"{server.http}/forms/case", data=fields, headers=headers, timeout=10)
+
+
 async def waiting_in(store: Store, queue: str) -> list[str]:
     return [x.decode() for x in await store.redis.zrange(store.keys.queue_waiting(queue), 0, -1)]
 
@@ -228,6 +233,9 @@ queues = ["support", "phones", "night"]
     )
     assert got["hours"] == [] and got["crm_url"] == "https://crm.example/c/{customer.id}"
     r = post_work(server, channel="chat", queue="support")
+    assert r.status_code == 201 and r.json()["queue"] == "night", r.text
+    # a web form's case too (the form's queue is the file's first, support)
+    r = form(server, {"name": "Aiko", "email": "aiko@example.jp", "message": "ログインできません"})
     assert r.status_code == 201 and r.json()["queue"] == "night", r.text
     bad = {"hours": [{"days": ["mon"], "open": "18:00", "close": "09:00"}]}
     r = put(server, "/api/v1/queues/support", bad)

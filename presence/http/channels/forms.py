@@ -152,7 +152,9 @@ async def post_case(request: Request, body: Body[WebForm]) -> Response:
     )
     if _wants_json(request):
         # no `lead` here: the public reply must not tell who is a known customer
-        return json({"id": result.work_id, "outcome": result.outcome, "queue": queue}, status=201)
+        # outside the queue's hours a new case may wait in another queue (its rule)
+        where = result.woke if result.outcome == "created" and result.woke else queue
+        return json({"id": result.work_id, "outcome": result.outcome, "queue": where}, status=201)
     return _thanks(lang, result.work_id, status=201)
 
 
