@@ -837,7 +837,7 @@ function paintOldest(tile, q) {
 // At most one reading of the reports per CHART_MIN_MS however fast contacts
 // arrive (each reading folds the day's events on the server), and one every
 // CHART_EVERY_MS regardless, so the last interval's bar grows with the day.
-const CHART_MIN_MS = 10_000;
+const CHART_MIN_MS = 15_000;
 const CHART_EVERY_MS = 60_000;
 
 function loadCharts(now) {
