@@ -2,8 +2,11 @@
 
 Starts a private Redis (append-only file on, as `presence serve` runs it),
 one auto-accept queue and --agents agents, then repeats --rounds times:
-create --batch items (`work:batch`'s script), route them (`route.lua`),
-complete each (the batched `work_complete`). It prints, per assignment,
+create --batch items (`work:batch`'s script), complete each (the batched
+`work_complete`), as a server does: the intake call routes the items it
+made and the completion call the queue it freed an agent in
+(`Scripts.route_inline`), and `route.lua` runs only for a queue they left
+with more (`--no-inline`: route.lua every round, as before). It prints, per assignment,
 the commands the scripts ran inside Redis (``INFO commandstats``), the
 bytes appended to the AOF, and the Redis CPU and FCALL time; and, as the
 baseline of the same run, the cost of one EVALSHA that only defines the
@@ -45,7 +48,9 @@ def _aof_bytes(data: Path) -> int:
     return sum(p.stat().st_size for p in data.glob("**/appendonlydir/*.incr.aof"))
 
 
-async def measure(url: str, data: Path, agents: int, batch: int, rounds: int) -> dict[str, Any]:
+async def measure(
+    url: str, data: Path, agents: int, batch: int, rounds: int, inline: bool = True
+) -> dict[str, Any]:
     r = Redis.from_url(url)
     store = Store(r, "lua")
     await store.sync_center(
@@ -60,13 +65,21 @@ async def measure(url: str, data: Path, agents: int, batch: int, rounds: int) ->
         await store.conn_open(f"a{i}", f"c{i}", 3600)
         await store.set_status(f"a{i}", "Available", "", f"a{i}")
 
+    # as a server's dispatcher does: intake and completions route in their
+    # own calls, and route.lua runs only for the queues they leave
+    more: set[str] = set()
+    if inline:
+        store.scripts.route_inline(256, 512, more.update)
+
     async def cycle() -> None:
         ids = [new_work_id() for _ in range(batch)]
         await store.create_work_many([NewItem(w, "q", "chat", 0, {"subject": "bench"}) for w in ids])
-        assigned, _ = await store.route(["q"], budget=batch)
-        if assigned != batch:
-            raise RuntimeError(f"routed {assigned} of {batch}")
+        if not inline or more:
+            more.clear()
+            await store.route(["q"], budget=batch)
         holders = [(await r.hget(store.keys.work(w), "agent") or b"").decode() for w in ids]
+        if not all(holders):
+            raise RuntimeError(f"routed {sum(map(bool, holders))} of {batch}")
         await asyncio.gather(*(store.complete(a, w, "done") for a, w in zip(holders, ids, strict=True)))
 
     for _ in range(5):
@@ -116,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--agents", type=int, default=100, help="agents in the queue (default 100)")
     p.add_argument("--batch", type=int, default=20, help="items per create/route round (default 20)")
     p.add_argument("--rounds", type=int, default=100, help="rounds measured (default 100)")
+    p.add_argument(
+        "--no-inline",
+        action="store_true",
+        help="route every round with route.lua, as before intake and completions routed in their own calls",
+    )
     p.add_argument("--redis-binary", help="run this Redis server binary (default: as `presence serve`)")
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="presence-lua-") as tmp:
@@ -123,10 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         redis = EmbeddedRedis(data, port=free_port(), binary=a.redis_binary)
         url = redis.start(timeout=60)
         try:
-            fig = asyncio.run(measure(url, data, a.agents, a.batch, a.rounds))
+            fig = asyncio.run(measure(url, data, a.agents, a.batch, a.rounds, not a.no_inline))
         finally:
             redis.stop()
-    print(f"bench_lua: {a.agents} agents, {a.batch} items per round, {a.rounds} rounds")
+    how = "route.lua every round" if a.no_inline else "routed inline, as the server does"
+    print(f"bench_lua: {a.agents} agents, {a.batch} items per round, {a.rounds} rounds, {how}")
     print(f"  script calls per assignment        {fig['script_calls']:8.2f}")
     print(f"  commands run by scripts            {fig['commands']:8.1f}")
     print("    " + ", ".join(f"{k} {v:.2f}" for k, v in fig["by_command"].items() if v >= 0.05))

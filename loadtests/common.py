@@ -487,7 +487,7 @@ class Stack:
 async def seed_agents(
     redis_url: str, center_id: str, ids: Iterable[str], queues: Sequence[str], capacity: int = 100
 ) -> int:
-    """Create agents through the store's own `agent_put` script, 200 at a time (the pool holds 256)."""
+    """Create agents through the store's own `agent_put` script, 50 at a time (the pool holds 256)."""
     from presence.store import Store
     from presence.store.client import open_redis
 
@@ -499,7 +499,7 @@ async def seed_agents(
         for aid in ids:
             agent = Agent(id=aid, name=aid, capacity=capacity, queues=tuple(queues))
             batch.append(store.put_agent(agent))
-            if len(batch) >= 200:
+            if len(batch) >= 50:
                 await asyncio.gather(*batch)
                 n += len(batch)
                 batch = []

@@ -34,6 +34,8 @@ from presence.http import (
     openapi,
     pages,
     reports,
+    status,
+    survey,
     templates,
     work,
 )
@@ -43,12 +45,15 @@ from presence.kpi.rollup import Rollup
 from presence.router.dispatcher import Dispatcher, Sweeper
 from presence.router.escalator import Escalator
 from presence.router.hours import HoursPlanner
+from presence.services.archive import Archiver
+from presence.services.cases import webhook_links
 from presence.services.webhooks import Deliverer
 from presence.stalls import StallWatch
 from presence.store import Clock, Store
 from presence.store import cases as case_store
 from presence.store.client import open_redis
 from presence.store.replication import Replication
+from presence.tasks import Periodic
 from presence.ws import endpoints
 from presence.ws.hub import Hub
 
@@ -93,7 +98,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         hub = Hub(store, settings)
         hub.wake = dispatcher.wake
         sweeper = Sweeper(store, dispatcher, interval=settings.sweep_interval, grace=settings.grace_seconds)
-        webhooks = Deliverer(store, center.webhooks, poll=min(0.2, settings.sweep_interval * 2))
+        webhooks = Deliverer(
+            store,
+            center.webhooks,
+            poll=min(0.2, settings.sweep_interval * 2),
+            links=webhook_links(secret, center, center.id),
+        )
         ctx = Context(
             store=store,
             dispatcher=dispatcher,
@@ -138,7 +148,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
             rollup_days=settings.rollup_days,
             timezone=settings.timezone,
         )
-        for task in (live, counters, history):
+        tasks: list[LiveKpis | Periodic] = [live, counters, history]
+        if settings.archive_dir is not None:
+            tasks.append(Archiver(store, settings.archive_dir, timezone=settings.timezone))
+        for task in tasks:
             task.start()
         dispatcher.wake(await store.queue_names())
         # what start-up built lives as long as the process: keep it out of
@@ -172,7 +185,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
                 watch.stop()
             if demo_run is not None:
                 await demo_run.stop()
-            for task in (history, counters, live):
+            for task in reversed(tasks):
                 await task.stop()
             await webhooks.stop()
             await planner.stop()
@@ -197,6 +210,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         *channels.ROUTES,
         *cases.ROUTES,
         *templates.ROUTES,
+        *status.ROUTES,
+        *survey.ROUTES,
         *pages.HOME,
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)

@@ -389,6 +389,7 @@ class CaseConfig:
     closed: str = "Closed"
     reopen: str = "New"  # a closed case the customer writes to again
     thread_days: int = 180  # how long reply/conversation references are kept
+    survey_days: int = 7  # how long a survey link is valid after completion (0: no surveys)
 
     @property
     def initial(self) -> str:
@@ -472,6 +473,7 @@ def _cases(f: CasesSection) -> CaseConfig:
         closed=out["closed"] or statuses[-1],
         reopen=out["reopen"] or statuses[0],
         thread_days=f.thread_days,
+        survey_days=f.survey_days,
     )
 
 

@@ -1,4 +1,4 @@
-"""The `presence` command: serve, token, check.
+"""The `presence` command: serve, token, check, backup, restore, archive.
 
 `presence serve` binds its port, starts the embedded Redis (when REDIS_URL
 is unset) and reads or creates the secret (when PRESENCE_SECRET is unset)
@@ -26,13 +26,17 @@ import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import date, datetime
+from pathlib import Path
 from types import FrameType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from presence.auth import ROLES, load_or_create_secret, mint, read_secret, secret_path
 from presence.center import Center, Invalid, load_center
 from presence.config import ConfigError, Settings
 from presence.embedded import EmbeddedRedis
+from presence.store import backup
 
 log = logging.getLogger("presence")
 
@@ -276,6 +280,22 @@ async def _check(
         await redis.aclose()
 
 
+def _open_redis(settings: Settings, what: str) -> tuple[str, EmbeddedRedis | None]:
+    """The Redis a command works on: REDIS_URL, or the embedded one of the
+    data folder, which must hold a server's data (refused, naming where it
+    looked, so that a new empty Redis is never taken for the center)."""
+    if settings.redis_url is not None:
+        return settings.redis_url, None
+    embedded = EmbeddedRedis(settings.data_dir)
+    if not embedded.has_data():
+        raise Refused(
+            f"no data to {what}: REDIS_URL is unset and {embedded.redis_dir} holds no embedded "
+            f"Redis data, so no server has run with this data folder. {POINT_AT_DATA}, "
+            "or REDIS_URL=<the URL of the Redis it uses>."
+        )
+    return embedded.start(), embedded
+
+
 def _slot(key: str) -> int:
     from redis.crc import key_slot
 
@@ -286,17 +306,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     center = load_center(settings.center_config)
     center_ids = None if args.all else (args.center or [center.id])
-    embedded = None
-    url = settings.redis_url
-    if url is None:
-        embedded = EmbeddedRedis(settings.data_dir)
-        if not embedded.has_data():
-            raise Refused(
-                f"no data to check: REDIS_URL is unset and {embedded.redis_dir} holds no embedded "
-                f"Redis data, so no server has run with this data folder. {POINT_AT_DATA}, "
-                "or REDIS_URL=<the URL of the Redis it uses>."
-            )
-        url = embedded.start()
+    url, embedded = _open_redis(settings, "check")
     try:
         results = asyncio.run(_check(url, center_ids, settings.redis_mode))
     finally:
@@ -312,6 +322,118 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:
             print(f"all invariants hold in center {center_id} ({where})")
     return 1 if failed else 0
+
+
+async def _backup(url: str, mode: str, center_id: str, folder: Path) -> backup.Summary:
+    from presence.store import Store
+    from presence.store.client import open_redis
+
+    redis = await open_redis(url, mode, patience=5.0)
+    try:
+        store = Store(redis, center_id)
+        if not await store.exists():
+            raise Refused(f"center {center_id!r} has no data in the Redis at {url.split('@')[-1]}")
+        snapshot = await backup.dump(store)
+    finally:
+        await redis.aclose()
+    return backup.write(snapshot, folder)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    center_id = args.center or load_center(settings.center_config).id
+    url, embedded = _open_redis(settings, "back up")
+    try:
+        summary = asyncio.run(_backup(url, settings.redis_mode, center_id, Path(args.dir)))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(f"backed up center {summary.center}: {summary.keys} keys in {summary.path}")
+    return 0
+
+
+async def _restore(
+    url: str, mode: str, center_id: str, rows: list[tuple[bytes, int, bytes]], replace: bool
+) -> tuple[int, list[str]]:
+    from presence.store import Store
+    from presence.store.client import open_redis
+
+    redis = await open_redis(url, mode, patience=5.0)
+    try:
+        store = Store(redis, center_id)
+        n = await backup.restore(store, rows, replace=replace)
+        return n, await store.check()
+    finally:
+        await redis.aclose()
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    folder = Path(args.dir)
+    manifest, rows = backup.read(folder, args.center)
+    center_id = str(manifest["center"])
+    embedded = None
+    url = settings.redis_url
+    if url is None:
+        # a new data folder is the usual target: its embedded Redis starts empty
+        embedded = EmbeddedRedis(settings.data_dir)
+        url = embedded.start()
+    try:
+        n, breaches = asyncio.run(_restore(url, settings.redis_mode, center_id, rows, args.replace))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    where = f"the embedded Redis of {settings.data_dir.absolute()}" if embedded else "REDIS_URL"
+    print(f"restored center {center_id}: {n} keys into {where}")
+    for b in breaches:
+        print(f"BREACH: {b}")
+    return 1 if breaches else 0
+
+
+async def _archive(
+    url: str, mode: str, center_id: str, folder: Path, since: date, until: date, tz: str
+) -> dict[date, int]:
+    from presence.services.archive import archive
+    from presence.store import Store
+    from presence.store.client import open_redis
+
+    redis = await open_redis(url, mode, patience=5.0)
+    try:
+        return await archive(Store(redis, center_id), folder, since, until, tz)
+    finally:
+        await redis.aclose()
+
+
+def _day(value: str, flag: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{flag} must be a date such as 2026-01-31, got {value!r}") from None
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    center_id = args.center or load_center(settings.center_config).id
+    folder = Path(args.dir) if args.dir else settings.archive_dir
+    if folder is None:
+        raise Refused("no folder to archive into: pass --dir DIR or set PRESENCE_ARCHIVE_DIR")
+    since = _day(args.since, "--since")
+    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    until = _day(args.until, "--until") if args.until else today
+    if until < since:
+        raise ConfigError(f"--until ({until}) is before --since ({since})")
+    url, embedded = _open_redis(settings, "archive")
+    try:
+        days = asyncio.run(
+            _archive(url, settings.redis_mode, center_id, folder, since, until, settings.timezone)
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    for day, n in sorted(days.items()):
+        print(f"{day}: {n} items in {folder / center_id / f'{day}.ndjson.gz'}")
+    print(f"archived {sum(days.values())} items of center {center_id}, {since} to {until}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -345,6 +467,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--all", action="store_true", help="every center that has data in this Redis")
     c.set_defaults(func=cmd_check)
+
+    b = sub.add_parser("backup", help="write a consistent copy of the center's Redis data into a folder")
+    b.add_argument("dir", help="folder of the backup (created if missing; its files are replaced)")
+    b.add_argument("--center", help="center id (default: the one in PRESENCE_CONFIG)")
+    b.set_defaults(func=cmd_backup)
+
+    r = sub.add_parser("restore", help="restore a backup folder into REDIS_URL or the data folder's Redis")
+    r.add_argument("dir", help="folder written by `presence backup`")
+    r.add_argument("--center", help="refuse unless the backup is of this center")
+    r.add_argument("--replace", action="store_true", help="delete the center's keys there first")
+    r.set_defaults(func=cmd_restore)
+
+    a = sub.add_parser("archive", help="write finished cases, per day, to gzip NDJSON files")
+    a.add_argument("--since", required=True, help="first day (YYYY-MM-DD, the center's time zone)")
+    a.add_argument("--until", help="last day (default: today, so far)")
+    a.add_argument("--dir", help="folder (default PRESENCE_ARCHIVE_DIR); files go to DIR/<center>/")
+    a.add_argument("--center", help="center id (default: the one in PRESENCE_CONFIG)")
+    a.set_defaults(func=cmd_archive)
     return p
 
 
@@ -356,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, Invalid) as exc:
         print(f"presence: configuration error: {exc}", file=sys.stderr)
         return 2
-    except Refused as exc:
+    except (Refused, backup.BackupError) as exc:
         print(f"presence {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -47,6 +47,12 @@ MSGPACK: Final = "presence.v1.msgpack"
 SUBPROTOCOLS: Final = (MSGPACK, JSON)
 
 
+# How long the answer to an agent's action sent with a `ref` is kept: the
+# same message sent again with the same ref meanwhile (a retry after
+# `unavailable`) gets that answer instead of being applied a second time.
+REF_KEPT_SECONDS: Final = messages.REF_KEPT_SECONDS
+
+
 class Close(IntEnum):
     """Close codes the server uses; `CLOSE_MEANINGS` says what a client should do on each."""
 

@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import redis
 
 from presence.embedded import find_redis_binary
@@ -76,8 +75,8 @@ class LocalCluster:
 
     @property
     def url(self) -> str:
-        """One node's URL: what REDIS_URL is given (any node of the cluster)."""
-        return self.nodes[0].url
+        """A live node's URL: what REDIS_URL is given (any node of the cluster)."""
+        return self._live()[0].url
 
     # -- life ----------------------------------------------------------------
 
@@ -243,10 +242,14 @@ class LocalCluster:
             time.sleep(0.05)
         raise RuntimeError(f"CLUSTER FAILOVER on port {replica.port} did not complete")
 
-    def migrate_slot(self, slot: int, target: Node, batch: int = 100) -> None:
+    def migrate_slot(self, slot: int, target: Node, batch: int = 100_000) -> None:
         """Move one slot, keys and all, to `target` (a primary), as
         ``redis-cli --cluster reshard`` does, while clients keep working:
-        they get ASK for a key already moved and MOVED once it is done."""
+        they get ASK for a key already moved and MOVED once it is done.
+
+        All the slot's keys go in one MIGRATE (atomic on the source), as
+        docs/scaling.md asks of a resharding: a script that ran between two
+        smaller batches would find half its center on each node."""
         source = self.owner_of_slot(slot)
         if source is target:
             return
@@ -276,19 +279,3 @@ class LocalCluster:
         for n in self.primaries():
             with n.client() as c:
                 c.flushall()
-
-
-# The two kinds of Redis a test parametrized with `redis_of` runs against.
-REDIS_MODES = ["standalone", pytest.param("cluster", marks=pytest.mark.cluster)]
-
-
-def redis_of(request: pytest.FixtureRequest, standalone: str) -> str:
-    """The URL for `request.param` of REDIS_MODES: the session's standalone
-    Redis (`standalone`), or one node of the session's cluster (emptied first: a cluster
-    test starts from a clean cluster, its functions still loaded)."""
-    if request.param == "standalone":
-        return standalone
-    cluster: LocalCluster = request.getfixturevalue("redis_cluster")  # tests/conftest.py
-    cluster.wait_ok()
-    cluster.flush()
-    return cluster.url

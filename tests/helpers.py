@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 import redis
 from redis.cluster import RedisCluster
+
+if TYPE_CHECKING:
+    from tests.cluster import LocalCluster
 
 
 def free_port() -> int:
@@ -47,7 +51,8 @@ class _Cluster(RedisCluster):
         super().close()
         # redis-py 8.1 leaves the connection of the node it first asked for
         # the slots open (a ResourceWarning, an error under pytest)
-        for node in self.nodes_manager.startup_nodes.values():
+        nm = self.nodes_manager
+        for node in [*nm.startup_nodes.values(), *nm.nodes_cache.values()]:
             if node.redis_connection is not None:
                 node.redis_connection.close()
 
@@ -61,3 +66,19 @@ def redis_sync(url: str, **kw: Any) -> redis.Redis | RedisCluster:
     if clustered:
         return _Cluster.from_url(url, **kw)
     return redis.Redis.from_url(url, **kw)
+
+
+# The two kinds of Redis a test parametrized with `redis_of` runs against.
+REDIS_MODES = ["standalone", pytest.param("cluster", marks=pytest.mark.cluster)]
+
+
+def redis_of(request: pytest.FixtureRequest, standalone: str) -> str:
+    """The URL for `request.param` of REDIS_MODES: the session's standalone
+    Redis (`standalone`), or one node of the session's cluster (emptied first: a cluster
+    test starts from a clean cluster, its functions still loaded)."""
+    if request.param == "standalone":
+        return standalone
+    cluster: LocalCluster = request.getfixturevalue("redis_cluster")  # tests/conftest.py
+    cluster.wait_ok()
+    cluster.flush()
+    return cluster.url

@@ -27,6 +27,7 @@ from presence.auth import AuthError, Claims, bearer, verify
 from presence.context import Context
 from presence.problems import Problem
 from presence.schema import Invalid, Malformed, convert, decode, value
+from presence.schema.cases import LinkToken
 from presence.schema.channels import CallId
 from presence.schema.common import AgentId, ChannelName, CustomerId, Name, QueueName, WorkId
 
@@ -180,6 +181,7 @@ PATH: Final[dict[str, tuple[Any, str]]] = {
     "work_id": (WorkId, "work_id"),
     "channel": (ChannelName, "channel"),
     "template_id": (Name, "id"),
+    "token": (LinkToken, "token"),
 }
 
 

@@ -60,6 +60,8 @@ KPI_COLUMNS = (
     "abandonment_rate",
     "fcr",
     "transfers",
+    "csat",
+    "csat_count",
     "occupancy",
     "utilisation",
     "handle_time",

@@ -118,7 +118,9 @@ async def create_work_batch(request: Request, body: Body[WorkBatch]) -> Response
         if res.created:
             woke.add(res.queue or req.queue)
             results[i]["state"] = "queued"  # at intake; the router may have moved it on since
-    ctx.dispatcher.wake(woke)
+    # a store that routes inline routed them in the intake calls already
+    if not ctx.store.scripts.routes_inline:
+        ctx.dispatcher.wake(woke)
     return json({"items": results}, status=207)
 
 

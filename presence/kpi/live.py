@@ -128,7 +128,7 @@ def staffing(hour: Agg, today: Agg, queue: Mapping[str, Any], stats: Mapping[str
 
 
 AGENT_FIELDS = ("answered", "handled", "aht", "occupancy", "utilisation", "handle_time",
-                "available_time", "logged_in_time")  # fmt: skip
+                "available_time", "logged_in_time", "csat", "csat_count")  # fmt: skip
 
 
 def agent_kpis(a: Agg) -> dict[str, Any]:

@@ -175,6 +175,15 @@ class Tracker:
             return
         if not e.work:
             return
+        if e.ev == "csat":
+            # a survey answer counts when it comes (days later, maybe), for the
+            # agent and queue of the case (case_csat.lua): no item state needed
+            try:
+                score = int(float(e.get("score")))
+            except ValueError:
+                return
+            self._record(Fact("csat", e.ts, e.queue, e.channel, e.agent, work=e.work, score=score))
+            return
         it = self._item(e)
         it.queue = e.queue or it.queue
         it.channel = e.channel or it.channel

@@ -4,12 +4,13 @@ their answers."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from msgspec import Meta, Struct
 
 from presence.schema.common import (
+    NOTE_MAX,
     SPACE,
     WS,
     AgentId,
@@ -52,6 +53,49 @@ class ReplyInput(Shape, kw_only=True):
     confirm: Annotated[bool, Meta(description="send even if the customer's latest message was answered")] = (
         False
     )
+
+
+# a customer link's token (presence.auth.sign_link): work id, expiry, signature
+LinkToken = Annotated[
+    str,
+    Meta(
+        max_length=400, pattern=r"^[A-Za-z0-9_-]+\.[0-9]{1,12}\.[A-Za-z0-9_-]+$", description="a link token"
+    ),
+]
+
+
+class CustomerMessageInput(Shape, kw_only=True, forbid_unknown_fields=False):
+    """A message the customer adds on their case's status page
+    (``POST /status/{token}`` as a form, ``POST /api/v1/status/{token}/messages`` as JSON)."""
+
+    text: NoteText
+    lang: Annotated[str, Meta(max_length=8, description="the page's language: en or ja")] = ""
+
+
+CsatScore = Annotated[
+    int, Meta(ge=1, le=5, description="the customer's satisfaction, 1 (poor) to 5 (excellent)")
+]
+CsatComment = Annotated[
+    str, Meta(max_length=NOTE_MAX, description=f"a comment of at most {NOTE_MAX} characters")
+]
+
+
+class SurveyInput(Shape, kw_only=True):
+    """The customer's satisfaction answer (``POST /survey/{token}/answer``), once per case."""
+
+    score: CsatScore
+    comment: CsatComment = ""
+
+
+class SurveyForm(Shape, kw_only=True, forbid_unknown_fields=False):
+    """The survey page's form (``POST /survey/{token}``): the score as the form sends it."""
+
+    score: Annotated[
+        Literal["1", "2", "3", "4", "5"],
+        Meta(description="the customer's satisfaction, 1 (poor) to 5 (excellent)"),
+    ]
+    comment: CsatComment = ""
+    lang: Annotated[str, Meta(max_length=8, description="the page's language: en or ja")] = ""
 
 
 HandoffNote = Annotated[Note, Meta(description="a handoff note for the next agent")]
@@ -192,6 +236,23 @@ class CustomerCases(Struct, kw_only=True):
     customer_id: CustomerId
     cases: list[PastCase]
     next: int | None
+
+
+class CustomerStatus(Struct, kw_only=True):
+    """What the customer sees of their case on its status link."""
+
+    work_id: WorkId
+    status: str | None
+    subject: str
+    created: int | None
+    updated: int | None
+    closed: int | None
+    messages: list[dict[str, Any]]
+    replies: list[dict[str, Any]]
+    state: str | None = None  # the item's: queued, assigned, completed ...
+    ended_at: int | None = None
+    csat: int | None = None  # the customer's survey score, once answered
+    survey_path: str | msgspec.UnsetType = msgspec.UNSET  # the survey link, while it may be answered
 
 
 class Webhooks(Struct, kw_only=True):

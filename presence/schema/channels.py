@@ -260,6 +260,8 @@ class IntakeAnswer(Struct, kw_only=True):
     agent_id: str | None
     queue: str
     customer: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    # the case's signed self-service link, for the customer (an auto-reply)
+    status_url: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class HangupAnswer(Struct, kw_only=True):
@@ -273,3 +275,4 @@ class FormAnswer(Struct, kw_only=True):
     id: WorkId | None
     outcome: str
     queue: str | msgspec.UnsetType = msgspec.UNSET
+    status_url: str | msgspec.UnsetType = msgspec.UNSET

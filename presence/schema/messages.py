@@ -43,8 +43,19 @@ from presence.schema.common import (
 # -- shared pieces ---------------------------------------------------------------------
 
 Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
-# A client's `ref`: echoed on the reply so the client can match it.
-Ref = Annotated[str, Meta(max_length=64)] | Int64
+# A client's `ref`: echoed on the reply so the client can match it; on the
+# agent endpoint also the key under which an action's answer is kept, so a
+# retry with the same ref gets the first answer.
+REF_KEPT_SECONDS = 60
+Ref = Annotated[
+    Annotated[str, Meta(max_length=64)] | Int64,
+    Meta(
+        description="echoed on the reply. On /ws/agent an action's answer is kept under its ref "
+        f"for {REF_KEPT_SECONDS} s: the same message sent again with the same ref (a retry after "
+        "`unavailable`) gets the first answer and is not applied twice, so a ref must be unique "
+        "per agent for a minute"
+    ),
+]
 # A status and its reason are checked against the center's own lists by the
 # script, which names the allowed ones; here only their length.
 DeclineReason = Annotated[str, Meta(max_length=500, description="a reason of at most 500 characters")]

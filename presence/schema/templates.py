@@ -17,7 +17,7 @@ from typing import Annotated, Final, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from presence.schema.common import ChannelName, FieldError, Name, QueueName, ReplyText, Shape
+from presence.schema.common import NOT_BLANK, ChannelName, FieldError, Name, QueueName, ReplyText, Shape
 
 # what a placeholder may name: the item's customer, the agent, the case
 PLACEHOLDERS: Final = (
@@ -47,7 +47,7 @@ Language = Annotated[
 ]
 TemplateName = Annotated[
     str,
-    Meta(min_length=1, max_length=200, pattern=r"\S", description="the template's name, 1-200 characters"),
+    Meta(min_length=1, max_length=200, pattern=NOT_BLANK, description="a name of 1-200 characters"),
 ]
 
 

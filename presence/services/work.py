@@ -66,7 +66,8 @@ async def submit(
         it.idempotency_key,
         digest=it.digest,
     )
-    if made.created:
-        # outside its queue's hours an item may wait in another queue
+    # a store that routes inline routed it in the intake call already; outside
+    # its queue's hours an item may wait in another queue
+    if made.created and not store.scripts.routes_inline:
         dispatcher.wake((made.queue or req.queue,))
     return made.work_id, made.created

@@ -21,13 +21,13 @@ import msgspec
 from presence import hours
 from presence.center import Agent, Center, Queue, queue_of
 from presence.schema.admin import QueueSettings
-from presence.store.client import Client
+from presence.store.client import Client, shard_of
 from presence.store.events import Feed
 from presence.store.keys import Keys
 from presence.store.replication import Replication
-from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts
+from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts, ref_key, retry_key
 
-__all__ = ["AgentSnapshot", "Keys", "NewItem", "ScriptError", "Store", "new_work_id"]
+__all__ = ["AgentSnapshot", "Keys", "NewItem", "ScriptError", "Store", "new_work_id", "ref_key", "retry_key"]
 
 Clock = Callable[[], float]
 # An agent's snapshot as read from Redis: its view, open offers, work in hand.
@@ -152,7 +152,9 @@ class Store:
         by the script that finishes it (``retain`` in _lib_work.lua)."""
         k = self.keys
         pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(k.statuses, k.channels)
+        pipe.set(k.anchor, "1")
+        # the scripts' kept copy of the channels is stale now (_lib_config.lua)
+        pipe.delete(k.statuses, k.channels, k.settings_version)
         pipe.hset(
             k.statuses,
             mapping={
@@ -504,7 +506,8 @@ class Store:
                 v["by_channel"] = {}
         return out
 
-    def _work(self, h: dict[Any, Any]) -> dict[str, Any]:
+    def work_view(self, h: dict[Any, Any]) -> dict[str, Any]:
+        """An item's public fields from its stored hash."""
         d = {_s(k): v for k, v in h.items()}
         data = _unpack(d.pop("data", None)) or {}
         item: dict[str, Any] = {
@@ -538,14 +541,14 @@ class Store:
         if not history:
             # the intake reply's read: one command, no pipeline, no history list
             h0 = await self.redis.hgetall(self.keys.work(work_id))
-            return self._work(h0) if h0 else None
+            return self.work_view(h0) if h0 else None
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.work(work_id))
         pipe.lrange(self.keys.work_history(work_id), 0, -1)
         h, hist = await pipe.execute()
         if not h:
             return None
-        item = self._work(h)
+        item = self.work_view(h)
         if history:
             item["history"] = [_unpack(x) for x in hist]
         return item
@@ -560,7 +563,7 @@ class Store:
         pipe = self.redis.pipeline(transaction=False)
         for wid in ids:
             pipe.hgetall(self.keys.work(wid))
-        return self._split(agent_id, [self._work(h) for h in await pipe.execute() if h])
+        return self._split(agent_id, [self.work_view(h) for h in await pipe.execute() if h])
 
     @staticmethod
     def _split(
@@ -581,7 +584,7 @@ class Store:
         agent: dict[str, Any] = msgpack.unpackb(view, raw=False) if view else {"agent_id": agent_id}
         if view and agent.get("by_channel") == []:
             agent["by_channel"] = {}
-        items = [self._work(dict(zip(h[::2], h[1::2], strict=True))) for h in hashes]
+        items = [self.work_view(dict(zip(h[::2], h[1::2], strict=True))) for h in hashes]
         offers, work = self._split(agent_id, items)
         return agent, offers, work
 
@@ -606,8 +609,13 @@ class Store:
         return bool(await self.redis.ping())
 
     async def memory(self) -> Memory:
-        """Redis's memory use against its limit (``INFO memory``)."""
-        info = await self.redis.info("memory")
+        """Redis's memory use against its limit (``INFO memory``; on a
+        cluster, of the primary that holds this center)."""
+        node = shard_of(self.redis, self.keys.prefix)
+        if node is None:
+            info = await self.redis.info("memory")
+        else:
+            info = await self.redis.info("memory", target_nodes=node)
         return Memory(
             used=int(info.get("used_memory", 0)),
             limit=int(info.get("maxmemory", 0)),

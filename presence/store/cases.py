@@ -51,7 +51,8 @@ async def sync_config(store: Store, center: Center) -> None:
     k = store.keys
     c = center.cases
     pipe = store.redis.pipeline(transaction=True)
-    pipe.delete(k.case_config, k.webhooks)
+    # the scripts' kept copy of the webhooks is stale now (_lib_config.lua)
+    pipe.delete(k.case_config, k.webhooks, k.settings_version)
     pipe.hset(
         k.case_config,
         mapping={
@@ -185,6 +186,8 @@ async def customer_cases(
     cases = []
     owners: set[str] = set()
     for (wid, _score), vals in zip(page, await pipe.execute() if page else [], strict=True):
+        if all(v is None for v in vals):
+            continue  # expired with its item (PRESENCE_RETENTION_DAYS)
         c = _case(_s(wid), {f: v for f, v in zip(HISTORY_FIELDS, vals, strict=True) if v is not None}, 0)
         c.pop("lead", None)
         cases.append(c)
@@ -207,9 +210,17 @@ def _case(wid: str, h: dict[Any, Any], now_ms: int) -> dict[str, Any]:
     d = {_s(k): _s(v) for k, v in h.items()}
     out: dict[str, Any] = {"work_id": wid}
     for f, v in d.items():
-        if f in ("reopened", "answered", "replies"):
+        if f in ("reopened", "answered", "replies", "csat"):
             out[f] = int(float(v or 0))
-        elif f in ("created", "first_response", "closed", "updated", "answered_at", "composing_until"):
+        elif f in (
+            "created",
+            "first_response",
+            "closed",
+            "updated",
+            "answered_at",
+            "composing_until",
+            "csat_at",
+        ):
             out[f] = int(float(v or 0)) or None  # 0 means: not yet
         elif f == "lead":
             out[f] = v == "1"
@@ -307,6 +318,13 @@ async def reply(store: Store, wid: str, agent_id: str, text: str, *, confirm: bo
 async def replies(store: Store, wid: str) -> list[dict[str, Any]]:
     raw = await store.redis.lrange(store.keys.case_replies(wid), 0, -1)
     return [msgpack.unpackb(x, raw=False) for x in raw]
+
+
+async def csat(store: Store, wid: str, score: int, comment: str) -> str:
+    """The customer's survey answer, once per case (``store/lua/case_csat.lua``); the agent it counts for.
+    ScriptError ``conflict`` when the case was answered already or is not completed."""
+    reply = await store.scripts.call("case_csat", store.keys.prefix, store.now_ms(), wid, score, comment)
+    return str(reply[0])
 
 
 # how long "being answered by" lasts unless the panel renews it

@@ -27,7 +27,7 @@ from presence.auth import AuthError, Claims, bearer, verify
 from presence.context import Context
 from presence.protocol import Close, ErrorCode, ProtocolError
 from presence.schema.messages import ClientMessage, Ping
-from presence.store import ScriptError
+from presence.store import ScriptError, ref_key, retry_key
 from presence.ws.hub import Conn, Hub
 from presence.ws.wire import BUDGET, Budget
 
@@ -148,7 +148,12 @@ async def _serve(
         try:
             msg = protocol.decode(frame, conn.subprotocol, spec)
             ref = msg.ref
-            reply = await handlers[type(msg)](ctx, conn, msg)
+            # An agent's action with a ref is remembered under it: a retry
+            # (after `unavailable`, when Redis may have applied it anyway) is
+            # answered with the first result instead of applying it again.
+            key = ref_key(conn.subject, ref) if ref is not None and conn.role == "agent" else None
+            with retry_key(key):
+                reply = await handlers[type(msg)](ctx, conn, msg)
         except ProtocolError as exc:
             reply = exc.to_message()
         except ScriptError as exc:

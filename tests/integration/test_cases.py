@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cluster import REDIS_MODES, redis_of
 from tests.harness import ServerProcess, agent, available, get_work, post_work, supervisor, token
+from tests.helpers import REDIS_MODES, redis_of
 from tests.integration import channels_http
 
 

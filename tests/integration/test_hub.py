@@ -14,7 +14,6 @@ import pytest
 import websockets
 
 from presence.store.keys import Keys
-from tests.cluster import REDIS_MODES, redis_of
 from tests.harness import (
     JSON,
     MSGPACK,
@@ -27,7 +26,7 @@ from tests.harness import (
     sockets_of,
     supervisor,
 )
-from tests.helpers import redis_sync
+from tests.helpers import REDIS_MODES, redis_of, redis_sync
 from tests.integration.conftest import ServerFactory
 
 pytestmark = pytest.mark.timeout(60)

@@ -130,6 +130,26 @@ def test_bench_assign_tiny(tmp_path: Path) -> None:
     assert all(t >= 0 and ms > 0 for t, ms in rows)
 
 
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_bench_assign_cluster_tiny(tmp_path: Path) -> None:
+    """--cluster: the same load on standalone, cluster and cluster + WAIT, one table."""
+    report = tmp_path / "cluster.json"
+    argv = ["--cluster", "--rounds", "1", "--agents", "20", "--rate", "100", "--duration", "2"]
+    out = subprocess.run(
+        [sys.executable, "-m", "loadtests.bench_assign", *argv, "--ping-rate", "20", "--json", str(report)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    fig = json.loads(report.read_text())
+    assert set(fig) == {"standalone", "cluster, no WAIT", "cluster + WAIT 1"}
+    assert all(f["assign_rate"] > 0 and f["redis_us"] > 0 for f in fig.values()), fig
+    assert "server+redis µs" in out.stdout and "(shard 127.0.0.1:" in out.stdout
+
+
 def test_bench_lua_tiny() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "loadtests.bench_lua", "--agents", "5", "--batch", "4", "--rounds", "5"],

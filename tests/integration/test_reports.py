@@ -20,9 +20,8 @@ from presence.kpi.rollup import HOUR_MS, Rollup, hour_name, read_rollups
 from presence.store import Store
 from presence.store.client import open_redis
 from presence.store.keys import Keys
-from tests.cluster import REDIS_MODES, redis_of
 from tests.harness import ServerProcess, token
-from tests.helpers import http, redis_sync
+from tests.helpers import REDIS_MODES, http, redis_of, redis_sync
 
 
 @pytest.fixture(params=REDIS_MODES)
@@ -154,10 +153,10 @@ def test_counts_by_customer_csv_byte_for_byte(server: ServerProcess, history: st
     expected = (
         "\ufeff"
         "customer,offered,answered,abandoned,answered_in_sl,abandoned_in_sl,service_level,asa,"
-        "max_answer_wait,aht,handled,abandonment_rate,fcr,transfers,occupancy,utilisation,"
-        "handle_time,available_time,logged_in_time\r\n"
-        '"ACME, ""Ltd""",1,0,1,0,0,0,,0,,0,1,,0,,,0,0,0\r\n'
-        "山田 花子,2,2,0,1,0,0.5,37.5,60,270,2,0,1,0,,,0,0,0\r\n"
+        "max_answer_wait,aht,handled,abandonment_rate,fcr,transfers,csat,csat_count,occupancy,"
+        "utilisation,handle_time,available_time,logged_in_time\r\n"
+        '"ACME, ""Ltd""",1,0,1,0,0,0,,0,,0,1,,0,,0,,,0,0,0\r\n'
+        "山田 花子,2,2,0,1,0,0.5,37.5,60,270,2,0,1,0,,0,,,0,0,0\r\n"
     ).encode()
     assert r.content == expected
 

@@ -14,9 +14,8 @@ import httpx
 import pytest
 
 from presence.store.keys import Keys
-from tests.cluster import REDIS_MODES, redis_of
 from tests.harness import ServerProcess, WsClient, agent, available, get_work, post_work, token
-from tests.helpers import http, redis_sync
+from tests.helpers import REDIS_MODES, http, redis_of, redis_sync
 from tests.integration.conftest import ServerFactory
 
 

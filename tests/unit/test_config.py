@@ -22,6 +22,12 @@ def test_defaults() -> None:
     assert (s.rate_per_second, s.rate_burst, s.token_ttl, s.log_level) == (50.0, 200, 43200, "info")
     assert s.allowed_origins == ()
     assert s.redis_mode == "auto"
+    assert (s.retention_days, s.archive_dir) == (90.0, None)
+
+
+def test_retention_and_archive(tmp_path: Path) -> None:
+    s = Settings.from_env({"PRESENCE_RETENTION_DAYS": "0", "PRESENCE_ARCHIVE_DIR": str(tmp_path / "a")})
+    assert (s.retention_days, s.archive_dir) == (0.0, tmp_path / "a")
 
 
 def test_every_variable_is_read(tmp_path: Path) -> None:
@@ -98,6 +104,9 @@ def test_settings_are_frozen() -> None:
         ("PRESENCE_LOG_LEVEL", "loud"),
         ("PRESENCE_HISTORY_DAYS", "0"),
         ("PRESENCE_ROLLUP_DAYS", "forever"),
+        ("PRESENCE_RETENTION_DAYS", "-1"),
+        ("PRESENCE_RETENTION_DAYS", "ninety"),
+        ("PRESENCE_ARCHIVE_DIR", "/dev/null/archive"),
         ("PRESENCE_TIMEZONE", "Mars/Olympus_Mons"),
         ("PRESENCE_KPI_INTERVAL", "0"),
         ("PRESENCE_STALL_MS", "-1"),

@@ -216,10 +216,31 @@ function onQueues(list, replace = false) {
   fillQueueFilter();
 }
 
+/** Each agent's CSAT today (the kpis message's agent rows, every 5th push), on its row. */
+function paintAgentCsat(msg) {
+  if (!Array.isArray(msg.agents)) return;
+  for (const a of msg.agents) {
+    const row = state.rows.get(a.agent_id);
+    if (!row) continue;
+    const k = a.today || {};
+    let el = row.cells.name.querySelector(".a-csat");
+    if (!k.csat_count) {
+      if (el) el.remove();
+      continue;
+    }
+    if (!el) {
+      el = h("span.a-csat.badge");
+      row.cells.name.append(el);
+    }
+    setText(el, t("wb.agentCsat", { v: fmtKpi("csat", k.csat), n: k.csat_count }));
+  }
+}
+
 function onKpis(msg) {
   state.kpis = msg;
   drawKpis();
   drawQueues();
+  paintAgentCsat(msg);
   // the charts follow the day's counts: a new contact, answer or abandon redraws them
   const today = (msg.center && msg.center.today) || {};
   const seen = `${today.offered}|${today.answered}|${today.abandoned}`;
@@ -610,7 +631,7 @@ function drawQueues() {
     const kbox = tile.querySelector(".q-kpis");
     put(kbox,
       ...Object.entries(qk)
-        .filter(([k]) => ["service_level", "asa", "abandonment_rate", "staffing_needed"].includes(k))
+        .filter(([k]) => ["service_level", "asa", "abandonment_rate", "csat", "staffing_needed"].includes(k))
         .flatMap(([k, v]) => [h("dt", null, kpiLabel(k)), h("dd", { dataset: { key: k } }, fmtKpi(k, v))]),
     );
     paintOldest(tile, q);
@@ -997,6 +1018,7 @@ const KPI_ORDER = [
   "utilisation",
   "utilization",
   "fcr",
+  "csat",
   "offered",
   "answered",
   "abandoned",

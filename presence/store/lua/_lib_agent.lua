@@ -3,31 +3,40 @@
 -- queue's ready index (`reindex`), whether it can take an item now
 -- (`unfit`), and its snapshot.
 -- Relies on _lib_core.lua (key, num, hmget, emit, on_enter) and
--- _lib_config.lua (strategy, channel).
+-- _lib_config.lua (settings, channels, strategy, channel).
 
 -- An agent's public view, sent to its own sockets and to supervisors.
 -- It reads only the fields it shows (HMGET), not the whole agent hash with
 -- its skills and queues: the per-channel counts are the `c:<channel>`
 -- fields of the center's channels, listed once per call.
 local VIEW_BASE = {'status', 'reason', 'name', 'since', 'load', 'ver', 'idle', 'cap', 'n', 'conns'}
-local VIEW_FIELDS  -- VIEW_BASE and the center's channels' `c:<channel>` (per call)
+local VIEW_FIELDS  -- VIEW_BASE and the center's channels' `c:<channel>` (this call's)
 local view_channels
+-- The channel names and the view's fields, kept with the center's
+-- settings (_lib_config.lua); never modified once built.
 local function channels_of_view()
   if not view_channels then
-    view_channels = redis.call('HKEYS', key('channels'))
-    for _, ch in ipairs(view_channels) do VIEW_FIELDS[#VIEW_FIELDS + 1] = 'c:' .. ch end
+    local c = settings()
+    if not c.view_fields then
+      local _, names = channels()
+      local fields = {unpack(VIEW_BASE)}
+      for _, ch in ipairs(names) do fields[#fields + 1] = 'c:' .. ch end
+      c.view_fields = fields
+    end
+    local _, names = channels()
+    view_channels, VIEW_FIELDS = names, c.view_fields
   end
   return view_channels
 end
 
 on_enter(function()
-  VIEW_FIELDS, view_channels = {unpack(VIEW_BASE)}, nil
+  VIEW_FIELDS, view_channels = nil, nil
 end)
 
 -- `rec`: an agent's fields by name, as `touch_agent` returns them; without
 -- it the fields are read.
 local function view(aid, rec)
-  local chans = channels_of_view()
+  local chans = channels_of_view()  -- sets VIEW_FIELDS
   local a = rec or hmget(key('agent', aid), VIEW_FIELDS)
   local by = {}
   for _, ch in ipairs(chans) do

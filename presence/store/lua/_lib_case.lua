@@ -7,7 +7,8 @@
 -- _lib_webhook.lua (hook).
 
 local CASE_NUM = {created = true, first_response = true, closed = true, updated = true, reopened = true,
-                  answered = true, answered_at = true, replies = true, composing_until = true}
+                  answered = true, answered_at = true, replies = true, composing_until = true,
+                  csat = true, csat_at = true}
 local function case_view(wid)
   local h = redis.call('HGETALL', key('case', wid))
   if #h == 0 then return nil end

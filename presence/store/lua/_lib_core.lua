@@ -102,6 +102,10 @@ end
 -- they are lost only if the script fails outright (a bug), which no caller
 -- may rely on.
 local pending_bumps = nil
+-- Item history entries made between events_begin() and events_publish(),
+-- per item in order, pushed with one RPUSH per item: an intake that routes
+-- its item in the same call writes the item's two entries at once.
+local pending_history, history_order = nil, nil
 local function bump(k, field, n)
   if pending_bumps then
     local h = pending_bumps[k]
@@ -117,8 +121,18 @@ end
 local function events_begin()
   pending_events = {}
   pending_bumps = {}
+  pending_history, history_order = {}, {}
+end
+local function flush_history(wid)
+  local entries = pending_history and pending_history[wid]
+  if entries then
+    redis.call('RPUSH', key('work', wid, 'history'), unpack(entries))
+    pending_history[wid] = nil
+  end
 end
 local function events_publish()
+  for _, wid in ipairs(history_order) do flush_history(wid) end
+  pending_history, history_order = nil, nil
   for k, h in pairs(pending_bumps) do
     for field, n in pairs(h) do redis.call('HINCRBY', k, field, n) end
   end
@@ -182,6 +196,7 @@ end
 
 on_enter(function()
   pending_events, pending_bumps = nil, nil
+  pending_history, history_order = nil, nil
   created_of = {}
 end)
 
@@ -197,12 +212,23 @@ local function record(ev, wid)
   end
   redis.call('XADD', key('stream', 'events'), 'MAXLEN', '~', LOG_MAX, '*', unpack(args))
   if wid then
-    redis.call('RPUSH', key('work', wid, 'history'), cmsgpack.pack(ev))
+    if pending_history then
+      local entries = pending_history[wid]
+      if not entries then
+        entries = {}
+        pending_history[wid] = entries
+        history_order[#history_order + 1] = wid
+      end
+      entries[#entries + 1] = cmsgpack.pack(ev)
+    else
+      redis.call('RPUSH', key('work', wid, 'history'), cmsgpack.pack(ev))
+    end
   end
 end
 
 -- The item's history entries, decoded (for an offer after a handoff).
 local function history_of(wid)
+  flush_history(wid)
   local out = {}
   for _, raw in ipairs(redis.call('LRANGE', key('work', wid, 'history'), -200, -1)) do
     out[#out + 1] = cmsgpack.unpack(raw)

@@ -5,7 +5,7 @@
 -- Also a queue's business hours as the scripts see them (`queue_open`,
 -- `closed_ms`, `intake_queue`).
 -- Relies on _lib_core.lua (key, num, hmget, NOW, bump, record, on_enter),
--- _lib_config.lua (channel) and _lib_case.lua (case_enqueued).
+-- _lib_config.lua (channel, channels, queue_conf) and _lib_case.lua (case_enqueued).
 
 -- Business hours: a queue's plan (field `plan`, presence/hours.py) is
 -- {open at the start (1/0), start, t1, t2, ...}: its state flips at each t.
@@ -113,9 +113,9 @@ end
 -- Schedule the first overflow/relaxation check of an item that starts
 -- waiting in `q` (queue field `escalate_at`: seconds, absent = no rules).
 local function schedule_escalation(wid, q, since)
-  local at = redis.call('HGET', key('queue', q), 'escalate_at')
-  if at and tonumber(at) and tonumber(at) >= 0 then
-    redis.call('ZADD', key('timer', 'escalations'), since + math.floor(tonumber(at) * 1000), wid)
+  local at = queue_conf(q).escalate_at
+  if at and at >= 0 then
+    redis.call('ZADD', key('timer', 'escalations'), since + math.floor(at * 1000), wid)
   end
 end
 
@@ -134,10 +134,10 @@ end
 -- The error reply for an item aimed at a queue or channel that does not
 -- exist (checked before anything is stored), else nil.
 local function unknown_target(q, ch)
-  if not redis.call('ZSCORE', key('queues'), q) then
+  if not queue_conf(q).prio then
     return {'invalid', 'queue', 'unknown queue ' .. q}
   end
-  if redis.call('HEXISTS', key('channels'), ch) == 0 then
+  if not channels()[ch] then
     return {'invalid', 'channel', 'unknown channel ' .. ch}
   end
   return nil

@@ -16,7 +16,8 @@
 -- their hour is rolled up (docs/kpis.md).
 local function item_keys(wid)
   return {key('work', wid), key('work', wid, 'history'), key('work', wid, 'declined'),
-          key('case', wid), key('case', wid, 'comments'), key('case', wid, 'messages')}
+          key('case', wid), key('case', wid, 'comments'), key('case', wid, 'messages'),
+          key('case', wid, 'replies')}
 end
 local function retain(wid)
   local ms = math.floor(num(rule('retention_ms', 0)))

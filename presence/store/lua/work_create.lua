@@ -34,6 +34,8 @@ if idem ~= '' then
   redis.call('SET', ik, wid, 'EX', ttl)
 end
 create_item(wid, target, ch, prio, data, req, idem)
+-- routed after the batch when the server routes inline; else the caller wakes the dispatcher
+route_later({target})
 if idem ~= '' and digest ~= '' then
   redis.call('HSET', key('work', wid), 'digest', digest)
 end
