@@ -687,7 +687,7 @@ function drawWaiting() {
     if (body.children[i] !== row.tr) body.insertBefore(row.tr, body.children[i] || null);
     const c = row.cells;
     const crm = crmLink((state.queueSettings.get(it.queue) || {}).crm_url, it);
-    const key = `${it.queue}|${it.channel}|${it.priority}|${customerText(it.customer)}|${it.subject || ""}|${crm}|${state.lang}`;
+    const key = `${it.queue}|${it.channel}|${it.priority}|${customerText(it.customer)}|${it.subject || ""}|${crm}|${it.overflow_to || ""}|${!!it.handed_over}|${state.lang}`;
     if (row.drawn.key !== key) {
       const q = state.queues.get(it.queue) || {};
       setText(c.queue, q.title || it.queue);
@@ -697,7 +697,12 @@ function drawWaiting() {
       const who = customerText(it.customer) || "—";
       if (crm) put(c.customer, h("a.crm-link", { href: crm, target: "_blank", rel: "noopener noreferrer", title: t("wb.openCrm") }, who));
       else setText(c.customer, who);
-      setText(c.subject, it.subject || "");
+      // an overflowed item (other queues' agents may take it too) and one handed over with a note
+      const flags = [
+        it.overflow_to ? h("span.chip.w-flag", { title: t("wb.overflowHint") }, t("wb.overflowTo", { queue: (state.queues.get(it.overflow_to) || {}).title || it.overflow_to })) : null,
+        it.handed_over ? h("span.chip.w-flag", { title: t("wb.handedOverHint") }, t("wb.handedOver")) : null,
+      ];
+      put(c.subject, it.subject || "", ...flags);
       const btn = c.actions.firstChild;
       setText(btn, t("wb.pushTo"));
       btn.setAttribute("aria-label", `${t("wb.pushTo")}: ${customerText(it.customer) || it.subject || it.work_id}`);
