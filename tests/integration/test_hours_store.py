@@ -81,6 +81,10 @@ def post(server: ServerProcess, path: str, body: object) -> httpx.Response:
     return httpx.post(f"{server.http}{path}", json=body, headers=SVC, timeout=10)
 
 
+def get(server: ServerProcess, path: str) -> httpx.Response:
+    return httpx.get(f"{server.http}{path}", headers=SVC, timeout=10)
+
+
 def form(server: ServerProcess, fields: dict[str, str]) -> httpx.Response:
     headers = {"Accept": "application/json"}
     return httpx.post(f"{server.http}/forms/case", data=fields, headers=headers, timeout=10)
@@ -244,6 +248,12 @@ queues = ["support", "phones", "night"]
     assert r.status_code == 422 and r.json()["field"] == "crm_url"
     r = put(server, "/api/v1/queues/support", {"after_hours": "overflow", "after_hours_queue": "nowhere"})
     assert r.status_code == 422 and r.json()["field"] == "after_hours_queue", r.text
+
+    # Prometheus: both closed; a queue without hours has no such gauge
+    metrics = get(server, "/metrics").text
+    assert 'presence_queue_open{center="' in metrics
+    lines = [ln for ln in metrics.splitlines() if ln.startswith("presence_queue_open{")]
+    assert len(lines) == 2 and all(ln.endswith(" 0.0") for ln in lines), lines
 
     # the supervisors see both queues closed
     sup = await supervisor(server)
