@@ -241,9 +241,13 @@ queues = ["support", "phones", "night"]
     # a web form's case too (the form's queue is the file's first, support)
     r = form(server, {"name": "Aiko", "email": "aiko@example.jp", "message": "ログインできません"})
     assert r.status_code == 201 and r.json()["queue"] == "night", r.text
-    bad = {"hours": [{"days": ["mon"], "open": "18:00", "close": "09:00"}]}
+    bad = {"hours": [{"days": ["mon"], "open": "18:00", "close": "9:00"}]}
     r = put(server, "/api/v1/queues/support", bad)
     assert r.status_code == 422 and r.json()["field"] == "hours[0].close", r.text
+    r = put(server, "/api/v1/queues/support", {"holidays": ["2026-02-30"]})
+    assert r.status_code == 422 and r.json()["field"] == "holidays[0]", r.text
+    r = put(server, "/api/v1/queues/support", {"time_zone": "Mars/Olympus"})
+    assert r.status_code == 422 and r.json()["field"] == "time_zone", r.text
     r = put(server, "/api/v1/queues/support", {"crm_url": "https://x/{agent}"})
     assert r.status_code == 422 and r.json()["field"] == "crm_url"
     r = put(server, "/api/v1/queues/support", {"after_hours": "overflow", "after_hours_queue": "nowhere"})
