@@ -178,10 +178,13 @@ class QueueSettings(Shape, kw_only=True):
     @classmethod
     def json_schema_extra(cls) -> dict[str, Any]:
         # the rule of __post_init__, stated in the published schema
-        given = {"required": ["after_hours_queue"], "properties": {"after_hours_queue": {"minLength": 1}}}
+        # (as anyOf, which generators honour: either no overflow, or a queue to overflow to)
+        named = {"after_hours_queue": {"type": "string", "minLength": 1}}
         rule = {
-            "if": {"properties": {"after_hours": {"const": "overflow"}}, "required": ["after_hours"]},
-            "then": given,
+            "anyOf": [
+                {"properties": {"after_hours": {"enum": ["queue", "refuse"]}}},
+                {"required": ["after_hours_queue"], "properties": named},
+            ]
         }
         base = super().json_schema_extra()
         return {"allOf": [base, rule]} if base else rule
