@@ -255,7 +255,7 @@ def queue_of(name: str, body: QueueSettings) -> Queue:
         ),
         time_zone=body.time_zone,
         hours=tuple(Range(tuple(h.days), minutes(h.open), minutes(h.close)) for h in body.hours),
-        holidays=tuple(sorted(set(body.holidays))),
+        holidays=tuple(sorted({d.isoformat() for d in body.holidays})),
         after_hours=body.after_hours,
         after_hours_queue=body.after_hours_queue or "",
         closed_message=body.closed_message,

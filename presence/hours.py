@@ -30,7 +30,8 @@ PLAN_AHEAD: Final = 15 * DAY_MS
 @dataclass(frozen=True, slots=True)
 class Range:
     """Open on `days` from `open` to `close` (minutes after local midnight;
-    close 1440 is the end of the day)."""
+    close 1440 is the end of the day; a close at or before the opening is on
+    the next day)."""
 
     days: tuple[str, ...]
     open: int
@@ -87,8 +88,10 @@ def intervals(s: Schedule, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
         if day not in s.holidays:
             name = DAYS[day.weekday()]
             for r in ranges:
-                if name in r.days and r.close > r.open:
-                    a, b = _local_ms(day, r.open, tz), _local_ms(day, r.close, tz)
+                if name in r.days:
+                    # a close at or before the opening is on the next day (a night shift)
+                    shut = r.close if r.close > r.open else r.close + 1440
+                    a, b = _local_ms(day, r.open, tz), _local_ms(day, shut, tz)
                     if b > start_ms and a < end_ms:
                         out.append((a, b))
         day += timedelta(days=1)

@@ -108,7 +108,14 @@ def families(
     agents = GaugeMetricFamily(
         "presence_queue_agents", "Agents of the queue by state", labels=["center", "queue", "state"]
     )
+    hours_open = GaugeMetricFamily(
+        "presence_queue_open",
+        "1 while a queue with business hours is open, 0 outside them (absent: no hours)",
+        labels=["center", "queue"],
+    )
     for s in stats:
+        if "open" in s:
+            hours_open.add_metric([center, str(s["name"])], 1 if s["open"] else 0)
         q = str(s["name"])
         depth.add_metric([center, q], int(s.get("waiting", 0)))
         created = float(s.get("oldest_created", 0) or 0)
@@ -133,7 +140,7 @@ def families(
         parts = field.split("|")
         if parts[0] == "ws_dropped" and len(parts) == 3:
             dropped.add_metric([center, parts[1], parts[2]], n)
-    out += [depth, oldest, agents, ws, dropped]
+    out += [depth, oldest, agents, hours_open, ws, dropped]
     return out
 
 

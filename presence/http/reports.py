@@ -27,7 +27,7 @@ import csv
 import io
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -36,10 +36,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from presence.http import openapi
-from presence.http.common import ctx_of, require
+from presence.http.common import ctx_of, json, require
 from presence.kpi import history, rollup
 from presence.kpi.aggregates import Agg, agent_time
 from presence.kpi.facts import Fact
+from presence.kpi.tracker import Tracker
 from presence.problems import Problem
 from presence.store import Store
 
@@ -210,6 +211,13 @@ async def kpis_from_events(
     store: Store, start: int, end: int, group: str, tz: ZoneInfo
 ) -> list[dict[str, Any]]:
     tracker, attrs = await rollup.compute_range(store, start, end)
+    return rows_of(tracker, attrs, start, end, group, tz)
+
+
+def rows_of(
+    tracker: Tracker, attrs: dict[str, dict[str, str]], start: int, end: int, group: str, tz: ZoneInfo
+) -> list[dict[str, Any]]:
+    """A KPI report's rows by `group`, from the events folded once (`compute_range`)."""
     if group in ("queue", "channel", "agent", "center"):
         g = tracker.aggregate(end, {"r": start}, inclusive=False)["r"]
         if group == "center":
@@ -307,6 +315,29 @@ async def kpis_report(request: Request) -> Response:
     return respond(request, "kpis", body)
 
 
+# What the wallboard's charts draw: one fold of the day's events for all of them
+CHART_GROUPS: Final = ("15m", "type", "source", "customer")
+
+
+async def charts_report(request: Request) -> Response:
+    store, tz = _context(request)
+    start, end = time_range(request, store.now_ms(), tz)
+    if not await raw_available(store, start):
+        raise Problem(
+            422,
+            "the charts need the event history, which no longer covers from",
+            field="from",
+            code="invalid",
+        )
+    tracker, attrs = await rollup.compute_range(store, start, end)
+    body = _head("charts", start, end, tz, "events")
+    body["groups"] = {
+        g: {"columns": [g, *KPI_COLUMNS], "rows": rows_of(tracker, attrs, start, end, g, tz)}
+        for g in CHART_GROUPS
+    }
+    return json(body)
+
+
 async def agents_report(request: Request) -> Response:
     store, tz = _context(request)
     start, end = time_range(request, store.now_ms(), tz)
@@ -386,6 +417,11 @@ for _path, _summary, _extra in (
         " group_by=queue|channel|agent|customer|type|source|15m|hour|day|center (default queue; "
         "15m: quarter hours, within the event history).",
     ),
+    (
+        "/api/v1/reports/charts",
+        "The KPI rows the wallboard's charts draw (group_by 15m, type, source and customer) from one fold",
+        " JSON only: groups.<15m|type|source|customer>.{columns, rows}.",
+    ),
     ("/api/v1/reports/agents", "Agents' time in each status, handle time and occupancy", ""),
     ("/api/v1/reports/events", "The raw event history of a time range (within the retention)", ""),
 ):
@@ -403,6 +439,7 @@ for _path, _summary, _extra in (
 
 ROUTES = [
     Route("/api/v1/reports/kpis", kpis_report),
+    Route("/api/v1/reports/charts", charts_report),
     Route("/api/v1/reports/agents", agents_report),
     Route("/api/v1/reports/events", events_report),
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from typing import Annotated, Any, Final, Literal, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import available_timezones
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -83,16 +83,12 @@ ClockTime = Annotated[
         description="a time of day, HH:MM from 00:00 to 24:00 (the end of the day)",
     ),
 ]
-HolidayDate = Annotated[
-    str,
-    Meta(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", description="a date, YYYY-MM-DD"),
-]
-TimeZoneName = Annotated[
-    str,
-    Meta(
-        max_length=64,
-        description="an IANA time zone such as Asia/Tokyo (empty: the center's, PRESENCE_TIMEZONE)",
-    ),
+HolidayDate = Annotated[date, Meta(description="a date, YYYY-MM-DD")]
+# the names zoneinfo knows (the system's database, else the tzdata wheel), built at import
+_ZONES: Any = Literal[("", *sorted(available_timezones()))]
+TimeZoneName: Any = Annotated[
+    _ZONES,
+    Meta(description="an IANA time zone such as Asia/Tokyo (empty: the center's, PRESENCE_TIMEZONE)"),
 ]
 AfterHours = Literal["queue", "overflow", "refuse"]
 ClosedMessage = Annotated[
@@ -113,30 +109,27 @@ CRM_PLACEHOLDERS: Final = (
     "queue",
     "channel",
 )
+_KNOWN = "|".join(re.escape(p) for p in CRM_PLACEHOLDERS)
 CrmUrl = Annotated[
     str,
     Meta(
         max_length=2000,
-        pattern=r"^(https?://.*)?$",
+        # only the known placeholders between braces, and no other brace
+        pattern=rf"^(https?://([^{{}}]|\{{({_KNOWN})\}})*)?$",
         description="a link to the customer or case in the team's CRM or knowledge base: an http(s) URL "
         "with placeholders such as {customer.id} or {case.id} (empty: none)",
     ),
 ]
-_PLACEHOLDER = re.compile(r"{([^{}]*)}")
 
 
 class OpenHours(Shape, kw_only=True):
     """A queue is open on `days` from `open` to `close` (its time zone's
-    clock; a range past midnight is two ranges, one each day)."""
+    clock). A `close` at or before `open` is on the next day (a night shift,
+    22:00-06:00); the same time is 24 hours."""
 
     days: Annotated[list[Weekday], Meta(min_length=1)]
     open: ClockTime
     close: ClockTime
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.close <= self.open:
-            raise FieldError("close", f"must be later than open ({self.open})")
 
 
 class QueueSettings(Shape, kw_only=True):
@@ -179,25 +172,22 @@ class QueueSettings(Shape, kw_only=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.time_zone:
-            try:
-                ZoneInfo(self.time_zone)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise FieldError(
-                    "time_zone", f"must be an IANA time zone such as Asia/Tokyo, not {self.time_zone!r}"
-                ) from None
-        for i, day in enumerate(self.holidays):
-            try:
-                date.fromisoformat(day)
-            except ValueError:
-                raise FieldError(f"holidays[{i}]", f"is not a date of the calendar: {day!r}") from None
         if self.after_hours == "overflow" and not self.after_hours_queue:
             raise FieldError("after_hours_queue", "is required when after_hours is overflow")
-        for name in _PLACEHOLDER.findall(self.crm_url):
-            if name not in CRM_PLACEHOLDERS:
-                raise FieldError(
-                    "crm_url", f"has an unknown placeholder {{{name}}} (known: {', '.join(CRM_PLACEHOLDERS)})"
-                )
+
+    @classmethod
+    def json_schema_extra(cls) -> dict[str, Any]:
+        # the rule of __post_init__, stated in the published schema
+        # (as anyOf, which generators honour: either no overflow, or a queue to overflow to)
+        named = {"after_hours_queue": {"type": "string", "minLength": 1}}
+        rule = {
+            "anyOf": [
+                {"properties": {"after_hours": {"enum": ["queue", "refuse"]}}},
+                {"required": ["after_hours_queue"], "properties": named},
+            ]
+        }
+        base = super().json_schema_extra()
+        return {"allOf": [base, rule]} if base else rule
 
 
 class QueueInput(QueueSettings, kw_only=True):

@@ -21,6 +21,8 @@ TWO_QUEUES = (
 name = "quick"
 title = "Quick"
 service_level_seconds = 2
+overflow_to = "support"
+overflow_after = 1
 """
 )
 
@@ -61,6 +63,8 @@ def test_waiting_list_ages_by_service_level_and_push_pull_reassign(browser: Any,
         # the age against each queue's own service level: support (20 s) green, quick (2 s) red
         expect(waiting_row(wall, quick).locator(".w-age")).to_have_class("w-age lvl-over", timeout=6000)
         expect(waiting_row(wall, quick).locator(".w-level-text")).to_have_text("over the service-level limit")
+        # after a second it overflows: support's agents may take it too, and the row says so
+        expect(waiting_row(wall, quick).locator(".w-flag")).to_have_text("also Support")
         expect(first.locator(".w-age")).to_have_class("w-age lvl-ok")
         expect(first.locator(".w-time")).to_have_text(re.compile(r"^0:\d\d$"))
         shot(wall, "wallboard-waiting")

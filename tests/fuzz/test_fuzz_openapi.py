@@ -144,6 +144,10 @@ def with_state(case: schemathesis.Case, server: ServerProcess) -> None:
     elif path == "/api/v1/agents/{agent_id}" and case.method == "PUT" and body is not None:
         if body.get("queues") and _valid(body["queues"], list[Name]):
             body["queues"] = [QUEUE]
+    elif path == "/api/v1/queues/{name}" and case.method == "PUT" and body is not None:
+        # the queue new items go to outside hours must exist
+        if body.get("after_hours_queue") and _valid(body["after_hours_queue"], Name):
+            body["after_hours_queue"] = QUEUE
     elif path == "/api/v1/channels/{channel}/messages":
         if _valid((case.path_parameters or {}).get("channel"), Name):
             case.path_parameters = {**(case.path_parameters or {}), "channel": MESSAGING}

@@ -81,6 +81,15 @@ def post(server: ServerProcess, path: str, body: object) -> httpx.Response:
     return httpx.post(f"{server.http}{path}", json=body, headers=SVC, timeout=10)
 
 
+def get(server: ServerProcess, path: str) -> httpx.Response:
+    return httpx.get(f"{server.http}{path}", headers=SVC, timeout=10)
+
+
+def form(server: ServerProcess, fields: dict[str, str]) -> httpx.Response:
+    headers = {"Accept": "application/json"}
+    return httpx.post(f"{server.http}/forms/case", data=fields, headers=headers, timeout=10)
+
+
 async def waiting_in(store: Store, queue: str) -> list[str]:
     return [x.decode() for x in await store.redis.zrange(store.keys.queue_waiting(queue), 0, -1)]
 
@@ -229,13 +238,26 @@ queues = ["support", "phones", "night"]
     assert got["hours"] == [] and got["crm_url"] == "https://crm.example/c/{customer.id}"
     r = post_work(server, channel="chat", queue="support")
     assert r.status_code == 201 and r.json()["queue"] == "night", r.text
-    bad = {"hours": [{"days": ["mon"], "open": "18:00", "close": "09:00"}]}
+    # a web form's case too (the form's queue is the file's first, support)
+    r = form(server, {"name": "Aiko", "email": "aiko@example.jp", "message": "ログインできません"})
+    assert r.status_code == 201 and r.json()["queue"] == "night", r.text
+    bad = {"hours": [{"days": ["mon"], "open": "18:00", "close": "9:00"}]}
     r = put(server, "/api/v1/queues/support", bad)
     assert r.status_code == 422 and r.json()["field"] == "hours[0].close", r.text
+    r = put(server, "/api/v1/queues/support", {"holidays": ["2026-02-30"]})
+    assert r.status_code == 422 and r.json()["field"] == "holidays[0]", r.text
+    r = put(server, "/api/v1/queues/support", {"time_zone": "Mars/Olympus"})
+    assert r.status_code == 422 and r.json()["field"] == "time_zone", r.text
     r = put(server, "/api/v1/queues/support", {"crm_url": "https://x/{agent}"})
     assert r.status_code == 422 and r.json()["field"] == "crm_url"
     r = put(server, "/api/v1/queues/support", {"after_hours": "overflow", "after_hours_queue": "nowhere"})
     assert r.status_code == 422 and r.json()["field"] == "after_hours_queue", r.text
+
+    # Prometheus: both closed; a queue without hours has no such gauge
+    metrics = get(server, "/metrics").text
+    assert 'presence_queue_open{center="' in metrics
+    lines = [ln for ln in metrics.splitlines() if ln.startswith("presence_queue_open{")]
+    assert len(lines) == 2 and all(ln.endswith(" 0.0") for ln in lines), lines
 
     # the supervisors see both queues closed
     sup = await supervisor(server)

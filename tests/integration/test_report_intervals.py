@@ -12,8 +12,10 @@ from tests.harness import ServerProcess, post_work, token
 SUP = {"Authorization": f"Bearer {token('supervisor', 'sue')}"}
 
 
-def report(server: ServerProcess, query: str) -> httpx.Response:
-    return httpx.get(f"{server.http}/api/v1/reports/kpis?{query}", headers=SUP, timeout=30)
+def report(
+    server: ServerProcess, query: str, path: str = "kpis", who: dict[str, str] = SUP
+) -> httpx.Response:
+    return httpx.get(f"{server.http}/api/v1/reports/{path}?{query}", headers=who, timeout=30)
 
 
 async def test_quarter_hours_from_midnight_to_now(server: ServerProcess) -> None:
@@ -35,3 +37,21 @@ async def test_quarter_hours_from_midnight_to_now(server: ServerProcess) -> None
     assert csv.status_code == 200 and csv.text.count("\r\n") == len(rows) + 1
     bad = report(server, "group_by=5m")
     assert bad.status_code == 422 and bad.json()["field"] == "group_by"
+
+
+async def test_the_charts_report_is_the_four_reports_from_one_fold(server: ServerProcess) -> None:
+    for customer, kind in (("c-1", "billing"), ("c-1", "billing"), ("c-2", "outage")):
+        r = post_work(server, channel="email", customer={"id": customer}, payload={"type": kind})
+        assert r.status_code == 201
+    day = report(server, "group_by=15m").json()
+    r = report(server, "", "charts")
+    assert r.status_code == 200, r.text
+    groups = r.json()["groups"]
+    assert set(groups) == {"15m", "type", "source", "customer"}
+    assert sum(row["offered"] for row in groups["15m"]["rows"]) == 3
+    assert [row["15m"] for row in groups["15m"]["rows"]] == [row["15m"] for row in day["rows"]]
+    assert {row["type"]: row["offered"] for row in groups["type"]["rows"]} == {"billing": 2, "outage": 1}
+    assert {row["customer"]: row["offered"] for row in groups["customer"]["rows"]} == {"c-1": 2, "c-2": 1}
+    assert {row["source"]: row["offered"] for row in groups["source"]["rows"]} == {"email": 3}
+    agent = {"Authorization": f"Bearer {token('agent', 'alice')}"}
+    assert report(server, "", "charts", agent).status_code == 403

@@ -40,6 +40,8 @@ async def test_waiting_items_in_routing_order_with_who_and_what(server: ServerPr
     assert second["subject"] == "請求書の再発行" and second["customer"] == {"id": "c-7", "name": "山田 太郎"}
     assert second["created"] <= third["created"] and second["created"] > 0
     assert "customer" not in third and "subject" not in third
+    # nothing overflowed or handed over: no such flags at all
+    assert not any("overflow_to" in i or "handed_over" in i for i in items), items
     assert listed(msg, "billing") == []
 
     # the same list over HTTP, with the count

@@ -76,6 +76,18 @@ def test_daylight_saving_changes_move_the_opening_in_utc() -> None:
     assert ms(ZoneInfo("UTC"), 2026, 3, 30, 7, 0) in p
 
 
+def test_a_night_shift_closes_the_next_morning() -> None:
+    night = Schedule("Asia/Tokyo", (Range(("fri",), 22 * 60, 6 * 60),))
+    assert hours.is_open(night, ms(TOKYO, 2026, 12, 4, 23, 0))  # Friday night
+    assert hours.is_open(night, ms(TOKYO, 2026, 12, 5, 5, 59))  # Saturday morning
+    assert not hours.is_open(night, ms(TOKYO, 2026, 12, 5, 6, 0))
+    assert not hours.is_open(night, ms(TOKYO, 2026, 12, 4, 5, 0))  # Friday morning: Thursday had none
+    day_and_night = Schedule("Asia/Tokyo", (Range(("mon",), 9 * 60, 9 * 60),))  # the same time: 24 hours
+    assert hours.is_open(day_and_night, ms(TOKYO, 2026, 11, 30, 9, 0))
+    assert hours.is_open(day_and_night, ms(TOKYO, 2026, 12, 1, 8, 59))
+    assert not hours.is_open(day_and_night, ms(TOKYO, 2026, 12, 1, 9, 0))
+
+
 def test_holidays_alone_close_whole_days() -> None:
     s = Schedule("Asia/Tokyo", (), frozenset({date(2026, 1, 1)}))
     assert not hours.is_open(s, ms(TOKYO, 2026, 1, 1, 0, 0))
@@ -91,7 +103,6 @@ def queue(**settings: object) -> QueueSettings:
     ("settings", "field"),
     [
         ({"time_zone": "Mars/Olympus"}, "time_zone"),
-        ({"hours": [{"days": ["mon"], "open": "18:00", "close": "09:00"}]}, "hours[0].close"),
         ({"hours": [{"days": ["monday"], "open": "09:00", "close": "18:00"}]}, "hours[0].days[0]"),
         ({"hours": [{"days": [], "open": "09:00", "close": "18:00"}]}, "hours[0].days"),
         ({"hours": [{"days": ["mon"], "open": "9:00", "close": "18:00"}]}, "hours[0].open"),

@@ -157,8 +157,10 @@ async def post_case(request: Request, body: Body[WebForm]) -> Response:
     link = status_url(request, result.work_id)
     if _wants_json(request):
         # no `lead` here: the public reply must not tell who is a known customer
+        # outside the queue's hours a new case may wait in another queue (its rule)
+        where = result.woke if result.outcome == "created" and result.woke else queue
         return json(
-            {"id": result.work_id, "outcome": result.outcome, "queue": queue, "status_url": link}, status=201
+            {"id": result.work_id, "outcome": result.outcome, "queue": where, "status_url": link}, status=201
         )
     return _thanks(lang, result.work_id, status=201, link=link)
 

@@ -687,7 +687,7 @@ function drawWaiting() {
     if (body.children[i] !== row.tr) body.insertBefore(row.tr, body.children[i] || null);
     const c = row.cells;
     const crm = crmLink((state.queueSettings.get(it.queue) || {}).crm_url, it);
-    const key = `${it.queue}|${it.channel}|${it.priority}|${customerText(it.customer)}|${it.subject || ""}|${crm}|${state.lang}`;
+    const key = `${it.queue}|${it.channel}|${it.priority}|${customerText(it.customer)}|${it.subject || ""}|${crm}|${it.overflow_to || ""}|${!!it.handed_over}|${state.lang}`;
     if (row.drawn.key !== key) {
       const q = state.queues.get(it.queue) || {};
       setText(c.queue, q.title || it.queue);
@@ -697,7 +697,12 @@ function drawWaiting() {
       const who = customerText(it.customer) || "—";
       if (crm) put(c.customer, h("a.crm-link", { href: crm, target: "_blank", rel: "noopener noreferrer", title: t("wb.openCrm") }, who));
       else setText(c.customer, who);
-      setText(c.subject, it.subject || "");
+      // an overflowed item (other queues' agents may take it too) and one handed over with a note
+      const flags = [
+        it.overflow_to ? h("span.chip.w-flag", { title: t("wb.overflowHint") }, t("wb.overflowTo", { queue: (state.queues.get(it.overflow_to) || {}).title || it.overflow_to })) : null,
+        it.handed_over ? h("span.chip.w-flag", { title: t("wb.handedOverHint") }, t("wb.handedOver")) : null,
+      ];
+      put(c.subject, it.subject || "", ...flags);
       const btn = c.actions.firstChild;
       setText(btn, t("wb.pushTo"));
       btn.setAttribute("aria-label", `${t("wb.pushTo")}: ${customerText(it.customer) || it.subject || it.work_id}`);
@@ -858,7 +863,7 @@ function paintOldest(tile, q) {
 // At most one reading of the reports per CHART_MIN_MS however fast contacts
 // arrive (each reading folds the day's events on the server), and one every
 // CHART_EVERY_MS regardless, so the last interval's bar grows with the day.
-const CHART_MIN_MS = 10_000;
+const CHART_MIN_MS = 15_000;
 const CHART_EVERY_MS = 60_000;
 
 function loadCharts(now) {
@@ -874,9 +879,9 @@ async function readCharts() {
   c.loading = true;
   c.at = Date.now();
   try {
-    const get = (group) => session.api(`/api/v1/reports/kpis?group_by=${group}`);
-    const [intervals, type, source, customer] = await Promise.all(["15m", "type", "source", "customer"].map(get));
-    c.data = { intervals, type, source, customer };
+    // one fold of the day's events on the server for all the charts
+    const g = (await session.api("/api/v1/reports/charts")).groups || {};
+    c.data = { intervals: g["15m"] || {}, type: g.type || {}, source: g.source || {}, customer: g.customer || {} };
     drawCharts();
   } catch {
     /* the charts keep their last picture; the next reading tries again */

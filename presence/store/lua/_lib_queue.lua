@@ -176,8 +176,10 @@ local function waiting_list(q, limit)
   for _, wid in ipairs(redis.call('ZRANGE', key('queue', q, 'waiting'), 0, limit - 1)) do
     local it = hmget(key('work', wid), {'channel', 'priority', 'created', 'data', 'ovf', 'handoff'})
     local row = {work_id = wid, channel = it.channel or '', priority = num(it.priority),
-                 created = num(it.created), overflow_to = it.ovf ~= '' and it.ovf or nil,
-                 handed_over = it.handoff ~= nil and it.handoff ~= '' or nil}
+                 created = num(it.created)}
+    -- (a missing field reads as false, not nil)
+    if it.ovf and it.ovf ~= '' then row.overflow_to = it.ovf end
+    if it.handoff and it.handoff ~= '' then row.handed_over = true end
     local ok, data = pcall(cmsgpack.unpack, it.data or '')
     if ok and type(data) == 'table' then
       local s = data.subject
