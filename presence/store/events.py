@@ -17,6 +17,14 @@ something the listener can act on:
 * `get` returning None: redis-py subscribed again by itself (after it
   reconnected, or moved the subscription to a slot's new owner); events
   published meanwhile are gone.
+* `FeedSilent`: the connection stopped delivering without failing (a
+  half-open TCP connection: a partition, a NAT or firewall that forgot the
+  flow, a peer gone without FIN or RST). After `PING_AFTER` seconds without
+  anything on it the feed sends ``PING`` on the subscribed connection
+  (allowed in subscribed mode; the answer is a ``pong`` message on the same
+  stream); if nothing at all arrives within `SILENT_LIMIT` seconds of the
+  last thing heard, the connection is declared dead. Events flowing are
+  proof enough: a busy feed sends no PING.
 * any other `RedisError`/`OSError`: the node went away.
 """
 
@@ -35,19 +43,40 @@ from presence.store.client import Client, refresh_topology
 # How long a cluster read waits before looking again at where the channel
 # lives (redis-py may have moved it to another node's connection).
 _POLL = 1.0
+# Silence after which the feed pings its connection, and the silence after
+# which it gives the connection up (`FeedSilent`): a half-open connection is
+# found within SILENT_LIMIT + _POLL seconds.
+PING_AFTER = 1.0
+SILENT_LIMIT = 4.0
+_PING_TOKEN = b"presence-feed"
 
 
 class ChannelMoved(RedisError):
     """The server ended our subscription: the channel's slot has moved."""
 
 
+class FeedSilent(RedisError):
+    """The subscribed connection answered nothing, not even a PING."""
+
+
 class Feed:
     """One subscription to one shard channel."""
 
-    def __init__(self, redis: Client, channel: str) -> None:
+    def __init__(
+        self,
+        redis: Client,
+        channel: str,
+        *,
+        ping_after: float = PING_AFTER,
+        silent_limit: float = SILENT_LIMIT,
+    ) -> None:
         self._redis = redis
         self.channel = channel
         self._pubsub: PubSub | ClusterPubSub | None = None
+        self.ping_after = ping_after
+        self.silent_limit = max(silent_limit, ping_after)
+        self._heard = 0.0  # loop time of the last thing read from the connection
+        self._pinged = 0.0  # loop time of the last PING sent (0: none since _heard)
 
     @property
     def node(self) -> str:
@@ -72,6 +101,7 @@ class Feed:
         while loop.time() < deadline:
             msg = await self._next(min(_POLL, max(0.01, deadline - loop.time())))
             if msg is not None and msg["type"] in ("ssubscribe", b"ssubscribe"):
+                self._heard, self._pinged = loop.time(), 0.0
                 return
         raise ChannelMoved(f"no confirmation of SSUBSCRIBE {self.channel} within {timeout:.0f}s")
 
@@ -86,15 +116,36 @@ class Feed:
             return msg
         return await ps.get_message(timeout=timeout)  # type: ignore[no-any-return]
 
+    async def _ping(self) -> None:
+        """PING every connection the subscription lives on."""
+        ps = self._pubsub
+        assert ps is not None, "Feed.open first"
+        targets = list(ps.node_pubsub_mapping.values()) if isinstance(ps, ClusterPubSub) else [ps]
+        for target in targets:
+            # a send on a dead peer only fills the kernel's buffer; the
+            # bound is for a full buffer
+            await asyncio.wait_for(target.ping(_PING_TOKEN), timeout=self.ping_after + 1.0)
+
     async def get(self) -> bytes | None:
         """The next published message; None when the subscription was made
-        again meanwhile (events may be lost); raises `ChannelMoved`."""
-        cluster = isinstance(self._pubsub, ClusterPubSub)
+        again meanwhile (events may be lost); raises `ChannelMoved`, and
+        `FeedSilent` when the connection stopped delivering."""
+        loop = asyncio.get_running_loop()
         while True:
-            # standalone: block until a message (None); cluster: look again every _POLL
-            msg = await self._next(_POLL if cluster else None)
+            # look again every _POLL: how long the connection has been silent
+            msg = await self._next(min(_POLL, self.ping_after))
+            now = loop.time()
             if msg is None:
+                silent = now - self._heard
+                if silent >= self.silent_limit:
+                    raise FeedSilent(
+                        f"nothing on the subscription to {self.channel} for {silent:.1f}s, not even a PONG"
+                    )
+                if silent >= self.ping_after and (not self._pinged or now - self._pinged >= self.ping_after):
+                    self._pinged = now
+                    await self._ping()
                 continue
+            self._heard, self._pinged = now, 0.0
             kind = msg["type"]
             kind = kind.decode() if isinstance(kind, bytes) else kind
             if kind == "smessage":
@@ -107,5 +158,6 @@ class Feed:
     async def close(self) -> None:
         ps, self._pubsub = self._pubsub, None
         if ps is not None:
+            # bounded: closing a half-open connection must not hang the listener
             with contextlib.suppress(Exception):
-                await ps.aclose()  # type: ignore[no-untyped-call]
+                await asyncio.wait_for(ps.aclose(), timeout=3.0)  # type: ignore[no-untyped-call]

@@ -284,3 +284,24 @@ def test_verified_token_cache_still_expires(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(auth.AuthError, match="expired"):
         auth.verify(SECRET, tok)
     assert (SECRET, tok) not in auth._verified
+
+
+def test_soak_tiny(tmp_path: Path) -> None:
+    """The soak script runs end to end in seconds: samples, CSV, PNG, checker."""
+    prefix = tmp_path / "soak"
+    out = subprocess.run(
+        [
+            sys.executable, "-m", "loadtests.soak", "--agents", "20", "--wallboards", "2", "--rate", "10",
+            "--minutes", "0.15", "--sample", "3", "--warm", "1", "--out", str(prefix),
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    log = out.stdout + out.stderr
+    assert "invariant checker: exit 0" in log, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+    with Path(f"{prefix}.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= 2, rows
+    assert all(float(r["rss_mb"]) > 0 and float(r["redis_used_mb"]) > 0 for r in rows), rows
+    assert sum(int(r["offers"]) for r in rows) > 0, rows
+    assert Path(f"{prefix}.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

@@ -1,0 +1,347 @@
+"""Soak test: does a server that runs for a long time stay flat?
+
+N agents (default 1,000) and W wallboards (default 20) on one `presence
+serve`, R items/s (default 200) posted for D minutes (default 20), with
+random disconnects (an agent socket aborted and reconnected every few
+seconds). A short retention is set for the run (PRESENCE_RETENTION_DAYS,
+fractional), so finished items expire while it runs.
+
+Every sample interval (default 60 s) it records the server's RSS, Redis
+``used_memory``, the AOF size (``aof_current_size``), the load generator's
+longest GC pause, and the p99 intake-to-offer latency of that interval;
+writes them to a CSV and draws a PNG (a tiny pure-Python PNG writer, no
+matplotlib). At the end it checks the targets (after the first 5 samples,
+RSS and used_memory grow by less than 5 %; p99 within 1.5x its first-5
+value) and runs the invariant checker (`presence check`).
+
+    python loadtests/soak.py                       # the full run (~22 min)
+    python loadtests/soak.py --agents 200 --rate 50 --minutes 5 --out /tmp/soak
+
+Not part of the default test suite; tests/integration/test_loadtests_smoke.py
+runs it for a few seconds. Exit code 1 when a target or the checker fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import gc
+import itertools
+import random
+import struct
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import orjson
+from redis import Redis as SyncRedis
+
+from loadtests.common import RawHttp, RawWs, Stack, pct, raise_nofile, seed_agents, use_uvloop
+
+QUEUE = "soak"
+CENTER = """
+[channels.soak]
+weight = 10
+cap = 0
+
+[[queues]]
+name = "soak"
+strategy = "most_available"
+auto_accept = false
+push_timeout = 30
+wrapup_seconds = 0
+"""
+FIELDS = [
+    "minute",
+    "rss_mb",
+    "redis_used_mb",
+    "aof_mb",
+    "loadgen_gc_pause_max_ms",
+    "p99_ms",
+    "offers",
+    "posted",
+    "errors",
+]
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+# -- a tiny PNG writer ---------------------------------------------------------------
+
+
+def _png(path: Path, w: int, h: int, px: bytearray) -> None:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    raw = b"".join(b"\x00" + bytes(px[y * w * 3 : (y + 1) * w * 3]) for y in range(h))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+COLOURS = {
+    "rss_mb": (200, 40, 40),
+    "redis_used_mb": (40, 90, 200),
+    "aof_mb": (40, 160, 60),
+    "p99_ms": (230, 140, 0),
+    "loadgen_gc_pause_max_ms": (130, 60, 170),
+}
+
+
+def plot(path: Path, rows: list[dict[str, float]]) -> None:
+    """One panel per series (each scaled to its own 0..max), samples on x; the
+    legend is the colour order of COLOURS (documented in RELIABILITY.md)."""
+    w, ph, pad = 640, 90, 10
+    series = list(COLOURS)
+    h = pad + len(series) * (ph + pad)
+    px = bytearray(b"\xff" * (w * h * 3))
+
+    def dot(x: int, y: int, c: tuple[int, int, int]) -> None:
+        if 0 <= x < w and 0 <= y < h:
+            i = (y * w + x) * 3
+            px[i : i + 3] = bytes(c)
+
+    n = max(2, len(rows))
+    for k, name in enumerate(series):
+        top = pad + k * (ph + pad)
+        for x in range(pad, w - pad):  # the panel's frame: base line and top line
+            dot(x, top + ph, (0, 0, 0))
+            dot(x, top, (220, 220, 220))
+        vals = [float(r[name]) for r in rows]
+        hi = max([*vals, 1e-9])
+        pts = [
+            (pad + int(i * (w - 2 * pad - 1) / (n - 1)), top + ph - int(v / hi * (ph - 2)))
+            for i, v in enumerate(vals)
+        ]
+        for (x0, y0), (x1, y1) in itertools.pairwise(pts):
+            steps = max(abs(x1 - x0), abs(y1 - y0), 1)
+            for s in range(steps + 1):
+                x, y = x0 + (x1 - x0) * s // steps, y0 + (y1 - y0) * s // steps
+                for dx in (0, 1):
+                    for dy in (0, 1):
+                        dot(x + dx, y + dy, COLOURS[name])
+        for x, y in pts:
+            for dx in range(-2, 3):
+                for dy in range(-2, 3):
+                    dot(x + dx, y + dy, COLOURS[name])
+    _png(path, w, h, px)
+
+
+# -- the run -------------------------------------------------------------------------
+
+
+async def soak(a: argparse.Namespace, stack: Stack, ids: list[str]) -> list[dict[str, float]]:
+    loop = asyncio.get_running_loop()
+    mono = time.monotonic
+    host, port = stack.host_port
+    lat: list[float] = []
+    st = {"offers": 0, "posted": 0, "errors": 0}
+    socks: dict[str, RawWs] = {}
+    pauses: list[float] = []
+    gc_t0 = [0.0]
+
+    def gc_timer(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_t0[0] = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - gc_t0[0])
+
+    def complete(ws: RawWs, wid: str) -> None:
+        if ws.is_open:
+            ws.send({"type": "work.complete", "work_id": wid})
+
+    def on_message_for(aid: str) -> Any:
+        def on_message(m: dict[str, Any]) -> None:
+            t = m.get("type")
+            ws = socks.get(aid)
+            if ws is None:
+                return
+            if t == "offer":
+                sent = (m.get("payload") or {}).get("t")
+                if sent is not None:
+                    lat.append(mono() - sent)
+                st["offers"] += 1
+                ws.send({"type": "offer.accept", "work_id": m["work_id"]})
+            elif t == "work.assigned":
+                wid = m["work_id"]
+                loop.call_later(a.handle, complete, ws, wid)
+            elif t == "snapshot":
+                ws.send({"type": "status.set", "status": "Available"})
+            elif t == "error" and m.get("code") not in ("not_found", "conflict"):
+                st["errors"] += 1
+
+        return on_message
+
+    sem = asyncio.Semaphore(50)
+
+    async def connect(aid: str) -> None:
+        async with sem:
+            for attempt in range(10):
+                try:
+                    tok = stack.token("agent", aid, 7200)
+                    socks[aid] = await RawWs.connect(
+                        host, port, f"/ws/agent?token={tok}", on_message_for(aid)
+                    )
+                    return
+                except (OSError, ConnectionError, TimeoutError):
+                    await asyncio.sleep(0.2 * (attempt + 1))
+
+    await asyncio.gather(*(connect(aid) for aid in ids))
+    boards: list[RawWs] = []
+    for i in range(a.wallboards):
+        tok = stack.token("supervisor", f"board{i}", 7200)
+        boards.append(await RawWs.connect(host, port, f"/ws/supervisor?token={tok}", lambda m: None))
+
+    gc.callbacks.append(gc_timer)
+    http = [await RawHttp.connect(host, port) for _ in range(4)]
+    auth = [("Authorization", f"Bearer {stack.token('service', 'soak', 7200)}")]
+    stop_at = mono() + a.minutes * 60
+
+    async def producer(conn: RawHttp, rate: float) -> None:
+        nxt = mono()
+        while mono() < stop_at:
+            body = orjson.dumps({"channel": "soak", "queue": QUEUE, "skills": {}, "payload": {"t": mono()}})
+            try:
+                status, _ = await asyncio.wait_for(conn.request("POST", "/api/v1/work", body, auth), 10)
+                st["posted"] += 1
+                if status not in (200, 201):
+                    st["errors"] += 1
+            except (OSError, ConnectionError, TimeoutError):
+                st["errors"] += 1
+            nxt += 1 / rate
+            await asyncio.sleep(max(0.0, nxt - mono()))
+
+    async def disconnects() -> None:
+        rnd = random.Random(16)
+        while mono() < stop_at:
+            await asyncio.sleep(a.disconnect_every)
+            aid = rnd.choice(ids)
+            ws = socks.pop(aid, None)
+            if ws is not None:
+                ws.abort()
+            await connect(aid)
+
+    redis = SyncRedis.from_url(stack.redis_url or "")
+    rows: list[dict[str, float]] = []
+
+    async def sampler() -> None:
+        minute = 0
+        while mono() < stop_at - 0.5:
+            await asyncio.sleep(min(a.sample, max(0.1, stop_at - mono())))
+            minute += 1
+            mem = redis.info("memory")
+            per = redis.info("persistence")
+            window, pauses_w = lat[:], pauses[:]
+            lat.clear()
+            pauses.clear()
+            row = {
+                "minute": minute * a.sample / 60,
+                "rss_mb": round(rss_mb(stack.server_pids()), 1),
+                "redis_used_mb": round(int(mem["used_memory"]) / 2**20, 2),
+                "aof_mb": round(int(per.get("aof_current_size", 0)) / 2**20, 2),
+                "loadgen_gc_pause_max_ms": round(max(pauses_w, default=0.0) * 1000, 1),
+                "p99_ms": round(pct(window, 99) * 1000, 1) if window else 0.0,
+                "offers": len(window),
+                "posted": st["posted"],
+                "errors": st["errors"],
+            }
+            rows.append(row)
+            print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+
+    per_conn = a.rate / len(http)
+    await asyncio.gather(sampler(), disconnects(), *(producer(c, per_conn) for c in http))
+    gc.callbacks.remove(gc_timer)
+    for ws in [*socks.values(), *boards]:
+        ws.close()
+    for c in http:
+        c.close()
+    return rows
+
+
+def verdict(rows: list[dict[str, float]], warm: int) -> list[str]:
+    """The targets' breaches (empty: met), after `warm` samples."""
+    if len(rows) <= warm:
+        return [f"only {len(rows)} samples: targets need more than {warm}"]
+    out = []
+    base, last = rows[warm - 1], rows[-1]
+    for name in ("rss_mb", "redis_used_mb"):
+        growth = (last[name] - base[name]) / max(base[name], 1e-9)
+        if growth >= 0.05:
+            out.append(f"{name} grew {growth:.1%} after sample {warm} ({base[name]} -> {last[name]})")
+    first = max(r["p99_ms"] for r in rows[:warm])
+    worst = max(r["p99_ms"] for r in rows[warm:])
+    if worst > 1.5 * first:
+        out.append(f"p99 {worst} ms > 1.5 x {first} ms (first {warm} samples)")
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--agents", type=int, default=1000)
+    p.add_argument("--wallboards", type=int, default=20)
+    p.add_argument("--rate", type=float, default=200.0, help="items per second")
+    p.add_argument("--minutes", type=float, default=20.0)
+    p.add_argument("--sample", type=float, default=60.0, help="seconds between samples")
+    p.add_argument("--warm", type=int, default=5, help="samples before the growth baseline")
+    p.add_argument("--handle", type=float, default=0.5, help="seconds an agent holds an item")
+    p.add_argument("--disconnect-every", type=float, default=2.0, help="seconds between random disconnects")
+    p.add_argument("--retention-days", default="0.0007", help="PRESENCE_RETENTION_DAYS for the run (~1 min)")
+    p.add_argument("--out", default="soak", help="prefix of the CSV and PNG")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    raise_nofile()
+    use_uvloop()
+    stack = Stack(center_body=CENTER, env={"PRESENCE_RETENTION_DAYS": a.retention_days})
+    ids = [f"s{i:05d}" for i in range(a.agents)]
+    try:
+        stack.start()
+        assert stack.redis_url is not None
+        asyncio.run(seed_agents(stack.redis_url, stack.center_id, ids, [QUEUE], 10))
+        rows = asyncio.run(soak(a, stack, ids))
+        time.sleep(2)  # the last completions land
+        code, out = stack.check()
+    finally:
+        stack.stop()
+    csv_path, png_path = Path(f"{a.out}.csv"), Path(f"{a.out}.png")
+    with csv_path.open("w", newline="", encoding="utf-8") as f:
+        wr = csv.DictWriter(f, fieldnames=FIELDS)
+        wr.writeheader()
+        wr.writerows(rows)
+    plot(png_path, rows)
+    breaches = verdict(rows, a.warm)
+    print(f"wrote {csv_path} and {png_path}")
+    print(f"invariant checker: exit {code}")
+    if code != 0:
+        print(out[-2000:])
+    print("targets: " + ("met" if not breaches else "; ".join(breaches)))
+    return 0 if code == 0 and not breaches else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
