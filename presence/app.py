@@ -1,9 +1,10 @@
 """The application: routes and lifespan, assembled; nothing else lives here.
 
 `create_app()` is the uvicorn factory (``presence.app:create_app``). The
-lifespan connects to Redis (or starts the embedded one), writes the center's
-configuration, and starts this process's hub, dispatcher and sweeper; on
-shutdown it stops them in reverse order.
+lifespan connects to Redis (or starts the embedded one), writes the default
+center's configuration, and starts its hub, dispatcher and background loops
+(``presence/workspaces.py``, which starts any other center the same way);
+on shutdown it stops them in reverse order.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from presence import demo
 from presence.auth import RedactTokens, load_or_create_secret
 from presence.center import load_center
 from presence.config import Settings
-from presence.context import Context
 from presence.embedded import EmbeddedRedis
 from presence.http import (
     admin,
     asyncapi,
     cases,
+    centers,
     channels,
     errors,
     health,
@@ -35,16 +36,10 @@ from presence.http import (
     reports,
     work,
 )
-from presence.kpi.counters import Counters
-from presence.kpi.live import LiveKpis
-from presence.kpi.rollup import Rollup
-from presence.router.dispatcher import Dispatcher, Sweeper
-from presence.router.escalator import Escalator
-from presence.services.webhooks import Deliverer
 from presence.stalls import StallWatch
-from presence.store import Store
-from presence.store import cases as case_store
 from presence.store.client import redis_client, wait_for_redis
+from presence.workspaces import Centers as Runtimes
+from presence.workspaces import Watch
 from presence.ws import endpoints
 from presence.ws.hub import Hub
 
@@ -79,58 +74,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
         secret = settings.secret or load_or_create_secret(settings.data_dir)[0]
         redis = redis_client(url)
         await wait_for_redis(redis, url)
-        store = Store(redis, center.id)
-        await store.sync_center(center)
-        await case_store.sync_config(store, center)
-        dispatcher = Dispatcher(store)
-        hub = Hub(store, settings)
-        hub.wake = dispatcher.wake
-        sweeper = Sweeper(store, dispatcher, interval=settings.sweep_interval, grace=settings.grace_seconds)
-        webhooks = Deliverer(store, center.webhooks, poll=min(0.2, settings.sweep_interval * 2))
-        ctx = Context(
-            store=store,
-            dispatcher=dispatcher,
-            center=center,
-            secret=secret,
-            grace=settings.grace_seconds,
-            lease=settings.lease_seconds,
-            allowed_origins=settings.allowed_origins,
-            rate_per_second=settings.rate_per_second,
-            rate_burst=settings.rate_burst,
-            listening=hub.listening,
-            webhooks=webhooks,
-            # written by sync_center above; read once, not on every snapshot
-            statuses=await store.statuses(),
-            channels=await store.channels(),
-        )
-        app.state.ctx = ctx
-        app.state.hub = hub
+        # the default center (the file's) starts with the process; any other
+        # is started when its first token arrives or the watch sees it
+        hubs: dict[str, Hub] = {}
+        runtimes = Runtimes(redis, settings, secret, hubs)
+        default = await runtimes.start_default(center)
+        assert runtimes.workspaces is not None
+        ctx = default.ctx
+        app.state.centers = runtimes.workspaces
+        app.state.hubs = hubs
         app.state.settings = settings
-        hub.start(lambda c: endpoints.resync(ctx, c))
-        dispatcher.start()
-        sweeper.start()
-        # overflow/relaxation timer and outbound webhooks
-        escalator = Escalator(store, dispatcher, interval=settings.sweep_interval)
-        escalator.start()
-        webhooks.start()
-        # KPIs: the live wallboard figures, the Prometheus counters, the roll-up
-        live = LiveKpis(
-            store,
-            hub.push_supervisors,
-            interval=settings.kpi_interval,
-            timezone=settings.timezone,
-            has_audience=lambda: bool(hub.supervisors),
-        )
-        counters = Counters(store, lambda: hub.connection_count)
-        history = Rollup(
-            store,
-            retention_days=settings.history_days,
-            rollup_days=settings.rollup_days,
-            timezone=settings.timezone,
-        )
-        for task in (live, counters, history):
-            task.start()
-        dispatcher.wake(await store.queue_names())
+        watch_centers = Watch(runtimes)
+        watch_centers.start()
         # what start-up built lives as long as the process: keep it out of
         # every later collection
         gc.collect()
@@ -144,8 +99,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         demo_run: demo.Demo | None = None
         if demo.enabled():
             demo_run = demo.Demo(
-                store,
-                dispatcher,
+                ctx.store,
+                ctx.dispatcher,
                 secret=secret,
                 lease=settings.lease_seconds,
                 grace=settings.grace_seconds,
@@ -159,13 +114,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 watch.stop()
             if demo_run is not None:
                 await demo_run.stop()
-            for task in (history, counters, live):
-                await task.stop()
-            await webhooks.stop()
-            await escalator.stop()
-            await sweeper.stop()
-            await dispatcher.stop()
-            await hub.stop()
+            await watch_centers.stop()
+            await runtimes.stop_all()
             await redis.aclose()
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
@@ -182,6 +132,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *pages.PAGES,
         *channels.ROUTES,
         *cases.ROUTES,
+        *centers.ROUTES,
         *pages.HOME,
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)

@@ -1,4 +1,4 @@
-"""The `presence` command: serve, token, check.
+"""The `presence` command: serve, token, check, center apply.
 
 `presence serve` binds its port, starts the embedded Redis (when REDIS_URL
 is unset) and reads or creates the secret (when PRESENCE_SECRET is unset)
@@ -24,17 +24,29 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+import tomllib
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
-from presence.auth import ROLES, load_or_create_secret, mint, read_secret, secret_path
+from presence.auth import CENTER_ID as AUTH_CENTER_ID
+from presence.auth import (
+    CENTER_RULE,
+    PLATFORM,
+    ROLES,
+    load_or_create_secret,
+    mint,
+    read_secret,
+    secret_path,
+)
 from presence.center import Center, Invalid, load_center
 from presence.config import ConfigError, Settings
 from presence.embedded import EmbeddedRedis
 
 log = logging.getLogger("presence")
+T = TypeVar("T")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # uvicorn's default; also the listen() backlog of the socket bound here
@@ -230,7 +242,12 @@ def cmd_token(args: argparse.Namespace) -> int:
             f"{secret_path(settings.data_dir.absolute())}, so no server has run with this data folder. "
             f"{POINT_AT_DATA}, or PRESENCE_SECRET=<the server's secret>."
         )
-    print(mint(secret, args.sub, args.role, args.ttl or settings.token_ttl))
+    if args.center is not None and args.role == PLATFORM:
+        raise Refused("a platform token belongs to no center: leave out --center")
+    try:
+        print(mint(secret, args.sub, args.role, args.ttl or settings.token_ttl, center=args.center))
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
     return 0
 
 
@@ -252,32 +269,84 @@ async def _check(url: str, center_id: str) -> list[str]:
         await redis.aclose()
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    center = load_center(settings.center_config)
-    center_id = args.center or center.id
+def _with_redis(settings: Settings, what: str, run: Callable[[str], T]) -> T:
+    """Run `run` with the URL of the deployment's Redis: REDIS_URL, or the
+    embedded one of the data folder (refused when it holds no data)."""
     embedded = None
     url = settings.redis_url
     if url is None:
         embedded = EmbeddedRedis(settings.data_dir)
         if not embedded.has_data():
             raise Refused(
-                f"no data to check: REDIS_URL is unset and {embedded.redis_dir} holds no embedded "
+                f"no data to {what}: REDIS_URL is unset and {embedded.redis_dir} holds no embedded "
                 f"Redis data, so no server has run with this data folder. {POINT_AT_DATA}, "
                 "or REDIS_URL=<the URL of the Redis it uses>."
             )
         url = embedded.start()
     try:
-        breaches = asyncio.run(_check(url, center_id))
+        return run(url)
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    center = load_center(settings.center_config)
+    center_id = args.center or center.id
+    breaches = _with_redis(settings, "check", lambda url: asyncio.run(_check(url, center_id)))
     for b in breaches:
         print(f"BREACH: {b}")
     if breaches:
         print(f"{len(breaches)} invariant breach(es) in center {center_id}")
         return 1
     print(f"all invariants hold in center {center_id}")
+    return 0
+
+
+async def _apply(url: str, center: Center) -> tuple[int, bool]:
+    from presence.services.centers import apply
+    from presence.store.client import redis_client
+
+    redis = redis_client(url)
+    try:
+        rev, created, _ = await apply(redis, center)
+        return rev, created
+    finally:
+        await redis.aclose()
+
+
+def cmd_center_apply(args: argparse.Namespace) -> int:
+    """`presence center apply FILE [--center NAME]`: what PUT /api/v1/centers/{center} does."""
+    from presence.services.centers import parse_document
+
+    settings = Settings.from_env()
+    default = load_center(settings.center_config)
+    path = Path(args.file)
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise Refused(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise Invalid(str(path), f"is not valid TOML: {exc}") from None
+    head = data.get("center")
+    center_id = args.center or (head.get("id") if isinstance(head, dict) else None) or "default"
+    if args.center is not None and isinstance(head, dict):
+        # --center names the center: the file's own id gives way
+        data = {**data, "center": {k: v for k, v in head.items() if k != "id"}}
+    if not AUTH_CENTER_ID.match(center_id):
+        raise Refused(f"the center (--center) must be {CENTER_RULE}, got {center_id!r}")
+    if center_id == default.id:
+        raise Refused(
+            f"center {center_id!r} is this deployment's default center (PRESENCE_CONFIG): "
+            "change that file and restart the servers instead"
+        )
+    try:
+        center = parse_document(center_id, data)
+    except Invalid as exc:
+        raise Invalid(f"{path}: {exc.field}", exc.message, exc.path) from None
+    rev, created = _with_redis(settings, "apply a center to", lambda url: asyncio.run(_apply(url, center)))
+    print(f"center {center_id} {'created' if created else 'updated'} (revision {rev})")
     return 0
 
 
@@ -304,7 +373,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--role", required=True, choices=ROLES)
     t.add_argument("--sub", required=True, help="subject: the agent id, or a supervisor or service name")
     t.add_argument("--ttl", type=int, help="lifetime in seconds (PRESENCE_TOKEN_TTL, default 12 h)")
+    t.add_argument("--center", help="the center the token acts on (default: the deployment's default center)")
     t.set_defaults(func=cmd_token)
+
+    w = sub.add_parser("center", help="manage the deployment's centers (workspaces)")
+    wsub = w.add_subparsers(dest="action", required=True)
+    wa = wsub.add_parser("apply", help="create or change a center from a center file (no restart)")
+    wa.add_argument("file", help="the center file (TOML)")
+    wa.add_argument("--center", help="the center's id (default: the file's [center] id)")
+    wa.set_defaults(func=cmd_center_apply)
 
     c = sub.add_parser("check", help="verify the routing invariants on the live Redis; exit 1 on a breach")
     c.add_argument("--center", help="center id (default: the one in PRESENCE_CONFIG)")

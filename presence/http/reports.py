@@ -253,8 +253,8 @@ async def kpis_from_rollups(
 # -- endpoints -----------------------------------------------------------------
 
 
-def _context(request: Request) -> tuple[Store, ZoneInfo]:
-    require(request, "supervisor", "service")
+async def _context(request: Request) -> tuple[Store, ZoneInfo]:
+    await require(request, "supervisor", "service")
     return ctx_of(request).store, ZoneInfo(request.app.state.settings.timezone)
 
 
@@ -271,7 +271,7 @@ def _head(name: str, start: int, end: int, tz: ZoneInfo, source: str) -> dict[st
 
 
 async def kpis_report(request: Request) -> Response:
-    store, tz = _context(request)
+    store, tz = await _context(request)
     group = request.query_params.get("group_by", "queue")
     if group not in GROUPS:
         raise Problem(422, f"group_by must be one of {', '.join(GROUPS)}", field="group_by", code="invalid")
@@ -286,7 +286,7 @@ async def kpis_report(request: Request) -> Response:
 
 
 async def agents_report(request: Request) -> Response:
-    store, tz = _context(request)
+    store, tz = await _context(request)
     start, end = time_range(request, store.now_ms(), tz)
     source = "events"
     if await raw_available(store, start):
@@ -326,7 +326,7 @@ EVENT_COLUMNS = ("time", "ts", "ev", "work", "agent", "queue", "channel", "detai
 
 
 async def events_report(request: Request) -> Response:
-    store, tz = _context(request)
+    store, tz = await _context(request)
     start, end = time_range(request, store.now_ms(), tz)
     if not await raw_available(store, start):
         raise Problem(

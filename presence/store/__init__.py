@@ -93,8 +93,11 @@ class Store:
 
     # -- configuration -------------------------------------------------------
 
-    async def sync_center(self, center: Center) -> None:
-        """Write statuses, channels and rules; seed queues and agents once."""
+    async def sync_center(self, center: Center, *, update: bool = False) -> list[str]:
+        """Write statuses, channels and rules; seed queues and agents once
+        (`update`: write them over what is there, as a re-applied center
+        document does; their live state and everything else stay). Returns
+        the queues to wake."""
         k = self.keys
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(k.statuses, k.channels)
@@ -124,15 +127,18 @@ class Store:
             },
         )
         await pipe.execute()
+        woke: set[str] = set()
         for q in center.queues.values():
-            await self.put_queue(q, create_only=True)
+            await self.put_queue(q, create_only=not update)
+            woke.add(q.name)
         for a in center.agents.values():
             try:
-                await self.put_agent(a, create_only=True)
+                woke.update((await self.put_agent(a, create_only=not update))[1])
             except ScriptError as exc:
                 # e.g. the file names a queue the admin API has since deleted:
                 # the API's change wins, and the server still starts
                 log.warning("agent %s from the center file not seeded: %s", a.id, exc.message)
+        return sorted(woke)
 
     async def put_agent(self, agent: Agent, *, create_only: bool = False) -> tuple[str, list[str]]:
         reply = await self._call(

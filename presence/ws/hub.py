@@ -186,6 +186,16 @@ class Hub:
     async def stop(self) -> None:
         await stop_tasks(self._tasks)
 
+    async def close_all(self, reason: str = "center removed") -> None:
+        """Close every socket of this hub (4404): its center is gone."""
+        for c in self.all_conns():
+            with contextlib.suppress(Exception):
+                await c.send(
+                    {"type": "websocket.close", "code": protocol.Close.UNKNOWN_AGENT, "reason": reason}
+                )
+            c.close()
+            # the receive loop sees the disconnect and cleans up
+
     # -- registration --------------------------------------------------------
 
     def add_agent(self, conn: Conn) -> None:

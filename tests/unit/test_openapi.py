@@ -59,6 +59,7 @@ BODYLESS = {
     ("DELETE", "/api/v1/agents/{agent_id}"),
     ("DELETE", "/api/v1/queues/{name}"),
     ("POST", "/api/v1/work/{work_id}/pull"),
+    ("DELETE", "/api/v1/centers/{center}"),
 }
 
 

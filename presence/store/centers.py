@@ -1,0 +1,92 @@
+"""The deployment's centers (workspaces) in Redis: which exist, and each
+one's document.
+
+A center's document is the content of a center file as JSON (the body of
+``PUT /api/v1/centers/{center}``); the registry keeps it so that every
+process can build the same `Center` from it, and a revision per center
+that each apply bumps, so a process notices a change by reading one small
+hash (``presence/workspaces.py``). The center's own state lives under its
+own prefix (``presence:{<center>}:``), written by `Store.sync_center`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from presence.store import Store
+from presence.store.keys import CENTER_DOCS, CENTER_REVISIONS
+
+__all__ = ["delete", "document", "exists", "open_items", "purge", "put", "revision", "revisions"]
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+async def exists(redis: Redis, center: str) -> bool:
+    return bool(await redis.hexists(CENTER_DOCS, center))
+
+
+async def document(redis: Redis, center: str) -> dict[str, Any] | None:
+    raw = await redis.hget(CENTER_DOCS, center)
+    if raw is None:
+        return None
+    doc: dict[str, Any] = orjson.loads(raw)
+    return doc
+
+
+async def revision(redis: Redis, center: str) -> int:
+    return int(await redis.hget(CENTER_REVISIONS, center) or 0)
+
+
+async def revisions(redis: Redis) -> dict[str, int]:
+    """Every center's revision: the one read a process makes to follow changes."""
+    return {_s(k): int(v) for k, v in (await redis.hgetall(CENTER_REVISIONS)).items()}
+
+
+async def put(redis: Redis, center: str, doc: dict[str, Any], *, only_if_changed: bool = False) -> int:
+    """Store the center's document and bump its revision; returns the revision
+    (0: `only_if_changed` and the stored document is the same)."""
+    raw = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    if only_if_changed and await redis.hget(CENTER_DOCS, center) == raw:
+        return 0
+    pipe = redis.pipeline(transaction=True)
+    pipe.hset(CENTER_DOCS, center, raw)
+    pipe.hincrby(CENTER_REVISIONS, center, 1)
+    _, rev = await pipe.execute()
+    return int(rev)
+
+
+async def delete(redis: Redis, center: str) -> bool:
+    pipe = redis.pipeline(transaction=True)
+    pipe.hdel(CENTER_DOCS, center)
+    pipe.hdel(CENTER_REVISIONS, center)
+    removed, _ = await pipe.execute()
+    return bool(removed)
+
+
+async def open_items(store: Store) -> int:
+    """How many of the center's items are not final yet (a center with any is not removed)."""
+    return int(await store.redis.zcard(store.keys.work_open))
+
+
+async def purge(store: Store) -> int:
+    """Delete every key of the center (after `delete`); returns how many."""
+    n = 0
+    batch: list[bytes] = []
+    async for key in store.redis.scan_iter(match=_escape(store.keys.prefix) + "*", count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            n += await store.redis.unlink(*batch)
+            batch = []
+    if batch:
+        n += await store.redis.unlink(*batch)
+    return n
+
+
+def _escape(prefix: str) -> str:
+    """A key prefix as a literal SCAN pattern (the braces of the hash tag are not special, `[` would be)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
