@@ -39,7 +39,7 @@ from presence.http import (
 from presence.stalls import StallWatch
 from presence.store.client import redis_client, wait_for_redis
 from presence.workspaces import Centers as Runtimes
-from presence.workspaces import Watch
+from presence.workspaces import Quiet, Watch
 from presence.ws import endpoints
 from presence.ws.hub import Hub
 
@@ -86,6 +86,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.settings = settings
         watch_centers = Watch(runtimes)
         watch_centers.start()
+        # the loops of every quiet center, in one pipeline per idle interval
+        quiet_centers = Quiet(runtimes, interval=settings.idle_interval)
+        quiet_centers.start()
         # what start-up built lives as long as the process: keep it out of
         # every later collection
         gc.collect()
@@ -114,6 +117,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 watch.stop()
             if demo_run is not None:
                 await demo_run.stop()
+            await quiet_centers.stop()
             await watch_centers.stop()
             await runtimes.stop_all()
             await redis.aclose()

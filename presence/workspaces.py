@@ -17,7 +17,11 @@ event can never reach another center's state.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,11 +41,16 @@ from presence.services.webhooks import Deliverer
 from presence.store import Store
 from presence.store import cases as case_store
 from presence.store import centers as registry
-from presence.tasks import Periodic
+from presence.store.lock import holder_id
+from presence.tasks import Pace, Periodic
 from presence.ws import endpoints
 from presence.ws.hub import Hub
+from presence.ws.listener import Listener
 
 log = logging.getLogger("presence.workspaces")
+
+# a process not heard from for this long (seconds) owns nothing any more
+PROCESS_STALE = 5.0
 
 
 class Task(Protocol):
@@ -52,18 +61,60 @@ class Task(Protocol):
 
 @dataclass
 class Runtime:
-    """One center in this process: its context, its hub, its loops."""
+    """One center in this process: its context, its hub, its loops.
+
+    `local` loops run wherever the center is served (its sockets' dispatcher,
+    their connection counts, live KPIs for its wallboards here); `owned`
+    loops (timers, escalation, webhook delivery, the roll-up) run only in
+    the center's owner process (`owns`), so N processes and M centers run
+    them M times, not M × N. The default center's run in every process, as
+    a single-center deployment always did.
+    """
 
     ctx: Context
     hub: Hub
+    live: LiveKpis
+    counters: Counters
     # started in this order, stopped in the reverse one
-    tasks: list[Task] = field(default_factory=list)
+    local: list[Task] = field(default_factory=list)
+    owned: list[Task] = field(default_factory=list)
+    pace: Pace | None = None
     revision: int = 0
+    owner: bool = False
+
+    async def set_owner(self, owner: bool) -> None:
+        if owner == self.owner:
+            return
+        self.owner = owner
+        self.ctx.dispatcher.safety = owner
+        self.live.owner = owner
+        if owner:
+            for task in self.owned:
+                task.start()
+            # the safety pass of the new owner: what waits is routed now
+            self.ctx.dispatcher.wake(await self.ctx.store.queue_names())
+        else:
+            for task in reversed(self.owned):
+                await task.stop()
 
     async def stop(self) -> None:
-        for task in reversed(self.tasks):
+        if self.owner:
+            for task in reversed(self.owned):
+                await task.stop()
+        for task in reversed(self.local):
             await task.stop()
         await self.hub.stop()
+
+
+def owner_of(center: str, processes: Iterable[str]) -> str | None:
+    """The process that owns `center`'s shared loops: rendezvous hashing, so
+    a process joining or leaving moves only the centers it wins or held."""
+    best: tuple[bytes, str] | None = None
+    for proc in processes:
+        score = hashlib.blake2b(f"{center}|{proc}".encode(), digest_size=8).digest()
+        if best is None or score > best[0]:
+            best = (score, proc)
+    return None if best is None else best[1]
 
 
 class Centers:
@@ -81,8 +132,14 @@ class Centers:
         self.secret = secret
         # the app's `hubs` (``app.state.hubs``), which the websocket side reads
         self.hubs = hubs
+        # one pub/sub connection for every center but the default one
+        self.listener = Listener(lambda: redis.pubsub(ignore_subscribe_messages=True))
         self.runtimes: dict[str, Runtime] = {}
         self.workspaces: Workspaces | None = None
+        # this process in the registry of live processes, and who else is
+        # there (kept by `Watch`; empty until its first tick: own everything)
+        self.process = holder_id()
+        self.processes: list[str] = []
 
     async def start_default(self, center: Center) -> Runtime:
         """The process's own center, from its file: written at every start
@@ -100,10 +157,12 @@ class Centers:
             # written by sync_center above; read once, not on every snapshot
             statuses=await store.statuses(),
             channels=await store.channels(),
+            paced=False,
         )
         self.workspaces = Workspaces(runtime.ctx, self.start)
         self.workspaces.changed = self.changed
-        await self._launch(runtime)
+        self.listener.start()
+        await self._launch(runtime, owner=True)
         return runtime
 
     async def start(self, center_id: str) -> Context | None:
@@ -120,7 +179,7 @@ class Centers:
             return None
         runtime = self._runtime(Store(self.redis, center_id), center)
         runtime.revision = rev
-        await self._launch(runtime)
+        await self._launch(runtime, owner=self.owns(center_id))
         log.info("center %s started", center_id)
         return runtime.ctx
 
@@ -131,6 +190,7 @@ class Centers:
         *,
         statuses: list[dict[str, Any]] | None = None,
         channels: list[dict[str, Any]] | None = None,
+        paced: bool = True,
     ) -> Runtime:
         s = self.settings
         dispatcher = Dispatcher(store)
@@ -152,34 +212,57 @@ class Centers:
             statuses=statuses,
             channels=channels,
         )
-        tasks: list[Task] = [
-            dispatcher,
-            Sweeper(store, dispatcher, interval=s.sweep_interval, grace=s.grace_seconds),
-            # overflow/relaxation timer and outbound webhooks
-            Escalator(store, dispatcher, interval=s.sweep_interval),
-            webhooks,
-            # KPIs: the live wallboard figures, the Prometheus counters, the roll-up
-            LiveKpis(
-                store,
-                hub.push_supervisors,
-                interval=s.kpi_interval,
-                timezone=s.timezone,
-                has_audience=lambda: bool(hub.supervisors),
-            ),
-            Counters(store, lambda: hub.connection_count),
-            Rollup(store, retention_days=s.history_days, rollup_days=s.rollup_days, timezone=s.timezone),
-        ]
-        return Runtime(ctx, hub, tasks)
+        live = LiveKpis(
+            store,
+            hub.push_supervisors,
+            interval=s.kpi_interval,
+            timezone=s.timezone,
+            has_audience=lambda: bool(hub.supervisors),
+        )
+        counters = Counters(store, lambda: hub.connection_count)
+        sweeper = Sweeper(store, dispatcher, interval=s.sweep_interval, grace=s.grace_seconds)
+        # overflow/relaxation timer
+        escalator = Escalator(store, dispatcher, interval=s.sweep_interval)
+        rollup = Rollup(store, retention_days=s.history_days, rollup_days=s.rollup_days, timezone=s.timezone)
+        # quiet: its loops sleep, and `Quiet` does their work with the others'
+        pace = Pace(idle=None, quiet_after=s.quiet_after) if paced else None
+        if pace is not None:
+            # every event of the center wakes its loops
+            hub.on_event.append(lambda _msg: pace.touch())
+            for paced_task in (dispatcher, live, webhooks, counters, sweeper, escalator):
+                paced_task.pace = pace
+        # KPIs: the live wallboard figures, the Prometheus counters, the roll-up
+        return Runtime(
+            ctx,
+            hub,
+            live,
+            counters,
+            local=[dispatcher, live, counters],
+            owned=[sweeper, escalator, webhooks, rollup],
+            pace=pace,
+        )
 
-    async def _launch(self, runtime: Runtime) -> None:
+    async def _launch(self, runtime: Runtime, *, owner: bool) -> None:
         ctx = runtime.ctx
         center_id = ctx.center.id
         self.runtimes[center_id] = runtime
         self.hubs[center_id] = runtime.hub
-        runtime.hub.start(lambda c: endpoints.resync(ctx, c))
-        for task in runtime.tasks:
+        shared = runtime.pace is not None
+        runtime.hub.start(lambda c: endpoints.resync(ctx, c), listen=not shared)
+        if shared:
+            await self.listener.add(runtime.hub)
+        ctx.dispatcher.safety = runtime.live.owner = False
+        for task in runtime.local:
             task.start()
-        ctx.dispatcher.wake(await ctx.store.queue_names())
+        await runtime.set_owner(owner)
+        if not owner:
+            ctx.dispatcher.wake(await ctx.store.queue_names())
+
+    def owns(self, center_id: str) -> bool:
+        """Whether this process runs `center_id`'s shared loops."""
+        if not self.processes:
+            return True
+        return owner_of(center_id, self.processes) == self.process
 
     async def refresh(self, center_id: str) -> None:
         """Take a re-applied document into the running center (its model:
@@ -199,11 +282,14 @@ class Centers:
         runtime.ctx.center = center
         webhooks = runtime.ctx.webhooks
         if webhooks is not None and webhooks.hooks != center.webhooks:
-            await webhooks.stop()
+            if runtime.owner:
+                await webhooks.stop()
             fresh = Deliverer(webhooks.store, center.webhooks, poll=webhooks.poll)
-            runtime.tasks[runtime.tasks.index(webhooks)] = fresh
+            fresh.pace = webhooks.pace
+            runtime.owned[runtime.owned.index(webhooks)] = fresh
             runtime.ctx.webhooks = fresh
-            fresh.start()
+            if runtime.owner:
+                fresh.start()
         runtime.ctx.dispatcher.wake(await runtime.ctx.store.queue_names())
 
     async def changed(self, center_id: str) -> None:
@@ -223,20 +309,78 @@ class Centers:
             return
         del self.runtimes[center_id]
         await runtime.hub.close_all()
+        await self.listener.remove(runtime.hub)
         self.hubs.pop(center_id, None)
         await runtime.stop()
         log.info("center %s stopped", center_id)
 
     async def stop_all(self) -> None:
+        await self.listener.stop()
         for runtime in reversed(list(self.runtimes.values())):
             await runtime.stop()
         self.runtimes.clear()
 
 
+class Quiet(Periodic):
+    """The loops of every quiet center of this process, in one pipeline.
+
+    A center with no event for a while (`Pace`) stops its own loops; every
+    `PRESENCE_IDLE_INTERVAL` this task does their work for all quiet
+    centers at once, in one round trip: for those this process owns, the
+    sweep (timeouts, leases, graces) and the escalation; for all, this
+    process's connection counts; and it looks whether a wallboard somewhere
+    waits for live KPIs (then the center is busy again). Its cost grows
+    with the number of centers by a few Redis commands each, with no task
+    waking per center.
+    """
+
+    name = "centers-quiet"
+
+    def __init__(self, centers: Centers, *, interval: float) -> None:
+        super().__init__(interval)
+        self.centers = centers
+
+    async def tick(self) -> None:
+        c = self.centers
+        quiet = [rt for rt in c.runtimes.values() if rt.pace is not None and not rt.pace.busy()]
+        if not quiet:
+            return
+        grace = int(c.settings.grace_seconds * 1000)
+        pipe = c.redis.pipeline(transaction=False)
+        plan: list[tuple[Runtime, str]] = []
+        for rt in quiet:
+            store = rt.ctx.store
+            k, now = store.keys, store.now_ms()
+            if rt.owner:
+                pipe.fcall(store.scripts.function("sweep"), 1, k.prefix, now, grace, 500)
+                pipe.fcall(store.scripts.function("queue_escalate"), 1, k.prefix, now, 500)
+                pipe.exists(k.kpi_audience)
+                plan += [(rt, "sweep"), (rt, "escalate"), (rt, "audience")]
+            pipe.hset(k.metrics_conns, rt.counters.process, rt.counters.payload(now))
+            plan.append((rt, "conns"))
+        await quiet[0].ctx.store.scripts.ensure_loaded()
+        replies = await pipe.execute(raise_on_error=False)
+        missing = False
+        for (rt, what), reply in zip(plan, replies, strict=True):
+            if isinstance(reply, Exception):
+                missing = missing or "function not found" in str(reply).lower()
+                if not missing:
+                    log.warning("quiet tick of center %s (%s) failed: %s", rt.ctx.center.id, what, reply)
+                continue
+            if what in ("sweep", "escalate") and reply:
+                rt.ctx.dispatcher.wake([q.decode() if isinstance(q, bytes) else str(q) for q in reply])
+            elif what == "audience" and reply and rt.pace is not None:
+                rt.pace.touch()  # a wallboard elsewhere: live KPIs resume
+        if missing:
+            # a Redis that lost our library: load it; the next tick goes through
+            await quiet[0].ctx.store.scripts.ensure_loaded(again=True)
+
+
 class Watch(Periodic):
-    """Follows the registry: starts the centers that appeared, refreshes
-    those re-applied, stops those removed. One small read per tick, however
-    many centers there are."""
+    """Follows the registry and the live processes, once a second: starts the
+    centers this process owns, hands over those it no longer owns, refreshes
+    those re-applied, stops those removed. Three small reads and one write
+    per tick, however many centers there are."""
 
     name = "centers-watch"
     tick_first = True
@@ -246,17 +390,30 @@ class Watch(Periodic):
         self.centers = centers
 
     async def tick(self) -> None:
-        ws = self.centers.workspaces
+        c = self.centers
+        ws = c.workspaces
         assert ws is not None
-        revs = await registry.revisions(self.centers.redis)
+        c.processes = await registry.live_processes(c.redis, c.process, stale_ms=int(PROCESS_STALE * 1000))
+        revs = await registry.revisions(c.redis)
         default = ws.default.center.id
         for cid, rev in revs.items():
             if cid == default:
                 continue
-            runtime = self.centers.runtimes.get(cid)
+            runtime = c.runtimes.get(cid)
+            owner = c.owns(cid)
             if runtime is None:
-                await ws.resolve(cid)
-            elif runtime.revision < rev:
-                await self.centers.refresh(cid)
-        for cid in [c for c in self.centers.runtimes if c not in revs and c != default]:
-            await self.centers.stop_center(cid)
+                if owner:
+                    await ws.resolve(cid)
+                continue
+            if runtime.revision < rev:
+                await c.refresh(cid)
+            await runtime.set_owner(owner)
+        for cid in [x for x in c.runtimes if x not in revs and x != default]:
+            await c.stop_center(cid)
+
+    async def stop(self) -> None:
+        await super().stop()
+        # leave the registry at once: the others take over this one's centers
+        # on their next tick rather than after PROCESS_STALE
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(registry.leave(self.centers.redis, self.centers.process), 1.0)

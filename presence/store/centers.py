@@ -11,15 +11,27 @@ own prefix (``presence:{<center>}:``), written by `Store.sync_center`.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
 from presence.store import Store
-from presence.store.keys import CENTER_DOCS, CENTER_REVISIONS
+from presence.store.keys import CENTER_DOCS, CENTER_PROCESSES, CENTER_REVISIONS
 
-__all__ = ["delete", "document", "exists", "open_items", "purge", "put", "revision", "revisions"]
+__all__ = [
+    "delete",
+    "document",
+    "exists",
+    "leave",
+    "live_processes",
+    "open_items",
+    "purge",
+    "put",
+    "revision",
+    "revisions",
+]
 
 
 def _s(v: Any) -> str:
@@ -90,3 +102,25 @@ async def purge(store: Store) -> int:
 def _escape(prefix: str) -> str:
     """A key prefix as a literal SCAN pattern (the braces of the hash tag are not special, `[` would be)."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
+
+
+async def live_processes(redis: Redis, me: str, *, stale_ms: int) -> list[str]:
+    """Say this process is alive, and list the live ones (itself included),
+    forgetting those silent for `stale_ms`: who may own a center's loops.
+    (Hosts' clocks must agree to within a fraction of `stale_ms`.)"""
+    now = int(time.time() * 1000)
+    pipe = redis.pipeline(transaction=False)
+    pipe.hset(CENTER_PROCESSES, me, now)
+    pipe.hgetall(CENTER_PROCESSES)
+    _, seen = await pipe.execute()
+    live: list[str] = []
+    gone: list[str] = []
+    for proc, ts in seen.items():
+        (live if now - int(ts) <= stale_ms else gone).append(_s(proc))
+    if gone:
+        await redis.hdel(CENTER_PROCESSES, *gone)
+    return sorted(live)
+
+
+async def leave(redis: Redis, me: str) -> None:
+    await redis.hdel(CENTER_PROCESSES, me)

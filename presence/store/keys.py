@@ -211,3 +211,4 @@ class Keys:
 # Both keys share the hash tag {centers}: one slot, so one MULTI writes both.
 CENTER_DOCS = "presence:{centers}:docs"  # HASH center id -> JSON center document (as PUT)
 CENTER_REVISIONS = "presence:{centers}:rev"  # HASH center id -> revision, bumped by every apply
+CENTER_PROCESSES = "presence:{centers}:procs"  # HASH server process id -> last heartbeat ms (owners)

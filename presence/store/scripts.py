@@ -165,6 +165,15 @@ class Scripts:
             raise
         self._loaded = True
 
+    def function(self, name: str) -> str:
+        """The Redis function of script `name` (for a caller's own pipeline)."""
+        return self._functions[name]
+
+    async def ensure_loaded(self, *, again: bool = False) -> None:
+        """Load the library unless loaded (`again`: a call found it missing)."""
+        if again or not self._loaded:
+            await self._load()
+
     async def _fcall(self, name: str, prefix: str, args: list[Any]) -> Any:
         fn = self._functions[name]
         if not self._loaded:

@@ -161,6 +161,8 @@ class Hub:
         self.agents: dict[str, set[Conn]] = {}
         self.supervisors: set[Conn] = set()
         self.listening = asyncio.Event()
+        # set while this process has a supervisor socket of the center
+        self._watched = asyncio.Event()
         self._dirty: dict[str, dict[str, Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
@@ -174,14 +176,17 @@ class Hub:
 
     # -- lifecycle -----------------------------------------------------------
 
-    def start(self, resync: Callable[[Conn], Awaitable[None]]) -> None:
+    def start(self, resync: Callable[[Conn], Awaitable[None]], *, listen: bool = True) -> None:
+        """Start the hub's loops; `listen` False: its events come from a
+        listener shared with other centers (``ws/listener.py``)."""
         self._resync = resync
         self._tasks = [
-            asyncio.create_task(self._listen(), name="hub-listen"),
             asyncio.create_task(self._flush_supervisors(), name="hub-flush"),
             asyncio.create_task(self._renew_leases(), name="hub-leases"),
             asyncio.create_task(self._reap(), name="hub-reap"),
         ]
+        if listen:
+            self._tasks.insert(0, asyncio.create_task(self._listen(), name="hub-listen"))
 
     async def stop(self) -> None:
         await stop_tasks(self._tasks)
@@ -211,9 +216,12 @@ class Hub:
 
     def add_supervisor(self, conn: Conn) -> None:
         self.supervisors.add(conn)
+        self._watched.set()
 
     def remove_supervisor(self, conn: Conn) -> None:
         self.supervisors.discard(conn)
+        if not self.supervisors:
+            self._watched.clear()
         conn.close()
 
     def agent_conns(self) -> list[Conn]:
@@ -328,6 +336,10 @@ class Hub:
         log.warning("pub/sub connection re-established; resynchronising %d sockets", len(self.all_conns()))
         await self._resync_all()
 
+    async def resync_all(self) -> None:
+        """Every socket gets a fresh snapshot (events may have been missed)."""
+        await self._resync_all()
+
     async def _resync_all(self) -> None:
         for conn in self.all_conns():
             conn.resync = True
@@ -339,6 +351,11 @@ class Hub:
         every = self.settings.supervisor_flush
         queue_every = max(1, round(1.0 / every))
         for tick in itertools.count():
+            if not self.supervisors:
+                # no wallboard here: nothing to flush until one connects
+                # (a center with none costs no wake-ups)
+                self._dirty.clear()
+                await self._watched.wait()
             await asyncio.sleep(every)
             try:
                 await self._flush_once(tick % queue_every == 0)

@@ -440,3 +440,49 @@ async def test_center_apply_and_tokens_from_the_command_line(server: ServerProce
         assert {"id": cid, "name": "京都", "revision": 2, "default": False} in listed
     finally:
         _forget(server.redis_url, cid)
+
+
+# -- background work shared out ---------------------------------------------------------------
+
+
+async def test_two_processes_share_a_center_and_a_quiet_centers_timers_still_run(
+    server_factory: ServerFactory, redis_server: str, tmp_path: Path
+) -> None:
+    """Two servers on one Redis: each center's timers run in one of them (its
+    owner), wherever its sockets are; a center quiet for a moment has its
+    timers swept with the other quiet centers', and still on time."""
+    quick = {"PRESENCE_QUIET_AFTER": "0.3", "PRESENCE_IDLE_INTERVAL": "0.2"}
+    one = server_factory(env=quick)
+    config = tmp_path / "center-0.toml"
+    two = server_factory(config=config, env=quick)
+    cid = "nara"
+    doc = {
+        "queues": [{"name": "fast", "push_timeout": 1}],
+        "agents": [{"id": "ann", "queues": ["fast"]}, {"id": "bo", "queues": ["fast"]}],
+    }
+    try:
+        assert put_center(one, cid, doc).status_code == 201
+        ann = await agent(two, "ann", center=cid)
+        await available(ann)
+        await asyncio.sleep(1.0)  # the center goes quiet
+        wid = post_work(one, queue="fast", center=cid).json()["id"]
+        offer = await ann.expect("offer", timeout=5)
+        assert offer["work_id"] == wid
+        # nobody accepts: the offer times out after 1 s, whichever process owns
+        # the center and however quiet it was meanwhile
+        rescinded = await ann.expect("offer.rescinded", timeout=4)
+        assert rescinded["work_id"] == wid and rescinded["reason"] == "timeout"
+        client = redis.Redis.from_url(redis_server)
+        try:
+            procs = client.hgetall("presence:{centers}:procs")
+        finally:
+            client.close()
+        assert len(procs) == 2, procs
+        # the only agent gets it back, from the other process's router
+        again = await ann.expect("offer", timeout=4)
+        assert again["work_id"] == wid
+        assert (await ann.request({"type": "offer.accept", "work_id": wid}))["type"] == "ok"
+        assert (await ann.request({"type": "work.complete", "work_id": wid}))["type"] == "ok"
+        assert not check_center(redis_server, cid)
+    finally:
+        _forget(redis_server, cid)

@@ -130,7 +130,6 @@ async def test_a_batched_call_publishes_its_events_as_one_message(store: Store) 
         await pubsub.aclose()
 
 
-
 async def test_counters_of_a_batched_call_are_written_once_per_field(store: Store, redis_server: str) -> None:
     """route.lua offering 20 items sums its counter increments and writes
     each field of `metrics` once (one HINCRBY by 20), not once per item
