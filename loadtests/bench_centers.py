@@ -64,9 +64,9 @@ def _commands(url: str) -> int:
         return int(r.info("stats")["total_commands_processed"])
 
 
-async def _connect(stack: Stack, centers: list[str | None], agents: int) -> list[RawWs]:
+async def _connect(stack: Stack, centers: list[str | None], agents: int, socks: list[RawWs]) -> None:
+    """Connect every agent; each socket joins `socks` (and its keep-alive) at once."""
     host, port = stack.host_port
-    socks: list[RawWs] = []
     sem = asyncio.Semaphore(50)
 
     async def one(center: str | None, aid: str) -> None:
@@ -83,7 +83,6 @@ async def _connect(stack: Stack, centers: list[str | None], agents: int) -> list
         socks.append(ws)
 
     await asyncio.gather(*(one(c, f"a{i}") for c in centers for i in range(agents)))
-    return socks
 
 
 async def _keepalive(socks: list[RawWs], stop: asyncio.Event) -> None:
@@ -142,7 +141,7 @@ async def main_async(args: argparse.Namespace) -> int:
     try:
         assert stack.redis is not None and stack.redis.pid and stack.server is not None
         procs = [psutil.Process(pid) for pid in stack.server_pids()] + [psutil.Process(stack.redis.pid)]
-        socks += await _connect(stack, [None], args.agents)
+        await _connect(stack, [None], args.agents, socks)
         cpu, cmds = await _window(stack, procs, args.settle, args.seconds)
         rows.append(["baseline", 1, len(socks), f"{cpu:.1f}", f"{cmds:.0f}"])
 
@@ -156,7 +155,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     headers={"Authorization": f"Bearer {platform}"},
                 )
                 r.raise_for_status()
-        socks += await _connect(stack, list(names), args.agents)
+        await _connect(stack, list(names), args.agents, socks)
         cpu, cmds = await _window(stack, procs, args.settle, args.seconds)
         rows.append(["many", args.centers, len(socks), f"{cpu:.1f}", f"{cmds:.0f}"])
         alive = sum(1 for s in socks if s.is_open)

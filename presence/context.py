@@ -48,6 +48,10 @@ class Context:
     statuses: list[dict[str, Any]] | None = None
     channels: list[dict[str, Any]] | None = None
 
+    def center_info(self) -> dict[str, str]:
+        """The center's id and name, as the snapshots carry them (the pages show the name)."""
+        return {"id": self.center.id, "name": self.center.name}
+
     async def catalog(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The statuses and channels every snapshot carries."""
         statuses = self.statuses if self.statuses is not None else await self.store.statuses()

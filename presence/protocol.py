@@ -324,8 +324,9 @@ def agent_snapshot(
     statuses: list[dict[str, Any]],
     channels: list[dict[str, Any]],
     server_time: int,
+    center: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    return {
+    msg = {
         "type": "snapshot",
         "version": VERSION,
         "agent": dict(agent),
@@ -335,6 +336,9 @@ def agent_snapshot(
         "channels": channels,
         "server_time": server_time,
     }
+    if center is not None:
+        msg["center"] = dict(center)
+    return msg
 
 
 def supervisor_snapshot(
@@ -343,8 +347,9 @@ def supervisor_snapshot(
     statuses: list[dict[str, Any]],
     channels: list[dict[str, Any]],
     server_time: int,
+    center: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    return {
+    msg = {
         "type": "snapshot",
         "version": VERSION,
         "agents": agents,
@@ -353,6 +358,9 @@ def supervisor_snapshot(
         "channels": channels,
         "server_time": server_time,
     }
+    if center is not None:
+        msg["center"] = dict(center)
+    return msg
 
 
 def agents_delta(agents: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -486,3 +487,35 @@ async def test_two_processes_share_a_center_and_a_quiet_centers_timers_still_run
         assert not check_center(redis_server, cid)
     finally:
         _forget(redis_server, cid)
+
+
+# -- per center: pages, metrics, reports ----------------------------------------------------------
+
+
+async def test_snapshots_metrics_and_reports_are_per_center(two: tuple[ServerProcess, str]) -> None:
+    server, a = two
+    carol = await agent(server, B_AGENT, center=B)
+    assert carol.snapshot["center"] == {"id": B, "name": "大阪センター"}
+    sup = await supervisor(server, "sue", center=B)
+    assert sup.snapshot["center"] == {"id": B, "name": "大阪センター"}
+    own = await supervisor(server, "sue")
+    assert own.snapshot["center"]["id"] == a
+    await available(carol)
+    wid = post_work(server, queue=B_QUEUE, center=B).json()["id"]
+    await carol.expect("offer")
+    assert (await carol.request({"type": "offer.accept", "work_id": wid}))["type"] == "ok"
+    text = call(server, "GET", "/metrics", "none").text
+    created = [line for line in text.splitlines() if line.startswith("presence_work_created_total{")]
+    assert any(f'center="{B}"' in line and f'queue="{B_QUEUE}"' in line for line in created), created
+    assert not any(f'center="{a}"' in line and f'queue="{B_QUEUE}"' in line for line in created), created
+    conns = [line for line in text.splitlines() if line.startswith("presence_websocket_connections{")]
+    assert f'presence_websocket_connections{{center="{B}",role="agent"}} 1.0' in conns, conns
+    # reports: B's events for B's token, none of them for A's
+    since = "?from=" + time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime())
+    in_b = call(
+        server, "GET", f"/api/v1/reports/events{since}&format=csv", token("supervisor", "sue", center=B)
+    )
+    in_a = call(server, "GET", f"/api/v1/reports/events{since}&format=csv", token("supervisor", "sue"))
+    assert in_b.status_code == 200 and wid in in_b.text, in_b.text[:500]
+    assert in_a.status_code == 200 and wid not in in_a.text
+    assert (await carol.request({"type": "work.complete", "work_id": wid}))["type"] == "ok"
