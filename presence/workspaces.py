@@ -328,8 +328,9 @@ class Quiet(Periodic):
     `PRESENCE_IDLE_INTERVAL` this task does their work for all quiet
     centers at once, in one round trip: for those this process owns, the
     sweep (timeouts, leases, graces) and the escalation; for all, this
-    process's connection counts; and it looks whether a wallboard somewhere
-    waits for live KPIs (then the center is busy again). Its cost grows
+    process's connection counts when they changed or are getting old. (A
+    wallboard makes its own process compute live KPIs: its center is
+    never quiet there.) Its cost grows
     with the number of centers by a few Redis commands each, with no task
     waking per center.
     """
@@ -354,10 +355,12 @@ class Quiet(Periodic):
             if rt.owner:
                 pipe.fcall(store.scripts.function("sweep"), 1, k.prefix, now, grace, 500)
                 pipe.fcall(store.scripts.function("queue_escalate"), 1, k.prefix, now, 500)
-                pipe.exists(k.kpi_audience)
-                plan += [(rt, "sweep"), (rt, "escalate"), (rt, "audience")]
-            pipe.hset(k.metrics_conns, rt.counters.process, rt.counters.payload(now))
-            plan.append((rt, "conns"))
+                plan += [(rt, "sweep"), (rt, "escalate")]
+            if rt.counters.due(now):
+                pipe.hset(k.metrics_conns, rt.counters.process, rt.counters.payload(now))
+                plan.append((rt, "conns"))
+        if not plan:
+            return
         await quiet[0].ctx.store.scripts.ensure_loaded()
         replies = await pipe.execute(raise_on_error=False)
         missing = False
@@ -369,8 +372,6 @@ class Quiet(Periodic):
                 continue
             if what in ("sweep", "escalate") and reply:
                 rt.ctx.dispatcher.wake([q.decode() if isinstance(q, bytes) else str(q) for q in reply])
-            elif what == "audience" and reply and rt.pace is not None:
-                rt.pace.touch()  # a wallboard elsewhere: live KPIs resume
         if missing:
             # a Redis that lost our library: load it; the next tick goes through
             await quiet[0].ctx.store.scripts.ensure_loaded(again=True)
@@ -409,7 +410,10 @@ class Watch(Periodic):
                 await c.refresh(cid)
             await runtime.set_owner(owner)
         for cid in [x for x in c.runtimes if x not in revs and x != default]:
-            await c.stop_center(cid)
+            # read again: a center created (and started by its first token)
+            # after `revs` was read is not a removed one
+            if not await registry.exists(c.redis, cid):
+                await c.stop_center(cid)
 
     async def stop(self) -> None:
         await super().stop()

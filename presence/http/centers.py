@@ -31,8 +31,9 @@ async def list_centers(request: Request) -> Response:
     centers = centers_of(request)
     redis = centers.default.store.redis
     out = []
+    docs = await registry.documents(redis)
     for cid, rev in sorted((await registry.revisions(redis)).items()):
-        doc = await registry.document(redis, cid) or {}
+        doc = docs.get(cid) or {}
         head = doc.get("center")
         name = head.get("name", cid) if isinstance(head, dict) else cid
         out.append({"id": cid, "name": name, "revision": rev, "default": cid == centers.default.center.id})

@@ -58,12 +58,16 @@ class Counters(Periodic):
             await asyncio.wait_for(self.store.redis.hdel(self.store.keys.metrics_conns, self.process), 1.0)
 
     async def tick(self) -> None:
-        conns, now = self.conns(), self.store.now_ms()
-        # unchanged counts are written again only well inside CONNS_STALE_MS:
-        # a process serving many idle centers writes next to nothing
-        if conns == self._written and now - self._written_at < CONNS_STALE_MS / 3:
+        now = self.store.now_ms()
+        if not self.due(now):
             return
         await self.store.redis.hset(self.store.keys.metrics_conns, self.process, self.payload(now))
+
+    def due(self, now: int) -> bool:
+        """Whether the counts must be written: changed, or written long enough
+        ago (unchanged counts are written again well inside CONNS_STALE_MS,
+        so a process serving many idle centers writes next to nothing)."""
+        return self.conns() != self._written or now - self._written_at >= CONNS_STALE_MS / 3
 
     def payload(self, now: int) -> bytes:
         """This process's counts as written (and remembered as written)."""

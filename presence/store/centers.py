@@ -50,6 +50,11 @@ async def document(redis: Redis, center: str) -> dict[str, Any] | None:
     return doc
 
 
+async def documents(redis: Redis) -> dict[str, dict[str, Any]]:
+    """Every center's document, in one read."""
+    return {_s(k): orjson.loads(v) for k, v in (await redis.hgetall(CENTER_DOCS)).items()}
+
+
 async def revision(redis: Redis, center: str) -> int:
     return int(await redis.hget(CENTER_REVISIONS, center) or 0)
 

@@ -508,8 +508,15 @@ async def test_snapshots_metrics_and_reports_are_per_center(two: tuple[ServerPro
     created = [line for line in text.splitlines() if line.startswith("presence_work_created_total{")]
     assert any(f'center="{B}"' in line and f'queue="{B_QUEUE}"' in line for line in created), created
     assert not any(f'center="{a}"' in line and f'queue="{B_QUEUE}"' in line for line in created), created
-    conns = [line for line in text.splitlines() if line.startswith("presence_websocket_connections{")]
-    assert f'presence_websocket_connections{{center="{B}",role="agent"}} 1.0' in conns, conns
+    # each process reports its sockets once a second
+    want = f'presence_websocket_connections{{center="{B}",role="agent"}} 1.0'
+    for _ in range(30):
+        conns = [line for line in text.splitlines() if line.startswith("presence_websocket_connections{")]
+        if want in conns:
+            break
+        await asyncio.sleep(0.1)
+        text = call(server, "GET", "/metrics", "none").text
+    assert want in conns, conns
     # reports: B's events for B's token, none of them for A's
     since = "?from=" + time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime())
     in_b = call(
