@@ -49,6 +49,7 @@ from loadtests.common import (
     BENCH_CENTER,
     RawHttp,
     RawWs,
+    RedisWork,
     Stack,
     ms,
     pct,
@@ -343,12 +344,14 @@ async def produce(
 class CpuMeter:
     """CPU seconds used by each part of the stack between two readings."""
 
-    def __init__(self, stack: Stack, agent_pids: list[int]) -> None:
+    def __init__(self, stack: Stack, agent_pids: list[int], redis_pids: list[int] | None = None) -> None:
         import psutil
 
+        if redis_pids is None:
+            redis_pids = [stack.redis.pid] if stack.redis and stack.redis.pid else []
         self.procs: dict[str, list[Any]] = {
             "server": [psutil.Process(p) for p in stack.server_pids()],
-            "redis": [psutil.Process(stack.redis.pid)] if stack.redis and stack.redis.pid else [],
+            "redis": [psutil.Process(p) for p in redis_pids],
             "load-generator": [psutil.Process(p) for p in [os.getpid(), *agent_pids]],
         }
         self.t0 = time.monotonic()
@@ -397,6 +400,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--center", help="the server's center id (with --url)")
     p.add_argument("--config", help="the server's PRESENCE_CONFIG (with --url; for presence check)")
     p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="compare: the same load on a standalone Redis, on a local cluster (3 primaries with "
+        "a replica each) without WAIT, and with WAIT, in alternating rounds",
+    )
+    p.add_argument("--rounds", type=int, default=2, help="alternating rounds of --cluster (default 2)")
     p.add_argument("--profile", help="py-spy a server process during the load (.svg, or .txt raw)")
     p.add_argument(
         "--samples",
@@ -404,18 +414,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "where in time the tail falls tells a periodic stall from queueing",
     )
     a = p.parse_args(argv)
+    if a.cluster and (a.url or a.redis_url):
+        p.error("--cluster starts its own Redis and cluster: leave out --url and --redis-url")
     if a.url and not (a.redis_url and a.secret and a.center):
         p.error("--url needs --redis-url, --secret and --center (the queue 'bench' must be in its center)")
     return a
 
 
-def run(a: argparse.Namespace) -> int:
+def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str, Any]:
+    """One run; its figures, with "exit" (1 on a breach or errors).
+    `redis_pids`: the Redis processes to meter when --redis-url names them."""
     raise_nofile()
     weight = 10
     stack = Stack(
         url=a.url,
         redis_url=a.redis_url,
         workers=a.workers,
+        env=dict(getattr(a, "env", {})),
         center_body=BENCH_CENTER.format(
             weight=weight,
             strategy="most_available",
@@ -458,10 +473,12 @@ def run(a: argparse.Namespace) -> int:
                 raise RuntimeError(f"an agent process failed: {msg[1]}")
             ready += 1
         connect_s = time.monotonic() - t
-        stack.compact_aof()
+        if redis_pids is None:
+            stack.compact_aof()
         time.sleep(1.0)  # idle baseline pings
-        rewrites_before = stack.aof_rewrites()
-        cpu = CpuMeter(stack, [pr.pid for pr in procs if pr.pid is not None])
+        rewrites_before = stack.aof_rewrites() if redis_pids is None else 0
+        cpu = CpuMeter(stack, [pr.pid for pr in procs if pr.pid is not None], redis_pids)
+        redis0 = RedisWork.read(stack.redis_url)
         load_t0 = time.monotonic()
         load_wall = time.time()
         start.set()
@@ -481,7 +498,8 @@ def run(a: argparse.Namespace) -> int:
         )
         load_t1 = time.monotonic()
         cpu_used = cpu.used()
-        rewrites = stack.aof_rewrites() - rewrites_before
+        redis_work = RedisWork.read(stack.redis_url).since(redis0)
+        rewrites = stack.aof_rewrites() - rewrites_before if redis_pids is None else 0
         stop.set()
         if spy is not None:
             spy.wait(30)
@@ -594,6 +612,15 @@ def run(a: argparse.Namespace) -> int:
             f"(these processes kept {busy_pct:.0f}% of the 2 cores busy)"
         )
         fig["cpu_us_per_assignment"] = {k: v / done_in_load * 1e6 for k, v in cpu_used.items()}
+        # exact counts beside the noisy CPU times: a new design's cost shows in any run
+        per = redis_work.per(done_in_load)
+        top = ", ".join(f"{k} {v / done_in_load:.1f}" for k, v in list(redis_work.commands().items())[:8])
+        print(
+            f"Redis work per assignment during the load: {per['script_calls']:.2f} script calls, "
+            f"{per['commands']:.1f} commands ({top}), {per['aof_bytes']:.0f} bytes of AOF, "
+            f"{per['script_us']:.0f} us in scripts"
+        )
+        fig["redis_per_assignment"] = per
     print(
         f"\nitems created {prod['ok']}, assigned {assigned}, still held after drain {held}, "
         f"intake errors {prod['err']}, not sent in time {prod['unsent']}, "
@@ -608,12 +635,98 @@ def run(a: argparse.Namespace) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps(fig, indent=2) + "\n")
     failed = code != 0 or prod["err"] > 0 or any(errors) or assigned == 0
-    return 1 if failed else 0
+    fig["exit"] = 1 if failed else 0
+    return fig
+
+
+# -- standalone against cluster ------------------------------------------------------
+
+# (label, on the cluster, server environment): WAIT is what the cluster's
+# replicas cost on top of the cluster itself, so it is measured on its own.
+SETUPS: tuple[tuple[str, bool, dict[str, str]], ...] = (
+    ("standalone", False, {}),
+    ("cluster, no WAIT", True, {"PRESENCE_REDIS_WAIT_REPLICAS": "0"}),
+    ("cluster + WAIT 1", True, {"PRESENCE_REDIS_WAIT_REPLICAS": "auto"}),
+)
+
+
+def compare_cluster(a: argparse.Namespace) -> int:
+    """The same load on a standalone Redis and on a local cluster (3
+    primaries, 1 replica each; tests/cluster.py), without and with WAIT,
+    in alternating rounds of one run: CPU per assignment and p99."""
+    import copy
+    import statistics
+    import tempfile
+
+    from tests.cluster import LocalCluster
+
+    rows: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in SETUPS}
+    code = 0
+    with LocalCluster(Path(tempfile.mkdtemp(prefix="presence-bench-cluster-"))) as cluster:
+        pids = [n.proc.pid for n in cluster.nodes if n.proc is not None]
+        for rnd in range(a.rounds):
+            for label, clustered, env in SETUPS:
+                sub = copy.copy(a)
+                sub.env, sub.json, sub.samples, sub.profile = env, None, None, None
+                sub.redis_url = cluster.url if clustered else None
+                print(f"\n=== round {rnd + 1}/{a.rounds}: {label}")
+                fig = run(sub, pids if clustered else None)
+                code |= fig["exit"]
+                rows[label].append(fig)
+
+    def med(figs: list[dict[str, Any]], f: Any) -> float:
+        return float(statistics.median(f(x) for x in figs))
+
+    def cpu(part: str) -> Any:
+        return lambda x: x.get("cpu_us_per_assignment", {}).get(part, float("nan"))
+
+    def total(x: dict[str, Any]) -> float:
+        c = x.get("cpu_us_per_assignment", {})
+        return float(c.get("server", 0) + c.get("redis", 0))
+
+    base = med(rows["standalone"], total)
+    table_rows: list[list[Any]] = [
+        ["setup", "assign/s", "p50 ms", "p99 ms", "server µs", "redis µs", "server+redis µs", "vs standalone"]
+    ]
+    summary = {}
+    for label, figs in rows.items():
+        t = med(figs, total)
+        summary[label] = {
+            "assign_rate": med(figs, lambda x: x["assign_rate"]),
+            "lat_p50_ms": med(figs, lambda x: x["lat_p50"]) * 1000,
+            "lat_p99_ms": med(figs, lambda x: x["lat_p99"]) * 1000,
+            "server_us": med(figs, cpu("server")),
+            "redis_us": med(figs, cpu("redis")),
+            "total_us": t,
+        }
+        s_ = summary[label]
+        table_rows.append(
+            [
+                label,
+                f"{s_['assign_rate']:.0f}",
+                f"{s_['lat_p50_ms']:.1f}",
+                f"{s_['lat_p99_ms']:.1f}",
+                f"{s_['server_us']:.0f}",
+                f"{s_['redis_us']:.0f}",
+                f"{t:.0f}",
+                f"{(t / base - 1) * 100:+.0f} %" if base else "",
+            ]
+        )
+    print(
+        f"\nbench_assign --cluster: {a.agents} agents, {a.rate:.0f}/s for {a.duration:.0f}s, "
+        f"{a.rounds} alternating round(s), medians (redis: every node of the cluster, its replicas included)"
+    )
+    print(table(table_rows))
+    if a.json:
+        Path(a.json).write_text(json.dumps(summary, indent=2) + "\n")
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
-    return run(a)
+    if a.cluster:
+        return compare_cluster(a)
+    return int(run(a)["exit"])
 
 
 if __name__ == "__main__":

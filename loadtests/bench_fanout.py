@@ -6,6 +6,11 @@ one), connects --agents agent sockets and --wallboards supervisor sockets,
 then changes presence at --rate changes/s (agents alternate Available and
 Away, one change in flight per agent) for --duration seconds.
 
+Beside the latencies it prints, per change, the server's and Redis's CPU
+(the server's also per frame delivered) and the frames each change cost
+(to the agent's own socket, and to the wallboards), with the p99 of the
+agent's own socket: a change's cost before any fan-out, and each frame's.
+
 For each change: from the moment its ``status.set`` frame was written to the
 moment the *last* wallboard decoded a view of that agent at that version (or
 newer: the hub coalesces views per agent, newest ``ver`` wins). Also shown,
@@ -61,11 +66,13 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
     pings: list[tuple[float, float]] = []
     errors: list[str] = []
     snaps = {"n": 0}
+    frames = {"agents": 0, "boards": 0}  # frames decoded during the load
     next_status: dict[str, str] = {}
 
     def agent_handler(aid: str) -> Any:
         def on(m: dict[str, Any]) -> None:
             t = m.get("type")
+            frames["agents"] += 1
             if t == "status":
                 s = sent_at.pop(aid, None)
                 if s is not None:
@@ -83,6 +90,7 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
         def on(m: dict[str, Any]) -> None:
             t = m.get("type")
             if t == "agents":
+                frames["boards"] += 1
                 now = mono()
                 for v in m["agents"]:
                     per = sightings.get(v.get("agent_id"))
@@ -134,6 +142,17 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
 
     ping_task = asyncio.create_task(pinger())
     spy = stack.profile(a.profile, a.duration) if a.profile else None
+    import psutil  # the load extra, as in bench_assign
+
+    server = [psutil.Process(p) for p in stack.server_pids()]
+    redis = [psutil.Process(stack.redis.pid)] if stack.redis and stack.redis.pid else []
+
+    def cpu(procs: list[Any]) -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+    cpu0 = (cpu(server), cpu(redis))
+    for k in frames:
+        frames[k] = 0
     t0 = mono()
     done = 0
     starved = 0
@@ -156,7 +175,10 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
             done += 1
         await asyncio.sleep(0.001)
     t1 = mono()
+    # the last changes' frames are counted, and their CPU with them
     await asyncio.sleep(max(1.0, 3 * max(a.flush_list)))
+    cpu_server, cpu_redis = cpu(server) - cpu0[0], cpu(redis) - cpu0[1]
+    counted = dict(frames)
     ping_task.cancel()
     if spy is not None:
         spy.wait(30)
@@ -191,6 +213,9 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
         "own": own_lat,
         "pings": [d for s, d in pings if t0 <= s <= t1],
         "errors": errors,
+        "cpu_server": cpu_server,
+        "cpu_redis": cpu_redis,
+        "frames": counted,
     }
 
 
@@ -255,9 +280,17 @@ def main(argv: list[str] | None = None) -> int:
                 r["missing"],
             ]
         )
+        n = max(1, r["changes"])
+        nframes = r["frames"]["agents"] + r["frames"]["boards"]
         print(
             f"flush {flush:g}s: {r['changes']} changes, {r['starved']} skipped (no idle agent), "
-            f"errors {len(r['errors'])}, presence check exit {code}",
+            f"errors {len(r['errors'])}, presence check exit {code}\n"
+            f"  CPU per change: server {r['cpu_server'] / n * 1e6:.0f} us, "
+            f"Redis {r['cpu_redis'] / n * 1e6:.0f} us; "
+            f"frames per change: {r['frames']['agents'] / n:.2f} to the agent, "
+            f"{r['frames']['boards'] / n:.2f} to wallboards; "
+            f"server CPU per frame {r['cpu_server'] / max(1, nframes) * 1e6:.1f} us; "
+            f"the agent's own socket p99 {ms(pct(r['own'], 99))} ms",
             flush=True,
         )
         for e in r["errors"][:3]:

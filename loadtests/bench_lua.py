@@ -2,8 +2,11 @@
 
 Starts a private Redis (append-only file on, as `presence serve` runs it),
 one auto-accept queue and --agents agents, then repeats --rounds times:
-create --batch items (`work:batch`'s script), route them (`route.lua`),
-complete each (the batched `work_complete`). It prints, per assignment,
+create --batch items (`work:batch`'s script), complete each (the batched
+`work_complete`), as a server does: the intake call routes the items it
+made and the completion call the queue it freed an agent in
+(`Scripts.route_inline`), and `route.lua` runs only for a queue they left
+with more (`--no-inline`: route.lua every round, as before). It prints, per assignment,
 the commands the scripts ran inside Redis (``INFO commandstats``), the
 bytes appended to the AOF, and the Redis CPU and FCALL time; and, as the
 baseline of the same run, the cost of one EVALSHA that only defines the
@@ -34,28 +37,20 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from loadtests.common import free_port
+from loadtests.common import RedisWork, free_port
 from presence.center import parse_center
 from presence.embedded import EmbeddedRedis
 from presence.store import NewItem, Store, new_work_id
 from presence.store.scripts import helpers
-
-# commands the measuring itself sends, not the scripts
-_OWN = (
-    "cmdstat_fcall",
-    "cmdstat_function|load",
-    "cmdstat_evalsha",
-    "cmdstat_hget",
-    "cmdstat_info",
-    "cmdstat_config|resetstat",
-)
 
 
 def _aof_bytes(data: Path) -> int:
     return sum(p.stat().st_size for p in data.glob("**/appendonlydir/*.incr.aof"))
 
 
-async def measure(url: str, data: Path, agents: int, batch: int, rounds: int) -> dict[str, Any]:
+async def measure(
+    url: str, data: Path, agents: int, batch: int, rounds: int, inline: bool = True
+) -> dict[str, Any]:
     r = Redis.from_url(url)
     store = Store(r, "lua")
     await store.sync_center(
@@ -70,25 +65,39 @@ async def measure(url: str, data: Path, agents: int, batch: int, rounds: int) ->
         await store.conn_open(f"a{i}", f"c{i}", 3600)
         await store.set_status(f"a{i}", "Available", "", f"a{i}")
 
+    # as a server's dispatcher does: intake and completions route in their
+    # own calls, and route.lua runs only for the queues they leave
+    more: set[str] = set()
+    if inline:
+        store.scripts.route_inline(256, 512, more.update)
+
     async def cycle() -> None:
         ids = [new_work_id() for _ in range(batch)]
         await store.create_work_many([NewItem(w, "q", "chat", 0, {"subject": "bench"}) for w in ids])
-        assigned, _ = await store.route(["q"], budget=batch)
-        if assigned != batch:
-            raise RuntimeError(f"routed {assigned} of {batch}")
+        if not inline or more:
+            more.clear()
+            await store.route(["q"], budget=batch)
         holders = [(await r.hget(store.keys.work(w), "agent") or b"").decode() for w in ids]
+        if not all(holders):
+            raise RuntimeError(f"routed {sum(map(bool, holders))} of {batch}")
         await asyncio.gather(*(store.complete(a, w, "done") for a, w in zip(holders, ids, strict=True)))
 
     for _ in range(5):
         await cycle()
-    await r.config_resetstat()
-    cpu0, aof0 = await r.info("cpu"), _aof_bytes(data)
+
+    async def reading() -> RedisWork:
+        return RedisWork.parse(await r.info("commandstats"), await r.info("persistence"))
+
+    before, cpu0, aof0 = await reading(), await r.info("cpu"), _aof_bytes(data)
     for _ in range(rounds):
         await cycle()
-    cpu1, aof1 = await r.info("cpu"), _aof_bytes(data)
-    stats = await r.info("commandstats")
+    after, cpu1, aof1 = await reading(), await r.info("cpu"), _aof_bytes(data)
+    work = after.since(before)
     n = batch * rounds
-    inside = {k[8:]: v["calls"] / n for k, v in stats.items() if k not in _OWN}
+    # the benchmark's own reads: one HGET per item, to find its holder
+    own = {"hget": n}
+    inside = {k: v / n for k, v in work.commands(own).items()}
+    per = work.per(n, own)
 
     # the baseline: an EVAL script of the shared helpers alone, i.e. what each
     # call would pay on top if the scripts were sent as EVAL scripts
@@ -102,12 +111,15 @@ async def measure(url: str, data: Path, agents: int, batch: int, rounds: int) ->
     await r.aclose()
     cpu = sum(cpu1[k] - cpu0[k] for k in ("used_cpu_user", "used_cpu_sys"))
     return {
-        "commands": sum(inside.values()),
-        "by_command": dict(sorted(inside.items(), key=lambda kv: -kv[1])),
+        "commands": per["commands"],
+        "by_command": inside,
+        # the AOF files themselves, and Redis's own count (the same unless a
+        # rewrite fell in the window)
         "aof_bytes": (aof1 - aof0) / n,
+        "aof_info_bytes": per["aof_bytes"],
         "redis_cpu_us": cpu / n * 1e6,
-        "fcall_us": stats["cmdstat_fcall"]["usec"] / n,
-        "script_calls": stats["cmdstat_fcall"]["calls"] / n,
+        "fcall_us": per["script_us"],
+        "script_calls": per["script_calls"],
         "baseline_evalsha_us": base,
     }
 
@@ -117,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--agents", type=int, default=100, help="agents in the queue (default 100)")
     p.add_argument("--batch", type=int, default=20, help="items per create/route round (default 20)")
     p.add_argument("--rounds", type=int, default=100, help="rounds measured (default 100)")
+    p.add_argument(
+        "--no-inline",
+        action="store_true",
+        help="route every round with route.lua, as before intake and completions routed in their own calls",
+    )
     p.add_argument("--redis-binary", help="run this Redis server binary (default: as `presence serve`)")
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="presence-lua-") as tmp:
@@ -124,10 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         redis = EmbeddedRedis(data, port=free_port(), binary=a.redis_binary)
         url = redis.start(timeout=60)
         try:
-            fig = asyncio.run(measure(url, data, a.agents, a.batch, a.rounds))
+            fig = asyncio.run(measure(url, data, a.agents, a.batch, a.rounds, not a.no_inline))
         finally:
             redis.stop()
-    print(f"bench_lua: {a.agents} agents, {a.batch} items per round, {a.rounds} rounds")
+    how = "route.lua every round" if a.no_inline else "routed inline, as the server does"
+    print(f"bench_lua: {a.agents} agents, {a.batch} items per round, {a.rounds} rounds, {how}")
     print(f"  script calls per assignment        {fig['script_calls']:8.2f}")
     print(f"  commands run by scripts            {fig['commands']:8.1f}")
     print("    " + ", ".join(f"{k} {v:.2f}" for k, v in fig["by_command"].items() if v >= 0.05))

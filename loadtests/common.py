@@ -487,11 +487,14 @@ class Stack:
 async def seed_agents(
     redis_url: str, center_id: str, ids: Iterable[str], queues: Sequence[str], capacity: int = 100
 ) -> int:
-    """Create agents through the store's own `agent_put` script, 200 at a time (the pool holds 256)."""
-    from presence.store import Store
-    from presence.store.client import redis_client
+    """Create agents through the store's own `agent_put` script, 50 at a time.
 
-    redis = redis_client(redis_url)
+    (200 at a time opened 200 connections at once, and on a busy host the
+    last ones missed the client's 2-second connect timeout.)"""
+    from presence.store import Store
+    from presence.store.client import open_redis
+
+    redis = await open_redis(redis_url)
     store = Store(redis, center_id)
     n = 0
     try:
@@ -499,7 +502,7 @@ async def seed_agents(
         for aid in ids:
             agent = Agent(id=aid, name=aid, capacity=capacity, queues=tuple(queues))
             batch.append(store.put_agent(agent))
-            if len(batch) >= 200:
+            if len(batch) >= 50:
                 await asyncio.gather(*batch)
                 n += len(batch)
                 batch = []
@@ -509,6 +512,91 @@ async def seed_agents(
     finally:
         await redis.aclose()
     return n
+
+
+# -- what Redis did ---------------------------------------------------------------
+
+# Commands that run scripts: counted as script calls; the commands the
+# scripts run inside are counted by Redis under their own names.
+SCRIPT_COMMANDS = frozenset({"fcall", "fcall_ro", "eval", "evalsha", "eval_ro", "evalsha_ro"})
+# what the measuring itself sends (these readings, a stats reset, the
+# benchmark's own compaction), never the server's or the scripts' work
+MEASURING = frozenset({"info", "config|resetstat", "bgrewriteaof", "function|load", "ping"})
+
+
+@dataclass(frozen=True)
+class RedisWork:
+    """Redis's own counters at one moment, or their change between two.
+
+    From ``INFO commandstats`` (calls and time per command, those that
+    scripts run included) and ``INFO persistence`` (the append-only file's
+    size). Exact on any machine, unlike CPU times: a change in the work per
+    assignment shows in any run, however busy the host.
+    """
+
+    calls: dict[str, int]
+    usec: dict[str, int]
+    aof_size: int
+    rewrites: int
+
+    @classmethod
+    def parse(cls, commandstats: dict[str, Any], persistence: dict[str, Any]) -> RedisWork:
+        calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in commandstats.items()}
+        usec = {k.removeprefix("cmdstat_"): int(v["usec"]) for k, v in commandstats.items()}
+        return cls(
+            calls,
+            usec,
+            int(persistence.get("aof_current_size", 0) or 0),
+            int(persistence.get("aof_rewrites", 0) or 0),
+        )
+
+    @classmethod
+    def read(cls, redis_url: str) -> RedisWork:
+        with SyncRedis.from_url(redis_url) as r:
+            return cls.parse(r.info("commandstats"), r.info("persistence"))
+
+    def since(self, before: RedisWork) -> RedisWork:
+        def minus(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+            return {k: v - b.get(k, 0) for k, v in a.items() if v - b.get(k, 0)}
+
+        return RedisWork(
+            minus(self.calls, before.calls),
+            minus(self.usec, before.usec),
+            self.aof_size - before.aof_size,
+            self.rewrites - before.rewrites,
+        )
+
+    @property
+    def script_calls(self) -> int:
+        return sum(n for k, n in self.calls.items() if k in SCRIPT_COMMANDS)
+
+    @property
+    def script_usec(self) -> int:
+        return sum(n for k, n in self.usec.items() if k in SCRIPT_COMMANDS)
+
+    def commands(self, own: dict[str, int] | None = None) -> dict[str, int]:
+        """Commands run, by name: the server's and its scripts', not the
+        script calls themselves nor the measuring (`MEASURING`, and `own`:
+        commands the benchmark sent itself, subtracted)."""
+        own = own or {}
+        out = {
+            k: n - own.get(k, 0)
+            for k, n in self.calls.items()
+            if k not in SCRIPT_COMMANDS and k not in MEASURING and n - own.get(k, 0) > 0
+        }
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    def per(self, n: int, own: dict[str, int] | None = None) -> dict[str, float]:
+        """Per unit of work (`n` assignments): script calls, commands, AOF
+        bytes (nan when a rewrite fell between the readings: the size
+        restarted) and script time in microseconds."""
+        n = max(1, n)
+        return {
+            "script_calls": self.script_calls / n,
+            "commands": sum(self.commands(own).values()) / n,
+            "aof_bytes": float("nan") if self.rewrites else self.aof_size / n,
+            "script_us": self.script_usec / n,
+        }
 
 
 # -- statistics ------------------------------------------------------------------

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -21,6 +22,7 @@ from presence import demo
 from presence.auth import RedactTokens, load_or_create_secret
 from presence.center import load_center
 from presence.config import Settings
+from presence.context import STARTS_AT_ONCE
 from presence.embedded import EmbeddedRedis
 from presence.http import (
     admin,
@@ -34,10 +36,14 @@ from presence.http import (
     openapi,
     pages,
     reports,
+    status,
+    survey,
+    templates,
     work,
 )
 from presence.stalls import StallWatch
-from presence.store.client import redis_client, wait_for_redis
+from presence.store import Clock
+from presence.store.client import open_redis, warm
 from presence.workspaces import Centers as Runtimes
 from presence.workspaces import Quiet, Watch
 from presence.ws import endpoints
@@ -58,7 +64,9 @@ log = logging.getLogger("presence.app")
 GC_THRESHOLDS = (50_000, 20, 10)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, clock: Clock = time.time) -> Starlette:
+    """The app; `clock` is the wall clock of every rule with a deadline
+    (offer timeouts, wrap-up, grace, token expiry), injectable for tests."""
     settings = settings or Settings.from_env()
     center = load_center(settings.center_config)
     for name in ("uvicorn.error", "uvicorn.access", "presence"):
@@ -72,15 +80,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
             embedded = EmbeddedRedis(settings.data_dir)
             url = await asyncio.to_thread(embedded.start)
         secret = settings.secret or load_or_create_secret(settings.data_dir)[0]
-        redis = redis_client(url)
-        await wait_for_redis(redis, url)
+        redis = await open_redis(url, settings.redis_mode)
         # the default center (the file's) starts with the process; any other
         # is started when its first token arrives or the watch sees it
         hubs: dict[str, Hub] = {}
-        runtimes = Runtimes(redis, settings, secret, hubs)
-        default = await runtimes.start_default(center)
+        runtimes = Runtimes(redis, settings, secret, hubs, clock=clock, url=url)
+        try:
+            # the socket starts let in at once, and the background tasks
+            await warm(redis, STARTS_AT_ONCE + 16)
+            default = await runtimes.start_default(center)
+        except BaseException:
+            # a start that fails writing the center leaves no connection open
+            # (an app served in a test process outlives its failed start)
+            await runtimes.stop_all()
+            await redis.aclose()
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+            raise
         assert runtimes.workspaces is not None
         ctx = default.ctx
+        hub = default.hub
         app.state.centers = runtimes.workspaces
         app.state.hubs = hubs
         app.state.settings = settings
@@ -98,6 +117,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.stall_ms > 0:
             watch = StallWatch(settings.stall_ms)
             watch.start()
+        # "ready" in the log means what /readyz says: logged before the
+        # listener had subscribed, a probe that trusted the line got a 503
+        await hub.listening.wait()
         log.info("presence ready: center %s, Redis %s", center.id, url.split("@")[-1])
         demo_run: demo.Demo | None = None
         if demo.enabled():
@@ -137,6 +159,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *channels.ROUTES,
         *cases.ROUTES,
         *centers.ROUTES,
+        *templates.ROUTES,
+        *status.ROUTES,
+        *survey.ROUTES,
         *pages.HOME,
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)

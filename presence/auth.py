@@ -13,6 +13,9 @@ themselves (``/api/v1/centers``) and acts inside none of them.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 import os
 import re
@@ -160,3 +163,38 @@ class RedactTokens(logging.Filter):
         if isinstance(record.msg, str) and "token=" in record.msg:
             record.msg = self._re.sub(r"\1[redacted]", record.msg)
         return True
+
+
+# -- signed links for customers (no account) ------------------------------------------
+#
+# A customer follows a link to their case's status page or to its survey. The
+# link is the work id, an expiry and an HMAC-SHA256 of both with the server's
+# secret and the link's purpose, so it cannot be guessed, forged, moved to
+# another case or used for the other purpose. Nothing is stored for it.
+
+LINK_SIG_CHARS: Final = 32  # base64url characters of the signature: 192 bits
+
+
+def _link_sig(secret: str, purpose: str, center: str, work_id: str, exp: int) -> str:
+    msg = f"presence-link|{purpose}|{center}|{work_id}|{exp}".encode()
+    digest = hmac.new(secret.encode(), msg, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")[:LINK_SIG_CHARS]
+
+
+def sign_link(secret: str, purpose: str, center: str, work_id: str, exp: int = 0) -> str:
+    """The token of a customer link: ``<work id>.<expiry, s; 0 none>.<signature>``."""
+    return f"{work_id}.{exp}.{_link_sig(secret, purpose, center, work_id, exp)}"
+
+
+def check_link(secret: str, purpose: str, center: str, token: str, now: float | None = None) -> str:
+    """The work id of a valid link token; AuthError for a forged, altered or expired one."""
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 12:
+        raise AuthError("not a link of this server")
+    work_id, exp_s, sig = parts
+    exp = int(exp_s)
+    if not hmac.compare_digest(sig, _link_sig(secret, purpose, center, work_id, exp)):
+        raise AuthError("not a link of this server")
+    if exp and exp <= (time.time() if now is None else now):
+        raise AuthError("this link has expired")
+    return work_id

@@ -19,12 +19,14 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from msgspec import UNSET
 
+from presence.hours import Range, Schedule, minutes
 from presence.schema import Invalid, convert, value
 from presence.schema.admin import STRATEGIES, AgentInput, AgentSettings, QueueInput, QueueSettings
 from presence.schema.center import (
@@ -68,6 +70,10 @@ class Relax:
         return {"after": self.after, "lower": self.lower, "drop": list(self.drop)}
 
 
+def _clock(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
 @dataclass(frozen=True, slots=True)
 class Queue:
     name: str
@@ -88,6 +94,26 @@ class Queue:
     overflow_when_unstaffed: bool = False
     # Skill relaxation steps, by seconds waited.
     relax: tuple[Relax, ...] = ()
+    # Business hours (presence/hours.py; none: always open) in `time_zone`
+    # ("": the center's), and what the queue does outside them: "queue"
+    # (keep queuing), "overflow" (new items go to `after_hours_queue`) or
+    # "refuse" (voice intake refused with `closed_message`).
+    time_zone: str = ""
+    hours: tuple[Range, ...] = ()
+    holidays: tuple[str, ...] = ()
+    after_hours: str = "queue"
+    after_hours_queue: str = ""
+    closed_message: str = ""
+    # A link to the customer or case in the team's CRM, with placeholders
+    # ({customer.id}, {case.id} ...) that the pages fill in.
+    crm_url: str = ""
+
+    def schedule(self, default_zone: str) -> Schedule:
+        return Schedule(
+            self.time_zone or default_zone,
+            self.hours,
+            frozenset(date.fromisoformat(d) for d in self.holidays),
+        )
 
     def escalate_at(self) -> float:
         """Seconds after intake of an item's first overflow/relaxation check (-1: none)."""
@@ -107,6 +133,15 @@ class Queue:
             "overflow_after": self.overflow_after,
             "overflow_when_unstaffed": self.overflow_when_unstaffed,
             "relax": [r.to_json() for r in self.relax],
+            "time_zone": self.time_zone,
+            "hours": [
+                {"days": list(r.days), "open": _clock(r.open), "close": _clock(r.close)} for r in self.hours
+            ],
+            "holidays": list(self.holidays),
+            "after_hours": self.after_hours,
+            "after_hours_queue": self.after_hours_queue,
+            "closed_message": self.closed_message,
+            "crm_url": self.crm_url,
             "strategy": self.strategy,
             "push_timeout": self.push_timeout,
             "auto_accept": self.auto_accept,
@@ -218,6 +253,13 @@ def queue_of(name: str, body: QueueSettings) -> Queue:
         relax=tuple(
             Relax(float(r.after), r.lower, tuple(r.drop)) for r in sorted(body.relax, key=lambda r: r.after)
         ),
+        time_zone=body.time_zone,
+        hours=tuple(Range(tuple(h.days), minutes(h.open), minutes(h.close)) for h in body.hours),
+        holidays=tuple(sorted({d.isoformat() for d in body.holidays})),
+        after_hours=body.after_hours,
+        after_hours_queue=body.after_hours_queue or "",
+        closed_message=body.closed_message,
+        crm_url=body.crm_url,
     )
 
 
@@ -272,6 +314,11 @@ def parse_center(data: dict[str, Any]) -> Center:
         )
 
     queues = {q.name: queue_of(q.name, q) for q in f.queues}
+    for i, q in enumerate(queues.values()):
+        if q.after_hours_queue and q.after_hours_queue not in queues:
+            raise Invalid.at(
+                ("queues", i, "after_hours_queue"), f"names unknown queue {q.after_hours_queue!r}"
+            )
     agents: dict[str, Agent] = {}
     for i, a in enumerate(f.agents):
         agent = agent_of(a.id, a)
@@ -342,6 +389,7 @@ class CaseConfig:
     closed: str = "Closed"
     reopen: str = "New"  # a closed case the customer writes to again
     thread_days: int = 180  # how long reply/conversation references are kept
+    survey_days: int = 7  # how long a survey link is valid after completion (0: no surveys)
 
     @property
     def initial(self) -> str:
@@ -425,6 +473,7 @@ def _cases(f: CasesSection) -> CaseConfig:
         closed=out["closed"] or statuses[-1],
         reopen=out["reopen"] or statuses[0],
         thread_days=f.thread_days,
+        survey_days=f.survey_days,
     )
 
 

@@ -1,4 +1,4 @@
-"""The `presence` command: serve, token, check, center apply.
+"""The `presence` command: serve, token, check, backup, restore, archive, retain, center apply.
 
 `presence serve` binds its port, starts the embedded Redis (when REDIS_URL
 is unset) and reads or creates the secret (when PRESENCE_SECRET is unset)
@@ -25,11 +25,13 @@ import signal
 import socket
 import sys
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
+from datetime import date, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from presence.auth import CENTER_ID as AUTH_CENTER_ID
 from presence.auth import (
@@ -44,9 +46,9 @@ from presence.auth import (
 from presence.center import Center, Invalid, load_center
 from presence.config import ConfigError, Settings
 from presence.embedded import EmbeddedRedis
+from presence.store import backup
 
 log = logging.getLogger("presence")
-T = TypeVar("T")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # uvicorn's default; also the listen() backlog of the socket bound here
@@ -153,13 +155,16 @@ def _serve(settings: Settings, args: argparse.Namespace, sock: socket.socket) ->
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from presence.ws.wire import Wire
+
     config = uvicorn.Config(
         "presence.app:create_app",
         factory=True,
         host=settings.host,
         port=sock.getsockname()[1],
         workers=args.workers,
-        ws="websockets-sansio",
+        # uvicorn's websockets-sansio protocol, with pings on the socket's budget
+        ws=Wire,
         loop="uvloop",
         http="httptools",
         ws_max_size=settings.max_frame,
@@ -251,66 +256,245 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _check(url: str, center_id: str) -> list[str]:
+async def _check(
+    url: str, center_ids: list[str] | None, mode: str = "auto"
+) -> list[tuple[str, str, list[str]]]:
+    """Check each center (every center in Redis when `center_ids` is None):
+    (center, where it lives, its breaches) per center."""
     from presence.store import Store
-    from presence.store.client import redis_client
+    from presence.store.client import open_redis, shard_of
 
-    redis = redis_client(url)
+    redis = await open_redis(url, mode, patience=5.0)
     try:
-        store = Store(redis, center_id)
-        if not await store.exists():
-            raise Refused(
-                f"center {center_id!r} has no data in the Redis at {url.split('@')[-1]}: no server "
-                "has run it there. Check REDIS_URL (or PRESENCE_DATA_DIR) and the center "
-                "(PRESENCE_CONFIG, or --center)."
+        if center_ids is None:
+            # every center a server has run here (sync_center writes its
+            # statuses); on a cluster redis-py scans every primary
+            found = {
+                k.decode()[len("presence:{") : -len("}:statuses")]
+                async for k in redis.scan_iter(match="presence:{*}:statuses", count=1000)
+            }
+            center_ids = sorted(found)
+            if not center_ids:
+                raise Refused(f"no center has data in the Redis at {url.split('@')[-1]}")
+        out = []
+        for center_id in center_ids:
+            store = Store(redis, center_id)
+            if not await store.exists():
+                raise Refused(
+                    f"center {center_id!r} has no data in the Redis at {url.split('@')[-1]}: no server "
+                    "has run it there. Check REDIS_URL (or PRESENCE_DATA_DIR) and the center "
+                    "(PRESENCE_CONFIG, or --center)."
+                )
+            node = shard_of(redis, store.keys.prefix)
+            where = (
+                "standalone Redis" if node is None else f"shard {node.name}, slot {_slot(store.keys.prefix)}"
             )
-        return await store.check()
+            out.append((center_id, where, await store.check()))
+        return out
     finally:
         await redis.aclose()
 
 
-def _with_redis(settings: Settings, what: str, run: Callable[[str], T]) -> T:
-    """Run `run` with the URL of the deployment's Redis: REDIS_URL, or the
-    embedded one of the data folder (refused when it holds no data)."""
-    embedded = None
-    url = settings.redis_url
-    if url is None:
-        embedded = EmbeddedRedis(settings.data_dir)
-        if not embedded.has_data():
-            raise Refused(
-                f"no data to {what}: REDIS_URL is unset and {embedded.redis_dir} holds no embedded "
-                f"Redis data, so no server has run with this data folder. {POINT_AT_DATA}, "
-                "or REDIS_URL=<the URL of the Redis it uses>."
-            )
-        url = embedded.start()
-    try:
-        return run(url)
-    finally:
-        if embedded is not None:
-            embedded.stop()
+def _open_redis(settings: Settings, what: str) -> tuple[str, EmbeddedRedis | None]:
+    """The Redis a command works on: REDIS_URL, or the embedded one of the
+    data folder, which must hold a server's data (refused, naming where it
+    looked, so that a new empty Redis is never taken for the center)."""
+    if settings.redis_url is not None:
+        return settings.redis_url, None
+    embedded = EmbeddedRedis(settings.data_dir)
+    if not embedded.has_data():
+        raise Refused(
+            f"no data to {what}: REDIS_URL is unset and {embedded.redis_dir} holds no embedded "
+            f"Redis data, so no server has run with this data folder. {POINT_AT_DATA}, "
+            "or REDIS_URL=<the URL of the Redis it uses>."
+        )
+    return embedded.start(), embedded
+
+
+def _slot(key: str) -> int:
+    from redis.crc import key_slot
+
+    return int(key_slot(key.encode()))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     center = load_center(settings.center_config)
-    center_id = args.center or center.id
-    breaches = _with_redis(settings, "check", lambda url: asyncio.run(_check(url, center_id)))
-    for b in breaches:
-        print(f"BREACH: {b}")
-    if breaches:
-        print(f"{len(breaches)} invariant breach(es) in center {center_id}")
-        return 1
-    print(f"all invariants hold in center {center_id}")
+    center_ids = None if args.all else (args.center or [center.id])
+    url, embedded = _open_redis(settings, "check")
+    try:
+        results = asyncio.run(_check(url, center_ids, settings.redis_mode))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    failed = 0
+    for center_id, where, breaches in results:
+        for b in breaches:
+            print(f"BREACH: {b}")
+        if breaches:
+            failed += 1
+            print(f"{len(breaches)} invariant breach(es) in center {center_id} ({where})")
+        else:
+            print(f"all invariants hold in center {center_id} ({where})")
+    return 1 if failed else 0
+
+
+async def _backup(url: str, mode: str, center_id: str, folder: Path) -> backup.Summary:
+    from presence.store import Store
+    from presence.store.client import open_redis
+
+    redis = await open_redis(url, mode, patience=5.0)
+    try:
+        store = Store(redis, center_id)
+        if not await store.exists():
+            raise Refused(f"center {center_id!r} has no data in the Redis at {url.split('@')[-1]}")
+        snapshot = await backup.dump(store)
+    finally:
+        await redis.aclose()
+    return backup.write(snapshot, folder)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    center_id = args.center or load_center(settings.center_config).id
+    url, embedded = _open_redis(settings, "back up")
+    try:
+        summary = asyncio.run(_backup(url, settings.redis_mode, center_id, Path(args.dir)))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(f"backed up center {summary.center}: {summary.keys} keys in {summary.path}")
     return 0
 
 
-async def _apply(url: str, center: Center) -> tuple[int, bool]:
-    from presence.services.centers import apply
-    from presence.store.client import redis_client
+async def _restore(
+    url: str, mode: str, center_id: str, rows: list[tuple[bytes, int, bytes]], replace: bool
+) -> tuple[int, list[str]]:
+    from presence.store import Store
+    from presence.store.client import open_redis
 
-    redis = redis_client(url)
+    redis = await open_redis(url, mode, patience=5.0)
     try:
-        rev, created, _ = await apply(redis, center)
+        store = Store(redis, center_id)
+        n = await backup.restore(store, rows, replace=replace)
+        return n, await store.check()
+    finally:
+        await redis.aclose()
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    folder = Path(args.dir)
+    manifest, rows = backup.read(folder, args.center)
+    center_id = str(manifest["center"])
+    embedded = None
+    url = settings.redis_url
+    if url is None:
+        # a new data folder is the usual target: its embedded Redis starts empty
+        embedded = EmbeddedRedis(settings.data_dir)
+        url = embedded.start()
+    try:
+        n, breaches = asyncio.run(_restore(url, settings.redis_mode, center_id, rows, args.replace))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    where = f"the embedded Redis of {settings.data_dir.absolute()}" if embedded else "REDIS_URL"
+    print(f"restored center {center_id}: {n} keys into {where}")
+    for b in breaches:
+        print(f"BREACH: {b}")
+    return 1 if breaches else 0
+
+
+async def _archive(
+    url: str, mode: str, center_id: str, folder: Path, since: date, until: date, tz: str
+) -> dict[date, int]:
+    from presence.services.archive import archive
+    from presence.store import Store
+    from presence.store.client import open_redis
+
+    redis = await open_redis(url, mode, patience=5.0)
+    try:
+        return await archive(Store(redis, center_id), folder, since, until, tz)
+    finally:
+        await redis.aclose()
+
+
+def _day(value: str, flag: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{flag} must be a date such as 2026-01-31, got {value!r}") from None
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    center_id = args.center or load_center(settings.center_config).id
+    folder = Path(args.dir) if args.dir else settings.archive_dir
+    if folder is None:
+        raise Refused("no folder to archive into: pass --dir DIR or set PRESENCE_ARCHIVE_DIR")
+    since = _day(args.since, "--since")
+    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    until = _day(args.until, "--until") if args.until else today
+    if until < since:
+        raise ConfigError(f"--until ({until}) is before --since ({since})")
+    url, embedded = _open_redis(settings, "archive")
+    try:
+        days = asyncio.run(
+            _archive(url, settings.redis_mode, center_id, folder, since, until, settings.timezone)
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    for day, n in sorted(days.items()):
+        print(f"{day}: {n} items in {folder / center_id / f'{day}.ndjson.gz'}")
+    print(f"archived {sum(days.values())} items of center {center_id}, {since} to {until}")
+    return 0
+
+
+async def _retain(url: str, mode: str, center_id: str, days: float) -> int:
+    from presence.store import Store
+    from presence.store.archive import retain_all
+    from presence.store.client import open_redis
+
+    redis = await open_redis(url, mode, patience=5.0)
+    try:
+        store = Store(redis, center_id)
+        if not await store.exists():
+            raise Refused(f"center {center_id!r} has no data in the Redis at {url.split('@')[-1]}")
+        # the scripts read the retention from the center's rules (sync_center)
+        await redis.hset(store.keys.rules, "retention_ms", int(days * 86_400_000))
+        return await retain_all(store)
+    finally:
+        await redis.aclose()
+
+
+def cmd_retain(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    center_id = args.center or load_center(settings.center_config).id
+    if settings.retention_days <= 0:
+        raise Refused("PRESENCE_RETENTION_DAYS is 0 (keep forever): there is no expiry to give")
+    url, embedded = _open_redis(settings, "retain")
+    try:
+        n = asyncio.run(_retain(url, settings.redis_mode, center_id, settings.retention_days))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(
+        f"{n} finished items of center {center_id} had no expiry; they expire "
+        f"{settings.retention_days:g} days after they ended (at once if that has passed)"
+    )
+    return 0
+
+
+async def _apply(url: str, settings: Settings, center: Center) -> tuple[int, bool]:
+    from presence.services.centers import apply
+    from presence.store.client import open_redis
+
+    redis = await open_redis(url, settings.redis_mode, patience=5.0)
+    try:
+        rev, created, _ = await apply(
+            redis, center, timezone=settings.timezone, retention_days=settings.retention_days
+        )
         return rev, created
     finally:
         await redis.aclose()
@@ -345,7 +529,12 @@ def cmd_center_apply(args: argparse.Namespace) -> int:
         center = parse_document(center_id, data)
     except Invalid as exc:
         raise Invalid(f"{path}: {exc.field}", exc.message, exc.path) from None
-    rev, created = _with_redis(settings, "apply a center to", lambda url: asyncio.run(_apply(url, center)))
+    url, embedded = _open_redis(settings, "apply a center to")
+    try:
+        rev, created = asyncio.run(_apply(url, settings, center))
+    finally:
+        if embedded is not None:
+            embedded.stop()
     print(f"center {center_id} {'created' if created else 'updated'} (revision {rev})")
     return 0
 
@@ -384,8 +573,35 @@ def build_parser() -> argparse.ArgumentParser:
     wa.set_defaults(func=cmd_center_apply)
 
     c = sub.add_parser("check", help="verify the routing invariants on the live Redis; exit 1 on a breach")
-    c.add_argument("--center", help="center id (default: the one in PRESENCE_CONFIG)")
+    c.add_argument(
+        "--center", action="append", help="center id, may be repeated (default: the one in PRESENCE_CONFIG)"
+    )
+    c.add_argument("--all", action="store_true", help="every center that has data in this Redis")
     c.set_defaults(func=cmd_check)
+
+    b = sub.add_parser("backup", help="write a consistent copy of the center's Redis data into a folder")
+    b.add_argument("dir", help="folder of the backup (created if missing; its files are replaced)")
+    b.add_argument("--center", help="center id (default: the one in PRESENCE_CONFIG)")
+    b.set_defaults(func=cmd_backup)
+
+    r = sub.add_parser("restore", help="restore a backup folder into REDIS_URL or the data folder's Redis")
+    r.add_argument("dir", help="folder written by `presence backup`")
+    r.add_argument("--center", help="refuse unless the backup is of this center")
+    r.add_argument("--replace", action="store_true", help="delete the center's keys there first")
+    r.set_defaults(func=cmd_restore)
+
+    a = sub.add_parser("archive", help="write finished cases, per day, to gzip NDJSON files")
+    a.add_argument("--since", required=True, help="first day (YYYY-MM-DD, the center's time zone)")
+    a.add_argument("--until", help="last day (default: today, so far)")
+    a.add_argument("--dir", help="folder (default PRESENCE_ARCHIVE_DIR); files go to DIR/<center>/")
+    a.add_argument("--center", help="center id (default: the one in PRESENCE_CONFIG)")
+    a.set_defaults(func=cmd_archive)
+
+    k = sub.add_parser(
+        "retain", help="give finished items kept from before PRESENCE_RETENTION_DAYS the expiry it sets"
+    )
+    k.add_argument("--center", help="center id (default: the one in PRESENCE_CONFIG)")
+    k.set_defaults(func=cmd_retain)
     return p
 
 
@@ -397,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, Invalid) as exc:
         print(f"presence: configuration error: {exc}", file=sys.stderr)
         return 2
-    except Refused as exc:
+    except (Refused, backup.BackupError) as exc:
         print(f"presence {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -85,6 +85,13 @@ class Settings:
 
     # Where the truth lives. None means: start the embedded Redis in data_dir.
     redis_url: str | None = None
+    # What REDIS_URL names: "auto" asks it; "standalone" or "cluster" say so.
+    redis_mode: str = "auto"
+    # Replicas a change must reach before it is acknowledged (WAIT); None:
+    # one where the center's shard has replicas, none otherwise. Past the
+    # timeout (seconds) the call answers 503 / `unavailable`.
+    wait_replicas: int | None = None
+    wait_timeout: float = 1.0
     host: str = "127.0.0.1"
     port: int = 8000
     # HS256 key for bearer tokens. None means: create one in data_dir (serve only).
@@ -122,6 +129,11 @@ class Settings:
     # "today" and the days of reports, seconds between live `kpis` pushes.
     history_days: float = 31.0
     rollup_days: float = 400.0
+    # Days a finished (completed or abandoned) item, its history, case and
+    # comments are kept after it ended (0 = forever); `presence archive`
+    # writes them out before that, into archive_dir once a day when set.
+    retention_days: float = 90.0
+    archive_dir: Path | None = None
     timezone: str = "UTC"
     kpi_interval: float = 1.0
     # When set, GET /metrics needs it as a bearer token.
@@ -141,11 +153,19 @@ class Settings:
         url = env.get("REDIS_URL") or None
         if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {url!r}")
+        mode = (env.get("PRESENCE_REDIS_MODE") or "auto").lower()
+        if mode not in ("auto", "standalone", "cluster"):
+            raise ConfigError(f"PRESENCE_REDIS_MODE must be auto, standalone or cluster, got {mode!r}")
+        wait = (env.get("PRESENCE_REDIS_WAIT_REPLICAS") or "auto").lower()
+        wait_replicas = None if wait == "auto" else _int(env, "PRESENCE_REDIS_WAIT_REPLICAS", 0, lo=0, hi=16)
         secret = env.get("PRESENCE_SECRET") or None
         if secret is not None and len(secret) < 32:
             raise ConfigError("PRESENCE_SECRET must be at least 32 characters long")
         return cls(
             redis_url=url,
+            redis_mode=mode,
+            wait_replicas=wait_replicas,
+            wait_timeout=_float(env, "PRESENCE_REDIS_WAIT_TIMEOUT", 1.0, lo=0.01, hi=60.0),
             host=_host(env, "PRESENCE_HOST", "127.0.0.1"),
             port=_int(env, "PRESENCE_PORT", 8000, lo=0, hi=65535),
             secret=secret,
@@ -166,6 +186,8 @@ class Settings:
             log_level=level,
             history_days=_float(env, "PRESENCE_HISTORY_DAYS", 31.0, lo=1.0, hi=3660.0),
             rollup_days=_float(env, "PRESENCE_ROLLUP_DAYS", 400.0, lo=1.0, hi=36600.0),
+            retention_days=_float(env, "PRESENCE_RETENTION_DAYS", 90.0, lo=0.0, hi=36600.0),
+            archive_dir=_dir(env, "PRESENCE_ARCHIVE_DIR", "") if env.get("PRESENCE_ARCHIVE_DIR") else None,
             timezone=_timezone(env, "PRESENCE_TIMEZONE", "UTC"),
             kpi_interval=_float(env, "PRESENCE_KPI_INTERVAL", 1.0, lo=0.05, hi=60.0),
             metrics_token=env.get("PRESENCE_METRICS_TOKEN") or None,

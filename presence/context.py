@@ -23,6 +23,14 @@ from presence.router.dispatcher import Dispatcher
 from presence.services.webhooks import Deliverer
 from presence.store import Store
 
+# Sockets that register and read their snapshot at once; the rest wait
+# their turn. In a reconnect storm (1,000 agents at once) every start took
+# a Redis connection: the pool grew by hundreds of new connections on a
+# saturated event loop, their 2 s connect timeouts fired and the pool's
+# 5 s wait ran out, and a third of the agents got 1013 instead of a
+# snapshot. Queued here, they are all served, a few dozen at a time.
+STARTS_AT_ONCE = 32
+
 
 @dataclass
 class Context:
@@ -41,6 +49,8 @@ class Context:
     # readyz answers 503 until then)
     listening: asyncio.Event = field(default_factory=asyncio.Event)
     webhooks: Deliverer | None = None
+    # admission of socket starts (STARTS_AT_ONCE); made on the app's loop
+    starts: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(STARTS_AT_ONCE))
     # The center's statuses and channels, as `Store.statuses()`/`channels()`
     # read them once after `Store.sync_center` (app.py): they change only
     # when a process starts with a new center file, so no snapshot reads

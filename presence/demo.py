@@ -213,10 +213,14 @@ def _text(v: bytes | str) -> str:
 def _loopback(base_url: str) -> str:
     """The server's own address for its simulated phone system (a wildcard bind is reached on 127.0.0.1)."""
     parts = urlsplit(base_url)
-    host, _, port = parts.netloc.rpartition(":")
-    if host.strip("[]") in ("", "0.0.0.0", "::"):
+    host = parts.hostname or ""
+    if host in ("", "0.0.0.0", "::"):
         host = "127.0.0.1"
-    return f"{parts.scheme or 'http'}://{host}:{port}"
+    elif ":" in host:
+        host = f"[{host}]"
+    # an address without a port (a proxy's URL) keeps the scheme's default
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme or 'http'}://{host}{port}"
 
 
 class DemoPhone:

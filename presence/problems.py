@@ -76,4 +76,13 @@ class Problem(Exception):
 # Lua script error codes -> HTTP status (presence/http/errors.py answers with
 # it; an unknown code is a 400). "internal": a script that raised instead of
 # refusing (a batched call's pcall caught it), the server's fault.
-SCRIPT_STATUS = {"not_found": 404, "not_yours": 403, "conflict": 409, "invalid": 422, "internal": 500}
+# "closed": voice intake into a queue outside its hours that refuses it (its
+# message is the problem's detail, for the IVR to speak).
+SCRIPT_STATUS = {
+    "not_found": 404,
+    "not_yours": 403,
+    "conflict": 409,
+    "closed": 409,
+    "invalid": 422,
+    "internal": 500,
+}

@@ -47,10 +47,17 @@ MSGPACK: Final = "presence.v1.msgpack"
 SUBPROTOCOLS: Final = (MSGPACK, JSON)
 
 
+# How long the answer to an agent's action sent with a `ref` is kept: the
+# same message sent again with the same ref meanwhile (a retry after
+# `unavailable`) gets that answer instead of being applied a second time.
+REF_KEPT_SECONDS: Final = messages.REF_KEPT_SECONDS
+
+
 class Close(IntEnum):
     """Close codes the server uses; `CLOSE_MEANINGS` says what a client should do on each."""
 
     NORMAL = 1000
+    INVALID_DATA = 1007
     POLICY = 1008
     TOO_BIG = 1009
     INTERNAL = 1011
@@ -59,12 +66,15 @@ class Close(IntEnum):
     UNAUTHORIZED = 4401
     FORBIDDEN = 4403
     UNKNOWN_AGENT = 4404
+    TOO_SLOW = 4408
 
 
 CLOSE_MEANINGS: Final[dict[Close, str]] = {
     Close.NORMAL: "normal close (also: no frame at all for PRESENCE_HEARTBEAT_TIMEOUT seconds); "
     "reconnect when needed",
-    Close.POLICY: "abuse: origin not allowed, or messages faster than the rate limit; do not retry at once",
+    Close.INVALID_DATA: "a text frame that is not valid UTF-8; fix the client",
+    Close.POLICY: "abuse: origin not allowed, or messages (or websocket pings and pongs) faster than "
+    "the rate limit; do not retry at once",
     Close.TOO_BIG: "a frame over PRESENCE_MAX_FRAME bytes; fix the client",
     Close.INTERNAL: "the server failed on this socket (logged); retry with backoff",
     Close.RESTART: "the server is shutting down; reconnect (to another process)",
@@ -72,6 +82,8 @@ CLOSE_MEANINGS: Final[dict[Close, str]] = {
     Close.UNAUTHORIZED: "missing, malformed, forged or expired token; get a new token",
     Close.FORBIDDEN: "the token's role may not use this endpoint; use the right token",
     Close.UNKNOWN_AGENT: "the token's subject is not an agent of this center (or was removed)",
+    Close.TOO_SLOW: "the client stopped reading (a wallboard whose queue stayed full for 5 s); "
+    "reconnect for a fresh snapshot",
 }
 
 
@@ -361,6 +373,13 @@ def supervisor_snapshot(
     if center is not None:
         msg["center"] = dict(center)
     return msg
+
+
+# Waiting items listed per queue in the supervisors' ``queues`` and
+# ``snapshot`` messages (the wallboard's waiting list, in routing order); the
+# queue's ``waiting`` counts them all, and GET /api/v1/queues/{name}/waiting
+# lists more.
+WAITING_LISTED: Final = 25
 
 
 def agents_delta(agents: list[dict[str, Any]]) -> dict[str, Any]:

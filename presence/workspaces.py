@@ -21,31 +21,34 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
-
 from presence.center import Center
 from presence.config import Settings
-from presence.context import Context, Workspaces
+from presence.context import STARTS_AT_ONCE, Context, Workspaces
 from presence.kpi.counters import Counters
 from presence.kpi.live import LiveKpis
 from presence.kpi.rollup import Rollup
 from presence.router.dispatcher import Dispatcher, Sweeper
 from presence.router.escalator import Escalator
+from presence.router.hours import HoursPlanner
 from presence.schema import Invalid
+from presence.services.archive import Archiver
+from presence.services.cases import webhook_links
 from presence.services.centers import parse_document
 from presence.services.webhooks import Deliverer
-from presence.store import Store
+from presence.store import Clock, Store
 from presence.store import cases as case_store
 from presence.store import centers as registry
+from presence.store.client import Client, open_events
 from presence.store.lock import holder_id
+from presence.store.replication import Replication
 from presence.tasks import Pace, Periodic
 from presence.ws import endpoints
 from presence.ws.hub import Hub
-from presence.ws.listener import Listener
 
 log = logging.getLogger("presence.workspaces")
 
@@ -122,18 +125,33 @@ class Centers:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         settings: Settings,
         secret: str,
         hubs: dict[str, Hub],
+        *,
+        clock: Clock = time.time,
+        url: str | None = None,
     ) -> None:
         self.redis = redis
+        # where the event feeds' own client connects (None: they use `redis`)
+        self.url = url
+        self._events: Client | None = None
+        self._events_lock = asyncio.Lock()
+        # socket starts let in at once, for the process (all its centers):
+        # what the warm pool is sized for (``client.warm``)
+        self.starts = asyncio.Semaphore(STARTS_AT_ONCE)
+        # set by `stop_all`: no center starts any more (a start in flight
+        # when the process stops is stopped again at once)
+        self.closing = False
         self.settings = settings
         self.secret = secret
+        self.clock = clock
+        # acknowledged changes reach a replica first, where the shard has one
+        # (one for the process: it keeps what it learnt of each shard)
+        self.replication = Replication(redis, settings.wait_replicas, settings.wait_timeout)
         # the app's `hubs` (``app.state.hubs``), which the websocket side reads
         self.hubs = hubs
-        # one pub/sub connection for every center but the default one
-        self.listener = Listener(lambda: redis.pubsub(ignore_subscribe_messages=True))
         self.runtimes: dict[str, Runtime] = {}
         self.workspaces: Workspaces | None = None
         # this process in the registry of live processes, and who else is
@@ -145,8 +163,8 @@ class Centers:
         """The process's own center, from its file: written at every start
         (statuses, channels, rules; queues and agents seeded once), as a
         single-center deployment always did."""
-        store = Store(self.redis, center.id)
-        await store.sync_center(center)
+        store = self._store(center.id)
+        await store.sync_center(center, retention_days=self.settings.retention_days)
         await case_store.sync_config(store, center)
         # listed with the others (GET /api/v1/centers); a file that did not
         # change since the last start keeps its revision
@@ -161,7 +179,6 @@ class Centers:
         )
         self.workspaces = Workspaces(runtime.ctx, self.start)
         self.workspaces.changed = self.changed
-        self.listener.start()
         await self._launch(runtime, owner=True)
         return runtime
 
@@ -177,11 +194,45 @@ class Centers:
         except Invalid as exc:
             log.error("center %s cannot start: %s %s", center_id, exc.field, exc.message)
             return None
-        runtime = self._runtime(Store(self.redis, center_id), center)
+        events = await self._events_client()
+        if self.closing:
+            return None
+        runtime = self._runtime(self._store(center_id, events=events), center)
         runtime.revision = rev
         await self._launch(runtime, owner=self.owns(center_id))
+        if self.closing:
+            # the process began stopping meanwhile; `stop_all` may not have seen it
+            if self.runtimes.get(center_id) is runtime:
+                del self.runtimes[center_id]
+                self.hubs.pop(center_id, None)
+            await runtime.stop()
+            return None
         log.info("center %s started", center_id)
         return runtime.ctx
+
+    def _store(self, center_id: str, *, events: Client | None = None) -> Store:
+        """A center's store, as every center of the process has it: the
+        process's clock, replication (WAIT) and time zone; `events`: the
+        client of its event feed (the default center's is `redis`, as in a
+        single-center deployment)."""
+        return Store(
+            self.redis,
+            center_id,
+            clock=self.clock,
+            replication=self.replication,
+            timezone=self.settings.timezone,
+            events=events,
+        )
+
+    async def _events_client(self) -> Client:
+        """The event feeds' client of the centers other than the default one
+        (``client.open_events``), opened with the first of them."""
+        if self.url is None or self.closing:
+            return self.redis
+        async with self._events_lock:
+            if self._events is None:
+                self._events = await open_events(self.url, self.settings.redis_mode)
+            return self._events
 
     def _runtime(
         self,
@@ -196,7 +247,12 @@ class Centers:
         dispatcher = Dispatcher(store)
         hub = Hub(store, s)
         hub.wake = dispatcher.wake
-        webhooks = Deliverer(store, center.webhooks, poll=min(0.2, s.sweep_interval * 2))
+        webhooks = Deliverer(
+            store,
+            center.webhooks,
+            poll=min(0.2, s.sweep_interval * 2),
+            links=webhook_links(self.secret, center, center.id),
+        )
         ctx = Context(
             store=store,
             dispatcher=dispatcher,
@@ -211,6 +267,7 @@ class Centers:
             webhooks=webhooks,
             statuses=statuses,
             channels=channels,
+            starts=self.starts,
         )
         live = LiveKpis(
             store,
@@ -224,6 +281,12 @@ class Centers:
         # overflow/relaxation timer
         escalator = Escalator(store, dispatcher, interval=s.sweep_interval)
         rollup = Rollup(store, retention_days=s.history_days, rollup_days=s.rollup_days, timezone=s.timezone)
+        # business hours: each queue's plan of openings renewed hourly
+        planner = HoursPlanner(store)
+        owned: list[Task] = [sweeper, escalator, planner, webhooks, rollup]
+        if s.archive_dir is not None:
+            # the scheduled archive: a leader lock makes it one process's anyway
+            owned.append(Archiver(store, s.archive_dir, timezone=s.timezone))
         # quiet: its loops sleep, and `Quiet` does their work with the others'
         pace = Pace(idle=None, quiet_after=s.quiet_after) if paced else None
         if pace is not None:
@@ -238,7 +301,7 @@ class Centers:
             live,
             counters,
             local=[dispatcher, live, counters],
-            owned=[sweeper, escalator, webhooks, rollup],
+            owned=owned,
             pace=pace,
         )
 
@@ -247,10 +310,9 @@ class Centers:
         center_id = ctx.center.id
         self.runtimes[center_id] = runtime
         self.hubs[center_id] = runtime.hub
-        shared = runtime.pace is not None
-        runtime.hub.start(lambda c: endpoints.resync(ctx, c), listen=not shared)
-        if shared:
-            await self.listener.add(runtime.hub)
+        # each center's hub has its own sharded subscription (`Store.events`),
+        # on the shard of the center's keys
+        runtime.hub.start(lambda c: endpoints.resync(ctx, c))
         ctx.dispatcher.safety = runtime.live.owner = False
         for task in runtime.local:
             task.start()
@@ -281,10 +343,18 @@ class Centers:
             return
         runtime.ctx.center = center
         webhooks = runtime.ctx.webhooks
+        if webhooks is not None:
+            # the survey link's validity is the document's (cases.survey_days)
+            webhooks.links = webhook_links(self.secret, center, center_id)
         if webhooks is not None and webhooks.hooks != center.webhooks:
             if runtime.owner:
                 await webhooks.stop()
-            fresh = Deliverer(webhooks.store, center.webhooks, poll=webhooks.poll)
+            fresh = Deliverer(
+                webhooks.store,
+                center.webhooks,
+                poll=webhooks.poll,
+                links=webhook_links(self.secret, center, center_id),
+            )
             fresh.pace = webhooks.pace
             runtime.owned[runtime.owned.index(webhooks)] = fresh
             runtime.ctx.webhooks = fresh
@@ -309,16 +379,18 @@ class Centers:
             return
         del self.runtimes[center_id]
         await runtime.hub.close_all()
-        await self.listener.remove(runtime.hub)
         self.hubs.pop(center_id, None)
         await runtime.stop()
         log.info("center %s stopped", center_id)
 
     async def stop_all(self) -> None:
-        await self.listener.stop()
-        for runtime in reversed(list(self.runtimes.values())):
+        self.closing = True
+        while self.runtimes:
+            _, runtime = self.runtimes.popitem()
             await runtime.stop()
-        self.runtimes.clear()
+        events, self._events = self._events, None
+        if events is not None:
+            await events.aclose()
 
 
 class Quiet(Periodic):
@@ -361,7 +433,8 @@ class Quiet(Periodic):
                 plan.append((rt, "conns"))
         if not plan:
             return
-        await quiet[0].ctx.store.scripts.ensure_loaded()
+        # called first, loaded on a miss (as `Scripts._fcall` does): the
+        # server's start loaded the library on every primary
         replies = await pipe.execute(raise_on_error=False)
         missing = False
         for (rt, what), reply in zip(plan, replies, strict=True):
@@ -374,7 +447,7 @@ class Quiet(Periodic):
                 rt.ctx.dispatcher.wake([q.decode() if isinstance(q, bytes) else str(q) for q in reply])
         if missing:
             # a Redis that lost our library: load it; the next tick goes through
-            await quiet[0].ctx.store.scripts.ensure_loaded(again=True)
+            await quiet[0].ctx.store.scripts.reload()
 
 
 class Watch(Periodic):

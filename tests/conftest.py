@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from presence.embedded import EmbeddedRedis
-from tests.helpers import free_port
+from tests.cluster import LocalCluster
+from tests.helpers import close_http, free_port
 
 
 def _start_redis(data_dir: Path) -> EmbeddedRedis:
@@ -34,3 +35,22 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _http_client() -> Iterator[None]:
+    """Close the suite's shared HTTP client (tests.helpers.http) at the end."""
+    yield
+    close_http()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A local Redis Cluster (3 primaries, 1 replica each) for the whole session,
+    started only by the tests that ask for it (`REDIS_MODES`)."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

@@ -2,6 +2,9 @@
 
 `ServerProcess` runs `python -m presence serve` on a free port against the
 test Redis, with its own center id (so its keys never meet another test's).
+`InProcessServer` serves the same app from a thread of the test process,
+on a `DrivenClock` the test moves forward: a grace period or a timeout is
+tested by advancing the clock past it, not by sleeping through it.
 `WsClient` speaks the real protocol over a real websocket, in either
 encoding, waits for messages by type, and holds every message the server
 sends to the endpoint's published schema (`presence.schema.messages`).
@@ -10,12 +13,16 @@ sends to the endpoint's published schema (`presence.schema.messages`).
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -26,12 +33,15 @@ import httpx
 import msgpack
 import msgspec
 import orjson
+import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
 
 from presence import protocol
 from presence.auth import mint
-from tests.helpers import free_port
+from presence.config import Settings
+from presence.store.keys import Keys
+from tests.helpers import free_port, http, redis_sync
 
 SECRET = "test-secret-0123456789abcdef0123456789"
 JSON = "presence.v1.json"
@@ -106,6 +116,10 @@ class ServerProcess:
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
+    @property
+    def center_id(self) -> str:
+        return self.config.read_text("utf-8").split('"')[1]
+
     def start(self, timeout: float = 20.0) -> ServerProcess:
         env = {
             **os.environ,
@@ -115,6 +129,9 @@ class ServerProcess:
             "PRESENCE_DATA_DIR": str(self.config.parent / "var"),
             "PRESENCE_SWEEP_INTERVAL": "0.05",
             "PRESENCE_SUPERVISOR_FLUSH": "0.05",
+            # on a cluster, a replica starved of CPU by a busy test machine
+            # may take longer than the 1 s default to acknowledge a change
+            "PRESENCE_REDIS_WAIT_TIMEOUT": "5",
             **self.extra_env,
         }
         with self.log_path.open("ab") as log:
@@ -139,7 +156,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.logs()}")
             try:
-                if httpx.get(f"{self.http}/readyz", timeout=1.0).status_code == 200:
+                if http().get(f"{self.http}/readyz", timeout=1.0).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -187,6 +204,150 @@ class ServerProcess:
         if out.returncode != 0 and not breaches:
             breaches = [f"checker failed ({out.returncode}): {out.stdout}{out.stderr}"]
         return breaches
+
+
+class DrivenClock:
+    """The wall clock plus an offset that only the test moves (forward).
+
+    Time still flows (items age, offers carry real stamps); `advance`
+    jumps it, and the server's next sweep (every 0.05 s in the tests) sees
+    the new time.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        assert seconds >= 0, "the clock only goes forward"
+        self.offset += seconds
+
+
+class InProcessServer(ServerProcess):
+    """The app served by uvicorn from a thread of the test process, with
+    `clock` as its store's clock (``create_app(clock=...)``).
+
+    The same face as `ServerProcess` (``http``, ``ws``, ``logs()``,
+    ``check()``, ``stop()``); a process of its own is what it does not
+    have: no `kill`, `pause` or several workers (use `ServerProcess`).
+    The socket leases default to an hour: a lease is stamped by the same
+    clock, and a jump of the clock past it would count this process's own
+    sockets as gone.
+    """
+
+    def __init__(self, redis_url: str, config: Path, clock: DrivenClock, **kw: Any) -> None:
+        super().__init__(redis_url, config, **kw)
+        self.clock = clock
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._log: logging.Handler | None = None
+        self._levels: dict[str, int] = {}
+        self._gc = gc.get_threshold()
+        self.failure: BaseException | None = None
+
+    def start(self, timeout: float = 20.0) -> InProcessServer:
+        from presence.app import create_app
+
+        env = {
+            "REDIS_URL": self.redis_url,
+            "PRESENCE_SECRET": SECRET,
+            "PRESENCE_CONFIG": str(self.config),
+            "PRESENCE_DATA_DIR": str(self.config.parent / "var"),
+            "PRESENCE_SWEEP_INTERVAL": "0.05",
+            "PRESENCE_SUPERVISOR_FLUSH": "0.05",
+            "PRESENCE_LEASE_SECONDS": "3600",
+            # as for a server process (ServerProcess.start)
+            "PRESENCE_REDIS_WAIT_TIMEOUT": "5",
+            **self.extra_env,
+        }
+        # the settings come from this mapping; anything else a server reads
+        # from its environment (a webhook's secret_env) would not be there
+        others = [k for k in self.extra_env if not k.startswith("PRESENCE_")]
+        assert not others, f"an in-process server reads only PRESENCE_* settings, not {others}"
+        settings = Settings.from_env(env)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(512)
+        self.port = sock.getsockname()[1]
+        self._log = logging.FileHandler(self.log_path, encoding="utf-8")
+        self._log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self._levels = {name: logging.getLogger(name).level for name in ("presence", "uvicorn")}
+        for name in self._levels:
+            logging.getLogger(name).addHandler(self._log)
+            logging.getLogger(name).setLevel(logging.INFO)
+        # as `presence serve` configures uvicorn (presence/cli.py, _serve)
+        config = uvicorn.Config(
+            create_app(settings, clock=self.clock),
+            ws="websockets-sansio",
+            loop="uvloop",
+            http="httptools",
+            ws_max_size=settings.max_frame,
+            ws_per_message_deflate=False,
+            ws_ping_interval=20.0,
+            ws_ping_timeout=20.0,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+        self._server = uvicorn.Server(config)
+        server = self._server
+
+        def run() -> None:
+            # a failed start ends in SystemExit (uvicorn's); start() reports it with the log
+            try:
+                server.run(sockets=[sock])
+            except BaseException as exc:
+                self.failure = exc
+            finally:
+                sock.close()
+
+        self._thread = threading.Thread(target=run, name=f"server-{self.port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._thread.is_alive():
+                self.stop()
+                raise RuntimeError(
+                    f"in-process server stopped while starting ({self.failure!r}):\n{self.logs()}"
+                )
+            try:
+                if http().get(f"{self.http}/readyz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"in-process server not ready after {timeout}s:\n{self.logs()}")
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout)
+            assert not self._thread.is_alive(), f"in-process server did not stop:\n{self.logs()}"
+            self._server = self._thread = None
+            # the app tunes the collector for a server (app.GC_THRESHOLDS);
+            # this process goes on running tests
+            gc.unfreeze()
+            gc.set_threshold(*self._gc)
+        if self._log is not None:
+            for name, level in self._levels.items():
+                logging.getLogger(name).removeHandler(self._log)
+                logging.getLogger(name).setLevel(level)
+            self._log.close()
+            self._log = None
+        return 0
+
+    def kill(self) -> None:
+        raise NotImplementedError("an in-process server has no process to kill: use ServerProcess")
+
+    def pause(self) -> None:
+        raise NotImplementedError("an in-process server has no process to pause: use ServerProcess")
+
+    def resume(self) -> None:
+        raise NotImplementedError("an in-process server has no process to resume: use ServerProcess")
 
 
 class WsClient:
@@ -311,6 +472,21 @@ async def supervisor(
     return await WsClient.connect(server, "/ws/supervisor", token("supervisor", name, center=center), **kw)
 
 
+async def sockets_of(server: ServerProcess, agent_id: str, conns: int, timeout: float = 5.0) -> None:
+    """Wait until the server counts `conns` sockets of the agent in Redis.
+
+    After `close()` the server releases the socket on its own time; a grace
+    period runs from that release, so a test that then advances a driven
+    clock waits for it first.
+    """
+    key = Keys(server.center_id).agent(agent_id)
+    with redis_sync(server.redis_url) as client:
+        deadline = time.monotonic() + timeout
+        while int(client.hget(key, "conns") or 0) != conns:
+            assert time.monotonic() < deadline, f"{agent_id} still has a socket count other than {conns}"
+            await asyncio.sleep(0.01)
+
+
 async def available(client: WsClient, status: str = "Available", reason: str = "") -> None:
     reply = await client.request({"type": "status.set", "status": status, "reason": reason})
     assert reply["type"] == "ok", reply
@@ -339,11 +515,11 @@ def post_work(
         "subject": subject,
         **extra,
     }
-    return httpx.post(f"{server.http}/api/v1/work", json=body, headers=headers, timeout=10)
+    return http().post(f"{server.http}/api/v1/work", json=body, headers=headers, timeout=10)
 
 
 def get_work(server: ServerProcess, work_id: str) -> dict[str, Any]:
-    r = httpx.get(
+    r = http().get(
         f"{server.http}/api/v1/work/{work_id}",
         headers={"Authorization": f"Bearer {token('service', 'crm')}"},
         timeout=10,

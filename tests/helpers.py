@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+if TYPE_CHECKING:
+    from tests.cluster import LocalCluster
 
 
 def free_port() -> int:
@@ -12,3 +21,66 @@ def free_port() -> int:
         port: int = sock.getsockname()[1]
     # The developer's own Redis may live there; never hand it out.
     return port if port != 6379 else free_port()
+
+
+_http: httpx.Client | None = None
+
+
+def http() -> httpx.Client:
+    """The suite's one HTTP client (keep-alive, plain http to 127.0.0.1).
+
+    Not ``httpx.get(...)`` per call: each of those builds a client, and with
+    it an SSL context loaded with the CA bundle (20-30 ms on an idle core,
+    over 0.2 s on a busy 2-core box), on every readiness poll and every
+    posted item. The same defaults as ``httpx.get``; the server sets no
+    cookies, so none are carried from one test to the next.
+    """
+    global _http
+    if _http is None or _http.is_closed:
+        _http = httpx.Client(timeout=5.0)
+    return _http
+
+
+def close_http() -> None:
+    if _http is not None:
+        _http.close()
+
+
+class _Cluster(RedisCluster):
+    def close(self) -> None:
+        super().close()
+        # redis-py 8.1 leaves pooled connections of the nodes open (a
+        # ResourceWarning, an error under pytest)
+        nm = self.nodes_manager
+        for node in [*nm.startup_nodes.values(), *nm.nodes_cache.values()]:
+            if node.redis_connection is not None:
+                node.redis_connection.connection_pool.disconnect()
+
+
+def redis_sync(url: str, **kw: Any) -> redis.Redis | RedisCluster:
+    """A synchronous client of the Redis at `url`, standalone or any node of a
+    cluster (then redis-py's `RedisCluster`, which follows MOVED): tests
+    read and write keys the same way on both."""
+    with redis.Redis.from_url(url, socket_timeout=5) as probe:
+        clustered = int(probe.info("cluster").get("cluster_enabled", 0))
+    if clustered:
+        # static startup nodes: the one it first asked stays in the list,
+        # and close() reaches its connection
+        return _Cluster.from_url(url, dynamic_startup_nodes=False, **kw)
+    return redis.Redis.from_url(url, **kw)
+
+
+# The two kinds of Redis a test parametrized with `redis_of` runs against.
+REDIS_MODES = ["standalone", pytest.param("cluster", marks=pytest.mark.cluster)]
+
+
+def redis_of(request: pytest.FixtureRequest, standalone: str) -> str:
+    """The URL for `request.param` of REDIS_MODES: the session's standalone
+    Redis (`standalone`), or one node of the session's cluster (emptied first: a cluster
+    test starts from a clean cluster, its functions still loaded)."""
+    if request.param == "standalone":
+        return standalone
+    cluster: LocalCluster = request.getfixturevalue("redis_cluster")  # tests/conftest.py
+    cluster.wait_ok()
+    cluster.flush()
+    return cluster.url

@@ -15,7 +15,7 @@ from presence.center import agent_of, queue_of
 from presence.http.common import ADMIN, ANY, Body, ctx_of, invalid, json, path_param, require, takes
 from presence.problems import Problem
 from presence.schema import Invalid
-from presence.schema.admin import AgentInput, QueueInput
+from presence.schema.admin import WAITING_MAX, AgentInput, QueueInput
 
 
 async def list_agents(request: Request) -> Response:
@@ -74,6 +74,15 @@ async def get_queue(request: Request) -> Response:
     return json(queue)
 
 
+async def queue_waiting(request: Request) -> Response:
+    await require(request, *ADMIN)
+    name = request.path_params["name"]
+    listing = await ctx_of(request).store.queue_waiting(name, WAITING_MAX)
+    if listing is None:
+        raise Problem(404, f"no queue {name}", code="not_found")
+    return json({"queue": name, **listing})
+
+
 @takes(QueueInput)
 async def put_queue(request: Request, body: Body[QueueInput]) -> Response:
     await require(request, *ADMIN)
@@ -83,6 +92,14 @@ async def put_queue(request: Request, body: Body[QueueInput]) -> Response:
     except Invalid as exc:
         raise invalid(exc) from None
     ctx = ctx_of(request)
+    if queue.after_hours_queue and await ctx.store.get_queue(queue.after_hours_queue) is None:
+        raise Problem(
+            422,
+            f"after_hours_queue names unknown queue {queue.after_hours_queue!r}",
+            field="after_hours_queue",
+            code="invalid",
+            pointer="/after_hours_queue",
+        )
     outcome = await ctx.store.put_queue(queue)
     ctx.dispatcher.wake((name,))
     return json(await ctx.store.get_queue(name), status=201 if outcome == "created" else 200)
@@ -113,6 +130,7 @@ ROUTES = [
     Route("/api/v1/queues/{name}", get_queue, methods=["GET"]),
     Route("/api/v1/queues/{name}", put_queue, methods=["PUT"]),
     Route("/api/v1/queues/{name}", delete_queue, methods=["DELETE"]),
+    Route("/api/v1/queues/{name}/waiting", queue_waiting, methods=["GET"]),
     Route("/api/v1/statuses", list_statuses),
     Route("/api/v1/channels", list_channels),
 ]

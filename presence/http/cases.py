@@ -15,14 +15,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from presence.auth import Claims
-from presence.http.common import ADMIN, ANY, Body, ctx_of, json, path_param, require, takes
+from presence.http.common import ADMIN, ANY, Body, ctx_of, invalid, json, path_param, require, takes
 from presence.problems import Problem
+from presence.schema import Invalid, value
 from presence.schema.cases import (
     CaseStatusInput,
     CommentInput,
+    Cursor,
     CustomerInput,
+    PageLimit,
     PushInput,
     ReassignInput,
+    ReplyInput,
     TransferInput,
 )
 from presence.services import cases
@@ -57,6 +61,29 @@ async def list_comments(request: Request) -> Response:
     if claims.role == "agent" and item.get("agent_id") != claims.sub:
         raise Problem(403, "an agent may only read the notes of its own work items", code="forbidden")
     return json({"work_id": wid, "comments": await case_store.comments(store, wid)})
+
+
+@takes(ReplyInput)
+async def add_reply(request: Request, body: Body[ReplyInput]) -> Response:
+    claims = await require(request, *ANY)
+    wid = path_param(request, "work_id")
+    if claims.role != "agent":
+        raise Problem(403, "only the agent holding the item may reply to the customer", code="forbidden")
+    r = await body()
+    sent = await case_store.reply(ctx_of(request).store, wid, claims.sub, r.text, confirm=r.confirm)
+    return json(sent, status=201)
+
+
+async def list_replies(request: Request) -> Response:
+    claims = await require(request, *ANY)
+    wid = path_param(request, "work_id")
+    store = ctx_of(request).store
+    item = await store.get_work(wid, history=False)
+    if item is None:
+        raise Problem(404, f"no work item {wid}", code="not_found")
+    if claims.role == "agent" and item.get("agent_id") != claims.sub:
+        raise Problem(403, "an agent may only read the replies of its own work items", code="forbidden")
+    return json({"work_id": wid, "replies": await case_store.replies(store, wid)})
 
 
 @takes(CaseStatusInput)
@@ -145,6 +172,31 @@ async def get_customer(request: Request) -> Response:
     return json(found)
 
 
+def _query_int(request: Request, name: str, tp: object, default: int | None) -> int | None:
+    """A whole-number query parameter, checked by its schema type (422 naming it)."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        number: object = int(raw) if raw.strip().lstrip("-").isdigit() else raw
+        return int(value(number, tp, name))
+    except Invalid as exc:
+        raise invalid(exc) from None
+
+
+async def customer_cases(request: Request) -> Response:
+    """The customer's last cases (the screen pop's history), newest first, paged."""
+    await require(request, *ANY)
+    cid = path_param(request, "customer_id")
+    limit = _query_int(request, "limit", PageLimit, 10) or 10
+    before = _query_int(request, "before", Cursor, None)
+    store = ctx_of(request).store
+    if await case_store.get_customer(store, cid) is None:
+        raise Problem(404, f"no customer {cid}", code="not_found")
+    found, cursor = await case_store.customer_cases(store, cid, limit=limit, before=before)
+    return json({"customer_id": cid, "cases": found, "next": cursor})
+
+
 async def webhooks(request: Request) -> Response:
     await require(request, *ADMIN)
     deliverer = ctx_of(request).webhooks
@@ -154,6 +206,8 @@ async def webhooks(request: Request) -> Response:
 ROUTES = [
     Route("/api/v1/work/{work_id}/comments", add_comment, methods=["POST"]),
     Route("/api/v1/work/{work_id}/comments", list_comments, methods=["GET"]),
+    Route("/api/v1/work/{work_id}/replies", add_reply, methods=["POST"]),
+    Route("/api/v1/work/{work_id}/replies", list_replies, methods=["GET"]),
     Route("/api/v1/work/{work_id}/status", set_status, methods=["POST"]),
     Route("/api/v1/work/{work_id}/transfer", transfer, methods=["POST"]),
     Route("/api/v1/work/{work_id}/reassign", reassign, methods=["POST"]),
@@ -161,5 +215,6 @@ ROUTES = [
     Route("/api/v1/work/{work_id}/pull", pull, methods=["POST"]),
     Route("/api/v1/customers/{customer_id}", put_customer, methods=["PUT"]),
     Route("/api/v1/customers/{customer_id}", get_customer, methods=["GET"]),
+    Route("/api/v1/customers/{customer_id}/cases", customer_cases, methods=["GET"]),
     Route("/api/v1/webhooks", webhooks, methods=["GET"]),
 ]

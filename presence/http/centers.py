@@ -65,7 +65,13 @@ async def put_center(request: Request, body: Body[CenterFile]) -> Response:
             f"center {cid!r} is this deployment's default center: change its center file and restart",
             code="conflict",
         )
-    rev, created, _ = await service.apply(centers.default.store.redis, center)
+    settings = request.app.state.settings
+    rev, created, _ = await service.apply(
+        centers.default.store.redis,
+        center,
+        timezone=settings.timezone,
+        retention_days=settings.retention_days,
+    )
     await centers.changed(cid)
     answer = {"id": cid, "name": center.name, "revision": rev, "default": False}
     return json(answer, status=201 if created else 200)

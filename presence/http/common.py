@@ -27,8 +27,9 @@ from presence.auth import PLATFORM, AuthError, Claims, bearer, verify
 from presence.context import Context, Workspaces
 from presence.problems import Problem
 from presence.schema import Invalid, Malformed, convert, decode, value
+from presence.schema.cases import LinkToken
 from presence.schema.channels import CallId
-from presence.schema.common import AgentId, CenterId, ChannelName, CustomerId, QueueName, WorkId
+from presence.schema.common import AgentId, CenterId, ChannelName, CustomerId, Name, QueueName, WorkId
 
 MAX_BODY = 256 * 1024
 JSON: Final = "application/json"
@@ -198,6 +199,8 @@ PATH: Final[dict[str, tuple[Any, str]]] = {
     "work_id": (WorkId, "work_id"),
     "channel": (ChannelName, "channel"),
     "center": (CenterId, "center"),
+    "template_id": (Name, "id"),
+    "token": (LinkToken, "token"),
 }
 
 

@@ -4,7 +4,8 @@ A route raises; it never builds an error response itself. A `Problem` is
 answered as it says; a script's refusal (`ScriptError`) by its code, through
 `SCRIPT_STATUS` (`script_problem`, the only place that mapping is made);
 Starlette's own refusals (no route, wrong method) as problems too; a Redis
-outage is a 503 with Retry-After, never a hang; and anything else is logged
+outage is a 503 with Retry-After, never a hang, and a full Redis (maxmemory
+reached) a 503 with code ``store_full``; and anything else is logged
 once and answered 500.
 """
 
@@ -13,13 +14,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from presence.problems import SCRIPT_STATUS, Problem
 from presence.store import ScriptError
+from presence.store.replication import NotReplicated
 
 log = logging.getLogger("presence.app")
 
@@ -62,6 +64,32 @@ async def _redis_down(request: Request, exc: Exception) -> Response:
     ).response()
 
 
+async def _redis_full(request: Request, exc: Exception) -> Response:
+    # refused before the script's first write (store/scripts.py READ_ONLY):
+    # nothing of the request was applied, so a retry later is safe
+    log.warning("request refused, Redis is full: %s", exc)
+    return Problem(
+        503,
+        "the server's store (Redis) is full: maxmemory reached and nothing may be evicted; "
+        "nothing was changed, try again once memory is freed",
+        code="store_full",
+        headers={"Retry-After": "30"},
+    ).response()
+
+
+async def _not_replicated(request: Request, exc: Exception) -> Response:
+    # the primary has the change, no replica confirmed it in time: not
+    # acknowledged, as a primary lost now would take it along
+    log.warning("request not acknowledged, no replica confirmed it: %s", exc)
+    return Problem(
+        503,
+        f"the change was not confirmed by a replica of the store in time ({exc}); "
+        "retry it (with the same Idempotency-Key for an intake)",
+        code="unavailable",
+        headers={"Retry-After": "1"},
+    ).response()
+
+
 async def _crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Problem(500, "internal error; it has been logged", code="internal").response()
@@ -71,6 +99,8 @@ HANDLERS: dict[type[Exception], Callable[[Request, Exception], Awaitable[Respons
     Problem: _problem,
     ScriptError: _script_refused,
     HTTPException: _http_error,
+    OutOfMemoryError: _redis_full,
+    NotReplicated: _not_replicated,
     RedisError: _redis_down,
     Exception: _crash,
 }

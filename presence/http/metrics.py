@@ -28,7 +28,7 @@ from presence.http import openapi
 from presence.http.common import ctx_of
 from presence.kpi import counters
 from presence.problems import Problem
-from presence.store import Store
+from presence.store import Memory, Store
 from presence.store.centers import revisions as registry_revisions
 
 COUNTERS = {
@@ -50,6 +50,28 @@ class _Snapshot:
 
     def collect(self) -> Iterator[Metric]:
         yield from self.metrics
+
+
+def memory_families(center: str, memory: Memory) -> list[Metric]:
+    """Redis's memory against maxmemory; the warning is 1 from 80 % of it
+    (a full Redis with noeviction refuses every change, docs/RELIABILITY.md)."""
+    used = GaugeMetricFamily("presence_redis_memory_used_bytes", "Redis used_memory", labels=["center"])
+    used.add_metric([center], memory.used)
+    limit = GaugeMetricFamily(
+        "presence_redis_maxmemory_bytes", "Redis maxmemory (0: no limit)", labels=["center"]
+    )
+    limit.add_metric([center], memory.limit)
+    ratio = GaugeMetricFamily(
+        "presence_redis_memory_ratio", "used_memory / maxmemory (0 without a limit)", labels=["center"]
+    )
+    ratio.add_metric([center], round(memory.ratio, 4))
+    warn = GaugeMetricFamily(
+        "presence_redis_memory_warning",
+        f"1 when Redis uses {Memory.WARN:.0%} or more of maxmemory: free memory or raise the limit",
+        labels=["center"],
+    )
+    warn.add_metric([center], 1 if memory.limit and memory.ratio >= Memory.WARN else 0)
+    return [used, limit, ratio, warn]
 
 
 def families(
@@ -88,7 +110,14 @@ def families(
     agents = GaugeMetricFamily(
         "presence_queue_agents", "Agents of the queue by state", labels=["center", "queue", "state"]
     )
+    hours_open = GaugeMetricFamily(
+        "presence_queue_open",
+        "1 while a queue with business hours is open, 0 outside them (absent: no hours)",
+        labels=["center", "queue"],
+    )
     for s in stats:
+        if "open" in s:
+            hours_open.add_metric([center, str(s["name"])], 1 if s["open"] else 0)
         q = str(s["name"])
         depth.add_metric([center, q], int(s.get("waiting", 0)))
         created = float(s.get("oldest_created", 0) or 0)
@@ -104,14 +133,26 @@ def families(
     )
     for role, n in sorted(conns.items()):
         ws.add_metric([center, role], n)
-    out += [depth, oldest, agents, ws]
+    dropped = CounterMetricFamily(
+        "presence_websocket_dropped",
+        "Websockets the server dropped, by role and reason (slow: a wallboard that stopped reading)",
+        labels=["center", "role", "reason"],
+    )
+    for field, n in sorted(values.items()):
+        parts = field.split("|")
+        if parts[0] == "ws_dropped" and len(parts) == 3:
+            dropped.add_metric([center, parts[1], parts[2]], n)
+    out += [depth, oldest, agents, hours_open, ws, dropped]
     return out
 
 
 async def center_families(store: Store) -> list[Metric]:
     values, conns = await counters.read(store)
     stats = await store.queue_stats()
-    return families(store.keys.center, values, conns, stats, store.now_ms())
+    center = store.keys.center
+    out = families(center, values, conns, stats, store.now_ms())
+    out += memory_families(center, await store.memory())
+    return out
 
 
 def merged(per_center: list[list[Metric]]) -> list[Metric]:
@@ -131,7 +172,7 @@ async def render(store: Store, others: Sequence[str] = ()) -> bytes:
     """The scrape: `store`'s center's series, and those of the centers `others`."""
     per_center = [await center_families(store)]
     for cid in others:
-        per_center.append(await center_families(Store(store.redis, cid)))
+        per_center.append(await center_families(Store(store.redis, cid, timezone=store.timezone)))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(merged(per_center)))
     return generate_latest(registry)

@@ -119,6 +119,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("DELETE", "/api/v1/queues/{name}"): Op(
         "Delete a queue (refused while items wait in it)", ADMIN, ok=(204, None), problems=(404, 409, 422)
     ),
+    ("GET", "/api/v1/queues/{name}/waiting"): Op(
+        "The items waiting in a queue, in routing order (the first 500), with channel, "
+        "priority, arrival, subject and customer",
+        ADMIN,
+        ok=(200, admin.WaitingList),
+        problems=(404,),
+    ),
     ("GET", "/api/v1/statuses"): Op("The center's presence statuses", ANY, ok=(200, admin.StatusList)),
     ("GET", "/api/v1/channels"): Op("The center's channels", ANY, ok=(200, admin.ChannelList)),
     ("POST", "/api/v1/work"): Op(
@@ -126,7 +133,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         INTAKE,
         ok=(201, work.WorkCreated),
         also_ok={200: work.WorkCreated},
-        problems=(400, 413, 415, 422),
+        problems=(400, 409, 413, 415, 422),
         headers={
             "Idempotency-Key": (
                 IdempotencyKey,
@@ -162,6 +169,20 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
     ("GET", "/api/v1/work/{work_id}/comments"): Op(
         "An item's notes (an agent: only its own items)", ANY, ok=(200, cases.Comments), problems=(404,)
+    ),
+    ("POST", "/api/v1/work/{work_id}/replies"): Op(
+        "Reply to the customer (only the agent holding the item); sent on as the `reply` webhook",
+        ("agent",),
+        ok=(201, cases.ReplyAnswer),
+        problems=WRITE_PROBLEMS,
+        description="A second reply to the customer's same message is refused (409, field `confirm`) "
+        "unless `confirm` is true.",
+    ),
+    ("GET", "/api/v1/work/{work_id}/replies"): Op(
+        "The replies sent to the customer on an item's case (an agent: only its own items)",
+        ANY,
+        ok=(200, cases.Replies),
+        problems=(404, 422),
     ),
     ("POST", "/api/v1/work/{work_id}/status"): Op(
         "Set a case's status (one of the center's [cases] statuses)",
@@ -202,6 +223,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
     ("GET", "/api/v1/customers/{customer_id}"): Op(
         "One customer", ANY, ok=(200, cases.Customer), problems=(404,)
+    ),
+    ("GET", "/api/v1/customers/{customer_id}/cases"): Op(
+        "A customer's cases, newest first (the screen pop's history), paged",
+        ANY,
+        ok=(200, cases.CustomerCases),
+        problems=(404, 422),
+        description="Query: limit (1-100, default 10), before (the previous page's `next`).",
     ),
     ("GET", "/api/v1/webhooks"): Op(
         "Configured webhooks and their delivery state", ADMIN, ok=(200, cases.Webhooks)

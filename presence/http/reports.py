@@ -27,7 +27,7 @@ import csv
 import io
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -36,14 +36,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from presence.http import openapi
-from presence.http.common import ctx_of, require
+from presence.http.common import ctx_of, json, require
 from presence.kpi import history, rollup
 from presence.kpi.aggregates import Agg, agent_time
 from presence.kpi.facts import Fact
+from presence.kpi.tracker import Tracker
 from presence.problems import Problem
 from presence.store import Store
 
-GROUPS = ("queue", "channel", "agent", "customer", "type", "source", "hour", "day", "center")
+GROUPS = ("queue", "channel", "agent", "customer", "type", "source", "15m", "hour", "day", "center")
+# Time buckets: their length in ms (a day's is its wall-clock length)
+STEPS = {"15m": 900_000, "hour": 3600_000, "day": 86400_000}
 KPI_COLUMNS = (
     "offered",
     "answered",
@@ -58,6 +61,8 @@ KPI_COLUMNS = (
     "abandonment_rate",
     "fcr",
     "transfers",
+    "csat",
+    "csat_count",
     "occupancy",
     "utilisation",
     "handle_time",
@@ -165,16 +170,26 @@ def kpi_row(key: str, value: str, a: Agg) -> dict[str, Any]:
     return {key: value, **{c: k[c] for c in KPI_COLUMNS}}
 
 
-async def raw_available(store: Store, start: int) -> bool:
+async def raw_available(store: Store, start: int, *, items: bool = True) -> bool:
+    """Whether a range from `start` can be computed from the raw events: they
+    are kept (not trimmed) and, with `items`, so are the items they name (a
+    range older than the item retention, PRESENCE_RETENTION_DAYS, would lose
+    its items' customers, types and times; the roll-up kept them)."""
     trimmed = await store.redis.hget(store.keys.kpi_state, "trimmed")
-    return not trimmed or start >= int(trimmed)
+    if trimmed and start < int(trimmed):
+        return False
+    if not items:
+        return True
+    kept = int(await store.redis.hget(store.keys.rules, "retention_ms") or 0)
+    return kept <= 0 or start >= store.now_ms() - kept
 
 
 def _bucket(ms: int, group: str, tz: ZoneInfo) -> tuple[int, str]:
-    """Start ms and label of the hour or day (center time zone) holding `ms`."""
+    """Start ms and label of the 15 minutes, hour or day (center time zone) holding `ms`."""
     dt = datetime.fromtimestamp(ms / 1000, tz)
-    if group == "hour":
-        dt = dt.replace(minute=0, second=0, microsecond=0)
+    if group in ("15m", "hour"):
+        minute = dt.minute // 15 * 15 if group == "15m" else 0
+        dt = dt.replace(minute=minute, second=0, microsecond=0)
         return int(dt.timestamp() * 1000), dt.isoformat(timespec="minutes")
     dt = dt.replace(hour=0, minute=0, second=0, microsecond=0)
     return int(dt.timestamp() * 1000), dt.date().isoformat()
@@ -183,7 +198,7 @@ def _bucket(ms: int, group: str, tz: ZoneInfo) -> tuple[int, str]:
 def _buckets(start: int, end: int, group: str, tz: ZoneInfo) -> list[tuple[int, int, str]]:
     out: list[tuple[int, int, str]] = []
     b, label = _bucket(start, group, tz)
-    step = 3600_000 if group == "hour" else 86400_000
+    step = STEPS[group]
     while b < end and len(out) <= MAX_BUCKETS:
         # step by wall clock and re-align: days of 23 or 25 hours stay whole
         nb, nlabel = _bucket(b + step + (3600_000 if group == "day" else 0), group, tz)
@@ -196,6 +211,13 @@ async def kpis_from_events(
     store: Store, start: int, end: int, group: str, tz: ZoneInfo
 ) -> list[dict[str, Any]]:
     tracker, attrs = await rollup.compute_range(store, start, end)
+    return rows_of(tracker, attrs, start, end, group, tz)
+
+
+def rows_of(
+    tracker: Tracker, attrs: dict[str, dict[str, str]], start: int, end: int, group: str, tz: ZoneInfo
+) -> list[dict[str, Any]]:
+    """A KPI report's rows by `group`, from the events folded once (`compute_range`)."""
     if group in ("queue", "channel", "agent", "center"):
         g = tracker.aggregate(end, {"r": start}, inclusive=False)["r"]
         if group == "center":
@@ -278,11 +300,42 @@ async def kpis_report(request: Request) -> Response:
     start, end = time_range(request, store.now_ms(), tz)
     if await raw_available(store, start):
         rows, source = await kpis_from_events(store, start, end, group, tz), "events"
+    elif group == "15m":
+        # the roll-ups are hourly: quarter hours come from the event history only
+        raise Problem(
+            422,
+            "group_by=15m needs the event history, which no longer covers from; use hour",
+            field="group_by",
+            code="invalid",
+        )
     else:
         rows, source = await kpis_from_rollups(store, start, end, group, tz), "rollup"
     body = _head("kpis", start, end, tz, source)
     body.update(group_by=group, columns=[group, *KPI_COLUMNS], rows=rows)
     return respond(request, "kpis", body)
+
+
+# What the wallboard's charts draw: one fold of the day's events for all of them
+CHART_GROUPS: Final = ("15m", "type", "source", "customer")
+
+
+async def charts_report(request: Request) -> Response:
+    store, tz = await _context(request)
+    start, end = time_range(request, store.now_ms(), tz)
+    if not await raw_available(store, start):
+        raise Problem(
+            422,
+            "the charts need the event history, which no longer covers from",
+            field="from",
+            code="invalid",
+        )
+    tracker, attrs = await rollup.compute_range(store, start, end)
+    body = _head("charts", start, end, tz, "events")
+    body["groups"] = {
+        g: {"columns": [g, *KPI_COLUMNS], "rows": rows_of(tracker, attrs, start, end, g, tz)}
+        for g in CHART_GROUPS
+    }
+    return json(body)
 
 
 async def agents_report(request: Request) -> Response:
@@ -328,7 +381,7 @@ EVENT_COLUMNS = ("time", "ts", "ev", "work", "agent", "queue", "channel", "detai
 async def events_report(request: Request) -> Response:
     store, tz = await _context(request)
     start, end = time_range(request, store.now_ms(), tz)
-    if not await raw_available(store, start):
+    if not await raw_available(store, start, items=False):
         raise Problem(
             422, "the raw events of this range are past the retention (PRESENCE_HISTORY_DAYS)", field="from"
         )
@@ -361,7 +414,13 @@ for _path, _summary, _extra in (
     (
         "/api/v1/reports/kpis",
         "KPIs of a time range by group",
-        " group_by=queue|channel|agent|customer|type|source|hour|day|center (default queue).",
+        " group_by=queue|channel|agent|customer|type|source|15m|hour|day|center (default queue; "
+        "15m: quarter hours, within the event history).",
+    ),
+    (
+        "/api/v1/reports/charts",
+        "The KPI rows the wallboard's charts draw (group_by 15m, type, source and customer) from one fold",
+        " JSON only: groups.<15m|type|source|customer>.{columns, rows}.",
     ),
     ("/api/v1/reports/agents", "Agents' time in each status, handle time and occupancy", ""),
     ("/api/v1/reports/events", "The raw event history of a time range (within the retention)", ""),
@@ -380,6 +439,7 @@ for _path, _summary, _extra in (
 
 ROUTES = [
     Route("/api/v1/reports/kpis", kpis_report),
+    Route("/api/v1/reports/charts", charts_report),
     Route("/api/v1/reports/agents", agents_report),
     Route("/api/v1/reports/events", events_report),
 ]

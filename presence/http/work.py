@@ -45,7 +45,8 @@ async def create_work(request: Request, body: Body[WorkInput]) -> Response:
     answer = {
         "id": wid,
         "state": state,
-        "queue": req.queue,
+        # outside its queue's hours an item may wait in another queue
+        "queue": item["queue"] if item else req.queue,
         "channel": req.channel,
         "created_at": item.get("created") if item else None,
     }
@@ -112,13 +113,14 @@ async def create_work_batch(request: Request, body: Body[WorkBatch]) -> Response
                 problem.field = "idempotency_key"
             results[i] = _item_problem(i, problem)
             continue
-        wid, created = res
-        status = 201 if created else 200
-        results[i] = {"status": status, "id": wid, "queue": req.queue, "channel": req.channel}
-        if created:
-            woke.add(req.queue)
+        status = 201 if res.created else 200
+        results[i] = {"status": status, "id": res.work_id, "queue": req.queue, "channel": req.channel}
+        if res.created:
+            woke.add(res.queue or req.queue)
             results[i]["state"] = "queued"  # at intake; the router may have moved it on since
-    ctx.dispatcher.wake(woke)
+    # a store that routes inline routed them in the intake calls already
+    if not ctx.store.scripts.routes_inline:
+        ctx.dispatcher.wake(woke)
     return json({"items": results}, status=207)
 
 
@@ -132,7 +134,11 @@ async def get_work(request: Request) -> Response:
         raise Problem(403, "an agent may only read its own work items", code="forbidden")
     item["id"] = item["work_id"]
     # the case (fields, comments, messages) and, while queued, position and expected wait
-    item.update(await cases.details(ctx_of(request).store, wid, item))
+    ctx = ctx_of(request)
+    item.update(await cases.details(ctx.store, wid, item))
+    if "case" in item:
+        # the customer's signed status link, for staff to pass on ({case.status_url} in a template)
+        item["status_path"] = cases.status_path(ctx.secret, ctx.store.keys.center, wid)
     return json(item)
 
 

@@ -27,6 +27,7 @@ from presence.kpi.facts import (
     F_HANDLE,
     F_KIND,
     F_QUEUE,
+    F_SCORE,
     F_WAIT,
     F_WITHIN,
     Fact,
@@ -56,6 +57,8 @@ class Agg:
     handle_ms: int = 0
     resolved_first: int = 0  # handled with no transfer and no reopen
     transfers: int = 0
+    csat_n: int = 0  # survey answers (CSAT), counted when answered
+    csat_sum: int = 0  # their scores (1-5) summed
     # agent time (ms), clipped to the window
     handling_ms: int = 0  # at least one item in hand
     available_ms: int = 0  # in a routable status
@@ -110,6 +113,8 @@ class Agg:
             "abandonment_rate": _ratio(self.abandoned, outcome),
             "fcr": _ratio(self.resolved_first, self.handled),
             "transfers": self.transfers,
+            "csat": _ratio(self.csat_sum, self.csat_n),
+            "csat_count": self.csat_n,
             "occupancy": _ratio(self.handling_ms, self.staffed_ms),
             "utilisation": _ratio(self.load_ms, self.capacity_ms),
             "handle_time": self.handling_ms / 1000,
@@ -159,6 +164,9 @@ def apply_fact(a: Agg, f: Fact) -> None:
         a.resolved_first += f.first_contact
     elif f.kind == "transfer":
         a.transfers += 1
+    elif f.kind == "csat":
+        a.csat_n += 1
+        a.csat_sum += f.score
 
 
 def sign_fact(a: Agg, f: FactRow, n: int, first_contact: bool) -> None:
@@ -181,6 +189,13 @@ def sign_fact(a: Agg, f: FactRow, n: int, first_contact: bool) -> None:
         a.resolved_first += n * first_contact
     elif kind == "transfer":
         a.transfers += n
+    elif kind == "csat":
+        a.csat_n += n
+        a.csat_sum += n * f[F_SCORE]
+
+
+# the facts that count for the agent who made them (the others: queue, channel, center)
+AGENT_FACTS = frozenset({"answered", "handled", "transfer", "csat"})
 
 
 def add_fact(g: Groups, f: Fact) -> None:
@@ -190,7 +205,7 @@ def add_fact(g: Groups, f: Fact) -> None:
         apply_fact(agg_of(g.queues, f.queue), f)
     if f.channel:
         apply_fact(agg_of(g.channels, f.channel), f)
-    if f.agent and f.kind in ("answered", "handled", "transfer"):
+    if f.agent and f.kind in AGENT_FACTS:
         apply_fact(agg_of(g.agents, f.agent), f)
 
 
@@ -202,7 +217,7 @@ def fact_targets(g: Groups, f: FactRow) -> list[tuple[dict[str, Agg] | None, str
         out.append((g.queues, f[F_QUEUE]))
     if f[F_CHANNEL]:
         out.append((g.channels, f[F_CHANNEL]))
-    if f[F_AGENT] and f[F_KIND] in ("answered", "handled", "transfer"):
+    if f[F_AGENT] and f[F_KIND] in AGENT_FACTS:
         out.append((g.agents, f[F_AGENT]))
     return out
 

@@ -1,11 +1,12 @@
 """What the tracker derives from events, and the center settings that judge it (pure).
 
 A `Fact` is a point in time that counts for an item (offered, answered,
-abandoned, handled, transfer); a `Span` is an interval of an agent's time (in
-a status, or holding an item). `Settings` holds what the counting rules need
-to know about the center: each queue's service-level threshold, each
-channel's weight, which statuses are routable, offline or closed, each
-agent's capacity and each queue's members. `tracker` makes facts and spans,
+abandoned, handled, transfer, and the customer's survey answer, csat); a
+`Span` is an interval of an agent's time (in a status, or holding an item).
+`Settings` holds what the counting rules need to know about the center:
+each queue's service-level threshold, each channel's weight, which
+statuses are routable, offline or closed, each agent's capacity and each
+queue's members. `tracker` makes facts and spans,
 `aggregates` sums them.
 """
 
@@ -19,7 +20,7 @@ DEFAULT_THRESHOLD = 20.0
 
 
 class Fact(NamedTuple):
-    kind: str  # offered, answered, abandoned, handled, transfer
+    kind: str  # offered, answered, abandoned, handled, transfer, csat
     ts: int
     queue: str
     channel: str
@@ -29,6 +30,7 @@ class Fact(NamedTuple):
     handle_ms: int = 0
     first_contact: bool = False
     work: str = ""
+    score: int = 0  # csat: the customer's survey answer, 1-5
 
 
 class Span(NamedTuple):
@@ -56,13 +58,14 @@ F_WITHIN: Final = 6
 F_HANDLE: Final = 7
 F_FIRST: Final = 8
 F_WORK: Final = 9
+F_SCORE: Final = 10
 S_AGENT: Final = 0
 S_START: Final = 1
 S_END: Final = 2
 S_STATUS: Final = 3
 S_REASON: Final = 4
 S_WEIGHT: Final = 5
-FactRow = tuple[str, int, str, str, str, int, bool, int, bool, str]  # a Fact's fields, in order
+FactRow = tuple[str, int, str, str, str, int, bool, int, bool, str, int]  # a Fact's fields, in order
 SpanRow = tuple[str, int, int | None, str, str, int]  # a Span's fields, in order
 
 

@@ -536,7 +536,7 @@ def _copy(a: Agg, max_wait: int) -> Agg:
     # positional: `dataclasses.replace` was most of a tick with 10,000 agents
     return Agg(a.offered, a.answered, a.abandoned, a.answered_in_sl, a.abandoned_in_sl, a.wait_ms,
                a.abandon_wait_ms, max_wait, a.handled, a.handle_ms, a.resolved_first,
-               a.transfers)  # fmt: skip
+               a.transfers, a.csat_n, a.csat_sum)  # fmt: skip
 
 
 class RunningWindow:
@@ -603,7 +603,9 @@ class RunningWindow:
                 if q and q[0] is f:
                     q.popleft()
             # every fact counts once in exactly one of these: none left, no group
-            if d is not None and not (a.offered or a.answered or a.abandoned or a.handled or a.transfers):
+            if d is not None and not (
+                a.offered or a.answered or a.abandoned or a.handled or a.transfers or a.csat_n
+            ):
                 del d[name]
                 self.maxq.pop((id(d), name), None)
 

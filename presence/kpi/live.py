@@ -128,7 +128,7 @@ def staffing(hour: Agg, today: Agg, queue: Mapping[str, Any], stats: Mapping[str
 
 
 AGENT_FIELDS = ("answered", "handled", "aht", "occupancy", "utilisation", "handle_time",
-                "available_time", "logged_in_time")  # fmt: skip
+                "available_time", "logged_in_time", "csat", "csat_count")  # fmt: skip
 
 
 def agent_kpis(a: Agg) -> dict[str, Any]:
@@ -324,7 +324,7 @@ class LiveKpis:
         # an event every process's hub forwards to its supervisors (`sup`),
         # this one's included, like the events the Lua scripts publish
         payload = msgpack.packb([{**msg, "sup": 1}])
-        await self.store.redis.publish(self.store.keys.events_channel, payload)
+        await self.store.redis.spublish(self.store.keys.events_channel, payload)
 
     async def _refresh_settings(self) -> None:
         if time.monotonic() - self._settings_at >= SETTINGS_EVERY or self.tracker is None:

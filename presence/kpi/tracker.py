@@ -80,6 +80,15 @@ class _Arrived:
         return it is not None and it.created is not None
 
 
+def _paused(e: Event) -> int:
+    """The part of an item's wait its queue was closed (``paused`` on accept
+    and abandon, _lib_queue.lua): service level and ASA leave it out."""
+    try:
+        return max(0, int(float(e.get("paused") or 0)))
+    except ValueError:
+        return 0
+
+
 class Tracker:
     """Folds events in time order into facts and spans; aggregates windows.
 
@@ -166,6 +175,15 @@ class Tracker:
             return
         if not e.work:
             return
+        if e.ev == "csat":
+            # a survey answer counts when it comes (days later, maybe), for the
+            # agent and queue of the case (case_csat.lua): no item state needed
+            try:
+                score = int(float(e.get("score")))
+            except ValueError:
+                return
+            self._record(Fact("csat", e.ts, e.queue, e.channel, e.agent, work=e.work, score=score))
+            return
         it = self._item(e)
         it.queue = e.queue or it.queue
         it.channel = e.channel or it.channel
@@ -183,7 +201,7 @@ class Tracker:
                 it.cycle = e.ts
             if it.accepted is None:
                 it.accepted, it.agent = e.ts, e.agent
-                wait = e.ts - it.created if it.created is not None else 0
+                wait = e.ts - it.created - _paused(e) if it.created is not None else 0
                 self._record(
                     Fact(
                         "answered",
@@ -199,7 +217,7 @@ class Tracker:
         elif kind == "abandon":
             if it.accepted is None and not it.done:
                 it.done = True
-                wait = e.ts - it.created if it.created is not None else 0
+                wait = e.ts - it.created - _paused(e) if it.created is not None else 0
                 self._record(
                     Fact(
                         "abandoned",

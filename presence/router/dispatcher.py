@@ -29,9 +29,16 @@ log = logging.getLogger("presence.router")
 
 class Dispatcher:
     def __init__(
-        self, store: Store, *, batch: int = 256, scan: int = 512, idle_interval: float = 1.0
+        self,
+        store: Store,
+        *,
+        batch: int = 256,
+        scan: int = 512,
+        idle_interval: float = 1.0,
+        inline: bool = True,
     ) -> None:
         self.store = store
+        self.inline = inline
         self.batch = batch
         self.scan = scan
         self.idle_interval = idle_interval
@@ -51,9 +58,16 @@ class Dispatcher:
             self._event.set()
 
     def start(self) -> None:
+        # intake, completions and declines route in their own batched calls,
+        # with this dispatcher's budget; the dispatcher routes what they
+        # leave (the queues that may have more) and everything else
+        if self.inline:
+            self.store.scripts.route_inline(self.batch, self.scan, self.wake)
         self._task = asyncio.create_task(self._run(), name="dispatcher")
 
     async def stop(self) -> None:
+        if self.inline:
+            self.store.scripts.route_inline(0, 0, self.wake)
         await stop_task(self._task)
 
     async def _wait(self) -> None:

@@ -11,7 +11,10 @@ new setting cannot be left out of the document).
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Annotated, Any, Final, Literal, get_args
+from zoneinfo import available_timezones
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -21,6 +24,7 @@ from presence.schema.common import (
     Capacity,
     CenterId,
     ChannelCap,
+    FieldError,
     Name,
     OptionalQueueName,
     QueueName,
@@ -72,6 +76,63 @@ class RelaxStep(Shape, kw_only=True):
     drop: list[SkillName] = msgspec.field(default_factory=list)
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ClockTime = Annotated[
+    str,
+    Meta(
+        pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",
+        description="a time of day, HH:MM from 00:00 to 24:00 (the end of the day)",
+    ),
+]
+HolidayDate = Annotated[date, Meta(description="a date, YYYY-MM-DD")]
+# the names zoneinfo knows (the system's database, else the tzdata wheel), built at import
+_ZONES: Any = Literal[("", *sorted(available_timezones()))]
+TimeZoneName: Any = Annotated[
+    _ZONES,
+    Meta(description="an IANA time zone such as Asia/Tokyo (empty: the center's, PRESENCE_TIMEZONE)"),
+]
+AfterHours = Literal["queue", "overflow", "refuse"]
+ClosedMessage = Annotated[
+    str,
+    Meta(
+        max_length=500,
+        description="what the IVR tells a caller refused while closed (at most 500 characters)",
+    ),
+]
+# The placeholders a CRM link may hold, filled in by the pages from the item
+CRM_PLACEHOLDERS: Final = (
+    "customer.id",
+    "customer.name",
+    "customer.phone",
+    "customer.email",
+    "case.id",
+    "work.id",
+    "queue",
+    "channel",
+)
+_KNOWN = "|".join(re.escape(p) for p in CRM_PLACEHOLDERS)
+CrmUrl = Annotated[
+    str,
+    Meta(
+        max_length=2000,
+        # only the known placeholders between braces, and no other brace
+        pattern=rf"^(https?://([^{{}}]|\{{({_KNOWN})\}})*)?$",
+        description="a link to the customer or case in the team's CRM or knowledge base: an http(s) URL "
+        "with placeholders such as {customer.id} or {case.id} (empty: none)",
+    ),
+]
+
+
+class OpenHours(Shape, kw_only=True):
+    """A queue is open on `days` from `open` to `close` (its time zone's
+    clock). A `close` at or before `open` is on the next day (a night shift,
+    22:00-06:00); the same time is 24 hours."""
+
+    days: Annotated[list[Weekday], Meta(min_length=1)]
+    open: ClockTime
+    close: ClockTime
+
+
 class QueueSettings(Shape, kw_only=True):
     """A queue's settings."""
 
@@ -91,6 +152,43 @@ class QueueSettings(Shape, kw_only=True):
     ] = 0.0
     overflow_when_unstaffed: bool = False
     relax: list[RelaxStep] = msgspec.field(default_factory=list)
+    # business hours (presence/hours.py): none at all is always open
+    time_zone: TimeZoneName = ""
+    hours: list[OpenHours] = msgspec.field(default_factory=list)
+    holidays: Annotated[
+        list[HolidayDate], Meta(max_length=400, description="whole days closed (at most 400)")
+    ] = msgspec.field(default_factory=list)
+    after_hours: Annotated[
+        AfterHours,
+        Meta(
+            description="outside hours: queue (keep queuing), overflow (new items go to "
+            "after_hours_queue) or refuse (voice intake is refused with closed_message)"
+        ),
+    ] = "queue"
+    after_hours_queue: (
+        Annotated[OptionalQueueName, Meta(description="where new items go outside hours (overflow)")] | None
+    ) = ""
+    closed_message: ClosedMessage = ""
+    crm_url: CrmUrl = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.after_hours == "overflow" and not self.after_hours_queue:
+            raise FieldError("after_hours_queue", "is required when after_hours is overflow")
+
+    @classmethod
+    def json_schema_extra(cls) -> dict[str, Any]:
+        # the rule of __post_init__, stated in the published schema
+        # (as anyOf, which generators honour: either no overflow, or a queue to overflow to)
+        named = {"after_hours_queue": {"type": "string", "minLength": 1}}
+        rule = {
+            "anyOf": [
+                {"properties": {"after_hours": {"enum": ["queue", "refuse"]}}},
+                {"required": ["after_hours_queue"], "properties": named},
+            ]
+        }
+        base = super().json_schema_extra()
+        return {"allOf": [base, rule]} if base else rule
 
 
 class QueueInput(QueueSettings, kw_only=True):
@@ -184,3 +282,42 @@ class CenterSummary(Struct, kw_only=True):
 
 class CenterList(Struct, kw_only=True):
     centers: list[CenterSummary]
+
+
+# -- the waiting list (GET /api/v1/queues/{name}/waiting; the wallboard's `queues` message) --
+
+
+class WaitingCustomer(Struct, kw_only=True):
+    """Who a waiting item is about: the short fields of its posted customer
+    (each at most 200 bytes), those it has."""
+
+    id: str | int | None = None
+    name: str | int | None = None
+    phone: str | int | None = None
+    email: str | int | None = None
+
+
+class WaitingItem(Struct, kw_only=True):
+    """An item of a queue's waiting list, in routing order."""
+
+    work_id: str
+    channel: str
+    priority: int
+    created: Annotated[
+        int, Meta(description="when it arrived, in ms since the Unix epoch (its age runs from here)")
+    ]
+    subject: str | None = None  # at most 200 bytes
+    customer: WaitingCustomer | None = None
+    overflow_to: str | None = None  # it overflowed: that queue's agents may get it too
+    handed_over: bool | None = None  # it carries a handoff note (a transfer to the queue)
+
+
+class WaitingList(Struct, kw_only=True):
+    """The items waiting in a queue, in routing order (at most `WAITING_MAX`)."""
+
+    queue: QueueName
+    waiting: int  # how many wait in all
+    items: list[WaitingItem]
+
+
+WAITING_MAX: Final = 500

@@ -163,6 +163,14 @@ class CasesSection(Shape, kw_only=True):
     thread_days: Annotated[int, Meta(ge=1, le=3650, description="days reply references are kept, 1-3650")] = (
         180
     )
+    survey_days: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=365,
+            description="days a satisfaction survey link is valid after completion, 0-365 (0: none)",
+        ),
+    ] = 7
 
 
 WebhookEvent = Literal[
@@ -175,6 +183,8 @@ WebhookEvent = Literal[
     "case.status",
     "case.comment",
     "case.message",
+    "reply",
+    "csat",
     "call.control",
     "call.ended",
 ]

@@ -18,8 +18,11 @@ from msgspec import Meta, Struct
 
 from presence.schema.common import (
     _END,
+    NOT_BLANK,
     REF_MAX,
+    SPACE,
     TEXT_MAX,
+    WS,
     Priority,
     Shape,
     ShortText,
@@ -80,9 +83,9 @@ class HangupInput(Shape, kw_only=True):
 
 # -- email ------------------------------------------------------------------------------
 
-_ADDR: Final = r'[^\s@<>",;]+@[^\s@<>",;]+'
+_ADDR: Final = rf'[^{SPACE}@<>",;]+@[^{SPACE}@<>",;]+'
 # a mailbox: an address, or a display name (plain or quoted) and <address>
-_MAILBOX: Final = rf'\s*(?:((?:"[^"]*"|[^<>@",;])*?)\s*<({_ADDR})>|({_ADDR}))\s*'
+_MAILBOX: Final = rf'{WS}*(?:((?:"[^"]*"|[^<>@",;])*?){WS}*<({_ADDR})>|({_ADDR})){WS}*'
 MAILBOX_PATTERN: Final = f"^{_MAILBOX}{_END}"
 MAILBOXES_PATTERN: Final = f"^{_MAILBOX}(?:,{_MAILBOX})*{_END}"
 _MAILBOX_RE: Final = re.compile(_MAILBOX)
@@ -103,21 +106,25 @@ OptionalMailboxes = Annotated[
     Meta(pattern=f"^(?:{_MAILBOX}(?:,{_MAILBOX})*)?{_END}", description="email addresses, or empty"),
 ]
 
-_ID: Final = rf"<?[^\s<>]{{1,{REF_MAX}}}>?"
+_ID: Final = rf"<?[^{SPACE}<>]{{1,{REF_MAX}}}>?"
 MessageId = Annotated[
     str,
     Meta(
-        pattern=rf"^\s*{_ID}\s*{_END}",
+        pattern=rf"^{WS}*{_ID}{WS}*{_END}",
         description=f"a message id like <abc@example.com> (at most {REF_MAX} characters)",
     ),
 ]
 OptionalMessageId = Annotated[
     str,
-    Meta(pattern=rf"^(?:\s*{_ID}\s*)?{_END}", description="a message id like <abc@example.com>, or empty"),
+    Meta(
+        pattern=rf"^(?:{WS}*{_ID}{WS}*)?{_END}", description="a message id like <abc@example.com>, or empty"
+    ),
 ]
 MessageIds = Annotated[
     str,
-    Meta(pattern=rf"^\s*(?:{_ID}\s+)*(?:{_ID})?\s*{_END}", description="message ids separated by spaces"),
+    Meta(
+        pattern=rf"^{WS}*(?:{_ID}{WS}+)*(?:{_ID})?{WS}*{_END}", description="message ids separated by spaces"
+    ),
 ]
 
 
@@ -157,14 +164,14 @@ class EmailInput(_Intake, kw_only=True):
 PlatformId = Annotated[
     str,
     Meta(
-        pattern=rf"^\S{{1,{REF_MAX}}}{_END}",
+        pattern=rf"^{NOT_BLANK}{{1,{REF_MAX}}}{_END}",
         description=f"an id from the messaging platform: 1-{REF_MAX} characters, no spaces",
     ),
 ]
 OptionalPlatformId = Annotated[
     str,
     Meta(
-        pattern=rf"^\S{{0,{REF_MAX}}}{_END}",
+        pattern=rf"^{NOT_BLANK}{{0,{REF_MAX}}}{_END}",
         description=f"an id from the messaging platform (at most {REF_MAX} characters, no spaces), or empty",
     ),
 ]
@@ -203,7 +210,7 @@ class MessageInput(_Intake, kw_only=True):
 
 # Form values are trimmed before use; each pattern allows the whitespace
 # around the value it checks, so a value that passes is what is used.
-_EMAIL: Final = r"[^@\s]+@[^@\s]+\.[^@\s]+"
+_EMAIL: Final = rf"[^@{SPACE}]+@[^@{SPACE}]+\.[^@{SPACE}]+"
 _PHONE_END: Final = r"[0-9()\-.]"
 _PHONE: Final = rf"\+?{_PHONE_END}[0-9()\- .]{{2,30}}{_PHONE_END}"
 
@@ -224,14 +231,14 @@ class WebForm(Shape, kw_only=True, forbid_unknown_fields=False):
         str,
         Meta(
             max_length=254,
-            pattern=rf"^\s*(?:{_EMAIL})?\s*{_END}",
+            pattern=rf"^{WS}*(?:{_EMAIL})?{WS}*{_END}",
             description="an email address like name@example.com (or give a phone number)",
         ),
     ] = ""
     phone: Annotated[
         str,
         Meta(
-            pattern=rf"^\s*(?:{_PHONE})?\s*{_END}",
+            pattern=rf"^{WS}*(?:{_PHONE})?{WS}*{_END}",
             description="a phone number: 4-32 digits, spaces, ( ) - . and a leading + (or give an email)",
         ),
     ] = ""
@@ -253,6 +260,8 @@ class IntakeAnswer(Struct, kw_only=True):
     agent_id: str | None
     queue: str
     customer: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    # the case's signed self-service link, for the customer (an auto-reply)
+    status_url: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class HangupAnswer(Struct, kw_only=True):
@@ -266,3 +275,4 @@ class FormAnswer(Struct, kw_only=True):
     id: WorkId | None
     outcome: str
     queue: str | msgspec.UnsetType = msgspec.UNSET
+    status_url: str | msgspec.UnsetType = msgspec.UNSET

@@ -24,8 +24,14 @@ from msgspec import Meta, Struct
 _END: Final = r"(?!\n)$"
 NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}" + _END
 CENTER_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,31}" + _END
+# Python's whitespace (what `str.isspace`, `str.strip` and `re`'s `\s` mean),
+# spelled out: in the ECMA-262 dialect that JSON Schema patterns are read in,
+# `\s` leaves out \x1c-\x1f and \x85, so a client generating from the
+# published pattern made "valid" values the server refused.
+SPACE: Final = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+WS: Final = f"[{SPACE}]"
 # a value that holds something other than whitespace (a "given" text)
-NOT_BLANK: Final = r"\S"
+NOT_BLANK: Final = f"[^{SPACE}]"
 
 # -- names and ids --------------------------------------------------------------
 
@@ -108,6 +114,16 @@ NoteText = Annotated[
         description=f"the note's text: at most {NOTE_MAX} characters, not blank",
     ),
 ]
+REPLY_MAX: Final = 20_000
+# what an agent sends the customer (a reply, a template's text)
+ReplyText = Annotated[
+    str,
+    Meta(
+        max_length=REPLY_MAX,
+        pattern=NOT_BLANK,
+        description=f"the reply's text: at most {REPLY_MAX} characters, not blank",
+    ),
+]
 Text = Annotated[str, Meta(max_length=TEXT_MAX, description=f"text of at most {TEXT_MAX} characters")]
 ShortText = Annotated[str, Meta(max_length=200, description="text of at most 200 characters")]
 
@@ -155,7 +171,12 @@ def require_given(obj: Any, names: tuple[str, ...], *, exactly_one: bool = False
 
 def alternatives(names: tuple[str, ...], *, exactly_one: bool = False) -> dict[str, Any]:
     """JSON Schema for `require_given` (merge into a Struct's schema)."""
-    branches = [{"required": [n], "properties": {n: {"type": "string", "pattern": NOT_BLANK}}} for n in names]
+    # "not only whitespace" rather than a pattern of one non-space character:
+    # generators fold a lone character class into the field's length limit,
+    # and asked for a value past a 64 Ki limit they draw 64 Ki+1 repetitions,
+    # more than Hypothesis can
+    blank = {"pattern": f"^{WS}*{_END}"}
+    branches = [{"required": [n], "properties": {n: {"type": "string", "not": blank}}} for n in names]
     return {"oneOf" if exactly_one else "anyOf": branches}
 
 

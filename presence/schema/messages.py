@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct, field
 
+from presence.schema.admin import WaitingItem
 from presence.schema.common import (
     AgentId,
     Note,
@@ -33,6 +34,7 @@ from presence.schema.common import (
     OptionalAgentId,
     OptionalQueueName,
     Reason,
+    ReplyText,
     Shape,
     StatusName,
     WorkId,
@@ -41,12 +43,23 @@ from presence.schema.common import (
 # -- shared pieces ---------------------------------------------------------------------
 
 Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
-# A client's `ref`: echoed on the reply so the client can match it.
-Ref = Annotated[str, Meta(max_length=64)] | Int64
+# A client's `ref`: echoed on the reply so the client can match it; on the
+# agent endpoint also the key under which an action's answer is kept, so a
+# retry with the same ref gets the first answer.
+REF_KEPT_SECONDS = 60
+Ref = Annotated[
+    Annotated[str, Meta(max_length=64)] | Int64,
+    Meta(
+        description="echoed on the reply. On /ws/agent an action's answer is kept under its ref "
+        f"for {REF_KEPT_SECONDS} s: the same message sent again with the same ref (a retry after "
+        "`unavailable`) gets the first answer and is not applied twice, so a ref must be unique "
+        "per agent for a minute"
+    ),
+]
 # A status and its reason are checked against the center's own lists by the
 # script, which names the allowed ones; here only their length.
 DeclineReason = Annotated[str, Meta(max_length=500, description="a reason of at most 500 characters")]
-Disposition = Annotated[str, Meta(max_length=200, description="a disposition of at most 200 characters")]
+Disposition = Annotated[str, Meta(max_length=200, description="at most 200 characters")]
 CallTarget = Annotated[
     str,
     Meta(max_length=256, description="a transfer target: an extension, number or SIP address (at most 256)"),
@@ -118,6 +131,26 @@ class WorkNote(ClientMessage, tag="work.note"):
     text: NoteText
 
 
+class WorkReply(ClientMessage, tag="work.reply"):
+    """The holder's reply to the customer, sent on through the channel (the
+    ``reply`` webhook); ``ok`` carries ``reply``. A second reply to the
+    customer's same message is refused with ``conflict`` (field ``confirm``)
+    unless ``confirm`` is true."""
+
+    work_id: WorkId
+    text: ReplyText
+    confirm: bool = False
+
+
+class WorkComposing(ClientMessage, tag="work.composing"):
+    """The holder is writing a reply (``composing`` true; send again every
+    few seconds while typing) or stopped; everyone else sees
+    ``case.composing``. ``ok`` carries ``until_ms``."""
+
+    work_id: WorkId
+    composing: bool = True
+
+
 # A Shape for its rule across fields (`GIVEN`, checked after decoding and
 # stated in the published schema), without the Shape's refusal of unknown
 # fields, which a websocket message ignores.
@@ -177,6 +210,13 @@ class WorkPull(ClientMessage, tag="work.pull"):
     work_id: WorkId
 
 
+class AgentWorkGet(ClientMessage, tag="agent.work.get"):
+    """An agent's open offers and items in hand, to choose one to pull or
+    reassign; ``ok`` carries ``offers`` and ``work``."""
+
+    agent_id: AgentId
+
+
 AgentInbound = (
     Ping
     | StatusSet
@@ -188,8 +228,10 @@ AgentInbound = (
     | WorkNote
     | WorkTransfer
     | CallControl
+    | WorkReply
+    | WorkComposing
 )
-SupervisorInbound = Ping | AgentStatusSet | SnapshotGet | WorkReassign | WorkPush | WorkPull
+SupervisorInbound = Ping | AgentStatusSet | SnapshotGet | WorkReassign | WorkPush | WorkPull | AgentWorkGet
 
 
 # -- server -> client: pieces -----------------------------------------------------------
@@ -288,6 +330,14 @@ class QueueFigures(Struct, kw_only=True):
     logged_in: int  # members with a live socket
     routable: int  # members in a routable status
     service_level_seconds: Number
+    # the first `protocol.WAITING_LISTED` waiting items (absent where the
+    # figures are read without them)
+    items: list[WaitingItem] | None = None
+    # a queue with business hours: open now, and when that changes (0: not
+    # within the plan); absent for a queue that is always open
+    open: bool | None = None
+    changes_at: Millis | None = None
+    time_zone: str | None = None  # the hours' time zone, when the queue names one
 
 
 class CaseNote(Struct, kw_only=True):
@@ -296,6 +346,17 @@ class CaseNote(Struct, kw_only=True):
     author: str
     text: str
     ts: Millis
+
+
+class CaseReply(Struct, kw_only=True):
+    """A reply to the customer as the case keeps it."""
+
+    author: str
+    text: str
+    ts: Millis
+    message: int  # the inbound message it answers (1 = the first; 0: none yet)
+    again: bool  # a confirmed second reply to the same message
+    channel: str | None = None
 
 
 # -- server -> client: replies -------------------------------------------------------------
@@ -312,6 +373,10 @@ class Ok(ServerMessage, tag="ok"):
     wrapup_until: Millis | None = None  # work.wrapup: the wrap-up deadline
     note: CaseNote | None = None  # work.note: the note as stored
     state: str | None = None  # moves and call controls: the item's (or call's) new state
+    reply: CaseReply | None = None  # work.reply: the reply as stored
+    until_ms: Millis | None = None  # work.composing: when the mark runs out (0: stopped)
+    offers: list[WorkItem] | None = None  # agent.work.get: the agent's open offers
+    work: list[WorkItem] | None = None  # agent.work.get: the agent's items in hand
 
 
 class Pong(ServerMessage, tag="pong"):
@@ -434,6 +499,28 @@ class WorkMessage(ServerMessage, tag="work.message"):
     message: dict[str, Any]  # channel, conversation_id, text, from, id, attachments
 
 
+class WorkReplyEvent(ServerMessage, tag="work.reply"):
+    """A reply was sent to the customer on an item the agent holds (from any of its tabs)."""
+
+    work_id: str
+    reply: CaseReply
+
+
+class CaseComposing(ServerMessage, tag="case.composing"):
+    """An agent started (or stopped) writing a reply to a case: the case is
+    "being answered by" that agent until ``until_ms`` unless renewed. Sent to
+    the supervisors and to the agent's own sockets."""
+
+    work_id: str
+    agent_id: str
+    composing: bool
+    until_ms: Millis  # 0 when stopped
+    name: str | None = None
+    subject: Any = None
+    queue: str | None = None
+    channel: str | None = None
+
+
 class CallState(ServerMessage, tag="call.state"):
     """The call's state: ``active``, ``held``, ``muted``, ``transferring`` or ``ended``."""
 
@@ -521,6 +608,8 @@ AgentOutbound = (
     | WorkUpdated
     | WorkNoteEvent
     | WorkMessage
+    | WorkReplyEvent
+    | CaseComposing
     | CallState
     | CaseUpdated
     | AgentRemoved
@@ -534,6 +623,7 @@ SupervisorOutbound = (
     | Agents
     | Queues
     | Kpis
+    | CaseComposing
     | QueueUpdated
     | QueueRemoved
     | AgentRemoved

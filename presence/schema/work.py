@@ -163,6 +163,8 @@ class Work(Struct, kw_only=True):
     priority: int | msgspec.UnsetType = msgspec.UNSET
     agent_id: str | msgspec.UnsetType | None = msgspec.UNSET
     history: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
+    # a case's: the customer's signed status link (/status/...)
+    status_path: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class WorkState(Struct, kw_only=True):

@@ -10,8 +10,10 @@ The Redis side of each step is ``presence/store/cases.py``.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final
 
+from presence.auth import sign_link
 from presence.center import Center
 from presence.router.dispatcher import Dispatcher
 from presence.store import Store, new_work_id
@@ -162,3 +164,103 @@ async def details(store: Store, wid: str, item: dict[str, Any]) -> dict[str, Any
     if item.get("state") == "queued":
         extra.update(await position(store, wid))
     return extra
+
+
+# -- the customer's own view (the signed status link) -------------------------------------
+
+STATUS_LINK: Final = "status"
+SURVEY_LINK: Final = "survey"
+
+
+def status_token(secret: str, center: str, wid: str) -> str:
+    """The token of a case's status link (``/status/<token>``): signed, no expiry."""
+    return sign_link(secret, STATUS_LINK, center, wid)
+
+
+def status_path(secret: str, center: str, wid: str) -> str:
+    return f"/status/{status_token(secret, center, wid)}"
+
+
+def survey_path(secret: str, center: str, wid: str, ended_ms: int, days: int) -> str:
+    """The signed survey link of a case completed at `ended_ms`, valid `days` after it ("" when none)."""
+    if days <= 0 or not ended_ms:
+        return ""
+    exp = int(ended_ms // 1000) + days * 86400
+    return f"/survey/{sign_link(secret, SURVEY_LINK, center, wid, exp)}"
+
+
+def webhook_links(
+    secret: str, center: Center, center_id: str
+) -> Callable[[str, dict[str, Any]], dict[str, str]]:
+    """What the webhooks add for the customer: the status link of a new case
+    (``case.created``) and the survey link of a completed item (``work.completed``)."""
+
+    def links(kind: str, data: dict[str, Any]) -> dict[str, str]:
+        wid = str(data.get("work_id") or "")
+        if not wid:
+            return {}
+        if kind == "case.created":
+            return {"status_path": status_path(secret, center_id, wid)}
+        if kind == "work.completed":
+            path = survey_path(secret, center_id, wid, int(data.get("ts") or 0), center.cases.survey_days)
+            return {"survey_path": path, "status_path": status_path(secret, center_id, wid)} if path else {}
+        return {}
+
+    return links
+
+
+async def customer_view(store: Store, wid: str) -> dict[str, Any] | None:
+    """What the customer may see of their case: its status and subject, the
+    messages they sent and the replies sent to them, never the notes or
+    who handled it."""
+    case = await case_store.get_case(store, wid)
+    if not case or "status" not in case:
+        return None
+    item = await store.get_work(wid, history=False) or {}
+    return {
+        "state": item.get("state"),
+        "ended_at": item.get("ended_at"),
+        "csat": case.get("csat"),
+        "work_id": wid,
+        "status": case.get("status"),
+        "subject": case.get("subject") or "",
+        "created": case.get("created"),
+        "updated": case.get("updated"),
+        "closed": case.get("closed"),
+        "messages": [
+            {
+                "text": str(m.get("text") or ""),
+                "subject": str(m.get("subject") or ""),
+                "via": m.get("via") or "",
+            }
+            for m in case.get("messages", [])
+        ],
+        "replies": [
+            {"text": str(r.get("text") or ""), "ts": r.get("ts"), "message": r.get("message", 0)}
+            for r in case.get("replies", [])
+        ],
+    }
+
+
+async def customer_writes(
+    store: Store, dispatcher: Dispatcher, center: Center, wid: str, text: str
+) -> case_store.Intake:
+    """A message the customer added on their status page: it joins the case
+    and is routed like any message (to the holder, or the item routes again)."""
+    case = await case_store.get_case(store, wid, timeline=False) or {}
+    return await open_case(
+        store,
+        dispatcher,
+        center,
+        channel=str(case.get("channel") or "web"),
+        queue=str(case.get("queue") or center.intake.form_queue),
+        subject=str(case.get("subject") or text[:120]),
+        customer={"name": str(case.get("customer_name") or "")},
+        customer_id=str(case.get("customer_id") or ""),
+        lead=bool(case.get("lead")),
+        payload={"via": "status"},
+        case={"source": "status"},
+        message={"channel": "web", "via": "status", "from": "customer", "text": text},
+        lookup=[f"case:{wid}"],
+        reopen_closed=True,
+    )

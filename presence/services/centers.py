@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
-
 from presence.center import Center, parse_center
 from presence.problems import Problem
 from presence.schema import Invalid
 from presence.store import Store
 from presence.store import cases as case_store
 from presence.store import centers as registry
+from presence.store.client import Client
 
 __all__ = ["apply", "parse_document", "redacted", "remove"]
 
@@ -39,21 +38,25 @@ def parse_document(center_id: str, doc: Any) -> Center:
     return parse_center(doc)
 
 
-async def apply(redis: Redis, center: Center) -> tuple[int, bool, list[str]]:
+async def apply(
+    redis: Client, center: Center, *, timezone: str = "UTC", retention_days: float = 90.0
+) -> tuple[int, bool, list[str]]:
     """Write a center's configuration and registry entry, over what is there:
     statuses, channels, rules, queues, agents, cases and webhooks as the
     document says; the center's live state, its items and history, and every
     agent or queue the document does not name stay. Returns (revision,
-    created, queues to wake)."""
+    created, queues to wake). `timezone` and `retention_days`: the
+    deployment's (PRESENCE_TIMEZONE, PRESENCE_RETENTION_DAYS), as for the
+    default center."""
     created = not await registry.exists(redis, center.id)
-    store = Store(redis, center.id)
-    woke = await store.sync_center(center, update=True)
+    store = Store(redis, center.id, timezone=timezone)
+    woke = await store.sync_center(center, update=True, retention_days=retention_days)
     await case_store.sync_config(store, center)
     rev = await registry.put(redis, center.id, center.raw)
     return rev, created, woke
 
 
-async def remove(redis: Redis, center_id: str) -> int:
+async def remove(redis: Client, center_id: str) -> int:
     """Remove a center and every key of it; refused (409) while it has open items."""
     store = Store(redis, center_id)
     waiting = await registry.open_items(store)

@@ -30,6 +30,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,11 +63,19 @@ def _s(v: Any) -> str:
     return v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else str(v)
 
 
-def body_of(entry_id: str, webhook: str, center: str, fields: dict[Any, Any]) -> tuple[str, bytes]:
-    """The (event type, JSON body) of one stream entry."""
+Links = Callable[[str, dict[str, Any]], dict[str, str]]
+
+
+def body_of(
+    entry_id: str, webhook: str, center: str, fields: dict[Any, Any], links: Links | None = None
+) -> tuple[str, bytes]:
+    """The (event type, JSON body) of one stream entry; `links` adds the
+    customer's signed links to the events that carry them."""
     head: dict[str, Any] = msgpack.unpackb(fields[b"h"], raw=False)
     kind = str(head.pop("type", "event"))
     ts = head.pop("ts", None)
+    if links is not None:
+        head.update(links(kind, {**head, "ts": ts}))
     out: dict[str, Any] = {"id": entry_id, "webhook": webhook, "center": center, "type": kind, "ts": ts}
     raw_item = fields.get(b"i")
     item = msgpack.unpackb(raw_item, raw=False) if raw_item else None
@@ -105,8 +114,10 @@ class Deliverer:
         poll: float = 0.2,
         batch: int = 50,
         stale_after: float | None = None,
+        links: Links | None = None,
     ) -> None:
         self.store = store
+        self.links = links
         self.hooks = hooks
         self.poll = poll
         self.batch = batch
@@ -178,7 +189,7 @@ class Deliverer:
 
     async def _deliver(self, hook: Webhook, eid: str, fields: dict[Any, Any], st: _State) -> bool:
         assert self._client is not None
-        kind, body = body_of(eid, hook.name, self.store.keys.center, fields)
+        kind, body = body_of(eid, hook.name, self.store.keys.center, fields, self.links)
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(hook.secret, body),

@@ -56,7 +56,7 @@ async def submit(
     idempotency key with another body) raises `ScriptError`.
     """
     it = new_item(req, store.now_ms(), idempotency_key)
-    wid, created = await store.create_work(
+    made = await store.intake_work(
         it.work_id,
         it.queue,
         it.channel,
@@ -66,6 +66,8 @@ async def submit(
         it.idempotency_key,
         digest=it.digest,
     )
-    if created:
-        dispatcher.wake((req.queue,))
-    return wid, created
+    # a store that routes inline routed it in the intake call already; outside
+    # its queue's hours an item may wait in another queue
+    if made.created and not store.scripts.routes_inline:
+        dispatcher.wake((made.queue or req.queue,))
+    return made.work_id, made.created

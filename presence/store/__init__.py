@@ -13,17 +13,21 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, NamedTuple
 
 import msgpack
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
+import msgspec
 
-from presence.center import Agent, Center, Queue
+from presence import hours
+from presence.center import Agent, Center, Queue, queue_of
+from presence.schema.admin import QueueSettings
+from presence.store.client import Client, shard_of
+from presence.store.events import Feed
 from presence.store.keys import Keys
-from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts
+from presence.store.replication import Replication
+from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts, ref_key, retry_key
 
-__all__ = ["AgentSnapshot", "Keys", "NewItem", "ScriptError", "Store", "new_work_id"]
+__all__ = ["AgentSnapshot", "Keys", "NewItem", "ScriptError", "Store", "new_work_id", "ref_key", "retry_key"]
 
 Clock = Callable[[], float]
 # An agent's snapshot as read from Redis: its view, open offers, work in hand.
@@ -53,6 +57,18 @@ class NewItem:
 _WORK_TIMES = ("created", "offered_at", "accepted_at", "wrapup_at", "ended_at", "expires")
 
 
+class Created(NamedTuple):
+    """What `Store.intake_work` made of a new item."""
+
+    work_id: str
+    created: bool  # False: an idempotent retry answered with its first item
+    queue: str  # the queue it waits in ("" for a retry)
+
+
+def _created(reply: list[Any]) -> Created:
+    return Created(str(reply[0]), reply[1] == "created", _s(reply[2]) if len(reply) > 2 else "")
+
+
 def new_work_id(now: float | None = None) -> str:
     """Time-ordered, unguessable item id: 12 hex digits of ms, 10 random."""
     ms = int((time.time() if now is None else now) * 1000)
@@ -75,14 +91,55 @@ def _num(v: Any) -> float:
     return int(x) if x.is_integer() else x
 
 
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """Redis's memory: bytes used, its `maxmemory` (0: no limit) and policy."""
+
+    used: int
+    limit: int
+    policy: str
+
+    # from this share of maxmemory /metrics warns and /readyz names the figure
+    WARN: ClassVar[float] = 0.8
+
+    @property
+    def ratio(self) -> float:
+        return self.used / self.limit if self.limit else 0.0
+
+    @property
+    def full(self) -> bool:
+        """Writes are refused: at the limit with a policy that evicts nothing."""
+        return self.limit > 0 and self.used >= self.limit and self.policy == "noeviction"
+
+    def sentence(self) -> str:
+        return (
+            f"Redis is full: used_memory {self.used} bytes of maxmemory {self.limit} "
+            f"({self.ratio:.0%}, maxmemory-policy {self.policy}); writes are refused"
+        )
+
+
 class Store:
     """One center's state in Redis."""
 
-    def __init__(self, redis: Redis, center: str, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        redis: Client,
+        center: str,
+        clock: Clock = time.time,
+        replication: Replication | None = None,
+        timezone: str = "UTC",
+        events: Client | None = None,
+    ) -> None:
         self.redis = redis
+        # the client of the center's event feed (`events`): `redis` unless
+        # given one of its own (``client.open_events``)
+        self.events_redis = redis if events is None else events
+        # the center's time zone (PRESENCE_TIMEZONE): a queue's hours without
+        # a time zone of their own are on its clock
+        self.timezone = timezone
         self.keys = Keys(center)
         self.clock = clock
-        self.scripts = Scripts(redis)
+        self.scripts = Scripts(redis, replication)
         self.batched = {name: Batcher(self.scripts, name, self.keys.prefix, self.now_ms) for name in BATCHED}
 
     def now_ms(self) -> int:
@@ -93,14 +150,21 @@ class Store:
 
     # -- configuration -------------------------------------------------------
 
-    async def sync_center(self, center: Center, *, update: bool = False) -> list[str]:
+    async def sync_center(
+        self, center: Center, *, update: bool = False, retention_days: float = 90.0
+    ) -> list[str]:
         """Write statuses, channels and rules; seed queues and agents once
         (`update`: write them over what is there, as a re-applied center
         document does; their live state and everything else stay). Returns
-        the queues to wake."""
+        the queues to wake. `retention_days`: how long a finished item is
+        kept (0: forever), read by the script that finishes it (``retain``
+        in _lib_work.lua)."""
+        await self.scripts.load()
         k = self.keys
         pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(k.statuses, k.channels)
+        pipe.set(k.anchor, "1")
+        # the scripts' kept copy of the channels is stale now (_lib_config.lua)
+        pipe.delete(k.statuses, k.channels, k.settings_version)
         pipe.hset(
             k.statuses,
             mapping={
@@ -124,6 +188,7 @@ class Store:
                 "missed_offers_status": r.missed_offers_status,
                 "missed_offers_reason": r.missed_offers_reason,
                 "name": center.name,
+                "retention_ms": int(retention_days * 86_400_000),
             },
         )
         await pipe.execute()
@@ -160,9 +225,12 @@ class Store:
         settings = queue.to_json()
         settings.pop("name")
         settings.pop("priority")
-        # a list cannot be a hash field: relaxation steps travel packed
-        settings["relax"] = msgpack.packb(settings.get("relax") or [])
+        # a list cannot be a hash field: relaxation steps and hours travel packed
+        for f in ("relax", "hours", "holidays"):
+            settings[f] = msgpack.packb(settings.get(f) or [])
         settings["escalate_at"] = queue.escalate_at()
+        # when the queue opens and closes (presence/hours.py), for the scripts
+        settings["plan"] = msgpack.packb(hours.plan(queue.schedule(self.timezone), self.now_ms()))
         reply = await self._call(
             "queue_put",
             queue.name,
@@ -229,7 +297,33 @@ class Store:
             "overflow_after": _num(d.get("overflow_after", 0)),
             "overflow_when_unstaffed": d.get("overflow_when_unstaffed") == "1",
             "relax": _unpack(h.get(b"relax")) or [],
+            "time_zone": d.get("time_zone", ""),
+            "hours": _unpack(h.get(b"hours")) or [],
+            "holidays": _unpack(h.get(b"holidays")) or [],
+            "after_hours": d.get("after_hours", "queue"),
+            "after_hours_queue": d.get("after_hours_queue", ""),
+            "closed_message": d.get("closed_message", ""),
+            "crm_url": d.get("crm_url", ""),
         }
+
+    async def plan_hours(self) -> int:
+        """Renew every queue's plan of hours (the window moves on with the
+        clock; `presence.services.hours` calls it every hour); how many
+        queues have hours."""
+        n = 0
+        now = self.now_ms()
+        args: list[Any] = []
+        for q in await self.list_queues():
+            if not q["hours"] and not q["holidays"]:
+                continue
+            n += 1
+            queue = queue_of(
+                q["name"], msgspec.convert({k: v for k, v in q.items() if k != "name"}, QueueSettings)
+            )
+            args += [q["name"], msgpack.packb(hours.plan(queue.schedule(self.timezone), now))]
+        if args:
+            await self._call("queue_plan", *args)
+        return n
 
     async def list_queues(self) -> list[dict[str, Any]]:
         names = [_s(x) for x in await self.redis.zrange(self.keys.queues, 0, -1, desc=True)]
@@ -309,7 +403,27 @@ class Store:
         idempotency_ttl: int = 86400,
         digest: str = "",
     ) -> tuple[str, bool]:
-        """Store a new item; returns (id, created) (created False: idempotent retry).
+        """`intake_work` without the queue: (id, created)."""
+        made = await self.intake_work(
+            work_id, queue, channel, priority, data, skills, idempotency_key, idempotency_ttl, digest
+        )
+        return made.work_id, made.created
+
+    async def intake_work(
+        self,
+        work_id: str,
+        queue: str,
+        channel: str,
+        priority: int,
+        data: dict[str, Any],
+        skills: dict[str, int],
+        idempotency_key: str = "",
+        idempotency_ttl: int = 86400,
+        digest: str = "",
+    ) -> Created:
+        """Store a new item; returns its id, whether it is new (False: an
+        idempotent retry) and the queue it waits in (outside its queue's
+        hours, maybe another: `intake_queue` in _lib_queue.lua).
 
         With an idempotency key, `digest` says what the body was: a reuse of
         the key with a different digest is refused (ScriptError on field
@@ -326,13 +440,13 @@ class Store:
             idempotency_ttl,
             digest,
         )
-        return str(reply[0]), reply[1] == "created"
+        return _created(reply)
 
     async def create_work_many(
         self,
         items: list[NewItem],
         idempotency_ttl: int = 86400,
-    ) -> list[tuple[str, bool] | ScriptError]:
+    ) -> list[Created | ScriptError]:
         """`create_work` for many items in one script call per `CREATE_CHUNK`.
 
         Each item is still its own atomic change: one refusal (an unknown
@@ -352,12 +466,12 @@ class Store:
             )
             for it in items
         ]
-        out: list[tuple[str, bool] | ScriptError] = []
+        out: list[Created | ScriptError] = []
         for start in range(0, len(calls), CREATE_CHUNK):
             chunk = calls[start : start + CREATE_CHUNK]
             for raw in await self.scripts.many("work_create", self.keys.prefix, self.now_ms(), chunk):
                 r = self.scripts.outcome("work_create", raw)
-                out.append(r if isinstance(r, ScriptError) else (str(r[0]), r[1] == "created"))
+                out.append(r if isinstance(r, ScriptError) else _created(r))
         return out
 
     async def route(self, queues: Iterable[str], budget: int = 256, scan: int = 512) -> tuple[int, list[str]]:
@@ -378,6 +492,11 @@ class Store:
 
     async def cancel(self, work_id: str, reason: str) -> list[str]:
         return await self._call("work_cancel", work_id, reason)
+
+    async def count_dropped(self, role: str, reason: str) -> None:
+        """Count a socket the server dropped (``presence_websocket_dropped_total``):
+        one atomic increment of the Prometheus counters' hash."""
+        await self.redis.hincrby(self.keys.metrics, f"ws_dropped|{role}|{reason}", 1)
 
     async def exists(self) -> bool:
         """Whether a server has run this center on this Redis (sync_center
@@ -400,7 +519,8 @@ class Store:
                 v["by_channel"] = {}
         return out
 
-    def _work(self, h: dict[Any, Any]) -> dict[str, Any]:
+    def work_view(self, h: dict[Any, Any]) -> dict[str, Any]:
+        """An item's public fields from its stored hash."""
         d = {_s(k): v for k, v in h.items()}
         data = _unpack(d.pop("data", None)) or {}
         item: dict[str, Any] = {
@@ -434,14 +554,14 @@ class Store:
         if not history:
             # the intake reply's read: one command, no pipeline, no history list
             h0 = await self.redis.hgetall(self.keys.work(work_id))
-            return self._work(h0) if h0 else None
+            return self.work_view(h0) if h0 else None
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.work(work_id))
         pipe.lrange(self.keys.work_history(work_id), 0, -1)
         h, hist = await pipe.execute()
         if not h:
             return None
-        item = self._work(h)
+        item = self.work_view(h)
         if history:
             item["history"] = [_unpack(x) for x in hist]
         return item
@@ -456,7 +576,7 @@ class Store:
         pipe = self.redis.pipeline(transaction=False)
         for wid in ids:
             pipe.hgetall(self.keys.work(wid))
-        return self._split(agent_id, [self._work(h) for h in await pipe.execute() if h])
+        return self._split(agent_id, [self.work_view(h) for h in await pipe.execute() if h])
 
     @staticmethod
     def _split(
@@ -477,18 +597,44 @@ class Store:
         agent: dict[str, Any] = msgpack.unpackb(view, raw=False) if view else {"agent_id": agent_id}
         if view and agent.get("by_channel") == []:
             agent["by_channel"] = {}
-        items = [self._work(dict(zip(h[::2], h[1::2], strict=True))) for h in hashes]
+        items = [self.work_view(dict(zip(h[::2], h[1::2], strict=True))) for h in hashes]
         offers, work = self._split(agent_id, items)
         return agent, offers, work
 
-    async def queue_stats(self) -> list[dict[str, Any]]:
-        raw = await self.scripts.raw("queue_stats", self.keys.prefix, self.now_ms())
+    async def queue_stats(self, items: int = 0) -> list[dict[str, Any]]:
+        """Every queue's live figures; with `items`, each also lists its first
+        `items` waiting items (the wallboard's waiting list)."""
+        raw = await self.scripts.raw("queue_stats", self.keys.prefix, self.now_ms(), items)
         out: list[dict[str, Any]] = msgpack.unpackb(raw, raw=False) if raw else []
+        return out
+
+    async def queue_waiting(self, name: str, limit: int) -> dict[str, Any] | None:
+        """The first `limit` items waiting in queue `name` and how many wait
+        in all; None for no such queue."""
+        raw = await self.scripts.raw("queue_waiting", self.keys.prefix, self.now_ms(), name, limit)
+        if raw is None:
+            return None
+        out: dict[str, Any] = msgpack.unpackb(raw, raw=False)
+        out.setdefault("items", [])
         return out
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
-    def pubsub(self) -> PubSub:
-        """A pub/sub connection for this center's events (the hub's listener)."""
-        return self.redis.pubsub(ignore_subscribe_messages=True)
+    async def memory(self) -> Memory:
+        """Redis's memory use against its limit (``INFO memory``; on a
+        cluster, of the primary that holds this center)."""
+        node = shard_of(self.redis, self.keys.prefix)
+        if node is None:
+            info = await self.redis.info("memory")
+        else:
+            info = await self.redis.info("memory", target_nodes=node)
+        return Memory(
+            used=int(info.get("used_memory", 0)),
+            limit=int(info.get("maxmemory", 0)),
+            policy=str(info.get("maxmemory_policy", "")),
+        )
+
+    def events(self) -> Feed:
+        """This center's event channel (the hub's listener), on its shard."""
+        return Feed(self.events_redis, self.keys.events_channel)

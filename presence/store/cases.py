@@ -51,7 +51,8 @@ async def sync_config(store: Store, center: Center) -> None:
     k = store.keys
     c = center.cases
     pipe = store.redis.pipeline(transaction=True)
-    pipe.delete(k.case_config, k.webhooks)
+    # the scripts' kept copy of the webhooks is stale now (_lib_config.lua)
+    pipe.delete(k.case_config, k.webhooks, k.settings_version)
     pipe.hset(
         k.case_config,
         mapping={
@@ -163,20 +164,73 @@ async def put_customer(store: Store, customer_id: str, profile: dict[str, Any]) 
 
 # -- reads ------------------------------------------------------------------------
 
+# what a customer's history shows of each case
+HISTORY_FIELDS = ("created", "channel", "subject", "status", "owner", "queue", "closed", "updated")
 
-def _case(wid: str, h: dict[Any, Any]) -> dict[str, Any]:
+
+async def customer_cases(
+    store: Store, customer_id: str, *, limit: int, before: int | None = None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """A page of the customer's cases, newest first, and the cursor of the
+    next page (the creation time to pass as `before`; None: no more)."""
+    k = store.keys
+    top = f"({before}" if before is not None else "+inf"
+    got: Any = await store.redis.zrevrangebyscore(
+        k.customer_cases(customer_id), top, "-inf", start=0, num=limit + 1, withscores=True
+    )
+    rows: list[tuple[bytes, float]] = [(w, float(sc)) for w, sc in got]
+    page = rows[:limit]
+    pipe = store.redis.pipeline(transaction=False)
+    for wid, _ in page:
+        pipe.hmget(k.case(_s(wid)), HISTORY_FIELDS)
+    cases = []
+    owners: set[str] = set()
+    for (wid, _score), vals in zip(page, await pipe.execute() if page else [], strict=True):
+        if all(v is None for v in vals):
+            continue  # expired with its item (PRESENCE_RETENTION_DAYS)
+        c = _case(_s(wid), {f: v for f, v in zip(HISTORY_FIELDS, vals, strict=True) if v is not None}, 0)
+        c.pop("lead", None)
+        cases.append(c)
+        if c.get("owner"):
+            owners.add(str(c["owner"]))
+    names: dict[str, str] = {}
+    if owners:
+        pipe = store.redis.pipeline(transaction=False)
+        ids = sorted(owners)
+        for aid in ids:
+            pipe.hget(k.agent(aid), "name")
+        names = {aid: _s(n) for aid, n in zip(ids, await pipe.execute(), strict=True) if n}
+    for c in cases:
+        c["owner_name"] = names.get(str(c.get("owner") or ""), c.get("owner") or "")
+    more = len(rows) > limit
+    return cases, int(page[-1][1]) if more and page else None
+
+
+def _case(wid: str, h: dict[Any, Any], now_ms: int) -> dict[str, Any]:
     d = {_s(k): _s(v) for k, v in h.items()}
     out: dict[str, Any] = {"work_id": wid}
     for f, v in d.items():
-        if f == "reopened":
+        if f in ("reopened", "answered", "replies", "csat"):
             out[f] = int(float(v or 0))
-        elif f in ("created", "first_response", "closed", "updated"):
+        elif f in (
+            "created",
+            "first_response",
+            "closed",
+            "updated",
+            "answered_at",
+            "composing_until",
+            "csat_at",
+        ):
             out[f] = int(float(v or 0)) or None  # 0 means: not yet
         elif f == "lead":
             out[f] = v == "1"
         else:
             out[f] = v
     out.setdefault("lead", False)
+    # "being answered by": only while the mark has not run out
+    if out.get("composing") and (out.get("composing_until") or 0) <= now_ms:
+        out.pop("composing", None)
+        out.pop("composing_until", None)
     return out
 
 
@@ -186,8 +240,9 @@ async def get_case(store: Store, wid: str, *, timeline: bool = True) -> dict[str
     pipe.hgetall(k.case(wid))
     pipe.lrange(k.case_comments(wid), 0, -1)
     pipe.lrange(k.case_messages(wid), -200, -1)
-    h, comments, messages = await pipe.execute()
-    out: dict[str, Any] = _case(wid, h) if h else {}
+    pipe.lrange(k.case_replies(wid), -200, -1)
+    h, comments, messages, replies = await pipe.execute()
+    out: dict[str, Any] = _case(wid, h, store.now_ms()) if h else {}
     if not timeline:
         return out or None
     notes = [msgpack.unpackb(x, raw=False) for x in comments]
@@ -195,6 +250,7 @@ async def get_case(store: Store, wid: str, *, timeline: bool = True) -> dict[str
         return None
     out["comments"] = notes
     out["messages"] = [msgpack.unpackb(x, raw=False) for x in messages]
+    out["replies"] = [msgpack.unpackb(x, raw=False) for x in replies]
     return out
 
 
@@ -239,6 +295,48 @@ async def add_note(store: Store, wid: str, author: str, text: str, holder_only: 
         _pack({"note": note}),
     )
     return note
+
+
+async def reply(store: Store, wid: str, agent_id: str, text: str, *, confirm: bool = False) -> dict[str, Any]:
+    """The holder's reply to the customer, kept on the case and sent as the
+    `reply` webhook event (``store/lua/work_reply.lua``); ScriptError
+    ``conflict`` on field ``confirm`` when the customer's latest message was
+    already answered and `confirm` is not set."""
+    now = store.now_ms()
+    reply = await store.scripts.call(
+        "work_reply", store.keys.prefix, now, wid, agent_id, text, "1" if confirm else "0"
+    )
+    return {
+        "author": agent_id,
+        "text": text,
+        "ts": now,
+        "message": int(reply[0]),
+        "again": reply[2] == "1",
+    }
+
+
+async def replies(store: Store, wid: str) -> list[dict[str, Any]]:
+    raw = await store.redis.lrange(store.keys.case_replies(wid), 0, -1)
+    return [msgpack.unpackb(x, raw=False) for x in raw]
+
+
+async def csat(store: Store, wid: str, score: int, comment: str) -> str:
+    """The customer's survey answer, once per case (``store/lua/case_csat.lua``); the agent it counts for.
+    ScriptError ``conflict`` when the case was answered already or is not completed."""
+    reply = await store.scripts.call("case_csat", store.keys.prefix, store.now_ms(), wid, score, comment)
+    return str(reply[0])
+
+
+# how long "being answered by" lasts unless the panel renews it
+COMPOSING_MS = 15_000
+
+
+async def composing(store: Store, wid: str, agent_id: str, on: bool) -> int:
+    """Mark (or unmark) the case as being answered by its holder; the mark's end (ms, 0: none)."""
+    reply = await store.scripts.call(
+        "work_composing", store.keys.prefix, store.now_ms(), wid, agent_id, "1" if on else "0", COMPOSING_MS
+    )
+    return int(reply[0])
 
 
 async def set_status(store: Store, wid: str, status: str, by: str, holder_only: str = "") -> bool:

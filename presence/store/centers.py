@@ -15,9 +15,9 @@ import time
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
 from presence.store import Store
+from presence.store.client import Client
 from presence.store.keys import CENTER_DOCS, CENTER_PROCESSES, CENTER_REVISIONS
 
 __all__ = [
@@ -38,11 +38,11 @@ def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-async def exists(redis: Redis, center: str) -> bool:
+async def exists(redis: Client, center: str) -> bool:
     return bool(await redis.hexists(CENTER_DOCS, center))
 
 
-async def document(redis: Redis, center: str) -> dict[str, Any] | None:
+async def document(redis: Client, center: str) -> dict[str, Any] | None:
     raw = await redis.hget(CENTER_DOCS, center)
     if raw is None:
         return None
@@ -50,21 +50,21 @@ async def document(redis: Redis, center: str) -> dict[str, Any] | None:
     return doc
 
 
-async def documents(redis: Redis) -> dict[str, dict[str, Any]]:
+async def documents(redis: Client) -> dict[str, dict[str, Any]]:
     """Every center's document, in one read."""
     return {_s(k): orjson.loads(v) for k, v in (await redis.hgetall(CENTER_DOCS)).items()}
 
 
-async def revision(redis: Redis, center: str) -> int:
+async def revision(redis: Client, center: str) -> int:
     return int(await redis.hget(CENTER_REVISIONS, center) or 0)
 
 
-async def revisions(redis: Redis) -> dict[str, int]:
+async def revisions(redis: Client) -> dict[str, int]:
     """Every center's revision: the one read a process makes to follow changes."""
     return {_s(k): int(v) for k, v in (await redis.hgetall(CENTER_REVISIONS)).items()}
 
 
-async def put(redis: Redis, center: str, doc: dict[str, Any], *, only_if_changed: bool = False) -> int:
+async def put(redis: Client, center: str, doc: dict[str, Any], *, only_if_changed: bool = False) -> int:
     """Store the center's document and bump its revision; returns the revision
     (0: `only_if_changed` and the stored document is the same)."""
     raw = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
@@ -77,7 +77,7 @@ async def put(redis: Redis, center: str, doc: dict[str, Any], *, only_if_changed
     return int(rev)
 
 
-async def delete(redis: Redis, center: str) -> bool:
+async def delete(redis: Client, center: str) -> bool:
     pipe = redis.pipeline(transaction=True)
     pipe.hdel(CENTER_DOCS, center)
     pipe.hdel(CENTER_REVISIONS, center)
@@ -109,7 +109,7 @@ def _escape(prefix: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
 
 
-async def live_processes(redis: Redis, me: str, *, stale_ms: int) -> list[str]:
+async def live_processes(redis: Client, me: str, *, stale_ms: int) -> list[str]:
     """Say this process is alive, and list the live ones (itself included),
     forgetting those silent for `stale_ms`: who may own a center's loops.
     (Hosts' clocks must agree to within a fraction of `stale_ms`.)"""
@@ -127,5 +127,5 @@ async def live_processes(redis: Redis, me: str, *, stale_ms: int) -> list[str]:
     return sorted(live)
 
 
-async def leave(redis: Redis, me: str) -> None:
+async def leave(redis: Client, me: str) -> None:
     await redis.hdel(CENTER_PROCESSES, me)

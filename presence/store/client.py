@@ -1,24 +1,57 @@
 """The Redis connection: one client per process, built for failing fast.
 
 Every process (the server, ``presence check``, the load tests) connects
-through `redis_client`, so a Redis outage looks the same everywhere: a
-clear error within seconds, never a hang.
+through `open_redis`, the one place a client is built, so a Redis outage
+looks the same everywhere: a clear error within seconds, never a hang.
+
+`open_redis` also finds out what it was pointed at. ``REDIS_URL`` may name
+a standalone Redis or **any node of a cluster-mode Redis 7+ / Valkey 7.2+**
+(``PRESENCE_REDIS_MODE=auto``, the default, asks the node ``INFO cluster``);
+a cluster gets redis-py's own asyncio `RedisCluster`, which follows
+``MOVED``/``ASK`` and the topology by itself. Every key of a center carries
+the center's hash tag (``presence:{<center>}:``, store/keys.py), so each
+script call, pipeline and subscription of a center lies in one slot; the
+rest of the store does not care which client it holds.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import TypeAlias
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ClusterDownError, RedisError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+
+# Either client: the store calls only what both have.
+Client: TypeAlias = Redis | RedisCluster
+
+MODES = ("auto", "standalone", "cluster")
+
+# Short timeouts: a Redis outage must turn into a clear error within seconds,
+# never a hang (readyz, websocket errors).
+_TIMEOUTS = {"socket_timeout": 3.0, "socket_connect_timeout": 2.0, "health_check_interval": 10}
 
 
-def redis_client(url: str) -> Redis:
-    # Short timeouts and a bounded retry: a Redis outage must turn into a
-    # clear error within seconds, never a hang (readyz, websocket errors).
+class Cluster(RedisCluster):
+    """redis-py's cluster client, retrying only what cannot apply a change twice.
+
+    redis-py retries a command after a connection error, a timeout, a
+    cluster that is down or a slot not covered (each after refreshing the
+    topology). Not after a timeout: the script may be running on a slow or
+    paused primary, and a second run of a non-idempotent change (create,
+    accept) would apply it twice. A refused or reset connection is retried,
+    as the standalone client does (docs/RELIABILITY.md).
+    """
+
+    ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
+
+
+def redis_client(url: str, max_connections: int = 256) -> Redis:
+    """A client of a standalone Redis (what `open_redis` builds for one)."""
     # A blocking pool: a burst of more concurrent calls than connections
     # (a reconnect storm, a flood of intake) waits briefly for a free
     # connection instead of failing at once with "Too many connections".
@@ -28,8 +61,6 @@ def redis_client(url: str) -> Redis:
     pool = BlockingConnectionPool.from_url(
         url,
         decode_responses=False,
-        socket_timeout=3.0,
-        socket_connect_timeout=2.0,
         # Retry only a connection that failed (stale after a restart, refused
         # while Redis comes back): the command did not reach Redis, except
         # if it crashed mid-command (RELIABILITY.md). Not a timeout: the
@@ -37,16 +68,111 @@ def redis_client(url: str) -> Redis:
         # of a non-idempotent change (create, accept) would apply it twice.
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2, supported_errors=(RedisConnectionError,)),
         retry_on_error=[RedisConnectionError],
-        health_check_interval=10,
-        max_connections=256,
+        max_connections=max_connections,
         timeout=5.0,
+        **_TIMEOUTS,
     )
     client = Redis(connection_pool=pool)
     client.auto_close_connection_pool = True
     return client
 
 
-async def wait_for_redis(redis: Redis, url: str, patience: float = 15.0) -> None:
+def cluster_client(url: str, max_connections: int = 256) -> Cluster:
+    """A client of a cluster-mode Redis, from the URL of any of its nodes."""
+    client = Cluster.from_url(
+        url,
+        decode_responses=False,
+        # three tries in all, each after the topology was read again: long
+        # enough to ride over a replica's promotion (a few seconds)
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 3),
+        # per node; the node's pool does not block when full, it refuses
+        max_connections=max_connections,
+        **_TIMEOUTS,
+    )
+    assert isinstance(client, Cluster)
+    return client
+
+
+def is_cluster(redis: Client) -> bool:
+    return isinstance(redis, RedisCluster)
+
+
+async def _cluster_enabled(redis: Redis) -> bool:
+    info = await redis.info("cluster")
+    return bool(int(info.get("cluster_enabled", 0) or 0))
+
+
+async def open_redis(
+    url: str, mode: str = "auto", patience: float = 15.0, *, max_connections: int = 256
+) -> Client:
+    """The process's client, once Redis answers (within `patience` seconds).
+
+    `mode` is ``PRESENCE_REDIS_MODE``: ``auto`` asks the node whether it is
+    part of a cluster; ``standalone`` and ``cluster`` say so and are checked.
+    """
+    if mode not in MODES:
+        raise ValueError(f"PRESENCE_REDIS_MODE must be one of {', '.join(MODES)}, got {mode!r}")
+    probe = redis_client(url, max_connections)
+    try:
+        await wait_for_redis(probe, url, patience)
+        clustered = await _cluster_enabled(probe)
+    except BaseException:
+        await probe.aclose()
+        raise
+    if mode == "standalone" and clustered:
+        await probe.aclose()
+        raise RuntimeError(
+            f"PRESENCE_REDIS_MODE=standalone, but the Redis at REDIS_URL={url} is a cluster node "
+            "(cluster_enabled:1); set PRESENCE_REDIS_MODE=cluster or auto"
+        )
+    if mode == "cluster" and not clustered:
+        await probe.aclose()
+        raise RuntimeError(
+            f"PRESENCE_REDIS_MODE=cluster, but the Redis at REDIS_URL={url} is not in cluster mode "
+            "(cluster_enabled:0); set PRESENCE_REDIS_MODE=standalone or auto"
+        )
+    if not clustered:
+        return probe
+    await probe.aclose()
+    cluster = cluster_client(url, max_connections)
+    try:
+        await _initialize(cluster, url, patience)
+    except BaseException:
+        await cluster.aclose()
+        raise
+    return cluster
+
+
+# A center's event feed (`Store.events`) holds one pub/sub connection for as
+# long as the center is served here: out of the commands' pool (256), 200
+# centers would leave 56 connections for every command. The feeds of the
+# centers other than the default one take theirs from a client of their own,
+# with room for any number of centers (a connection is opened only when used).
+FEED_CONNECTIONS = 1_000_000
+
+
+async def open_events(url: str, mode: str = "auto") -> Client:
+    """The client of the event feeds of the centers other than the default one."""
+    return await open_redis(url, mode, max_connections=FEED_CONNECTIONS)
+
+
+async def _initialize(cluster: Cluster, url: str, patience: float) -> None:
+    # A cluster that is still forming (slots not all covered yet) refuses
+    # to initialise: wait for it like for a Redis that is starting.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while True:
+        try:
+            await cluster.initialize()
+            await cluster.ping()
+            return
+        except RedisError as exc:
+            if loop.time() > deadline:
+                raise RuntimeError(f"the Redis cluster at REDIS_URL={url} is not ready: {exc}") from exc
+            await asyncio.sleep(0.2)
+
+
+async def wait_for_redis(redis: Client, url: str, patience: float = 15.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + patience
     while True:
@@ -59,3 +185,33 @@ async def wait_for_redis(redis: Redis, url: str, patience: float = 15.0) -> None
                     f"Redis at REDIS_URL={url} did not answer for {patience:.0f}s: {exc}"
                 ) from exc
             await asyncio.sleep(0.2)
+
+
+def shard_of(redis: Client, key: str) -> ClusterNode | None:
+    """The primary that holds `key` (None on a standalone Redis)."""
+    if isinstance(redis, RedisCluster):
+        return redis.get_node_from_key(key)
+    return None
+
+
+async def refresh_topology(redis: Client) -> None:
+    """Read the cluster's slots again (after a lost node or a moved slot)."""
+    if isinstance(redis, RedisCluster):
+        await redis.nodes_manager.initialize()
+
+
+async def warm(redis: Client, connections: int) -> None:
+    """Open `connections` pooled connections now, at start-up.
+
+    In a reconnect storm the event loop is saturated by handshakes; a pool
+    that must grow then opens its connections on that loop, and their
+    connect timeouts fire before the loop gets back to them ("Timeout
+    connecting to server": 1013 for the sockets waiting on them). Opened
+    while the loop is idle, the storm's socket starts (at most
+    `context.STARTS_AT_ONCE` at once) and the background tasks find them
+    ready. Concurrent pings: each holds a connection of its own.
+    """
+    if isinstance(redis, RedisCluster):
+        # a pool per node, opened as the slots are reached
+        return
+    await asyncio.gather(*(redis.ping() for _ in range(connections)))

@@ -21,6 +21,14 @@ class Keys:
     def prefix(self) -> str:
         return f"presence:{{{self.center}}}:"
 
+    @property
+    def anchor(self) -> str:  # STRING "1": the key every script declares (KEYS[1]) exists
+        # The scripts name the prefix as their one declared key. On a cluster
+        # a slot being moved sends a call whose declared key is missing on the
+        # old node to the new one (ASK): kept existing, the call runs where the
+        # center's keys are until they all moved (docs/scaling.md).
+        return self.prefix
+
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
@@ -38,6 +46,14 @@ class Keys:
         return self._k("rules")
 
     @property
+    def settings_version(self) -> str:  # STRING: deleted by every writer of channels, webhooks, queues
+        # The scripts keep the channels, the webhooks and the queues'
+        # settings between calls (_lib_config.lua) while this holds the token
+        # they read them under; a writer deletes it, and the next reader
+        # reads the settings afresh and sets a new token.
+        return self._k("settings", "version")
+
+    @property
     def agents(self) -> str:  # SET of agent ids
         return self._k("agents")
 
@@ -52,6 +68,10 @@ class Keys:
     @property
     def queues_removed(self) -> str:  # SET of queue names deleted by the API (never re-seeded)
         return self._k("queues", "removed")
+
+    def ref(self, retry_key: str, script: str) -> str:  # STRING msgpack [args digest, reply], short TTL
+        # a remembered script call's reply (store/scripts.py REMEMBERED)
+        return self._k("ref", retry_key, script)
 
     def agent(self, agent_id: str) -> str:  # HASH profile + live state
         return self._k("agent", agent_id)
@@ -139,12 +159,22 @@ class Keys:
     def case_messages(self, work_id: str) -> str:  # LIST msgpack customer messages of the case
         return self._k("case", work_id, "messages")
 
+    def case_replies(self, work_id: str) -> str:  # LIST msgpack {author, text, ts, message, channel, again}
+        return self._k("case", work_id, "replies")
+
     @property
     def case_config(self) -> str:  # HASH statuses (msgpack list), closed, reopen
         return self._k("cases", "config")
 
     def thread(self, ref: str) -> str:  # STRING work id of a conversation/message/call reference
         return self._k("thread", ref)
+
+    @property
+    def templates(self) -> str:  # HASH template id -> msgpack {name, text, kind, channels, queues, ...}
+        return self._k("templates")
+
+    def customer_cases(self, customer_id: str) -> str:  # ZSET work id -> created ms, the customer's cases
+        return self._k("customer", customer_id, "cases")
 
     @property
     def customers(self) -> str:  # HASH customer id -> msgpack profile
@@ -197,6 +227,12 @@ class Keys:
     @property
     def kpi_audience(self) -> str:  # STRING "1" with a TTL: some process has a supervisor (live KPIs)
         return self._k("kpi", "audience")
+
+    @property
+    def archive_state(
+        self,
+    ) -> str:  # HASH day: the last day the scheduled archive wrote (services/archive.py)
+        return self._k("archive", "state")
 
     @property
     def metrics(self) -> str:  # HASH Prometheus counters and histogram buckets; `cursor` stream id

@@ -17,13 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import ClusterDownError, OutOfMemoryError, ResponseError
+
+from presence.protocol import REF_KEPT_SECONDS
+from presence.store.client import Client, is_cluster, shard_of
+from presence.store.replication import Replication
 
 LUA_DIR = "store/lua"
 
@@ -37,10 +44,11 @@ LIBRARY = (
     "_lib_webhook",  # webhook streams, and the hooks for item events
     "_lib_case",  # a case's view and status, and the hooks for its item's moves
     "_lib_agent",  # an agent's view, load, ready index and fitness
-    "_lib_queue",  # waiting: wait score, new items, enqueue, overflow bookkeeping
+    "_lib_queue",  # waiting: wait score, new items, enqueue, overflow bookkeeping, waiting list
     "_lib_route",  # offers and assignments
     "_lib_work",  # requeue, release, finish, complete, reroute, wrap-up, ownership
     "_lib_presence",  # an agent's status and lost sockets
+    "_lib_router",  # the router's decision (route.lua's), and routing inside a batched call
 )
 
 
@@ -62,28 +70,146 @@ def _lua(name: str) -> str:
 # exists as a "many" variant that applies a batch of calls in one FCALL
 # (see `Batcher`). Each call in the batch stays atomic on its own and gets
 # its own reply; only the round trip and the script set-up are shared.
+# Scripts that only read: registered with the `no-writes` flag, so Redis
+# runs them when it is full (maxmemory reached, noeviction) and a snapshot,
+# the checker and /metrics still answer. Every other function may write, and
+# a full Redis refuses it with OOM before it starts: a change is applied
+# whole or not at all, never half (docs/RELIABILITY.md). They are also the
+# changes there are none of to wait for replicas on (store/replication.py).
+READ_ONLY = frozenset({"agent_snapshot", "center_dump", "check", "queue_stats", "views", "work_position"})
+
 BATCHED = ("offer_accept", "offer_decline", "work_complete", "work_create", "work_wrapup")
 
 # The body of a batched script runs as a function of its own ARGV; pcall
 # turns a runtime error in one call into that call's reply, so the others
-# still get theirs. ARGV of the variant: now, arity, then `arity` arguments
-# per call. Their events go out as one pub/sub message (events_begin /
-# events_publish, _lib_core.lua).
+# still get theirs. ARGV of the variant: now, arity, the inline routing
+# budget and scan (0: none), then `arity` arguments per call. Their events
+# go out as one pub/sub message (events_begin / events_publish,
+# _lib_core.lua). With a budget, the queues the calls added work to or freed
+# an agent in are routed once after them, in the same call (route_later,
+# _lib_router.lua). Reply: {the calls' replies, queues that may have more}.
 _MANY = """
 local function __one(ARGV)
 {body}
 end
 local __out, __arity = {{}}, tonumber(ARGV[2])
+route_inline_begin(tonumber(ARGV[3]), tonumber(ARGV[4]))
 events_begin()
-for __i = 3, #ARGV, __arity do
+for __i = 5, #ARGV, __arity do
   local __a = {{ARGV[1]}}
   for __j = 0, __arity - 1 do __a[#__a + 1] = ARGV[__i + __j] end
   local __ok, __r = pcall(__one, __a)
   if __ok then __out[#__out + 1] = __r else __out[#__out + 1] = {{'internal', '', tostring(__r)}} end
 end
+local __more = route_inline_end()
 events_publish()
-return __out
+return {{__out, __more}}
 """
+
+
+# Scripts whose second run with the same arguments would apply a change
+# twice or answer differently (`conflict`, `not_found`, a second item). A
+# call of one is sent with a retry key and remembered under it: its reply is
+# kept in Redis (key ``ref:<retry key>:<script>``, by the digest of its
+# arguments), in the same atomic call as its change, and a second call with
+# the same key and arguments gets that reply without running again. Two
+# kinds of second call exist:
+#   * redis-py's retry after a connection error (`store.client`) sends the
+#     same command again; if Redis had applied it (the connection broke
+#     after the command, or Redis crashed once it was in the AOF), the retry
+#     now answers the first result. The key is made here, one per call;
+#   * a client's retry of an agent action answered `unavailable` (Redis
+#     paused with the action already in its socket buffer): its key is the
+#     agent and the message's `ref` (`retry_key`).
+# Left out: reads, and what a second run leaves as the first did (the
+# router's pass, timers, lease renewals, socket registration, locks).
+REMEMBERED = frozenset(
+    {
+        "agent_delete",
+        "agent_put",
+        "agent_status",
+        "call_control",
+        "call_end",
+        "case_csat",
+        "case_intake",
+        "case_status",
+        "customer_put",
+        "offer_accept",
+        "offer_decline",
+        "queue_delete",
+        "queue_put",
+        "work_cancel",
+        "work_complete",
+        "work_create",
+        "work_note",
+        "work_reply",
+        "work_transfer",
+        "work_wrapup",
+    }
+)
+# how long a reply is kept: under a client's ref (its retries come within
+# seconds; a ref must not be reused for another action meanwhile), and
+# under a key made here (redis-py retries within about a second)
+REF_TTL_MS = REF_KEPT_SECONDS * 1000
+RETRY_TTL_MS = 10_000
+
+# The body of a remembered script: its last two arguments are the retry key
+# and how long to keep the reply (ms), taken off before the body sees ARGV.
+# Under a client's key the reply is kept with the digest of the arguments
+# (leaving out ARGV[1], the clock, which a client's retry changes): a ref
+# reused for another action is that action. A key made here (``~...``) is
+# never reused, so it needs none.
+_REMEMBER = """
+local __ttl = ARGV[#ARGV]
+ARGV[#ARGV] = nil
+local __made = string.sub(ARGV[#ARGV], 1, 1) == '~'
+local __key = key('ref', ARGV[#ARGV], '{name}')
+ARGV[#ARGV] = nil
+local __sig = ''
+if not __made then __sig = redis.sha1hex(table.concat(ARGV, '\\0', 2)) end
+local __seen = redis.call('GET', __key)
+if __seen then
+  local __was = cmsgpack.unpack(__seen)
+  if __was[1] == __sig then return __was[2] end
+end
+local __reply = (function()
+{body}
+end)()
+redis.call('SET', __key, cmsgpack.pack({{__sig, __reply}}), 'PX', __ttl)
+return __reply
+"""
+
+_NO_LEDGER = ("", 0)  # a batched script that is not remembered
+_retry_key: ContextVar[str | None] = ContextVar("presence_retry_key", default=None)
+_BOOT = os.urandom(6).hex()
+_serial = itertools.count(1)
+
+
+@contextmanager
+def retry_key(key: str | None) -> Iterator[None]:
+    """Remembered calls made inside are keyed by `key` (a client's action:
+    its agent and `ref`, see `ref_key`) instead of a key per call."""
+    token = _retry_key.set(key)
+    try:
+        yield
+    finally:
+        _retry_key.reset(token)
+
+
+def ref_key(agent_id: str, ref: str | int) -> str:
+    """The retry key of an agent's action: the agent and its `ref` (typed, so
+    ``1`` and ``"1"`` are two refs)."""
+    return f"{agent_id}|{'i' if isinstance(ref, int) else 's'}:{ref}"
+
+
+def ledger() -> tuple[str, int]:
+    """The retry key and reply lifetime of one remembered call made now.
+
+    Taken in the caller's context (a batch is sent by another task)."""
+    key = _retry_key.get()
+    if key is not None:
+        return key, REF_TTL_MS
+    return f"~{_BOOT}{next(_serial):x}", RETRY_TTL_MS
 
 
 def script_names() -> list[str]:
@@ -103,6 +229,8 @@ def helpers() -> str:
 def _bodies() -> dict[str, str]:
     """Every callable script's code by name: the files, and the batched variants."""
     out = {name: _lua(name) for name in script_names()}
+    for name in REMEMBERED:
+        out[name] = _REMEMBER.format(name=name, body=out[name])
     for name in BATCHED:
         out[f"{name}:many"] = _MANY.format(body=out[name])
     return out
@@ -128,10 +256,11 @@ def library() -> tuple[str, dict[str, str]]:
     functions = {name: f"{name.replace(':', '__')}_{tag}" for name in bodies}
     parts = [f"#!lua name=presence_{tag}", lib]
     for name, body in sorted(bodies.items()):
+        flags = "'no-writes'" if name in READ_ONLY else ""
         parts.append(
             f"-- ==== {name} ====\n"
-            f"redis.register_function('{functions[name]}', function(keys, args)\n"
-            f"enter(keys, args)\n{body}\nend)"
+            f"redis.register_function{{function_name = '{functions[name]}', flags = {{{flags}}},\n"
+            f"callback = function(keys, args)\nenter(keys, args)\n{body}\nend}}"
         )
     return "\n".join(parts), functions
 
@@ -147,54 +276,158 @@ def _text(value: Any) -> Any:
 class Scripts:
     """Every script of the store, called on one client."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Client, replication: Replication | None = None) -> None:
         self._redis = redis
         self._source, self._functions = library()
-        self._loaded = False
+        self.replication = replication
+        # one load at a time per shard (None: every primary), shared by the
+        # calls that missed the library together
+        self._loading: dict[str | None, asyncio.Future[None]] = {}
+        self._inline = (0, 0)
+        self._on_more: Callable[[list[str]], None] | None = None
 
-    async def _load(self) -> None:
-        # REPLACE: loading the same library twice (two processes starting at
-        # once, a reload after a miss) is harmless
+    async def load(self) -> None:
+        """Load the library on every primary now (a server's start), so no
+        first call pays for it and a replica promoted later already has it.
+        A full Redis refuses the load: then what is there is called, and a
+        call that finds nothing loads it on its own shard (`_fcall`)."""
+        with suppress(OutOfMemoryError):
+            await self._load()
+
+    async def _load(self, prefix: str | None = None) -> None:
+        # Concurrent first calls (a seeding burst of hundreds) share one
+        # load: each sending its own FUNCTION LOAD queued hundreds of
+        # compilations of the whole library, and the last ones timed out.
+        loading = self._loading.get(prefix)
+        if loading is None:
+            loading = self._loading[prefix] = asyncio.ensure_future(self._load_once(prefix))
         try:
-            await self._redis.function_load(self._source, replace=True)
+            await asyncio.shield(loading)
+        finally:
+            if self._loading.get(prefix) is loading and loading.done():
+                del self._loading[prefix]
+
+    async def _load_once(self, prefix: str | None) -> None:
+        # REPLACE: loading the same library twice (two processes starting at
+        # once, a reload after a miss) is harmless. On a cluster redis-py
+        # sends FUNCTION LOAD to every primary (a replica gets it from its
+        # primary); after a miss, only to the primary that holds `prefix`:
+        # a new primary (a promoted replica that missed a load, a node that
+        # was given the slot) while the others may be down.
+        node = shard_of(self._redis, prefix) if prefix is not None else None
+        try:
+            if node is None:
+                await self._redis.function_load(self._source, replace=True)
+            else:
+                await self._redis.execute_command("FUNCTION LOAD", "REPLACE", self._source, target_nodes=node)
         except ResponseError as exc:
             if "unknown command" in str(exc).lower():
                 raise RuntimeError(
                     f"presence needs Redis 7.0 or later, or Valkey 7.2 or later (FUNCTION LOAD): {exc}"
                 ) from exc
             raise
-        self._loaded = True
 
     def function(self, name: str) -> str:
         """The Redis function of script `name` (for a caller's own pipeline)."""
         return self._functions[name]
 
-    async def ensure_loaded(self, *, again: bool = False) -> None:
-        """Load the library unless loaded (`again`: a call found it missing)."""
-        if again or not self._loaded:
-            await self._load()
+    async def reload(self) -> None:
+        """Load the library again, on every primary: a caller's own pipeline
+        of `function` calls found it missing (as `_fcall` does for one call)."""
+        await self._load()
 
     async def _fcall(self, name: str, prefix: str, args: list[Any]) -> Any:
         fn = self._functions[name]
-        if not self._loaded:
-            await self._load()
-        try:
-            return await self._redis.fcall(fn, 1, prefix, *args)
-        except ResponseError as exc:
-            if "function not found" not in str(exc).lower():
-                raise
-        # a Redis without our library (a new one, or its functions flushed)
-        await self._load()
-        return await self._redis.fcall(fn, 1, prefix, *args)
+        wanted = 0
+        if self.replication is not None and name.split(":")[0] not in READ_ONLY:
+            wanted = await self.replication.wanted(prefix)
+        # called first, loaded on a miss: a process that starts while another
+        # already loaded this version (or while Redis is full, when FUNCTION
+        # LOAD is refused) calls what is there
+        for attempt in range(2):
+            try:
+                if wanted:
+                    return await self._fcall_wait(fn, prefix, args, wanted)
+                return await self._redis.fcall(fn, 1, prefix, *args)
+            except ResponseError as exc:
+                # "unknown command": a Redis before 7; _load says so in a sentence
+                missing = ("function not found", "unknown command")
+                if attempt or not any(m in str(exc).lower() for m in missing):
+                    raise
+            # A Redis without our library (a new one, its functions flushed, a
+            # primary that took the slot over): the function did not run, so
+            # running it once more after the load applies the change once.
+            await self._load(prefix)
+        raise AssertionError("unreachable")
+
+    async def _fcall_wait(self, fn: str, prefix: str, args: list[Any], wanted: int) -> Any:
+        """FCALL then WAIT on the same connection (one pipeline): WAIT counts
+        the replicas that have what this connection wrote."""
+        assert self.replication is not None
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.fcall(fn, 1, prefix, *args)
+        # pinned to the slot's primary as the client knows it; a call moved
+        # meanwhile (MOVED during a resharding) is then not waited for
+        node = shard_of(self._redis, prefix)
+        wait = ("WAIT", wanted, self.replication.timeout_ms)
+        if node is None and is_cluster(self._redis):
+            # the slot map is being read again (a primary just died): no
+            # node to pin WAIT to; unavailable, like the node itself
+            raise ClusterDownError(f"no primary known for {prefix} yet")
+        if node is None:
+            pipe.execute_command(*wait)
+        else:
+            pipe.execute_command(*wait, target_nodes=node)
+        reply, acked = await pipe.execute(raise_on_error=False)
+        if isinstance(reply, Exception):
+            raise reply
+        if isinstance(acked, Exception):
+            raise acked
+        if int(acked) < wanted:
+            await self.replication.short(prefix, wanted, int(acked))
+        return reply
 
     async def raw(self, name: str, prefix: str, now_ms: int, *args: Any) -> Any:
+        if name in REMEMBERED:
+            args = (*args, *ledger())
         return await self._fcall(name, prefix, [now_ms, *args])
 
-    async def many(self, name: str, prefix: str, now_ms: int, calls: list[tuple[Any, ...]]) -> list[Any]:
-        """Run the batched variant of `name`: one raw reply per call, in order."""
+    def route_inline(self, budget: int, scan: int, on_more: Callable[[list[str]], None]) -> None:
+        """Route in the batched calls themselves from now on: an intake, a
+        completion or a decline routes the queues it touched (at most
+        `budget` items, `scan` candidates each, as route.lua) after the
+        batch, in the same script call, and those calls no longer name the
+        queues to wake. `on_more` gets the queues that may have more (the
+        dispatcher's wake). A budget of 0 turns it off."""
+        self._inline = (budget, scan) if budget > 0 else (0, 0)
+        self._on_more = on_more if budget > 0 else None
+
+    @property
+    def routes_inline(self) -> bool:
+        """Whether new items are routed by their intake call (no wake-up needed)."""
+        return self._on_more is not None
+
+    async def many(
+        self,
+        name: str,
+        prefix: str,
+        now_ms: int,
+        calls: list[tuple[Any, ...]],
+        ledgers: list[tuple[str, int]] | None = None,
+    ) -> list[Any]:
+        """Run the batched variant of `name`: one raw reply per call, in order
+        (`ledgers`: each call's retry key, taken by its caller; made here
+        when None)."""
+        if name in REMEMBERED:
+            keys = ledgers if ledgers is not None else [ledger() for _ in calls]
+            calls = [(*call, *kept) for call, kept in zip(calls, keys, strict=True)]
         arity = len(calls[0])
         flat = [a for call in calls for a in call]
-        return await self._fcall(f"{name}:many", prefix, [now_ms, arity, *flat])  # type: ignore[no-any-return]
+        budget, scan = self._inline
+        replies, more = await self._fcall(f"{name}:many", prefix, [now_ms, arity, budget, scan, *flat])
+        if more and self._on_more is not None:
+            self._on_more([_text(q) for q in more])
+        return replies  # type: ignore[no-any-return]
 
     @staticmethod
     def outcome(name: str, raw: Any) -> list[Any] | ScriptError:
@@ -233,14 +466,15 @@ class Batcher:
         self._name = name
         self._prefix = prefix
         self._now_ms = now_ms
-        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._pending: list[tuple[tuple[Any, ...], tuple[str, int], asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None
         self.calls = 0  # script calls sent (tests check the batching)
 
     async def __call__(self, *args: Any) -> list[Any]:
         """The call's "ok" reply without its first element; raises ScriptError."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((args, future))
+        # the retry key is the caller's (its context), not the flushing task's
+        self._pending.append((args, ledger() if self._name in REMEMBERED else _NO_LEDGER, future))
         if self._task is None:
             self._task = asyncio.create_task(self._flush(), name=f"batch:{self._name}")
         outcome = Scripts.outcome(self._name, await future)
@@ -254,22 +488,26 @@ class Batcher:
                 batch, self._pending = self._pending[: self.MAX], self._pending[self.MAX :]
                 try:
                     replies = await self._scripts.many(
-                        self._name, self._prefix, self._now_ms(), [args for args, _ in batch]
+                        self._name,
+                        self._prefix,
+                        self._now_ms(),
+                        [args for args, _, _ in batch],
+                        [kept for _, kept, _ in batch],
                     )
                 except asyncio.CancelledError:
                     # shutting down: nobody is left to send the rest
-                    for _, future in batch + self._pending:
+                    for _, _, future in batch + self._pending:
                         future.cancel()
                     self._pending = []
                     raise
                 except Exception as exc:
                     # this batch failed (Redis away): its callers get the error
-                    for _, future in batch:
+                    for _, _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
                 self.calls += 1
-                for (_, future), reply in zip(batch, replies, strict=True):
+                for (_, _, future), reply in zip(batch, replies, strict=True):
                     if not future.done():
                         future.set_result(reply)
         finally:

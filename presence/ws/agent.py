@@ -78,6 +78,8 @@ HANDLERS: dict[type[m.ClientMessage], Handler] = {
     m.WorkNote: cases.note,
     m.WorkTransfer: cases.transfer,
     m.CallControl: cases.call_control,
+    m.WorkReply: cases.reply,
+    m.WorkComposing: cases.composing,
 }
 
 

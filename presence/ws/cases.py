@@ -1,5 +1,6 @@
-"""The case messages of the sockets: an agent's note, transfer and call
-control (``work.note``, ``work.transfer``, ``call.control``) and a
+"""The case messages of the sockets: an agent's note, reply, composing mark,
+transfer and call control (``work.note``, ``work.reply``, ``work.composing``,
+``work.transfer``, ``call.control``) and a
 supervisor's moves by force (``work.reassign``, ``work.push``, ``work.pull``).
 
 The HTTP routes of the same changes are ``presence/http/cases.py``; both
@@ -28,6 +29,16 @@ async def note(ctx: Context, conn: Conn, msg: m.WorkNote) -> dict[str, Any]:
         ctx.store, msg.work_id, conn.subject, msg.text, holder_only=conn.subject
     )
     return protocol.ok(msg.ref, note=added)
+
+
+async def reply(ctx: Context, conn: Conn, msg: m.WorkReply) -> dict[str, Any]:
+    sent = await case_store.reply(ctx.store, msg.work_id, conn.subject, msg.text, confirm=msg.confirm)
+    return protocol.ok(msg.ref, reply=sent)
+
+
+async def composing(ctx: Context, conn: Conn, msg: m.WorkComposing) -> dict[str, Any]:
+    until = await case_store.composing(ctx.store, msg.work_id, conn.subject, msg.composing)
+    return protocol.ok(msg.ref, until_ms=until)
 
 
 async def transfer(ctx: Context, conn: Conn, msg: m.WorkTransfer) -> dict[str, Any]:

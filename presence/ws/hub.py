@@ -1,21 +1,25 @@
 """This process's sockets and its one pub/sub listener.
 
 Every state change is published by the Lua script that made it, on one
-channel per center. Each process subscribes once and fans each event out to
-its own sockets: an agent's events to that agent's sockets (all tabs, on any
-process), agent views to supervisors. Each event is decoded once and encoded
-once per subprotocol, never once per socket.
+sharded channel per center (in the center's slot: on a cluster, on the
+center's shard; store/events.py). Each process subscribes once and fans
+each event out to its own sockets: an agent's events to that agent's
+sockets (all tabs, on any process), agent views to supervisors. Each event
+is decoded once and encoded once per subprotocol, never once per socket.
 
 Supervisors get agent views coalesced: the hub keeps the newest view of
 each changed agent (by its ``ver``) and flushes them every
 ``supervisor_flush`` seconds as one ``agents`` message, so a burst of
 changes costs a wallboard one frame, and a slow wallboard (whose send queue
 backs up) is skipped and later resynchronised with a fresh snapshot instead
-of slowing anyone else.
+of slowing anyone else; one that has stopped reading altogether (its queue
+full, nothing taken for ``SUPERVISOR_STALL`` seconds) is dropped with
+``Close.TOO_SLOW`` and counted.
 
 The hub holds no state that is not also in Redis: its maps are only which
-sockets live here. After losing the pub/sub connection it may have missed
-events, so it sends every socket a fresh snapshot once it is back.
+sockets live here. After losing the pub/sub connection, or when the
+channel moved to another node (a failover, a resharding), it may have
+missed events, so it sends every socket a fresh snapshot once it is back.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from starlette.types import Send
+from starlette.websockets import WebSocketDisconnect
 
 from presence import protocol
 from presence.config import Settings
@@ -44,6 +49,10 @@ log = logging.getLogger("presence.hub")
 AGENT_QUEUE_MAX = 2000
 # Frames queued for a supervisor before deltas are skipped (then resync).
 SUPERVISOR_QUEUE_MAX = 32
+# A supervisor whose queue is full and that has taken no frame for this long
+# has stopped reading (a hung tab, a client that only pings): it is dropped
+# with Close.TOO_SLOW and counted (`presence_websocket_dropped_total`).
+SUPERVISOR_STALL = 5.0
 # agent sockets whose leases one script call renews (Hub._renew_leases)
 LEASE_CHUNK = 250
 
@@ -69,6 +78,7 @@ class Conn:
         "role",
         "send",
         "sender",
+        "sent_at",
         "snapshot_sent",
         "subject",
         "subprotocol",
@@ -81,6 +91,8 @@ class Conn:
         self.subject = subject
         self.id = f"{_PROCESS}-{next(_ids)}"
         self.last_seen = time.monotonic()
+        # when the sender last handed a frame over (a stalled reader's stops)
+        self.sent_at = self.last_seen
         self.resync = False
         # the socket is registered in Redis (conn_open) and must be released
         self.registered = False
@@ -93,6 +105,10 @@ class Conn:
     @property
     def backlog(self) -> int:
         return len(self._queue)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def push(self, frame: str | bytes) -> bool:
         if self._closed:
@@ -117,6 +133,7 @@ class Conn:
                 self._wake.clear()
                 while self._queue:
                     await self.send_frame(self._queue.popleft())
+                    self.sent_at = time.monotonic()
                 if self.resync and on_drained is not None:
                     self.resync = False
                     try:
@@ -129,7 +146,7 @@ class Conn:
                         self.resync = True
                         await asyncio.sleep(0.5)
                         self._wake.set()
-        except (OSError, RuntimeError):
+        except (OSError, RuntimeError, WebSocketDisconnect):
             # the peer went away while we were sending; the receive loop ends it
             self._closed = True
 
@@ -176,17 +193,14 @@ class Hub:
 
     # -- lifecycle -----------------------------------------------------------
 
-    def start(self, resync: Callable[[Conn], Awaitable[None]], *, listen: bool = True) -> None:
-        """Start the hub's loops; `listen` False: its events come from a
-        listener shared with other centers (``ws/listener.py``)."""
+    def start(self, resync: Callable[[Conn], Awaitable[None]]) -> None:
         self._resync = resync
         self._tasks = [
+            asyncio.create_task(self._listen(), name="hub-listen"),
             asyncio.create_task(self._flush_supervisors(), name="hub-flush"),
             asyncio.create_task(self._renew_leases(), name="hub-leases"),
             asyncio.create_task(self._reap(), name="hub-reap"),
         ]
-        if listen:
-            self._tasks.insert(0, asyncio.create_task(self._listen(), name="hub-listen"))
 
     async def stop(self) -> None:
         await stop_tasks(self._tasks)
@@ -293,52 +307,46 @@ class Hub:
         # the receive loop sees the disconnect and cleans up
 
     async def _listen(self) -> None:
-        channel = self.store.keys.events_channel
         backoff = 0.1
         first = True
         while True:
-            pubsub = self.store.pubsub()
+            feed = self.store.events()
             try:
-                await pubsub.subscribe(channel)
-                # redis-py reconnects and resubscribes on its own after a
-                # brief loss (the pool's retry); events published meanwhile
-                # are gone, so every socket must resynchronise then too.
-                assert pubsub.connection is not None
-                pubsub.connection.register_connect_callback(self._pubsub_reconnected)
+                # after a loss, read the cluster's slots again: the channel
+                # may live on another node now (a failover, a resharding)
+                await feed.open(refresh=not first)
                 self.listening.set()
                 if not first:
                     log.warning(
-                        "pub/sub listener reconnected; resynchronising %d sockets",
+                        "pub/sub listener subscribed again on %s; resynchronising %d sockets",
+                        feed.node,
                         len(self.all_conns()),
                     )
                     await self._resync_all()
                 first = False
                 backoff = 0.1
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self.deliver(message["data"])
+                while True:
+                    raw = await feed.get()
+                    if raw is None:
+                        # redis-py subscribed again by itself (it reconnected,
+                        # or followed the channel to its slot's new owner):
+                        # events published meanwhile are gone
+                        log.warning(
+                            "pub/sub subscription re-established; resynchronising %d sockets",
+                            len(self.all_conns()),
+                        )
+                        await self._resync_all()
+                        continue
+                    self.deliver(raw)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
                 self.listening.clear()
                 log.warning("pub/sub listener lost Redis (%s); retrying in %.1fs", exc, backoff)
             finally:
-                if pubsub.connection is not None:
-                    # the connection goes back to the pool: it must not
-                    # resynchronise anybody when some other call reconnects it
-                    pubsub.connection.deregister_connect_callback(self._pubsub_reconnected)
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await feed.close()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
-
-    async def _pubsub_reconnected(self, _connection: object) -> None:
-        log.warning("pub/sub connection re-established; resynchronising %d sockets", len(self.all_conns()))
-        await self._resync_all()
-
-    async def resync_all(self) -> None:
-        """Every socket gets a fresh snapshot (events may have been missed)."""
-        await self._resync_all()
 
     async def _resync_all(self) -> None:
         for conn in self.all_conns():
@@ -376,7 +384,7 @@ class Hub:
             self._dirty = {}
             self._send_supervisors(protocol.agents_delta(views))
         if with_queues:
-            stats = await self.store.queue_stats()
+            stats = await self.store.queue_stats(protocol.WAITING_LISTED)
             if stats != self._last_queues:
                 self._last_queues = stats
                 self._send_supervisors(protocol.queues_delta(stats, self.store.now_ms()))
@@ -388,17 +396,45 @@ class Hub:
 
     def _send_supervisors(self, msg: dict[str, Any]) -> int:
         live = []
+        now = time.monotonic()
         for c in self.supervisors:
             # A socket still reading its snapshot gets the delta queued too: its
             # sender starts after the snapshot, and a change flushed between the
             # snapshot's read and its send would otherwise be lost for it (the
             # client keeps the view with the higher `ver`).
-            if c.backlog >= SUPERVISOR_QUEUE_MAX:
+            if c.closed:
+                continue
+            if c.backlog < SUPERVISOR_QUEUE_MAX:
+                live.append(c)
+            elif now - c.sent_at >= SUPERVISOR_STALL:
+                self._drop(c)
+            else:
                 # too slow to keep up: skip, and send a fresh snapshot once drained
                 c.resync = True
-            else:
-                live.append(c)
         return fanout(live, msg)
+
+    def _drop(self, conn: Conn) -> None:
+        """Close a supervisor socket that stopped reading (Close.TOO_SLOW).
+
+        Its queue is let go at once; the close frame goes past the full send
+        buffer (`presence.ws.wire`), and the receive loop then sees the
+        disconnect and unregisters it.
+        """
+        log.info("dropping a %s socket of %s: it stopped reading", conn.role, conn.subject)
+        conn.close()
+        task = asyncio.create_task(self._close_slow(conn))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close_slow(self, conn: Conn) -> None:
+        with contextlib.suppress(Exception):
+            await conn.send(
+                {"type": "websocket.close", "code": protocol.Close.TOO_SLOW, "reason": "not reading"}
+            )
+        try:
+            await self.store.count_dropped(conn.role, "slow")
+        except RedisError as exc:
+            log.warning("could not count a dropped socket: %s", exc)
 
     async def _renew_leases(self) -> None:
         """Push back the lease of every agent socket of this process once per

@@ -19,16 +19,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisError
-from starlette.websockets import WebSocket
+from redis.exceptions import OutOfMemoryError, RedisError
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from presence import protocol
 from presence.auth import AuthError, Claims, bearer, verify
 from presence.context import Context, Workspaces
 from presence.protocol import Close, ErrorCode, ProtocolError
 from presence.schema.messages import ClientMessage, Ping
-from presence.store import ScriptError
+from presence.store import ScriptError, ref_key, retry_key
 from presence.ws.hub import Conn, Hub
+from presence.ws.wire import BUDGET, Budget
 
 log = logging.getLogger("presence.ws")
 
@@ -79,8 +80,9 @@ async def _authenticate(ws: WebSocket, centers: Workspaces, role: str) -> tuple[
 
 async def _refuse(ws: WebSocket, sub: str, code: int, reason: str) -> None:
     offered = ws.scope.get("subprotocols") or []
-    await ws.accept(subprotocol=sub if sub in offered else None)
-    await ws.close(code, reason)
+    with contextlib.suppress(WebSocketDisconnect):  # it left already: refused all the same
+        await ws.accept(subprotocol=sub if sub in offered else None)
+        await ws.close(code, reason)
 
 
 class RateLimit:
@@ -128,18 +130,19 @@ async def _serve(
     ctx: Context,
     spec: protocol.Inbound,
     handlers: Mapping[type[ClientMessage], Handler],
+    limit: RateLimit,
     expires: float = float("inf"),
 ) -> None:
     """The receive loop: one message at a time, every failure an `error`."""
-    limit = RateLimit(ctx.rate_per_second, ctx.rate_burst)
     while True:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
             return
         conn.last_seen = time.monotonic()
-        if time.time() >= expires:
+        if ctx.store.clock() >= expires:
             # a token is good for its lifetime, not for the socket's: the
-            # client must fetch a new one (clients ping, so this is prompt)
+            # client must fetch a new one (clients ping, so this is prompt);
+            # the store's clock, so that a test can drive it
             await ws.close(Close.UNAUTHORIZED, "the token has expired")
             return
         if not limit.allow():
@@ -152,11 +155,24 @@ async def _serve(
         try:
             msg = protocol.decode(frame, conn.subprotocol, spec)
             ref = msg.ref
-            reply = await handlers[type(msg)](ctx, conn, msg)
+            # An agent's action with a ref is remembered under it: a retry
+            # (after `unavailable`, when Redis may have applied it anyway) is
+            # answered with the first result instead of applying it again.
+            key = ref_key(conn.subject, ref) if ref is not None and conn.role == "agent" else None
+            with retry_key(key):
+                reply = await handlers[type(msg)](ctx, conn, msg)
         except ProtocolError as exc:
             reply = exc.to_message()
         except ScriptError as exc:
             reply = _script_error(exc, ref).to_message()
+        except OutOfMemoryError as exc:
+            # refused before any write: nothing was applied, a retry is safe
+            log.warning("request refused, Redis is full: %s", exc)
+            reply = protocol.error(
+                ErrorCode.UNAVAILABLE,
+                "the server's store is full (Redis maxmemory reached); nothing was changed, try again later",
+                ref=ref,
+            )
         except (RedisError, OSError) as exc:
             log.warning("request failed, Redis unavailable: %s", exc)
             reply = protocol.error(
@@ -208,6 +224,14 @@ class Role:
         return self.endpoint.role
 
 
+async def _failed(ws: WebSocket, role: Role, conn: Conn) -> None:
+    """A socket the server failed on (called while handling the exception):
+    logged once with its traceback, closed 1011."""
+    log.exception("%s socket of %s failed", role.name, conn.subject)
+    with contextlib.suppress(Exception):
+        await ws.close(Close.INTERNAL, "internal error")
+
+
 async def run(ws: WebSocket, role: Role) -> None:
     """One socket's life: authenticate, accept, start (register + snapshot),
     serve messages, and always finish, even when cancelled."""
@@ -220,21 +244,40 @@ async def run(ws: WebSocket, role: Role) -> None:
     offered = ws.scope.get("subprotocols") or []
     await ws.accept(subprotocol=sub if sub in offered else None)
     conn = Conn(ws.send, sub, role.name, claims.sub)
+    # one budget for the socket's messages and its control frames (pings,
+    # pongs), which the server's websocket layer charges (`presence.ws.wire`)
+    limit = RateLimit(ctx.rate_per_second, ctx.rate_burst)
+    budget = ws.scope.get("extensions", {}).get(BUDGET)
+    if isinstance(budget, Budget):
+        budget.allow = limit.allow
     try:
-        await conn.send_message(await role.start(ctx, hub, conn))
+        async with ctx.starts:
+            first = await role.start(ctx, hub, conn)
+        await conn.send_message(first)
         conn.snapshot_sent = True
         conn.sender = asyncio.create_task(conn.run_sender(lambda c: role.resync(ctx, c)))
-        await _serve(ws, conn, ctx, role.endpoint.inbound, role.handlers, claims.exp)
+        await _serve(ws, conn, ctx, role.endpoint.inbound, role.handlers, limit, claims.exp)
     except Refused as exc:
-        await ws.close(exc.code, exc.reason[:120])
+        with contextlib.suppress(WebSocketDisconnect):
+            await ws.close(exc.code, exc.reason[:120])
+    except WebSocketDisconnect:
+        # The client left while we were sending (a closed tab, a load test
+        # stopping, a socket this server closed for abuse): ordinary,
+        # nothing an operator has to act on, so no ERROR and no traceback.
+        log.debug("%s socket of %s: the client left while the server was sending", role.name, conn.subject)
     except (RedisError, OSError) as exc:
         log.warning("%s socket of %s ended, Redis unavailable: %s", role.name, conn.subject, exc)
         with contextlib.suppress(Exception):
             await ws.close(Close.TRY_AGAIN, "store unavailable")
+    except RuntimeError as exc:
+        if ws.application_state is WebSocketState.DISCONNECTED:
+            # the sender task found the client gone first, and starlette
+            # refuses every send after that: the same ordinary end
+            log.debug("%s socket of %s: the client left (%s)", role.name, conn.subject, exc)
+        else:
+            await _failed(ws, role, conn)
     except Exception:
-        log.exception("%s socket of %s failed", role.name, conn.subject)
-        with contextlib.suppress(Exception):
-            await ws.close(Close.INTERNAL, "internal error")
+        await _failed(ws, role, conn)
     finally:
         _stop_sender(conn)
         await role.finish(ctx, hub, conn)

@@ -28,12 +28,21 @@ async def snapshot(ctx: Context) -> dict[str, Any]:
     statuses, channels = await ctx.catalog()
     return protocol.supervisor_snapshot(
         await ctx.store.views(),
-        await ctx.store.queue_stats(),
+        await ctx.store.queue_stats(protocol.WAITING_LISTED),
         statuses,
         channels,
         ctx.store.now_ms(),
         center=ctx.center_info(),
     )
+
+
+async def _agent_work(ctx: Context, conn: Conn, msg: m.AgentWorkGet) -> dict[str, Any]:
+    if await ctx.store.get_agent(msg.agent_id) is None:
+        raise protocol.ProtocolError(
+            protocol.ErrorCode.NOT_FOUND, f"no agent {msg.agent_id}", field="agent_id", ref=msg.ref
+        )
+    offers, work = await ctx.store.agent_items(msg.agent_id)
+    return protocol.ok(msg.ref, offers=offers, work=work)
 
 
 async def _snapshot_get(ctx: Context, conn: Conn, msg: m.SnapshotGet) -> dict[str, Any]:
@@ -48,6 +57,7 @@ HANDLERS: dict[type[m.ClientMessage], Handler] = {
     m.WorkReassign: cases.reassign,
     m.WorkPush: cases.push,
     m.WorkPull: cases.pull,
+    m.AgentWorkGet: _agent_work,
 }
 
 

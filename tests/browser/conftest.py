@@ -20,7 +20,7 @@ import redis
 from presence.store.keys import Keys
 from presence.store.scripts import script_source
 from tests.browser.support import CENTER
-from tests.harness import ServerProcess, write_center
+from tests.harness import DrivenClock, InProcessServer, ServerProcess, write_center
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -81,8 +81,16 @@ class Servers:
         """Another center file for the servers started after this (same center id)."""
         write_center(self.config, body, self.center_id)
 
-    def start(self, port: int | None = None, env: dict[str, str] | None = None) -> ServerProcess:
-        s = ServerProcess(self.redis_url, self.config, env=env, log_dir=self.tmp)
+    def start(
+        self, port: int | None = None, env: dict[str, str] | None = None, *, in_process: bool = False
+    ) -> ServerProcess:
+        """A server process; `in_process`: served from this process instead (no kill, no pause)."""
+        s: ServerProcess
+        if in_process:
+            assert port is None, "an in-process server listens on a port of its own choosing"
+            s = InProcessServer(self.redis_url, self.config, DrivenClock(), env=env, log_dir=self.tmp)
+        else:
+            s = ServerProcess(self.redis_url, self.config, env=env, log_dir=self.tmp)
         if port is not None:
             s.port = port
         self.started.append(s)
@@ -103,8 +111,9 @@ def servers(redis_server: str, tmp_path: Path) -> Iterator[Servers]:
 
 
 @pytest.fixture
-def server(servers: Servers) -> ServerProcess:
-    return servers.start()
+def server(servers: Servers, request: pytest.FixtureRequest) -> ServerProcess:
+    """One server; in a module marked ``pytest.mark.in_process``, served from this process."""
+    return servers.start(in_process=request.node.get_closest_marker("in_process") is not None)
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 from playwright.sync_api import expect
 
 from tests.harness import ServerProcess, token
+from tests.helpers import http
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -63,7 +63,7 @@ def open_wallboard(context: Any, server: ServerProcess) -> Any:
 
 def service_post(server: ServerProcess, path: str, body: dict[str, Any], status: int = 200) -> dict[str, Any]:
     """POST as a service (the telephony system, a CRM); the reply's body."""
-    r = httpx.post(
+    r = http().post(
         f"{server.http}{path}",
         json=body,
         headers={"Authorization": f"Bearer {token('service', 'pbx')}"},

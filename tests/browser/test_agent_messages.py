@@ -11,10 +11,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.support import open_agent, set_status, shot
 from tests.harness import ServerProcess, post_work
+
+# the `server` fixture is served from the test process (tests/browser/conftest.py)
+pytestmark = pytest.mark.in_process
 
 
 def overlaps(page: Any, a: str, b: str) -> bool:

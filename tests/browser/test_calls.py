@@ -13,11 +13,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Servers
 from tests.browser.support import hang_up, open_agent, open_wallboard, post_call, set_status, shot
 from tests.harness import ServerProcess
+
+# the `server` fixture is served from the test process (tests/browser/conftest.py)
+pytestmark = pytest.mark.in_process
 
 
 def buttons(page: Any) -> list[str]:

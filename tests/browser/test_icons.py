@@ -15,10 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.support import open_agent, open_wallboard, post_call, set_status, shot
 from tests.harness import ServerProcess, post_work
+
+# the `server` fixture is served from the test process (tests/browser/conftest.py)
+pytestmark = pytest.mark.in_process
 
 # (element, character, code point) of every character that draws as a box
 BOXES = """

@@ -10,12 +10,16 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import expect
 
 from presence.auth import mint
 from tests.browser.conftest import Servers
 from tests.browser.support import open_agent, open_wallboard, post_call, set_status, shot, wallboard_url
 from tests.harness import SECRET, ServerProcess, post_work, token
+
+# the `server` fixture is served from the test process (tests/browser/conftest.py)
+pytestmark = pytest.mark.in_process
 
 SUBJECT_JA = "請求書の再発行をお願いします 🙏"
 CUSTOMER_JA = {"id": "C-1002", "name": "伊藤 美咲", "phone": "+81 3-1234-5678", "note": "至急・折り返し希望"}
@@ -230,6 +234,14 @@ def test_wallboard_batches_a_thousand_agents_per_frame(context: Any, server: Ser
           const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
           await frame();
           const before = document.querySelector('#grid-body tr[data-id="a7"]');
+          const rows = new Set(document.querySelectorAll("#grid-body tr"));
+          // rows the deltas create (a move of a kept row, when the order changes, is not one)
+          const created = [];
+          const note = (records) => {
+            for (const r of records) for (const n of r.addedNodes) if (!rows.has(n)) created.push(n);
+          };
+          const watch = new MutationObserver(note);
+          watch.observe(document.querySelector("#grid-body"), {childList: true});
           const flushes = wb.state.flushes;
           const t0 = performance.now();
           // 1,000 deltas in 10 messages, one of them stale (an older ver): one frame draws them all
@@ -241,7 +253,12 @@ def test_wallboard_batches_a_thousand_agents_per_frame(context: Any, server: Ser
           wb.onmessage({type: "agents", agents: [{...agents[5], status: "Offline", ver: 1}]});
           await frame();
           await frame();
-          return {flushes: wb.state.flushes - flushes, ms: performance.now() - t0,
+          const ms = performance.now() - t0;
+          note(watch.takeRecords());
+          watch.disconnect();
+          const now = document.querySelectorAll("#grid-body tr");
+          return {flushes: wb.state.flushes - flushes, ms, created: created.length,
+                  kept: [...now].filter((tr) => rows.has(tr)).length,
                   sameRow: before === document.querySelector('#grid-body tr[data-id="a7"]')};
         }"""
     )
@@ -250,8 +267,10 @@ def test_wallboard_batches_a_thousand_agents_per_frame(context: Any, server: Ser
     expect(wall.locator('#grid-body tr[data-id="a5"] .c-status')).to_contain_text("Break")  # ver 2 kept
     assert result["flushes"] == 1, result  # batched per animation frame
     assert result["sameRow"], result  # keyed rows: updated in place, not re-created
-    # generous: a loaded 2-core CI box with software rendering; a full re-render takes far longer
-    assert result["ms"] < 5000, result
+    # every one of the 1,000 rows is the one drawn from the snapshot: no re-render, counted
+    # rather than timed (a time limit failed on a busy 2-core box; the figure is printed)
+    assert result["created"] == 0 and result["kept"] == 1000, result
+    print(f"1,000 deltas drawn in {result['ms']:.0f} ms")
     shot(wall, "wallboard-1000")
 
 

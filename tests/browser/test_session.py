@@ -12,11 +12,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Servers
 from tests.browser.support import open_agent, open_wallboard
 from tests.harness import ServerProcess, token
+
+# the `server` fixture is served from the test process (tests/browser/conftest.py)
+pytestmark = pytest.mark.in_process
 
 SHARED = "/static/js/session.js"
 

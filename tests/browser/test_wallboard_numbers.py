@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Servers
@@ -19,6 +20,9 @@ from tests.browser.support import (
     shot,
 )
 from tests.harness import ServerProcess, post_work
+
+# the `server` fixture is served from the test process (tests/browser/conftest.py)
+pytestmark = pytest.mark.in_process
 
 TWO_QUEUES = (
     CENTER

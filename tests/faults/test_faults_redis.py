@@ -16,6 +16,7 @@ import websockets
 from presence.store.client import redis_client
 from tests.faults.conftest import PrivateFactory, PrivateRedis
 from tests.harness import ServerProcess, agent, available, post_work, supervisor, token
+from tests.helpers import http
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -40,7 +41,7 @@ AUTH = {"Authorization": f"Bearer {token('service', 'crm')}"}
 
 
 def _get(server: ServerProcess, path: str) -> httpx.Response:
-    return httpx.get(f"{server.http}{path}", headers=AUTH, timeout=15)
+    return http().get(f"{server.http}{path}", headers=AUTH, timeout=15)
 
 
 def _state(server: ServerProcess, ids: list[str]) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def _wait_ready(server: ServerProcess, limit: float = 20.0) -> float:
     start = time.monotonic()
     while time.monotonic() - start < limit:
         try:
-            if httpx.get(f"{server.http}/readyz", timeout=2).status_code == 200:
+            if http().get(f"{server.http}/readyz", timeout=2).status_code == 200:
                 return time.monotonic() - start
         except httpx.HTTPError:
             pass

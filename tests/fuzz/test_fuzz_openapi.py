@@ -31,7 +31,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 import schemathesis
@@ -45,6 +44,7 @@ from presence.http import openapi
 from presence.schema.center import CenterFile
 from presence.schema.common import CenterId, IdempotencyKey, Name
 from tests.harness import DEFAULT_CENTER, ServerProcess, token, write_center
+from tests.helpers import http
 from tests.integration.conftest import check_center
 
 pytestmark = pytest.mark.timeout(600)
@@ -120,7 +120,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 def test_served_document_is_the_apps(api_server: ServerProcess) -> None:
-    served = httpx.get(f"{api_server.http}/openapi.json", timeout=10)
+    served = http().get(f"{api_server.http}/openapi.json", timeout=10)
     assert served.status_code == 200
     assert served.headers["content-type"] == "application/json"
     assert served.json() == openapi.document(create_app(Settings()).routes)
@@ -168,14 +168,21 @@ def with_state(case: schemathesis.Case, server: ServerProcess) -> None:
                 entry["queues"] = []
             for entry in body.get("queues") or []:
                 entry.pop("overflow_to", None)
+                entry.pop("after_hours_queue", None)
         return
+    elif path == "/api/v1/queues/{name}" and case.method == "PUT" and body is not None:
+        # the queue new items go to outside hours must exist
+        if body.get("after_hours_queue") and _valid(body["after_hours_queue"], Name):
+            body["after_hours_queue"] = QUEUE
     elif path == "/api/v1/channels/{channel}/messages":
         if _valid((case.path_parameters or {}).get("channel"), Name):
             case.path_parameters = {**(case.path_parameters or {}), "channel": MESSAGING}
     else:
         return
     # the fuzzer may have deleted it: make sure it is there
-    httpx.put(f"{server.http}/api/v1/queues/{QUEUE}", json={}, headers=_auth(), timeout=10).raise_for_status()
+    http().put(
+        f"{server.http}/api/v1/queues/{QUEUE}", json={}, headers=_auth(), timeout=10
+    ).raise_for_status()
 
 
 @schema.parametrize()

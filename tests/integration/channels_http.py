@@ -7,17 +7,24 @@ from typing import Any
 
 import httpx
 
+from tests.helpers import http
+
 
 def get(url: str, **kw: Any) -> httpx.Response:
     kw.setdefault("timeout", 10)
-    return httpx.get(url, **kw)
+    return http().get(url, **kw)
 
 
 def post(url: str, **kw: Any) -> httpx.Response:
     kw.setdefault("timeout", 10)
-    return httpx.post(url, **kw)
+    return http().post(url, **kw)
 
 
 def put(url: str, **kw: Any) -> httpx.Response:
     kw.setdefault("timeout", 10)
-    return httpx.put(url, **kw)
+    return http().put(url, **kw)
+
+
+def delete(url: str, **kw: Any) -> httpx.Response:
+    kw.setdefault("timeout", 10)
+    return http().delete(url, **kw)

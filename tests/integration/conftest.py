@@ -13,17 +13,17 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from presence.store.keys import Keys
 from presence.store.scripts import script_source
-from tests.harness import DEFAULT_CENTER, ServerProcess, WsClient, write_center
+from tests.harness import DEFAULT_CENTER, DrivenClock, InProcessServer, ServerProcess, WsClient, write_center
+from tests.helpers import redis_sync
 
 ServerFactory = Callable[..., ServerProcess]
 
 
 def check_center(redis_url: str, center_id: str) -> list[str]:
-    client = redis.Redis.from_url(redis_url)
+    client = redis_sync(redis_url)
     try:
         script = client.register_script(script_source("check"))
         reply = script(keys=[Keys(center_id).prefix], args=[int(time.time() * 1000)])
@@ -33,12 +33,22 @@ def check_center(redis_url: str, center_id: str) -> list[str]:
 
 
 @pytest.fixture
-def server_factory(redis_server: str, tmp_path: Path) -> Iterator[ServerFactory]:
-    """Start servers: factory(center=TOML body, env={...}, config=path, workers=1).
+def server_factory(
+    redis_server: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[ServerFactory]:
+    """Start servers: factory(center=TOML body, env={...}, config=path, workers=1, clock=None, process=False).
 
     Servers given the same `config` path share one center (several processes,
-    one Redis). All are stopped at the end, then every center is checked.
+    one Redis). With a `clock` (a `DrivenClock`), the server runs in this
+    process on that clock (`InProcessServer`): the test advances it past a
+    deadline instead of sleeping. In a module marked
+    ``pytest.mark.in_process`` every one-worker server does (on a clock left
+    alone), which starts in a fraction of a process's time; `kill`, `pause`
+    and a second worker need a process (``process=True`` asks for one;
+    several workers get one). All are stopped at the
+    end, then every center is checked.
     """
+    in_process = request.node.get_closest_marker("in_process") is not None
     started: list[ServerProcess] = []
     centers: set[str] = set()
 
@@ -48,6 +58,8 @@ def server_factory(redis_server: str, tmp_path: Path) -> Iterator[ServerFactory]
         env: dict[str, str] | None = None,
         config: Path | None = None,
         workers: int = 1,
+        clock: DrivenClock | None = None,
+        process: bool = False,
     ) -> ServerProcess:
         if config is None:
             path, cid = write_center(tmp_path / f"center-{len(started)}.toml", center)
@@ -55,7 +67,14 @@ def server_factory(redis_server: str, tmp_path: Path) -> Iterator[ServerFactory]
             path = config
             cid = path.read_text("utf-8").split('"')[1]
         centers.add(cid)
-        server = ServerProcess(redis_server, path, env=env, workers=workers, log_dir=tmp_path)
+        server: ServerProcess
+        if clock is None and in_process and workers == 1 and not process:
+            clock = DrivenClock()
+        if clock is not None:
+            assert workers == 1, "an in-process server is one worker"
+            server = InProcessServer(redis_server, path, clock, env=env, log_dir=tmp_path)
+        else:
+            server = ServerProcess(redis_server, path, env=env, workers=workers, log_dir=tmp_path)
         started.append(server)
         return server.start()
 

@@ -12,10 +12,11 @@ import pytest
 import redis
 
 from presence.store.keys import Keys
-from tests.harness import ServerProcess, agent, available, post_work, supervisor, token
+from tests.harness import DrivenClock, ServerProcess, agent, available, post_work, supervisor, token
+from tests.helpers import http
 from tests.integration.conftest import ServerFactory
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.in_process]
 
 PROBLEM = "application/problem+json"
 
@@ -37,7 +38,7 @@ def call(
     headers = kw.pop("headers", {})
     if role is not None:
         headers.update(auth(role, sub))
-    return httpx.request(method, f"{server.http}/api/v1{path}", json=body, headers=headers, timeout=10, **kw)
+    return http().request(method, f"{server.http}/api/v1{path}", json=body, headers=headers, timeout=10, **kw)
 
 
 def problem(r: httpx.Response, status: int, field: str | None = None) -> dict[str, Any]:
@@ -188,14 +189,14 @@ def test_bad_input_names_the_field_and_stores_nothing(server: ServerProcess) -> 
         server, "PUT", "/agents/carol", content=b'{"capacity": ', headers={"Content-Type": "application/json"}
     )
     problem(r, 400)
-    r = httpx.put(
+    r = http().put(
         f"{server.http}/api/v1/agents/carol",
         content=b"capacity=5",
         headers={**auth(), "Content-Type": "application/x-www-form-urlencoded"},
         timeout=10,
     )
     problem(r, 415)
-    r = httpx.put(
+    r = http().put(
         f"{server.http}/api/v1/queues/vip",
         content=b"<queue/>",
         headers={**auth(), "Content-Type": "text/xml"},
@@ -263,7 +264,8 @@ def test_api_changes_survive_restart_and_seeding(server_factory: ServerFactory) 
 async def test_deleting_a_connected_agent_closes_its_sockets(
     redis_server: str, server_factory: ServerFactory
 ) -> None:
-    server = server_factory(env={"PRESENCE_GRACE_SECONDS": "0.2"})
+    clock = DrivenClock()
+    server = server_factory(clock=clock)  # the default grace: 30 s
     assert call(server, "PUT", "/agents/carol", {"queues": ["support"]}).status_code == 201
     carol = await agent(server, "carol")
     sup = await supervisor(server)
@@ -273,7 +275,8 @@ async def test_deleting_a_connected_agent_closes_its_sockets(
     await asyncio.wait_for(carol.conn.wait_closed(), 5)
     assert carol.conn.close_code == 4404
     assert (await sup.expect("agent.removed"))["agent_id"] == "carol"
-    await asyncio.sleep(0.5)  # past the grace period
+    clock.advance(31)  # past the grace period
+    await sup.quiet(0.3)  # sweeps run every 0.05 s
     cid = server.config.read_text("utf-8").split('"')[1]
     with redis.Redis.from_url(redis_server) as r:
         # nothing of carol is left behind (no ghost record from her socket closing)

@@ -17,7 +17,7 @@ from presence.auth import mint
 from tests.harness import JSON, MSGPACK, SECRET, ServerProcess, WsClient, token
 from tests.integration.conftest import ServerFactory
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.in_process]
 
 
 async def close_code(server: ServerProcess, path: str, tok: str, **kw: object) -> int | None:

@@ -7,15 +7,26 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.harness import ServerProcess, agent, available, get_work, post_work, supervisor, token
+from tests.helpers import REDIS_MODES, redis_of
 from tests.integration import channels_http
+
+
+@pytest.fixture(params=REDIS_MODES)
+def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
+    """Every test here runs on a standalone Redis and on a cluster."""
+    return redis_of(request, redis_server)
+
+
+pytestmark = pytest.mark.in_process
 
 SVC = {"Authorization": f"Bearer {token('service', 'crm')}"}
 
 
 def http(server: ServerProcess, path: str, body: Any, who: dict[str, str] = SVC) -> httpx.Response:
-    return httpx.post(f"{server.http}{path}", json=body, headers=who, timeout=10)
+    return channels_http.post(f"{server.http}{path}", json=body, headers=who, timeout=10)
 
 
 def as_agent(aid: str) -> dict[str, str]:

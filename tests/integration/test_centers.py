@@ -52,6 +52,7 @@ B_AGENT = "carol"
 B_QUEUE = "sales"
 B_CUSTOMER = "cust-osaka"
 B_CALL = "call-osaka-1"
+B_TEMPLATE = "tpl-osaka"
 B_SUBJECT = "osaka-only-subject"
 
 B_DOC: dict[str, Any] = {
@@ -235,7 +236,12 @@ def _seed_b(server: ServerProcess) -> Seeded:
     assert (
         call(server, "POST", f"/api/v1/work/{wid}/comments", svc, {"text": "osaka note"}).status_code == 201
     )
-    return Seeded(wid, (wid, B_AGENT, B_QUEUE, B_CUSTOMER, B_CALL, B_SUBJECT, "osaka note", "Osaka Customer"))
+    r = call(
+        server, "PUT", f"/api/v1/templates/{B_TEMPLATE}", svc, {"name": "Osaka greeting", "text": "okini"}
+    )
+    assert r.status_code in (200, 201), r.text
+    markers = (wid, B_AGENT, B_QUEUE, B_CUSTOMER, B_CALL, B_SUBJECT, "osaka note", "Osaka Customer")
+    return Seeded(wid, (*markers, B_TEMPLATE, "Osaka greeting"))
 
 
 def _ids(seed: Seeded) -> dict[str, str]:
@@ -246,6 +252,7 @@ def _ids(seed: Seeded) -> dict[str, str]:
         "call_id": B_CALL,
         "work_id": seed.work_id,
         "channel": "chat",
+        "template_id": B_TEMPLATE,
     }
 
 
@@ -254,6 +261,8 @@ def _ids(seed: Seeded) -> dict[str, str]:
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/work/{work_id}/cancel"): {"reason": "a"},
     ("POST", "/api/v1/work/{work_id}/comments"): {"text": "from a"},
+    ("POST", "/api/v1/work/{work_id}/replies"): {"text": "from a"},
+    ("PUT", "/api/v1/templates/{template_id}"): {"name": "A's own", "text": "a"},
     ("POST", "/api/v1/work/{work_id}/status"): {"status": "Open"},
     ("POST", "/api/v1/work/{work_id}/transfer"): {"to_queue": "support"},
     ("POST", "/api/v1/work/{work_id}/reassign"): {"agent_id": "alice"},
@@ -300,6 +309,7 @@ def _snapshot_b(server: ServerProcess, seed: Seeded) -> dict[str, Any]:
         "customer": call(server, "GET", f"/api/v1/customers/{B_CUSTOMER}", svc).json()["name"],
         "agents": sorted(a["id"] for a in call(server, "GET", "/api/v1/agents", svc).json()["agents"]),
         "queues": sorted(q["name"] for q in call(server, "GET", "/api/v1/queues", svc).json()["queues"]),
+        "template": call(server, "GET", f"/api/v1/templates/{B_TEMPLATE}", svc).json()["name"],
     }
 
 

@@ -7,10 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.harness import ServerProcess, agent, available, get_work, token
+from tests.helpers import http
 from tests.integration import channels_http
 from tests.integration.conftest import ServerFactory
+
+pytestmark = pytest.mark.in_process
 
 CENTER = """
 [[queues]]
@@ -43,7 +47,7 @@ def mail(server: ServerProcess, **body: Any) -> httpx.Response:
     body.setdefault("to", "support@example.com")
     body.setdefault("subject", "Invoice question")
     body.setdefault("text", "Hello, my invoice looks wrong.")
-    return httpx.post(f"{server.http}/api/v1/channels/email/inbound", json=body, headers=SVC, timeout=10)
+    return http().post(f"{server.http}/api/v1/channels/email/inbound", json=body, headers=SVC, timeout=10)
 
 
 async def test_to_address_picks_queue_and_duplicates_are_ignored(server_factory: ServerFactory) -> None:

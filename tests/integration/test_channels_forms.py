@@ -7,10 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import httpx
+import pytest
 
 from tests.harness import ServerProcess, get_work, token
+from tests.helpers import http
 from tests.integration import channels_http
 from tests.integration.conftest import ServerFactory
+
+pytestmark = pytest.mark.in_process
 
 CENTER = """
 [[queues]]
@@ -31,7 +35,7 @@ JSON = {"Accept": "application/json"}
 
 def form(server: ServerProcess, headers: dict[str, str] | None = None, **fields: str) -> httpx.Response:
     data = {"name": "Aiko", "email": "aiko@example.jp", "message": "ログインできません", **fields}
-    return httpx.post(f"{server.http}/forms/case", data=data, headers=headers, timeout=10)
+    return http().post(f"{server.http}/forms/case", data=data, headers=headers, timeout=10)
 
 
 async def test_form_opens_case_and_thanks(server_factory: ServerFactory) -> None:
@@ -96,7 +100,7 @@ def test_form_without_a_length_is_refused(server_factory: ServerFactory) -> None
     def chunks() -> Iterator[bytes]:
         yield b"name=A&email=a%40example.jp&message=hi"
 
-    r = httpx.post(
+    r = http().post(
         f"{server.http}/forms/case",
         content=chunks(),
         headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},

@@ -7,15 +7,21 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.harness import ServerProcess, agent, available, get_work, token
+from tests.helpers import http
 from tests.integration import channels_http
+
+pytestmark = pytest.mark.in_process
 
 SVC = {"Authorization": f"Bearer {token('service', 'chatgw')}"}
 
 
 def send(server: ServerProcess, channel: str, **body: Any) -> httpx.Response:
-    return httpx.post(f"{server.http}/api/v1/channels/{channel}/messages", json=body, headers=SVC, timeout=10)
+    return http().post(
+        f"{server.http}/api/v1/channels/{channel}/messages", json=body, headers=SVC, timeout=10
+    )
 
 
 async def test_conversation_sticks_to_its_agent(server: ServerProcess) -> None:

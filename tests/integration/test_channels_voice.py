@@ -7,10 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.harness import ServerProcess, agent, available, get_work, token
+from tests.helpers import http
 from tests.integration import channels_http
 from tests.integration.conftest import ServerFactory
+
+pytestmark = pytest.mark.in_process
 
 CENTER = """
 [[queues]]
@@ -39,7 +43,7 @@ SVC = {"Authorization": f"Bearer {token('service', 'pbx')}"}
 
 
 def post(server: ServerProcess, path: str, body: Any) -> httpx.Response:
-    return httpx.post(f"{server.http}{path}", json=body, headers=SVC, timeout=10)
+    return http().post(f"{server.http}{path}", json=body, headers=SVC, timeout=10)
 
 
 def call(server: ServerProcess, **body: Any) -> httpx.Response:

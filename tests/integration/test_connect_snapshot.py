@@ -46,7 +46,7 @@ async def store(redis_server: str, tmp_path: Path) -> AsyncIterator[Store]:
 async def _events(store: Store, during: Any) -> list[dict[str, Any]]:
     """The pub/sub events published while awaiting `during` (headers only)."""
     pubsub = store.redis.pubsub()
-    await pubsub.subscribe(store.keys.events_channel)
+    await pubsub.ssubscribe(store.keys.events_channel)
     await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
     await during
     out: list[dict[str, Any]] = []

@@ -46,6 +46,20 @@ def test_aof_survives_restart(tmp_path: Path) -> None:
             assert client.get("agent:1") == "ready"
 
 
+def test_aof_rewrites_are_rare(tmp_path: Path) -> None:
+    # Redis's defaults (64 MB, doubled) rewrite every few minutes under load
+    # (loadtests/bench_aof.py): the embedded server waits for 1 GB, tripled
+    with EmbeddedRedis(tmp_path) as server:
+        assert server.url is not None
+        with _client(server.url) as client:
+            got = client.config_get("auto-aof-rewrite-*") | client.config_get("aof-use-rdb-preamble")
+    assert got == {
+        "auto-aof-rewrite-min-size": str(1024**3),
+        "auto-aof-rewrite-percentage": "200",
+        "aof-use-rdb-preamble": "yes",
+    }
+
+
 def test_second_instance_reuses_running_server(tmp_path: Path) -> None:
     with EmbeddedRedis(tmp_path) as first:
         state = json.loads((tmp_path / "redis" / "embedded.json").read_text())

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import httpx
 import msgpack
 import pytest
 import redis
@@ -23,11 +22,14 @@ from presence.kpi.tracker import compute
 from presence.store import Store, new_work_id
 from presence.store.keys import Keys
 from tests.harness import MSGPACK, ServerProcess, agent, available, post_work, supervisor, token
+from tests.helpers import http
 from tests.integration.conftest import ServerFactory
+
+pytestmark = pytest.mark.in_process
 
 
 def cancel(server: ServerProcess, wid: str) -> None:
-    r = httpx.post(
+    r = http().post(
         f"{server.http}/api/v1/work/{wid}/cancel",
         headers={"Authorization": f"Bearer {token('service', 'crm')}"},
         json={"reason": "hangup"},
@@ -111,8 +113,9 @@ async def test_kpis_every_second_with_exact_counts(server: ServerProcess) -> Non
 async def test_one_process_computes_for_all_and_another_takes_over(
     server_factory: ServerFactory, redis_server: str
 ) -> None:
-    first = server_factory()
-    second = server_factory(config=first.config)
+    # processes: the lock's holder is named by its pid
+    first = server_factory(process=True)
+    second = server_factory(config=first.config, process=True)
     k = Keys(first.config.read_text("utf-8").split('"')[1])
     sup1 = await supervisor(first)
     sup2 = await supervisor(second, "sam", subprotocol=MSGPACK)

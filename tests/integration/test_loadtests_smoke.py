@@ -130,9 +130,40 @@ def test_bench_assign_tiny(tmp_path: Path) -> None:
     assert all(t >= 0 and ms > 0 for t, ms in rows)
 
 
-def test_bench_lua_tiny() -> None:
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_bench_assign_cluster_tiny(tmp_path: Path) -> None:
+    """--cluster: the same load on standalone, cluster and cluster + WAIT, one table."""
+    report = tmp_path / "cluster.json"
+    argv = ["--cluster", "--rounds", "1", "--agents", "20", "--rate", "100", "--duration", "2"]
     out = subprocess.run(
-        [sys.executable, "-m", "loadtests.bench_lua", "--agents", "5", "--batch", "4", "--rounds", "5"],
+        [sys.executable, "-m", "loadtests.bench_assign", *argv, "--ping-rate", "20", "--json", str(report)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    fig = json.loads(report.read_text())
+    assert set(fig) == {"standalone", "cluster, no WAIT", "cluster + WAIT 1"}
+    assert all(f["assign_rate"] > 0 and f["redis_us"] > 0 for f in fig.values()), fig
+    assert "server+redis µs" in out.stdout and "(shard 127.0.0.1:" in out.stdout
+
+
+def _bench_lua(*extra: str) -> dict[str, str]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadtests.bench_lua",
+            "--agents",
+            "5",
+            "--batch",
+            "4",
+            "--rounds",
+            "5",
+            *extra,
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -144,10 +175,39 @@ def test_bench_lua_tiny() -> None:
         label, _, value = line.strip().rpartition(" ")
         if label:
             figures[label.strip()] = value
-    # one create, one route and four completes in one call per round of 4
-    assert float(figures["script calls per assignment"]) == 0.75
+    return figures
+
+
+def test_bench_lua_tiny() -> None:
+    # per round of 4: the intake call, which routes its items, and the four
+    # completions in one call
+    figures = _bench_lua()
+    assert float(figures["script calls per assignment"]) == 0.5
+    # routed by route.lua instead: one call more per round
+    assert float(_bench_lua("--no-inline")["script calls per assignment"]) == 0.75
     assert float(figures["commands run by scripts"]) > 10
     assert float(figures["bytes appended to the AOF"]) > 0
+
+
+def test_bench_floor_tiny() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "loadtests.bench_floor", "--queues", "2", "--waiting", "30", "--items", "40"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    rows = {}
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if len(parts) > 2 and parts[0] in ("commands", "reply", "script"):
+            rows.setdefault(parts[0], []).append((float(parts[-2]), float(parts[-1])))
+    (figures, life), (reply,), (calls,) = rows["commands"], rows["reply"], rows["script"]
+    # 25 of each queue's 30 listed: one HMGET each, and a ZRANGE for each of the 4 queues
+    assert figures[1] - figures[0] == 2 * 25 + 4, figures
+    assert reply[1] > reply[0] and calls[0] == calls[1]
+    assert life[1] - life[0] <= 2, life  # a queue with hours reads its plan, nothing more
 
 
 def _batch(server: ServerProcess, items: object) -> httpx.Response:
@@ -159,6 +219,7 @@ def _batch(server: ServerProcess, items: object) -> httpx.Response:
     )
 
 
+@pytest.mark.in_process
 async def test_work_batch_validates_and_dedupes_per_item(server: ServerProcess) -> None:
     """`POST /api/v1/work:batch`: each item validated and idempotent on its own."""
     alice = await agent(server, "alice")
@@ -193,6 +254,7 @@ async def test_work_batch_validates_and_dedupes_per_item(server: ServerProcess) 
     assert again.status_code == 200 and again.json()["id"] == res[0]["id"]
 
 
+@pytest.mark.in_process
 def test_work_batch_refuses_bad_envelopes(server: ServerProcess) -> None:
     assert _batch(server, []).status_code == 400
     assert _batch(server, "x").status_code == 400

@@ -7,15 +7,19 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness import ServerProcess, agent, available, post_work, supervisor, token
+from tests.helpers import http
 from tests.integration.conftest import ServerFactory
+
+pytestmark = pytest.mark.in_process
 
 
 def scrape(server: ServerProcess, tok: str | None = None) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {tok}"} if tok else {}
-    r = httpx.get(f"{server.http}/metrics", headers=headers, timeout=10)
+    r = http().get(f"{server.http}/metrics", headers=headers, timeout=10)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain")
     samples: dict[str, Any] = {}
@@ -90,8 +94,8 @@ async def test_counters_histogram_gauges_across_two_processes(server_factory: Se
 
 def test_metrics_token(server_factory: ServerFactory) -> None:
     server = server_factory(env={"PRESENCE_METRICS_TOKEN": "scrape-me-0123456789"})
-    assert httpx.get(f"{server.http}/metrics", timeout=10).status_code == 401
-    bad = httpx.get(f"{server.http}/metrics", headers={"Authorization": "Bearer nope"}, timeout=10)
+    assert http().get(f"{server.http}/metrics", timeout=10).status_code == 401
+    bad = http().get(f"{server.http}/metrics", headers={"Authorization": "Bearer nope"}, timeout=10)
     assert bad.status_code == 401
     s = scrape(server, "scrape-me-0123456789")
     assert value(s, "presence_queue_depth", queue="support") == 0

@@ -40,7 +40,7 @@ async def test_two_processes_behave_as_one(redis_server: str, server_factory: Se
     two = server_factory(config=one.config)
     with redis.Redis.from_url(redis_server) as r:
         # one pub/sub listener per process
-        assert r.pubsub_numsub(keys_of(one).events_channel)[0][1] == 2
+        assert r.pubsub_shardnumsub(keys_of(one).events_channel)[0][1] == 2
 
     sup = await supervisor(two, subprotocol=MSGPACK)
     alice = await agent(one, "alice")

@@ -5,19 +5,21 @@ queued item, with short timers."""
 from __future__ import annotations
 
 import asyncio
-import time
 
+import pytest
 import redis
 
 from presence.store.keys import Keys
-from tests.harness import agent, available, get_work, post_work
+from tests.harness import DrivenClock, agent, available, get_work, post_work
 from tests.integration.conftest import ServerFactory, check_center
+
+pytestmark = pytest.mark.in_process
 
 CENTER = """
 [[queues]]
 name = "tier1"
 overflow_to = "tier2"
-overflow_after = 1.0
+overflow_after = 10
 
 [[queues]]
 name = "tier2"
@@ -32,7 +34,7 @@ name = "emea"
 
 [[queues]]
 name = "jp"
-relax = [{after = 0.8, lower = 2}, {after = 1.6, drop = ["japanese"]}]
+relax = [{after = 8, lower = 2}, {after = 16, drop = ["japanese"]}]
 
 [[agents]]
 id = "t1"
@@ -63,15 +65,17 @@ skills = {english = 5}
 
 
 async def test_overflow_after_waiting(server_factory: ServerFactory) -> None:
-    server = server_factory(CENTER)
+    clock = DrivenClock()
+    server = server_factory(CENTER, clock=clock)
     t2 = await agent(server, "t2")
     await available(t2)
-    t0 = time.monotonic()
     wid = post_work(server, queue="tier1").json()["id"]
+    clock.advance(9)  # the threshold is 10 s
+    assert not [m for m in await t2.quiet(0.3) if m["type"] == "offer"]
+    assert get_work(server, wid)["state"] == "queued"
+    clock.advance(2)
     offer = await t2.expect("offer", timeout=5)
-    waited = time.monotonic() - t0
     assert offer["work_id"] == wid
-    assert waited >= 0.9, f"overflowed after {waited:.2f}s, before the 1s threshold"
     item = get_work(server, wid)
     assert item["queue"] == "tier1"  # still its own queue's item
     assert next(h for h in item["history"] if h["ev"] == "overflow")["to"] == "tier2"
@@ -104,18 +108,27 @@ async def test_overflow_when_unstaffed(server_factory: ServerFactory) -> None:
 
 
 async def test_skill_relaxation_step_by_step(server_factory: ServerFactory) -> None:
-    server = server_factory(CENTER)
+    clock = DrivenClock()
+    server = server_factory(CENTER, clock=clock)
     ken = await agent(server, "ken")
     carol = await agent(server, "carol")
     await available(ken)
     await available(carol)
-    t0 = time.monotonic()
     a = post_work(server, queue="jp", channel="email", skills={"japanese": 7}).json()["id"]
     b = post_work(server, queue="jp", channel="email", skills={"japanese": 9, "english": 3}).json()["id"]
+
+    async def offers() -> list[str]:
+        return [m["work_id"] for c in (ken, carol) for m in await c.quiet(0.3) if m["type"] == "offer"]
+
+    clock.advance(7)  # before the first step (8 s): nobody qualifies
+    assert await offers() == []
+    clock.advance(2)  # japanese lowered by 2: ken (5) takes a (7 -> 5), not b (9 -> 7)
     offer = await ken.expect("offer", timeout=4)
-    assert offer["work_id"] == a and time.monotonic() - t0 >= 0.7
+    assert offer["work_id"] == a
+    assert await offers() == []
+    clock.advance(8)  # past the second step (16 s): japanese dropped, carol takes b
     offer = await carol.expect("offer", timeout=4)
-    assert offer["work_id"] == b and time.monotonic() - t0 >= 1.5
+    assert offer["work_id"] == b
     steps = [h["step"] for h in get_work(server, b)["history"] if h["ev"] == "relax"]
     assert steps == [1, 2]
     # the offer still shows what was asked for at intake

@@ -11,11 +11,21 @@ import asyncio
 from typing import Any
 
 import httpx
-import redis
+import pytest
 
 from presence.store.keys import Keys
 from tests.harness import ServerProcess, WsClient, agent, available, get_work, post_work, token
+from tests.helpers import REDIS_MODES, http, redis_of, redis_sync
 from tests.integration.conftest import ServerFactory
+
+
+@pytest.fixture(params=REDIS_MODES)
+def redis_server(request: pytest.FixtureRequest, redis_server: str) -> str:
+    """Every test here runs on a standalone Redis and on a cluster."""
+    return redis_of(request, redis_server)
+
+
+pytestmark = pytest.mark.in_process
 
 CENTER = """
 [channels.case]
@@ -119,7 +129,7 @@ def center_id(server: ServerProcess) -> str:
 
 
 def created_count(server: ServerProcess) -> int:
-    client = redis.Redis.from_url(server.redis_url)
+    client = redis_sync(server.redis_url)
     try:
         return int(client.hget(Keys(center_id(server)).stats, "created") or 0)
     finally:
@@ -315,12 +325,12 @@ async def test_an_item_without_skills_needs_none(server_factory: ServerFactory) 
 
 def _idem(server: ServerProcess, key: str, body: Any) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token('service', 'crm')}", "Idempotency-Key": key}
-    return httpx.post(f"{server.http}/api/v1/work", json=body, headers=headers, timeout=10)
+    return http().post(f"{server.http}/api/v1/work", json=body, headers=headers, timeout=10)
 
 
 def _batch(server: ServerProcess, items: list[Any]) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token('service', 'crm')}"}
-    return httpx.post(f"{server.http}/api/v1/work:batch", json={"items": items}, headers=headers, timeout=10)
+    return http().post(f"{server.http}/api/v1/work:batch", json={"items": items}, headers=headers, timeout=10)
 
 
 async def test_idempotency_key_with_another_body_is_refused(server_factory: ServerFactory) -> None:
@@ -411,7 +421,7 @@ async def test_auto_accept_queue_delivers_work_assigned_directly(server_factory:
 
 
 def _get_raw(server: ServerProcess, path: str) -> httpx.Response:
-    return httpx.get(f"{server.http}{path}", headers={"Authorization": f"Bearer {token('service', 'crm')}"})
+    return http().get(f"{server.http}{path}", headers={"Authorization": f"Bearer {token('service', 'crm')}"})
 
 
 def _post_raw(
@@ -421,8 +431,8 @@ def _post_raw(
     if tok != "":  # "" sends no token at all
         headers["Authorization"] = f"Bearer {tok or token('service', 'crm')}"
     if raw is not None:
-        return httpx.post(f"{server.http}/api/v1/work", content=raw, headers=headers)
-    return httpx.post(f"{server.http}/api/v1/work", json=body, headers=headers)
+        return http().post(f"{server.http}/api/v1/work", content=raw, headers=headers)
+    return http().post(f"{server.http}/api/v1/work", json=body, headers=headers)
 
 
 async def test_intake_validation_names_the_field_and_stores_nothing(server_factory: ServerFactory) -> None:

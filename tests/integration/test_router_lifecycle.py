@@ -5,14 +5,27 @@ complete (and the next item routed at once), cancel.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.harness import ServerProcess, WsClient, agent, available, get_work, post_work, token
+from tests.harness import (
+    DrivenClock,
+    ServerProcess,
+    WsClient,
+    agent,
+    available,
+    get_work,
+    post_work,
+    sockets_of,
+    token,
+)
+from tests.helpers import http
 from tests.integration.conftest import ServerFactory
+
+pytestmark = pytest.mark.in_process
 
 CENTER = """
 [rules]
@@ -21,11 +34,11 @@ missed_offers_limit = 3
 [[queues]]
 name = "main"
 push_timeout = 30
-wrapup_seconds = 0.6
+wrapup_seconds = 30
 
 [[queues]]
 name = "fast"
-push_timeout = 0.4
+push_timeout = 20
 
 [[queues]]
 name = "open"
@@ -79,7 +92,7 @@ async def no_offer(*clients: WsClient, wait: float = 0.4) -> None:
 
 
 def cancel(server: ServerProcess, wid: str, reason: str | None = None) -> httpx.Response:
-    return httpx.post(
+    return http().post(
         f"{server.http}/api/v1/work/{wid}/cancel",
         json={"reason": reason} if reason else None,
         headers={"Authorization": f"Bearer {token('service', 'crm')}"},
@@ -129,12 +142,17 @@ async def test_decline_requeues_with_original_age_never_to_that_agent_again(
 
 
 async def test_push_timeout_rescinds_requeues_and_offers_elsewhere(server_factory: ServerFactory) -> None:
-    server = server_factory(CENTER)
+    clock = DrivenClock()
+    server = server_factory(CENTER, clock=clock)
     ann = await online(server, "ann")
     bo = await online(server, "bo")
     wid = new(server, "fast")
     offer = await ann.expect(is_("offer", wid))  # the tie goes to ann
-    assert offer["expires_at"] - offer["offered_at"] == 400
+    assert offer["expires_at"] - offer["offered_at"] == 20_000
+    clock.advance(19)
+    await no_offer(bo)
+    assert get_work(server, wid)["agent_id"] == "ann"  # not before its time
+    clock.advance(2)
     await ann.expect(is_("offer.rescinded", wid, reason="timeout"), timeout=3)
     # ann (who let it ring out) is the last resort: bo gets it now
     await bo.expect(is_("offer", wid), timeout=3)
@@ -148,10 +166,12 @@ async def test_push_timeout_rescinds_requeues_and_offers_elsewhere(server_factor
 
 
 async def test_offer_that_times_out_returns_to_the_only_agent(server_factory: ServerFactory) -> None:
-    server = server_factory(CENTER)
+    clock = DrivenClock()
+    server = server_factory(CENTER, clock=clock)
     ann = await online(server, "ann")
     wid = new(server, "fast")
     await ann.expect(is_("offer", wid))
+    clock.advance(21)
     await ann.expect(is_("offer.rescinded", wid, reason="timeout"), timeout=3)
     # nobody else can take it: it is not stranded
     await ann.expect(is_("offer", wid), timeout=3)
@@ -159,22 +179,28 @@ async def test_offer_that_times_out_returns_to_the_only_agent(server_factory: Se
 
 
 async def test_three_consecutive_missed_offers_move_the_agent_to_away(server_factory: ServerFactory) -> None:
-    server = server_factory(CENTER)
+    clock = DrivenClock()
+    server = server_factory(CENTER, clock=clock)
     ann = await online(server, "ann")
+
+    async def ring_out(wid: str) -> None:
+        await ann.expect(is_("offer", wid), timeout=3)
+        clock.advance(21)  # past the push timeout (20 s)
+        await ann.expect(is_("offer.rescinded", wid, reason="timeout"), timeout=3)
+
     wid = new(server, "fast")
     # two misses, then an answer: the count starts again
     for _ in range(2):
-        await ann.expect(is_("offer", wid), timeout=3)
-        await ann.expect(is_("offer.rescinded", wid, reason="timeout"), timeout=3)
+        await ring_out(wid)
     await ann.expect(is_("offer", wid), timeout=3)
     await ok(ann, {"type": "offer.accept", "work_id": wid})
     await ok(ann, {"type": "work.complete", "work_id": wid})
     w2 = new(server, "fast")
     for _ in range(2):
-        await ann.expect(is_("offer", w2), timeout=3)
-        await ann.expect(is_("offer.rescinded", w2, reason="timeout"), timeout=3)
+        await ring_out(w2)
     ann.inbox = [m for m in ann.inbox if m.get("type") != "status"]
     await ann.expect(is_("offer", w2), timeout=3)
+    clock.advance(21)  # the third miss
     st = await ann.expect(lambda m: m.get("type") == "status" and m["status"] != "Available", timeout=3)
     assert (st["status"], st["reason"]) == ("Away", "missed offers")
     assert get_work(server, w2)["state"] == "queued"
@@ -215,14 +241,18 @@ async def test_break_with_open_offer_rescinds_at_once_and_keeps_work_in_hand(
 
 
 async def test_offline_past_grace_requeues_open_offers(server_factory: ServerFactory) -> None:
-    server = server_factory(CENTER, env={"PRESENCE_GRACE_SECONDS": "0.6"})
+    clock = DrivenClock()
+    server = server_factory(CENTER, clock=clock)  # the default grace: 30 s
     ann = await online(server, "ann")
     wid = new(server, "open")  # no push timeout: only the grace period ends it
     await ann.expect(is_("offer", wid))
     await ann.close()
-    await asyncio.sleep(0.25)
-    assert get_work(server, wid)["state"] == "offered"  # still within grace
+    await sockets_of(server, "ann", 0)
     bo = await online(server, "bo")
+    clock.advance(29)
+    await no_offer(bo)  # sweeps ran on the clock 29 s on
+    assert get_work(server, wid)["state"] == "offered"  # still within grace
+    clock.advance(2)
     await bo.expect(is_("offer", wid), timeout=3)
     item = get_work(server, wid)
     assert item["agent_id"] == "bo"
@@ -231,17 +261,23 @@ async def test_offline_past_grace_requeues_open_offers(server_factory: ServerFac
 
 
 async def test_back_within_grace_keeps_the_offer(server_factory: ServerFactory) -> None:
-    server = server_factory(CENTER, env={"PRESENCE_GRACE_SECONDS": "1.5"})
+    clock = DrivenClock()
+    server = server_factory(CENTER, clock=clock)
     ann = await online(server, "ann")
     wid = new(server, "open")
     await ann.expect(is_("offer", wid))
     await ann.close()
-    await asyncio.sleep(0.3)
+    await sockets_of(server, "ann", 0)
+    clock.advance(20)
     again = await agent(server, "ann")
     assert [o["work_id"] for o in again.snapshot["offers"]] == [wid]
     assert again.snapshot["agent"]["status"] == "Available"
-    await asyncio.sleep(1.5)
+    clock.advance(40)  # past the grace period counted from the close: a socket is back
+    await again.quiet(0.4)
     assert get_work(server, wid)["state"] == "offered"
+    gone = [m for m in again.inbox if m.get("type") == "offer.rescinded"]
+    gone += [m for m in again.inbox if m.get("type") == "status" and m["status"] != "Available"]
+    assert not gone, gone
     await ok(again, {"type": "offer.accept", "work_id": wid})
 
 
@@ -249,7 +285,8 @@ async def test_back_within_grace_keeps_the_offer(server_factory: ServerFactory) 
 
 
 async def test_wrapup_holds_capacity_then_completes_at_the_queue_limit(server_factory: ServerFactory) -> None:
-    server = server_factory(CENTER)
+    clock = DrivenClock()
+    server = server_factory(CENTER, clock=clock)  # "main": wrap-up 30 s
     ann = await online(server, "ann")
     wid = new(server)
     await ann.expect(is_("offer", wid))
@@ -257,13 +294,16 @@ async def test_wrapup_holds_capacity_then_completes_at_the_queue_limit(server_fa
     reply = await ok(ann, {"type": "work.wrapup", "work_id": wid})
     upd = await ann.expect(is_("work.updated", wid, state="wrapup"))
     assert upd["wrapup_until"] == reply["wrapup_until"] > 0
-    assert get_work(server, wid)["state"] == "wrapup"
+    assert 29_000 <= upd["wrapup_until"] - clock() * 1000 <= 30_000  # the queue's limit
     # capacity stays held during wrap-up: the next item waits
     w2 = new(server)
-    await no_offer(ann, wait=0.2)
+    clock.advance(29)
+    await no_offer(ann)
+    assert get_work(server, wid)["state"] == "wrapup"
+    clock.advance(2)
     done = await ann.expect(is_("work.updated", wid, state="completed"), timeout=3)
     assert done["disposition"] == "wrapup-timeout"
-    assert time.time() * 1000 >= upd["wrapup_until"] - 50
+    assert clock() * 1000 >= upd["wrapup_until"]
     await ann.expect(is_("offer", w2), timeout=2)
     item = get_work(server, wid)
     assert item["state"] == "completed" and item["disposition"] == "wrapup-timeout"

@@ -3,10 +3,13 @@ behind it that someone can (route.lua reads the waiting set page by page)."""
 
 from __future__ import annotations
 
-import httpx
+import pytest
 
 from tests.harness import ServerProcess, agent, available, token
+from tests.helpers import http
 from tests.integration.conftest import ServerFactory
+
+pytestmark = pytest.mark.in_process
 
 CENTER = """
 [[queues]]
@@ -20,7 +23,7 @@ skills = {english = 5}
 
 
 def post_batch(server: ServerProcess, items: list[dict[str, object]]) -> None:
-    r = httpx.post(
+    r = http().post(
         f"{server.http}/api/v1/work:batch",
         json={"items": items},
         headers={"Authorization": f"Bearer {token('service', 'crm')}"},

@@ -29,6 +29,7 @@ from presence.http import openapi
 from tests.harness import (
     JSON,
     SECRET,
+    DrivenClock,
     ServerProcess,
     WsClient,
     agent,
@@ -39,7 +40,7 @@ from tests.harness import (
 )
 from tests.integration.conftest import ServerFactory
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.in_process]
 
 ROLES = ("agent", "supervisor", "service")
 
@@ -216,11 +217,15 @@ async def test_agent_cannot_use_supervisor_messages(server: ServerProcess) -> No
     assert reply["type"] == "ok", reply
 
 
-async def test_token_expiring_while_connected_closes_4401(server: ServerProcess) -> None:
-    tok = mint(SECRET, "alice", "agent", ttl=2)
+async def test_token_expiring_while_connected_closes_4401(server_factory: ServerFactory) -> None:
+    clock = DrivenClock()
+    server = server_factory(clock=clock)
+    tok = mint(SECRET, "alice", "agent", ttl=60)
     alice = await WsClient.connect(server, "/ws/agent", tok)
     assert (await alice.request({"type": "ping"}))["type"] == "pong"
-    await asyncio.sleep(2.2)
+    clock.advance(58)  # still good for two seconds
+    assert (await alice.request({"type": "ping"}))["type"] == "pong"
+    clock.advance(3)
     await alice.send({"type": "ping"})
     await asyncio.wait_for(alice.conn.wait_closed(), 5)
     assert alice.conn.close_code == 4401
@@ -292,7 +297,7 @@ def access_logged(server_factory: ServerFactory) -> Iterator[ServerProcess]:
         return real([*args, "--access-log"], **kw)  # type: ignore[call-overload, no-any-return]
 
     with mock.patch.object(subprocess, "Popen", popen):
-        server = server_factory()
+        server = server_factory(process=True)
     yield server
 
 

@@ -78,10 +78,10 @@ async def test_two_workers_share_the_port(redis_server: str, server_factory: Ser
     with redis.Redis.from_url(redis_server) as r:
         # each worker runs its own lifespan: one pub/sub listener each
         for _ in range(200):
-            if r.pubsub_numsub(k.events_channel)[0][1] >= 2:
+            if r.pubsub_shardnumsub(k.events_channel)[0][1] >= 2:
                 break
             await asyncio.sleep(0.05)
-        assert r.pubsub_numsub(k.events_channel)[0][1] == 2
+        assert r.pubsub_shardnumsub(k.events_channel)[0][1] == 2
     for _ in range(5):
         assert request("GET", f"{server.http}/readyz", timeout=5).status_code == 200
     # sockets land on both workers (a socket's lease names its process)

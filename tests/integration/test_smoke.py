@@ -3,7 +3,11 @@ receive an offer for a posted item, accept, complete."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.harness import ServerProcess, agent, available, post_work, supervisor
+
+pytestmark = pytest.mark.in_process
 
 
 async def test_offer_accept_complete(server: ServerProcess) -> None:

@@ -101,12 +101,12 @@ async def test_a_batched_call_publishes_its_events_as_one_message(store: Store) 
     20 offers (an array-16 header past 15 events); a single event
     is still published on its own, as before."""
     pubsub = store.redis.pubsub()
-    await pubsub.subscribe(store.keys.events_channel)
+    await pubsub.ssubscribe(store.keys.events_channel)
 
     async def published() -> list[bytes]:
         out = []
         while (m := await pubsub.get_message(timeout=0.3)) is not None:
-            if m["type"] == "message":
+            if m["type"] == "smessage":
                 out.append(m["data"])
         return out
 

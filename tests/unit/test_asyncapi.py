@@ -19,6 +19,7 @@ from presence.app import create_app
 from presence.config import Settings
 from presence.http import asyncapi
 from presence.schema import messages as m
+from presence.schema.common import NOT_BLANK
 from presence.ws import agent, supervisor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,7 +161,7 @@ def test_document_content(doc: dict[str, Any]) -> None:
     assert schemas["Error"]["properties"]["code"]["enum"] == list(protocol.ERROR_MEANINGS)
     # a rule of the schema layer is in the document as it is in the decoder
     note = schemas["WorkNote"]["properties"]["text"]
-    assert note["maxLength"] == 4000 and note["pattern"] == r"\S"
+    assert note["maxLength"] == 4000 and note["pattern"] == NOT_BLANK
     assert schemas["CallControl"]["properties"]["action"]["enum"][0] == "answer"
     ping = doc["operations"]["agent.receive.ping"]
     assert [_resolve(doc, r["$ref"])["name"] for r in ping["reply"]["messages"]] == ["pong", "error"]

@@ -21,6 +21,13 @@ def test_defaults() -> None:
     assert (s.sweep_interval, s.supervisor_flush, s.max_frame) == (0.2, 0.1, 64 * 1024)
     assert (s.rate_per_second, s.rate_burst, s.token_ttl, s.log_level) == (50.0, 200, 43200, "info")
     assert s.allowed_origins == ()
+    assert s.redis_mode == "auto"
+    assert (s.retention_days, s.archive_dir) == (90.0, None)
+
+
+def test_retention_and_archive(tmp_path: Path) -> None:
+    s = Settings.from_env({"PRESENCE_RETENTION_DAYS": "0", "PRESENCE_ARCHIVE_DIR": str(tmp_path / "a")})
+    assert (s.retention_days, s.archive_dir) == (0.0, tmp_path / "a")
 
 
 def test_every_variable_is_read(tmp_path: Path) -> None:
@@ -45,9 +52,10 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
             "PRESENCE_RATE_PER_SECOND": "10",
             "PRESENCE_RATE_BURST": "20",
             "PRESENCE_LOG_LEVEL": "DEBUG",
+            "PRESENCE_REDIS_MODE": "Cluster",
         }
     )
-    assert s.redis_url == "redis://127.0.0.1:7000/2"
+    assert (s.redis_url, s.redis_mode) == ("redis://127.0.0.1:7000/2", "cluster")
     assert (s.host, s.port, s.secret, s.center_config, s.data_dir) == (
         "0.0.0.0",
         9000,
@@ -96,10 +104,14 @@ def test_settings_are_frozen() -> None:
         ("PRESENCE_LOG_LEVEL", "loud"),
         ("PRESENCE_HISTORY_DAYS", "0"),
         ("PRESENCE_ROLLUP_DAYS", "forever"),
+        ("PRESENCE_RETENTION_DAYS", "-1"),
+        ("PRESENCE_RETENTION_DAYS", "ninety"),
+        ("PRESENCE_ARCHIVE_DIR", "/dev/null/archive"),
         ("PRESENCE_TIMEZONE", "Mars/Olympus_Mons"),
         ("PRESENCE_KPI_INTERVAL", "0"),
         ("PRESENCE_STALL_MS", "-1"),
         ("PRESENCE_STALL_MS", "soon"),
+        ("PRESENCE_REDIS_MODE", "sharded"),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:

@@ -721,3 +721,26 @@ def test_a_day_folded_into_sums_holds_the_last_hour_only() -> None:
     assert not any(gc.is_tracked(r) for r in inc.rows)
     assert not any(gc.is_tracked(s) for ss in inc.agent_spans.values() for s in ss)
     assert first["gc"] < first["facts"] + first["spans"]
+
+
+def test_csat_counts_for_agent_queue_and_center_in_both_trackers() -> None:
+    """A survey answer (``csat``, days after the item maybe) counts when it
+    comes, for the case's agent and queue; the live tracker agrees with the
+    full pass, and a window that no longer holds it forgets it."""
+    evs = [
+        Event("create", 1000, "w1", "", "support", "chat"),
+        Event("accept", 2000, "w1", "a1", "support", "chat"),
+        Event("complete", 3000, "w1", "a1", "support", "chat"),
+        Event("csat", 50_000, "w1", "a1", "support", "chat", {"score": "4"}),
+        Event("csat", 60_000, "w9", "a2", "billing", "email", {"score": "1"}),
+        Event("csat", 61_000, "w8", "a2", "billing", "email", {"score": "not a number"}),
+    ]
+    for tracker in (IncrementalTracker(SETTINGS), Tracker(SETTINGS)):
+        tracker.feed(evs)
+        g = tracker.aggregate(70_000, {"all": 0, "late": 55_000})
+        k = g["all"].center.kpis()
+        assert (k["csat"], k["csat_count"]) == (2.5, 2)
+        assert g["all"].agents["a1"].kpis()["csat"] == 4.0
+        assert g["all"].queues["billing"].kpis()["csat"] == 1.0
+        assert g["late"].center.kpis()["csat_count"] == 1
+        assert "a1" not in g["late"].agents or g["late"].agents["a1"].csat_n == 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from presence.store.scripts import LIBRARY, helpers, library, script_names, script_source
+from presence.store.scripts import LIBRARY, READ_ONLY, helpers, library, script_names, script_source
 
 LUA_DIR = Path(__file__).resolve().parents[2] / "presence" / "store" / "lua"
 # a top-level definition of the library: `local function f(` or `local a, b = ...`
@@ -36,7 +36,9 @@ def test_library_is_joined_in_the_declared_order() -> None:
     # the function library is the helpers, then every script as a function
     source, functions = library()
     assert source.startswith("#!lua name=presence_") and f"\n{joined}\n-- ==== " in source
-    first_script = min(source.index(f"redis.register_function('{fn}'") for fn in functions.values())
+    first_script = min(
+        source.index(f"redis.register_function{{function_name = '{fn}'") for fn in functions.values()
+    )
     assert source.index(joined) < first_script
     assert joined in script_source("check")
 
@@ -100,3 +102,11 @@ def test_every_script_opens_with_its_keys_and_argv() -> None:
         assert header[0].startswith(f"-- {name}.lua: "), name
         assert "-- KEYS[1] center prefix" in header, name
         assert any(line.startswith("-- ARGV[1] now (ms)") for line in header), name
+
+
+def test_only_the_reads_are_registered_without_writes() -> None:
+    # a full Redis (maxmemory, noeviction) runs `no-writes` functions only:
+    # the reads are flagged, and every script that may write is not
+    source, functions = library()
+    flagged = {name for name, fn in functions.items() if f"'{fn}', flags = {{'no-writes'}}" in source}
+    assert flagged == set(READ_ONLY)

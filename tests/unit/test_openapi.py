@@ -58,6 +58,7 @@ BODYLESS = {
     # writes that take no body at all (the path says everything)
     ("DELETE", "/api/v1/agents/{agent_id}"),
     ("DELETE", "/api/v1/queues/{name}"),
+    ("DELETE", "/api/v1/templates/{template_id}"),
     ("POST", "/api/v1/work/{work_id}/pull"),
     ("DELETE", "/api/v1/centers/{center}"),
 }

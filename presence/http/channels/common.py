@@ -31,12 +31,20 @@ async def customer_of(
     return await cases.customer_of(ctx_of(request).store, phone=phone, email=email, name=name)
 
 
-def intake_response(result: Intake, **extra: Any) -> Response:
+def status_url(request: Request, work_id: str) -> str:
+    """The case's signed self-service link (``/status/<token>``), absolute."""
+    ctx = ctx_of(request)
+    path = cases.status_path(ctx.secret, ctx.store.keys.center, work_id)
+    return str(request.base_url).rstrip("/") + path
+
+
+def intake_response(request: Request, result: Intake, **extra: Any) -> Response:
     body = {
         "id": result.work_id,
         "outcome": result.outcome,
         "agent_id": result.holder or None,
         **extra,
+        "status_url": status_url(request, result.work_id),
     }
     status = 201 if result.outcome == "created" else 200
     headers = {"Location": f"/api/v1/work/{result.work_id}"}

@@ -80,7 +80,7 @@ async def inbound(request: Request, body: Body[EmailInput]) -> Response:
         priority=priority,
         skills=skills,
     )
-    return intake_response(result, queue=queue)
+    return intake_response(request, result, queue=queue)
 
 
 ROUTES = [Route("/api/v1/channels/email/inbound", inbound, methods=["POST"])]

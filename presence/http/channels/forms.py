@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from presence.http.channels.common import center_of, customer_of
+from presence.http.channels.common import center_of, customer_of, status_url
 from presence.http.common import FORM, Body, ctx_of, invalid, json, takes
 from presence.problems import Problem
 from presence.schema import Invalid
@@ -36,12 +36,14 @@ THANKS = {
         "Thank you for contacting us. We have received your message and will get back to you soon.",
         "Your reference",
         "Back",
+        "Follow your request, and add to it, on its status page",
     ),
     "ja": (
         "ありがとうございます",
         "お問い合わせありがとうございます。内容を受け付けました。担当者より折り返しご連絡いたします。",
         "受付番号",
         "戻る",
+        "お問い合わせの状況の確認・追加のご連絡はこちら",
     ),
 }
 
@@ -59,9 +61,11 @@ def _wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-def _thanks(lang: str, ref: str | None, status: int = 200) -> HTMLResponse:
-    title, body, ref_label, back = THANKS[lang]
+def _thanks(lang: str, ref: str | None, status: int = 200, link: str = "") -> HTMLResponse:
+    title, body, ref_label, back, follow = THANKS[lang]
     ref_html = f"<p>{ref_label}: <code>{html.escape(ref)}</code></p>" if ref else ""
+    if link:
+        ref_html += f'<p><a id="status-link" href="{html.escape(link)}?lang={lang}">{follow}</a></p>'
     page = f"""<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -150,10 +154,15 @@ async def post_case(request: Request, body: Body[WebForm]) -> Response:
             "text": values["message"],
         },
     )
+    link = status_url(request, result.work_id)
     if _wants_json(request):
         # no `lead` here: the public reply must not tell who is a known customer
-        return json({"id": result.work_id, "outcome": result.outcome, "queue": queue}, status=201)
-    return _thanks(lang, result.work_id, status=201)
+        # outside the queue's hours a new case may wait in another queue (its rule)
+        where = result.woke if result.outcome == "created" and result.woke else queue
+        return json(
+            {"id": result.work_id, "outcome": result.outcome, "queue": where, "status_url": link}, status=201
+        )
+    return _thanks(lang, result.work_id, status=201, link=link)
 
 
 ROUTES = [Route("/forms/case", post_case, methods=["POST"])]

@@ -75,7 +75,7 @@ async def message(request: Request, body: Body[MessageInput]) -> Response:
         priority=priority,
         skills=skills,
     )
-    return intake_response(result, queue=queues[channel])
+    return intake_response(request, result, queue=queues[channel])
 
 
 ROUTES = [Route("/api/v1/channels/{channel}/messages", message, methods=["POST"])]

@@ -56,7 +56,7 @@ async def call_arrived(request: Request, body: Body[CallInput]) -> Response:
         priority=call.priority,
         skills=call.skills,
     )
-    return intake_response(result, queue=queue, customer=customer)
+    return intake_response(request, result, queue=queue, customer=customer)
 
 
 @takes(HangupInput, required=False)

@@ -8,6 +8,7 @@ import {
   $,
   channelIcon,
   chime,
+  crmLink,
   h,
   icon,
   put,
@@ -35,7 +36,7 @@ import {
 
 const DECLINE_REASONS = ["busy", "wrong_skill", "language", "other"];
 const DISPOSITIONS = ["resolved", "follow-up", "escalated", "information given", "no answer"];
-const FINAL = new Set(["completed", "abandoned", "transferred", "cancelled", "closed"]);
+const FINAL = new Set(["completed", "abandoned", "transferred", "pulled", "cancelled", "closed"]);
 
 const state = {
   me: null,
@@ -51,6 +52,8 @@ const state = {
   queues: [],
   openId: null,
   detail: null, // last GET /api/v1/work/{id} of the open item
+  profile: null, // the agent's own profile (its name fills {agent.name})
+  templates: [], // GET /api/v1/templates, read when an item opens
 };
 
 const session = new Session({
@@ -90,6 +93,7 @@ function onSignIn(c) {
   session
     .api(`/api/v1/agents/${encodeURIComponent(c.sub)}`)
     .then((p) => {
+      state.profile = p || null;
       state.ext = (p && p.extension) || "";
       renderExt();
     })
@@ -140,6 +144,10 @@ function onMessage(msg) {
       return onUpdated(msg);
     case "work.note":
       return onNote(msg);
+    case "work.reply":
+      return onReply(msg);
+    case "work.message":
+      return onCustomerMessage(msg);
     case "call.state":
       return onCallState(msg);
     case "agent.removed":
@@ -219,6 +227,7 @@ function onUpdated(msg) {
   if (FINAL.has(msg.state) || (msg.agent_id && msg.agent_id !== state.me)) {
     forgetItem(msg.work_id);
     if (msg.state === "transferred") toast(t("work.transferredToast"), "info");
+    if (msg.state === "pulled") toast(t("work.pulledToast"), "info");
   } else {
     Object.assign(w, msg);
     if (state.openId === msg.work_id) refreshOpen();
@@ -239,6 +248,31 @@ function onNote(msg) {
   const note = msg.note || { author: msg.author, text: msg.text, ts: msg.ts };
   addNote(msg.work_id, note);
   if (state.openId === msg.work_id) renderNotes();
+}
+
+// -- the conversation: what the customer wrote and the replies sent ---------------
+
+function caseOf(wid) {
+  return state.openId === wid && state.detail && state.detail.case ? state.detail.case : null;
+}
+
+function onReply(msg) {
+  const c = caseOf(msg.work_id);
+  if (!c || !msg.reply) return;
+  c.replies = c.replies || [];
+  if (!c.replies.some((r) => r.ts === msg.reply.ts && r.text === msg.reply.text)) c.replies.push(msg.reply);
+  c.answered = msg.reply.message;
+  c.answered_by = msg.reply.author;
+  c.answered_at = msg.reply.ts;
+  renderConversation();
+}
+
+function onCustomerMessage(msg) {
+  const c = caseOf(msg.work_id);
+  if (!c || !msg.message) return;
+  c.messages = c.messages || [];
+  c.messages.push(msg.message);
+  renderConversation();
 }
 
 function onCallState(msg) {
@@ -516,6 +550,13 @@ function renderCapacity() {
   );
 }
 
+/** "Open in CRM" for an item whose queue has a CRM link (crm_url). */
+function crmAnchor(w) {
+  const q = state.queues.find((x) => x.name === w.queue);
+  const url = crmLink(q && q.crm_url, w);
+  return url ? h("p.crm", null, h("a.btn.ghost.small.crm-link", { href: url, target: "_blank", rel: "noopener noreferrer" }, t("detail.openCrm"))) : null;
+}
+
 function queueTitle(name) {
   const q = state.queues.find((x) => x.name === name);
   return (q && q.title) || name || "";
@@ -541,7 +582,6 @@ function renderOffers() {
 
 function offerCard(o) {
   const c = o.customer || {};
-  const extra = Object.entries(c).filter(([k]) => !["name", "phone", "email", "id"].includes(k));
   const reasonSel = h(
     "select",
     { "aria-label": t("offer.declineReason") },
@@ -596,15 +636,8 @@ function offerCard(o) {
         )
       : null,
     h("h3.offer-subject", { dir: "auto" }, o.subject || t("offer.noSubject")),
-    h(
-      "dl.screenpop",
-      null,
-      c.name ? [h("dt", null, t("customer.name")), h("dd", { dir: "auto" }, c.name)] : null,
-      c.phone ? [h("dt", null, t("customer.phone")), h("dd", { dir: "ltr" }, c.phone)] : null,
-      c.email ? [h("dt", null, t("customer.email")), h("dd", { dir: "ltr" }, c.email)] : null,
-      c.id ? [h("dt", null, t("customer.id")), h("dd", null, String(c.id))] : null,
-      extra.map(([k, v]) => [h("dt", null, k), h("dd", { dir: "auto" }, fmtValue(v))]),
-    ),
+    screenPop(c),
+    customerHistory(c),
     o.handoff
       ? h(
           "div.handoff",
@@ -647,10 +680,104 @@ function offerCard(o) {
   return card;
 }
 
+/** A value as a person reads it: lists joined, a nested map as "key: value" pairs, never JSON. */
 function fmtValue(v) {
   if (v === null || v === undefined) return "";
-  if (typeof v === "object") return JSON.stringify(v);
+  if (typeof v === "boolean") return t(v ? "common.yes" : "common.no");
+  if (Array.isArray(v)) return v.map(fmtValue).filter(Boolean).join(", ");
+  if (typeof v === "object") return Object.entries(v).map(([k, x]) => `${fieldLabel(k)}: ${fmtValue(x)}`).join(" · ");
   return String(v);
+}
+
+// the directory's fields, in the order the screen pop shows them
+const CUSTOMER_FIELDS = ["name", "company", "tier", "language", "phone", "phones", "email", "emails", "handle", "id", "notes"];
+const LTR = new Set(["phone", "phones", "email", "emails", "handle", "id"]);
+
+/** A field's label: the page's own word for a known one, the key made readable otherwise. */
+function fieldLabel(k) {
+  const key = `customer.${k}`;
+  const known = t(key);
+  if (known !== key) return known;
+  const words = String(k).replace(/[_-]+/g, " ").trim();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** The screen pop: the customer's directory fields and attributes as labelled fields. */
+function screenPop(c) {
+  const rows = [];
+  const field = (k, v) => {
+    const text = fmtValue(v);
+    if (!text) return;
+    rows.push(h("dt", null, fieldLabel(k)), h("dd", { dir: LTR.has(k) ? "ltr" : "auto", dataset: { field: k } }, text));
+  };
+  for (const k of CUSTOMER_FIELDS) if (k in c) field(k, c[k]);
+  const attrs = c.attributes && typeof c.attributes === "object" ? c.attributes : {};
+  for (const [k, v] of Object.entries(attrs)) field(k, v);
+  const skip = new Set([...CUSTOMER_FIELDS, "attributes", "lead"]);
+  for (const [k, v] of Object.entries(c)) if (!skip.has(k)) field(k, v);
+  return h(
+    "div.screenpop-box",
+    null,
+    c.lead ? h("p.badge.lead", null, t("customer.lead")) : null,
+    h("dl.screenpop", null, rows),
+  );
+}
+
+/** "Past cases": the customer's last cases (GET /api/v1/customers/{id}/cases), a page at a time. */
+function customerHistory(c) {
+  if (!c || !c.id) return null;
+  const list = h("ol.customer-history", { hidden: true });
+  const more = h("button.btn.ghost.small.history-more", { type: "button", hidden: true });
+  let next = null;
+  const load = async () => {
+    const q = next ? `&before=${next}` : "";
+    try {
+      const page = await session.api(`/api/v1/customers/${encodeURIComponent(c.id)}/cases?limit=5${q}`);
+      if (!next) put(list);
+      for (const k of page.cases || []) {
+        list.append(
+          h(
+            "li",
+            { dataset: { id: k.work_id } },
+            h("time", null, k.created ? fmtDateTime(k.created) : ""),
+            h("span.ch-badge", { dataset: { ch: k.channel || "" } }, channelIcon(k.channel), tChannel(k.channel || "")),
+            h("span.past-subject", { dir: "auto" }, k.subject || t("offer.noSubject")),
+            h("span.badge", null, k.status || ""),
+            h("span.muted", null, k.owner ? t("history.handledBy", { who: k.owner_name || k.owner }) : t("history.unhandled")),
+          ),
+        );
+      }
+      if (!list.children.length) list.append(h("li.muted", null, t("history.none")));
+      next = page.next;
+      more.hidden = !next;
+      setText(more, t("history.more"));
+    } catch (err) {
+      put(list, h("li.error", null, t("history.failed", { e: err.message })));
+    }
+  };
+  const open = h(
+    "button.btn.ghost.small.history-btn",
+    {
+      type: "button",
+      "aria-expanded": "false",
+      onclick: () => {
+        const show = list.hidden;
+        list.hidden = !show;
+        open.setAttribute("aria-expanded", String(show));
+        if (show) {
+          next = null;
+          put(list, h("li.muted", null, t("common.loading")));
+          load();
+        } else {
+          more.hidden = true;
+        }
+      },
+    },
+    icon("history"),
+    t("history.open"),
+  );
+  more.addEventListener("click", load);
+  return h("div.history-box", null, open, list, more);
 }
 
 /** The line under an empty "Work in hand": what is true now, and what to do. */
@@ -726,9 +853,20 @@ async function openDetail(wid) {
   refreshDetail();
 }
 
+async function loadTemplates() {
+  try {
+    const b = await session.api("/api/v1/templates");
+    state.templates = (b && b.templates) || [];
+  } catch {
+    state.templates = []; // a server without templates: the boxes offer none
+  }
+  for (const kind of ["reply", "note"]) fillTemplateSelect(kind);
+}
+
 async function refreshDetail() {
   const wid = state.openId;
   if (!wid) return;
+  loadTemplates();
   try {
     const d = await session.api(`/api/v1/work/${encodeURIComponent(wid)}`);
     if (state.openId !== wid) return;
@@ -741,6 +879,7 @@ async function refreshDetail() {
     for (const n of d.notes || []) addNote(wid, n);
     renderHistory();
     renderNotes();
+    renderConversation();
   } catch (err) {
     const box = $("#detail-history");
     if (box) put(box, h("p.error", null, t("detail.historyFailed", { e: err.message })));
@@ -761,7 +900,7 @@ function closeDetail() {
 }
 
 // What the agent is typing in the open item's panel survives a redraw (a new language).
-const TYPED = ["#dispo", "#note-text", "#call-target", "#xfer-agent", "#xfer-note"];
+const TYPED = ["#dispo", "#note-text", "#call-target", "#xfer-agent", "#xfer-note", "#reply-text"];
 
 function renderDetail() {
   const w = state.work.get(state.openId);
@@ -795,14 +934,9 @@ function renderDetail() {
         )
       : null,
     h("h3", null, t("detail.customer")),
-    h(
-      "dl.screenpop",
-      null,
-      Object.entries(c).map(([k, v]) => [
-        h("dt", null, ["name", "phone", "email", "id"].includes(k) ? t(`customer.${k}`) : k),
-        h("dd", { dir: "auto" }, fmtValue(v)),
-      ]),
-    ),
+    crmAnchor(w),
+    screenPop(c),
+    customerHistory(c),
     w.payload && Object.keys(w.payload).length
       ? [
           h("h3", null, t("detail.payload")),
@@ -817,6 +951,7 @@ function renderDetail() {
     h("p#detail-error.detail-error", { role: "alert", hidden: true }),
     h("section#detail-actions.detail-actions"),
     transferForm(w),
+    voice ? null : h("section#conversation.conversation", { "aria-labelledby": "convo-title", hidden: true }),
     h(
       "section.notes",
       { "aria-labelledby": "notes-title" },
@@ -833,6 +968,8 @@ function renderDetail() {
   );
   updateDetailState();
   if (voice) renderCall();
+  if (state.detail) renderConversation();
+  fillTemplateSelect("note");
   for (const [sel, value] of typed) if (value && $(sel, body)) $(sel, body).value = value;
   paintItemError(w.work_id);
   renderNotes();
@@ -1010,6 +1147,7 @@ function noteForm(w) {
         renderNotes();
       },
     },
+    h("div.row.reply-tools", null, templateSelect("note")),
     text,
     h("button.btn", { type: "submit" }, t("detail.addNote")),
   );
@@ -1038,6 +1176,203 @@ function renderNotes() {
   if (old) old.remove();
   const note = unavailableNote("work.note");
   if (note) list.after(note);
+}
+
+/** Who wrote a customer message: a name, an address, a handle. */
+function senderOf(m) {
+  const f = m.from;
+  if (f && typeof f === "object") return f.name || f.handle || f.email || f.phone || f.id || "";
+  return m.name ? `${m.name} <${f || ""}>` : f || "";
+}
+
+/** The customer's messages in order, each followed by the replies that answered it. */
+function renderConversation() {
+  const box = $("#conversation");
+  const w = state.work.get(state.openId);
+  const c = state.detail && state.detail.case;
+  if (!box || !w) return;
+  if (!c) {
+    box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  if (!box.dataset.id || box.dataset.id !== w.work_id || !$("#reply-form", box)) {
+    box.dataset.id = w.work_id;
+    put(box, h("h3#convo-title", null, t("reply.conversation")), h("ol#convo-list.convo-list"), replyForm(w));
+    fillTemplateSelect("reply");
+  }
+  const messages = c.messages || [];
+  const replies = c.replies || [];
+  const answers = (n) => replies.filter((r) => (r.message || 0) === n);
+  const replyItem = (r) =>
+    h(
+      "li.convo-reply",
+      null,
+      h("span.note-meta", null, `${t("reply.by", { who: r.author || "" })} · ${r.ts ? fmtDateTime(r.ts) : ""}`),
+      r.again ? h("span.badge.again", null, t("reply.again")) : null,
+      h("p", { dir: "auto" }, r.text || ""),
+    );
+  put($("#convo-list", box),
+    answers(0).map(replyItem),
+    messages.map((m, i) => [
+      h(
+        "li.convo-in",
+        null,
+        h("span.note-meta", { dir: "auto" }, senderOf(m)),
+        m.subject ? h("strong", { dir: "auto" }, m.subject) : null,
+        h("p", { dir: "auto" }, m.text || ""),
+      ),
+      answers(i + 1).map(replyItem),
+    ]),
+    !messages.length && !replies.length ? h("li.muted", null, t("reply.none")) : null,
+  );
+}
+
+/** Who answered the customer's latest message, and when, in the page's language. */
+function alreadyText(wid, err) {
+  const c = caseOf(wid);
+  if (!c || !c.answered_by) return err.message;
+  return t("reply.already", { who: c.answered_by, at: c.answered_at ? fmtDateTime(c.answered_at) : "?" });
+}
+
+// -- reply templates ----------------------------------------------------------------
+
+/** The templates for this item and box: its channel, queue, the customer's language, the kind of text. */
+function templatesFor(w, kind) {
+  const c = w.customer || {};
+  const lang = String(c.language || "").toLowerCase();
+  return state.templates.filter((tp) => {
+    if (tp.kind !== "any" && tp.kind !== kind) return false;
+    if (tp.channels.length && !tp.channels.includes(w.channel)) return false;
+    if (tp.queues.length && !tp.queues.includes(w.queue)) return false;
+    if (tp.language && lang) {
+      const have = tp.language.toLowerCase();
+      if (have !== lang && have !== lang.split("-")[0]) return false;
+    }
+    return true;
+  });
+}
+
+/** A template's text with its placeholders filled from the item in hand ({{ and }} are braces). */
+function fillTemplate(text, w) {
+  const c = w.customer || {};
+  const q = state.queues.find((x) => x.name === w.queue) || {};
+  const kase = (state.detail && state.detail.case) || {};
+  const first = (v) => (Array.isArray(v) ? v[0] : v);
+  const values = {
+    "customer.name": c.name,
+    "customer.company": c.company,
+    "customer.email": c.email || first(c.emails),
+    "customer.phone": c.phone || first(c.phones),
+    "customer.id": c.id,
+    "agent.name": (state.profile && state.profile.name) || state.me,
+    "agent.id": state.me,
+    "case.id": w.work_id,
+    "case.subject": w.subject,
+    "case.status": kase.status,
+    "case.status_url": state.detail && state.detail.status_path ? location.origin + state.detail.status_path : "",
+    "queue.name": w.queue,
+    "queue.title": q.title || w.queue,
+    channel: w.channel,
+  };
+  return text.replace(/\{\{|\}\}|\{([^{}]*)\}/g, (tok, name) => {
+    if (tok === "{{") return "{";
+    if (tok === "}}") return "}";
+    const v = values[name.trim()];
+    return v === undefined || v === null ? "" : String(v);
+  });
+}
+
+function templateSelect(kind) {
+  return h("select.template-select", {
+    id: `${kind}-template`,
+    "aria-label": t("tpl.insert"),
+    onchange: (e) => {
+      const sel = e.target;
+      const w = state.work.get(state.openId);
+      const tp = state.templates.find((x) => x.id === sel.value);
+      sel.value = "";
+      if (!w || !tp) return;
+      const box = $(kind === "reply" ? "#reply-text" : "#note-text");
+      if (!box) return;
+      const text = fillTemplate(tp.text, w);
+      const at = box.selectionStart ?? box.value.length;
+      box.value = box.value.slice(0, at) + text + box.value.slice(box.selectionEnd ?? at);
+      box.focus();
+      box.dispatchEvent(new Event("input"));
+    },
+  });
+}
+
+function fillTemplateSelect(kind) {
+  const sel = $(`#${kind}-template`);
+  const w = state.work.get(state.openId);
+  if (!sel || !w) return;
+  const list = templatesFor(w, kind);
+  put(sel,
+    h("option", { value: "" }, t(list.length ? "tpl.insert" : "tpl.none")),
+    ...list.map((tp) => h("option", { value: tp.id }, tp.name)),
+  );
+  sel.disabled = !list.length;
+}
+
+// the composing mark lasts 15 s on the server; renewed at most every 5 s while typing
+const COMPOSE_EVERY = 5000;
+
+function replyForm(w) {
+  const text = h("textarea#reply-text", { rows: 3, "aria-label": t("reply.text"), placeholder: t("reply.text"), dir: "auto" });
+  const confirmBox = h("div#reply-confirm.reply-confirm", { role: "alert", hidden: true });
+  let lastMark = 0;
+  const mark = (on) => {
+    const now = Date.now();
+    if (on && now - lastMark < COMPOSE_EVERY) return;
+    lastMark = on ? now : 0;
+    send({ type: "work.composing", work_id: w.work_id, composing: on }).catch(() => {});
+  };
+  text.addEventListener("input", () => {
+    if (text.value.trim()) mark(true);
+  });
+  text.addEventListener("blur", () => {
+    if (!text.value.trim() && lastMark) mark(false);
+  });
+  const sendReply = async (confirm) => {
+    const value = text.value.trim();
+    if (!value) return;
+    confirmBox.hidden = true;
+    try {
+      const ok = await send({ type: "work.reply", work_id: w.work_id, text: value, confirm });
+      text.value = "";
+      lastMark = 0;
+      itemError(w.work_id, "", null);
+      // the conversation shows it: no toast over the box
+      if (ok && ok.reply) onReply({ work_id: w.work_id, reply: ok.reply });
+    } catch (err) {
+      if (err.code === "conflict" && err.field === "confirm") {
+        // 二重返信防止: the customer's message was answered already; say by whom, and ask
+        put(confirmBox,
+          h("p", null, alreadyText(w.work_id, err)),
+          h("button.btn.danger", { type: "button", id: "reply-confirm-btn", onclick: () => sendReply(true) }, t("reply.sendAnyway")),
+          h("button.btn.ghost", { type: "button", onclick: () => { confirmBox.hidden = true; } }, t("common.cancel")),
+        );
+        confirmBox.hidden = false;
+      } else {
+        itemError(w.work_id, "reply", err.unavailable ? null : err);
+      }
+    }
+  };
+  return h(
+    "form#reply-form.reply-form",
+    {
+      onsubmit: (e) => {
+        e.preventDefault();
+        sendReply(false);
+      },
+    },
+    h("div.row.reply-tools", null, templateSelect("reply")),
+    text,
+    confirmBox,
+    h("button.btn.primary", { type: "submit", id: "reply-send" }, t("reply.send")),
+  );
 }
 
 function transferForm(w) {

@@ -132,6 +132,39 @@ export function statusClass(name, routable, working = false) {
   return `st-${kind === "other" ? "away" : kind}`;
 }
 
+/**
+ * A queue's CRM link (its `crm_url`, docs/ui.md) for one item, its
+ * placeholders filled in and URL-encoded: {customer.id}, {customer.name},
+ * {customer.phone}, {customer.email}, {case.id}, {work.id}, {queue},
+ * {channel}. "" when there is no template, when a placeholder has no value
+ * for this item (a half-filled link would open the wrong record), or when
+ * the result is not an http(s) URL.
+ */
+export function crmLink(template, item) {
+  if (!template || !item) return "";
+  const c = (item.customer && typeof item.customer === "object" && item.customer) || {};
+  const values = {
+    "customer.id": c.id,
+    "customer.name": c.name,
+    "customer.phone": c.phone,
+    "customer.email": c.email,
+    "case.id": item.work_id,
+    "work.id": item.work_id,
+    queue: item.queue,
+    channel: item.channel,
+  };
+  let missing = false;
+  const url = template.replace(/\{([^{}]*)\}/g, (_, name) => {
+    const v = values[name];
+    if (v === undefined || v === null || v === "") {
+      missing = true;
+      return "";
+    }
+    return encodeURIComponent(String(v));
+  });
+  return !missing && /^https?:\/\//i.test(url) ? url : "";
+}
+
 /** The short form of a phone extension: the user part of a SIP URI ("sip:2003@pbx" -> "2003"). */
 export function shortExt(ext) {
   const m = /^(?:sips?|tel):([^@;]+)/i.exec(ext || "");

@@ -22,4 +22,6 @@ export const ICONS = {
   "warn": `<path d="M12 3.5 2.5 20h19z"/><path d="M12 10v4.5M12 17.5h.01"/>`,
   "check": `<path d="m5 12.5 4.5 4.5L19 7.5"/>`,
   "cross": `<path d="M6 6l12 12M18 6 6 18"/>`,
+  "pen": `<path d="M4 20h4L19 9l-4-4L4 16z"/><path d="m13.5 6.5 4 4"/>`,
+  "history": `<path d="M3 12a9 9 0 1 0 3-6.7L3 8"/><path d="M3 3v5h5M12 8v4l3 2"/>`,
 };

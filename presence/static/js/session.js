@@ -83,6 +83,9 @@ const FATAL = { 4401: "err.unauthorized", 4403: "err.forbidden", 4404: "err.unkn
  * Events: onmessage(msg), onstate(state, info) with state in
  * "connecting" | "open" | "waiting" | "closed".
  */
+// waits before each retry of a request answered `unavailable`, ms
+const RETRY_DELAYS = [500, 1000, 2000, 4000];
+
 class Socket {
   constructor(path, token, { onmessage, onstate }) {
     this.path = path;
@@ -92,6 +95,9 @@ class Socket {
     this.ws = null;
     this.attempt = 0;
     this.refs = 0;
+    // Refs are unique per page load, not just per socket: the server keeps an
+    // agent's answer under its ref for a minute, to answer a retry with it.
+    this.refBase = `r${Math.random().toString(36).slice(2, 10)}-`;
     this.pending = new Map();
     this.offset = 0; // server clock minus local clock, ms
     this.stopped = false;
@@ -232,14 +238,28 @@ class Socket {
     return !!this.ws && this.ws.readyState === 1;
   }
 
-  /** Send a message; resolves with the reply (ok, pong, snapshot) or rejects with the error. */
-  request(msg, timeout = 10000) {
+  /** Send a message; resolves with the reply (ok, pong, snapshot) or rejects with the error.
+   * An `unavailable` answer (the server's store paused) may hide an action
+   * that was applied all the same: it is sent again with the same ref, which
+   * the server answers with the first result instead of applying it twice. */
+  async request(msg, timeout = 10000) {
+    const ref = `${this.refBase}${++this.refs}`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.send(msg, ref, timeout);
+      } catch (err) {
+        if (err.code !== "unavailable" || attempt >= RETRY_DELAYS.length) throw err;
+        await new Promise((resolve) => setTimeout(resolve, RETRY_DELAYS[attempt]));
+      }
+    }
+  }
+
+  send(msg, ref, timeout) {
     return new Promise((resolve, reject) => {
       if (!this.open) {
         reject(new RequestError({ code: "disconnected", message: t("err.disconnected") }));
         return;
       }
-      const ref = `r${++this.refs}`;
       const timer = setTimeout(() => {
         this.pending.delete(ref);
         reject(new RequestError({ code: "timeout", message: t("err.timeout") }));

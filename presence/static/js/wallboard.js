@@ -9,6 +9,7 @@ import {
   $,
   showCenter,
   channelIcon,
+  crmLink,
   h,
   icon,
   put,
@@ -17,11 +18,16 @@ import {
   statusClass,
   statusIcon,
 } from "./common.js";
+import { barChart, columnChart } from "./charts.js";
 import { Session } from "./session.js";
 import {
   fmtElapsed,
   fmtKpi,
   fmtClock,
+  fmtDuration,
+  fmtNumber,
+  fmtPercent,
+  fmtWeekdayTime,
   getLang,
   kpiLabel,
   t,
@@ -51,6 +57,10 @@ const state = {
   filter: { text: "", queue: "", skill: "", status: "" },
   sort: { key: "status", dir: 1 },
   profileTimer: 0,
+  composing: new Map(), // agent id -> Map(work id -> {until, subject}): "being answered by"
+  waitRows: new Map(), // work id -> {tr, cells, drawn}
+  queueSettings: new Map(), // name -> the admin API's settings (crm_url ...)
+  charts: { data: null, loading: false, at: 0, timer: 0, seen: "" }, // the day's reports
 };
 
 const session = new Session({
@@ -75,6 +85,7 @@ function start() {
       state.filter[key] = e.target.value.trim().toLowerCase();
       if (key !== "text") state.filter[key] = e.target.value;
       applyFilters();
+      if (key === "queue") drawWaiting();
     });
   }
   $("#kpi-window").addEventListener("change", (e) => {
@@ -123,9 +134,12 @@ function onMessage(msg) {
       removeRow(msg.agent_id);
       updateSummary();
       return;
+    case "case.composing":
+      return onComposing(msg);
     case "queue.removed":
     case "queue.updated":
-      return; // the next queues message carries the change
+      loadQueueSettings();
+      return; // the next queues message carries the figures
     default:
       return;
   }
@@ -154,6 +168,8 @@ function onSnapshot(msg) {
   reorder(true);
   updateSummary();
   loadProfiles();
+  loadQueueSettings();
+  loadCharts(true);
 }
 
 function queueDelta(v) {
@@ -202,10 +218,38 @@ function onQueues(list, replace = false) {
   fillQueueFilter();
 }
 
+/** Each agent's CSAT today (the kpis message's agent rows, every 5th push), on its row. */
+function paintAgentCsat(msg) {
+  if (!Array.isArray(msg.agents)) return;
+  for (const a of msg.agents) {
+    const row = state.rows.get(a.agent_id);
+    if (!row) continue;
+    const k = a.today || {};
+    let el = row.cells.name.querySelector(".a-csat");
+    if (!k.csat_count) {
+      if (el) el.remove();
+      continue;
+    }
+    if (!el) {
+      el = h("span.a-csat.badge");
+      row.cells.name.append(el);
+    }
+    setText(el, t("wb.agentCsat", { v: fmtKpi("csat", k.csat), n: k.csat_count }));
+  }
+}
+
 function onKpis(msg) {
   state.kpis = msg;
   drawKpis();
   drawQueues();
+  paintAgentCsat(msg);
+  // the charts follow the day's counts: a new contact, answer or abandon redraws them
+  const today = (msg.center && msg.center.today) || {};
+  const seen = `${today.offered}|${today.answered}|${today.abandoned}`;
+  if (seen !== state.charts.seen) {
+    state.charts.seen = seen;
+    loadCharts(false);
+  }
 }
 
 // -- profiles (queues and skills, for the filters) ------------------------------------
@@ -220,6 +264,17 @@ async function loadProfiles() {
     applyFilters();
   } catch {
     /* filters by queue and skill stay empty; the grid still works */
+  }
+}
+
+async function loadQueueSettings() {
+  if (!session.token) return;
+  try {
+    const body = await session.api("/api/v1/queues");
+    state.queueSettings = new Map((body.queues || []).map((q) => [q.name, q]));
+    drawWaiting();
+  } catch {
+    /* no CRM links; the list still works */
   }
 }
 
@@ -328,6 +383,39 @@ function drawRow(v) {
     d.items = itemsKey;
   }
   row.tr.hidden = !matches(v);
+}
+
+// -- "being answered by": an agent writing a reply to a case -------------------------
+
+function onComposing(msg) {
+  const mine = state.composing.get(msg.agent_id) || new Map();
+  if (msg.composing && msg.until_ms > session.now()) mine.set(msg.work_id, { until: msg.until_ms, subject: msg.subject || "" });
+  else mine.delete(msg.work_id);
+  if (mine.size) state.composing.set(msg.agent_id, mine);
+  else state.composing.delete(msg.agent_id);
+  paintComposing(msg.agent_id);
+}
+
+/** The agent's row says which case it is answering, until the mark runs out. */
+function paintComposing(aid) {
+  const row = state.rows.get(aid);
+  if (!row) return;
+  const now = session.now();
+  const mine = state.composing.get(aid);
+  const live = mine ? [...mine.entries()].filter(([, c]) => c.until > now) : [];
+  let el = row.cells.items.querySelector(".composing");
+  if (!live.length) {
+    if (el) el.remove();
+    if (mine && !live.length) state.composing.delete(aid);
+    return;
+  }
+  if (!el) {
+    el = h("div.composing", { role: "status" });
+    row.cells.items.append(el);
+  }
+  const subjects = live.map(([, c]) => c.subject).filter(Boolean).join(", ");
+  el.dataset.work = live.map(([wid]) => wid).join(" ");
+  put(el, icon("pen"), t("wb.answering", { subject: subjects || "…" }));
 }
 
 function removeRow(id) {
@@ -459,6 +547,7 @@ function redrawAll() {
   fillSkillFilter();
   drawQueues();
   drawKpis();
+  drawCharts();
   updateSummary();
 }
 
@@ -506,6 +595,7 @@ function drawQueues() {
         "article.queue-tile",
         { dataset: { queue: name }, tabindex: "0", role: "button" },
         h("header", null, h("h3.q-title", { dir: "auto" }), h("span.q-sl")),
+        h("div.q-hours", { hidden: true }, h("span.q-hours-state"), h("span.q-hours-next")),
         h("div.q-main", null, h("span.q-waiting"), h("span.q-waiting-label")),
         h("div.q-oldest", null, h("span.q-level", { "aria-hidden": "true" }), h("span.q-oldest-label"), h("strong.q-oldest-time.timer"), h("span.sr-only.q-level-text")),
         h("dl.q-stats"),
@@ -515,6 +605,7 @@ function drawQueues() {
         $("#f-queue").value = name;
         state.filter.queue = name;
         applyFilters();
+        drawWaiting();
       };
       tile.addEventListener("click", pick);
       tile.addEventListener("keydown", (e) => {
@@ -542,12 +633,219 @@ function drawQueues() {
     const kbox = tile.querySelector(".q-kpis");
     put(kbox,
       ...Object.entries(qk)
-        .filter(([k]) => ["service_level", "asa", "abandonment_rate", "staffing_needed"].includes(k))
+        .filter(([k]) => ["service_level", "asa", "abandonment_rate", "csat", "staffing_needed"].includes(k))
         .flatMap(([k, v]) => [h("dt", null, kpiLabel(k)), h("dd", { dataset: { key: k } }, fmtKpi(k, v))]),
     );
     paintOldest(tile, q);
+    paintHours(tile, q);
   });
   for (const el of [...box.children]) if (!seen.has(el.dataset.queue)) el.remove();
+  drawWaiting();
+}
+
+// -- the waiting list ----------------------------------------------------------------------
+
+/** Who a waiting item is about, in one line: name, else id, phone or e-mail. */
+function customerText(c) {
+  if (!c || typeof c !== "object") return "";
+  for (const f of ["name", "id", "phone", "email"]) if (c[f] !== undefined && c[f] !== null && c[f] !== "") return String(c[f]);
+  return "";
+}
+
+/** Every listed waiting item (the queue filter applied), in queue order then routing order. */
+function waitingItems() {
+  const out = [];
+  for (const name of state.queueOrder) {
+    if (state.filter.queue && state.filter.queue !== name) continue;
+    const q = state.queues.get(name);
+    for (const it of (q && q.items) || []) out.push({ ...it, queue: name });
+  }
+  return out;
+}
+
+function drawWaiting() {
+  const body = $("#waiting-body");
+  const items = waitingItems();
+  const seen = new Set();
+  items.forEach((it, i) => {
+    seen.add(it.work_id);
+    let row = state.waitRows.get(it.work_id);
+    if (!row) {
+      const cells = {
+        queue: h("td.w-queue", { dir: "auto" }),
+        age: h("td.w-age", null, h("span.w-level", { "aria-hidden": "true" }), h("strong.timer.w-time"), h("span.sr-only.w-level-text")),
+        channel: h("td.w-channel"),
+        priority: h("td.w-priority"),
+        customer: h("td.w-customer", { dir: "auto" }),
+        subject: h("td.w-subject", { dir: "auto" }),
+        actions: h("td.col-actions", null, h("button.btn.small.w-push", { type: "button", onclick: () => openPush(it.work_id) })),
+      };
+      const tr = h("tr", { dataset: { id: it.work_id } });
+      tr.append(...Object.values(cells));
+      row = { tr, cells, drawn: {} };
+      state.waitRows.set(it.work_id, row);
+    }
+    row.item = it;
+    if (body.children[i] !== row.tr) body.insertBefore(row.tr, body.children[i] || null);
+    const c = row.cells;
+    const crm = crmLink((state.queueSettings.get(it.queue) || {}).crm_url, it);
+    const key = `${it.queue}|${it.channel}|${it.priority}|${customerText(it.customer)}|${it.subject || ""}|${crm}|${it.overflow_to || ""}|${!!it.handed_over}|${state.lang}`;
+    if (row.drawn.key !== key) {
+      const q = state.queues.get(it.queue) || {};
+      setText(c.queue, q.title || it.queue);
+      put(c.channel, h("span.chip", { title: tChannel(it.channel) }, channelIcon(it.channel), tChannel(it.channel)));
+      setText(c.priority, it.priority || 0);
+      c.priority.title = t("wb.priorityHint");
+      const who = customerText(it.customer) || "—";
+      if (crm) put(c.customer, h("a.crm-link", { href: crm, target: "_blank", rel: "noopener noreferrer", title: t("wb.openCrm") }, who));
+      else setText(c.customer, who);
+      // an overflowed item (other queues' agents may take it too) and one handed over with a note
+      const flags = [
+        it.overflow_to ? h("span.chip.w-flag", { title: t("wb.overflowHint") }, t("wb.overflowTo", { queue: (state.queues.get(it.overflow_to) || {}).title || it.overflow_to })) : null,
+        it.handed_over ? h("span.chip.w-flag", { title: t("wb.handedOverHint") }, t("wb.handedOver")) : null,
+      ];
+      put(c.subject, it.subject || "", ...flags);
+      const btn = c.actions.firstChild;
+      setText(btn, t("wb.pushTo"));
+      btn.setAttribute("aria-label", `${t("wb.pushTo")}: ${customerText(it.customer) || it.subject || it.work_id}`);
+      row.drawn.key = key;
+    }
+    paintAge(row);
+  });
+  for (const [id, row] of state.waitRows) {
+    if (!seen.has(id)) {
+      row.tr.remove();
+      state.waitRows.delete(id);
+    }
+  }
+  let total = 0;
+  let more = [];
+  for (const name of state.queueOrder) {
+    if (state.filter.queue && state.filter.queue !== name) continue;
+    const q = state.queues.get(name);
+    total += q.waiting || 0;
+    const listed = (q.items || []).length;
+    if (q.items && (q.waiting || 0) > listed) more.push(t("wb.waitingMore", { n: q.waiting - listed, queue: q.title || name }));
+  }
+  setText($("#waiting-count"), total);
+  $("#waiting-empty").hidden = items.length > 0;
+  $("#waiting").hidden = items.length === 0;
+  const moreEl = $("#waiting-more");
+  setText(moreEl, more.join(" · "));
+  moreEl.hidden = more.length === 0;
+}
+
+/** An item's age, coloured against its queue's service level (the same levels as the tiles). */
+function paintAge(row) {
+  const it = row.item;
+  const q = state.queues.get(it.queue) || {};
+  const wait = Math.max(0, session.now() - (it.created || 0));
+  const level = waitLevel({ ...q, waiting: 1 }, wait || 1);
+  const c = row.cells.age;
+  if (row.drawn.level !== level || row.drawn.lang !== state.lang) {
+    c.className = `w-age lvl-${level}`;
+    setText(c.children[0], LEVEL_ICON[level]);
+    setText(c.children[2], t(`wb.level.${level}`));
+    c.title = t(`wb.level.${level}`);
+    row.drawn.level = level;
+    row.drawn.lang = state.lang;
+  }
+  setText(c.children[1], fmtElapsed(wait));
+}
+
+/** A one-line label of a work item for a list to choose from. */
+function itemLabel(it) {
+  const q = state.queues.get(it.queue) || {};
+  const parts = [q.title || it.queue, tChannel(it.channel)];
+  if (it.state && it.state !== "queued") parts.push(t(`wb.itemState.${it.state}`, null, it.state));
+  else if (it.created) parts.push(fmtElapsed(Math.max(0, session.now() - it.created)));
+  const who = customerText(it.customer);
+  if (who) parts.push(who);
+  if (typeof it.subject === "string" && it.subject) parts.push(it.subject);
+  return parts.join(" · ");
+}
+
+/** Agents a supervisor can move work to: signed in, members of `queue` first, then the others;
+ *  each labelled with its status and load, so the choice needs no other screen. */
+function agentChoices(queue, except = "") {
+  const members = [];
+  const others = [];
+  for (const v of state.agents.values()) {
+    if (!v.connected || v.agent_id === except) continue;
+    const p = state.profiles.get(v.agent_id);
+    ((p && (p.queues || []).includes(queue)) ? members : others).push(v);
+  }
+  const order = (a, b) => statusRank(a) - statusRank(b) || (a.load || 0) - (b.load || 0) || collator().compare(a.name || a.agent_id, b.name || b.agent_id);
+  const label = (v) => {
+    const def = statusDef(v.status);
+    const working = !!(def && def.routable) && (v.items || 0) > 0;
+    return `${v.name || v.agent_id} · ${statusLabel(v.status, working)} · ${v.load || 0}/${v.capacity || 0}`;
+  };
+  const group = (key, list) =>
+    list.length ? h("optgroup", { label: t(key) }, ...list.sort(order).map((v) => h("option", { value: v.agent_id }, label(v)))) : null;
+  return [group("wb.inQueue", members), group("wb.otherAgents", others)].filter(Boolean);
+}
+
+function resultLine() {
+  const out = h("p.action-result", { role: "status" });
+  const run = (promise, okKey, after) =>
+    promise
+      .then(() => {
+        out.className = "action-result ok";
+        setText(out, t(okKey));
+        if (after) after();
+      })
+      .catch((err) => {
+        out.className = "action-result error";
+        setText(out, err.unavailable ? t("err.notAvailable") : err.message);
+      });
+  return { out, run };
+}
+
+/** Push one waiting item to an agent chosen from a list. */
+function openPush(wid) {
+  const row = state.waitRows.get(wid);
+  if (!row) return;
+  const it = row.item;
+  setText($("#actions-title"), t("wb.pushTitle"));
+  const { out, run } = resultLine();
+  const choices = agentChoices(it.queue);
+  const agent = h("select#push-agent", { "aria-label": t("wb.pushAgent") }, ...choices);
+  const apply = h("button#push-apply.btn.primary", { type: "submit", disabled: choices.length ? undefined : true }, t("wb.pushBtn"));
+  put($("#actions-body"),
+    h(
+      "form.action",
+      {
+        onsubmit: (e) => {
+          e.preventDefault();
+          if (agent.value) run(session.request({ type: "work.push", work_id: wid, agent_id: agent.value }), "wb.pushed");
+        },
+      },
+      h("p.w-summary", { dir: "auto" }, itemLabel(it)),
+      h("p.muted.small", null, t("wb.pushHelp")),
+      choices.length ? null : h("p.muted", null, t("wb.nobodySignedIn")),
+      h("label", null, h("span", null, t("wb.pushAgent")), agent),
+      h("div.row", null, apply),
+    ),
+    out,
+  );
+  $("#actions").showModal();
+  agent.focus();
+}
+
+/** A queue with business hours: open or closed now, and when that changes
+ *  (on the queue's own clock); a queue without hours shows nothing. */
+function paintHours(tile, q) {
+  const box = tile.querySelector(".q-hours");
+  const has = typeof q.open === "boolean";
+  box.hidden = !has;
+  tile.classList.toggle("closed", has && !q.open);
+  if (!has) return;
+  box.className = `q-hours ${q.open ? "is-open" : "is-closed"}`;
+  setText(box.firstChild, t(q.open ? "wb.open" : "wb.closed"));
+  const at = q.changes_at ? fmtWeekdayTime(q.changes_at, q.time_zone) : "";
+  setText(box.lastChild, at ? t(q.open ? "wb.closesAt" : "wb.opensAt", { at }) : "");
+  box.title = q.open ? "" : t("wb.closedHint");
 }
 
 function paintOldest(tile, q) {
@@ -560,6 +858,108 @@ function paintOldest(tile, q) {
   setText(tile.querySelector(".q-oldest-time"), wait ? fmtElapsed(wait) : "—");
   setText(tile.querySelector(".q-level-text"), t(`wb.level.${level}`));
   box.title = t(`wb.level.${level}`);
+}
+
+// -- charts: the day per 15 minutes, and cases by type, source and customer ------------------
+
+// At most one reading of the reports per CHART_MIN_MS however fast contacts
+// arrive (each reading folds the day's events on the server), and one every
+// CHART_EVERY_MS regardless, so the last interval's bar grows with the day.
+const CHART_MIN_MS = 15_000;
+const CHART_EVERY_MS = 60_000;
+
+function loadCharts(now) {
+  const c = state.charts;
+  clearTimeout(c.timer);
+  const wait = now ? 0 : Math.max(0, c.at + CHART_MIN_MS - Date.now());
+  c.timer = setTimeout(readCharts, wait);
+}
+
+async function readCharts() {
+  const c = state.charts;
+  if (!session.token || c.loading) return;
+  c.loading = true;
+  c.at = Date.now();
+  try {
+    // one fold of the day's events on the server for all the charts
+    const g = (await session.api("/api/v1/reports/charts")).groups || {};
+    c.data = { intervals: g["15m"] || {}, type: g.type || {}, source: g.source || {}, customer: g.customer || {} };
+    drawCharts();
+  } catch {
+    /* the charts keep their last picture; the next reading tries again */
+  } finally {
+    c.loading = false;
+    clearTimeout(c.timer);
+    c.timer = setTimeout(readCharts, CHART_EVERY_MS);
+  }
+}
+
+const pct = (v) => fmtPercent(v);
+const secs = (v) => fmtDuration(v);
+
+function drawCharts() {
+  const d = state.charts.data;
+  $("#charts").hidden = !d;
+  if (!d) return;
+  const rows = dayRows(d.intervals.rows || []);
+  const labels = rows.map((r) => String(r["15m"] || "").slice(11, 16));
+  columnChart($("#chart-sl"), {
+    title: t("chart.sl"),
+    labels,
+    series: [{ name: t("kpi.service_level"), values: rows.map((r) => r.service_level) }],
+    max: 1,
+    target: slTarget(),
+    format: pct,
+  });
+  const volume = [
+    ["kpi.offered", "offered"],
+    ["kpi.answered", "answered"],
+    ["kpi.abandoned", "abandoned"],
+  ];
+  columnChart($("#chart-volume"), {
+    title: t("chart.volume"),
+    labels,
+    series: volume.map(([key, col]) => ({ name: kpiLabel(col) || t(key), values: rows.map((r) => r[col] || 0) })),
+    format: (v) => fmtNumber(v),
+    integer: true,
+  });
+  put($("#legend-volume"),
+    volume.map(([, col], k) => h("span.legend-item", null, h(`span.swatch.series-${k}`, { "aria-hidden": "true" }), kpiLabel(col))),
+  );
+  columnChart($("#chart-wait"), {
+    title: t("chart.wait"),
+    labels,
+    series: [{ name: kpiLabel("asa"), values: rows.map((r) => r.asa) }],
+    format: secs,
+  });
+  for (const [id, report, key] of [
+    ["#chart-type", d.type, "type"],
+    ["#chart-source", d.source, "source"],
+    ["#chart-customer", d.customer, "customer"],
+  ]) {
+    const bars = (report.rows || [])
+      .filter((r) => (r.offered || 0) > 0)
+      .map((r) => ({ label: r[key] ? (key === "source" ? tChannel(r[key]) : r[key]) : t("chart.none"), value: r.offered }));
+    const svg = $(id);
+    barChart(svg, { title: `${t(`chart.by${key[0].toUpperCase()}${key.slice(1)}`)}`, rows: bars, format: (v) => fmtNumber(v) });
+    svg.parentElement.classList.toggle("empty", bars.length === 0);
+    svg.parentElement.dataset.empty = t("chart.noCases");
+  }
+}
+
+/** The day's quarter hours from the hour of the first contact on (a quiet
+ *  night would squeeze the day into a corner), at least the last two hours. */
+function dayRows(rows) {
+  let first = rows.findIndex((r) => (r.offered || 0) + (r.answered || 0) + (r.abandoned || 0) > 0);
+  if (first < 0) first = rows.length;
+  first = Math.max(0, Math.min(first, rows.length - 8));
+  return rows.slice(first - (first % 4));
+}
+
+/** The service-level goal drawn on its chart: the queues' target when they share one. */
+function slTarget() {
+  const targets = new Set([...state.queueSettings.values()].map((q) => q.service_level_target));
+  return targets.size === 1 ? [...targets][0] : 0.8;
 }
 
 // -- KPIs ------------------------------------------------------------------------------
@@ -625,6 +1025,7 @@ const KPI_ORDER = [
   "utilisation",
   "utilization",
   "fcr",
+  "csat",
   "offered",
   "answered",
   "abandoned",
@@ -682,22 +1083,48 @@ function openActions(aid) {
   };
   status.addEventListener("change", fill);
   fill();
-  const out = h("p.action-result", { role: "status" });
-  const result = (promise, okKey) =>
-    promise
-      .then(() => {
-        out.className = "action-result ok";
-        setText(out, t(okKey));
+  const { out, run: result } = resultLine();
+  const profile = state.profiles.get(aid);
+  const queues = profile ? profile.queues || [] : state.queueOrder;
+  const waiting = queues.flatMap((q) => ((state.queues.get(q) || {}).items || []).map((it) => ({ ...it, queue: q })));
+  const pushId = h(
+    "select#push-id",
+    { "aria-label": t("wb.pushPick") },
+    ...waiting.map((it) => h("option", { value: it.work_id }, itemLabel(it))),
+  );
+  // the agent's own items, read when the dialog opens (they are not in the grid's view)
+  const heldId = h("select#held-id", { "aria-label": t("wb.heldPick"), disabled: true }, h("option", { value: "" }, t("common.loading")));
+  const reassignTo = h("select#reassign-to", { "aria-label": t("wb.reassignTo") });
+  const reassignNote = h("input#reassign-note", { placeholder: t("xfer.note"), "aria-label": t("xfer.note"), dir: "auto" });
+  const pullBtn = h("button#pull-apply.btn", { type: "submit", disabled: true }, t("wb.pullBtn"));
+  const reassignBtn = h("button#reassign-apply.btn", { type: "button", disabled: true }, t("wb.reassignBtn"));
+  const held = new Map();
+  const fillTargets = () => {
+    const it = held.get(heldId.value);
+    put(reassignTo, ...agentChoices(it ? it.queue : "", aid));
+    reassignBtn.disabled = !it || !reassignTo.value;
+  };
+  const loadHeld = () =>
+    session
+      .request({ type: "agent.work.get", agent_id: aid })
+      .then((reply) => {
+        held.clear();
+        for (const it of [...(reply.offers || []), ...(reply.work || [])]) held.set(it.work_id, it);
+        put(heldId, ...(held.size ? [...held.values()].map((it) => h("option", { value: it.work_id }, itemLabel(it))) : [h("option", { value: "" }, t("wb.nothingHeld"))]));
+        heldId.disabled = held.size === 0;
+        pullBtn.disabled = held.size === 0;
+        fillTargets();
       })
       .catch((err) => {
-        out.className = "action-result error";
-        setText(out, err.unavailable ? t("err.notAvailable") : err.message);
+        put(heldId, h("option", { value: "" }, err.message));
       });
-  const workId = (id) => h(`input#${id}`, { placeholder: t("wb.workId"), "aria-label": t("wb.workId"), autocomplete: "off" });
-  const pushId = workId("push-id");
-  const reassignId = workId("reassign-id");
-  const reassignNote = h("input#reassign-note", { placeholder: t("xfer.note"), "aria-label": t("xfer.note"), dir: "auto" });
-  const pullId = workId("pull-id");
+  heldId.addEventListener("change", fillTargets);
+  reassignTo.addEventListener("change", fillTargets);
+  reassignBtn.addEventListener("click", () => {
+    if (heldId.value && reassignTo.value) {
+      result(session.request({ type: "work.reassign", work_id: heldId.value, agent_id: reassignTo.value, note: reassignNote.value.trim() || undefined }), "wb.done").then(loadHeld);
+    }
+  });
   put($("#actions-body"),
     h(
       "form.action",
@@ -715,40 +1142,29 @@ function openActions(aid) {
       {
         onsubmit: (e) => {
           e.preventDefault();
-          if (pushId.value.trim()) result(session.request({ type: "work.push", work_id: pushId.value.trim(), agent_id: aid }), "wb.done");
+          if (pushId.value) result(session.request({ type: "work.push", work_id: pushId.value, agent_id: aid }), "wb.done");
         },
       },
       h("h3", null, t("wb.push")),
-      h("p.muted.small", null, t("wb.pushHelp")),
-      h("div.row", null, pushId, h("button.btn", { type: "submit" }, t("wb.pushBtn"))),
+      h("p.muted.small", null, t(waiting.length ? "wb.pushHelp" : "wb.nothingWaitingHere")),
+      waiting.length ? h("div.row", null, pushId, h("button#push-apply.btn", { type: "submit" }, t("wb.pushBtn"))) : null,
     ),
     h(
       "form.action",
       {
         onsubmit: (e) => {
           e.preventDefault();
-          const wid = reassignId.value.trim();
-          if (wid) result(session.request({ type: "work.reassign", work_id: wid, agent_id: aid, note: reassignNote.value.trim() || undefined }), "wb.done");
+          if (heldId.value) result(session.request({ type: "work.pull", work_id: heldId.value }), "wb.done").then(loadHeld);
         },
       },
-      h("h3", null, t("wb.reassign")),
-      h("p.muted.small", null, t("wb.reassignHelp")),
-      h("div.row", null, reassignId, reassignNote, h("button.btn", { type: "submit" }, t("wb.reassignBtn"))),
-    ),
-    h(
-      "form.action",
-      {
-        onsubmit: (e) => {
-          e.preventDefault();
-          if (pullId.value.trim()) result(session.request({ type: "work.pull", work_id: pullId.value.trim() }), "wb.done");
-        },
-      },
-      h("h3", null, t("wb.pull")),
-      h("p.muted.small", null, t("wb.pullHelp")),
-      h("div.row", null, pullId, h("button.btn", { type: "submit" }, t("wb.pullBtn"))),
+      h("h3", null, t("wb.held")),
+      h("p.muted.small", null, t("wb.heldHelp")),
+      h("div.row", null, heldId, pullBtn),
+      h("div.row", null, reassignTo, reassignNote, reassignBtn),
     ),
     out,
   );
+  loadHeld();
   $("#actions").showModal();
   status.focus();
 }
@@ -779,6 +1195,8 @@ function tick() {
     const q = state.queues.get(tile.dataset.queue);
     if (q) paintOldest(tile, q);
   }
+  for (const aid of [...state.composing.keys()]) paintComposing(aid);
+  for (const row of state.waitRows.values()) paintAge(row);
   if (state.orderDirty) reorder(false);
 }
 

@@ -3,36 +3,49 @@
 -- queue's ready index (`reindex`), whether it can take an item now
 -- (`unfit`), and its snapshot.
 -- Relies on _lib_core.lua (key, num, hmget, emit, on_enter) and
--- _lib_config.lua (strategy, channel).
+-- _lib_config.lua (settings, channels, strategy, channel).
 
 -- An agent's public view, sent to its own sockets and to supervisors.
 -- It reads only the fields it shows (HMGET), not the whole agent hash with
 -- its skills and queues: the per-channel counts are the `c:<channel>`
 -- fields of the center's channels, listed once per call.
 local VIEW_BASE = {'status', 'reason', 'name', 'since', 'load', 'ver', 'idle', 'cap', 'n', 'conns'}
-local VIEW_FIELDS  -- VIEW_BASE and the center's channels' `c:<channel>` (per call)
+local VIEW_FIELDS  -- VIEW_BASE and the center's channels' `c:<channel>` (this call's)
+local VIEW_CF  -- the `c:<channel>` fields alone, in the order of the channels' names
 local view_channels
+-- The channel names and the view's fields, kept with the center's
+-- settings (_lib_config.lua); never modified once built.
 local function channels_of_view()
   if not view_channels then
-    view_channels = redis.call('HKEYS', key('channels'))
-    for _, ch in ipairs(view_channels) do VIEW_FIELDS[#VIEW_FIELDS + 1] = 'c:' .. ch end
+    local c = settings()
+    if not c.view_fields then
+      local _, names = channels()
+      local fields, cf = {unpack(VIEW_BASE)}, {}
+      for i, ch in ipairs(names) do
+        cf[i] = 'c:' .. ch
+        fields[#fields + 1] = cf[i]
+      end
+      c.view_fields, c.view_cf = fields, cf
+    end
+    local _, names = channels()
+    view_channels, VIEW_FIELDS, VIEW_CF = names, c.view_fields, c.view_cf
   end
   return view_channels
 end
 
 on_enter(function()
-  VIEW_FIELDS, view_channels = {unpack(VIEW_BASE)}, nil
+  VIEW_FIELDS, VIEW_CF, view_channels = nil, nil, nil
 end)
 
 -- `rec`: an agent's fields by name, as `touch_agent` returns them; without
 -- it the fields are read.
 local function view(aid, rec)
-  local chans = channels_of_view()
+  local chans = channels_of_view()  -- sets VIEW_FIELDS
   local a = rec or hmget(key('agent', aid), VIEW_FIELDS)
   local by = {}
-  for _, ch in ipairs(chans) do
-    local n = tonumber(a['c:' .. ch])
-    if n and n > 0 then by[ch] = n end
+  for i = 1, #chans do
+    local n = tonumber(a[VIEW_CF[i]])
+    if n and n > 0 then by[chans[i]] = n end
   end
   return {agent_id = aid, by_channel = by, capacity = num(a.cap), load = num(a.load), items = num(a.n),
           connected = num(a.conns) > 0, ver = num(a.ver), status = a.status or 'Offline',
@@ -108,8 +121,15 @@ local function touch_agent(aid, ch, weight, delta, set)
   channels_of_view()
   local ak = key('agent', aid)
   local cf = 'c:' .. ch
-  local names = {'routable', 'queues', cf}
-  for _, f in ipairs(VIEW_FIELDS) do names[#names + 1] = f end
+  -- the fields read, per channel, kept with the settings like VIEW_FIELDS
+  local conf = settings()
+  conf.touch_names = conf.touch_names or {}
+  local names = conf.touch_names[ch]
+  if not names then
+    names = {'routable', 'queues', cf}
+    for _, f in ipairs(VIEW_FIELDS) do names[#names + 1] = f end
+    conf.touch_names[ch] = names
+  end
   local a = hmget(ak, names)
   a.load = num(a.load) + weight * delta
   a.n = num(a.n) + delta

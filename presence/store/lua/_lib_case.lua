@@ -2,11 +2,13 @@
 -- is the `case:<work id>` hash of an item that came in through case intake.
 -- Owns a case's public view, its status changes, and the named hooks the
 -- routing and work helpers call when the item moves (case_assigned,
--- case_enqueued), so those helpers hold no case code of their own.
+-- case_enqueued, case_released), so those helpers hold no case code of their own.
 -- Relies on _lib_core.lua (key, num, hmget, NOW, emit, record) and
 -- _lib_webhook.lua (hook).
 
-local CASE_NUM = {created = true, first_response = true, closed = true, updated = true, reopened = true}
+local CASE_NUM = {created = true, first_response = true, closed = true, updated = true, reopened = true,
+                  answered = true, answered_at = true, replies = true, composing_until = true,
+                  csat = true, csat_at = true}
 local function case_view(wid)
   local h = redis.call('HGETALL', key('case', wid))
   if #h == 0 then return nil end
@@ -66,4 +68,26 @@ local function case_enqueued(wid, q)
   if redis.call('EXISTS', key('case', wid)) == 1 then
     redis.call('HSET', key('case', wid), 'queue', q)
   end
+end
+
+-- The "being answered by" mark (work_composing.lua) is kept on the case (its
+-- view) and, as `composing`, on the item, whose fields the work helpers read
+-- anyway: an item nobody is writing to costs them no command.
+local function case_composing(wid, aid, until_ms)
+  if until_ms > 0 then
+    redis.call('HSET', key('case', wid), 'composing', aid, 'composing_until', until_ms)
+    redis.call('HSET', key('work', wid), 'composing', aid)
+  else
+    redis.call('HDEL', key('case', wid), 'composing', 'composing_until')
+    redis.call('HDEL', key('work', wid), 'composing')
+  end
+end
+
+-- Item `wid` left agent `aid` (completed, abandoned, transferred, pulled)
+-- while marked: the mark ends with it, so no wallboard shows a reply that
+-- will not come.
+local function case_released(wid, aid)
+  case_composing(wid, aid, 0)
+  emit({type = 'case.composing', sup = 1, to = aid, work_id = wid, agent_id = aid, composing = false,
+        until_ms = 0})
 end

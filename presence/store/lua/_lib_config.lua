@@ -1,7 +1,19 @@
 -- _lib_config.lua: the center's settings as scripts read them: rules,
--- status definitions, channels (weight and per-agent cap) and each queue's
--- routing strategy, the last two read once per call.
--- Relies on _lib_core.lua: key, num, on_enter.
+-- status definitions, channels (weight and per-agent cap), the webhooks'
+-- subscriptions and each queue's routing settings.
+-- Relies on _lib_core.lua: key, num, hmget, on_enter, P.
+--
+-- Channels, webhooks and queue settings change only when an operator
+-- changes them, yet every assignment read them (two HGETALLs, two HKEYS,
+-- a few HGETs). They are kept in the library's state between calls, one
+-- table per center, and trusted while the center's `settings:version`
+-- key holds the token they were read under: every writer of those keys
+-- deletes it in the same step (Store.sync_center, cases.sync_config,
+-- queue_put.lua, queue_delete.lua: `settings_changed`), and so does a
+-- flush. A reader that finds it gone reads everything afresh and sets a
+-- new token, unique to this server's Lua state (its clock and a counter),
+-- so a token of before a flush or from another server never matches.
+-- One GET per call that needs a setting, instead of the reads.
 
 local function rule(name, default)
   return redis.call('HGET', key('rules'), name) or default
@@ -14,33 +26,81 @@ local function status_def(status)
   return cmsgpack.unpack(raw)
 end
 
-local strategy_cache = {}
-local function strategy(q)
-  local s = strategy_cache[q]
-  if not s then
-    s = redis.call('HGET', key('queue', q), 'strategy') or 'most_available'
-    strategy_cache[q] = s
+local kept = {}  -- center prefix -> its settings, as read under kept[P].token
+local current  -- this call's center's settings (checked once per call)
+local tokens = 0
+on_enter(function()
+  current = nil
+end)
+
+-- This call's center's settings: {token, channels = {name -> {weight, cap}}
+-- (read whole, on first use), queues = {name -> settings read so far},
+-- and what _lib_webhook.lua keeps}.
+local function settings()
+  if current then return current end
+  local vk = key('settings', 'version')
+  local token = redis.call('GET', vk)
+  local c = kept[P]
+  if not token or not c or c.token ~= token then
+    if not token then
+      tokens = tokens + 1
+      local t = redis.call('TIME')
+      token = t[1] .. '.' .. t[2] .. '.' .. tokens
+      redis.call('SET', vk, token)
+    end
+    c = {token = token, queues = {}}
+    kept[P] = c
   end
-  return s
+  current = c
+  return c
+end
+
+-- A writer of channels, webhooks or queue settings (in this call) makes
+-- every kept copy stale, this call's included.
+local function settings_changed()
+  redis.call('DEL', key('settings', 'version'))
+  kept[P], current = nil, nil
+end
+
+-- The center's channels: {name -> {weight, cap}} and their names in order.
+local function channels()
+  local c = settings()
+  if not c.channels then
+    local by, names = {}, {}
+    local h = redis.call('HGETALL', key('channels'))
+    for i = 1, #h, 2 do
+      local t = cmsgpack.unpack(h[i + 1])
+      by[h[i]] = {weight = num(t.weight, 10), cap = num(t.cap, 0)}
+      names[#names + 1] = h[i]
+    end
+    table.sort(names)
+    c.channels, c.channel_names = by, names
+  end
+  return c.channels, c.channel_names
 end
 
 -- A channel's {weight = units an item takes, cap = most items per agent (0: no cap)}.
-local channel_cache = {}
+local NO_CHANNEL = {weight = 10, cap = 0}
 local function channel(ch)
-  local c = channel_cache[ch]
+  return channels()[ch] or NO_CHANNEL
+end
+
+-- A queue's settings the hot path reads: priority (false: no such queue),
+-- strategy, push timeout, auto-accept, escalation delay.
+local function queue_conf(q)
+  local qs = settings().queues
+  local c = qs[q]
   if not c then
-    local raw = redis.call('HGET', key('channels'), ch)
-    if raw then
-      local t = cmsgpack.unpack(raw)
-      c = {weight = num(t.weight, 10), cap = num(t.cap, 0)}
-    else
-      c = {weight = 10, cap = 0}
-    end
-    channel_cache[ch] = c
+    local prio = redis.call('ZSCORE', key('queues'), q)
+    local h = hmget(key('queue', q), {'strategy', 'push_timeout', 'auto_accept', 'escalate_at'})
+    c = {prio = prio and tonumber(prio) or false, strategy = h.strategy or 'most_available',
+         timeout = num(h.push_timeout, 30), auto = h.auto_accept == '1',
+         escalate_at = tonumber(h.escalate_at)}
+    qs[q] = c
   end
   return c
 end
 
-on_enter(function()
-  strategy_cache, channel_cache = {}, {}
-end)
+local function strategy(q)
+  return queue_conf(q).strategy
+end

@@ -28,7 +28,10 @@
 local KEYS, ARGV, P, NOW, EVENTS
 -- The history streams are trimmed by time (PRESENCE_HISTORY_DAYS) by
 -- presence/kpi/rollup.py, never before their hours are rolled up; this cap
--- is only a last guard against a center whose roll-up never runs.
+-- is only a last guard against a center whose roll-up never runs. It is
+-- applied by sweep.lua (XTRIM, a few times a second), not by each XADD:
+-- an XADD with MAXLEN cost four times one without, and is written to the
+-- AOF with its exact length.
 local LOG_MAX = 50000000
 
 -- How each part empties its per-call caches; `enter` runs them all (a cache
@@ -65,11 +68,27 @@ end
 -- The fields `names` (a list) of hash `k`, by name, read with one HMGET. An
 -- absent field reads false, as HMGET's nil does in Lua, so `r.f or x` and
 -- `if r.f` mean what they meant on the positional reply.
+--
+-- Hot (a dozen per assignment, up to 20 fields): filling an empty table
+-- field by field rehashed it at every power of two, which cost three times
+-- the HMGET itself. Each list of names gets a constructor compiled once (a
+-- table literal, sized at creation), kept by the list's text; the kept
+-- constructors are forgotten past MAKERS_MAX lists (skill combinations).
+local makers, n_makers, MAKERS_MAX = {}, 0, 512
+local function maker(names)
+  local sig = table.concat(names, '\0')
+  local mk = makers[sig]
+  if not mk then
+    local parts = {}
+    for i = 1, #names do parts[i] = string.format('[%q] = r[%d]', names[i], i) end
+    mk = loadstring('return function(r) return {' .. table.concat(parts, ', ') .. '} end')()
+    if n_makers >= MAKERS_MAX then makers, n_makers = {}, 0 end
+    makers[sig], n_makers = mk, n_makers + 1
+  end
+  return mk
+end
 local function hmget(k, names)
-  local raw = redis.call('HMGET', k, unpack(names))
-  local r = {}
-  for i = 1, #names do r[names[i]] = raw[i] end
-  return r
+  return maker(names)(redis.call('HMGET', k, unpack(names)))
 end
 
 -- Publish one event to every process. The message is a msgpack array of the
@@ -92,7 +111,7 @@ local function emit(hdr, blob)
   if pending_events then
     pending_events[#pending_events + 1] = msg
   else
-    redis.call('PUBLISH', EVENTS, msg)
+    redis.call('SPUBLISH', EVENTS, msg)
   end
 end
 -- Counter increments (the `metrics` and `stats` hashes) made between
@@ -102,6 +121,10 @@ end
 -- they are lost only if the script fails outright (a bug), which no caller
 -- may rely on.
 local pending_bumps = nil
+-- Item history entries made between events_begin() and events_publish(),
+-- per item in order, pushed with one RPUSH per item: an intake that routes
+-- its item in the same call writes the item's two entries at once.
+local pending_history, history_order = nil, nil
 local function bump(k, field, n)
   if pending_bumps then
     local h = pending_bumps[k]
@@ -117,15 +140,25 @@ end
 local function events_begin()
   pending_events = {}
   pending_bumps = {}
+  pending_history, history_order = {}, {}
+end
+local function flush_history(wid)
+  local entries = pending_history and pending_history[wid]
+  if entries then
+    redis.call('RPUSH', key('work', wid, 'history'), unpack(entries))
+    pending_history[wid] = nil
+  end
 end
 local function events_publish()
+  for _, wid in ipairs(history_order) do flush_history(wid) end
+  pending_history, history_order = nil, nil
   for k, h in pairs(pending_bumps) do
     for field, n in pairs(h) do redis.call('HINCRBY', k, field, n) end
   end
   pending_bumps = nil
   local n = #pending_events
   if n == 1 then
-    redis.call('PUBLISH', EVENTS, pending_events[1])
+    redis.call('SPUBLISH', EVENTS, pending_events[1])
   elseif n > 1 then
     local head  -- msgpack array header: fixarray, array 16 or array 32
     if n < 16 then
@@ -136,7 +169,7 @@ local function events_publish()
       head = '\221' .. string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
                                    math.floor(n / 256) % 256, n % 256)
     end
-    redis.call('PUBLISH', EVENTS, head .. table.concat(pending_events))
+    redis.call('SPUBLISH', EVENTS, head .. table.concat(pending_events))
   end
   pending_events = nil
 end
@@ -182,6 +215,7 @@ end
 
 on_enter(function()
   pending_events, pending_bumps = nil, nil
+  pending_history, history_order = nil, nil
   created_of = {}
 end)
 
@@ -195,14 +229,25 @@ local function record(ev, wid)
     args[#args + 1] = f
     args[#args + 1] = tostring(v)
   end
-  redis.call('XADD', key('stream', 'events'), 'MAXLEN', '~', LOG_MAX, '*', unpack(args))
+  redis.call('XADD', key('stream', 'events'), '*', unpack(args))
   if wid then
-    redis.call('RPUSH', key('work', wid, 'history'), cmsgpack.pack(ev))
+    if pending_history then
+      local entries = pending_history[wid]
+      if not entries then
+        entries = {}
+        pending_history[wid] = entries
+        history_order[#history_order + 1] = wid
+      end
+      entries[#entries + 1] = cmsgpack.pack(ev)
+    else
+      redis.call('RPUSH', key('work', wid, 'history'), cmsgpack.pack(ev))
+    end
   end
 end
 
 -- The item's history entries, decoded (for an offer after a handoff).
 local function history_of(wid)
+  flush_history(wid)
   local out = {}
   for _, raw in ipairs(redis.call('LRANGE', key('work', wid, 'history'), -200, -1)) do
     out[#out + 1] = cmsgpack.unpack(raw)

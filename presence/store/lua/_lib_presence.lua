@@ -1,7 +1,7 @@
 -- _lib_presence.lua: an agent's presence: its status (`set_status`) and the
 -- loss of one of its sockets (`drop_conn`). Last, because leaving a
 -- routable status takes back the agent's open offers.
--- Relies on _lib_core.lua (key, num, hmget, NOW, LOG_MAX, record), _lib_agent.lua
+-- Relies on _lib_core.lua (key, num, hmget, NOW, record), _lib_agent.lua
 -- (reindex, emit_agent) and _lib_work.lua (requeue).
 
 -- Change an agent's status; rescind open offers when it stops being
@@ -17,7 +17,7 @@ local function set_status(aid, status, reason, routable, by)
     local idle = num(redis.call('HGET', ak, 'idle'))
     if idle == 0 then redis.call('HSET', ak, 'idle', NOW) end
   end
-  redis.call('XADD', key('stream', 'status'), 'MAXLEN', '~', LOG_MAX, '*',
+  redis.call('XADD', key('stream', 'status'), '*',
              'agent', aid, 'status', status, 'reason', reason, 'ts', NOW,
              'prev', prev.status or '', 'prev_since', prev.since or '0', 'by', by or aid)
   record({ev = 'status', agent = aid, status = status, reason = reason, by = by or aid})

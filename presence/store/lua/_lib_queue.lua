@@ -1,9 +1,93 @@
 -- _lib_queue.lua: items waiting in queues: the wait score that orders a
 -- waiting set, new items (`create_item`), an item put (back) in a queue
--- (`enqueue`), and overflow bookkeeping (the borrowed index and the
--- escalation timer).
--- Relies on _lib_core.lua (key, num, hmget, NOW, bump, record),
--- _lib_config.lua (channel) and _lib_case.lua (case_enqueued).
+-- (`enqueue`), overflow bookkeeping (the borrowed index and the
+-- escalation timer), and the waiting list a supervisor reads (`waiting_list`).
+-- Also a queue's business hours as the scripts see them (`queue_open`,
+-- `closed_ms`, `intake_queue`).
+-- Relies on _lib_core.lua (key, num, hmget, NOW, bump, record, on_enter),
+-- _lib_config.lua (channel, channels, queue_conf) and _lib_case.lua (case_enqueued).
+
+-- Business hours: a queue's plan (field `plan`, presence/hours.py) is
+-- {open at the start (1/0), start, t1, t2, ...}: its state flips at each t.
+-- No plan: always open. Read once per call.
+local plans
+on_enter(function() plans = {} end)
+local function plan_of(q)
+  local p = plans[q]
+  if p == nil then
+    local raw = redis.call('HGET', key('queue', q), 'plan')
+    p = false
+    if raw and raw ~= '' then
+      local ok, v = pcall(cmsgpack.unpack, raw)
+      if ok and type(v) == 'table' and #v >= 2 then p = v end
+    end
+    plans[q] = p
+  end
+  return p
+end
+
+-- Whether queue `q` is open at `at` (ms), and when that next changes (0: not
+-- within the plan).
+local function queue_open(q, at)
+  local p = plan_of(q)
+  if not p then return true, 0 end
+  local open = p[1] == 1
+  for i = 3, #p do
+    if p[i] > at then return open, p[i] end
+    open = not open
+  end
+  return open, 0
+end
+
+-- How long queue `q` was closed within [t0, t1) (ms): the part of a wait
+-- that service level and ASA leave out (hours.closed_ms is the reference).
+local function closed_ms(q, t0, t1)
+  local p = plan_of(q)
+  if not p or t1 <= t0 then return 0 end
+  local open, total, seg = p[1] == 1, 0, t0
+  for i = 3, #p do
+    local t = p[i]
+    if t > seg then
+      local stop = math.min(t, t1)
+      if not open then total = total + stop - seg end
+      seg = stop
+      if seg >= t1 then return total end
+    end
+    open = not open
+  end
+  if not open and seg < t1 then total = total + t1 - seg end
+  return total
+end
+
+-- How long item `wid` of queue `q` waited while `q` was closed (since its
+-- `created`, as the KPIs count its wait), or nil for none: recorded as
+-- `paused` on its accept and abandon events.
+local function paused(wid, q)
+  if not plan_of(q) then return nil end
+  local ms = closed_ms(q, num(redis.call('HGET', key('work', wid), 'created'), NOW), NOW)
+  if ms > 0 then return ms end
+  return nil
+end
+
+-- Where a new item of channel `ch` aimed at `q` goes now: `q` while it is
+-- open; outside its hours what its rule says: keep queuing ("queue"), the
+-- `after_hours_queue` ("overflow", one hop, when that queue exists), or for
+-- voice a refusal carrying the message the IVR speaks ("refuse").
+-- Returns the queue, or nil and the error reply.
+local function intake_queue(q, ch)
+  if not plan_of(q) or queue_open(q, NOW) then return q end
+  local h = hmget(key('queue', q), {'after_hours', 'after_hours_queue', 'closed_message'})
+  if h.after_hours == 'overflow' and h.after_hours_queue and h.after_hours_queue ~= ''
+     and redis.call('ZSCORE', key('queues'), h.after_hours_queue) then
+    return h.after_hours_queue
+  end
+  if h.after_hours == 'refuse' and ch == 'voice' then
+    local msg = h.closed_message
+    if not msg or msg == '' then msg = 'queue ' .. q .. ' is closed' end
+    return nil, {'closed', 'queue', msg}
+  end
+  return q
+end
 
 -- A waiting item's score: higher priority first, then oldest first. Priority
 -- is limited to -99..99 so the score stays an exact integer below 2^53.
@@ -29,9 +113,9 @@ end
 -- Schedule the first overflow/relaxation check of an item that starts
 -- waiting in `q` (queue field `escalate_at`: seconds, absent = no rules).
 local function schedule_escalation(wid, q, since)
-  local at = redis.call('HGET', key('queue', q), 'escalate_at')
-  if at and tonumber(at) and tonumber(at) >= 0 then
-    redis.call('ZADD', key('timer', 'escalations'), since + math.floor(tonumber(at) * 1000), wid)
+  local at = queue_conf(q).escalate_at
+  if at and at >= 0 then
+    redis.call('ZADD', key('timer', 'escalations'), since + math.floor(at * 1000), wid)
   end
 end
 
@@ -50,10 +134,10 @@ end
 -- The error reply for an item aimed at a queue or channel that does not
 -- exist (checked before anything is stored), else nil.
 local function unknown_target(q, ch)
-  if not redis.call('ZSCORE', key('queues'), q) then
+  if not queue_conf(q).prio then
     return {'invalid', 'queue', 'unknown queue ' .. q}
   end
-  if redis.call('HEXISTS', key('channels'), ch) == 0 then
+  if not channels()[ch] then
     return {'invalid', 'channel', 'unknown channel ' .. ch}
   end
   return nil
@@ -70,4 +154,48 @@ local function create_item(wid, q, ch, prio, data, req, idem)
   bump(key('stats'), 'created', 1)
   record({ev = 'create', queue = q, channel = ch, work = wid, priority = prio}, wid)
   schedule_escalation(wid, q, NOW)
+end
+
+-- The first `limit` items waiting in queue `q`, in the order the router
+-- takes them (priority band, then age), with what a supervisor needs to
+-- pick one: channel, priority, when it arrived, the subject and who the
+-- customer is (only the short fields of the posted customer, never the
+-- payload). Read only (queue_stats.lua, queue_waiting.lua).
+local WAITING_CUSTOMER = {'id', 'name', 'phone', 'email'}
+-- At most `n` bytes of `s`, never cutting a UTF-8 character in two (the
+-- reply is decoded as UTF-8).
+local function clip(s, n)
+  if #s <= n then return s end
+  local cut = n + 1
+  while cut > 1 and string.byte(s, cut) >= 0x80 and string.byte(s, cut) < 0xC0 do cut = cut - 1 end
+  return string.sub(s, 1, cut - 1)
+end
+local function waiting_list(q, limit)
+  local out = {}
+  if limit <= 0 then return out end
+  for _, wid in ipairs(redis.call('ZRANGE', key('queue', q, 'waiting'), 0, limit - 1)) do
+    local it = hmget(key('work', wid), {'channel', 'priority', 'created', 'data', 'ovf', 'handoff'})
+    local row = {work_id = wid, channel = it.channel or '', priority = num(it.priority),
+                 created = num(it.created)}
+    -- (a missing field reads as false, not nil)
+    if it.ovf and it.ovf ~= '' then row.overflow_to = it.ovf end
+    if it.handoff and it.handoff ~= '' then row.handed_over = true end
+    local ok, data = pcall(cmsgpack.unpack, it.data or '')
+    if ok and type(data) == 'table' then
+      local s = data.subject
+      if type(s) == 'string' and s ~= '' then row.subject = clip(s, 200) end
+      local c = data.customer
+      if type(c) == 'table' then
+        local who, any = {}, false
+        for _, f in ipairs(WAITING_CUSTOMER) do
+          local v = c[f]
+          if type(v) == 'string' and v ~= '' then who[f] = clip(v, 200) any = true
+          elseif type(v) == 'number' then who[f] = v any = true end
+        end
+        if any then row.customer = who end
+      end
+    end
+    out[#out + 1] = row
+  end
+  return out
 end

@@ -5,36 +5,40 @@
 -- like the pub/sub events. Also the named hooks the routing and work
 -- helpers call for the item events (webhook_assigned, webhook_completed,
 -- webhook_abandoned), so those helpers hold no webhook code of their own.
--- Relies on _lib_core.lua: key, NOW, on_enter.
+-- Relies on _lib_core.lua (key, NOW) and _lib_config.lua (settings).
 
-local hooks_of
+-- the most deliveries a webhook's stream keeps (sweep.lua trims, like LOG_MAX)
 local HOOK_MAX = 1000000
+-- The webhooks' subscriptions (name -> event types), kept with the
+-- center's settings (_lib_config.lua): read once per change of them.
 local function load_hooks()
-  if not hooks_of then
-    hooks_of = {}
+  local c = settings()
+  if not c.hooks then
+    c.hooks, c.hooked = {}, {}
     local h = redis.call('HGETALL', key('webhooks'))
-    for i = 1, #h, 2 do hooks_of[h[i]] = cmsgpack.unpack(h[i + 1]) end
+    for i = 1, #h, 2 do c.hooks[h[i]] = cmsgpack.unpack(h[i + 1]) end
   end
-  return hooks_of
+  return c.hooks, c.hooked
 end
-
-on_enter(function()
-  hooks_of = nil
-end)
 
 -- Does any webhook want events of this type? (Callers on the hot path
 -- check first, so they read nothing extra when no webhook listens.)
 local function hooked(kind)
-  for _, events in pairs(load_hooks()) do
-    for _, e in ipairs(events) do
-      if e == kind or e == '*' then return true end
+  local hooks, known = load_hooks()
+  if known[kind] == nil then
+    known[kind] = false
+    for _, events in pairs(hooks) do
+      for _, e in ipairs(events) do
+        if e == kind or e == '*' then known[kind] = true end
+      end
     end
   end
-  return false
+  return known[kind]
 end
 
 local function hook(kind, hdr, blob)
-  load_hooks()
+  if not hooked(kind) then return end
+  local hooks_of = load_hooks()
   local packed
   for name, events in pairs(hooks_of) do
     for _, e in ipairs(events) do
@@ -45,9 +49,9 @@ local function hook(kind, hdr, blob)
           packed = cmsgpack.pack(hdr)
         end
         if blob then
-          redis.call('XADD', key('webhook', name), 'MAXLEN', '~', HOOK_MAX, '*', 'h', packed, 'i', blob)
+          redis.call('XADD', key('webhook', name), '*', 'h', packed, 'i', blob)
         else
-          redis.call('XADD', key('webhook', name), 'MAXLEN', '~', HOOK_MAX, '*', 'h', packed)
+          redis.call('XADD', key('webhook', name), '*', 'h', packed)
         end
         break
       end

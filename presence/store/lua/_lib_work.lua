@@ -3,10 +3,58 @@
 -- the end of an item (`finish`, `complete`), a finished item routed again
 -- (`reroute`), wrap-up, and the check that an item is the caller's (`mine`).
 -- Relies on _lib_core.lua (key, num, hmget, NOW, emit, bump, record,
--- history_of), _lib_webhook.lua (webhook_completed, webhook_abandoned),
+-- history_of, flush_history), _lib_webhook.lua (webhook_completed, webhook_abandoned),
+-- _lib_case.lua (case_released),
 -- _lib_agent.lua (touch_agent, emit_item, reindex, unfit), _lib_queue.lua
 -- (wait_score, borrowed, schedule_escalation, enqueue) and _lib_route.lua
--- (offer_to).
+-- (offer_to); _lib_config.lua (rule).
+
+-- Retention (PRESENCE_RETENTION_DAYS, written to rule `retention_ms` by
+-- Store.sync_center; 0 or absent: kept forever): a finished item's records
+-- expire together, that long after it ended. A TTL set by the call that
+-- finishes the item, so memory is flat once a center has run that long, with
+-- no sweep to fall behind. The KPI roll-ups and reports do not need them once
+-- their hour is rolled up (docs/kpis.md).
+local function item_keys(wid)
+  return {key('work', wid), key('work', wid, 'history'), key('work', wid, 'declined'),
+          key('case', wid), key('case', wid, 'comments'), key('case', wid, 'messages')}
+end
+local function retention_ms()
+  return math.floor(num(rule('retention_ms', 0)))
+end
+-- `ms`: how long from now (default: the whole retention, for an item ending now)
+local function retain(wid, ms)
+  ms = ms or retention_ms()
+  if ms <= 0 then return end
+  -- the item's history entries of this call first, so that the list exists
+  -- and takes the TTL
+  flush_history(wid)
+  for _, k in ipairs(item_keys(wid)) do redis.call('PEXPIRE', k, ms) end
+  -- the replies to the customer (work_reply.lua marks the item `replied`):
+  -- read with `idem`, so an item never replied to pays no command for them
+  local it = hmget(key('work', wid), {'idem', 'replied'})
+  if it.replied then redis.call('PEXPIRE', key('case', wid, 'replies'), ms) end
+  -- the item's idempotency record (a day by default) or dedupe reference
+  -- never outlives it; LT: a shorter TTL of its own is kept
+  local idem = it.idem
+  if idem and idem ~= '' then
+    redis.call('PEXPIRE', key('idem', idem), ms, 'LT')
+    redis.call('PEXPIRE', key('thread', idem), ms, 'LT')
+  end
+end
+
+-- A finished item routes again (`reroute`): its records are kept again.
+local function persist_item(wid)
+  for _, k in ipairs(item_keys(wid)) do redis.call('PERSIST', k) end
+  if redis.call('HGET', key('work', wid), 'replied') then redis.call('PERSIST', key('case', wid, 'replies')) end
+end
+
+-- A record written to a finished item after it ended (a note on a closed
+-- case) expires with the item, not later.
+local function expire_with_item(wid, k)
+  local ms = redis.call('PTTL', key('work', wid))
+  if ms > 0 then redis.call('PEXPIRE', k, ms) end
+end
 
 -- Put an offered item back in its queue with its original age.
 -- Returns the queue name so the caller can wake the dispatcher.
@@ -39,7 +87,7 @@ end
 -- emit_item; its `ver` already counts one event).
 local function finish(wid, state, extra)
   local wk = key('work', wid)
-  local it = hmget(wk, {'agent', 'channel', 'weight', 'queue', 'state', 'accepted_at'})
+  local it = hmget(wk, {'agent', 'channel', 'weight', 'queue', 'state', 'accepted_at', 'composing'})
   local aid, ch, w, q, prev = it.agent, it.channel, num(it.weight), it.queue, it.state
   local woke, rec = {}, nil
   if prev == 'queued' then
@@ -54,6 +102,7 @@ local function finish(wid, state, extra)
     else
       redis.call('SREM', key('agent', aid, 'work'), wid)
       if prev == 'wrapup' then redis.call('ZREM', key('timer', 'wrapups'), wid) end
+      if it.composing then case_released(wid, aid) end
     end
     rec = touch_agent(aid, ch, w, -1, prev ~= 'offered' and {idle = NOW} or nil)
     woke = reindex(aid, rec)
@@ -65,6 +114,7 @@ local function finish(wid, state, extra)
     fields[#fields + 1] = v
   end
   redis.call('HSET', wk, unpack(fields))
+  retain(wid)
   if state == 'abandoned' then webhook_abandoned(wid, q, ch, aid, prev, (extra or {}).reason) end
   return woke, aid, q, ch, prev, num(it.accepted_at), rec
 end
@@ -91,7 +141,7 @@ end
 -- queues that gained room, the agent, and the state it was in.
 local function release(wid, reason)
   local wk = key('work', wid)
-  local it = hmget(wk, {'agent', 'channel', 'weight', 'state'})
+  local it = hmget(wk, {'agent', 'channel', 'weight', 'state', 'composing'})
   local aid, ch, w, st = it.agent, it.channel, num(it.weight), it.state
   local hdr
   if st == 'offered' then
@@ -102,6 +152,7 @@ local function release(wid, reason)
     redis.call('SREM', key('agent', aid, 'work'), wid)
     redis.call('ZREM', key('timer', 'wrapups'), wid)
     hdr = {type = 'work.updated', to = aid, work_id = wid, state = reason}
+    if it.composing then case_released(wid, aid) end
   end
   local rec = touch_agent(aid, ch, w, -1, st ~= 'offered' and {idle = NOW} or nil)
   redis.call('HSET', wk, 'state', 'queued', 'agent', '', 'expires', 0)
@@ -125,6 +176,7 @@ local function reroute(wid, why)
   -- the relaxed skills of the last routing do not carry over
   if it.req0 then redis.call('HSET', wk, 'req', it.req0) end
   redis.call('DEL', key('work', wid, 'declined'))
+  persist_item(wid)
   redis.call('HSET', wk, 'created', NOW, 'agent', '', 'state', 'queued')
   redis.call('ZADD', key('work', 'open'), NOW, wid)
   bump(key('stats'), 'created', 1)

@@ -21,7 +21,7 @@ if st == 'queued' or st == 'offered' then
   end
   bump(key('stats'), 'abandoned', 1)
   record({ev = 'abandon', queue = q, channel = ch, work = wid, agent = faid or '', reason = reason,
-          was = prev}, wid)
+          was = prev, paused = paused(wid, q)}, wid)
   return {'ok', wid, 'abandoned', unpack(woke)}
 end
 if st == 'assigned' or st == 'wrapup' then

@@ -11,7 +11,8 @@
 -- ARGV[5] priority  ARGV[6] item data (msgpack map, stored and relayed as is)
 -- ARGV[7] required skills (msgpack map)  ARGV[8] case fields (msgpack map)
 -- ARGV[9] {message = {...}} (msgpack, "" for none)  ARGV[10] the message alone
--- ARGV[11] dedupe reference ("" for none)  ARGV[12] lookup references (msgpack list)
+-- ARGV[11] dedupe reference ("" for none)  ARGV[12] lookup references (msgpack list;
+--   "case:<work id>" names that case directly)
 -- ARGV[13] references to register (msgpack list)  ARGV[14] on a match: "join" | "duplicate"
 -- ARGV[15] "1" when a message re-opens a closed case  ARGV[16] reference TTL (s)
 -- Reply: {"ok", work id, "created"|"joined"|"reopened"|"duplicate", holder agent or "",
@@ -38,7 +39,8 @@ end
 local cfg = hmget(key('cases', 'config'), {'initial', 'closed', 'reopen'})
 local found
 for _, ref in ipairs(lookup) do
-  local w = redis.call('GET', key('thread', ref))
+  -- "case:<work id>" names a case itself (the customer's status page)
+  local w = ref:sub(1, 5) == 'case:' and ref:sub(6) or redis.call('GET', key('thread', ref))
   if w and redis.call('EXISTS', key('work', w)) == 1 then found = w break end
 end
 if found and on_match == 'duplicate' then return {'ok', found, 'duplicate', '', ''} end
@@ -71,6 +73,9 @@ if found then
   return {'ok', found, outcome, holder, woke}
 end
 
+local closed
+q, closed = intake_queue(q, ch)
+if closed then return closed end
 create_item(wid, q, ch, prio, data, req, dedupe)
 
 local ck = key('case', wid)
@@ -83,6 +88,14 @@ end
 redis.call('HSET', ck, 'status', cfg.initial or 'New', 'channel', ch, 'queue', q, 'owner', '',
            'created', NOW, 'first_response', 0, 'closed', 0, 'updated', NOW, 'reopened', 0, unpack(args))
 if message ~= '' then redis.call('RPUSH', key('case', wid, 'messages'), message) end
+-- the customer's history (GET /api/v1/customers/{id}/cases), newest first by creation
+if fields.customer_id and fields.customer_id ~= '' then
+  local hk = key('customer', fields.customer_id, 'cases')
+  redis.call('ZADD', hk, NOW, wid)
+  -- cases past the retention have expired (retain, _lib_work.lua): so do their entries
+  local keep = math.floor(num(rule('retention_ms', 0)))
+  if keep > 0 then redis.call('ZREMRANGEBYSCORE', hk, '-inf', '(' .. (NOW - keep)) end
+end
 remember(wid)
 hook('case.created', {work_id = wid, case = case_view(wid)}, data)
 return {'ok', wid, 'created', '', q}

@@ -20,6 +20,7 @@ end
 if redis.call('SCARD', key('queue', q, 'members')) > 0 then
   return {'conflict', 'name', 'queue ' .. q .. ' still has member agents; remove it from their queues first'}
 end
+settings_changed()
 redis.call('ZREM', key('queues'), q)
 -- remembered so that seeding from the center file does not bring it back
 redis.call('SADD', key('queues', 'removed'), q)

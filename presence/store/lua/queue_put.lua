@@ -11,6 +11,7 @@ if exists and create_only then return {'ok', 'exists'} end
 if create_only and redis.call('SISMEMBER', key('queues', 'removed'), q) == 1 then
   return {'ok', 'removed'}
 end
+settings_changed()
 redis.call('SREM', key('queues', 'removed'), q)
 local qk = key('queue', q)
 local old = redis.call('HGET', qk, 'strategy')

@@ -2,9 +2,12 @@
 -- The waiting set is ordered by priority band, then age, so the oldest item
 -- is the oldest of each band's first: one lookup per band in use.
 -- KEYS[1] center prefix
--- ARGV[1] now (ms)
+-- ARGV[1] now (ms)  ARGV[2] waiting items listed per queue (absent or 0: none)
 -- Reply: msgpack list of {name, title, priority, waiting, oldest_created,
---        ready, members, logged_in, routable}
+--        ready, members, logged_in, routable, service_level_seconds
+--        [, items: the first waiting items, `waiting_list` in _lib_queue.lua]
+--        [, open, changes_at, time_zone: for a queue with business hours]}
+local limit = num(ARGV[2])
 local out = {}
 for _, q in ipairs(redis.call('ZRANGE', key('queues'), 0, -1, 'REV')) do
   local waiting = key('queue', q, 'waiting')
@@ -35,6 +38,15 @@ for _, q in ipairs(redis.call('ZRANGE', key('queues'), 0, -1, 'REV')) do
                    members = redis.call('SCARD', key('queue', q, 'members')),
                    logged_in = logged, routable = routable,
                    service_level_seconds = num(h.service_level_seconds, 20)}
+  if limit > 0 then out[#out].items = waiting_list(q, limit) end
+  if plan_of(q) then
+    -- business hours: open now or not, and when that changes (0: not within the plan)
+    local open, change = queue_open(q, NOW)
+    out[#out].open = open
+    out[#out].changes_at = change
+    local tz = redis.call('HGET', key('queue', q), 'time_zone')
+    if tz and tz ~= '' then out[#out].time_zone = tz end
+  end
 end
 if #out == 0 then return cmsgpack.pack({}) end
 return cmsgpack.pack(out)

@@ -1,6 +1,6 @@
 -- sweep.lua: everything that happens because time passed, in one call:
 -- offers that timed out, wrap-ups past their limit, socket leases of a dead
--- process, and grace periods that ran out. Any process may run it; Lua's
+-- process, grace periods that ran out, and the streams' length caps. Any process may run it; Lua's
 -- atomicity makes each expiry happen once.
 -- KEYS[1] center prefix
 -- ARGV[1] now (ms)  ARGV[2] grace (ms)  ARGV[3] most entries per kind
@@ -55,5 +55,13 @@ for _, aid in ipairs(redis.call('ZRANGEBYSCORE', key('timer', 'graces'), '-inf',
   if redis.call('EXISTS', ak) == 1 and num(redis.call('HGET', ak, 'conns')) <= 0 then
     wake(set_status(aid, offline, 'disconnected', false, 'system'))
   end
+end
+
+-- the history streams' and the webhooks' last guards (LOG_MAX, HOOK_MAX):
+-- approximate, so a stream under its cap costs a length check
+redis.call('XTRIM', key('stream', 'events'), 'MAXLEN', '~', LOG_MAX)
+redis.call('XTRIM', key('stream', 'status'), 'MAXLEN', '~', LOG_MAX)
+for name in pairs(load_hooks()) do
+  redis.call('XTRIM', key('webhook', name), 'MAXLEN', '~', HOOK_MAX)
 end
 return woke

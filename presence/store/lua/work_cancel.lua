@@ -16,5 +16,6 @@ if prev == 'offered' then
   emit_item({type = 'offer.rescinded', to = aid, work_id = wid, reason = 'abandoned'}, aid, nil, rec)
 end
 bump(key('stats'), 'abandoned', 1)
-record({ev = 'abandon', queue = q, channel = ch, work = wid, agent = aid or '', reason = reason, was = prev}, wid)
+record({ev = 'abandon', queue = q, channel = ch, work = wid, agent = aid or '', reason = reason, was = prev,
+        paused = paused(wid, q)}, wid)
 return {'ok', unpack(woke)}

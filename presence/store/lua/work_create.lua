@@ -10,13 +10,16 @@
 -- the new item's key and digest are one step, so of two concurrent posts
 -- with one key exactly one makes the item. An item stored without a digest
 -- (before digests were kept) matches any body.
--- Reply: {"ok", work id, "created"} | {"ok", existing id, "existing"}
---        | {"invalid", field, message}
+-- Outside the queue's hours its rule applies (`intake_queue`, _lib_queue.lua).
+-- Reply: {"ok", work id, "created", queue it waits in} | {"ok", existing id, "existing"}
+--        | {"invalid", field, message} | {"closed", "queue", message}
 local wid, q, ch, prio = ARGV[2], ARGV[3], ARGV[4], num(ARGV[5])
 local data, req, idem, ttl = ARGV[6], ARGV[7], ARGV[8], num(ARGV[9], 86400)
 local digest = ARGV[10] or ''
 local bad = unknown_target(q, ch)
 if bad then return bad end
+local target, closed = intake_queue(q, ch)
+if closed then return closed end
 if idem ~= '' then
   local ik = key('idem', idem)
   local existing = redis.call('GET', ik)
@@ -30,8 +33,10 @@ if idem ~= '' then
   end
   redis.call('SET', ik, wid, 'EX', ttl)
 end
-create_item(wid, q, ch, prio, data, req, idem)
+create_item(wid, target, ch, prio, data, req, idem)
+-- routed after the batch when the server routes inline; else the caller wakes the dispatcher
+route_later({target})
 if idem ~= '' and digest ~= '' then
   redis.call('HSET', key('work', wid), 'digest', digest)
 end
-return {'ok', wid, 'created'}
+return {'ok', wid, 'created', target}

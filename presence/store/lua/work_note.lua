@@ -15,6 +15,7 @@ if holder_only ~= '' and (not held or it.agent ~= holder_only) then
   return {'not_yours', 'work_id', 'work item ' .. wid .. ' is not in your hands'}
 end
 local n = redis.call('RPUSH', key('case', wid, 'comments'), note)
+if n == 1 then expire_with_item(wid, key('case', wid, 'comments')) end
 if redis.call('EXISTS', key('case', wid)) == 1 then
   redis.call('HSET', key('case', wid), 'updated', NOW)
 end

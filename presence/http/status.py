@@ -1,0 +1,245 @@
+"""The customer's self-service status link: ``/status/{token}``.
+
+Every case gets a signed, unguessable link (`presence.services.cases.status_path`,
+signed by `presence.auth.sign_link`; no account, nothing stored for it). It
+is in the web form's thank-you page and in every intake answer (so the email
+gateway's auto-reply can carry it). The page shows the case's status, the
+customer's messages and the replies sent to them (never internal notes or
+who handled it), in English or Japanese, and takes a new message, which
+joins the case and is routed like any other (``store/lua/case_intake.lua``).
+The same as JSON: ``GET /status/{token}`` with ``Accept: application/json``,
+and ``POST /status/{token}/messages``. (Not under ``/api/``: every route
+there takes a bearer token; here the signed link is the key.)
+A forged or altered link is a 404 that tells nothing.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from presence.auth import AuthError, check_link
+from presence.context import Context
+from presence.http import openapi
+from presence.http.common import FORM, JSON, Body, ctx_of, json, path_param, takes
+from presence.problems import Problem
+from presence.schema.cases import CustomerMessageInput, CustomerStatus
+from presence.services import cases
+from presence.store.limits import rate_hit
+
+WORDS = {
+    "en": {
+        "title": "Your request",
+        "ref": "Reference",
+        "status": "Status",
+        "opened": "Opened",
+        "you": "You wrote",
+        "us": "Our reply",
+        "none": "No messages yet.",
+        "add": "Add a message",
+        "send": "Send",
+        "sent": "Thank you: your message was added to your request.",
+        "gone": "This link is not valid.",
+        "survey": "Your request is complete. How did we do? Rate us",
+    },
+    "ja": {
+        "title": "お問い合わせの状況",
+        "ref": "受付番号",
+        "status": "状況",
+        "opened": "受付日時",
+        "you": "お客様のメッセージ",
+        "us": "担当者からの返信",
+        "none": "メッセージはまだありません。",
+        "add": "メッセージを追加",
+        "send": "送信",
+        "sent": "ありがとうございます。メッセージをお問い合わせに追加しました。",
+        "gone": "このリンクは無効です。",
+        "survey": "お問い合わせの対応が完了しました。アンケートにご協力ください",
+    },
+}
+
+
+def lang_of(request: Request, chosen: str = "") -> str:
+    chosen = chosen or request.query_params.get("lang", "")
+    if chosen in WORDS:
+        return chosen
+    return "ja" if request.headers.get("accept-language", "").lower().startswith("ja") else "en"
+
+
+def _work_id(request: Request) -> str:
+    ctx = ctx_of(request)
+    token = path_param(request, "token")
+    try:
+        return check_link(ctx.secret, cases.STATUS_LINK, ctx.store.keys.center, token)
+    except AuthError:
+        raise Problem(404, "no such status link", code="not_found") from None
+
+
+async def _view(ctx: Context, wid: str) -> dict[str, Any]:
+    view = await cases.customer_view(ctx.store, wid)
+    if view is None:
+        raise Problem(404, "no such status link", code="not_found")
+    # a completed case not rated yet offers its survey, while the link is valid
+    days = ctx.center.cases.survey_days
+    ended = int(view.get("ended_at") or 0)
+    fresh = ended and ended + days * 86400_000 > ctx.store.now_ms()
+    if view.get("state") == "completed" and not view.get("csat") and fresh:
+        view["survey_path"] = cases.survey_path(ctx.secret, ctx.store.keys.center, wid, ended, days)
+    return view
+
+
+async def rate_limited(request: Request, bucket: str = "status") -> None:
+    """The forms' per-address limit: the page is public, like the contact form."""
+    cfg = ctx_of(request).center.intake
+    if cfg.form_rate_limit <= 0:
+        return
+    ip = request.client.host if request.client else "unknown"
+    allowed, retry = await rate_hit(
+        ctx_of(request).store, f"{bucket}:{ip}", cfg.form_rate_window, cfg.form_rate_limit
+    )
+    if not allowed:
+        raise Problem(
+            429,
+            f"too many messages from your address; try again in {retry} seconds",
+            code="rate_limited",
+            headers={"Retry-After": str(retry)},
+        )
+
+
+def _when(ms: int | None) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC") if ms else ""
+
+
+def page(view: dict[str, Any], lang: str, action: str, sent: bool) -> str:
+    w = WORDS[lang]
+    e = html.escape
+    items: list[str] = []
+    replies = view["replies"]
+
+    def answers(n: int) -> None:
+        for r in replies:
+            if (r.get("message") or 0) == n:
+                when = e(_when(r.get("ts")))
+                items.append(f'<li class="us"><small>{e(w["us"])} · {when}</small><p>{e(r["text"])}</p></li>')
+
+    answers(0)
+    for i, m in enumerate(view["messages"], 1):
+        items.append(f'<li class="you"><small>{e(w["you"])}</small><p>{e(m["text"])}</p></li>')
+        answers(i)
+    convo = "".join(items) or f'<li class="none">{e(w["none"])}</li>'
+    notice = f'<p class="sent" role="status">{e(w["sent"])}</p>' if sent else ""
+    if view.get("survey_path"):
+        notice += (
+            f'<p><a id="survey-link" href="{e(view["survey_path"])}?lang={lang}">{e(w["survey"])}</a></p>'
+        )
+
+    return f"""<!doctype html>
+<html lang="{lang}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>{e(w["title"])}</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}}
+dl{{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}}dt{{color:#555}}dd{{margin:0}}
+ol{{list-style:none;padding:0;display:grid;gap:.5rem}}li{{padding:.4rem .7rem;border-radius:8px}}
+li.you{{background:#eef2f7}}li.us{{background:#e6f0ff}}li p{{margin:.1rem 0 0;white-space:pre-wrap}}
+textarea{{width:100%;font:inherit}}.sent{{background:#e7f7ec;padding:.5rem .7rem;border-radius:8px}}</style>
+</head><body><h1>{e(w["title"])}</h1>{notice}
+<dl><dt>{e(w["ref"])}</dt><dd><code>{e(view["work_id"])}</code></dd>
+<dt>{e(w["status"])}</dt><dd id="status">{e(str(view["status"] or ""))}</dd>
+<dt>{e(w["opened"])}</dt><dd>{e(_when(view["created"]))}</dd></dl>
+<h2 dir="auto">{e(view["subject"])}</h2>
+<ol id="conversation">{convo}</ol>
+<form method="post" action="{e(action)}"><input type="hidden" name="lang" value="{lang}">
+<label for="text">{e(w["add"])}</label>
+<textarea id="text" name="text" rows="4" required maxlength="4000" dir="auto"></textarea>
+<p><button type="submit">{e(w["send"])}</button></p></form></body></html>
+"""
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+async def status_page(request: Request) -> Response:
+    wid = _work_id(request)
+    view = await _view(ctx_of(request), wid)
+    if _wants_json(request):
+        return json(view, headers={"Cache-Control": "no-store"})
+    lang = lang_of(request)
+    body = page(view, lang, request.url.path, request.query_params.get("sent") == "1")
+    return HTMLResponse(body, headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"})
+
+
+@takes(CustomerMessageInput, media=FORM)
+async def status_post(request: Request, body: Body[CustomerMessageInput]) -> Response:
+    wid = _work_id(request)
+    ctx = ctx_of(request)
+    await _view(ctx, wid)
+    await rate_limited(request)
+    msg = await body()
+    await cases.customer_writes(ctx.store, ctx.dispatcher, ctx.center, wid, msg.text.strip())
+    lang = lang_of(request, msg.lang)
+    # post, redirect, get: a reload does not send the message again
+    return RedirectResponse(f"{quote(request.url.path)}?sent=1&lang={lang}", status_code=303)
+
+
+@takes(CustomerMessageInput)
+async def status_message(request: Request, body: Body[CustomerMessageInput]) -> Response:
+    wid = _work_id(request)
+    ctx = ctx_of(request)
+    await _view(ctx, wid)
+    await rate_limited(request)
+    msg = await body()
+    result = await cases.customer_writes(ctx.store, ctx.dispatcher, ctx.center, wid, msg.text.strip())
+    return json({"id": result.work_id, "outcome": result.outcome}, status=201)
+
+
+_PUBLIC = "No token: the signed link is the key. A forged or altered link is 404."
+for _method, _path, _op in (
+    (
+        "GET",
+        "/status/{token}",
+        openapi.Op(
+            "The customer's status page of their case (HTML; JSON with Accept: application/json)",
+            ok=(200, CustomerStatus),
+            problems=(404, 422),
+            media=(openapi.HTML, JSON),
+            description=_PUBLIC,
+        ),
+    ),
+    (
+        "POST",
+        "/status/{token}",
+        openapi.Op(
+            "The customer adds a message to their case from its status page (a form; 303 back to the page)",
+            ok=(303, None),
+            problems=(400, 404, 413, 415, 422, 429),
+            media=openapi.HTML,
+            description=_PUBLIC,
+        ),
+    ),
+    (
+        "POST",
+        "/status/{token}/messages",
+        openapi.Op(
+            "The customer adds a message to their case (joins it, routed like any message)",
+            ok=(201, openapi.OBJECT),
+            problems=(400, 404, 413, 415, 422, 429),
+            description=_PUBLIC,
+        ),
+    ),
+):
+    openapi.describe(_method, _path, _op)
+
+ROUTES = [
+    Route("/status/{token}", status_page, methods=["GET"]),
+    Route("/status/{token}", status_post, methods=["POST"]),
+    Route("/status/{token}/messages", status_message, methods=["POST"]),
+]

@@ -1,0 +1,177 @@
+"""The websocket wire: uvicorn's Sans-I/O websockets protocol, held to the
+rules the app keeps for messages.
+
+uvicorn answers control frames itself, below the ASGI app: a client could
+send pings as fast as its link allows and every one was parsed and answered
+(150,000 pongs a second), slowing every other socket of the process, while
+the app's rate limit never saw them. Here each ping and pong a client sends
+is charged to the socket's own budget (`Budget`, which the app fills with
+the same token bucket its messages use); a socket over it is closed 1008,
+like a message flood, and its pongs are not sent.
+
+Two more things differ from uvicorn's class: a text frame that is not
+UTF-8 is closed 1007 without an ERROR and traceback in the log (any client
+could otherwise fill the operators' log at will), and a close from the app
+never waits behind a full send buffer (a client that stopped reading would
+otherwise keep its socket forever).
+
+`presence serve` gives this class to uvicorn (``ws=Wire``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from uvicorn.protocols.utils import ClientDisconnected
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame
+from websockets.http11 import Request
+from websockets.protocol import State
+
+from presence.protocol import Close
+
+log = logging.getLogger("presence.ws")
+
+# the key of `Budget` in the ASGI scope's "extensions"
+BUDGET = "presence.budget"
+
+
+class Budget:
+    """What a socket may still send: `allow` is called once per control frame
+    (the app sets it to its rate limit's ``allow`` once the socket is
+    accepted); None until then, which allows everything."""
+
+    __slots__ = ("allow",)
+
+    def __init__(self) -> None:
+        self.allow: Callable[[], bool] | None = None
+
+
+class Wire(WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio protocol with control frames on budget."""
+
+    budget: Budget
+    _pongs_due: bool
+    _closed_here: bool
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.budget = Budget()
+        self._pongs_due = False
+        self._closed_here = False
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        # the app's task is created but not started yet: it finds the budget
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][BUDGET] = self.budget
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # One read may hold thousands of pings, whose pongs the parser has
+        # already queued: they are written once the whole read is charged,
+        # so a socket that went over its budget in it gets none of them.
+        if self._pongs_due:
+            self._pongs_due = False
+            output = self.conn.data_to_send()
+            if not self.close_sent and not self.transport.is_closing():
+                self.transport.write(b"".join(output))
+
+    def _charge(self) -> bool:
+        allow = self.budget.allow
+        return allow is None or allow()
+
+    def handle_ping(self) -> None:
+        if self.close_sent:
+            self.conn.data_to_send()  # closing: no more pongs
+        elif self._charge():
+            self._pongs_due = True
+        else:
+            self._over_budget()
+
+    def handle_pong(self, event: Frame) -> None:
+        if self.close_sent:
+            return
+        if self._charge():
+            super().handle_pong(event)
+        else:
+            self._over_budget()
+
+    def _over_budget(self) -> None:
+        self.conn.data_to_send()  # the pongs queued for this read: never sent
+        log.info("closing a socket of %s over its frame budget (control frames)", self._peer())
+        self._close(Close.POLICY, "message rate limit exceeded")
+
+    def send_receive_event_to_app(self) -> None:
+        if self.curr_msg_data_type == "text" and not self.close_sent:
+            data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+            try:
+                data.decode()
+            except UnicodeDecodeError as exc:
+                self.frames = []
+                # the client's fault, not the operator's: one line, no traceback
+                log.info("closing a socket of %s: text frame not UTF-8 (%s)", self._peer(), exc.reason)
+                self._close(Close.INVALID_DATA, "text frame is not valid UTF-8")
+                return
+        super().send_receive_event_to_app()
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "websocket.close" and self._stalled():
+            # the client is not reading: write the close frame past the full
+            # buffer instead of waiting for room that may never come
+            self._close(message.get("code", Close.NORMAL), message.get("reason", "") or "", at_once=False)
+            return
+        if message["type"] == "websocket.send":
+            # waited for here, not in uvicorn's send: this layer may close the
+            # socket meanwhile, and the frame must then not go out after it
+            await self.writable.wait()
+        if self._closed_here:
+            # closed by this layer (flood, bad frame, not reading): for the
+            # app the client is gone, as if it had left, not a misuse of a
+            # closed socket
+            if message["type"] == "websocket.close":
+                return
+            raise ClientDisconnected()
+        await super().send(message)
+
+    def _stalled(self) -> bool:
+        return (
+            self.handshake_complete
+            and not self.writable.is_set()
+            and not self.close_sent
+            and not self.disconnected
+            and self.initial_response is None
+        )
+
+    def _close(self, code: int, reason: str, *, at_once: bool = True) -> None:
+        """Close the socket from here, telling the app (a disconnect on its
+        queue), and abort the connection if the client has not taken the
+        close frame within ``close_timeout`` (one that does not read would
+        hold it forever).
+
+        An abusive client's connection is closed at once: nothing it sends
+        is read any more (a flood would still cost a parse per frame). One
+        that stopped reading is still read from (and what it sends dropped)
+        until it takes the close frame: closing a socket with unread input
+        resets it, and the client would never see the close code.
+        """
+        if self.close_sent or self.conn.state is not State.OPEN:
+            return
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = self._closed_here = True
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
+        if at_once:
+            self.transport.close()
+        elif self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def _peer(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "?"

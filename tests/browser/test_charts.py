@@ -1,0 +1,86 @@
+"""The wallboard's charts: the day's service level, contacts offered, answered
+and abandoned and the average wait per 15 minutes, and cases by type, source
+and customer; drawn by the page itself (SVG), updated live, in both languages
+and on the big screen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.browser.support import open_agent, open_wallboard, service_post, set_status, shot
+from tests.harness import ServerProcess, post_work
+
+
+def total(wall: Any, chart: str, series: int) -> float:
+    """The sum of one series' bars as drawn (each bar's data-v)."""
+    value: float = wall.evaluate(
+        """([chart, series]) => [...document.querySelectorAll(`#${chart} rect.series-${series}`)]
+             .reduce((n, r) => n + Number(r.dataset.v), 0)""",
+        [chart, series],
+    )
+    return value
+
+
+def bar(wall: Any, chart: str, label: str) -> Any:
+    return wall.locator(f'#{chart} rect[data-label="{label}"]')
+
+
+def test_charts_of_the_day_drawn_live(context: Any, server: ServerProcess) -> None:
+    wall = open_wallboard(context, server)
+    expect(wall.locator("#charts")).to_be_visible(timeout=10_000)
+    expect(wall.locator("#chart-type").locator("xpath=..")).to_have_class("chart empty")
+
+    def item(channel: str, customer: str, kind: str, subject: str) -> str:
+        body = {"customer": {"id": customer}, "payload": {"type": kind}}
+        return str(post_work(server, channel=channel, subject=subject, **body).json()["id"])
+
+    chat = item("chat", "c-1", "billing", "one")
+    mail = item("email", "c-1", "billing", "two")
+    item("voice", "c-2", "outage", "three")
+    # contacts offered, as the page draws them (the charts follow the kpis message)
+    wall.wait_for_function("() => document.querySelectorAll('#chart-volume rect.series-0').length > 0")
+    expect(bar(wall, "chart-type", "billing")).to_have_attribute("data-v", "2", timeout=20_000)
+    assert total(wall, "chart-volume", 0) == 3
+    expect(bar(wall, "chart-type", "outage")).to_have_attribute("data-v", "1")
+    expect(bar(wall, "chart-customer", "c-1")).to_have_attribute("data-v", "2")
+    # the source of a plain work item is its channel, shown in the page's words
+    expect(bar(wall, "chart-source", "Voice")).to_have_attribute("data-v", "1")
+    expect(wall.locator("#legend-volume")).to_contain_text("Offered")
+
+    # one answered, one abandoned: their bars appear, the service level is drawn
+    page = open_agent(context, server, "alice")
+    set_status(page, "Available")
+    page.locator(f'.offer[data-id="{chat}"] .btn.accept').click()
+    service_post(server, f"/api/v1/work/{mail}/cancel", {"reason": "customer left"})
+    wall.wait_for_function(
+        "() => document.querySelectorAll('#chart-volume rect.series-1').length > 0"
+        " && [...document.querySelectorAll('#chart-volume rect.series-2')].some((r) => r.dataset.v > 0)",
+        timeout=30_000,
+    )
+    assert total(wall, "chart-volume", 1) == 1
+    assert total(wall, "chart-volume", 2) == 1
+    sl = wall.locator("#chart-sl rect.series-0")
+    expect(sl.first).to_be_attached()
+    assert wall.locator("#chart-sl line.target").count() == 1
+    expect(wall.locator("#chart-sl")).to_have_attribute("aria-label", "Service level per 15 minutes")
+    shot(wall, "wallboard-charts")
+
+    wall.select_option("#lang", "ja")
+    expect(wall.locator("#charts figcaption").nth(1)).to_have_text("15分ごとの受付件数")
+    expect(wall.locator("#chart-volume")).to_have_attribute("aria-label", "15分ごとの受付件数")
+    expect(bar(wall, "chart-source", "電話")).to_have_attribute("data-v", "1")
+    wall.select_option("#lang", "en")
+
+    # big screen: the charts stay, in the dark layout, with larger text
+    wall.keyboard.press("b")
+    expect(wall.locator("body")).to_have_class("page-wallboard big")
+    expect(wall.locator("#charts")).to_be_visible()
+    size = wall.evaluate("() => getComputedStyle(document.querySelector('#chart-type text')).fontSize")
+    assert size == "14px", size
+    wall.locator("#charts").scroll_into_view_if_needed()
+    shot(wall, "wallboard-charts-big")
+    wall.keyboard.press("b")
+    page.locator(f'.work-row[data-id="{chat}"] .work-open').click()
+    page.click("#complete-btn")

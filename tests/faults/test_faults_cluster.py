@@ -1,0 +1,215 @@
+"""Faults of a Redis Cluster under a busy center: its primary killed with
+kill -9 (the replica is promoted), a manual CLUSTER FAILOVER, and its slot
+moved to another primary, each while items are posted and accepted.
+
+Agents and a wallboard stay connected to one server throughout and carry on
+by themselves (the hub follows the channel to the slot's new owner and
+resynchronises them). Every test ends with the invariant checker (the
+fixture) and its own accounting: every acknowledged item is there exactly
+once and completed once, and no item was offered twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from presence.store.keys import Keys
+from tests.cluster import LocalCluster, Node
+from tests.faults.workers import Worker, start
+from tests.harness import ServerProcess, WsClient, supervisor, token, unique_center, write_center
+from tests.integration.conftest import ServerFactory
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.cluster]
+
+N_AGENTS = 6
+N_ITEMS = 60
+CENTER = (
+    "[rules]\nmissed_offers_limit = 0\n\n"
+    '[[queues]]\nname = "support"\npush_timeout = 60\nwrapup_seconds = 5\n\n'
+    + "".join(f'[[agents]]\nid = "a{i}"\nqueues = ["support"]\ncapacity = 100\n\n' for i in range(N_AGENTS))
+)
+# the workers and the wallboard send no `ping`: a slow run must not have
+# their sockets reaped as silent
+ENV = {"PRESENCE_HEARTBEAT_TIMEOUT": "600"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A cluster of this module's own: these tests kill and move its nodes."""
+    with LocalCluster(tmp_path_factory.mktemp("fault-cluster")) as c:
+        yield c
+
+
+@pytest.fixture
+def redis_server(cluster: LocalCluster) -> str:
+    cluster.wait_ok()
+    return cluster.url
+
+
+@dataclass
+class Agent(Worker):
+    """A fault worker that also counts every offer it was sent, and after a
+    resync takes up what its fresh snapshot holds."""
+
+    seen: list[str] = field(default_factory=list)
+    resyncs: int = 0
+
+    def _on(self, msg: dict[str, Any], client: WsClient, tasks: set[asyncio.Task[None]]) -> None:
+        if msg.get("type") == "offer":
+            self.seen.append(msg["work_id"])
+        if msg.get("type") == "resync":
+            self.resyncs += 1
+        if msg.get("type") == "snapshot":
+            # accept again what is still offered: an accept sent while Redis
+            # was failing over was answered `unavailable`
+            for item in msg.get("offers", []):
+                self._on({"type": "offer", **item}, client, tasks)
+                self.seen.pop()  # the same offer, seen again in a snapshot
+            for item in msg.get("work", []):
+                self._on({"type": "work.assigned", "work_id": item["work_id"]}, client, tasks)
+        super()._on(msg, client, tasks)
+
+
+def center_away_from(cluster: LocalCluster, node_url: str) -> str:
+    """A center id whose slot is not on the node REDIS_URL names (that one
+    must stay up for the checker)."""
+    while True:
+        cid = unique_center()
+        if cluster.owner(Keys(cid).prefix).url != node_url:
+            return cid
+
+
+async def _post(http: httpx.AsyncClient, server: ServerProcess, n: int) -> str:
+    """Post one item until it is acknowledged, retrying a 503 or a lost
+    connection with the same Idempotency-Key."""
+    headers = {"Authorization": f"Bearer {token('service', 'crm')}", "Idempotency-Key": f"c-{n}"}
+    body = {"channel": "chat", "queue": "support", "skills": {}, "subject": f"item {n}"}
+    for _ in range(100):
+        try:
+            r = await http.post(f"{server.http}/api/v1/work", json=body, headers=headers)
+        except httpx.HTTPError:
+            await asyncio.sleep(0.1)
+            continue
+        if r.status_code == 503:
+            await asyncio.sleep(0.1)
+            continue
+        assert r.status_code in (200, 201), r.text
+        return str(r.json()["id"])
+    raise AssertionError(f"item {n} was never acknowledged")
+
+
+async def run_with_fault(
+    server: ServerProcess, fault: Callable[[], None], *, cid: str
+) -> tuple[list[dict[str, Any]], list[Agent], WsClient]:
+    agents = [Agent(f"a{i}", [server]) for i in range(N_AGENTS)]
+    stop = asyncio.Event()
+    tasks = await start(agents, stop)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    wall = await supervisor(server)
+    board: list[str] = []  # the types of what the wallboard got
+
+    async def watch() -> None:
+        while not stop.is_set():
+            try:
+                board.append((await wall.recv(0.5))["type"])
+            except TimeoutError:
+                continue
+
+    tasks.append(asyncio.create_task(watch()))
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            deadline = loop.time() + 15
+            while sum(len(a.connects) for a in agents) < N_AGENTS and loop.time() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            ids = []
+            for n in range(N_ITEMS):
+                ids.append(await _post(http, server, n))
+                await asyncio.sleep(0.02)
+                if n == N_ITEMS // 3:
+                    at_fault = len(board)
+                    await asyncio.to_thread(fault)
+            done_by = loop.time() + 60
+            while loop.time() < done_by:
+                if set().union(*(a.completed for a in agents)) >= set(ids):
+                    break
+                await asyncio.sleep(0.1)
+            headers = {"Authorization": f"Bearer {token('service', 'crm')}"}
+            items = [(await http.get(f"{server.http}/api/v1/work/{w}", headers=headers)).json() for w in ids]
+        # the wallboard carried on: resynchronised after the fault, then
+        # fed agent views again
+        after = board[at_fault:]
+        assert "snapshot" in after, after
+        assert "agents" in after[after.index("snapshot") :], after
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert len(set(ids)) == N_ITEMS  # retries with the same key made no duplicates
+    not_done = [i["id"] for i in items if i["state"] != "completed"]
+    assert not not_done, f"items not completed: {not_done}"
+    for item in items:
+        assert [h["ev"] for h in item["history"]].count("complete") == 1, item
+    offered = [w for a in agents for w in a.seen]
+    twice = {w for w in offered if offered.count(w) > 1}
+    history = {i["id"]: [(h["ev"], h.get("agent"), h["ts"]) for h in i["history"]] for i in items}
+    assert not twice, [([a.agent_id for a in agents if w in a.seen], history[w]) for w in twice]
+    # while the slot had no primary, calls were answered `unavailable`: nothing else
+    errors = [e for a in agents for e in a.errors if e.get("code") != "unavailable"]
+    assert not errors, errors
+    assert "Traceback" not in server.logs()
+    return items, agents, wall
+
+
+async def test_kill9_of_the_centers_primary(
+    cluster: LocalCluster, server_factory: ServerFactory, redis_server: str, tmp_path: Path
+) -> None:
+    cid = center_away_from(cluster, redis_server)
+    path, _ = write_center(tmp_path / "kill.toml", CENTER, center_id=cid)
+    server = server_factory(config=path, env=ENV)
+    victim = cluster.owner(Keys(cid).prefix)
+    [replica] = cluster.replicas_of(victim)
+    promoted: list[Node] = []
+
+    def kill() -> None:
+        cluster.kill(victim)
+        promoted.append(cluster.wait_promoted(Keys(cid).prefix, victim))
+
+    _, agents, _ = await run_with_fault(server, kill, cid=cid)
+    assert promoted == [replica]
+    assert sum(a.resyncs for a in agents) >= N_AGENTS  # every socket resynchronised
+    # the old primary comes back as a replica of the new one
+    cluster.revive(victim)
+    cluster.wait_ok()
+
+
+async def test_manual_failover(
+    cluster: LocalCluster, server_factory: ServerFactory, redis_server: str, tmp_path: Path
+) -> None:
+    cid = center_away_from(cluster, redis_server)
+    path, _ = write_center(tmp_path / "failover.toml", CENTER, center_id=cid)
+    server = server_factory(config=path, env=ENV)
+    primary = cluster.owner(Keys(cid).prefix)
+    [replica] = cluster.replicas_of(primary)
+    await run_with_fault(server, lambda: cluster.failover(replica), cid=cid)
+    assert cluster.owner(Keys(cid).prefix) is replica
+    cluster.wait_ok()
+
+
+async def test_the_centers_slot_moves_while_it_routes(
+    cluster: LocalCluster, server_factory: ServerFactory, redis_server: str, tmp_path: Path
+) -> None:
+    cid = center_away_from(cluster, redis_server)
+    path, _ = write_center(tmp_path / "move.toml", CENTER, center_id=cid)
+    server = server_factory(config=path, env=ENV)
+    slot = cluster.slot(Keys(cid).prefix)
+    source = cluster.owner(Keys(cid).prefix)
+    target = next(n for n in cluster.primaries() if n is not source)
+    _, agents, _ = await run_with_fault(server, lambda: cluster.migrate_slot(slot, target), cid=cid)
+    assert cluster.owner(Keys(cid).prefix) is target
+    assert sum(a.resyncs for a in agents) >= N_AGENTS  # the hub followed the channel

@@ -1,0 +1,245 @@
+"""Routing inside the batched calls (`Scripts.route_inline`, _lib_router.lua),
+and the settings the scripts keep between calls (_lib_config.lua).
+
+An intake routes the queue it added to, and a completion or a decline the
+queues it freed an agent in, in the same script call, by the same function
+as route.lua: so a center routed inline must commit exactly what a center
+routed by a route.lua call right after each change commits. The kept
+settings (channels, webhooks, queue settings) must follow every change of
+them, and a flush.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgpack
+import pytest
+from redis.asyncio import Redis
+
+from presence.center import parse_center
+from presence.protocol import decode_events
+from presence.store import NewItem, Store, new_work_id
+from presence.store.cases import sync_config
+
+T0 = 1_800_000_000_000
+
+CENTER: dict[str, Any] = {
+    "queues": [
+        {"name": "q", "auto_accept": True, "strategy": "least_active"},
+        {"name": "v", "auto_accept": False, "priority": 5},
+    ],
+    "agents": [
+        # chat weighs 25 units, email 10, voice 100 (nobody here can take one)
+        {"id": "a0", "queues": ["q", "v"], "capacity": 50, "skills": {"fr": 3}},
+        {"id": "a1", "queues": ["q"], "capacity": 25},
+        {"id": "a2", "queues": ["q", "v"], "capacity": 25},
+    ],
+}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.ms = T0
+
+    def __call__(self) -> float:
+        return self.ms / 1000
+
+
+async def _store(redis_url: str, clock: Clock, center: dict[str, Any] = CENTER) -> Store:
+    store = Store(Redis.from_url(redis_url), f"inline{uuid.uuid4().hex[:8]}", clock=clock)
+    await store.sync_center(parse_center(center))
+    for i in range(3):
+        await store.conn_open(f"a{i}", f"c{i}", 3600)
+        await store.set_status(f"a{i}", "Available", "", f"a{i}")
+    return store
+
+
+@pytest.fixture
+async def pair(redis_server: str) -> AsyncIterator[tuple[Store, Store, set[str], Clock]]:
+    """Two identical centers on one driven clock: the first routes inline
+    (its queues left with more are collected), the second does not."""
+    clock = Clock()
+    inline, plain = await _store(redis_server, clock), await _store(redis_server, clock)
+    more: set[str] = set()
+    inline.scripts.route_inline(256, 512, more.update)
+    yield inline, plain, more, clock
+    await inline.redis.aclose()
+    await plain.redis.aclose()
+
+
+async def _commits(store: Store) -> list[tuple[str, ...]]:
+    """Every offer and assignment of the center, in commit order."""
+    out = []
+    for _, ev in await store.redis.xrange(store.keys.event_stream):
+        e = {k.decode(): v.decode() for k, v in ev.items()}
+        if e["ev"] in ("offer", "accept"):
+            out.append((e["ev"], e["work"], e["agent"], e["queue"], e.get("via", "")))
+    return out
+
+
+ITEMS = [
+    # (queue, channel, priority, skills): more than the agents can hold, a
+    # skill only a0 has, two queues of different priorities
+    ("q", "chat", 0, {}),
+    ("v", "voice", 0, {}),
+    ("q", "chat", 5, {"fr": 2}),
+    ("q", "email", 0, {}),
+    ("v", "chat", 0, {}),
+    ("q", "chat", -3, {}),
+    ("q", "chat", 0, {"fr": 4}),
+    ("v", "voice", 9, {}),
+]
+
+
+async def test_inline_routing_commits_what_route_lua_would(
+    pair: tuple[Store, Store, set[str], Clock],
+) -> None:
+    inline, plain, more, clock = pair
+    ids = [f"{i:02d}{uuid.uuid4().hex[:8]}" for i in range(len(ITEMS))]
+
+    async def both(step: Any) -> None:
+        """One change on both centers; the plain one then routes what it woke."""
+        clock.ms += 7
+        await step(inline)
+        woke = await step(plain)
+        await plain.route(sorted(set(woke or ())))
+
+    for wid, (q, ch, prio, skills) in zip(ids, ITEMS, strict=True):
+
+        async def create(
+            s: Store, wid: str = wid, q: str = q, ch: str = ch, p: int = prio, sk: dict[str, int] = skills
+        ) -> list[str]:
+            await s.create_work(wid, q, ch, p, {"subject": wid}, sk)
+            return [q]
+
+        await both(create)
+        assert await _commits(inline) == await _commits(plain)
+    at_intake = len(await _commits(plain))
+    # completions and declines free agents: the next items go out at once
+    for _ in range(4):
+        held = [
+            (i["agent_id"], i["work_id"], i["state"])
+            for i in [await plain.get_work(w, history=False) for w in ids]
+            if i and i["state"] in ("assigned", "offered")
+        ]
+        aid, wid, state = sorted(held)[0]
+        if state == "offered":
+
+            async def step(s: Store, aid: str = aid, wid: str = wid) -> list[str]:
+                return await s.decline(aid, wid, "busy")
+        else:
+
+            async def step(s: Store, aid: str = aid, wid: str = wid) -> list[str]:
+                return await s.complete(aid, wid, "done")
+
+        await both(step)
+        assert await _commits(inline) == await _commits(plain)
+    # the comparison saw real routing: at intake, and after the completions
+    assert 3 < at_intake < len(await _commits(plain))
+    assert more <= {"q", "v"}
+    for s in (inline, plain):
+        assert await s.check() == []
+
+
+async def test_an_intake_and_a_completion_route_in_their_own_call(
+    pair: tuple[Store, Store, set[str], Clock],
+) -> None:
+    inline, _, more, _ = pair
+    calls = inline.batched["work_complete"]
+    pubsub = inline.redis.pubsub()
+    await pubsub.ssubscribe(inline.keys.events_channel)
+    # room for four chats: two for a0, one each for a1 and a2
+    ids = [new_work_id() for _ in range(5)]
+    for wid in ids:
+        assert await inline.create_work(wid, "q", "chat", 0, {}, {}) == (wid, True)
+    items = [await inline.get_work(w, history=False) for w in ids]
+    assert [i["state"] for i in items if i] == ["assigned"] * 4 + ["queued"]
+    # the completion names no queue to wake: it routed the last item itself
+    holder = items[0]["agent_id"] if items[0] else ""
+    before = calls.calls
+    assert await inline.complete(holder, ids[0], "done") == []
+    assert calls.calls == before + 1
+    last = await inline.get_work(ids[4])
+    assert last and last["state"] == "assigned" and last["agent_id"] == holder
+    # its events went out with the completion's, as one message
+    messages = []
+    for _ in range(50):
+        m = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.05)
+        if m is not None:
+            messages.append(list(decode_events(m["data"])))
+    kinds = [[(e.message.get("type"), e.message.get("work_id")) for e in msg] for msg in messages]
+    assert [("work.updated", ids[0]), ("work.assigned", ids[4])] in kinds
+    assert not more
+    # the history of an item routed at intake: both entries, in order
+    item = await inline.get_work(ids[1])
+    assert item and [h["ev"] for h in item["history"]] == ["create", "accept"]
+    await pubsub.aclose()
+
+
+async def test_without_inline_routing_the_calls_name_the_queues_to_wake(
+    pair: tuple[Store, Store, set[str], Clock],
+) -> None:
+    _, plain, _, _ = pair
+    wid = new_work_id()
+    await plain.create_work(wid, "q", "chat", 0, {}, {})
+    assert (await plain.get_work(wid, history=False) or {})["state"] == "queued"
+    assert (await plain.route(["q"]))[0] == 1
+    aid = (await plain.get_work(wid, history=False) or {})["agent_id"]
+    assert "q" in await plain.complete(aid, wid, "done")
+
+
+async def test_kept_settings_follow_every_change(redis_server: str) -> None:
+    clock = Clock()
+    store = await _store(redis_server, clock)
+    store.scripts.route_inline(256, 512, lambda _: None)
+    r, k = store.redis, store.keys
+
+    async def intake(q: str = "q", ch: str = "chat") -> dict[str, Any]:
+        clock.ms += 1
+        wid = new_work_id()
+        await store.create_work_many([NewItem(wid, q, ch, 0, {})])
+        item = await store.get_work(wid, history=False)
+        assert item is not None
+        return item
+
+    first = await intake()
+    assert first["state"] == "assigned" and first["weight"] == 25
+    token = await r.get(k.settings_version)
+    assert token
+    # a queue's settings changed through the API: the next call reads them
+    queue = parse_center(CENTER).queues["q"]
+    await store.put_queue(dataclasses.replace(queue, auto_accept=False))
+    assert await r.get(k.settings_version) != token
+    assert (await intake())["state"] == "offered"
+    # a new center file: channels and webhooks change with the restart's sync
+    changed = {
+        **CENTER,
+        "channels": {"chat": {"weight": 5}, "sms": {"weight": 2}},
+        "webhooks": [
+            {"name": "crm", "url": "http://127.0.0.1:9/h", "secret": "s" * 16, "events": ["work.assigned"]}
+        ],
+    }
+    center = parse_center(changed)
+    await store.sync_center(center)
+    await sync_config(store, center)
+    sms = await intake("v", "sms")
+    assert sms["weight"] == 2 and sms["state"] == "offered"
+    await store.accept(sms["agent_id"], sms["work_id"])
+    hooked = await r.xrange(k.webhook_stream("crm"))
+    assert [msgpack.unpackb(e[b"h"])["type"] for _, e in hooked] == ["work.assigned"]
+    # a flush takes the token with it: nothing kept from before is trusted
+    await r.delete(
+        *[key async for key in r.scan_iter(match=k.prefix.replace("{", "\\{").replace("}", "\\}") + "*")]
+    )
+    await store.sync_center(parse_center(CENTER))
+    for i in range(3):
+        await store.conn_open(f"a{i}", f"c{i}", 3600)
+        await store.set_status(f"a{i}", "Available", "", f"a{i}")
+    after = await intake()
+    assert after["state"] == "assigned" and after["weight"] == 25
+    assert await r.xlen(k.webhook_stream("crm")) == 0
+    await r.aclose()
