@@ -1,9 +1,10 @@
 """The application: routes and lifespan, assembled; nothing else lives here.
 
 `create_app()` is the uvicorn factory (``presence.app:create_app``). The
-lifespan connects to Redis (or starts the embedded one), writes the center's
-configuration, and starts this process's hub, dispatcher and sweeper; on
-shutdown it stops them in reverse order.
+lifespan connects to Redis (or starts the embedded one), writes the default
+center's configuration, and starts its hub, dispatcher and background loops
+(``presence/workspaces.py``, which starts any other center the same way);
+on shutdown it stops them in reverse order.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from presence import demo
 from presence.auth import RedactTokens, load_or_create_secret
 from presence.center import load_center
 from presence.config import Settings
-from presence.context import STARTS_AT_ONCE, Context
+from presence.context import STARTS_AT_ONCE
 from presence.embedded import EmbeddedRedis
 from presence.http import (
     admin,
     asyncapi,
     cases,
+    centers,
     channels,
     errors,
     health,
@@ -39,21 +41,11 @@ from presence.http import (
     templates,
     work,
 )
-from presence.kpi.counters import Counters
-from presence.kpi.live import LiveKpis
-from presence.kpi.rollup import Rollup
-from presence.router.dispatcher import Dispatcher, Sweeper
-from presence.router.escalator import Escalator
-from presence.router.hours import HoursPlanner
-from presence.services.archive import Archiver
-from presence.services.cases import webhook_links
-from presence.services.webhooks import Deliverer
 from presence.stalls import StallWatch
-from presence.store import Clock, Store
-from presence.store import cases as case_store
+from presence.store import Clock
 from presence.store.client import open_redis, warm
-from presence.store.replication import Replication
-from presence.tasks import Periodic
+from presence.workspaces import Centers as Runtimes
+from presence.workspaces import Quiet, Watch
 from presence.ws import endpoints
 from presence.ws.hub import Hub
 
@@ -89,81 +81,33 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
             url = await asyncio.to_thread(embedded.start)
         secret = settings.secret or load_or_create_secret(settings.data_dir)[0]
         redis = await open_redis(url, settings.redis_mode)
+        # the default center (the file's) starts with the process; any other
+        # is started when its first token arrives or the watch sees it
+        hubs: dict[str, Hub] = {}
+        runtimes = Runtimes(redis, settings, secret, hubs, clock=clock, url=url)
         try:
             # the socket starts let in at once, and the background tasks
             await warm(redis, STARTS_AT_ONCE + 16)
-            # acknowledged changes reach a replica first, where the shard has one
-            replication = Replication(redis, settings.wait_replicas, settings.wait_timeout)
-            store = Store(redis, center.id, clock=clock, replication=replication, timezone=settings.timezone)
-            await store.sync_center(center, retention_days=settings.retention_days)
-            await case_store.sync_config(store, center)
+            default = await runtimes.start_default(center)
         except BaseException:
             # a start that fails writing the center leaves no connection open
             # (an app served in a test process outlives its failed start)
+            await runtimes.stop_all()
             await redis.aclose()
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
             raise
-        dispatcher = Dispatcher(store)
-        hub = Hub(store, settings)
-        hub.wake = dispatcher.wake
-        sweeper = Sweeper(store, dispatcher, interval=settings.sweep_interval, grace=settings.grace_seconds)
-        webhooks = Deliverer(
-            store,
-            center.webhooks,
-            poll=min(0.2, settings.sweep_interval * 2),
-            links=webhook_links(secret, center, center.id),
-        )
-        ctx = Context(
-            store=store,
-            dispatcher=dispatcher,
-            center=center,
-            secret=secret,
-            grace=settings.grace_seconds,
-            lease=settings.lease_seconds,
-            allowed_origins=settings.allowed_origins,
-            rate_per_second=settings.rate_per_second,
-            rate_burst=settings.rate_burst,
-            listening=hub.listening,
-            webhooks=webhooks,
-            # written by sync_center above; read once, not on every snapshot
-            statuses=await store.statuses(),
-            channels=await store.channels(),
-        )
-        app.state.ctx = ctx
-        app.state.hub = hub
+        assert runtimes.workspaces is not None
+        ctx = default.ctx
+        hub = default.hub
+        app.state.centers = runtimes.workspaces
+        app.state.hubs = hubs
         app.state.settings = settings
-        hub.start(lambda c: endpoints.resync(ctx, c))
-        dispatcher.start()
-        sweeper.start()
-        # overflow/relaxation timer and outbound webhooks
-        escalator = Escalator(store, dispatcher, interval=settings.sweep_interval)
-        escalator.start()
-        # business hours: each queue's plan of openings renewed hourly
-        planner = HoursPlanner(store)
-        planner.start()
-        webhooks.start()
-        # KPIs: the live wallboard figures, the Prometheus counters, the roll-up
-        live = LiveKpis(
-            store,
-            hub.push_supervisors,
-            interval=settings.kpi_interval,
-            timezone=settings.timezone,
-            has_audience=lambda: bool(hub.supervisors),
-        )
-        counters = Counters(store, lambda: hub.connection_count)
-        history = Rollup(
-            store,
-            retention_days=settings.history_days,
-            rollup_days=settings.rollup_days,
-            timezone=settings.timezone,
-        )
-        tasks: list[LiveKpis | Periodic] = [live, counters, history]
-        if settings.archive_dir is not None:
-            tasks.append(Archiver(store, settings.archive_dir, timezone=settings.timezone))
-        for task in tasks:
-            task.start()
-        dispatcher.wake(await store.queue_names())
+        watch_centers = Watch(runtimes)
+        watch_centers.start()
+        # the loops of every quiet center, in one pipeline per idle interval
+        quiet_centers = Quiet(runtimes, interval=settings.idle_interval)
+        quiet_centers.start()
         # what start-up built lives as long as the process: keep it out of
         # every later collection
         gc.collect()
@@ -180,8 +124,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         demo_run: demo.Demo | None = None
         if demo.enabled():
             demo_run = demo.Demo(
-                store,
-                dispatcher,
+                ctx.store,
+                ctx.dispatcher,
                 secret=secret,
                 lease=settings.lease_seconds,
                 grace=settings.grace_seconds,
@@ -195,14 +139,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
                 watch.stop()
             if demo_run is not None:
                 await demo_run.stop()
-            for task in reversed(tasks):
-                await task.stop()
-            await webhooks.stop()
-            await planner.stop()
-            await escalator.stop()
-            await sweeper.stop()
-            await dispatcher.stop()
-            await hub.stop()
+            await quiet_centers.stop()
+            await watch_centers.stop()
+            await runtimes.stop_all()
             await redis.aclose()
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
@@ -219,6 +158,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         *pages.PAGES,
         *channels.ROUTES,
         *cases.ROUTES,
+        *centers.ROUTES,
         *templates.ROUTES,
         *status.ROUTES,
         *survey.ROUTES,

@@ -1,9 +1,14 @@
 """Bearer tokens: minting, verifying, and the server's secret.
 
 Tokens are JWTs signed with HS256 by the server's secret, carrying the
-subject (agent id, supervisor or service name), a role and an expiry. They
-are verified before a websocket is accepted and on every HTTP request.
-Tokens are never logged.
+subject (agent id, supervisor or service name), a role, an expiry and the
+center (workspace) they belong to. They are verified before a websocket is
+accepted and on every HTTP request. Tokens are never logged.
+
+A token without a ``center`` claim belongs to the deployment's default
+center (the one of its center file), so tokens minted before there were
+several centers keep working. The ``platform`` role manages the centers
+themselves (``/api/v1/centers``) and acts inside none of them.
 """
 
 from __future__ import annotations
@@ -22,7 +27,18 @@ from typing import Final
 
 import jwt
 
-ROLES: Final = ("agent", "supervisor", "service")
+from presence.schema.common import CENTER_PATTERN
+
+# A center id is its keys' Redis Cluster hash tag: the schema's pattern
+# (no braces, no colon), checked here too because a token is read before
+# any body.
+CENTER_ID: Final = re.compile(CENTER_PATTERN)
+CENTER_RULE: Final = "1-32 lowercase letters, digits, _ or -, starting with a letter or digit"
+
+# the roles that act inside one center, and the one that manages centers
+CENTER_ROLES: Final = ("agent", "supervisor", "service")
+PLATFORM: Final = "platform"
+ROLES: Final = (*CENTER_ROLES, PLATFORM)
 ALGORITHM: Final = "HS256"
 
 
@@ -35,17 +51,29 @@ class Claims:
     sub: str
     role: str
     exp: int
+    # the center the token belongs to; None: the deployment's default center
+    center: str | None = None
 
 
-def mint(secret: str, sub: str, role: str, ttl: int = 12 * 3600, now: float | None = None) -> str:
+def mint(
+    secret: str,
+    sub: str,
+    role: str,
+    ttl: int = 12 * 3600,
+    now: float | None = None,
+    center: str | None = None,
+) -> str:
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     if not sub:
         raise ValueError("the subject (--sub) must not be empty")
+    if center is not None and not CENTER_ID.match(center):
+        raise ValueError(f"the center (--center) must be {CENTER_RULE}, got {center!r}")
     issued = int(time.time() if now is None else now)
-    return jwt.encode(
-        {"sub": sub, "role": role, "iat": issued, "exp": issued + ttl}, secret, algorithm=ALGORITHM
-    )
+    claims: dict[str, object] = {"sub": sub, "role": role, "iat": issued, "exp": issued + ttl}
+    if center is not None:
+        claims["center"] = center
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 # Tokens that verified, with their raw expiry. A signature check costs tens of
@@ -74,7 +102,10 @@ def verify(secret: str, token: str | None) -> Claims:
     role = data.get("role")
     if role not in ROLES or not isinstance(data.get("sub"), str):
         raise AuthError("the token carries no valid role")
-    claims = Claims(sub=data["sub"], role=role, exp=int(data["exp"]))
+    center = data.get("center")
+    if center is not None and not (isinstance(center, str) and CENTER_ID.match(center)):
+        raise AuthError("the token's center is not a valid center id")
+    claims = Claims(sub=data["sub"], role=role, exp=int(data["exp"]), center=center)
     if len(_verified) >= _VERIFIED_MAX:
         _verified.clear()
     _verified[(secret, token)] = (claims, float(data["exp"]))

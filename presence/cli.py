@@ -1,4 +1,4 @@
-"""The `presence` command: serve, token, check, backup, restore, archive, retain.
+"""The `presence` command: serve, token, check, backup, restore, archive, retain, center apply.
 
 `presence serve` binds its port, starts the embedded Redis (when REDIS_URL
 is unset) and reads or creates the secret (when PRESENCE_SECRET is unset)
@@ -24,6 +24,7 @@ import os
 import signal
 import socket
 import sys
+import tomllib
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime
@@ -32,7 +33,16 @@ from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from presence.auth import ROLES, load_or_create_secret, mint, read_secret, secret_path
+from presence.auth import CENTER_ID as AUTH_CENTER_ID
+from presence.auth import (
+    CENTER_RULE,
+    PLATFORM,
+    ROLES,
+    load_or_create_secret,
+    mint,
+    read_secret,
+    secret_path,
+)
 from presence.center import Center, Invalid, load_center
 from presence.config import ConfigError, Settings
 from presence.embedded import EmbeddedRedis
@@ -237,7 +247,12 @@ def cmd_token(args: argparse.Namespace) -> int:
             f"{secret_path(settings.data_dir.absolute())}, so no server has run with this data folder. "
             f"{POINT_AT_DATA}, or PRESENCE_SECRET=<the server's secret>."
         )
-    print(mint(secret, args.sub, args.role, args.ttl or settings.token_ttl))
+    if args.center is not None and args.role == PLATFORM:
+        raise Refused("a platform token belongs to no center: leave out --center")
+    try:
+        print(mint(secret, args.sub, args.role, args.ttl or settings.token_ttl, center=args.center))
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
     return 0
 
 
@@ -471,6 +486,59 @@ def cmd_retain(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _apply(url: str, settings: Settings, center: Center) -> tuple[int, bool]:
+    from presence.services.centers import apply
+    from presence.store.client import open_redis
+
+    redis = await open_redis(url, settings.redis_mode, patience=5.0)
+    try:
+        rev, created, _ = await apply(
+            redis, center, timezone=settings.timezone, retention_days=settings.retention_days
+        )
+        return rev, created
+    finally:
+        await redis.aclose()
+
+
+def cmd_center_apply(args: argparse.Namespace) -> int:
+    """`presence center apply FILE [--center NAME]`: what PUT /api/v1/centers/{center} does."""
+    from presence.services.centers import parse_document
+
+    settings = Settings.from_env()
+    default = load_center(settings.center_config)
+    path = Path(args.file)
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise Refused(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise Invalid(str(path), f"is not valid TOML: {exc}") from None
+    head = data.get("center")
+    center_id = args.center or (head.get("id") if isinstance(head, dict) else None) or "default"
+    if args.center is not None and isinstance(head, dict):
+        # --center names the center: the file's own id gives way
+        data = {**data, "center": {k: v for k, v in head.items() if k != "id"}}
+    if not AUTH_CENTER_ID.match(center_id):
+        raise Refused(f"the center (--center) must be {CENTER_RULE}, got {center_id!r}")
+    if center_id == default.id:
+        raise Refused(
+            f"center {center_id!r} is this deployment's default center (PRESENCE_CONFIG): "
+            "change that file and restart the servers instead"
+        )
+    try:
+        center = parse_document(center_id, data)
+    except Invalid as exc:
+        raise Invalid(f"{path}: {exc.field}", exc.message, exc.path) from None
+    url, embedded = _open_redis(settings, "apply a center to")
+    try:
+        rev, created = asyncio.run(_apply(url, settings, center))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(f"center {center_id} {'created' if created else 'updated'} (revision {rev})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="presence", description="Agent presence and omni-channel routing server")
     sub = p.add_subparsers(dest="command", required=True)
@@ -494,7 +562,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--role", required=True, choices=ROLES)
     t.add_argument("--sub", required=True, help="subject: the agent id, or a supervisor or service name")
     t.add_argument("--ttl", type=int, help="lifetime in seconds (PRESENCE_TOKEN_TTL, default 12 h)")
+    t.add_argument("--center", help="the center the token acts on (default: the deployment's default center)")
     t.set_defaults(func=cmd_token)
+
+    w = sub.add_parser("center", help="manage the deployment's centers (workspaces)")
+    wsub = w.add_subparsers(dest="action", required=True)
+    wa = wsub.add_parser("apply", help="create or change a center from a center file (no restart)")
+    wa.add_argument("file", help="the center file (TOML)")
+    wa.add_argument("--center", help="the center's id (default: the file's [center] id)")
+    wa.set_defaults(func=cmd_center_apply)
 
     c = sub.add_parser("check", help="verify the routing invariants on the live Redis; exit 1 on a breach")
     c.add_argument(

@@ -110,6 +110,12 @@ class Settings:
     sweep_interval: float = 0.2
     # Supervisor deltas are flushed at most this often per socket.
     supervisor_flush: float = 0.1
+    # A center other than the default one that has had no event for
+    # `quiet_after` seconds is quiet: its timers are swept, with every other
+    # quiet center's, once per `idle_interval` (any event of it brings its
+    # own loops back at once).
+    idle_interval: float = 2.0
+    quiet_after: float = 10.0
     token_ttl: int = 12 * 3600
     allowed_origins: tuple[str, ...] = ()
     max_frame: int = 64 * 1024
@@ -170,6 +176,8 @@ class Settings:
             lease_seconds=_float(env, "PRESENCE_LEASE_SECONDS", 15.0, lo=0.5, hi=3600.0),
             sweep_interval=_float(env, "PRESENCE_SWEEP_INTERVAL", 0.2, lo=0.01, hi=10.0),
             supervisor_flush=_float(env, "PRESENCE_SUPERVISOR_FLUSH", 0.1, lo=0.01, hi=10.0),
+            idle_interval=_float(env, "PRESENCE_IDLE_INTERVAL", 2.0, lo=0.05, hi=60.0),
+            quiet_after=_float(env, "PRESENCE_QUIET_AFTER", 10.0, lo=0.1, hi=3600.0),
             token_ttl=_int(env, "PRESENCE_TOKEN_TTL", 12 * 3600, lo=1, hi=366 * 86400),
             allowed_origins=_list(env, "PRESENCE_ALLOWED_ORIGINS"),
             max_frame=_int(env, "PRESENCE_MAX_FRAME", 64 * 1024, lo=1024, hi=16 * 1024 * 1024),

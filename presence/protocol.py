@@ -336,8 +336,9 @@ def agent_snapshot(
     statuses: list[dict[str, Any]],
     channels: list[dict[str, Any]],
     server_time: int,
+    center: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    return {
+    msg = {
         "type": "snapshot",
         "version": VERSION,
         "agent": dict(agent),
@@ -347,6 +348,9 @@ def agent_snapshot(
         "channels": channels,
         "server_time": server_time,
     }
+    if center is not None:
+        msg["center"] = dict(center)
+    return msg
 
 
 def supervisor_snapshot(
@@ -355,8 +359,9 @@ def supervisor_snapshot(
     statuses: list[dict[str, Any]],
     channels: list[dict[str, Any]],
     server_time: int,
+    center: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    return {
+    msg = {
         "type": "snapshot",
         "version": VERSION,
         "agents": agents,
@@ -365,6 +370,9 @@ def supervisor_snapshot(
         "channels": channels,
         "server_time": server_time,
     }
+    if center is not None:
+        msg["center"] = dict(center)
+    return msg
 
 
 # Waiting items listed per queue in the supervisors' ``queues`` and

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
@@ -37,6 +39,73 @@ async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
     await asyncio.gather(*(stop_task(t) for t in tasks))
 
 
+class Pace:
+    """How often one center's loops tick: at their own interval while the
+    center is busy, and not at all once it has been quiet for `quiet_after`
+    seconds (`idle` None: a process-wide task then does their work for all
+    quiet centers at once, ``presence/workspaces.py``), or every `idle`
+    seconds.
+
+    A deployment of many centers runs these loops for each of them; an idle
+    center must cost next to nothing, yet a change must be handled as
+    promptly as ever. Every change a script makes publishes an event, and
+    the hub calls `touch` for each: a sleeping loop wakes at once and ticks
+    at its own interval again. A timer (an offer's timeout, a grace period)
+    is only ever created by a change, so the loop that expires it is busy
+    whenever it is near.
+    """
+
+    def __init__(
+        self,
+        *,
+        idle: float | None = 2.0,
+        quiet_after: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.idle = idle
+        self.quiet_after = quiet_after
+        self.clock = clock
+        self.last = clock()
+        self._sleepers: set[asyncio.Event] = set()
+
+    def touch(self) -> None:
+        """The center changed: wake every loop that sleeps its idle sleep."""
+        self.last = self.clock()
+        for e in self._sleepers:
+            e.set()
+
+    def busy(self) -> bool:
+        return self.clock() - self.last < self.quiet_after
+
+    async def sleep(self, busy_interval: float, idle: float | None = None) -> None:
+        """Sleep one interval: `busy_interval` while busy; while quiet, until
+        the center changes or `idle` (default: the pace's) seconds pass."""
+        if self.busy():
+            await asyncio.sleep(busy_interval)
+            return
+        limit = self.idle if idle is None else idle
+        await self.wait(None if limit is None else max(busy_interval, limit))
+
+    async def wait(self, timeout: float | None) -> None:
+        """Until the center changes (or `timeout` seconds pass)."""
+        woken = asyncio.Event()
+        self._sleepers.add(woken)
+        try:
+            async with asyncio.timeout(timeout):
+                await woken.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._sleepers.discard(woken)
+
+
+async def pace_sleep(pace: Pace | None, interval: float) -> None:
+    if pace is None:
+        await asyncio.sleep(interval)
+    else:
+        await pace.sleep(interval)
+
+
 class Periodic:
     """A background loop of this process: `tick()` every `interval` seconds.
 
@@ -49,6 +118,8 @@ class Periodic:
     name = "periodic"
     # Run the first tick at once (True) or after one interval (False).
     tick_first = False
+    # None: every `interval`, always; else slower while its center is idle
+    pace: Pace | None = None
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
@@ -75,4 +146,4 @@ class Periodic:
                 log.warning("%s postponed, Redis unavailable: %s", self.name, exc)
             except Exception:
                 log.exception("%s failed; retrying", self.name)
-            await asyncio.sleep(self.interval)
+            await pace_sleep(self.pace, self.interval)

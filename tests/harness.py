@@ -73,8 +73,8 @@ skills = {english = 3}
 """
 
 
-def token(role: str, sub: str, ttl: int = 3600, secret: str = SECRET) -> str:
-    return mint(secret, sub, role, ttl)
+def token(role: str, sub: str, ttl: int = 3600, secret: str = SECRET, center: str | None = None) -> str:
+    return mint(secret, sub, role, ttl, center=center)
 
 
 def unique_center() -> str:
@@ -462,12 +462,14 @@ class WsClient:
         await self.conn.close()
 
 
-async def agent(server: ServerProcess | str, agent_id: str, **kw: Any) -> WsClient:
-    return await WsClient.connect(server, "/ws/agent", token("agent", agent_id), **kw)
+async def agent(server: ServerProcess | str, agent_id: str, center: str | None = None, **kw: Any) -> WsClient:
+    return await WsClient.connect(server, "/ws/agent", token("agent", agent_id, center=center), **kw)
 
 
-async def supervisor(server: ServerProcess | str, name: str = "sue", **kw: Any) -> WsClient:
-    return await WsClient.connect(server, "/ws/supervisor", token("supervisor", name), **kw)
+async def supervisor(
+    server: ServerProcess | str, name: str = "sue", center: str | None = None, **kw: Any
+) -> WsClient:
+    return await WsClient.connect(server, "/ws/supervisor", token("supervisor", name, center=center), **kw)
 
 
 async def sockets_of(server: ServerProcess, agent_id: str, conns: int, timeout: float = 5.0) -> None:
@@ -499,9 +501,10 @@ def post_work(
     priority: int = 0,
     subject: str = "help",
     idem: str | None = None,
+    center: str | None = None,
     **extra: Any,
 ) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token('service', 'crm')}"}
+    headers = {"Authorization": f"Bearer {token('service', 'crm', center=center)}"}
     if idem:
         headers["Idempotency-Key"] = idem
     body = {

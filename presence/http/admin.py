@@ -19,7 +19,7 @@ from presence.schema.admin import WAITING_MAX, AgentInput, QueueInput
 
 
 async def list_agents(request: Request) -> Response:
-    require(request, *ADMIN)
+    await require(request, *ADMIN)
     store = ctx_of(request).store
     profiles = await store.list_agents()
     views = {v["agent_id"]: v for v in await store.views([p["id"] for p in profiles])} if profiles else {}
@@ -27,7 +27,7 @@ async def list_agents(request: Request) -> Response:
 
 
 async def get_agent(request: Request) -> Response:
-    claims = require(request, *ANY)
+    claims = await require(request, *ANY)
     aid = request.path_params["agent_id"]
     if claims.role == "agent" and claims.sub != aid:
         raise Problem(403, "an agent may only read its own profile", code="forbidden")
@@ -41,7 +41,7 @@ async def get_agent(request: Request) -> Response:
 
 @takes(AgentInput)
 async def put_agent(request: Request, body: Body[AgentInput]) -> Response:
-    require(request, *ADMIN)
+    await require(request, *ADMIN)
     aid = path_param(request, "agent_id")
     try:
         agent = agent_of(aid, await body.parse())
@@ -55,18 +55,18 @@ async def put_agent(request: Request, body: Body[AgentInput]) -> Response:
 
 
 async def delete_agent(request: Request) -> Response:
-    require(request, *ADMIN)
+    await require(request, *ADMIN)
     await ctx_of(request).store.delete_agent(request.path_params["agent_id"])
     return Response(status_code=204)
 
 
 async def list_queues(request: Request) -> Response:
-    require(request, *ANY)
+    await require(request, *ANY)
     return json({"queues": await ctx_of(request).store.list_queues()})
 
 
 async def get_queue(request: Request) -> Response:
-    require(request, *ANY)
+    await require(request, *ANY)
     name = request.path_params["name"]
     queue = await ctx_of(request).store.get_queue(name)
     if queue is None:
@@ -75,7 +75,7 @@ async def get_queue(request: Request) -> Response:
 
 
 async def queue_waiting(request: Request) -> Response:
-    require(request, *ADMIN)
+    await require(request, *ADMIN)
     name = request.path_params["name"]
     listing = await ctx_of(request).store.queue_waiting(name, WAITING_MAX)
     if listing is None:
@@ -85,7 +85,7 @@ async def queue_waiting(request: Request) -> Response:
 
 @takes(QueueInput)
 async def put_queue(request: Request, body: Body[QueueInput]) -> Response:
-    require(request, *ADMIN)
+    await require(request, *ADMIN)
     name = path_param(request, "name")
     try:
         queue = queue_of(name, await body.parse())
@@ -106,18 +106,18 @@ async def put_queue(request: Request, body: Body[QueueInput]) -> Response:
 
 
 async def delete_queue(request: Request) -> Response:
-    require(request, *ADMIN)
+    await require(request, *ADMIN)
     await ctx_of(request).store.delete_queue(request.path_params["name"])
     return Response(status_code=204)
 
 
 async def list_statuses(request: Request) -> Response:
-    require(request, *ANY)
+    await require(request, *ANY)
     return json({"statuses": await ctx_of(request).store.statuses()})
 
 
 async def list_channels(request: Request) -> Response:
-    require(request, *ANY)
+    await require(request, *ANY)
     return json({"channels": await ctx_of(request).store.channels()})
 
 

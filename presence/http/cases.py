@@ -44,7 +44,7 @@ def _by(claims: Claims) -> str:
 
 @takes(CommentInput)
 async def add_comment(request: Request, body: Body[CommentInput]) -> Response:
-    claims = require(request, *ANY)
+    claims = await require(request, *ANY)
     wid = request.path_params["work_id"]
     words = (await body()).text
     note = await case_store.add_note(ctx_of(request).store, wid, claims.sub, words, _holder(claims))
@@ -52,7 +52,7 @@ async def add_comment(request: Request, body: Body[CommentInput]) -> Response:
 
 
 async def list_comments(request: Request) -> Response:
-    claims = require(request, *ANY)
+    claims = await require(request, *ANY)
     wid = request.path_params["work_id"]
     store = ctx_of(request).store
     item = await store.get_work(wid, history=False)
@@ -65,7 +65,7 @@ async def list_comments(request: Request) -> Response:
 
 @takes(ReplyInput)
 async def add_reply(request: Request, body: Body[ReplyInput]) -> Response:
-    claims = require(request, *ANY)
+    claims = await require(request, *ANY)
     wid = path_param(request, "work_id")
     if claims.role != "agent":
         raise Problem(403, "only the agent holding the item may reply to the customer", code="forbidden")
@@ -75,7 +75,7 @@ async def add_reply(request: Request, body: Body[ReplyInput]) -> Response:
 
 
 async def list_replies(request: Request) -> Response:
-    claims = require(request, *ANY)
+    claims = await require(request, *ANY)
     wid = path_param(request, "work_id")
     store = ctx_of(request).store
     item = await store.get_work(wid, history=False)
@@ -88,7 +88,7 @@ async def list_replies(request: Request) -> Response:
 
 @takes(CaseStatusInput)
 async def set_status(request: Request, body: Body[CaseStatusInput]) -> Response:
-    claims = require(request, *ANY)
+    claims = await require(request, *ANY)
     wid = request.path_params["work_id"]
     status = (await body()).status
     store = ctx_of(request).store
@@ -105,7 +105,7 @@ async def _move(request: Request, mode: str, claims: Claims, **kw: Any) -> Respo
 
 @takes(TransferInput)
 async def transfer(request: Request, body: Body[TransferInput]) -> Response:
-    claims = require(request, *ANY)
+    claims = await require(request, *ANY)
     t = await body()
     return await _move(
         request,
@@ -120,19 +120,19 @@ async def transfer(request: Request, body: Body[TransferInput]) -> Response:
 
 @takes(ReassignInput)
 async def reassign(request: Request, body: Body[ReassignInput]) -> Response:
-    claims = require(request, *ADMIN)
+    claims = await require(request, *ADMIN)
     r = await body()
     return await _move(request, "reassign", claims, to_agent=r.agent_id, note=r.note or "")
 
 
 @takes(PushInput)
 async def push(request: Request, body: Body[PushInput]) -> Response:
-    claims = require(request, *ADMIN)
+    claims = await require(request, *ADMIN)
     return await _move(request, "push", claims, to_agent=(await body()).agent_id)
 
 
 async def pull(request: Request) -> Response:
-    claims = require(request, *ADMIN)
+    claims = await require(request, *ADMIN)
     return await _move(request, "pull", claims)
 
 
@@ -155,7 +155,7 @@ def customer_profile(body: CustomerInput) -> dict[str, Any]:
 
 @takes(CustomerInput)
 async def put_customer(request: Request, body: Body[CustomerInput]) -> Response:
-    require(request, *ADMIN)
+    await require(request, *ADMIN)
     cid = path_param(request, "customer_id")
     profile = customer_profile(await body())
     store = ctx_of(request).store
@@ -164,7 +164,7 @@ async def put_customer(request: Request, body: Body[CustomerInput]) -> Response:
 
 
 async def get_customer(request: Request) -> Response:
-    require(request, *ANY)
+    await require(request, *ANY)
     cid = request.path_params["customer_id"]
     found = await case_store.get_customer(ctx_of(request).store, cid)
     if found is None:
@@ -186,7 +186,7 @@ def _query_int(request: Request, name: str, tp: object, default: int | None) -> 
 
 async def customer_cases(request: Request) -> Response:
     """The customer's last cases (the screen pop's history), newest first, paged."""
-    require(request, *ANY)
+    await require(request, *ANY)
     cid = path_param(request, "customer_id")
     limit = _query_int(request, "limit", PageLimit, 10) or 10
     before = _query_int(request, "before", Cursor, None)
@@ -198,7 +198,7 @@ async def customer_cases(request: Request) -> Response:
 
 
 async def webhooks(request: Request) -> Response:
-    require(request, *ADMIN)
+    await require(request, *ADMIN)
     deliverer = ctx_of(request).webhooks
     return json({"webhooks": await deliverer.status() if deliverer is not None else []})
 

@@ -23,13 +23,13 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from presence.auth import AuthError, Claims, bearer, verify
-from presence.context import Context
+from presence.auth import PLATFORM, AuthError, Claims, bearer, verify
+from presence.context import Context, Workspaces
 from presence.problems import Problem
 from presence.schema import Invalid, Malformed, convert, decode, value
 from presence.schema.cases import LinkToken
 from presence.schema.channels import CallId
-from presence.schema.common import AgentId, ChannelName, CustomerId, Name, QueueName, WorkId
+from presence.schema.common import AgentId, CenterId, ChannelName, CustomerId, Name, QueueName, WorkId
 
 MAX_BODY = 256 * 1024
 JSON: Final = "application/json"
@@ -38,27 +38,45 @@ FORM: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
 # who may call a route, by token role
 ADMIN = ("supervisor", "service")
 ANY = ("agent", "supervisor", "service")
+# the centers themselves (/api/v1/centers)
+PLATFORM_ONLY = (PLATFORM,)
 
 
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type=JSON, headers=headers)
 
 
+def centers_of(request: Request) -> Workspaces:
+    centers: Workspaces = request.app.state.centers
+    return centers
+
+
 def ctx_of(request: Request) -> Context:
-    ctx: Context = request.app.state.ctx
-    return ctx
+    """The context of the request's center: its token's, once `require` has
+    checked it (the default center for the public routes)."""
+    ctx: Context | None = getattr(request.state, "ctx", None)
+    return ctx if ctx is not None else centers_of(request).default
 
 
-def require(request: Request, *roles: str) -> Claims:
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, detail, code="unauthorized", headers={"WWW-Authenticate": 'Bearer realm="presence"'})
+
+
+async def require(request: Request, *roles: str) -> Claims:
+    """The request's token claims, when it is valid and of one of `roles`
+    (401, 403 otherwise); a center's token also selects the context every
+    later `ctx_of` answers, and a token of a center that does not exist is
+    refused (401 naming it)."""
+    centers = centers_of(request)
     try:
-        claims = verify(ctx_of(request).secret, bearer(request.headers.get("authorization")))
+        claims = verify(centers.default.secret, bearer(request.headers.get("authorization")))
     except AuthError as exc:
-        raise Problem(
-            401,
-            str(exc),
-            code="unauthorized",
-            headers={"WWW-Authenticate": 'Bearer realm="presence"'},
-        ) from None
+        raise _unauthorized(str(exc)) from None
+    if claims.role != PLATFORM:
+        ctx = await centers.resolve(claims.center)
+        if ctx is None:
+            raise _unauthorized(f"the token's center {claims.center!r} does not exist")
+        request.state.ctx = ctx
     if claims.role not in roles:
         raise Problem(
             403,
@@ -180,6 +198,7 @@ PATH: Final[dict[str, tuple[Any, str]]] = {
     "call_id": (CallId, "call_id"),
     "work_id": (WorkId, "work_id"),
     "channel": (ChannelName, "channel"),
+    "center": (CenterId, "center"),
     "template_id": (Name, "id"),
     "token": (LinkToken, "token"),
 }

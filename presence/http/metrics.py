@@ -4,7 +4,8 @@ Counters and the latency histogram are read from Redis (see
 ``presence/kpi/counters.py`` for why: several processes, one truth), queue
 gauges from the live queue figures, websocket connections from every
 process's report. A scrape of any process therefore gives the same center
-totals. When ``PRESENCE_METRICS_TOKEN`` is set the scrape must carry it as
+totals, for every center of the deployment: each series carries the label
+``center``. When ``PRESENCE_METRICS_TOKEN`` is set the scrape must carry it as
 a bearer token; otherwise the endpoint is open, like most exporters, and
 shows only counts (no names of customers).
 """
@@ -12,7 +13,7 @@ shows only counts (no names of customers).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -28,6 +29,7 @@ from presence.http.common import ctx_of
 from presence.kpi import counters
 from presence.problems import Problem
 from presence.store import Memory, Store
+from presence.store.centers import revisions as registry_revisions
 
 COUNTERS = {
     "created": "Work items taken in (intake, and finished cases routed again)",
@@ -144,14 +146,35 @@ def families(
     return out
 
 
-async def render(store: Store) -> bytes:
+async def center_families(store: Store) -> list[Metric]:
     values, conns = await counters.read(store)
     stats = await store.queue_stats()
     center = store.keys.center
-    metrics = families(center, values, conns, stats, store.now_ms())
-    metrics += memory_families(center, await store.memory())
+    out = families(center, values, conns, stats, store.now_ms())
+    out += memory_families(center, await store.memory())
+    return out
+
+
+def merged(per_center: list[list[Metric]]) -> list[Metric]:
+    """One family per metric name, with every center's samples (label `center`)."""
+    out: dict[str, Metric] = {}
+    for fams in per_center:
+        for fam in fams:
+            have = out.get(fam.name)
+            if have is None:
+                out[fam.name] = fam
+            else:
+                have.samples.extend(fam.samples)
+    return list(out.values())
+
+
+async def render(store: Store, others: Sequence[str] = ()) -> bytes:
+    """The scrape: `store`'s center's series, and those of the centers `others`."""
+    per_center = [await center_families(store)]
+    for cid in others:
+        per_center.append(await center_families(Store(store.redis, cid, timezone=store.timezone)))
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(metrics))
+    registry.register(_Snapshot(merged(per_center)))
     return generate_latest(registry)
 
 
@@ -161,7 +184,10 @@ async def metrics(request: Request) -> Response:
         given = bearer(request.headers.get("authorization")) or ""
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise Problem(401, "this needs the metrics token (PRESENCE_METRICS_TOKEN)", code="unauthorized")
-    return Response(await render(ctx_of(request).store), media_type=CONTENT_TYPE_LATEST)
+    store = ctx_of(request).store
+    # every center of the deployment, each series labelled with its center
+    others = sorted(c for c in await registry_revisions(store.redis) if c != store.keys.center)
+    return Response(await render(store, others), media_type=CONTENT_TYPE_LATEST)
 
 
 ROUTE = Route("/metrics", metrics)

@@ -275,8 +275,8 @@ async def kpis_from_rollups(
 # -- endpoints -----------------------------------------------------------------
 
 
-def _context(request: Request) -> tuple[Store, ZoneInfo]:
-    require(request, "supervisor", "service")
+async def _context(request: Request) -> tuple[Store, ZoneInfo]:
+    await require(request, "supervisor", "service")
     return ctx_of(request).store, ZoneInfo(request.app.state.settings.timezone)
 
 
@@ -293,7 +293,7 @@ def _head(name: str, start: int, end: int, tz: ZoneInfo, source: str) -> dict[st
 
 
 async def kpis_report(request: Request) -> Response:
-    store, tz = _context(request)
+    store, tz = await _context(request)
     group = request.query_params.get("group_by", "queue")
     if group not in GROUPS:
         raise Problem(422, f"group_by must be one of {', '.join(GROUPS)}", field="group_by", code="invalid")
@@ -320,7 +320,7 @@ CHART_GROUPS: Final = ("15m", "type", "source", "customer")
 
 
 async def charts_report(request: Request) -> Response:
-    store, tz = _context(request)
+    store, tz = await _context(request)
     start, end = time_range(request, store.now_ms(), tz)
     if not await raw_available(store, start):
         raise Problem(
@@ -339,7 +339,7 @@ async def charts_report(request: Request) -> Response:
 
 
 async def agents_report(request: Request) -> Response:
-    store, tz = _context(request)
+    store, tz = await _context(request)
     start, end = time_range(request, store.now_ms(), tz)
     source = "events"
     if await raw_available(store, start):
@@ -379,7 +379,7 @@ EVENT_COLUMNS = ("time", "ts", "ev", "work", "agent", "queue", "channel", "detai
 
 
 async def events_report(request: Request) -> Response:
-    store, tz = _context(request)
+    store, tz = await _context(request)
     start, end = time_range(request, store.now_ms(), tz)
     if not await raw_available(store, start, items=False):
         raise Problem(

@@ -67,14 +67,14 @@ def _answer(t: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_templates(request: Request) -> Response:
-    require(request, *ANY)
+    await require(request, *ANY)
     f = _filters(request)
     found = [_answer(t) for t in await store_templates.all_of(ctx_of(request).store) if matches(t, f)]
     return json({"templates": found})
 
 
 async def get_template(request: Request) -> Response:
-    require(request, *ANY)
+    await require(request, *ANY)
     tid = path_param(request, "template_id")
     t = await store_templates.get(ctx_of(request).store, tid)
     if t is None:
@@ -84,7 +84,7 @@ async def get_template(request: Request) -> Response:
 
 @takes(TemplateInput)
 async def put_template(request: Request, body: Body[TemplateInput]) -> Response:
-    require(request, *ADMIN)
+    await require(request, *ADMIN)
     tid = path_param(request, "template_id")
     b = await body()
     store = ctx_of(request).store
@@ -103,7 +103,7 @@ async def put_template(request: Request, body: Body[TemplateInput]) -> Response:
 
 
 async def delete_template(request: Request) -> Response:
-    require(request, *ADMIN)
+    await require(request, *ADMIN)
     tid = path_param(request, "template_id")
     if not await store_templates.delete(ctx_of(request).store, tid):
         raise Problem(404, f"no template {tid}", code="not_found")

@@ -35,7 +35,7 @@ def idempotency_key(request: Request) -> str:
 
 @takes(WorkInput)
 async def create_work(request: Request, body: Body[WorkInput]) -> Response:
-    require(request, "service", "supervisor")
+    await require(request, "service", "supervisor")
     req = await body()
     key = idempotency_key(request)
     ctx = ctx_of(request)
@@ -79,7 +79,7 @@ async def create_work_batch(request: Request, body: Body[WorkBatch]) -> Response
     is a 503; items stored before that stay stored, so a client retries with
     the same idempotency keys.
     """
-    require(request, "service", "supervisor")
+    await require(request, "service", "supervisor")
     try:
         items = (await body.parse()).items
     except Invalid as exc:
@@ -125,7 +125,7 @@ async def create_work_batch(request: Request, body: Body[WorkBatch]) -> Response
 
 
 async def get_work(request: Request) -> Response:
-    claims = require(request, *ANY)
+    claims = await require(request, *ANY)
     wid = request.path_params["work_id"]
     item = await ctx_of(request).store.get_work(wid)
     if item is None:
@@ -144,7 +144,7 @@ async def get_work(request: Request) -> Response:
 
 @takes(CancelInput, required=False)
 async def cancel_work(request: Request, body: Body[CancelInput]) -> Response:
-    require(request, "service", "supervisor")
+    await require(request, "service", "supervisor")
     wid = request.path_params["work_id"]
     reason = (await body()).reason
     ctx = ctx_of(request)

@@ -48,6 +48,8 @@ class Counters(Periodic):
         self.conns = conns
         super().__init__(every)
         self.process = f"{os.getpid()}@{os.uname().nodename}"
+        self._written: dict[str, int] | None = None
+        self._written_at = 0
 
     async def stop(self) -> None:
         await super().stop()
@@ -56,8 +58,22 @@ class Counters(Periodic):
             await asyncio.wait_for(self.store.redis.hdel(self.store.keys.metrics_conns, self.process), 1.0)
 
     async def tick(self) -> None:
-        counts = {**self.conns(), "ts": self.store.now_ms()}
-        await self.store.redis.hset(self.store.keys.metrics_conns, self.process, msgpack.packb(counts))
+        now = self.store.now_ms()
+        if not self.due(now):
+            return
+        await self.store.redis.hset(self.store.keys.metrics_conns, self.process, self.payload(now))
+
+    def due(self, now: int) -> bool:
+        """Whether the counts must be written: changed, or written long enough
+        ago (unchanged counts are written again well inside CONNS_STALE_MS,
+        so a process serving many idle centers writes next to nothing)."""
+        return self.conns() != self._written or now - self._written_at >= CONNS_STALE_MS / 3
+
+    def payload(self, now: int) -> bytes:
+        """This process's counts as written (and remembered as written)."""
+        conns = self.conns()
+        self._written, self._written_at = conns, now
+        return bytes(msgpack.packb({**conns, "ts": now}))
 
 
 async def read(store: Store) -> tuple[dict[str, int], dict[str, int]]:

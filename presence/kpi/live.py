@@ -47,7 +47,7 @@ from presence.kpi.facts import Settings
 from presence.kpi.incremental import IncrementalTracker
 from presence.store import Store
 from presence.store.lock import Lock
-from presence.tasks import stop_task
+from presence.tasks import Pace, stop_task
 
 log = logging.getLogger("presence.kpi")
 
@@ -234,6 +234,10 @@ class LiveKpis:
         self._ttl_ms = int(max(3.0, 3 * interval) * 1000)
         self.lock = Lock(store, store.keys.kpi_lock("live"), self._ttl_ms)
         self.has_audience = has_audience or (lambda: True)
+        self.pace: Pace | None = None
+        # the center's owner process (always, with one center): it computes
+        # the figures for an audience on other processes
+        self.owner = True
         self.interval = interval
         self.tz = ZoneInfo(timezone)
         self.tracker: IncrementalTracker | None = None
@@ -281,7 +285,14 @@ class LiveKpis:
             except Exception:
                 log.exception("live KPIs failed; rebuilding on the next tick")
                 self.tracker = None
-            await asyncio.sleep(max(0.05, self.interval - (loop.time() - started)))
+            left = max(0.05, self.interval - (loop.time() - started))
+            if self.pace is not None and not self.has_audience():
+                # nobody here to show them to, and the center quiet: sleep
+                # until it changes (an audience elsewhere wakes it too,
+                # presence/workspaces.py)
+                await self.pace.sleep(left)
+            else:
+                await asyncio.sleep(left)
 
     async def _should_compute(self) -> bool:
         """Whether this process computes the figures this tick.
@@ -295,9 +306,12 @@ class LiveKpis:
         r, k = self.store.redis, self.store.keys
         if self.has_audience():
             await r.set(k.kpi_audience, "1", px=self._ttl_ms)
-        if not await self.lock.hold():
+            return await self.lock.hold()
+        # no audience here: only the center's owner looks for one elsewhere
+        # (one read), and competes for the lock only when there is one
+        if not self.owner or not await r.exists(k.kpi_audience):
             return False
-        return bool(await r.exists(k.kpi_audience))
+        return await self.lock.hold()
 
     async def _publish(self, msg: dict[str, Any]) -> None:
         self.last = msg

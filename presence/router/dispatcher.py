@@ -9,7 +9,8 @@ atomic in Redis, so no item is ever offered twice.
 
 A safety pass every ``idle_interval`` seconds routes every queue, so work
 left waiting by a process that died between intake and routing is picked up
-without a new event.
+without a new event. With many centers only the center's owner process
+makes it (`safety`), and less often while the center is idle (`pace`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Iterable
 from redis.exceptions import RedisError
 
 from presence.store import Store
-from presence.tasks import Periodic, stop_task
+from presence.tasks import Pace, Periodic, stop_task
 
 log = logging.getLogger("presence.router")
 
@@ -41,6 +42,9 @@ class Dispatcher:
         self.batch = batch
         self.scan = scan
         self.idle_interval = idle_interval
+        # whether this process makes the safety pass (the center's owner)
+        self.safety = True
+        self.pace: Pace | None = None
         self.assigned = 0
         self.calls = 0
         self._dirty: set[str] = set()
@@ -66,15 +70,34 @@ class Dispatcher:
             self.store.scripts.route_inline(0, 0, self.wake)
         await stop_task(self._task)
 
+    async def _wait(self) -> None:
+        """Until woken, or until the next safety pass (raises TimeoutError).
+
+        A quiet center (`pace`) has no safety pass: nothing can wait there
+        unrouted, since every intake and every freed agent is an event, and
+        an event makes the center busy, and its passes resume, at once."""
+        if not self.safety or (self.pace is not None and not self.pace.busy()):
+            if self.pace is None:
+                await self._event.wait()
+                return
+            waits = {asyncio.ensure_future(self._event.wait()), asyncio.ensure_future(self.pace.wait(None))}
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+            return
+        # not asyncio.wait_for: on Python 3.11 it swallows a cancel that
+        # arrives as the wait completes (a wake-up during shutdown), and
+        # stop() then waits forever
+        async with asyncio.timeout(self.idle_interval):
+            await self._event.wait()
+
     async def _run(self) -> None:
         backoff = 0.05
         while True:
             try:
-                # not asyncio.wait_for: on Python 3.11 it swallows a cancel that
-                # arrives as the wait completes (a wake-up during shutdown), and
-                # stop() then waits forever
-                async with asyncio.timeout(self.idle_interval):
-                    await self._event.wait()
+                await self._wait()
             except TimeoutError:
                 try:
                     self._dirty.update(await self.store.queue_names())

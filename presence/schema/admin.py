@@ -22,6 +22,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from presence.schema.common import (
     AgentId,
     Capacity,
+    CenterId,
     ChannelCap,
     FieldError,
     Name,
@@ -266,6 +267,21 @@ class ChannelDef(Struct, kw_only=True):
 
 class ChannelList(Struct, kw_only=True):
     channels: list[ChannelDef]
+
+
+class CenterSummary(Struct, kw_only=True):
+    """A center (workspace) of the deployment."""
+
+    id: CenterId
+    name: str
+    # bumped by every apply of its document
+    revision: int
+    # the deployment's own center (its center file): tokens without a center act on it
+    default: bool
+
+
+class CenterList(Struct, kw_only=True):
+    centers: list[CenterSummary]
 
 
 # -- the waiting list (GET /api/v1/queues/{name}/waiting; the wallboard's `queues` message) --

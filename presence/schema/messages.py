@@ -256,6 +256,13 @@ class AgentView(Struct, kw_only=True):
     ver: int
 
 
+class CenterInfo(Struct, kw_only=True):
+    """The center (workspace) the socket serves: its token's."""
+
+    id: str
+    name: str
+
+
 class StatusDef(Struct, kw_only=True):
     """A status of the center."""
 
@@ -408,6 +415,7 @@ class AgentSnapshot(ServerMessage, tag="snapshot"):
     channels: list[ChannelDef]
     server_time: Millis
     ref: Ref | None = None
+    center: CenterInfo | None = None
 
 
 class Status(AgentView, ServerMessage, tag="status"):
@@ -547,6 +555,7 @@ class SupervisorSnapshot(ServerMessage, tag="snapshot"):
     channels: list[ChannelDef]
     server_time: Millis
     ref: Ref | None = None
+    center: CenterInfo | None = None
 
 
 class Agents(ServerMessage, tag="agents"):

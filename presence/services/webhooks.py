@@ -42,7 +42,7 @@ from redis.exceptions import RedisError
 from presence.center import Webhook
 from presence.store import Store
 from presence.store import webhooks as streams
-from presence.tasks import stop_task
+from presence.tasks import Pace, stop_task
 
 log = logging.getLogger("presence.webhooks")
 
@@ -99,6 +99,10 @@ class _State:
     group_ready: bool = False
 
 
+# seconds between polls while the center is quiet (any event wakes it)
+IDLE_POLL = 2.0
+
+
 class Deliverer:
     """This process's one delivery task for every configured webhook."""
 
@@ -121,6 +125,8 @@ class Deliverer:
         # longer than any attempt can take, so a live consumer's entry is never taken over
         self.stale_after = stale_after
         self.state = {h.name: _State() for h in hooks}
+        # slower polls while the center is idle (a new event wakes it)
+        self.pace: Pace | None = None
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -147,7 +153,11 @@ class Deliverer:
                 log.warning("webhook delivery paused, Redis unavailable: %s", exc)
             except Exception:
                 log.exception("webhook delivery round failed")
-            await asyncio.sleep(self.poll)
+            if self.pace is None:
+                await asyncio.sleep(self.poll)
+            else:
+                # a retry due while the center is quiet still goes out
+                await self.pace.sleep(self.poll, idle=IDLE_POLL)
 
     async def _group(self, stream: str, st: _State) -> None:
         if not st.group_ready:

@@ -128,8 +128,12 @@ class Store:
         clock: Clock = time.time,
         replication: Replication | None = None,
         timezone: str = "UTC",
+        events: Client | None = None,
     ) -> None:
         self.redis = redis
+        # the client of the center's event feed (`events`): `redis` unless
+        # given one of its own (``client.open_events``)
+        self.events_redis = redis if events is None else events
         # the center's time zone (PRESENCE_TIMEZONE): a queue's hours without
         # a time zone of their own are on its clock
         self.timezone = timezone
@@ -146,10 +150,15 @@ class Store:
 
     # -- configuration -------------------------------------------------------
 
-    async def sync_center(self, center: Center, *, retention_days: float = 90.0) -> None:
-        """Write statuses, channels and rules; seed queues and agents once.
-        `retention_days`: how long a finished item is kept (0: forever), read
-        by the script that finishes it (``retain`` in _lib_work.lua)."""
+    async def sync_center(
+        self, center: Center, *, update: bool = False, retention_days: float = 90.0
+    ) -> list[str]:
+        """Write statuses, channels and rules; seed queues and agents once
+        (`update`: write them over what is there, as a re-applied center
+        document does; their live state and everything else stay). Returns
+        the queues to wake. `retention_days`: how long a finished item is
+        kept (0: forever), read by the script that finishes it (``retain``
+        in _lib_work.lua)."""
         await self.scripts.load()
         k = self.keys
         pipe = self.redis.pipeline(transaction=True)
@@ -183,15 +192,18 @@ class Store:
             },
         )
         await pipe.execute()
+        woke: set[str] = set()
         for q in center.queues.values():
-            await self.put_queue(q, create_only=True)
+            await self.put_queue(q, create_only=not update)
+            woke.add(q.name)
         for a in center.agents.values():
             try:
-                await self.put_agent(a, create_only=True)
+                woke.update((await self.put_agent(a, create_only=not update))[1])
             except ScriptError as exc:
                 # e.g. the file names a queue the admin API has since deleted:
                 # the API's change wins, and the server still starts
                 log.warning("agent %s from the center file not seeded: %s", a.id, exc.message)
+        return sorted(woke)
 
     async def put_agent(self, agent: Agent, *, create_only: bool = False) -> tuple[str, list[str]]:
         reply = await self._call(
@@ -625,4 +637,4 @@ class Store:
 
     def events(self) -> Feed:
         """This center's event channel (the hub's listener), on its shard."""
-        return Feed(self.redis, self.keys.events_channel)
+        return Feed(self.events_redis, self.keys.events_channel)

@@ -50,7 +50,7 @@ class Cluster(RedisCluster):
     ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
 
 
-def redis_client(url: str) -> Redis:
+def redis_client(url: str, max_connections: int = 256) -> Redis:
     """A client of a standalone Redis (what `open_redis` builds for one)."""
     # A blocking pool: a burst of more concurrent calls than connections
     # (a reconnect storm, a flood of intake) waits briefly for a free
@@ -68,7 +68,7 @@ def redis_client(url: str) -> Redis:
         # of a non-idempotent change (create, accept) would apply it twice.
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2, supported_errors=(RedisConnectionError,)),
         retry_on_error=[RedisConnectionError],
-        max_connections=256,
+        max_connections=max_connections,
         timeout=5.0,
         **_TIMEOUTS,
     )
@@ -77,7 +77,7 @@ def redis_client(url: str) -> Redis:
     return client
 
 
-def cluster_client(url: str) -> Cluster:
+def cluster_client(url: str, max_connections: int = 256) -> Cluster:
     """A client of a cluster-mode Redis, from the URL of any of its nodes."""
     client = Cluster.from_url(
         url,
@@ -86,7 +86,7 @@ def cluster_client(url: str) -> Cluster:
         # enough to ride over a replica's promotion (a few seconds)
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 3),
         # per node; the node's pool does not block when full, it refuses
-        max_connections=256,
+        max_connections=max_connections,
         **_TIMEOUTS,
     )
     assert isinstance(client, Cluster)
@@ -102,7 +102,9 @@ async def _cluster_enabled(redis: Redis) -> bool:
     return bool(int(info.get("cluster_enabled", 0) or 0))
 
 
-async def open_redis(url: str, mode: str = "auto", patience: float = 15.0) -> Client:
+async def open_redis(
+    url: str, mode: str = "auto", patience: float = 15.0, *, max_connections: int = 256
+) -> Client:
     """The process's client, once Redis answers (within `patience` seconds).
 
     `mode` is ``PRESENCE_REDIS_MODE``: ``auto`` asks the node whether it is
@@ -110,7 +112,7 @@ async def open_redis(url: str, mode: str = "auto", patience: float = 15.0) -> Cl
     """
     if mode not in MODES:
         raise ValueError(f"PRESENCE_REDIS_MODE must be one of {', '.join(MODES)}, got {mode!r}")
-    probe = redis_client(url)
+    probe = redis_client(url, max_connections)
     try:
         await wait_for_redis(probe, url, patience)
         clustered = await _cluster_enabled(probe)
@@ -132,13 +134,26 @@ async def open_redis(url: str, mode: str = "auto", patience: float = 15.0) -> Cl
     if not clustered:
         return probe
     await probe.aclose()
-    cluster = cluster_client(url)
+    cluster = cluster_client(url, max_connections)
     try:
         await _initialize(cluster, url, patience)
     except BaseException:
         await cluster.aclose()
         raise
     return cluster
+
+
+# A center's event feed (`Store.events`) holds one pub/sub connection for as
+# long as the center is served here: out of the commands' pool (256), 200
+# centers would leave 56 connections for every command. The feeds of the
+# centers other than the default one take theirs from a client of their own,
+# with room for any number of centers (a connection is opened only when used).
+FEED_CONNECTIONS = 1_000_000
+
+
+async def open_events(url: str, mode: str = "auto") -> Client:
+    """The client of the event feeds of the centers other than the default one."""
+    return await open_redis(url, mode, max_connections=FEED_CONNECTIONS)
 
 
 async def _initialize(cluster: Cluster, url: str, patience: float) -> None:

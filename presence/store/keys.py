@@ -241,3 +241,10 @@ class Keys:
     @property
     def metrics_conns(self) -> str:  # HASH process id -> msgpack {agent, supervisor, ts}
         return self._k("metrics", "conns")
+
+
+# -- the deployment's centers (presence/store/centers.py) ----------------------------
+# Both keys share the hash tag {centers}: one slot, so one MULTI writes both.
+CENTER_DOCS = "presence:{centers}:docs"  # HASH center id -> JSON center document (as PUT)
+CENTER_REVISIONS = "presence:{centers}:rev"  # HASH center id -> revision, bumped by every apply
+CENTER_PROCESSES = "presence:{centers}:procs"  # HASH server process id -> last heartbeat ms (owners)

@@ -327,6 +327,15 @@ class Scripts:
                 ) from exc
             raise
 
+    def function(self, name: str) -> str:
+        """The Redis function of script `name` (for a caller's own pipeline)."""
+        return self._functions[name]
+
+    async def reload(self) -> None:
+        """Load the library again, on every primary: a caller's own pipeline
+        of `function` calls found it missing (as `_fcall` does for one call)."""
+        await self._load()
+
     async def _fcall(self, name: str, prefix: str, args: list[Any]) -> Any:
         fn = self._functions[name]
         wanted = 0

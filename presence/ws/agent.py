@@ -53,7 +53,9 @@ async def _complete(ctx: Context, conn: Conn, msg: m.WorkComplete) -> dict[str, 
 async def _snapshot_message(ctx: Context, snap: AgentSnapshot) -> dict[str, Any]:
     agent, offers, work = snap
     statuses, channels = await ctx.catalog()
-    return protocol.agent_snapshot(agent, offers, work, statuses, channels, ctx.store.now_ms())
+    return protocol.agent_snapshot(
+        agent, offers, work, statuses, channels, ctx.store.now_ms(), center=ctx.center_info()
+    )
 
 
 async def snapshot(ctx: Context, conn: Conn) -> dict[str, Any]:

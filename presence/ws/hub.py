@@ -178,6 +178,8 @@ class Hub:
         self.agents: dict[str, set[Conn]] = {}
         self.supervisors: set[Conn] = set()
         self.listening = asyncio.Event()
+        # set while this process has a supervisor socket of the center
+        self._watched = asyncio.Event()
         self._dirty: dict[str, dict[str, Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
@@ -203,6 +205,16 @@ class Hub:
     async def stop(self) -> None:
         await stop_tasks(self._tasks)
 
+    async def close_all(self, reason: str = "center removed") -> None:
+        """Close every socket of this hub (4404): its center is gone."""
+        for c in self.all_conns():
+            with contextlib.suppress(Exception):
+                await c.send(
+                    {"type": "websocket.close", "code": protocol.Close.UNKNOWN_AGENT, "reason": reason}
+                )
+            c.close()
+            # the receive loop sees the disconnect and cleans up
+
     # -- registration --------------------------------------------------------
 
     def add_agent(self, conn: Conn) -> None:
@@ -218,9 +230,12 @@ class Hub:
 
     def add_supervisor(self, conn: Conn) -> None:
         self.supervisors.add(conn)
+        self._watched.set()
 
     def remove_supervisor(self, conn: Conn) -> None:
         self.supervisors.discard(conn)
+        if not self.supervisors:
+            self._watched.clear()
         conn.close()
 
     def agent_conns(self) -> list[Conn]:
@@ -344,6 +359,11 @@ class Hub:
         every = self.settings.supervisor_flush
         queue_every = max(1, round(1.0 / every))
         for tick in itertools.count():
+            if not self.supervisors:
+                # no wallboard here: nothing to flush until one connects
+                # (a center with none costs no wake-ups)
+                self._dirty.clear()
+                await self._watched.wait()
             await asyncio.sleep(every)
             try:
                 await self._flush_once(tick % queue_every == 0)

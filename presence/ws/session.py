@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from presence import protocol
 from presence.auth import AuthError, Claims, bearer, verify
-from presence.context import Context
+from presence.context import Context, Workspaces
 from presence.protocol import Close, ErrorCode, ProtocolError
 from presence.schema.messages import ClientMessage, Ping
 from presence.store import ScriptError, ref_key, retry_key
@@ -47,28 +47,35 @@ def _pick_subprotocol(ws: WebSocket) -> str:
     return protocol.JSON
 
 
-async def _authenticate(ws: WebSocket, ctx: Context, role: str) -> tuple[Claims, str] | None:
+async def _authenticate(ws: WebSocket, centers: Workspaces, role: str) -> tuple[Claims, str, Context] | None:
     """Check origin and token before accepting; refuse with a close code.
 
     The token is verified before the handshake is accepted. Browsers cannot
     read the HTTP status of a refused handshake, so a refusal is sent as an
-    accept followed at once by a close with a 44xx code they can see.
+    accept followed at once by a close with a 44xx code they can see. The
+    socket serves the token's center (and a center that does not exist is
+    refused as an invalid token).
     """
     sub = _pick_subprotocol(ws)
     origin = ws.headers.get("origin")
-    if ctx.allowed_origins and origin is not None and origin not in ctx.allowed_origins:
+    allowed = centers.default.allowed_origins
+    if allowed and origin is not None and origin not in allowed:
         await _refuse(ws, sub, Close.POLICY, "origin not allowed")
         return None
     token = bearer(ws.headers.get("authorization")) or ws.query_params.get("token")
     try:
-        claims = verify(ctx.secret, token)
+        claims = verify(centers.default.secret, token)
     except AuthError as exc:
         await _refuse(ws, sub, Close.UNAUTHORIZED, str(exc))
         return None
     if claims.role != role:
         await _refuse(ws, sub, Close.FORBIDDEN, f"this endpoint needs a {role} token")
         return None
-    return claims, sub
+    ctx = await centers.resolve(claims.center)
+    if ctx is None:
+        await _refuse(ws, sub, Close.UNAUTHORIZED, f"the token's center {claims.center!r} does not exist")
+        return None
+    return claims, sub, ctx
 
 
 async def _refuse(ws: WebSocket, sub: str, code: int, reason: str) -> None:
@@ -228,12 +235,12 @@ async def _failed(ws: WebSocket, role: Role, conn: Conn) -> None:
 async def run(ws: WebSocket, role: Role) -> None:
     """One socket's life: authenticate, accept, start (register + snapshot),
     serve messages, and always finish, even when cancelled."""
-    ctx: Context = ws.app.state.ctx
-    hub: Hub = ws.app.state.hub
-    auth = await _authenticate(ws, ctx, role.name)
+    auth = await _authenticate(ws, ws.app.state.centers, role.name)
     if auth is None:
         return
-    claims, sub = auth
+    claims, sub, ctx = auth
+    # the hub of the token's center: its sockets hear only that center's events
+    hub: Hub = ws.app.state.hubs[ctx.center.id]
     offered = ws.scope.get("subprotocols") or []
     await ws.accept(subprotocol=sub if sub in offered else None)
     conn = Conn(ws.send, sub, role.name, claims.sub)

@@ -32,6 +32,7 @@ async def snapshot(ctx: Context) -> dict[str, Any]:
         statuses,
         channels,
         ctx.store.now_ms(),
+        center=ctx.center_info(),
     )
 
 

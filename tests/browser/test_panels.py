@@ -9,12 +9,14 @@ import re
 import time
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
+from presence.auth import mint
 from tests.browser.conftest import Servers
 from tests.browser.support import open_agent, open_wallboard, post_call, set_status, shot, wallboard_url
-from tests.harness import ServerProcess, post_work, token
+from tests.harness import SECRET, ServerProcess, post_work, token
 
 # the `server` fixture is served from the test process (tests/browser/conftest.py)
 pytestmark = pytest.mark.in_process
@@ -270,3 +272,42 @@ def test_wallboard_batches_a_thousand_agents_per_frame(context: Any, server: Ser
     assert result["created"] == 0 and result["kept"] == 1000, result
     print(f"1,000 deltas drawn in {result['ms']:.0f} ms")
     shot(wall, "wallboard-1000")
+
+
+def test_panel_and_wallboard_work_for_another_center_and_show_its_name(
+    context: Any, server: ServerProcess
+) -> None:
+    platform = mint(SECRET, "ops", "platform")
+    doc = {
+        "center": {"name": "大阪センター"},
+        "queues": [{"name": "sales"}],
+        "agents": [{"id": "alice", "queues": ["sales"]}, {"id": "kenji", "queues": ["sales"]}],
+    }
+    r = httpx.put(
+        f"{server.http}/api/v1/centers/osaka-ui",
+        json=doc,
+        headers={"Authorization": f"Bearer {platform}"},
+        timeout=10,
+    )
+    assert r.status_code in (200, 201), r.text
+    wall = context.new_page()
+    wall.goto(f"{server.http}/wallboard#token={token('supervisor', 'sue', center='osaka-ui')}")
+    expect(wall.locator("#conn")).to_have_attribute("data-state", "open", timeout=10_000)
+    expect(wall.locator("#center-name")).to_have_text("大阪センター")
+    expect(row(wall, "kenji")).to_be_visible()
+    expect(row(wall, "bob")).to_have_count(0)  # the default center's agent: not here
+    page = context.new_page()
+    page.goto(f"{server.http}/agent#token={token('agent', 'kenji', center='osaka-ui')}")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=10_000)
+    expect(page.locator("#center-name")).to_have_text("大阪センター")
+    set_status(page, "Available")
+    expect(row(wall, "kenji").locator(".c-status")).to_contain_text("Available")
+    wid = post_work(server, queue="sales", center="osaka-ui").json()["id"]
+    offer = page.locator(f'.offer[data-id="{wid}"]')
+    expect(offer).to_be_visible(timeout=5000)
+    # the default center's panel shows its own name, not Osaka's
+    own = open_agent(context, server, "alice")
+    expect(own.locator("#center-name")).not_to_have_text("大阪センター")
+    shot(wall, "wallboard-second-center")
+    offer.locator(".btn.accept").click()
+    expect(offer).to_be_hidden(timeout=5000)

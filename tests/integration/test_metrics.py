@@ -23,8 +23,12 @@ def scrape(server: ServerProcess, tok: str | None = None) -> dict[str, Any]:
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain")
     samples: dict[str, Any] = {}
+    # the server's own center (the Redis is shared: a scrape lists every center of it)
+    center = server.config.read_text("utf-8").split('"')[1]
     for fam in text_string_to_metric_families(r.text):
         for s in fam.samples:
+            if s.labels.get("center", center) != center:
+                continue
             labels = tuple(sorted((k, v) for k, v in s.labels.items() if k != "center"))
             samples[(s.name, labels)] = s.value
     return samples

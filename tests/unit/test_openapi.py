@@ -60,6 +60,7 @@ BODYLESS = {
     ("DELETE", "/api/v1/queues/{name}"),
     ("DELETE", "/api/v1/templates/{template_id}"),
     ("POST", "/api/v1/work/{work_id}/pull"),
+    ("DELETE", "/api/v1/centers/{center}"),
 }
 
 

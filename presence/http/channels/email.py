@@ -31,7 +31,7 @@ def _addresses(value: str | list[str] | None) -> list[str]:
 
 @takes(EmailInput)
 async def inbound(request: Request, body: Body[EmailInput]) -> Response:
-    require(request, "service", "supervisor")
+    await require(request, "service", "supervisor")
     mail = await body()
     mid = message_ids(mail.message_id)[0]
     name, sender = mailboxes(mail.from_)[0]

@@ -25,7 +25,7 @@ SENDER_FIELDS = tuple(Sender.__struct_fields__)
 
 @takes(MessageInput)
 async def message(request: Request, body: Body[MessageInput]) -> Response:
-    require(request, "service", "supervisor")
+    await require(request, "service", "supervisor")
     channel = request.path_params["channel"]
     queues = center_of(request).intake.messaging
     if channel not in queues:

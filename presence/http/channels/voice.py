@@ -28,7 +28,7 @@ from presence.services import cases
 
 @takes(CallInput)
 async def call_arrived(request: Request, body: Body[CallInput]) -> Response:
-    require(request, "service", "supervisor")
+    await require(request, "service", "supervisor")
     call = await body()
     call_id, caller, dialled, digits = call.call_id, call.from_, call.to or "", call.digits or ""
     intake = center_of(request).intake
@@ -61,7 +61,7 @@ async def call_arrived(request: Request, body: Body[CallInput]) -> Response:
 
 @takes(HangupInput, required=False)
 async def call_hangup(request: Request, body: Body[HangupInput]) -> Response:
-    require(request, "service", "supervisor")
+    await require(request, "service", "supervisor")
     call_id = path_param(request, "call_id")
     reason = (await body()).reason or "hangup"
     ctx = ctx_of(request)

@@ -13,6 +13,7 @@ import {
   icon,
   put,
   setText,
+  showCenter,
   shortExt,
   statusClass,
   statusIcon,
@@ -158,6 +159,7 @@ function onMessage(msg) {
 }
 
 function onSnapshot(msg) {
+  showCenter(msg.center);
   state.statuses = msg.statuses || [];
   state.channels = msg.channels || [];
   state.view = msg.agent || null;

@@ -208,3 +208,14 @@ export function chime() {
     osc.stop(start + at + 0.5);
   });
 }
+
+// The center (workspace) a page serves, from its snapshot: shown beside the
+// page's title, so a person signed in to several centers knows which this is.
+export function showCenter(center) {
+  const el = $("#center-name");
+  if (!el || !center) return;
+  setText(el, center.name || center.id);
+  el.title = center.id;
+  el.hidden = false;
+  document.title = `${document.title.split(" — ")[0]} — ${center.name || center.id}`;
+}

@@ -7,6 +7,7 @@
 
 import {
   $,
+  showCenter,
   channelIcon,
   crmLink,
   h,
@@ -145,6 +146,7 @@ function onMessage(msg) {
 }
 
 function onSnapshot(msg) {
+  showCenter(msg.center);
   state.statuses = msg.statuses || [];
   state.channels = msg.channels || [];
   state.pending.clear();
