@@ -378,7 +378,16 @@ class Scripts:
             pipe.execute_command(*wait)
         else:
             pipe.execute_command(*wait, target_nodes=node)
-        reply, acked = await pipe.execute(raise_on_error=False)
+        try:
+            reply, acked = await pipe.execute(raise_on_error=False)
+        except AttributeError as exc:
+            # redis-py's cluster pipeline, routing its commands while the
+            # slot map it just re-read has no primary for the slot (one died
+            # a moment ago), trips on the missing node before sending
+            # anything: nothing ran, so it is the cluster being down
+            if not is_cluster(self._redis):
+                raise
+            raise ClusterDownError(f"no primary known for {prefix} yet") from exc
         if isinstance(reply, Exception):
             raise reply
         if isinstance(acked, Exception):
