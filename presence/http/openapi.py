@@ -305,6 +305,13 @@ def undocumented(routes: Iterable[BaseRoute]) -> list[tuple[str, str]]:
     return [k for k in routes_of(routes) if k not in OPERATIONS]
 
 
+def _subclasses(cls: type[Shape]) -> list[type[Shape]]:
+    out: list[type[Shape]] = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_subclasses(sub)]
+    return out
+
+
 class _Schemas:
     """The Structs a document refers to, and their components, made in one go."""
 
@@ -321,9 +328,12 @@ class _Schemas:
     def components(self, doc: Any) -> dict[str, Any]:
         refs, comps = msgspec.json.schema_components(self.types, ref_template=COMPONENTS)
         by_type = dict(zip(self.types, refs, strict=True))
-        for tp in self.types:
-            if isinstance(tp, type) and issubclass(tp, Shape) and (extra := tp.json_schema_extra()):
-                comps[tp.__name__].update(extra)
+        # every component's own rules, nested ones too (a center file's queues)
+        shapes = {tp.__name__: tp for tp in _subclasses(Shape)}
+        for name, comp in comps.items():
+            tp = shapes.get(name)
+            if tp is not None and (extra := tp.json_schema_extra()):
+                comp.update(extra)
 
         def fill(node: Any) -> Any:
             if isinstance(node, dict):

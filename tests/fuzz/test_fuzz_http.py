@@ -105,7 +105,8 @@ def test_work_intake(http: httpx.Client, body: Any, key: str | None) -> None:
     if raw is None:
         return
     headers = {"Content-Type": "application/json"}
-    if key is not None and key.isprintable() and key.isascii():
+    # a header value HTTP can carry (h11 refuses one that starts or ends with a space)
+    if key is not None and key.isprintable() and key.isascii() and key == key.strip():
         headers["Idempotency-Key"] = key
     r = http.post("/api/v1/work", content=raw, headers=headers)
     _sane(r)
