@@ -169,6 +169,9 @@ def with_state(case: schemathesis.Case, server: ServerProcess) -> None:
             for entry in body.get("queues") or []:
                 entry.pop("overflow_to", None)
                 entry.pop("after_hours_queue", None)
+                # without the queue to overflow to, the rule that needs it goes too
+                if entry.get("after_hours") == "overflow":
+                    entry["after_hours"] = "queue"
         return
     elif path == "/api/v1/queues/{name}" and case.method == "PUT" and body is not None:
         # the queue new items go to outside hours must exist
