@@ -197,7 +197,7 @@ async def sign_in(store: Store, clock: Clock, a: AgentSpec, serial: itertools.co
     await store.set_status(a.id, "Available", "", a.id)
     for w in a.work:
         wid = f"h{next(serial):05d}"
-        await store.create_work(wid, PREP, w.channel, 0, {}, {})
+        await store.intake_work(wid, PREP, w.channel, 0, {}, {})
         try:
             await push(store, wid, a.id)
         except ScriptError:
@@ -232,7 +232,7 @@ async def build(store: Store, clock: Clock, cid: str, spec: CenterSpec) -> dict[
             n = next(serial)
             ids = [f"w{it.key:02d}{n:04d}{j:04d}" for j in range(it.count)]
             if len(ids) == 1:
-                await store.create_work(ids[0], it.queue, it.channel, it.priority, {}, it.skills or {})
+                await store.intake_work(ids[0], it.queue, it.channel, it.priority, {}, it.skills or {})
             else:
                 calls = [NewItem(wid, it.queue, it.channel, it.priority, {}, it.skills or {}) for wid in ids]
                 for created in await store.create_work_many(calls):

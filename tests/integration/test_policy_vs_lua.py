@@ -508,7 +508,7 @@ async def handoff(loop: Loop, h: Handoff) -> str:
     store, clock = await loop.fresh(), loop.clock
     await build(store, clock, loop.cid, one_queue_center(h.channels, (h.holder, h.target)))
     wid = "x0001"
-    await store.create_work(wid, "q0", h.channel, 0, {}, {})
+    await store.intake_work(wid, "q0", h.channel, 0, {}, {})
     if h.mode != "push":
         # in the holder's hands (transfer), or offered or in hand (reassign)
         await push(store, wid, h.holder.id)

@@ -51,7 +51,9 @@ async def store(redis_server: str) -> AsyncIterator[Store]:
 
 
 async def _in_hand(store: Store, idem: str = "") -> str:
-    wid, _ = await store.create_work(new_work_id(), "q", "chat", 0, {"customer": {"name": "x"}}, {}, idem)
+    wid = (
+        await store.intake_work(new_work_id(), "q", "chat", 0, {"customer": {"name": "x"}}, {}, idem)
+    ).work_id
     await store.route(["q"])
     await store.accept("a0", wid)
     return wid
@@ -98,7 +100,7 @@ async def test_finished_items_expire_with_their_records(store: Store) -> None:
     assert _near(await store.redis.pttl(store.keys.case_comments(late)), 2 * DAY_MS)
 
     # a cancelled item too
-    gone, _ = await store.create_work(new_work_id(), "q", "voice", 0, {}, {})
+    gone = (await store.intake_work(new_work_id(), "q", "voice", 0, {}, {})).work_id
     await store.set_status("a0", "Break", "", "a0")
     await store.cancel(gone, "hangup")
     assert _near(await store.redis.pttl(store.keys.work(gone)), 2 * DAY_MS)
