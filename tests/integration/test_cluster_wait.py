@@ -65,6 +65,7 @@ async def test_changes_wait_for_the_replica(
         assert r.status_code == 503, r.text
         assert r.json()["type"].endswith("/unavailable")
         assert "not confirmed by a replica" in r.json()["detail"]
+        assert r.headers["retry-after"] == "1"
         reply = await alice.request({"type": "offer.accept", "work_id": offer["work_id"]})
         assert (reply["type"], reply["code"]) == ("error", "unavailable"), reply
     redis_cluster.wait_ok()
