@@ -19,8 +19,8 @@ from presence.kpi.events import parse_event
 from presence.kpi.facts import Settings
 from presence.kpi.tracker import Tracker
 from presence.store import ScriptError, Store, new_work_id
-from presence.store import cases as case_store
 from tests.harness import ServerProcess, post_work, supervisor, token
+from tests.helpers import open_case
 from tests.integration.conftest import ServerFactory
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -111,34 +111,8 @@ async def test_closed_queues_follow_their_rules(setup: tuple[Store, Clock]) -> N
     assert mail.queue == "phones"
     # a case opened through the channel adapters follows the same rule
     with pytest.raises(ScriptError):
-        await case_store.intake(
-            store,
-            work_id=new_work_id(),
-            queue="phones",
-            channel="voice",
-            priority=0,
-            data={},
-            skills={},
-            case={},
-            message=None,
-            dedupe="",
-            lookup=[],
-            register=[],
-        )
-    case = await case_store.intake(
-        store,
-        work_id=new_work_id(),
-        queue="day",
-        channel="chat",
-        priority=0,
-        data={},
-        skills={},
-        case={},
-        message=None,
-        dedupe="",
-        lookup=[],
-        register=[],
-    )
+        await open_case(store, "phones", "voice")
+    case = await open_case(store, "day", "chat")
     assert case.woke == "night"
 
     # the wallboard's figures: closed until 9:00 tomorrow; a queue without hours says nothing

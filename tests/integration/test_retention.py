@@ -24,6 +24,7 @@ from presence.store import Store, new_work_id
 from presence.store import cases as case_store
 from presence.store.keys import Keys
 from tests.harness import agent, available, post_work, token, write_center
+from tests.helpers import open_case
 from tests.integration.conftest import ServerFactory
 
 DAY_MS = 86_400_000
@@ -111,20 +112,7 @@ async def test_finished_items_expire_with_their_records(store: Store) -> None:
 
 async def test_a_case_that_routes_again_is_kept_again(store: Store) -> None:
     ref = f"conv-{uuid.uuid4().hex[:6]}"
-    first = await case_store.intake(
-        store,
-        work_id=new_work_id(),
-        queue="q",
-        channel="chat",
-        priority=0,
-        data={},
-        skills={},
-        case={},
-        message={"text": "hello"},
-        dedupe="",
-        lookup=[ref],
-        register=[ref],
-    )
+    first = await open_case(store, "q", message={"text": "hello"}, thread=ref)
     wid = first.work_id
     await store.route(["q"])
     await store.accept("a0", wid)
@@ -132,20 +120,7 @@ async def test_a_case_that_routes_again_is_kept_again(store: Store) -> None:
     ttl = await _ttls(store, wid)
     assert ttl.pop("comments") == -2  # none written
     assert all(_near(t, 2 * DAY_MS) for t in ttl.values()), ttl
-    again = await case_store.intake(
-        store,
-        work_id=new_work_id(),
-        queue="q",
-        channel="chat",
-        priority=0,
-        data={},
-        skills={},
-        case={},
-        message={"text": "one more thing"},
-        dedupe="",
-        lookup=[ref],
-        register=[ref],
-    )
+    again = await open_case(store, "q", message={"text": "one more thing"}, thread=ref)
     assert (again.work_id, again.outcome) == (wid, "reopened")
     # open again: nothing of it may expire under the agent's hands
     assert set((await _ttls(store, wid)).values()) == {-1, -2}
@@ -292,19 +267,13 @@ async def test_items_kept_from_before_get_their_expiry(redis_server: str, tmp_pa
 
 async def test_a_case_s_replies_expire_with_it(store: Store) -> None:
     wid = new_work_id()
-    await case_store.intake(
+    await open_case(
         store,
+        "q",
         work_id=wid,
-        queue="q",
-        channel="chat",
-        priority=0,
         data={"subject": "hi"},
-        skills={},
         case={"subject": "hi"},
         message={"channel": "chat", "text": "hello"},
-        dedupe="",
-        lookup=[],
-        register=[],
     )
     await store.route(["q"])
     await store.accept("a0", wid)
