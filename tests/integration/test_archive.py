@@ -153,7 +153,7 @@ async def test_archive_command_and_scheduled_option(
 
     # a server with PRESENCE_ARCHIVE_DIR runs the daily archive (yesterday at start)
     server = server_factory(env={"PRESENCE_ARCHIVE_DIR": str(tmp_path / "served")})
-    cid = server.config.read_text("utf-8").split('"')[1]
+    cid = server.center_id
     yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat().encode()
     state = None
     for _ in range(100):

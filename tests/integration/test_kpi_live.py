@@ -116,7 +116,7 @@ async def test_one_process_computes_for_all_and_another_takes_over(
     # processes: the lock's holder is named by its pid
     first = server_factory(process=True)
     second = server_factory(config=first.config, process=True)
-    k = Keys(first.config.read_text("utf-8").split('"')[1])
+    k = Keys(first.center_id)
     sup1 = await supervisor(first)
     sup2 = await supervisor(second, "sam", subprotocol=MSGPACK)
     post_work(first, channel="chat")

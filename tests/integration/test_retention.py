@@ -173,7 +173,7 @@ async def test_the_day_of_expired_items_still_reports(redis_server: str) -> None
 async def test_a_report_of_expired_items_is_right(server_factory: ServerFactory, redis_server: str) -> None:
     # 2 s of retention: the items are gone moments after they end
     server = server_factory(env={"PRESENCE_RETENTION_DAYS": str(2 / 86400)})
-    cid = server.config.read_text("utf-8").split('"')[1]
+    cid = server.center_id
     alice = await agent(server, "alice")
     await available(alice)
     now = int(time.time() * 1000)
