@@ -388,15 +388,10 @@ class LiveKpis:
         as `Tracker` reads a first change's ``prev``."""
         out: dict[str, tuple[str, str, int]] = {}
         seen: set[str] = set()
-        start = lo
-        while True:
-            page: list[Any] = (
-                await self.store.redis.xrange(
-                    self.store.keys.status_stream, min=start, max="+", count=REBUILD_PAGE
-                )
-                or []
-            )
-            for e in history.decode(((_s(i), dict(f or {})) for i, f in page), status=True):
+        async for page in history.pages(
+            self.store, self.store.keys.status_stream, lo, page_size=REBUILD_PAGE
+        ):
+            for e in history.decode(page, status=True):
                 if e.ts < self._origin or e.agent in seen:
                     continue
                 seen.add(e.agent)
@@ -406,9 +401,7 @@ class LiveKpis:
                     continue
                 if e.get("prev") and 0 < at <= e.ts:
                     out[e.agent] = (e.get("prev"), e.get("prev_reason"), at)
-            if len(page) < REBUILD_PAGE:
-                return out
-            start = "(" + _s(page[-1][0])
+        return out
 
     async def _feed(self) -> None:
         assert self.tracker is not None
