@@ -32,6 +32,7 @@ from presence.router.policy import (
     wait_score,
 )
 from presence.store import NewItem, Store
+from presence.store import cases as case_store
 from presence.store.scripts import ScriptError
 
 # the queue whose items are pushed to agents to put work in their hands: no
@@ -169,19 +170,7 @@ def center_body(cid: str, spec: CenterSpec) -> dict[str, Any]:
 
 async def push(store: Store, wid: str, agent_id: str, mode: str = "push") -> tuple[str, list[str]]:
     """A supervisor's push (or reassign, or an agent's transfer) of `wid` to `agent_id`."""
-    reply = await store.scripts.call(
-        "work_transfer",
-        store.keys.prefix,
-        store.now_ms(),
-        wid,
-        mode,
-        "supervisor:oracle",
-        "",
-        agent_id,
-        "",
-        "",
-    )
-    return str(reply[0]), [str(q) for q in reply[1:]]
+    return await case_store.transfer(store, wid, mode, "supervisor:oracle", to_agent=agent_id)
 
 
 async def escalate(store: Store) -> list[str]:
