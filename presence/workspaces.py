@@ -426,8 +426,9 @@ class Quiet(Periodic):
                 pipe.fcall(store.scripts.function("sweep"), 1, k.prefix, now, grace, 500)
                 pipe.fcall(store.scripts.function("queue_escalate"), 1, k.prefix, now, 500)
                 plan += [(rt, "sweep"), (rt, "escalate")]
-            if rt.counters.due(now):
-                pipe.hset(k.metrics_conns, rt.counters.process, rt.counters.payload(now))
+            counts = rt.counters.report(now)
+            if counts is not None:
+                pipe.hset(k.metrics_conns, rt.counters.process, counts)
                 plan.append((rt, "conns"))
         if not plan:
             return
