@@ -47,7 +47,7 @@ from presence.kpi.facts import Settings
 from presence.kpi.incremental import IncrementalTracker
 from presence.store import Store
 from presence.store.lock import Lock
-from presence.tasks import Pace, stop_task
+from presence.tasks import Pace, pace_sleep, stop_task
 
 log = logging.getLogger("presence.kpi")
 
@@ -286,13 +286,10 @@ class LiveKpis:
                 log.exception("live KPIs failed; rebuilding on the next tick")
                 self.tracker = None
             left = max(0.05, self.interval - (loop.time() - started))
-            if self.pace is not None and not self.has_audience():
-                # nobody here to show them to, and the center quiet: sleep
-                # until it changes (an audience elsewhere wakes it too,
-                # presence/workspaces.py)
-                await self.pace.sleep(left)
-            else:
-                await asyncio.sleep(left)
+            # with nobody here to show them to, a quiet center's figures wait
+            # until it changes (an audience elsewhere wakes it too,
+            # presence/workspaces.py); with an audience, every interval
+            await pace_sleep(None if self.has_audience() else self.pace, left)
 
     async def _should_compute(self) -> bool:
         """Whether this process computes the figures this tick.
