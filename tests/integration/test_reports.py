@@ -75,7 +75,7 @@ ITEMS = {
 @pytest.fixture
 def history(server: ServerProcess, redis_server: str) -> str:
     """Write the scripted history into the server's center; returns its id."""
-    cid = server.config.read_text("utf-8").split('"')[1]
+    cid = server.center_id
     k = Keys(cid)
     r = redis_sync(redis_server)
     try:
