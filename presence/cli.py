@@ -146,6 +146,26 @@ def _links(secret: str, base: str, center: Center, demo: bool, ttl: int) -> list
     return [f"{label:<{width}} {url}" for label, url in rows]
 
 
+def wire_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn settings of the HTTP and websocket wire, as `presence serve`
+    runs them (the tests' in-process server takes the same)."""
+    from presence.ws.wire import Wire
+
+    return {
+        # uvicorn's websockets-sansio protocol, with pings on the socket's budget
+        "ws": Wire,
+        "loop": "uvloop",
+        "http": "httptools",
+        "ws_max_size": settings.max_frame,
+        # frames are small and mostly msgpack: compression would cost CPU
+        # and a deflate context per socket for little gain
+        "ws_per_message_deflate": False,
+        "ws_ping_interval": 20.0,
+        "ws_ping_timeout": 20.0,
+        "timeout_graceful_shutdown": 10,
+    }
+
+
 def _serve(settings: Settings, args: argparse.Namespace, sock: socket.socket) -> None:
     """Run uvicorn on the socket bound here, in this process or in N workers.
 
@@ -158,29 +178,17 @@ def _serve(settings: Settings, args: argparse.Namespace, sock: socket.socket) ->
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from presence.ws.wire import Wire
-
     config = uvicorn.Config(
         "presence.app:create_app",
         factory=True,
         host=settings.host,
         port=sock.getsockname()[1],
         workers=args.workers,
-        # uvicorn's websockets-sansio protocol, with pings on the socket's budget
-        ws=Wire,
-        loop="uvloop",
-        http="httptools",
-        ws_max_size=settings.max_frame,
-        # frames are small and mostly msgpack: compression would cost CPU
-        # and a deflate context per socket for little gain
-        ws_per_message_deflate=False,
-        ws_ping_interval=20.0,
-        ws_ping_timeout=20.0,
         log_config=_log_config(),
         log_level=settings.log_level,
         access_log=args.access_log,
         backlog=BACKLOG,
-        timeout_graceful_shutdown=10,
+        **wire_options(settings),
     )
     # uvicorn shuts down gracefully on SIGTERM, restores this handler and then
     # re-raises the signal; a graceful stop is a clean exit (0), not a death

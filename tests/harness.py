@@ -249,6 +249,7 @@ class InProcessServer(ServerProcess):
 
     def start(self, timeout: float = 20.0) -> InProcessServer:
         from presence.app import create_app
+        from presence.cli import wire_options
 
         env = {
             "REDIS_URL": self.redis_url,
@@ -278,19 +279,12 @@ class InProcessServer(ServerProcess):
         for name in self._levels:
             logging.getLogger(name).addHandler(self._log)
             logging.getLogger(name).setLevel(logging.INFO)
-        # as `presence serve` configures uvicorn (presence/cli.py, _serve)
+        # the wire `presence serve` runs (presence/cli.py), ping budget included
         config = uvicorn.Config(
             create_app(settings, clock=self.clock),
-            ws="websockets-sansio",
-            loop="uvloop",
-            http="httptools",
-            ws_max_size=settings.max_frame,
-            ws_per_message_deflate=False,
-            ws_ping_interval=20.0,
-            ws_ping_timeout=20.0,
             log_config=None,
             access_log=False,
-            timeout_graceful_shutdown=10,
+            **wire_options(settings),
         )
         self._server = uvicorn.Server(config)
         server = self._server
