@@ -486,12 +486,17 @@ def cmd_retain(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _apply(url: str, settings: Settings, center: Center) -> tuple[int, bool]:
-    from presence.services.centers import apply
+async def _apply(url: str, settings: Settings, center_id: str, data: Any, path: Path) -> tuple[int, bool]:
+    from presence.services.centers import apply, parse_document, unredacted
     from presence.store.client import open_redis
 
     redis = await open_redis(url, settings.redis_mode, patience=5.0)
     try:
+        try:
+            # a webhook secret as GET shows it keeps the stored one
+            center = parse_document(center_id, await unredacted(redis, center_id, data))
+        except Invalid as exc:
+            raise Invalid(f"{path}: {exc.field}", exc.message, exc.path) from None
         rev, created, _ = await apply(
             redis, center, timezone=settings.timezone, retention_days=settings.retention_days
         )
@@ -526,12 +531,13 @@ def cmd_center_apply(args: argparse.Namespace) -> int:
             "change that file and restart the servers instead"
         )
     try:
-        center = parse_document(center_id, data)
+        # refused before any Redis is opened or started
+        parse_document(center_id, data)
     except Invalid as exc:
         raise Invalid(f"{path}: {exc.field}", exc.message, exc.path) from None
     url, embedded = _open_redis(settings, "apply a center to")
     try:
-        rev, created = asyncio.run(_apply(url, settings, center))
+        rev, created = asyncio.run(_apply(url, settings, center_id, data, path))
     finally:
         if embedded is not None:
             embedded.stop()

@@ -54,11 +54,13 @@ async def put_center(request: Request, body: Body[CenterFile]) -> Response:
     await require(request, *PLATFORM_ONLY)
     cid = path_param(request, "center")
     await body()  # the schema's refusals, naming the field
+    centers = centers_of(request)
+    redis = centers.default.store.redis
     try:
-        center = service.parse_document(cid, orjson.loads(await request.body()))
+        doc = await service.unredacted(redis, cid, orjson.loads(await request.body()))
+        center = service.parse_document(cid, doc)
     except Invalid as exc:
         raise invalid(exc) from None
-    centers = centers_of(request)
     if cid == centers.default.center.id:
         raise Problem(
             409,
@@ -67,7 +69,7 @@ async def put_center(request: Request, body: Body[CenterFile]) -> Response:
         )
     settings = request.app.state.settings
     rev, created, _ = await service.apply(
-        centers.default.store.redis,
+        redis,
         center,
         timezone=settings.timezone,
         retention_days=settings.retention_days,

@@ -13,6 +13,8 @@ anything of B.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import os
 import re
 import subprocess
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import redis
 
@@ -634,5 +637,60 @@ async def test_a_customer_of_b_gets_b_s_status_page_and_survey_and_the_answer_la
         svc_a = token("service", "gw")
         cancel = call(server, "POST", f"/api/v1/work/{mine['id']}/cancel", svc_a, {"reason": "t"})
         assert cancel.status_code == 200, cancel.text
+    finally:
+        rec.stop()
+
+
+async def test_a_document_read_back_and_applied_again_keeps_its_webhook_secrets(
+    two: tuple[ServerProcess, str], tmp_path: Path
+) -> None:
+    server, _ = two
+    port = free_port()
+    rec = Receiver(port)
+    try:
+        hook = {"name": "crm", "url": f"http://127.0.0.1:{port}/hooks", "events": ["case.created"]}
+        assert (
+            put_center(server, B, {**B_DOC, "webhooks": [{**hook, "secret": HOOK_SECRET}]}).status_code == 200
+        )
+        shown = call(server, "GET", f"/api/v1/centers/{B}", PLATFORM).json()
+        assert shown["webhooks"][0]["secret"] == "*" * 16
+        # what GET showed, applied again as it is: the stored secret is kept
+        again = put_center(server, B, shown)
+        assert again.status_code == 200, again.text
+        with redis.Redis.from_url(server.redis_url) as r:
+            stored = orjson.loads(r.hget(CENTER_DOCS, B))
+        assert stored["webhooks"][0]["secret"] == HOOK_SECRET
+        r = channels_http.post(
+            f"{server.http}/api/v1/channels/chat/messages",
+            json={"conversation_id": "osaka-hook", "from": "u1", "text": "hello"},
+            headers=_auth(token("service", "gw", center=B)),
+        )
+        assert r.status_code == 201, r.text
+        await rec.wait_for(1)
+        headers, body = rec.got[0]
+        assert orjson.loads(body)["type"] == "case.created"
+        want = "sha256=" + hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert headers["x-presence-signature"] == want
+
+        # a hidden secret with nothing stored to keep (a new webhook): refused, nothing changed
+        rev = again.json()["revision"]
+        new = {**hook, "name": "erp", "secret": "*" * 16}
+        r = put_center(server, B, {**shown, "webhooks": [*shown["webhooks"], new]})
+        assert r.status_code == 422 and r.json()["field"] == "webhooks[1].secret", r.text
+        assert "give the secret" in r.json()["detail"]
+        listed = call(server, "GET", "/api/v1/centers", PLATFORM).json()["centers"]
+        assert next(c for c in listed if c["id"] == B)["revision"] == rev
+
+        # the same from the command line, a file written from what GET showed
+        path = tmp_path / "osaka.toml"
+        lines = ['[[queues]]\nname = "support"\n', f'[[webhooks]]\nname = "crm"\nurl = "{hook["url"]}"']
+        path.write_text("\n".join([*lines, f'secret = "{"*" * 16}"\n']), "utf-8")
+        out = _presence(server, "center", "apply", str(path), "--center", B)
+        assert out.returncode == 0 and "updated" in out.stdout, out
+        with redis.Redis.from_url(server.redis_url) as r:
+            assert orjson.loads(r.hget(CENTER_DOCS, B))["webhooks"][0]["secret"] == HOOK_SECRET
+        path.write_text(path.read_text("utf-8").replace('name = "crm"', 'name = "erp"'), "utf-8")
+        out = _presence(server, "center", "apply", str(path), "--center", B)
+        assert out.returncode == 2 and "webhooks[0].secret" in out.stderr, out
     finally:
         rec.stop()
