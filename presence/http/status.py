@@ -138,14 +138,16 @@ def _when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC") if ms else ""
 
 
-def heading(center: str, title: str) -> str:
-    """A customer page's heading: the center's name (when it has one) over the page's title."""
+def heading(ctx: Context, title: str) -> str:
+    """A customer page's heading: the center's name over the page's title
+    (not its id, when it was given no name: "default" means nothing to a customer)."""
     e = html.escape
-    named = f'<p id="center" dir="auto">{e(center)}</p>' if center else ""
+    name = ctx.center.name if ctx.center.name != ctx.center.id else ""
+    named = f'<p id="center" dir="auto">{e(name)}</p>' if name else ""
     return f"{named}<h1>{e(title)}</h1>"
 
 
-def page(view: dict[str, Any], lang: str, action: str, sent: bool, center: str = "") -> str:
+def page(ctx: Context, view: dict[str, Any], lang: str, action: str, sent: bool) -> str:
     w = WORDS[lang]
     e = html.escape
     items: list[str] = []
@@ -178,7 +180,7 @@ dl{{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}}dt{{color
 ol{{list-style:none;padding:0;display:grid;gap:.5rem}}li{{padding:.4rem .7rem;border-radius:8px}}
 li.you{{background:#eef2f7}}li.us{{background:#e6f0ff}}li p{{margin:.1rem 0 0;white-space:pre-wrap}}
 textarea{{width:100%;font:inherit}}.sent{{background:#e7f7ec;padding:.5rem .7rem;border-radius:8px}}</style>
-</head><body>{heading(center, w["title"])}{notice}
+</head><body>{heading(ctx, w["title"])}{notice}
 <dl><dt>{e(w["ref"])}</dt><dd><code>{e(view["work_id"])}</code></dd>
 <dt>{e(w["status"])}</dt><dd id="status">{e(str(view["status"] or ""))}</dd>
 <dt>{e(w["opened"])}</dt><dd>{e(_when(view["created"]))}</dd></dl>
@@ -204,7 +206,7 @@ async def status_page(request: Request) -> Response:
         return json(view, headers={"Cache-Control": "no-store"})
     lang = lang_of(request)
     sent = request.query_params.get("sent") == "1"
-    body = page(view, lang, request.url.path, sent, ctx.center.name)
+    body = page(ctx, view, lang, request.url.path, sent)
     return HTMLResponse(body, headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"})
 
 

@@ -68,7 +68,7 @@ def _page(request: Request, lang: str, body: str, status: int = 200) -> HTMLResp
 fieldset{{border:0;padding:0;display:flex;gap:.5rem;flex-wrap:wrap}}
 label.score{{border:1px solid #bbb;border-radius:8px;padding:.4rem .7rem;cursor:pointer}}
 textarea{{width:100%;font:inherit}}</style>
-</head><body>{heading(ctx_of(request).center.name, w["title"])}{body}</body></html>
+</head><body>{heading(ctx_of(request), w["title"])}{body}</body></html>
 """
     return HTMLResponse(
         page, status_code=status, headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
