@@ -117,6 +117,10 @@ describe(
         ok=(200, CenterSummary),
         also_ok={201: CenterSummary},
         problems=(400, 409, 413, 415, 422),
+        description=(
+            "A webhook secret sent as GET shows it (sixteen asterisks) keeps the stored secret of the "
+            "webhook of that name; with no such secret to keep it is a 422 naming the field."
+        ),
     ),
 )
 describe(
