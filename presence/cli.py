@@ -25,12 +25,12 @@ import signal
 import socket
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from presence.auth import CENTER_ID as AUTH_CENTER_ID
@@ -46,7 +46,10 @@ from presence.auth import (
 from presence.center import Center, Invalid, load_center
 from presence.config import ConfigError, Settings
 from presence.embedded import EmbeddedRedis
-from presence.store import backup
+from presence.store import Store, backup
+from presence.store.client import Client
+
+T = TypeVar("T")
 
 log = logging.getLogger("presence")
 
@@ -256,59 +259,83 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _check(
-    url: str, center_ids: list[str] | None, mode: str = "auto"
-) -> list[tuple[str, str, list[str]]]:
+async def _check(redis: Client, where: str, center_ids: list[str] | None) -> list[tuple[str, str, list[str]]]:
     """Check each center (every center in Redis when `center_ids` is None):
     (center, where it lives, its breaches) per center."""
-    from presence.store import Store
-    from presence.store.client import open_redis, shard_of
+    from presence.store.client import shard_of
 
-    redis = await open_redis(url, mode, patience=5.0)
-    try:
-        if center_ids is None:
-            # every center a server has run here (sync_center writes its
-            # statuses); on a cluster redis-py scans every primary
-            found = {
-                k.decode()[len("presence:{") : -len("}:statuses")]
-                async for k in redis.scan_iter(match="presence:{*}:statuses", count=1000)
-            }
-            center_ids = sorted(found)
-            if not center_ids:
-                raise Refused(f"no center has data in the Redis at {url.split('@')[-1]}")
-        out = []
-        for center_id in center_ids:
-            store = Store(redis, center_id)
-            if not await store.exists():
-                raise Refused(
-                    f"center {center_id!r} has no data in the Redis at {url.split('@')[-1]}: no server "
-                    "has run it there. Check REDIS_URL (or PRESENCE_DATA_DIR) and the center "
-                    "(PRESENCE_CONFIG, or --center)."
-                )
-            node = shard_of(redis, store.keys.prefix)
-            where = (
-                "standalone Redis" if node is None else f"shard {node.name}, slot {_slot(store.keys.prefix)}"
-            )
-            out.append((center_id, where, await store.check()))
-        return out
-    finally:
-        await redis.aclose()
+    if center_ids is None:
+        # every center a server has run here (sync_center writes its
+        # statuses); on a cluster redis-py scans every primary
+        found = {
+            k.decode()[len("presence:{") : -len("}:statuses")]
+            async for k in redis.scan_iter(match="presence:{*}:statuses", count=1000)
+        }
+        center_ids = sorted(found)
+        if not center_ids:
+            raise Refused(f"no center has data in the Redis at {where}")
+    out = []
+    for center_id in center_ids:
+        store = await _center_store(
+            redis,
+            center_id,
+            where,
+            ": no server has run it there. Check REDIS_URL (or PRESENCE_DATA_DIR) and the center "
+            "(PRESENCE_CONFIG, or --center).",
+        )
+        node = shard_of(redis, store.keys.prefix)
+        shard = "standalone Redis" if node is None else f"shard {node.name}, slot {_slot(store.keys.prefix)}"
+        out.append((center_id, shard, await store.check()))
+    return out
 
 
-def _open_redis(settings: Settings, what: str) -> tuple[str, EmbeddedRedis | None]:
+def _open_redis(settings: Settings, what: str, *, fresh: bool = False) -> tuple[str, EmbeddedRedis | None]:
     """The Redis a command works on: REDIS_URL, or the embedded one of the
     data folder, which must hold a server's data (refused, naming where it
-    looked, so that a new empty Redis is never taken for the center)."""
+    looked, so that a new empty Redis is never taken for the center) unless
+    the command fills a `fresh` one."""
     if settings.redis_url is not None:
         return settings.redis_url, None
     embedded = EmbeddedRedis(settings.data_dir)
-    if not embedded.has_data():
+    if not fresh and not embedded.has_data():
         raise Refused(
             f"no data to {what}: REDIS_URL is unset and {embedded.redis_dir} holds no embedded "
             f"Redis data, so no server has run with this data folder. {POINT_AT_DATA}, "
             "or REDIS_URL=<the URL of the Redis it uses>."
         )
     return embedded.start(), embedded
+
+
+def _on_redis(
+    settings: Settings, what: str, work: Callable[[Client, str], Awaitable[T]], *, fresh: bool = False
+) -> T:
+    """Run ``work(redis, where)`` on the command's Redis (`_open_redis`),
+    `where` naming it for a message (no credentials); the client is closed
+    and an embedded Redis stopped after, whatever happened."""
+
+    async def run(url: str) -> T:
+        from presence.store.client import open_redis
+
+        redis = await open_redis(url, settings.redis_mode, patience=5.0)
+        try:
+            return await work(redis, url.split("@")[-1])
+        finally:
+            await redis.aclose()
+
+    url, embedded = _open_redis(settings, what, fresh=fresh)
+    try:
+        return asyncio.run(run(url))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+async def _center_store(redis: Client, center_id: str, where: str, why: str = "") -> Store:
+    """The store of a center that has data in this Redis (refused otherwise)."""
+    store = Store(redis, center_id)
+    if not await store.exists():
+        raise Refused(f"center {center_id!r} has no data in the Redis at {where}{why}")
+    return store
 
 
 def _slot(key: str) -> int:
@@ -321,12 +348,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     center = load_center(settings.center_config)
     center_ids = None if args.all else (args.center or [center.id])
-    url, embedded = _open_redis(settings, "check")
-    try:
-        results = asyncio.run(_check(url, center_ids, settings.redis_mode))
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    results = _on_redis(settings, "check", lambda redis, where: _check(redis, where, center_ids))
     failed = 0
     for center_id, where, breaches in results:
         for b in breaches:
@@ -339,47 +361,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-async def _backup(url: str, mode: str, center_id: str, folder: Path) -> backup.Summary:
-    from presence.store import Store
-    from presence.store.client import open_redis
-
-    redis = await open_redis(url, mode, patience=5.0)
-    try:
-        store = Store(redis, center_id)
-        if not await store.exists():
-            raise Refused(f"center {center_id!r} has no data in the Redis at {url.split('@')[-1]}")
-        snapshot = await backup.dump(store)
-    finally:
-        await redis.aclose()
-    return backup.write(snapshot, folder)
-
-
 def cmd_backup(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     center_id = args.center or load_center(settings.center_config).id
-    url, embedded = _open_redis(settings, "back up")
-    try:
-        summary = asyncio.run(_backup(url, settings.redis_mode, center_id, Path(args.dir)))
-    finally:
-        if embedded is not None:
-            embedded.stop()
+
+    async def dump(redis: Client, where: str) -> backup.Snapshot:
+        return await backup.dump(await _center_store(redis, center_id, where))
+
+    summary = backup.write(_on_redis(settings, "back up", dump), Path(args.dir))
     print(f"backed up center {summary.center}: {summary.keys} keys in {summary.path}")
     return 0
-
-
-async def _restore(
-    url: str, mode: str, center_id: str, rows: list[tuple[bytes, int, bytes]], replace: bool
-) -> tuple[int, list[str]]:
-    from presence.store import Store
-    from presence.store.client import open_redis
-
-    redis = await open_redis(url, mode, patience=5.0)
-    try:
-        store = Store(redis, center_id)
-        n = await backup.restore(store, rows, replace=replace)
-        return n, await store.check()
-    finally:
-        await redis.aclose()
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -387,36 +378,23 @@ def cmd_restore(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     manifest, rows = backup.read(folder, args.center)
     center_id = str(manifest["center"])
-    embedded = None
-    url = settings.redis_url
-    if url is None:
-        # a new data folder is the usual target: its embedded Redis starts empty
-        embedded = EmbeddedRedis(settings.data_dir)
-        url = embedded.start()
-    try:
-        n, breaches = asyncio.run(_restore(url, settings.redis_mode, center_id, rows, args.replace))
-    finally:
-        if embedded is not None:
-            embedded.stop()
-    where = f"the embedded Redis of {settings.data_dir.absolute()}" if embedded else "REDIS_URL"
+
+    async def restore(redis: Client, where: str) -> tuple[int, list[str]]:
+        store = Store(redis, center_id)
+        n = await backup.restore(store, rows, replace=args.replace)
+        return n, await store.check()
+
+    # a new data folder is the usual target: its embedded Redis starts empty
+    n, breaches = _on_redis(settings, "restore into", restore, fresh=True)
+    where = (
+        "REDIS_URL"
+        if settings.redis_url is not None
+        else f"the embedded Redis of {settings.data_dir.absolute()}"
+    )
     print(f"restored center {center_id}: {n} keys into {where}")
     for b in breaches:
         print(f"BREACH: {b}")
     return 1 if breaches else 0
-
-
-async def _archive(
-    url: str, mode: str, center_id: str, folder: Path, since: date, until: date, tz: str
-) -> dict[date, int]:
-    from presence.services.archive import archive
-    from presence.store import Store
-    from presence.store.client import open_redis
-
-    redis = await open_redis(url, mode, patience=5.0)
-    try:
-        return await archive(Store(redis, center_id), folder, since, until, tz)
-    finally:
-        await redis.aclose()
 
 
 def _day(value: str, flag: str) -> date:
@@ -427,6 +405,8 @@ def _day(value: str, flag: str) -> date:
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
+    from presence.services.archive import archive
+
     settings = Settings.from_env()
     center_id = args.center or load_center(settings.center_config).id
     folder = Path(args.dir) if args.dir else settings.archive_dir
@@ -437,48 +417,32 @@ def cmd_archive(args: argparse.Namespace) -> int:
     until = _day(args.until, "--until") if args.until else today
     if until < since:
         raise ConfigError(f"--until ({until}) is before --since ({since})")
-    url, embedded = _open_redis(settings, "archive")
-    try:
-        days = asyncio.run(
-            _archive(url, settings.redis_mode, center_id, folder, since, until, settings.timezone)
-        )
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    days = _on_redis(
+        settings,
+        "archive",
+        lambda redis, _: archive(Store(redis, center_id), folder, since, until, settings.timezone),
+    )
     for day, n in sorted(days.items()):
         print(f"{day}: {n} items in {folder / center_id / f'{day}.ndjson.gz'}")
     print(f"archived {sum(days.values())} items of center {center_id}, {since} to {until}")
     return 0
 
 
-async def _retain(url: str, mode: str, center_id: str, days: float) -> int:
-    from presence.store import Store
-    from presence.store.archive import retain_all
-    from presence.store.client import open_redis
-
-    redis = await open_redis(url, mode, patience=5.0)
-    try:
-        store = Store(redis, center_id)
-        if not await store.exists():
-            raise Refused(f"center {center_id!r} has no data in the Redis at {url.split('@')[-1]}")
-        # the scripts read the retention from the center's rules (sync_center)
-        await redis.hset(store.keys.rules, "retention_ms", int(days * 86_400_000))
-        return await retain_all(store)
-    finally:
-        await redis.aclose()
-
-
 def cmd_retain(args: argparse.Namespace) -> int:
+    from presence.store.archive import retain_all
+
     settings = Settings.from_env()
     center_id = args.center or load_center(settings.center_config).id
     if settings.retention_days <= 0:
         raise Refused("PRESENCE_RETENTION_DAYS is 0 (keep forever): there is no expiry to give")
-    url, embedded = _open_redis(settings, "retain")
-    try:
-        n = asyncio.run(_retain(url, settings.redis_mode, center_id, settings.retention_days))
-    finally:
-        if embedded is not None:
-            embedded.stop()
+
+    async def retain(redis: Client, where: str) -> int:
+        store = await _center_store(redis, center_id, where)
+        # the scripts read the retention from the center's rules (sync_center)
+        await redis.hset(store.keys.rules, "retention_ms", int(settings.retention_days * 86_400_000))
+        return await retain_all(store)
+
+    n = _on_redis(settings, "retain", retain)
     print(
         f"{n} finished items of center {center_id} had no expiry; they expire "
         f"{settings.retention_days:g} days after they ended (at once if that has passed)"
@@ -486,28 +450,9 @@ def cmd_retain(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _apply(url: str, settings: Settings, center_id: str, data: Any, path: Path) -> tuple[int, bool]:
-    from presence.services.centers import apply, parse_document, unredacted
-    from presence.store.client import open_redis
-
-    redis = await open_redis(url, settings.redis_mode, patience=5.0)
-    try:
-        try:
-            # a webhook secret as GET shows it keeps the stored one
-            center = parse_document(center_id, await unredacted(redis, center_id, data))
-        except Invalid as exc:
-            raise Invalid(f"{path}: {exc.field}", exc.message, exc.path) from None
-        rev, created, _ = await apply(
-            redis, center, timezone=settings.timezone, retention_days=settings.retention_days
-        )
-        return rev, created
-    finally:
-        await redis.aclose()
-
-
 def cmd_center_apply(args: argparse.Namespace) -> int:
     """`presence center apply FILE [--center NAME]`: what PUT /api/v1/centers/{center} does."""
-    from presence.services.centers import parse_document
+    from presence.services.centers import apply, parse_document, unredacted
 
     settings = Settings.from_env()
     default = load_center(settings.center_config)
@@ -535,12 +480,16 @@ def cmd_center_apply(args: argparse.Namespace) -> int:
         parse_document(center_id, data)
     except Invalid as exc:
         raise Invalid(f"{path}: {exc.field}", exc.message, exc.path) from None
-    url, embedded = _open_redis(settings, "apply a center to")
-    try:
-        rev, created = asyncio.run(_apply(url, settings, center_id, data, path))
-    finally:
-        if embedded is not None:
-            embedded.stop()
+
+    async def put(redis: Client, where: str) -> tuple[int, bool, list[str]]:
+        try:
+            # a webhook secret as GET shows it keeps the stored one
+            center = parse_document(center_id, await unredacted(redis, center_id, data))
+        except Invalid as exc:
+            raise Invalid(f"{path}: {exc.field}", exc.message, exc.path) from None
+        return await apply(redis, center, timezone=settings.timezone, retention_days=settings.retention_days)
+
+    rev, created, _ = _on_redis(settings, "apply a center to", put)
     print(f"center {center_id} {'created' if created else 'updated'} (revision {rev})")
     return 0
 

@@ -360,6 +360,7 @@ def supervisor_snapshot(
     channels: list[dict[str, Any]],
     server_time: int,
     center: Mapping[str, str] | None = None,
+    composing: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     msg = {
         "type": "snapshot",
@@ -369,6 +370,7 @@ def supervisor_snapshot(
         "statuses": statuses,
         "channels": channels,
         "server_time": server_time,
+        "composing": composing or [],
     }
     if center is not None:
         msg["center"] = dict(center)

@@ -99,11 +99,13 @@ class Pace:
             self._sleepers.discard(woken)
 
 
-async def pace_sleep(pace: Pace | None, interval: float) -> None:
+async def pace_sleep(pace: Pace | None, interval: float, idle: float | None = None) -> None:
+    """`Pace.sleep` of `pace` (`idle`: its idle sleep, default the pace's), or
+    a plain `interval` for a loop that has none."""
     if pace is None:
         await asyncio.sleep(interval)
     else:
-        await pace.sleep(interval)
+        await pace.sleep(interval, idle)
 
 
 class Periodic:

@@ -185,14 +185,8 @@ class Centers:
     async def start(self, center_id: str) -> Context | None:
         """A registered center, started in this process; None when there is
         no such center (or its document no longer validates here)."""
-        rev = await registry.revision(self.redis, center_id)
-        doc = await registry.document(self.redis, center_id)
-        if doc is None:
-            return None
-        try:
-            center = parse_document(center_id, doc)
-        except Invalid as exc:
-            log.error("center %s cannot start: %s %s", center_id, exc.field, exc.message)
+        rev, center = await self._registered(center_id, "cannot start")
+        if center is None:
             return None
         events = await self._events_client()
         if self.closing:
@@ -209,6 +203,20 @@ class Centers:
             return None
         log.info("center %s started", center_id)
         return runtime.ctx
+
+    async def _registered(self, center_id: str, failed: str) -> tuple[int, Center | None]:
+        """The center's revision in the registry and its document as a
+        `Center`: None when it is gone or no longer validates here (logged,
+        "center <id> `failed`: ...")."""
+        rev = await registry.revision(self.redis, center_id)
+        doc = await registry.document(self.redis, center_id)
+        if doc is None:
+            return rev, None
+        try:
+            return rev, parse_document(center_id, doc)
+        except Invalid as exc:
+            log.error("center %s %s: %s %s", center_id, failed, exc.field, exc.message)
+            return rev, None
 
     def _store(self, center_id: str, *, events: Client | None = None) -> Store:
         """A center's store, as every center of the process has it: the
@@ -336,14 +344,9 @@ class Centers:
         runtime = self.runtimes.get(center_id)
         if runtime is None or self.workspaces is None or runtime.ctx is self.workspaces.default:
             return
-        runtime.revision = await registry.revision(self.redis, center_id)
-        doc = await registry.document(self.redis, center_id)
-        if doc is None:
-            return
-        try:
-            center = parse_document(center_id, doc)
-        except Invalid as exc:
-            log.error("center %s not refreshed: %s %s", center_id, exc.field, exc.message)
+        # taken even when the document fails: it is not read again every tick
+        runtime.revision, center = await self._registered(center_id, "not refreshed")
+        if center is None:
             return
         runtime.ctx.center = center
         webhooks = runtime.ctx.webhooks
@@ -353,12 +356,7 @@ class Centers:
         if webhooks is not None and webhooks.hooks != center.webhooks:
             if runtime.owner:
                 await webhooks.stop()
-            fresh = Deliverer(
-                webhooks.store,
-                center.webhooks,
-                poll=webhooks.poll,
-                links=webhooks.links,
-            )
+            fresh = Deliverer(webhooks.store, center.webhooks, poll=webhooks.poll, links=webhooks.links)
             fresh.pace = webhooks.pace
             runtime.owned[runtime.owned.index(webhooks)] = fresh
             runtime.ctx.webhooks = fresh
@@ -432,8 +430,9 @@ class Quiet(Periodic):
                 pipe.fcall(store.scripts.function("sweep"), 1, k.prefix, now, grace, 500)
                 pipe.fcall(store.scripts.function("queue_escalate"), 1, k.prefix, now, 500)
                 plan += [(rt, "sweep"), (rt, "escalate")]
-            if rt.counters.due(now):
-                pipe.hset(k.metrics_conns, rt.counters.process, rt.counters.payload(now))
+            counts = rt.counters.report(now)
+            if counts is not None:
+                pipe.hset(k.metrics_conns, rt.counters.process, counts)
                 plan.append((rt, "conns"))
         if not plan:
             return

@@ -10,6 +10,9 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from presence.store import Store, new_work_id
+from presence.store import cases as case_store
+
 if TYPE_CHECKING:
     from tests.cluster import LocalCluster
 
@@ -84,3 +87,34 @@ def redis_of(request: pytest.FixtureRequest, standalone: str) -> str:
     cluster.wait_ok()
     cluster.flush()
     return cluster.url
+
+
+async def open_case(
+    store: Store,
+    queue: str,
+    channel: str = "chat",
+    *,
+    work_id: str = "",
+    message: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+    case: dict[str, Any] | None = None,
+    thread: str = "",
+) -> case_store.Intake:
+    """A case through `presence.store.cases.intake` with what a test leaves
+    out empty: a new one in `queue`, or, given `thread` (looked up and
+    registered), the thread's case joined or reopened."""
+    refs = [thread] if thread else []
+    return await case_store.intake(
+        store,
+        work_id=work_id or new_work_id(),
+        queue=queue,
+        channel=channel,
+        priority=0,
+        data=data or {},
+        skills={},
+        case=case or {},
+        message=message,
+        dedupe="",
+        lookup=refs,
+        register=refs,
+    )

@@ -30,6 +30,7 @@ from presence.schema.cases import (
     TransferInput,
 )
 from presence.services import cases
+from presence.store import Store
 from presence.store import cases as case_store
 
 
@@ -51,15 +52,22 @@ async def add_comment(request: Request, body: Body[CommentInput]) -> Response:
     return json(note, status=201)
 
 
-async def list_comments(request: Request) -> Response:
-    claims = await require(request, *ANY)
-    wid = request.path_params["work_id"]
+async def _readable(request: Request, claims: Claims, wid: str, what: str) -> Store:
+    """The store, once item `wid` exists (404) and, for an agent, is its own
+    (403: an agent may read only the `what` of its own items)."""
     store = ctx_of(request).store
     item = await store.get_work(wid, history=False)
     if item is None:
         raise Problem(404, f"no work item {wid}", code="not_found")
     if claims.role == "agent" and item.get("agent_id") != claims.sub:
-        raise Problem(403, "an agent may only read the notes of its own work items", code="forbidden")
+        raise Problem(403, f"an agent may only read the {what} of its own work items", code="forbidden")
+    return store
+
+
+async def list_comments(request: Request) -> Response:
+    claims = await require(request, *ANY)
+    wid = request.path_params["work_id"]
+    store = await _readable(request, claims, wid, "notes")
     return json({"work_id": wid, "comments": await case_store.comments(store, wid)})
 
 
@@ -77,12 +85,7 @@ async def add_reply(request: Request, body: Body[ReplyInput]) -> Response:
 async def list_replies(request: Request) -> Response:
     claims = await require(request, *ANY)
     wid = path_param(request, "work_id")
-    store = ctx_of(request).store
-    item = await store.get_work(wid, history=False)
-    if item is None:
-        raise Problem(404, f"no work item {wid}", code="not_found")
-    if claims.role == "agent" and item.get("agent_id") != claims.sub:
-        raise Problem(403, "an agent may only read the replies of its own work items", code="forbidden")
+    store = await _readable(request, claims, wid, "replies")
     return json({"work_id": wid, "replies": await case_store.replies(store, wid)})
 
 

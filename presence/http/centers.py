@@ -14,10 +14,9 @@ from __future__ import annotations
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from presence.http.common import PLATFORM_ONLY, Body, centers_of, invalid, json, path_param, require, takes
-from presence.http.openapi import Op, describe
+from presence.http.openapi import Op, route
 from presence.problems import Problem
 from presence.schema import Invalid
 from presence.schema.admin import CenterList, CenterSummary
@@ -91,45 +90,48 @@ async def delete_center(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/api/v1/centers", list_centers, methods=["GET"]),
-    Route("/api/v1/centers/{center}", get_center, methods=["GET"]),
-    Route("/api/v1/centers/{center}", put_center, methods=["PUT"]),
-    Route("/api/v1/centers/{center}", delete_center, methods=["DELETE"]),
-]
-
-describe("GET", "/api/v1/centers", Op("List the deployment's centers", PLATFORM_ONLY, ok=(200, CenterList)))
-describe(
-    "GET",
-    "/api/v1/centers/{center}",
-    Op(
-        "A center's document (webhook secrets hidden)",
-        PLATFORM_ONLY,
-        ok=(200, CenterFile),
-        problems=(404, 422),
+    route(
+        "GET",
+        "/api/v1/centers",
+        list_centers,
+        Op("List the deployment's centers", PLATFORM_ONLY, ok=(200, CenterList)),
     ),
-)
-describe(
-    "PUT",
-    "/api/v1/centers/{center}",
-    Op(
-        "Create or change a center from the content of a center file (nothing it had is lost)",
-        PLATFORM_ONLY,
-        ok=(200, CenterSummary),
-        also_ok={201: CenterSummary},
-        problems=(400, 409, 413, 415, 422),
-        description=(
-            "A webhook secret sent as GET shows it (sixteen asterisks) keeps the stored secret of the "
-            "webhook of that name; with no such secret to keep it is a 422 naming the field."
+    route(
+        "GET",
+        "/api/v1/centers/{center}",
+        get_center,
+        Op(
+            "A center's document (webhook secrets hidden)",
+            PLATFORM_ONLY,
+            ok=(200, CenterFile),
+            problems=(404, 422),
         ),
     ),
-)
-describe(
-    "DELETE",
-    "/api/v1/centers/{center}",
-    Op(
-        "Remove a center and all its data (refused while it has open items)",
-        PLATFORM_ONLY,
-        ok=(204, None),
-        problems=(404, 409, 422),
+    route(
+        "PUT",
+        "/api/v1/centers/{center}",
+        put_center,
+        Op(
+            "Create or change a center from the content of a center file (nothing it had is lost)",
+            PLATFORM_ONLY,
+            ok=(200, CenterSummary),
+            also_ok={201: CenterSummary},
+            problems=(400, 409, 413, 415, 422),
+            description=(
+                "A webhook secret sent as GET shows it (sixteen asterisks) keeps the stored secret of the "
+                "webhook of that name; with no such secret to keep it is a 422 naming the field."
+            ),
+        ),
     ),
-)
+    route(
+        "DELETE",
+        "/api/v1/centers/{center}",
+        delete_center,
+        Op(
+            "Remove a center and all its data (refused while it has open items)",
+            PLATFORM_ONLY,
+            ok=(204, None),
+            problems=(404, 409, 422),
+        ),
+    ),
+]

@@ -54,40 +54,36 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return Problem(exc.status_code, detail).response()
 
 
+def _unavailable(detail: str, code: str = "unavailable", retry_after: int = 1) -> Response:
+    """A 503 for a request the store could not take now: retry after `retry_after` s."""
+    return Problem(503, detail, code=code, headers={"Retry-After": str(retry_after)}).response()
+
+
 async def _redis_down(request: Request, exc: Exception) -> Response:
     log.warning("request failed, Redis unavailable: %s", exc)
-    return Problem(
-        503,
-        "the server's store (Redis) is unavailable; try again shortly",
-        code="unavailable",
-        headers={"Retry-After": "1"},
-    ).response()
+    return _unavailable("the server's store (Redis) is unavailable; try again shortly")
 
 
 async def _redis_full(request: Request, exc: Exception) -> Response:
     # refused before the script's first write (store/scripts.py READ_ONLY):
     # nothing of the request was applied, so a retry later is safe
     log.warning("request refused, Redis is full: %s", exc)
-    return Problem(
-        503,
+    return _unavailable(
         "the server's store (Redis) is full: maxmemory reached and nothing may be evicted; "
         "nothing was changed, try again once memory is freed",
         code="store_full",
-        headers={"Retry-After": "30"},
-    ).response()
+        retry_after=30,
+    )
 
 
 async def _not_replicated(request: Request, exc: Exception) -> Response:
     # the primary has the change, no replica confirmed it in time: not
     # acknowledged, as a primary lost now would take it along
     log.warning("request not acknowledged, no replica confirmed it: %s", exc)
-    return Problem(
-        503,
+    return _unavailable(
         f"the change was not confirmed by a replica of the store in time ({exc}); "
-        "retry it (with the same Idempotency-Key for an intake)",
-        code="unavailable",
-        headers={"Retry-After": "1"},
-    ).response()
+        "retry it (with the same Idempotency-Key for an intake)"
+    )
 
 
 async def _crash(request: Request, exc: Exception) -> Response:

@@ -26,7 +26,7 @@ unreachable, so a client generated from this file knows them all.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -277,6 +277,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
 def describe(method: str, path: str, op: Op) -> None:
     """Document a route added by another module (call at import time)."""
     OPERATIONS[(method.upper(), path)] = op
+
+
+def route(method: str, path: str, endpoint: Callable[..., Any], op: Op) -> Route:
+    """The route of one method of `path`, documented as `op` (`describe`):
+    the method and path are written once, for the route and its document."""
+    describe(method, path, op)
+    return Route(path, endpoint, methods=[method])
 
 
 # -- generation ---------------------------------------------------------------------

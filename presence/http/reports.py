@@ -304,7 +304,8 @@ async def kpis_report(request: Request) -> Response:
         # the roll-ups are hourly: quarter hours come from the event history only
         raise Problem(
             422,
-            "group_by=15m needs the event history, which no longer covers from; use hour",
+            f"group_by=15m needs the event history, which no longer reaches back to {iso(start, tz)}; "
+            "use hour",
             field="group_by",
             code="invalid",
         )
@@ -325,7 +326,7 @@ async def charts_report(request: Request) -> Response:
     if not await raw_available(store, start):
         raise Problem(
             422,
-            "the charts need the event history, which no longer covers from",
+            f"the charts need the event history, which no longer reaches back to {iso(start, tz)}",
             field="from",
             code="invalid",
         )

@@ -15,7 +15,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from presence.http import openapi
 from presence.http.common import ADMIN, ANY, Body, ctx_of, invalid, json, path_param, require, takes
@@ -114,22 +113,25 @@ _FILTERS_DOC = (
     "Query (all optional): channel, queue, language (a template with none is for every one; "
     "a language also keeps its base language's, pt for pt-BR), kind=reply|note|any."
 )
-for _method, _path, _op in (
-    (
+ROUTES = [
+    openapi.route(
         "GET",
         "/api/v1/templates",
+        list_templates,
         openapi.Op(
             "Reply templates, filtered", ANY, ok=(200, Templates), problems=(422,), description=_FILTERS_DOC
         ),
     ),
-    (
+    openapi.route(
         "GET",
         "/api/v1/templates/{template_id}",
+        get_template,
         openapi.Op("One reply template", ANY, ok=(200, TemplateAnswer), problems=(404, 422)),
     ),
-    (
+    openapi.route(
         "PUT",
         "/api/v1/templates/{template_id}",
+        put_template,
         openapi.Op(
             "Create or replace a reply template (an unknown placeholder is refused, naming text)",
             ADMIN,
@@ -138,17 +140,10 @@ for _method, _path, _op in (
             problems=(400, 413, 415, 422),
         ),
     ),
-    (
+    openapi.route(
         "DELETE",
         "/api/v1/templates/{template_id}",
+        delete_template,
         openapi.Op("Delete a reply template", ADMIN, ok=(204, None), problems=(404, 422)),
     ),
-):
-    openapi.describe(_method, _path, _op)
-
-ROUTES = [
-    Route("/api/v1/templates", list_templates, methods=["GET"]),
-    Route("/api/v1/templates/{template_id}", get_template, methods=["GET"]),
-    Route("/api/v1/templates/{template_id}", put_template, methods=["PUT"]),
-    Route("/api/v1/templates/{template_id}", delete_template, methods=["DELETE"]),
 ]

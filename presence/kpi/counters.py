@@ -59,19 +59,18 @@ class Counters(Periodic):
 
     async def tick(self) -> None:
         now = self.store.now_ms()
-        if not self.due(now):
-            return
-        await self.store.redis.hset(self.store.keys.metrics_conns, self.process, self.payload(now))
+        payload = self.report(now)
+        if payload is not None:
+            await self.store.redis.hset(self.store.keys.metrics_conns, self.process, payload)
 
-    def due(self, now: int) -> bool:
-        """Whether the counts must be written: changed, or written long enough
-        ago (unchanged counts are written again well inside CONNS_STALE_MS,
-        so a process serving many idle centers writes next to nothing)."""
-        return self.conns() != self._written or now - self._written_at >= CONNS_STALE_MS / 3
-
-    def payload(self, now: int) -> bytes:
-        """This process's counts as written (and remembered as written)."""
+    def report(self, now: int) -> bytes | None:
+        """This process's counts to write now (remembered as written), or
+        None when they need not be: unchanged and written recently (they are
+        written again well inside CONNS_STALE_MS, so a process serving many
+        idle centers writes next to nothing)."""
         conns = self.conns()
+        if conns == self._written and now - self._written_at < CONNS_STALE_MS / 3:
+            return None
         self._written, self._written_at = conns, now
         return bytes(msgpack.packb({**conns, "ts": now}))
 

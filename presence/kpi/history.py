@@ -9,7 +9,7 @@ so an event is placed by the time the business saw, never lost to skew.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import AsyncIterator, Container, Iterable
 from typing import Any
 
 import msgpack
@@ -26,19 +26,30 @@ def _s(v: Any) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
+async def pages(
+    store: Store, key: str, lo: str, hi: str = "+", *, page_size: int = PAGE
+) -> AsyncIterator[list[tuple[str, dict[Any, Any]]]]:
+    """Entries of a stream with ids in [lo, hi], one call of `page_size` at a
+    time; `lo` may be exclusive "(id". The event loop runs between pages."""
+    start = lo
+    while True:
+        page: list[Any] = await store.redis.xrange(key, min=start, max=hi, count=page_size) or []
+        if page:
+            yield [(_s(i), dict(f or {})) for i, f in page]
+        if len(page) < page_size:
+            return
+        start = "(" + _s(page[-1][0])
+
+
 async def read_stream(
     store: Store, key: str, lo: str, hi: str = "+", *, limit: int = 2_000_000, page_size: int = PAGE
 ) -> list[tuple[str, dict[Any, Any]]]:
-    """Entries of a stream with ids in [lo, hi], paged; `lo` may be exclusive "(id".
-    The event loop runs between pages (each page is parsed in one go)."""
+    """Entries of a stream with ids in [lo, hi] (`pages`, read until `limit`)."""
     out: list[tuple[str, dict[Any, Any]]] = []
-    start = lo
-    while len(out) < limit:
-        page: list[Any] = await store.redis.xrange(key, min=start, max=hi, count=page_size) or []
-        out.extend((_s(i), dict(f or {})) for i, f in page)
-        if len(page) < page_size:
+    async for page in pages(store, key, lo, hi, page_size=page_size):
+        out.extend(page)
+        if len(out) >= limit:
             break
-        start = "(" + _s(page[-1][0])
     return out
 
 

@@ -241,17 +241,18 @@ class IncrementalTracker(Tracker):
         tl = self.timelines.get(agent)
         if tl is None:
             tl = self.timelines[agent] = Timeline()
-        if not tl.append(ts, self._rates_now(agent)):
+        if not tl.append(ts, rates_of(self._open_spans(agent), self.settings)):
             self._stale.add(agent)
 
-    def _rates_now(self, agent: str) -> dict[str, int]:
-        covering: list[SpanRow] = []
+    def _open_spans(self, agent: str) -> list[SpanRow]:
+        """The agent's spans open now: its status and each item it holds."""
+        spans: list[SpanRow] = []
         st = self.status.get(agent)
         if st is not None:
-            covering.append((agent, st[2], None, st[0], st[1], 0))
+            spans.append((agent, st[2], None, st[0], st[1], 0))
         for it in self.held.get(agent, {}).values():
-            covering.append((agent, it.held_since, None, "", "", max(1, it.weight)))
-        return rates_of(covering, self.settings)
+            spans.append((agent, it.held_since, None, "", "", max(1, it.weight)))
+        return spans
 
     def recall(self, work: str, earlier: Iterable[Event]) -> None:
         """Bring back the state of `work`, forgotten by `fold`, from the events
@@ -473,12 +474,7 @@ class IncrementalTracker(Tracker):
     def _rebuild_timeline(self, agent: str) -> Timeline:
         old = self.timelines.get(agent)
         cut = old.folded if old is not None else None
-        spans: list[SpanRow] = list(self.agent_spans.get(agent, ()))
-        st = self.status.get(agent)
-        if st is not None:
-            spans.append((agent, st[2], None, st[0], st[1], 0))
-        for it in self.held.get(agent, {}).values():
-            spans.append((agent, it.held_since, None, "", "", max(1, it.weight)))
+        spans = [*self.agent_spans.get(agent, ()), *self._open_spans(agent)]
         if cut is not None:
             # what lies before the fold point is in the timeline's base
             spans = [(s[S_AGENT], max(s[S_START], cut), s[S_END], s[S_STATUS], s[S_REASON], s[S_WEIGHT])

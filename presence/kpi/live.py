@@ -47,7 +47,7 @@ from presence.kpi.facts import Settings
 from presence.kpi.incremental import IncrementalTracker
 from presence.store import Store
 from presence.store.lock import Lock
-from presence.tasks import Pace, stop_task
+from presence.tasks import Pace, pace_sleep, stop_task
 
 log = logging.getLogger("presence.kpi")
 
@@ -286,13 +286,10 @@ class LiveKpis:
                 log.exception("live KPIs failed; rebuilding on the next tick")
                 self.tracker = None
             left = max(0.05, self.interval - (loop.time() - started))
-            if self.pace is not None and not self.has_audience():
-                # nobody here to show them to, and the center quiet: sleep
-                # until it changes (an audience elsewhere wakes it too,
-                # presence/workspaces.py)
-                await self.pace.sleep(left)
-            else:
-                await asyncio.sleep(left)
+            # with nobody here to show them to, a quiet center's figures wait
+            # until it changes (an audience elsewhere wakes it too,
+            # presence/workspaces.py); with an audience, every interval
+            await pace_sleep(None if self.has_audience() else self.pace, left)
 
     async def _should_compute(self) -> bool:
         """Whether this process computes the figures this tick.
@@ -388,15 +385,10 @@ class LiveKpis:
         as `Tracker` reads a first change's ``prev``."""
         out: dict[str, tuple[str, str, int]] = {}
         seen: set[str] = set()
-        start = lo
-        while True:
-            page: list[Any] = (
-                await self.store.redis.xrange(
-                    self.store.keys.status_stream, min=start, max="+", count=REBUILD_PAGE
-                )
-                or []
-            )
-            for e in history.decode(((_s(i), dict(f or {})) for i, f in page), status=True):
+        async for page in history.pages(
+            self.store, self.store.keys.status_stream, lo, page_size=REBUILD_PAGE
+        ):
+            for e in history.decode(page, status=True):
                 if e.ts < self._origin or e.agent in seen:
                     continue
                 seen.add(e.agent)
@@ -406,9 +398,7 @@ class LiveKpis:
                     continue
                 if e.get("prev") and 0 < at <= e.ts:
                     out[e.agent] = (e.get("prev"), e.get("prev_reason"), at)
-            if len(page) < REBUILD_PAGE:
-                return out
-            start = "(" + _s(page[-1][0])
+        return out
 
     async def _feed(self) -> None:
         assert self.tracker is not None

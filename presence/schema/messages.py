@@ -556,6 +556,8 @@ class SupervisorSnapshot(ServerMessage, tag="snapshot"):
     server_time: Millis
     ref: Ref | None = None
     center: CenterInfo | None = None
+    # the live "being answered by" marks, each as the case.composing that started it
+    composing: list[CaseComposing] = field(default_factory=list)
 
 
 class Agents(ServerMessage, tag="agents"):

@@ -42,7 +42,7 @@ from redis.exceptions import RedisError
 from presence.center import Webhook
 from presence.store import Store
 from presence.store import webhooks as streams
-from presence.tasks import Pace, stop_task
+from presence.tasks import Pace, pace_sleep, stop_task
 
 log = logging.getLogger("presence.webhooks")
 
@@ -153,11 +153,8 @@ class Deliverer:
                 log.warning("webhook delivery paused, Redis unavailable: %s", exc)
             except Exception:
                 log.exception("webhook delivery round failed")
-            if self.pace is None:
-                await asyncio.sleep(self.poll)
-            else:
-                # a retry due while the center is quiet still goes out
-                await self.pace.sleep(self.poll, idle=IDLE_POLL)
+            # a retry due while the center is quiet still goes out
+            await pace_sleep(self.pace, self.poll, idle=IDLE_POLL)
 
     async def _group(self, stream: str, st: _State) -> None:
         if not st.group_ready:

@@ -41,7 +41,7 @@ CREATE_CHUNK = 128
 
 @dataclass(frozen=True, slots=True)
 class NewItem:
-    """One item for `Store.create_work_many` (the arguments of `create_work`)."""
+    """One item for `Store.create_work_many` (the arguments of `intake_work`)."""
 
     work_id: str
     queue: str
@@ -391,24 +391,6 @@ class Store:
 
     # -- work ----------------------------------------------------------------
 
-    async def create_work(
-        self,
-        work_id: str,
-        queue: str,
-        channel: str,
-        priority: int,
-        data: dict[str, Any],
-        skills: dict[str, int],
-        idempotency_key: str = "",
-        idempotency_ttl: int = 86400,
-        digest: str = "",
-    ) -> tuple[str, bool]:
-        """`intake_work` without the queue: (id, created)."""
-        made = await self.intake_work(
-            work_id, queue, channel, priority, data, skills, idempotency_key, idempotency_ttl, digest
-        )
-        return made.work_id, made.created
-
     async def intake_work(
         self,
         work_id: str,
@@ -447,7 +429,7 @@ class Store:
         items: list[NewItem],
         idempotency_ttl: int = 86400,
     ) -> list[Created | ScriptError]:
-        """`create_work` for many items in one script call per `CREATE_CHUNK`.
+        """`intake_work` for many items in one script call per `CREATE_CHUNK`.
 
         Each item is still its own atomic change: one refusal (an unknown
         queue) never affects another. Results are in order.

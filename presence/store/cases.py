@@ -339,6 +339,13 @@ async def composing(store: Store, wid: str, agent_id: str, on: bool) -> int:
     return int(reply[0])
 
 
+async def composing_marks(store: Store) -> list[dict[str, Any]]:
+    """The center's live "being answered by" marks, as the ``case.composing``
+    messages that started them (``store/lua/composing_marks.lua``)."""
+    raw = await store.scripts.raw("composing_marks", store.keys.prefix, store.now_ms())
+    return list(msgpack.unpackb(raw, raw=False)) if raw else []
+
+
 async def set_status(store: Store, wid: str, status: str, by: str, holder_only: str = "") -> bool:
     reply = await store.scripts.call(
         "case_status", store.keys.prefix, store.now_ms(), wid, status, by, holder_only

@@ -69,6 +69,10 @@ class Keys:
     def queues_removed(self) -> str:  # SET of queue names deleted by the API (never re-seeded)
         return self._k("queues", "removed")
 
+    @property
+    def composing(self) -> str:  # ZSET work id -> end (ms) of its "being answered by" mark
+        return self._k("composing")
+
     def ref(self, retry_key: str, script: str) -> str:  # STRING msgpack [args digest, reply], short TTL
         # a remembered script call's reply (store/scripts.py REMEMBERED)
         return self._k("ref", retry_key, script)

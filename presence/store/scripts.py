@@ -76,7 +76,9 @@ def _lua(name: str) -> str:
 # a full Redis refuses it with OOM before it starts: a change is applied
 # whole or not at all, never half (docs/RELIABILITY.md). They are also the
 # changes there are none of to wait for replicas on (store/replication.py).
-READ_ONLY = frozenset({"agent_snapshot", "center_dump", "check", "queue_stats", "views", "work_position"})
+READ_ONLY = frozenset(
+    {"agent_snapshot", "center_dump", "check", "composing_marks", "queue_stats", "views", "work_position"}
+)
 
 BATCHED = ("offer_accept", "offer_decline", "work_complete", "work_create", "work_wrapup")
 

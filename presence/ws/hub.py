@@ -126,6 +126,11 @@ class Conn:
     async def send_message(self, msg: dict[str, Any]) -> None:
         await self.send_frame(protocol.encode(msg, self.subprotocol))
 
+    async def send_close(self, code: int, reason: str) -> None:
+        """Send the close frame; a peer already gone is closed all the same."""
+        with contextlib.suppress(Exception):
+            await self.send({"type": "websocket.close", "code": code, "reason": reason})
+
     async def run_sender(self, on_drained: Callable[[Conn], Awaitable[None]] | None = None) -> None:
         try:
             while not self._closed:
@@ -208,10 +213,7 @@ class Hub:
     async def close_all(self, reason: str = "center removed") -> None:
         """Close every socket of this hub (4404): its center is gone."""
         for c in self.all_conns():
-            with contextlib.suppress(Exception):
-                await c.send(
-                    {"type": "websocket.close", "code": protocol.Close.UNKNOWN_AGENT, "reason": reason}
-                )
+            await c.send_close(protocol.Close.UNKNOWN_AGENT, reason)
             c.close()
             # the receive loop sees the disconnect and cleans up
 
@@ -300,10 +302,7 @@ class Hub:
             if not conn.backlog:
                 break
             await asyncio.sleep(0.01)
-        with contextlib.suppress(Exception):
-            await conn.send(
-                {"type": "websocket.close", "code": protocol.Close.UNKNOWN_AGENT, "reason": "agent removed"}
-            )
+        await conn.send_close(protocol.Close.UNKNOWN_AGENT, "agent removed")
         # the receive loop sees the disconnect and cleans up
 
     async def _listen(self) -> None:
@@ -427,10 +426,7 @@ class Hub:
         task.add_done_callback(self._closing.discard)
 
     async def _close_slow(self, conn: Conn) -> None:
-        with contextlib.suppress(Exception):
-            await conn.send(
-                {"type": "websocket.close", "code": protocol.Close.TOO_SLOW, "reason": "not reading"}
-            )
+        await conn.send_close(protocol.Close.TOO_SLOW, "not reading")
         try:
             await self.store.count_dropped(conn.role, "slow")
         except RedisError as exc:
@@ -475,13 +471,6 @@ class Hub:
             for c in self.all_conns():
                 if c.last_seen < limit:
                     log.info("closing a silent %s socket of %s", c.role, c.subject)
-                    with contextlib.suppress(Exception):
-                        await c.send(
-                            {
-                                "type": "websocket.close",
-                                "code": protocol.Close.NORMAL,
-                                "reason": "heartbeat timeout",
-                            }
-                        )
+                    await c.send_close(protocol.Close.NORMAL, "heartbeat timeout")
                     c.close()
                     # the receive loop sees the disconnect and cleans up

@@ -11,6 +11,7 @@ from typing import Any
 from presence import protocol
 from presence.context import Context
 from presence.schema import messages as m
+from presence.store import cases as case_store
 from presence.ws import cases
 from presence.ws.hub import Conn, Hub
 from presence.ws.session import Handler, Role, ping, with_ref
@@ -33,6 +34,7 @@ async def snapshot(ctx: Context) -> dict[str, Any]:
         channels,
         ctx.store.now_ms(),
         center=ctx.center_info(),
+        composing=await case_store.composing_marks(ctx.store),
     )
 
 

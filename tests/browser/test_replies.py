@@ -40,6 +40,10 @@ def test_reply_from_the_panel_never_twice_by_mistake(context: Any, server: Serve
     row = board.locator('tr[data-id="alice"] .composing')
     expect(row).to_have_text("Answering: 荷物はいつ届きますか？")
     shot(board, "wallboard-answering")
+    # a wallboard opened while she types shows it from its snapshot, not at the next renewal
+    late = open_wallboard(context, server)
+    expect(late.locator('tr[data-id="alice"] .composing')).to_have_text("Answering: 荷物はいつ届きますか？")
+    late.close()
     page.click("#reply-send")
     expect(convo.locator(".convo-reply")).to_have_count(1)
     expect(convo.locator(".convo-reply")).to_contain_text("本日発送しました。")

@@ -144,6 +144,7 @@ async def test_redis_unreachable_then_back(
             assert r.status_code == 503, r.text
             assert r.headers["content-type"] == "application/problem+json"
             assert r.json()["status"] == 503
+            assert r.headers["retry-after"] == "1"
         assert http_latency < 6.0, http_latency
 
         # a connected agent gets a clear error, not a hang

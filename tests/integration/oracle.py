@@ -32,6 +32,7 @@ from presence.router.policy import (
     wait_score,
 )
 from presence.store import NewItem, Store
+from presence.store import cases as case_store
 from presence.store.scripts import ScriptError
 
 # the queue whose items are pushed to agents to put work in their hands: no
@@ -169,19 +170,7 @@ def center_body(cid: str, spec: CenterSpec) -> dict[str, Any]:
 
 async def push(store: Store, wid: str, agent_id: str, mode: str = "push") -> tuple[str, list[str]]:
     """A supervisor's push (or reassign, or an agent's transfer) of `wid` to `agent_id`."""
-    reply = await store.scripts.call(
-        "work_transfer",
-        store.keys.prefix,
-        store.now_ms(),
-        wid,
-        mode,
-        "supervisor:oracle",
-        "",
-        agent_id,
-        "",
-        "",
-    )
-    return str(reply[0]), [str(q) for q in reply[1:]]
+    return await case_store.transfer(store, wid, mode, "supervisor:oracle", to_agent=agent_id)
 
 
 async def escalate(store: Store) -> list[str]:
@@ -197,7 +186,7 @@ async def sign_in(store: Store, clock: Clock, a: AgentSpec, serial: itertools.co
     await store.set_status(a.id, "Available", "", a.id)
     for w in a.work:
         wid = f"h{next(serial):05d}"
-        await store.create_work(wid, PREP, w.channel, 0, {}, {})
+        await store.intake_work(wid, PREP, w.channel, 0, {}, {})
         try:
             await push(store, wid, a.id)
         except ScriptError:
@@ -232,7 +221,7 @@ async def build(store: Store, clock: Clock, cid: str, spec: CenterSpec) -> dict[
             n = next(serial)
             ids = [f"w{it.key:02d}{n:04d}{j:04d}" for j in range(it.count)]
             if len(ids) == 1:
-                await store.create_work(ids[0], it.queue, it.channel, it.priority, {}, it.skills or {})
+                await store.intake_work(ids[0], it.queue, it.channel, it.priority, {}, it.skills or {})
             else:
                 calls = [NewItem(wid, it.queue, it.channel, it.priority, {}, it.skills or {}) for wid in ids]
                 for created in await store.create_work_many(calls):

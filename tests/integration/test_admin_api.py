@@ -277,7 +277,7 @@ async def test_deleting_a_connected_agent_closes_its_sockets(
     assert (await sup.expect("agent.removed"))["agent_id"] == "carol"
     clock.advance(31)  # past the grace period
     await sup.quiet(0.3)  # sweeps run every 0.05 s
-    cid = server.config.read_text("utf-8").split('"')[1]
+    cid = server.center_id
     with redis.Redis.from_url(redis_server) as r:
         # nothing of carol is left behind (no ghost record from her socket closing)
         assert not r.exists(Keys(cid).agent("carol"))

@@ -51,7 +51,9 @@ async def center(redis_server: str) -> AsyncIterator[Clocked]:
 
 
 async def _handled(store: Store, note: str) -> str:
-    wid, _ = await store.create_work(new_work_id(), "q", "chat", 0, {"customer": {"name": "山田 花子"}}, {})
+    wid = (
+        await store.intake_work(new_work_id(), "q", "chat", 0, {"customer": {"name": "山田 花子"}}, {})
+    ).work_id
     await store.route(["q"])
     await store.accept("a0", wid)
     await case_store.add_note(store, wid, "a0", note)
@@ -68,11 +70,11 @@ async def _expected(store: Store, wid: str) -> dict[str, object]:
 async def test_archive_writes_each_day_and_reads_back(center: Clocked, tmp_path: Path) -> None:
     store, clock = center.store, center.clock
     first = await _handled(store, "電話で解決")
-    cancelled, _ = await store.create_work(new_work_id(), "q", "voice", 0, {}, {"french": 9})
+    cancelled = (await store.intake_work(new_work_id(), "q", "voice", 0, {}, {"french": 9})).work_id
     await store.cancel(cancelled, "hangup")
     clock[0] += 86400  # the next day
     second = await _handled(store, "second day")
-    still_open, _ = await store.create_work(new_work_id(), "q", "email", 0, {}, {"french": 9})
+    still_open = (await store.intake_work(new_work_id(), "q", "email", 0, {}, {"french": 9})).work_id
 
     done = await archive(store, tmp_path, DAY1, DAY1 + timedelta(days=2))
     assert done == {DAY1: 2, DAY1 + timedelta(days=1): 1}
@@ -151,7 +153,7 @@ async def test_archive_command_and_scheduled_option(
 
     # a server with PRESENCE_ARCHIVE_DIR runs the daily archive (yesterday at start)
     server = server_factory(env={"PRESENCE_ARCHIVE_DIR": str(tmp_path / "served")})
-    cid = server.config.read_text("utf-8").split('"')[1]
+    cid = server.center_id
     yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat().encode()
     state = None
     for _ in range(100):

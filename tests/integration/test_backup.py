@@ -136,7 +136,7 @@ async def test_backup_restore_into_a_new_data_folder_and_back(
     server_factory: ServerFactory, redis_server: str, tmp_path: Path
 ) -> None:
     server = server_factory(CENTER)
-    cid = server.config.read_text("utf-8").split('"')[1]
+    cid = server.center_id
     states = await _center_in_every_state(server)
     server.stop()  # a still center, so that the copies can be compared
     original = contents(redis_server, cid)

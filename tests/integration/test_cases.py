@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from presence.store import new_work_id
 from tests.harness import ServerProcess, agent, available, get_work, post_work, supervisor, token
 from tests.helpers import REDIS_MODES, redis_of
 from tests.integration import channels_http
@@ -70,6 +71,12 @@ async def test_notes_and_statuses(server: ServerProcess) -> None:
     ):
         r = http(server, path, body, as_agent("bob"))
         assert r.status_code == 403 and r.json()["field"] == "work_id", r.text
+    # nor read its notes or replies; an item that does not exist is a 404
+    for what, words in (("comments", "the notes"), ("replies", "the replies")):
+        r = channels_http.get(f"{server.http}/api/v1/work/{wid}/{what}", headers=as_agent("bob"))
+        assert r.status_code == 403 and words in r.json()["detail"], r.text
+        r = channels_http.get(f"{server.http}/api/v1/work/{new_work_id()}/{what}", headers=SVC)
+        assert r.status_code == 404 and r.json()["type"].endswith("/not_found"), r.text
     bad = await alice.request({"type": "work.note", "work_id": wid, "text": ""})
     assert bad["type"] == "error" and bad["field"] == "text"
     bad = await alice.request({"type": "work.note", "work_id": "nope", "text": "x"})

@@ -47,7 +47,7 @@ class Scene:
             await s.set_status(aid, "Available", "", aid)
         ids = []
         for _ in range(2):
-            wid, _ = await s.create_work(new_work_id(), "support", "chat", 0, {}, {})
+            wid = (await s.intake_work(new_work_id(), "support", "chat", 0, {}, {})).work_id
             ids.append(wid)
         await s.route(["support"])
         for aid in ("ann", "bo"):
@@ -58,7 +58,7 @@ class Scene:
                 await s.accept(aid, self.held)
             else:
                 self.offered = offers[0]["work_id"]
-        self.queued, _ = await s.create_work(new_work_id(), "support", "email", 0, {}, {})
+        self.queued = (await s.intake_work(new_work_id(), "support", "email", 0, {}, {})).work_id
         return self
 
     def check(self) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,7 @@ import pytest
 
 from presence.store.keys import Keys
 from tests.cluster import LocalCluster, Node
-from tests.harness import ServerProcess, agent, available, post_work
+from tests.harness import agent, available, post_work
 from tests.integration.conftest import ServerFactory
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.cluster]
@@ -31,10 +31,6 @@ def waits(node: Node) -> int:
         return int(c.info("commandstats").get("cmdstat_wait", {}).get("calls", 0))
 
 
-def center_of(server: ServerProcess) -> str:
-    return server.config.read_text("utf-8").split('"')[1]
-
-
 @contextlib.contextmanager
 def paused(node: Node) -> Iterator[None]:
     assert node.proc is not None
@@ -49,7 +45,7 @@ async def test_changes_wait_for_the_replica(
     redis_cluster: LocalCluster, server_factory: ServerFactory
 ) -> None:
     server = server_factory(env={"PRESENCE_REDIS_WAIT_TIMEOUT": "0.3"})
-    owner = redis_cluster.owner(Keys(center_of(server)).prefix)
+    owner = redis_cluster.owner(Keys(server.center_id).prefix)
     [replica] = redis_cluster.replicas_of(owner)
     alice = await agent(server, "alice")
     await available(alice)
@@ -65,6 +61,7 @@ async def test_changes_wait_for_the_replica(
         assert r.status_code == 503, r.text
         assert r.json()["type"].endswith("/unavailable")
         assert "not confirmed by a replica" in r.json()["detail"]
+        assert r.headers["retry-after"] == "1"
         reply = await alice.request({"type": "offer.accept", "work_id": offer["work_id"]})
         assert (reply["type"], reply["code"]) == ("error", "unavailable"), reply
     redis_cluster.wait_ok()
@@ -72,7 +69,7 @@ async def test_changes_wait_for_the_replica(
     r = post_work(server, subject="two", idem="w-2")
     assert r.status_code == 200, r.text
     with owner.client() as c:
-        assert c.hget(Keys(center_of(server)).work(offer["work_id"]), "state") == "assigned"
+        assert c.hget(Keys(server.center_id).work(offer["work_id"]), "state") == "assigned"
 
 
 async def test_wait_replicas_0_turns_it_off(

@@ -64,10 +64,10 @@ async def _held_and_offered(store: Store) -> tuple[str, str]:
     await store.conn_open("ann", "c0", 3600)
     await store.set_status("ann", "Available", "", "ann")
     data = {"subject": "Refund — é", "customer": {"name": "Zoë"}, "payload": {"n": [1, 2]}}
-    held, _ = await store.create_work(new_work_id(), "support", "chat", 0, data, {})
+    held = (await store.intake_work(new_work_id(), "support", "chat", 0, data, {})).work_id
     await store.route(["support"])
     await store.accept("ann", held)
-    offered, _ = await store.create_work(new_work_id(), "support", "email", 3, {"subject": "hi"}, {})
+    offered = (await store.intake_work(new_work_id(), "support", "email", 3, {"subject": "hi"}, {})).work_id
     await store.route(["support"])
     return held, offered
 

@@ -53,7 +53,7 @@ async def test_each_event_is_counted_once_with_its_latency(setup: tuple[Store, C
     store, clock = setup
     await store.set_status("ann", "Available", "", "ann")
     # w1: offered to ann, declined, offered to bob 5 s after intake, accepted, completed
-    w1, _ = await store.create_work(new_work_id(), "support", "chat", 0, {}, {})
+    w1 = (await store.intake_work(new_work_id(), "support", "chat", 0, {}, {})).work_id
     await store.route(["support"])
     assert await _offered_to(store, "ann") == [w1]
     await store.set_status("bob", "Available", "", "bob")
@@ -64,7 +64,7 @@ async def test_each_event_is_counted_once_with_its_latency(setup: tuple[Store, C
     await store.accept("bob", w1)
     await store.complete("bob", w1, "done")
     # w2: offered to whoever has room, rescinded when they go on Break; then cancelled
-    w2, _ = await store.create_work(new_work_id(), "support", "voice", 0, {}, {})
+    w2 = (await store.intake_work(new_work_id(), "support", "voice", 0, {}, {})).work_id
     await store.route(["support"])
     assert await _offered_to(store, "ann") == [w2] or await _offered_to(store, "bob") == [w2]
     holder = "ann" if await _offered_to(store, "ann") else "bob"
@@ -72,7 +72,7 @@ async def test_each_event_is_counted_once_with_its_latency(setup: tuple[Store, C
     await store.cancel(w2, "hung up")
     # w3: auto-assigned to ann when routed, 100 s after it arrived
     await store.set_status("ann", "Available", "", "ann")
-    w3, _ = await store.create_work(new_work_id(), "auto", "email", 0, {}, {})
+    w3 = (await store.intake_work(new_work_id(), "auto", "email", 0, {}, {})).work_id
     clock.t += 100
     await store.route(["auto"])
     assert (await store.agent_items("ann"))[1][0]["work_id"] == w3

@@ -16,7 +16,7 @@ from tests.harness import agent, available, supervisor, token
 from tests.helpers import REDIS_MODES, free_port, redis_of
 from tests.integration import channels_http
 from tests.integration.conftest import ServerFactory
-from tests.integration.test_webhooks import SECRET, Receiver, server_center
+from tests.integration.test_webhooks import SECRET, Receiver
 
 
 @pytest.fixture(params=REDIS_MODES)
@@ -166,12 +166,12 @@ async def test_an_expired_or_early_survey_link_is_refused(server_factory: Server
         headers=SVC,
     )
     wid = r.json()["id"]
-    expired = sign_link(SERVER_SECRET, SURVEY_LINK, server_center(server), wid, exp=1)
+    expired = sign_link(SERVER_SECRET, SURVEY_LINK, server.center_id, wid, exp=1)
     assert channels_http.get(f"{server.http}/survey/{expired}").status_code == 404
     # a valid signature, but the case is not completed: no answer yet
-    early = sign_link(SERVER_SECRET, SURVEY_LINK, server_center(server), wid, exp=0)
+    early = sign_link(SERVER_SECRET, SURVEY_LINK, server.center_id, wid, exp=0)
     r = channels_http.post(f"{server.http}/survey/{early}/answer", json={"score": 3})
     assert r.status_code == 409 and r.json()["field"] == "work_id", r.text
     # a status link is no survey link (the purpose is signed too)
-    token_ = sign_link(SERVER_SECRET, "status", server_center(server), wid)
+    token_ = sign_link(SERVER_SECRET, "status", server.center_id, wid)
     assert channels_http.get(f"{server.http}/survey/{token_}").status_code == 404

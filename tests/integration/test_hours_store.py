@@ -19,8 +19,9 @@ from presence.kpi.events import parse_event
 from presence.kpi.facts import Settings
 from presence.kpi.tracker import Tracker
 from presence.store import ScriptError, Store, new_work_id
-from presence.store import cases as case_store
 from tests.harness import ServerProcess, post_work, supervisor, token
+from tests.helpers import open_case
+from tests.integration import channels_http
 from tests.integration.conftest import ServerFactory
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -73,21 +74,22 @@ async def setup(redis_server: str) -> AsyncIterator[tuple[Store, Clock]]:
 SVC = {"Authorization": f"Bearer {token('service', 'pbx')}"}
 
 
+# the suite's keep-alive client (channels_http), not a new client per call
 def put(server: ServerProcess, path: str, body: object) -> httpx.Response:
-    return httpx.put(f"{server.http}{path}", json=body, headers=SVC, timeout=10)
+    return channels_http.put(f"{server.http}{path}", json=body, headers=SVC)
 
 
 def post(server: ServerProcess, path: str, body: object) -> httpx.Response:
-    return httpx.post(f"{server.http}{path}", json=body, headers=SVC, timeout=10)
+    return channels_http.post(f"{server.http}{path}", json=body, headers=SVC)
 
 
 def get(server: ServerProcess, path: str) -> httpx.Response:
-    return httpx.get(f"{server.http}{path}", headers=SVC, timeout=10)
+    return channels_http.get(f"{server.http}{path}", headers=SVC)
 
 
 def form(server: ServerProcess, fields: dict[str, str]) -> httpx.Response:
     headers = {"Accept": "application/json"}
-    return httpx.post(f"{server.http}/forms/case", data=fields, headers=headers, timeout=10)
+    return channels_http.post(f"{server.http}/forms/case", data=fields, headers=headers)
 
 
 async def waiting_in(store: Store, queue: str) -> list[str]:
@@ -111,34 +113,8 @@ async def test_closed_queues_follow_their_rules(setup: tuple[Store, Clock]) -> N
     assert mail.queue == "phones"
     # a case opened through the channel adapters follows the same rule
     with pytest.raises(ScriptError):
-        await case_store.intake(
-            store,
-            work_id=new_work_id(),
-            queue="phones",
-            channel="voice",
-            priority=0,
-            data={},
-            skills={},
-            case={},
-            message=None,
-            dedupe="",
-            lookup=[],
-            register=[],
-        )
-    case = await case_store.intake(
-        store,
-        work_id=new_work_id(),
-        queue="day",
-        channel="chat",
-        priority=0,
-        data={},
-        skills={},
-        case={},
-        message=None,
-        dedupe="",
-        lookup=[],
-        register=[],
-    )
+        await open_case(store, "phones", "voice")
+    case = await open_case(store, "day", "chat")
     assert case.woke == "night"
 
     # the wallboard's figures: closed until 9:00 tomorrow; a queue without hours says nothing

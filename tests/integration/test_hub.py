@@ -55,7 +55,7 @@ VIEW_FIELDS = {
 
 
 def keys_of(server: ServerProcess) -> Keys:
-    return Keys(server.config.read_text("utf-8").split('"')[1])
+    return Keys(server.center_id)
 
 
 def status_log(redis_url: str, server: ServerProcess) -> list[dict[str, str]]:

@@ -113,7 +113,7 @@ async def test_inline_routing_commits_what_route_lua_would(
         async def create(
             s: Store, wid: str = wid, q: str = q, ch: str = ch, p: int = prio, sk: dict[str, int] = skills
         ) -> list[str]:
-            await s.create_work(wid, q, ch, p, {"subject": wid}, sk)
+            await s.intake_work(wid, q, ch, p, {"subject": wid}, sk)
             return [q]
 
         await both(create)
@@ -155,7 +155,7 @@ async def test_an_intake_and_a_completion_route_in_their_own_call(
     # room for four chats: two for a0, one each for a1 and a2
     ids = [new_work_id() for _ in range(5)]
     for wid in ids:
-        assert await inline.create_work(wid, "q", "chat", 0, {}, {}) == (wid, True)
+        assert await inline.intake_work(wid, "q", "chat", 0, {}, {}) == (wid, True, "q")
     items = [await inline.get_work(w, history=False) for w in ids]
     assert [i["state"] for i in items if i] == ["assigned"] * 4 + ["queued"]
     # the completion names no queue to wake: it routed the last item itself
@@ -185,7 +185,7 @@ async def test_without_inline_routing_the_calls_name_the_queues_to_wake(
 ) -> None:
     _, plain, _, _ = pair
     wid = new_work_id()
-    await plain.create_work(wid, "q", "chat", 0, {}, {})
+    await plain.intake_work(wid, "q", "chat", 0, {}, {})
     assert (await plain.get_work(wid, history=False) or {})["state"] == "queued"
     assert (await plain.route(["q"]))[0] == 1
     aid = (await plain.get_work(wid, history=False) or {})["agent_id"]

@@ -116,7 +116,7 @@ async def test_one_process_computes_for_all_and_another_takes_over(
     # processes: the lock's holder is named by its pid
     first = server_factory(process=True)
     second = server_factory(config=first.config, process=True)
-    k = Keys(first.config.read_text("utf-8").split('"')[1])
+    k = Keys(first.center_id)
     sup1 = await supervisor(first)
     sup2 = await supervisor(second, "sam", subprotocol=MSGPACK)
     post_work(first, channel="chat")
@@ -251,9 +251,9 @@ async def test_a_day_folded_in_memory_keeps_the_figures_exact(
         await store.conn_open(a, f"c-{a}", 30 * 86400)
         await store.set_status(a, "Available", "", a)
     at(-70)
-    early, _ = await store.create_work(new_work_id(), "backoffice", "chat", 0, {}, {})
+    early = (await store.intake_work(new_work_id(), "backoffice", "chat", 0, {}, {})).work_id
     at(-66)
-    prior, _ = await store.create_work(new_work_id(), "billing", "voice", 0, {}, {})
+    prior = (await store.intake_work(new_work_id(), "billing", "voice", 0, {}, {})).work_id
     at(-65)
     prior_agent = await _answer(store, prior, "billing")
     at(2)
@@ -281,7 +281,7 @@ async def test_a_day_folded_in_memory_keeps_the_figures_exact(
     while minute < 240:
         at(minute)
         if n % 2 == 0:
-            wid, _ = await store.create_work(new_work_id(), "support", "chat", 0, {}, {})
+            wid = (await store.intake_work(new_work_id(), "support", "chat", 0, {}, {})).work_id
             at(minute + 0.2)
             holder = await _answer(store, wid)
             at(minute + 3)

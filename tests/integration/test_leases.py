@@ -14,12 +14,8 @@ from redis.asyncio import Redis
 from presence.center import Agent, Queue, parse_center
 from presence.store import Store
 from presence.store.keys import Keys
-from tests.harness import ServerProcess, agent, available
+from tests.harness import agent, available
 from tests.integration.conftest import ServerFactory
-
-
-def center_id(server: ServerProcess) -> str:
-    return server.config.read_text("utf-8").split('"')[1]
 
 
 @pytest.fixture
@@ -84,7 +80,7 @@ async def test_live_socket_whose_lease_was_swept_is_registered_again(server_fact
     await available(alice)
     redis = Redis.from_url(server.redis_url)
     try:
-        keys = Keys(center_id(server))
+        keys = Keys(server.center_id)
         members = [m.decode() for m in await redis.zrange(keys.leases, 0, -1) if m.startswith(b"alice|")]
         assert len(members) == 1
         await redis.zadd(keys.leases, {members[0]: 0})  # expired: the next sweep drops it

@@ -74,7 +74,7 @@ def test_locust_headless_smoke(server_factory: ServerFactory, tmp_path: Path) ->
 def test_locust_exits_1_on_a_breach(server_factory: ServerFactory, tmp_path: Path) -> None:
     """A breach found by `presence check` at test stop makes the run exit 1."""
     server: ServerProcess = server_factory()
-    cid = server.config.read_text("utf-8").split('"')[1]
+    cid = server.center_id
     alice = Keys(cid).agent("alice")
     client = redis.Redis.from_url(server.redis_url)
     # alice holds nothing, so a load of 30 is a breach (load != weights held)

@@ -24,7 +24,7 @@ def scrape(server: ServerProcess, tok: str | None = None) -> dict[str, Any]:
     assert r.headers["content-type"].startswith("text/plain")
     samples: dict[str, Any] = {}
     # the server's own center (the Redis is shared: a scrape lists every center of it)
-    center = server.config.read_text("utf-8").split('"')[1]
+    center = server.center_id
     for fam in text_string_to_metric_families(r.text):
         for s in fam.samples:
             if s.labels.get("center", center) != center:

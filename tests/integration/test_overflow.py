@@ -163,7 +163,7 @@ async def test_position_and_expected_wait(server_factory: ServerFactory) -> None
 
 async def test_checker_sees_a_bad_borrowed_entry(server_factory: ServerFactory, redis_server: str) -> None:
     server = server_factory(CENTER)
-    cid = server.config.read_text("utf-8").split('"')[1]
+    cid = server.center_id
     wid = post_work(server, queue="tier2").json()["id"]
     keys = Keys(cid)
     r = redis.Redis.from_url(redis_server)

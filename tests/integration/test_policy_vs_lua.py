@@ -44,7 +44,6 @@ from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-import msgpack
 import pytest
 from hypothesis import HealthCheck, currently_in_test_context, event, example, given, note, settings
 from hypothesis import strategies as st
@@ -65,6 +64,7 @@ from presence.router.policy import (
     unfit,
 )
 from presence.store import Store
+from presence.store import cases as case_store
 from presence.store.scripts import ScriptError
 from tests.integration.oracle import (
     START,
@@ -508,7 +508,7 @@ async def handoff(loop: Loop, h: Handoff) -> str:
     store, clock = await loop.fresh(), loop.clock
     await build(store, clock, loop.cid, one_queue_center(h.channels, (h.holder, h.target)))
     wid = "x0001"
-    await store.create_work(wid, "q0", h.channel, 0, {}, {})
+    await store.intake_work(wid, "q0", h.channel, 0, {}, {})
     if h.mode != "push":
         # in the holder's hands (transfer), or offered or in hand (reassign)
         await push(store, wid, h.holder.id)
@@ -588,29 +588,23 @@ def reopenings(draw: st.DrawFn) -> Reopening:
     return Reopening(draw(channel_specs), owner, draw(st.sampled_from(CHANNELS)), later)
 
 
-async def intake(store: Store, wid: str, channel: str, lookup: list[str], register: list[str]) -> list[Any]:
-    def pack(v: Any) -> bytes:
-        return msgpack.packb(v, use_bin_type=True)  # type: ignore[no-any-return]
-
-    return await store.scripts.call(
-        "case_intake",
-        store.keys.prefix,
-        store.now_ms(),
-        wid,
-        "q0",
-        channel,
-        0,
-        pack({}),
-        pack({}),
-        pack({}),
-        "",
-        "",
-        "",
-        pack(lookup),
-        pack(register),
-        "join",
-        "1",
-        86400,
+async def intake(
+    store: Store, wid: str, channel: str, lookup: list[str], register: list[str]
+) -> case_store.Intake:
+    return await case_store.intake(
+        store,
+        work_id=wid,
+        queue="q0",
+        channel=channel,
+        priority=0,
+        data={},
+        skills={},
+        case={},
+        message=None,
+        dedupe="",
+        lookup=lookup,
+        register=register,
+        ttl_days=1,
     )
 
 
@@ -633,13 +627,13 @@ async def reopen(loop: Loop, r: Reopening) -> str:
     back = takes_back(owner, "q0", r.channel, channel.weight, channel.cap)
     clock.advance_ms(5)
     reply = await intake(store, "case0002", r.channel, ["thread-1"], [])
-    assert reply[:2] == [wid, "reopened"], reply
+    assert (reply.work_id, reply.outcome) == (wid, "reopened"), reply
     item = await store.get_work(wid, history=False)
     assert item is not None
     if back:
-        assert (reply[2], item["state"], item["agent_id"]) == (r.owner.id, "offered", r.owner.id), reply
+        assert (reply.holder, item["state"], item["agent_id"]) == (r.owner.id, "offered", r.owner.id), reply
     else:
-        assert (reply[2], reply[3], item["state"]) == ("", "q0", "queued"), (reply, item["state"])
+        assert (reply.holder, reply.woke, item["state"]) == ("", "q0", "queued"), (reply, item["state"])
     assert await store.check() == []
     return "back to its owner" if back else "queued"
 

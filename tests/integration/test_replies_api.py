@@ -101,6 +101,10 @@ async def test_reply_is_kept_sent_and_never_doubled(server_factory: ServerFactor
         assert mark["subject"] == "where is my parcel?" and mark["until_ms"] == ok["until_ms"]
         assert (await tab.expect("case.composing"))["composing"] is True
         assert get_work(server, wid)["case"]["composing"] == "alice"
+        # a wallboard opened meanwhile has the mark in its snapshot, as the event was
+        late = await supervisor(server, "sam")
+        assert late.snapshot["composing"] == [{**mark, "type": "case.composing"}], late.snapshot["composing"]
+        await late.close()
 
         # bob does not hold it: he may neither compose nor reply
         bob = await agent(server, "bob")
@@ -130,6 +134,9 @@ async def test_reply_is_kept_sent_and_never_doubled(server_factory: ServerFactor
         assert cleared["composing"] is False and cleared["work_id"] == wid
         case = get_work(server, wid)["case"]
         assert "composing" not in case and case["answered"] == 1 and case["answered_by"] == "alice"
+        late = await supervisor(server, "sam")
+        assert late.snapshot["composing"] == [], late.snapshot["composing"]
+        await late.close()
         assert [x["text"] for x in case["replies"]] == ["It left today — 本日発送しました"]
 
         # a second reply to the same message: refused, over HTTP too, unless confirmed

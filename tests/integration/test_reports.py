@@ -75,7 +75,7 @@ ITEMS = {
 @pytest.fixture
 def history(server: ServerProcess, redis_server: str) -> str:
     """Write the scripted history into the server's center; returns its id."""
-    cid = server.config.read_text("utf-8").split('"')[1]
+    cid = server.center_id
     k = Keys(cid)
     r = redis_sync(redis_server)
     try:
@@ -269,6 +269,14 @@ async def test_rollup_outlives_the_raw_events(server: ServerProcess, history: st
         day = get(server, "/api/v1/reports/kpis", group_by="day", **RANGE).json()
         assert [(r["day"], r["offered"]) for r in day["rows"]] == [("2026-01-15", 3)]
         assert get(server, "/api/v1/reports/events", **RANGE).status_code == 422
+        # what needs the raw events says from when they are gone, and what to ask instead
+        quarter = get(server, "/api/v1/reports/kpis", group_by="15m", **RANGE)
+        assert quarter.status_code == 422 and quarter.json()["field"] == "group_by", quarter.text
+        assert "no longer reaches back to 2026-01-15T" in quarter.json()["detail"], quarter.text
+        assert "use hour" in quarter.json()["detail"]
+        charts = get(server, "/api/v1/reports/charts", **RANGE)
+        assert charts.status_code == 422 and charts.json()["field"] == "from", charts.text
+        assert "no longer reaches back to 2026-01-15T" in charts.json()["detail"], charts.text
     finally:
         await client.aclose()
 

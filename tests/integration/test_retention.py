@@ -24,6 +24,7 @@ from presence.store import Store, new_work_id
 from presence.store import cases as case_store
 from presence.store.keys import Keys
 from tests.harness import agent, available, post_work, token, write_center
+from tests.helpers import open_case
 from tests.integration.conftest import ServerFactory
 
 DAY_MS = 86_400_000
@@ -51,7 +52,9 @@ async def store(redis_server: str) -> AsyncIterator[Store]:
 
 
 async def _in_hand(store: Store, idem: str = "") -> str:
-    wid, _ = await store.create_work(new_work_id(), "q", "chat", 0, {"customer": {"name": "x"}}, {}, idem)
+    wid = (
+        await store.intake_work(new_work_id(), "q", "chat", 0, {"customer": {"name": "x"}}, {}, idem)
+    ).work_id
     await store.route(["q"])
     await store.accept("a0", wid)
     return wid
@@ -98,7 +101,7 @@ async def test_finished_items_expire_with_their_records(store: Store) -> None:
     assert _near(await store.redis.pttl(store.keys.case_comments(late)), 2 * DAY_MS)
 
     # a cancelled item too
-    gone, _ = await store.create_work(new_work_id(), "q", "voice", 0, {}, {})
+    gone = (await store.intake_work(new_work_id(), "q", "voice", 0, {}, {})).work_id
     await store.set_status("a0", "Break", "", "a0")
     await store.cancel(gone, "hangup")
     assert _near(await store.redis.pttl(store.keys.work(gone)), 2 * DAY_MS)
@@ -109,20 +112,7 @@ async def test_finished_items_expire_with_their_records(store: Store) -> None:
 
 async def test_a_case_that_routes_again_is_kept_again(store: Store) -> None:
     ref = f"conv-{uuid.uuid4().hex[:6]}"
-    first = await case_store.intake(
-        store,
-        work_id=new_work_id(),
-        queue="q",
-        channel="chat",
-        priority=0,
-        data={},
-        skills={},
-        case={},
-        message={"text": "hello"},
-        dedupe="",
-        lookup=[ref],
-        register=[ref],
-    )
+    first = await open_case(store, "q", message={"text": "hello"}, thread=ref)
     wid = first.work_id
     await store.route(["q"])
     await store.accept("a0", wid)
@@ -130,20 +120,7 @@ async def test_a_case_that_routes_again_is_kept_again(store: Store) -> None:
     ttl = await _ttls(store, wid)
     assert ttl.pop("comments") == -2  # none written
     assert all(_near(t, 2 * DAY_MS) for t in ttl.values()), ttl
-    again = await case_store.intake(
-        store,
-        work_id=new_work_id(),
-        queue="q",
-        channel="chat",
-        priority=0,
-        data={},
-        skills={},
-        case={},
-        message={"text": "one more thing"},
-        dedupe="",
-        lookup=[ref],
-        register=[ref],
-    )
+    again = await open_case(store, "q", message={"text": "one more thing"}, thread=ref)
     assert (again.work_id, again.outcome) == (wid, "reopened")
     # open again: nothing of it may expire under the agent's hands
     assert set((await _ttls(store, wid)).values()) == {-1, -2}
@@ -196,7 +173,7 @@ async def test_the_day_of_expired_items_still_reports(redis_server: str) -> None
 async def test_a_report_of_expired_items_is_right(server_factory: ServerFactory, redis_server: str) -> None:
     # 2 s of retention: the items are gone moments after they end
     server = server_factory(env={"PRESENCE_RETENTION_DAYS": str(2 / 86400)})
-    cid = server.config.read_text("utf-8").split('"')[1]
+    cid = server.center_id
     alice = await agent(server, "alice")
     await available(alice)
     now = int(time.time() * 1000)
@@ -290,19 +267,13 @@ async def test_items_kept_from_before_get_their_expiry(redis_server: str, tmp_pa
 
 async def test_a_case_s_replies_expire_with_it(store: Store) -> None:
     wid = new_work_id()
-    await case_store.intake(
+    await open_case(
         store,
+        "q",
         work_id=wid,
-        queue="q",
-        channel="chat",
-        priority=0,
         data={"subject": "hi"},
-        skills={},
         case={"subject": "hi"},
         message={"channel": "chat", "text": "hello"},
-        dedupe="",
-        lookup=[],
-        register=[],
     )
     await store.route(["q"])
     await store.accept("a0", wid)

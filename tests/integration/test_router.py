@@ -124,14 +124,10 @@ async def no_offer(*clients: WsClient, wait: float = 0.4) -> None:
         assert not got, f"unexpected offer: {got}"
 
 
-def center_id(server: ServerProcess) -> str:
-    return server.config.read_text("utf-8").split('"')[1]
-
-
 def created_count(server: ServerProcess) -> int:
     client = redis_sync(server.redis_url)
     try:
-        return int(client.hget(Keys(center_id(server)).stats, "created") or 0)
+        return int(client.hget(Keys(server.center_id).stats, "created") or 0)
     finally:
         client.close()
 

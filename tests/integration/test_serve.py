@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def keys_of(server: ServerProcess) -> Keys:
-    return Keys(server.config.read_text("utf-8").split('"')[1])
+    return Keys(server.center_id)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

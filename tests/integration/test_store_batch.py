@@ -38,7 +38,7 @@ async def _offers(store: Store, n: int) -> dict[str, str]:
         await store.conn_open(f"a{i}", f"c{i}", 3600)
         await store.set_status(f"a{i}", "Available", "", f"a{i}")
     for _ in range(n):
-        await store.create_work(new_work_id(), "q", "chat", 0, {}, {})
+        await store.intake_work(new_work_id(), "q", "chat", 0, {}, {})
     assert (await store.route(["q"]))[0] == n
     offered = {}
     for i in range(n):
@@ -116,7 +116,7 @@ async def test_a_batched_call_publishes_its_events_as_one_message(store: Store) 
             await store.set_status(f"a{i}", "Available", "", f"a{i}")
         subjects = [f"件名 {n}" for n in range(20)]
         for s in subjects:
-            await store.create_work(new_work_id(), "q", "chat", 0, {"subject": s}, {})
+            await store.intake_work(new_work_id(), "q", "chat", 0, {"subject": s}, {})
         before = await published()  # sign-ins and status changes: one message each
         assert len(before) == 40 and all(len(decode_events(m)) == 1 for m in before)
         assert (await store.route(["q"]))[0] == 20
@@ -138,7 +138,7 @@ async def test_counters_of_a_batched_call_are_written_once_per_field(store: Stor
         await store.conn_open(f"a{i}", f"c{i}", 3600)
         await store.set_status(f"a{i}", "Available", "", f"a{i}")
     for _ in range(20):
-        await store.create_work(new_work_id(), "q", "chat", 0, {}, {})
+        await store.intake_work(new_work_id(), "q", "chat", 0, {}, {})
     metrics = store.keys.metrics
     seen: list[list[str]] = []
     watcher_client = Redis.from_url(redis_server)
@@ -172,7 +172,7 @@ async def test_every_call_starts_afresh(store: Store) -> None:
     await store.conn_open("a0", "c0", 3600)
     await store.set_status("a0", "Available", "", "a0")
     assert (await store.views(["a0"]))[0]["by_channel"] == {}
-    await store.create_work(new_work_id(), "q", "chat", 0, {}, {})
+    await store.intake_work(new_work_id(), "q", "chat", 0, {}, {})
     assert (await store.route(["q"]))[0] == 1
     assert (await store.views(["a0"]))[0]["by_channel"] == {"chat": 1}
     await store.sync_center(
@@ -185,7 +185,7 @@ async def test_every_call_starts_afresh(store: Store) -> None:
         )
     )
     wid = new_work_id()
-    await store.create_work(wid, "q", "fax", 0, {}, {})
+    await store.intake_work(wid, "q", "fax", 0, {}, {})
     assert (await store.route(["q"]))[0] == 1
     view = (await store.views(["a0"]))[0]
     assert view["by_channel"] == {"chat": 1, "fax": 1}

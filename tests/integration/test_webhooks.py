@@ -154,7 +154,7 @@ async def test_events_are_signed_and_complete(server_factory: ServerFactory) -> 
         assert (
             assigned["data"]["agent_id"] == "alice" and assigned["data"]["extension"] == "sip:1001@pbx.local"
         )
-        assert assigned["item"]["payload"]["call_id"] == "k1" and assigned["center"] == server_center(server)
+        assert assigned["item"]["payload"]["call_id"] == "k1" and assigned["center"] == server.center_id
         ctl = by["call.control"]["data"]
         assert ctl["action"] == "hold" and ctl["call_id"] == "k1" and ctl["extension"] == "sip:1001@pbx.local"
         assert by["case.comment"]["data"]["note"]["text"] == "on hold for billing"
@@ -172,10 +172,6 @@ async def test_events_are_signed_and_complete(server_factory: ServerFactory) -> 
         assert r["webhooks"][0]["pending"] == 0 and r["webhooks"][0]["delivered"] >= 9, r
     finally:
         rec.stop()
-
-
-def server_center(server: ServerProcess) -> str:
-    return server.config.read_text("utf-8").split('"')[1]
 
 
 async def test_receiver_down_then_up_loses_nothing(server_factory: ServerFactory) -> None:
@@ -237,7 +233,7 @@ async def test_dead_process_deliveries_are_taken_over(
         server = server_factory(
             center(port).replace("max_backoff = 0.4", "max_backoff = 0.4\nclaim_after = 1")
         )
-        stream = Keys(server_center(server)).webhook_stream("crm")
+        stream = Keys(server.center_id).webhook_stream("crm")
         r = redis_sync(redis_server)
         try:
             # a process that claimed an event and died before delivering it

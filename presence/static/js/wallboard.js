@@ -164,6 +164,11 @@ function onSnapshot(msg) {
   onQueues(msg.queues || [], true);
   fillStatusFilter();
   for (const v of state.agents.values()) drawRow(v);
+  // the marks live now replace what this page had (a resync may follow a gap)
+  const marked = [...state.composing.keys()];
+  state.composing.clear();
+  for (const c of msg.composing || []) onComposing(c);
+  for (const aid of marked) paintComposing(aid);
   state.orderDirty = true;
   reorder(true);
   updateSummary();

@@ -72,15 +72,30 @@ end
 
 -- The "being answered by" mark (work_composing.lua) is kept on the case (its
 -- view) and, as `composing`, on the item, whose fields the work helpers read
--- anyway: an item nobody is writing to costs them no command.
+-- anyway: an item nobody is writing to costs them no command. The center's
+-- `composing` set (item -> end of the mark) lists the live marks for a
+-- wallboard's snapshot (composing_marks.lua); a mark that ran out without
+-- a stop (the panel closed mid-sentence) is pruned there on the next mark.
 local function case_composing(wid, aid, until_ms)
   if until_ms > 0 then
     redis.call('HSET', key('case', wid), 'composing', aid, 'composing_until', until_ms)
     redis.call('HSET', key('work', wid), 'composing', aid)
+    redis.call('ZREMRANGEBYSCORE', key('composing'), '-inf', NOW)
+    redis.call('ZADD', key('composing'), until_ms, wid)
   else
     redis.call('HDEL', key('case', wid), 'composing', 'composing_until')
     redis.call('HDEL', key('work', wid), 'composing')
+    redis.call('ZREM', key('composing'), wid)
   end
+end
+
+-- The ``case.composing`` message of a mark on `wid` by `aid` (until_ms 0:
+-- it stopped), as events carry it and snapshots list it.
+local function composing_mark(wid, aid, until_ms, q, ch)
+  return {type = 'case.composing', work_id = wid, agent_id = aid,
+          name = redis.call('HGET', key('agent', aid), 'name') or aid, composing = until_ms > 0,
+          until_ms = until_ms, subject = redis.call('HGET', key('case', wid), 'subject') or '',
+          queue = q or '', channel = ch or ''}
 end
 
 -- Item `wid` left agent `aid` (completed, abandoned, transferred, pulled)

@@ -21,7 +21,7 @@ elseif not redis.call('HGET', ck, 'composing') then
   return {'ok', 0}
 end
 case_composing(wid, aid, until_ms)
-emit({type = 'case.composing', sup = 1, to = aid, work_id = wid, agent_id = aid,
-      name = redis.call('HGET', key('agent', aid), 'name') or aid, composing = on, until_ms = until_ms,
-      subject = redis.call('HGET', ck, 'subject') or '', queue = it.queue or '', channel = it.channel or ''})
+local ev = composing_mark(wid, aid, until_ms, it.queue, it.channel)
+ev.sup, ev.to = 1, aid
+emit(ev)
 return {'ok', until_ms}
