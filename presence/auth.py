@@ -169,8 +169,12 @@ class RedactTokens(logging.Filter):
 #
 # A customer follows a link to their case's status page or to its survey. The
 # link is the work id, an expiry and an HMAC-SHA256 of both with the server's
-# secret and the link's purpose, so it cannot be guessed, forged, moved to
-# another case or used for the other purpose. Nothing is stored for it.
+# secret, the link's purpose and the case's center, so it cannot be guessed,
+# forged, moved to another case or center or used for the other purpose.
+# Nothing is stored for it. A link of a center other than the default one
+# names it in front (``<center>.<work id>.<expiry>.<signature>``): the public
+# route has no token to say which center it is, so the link does; the
+# default center's links have no such part, as before there were several.
 
 LINK_SIG_CHARS: Final = 32  # base64url characters of the signature: 192 bits
 
@@ -181,14 +185,29 @@ def _link_sig(secret: str, purpose: str, center: str, work_id: str, exp: int) ->
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")[:LINK_SIG_CHARS]
 
 
-def sign_link(secret: str, purpose: str, center: str, work_id: str, exp: int = 0) -> str:
-    """The token of a customer link: ``<work id>.<expiry, s; 0 none>.<signature>``."""
-    return f"{work_id}.{exp}.{_link_sig(secret, purpose, center, work_id, exp)}"
+def sign_link(
+    secret: str, purpose: str, center: str, work_id: str, exp: int = 0, *, named: bool = False
+) -> str:
+    """The token of a customer link: ``<work id>.<expiry, s; 0 none>.<signature>``,
+    with ``<center>.`` in front when `named` (every center but the default one)."""
+    token = f"{work_id}.{exp}.{_link_sig(secret, purpose, center, work_id, exp)}"
+    return f"{center}.{token}" if named else token
+
+
+def link_center(token: str) -> str | None:
+    """The center a link token names; None for one of the default center."""
+    parts = token.split(".")
+    return parts[0] if len(parts) == 4 else None
 
 
 def check_link(secret: str, purpose: str, center: str, token: str, now: float | None = None) -> str:
-    """The work id of a valid link token; AuthError for a forged, altered or expired one."""
+    """The work id of a valid link token of `center`; AuthError for a forged,
+    altered or expired one, or one that names another center."""
     parts = token.split(".")
+    if len(parts) == 4:
+        named, *parts = parts
+        if named != center:
+            raise AuthError("not a link of this server")
     if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 12:
         raise AuthError("not a link of this server")
     work_id, exp_s, sig = parts

@@ -398,7 +398,8 @@ class CaseConfig:
 
 @dataclass(frozen=True, slots=True)
 class Webhook:
-    """One outbound webhook (`[[webhooks]]`); the secret never reaches Redis."""
+    """One outbound webhook (`[[webhooks]]`), its secret resolved (an inline
+    one is also in the registry's document; a secret_env one is not)."""
 
     name: str
     url: str

@@ -460,7 +460,7 @@ def cmd_retain(args: argparse.Namespace) -> int:
 
 def cmd_center_apply(args: argparse.Namespace) -> int:
     """`presence center apply FILE [--center NAME]`: what PUT /api/v1/centers/{center} does."""
-    from presence.services.centers import apply, parse_document
+    from presence.services.centers import apply, parse_document, unredacted
 
     settings = Settings.from_env()
     default = load_center(settings.center_config)
@@ -484,11 +484,17 @@ def cmd_center_apply(args: argparse.Namespace) -> int:
             "change that file and restart the servers instead"
         )
     try:
-        center = parse_document(center_id, data)
+        # refused before any Redis is opened or started
+        parse_document(center_id, data)
     except Invalid as exc:
         raise Invalid(f"{path}: {exc.field}", exc.message, exc.path) from None
 
     async def put(redis: Client, where: str) -> tuple[int, bool, list[str]]:
+        try:
+            # a webhook secret as GET shows it keeps the stored one
+            center = parse_document(center_id, await unredacted(redis, center_id, data))
+        except Invalid as exc:
+            raise Invalid(f"{path}: {exc.field}", exc.message, exc.path) from None
         return await apply(redis, center, timezone=settings.timezone, retention_days=settings.retention_days)
 
     rev, created, _ = _on_redis(settings, "apply a center to", put)

@@ -20,6 +20,7 @@ from typing import Any
 
 from presence.center import Center
 from presence.router.dispatcher import Dispatcher
+from presence.services import cases
 from presence.services.webhooks import Deliverer
 from presence.store import Store
 
@@ -57,10 +58,22 @@ class Context:
     # them again. None: read from Redis on each snapshot.
     statuses: list[dict[str, Any]] | None = None
     channels: list[dict[str, Any]] | None = None
+    # the customers' links name the center (every center but the default
+    # one, whose links stay as they were: ``presence.auth.sign_link``)
+    named_links: bool = False
 
     def center_info(self) -> dict[str, str]:
         """The center's id and name, as the snapshots carry them (the pages show the name)."""
         return {"id": self.center.id, "name": self.center.name}
+
+    def status_path(self, wid: str) -> str:
+        """The customer's signed link to the status page of case `wid`."""
+        return cases.status_path(self.secret, self.store.keys.center, wid, named=self.named_links)
+
+    def survey_path(self, wid: str, ended_ms: int) -> str:
+        """The signed survey link of case `wid`, completed at `ended_ms` ("" when the center has none)."""
+        center, days = self.store.keys.center, self.center.cases.survey_days
+        return cases.survey_path(self.secret, center, wid, ended_ms, days, named=self.named_links)
 
     async def catalog(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The statuses and channels every snapshot carries."""

@@ -175,7 +175,7 @@ class Centers:
             # written by sync_center above; read once, not on every snapshot
             statuses=await store.statuses(),
             channels=await store.channels(),
-            paced=False,
+            default=True,
         )
         self.workspaces = Workspaces(runtime.ctx, self.start)
         self.workspaces.changed = self.changed
@@ -249,8 +249,11 @@ class Centers:
         *,
         statuses: list[dict[str, Any]] | None = None,
         channels: list[dict[str, Any]] | None = None,
-        paced: bool = True,
+        default: bool = False,
     ) -> Runtime:
+        """A center's runtime; the `default` one's loops never go quiet
+        and its customers' links do not name it (as in a single-center
+        deployment)."""
         s = self.settings
         dispatcher = Dispatcher(store)
         hub = Hub(store, s)
@@ -259,7 +262,7 @@ class Centers:
             store,
             center.webhooks,
             poll=min(0.2, s.sweep_interval * 2),
-            links=webhook_links(self.secret, center, center.id),
+            links=webhook_links(self.secret, center, center.id, named=not default),
         )
         ctx = Context(
             store=store,
@@ -276,6 +279,7 @@ class Centers:
             statuses=statuses,
             channels=channels,
             starts=self.starts,
+            named_links=not default,
         )
         live = LiveKpis(
             store,
@@ -296,7 +300,7 @@ class Centers:
             # the scheduled archive: a leader lock makes it one process's anyway
             owned.append(Archiver(store, s.archive_dir, timezone=s.timezone))
         # quiet: its loops sleep, and `Quiet` does their work with the others'
-        pace = Pace(idle=None, quiet_after=s.quiet_after) if paced else None
+        pace = None if default else Pace(idle=None, quiet_after=s.quiet_after)
         if pace is not None:
             # every event of the center wakes its loops
             hub.on_event.append(lambda _msg: pace.touch())
@@ -348,7 +352,7 @@ class Centers:
         webhooks = runtime.ctx.webhooks
         if webhooks is not None:
             # the survey link's validity is the document's (cases.survey_days)
-            webhooks.links = webhook_links(self.secret, center, center_id)
+            webhooks.links = webhook_links(self.secret, center, center_id, named=runtime.ctx.named_links)
         if webhooks is not None and webhooks.hooks != center.webhooks:
             if runtime.owner:
                 await webhooks.stop()

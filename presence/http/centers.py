@@ -53,11 +53,13 @@ async def put_center(request: Request, body: Body[CenterFile]) -> Response:
     await require(request, *PLATFORM_ONLY)
     cid = path_param(request, "center")
     await body()  # the schema's refusals, naming the field
+    centers = centers_of(request)
+    redis = centers.default.store.redis
     try:
-        center = service.parse_document(cid, orjson.loads(await request.body()))
+        doc = await service.unredacted(redis, cid, orjson.loads(await request.body()))
+        center = service.parse_document(cid, doc)
     except Invalid as exc:
         raise invalid(exc) from None
-    centers = centers_of(request)
     if cid == centers.default.center.id:
         raise Problem(
             409,
@@ -66,7 +68,7 @@ async def put_center(request: Request, body: Body[CenterFile]) -> Response:
         )
     settings = request.app.state.settings
     rev, created, _ = await service.apply(
-        centers.default.store.redis,
+        redis,
         center,
         timezone=settings.timezone,
         retention_days=settings.retention_days,
@@ -115,6 +117,10 @@ ROUTES = [
             ok=(200, CenterSummary),
             also_ok={201: CenterSummary},
             problems=(400, 409, 413, 415, 422),
+            description=(
+                "A webhook secret sent as GET shows it (sixteen asterisks) keeps the stored secret of the "
+                "webhook of that name; with no such secret to keep it is a 422 naming the field."
+            ),
         ),
     ),
     route(

@@ -11,6 +11,11 @@ The same as JSON: ``GET /status/{token}`` with ``Accept: application/json``,
 and ``POST /status/{token}/messages``. (Not under ``/api/``: every route
 there takes a bearer token; here the signed link is the key.)
 A forged or altered link is a 404 that tells nothing.
+
+A link of a center other than the default one names it (`customer_link`):
+with no token on these routes, the link is what says whose case it is, and
+the request then acts on that center only, as a token's center selects it
+on the others.
 """
 
 from __future__ import annotations
@@ -24,10 +29,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from presence.auth import AuthError, check_link
+from presence.auth import AuthError, check_link, link_center
 from presence.context import Context
 from presence.http import openapi
-from presence.http.common import FORM, JSON, Body, ctx_of, json, path_param, takes
+from presence.http.common import FORM, JSON, Body, centers_of, ctx_of, json, path_param, takes
 from presence.problems import Problem
 from presence.schema.cases import CustomerMessageInput, CustomerStatus
 from presence.services import cases
@@ -72,13 +77,30 @@ def lang_of(request: Request, chosen: str = "") -> str:
     return "ja" if request.headers.get("accept-language", "").lower().startswith("ja") else "en"
 
 
-def _work_id(request: Request) -> str:
-    ctx = ctx_of(request)
+async def customer_link(request: Request, purpose: str, missing: str) -> str:
+    """The work id of the request's signed link (`purpose`: status or survey),
+    a 404 saying `missing` for a forged, altered or expired one. The link
+    names its center (none: the default one), and the request then acts on
+    that center, as a token's center selects it on the other routes."""
+    centers = centers_of(request)
     token = path_param(request, "token")
+    center = link_center(token)
     try:
-        return check_link(ctx.secret, cases.STATUS_LINK, ctx.store.keys.center, token)
+        # the signature is checked first: a forged link reads nothing from Redis
+        wid = check_link(centers.default.secret, purpose, center or centers.default.center.id, token)
     except AuthError:
-        raise Problem(404, "no such status link", code="not_found") from None
+        raise Problem(404, missing, code="not_found") from None
+    if center is not None:
+        ctx = await centers.resolve(center)
+        if ctx is None:
+            # a center removed since it sent the link
+            raise Problem(404, missing, code="not_found")
+        request.state.ctx = ctx
+    return wid
+
+
+async def _work_id(request: Request) -> str:
+    return await customer_link(request, cases.STATUS_LINK, "no such status link")
 
 
 async def _view(ctx: Context, wid: str) -> dict[str, Any]:
@@ -90,7 +112,7 @@ async def _view(ctx: Context, wid: str) -> dict[str, Any]:
     ended = int(view.get("ended_at") or 0)
     fresh = ended and ended + days * 86400_000 > ctx.store.now_ms()
     if view.get("state") == "completed" and not view.get("csat") and fresh:
-        view["survey_path"] = cases.survey_path(ctx.secret, ctx.store.keys.center, wid, ended, days)
+        view["survey_path"] = ctx.survey_path(wid, ended)
     return view
 
 
@@ -116,7 +138,16 @@ def _when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC") if ms else ""
 
 
-def page(view: dict[str, Any], lang: str, action: str, sent: bool) -> str:
+def heading(ctx: Context, title: str) -> str:
+    """A customer page's heading: the center's name over the page's title
+    (not its id, when it was given no name: "default" means nothing to a customer)."""
+    e = html.escape
+    name = ctx.center.name if ctx.center.name != ctx.center.id else ""
+    named = f'<p id="center" dir="auto">{e(name)}</p>' if name else ""
+    return f"{named}<h1>{e(title)}</h1>"
+
+
+def page(ctx: Context, view: dict[str, Any], lang: str, action: str, sent: bool) -> str:
     w = WORDS[lang]
     e = html.escape
     items: list[str] = []
@@ -149,7 +180,7 @@ dl{{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}}dt{{color
 ol{{list-style:none;padding:0;display:grid;gap:.5rem}}li{{padding:.4rem .7rem;border-radius:8px}}
 li.you{{background:#eef2f7}}li.us{{background:#e6f0ff}}li p{{margin:.1rem 0 0;white-space:pre-wrap}}
 textarea{{width:100%;font:inherit}}.sent{{background:#e7f7ec;padding:.5rem .7rem;border-radius:8px}}</style>
-</head><body><h1>{e(w["title"])}</h1>{notice}
+</head><body>{heading(ctx, w["title"])}{notice}
 <dl><dt>{e(w["ref"])}</dt><dd><code>{e(view["work_id"])}</code></dd>
 <dt>{e(w["status"])}</dt><dd id="status">{e(str(view["status"] or ""))}</dd>
 <dt>{e(w["opened"])}</dt><dd>{e(_when(view["created"]))}</dd></dl>
@@ -168,18 +199,20 @@ def _wants_json(request: Request) -> bool:
 
 
 async def status_page(request: Request) -> Response:
-    wid = _work_id(request)
-    view = await _view(ctx_of(request), wid)
+    wid = await _work_id(request)
+    ctx = ctx_of(request)
+    view = await _view(ctx, wid)
     if _wants_json(request):
         return json(view, headers={"Cache-Control": "no-store"})
     lang = lang_of(request)
-    body = page(view, lang, request.url.path, request.query_params.get("sent") == "1")
+    sent = request.query_params.get("sent") == "1"
+    body = page(ctx, view, lang, request.url.path, sent)
     return HTMLResponse(body, headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"})
 
 
 @takes(CustomerMessageInput, media=FORM)
 async def status_post(request: Request, body: Body[CustomerMessageInput]) -> Response:
-    wid = _work_id(request)
+    wid = await _work_id(request)
     ctx = ctx_of(request)
     await _view(ctx, wid)
     await rate_limited(request)
@@ -192,7 +225,7 @@ async def status_post(request: Request, body: Body[CustomerMessageInput]) -> Res
 
 @takes(CustomerMessageInput)
 async def status_message(request: Request, body: Body[CustomerMessageInput]) -> Response:
-    wid = _work_id(request)
+    wid = await _work_id(request)
     ctx = ctx_of(request)
     await _view(ctx, wid)
     await rate_limited(request)

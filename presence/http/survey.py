@@ -18,10 +18,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from presence.auth import AuthError, check_link
 from presence.http import openapi
-from presence.http.common import FORM, Body, ctx_of, json, path_param, takes
-from presence.http.status import lang_of, rate_limited
+from presence.http.common import FORM, Body, ctx_of, json, takes
+from presence.http.status import customer_link, heading, lang_of, rate_limited
 from presence.problems import Problem
 from presence.schema.cases import SurveyForm, SurveyInput
 from presence.services import cases
@@ -54,16 +53,11 @@ SCORES = {
 }
 
 
-def _work_id(request: Request) -> str:
-    ctx = ctx_of(request)
-    token = path_param(request, "token")
-    try:
-        return check_link(ctx.secret, cases.SURVEY_LINK, ctx.store.keys.center, token)
-    except AuthError:
-        raise Problem(404, "no such survey link (or it has expired)", code="not_found") from None
+async def _work_id(request: Request) -> str:
+    return await customer_link(request, cases.SURVEY_LINK, "no such survey link (or it has expired)")
 
 
-def _page(lang: str, body: str, status: int = 200) -> HTMLResponse:
+def _page(request: Request, lang: str, body: str, status: int = 200) -> HTMLResponse:
     w = WORDS[lang]
     page = f"""<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8">
@@ -74,26 +68,26 @@ def _page(lang: str, body: str, status: int = 200) -> HTMLResponse:
 fieldset{{border:0;padding:0;display:flex;gap:.5rem;flex-wrap:wrap}}
 label.score{{border:1px solid #bbb;border-radius:8px;padding:.4rem .7rem;cursor:pointer}}
 textarea{{width:100%;font:inherit}}</style>
-</head><body><h1>{html.escape(w["title"])}</h1>{body}</body></html>
+</head><body>{heading(ctx_of(request), w["title"])}{body}</body></html>
 """
     return HTMLResponse(
         page, status_code=status, headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
     )
 
 
-def _thanks(lang: str, again: bool = False) -> HTMLResponse:
-    w = WORDS[lang]
-    return _page(lang, f'<p id="thanks" role="status">{html.escape(w["done" if again else "thanks"])}</p>')
+def _thanks(request: Request, lang: str, again: bool = False) -> HTMLResponse:
+    said = html.escape(WORDS[lang]["done" if again else "thanks"])
+    return _page(request, lang, f'<p id="thanks" role="status">{said}</p>')
 
 
 async def survey_page(request: Request) -> Response:
-    wid = _work_id(request)
+    wid = await _work_id(request)
     lang = lang_of(request)
     case = await case_store.get_case(ctx_of(request).store, wid, timeline=False)
     if case is None:
         raise Problem(404, "no such survey link (or it has expired)", code="not_found")
     if case.get("csat"):
-        return _thanks(lang, again=True)
+        return _thanks(request, lang, again=True)
     w = WORDS[lang]
     e = html.escape
     scores = "".join(
@@ -107,7 +101,7 @@ async def survey_page(request: Request) -> Response:
 <p><label for="comment">{e(w["comment"])}</label><br>
 <textarea id="comment" name="comment" rows="4" maxlength="4000" dir="auto"></textarea></p>
 <p><button type="submit">{e(w["send"])}</button></p></form>"""
-    return _page(lang, form)
+    return _page(request, lang, form)
 
 
 async def _answer(request: Request, wid: str, score: int, comment: str) -> bool:
@@ -123,16 +117,16 @@ async def _answer(request: Request, wid: str, score: int, comment: str) -> bool:
 
 @takes(SurveyForm, media=FORM)
 async def survey_post(request: Request, body: Body[SurveyForm]) -> Response:
-    wid = _work_id(request)
+    wid = await _work_id(request)
     await rate_limited(request, "survey")
     f = await body()
     lang = lang_of(request, f.lang)
-    return _thanks(lang, again=not await _answer(request, wid, int(f.score), f.comment))
+    return _thanks(request, lang, again=not await _answer(request, wid, int(f.score), f.comment))
 
 
 @takes(SurveyInput)
 async def survey_json(request: Request, body: Body[SurveyInput]) -> Response:
-    wid = _work_id(request)
+    wid = await _work_id(request)
     await rate_limited(request, "survey")
     b = await body()
     if not await _answer(request, wid, b.score, b.comment):

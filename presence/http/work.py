@@ -138,7 +138,7 @@ async def get_work(request: Request) -> Response:
     item.update(await cases.details(ctx.store, wid, item))
     if "case" in item:
         # the customer's signed status link, for staff to pass on ({case.status_url} in a template)
-        item["status_path"] = cases.status_path(ctx.secret, ctx.store.keys.center, wid)
+        item["status_path"] = ctx.status_path(wid)
     return json(item)
 
 

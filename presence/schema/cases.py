@@ -10,6 +10,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from presence.schema.common import (
+    CENTER_CHARS,
     NOTE_MAX,
     SPACE,
     WS,
@@ -55,11 +56,14 @@ class ReplyInput(Shape, kw_only=True):
     )
 
 
-# a customer link's token (presence.auth.sign_link): work id, expiry, signature
+# a customer link's token (presence.auth.sign_link): the center (every one
+# but the default), work id, expiry, signature
 LinkToken = Annotated[
     str,
     Meta(
-        max_length=400, pattern=r"^[A-Za-z0-9_-]+\.[0-9]{1,12}\.[A-Za-z0-9_-]+$", description="a link token"
+        max_length=400,
+        pattern=rf"^(?:{CENTER_CHARS}\.)?[A-Za-z0-9_-]+\.[0-9]{{1,12}}\.[A-Za-z0-9_-]+$",
+        description="a link token",
     ),
 ]
 

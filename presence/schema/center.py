@@ -193,7 +193,9 @@ WEBHOOK_EVENTS: Final[tuple[str, ...]] = get_args(WebhookEvent)[1:]
 
 
 class WebhookEntry(Shape, kw_only=True):
-    """``[[webhooks]]``: one outbound webhook; the secret never reaches Redis."""
+    """``[[webhooks]]``: one outbound webhook. An inline secret is kept in
+    Redis with the center's document (the registry every process signs
+    from); with secret_env only the variable's name is."""
 
     name: Name
     url: Annotated[str, Meta(pattern=r"^https?://", description="an http:// or https:// URL")]

@@ -23,7 +23,9 @@ from msgspec import Meta, Struct
 
 _END: Final = r"(?!\n)$"
 NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}" + _END
-CENTER_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,31}" + _END
+# a center id, also the first part of a customer link of its center (cases.LinkToken)
+CENTER_CHARS: Final = r"[a-z0-9][a-z0-9_-]{0,31}"
+CENTER_PATTERN: Final = f"^{CENTER_CHARS}{_END}"
 # Python's whitespace (what `str.isspace`, `str.strip` and `re`'s `\s` mean),
 # spelled out: in the ECMA-262 dialect that JSON Schema patterns are read in,
 # `\s` leaves out \x1c-\x1f and \x85, so a client generating from the

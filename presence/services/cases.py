@@ -172,25 +172,26 @@ STATUS_LINK: Final = "status"
 SURVEY_LINK: Final = "survey"
 
 
-def status_token(secret: str, center: str, wid: str) -> str:
-    """The token of a case's status link (``/status/<token>``): signed, no expiry."""
-    return sign_link(secret, STATUS_LINK, center, wid)
+def status_token(secret: str, center: str, wid: str, *, named: bool) -> str:
+    """The token of a case's status link (``/status/<token>``): signed, no
+    expiry; `named`: the link names its center (every center but the default)."""
+    return sign_link(secret, STATUS_LINK, center, wid, named=named)
 
 
-def status_path(secret: str, center: str, wid: str) -> str:
-    return f"/status/{status_token(secret, center, wid)}"
+def status_path(secret: str, center: str, wid: str, *, named: bool) -> str:
+    return f"/status/{status_token(secret, center, wid, named=named)}"
 
 
-def survey_path(secret: str, center: str, wid: str, ended_ms: int, days: int) -> str:
+def survey_path(secret: str, center: str, wid: str, ended_ms: int, days: int, *, named: bool) -> str:
     """The signed survey link of a case completed at `ended_ms`, valid `days` after it ("" when none)."""
     if days <= 0 or not ended_ms:
         return ""
     exp = int(ended_ms // 1000) + days * 86400
-    return f"/survey/{sign_link(secret, SURVEY_LINK, center, wid, exp)}"
+    return f"/survey/{sign_link(secret, SURVEY_LINK, center, wid, exp, named=named)}"
 
 
 def webhook_links(
-    secret: str, center: Center, center_id: str
+    secret: str, center: Center, center_id: str, *, named: bool
 ) -> Callable[[str, dict[str, Any]], dict[str, str]]:
     """What the webhooks add for the customer: the status link of a new case
     (``case.created``) and the survey link of a completed item (``work.completed``)."""
@@ -200,10 +201,12 @@ def webhook_links(
         if not wid:
             return {}
         if kind == "case.created":
-            return {"status_path": status_path(secret, center_id, wid)}
+            return {"status_path": status_path(secret, center_id, wid, named=named)}
         if kind == "work.completed":
-            path = survey_path(secret, center_id, wid, int(data.get("ts") or 0), center.cases.survey_days)
-            return {"survey_path": path, "status_path": status_path(secret, center_id, wid)} if path else {}
+            days = center.cases.survey_days
+            path = survey_path(secret, center_id, wid, int(data.get("ts") or 0), days, named=named)
+            if path:
+                return {"survey_path": path, "status_path": status_path(secret, center_id, wid, named=named)}
         return {}
 
     return links

@@ -19,9 +19,10 @@ from presence.store import cases as case_store
 from presence.store import centers as registry
 from presence.store.client import Client
 
-__all__ = ["apply", "parse_document", "redacted", "remove"]
+__all__ = ["apply", "parse_document", "redacted", "remove", "unredacted"]
 
-# what GET answers instead of a webhook's inline secret
+# what GET answers instead of a webhook's inline secret; sent back in a
+# document, it means "keep the stored secret" (`unredacted`)
 REDACTED = "*" * 16
 
 
@@ -82,3 +83,38 @@ def redacted(doc: dict[str, Any]) -> dict[str, Any]:
             {**h, "secret": REDACTED} if isinstance(h, dict) and "secret" in h else h for h in hooks
         ],
     }
+
+
+async def unredacted(redis: Client, center_id: str, doc: Any) -> Any:
+    """`doc` with each webhook secret given as GET shows it (`REDACTED`) put
+    back as the stored secret of the center's webhook of the same name, so
+    that a document read back and applied again keeps its secrets rather
+    than signing with sixteen asterisks. `Invalid` naming the field when
+    there is no such secret to keep (a new or renamed webhook, a new center,
+    one whose stored webhook takes its secret from secret_env)."""
+    hooks = doc.get("webhooks") if isinstance(doc, dict) else None
+    if not isinstance(hooks, list) or not any(_hidden(h) for h in hooks):
+        return doc
+    stored = (await registry.document(redis, center_id)) or {}
+    kept = {
+        h.get("name"): h["secret"]
+        for h in stored.get("webhooks") or []
+        if isinstance(h, dict) and isinstance(h.get("secret"), str) and h["secret"] != REDACTED
+    }
+    out: list[Any] = []
+    for i, hook in enumerate(hooks):
+        if _hidden(hook):
+            name = hook.get("name")
+            if name not in kept:
+                raise Invalid.at(
+                    ("webhooks", i, "secret"),
+                    f"is hidden ({REDACTED}, as GET shows it) but center {center_id!r} has no stored "
+                    f"secret of a webhook {name!r} to keep: give the secret (or secret_env)",
+                )
+            hook = {**hook, "secret": kept[name]}
+        out.append(hook)
+    return {**doc, "webhooks": out}
+
+
+def _hidden(hook: Any) -> bool:
+    return isinstance(hook, dict) and hook.get("secret") == REDACTED

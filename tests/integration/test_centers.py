@@ -13,6 +13,8 @@ anything of B.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import os
 import re
 import subprocess
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import redis
 
@@ -39,8 +42,12 @@ from tests.harness import (
     supervisor,
     token,
 )
+from tests.helpers import free_port
+from tests.integration import channels_http
 from tests.integration.conftest import ServerFactory, check_center
 from tests.integration.test_security import API
+from tests.integration.test_webhooks import SECRET as HOOK_SECRET
+from tests.integration.test_webhooks import Receiver
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -536,3 +543,156 @@ async def test_snapshots_metrics_and_reports_are_per_center(two: tuple[ServerPro
     assert in_b.status_code == 200 and wid in in_b.text, in_b.text[:500]
     assert in_a.status_code == 200 and wid not in in_a.text
     assert (await carol.request({"type": "work.complete", "work_id": wid}))["type"] == "ok"
+
+
+# -- the customers' links: each center's own ---------------------------------------------------
+
+
+async def test_a_customer_of_b_gets_b_s_status_page_and_survey_and_the_answer_lands_in_b(
+    two: tuple[ServerProcess, str],
+) -> None:
+    server, a = two
+    port = free_port()
+    rec = Receiver(port)
+    try:
+        hook = {"name": "gateway", "url": f"http://127.0.0.1:{port}/out", "secret": HOOK_SECRET}
+        doc = {
+            **B_DOC,
+            "queues": [{"name": "support", "wrapup_seconds": 0}, *B_DOC["queues"][1:]],
+            "cases": {"survey_days": 2},
+            "webhooks": [{**hook, "events": ["work.completed", "csat"], "timeout": 1, "max_backoff": 0.4}],
+        }
+        assert put_center(server, B, doc).status_code == 200
+        svc_b = _auth(token("service", "gw", center=B))
+        carol = await agent(server, B_AGENT, center=B)
+        await available(carol)
+        r = channels_http.post(
+            f"{server.http}/api/v1/channels/chat/messages",
+            json={"conversation_id": "osaka-1", "from": "u1", "text": "kettle broken"},
+            headers=svc_b,
+        )
+        assert r.status_code == 201, r.text
+        wid, status_url = r.json()["id"], r.json()["status_url"]
+        # the link names its center; staff see the same one
+        assert status_url.startswith(f"{server.http}/status/{B}.{wid}.0."), status_url
+        staff = channels_http.get(f"{server.http}/api/v1/work/{wid}", headers=svc_b).json()
+        assert server.http + staff["status_path"] == status_url
+        await carol.expect(lambda m: m["type"] == "offer" and m["work_id"] == wid)
+        assert (await carol.request({"type": "offer.accept", "work_id": wid}))["type"] == "ok"
+
+        # B's status page, B's case; a message from it reaches B's agent
+        view = channels_http.get(status_url, headers={"Accept": "application/json"})
+        assert view.status_code == 200, view.text
+        assert view.json()["work_id"] == wid and [m["text"] for m in view.json()["messages"]] == [
+            "kettle broken"
+        ]
+        page = channels_http.get(status_url)
+        assert page.status_code == 200 and "大阪センター" in page.text, page.text
+        r = channels_http.post(f"{status_url}/messages", json={"text": "and the lid"})
+        assert r.status_code == 201 and r.json() == {"id": wid, "outcome": "joined"}, r.text
+        got = await carol.expect("work.message")
+        assert got["work_id"] == wid and got["message"]["text"] == "and the lid"
+
+        # completed: B's survey link, on the page and in B's webhook
+        assert (await carol.request({"type": "work.complete", "work_id": wid}))["type"] == "ok"
+        survey = channels_http.get(status_url, headers={"Accept": "application/json"}).json()["survey_path"]
+        assert survey.startswith(f"/survey/{B}.{wid}."), survey
+        done = [e["data"] for e in await rec.wait_for(1) if e["type"] == "work.completed"]
+        assert [(d["survey_path"], server.http + d["status_path"]) for d in done] == [(survey, status_url)]
+        form = channels_http.get(server.http + survey)
+        assert form.status_code == 200 and 'name="score"' in form.text and "大阪センター" in form.text
+
+        # the answer lands in B: its case, its csat webhook, its reports; none in A
+        r = channels_http.post(f"{server.http}{survey}/answer", json={"score": 4, "comment": "okini"})
+        assert r.status_code == 201, r.text
+        case = channels_http.get(f"{server.http}/api/v1/work/{wid}", headers=svc_b).json()["case"]
+        assert case["csat"] == 4 and case["csat_comment"] == "okini"
+        csat = [e["data"] for e in await rec.wait_for(2) if e["type"] == "csat"]
+        assert [(c["work_id"], c["score"], c["agent_id"]) for c in csat] == [(wid, 4, B_AGENT)]
+        kpis = "/api/v1/reports/kpis?group_by=agent"
+        rows_b = call(server, "GET", kpis, token("supervisor", "sue", center=B)).json()["rows"]
+        assert next(r for r in rows_b if r["agent"] == B_AGENT)["csat_count"] == 1
+        rows_a = call(server, "GET", kpis, token("supervisor", "sue")).json()["rows"]
+        assert not any(r.get("csat_count") for r in rows_a), rows_a
+        assert call(server, "GET", f"/api/v1/work/{wid}", token("service", "gw")).status_code == 404
+
+        # moved to another center, or with the center cut off: no link of this server
+        token_part = status_url.rsplit("/", 1)[1]
+        bare = token_part.split(".", 1)[1]
+        for bad in (bare, f"{a}.{bare}", f"nowhere.{bare}"):
+            r = channels_http.get(f"{server.http}/status/{bad}", headers={"Accept": "application/json"})
+            assert r.status_code == 404 and "no such status link" in r.text, (bad, r.text)
+        # the default center's links are as they were (no center in them)
+        r = channels_http.post(
+            f"{server.http}/api/v1/channels/chat/messages",
+            json={"conversation_id": "tokyo-1", "from": "u1", "text": "hello"},
+            headers=_auth(token("service", "gw")),
+        )
+        assert r.status_code == 201, r.text
+        mine = r.json()
+        assert mine["status_url"].startswith(f"{server.http}/status/{mine['id']}.0."), mine
+        view = channels_http.get(mine["status_url"], headers={"Accept": "application/json"})
+        assert view.status_code == 200 and view.json()["work_id"] == mine["id"]
+        # a center given no name shows none (its id means nothing to a customer)
+        page_a = channels_http.get(mine["status_url"]).text
+        assert "大阪センター" not in page_a and 'id="center"' not in page_a and "<h1>" in page_a
+        svc_a = token("service", "gw")
+        cancel = call(server, "POST", f"/api/v1/work/{mine['id']}/cancel", svc_a, {"reason": "t"})
+        assert cancel.status_code == 200, cancel.text
+    finally:
+        rec.stop()
+
+
+async def test_a_document_read_back_and_applied_again_keeps_its_webhook_secrets(
+    two: tuple[ServerProcess, str], tmp_path: Path
+) -> None:
+    server, _ = two
+    port = free_port()
+    rec = Receiver(port)
+    try:
+        hook = {"name": "crm", "url": f"http://127.0.0.1:{port}/hooks", "events": ["case.created"]}
+        assert (
+            put_center(server, B, {**B_DOC, "webhooks": [{**hook, "secret": HOOK_SECRET}]}).status_code == 200
+        )
+        shown = call(server, "GET", f"/api/v1/centers/{B}", PLATFORM).json()
+        assert shown["webhooks"][0]["secret"] == "*" * 16
+        # what GET showed, applied again as it is: the stored secret is kept
+        again = put_center(server, B, shown)
+        assert again.status_code == 200, again.text
+        with redis.Redis.from_url(server.redis_url) as r:
+            stored = orjson.loads(r.hget(CENTER_DOCS, B))
+        assert stored["webhooks"][0]["secret"] == HOOK_SECRET
+        r = channels_http.post(
+            f"{server.http}/api/v1/channels/chat/messages",
+            json={"conversation_id": "osaka-hook", "from": "u1", "text": "hello"},
+            headers=_auth(token("service", "gw", center=B)),
+        )
+        assert r.status_code == 201, r.text
+        await rec.wait_for(1)
+        headers, body = rec.got[0]
+        assert orjson.loads(body)["type"] == "case.created"
+        want = "sha256=" + hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert headers["x-presence-signature"] == want
+
+        # a hidden secret with nothing stored to keep (a new webhook): refused, nothing changed
+        rev = again.json()["revision"]
+        new = {**hook, "name": "erp", "secret": "*" * 16}
+        r = put_center(server, B, {**shown, "webhooks": [*shown["webhooks"], new]})
+        assert r.status_code == 422 and r.json()["field"] == "webhooks[1].secret", r.text
+        assert "give the secret" in r.json()["detail"]
+        listed = call(server, "GET", "/api/v1/centers", PLATFORM).json()["centers"]
+        assert next(c for c in listed if c["id"] == B)["revision"] == rev
+
+        # the same from the command line, a file written from what GET showed
+        path = tmp_path / "osaka.toml"
+        lines = ['[[queues]]\nname = "support"\n', f'[[webhooks]]\nname = "crm"\nurl = "{hook["url"]}"']
+        path.write_text("\n".join([*lines, f'secret = "{"*" * 16}"\n']), "utf-8")
+        out = _presence(server, "center", "apply", str(path), "--center", B)
+        assert out.returncode == 0 and "updated" in out.stdout, out
+        with redis.Redis.from_url(server.redis_url) as r:
+            assert orjson.loads(r.hget(CENTER_DOCS, B))["webhooks"][0]["secret"] == HOOK_SECRET
+        path.write_text(path.read_text("utf-8").replace('name = "crm"', 'name = "erp"'), "utf-8")
+        out = _presence(server, "center", "apply", str(path), "--center", B)
+        assert out.returncode == 2 and "webhooks[0].secret" in out.stderr, out
+    finally:
+        rec.stop()

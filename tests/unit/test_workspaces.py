@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from presence.auth import AuthError, check_link, link_center, sign_link
 from presence.tasks import Pace
 from presence.workspaces import owner_of
 
@@ -67,3 +70,21 @@ async def test_a_quiet_loop_sleeps_until_the_center_changes() -> None:
     # with an idle interval, a quiet sleep ends by itself
     clock.t += 11
     await asyncio.wait_for(pace.sleep(0.01, idle=0.05), 1)
+
+
+def test_a_customer_link_names_its_center_unless_it_is_the_default_one() -> None:
+    secret = "s" * 32
+    plain = sign_link(secret, "status", "tokyo", "w1")
+    named = sign_link(secret, "status", "osaka", "w1", named=True)
+    assert link_center(plain) is None and plain.startswith("w1.0.")
+    assert link_center(named) == "osaka" and named.startswith("osaka.w1.0.")
+    assert check_link(secret, "status", "tokyo", plain) == "w1"
+    assert check_link(secret, "status", "osaka", named) == "w1"
+    # the signature holds the center: moved to another, or its name cut off
+    # (a link without one is the default center's), it is no link
+    bare = named.split(".", 1)[1]
+    for center, token in (("tokyo", named), ("tokyo", f"tokyo.{bare}"), ("tokyo", bare)):
+        with pytest.raises(AuthError):
+            check_link(secret, "status", center, token)
+    with pytest.raises(AuthError):
+        check_link(secret, "survey", "osaka", named)

@@ -33,9 +33,7 @@ async def customer_of(
 
 def status_url(request: Request, work_id: str) -> str:
     """The case's signed self-service link (``/status/<token>``), absolute."""
-    ctx = ctx_of(request)
-    path = cases.status_path(ctx.secret, ctx.store.keys.center, work_id)
-    return str(request.base_url).rstrip("/") + path
+    return str(request.base_url).rstrip("/") + ctx_of(request).status_path(work_id)
 
 
 def intake_response(request: Request, result: Intake, **extra: Any) -> Response:
