@@ -267,6 +267,15 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         description="The answer is a thank-you page, or JSON with `Accept: application/json`. "
         "A post that fills the page's hidden spam trap is thanked (200) and dropped.",
     ),
+    ("POST", "/forms/{center}/case"): Op(
+        "A center's public web form opens a case in that center (as POST /forms/case)",
+        ok=(201, channels.FormAnswer),
+        also_ok={200: channels.FormAnswer},
+        problems=(400, 404, 411, 413, 415, 422, 429, 503),
+        media=(HTML, JSON),
+        description="For a center other than the default one: its own contact page posts here. "
+        "Its categories, rate limit and status links are the center's; an unknown center answers 404.",
+    ),
     ("GET", "/contact"): Op("The public contact form (HTML)", ok=(200, None), problems=(404,), media=HTML),
     ("GET", "/agent"): Op("The agent panel (HTML)", ok=(200, None), problems=(404,), media=HTML),
     ("GET", "/wallboard"): Op("The wallboard (HTML)", ok=(200, None), problems=(404,), media=HTML),

@@ -643,6 +643,27 @@ async def test_a_customer_of_b_gets_b_s_status_page_and_survey_and_the_answer_la
         rec.stop()
 
 
+def test_a_center_s_web_form_opens_its_case_in_that_center(two: tuple[ServerProcess, str]) -> None:
+    server, _ = two
+    form = {"name": "山田 花子", "email": "hanako@example.jp", "message": "蓋が割れました"}
+    json_only = {"Accept": "application/json"}
+    r = channels_http.post(f"{server.http}/forms/{B}/case", data=form, headers=json_only)
+    assert r.status_code == 201, r.text
+    wid = r.json()["id"]
+    assert r.json()["queue"] == "support", r.text
+    assert r.json()["status_url"].startswith(f"{server.http}/status/{B}.{wid}."), r.text
+    case = call(server, "GET", f"/api/v1/work/{wid}", token("service", "gw", center=B))
+    assert case.status_code == 200 and case.json()["case"]["source"] == "form", case.text
+    assert call(server, "GET", f"/api/v1/work/{wid}", token("service", "gw")).status_code == 404
+    # the thank-you page, and a center that is not there
+    page = channels_http.post(f"{server.http}/forms/{B}/case", data=form)
+    assert page.status_code == 201 and "Thank you" in page.text and wid not in page.text, page.text
+    r = channels_http.post(f"{server.http}/forms/nowhere/case", data=form, headers=json_only)
+    assert r.status_code == 404 and r.json()["field"] == "center", r.text
+    r = channels_http.post(f"{server.http}/forms/{B[:1]}%20x/case", data=form, headers=json_only)
+    assert r.status_code == 422 and r.json()["field"] == "center", r.text
+
+
 async def test_a_document_read_back_and_applied_again_keeps_its_webhook_secrets(
     two: tuple[ServerProcess, str], tmp_path: Path
 ) -> None:

@@ -1,4 +1,5 @@
-"""Web-to-case: ``POST /forms/case`` takes a plain HTML form post
+"""Web-to-case: ``POST /forms/case`` (``/forms/<center>/case`` for a center
+other than the default one) takes a plain HTML form post
 (``application/x-www-form-urlencoded`` or multipart) from a contact page
 such as ``/contact`` (``presence/static/contact.html``).
 
@@ -21,7 +22,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from presence.http.channels.common import center_of, customer_of, status_url
-from presence.http.common import FORM, Body, ctx_of, invalid, json, takes
+from presence.http.common import FORM, Body, centers_of, ctx_of, invalid, json, path_param, takes
 from presence.problems import Problem
 from presence.schema import Invalid
 from presence.schema.channels import WebForm
@@ -76,8 +77,7 @@ def _thanks(lang: str, ref: str | None, status: int = 200, link: str = "") -> HT
     return HTMLResponse(page, status_code=status)
 
 
-@takes(WebForm, media=FORM)
-async def post_case(request: Request, body: Body[WebForm]) -> Response:
+async def _post_case(request: Request, body: Body[WebForm]) -> Response:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in FORM:
         raise Problem(
@@ -165,4 +165,23 @@ async def post_case(request: Request, body: Body[WebForm]) -> Response:
     return _thanks(lang, result.work_id, status=201, link=link)
 
 
-ROUTES = [Route("/forms/case", post_case, methods=["POST"])]
+post_case = takes(WebForm, media=FORM)(_post_case)
+
+
+@takes(WebForm, media=FORM)
+async def post_center_case(request: Request, body: Body[WebForm]) -> Response:
+    """The form of a center other than the default one (its own contact page
+    posts to ``/forms/<center>/case``): the case opens in that center, with
+    its categories, rate limit and status links."""
+    center = path_param(request, "center")
+    ctx = await centers_of(request).resolve(center)
+    if ctx is None:
+        raise Problem(404, f"no center {center!r}", field="center", code="not_found")
+    request.state.ctx = ctx
+    return await _post_case(request, body)
+
+
+ROUTES = [
+    Route("/forms/case", post_case, methods=["POST"]),
+    Route("/forms/{center}/case", post_center_case, methods=["POST"]),
+]
