@@ -30,6 +30,7 @@ from presence.schema import Invalid, Malformed, convert, decode, value
 from presence.schema.cases import LinkToken
 from presence.schema.channels import CallId
 from presence.schema.common import AgentId, CenterId, ChannelName, CustomerId, Name, QueueName, WorkId
+from presence.store.limits import rate_hit
 
 MAX_BODY = 256 * 1024
 JSON: Final = "application/json"
@@ -211,3 +212,30 @@ def path_param(request: Request, name: str) -> str:
         return str(value(request.path_params[name], tp, field))
     except Invalid as exc:
         raise invalid(exc) from None
+
+
+# -- the public routes (no token: the contact form, the status page, the survey) ------------
+
+
+def wants_json(request: Request) -> bool:
+    """Whether a public page's client asked for JSON rather than the HTML page."""
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+async def rate_limited(request: Request, bucket: str, what: str = "messages") -> None:
+    """A public route's per-address limit (the center's ``[intake.forms]``
+    rate), counted in Redis per `bucket`: 429 with Retry-After over it."""
+    ctx = ctx_of(request)
+    cfg = ctx.center.intake
+    if cfg.form_rate_limit <= 0:
+        return
+    ip = request.client.host if request.client else "unknown"
+    allowed, retry = await rate_hit(ctx.store, f"{bucket}:{ip}", cfg.form_rate_window, cfg.form_rate_limit)
+    if not allowed:
+        raise Problem(
+            429,
+            f"too many {what} from your address; try again in {retry} seconds",
+            code="rate_limited",
+            headers={"Retry-After": str(retry)},
+        )

@@ -27,16 +27,26 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 from presence.auth import AuthError, check_link, link_center
 from presence.context import Context
 from presence.http import openapi
-from presence.http.common import FORM, JSON, Body, centers_of, ctx_of, json, path_param, takes
+from presence.http.common import (
+    FORM,
+    JSON,
+    Body,
+    centers_of,
+    ctx_of,
+    json,
+    path_param,
+    rate_limited,
+    takes,
+    wants_json,
+)
 from presence.problems import Problem
 from presence.schema.cases import CustomerMessageInput, CustomerStatus
 from presence.services import cases
-from presence.store.limits import rate_hit
+from presence.store.cases import Intake
 
 WORDS = {
     "en": {
@@ -116,24 +126,6 @@ async def _view(ctx: Context, wid: str) -> dict[str, Any]:
     return view
 
 
-async def rate_limited(request: Request, bucket: str = "status") -> None:
-    """The forms' per-address limit: the page is public, like the contact form."""
-    cfg = ctx_of(request).center.intake
-    if cfg.form_rate_limit <= 0:
-        return
-    ip = request.client.host if request.client else "unknown"
-    allowed, retry = await rate_hit(
-        ctx_of(request).store, f"{bucket}:{ip}", cfg.form_rate_window, cfg.form_rate_limit
-    )
-    if not allowed:
-        raise Problem(
-            429,
-            f"too many messages from your address; try again in {retry} seconds",
-            code="rate_limited",
-            headers={"Retry-After": str(retry)},
-        )
-
-
 def _when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC") if ms else ""
 
@@ -193,16 +185,11 @@ textarea{{width:100%;font:inherit}}.sent{{background:#e7f7ec;padding:.5rem .7rem
 """
 
 
-def _wants_json(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "application/json" in accept and "text/html" not in accept
-
-
 async def status_page(request: Request) -> Response:
     wid = await _work_id(request)
     ctx = ctx_of(request)
     view = await _view(ctx, wid)
-    if _wants_json(request):
+    if wants_json(request):
         return json(view, headers={"Cache-Control": "no-store"})
     lang = lang_of(request)
     sent = request.query_params.get("sent") == "1"
@@ -210,14 +197,22 @@ async def status_page(request: Request) -> Response:
     return HTMLResponse(body, headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"})
 
 
-@takes(CustomerMessageInput, media=FORM)
-async def status_post(request: Request, body: Body[CustomerMessageInput]) -> Response:
+async def _customer_writes(
+    request: Request, body: Body[CustomerMessageInput]
+) -> tuple[CustomerMessageInput, Intake]:
+    """The customer's message on the link's case (a case that exists, within
+    the address's rate), joined to it: the message and the outcome."""
     wid = await _work_id(request)
     ctx = ctx_of(request)
     await _view(ctx, wid)
-    await rate_limited(request)
+    await rate_limited(request, "status")
     msg = await body()
-    await cases.customer_writes(ctx.store, ctx.dispatcher, ctx.center, wid, msg.text.strip())
+    return msg, await cases.customer_writes(ctx.store, ctx.dispatcher, ctx.center, wid, msg.text.strip())
+
+
+@takes(CustomerMessageInput, media=FORM)
+async def status_post(request: Request, body: Body[CustomerMessageInput]) -> Response:
+    msg, _ = await _customer_writes(request, body)
     lang = lang_of(request, msg.lang)
     # post, redirect, get: a reload does not send the message again
     return RedirectResponse(f"{quote(request.url.path)}?sent=1&lang={lang}", status_code=303)
@@ -225,20 +220,16 @@ async def status_post(request: Request, body: Body[CustomerMessageInput]) -> Res
 
 @takes(CustomerMessageInput)
 async def status_message(request: Request, body: Body[CustomerMessageInput]) -> Response:
-    wid = await _work_id(request)
-    ctx = ctx_of(request)
-    await _view(ctx, wid)
-    await rate_limited(request)
-    msg = await body()
-    result = await cases.customer_writes(ctx.store, ctx.dispatcher, ctx.center, wid, msg.text.strip())
+    _, result = await _customer_writes(request, body)
     return json({"id": result.work_id, "outcome": result.outcome}, status=201)
 
 
 _PUBLIC = "No token: the signed link is the key. A forged or altered link is 404."
-for _method, _path, _op in (
-    (
+ROUTES = [
+    openapi.route(
         "GET",
         "/status/{token}",
+        status_page,
         openapi.Op(
             "The customer's status page of their case (HTML; JSON with Accept: application/json)",
             ok=(200, CustomerStatus),
@@ -247,9 +238,10 @@ for _method, _path, _op in (
             description=_PUBLIC,
         ),
     ),
-    (
+    openapi.route(
         "POST",
         "/status/{token}",
+        status_post,
         openapi.Op(
             "The customer adds a message to their case from its status page (a form; 303 back to the page)",
             ok=(303, None),
@@ -258,9 +250,10 @@ for _method, _path, _op in (
             description=_PUBLIC,
         ),
     ),
-    (
+    openapi.route(
         "POST",
         "/status/{token}/messages",
+        status_message,
         openapi.Op(
             "The customer adds a message to their case (joins it, routed like any message)",
             ok=(201, openapi.OBJECT),
@@ -268,11 +261,4 @@ for _method, _path, _op in (
             description=_PUBLIC,
         ),
     ),
-):
-    openapi.describe(_method, _path, _op)
-
-ROUTES = [
-    Route("/status/{token}", status_page, methods=["GET"]),
-    Route("/status/{token}", status_post, methods=["POST"]),
-    Route("/status/{token}/messages", status_message, methods=["POST"]),
 ]

@@ -16,11 +16,10 @@ import html
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
 
 from presence.http import openapi
-from presence.http.common import FORM, Body, ctx_of, json, takes
-from presence.http.status import customer_link, heading, lang_of, rate_limited
+from presence.http.common import FORM, Body, ctx_of, json, rate_limited, takes
+from presence.http.status import customer_link, heading, lang_of
 from presence.problems import Problem
 from presence.schema.cases import SurveyForm, SurveyInput
 from presence.services import cases
@@ -135,10 +134,11 @@ async def survey_json(request: Request, body: Body[SurveyInput]) -> Response:
 
 
 _PUBLIC = "No token: the signed link is the key. A forged, altered or expired link is 404."
-for _method, _path, _op in (
-    (
+ROUTES = [
+    openapi.route(
         "GET",
         "/survey/{token}",
+        survey_page,
         openapi.Op(
             "The customer's satisfaction survey of a completed case (HTML)",
             ok=(200, None),
@@ -147,9 +147,10 @@ for _method, _path, _op in (
             description=_PUBLIC,
         ),
     ),
-    (
+    openapi.route(
         "POST",
         "/survey/{token}",
+        survey_post,
         openapi.Op(
             "The survey's form: a score 1-5 and a comment, once per case (HTML thanks)",
             ok=(200, None),
@@ -158,9 +159,10 @@ for _method, _path, _op in (
             description=_PUBLIC,
         ),
     ),
-    (
+    openapi.route(
         "POST",
         "/survey/{token}/answer",
+        survey_json,
         openapi.Op(
             "The survey's answer as JSON: a score 1-5 and a comment, once per case (409 after)",
             ok=(201, openapi.OBJECT),
@@ -168,11 +170,4 @@ for _method, _path, _op in (
             description=_PUBLIC,
         ),
     ),
-):
-    openapi.describe(_method, _path, _op)
-
-ROUTES = [
-    Route("/survey/{token}", survey_page, methods=["GET"]),
-    Route("/survey/{token}", survey_post, methods=["POST"]),
-    Route("/survey/{token}/answer", survey_json, methods=["POST"]),
 ]

@@ -22,12 +22,22 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from presence.http.channels.common import center_of, customer_of, status_url
-from presence.http.common import FORM, Body, centers_of, ctx_of, invalid, json, path_param, takes
+from presence.http.common import (
+    FORM,
+    Body,
+    centers_of,
+    ctx_of,
+    invalid,
+    json,
+    path_param,
+    rate_limited,
+    takes,
+    wants_json,
+)
 from presence.problems import Problem
 from presence.schema import Invalid
 from presence.schema.channels import WebForm
 from presence.services import cases
-from presence.store.limits import rate_hit
 
 MAX_BODY = 128 * 1024
 
@@ -55,11 +65,6 @@ def _lang(request: Request, form: FormData) -> str:
         return chosen
     accept = request.headers.get("accept-language", "").lower()
     return "ja" if accept.startswith("ja") else "en"
-
-
-def _wants_json(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "application/json" in accept and "text/html" not in accept
 
 
 def _thanks(lang: str, ref: str | None, status: int = 200, link: str = "") -> HTMLResponse:
@@ -99,20 +104,11 @@ async def _post_case(request: Request, body: Body[WebForm]) -> Response:
     form = await body.form()
     lang = _lang(request, form)
     # counted before anything else, so a flood costs one INCR per post
-    if cfg.form_rate_limit > 0:
-        ip = request.client.host if request.client else "unknown"
-        allowed, retry = await rate_hit(ctx.store, f"form:{ip}", cfg.form_rate_window, cfg.form_rate_limit)
-        if not allowed:
-            raise Problem(
-                429,
-                f"too many forms from your address; try again in {retry} seconds",
-                code="rate_limited",
-                headers={"Retry-After": str(retry)},
-            )
+    await rate_limited(request, "form", "forms")
     trap = form.get(cfg.form_honeypot) if cfg.form_honeypot else None
     if isinstance(trap, str) and trap.strip():
         # a bot filled the hidden field: thank it and keep nothing
-        return json({"id": None, "outcome": "ignored"}) if _wants_json(request) else _thanks(lang, None)
+        return json({"id": None, "outcome": "ignored"}) if wants_json(request) else _thanks(lang, None)
     try:
         posted = await body.parse()
     except Invalid as exc:
@@ -155,7 +151,7 @@ async def _post_case(request: Request, body: Body[WebForm]) -> Response:
         },
     )
     link = status_url(request, result.work_id)
-    if _wants_json(request):
+    if wants_json(request):
         # no `lead` here: the public reply must not tell who is a known customer
         # outside the queue's hours a new case may wait in another queue (its rule)
         where = result.woke if result.outcome == "created" and result.woke else queue
