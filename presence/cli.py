@@ -461,8 +461,12 @@ async def _retain(url: str, mode: str, center_id: str, days: float) -> int:
         store = Store(redis, center_id)
         if not await store.exists():
             raise Refused(f"center {center_id!r} has no data in the Redis at {url.split('@')[-1]}")
-        # the scripts read the retention from the center's rules (sync_center)
-        await redis.hset(store.keys.rules, "retention_ms", int(days * 86_400_000))
+        # the scripts read the retention from the center's rules (sync_center),
+        # and keep the rules until `settings:version` goes (_lib_config.lua)
+        pipe = redis.pipeline(transaction=True)
+        pipe.hset(store.keys.rules, "retention_ms", int(days * 86_400_000))
+        pipe.delete(store.keys.settings_version)
+        await pipe.execute()
         return await retain_all(store)
     finally:
         await redis.aclose()

@@ -243,3 +243,60 @@ async def test_kept_settings_follow_every_change(redis_server: str) -> None:
     assert after["state"] == "assigned" and after["weight"] == 25
     assert await r.xlen(k.webhook_stream("crm")) == 0
     await r.aclose()
+
+
+async def test_kept_rules_and_hours_follow_their_writers(redis_server: str) -> None:
+    """The retention rule and a queue's plan of hours are kept with the
+    settings too: a re-sync with another retention, and the hourly renewal
+    of the plans (queue_plan.lua), take effect on the next call."""
+    clock = Clock()
+    store = await _store(redis_server, clock)
+    store.scripts.route_inline(256, 512, lambda _: None)
+    r, k = store.redis, store.keys
+
+    async def life(q: str) -> tuple[int, dict[str, str]]:
+        """An item through intake, (accept,) completion: its TTL, and its accept event."""
+        clock.ms += 1
+        wid = new_work_id()
+        await store.create_work_many([NewItem(wid, q, "chat", 0, {})])
+        item = await store.get_work(wid, history=False)
+        assert item is not None and item["agent_id"]
+        clock.ms += 1000
+        if item["state"] == "offered":
+            await store.accept(item["agent_id"], wid)
+        await store.complete(item["agent_id"], wid, "done")
+        accept = [
+            {f.decode(): v.decode() for f, v in e.items()}
+            for _, e in await r.xrange(k.event_stream)
+            if e[b"ev"] == b"accept" and e[b"work"] == wid.encode()
+        ]
+        return await r.pttl(k.work(wid)), accept[0]
+
+    ttl, accept = await life("v")
+    assert 89 * 86_400_000 < ttl <= 90 * 86_400_000 and "paused" not in accept
+    # closed since before the item came (the plan: closed at the start, from T0)
+    assert await store.scripts.call("queue_plan", k.prefix, clock.ms, "v", msgpack.packb([0, T0]))
+    _, accept = await life("v")
+    assert accept["paused"] == "1000"
+    await store.sync_center(parse_center(CENTER), retention_days=0)
+    ttl, _ = await life("q")
+    assert ttl == -1
+    await store.sync_center(parse_center(CENTER), retention_days=2)
+    ttl, _ = await life("q")
+    assert 86_400_000 < ttl <= 2 * 86_400_000
+    await r.aclose()
+
+
+async def test_a_read_only_call_reads_the_settings_without_a_token(redis_server: str) -> None:
+    """A read-only function cannot set a new token after a writer deleted it
+    (Redis refuses its writes): it reads the settings for itself, and the
+    next writer sets the token."""
+    clock = Clock()
+    store = await _store(redis_server, clock)
+    r, k = store.redis, store.keys
+    await r.delete(k.settings_version)
+    views = await store.views(["a0"])
+    assert [v["agent_id"] for v in views] == ["a0"] and await r.get(k.settings_version) is None
+    await store.set_status("a0", "Away", "", "a0")
+    assert await r.get(k.settings_version)
+    await r.aclose()

@@ -9,19 +9,20 @@
 
 -- Business hours: a queue's plan (field `plan`, presence/hours.py) is
 -- {open at the start (1/0), start, t1, t2, ...}: its state flips at each t.
--- No plan: always open. Read once per call.
-local plans
-on_enter(function() plans = {} end)
+-- No plan: always open. Kept with the queue's settings (queue_conf,
+-- _lib_config.lua): queue_put.lua and queue_plan.lua, its writers, make
+-- them stale.
 local function plan_of(q)
-  local p = plans[q]
+  local c = queue_conf(q)
+  local p = c.plan
   if p == nil then
-    local raw = redis.call('HGET', key('queue', q), 'plan')
+    local raw = c.plan_raw
     p = false
     if raw and raw ~= '' then
       local ok, v = pcall(cmsgpack.unpack, raw)
       if ok and type(v) == 'table' and #v >= 2 then p = v end
     end
-    plans[q] = p
+    c.plan = p
   end
   return p
 end
