@@ -195,7 +195,7 @@ class Keys:
     def queue_borrowed(self, name: str) -> str:  # ZSET items of other queues this queue may also take
         return self._k("queue", name, "borrowed")
 
-    def queue_handle(self, name: str) -> str:  # LIST recent handle times (ms), newest first
+    def queue_handle(self, name: str) -> str:  # LIST recent handle times (ms), newest first (50 read)
         return self._k("queue", name, "handle")
 
     @property

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from presence.center import parse_center
 from presence.protocol import decode_events
 from presence.store import NewItem, Store, new_work_id
-from presence.store.cases import sync_config
+from presence.store.cases import sync_config, wait_figures
 
 T0 = 1_800_000_000_000
 
@@ -300,3 +300,28 @@ async def test_a_read_only_call_reads_the_settings_without_a_token(redis_server:
     await store.set_status("a0", "Away", "", "a0")
     assert await r.get(k.settings_version)
     await r.aclose()
+
+
+async def test_a_queues_expected_wait_counts_the_latest_fifty_handle_times(redis_server: str) -> None:
+    """The list of recent handle times is trimmed only now and then: it may
+    hold a few more than 50, and the expected wait reads the latest 50."""
+    clock = Clock()
+    store = await _store(redis_server, clock)
+    store.scripts.route_inline(256, 512, lambda _: None)
+    for i in range(1, 71):
+        clock.ms += 1
+        wid = new_work_id()
+        await store.create_work_many([NewItem(wid, "q", "chat", 0, {})])
+        item = await store.get_work(wid, history=False)
+        assert item is not None and item["state"] == "assigned"
+        clock.ms += i  # handled for i ms
+        await store.complete(item["agent_id"], wid, "done")
+    assert 50 <= await store.redis.llen(store.keys.queue_handle("q")) < 70
+    for i in range(3):
+        await store.set_status(f"a{i}", "Away", "", f"a{i}")
+    wid = new_work_id()
+    await store.create_work_many([NewItem(wid, "q", "chat", 0, {})])
+    figures = await wait_figures(store, wid)
+    assert figures is not None
+    assert (figures.samples, figures.handle_ms) == (50, sum(range(21, 71)))
+    await store.redis.aclose()

@@ -144,12 +144,27 @@ local function unknown_target(q, ch)
   return nil
 end
 
+-- The items this call made (`create_item`): the fields the router reads
+-- of an item (ITEM in _lib_router.lua), as they were written, so an intake
+-- routed in its own call reads nothing of its item back. Nothing else
+-- changes such an item before the router takes it (a batch of intakes
+-- makes only its own items).
+local made
+on_enter(function() made = {} end)
+local function made_item(wid)
+  return made[wid]
+end
+
 -- A new item, queued in `q` (work_create.lua, case_intake.lua).
 local function create_item(wid, q, ch, prio, data, req, idem)
   local score = wait_score(prio, NOW)
+  local weight = channel(ch).weight
   redis.call('HSET', key('work', wid), 'id', wid, 'queue', q, 'channel', ch, 'priority', prio,
-             'weight', channel(ch).weight, 'score', score, 'state', 'queued', 'agent', '', 'created', NOW,
+             'weight', weight, 'score', score, 'state', 'queued', 'agent', '', 'created', NOW,
              'data', data, 'req', req, 'idem', idem, 'expires', 0)
+  -- an absent field reads false, as `hmget` has it
+  made[wid] = {channel = ch, weight = weight, req = req, missed_by = false, data = data, queue = q,
+               ovf = false, handoff = false, created = NOW, offers = false}
   redis.call('ZADD', key('queue', q, 'waiting'), score, wid)
   redis.call('ZADD', key('work', 'open'), NOW, wid)
   bump(key('stats'), 'created', 1)

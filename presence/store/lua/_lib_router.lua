@@ -4,7 +4,7 @@
 -- that finds a ready agent, or a completion or a decline that frees one,
 -- routes in the same call, by the same function, instead of waking the
 -- dispatcher for a second call.
--- Relies on _lib_core.lua (key, num, hmget, on_enter, created_of),
+-- Relies on _lib_core.lua (key, num, hmget, on_enter, created_of), _lib_queue.lua (made_item),
 -- _lib_config.lua (strategy, channel, queue_conf), _lib_agent.lua (touch_agent,
 -- reindex), _lib_route.lua (make_offer, assign) and _lib_core.lua's
 -- history_of.
@@ -37,7 +37,9 @@ local CAP, LOAD, ON_CHANNEL, SKILLS = 1, 2, 3, 3
 -- The best agent for item `wid` (nil when nobody can take it now), and the
 -- item's ITEM fields by name; at most `scan` candidates examined.
 local function pick(q, wid, ready, scan)
-  local it = hmget(key('work', wid), ITEM)
+  -- an item made in this call has no declines yet, and its fields are known
+  local new = made_item(wid)
+  local it = new or hmget(key('work', wid), ITEM)
   local ch, w, missed_by = it.channel, num(it.weight), it.missed_by
   -- the agent who let this item's offer time out: the last resort, so the
   -- item rings elsewhere first but is never stranded
@@ -52,7 +54,7 @@ local function pick(q, wid, ready, scan)
     end
   end
   local declined = key('work', wid, 'declined')
-  local any_declined = redis.call('EXISTS', declined) == 1
+  local any_declined = not new and redis.call('EXISTS', declined) == 1
   local by_free = strategy(q) == 'most_available'
   local off = 0
   while off < scan do
@@ -149,10 +151,14 @@ local function route_queues(names, budget, scan)
         again = false
         local batch = {}  -- waiting entries {wid, score, queue that may take it, borrowed}
         local got_n = {}
+        -- queues whose ready index was just counted non-empty, until an offer
+        -- (which may take any of their agents' last room) makes that stale
+        local has_ready = {}
         local taken, sources = {}, 0
         for k = g, last do
           local q = qs[k].name
           local ready_n = redis.call('ZCARD', key('queue', q, 'ready'))
+          has_ready[q] = ready_n > 0
           if ready_n > 0 and (first or full[q]) then
             -- a saturated queue (few agents with room, a long line) reads a
             -- page sized to the agents who can take work, not to the budget:
@@ -202,10 +208,11 @@ local function route_queues(names, budget, scan)
           local wid, q = e.wid, e.queue
           local ready = key('queue', q, 'ready')
           -- with borrowed items one item can be in the batch twice
-          if not taken[wid] and redis.call('EXISTS', ready) == 1 then
+          if not taken[wid] and (has_ready[q] or redis.call('EXISTS', ready) == 1) then
             local aid, it = pick(q, wid, ready, scan)
             if aid then
               taken[wid] = true
+              has_ready = {}
               offer(wid, aid, q, it)
               budget = budget - 1
               assigned = assigned + 1

@@ -138,14 +138,21 @@ local function finish(wid, state, extra, it)
   return woke, aid, q, ch, prev, num(it.accepted_at), rec
 end
 
+-- A queue's recent handle times: the latest HANDLE_KEPT count (work_position.lua
+-- has the same figure), and how many more the list may hold before a trim.
+local HANDLE_KEPT, HANDLE_SLACK = 50, 16
+
 -- Complete an item in hand (by the agent, or when wrap-up runs out); `it`
 -- as for `finish`.
 local function complete(wid, disposition, by, it)
   local woke, aid, q, ch, _, accepted, rec = finish(wid, 'completed', {disposition = disposition}, it)
   if accepted > 0 then
-    -- recent handle times feed the expected wait (store/lua/work_position.lua)
-    redis.call('LPUSH', key('queue', q, 'handle'), NOW - accepted)
-    redis.call('LTRIM', key('queue', q, 'handle'), 0, 49)
+    -- recent handle times feed the expected wait (store/lua/work_position.lua
+    -- reads the HANDLE_KEPT latest); trimmed once every few pushes, not on each
+    local hk = key('queue', q, 'handle')
+    if redis.call('LPUSH', hk, NOW - accepted) >= HANDLE_KEPT + HANDLE_SLACK then
+      redis.call('LTRIM', hk, 0, HANDLE_KEPT - 1)
+    end
   end
   webhook_completed(wid, aid, q, ch, disposition, by)
   bump(key('stats'), 'completed', 1)
