@@ -11,10 +11,11 @@
 -- one `offer` event carrying the agent's new view. `extra` fields (handoff,
 -- history) ride on the offer. The caller has taken the item out of any
 -- waiting set. `offers`: the item's count of offers with this one, when
--- the caller read the count (route.lua), else counted here.
-local function make_offer(wid, aid, q, ch, w, data, timeout, extra, ev, offers)
+-- the caller read the count (route.lua), else counted here. `agent`: the
+-- agent's fields as `touch_agent` reads them, when the caller has them.
+local function make_offer(wid, aid, q, ch, w, data, timeout, extra, ev, offers, agent)
   local wk = key('work', wid)
-  local rec = touch_agent(aid, ch, w, 1)
+  local rec = touch_agent(aid, ch, w, 1, nil, agent)
   offers = offers or redis.call('HINCRBY', wk, 'offers', 1)
   local expires = 0
   if timeout > 0 then

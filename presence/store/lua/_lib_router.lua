@@ -4,9 +4,9 @@
 -- that finds a ready agent, or a completion or a decline that frees one,
 -- routes in the same call, by the same function, instead of waking the
 -- dispatcher for a second call.
--- Relies on _lib_core.lua (key, num, hmget, on_enter, created_of), _lib_queue.lua (made_item),
+-- Relies on _lib_core.lua (key, num, hmget, maker, on_enter, created_of), _lib_queue.lua (made_item),
 -- _lib_config.lua (strategy, channel, queue_conf), _lib_agent.lua (touch_agent,
--- reindex), _lib_route.lua (make_offer, assign) and _lib_core.lua's
+-- touch_fields, reindex), _lib_route.lua (make_offer, assign) and _lib_core.lua's
 -- history_of.
 --
 -- The rule: woken queues are served by queue priority (higher first); the
@@ -28,14 +28,15 @@ local EXAMINE_MAX = 2048
 -- The item's fields both the pick and the offer need, read once, by name.
 local ITEM = {'channel', 'weight', 'req', 'missed_by', 'data', 'queue', 'ovf', 'handoff', 'created', 'offers'}
 
--- A candidate agent's fields, read for every candidate examined: kept as
--- the plain HMGET reply (no table built per agent), at these indexes: its
--- capacity, its load, its items of the item's channel, then the level of
--- each required skill, from SKILLS + 1 on.
-local CAP, LOAD, ON_CHANNEL, SKILLS = 1, 2, 3, 3
+-- A candidate agent's fields, read for every candidate examined: what
+-- `touch_agent` reads to take the item (touch_fields: so the chosen agent
+-- is not read twice), then the level of each required skill. Kept as the
+-- plain HMGET reply (no table built per agent); touch_fields also says
+-- where the capacity, the load and the items of the item's channel are in it.
 
--- The best agent for item `wid` (nil when nobody can take it now), and the
--- item's ITEM fields by name; at most `scan` candidates examined.
+-- The best agent for item `wid` (nil when nobody can take it now), the
+-- item's ITEM fields by name, and the agent's fields as `touch_agent` reads
+-- them; at most `scan` candidates examined.
 local function pick(q, wid, ready, scan)
   -- an item made in this call has no declines yet, and its fields are known
   local new = made_item(wid)
@@ -45,14 +46,17 @@ local function pick(q, wid, ready, scan)
   -- item rings elsewhere first but is never stranded
   local fallback = nil
   local cap = channel(ch).cap
-  local fields = {'cap', 'load', 'c:' .. ch}  -- CAP, LOAD, ON_CHANNEL
-  local need = {}
+  local base, at = touch_fields(ch)
+  local CAP, LOAD, ON_CHANNEL, SKILLS = at.cap, at.load, at.on, #base
+  local fields, need = base, {}
   if it.req then
     for s, lvl in pairs(cmsgpack.unpack(it.req)) do
+      if fields == base then fields = {unpack(base)} end
       fields[#fields + 1] = 'sk:' .. s
       need[#need + 1] = tonumber(lvl)
     end
   end
+  local fallback_a = nil
   local declined = key('work', wid, 'declined')
   local any_declined = not new and redis.call('EXISTS', declined) == 1
   local by_free = strategy(q) == 'most_available'
@@ -61,7 +65,7 @@ local function pick(q, wid, ready, scan)
     -- the last page stops at `scan`: at most that many candidates, not the
     -- next multiple of PAGE
     local cands = redis.call('ZRANGE', ready, off, math.min(off + PAGE, scan) - 1)
-    if #cands == 0 then return fallback, it end
+    if #cands == 0 then return fallback, it, fallback_a end
     for _, aid in ipairs(cands) do
       local a = redis.call('HMGET', key('agent', aid), unpack(fields))
       if num(a[CAP]) - num(a[LOAD]) >= w then
@@ -71,24 +75,24 @@ local function pick(q, wid, ready, scan)
             if num(a[SKILLS + i]) < need[i] then ok = false break end
           end
           if ok and (not any_declined or redis.call('SISMEMBER', declined, aid) == 0) then
-            if aid ~= missed_by then return aid, it end
-            fallback = fallback or aid
+            if aid ~= missed_by then return aid, it, maker(fields)(a) end
+            if not fallback then fallback, fallback_a = aid, maker(fields)(a) end
           end
         end
       elseif by_free then
         -- the index is sorted by free capacity: nobody further on has room
-        return fallback, it
+        return fallback, it, fallback_a
       end
     end
     off = off + PAGE
   end
-  return fallback, it
+  return fallback, it, fallback_a
 end
 
 
 -- Offer (or, with auto-accept, assign) item `wid` to `aid`; `it` holds
--- the item's ITEM fields.
-local function offer(wid, aid, q, it)
+-- the item's ITEM fields, `agent` the agent's as `pick` read them.
+local function offer(wid, aid, q, it, agent)
   local wk = key('work', wid)
   local ch, w, data = it.channel, num(it.weight), it.data
   local conf = queue_conf(q)
@@ -96,7 +100,7 @@ local function offer(wid, aid, q, it)
   redis.call('ZREM', key('queue', it.queue or q, 'waiting'), wid)
   if it.ovf and it.ovf ~= '' then redis.call('ZREM', key('queue', it.ovf, 'borrowed'), wid) end
   if conf.auto then
-    local rec = touch_agent(aid, ch, w, 1, {missed = 0})
+    local rec = touch_agent(aid, ch, w, 1, {missed = 0}, agent)
     created_of[wid] = it.created
     assign(wid, aid, q, ch, 'auto', rec, data, num(it.offers) + 1)
     reindex(aid, rec)
@@ -106,7 +110,7 @@ local function offer(wid, aid, q, it)
       -- transferred to this queue with a handoff note: the receiver sees the story
       extra = {handoff = cmsgpack.unpack(it.handoff), history = history_of(wid)}
     end
-    make_offer(wid, aid, q, ch, w, data, conf.timeout, extra, nil, num(it.offers) + 1)
+    make_offer(wid, aid, q, ch, w, data, conf.timeout, extra, nil, num(it.offers) + 1, agent)
   end
 end
 
@@ -209,11 +213,11 @@ local function route_queues(names, budget, scan)
           local ready = key('queue', q, 'ready')
           -- with borrowed items one item can be in the batch twice
           if not taken[wid] and (has_ready[q] or redis.call('EXISTS', ready) == 1) then
-            local aid, it = pick(q, wid, ready, scan)
+            local aid, it, agent = pick(q, wid, ready, scan)
             if aid then
               taken[wid] = true
               has_ready = {}
-              offer(wid, aid, q, it)
+              offer(wid, aid, q, it, agent)
               budget = budget - 1
               assigned = assigned + 1
               here[q] = here[q] + 1
