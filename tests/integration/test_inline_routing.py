@@ -325,3 +325,54 @@ async def test_a_queues_expected_wait_counts_the_latest_fifty_handle_times(redis
     assert figures is not None
     assert (figures.samples, figures.handle_ms) == (50, sum(range(21, 71)))
     await store.redis.aclose()
+
+
+async def test_a_batch_of_intakes_routed_in_its_call_leaves_what_route_lua_would(
+    pair: tuple[Store, Store, set[str], Clock],
+) -> None:
+    """New items of one call join their waiting set only if the router did
+    not take them (_lib_queue.lua, `deferred`): the commits, the waiting
+    sets (members and scores) and the invariants are those of a center
+    routed by route.lua after the same batch."""
+    inline, plain, _, clock = pair
+    for round_ in range(3):
+        clock.ms += 11
+        batch = [
+            (f"{round_}{i:02d}{uuid.uuid4().hex[:6]}", q, ch, prio)
+            for i, (q, ch, prio, _) in enumerate(ITEMS[: 3 + 2 * round_])
+        ]
+        for s in (inline, plain):
+            await s.create_work_many([NewItem(w, q, ch, p, {"subject": w}) for w, q, ch, p in batch])
+        await plain.route(["q", "v"])
+        assert await _commits(inline) == await _commits(plain)
+        for q in ("q", "v"):
+            waiting = [
+                await s.redis.zrange(s.keys.queue_waiting(q), 0, -1, withscores=True) for s in (inline, plain)
+            ]
+            assert waiting[0] == waiting[1]
+    # some waited: the comparison covered items the router did not take
+    assert await plain.redis.zcard(plain.keys.queue_waiting("q")) > 0
+    for s in (inline, plain):
+        assert await s.check() == []
+
+
+async def test_a_batch_of_intakes_nobody_can_take_waits_whole(
+    pair: tuple[Store, Store, set[str], Clock],
+) -> None:
+    """With nobody ready the router reads no queue: every new item of the
+    call still joins its waiting set, in the set's order."""
+    inline, plain, _, clock = pair
+    for s in (inline, plain):
+        for i in range(3):
+            await s.set_status(f"a{i}", "Away", "", f"a{i}")
+    clock.ms += 11
+    batch = [(f"{i:02d}{uuid.uuid4().hex[:6]}", q, ch, prio) for i, (q, ch, prio, _) in enumerate(ITEMS)]
+    for s in (inline, plain):
+        await s.create_work_many([NewItem(w, q, ch, p, {"subject": w}) for w, q, ch, p in batch])
+    for q in ("q", "v"):
+        waiting = [
+            await s.redis.zrange(s.keys.queue_waiting(q), 0, -1, withscores=True) for s in (inline, plain)
+        ]
+        assert waiting[0] == waiting[1] and waiting[0]
+    for s in (inline, plain):
+        assert await s.check() == []

@@ -155,6 +155,53 @@ local function made_item(wid)
   return made[wid]
 end
 
+-- New items that the same call routes (an intake batch routed inline,
+-- `defer_new_items`) whose queue had nobody waiting: they are kept out of
+-- their waiting set until the router has seen them (`deferred`), so an item
+-- taken at once is never added and removed again. The router reads them as
+-- the page it would have read (the whole waiting set then), and `place`
+-- adds the ones it did not take, before anything else reads the set; the
+-- call places every one left at its end (`place_all`), whatever happened.
+local deferring, deferred, unplaced
+on_enter(function() deferring, deferred, unplaced = false, {}, {} end)
+local function defer_new_items()
+  deferring = true
+end
+-- queue -> its deferred items {wid, score}, in the set's order, or nil
+local function deferred_of(q)
+  local d = deferred[q]
+  if d then
+    table.sort(d, function(a, b)
+      if a.score ~= b.score then return a.score < b.score end
+      return a.wid < b.wid
+    end)
+  end
+  return d
+end
+-- Add queue `q`'s deferred items to its waiting set but those in `taken`.
+local function place(q, taken)
+  local d = deferred[q]
+  if not d then return end
+  local args = {}
+  for _, e in ipairs(d) do
+    if not (taken and taken[e.wid]) then
+      args[#args + 1] = e.score
+      args[#args + 1] = e.wid
+    end
+    unplaced[e.wid] = nil
+  end
+  if #args > 0 then redis.call('ZADD', key('queue', q, 'waiting'), unpack(args)) end
+  deferred[q] = nil
+end
+local function place_all()
+  for q in pairs(deferred) do place(q) end
+end
+-- Whether item `wid` is deferred, not in its waiting set (the router then
+-- has nothing to remove).
+local function is_unplaced(wid)
+  return unplaced[wid] == true
+end
+
 -- A new item, queued in `q` (work_create.lua, case_intake.lua).
 local function create_item(wid, q, ch, prio, data, req, idem)
   local score = wait_score(prio, NOW)
@@ -165,7 +212,14 @@ local function create_item(wid, q, ch, prio, data, req, idem)
   -- an absent field reads false, as `hmget` has it
   made[wid] = {channel = ch, weight = weight, req = req, missed_by = false, data = data, queue = q,
                ovf = false, handoff = false, created = NOW, offers = false}
-  redis.call('ZADD', key('queue', q, 'waiting'), score, wid)
+  local waiting = key('queue', q, 'waiting')
+  if deferring and (deferred[q] or redis.call('ZCARD', waiting) == 0) then
+    deferred[q] = deferred[q] or {}
+    deferred[q][#deferred[q] + 1] = {wid = wid, score = score}
+    unplaced[wid] = true
+  else
+    redis.call('ZADD', waiting, score, wid)
+  end
   redis.call('ZADD', key('work', 'open'), NOW, wid)
   bump(key('stats'), 'created', 1)
   record({ev = 'create', queue = q, channel = ch, work = wid, priority = prio}, wid)

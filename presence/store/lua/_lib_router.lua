@@ -4,7 +4,8 @@
 -- that finds a ready agent, or a completion or a decline that frees one,
 -- routes in the same call, by the same function, instead of waking the
 -- dispatcher for a second call.
--- Relies on _lib_core.lua (key, num, hmget, maker, on_enter, created_of), _lib_queue.lua (made_item),
+-- Relies on _lib_core.lua (key, num, hmget, maker, on_enter, created_of), _lib_queue.lua (made_item,
+-- defer_new_items, deferred_of, place, place_all, is_unplaced),
 -- _lib_config.lua (strategy, channel, queue_conf), _lib_agent.lua (touch_agent,
 -- touch_fields, reindex), _lib_route.lua (make_offer, assign) and _lib_core.lua's
 -- history_of.
@@ -96,8 +97,9 @@ local function offer(wid, aid, q, it, agent)
   local wk = key('work', wid)
   local ch, w, data = it.channel, num(it.weight), it.data
   local conf = queue_conf(q)
-  -- an overflowed item waits in its own queue and is borrowed by `q`
-  redis.call('ZREM', key('queue', it.queue or q, 'waiting'), wid)
+  -- an overflowed item waits in its own queue and is borrowed by `q`; a
+  -- new item of this call may not be in its set yet (`deferred`)
+  if not is_unplaced(wid) then redis.call('ZREM', key('queue', it.queue or q, 'waiting'), wid) end
   if it.ovf and it.ovf ~= '' then redis.call('ZREM', key('queue', it.ovf, 'borrowed'), wid) end
   if conf.auto then
     local rec = touch_agent(aid, ch, w, 1, {missed = 0}, agent)
@@ -170,12 +172,26 @@ local function route_queues(names, budget, scan)
             -- far more than placing them
             wins[q] = wins[q] or math.min(window, 8 * ready_n + 16)
             local from, win = skip[q] or 0, wins[q]
-            local got = redis.call('ZRANGE', key('queue', q, 'waiting'), from, from + win - 1, 'WITHSCORES')
-            for n = 1, #got, 2 do
-              batch[#batch + 1] = {wid = got[n], score = tonumber(got[n + 1]), queue = q}
+            local new = deferred_of(q)
+            if new and #new > win then
+              place(q)
+              new = nil
             end
-            got_n[q] = #got / 2
-            full[q] = #got == 2 * win
+            if new then
+              -- new items of this call, the set otherwise empty: the page is them
+              for _, e in ipairs(new) do
+                batch[#batch + 1] = {wid = e.wid, score = e.score, queue = q}
+              end
+              got_n[q] = #new
+              full[q] = #new == win
+            else
+              local got = redis.call('ZRANGE', key('queue', q, 'waiting'), from, from + win - 1, 'WITHSCORES')
+              for n = 1, #got, 2 do
+                batch[#batch + 1] = {wid = got[n], score = tonumber(got[n + 1]), queue = q}
+              end
+              got_n[q] = #got / 2
+              full[q] = #got == 2 * win
+            end
             sources = sources + 1
             if first then
               here[q] = 0
@@ -183,7 +199,7 @@ local function route_queues(names, budget, scan)
               -- overflow: items of other queues this queue's agents may also take
               -- (store/lua/queue_escalate.lua), merged by the same wait score
               if redis.call('EXISTS', key('queue', q, 'borrowed')) == 1 then
-                got = redis.call('ZRANGE', key('queue', q, 'borrowed'), 0, window - 1, 'WITHSCORES')
+                local got = redis.call('ZRANGE', key('queue', q, 'borrowed'), 0, window - 1, 'WITHSCORES')
                 for n = 1, #got, 2 do
                   batch[#batch + 1] = {wid = got[n], score = tonumber(got[n + 1]), queue = q, borrowed = true}
                 end
@@ -232,6 +248,8 @@ local function route_queues(names, budget, scan)
         for _, e in ipairs(batch) do
           if taken[e.wid] and not e.borrowed then page_here[e.queue] = (page_here[e.queue] or 0) + 1 end
         end
+        -- the new items not taken join their set, where the next page is read
+        for q in pairs(got_n) do place(q, taken) end
         examined = examined + #batch
         first = false
         for q, n in pairs(got_n) do
@@ -263,7 +281,10 @@ on_enter(function()
 end)
 
 local function route_inline_begin(budget, scan)
-  if budget and budget > 0 then inline_budget, inline_scan = budget, scan end
+  if budget and budget > 0 then
+    inline_budget, inline_scan = budget, scan
+    defer_new_items()
+  end
 end
 
 -- The queues the caller should still wake: none when they will be routed
@@ -283,8 +304,13 @@ end
 -- dispatcher. A failure (a bug) must not undo the batch's replies, which
 -- Redis has already applied: the queues then go to the dispatcher instead.
 local function route_inline_end()
-  if #to_route == 0 then return {} end
+  if #to_route == 0 then
+    place_all()
+    return {}
+  end
   local ok, assigned_or_err, more = pcall(route_queues, to_route, inline_budget, inline_scan)
+  -- every new item the router did not take waits in its set, even after a failure
+  place_all()
   if not ok then return to_route end
   return more
 end
