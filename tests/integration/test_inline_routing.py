@@ -345,6 +345,11 @@ async def test_a_batch_of_intakes_routed_in_its_call_leaves_what_route_lua_would
             await s.create_work_many([NewItem(w, q, ch, p, {"subject": w}) for w, q, ch, p in batch])
         await plain.route(["q", "v"])
         assert await _commits(inline) == await _commits(plain)
+        # and each new item's record, written once when routed at once
+        for w, *_ in batch:
+            assert await inline.redis.hgetall(inline.keys.work(w)) == await plain.redis.hgetall(
+                plain.keys.work(w)
+            )
         for q in ("q", "v"):
             waiting = [
                 await s.redis.zrange(s.keys.queue_waiting(q), 0, -1, withscores=True) for s in (inline, plain)
@@ -369,6 +374,9 @@ async def test_a_batch_of_intakes_nobody_can_take_waits_whole(
     batch = [(f"{i:02d}{uuid.uuid4().hex[:6]}", q, ch, prio) for i, (q, ch, prio, _) in enumerate(ITEMS)]
     for s in (inline, plain):
         await s.create_work_many([NewItem(w, q, ch, p, {"subject": w}) for w, q, ch, p in batch])
+    for w, *_ in batch:
+        item = await inline.redis.hgetall(inline.keys.work(w))
+        assert item and item == await plain.redis.hgetall(plain.keys.work(w))
     for q in ("q", "v"):
         waiting = [
             await s.redis.zrange(s.keys.queue_waiting(q), 0, -1, withscores=True) for s in (inline, plain)

@@ -162,8 +162,14 @@ end
 -- the page it would have read (the whole waiting set then), and `place`
 -- adds the ones it did not take, before anything else reads the set; the
 -- call places every one left at its end (`place_all`), whatever happened.
-local deferring, deferred, unplaced
-on_enter(function() deferring, deferred, unplaced = false, {}, {} end)
+-- Such an item's record is not written either until the router is done
+-- with it (`unwritten`: its fields, in HSET order): the offer or the
+-- assignment writes it whole with its own fields (`write_item`), or `place`
+-- does. Until then nothing of the call reads it: the router has it from
+-- `made_item`, and a `paused` read of its `created` finds none and takes
+-- NOW, which is what it holds.
+local deferring, deferred, unplaced, unwritten
+on_enter(function() deferring, deferred, unplaced, unwritten = false, {}, {}, {} end)
 local function defer_new_items()
   deferring = true
 end
@@ -178,12 +184,42 @@ local function deferred_of(q)
   end
   return d
 end
--- Add queue `q`'s deferred items to its waiting set but those in `taken`.
+-- Write item `wid`'s record: the fields `set` (a list of name, value), over
+-- those of its creation when that is not written yet.
+local function write_item(wid, set)
+  local base = unwritten[wid]
+  if not base then
+    redis.call('HSET', key('work', wid), unpack(set))
+    return
+  end
+  unwritten[wid] = nil
+  local at = {}
+  for i = 1, #base, 2 do at[base[i]] = i end
+  for i = 1, #set, 2 do
+    local j = at[set[i]]
+    if j then
+      base[j + 1] = set[i + 1]
+    else
+      base[#base + 1] = set[i]
+      base[#base + 1] = set[i + 1]
+      at[set[i]] = #base - 1
+    end
+  end
+  redis.call('HSET', key('work', wid), unpack(base))
+end
+
+-- Add queue `q`'s deferred items to its waiting set but those in `taken`
+-- (and write every record still unwritten).
 local function place(q, taken)
   local d = deferred[q]
   if not d then return end
   local args = {}
   for _, e in ipairs(d) do
+    local base = unwritten[e.wid]
+    if base then
+      unwritten[e.wid] = nil
+      redis.call('HSET', key('work', e.wid), unpack(base))
+    end
     if not (taken and taken[e.wid]) then
       args[#args + 1] = e.score
       args[#args + 1] = e.wid
@@ -206,9 +242,9 @@ end
 local function create_item(wid, q, ch, prio, data, req, idem)
   local score = wait_score(prio, NOW)
   local weight = channel(ch).weight
-  redis.call('HSET', key('work', wid), 'id', wid, 'queue', q, 'channel', ch, 'priority', prio,
-             'weight', weight, 'score', score, 'state', 'queued', 'agent', '', 'created', NOW,
-             'data', data, 'req', req, 'idem', idem, 'expires', 0)
+  local fields = {'id', wid, 'queue', q, 'channel', ch, 'priority', prio, 'weight', weight, 'score', score,
+                  'state', 'queued', 'agent', '', 'created', NOW, 'data', data, 'req', req, 'idem', idem,
+                  'expires', 0}
   -- an absent field reads false, as `hmget` has it
   made[wid] = {channel = ch, weight = weight, req = req, missed_by = false, data = data, queue = q,
                ovf = false, handoff = false, created = NOW, offers = false}
@@ -216,8 +252,9 @@ local function create_item(wid, q, ch, prio, data, req, idem)
   if deferring and (deferred[q] or redis.call('ZCARD', waiting) == 0) then
     deferred[q] = deferred[q] or {}
     deferred[q][#deferred[q] + 1] = {wid = wid, score = score}
-    unplaced[wid] = true
+    unplaced[wid], unwritten[wid] = true, fields
   else
+    redis.call('HSET', key('work', wid), unpack(fields))
     redis.call('ZADD', waiting, score, wid)
   end
   redis.call('ZADD', key('work', 'open'), NOW, wid)

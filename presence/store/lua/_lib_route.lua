@@ -4,7 +4,7 @@
 -- what a case or a webhook does about it is the named hooks'.
 -- Relies on _lib_core.lua (key, num, hmget, NOW, emit, record), _lib_agent.lua
 -- (touch_agent, emit_item, reindex), _lib_webhook.lua (webhook_assigned),
--- _lib_case.lua (case_assigned) and _lib_queue.lua (paused).
+-- _lib_case.lua (case_assigned) and _lib_queue.lua (paused, write_item).
 
 -- Offer item `wid` (channel `ch`, weight `w`, stored `data`) to `aid` with
 -- the queue's push timeout (seconds, 0 = none): capacity held, timer set,
@@ -22,8 +22,7 @@ local function make_offer(wid, aid, q, ch, w, data, timeout, extra, ev, offers, 
     expires = NOW + math.floor(timeout * 1000)
     redis.call('ZADD', key('timer', 'offers'), expires, wid)
   end
-  redis.call('HSET', wk, 'state', 'offered', 'agent', aid, 'offered_at', NOW, 'expires', expires,
-             'offers', offers)
+  write_item(wid, {'state', 'offered', 'agent', aid, 'offered_at', NOW, 'expires', expires, 'offers', offers})
   redis.call('SADD', key('agent', aid, 'offers'), wid)
   local hdr = {type = 'offer', to = aid, work_id = wid, expires_at = expires, offered_at = NOW,
                attempt = offers}
@@ -53,8 +52,8 @@ local function assign(wid, aid, q, ch, via, rec, data, offers)
   if via == 'auto' then
     -- straight from the queue (route.lua): never offered, so no open offer
     -- or offer timer to clear
-    redis.call('HSET', wk, 'state', 'assigned', 'agent', aid, 'offered_at', NOW, 'accepted_at', NOW,
-               'expires', 0, 'offers', offers)
+    write_item(wid, {'state', 'assigned', 'agent', aid, 'offered_at', NOW, 'accepted_at', NOW, 'expires', 0,
+                     'offers', offers})
   else
     redis.call('HSET', wk, 'state', 'assigned', 'agent', aid, 'accepted_at', NOW, 'expires', 0)
     redis.call('SREM', key('agent', aid, 'offers'), wid)
