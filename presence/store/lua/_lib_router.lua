@@ -151,6 +151,9 @@ local function route_queues(names, budget, scan)
       -- take never starves a takeable item behind it
       local window = budget + 16
       local skip, served, full, here, wins = {}, {}, {}, {}, {}
+      -- queues with nothing waiting and nothing borrowed (one EXISTS): there
+      -- is nothing to read, nor to count agents for
+      local idle = {}
       local examined, first = 0, true
       local again = true
       while again do
@@ -163,7 +166,13 @@ local function route_queues(names, budget, scan)
         local taken, sources = {}, 0
         for k = g, last do
           local q = qs[k].name
-          local ready_n = redis.call('ZCARD', key('queue', q, 'ready'))
+          if first and not deferred_of(q)
+             and redis.call('EXISTS', key('queue', q, 'waiting'), key('queue', q, 'borrowed')) == 0 then
+            idle[q] = true
+            served[#served + 1] = q
+          end
+          local ready_n = 0
+          if not idle[q] then ready_n = redis.call('ZCARD', key('queue', q, 'ready')) end
           has_ready[q] = ready_n > 0
           if ready_n > 0 and (first or full[q]) then
             -- a saturated queue (few agents with room, a long line) reads a
@@ -261,7 +270,12 @@ local function route_queues(names, budget, scan)
       for _, q in ipairs(served) do
         -- not when only the examine cap stopped it: that would spin; the
         -- dispatcher's idle pass comes back to it
-        if budget <= 0 or (here[q] > 0 and full[q]) then more[#more + 1] = q end
+        if idle[q] then
+          -- as a queue read and found empty: one that has ready agents, once the budget is spent
+          if budget <= 0 and redis.call('ZCARD', key('queue', q, 'ready')) > 0 then more[#more + 1] = q end
+        elseif budget <= 0 or (here[q] > 0 and full[q]) then
+          more[#more + 1] = q
+        end
       end
     end
     g = last + 1
