@@ -8,7 +8,8 @@ made and the completion call the queue it freed an agent in
 (`Scripts.route_inline`), and `route.lua` runs only for a queue they left
 with more (`--no-inline`: route.lua every round, as before). It prints, per assignment,
 the commands the scripts ran inside Redis (``INFO commandstats``), the
-bytes appended to the AOF, and the Redis CPU and FCALL time; and, as the
+bytes appended to the AOF (also by command, read back from the AOF files),
+and the Redis CPU and FCALL time; and, as the
 baseline of the same run, the cost of one EVALSHA that only defines the
 library's shared helpers (the `_lib_*.lua` parts): the fixed cost every
 call would pay if the scripts were EVAL scripts rather than one function
@@ -44,8 +45,37 @@ from presence.store import NewItem, Store, new_work_id
 from presence.store.scripts import helpers
 
 
+def _aof_files(data: Path) -> dict[Path, int]:
+    return {p: p.stat().st_size for p in data.glob("**/appendonlydir/*.incr.aof")}
+
+
 def _aof_bytes(data: Path) -> int:
-    return sum(p.stat().st_size for p in data.glob("**/appendonlydir/*.incr.aof"))
+    return sum(_aof_files(data).values())
+
+
+def aof_by_command(data: Path, since: dict[Path, int]) -> dict[str, int]:
+    """The bytes appended to the AOF since `since` (`_aof_files`), by
+    command (what the scripts' writes are propagated as: ``PEXPIRE`` as
+    ``PEXPIREAT``, ``SET ... PX`` as ``PXAT``, ``MULTI``/``EXEC`` around each
+    call), largest first."""
+    out: dict[str, int] = {}
+    for path, size in _aof_files(data).items():
+        buf = path.read_bytes()[since.get(path, 0) : size]
+        i = 0
+        while i < len(buf):
+            start = i
+            j = buf.index(b"\r\n", i)
+            n, i = int(buf[i + 1 : j]), j + 2
+            name = b""
+            for k in range(n):
+                j = buf.index(b"\r\n", i)
+                length, i = int(buf[i + 1 : j]), j + 2
+                if k == 0:
+                    name = buf[i : i + length]
+                i += length + 2
+            cmd = name.decode().lower()
+            out[cmd] = out.get(cmd, 0) + i - start
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 async def measure(
@@ -88,10 +118,15 @@ async def measure(
     async def reading() -> RedisWork:
         return RedisWork.parse(await r.info("commandstats"), await r.info("persistence"))
 
-    before, cpu0, aof0 = await reading(), await r.info("cpu"), _aof_bytes(data)
+    # appendfsync everysec: what the rounds appended is in the files within a second
+    await asyncio.sleep(1.2)
+    files0 = _aof_files(data)
+    before, cpu0, aof0 = await reading(), await r.info("cpu"), sum(files0.values())
     for _ in range(rounds):
         await cycle()
-    after, cpu1, aof1 = await reading(), await r.info("cpu"), _aof_bytes(data)
+    after, cpu1 = await reading(), await r.info("cpu")
+    await asyncio.sleep(1.2)
+    aof1, aof_by = _aof_bytes(data), aof_by_command(data, files0)
     work = after.since(before)
     n = batch * rounds
     # the benchmark's own reads: one HGET per item, to find its holder
@@ -116,6 +151,7 @@ async def measure(
         # the AOF files themselves, and Redis's own count (the same unless a
         # rewrite fell in the window)
         "aof_bytes": (aof1 - aof0) / n,
+        "aof_by_command": {k: v / n for k, v in aof_by.items()},
         "aof_info_bytes": per["aof_bytes"],
         "redis_cpu_us": cpu / n * 1e6,
         "fcall_us": per["script_us"],
@@ -150,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  commands run by scripts            {fig['commands']:8.1f}")
     print("    " + ", ".join(f"{k} {v:.2f}" for k, v in fig["by_command"].items() if v >= 0.05))
     print(f"  bytes appended to the AOF          {fig['aof_bytes']:8.0f}")
+    print("    " + ", ".join(f"{k} {v:.0f}" for k, v in fig["aof_by_command"].items() if v >= 1))
     print(f"  FCALL time per assignment, us      {fig['fcall_us']:8.1f}")
     print(f"  Redis CPU per assignment, us       {fig['redis_cpu_us']:8.1f}")
     print(

@@ -446,8 +446,12 @@ def cmd_retain(args: argparse.Namespace) -> int:
 
     async def retain(redis: Client, where: str) -> int:
         store = await _center_store(redis, center_id, where)
-        # the scripts read the retention from the center's rules (sync_center)
-        await redis.hset(store.keys.rules, "retention_ms", int(settings.retention_days * 86_400_000))
+        # the scripts read the retention from the center's rules (sync_center),
+        # and keep the rules until `settings:version` goes (_lib_config.lua)
+        pipe = redis.pipeline(transaction=True)
+        pipe.hset(store.keys.rules, "retention_ms", int(settings.retention_days * 86_400_000))
+        pipe.delete(store.keys.settings_version)
+        await pipe.execute()
         return await retain_all(store)
 
     n = _on_redis(settings, "retain", retain)

@@ -91,7 +91,9 @@ def families(
         "Time from arrival (intake or re-opening) to each assignment (accept or auto-assignment)",
         labels=["center", "queue"],
     )
-    queues = sorted({f.split("|")[1] for f in values if f.startswith("latsum|")})
+    # a queue whose every assignment took 0 ms has buckets but no `latsum` (the
+    # scripts write no increment of 0)
+    queues = sorted({f.split("|")[1] for f in values if f.startswith(("latsum|", "lat|"))})
     for q in queues:
         cumulative, buckets = 0, []
         for b in [*counters.BUCKETS, float("inf")]:

@@ -163,7 +163,7 @@ class Store:
         k = self.keys
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(k.anchor, "1")
-        # the scripts' kept copy of the channels is stale now (_lib_config.lua)
+        # the scripts' kept copy of the channels and rules is stale now (_lib_config.lua)
         pipe.delete(k.statuses, k.channels, k.settings_version)
         pipe.hset(
             k.statuses,

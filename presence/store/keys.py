@@ -42,13 +42,13 @@ class Keys:
         return self._k("channels")
 
     @property
-    def rules(self) -> str:  # HASH rule name -> value
+    def rules(self) -> str:  # HASH rule name -> value (a writer deletes settings_version)
         return self._k("rules")
 
     @property
-    def settings_version(self) -> str:  # STRING: deleted by every writer of channels, webhooks, queues
-        # The scripts keep the channels, the webhooks and the queues'
-        # settings between calls (_lib_config.lua) while this holds the token
+    def settings_version(self) -> str:  # STRING: deleted by every writer of channels, webhooks, rules, queues
+        # The scripts keep the channels, the webhooks, the rules and the
+        # queues' settings (their hours too) between calls (_lib_config.lua) while this holds the token
         # they read them under; a writer deletes it, and the next reader
         # reads the settings afresh and sets a new token.
         return self._k("settings", "version")
@@ -199,7 +199,7 @@ class Keys:
     def queue_borrowed(self, name: str) -> str:  # ZSET items of other queues this queue may also take
         return self._k("queue", name, "borrowed")
 
-    def queue_handle(self, name: str) -> str:  # LIST recent handle times (ms), newest first
+    def queue_handle(self, name: str) -> str:  # LIST recent handle times (ms), newest first (50 read)
         return self._k("queue", name, "handle")
 
     @property

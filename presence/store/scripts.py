@@ -85,19 +85,30 @@ BATCHED = ("offer_accept", "offer_decline", "work_complete", "work_create", "wor
 # The body of a batched script runs as a function of its own ARGV; pcall
 # turns a runtime error in one call into that call's reply, so the others
 # still get theirs. ARGV of the variant: now, arity, the inline routing
-# budget and scan (0: none), then `arity` arguments per call. Their events
+# budget and scan (0: none), the batch's retry key and how long to keep its
+# reply (ms; "" and 0: none), then `arity` arguments per call. Their events
 # go out as one pub/sub message (events_begin / events_publish,
 # _lib_core.lua). With a budget, the queues the calls added work to or freed
 # an agent in are routed once after them, in the same call (route_later,
 # _lib_router.lua). Reply: {the calls' replies, queues that may have more}.
+# The batch's retry key (one made here, see `_REMEMBER`) keeps that whole
+# reply, so redis-py's retry of the batch gets it again: one GET and one SET
+# per batch instead of per call; the calls keyed by a client's ref keep
+# their own.
 _MANY = """
 local function __one(ARGV)
 {body}
 end
+local __bk, __bttl = ARGV[5], ARGV[6]
+if __bk ~= '' then
+  __bk = key('ref', __bk, '{name}:many')
+  local __seen = redis.call('GET', __bk)
+  if __seen then return cmsgpack.unpack(__seen) end
+end
 local __out, __arity = {{}}, tonumber(ARGV[2])
 route_inline_begin(tonumber(ARGV[3]), tonumber(ARGV[4]))
 events_begin()
-for __i = 5, #ARGV, __arity do
+for __i = 7, #ARGV, __arity do
   local __a = {{ARGV[1]}}
   for __j = 0, __arity - 1 do __a[#__a + 1] = ARGV[__i + __j] end
   local __ok, __r = pcall(__one, __a)
@@ -105,6 +116,7 @@ for __i = 5, #ARGV, __arity do
 end
 local __more = route_inline_end()
 events_publish()
+if __bk ~= '' then redis.call('SET', __bk, cmsgpack.pack({{__out, __more}}), 'PX', __bttl) end
 return {{__out, __more}}
 """
 
@@ -119,7 +131,8 @@ return {{__out, __more}}
 #   * redis-py's retry after a connection error (`store.client`) sends the
 #     same command again; if Redis had applied it (the connection broke
 #     after the command, or Redis crashed once it was in the AOF), the retry
-#     now answers the first result. The key is made here, one per call;
+#     now answers the first result. The key is made here, one per call (a
+#     batched call's are kept together, under its first one: `_MANY`);
 #   * a client's retry of an agent action answered `unavailable` (Redis
 #     paused with the action already in its socket buffer): its key is the
 #     agent and the message's `ref` (`retry_key`).
@@ -160,13 +173,19 @@ RETRY_TTL_MS = 10_000
 # Under a client's key the reply is kept with the digest of the arguments
 # (leaving out ARGV[1], the clock, which a client's retry changes): a ref
 # reused for another action is that action. A key made here (``~...``) is
-# never reused, so it needs none.
+# never reused, so it needs none. An empty key: the call is kept by its
+# batch's key (`_MANY`).
 _REMEMBER = """
 local __ttl = ARGV[#ARGV]
 ARGV[#ARGV] = nil
-local __made = string.sub(ARGV[#ARGV], 1, 1) == '~'
-local __key = key('ref', ARGV[#ARGV], '{name}')
+local __rk = ARGV[#ARGV]
 ARGV[#ARGV] = nil
+local __run = function()
+{body}
+end
+if __rk == '' then return __run() end
+local __made = string.sub(__rk, 1, 1) == '~'
+local __key = key('ref', __rk, '{name}')
 local __sig = ''
 if not __made then __sig = redis.sha1hex(table.concat(ARGV, '\\0', 2)) end
 local __seen = redis.call('GET', __key)
@@ -174,9 +193,7 @@ if __seen then
   local __was = cmsgpack.unpack(__seen)
   if __was[1] == __sig then return __was[2] end
 end
-local __reply = (function()
-{body}
-end)()
+local __reply = __run()
 redis.call('SET', __key, cmsgpack.pack({{__sig, __reply}}), 'PX', __ttl)
 return __reply
 """
@@ -234,7 +251,7 @@ def _bodies() -> dict[str, str]:
     for name in REMEMBERED:
         out[name] = _REMEMBER.format(name=name, body=out[name])
     for name in BATCHED:
-        out[f"{name}:many"] = _MANY.format(body=out[name])
+        out[f"{name}:many"] = _MANY.format(body=out[name], name=name)
     return out
 
 
@@ -429,13 +446,23 @@ class Scripts:
         """Run the batched variant of `name`: one raw reply per call, in order
         (`ledgers`: each call's retry key, taken by its caller; made here
         when None)."""
+        batch: tuple[str, int] = _NO_LEDGER
         if name in REMEMBERED:
             keys = ledgers if ledgers is not None else [ledger() for _ in calls]
-            calls = [(*call, *kept) for call, kept in zip(calls, keys, strict=True)]
+            # the calls keyed here are kept by the batch, under the first one's key
+            made = [kept for kept in keys if kept[0].startswith("~")]
+            if made:
+                batch = made[0]
+            calls = [
+                (*call, *(_NO_LEDGER if kept[0].startswith("~") else kept))
+                for call, kept in zip(calls, keys, strict=True)
+            ]
         arity = len(calls[0])
         flat = [a for call in calls for a in call]
         budget, scan = self._inline
-        replies, more = await self._fcall(f"{name}:many", prefix, [now_ms, arity, budget, scan, *flat])
+        replies, more = await self._fcall(
+            f"{name}:many", prefix, [now_ms, arity, budget, scan, *batch, *flat]
+        )
         if more and self._on_more is not None:
             self._on_more([_text(q) for q in more])
         return replies  # type: ignore[no-any-return]

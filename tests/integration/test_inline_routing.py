@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from presence.center import parse_center
 from presence.protocol import decode_events
 from presence.store import NewItem, Store, new_work_id
-from presence.store.cases import sync_config
+from presence.store.cases import sync_config, wait_figures
 
 T0 = 1_800_000_000_000
 
@@ -243,3 +243,144 @@ async def test_kept_settings_follow_every_change(redis_server: str) -> None:
     assert after["state"] == "assigned" and after["weight"] == 25
     assert await r.xlen(k.webhook_stream("crm")) == 0
     await r.aclose()
+
+
+async def test_kept_rules_and_hours_follow_their_writers(redis_server: str) -> None:
+    """The retention rule and a queue's plan of hours are kept with the
+    settings too: a re-sync with another retention, and the hourly renewal
+    of the plans (queue_plan.lua), take effect on the next call."""
+    clock = Clock()
+    store = await _store(redis_server, clock)
+    store.scripts.route_inline(256, 512, lambda _: None)
+    r, k = store.redis, store.keys
+
+    async def life(q: str) -> tuple[int, dict[str, str]]:
+        """An item through intake, (accept,) completion: its TTL, and its accept event."""
+        clock.ms += 1
+        wid = new_work_id()
+        await store.create_work_many([NewItem(wid, q, "chat", 0, {})])
+        item = await store.get_work(wid, history=False)
+        assert item is not None and item["agent_id"]
+        clock.ms += 1000
+        if item["state"] == "offered":
+            await store.accept(item["agent_id"], wid)
+        await store.complete(item["agent_id"], wid, "done")
+        accept = [
+            {f.decode(): v.decode() for f, v in e.items()}
+            for _, e in await r.xrange(k.event_stream)
+            if e[b"ev"] == b"accept" and e[b"work"] == wid.encode()
+        ]
+        return await r.pttl(k.work(wid)), accept[0]
+
+    ttl, accept = await life("v")
+    assert 89 * 86_400_000 < ttl <= 90 * 86_400_000 and "paused" not in accept
+    # closed since before the item came (the plan: closed at the start, from T0)
+    assert await store.scripts.call("queue_plan", k.prefix, clock.ms, "v", msgpack.packb([0, T0]))
+    _, accept = await life("v")
+    assert accept["paused"] == "1000"
+    await store.sync_center(parse_center(CENTER), retention_days=0)
+    ttl, _ = await life("q")
+    assert ttl == -1
+    await store.sync_center(parse_center(CENTER), retention_days=2)
+    ttl, _ = await life("q")
+    assert 86_400_000 < ttl <= 2 * 86_400_000
+    await r.aclose()
+
+
+async def test_a_read_only_call_reads_the_settings_without_a_token(redis_server: str) -> None:
+    """A read-only function cannot set a new token after a writer deleted it
+    (Redis refuses its writes): it reads the settings for itself, and the
+    next writer sets the token."""
+    clock = Clock()
+    store = await _store(redis_server, clock)
+    r, k = store.redis, store.keys
+    await r.delete(k.settings_version)
+    views = await store.views(["a0"])
+    assert [v["agent_id"] for v in views] == ["a0"] and await r.get(k.settings_version) is None
+    await store.set_status("a0", "Away", "", "a0")
+    assert await r.get(k.settings_version)
+    await r.aclose()
+
+
+async def test_a_queues_expected_wait_counts_the_latest_fifty_handle_times(redis_server: str) -> None:
+    """The list of recent handle times is trimmed only now and then: it may
+    hold a few more than 50, and the expected wait reads the latest 50."""
+    clock = Clock()
+    store = await _store(redis_server, clock)
+    store.scripts.route_inline(256, 512, lambda _: None)
+    for i in range(1, 71):
+        clock.ms += 1
+        wid = new_work_id()
+        await store.create_work_many([NewItem(wid, "q", "chat", 0, {})])
+        item = await store.get_work(wid, history=False)
+        assert item is not None and item["state"] == "assigned"
+        clock.ms += i  # handled for i ms
+        await store.complete(item["agent_id"], wid, "done")
+    assert 50 <= await store.redis.llen(store.keys.queue_handle("q")) < 70
+    for i in range(3):
+        await store.set_status(f"a{i}", "Away", "", f"a{i}")
+    wid = new_work_id()
+    await store.create_work_many([NewItem(wid, "q", "chat", 0, {})])
+    figures = await wait_figures(store, wid)
+    assert figures is not None
+    assert (figures.samples, figures.handle_ms) == (50, sum(range(21, 71)))
+    await store.redis.aclose()
+
+
+async def test_a_batch_of_intakes_routed_in_its_call_leaves_what_route_lua_would(
+    pair: tuple[Store, Store, set[str], Clock],
+) -> None:
+    """New items of one call join their waiting set only if the router did
+    not take them (_lib_queue.lua, `deferred`): the commits, the waiting
+    sets (members and scores) and the invariants are those of a center
+    routed by route.lua after the same batch."""
+    inline, plain, _, clock = pair
+    for round_ in range(3):
+        clock.ms += 11
+        batch = [
+            (f"{round_}{i:02d}{uuid.uuid4().hex[:6]}", q, ch, prio)
+            for i, (q, ch, prio, _) in enumerate(ITEMS[: 3 + 2 * round_])
+        ]
+        for s in (inline, plain):
+            await s.create_work_many([NewItem(w, q, ch, p, {"subject": w}) for w, q, ch, p in batch])
+        await plain.route(["q", "v"])
+        assert await _commits(inline) == await _commits(plain)
+        # and each new item's record, written once when routed at once
+        for w, *_ in batch:
+            assert await inline.redis.hgetall(inline.keys.work(w)) == await plain.redis.hgetall(
+                plain.keys.work(w)
+            )
+        for q in ("q", "v"):
+            waiting = [
+                await s.redis.zrange(s.keys.queue_waiting(q), 0, -1, withscores=True) for s in (inline, plain)
+            ]
+            assert waiting[0] == waiting[1]
+    # some waited: the comparison covered items the router did not take
+    assert await plain.redis.zcard(plain.keys.queue_waiting("q")) > 0
+    for s in (inline, plain):
+        assert await s.check() == []
+
+
+async def test_a_batch_of_intakes_nobody_can_take_waits_whole(
+    pair: tuple[Store, Store, set[str], Clock],
+) -> None:
+    """With nobody ready the router reads no queue: every new item of the
+    call still joins its waiting set, in the set's order."""
+    inline, plain, _, clock = pair
+    for s in (inline, plain):
+        for i in range(3):
+            await s.set_status(f"a{i}", "Away", "", f"a{i}")
+    clock.ms += 11
+    batch = [(f"{i:02d}{uuid.uuid4().hex[:6]}", q, ch, prio) for i, (q, ch, prio, _) in enumerate(ITEMS)]
+    for s in (inline, plain):
+        await s.create_work_many([NewItem(w, q, ch, p, {"subject": w}) for w, q, ch, p in batch])
+    for w, *_ in batch:
+        item = await inline.redis.hgetall(inline.keys.work(w))
+        assert item and item == await plain.redis.hgetall(plain.keys.work(w))
+    for q in ("q", "v"):
+        waiting = [
+            await s.redis.zrange(s.keys.queue_waiting(q), 0, -1, withscores=True) for s in (inline, plain)
+        ]
+        assert waiting[0] == waiting[1] and waiting[0]
+    for s in (inline, plain):
+        assert await s.check() == []

@@ -93,6 +93,7 @@ def history(server: ServerProcess, redis_server: str) -> str:
         # the items below are kept (January is past the default 90-day item
         # retention, which would send every report to the roll-ups)
         r.hset(k.rules, "retention_ms", 0)
+        r.delete(k.settings_version)  # the scripts' kept copy of the rules (_lib_config.lua)
         for ts, f in sorted(EVENTS, key=lambda e: e[0]):
             r.xadd(k.event_stream, {**f, "ts": str(ts)}, id=f"{ts}-{sum(1 for e in EVENTS if e[0] < ts)}")
         for ts, f in STATUS:

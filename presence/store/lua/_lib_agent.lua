@@ -112,25 +112,40 @@ local function reindex(aid, rec)
   return woke
 end
 
+-- The fields `touch_agent` reads of an agent for an item of channel `ch`:
+-- routable, queues, `c:<ch>`, then VIEW_FIELDS; and where in that list the
+-- capacity, the load and `c:<ch>` are ({cap, load, on}). Kept with the
+-- settings like VIEW_FIELDS; never modified once built.
+local function touch_fields(ch)
+  channels_of_view()
+  local conf = settings()
+  conf.touch_names = conf.touch_names or {}
+  conf.touch_slots = conf.touch_slots or {}
+  local names = conf.touch_names[ch]
+  if not names then
+    names = {'routable', 'queues', 'c:' .. ch}
+    for _, f in ipairs(VIEW_FIELDS) do names[#names + 1] = f end
+    local at = {on = 3}
+    for i, f in ipairs(names) do
+      if f == 'cap' and not at.cap then at.cap = i end
+      if f == 'load' and not at.load then at.load = i end
+    end
+    conf.touch_names[ch], conf.touch_slots[ch] = names, at
+  end
+  return names, conf.touch_slots[ch]
+end
+
 -- Add (delta = 1) or release (delta = -1) an item's capacity on an agent,
 -- with the `set` fields (name -> value) and one more `ver`, in one read and
 -- one write of the agent's hash; returns the agent's fields after the
 -- change, from which `view`, `emit_item` and `reindex` need read nothing
--- (pass it to both: its `ver` already counts the event).
-local function touch_agent(aid, ch, weight, delta, set)
-  channels_of_view()
+-- (pass it to both: its `ver` already counts the event). `a`: the agent's
+-- `touch_fields(ch)` by name, when the caller just read them (the router's
+-- pick), else read here.
+local function touch_agent(aid, ch, weight, delta, set, a)
   local ak = key('agent', aid)
   local cf = 'c:' .. ch
-  -- the fields read, per channel, kept with the settings like VIEW_FIELDS
-  local conf = settings()
-  conf.touch_names = conf.touch_names or {}
-  local names = conf.touch_names[ch]
-  if not names then
-    names = {'routable', 'queues', cf}
-    for _, f in ipairs(VIEW_FIELDS) do names[#names + 1] = f end
-    conf.touch_names[ch] = names
-  end
-  local a = hmget(ak, names)
+  a = a or hmget(ak, touch_fields(ch))
   a.load = num(a.load) + weight * delta
   a.n = num(a.n) + delta
   a[cf] = num(a[cf]) + delta

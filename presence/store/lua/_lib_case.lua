@@ -3,7 +3,7 @@
 -- Owns a case's public view, its status changes, and the named hooks the
 -- routing and work helpers call when the item moves (case_assigned,
 -- case_enqueued, case_released), so those helpers hold no case code of their own.
--- Relies on _lib_core.lua (key, num, hmget, NOW, emit, record) and
+-- Relies on _lib_core.lua (key, num, hmget, NOW, emit, record, on_enter) and
 -- _lib_webhook.lua (hook).
 
 local CASE_NUM = {created = true, first_response = true, closed = true, updated = true, reopened = true,
@@ -48,12 +48,20 @@ local function case_set_status(wid, status, by)
   return true
 end
 
+-- Items this call made without a case (work_create.lua): nothing to look
+-- up when one is assigned in the same call.
+local caseless
+on_enter(function() caseless = {} end)
+local function made_without_case(wid)
+  caseless[wid] = true
+end
+
 -- Item `wid` became agent `aid`'s. A case follows its item: the holder is
 -- its owner; the first accept is its first response and moves a new case
 -- to the working status.
 local function case_assigned(wid, aid)
   local ck = key('case', wid)
-  if redis.call('EXISTS', ck) == 1 then
+  if not caseless[wid] and redis.call('EXISTS', ck) == 1 then
     local c = hmget(ck, {'status', 'first_response'})
     redis.call('HSET', ck, 'owner', aid, 'updated', NOW)
     if num(c.first_response) == 0 then redis.call('HSET', ck, 'first_response', NOW) end

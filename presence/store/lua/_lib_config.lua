@@ -3,21 +3,18 @@
 -- subscriptions and each queue's routing settings.
 -- Relies on _lib_core.lua: key, num, hmget, on_enter, P.
 --
--- Channels, webhooks and queue settings change only when an operator
--- changes them, yet every assignment read them (two HGETALLs, two HKEYS,
--- a few HGETs). They are kept in the library's state between calls, one
--- table per center, and trusted while the center's `settings:version`
--- key holds the token they were read under: every writer of those keys
--- deletes it in the same step (Store.sync_center, cases.sync_config,
--- queue_put.lua, queue_delete.lua: `settings_changed`), and so does a
--- flush. A reader that finds it gone reads everything afresh and sets a
+-- Channels, webhooks, rules and queue settings (business hours included)
+-- change only when an operator changes them (or, for the hours, once an
+-- hour), yet every assignment read them (two HGETALLs, two HKEYS, a few
+-- HGETs). They are kept in the library's state between calls, one table
+-- per center, and trusted while the center's `settings:version` key holds
+-- the token they were read under: every writer of those keys deletes it in
+-- the same step (Store.sync_center, cases.sync_config, `presence retain`,
+-- queue_put.lua, queue_delete.lua, queue_plan.lua: `settings_changed`),
+-- and so does a flush. A reader that finds it gone reads everything afresh and sets a
 -- new token, unique to this server's Lua state (its clock and a counter),
 -- so a token of before a flush or from another server never matches.
 -- One GET per call that needs a setting, instead of the reads.
-
-local function rule(name, default)
-  return redis.call('HGET', key('rules'), name) or default
-end
 
 -- A status's definition {routable = bool, reasons = {...}}, nil when unknown.
 local function status_def(status)
@@ -46,7 +43,13 @@ local function settings()
       tokens = tokens + 1
       local t = redis.call('TIME')
       token = t[1] .. '.' .. t[2] .. '.' .. tokens
-      redis.call('SET', vk, token)
+      if redis.pcall('SET', vk, token).err then
+        -- refused: a read-only call (a `no-writes` function, or Redis
+        -- full) reads the settings for itself alone; the next writer
+        -- sets a token
+        current = {token = false, queues = {}}
+        return current
+      end
     end
     c = {token = token, queues = {}}
     kept[P] = c
@@ -86,19 +89,36 @@ local function channel(ch)
 end
 
 -- A queue's settings the hot path reads: priority (false: no such queue),
--- strategy, push timeout, auto-accept, escalation delay.
+-- strategy, push timeout, auto-accept, escalation delay, and its plan of
+-- hours as stored (`plan_raw`, decoded by plan_of in _lib_queue.lua).
 local function queue_conf(q)
   local qs = settings().queues
   local c = qs[q]
   if not c then
     local prio = redis.call('ZSCORE', key('queues'), q)
-    local h = hmget(key('queue', q), {'strategy', 'push_timeout', 'auto_accept', 'escalate_at'})
+    local h = hmget(key('queue', q), {'strategy', 'push_timeout', 'auto_accept', 'escalate_at', 'plan'})
     c = {prio = prio and tonumber(prio) or false, strategy = h.strategy or 'most_available',
          timeout = num(h.push_timeout, 30), auto = h.auto_accept == '1',
-         escalate_at = tonumber(h.escalate_at)}
+         escalate_at = tonumber(h.escalate_at), plan_raw = h.plan}
     qs[q] = c
   end
   return c
+end
+
+-- A rule of the center (hash `rules`, written by Store.sync_center), or
+-- `default` when it has none.
+local function rule(name, default)
+  local c = settings()
+  local r = c.rules
+  if not r then
+    r = {}
+    local h = redis.call('HGETALL', key('rules'))
+    for i = 1, #h, 2 do r[h[i]] = h[i + 1] end
+    c.rules = r
+  end
+  local v = r[name]
+  if v == nil then return default end
+  return v
 end
 
 local function strategy(q)

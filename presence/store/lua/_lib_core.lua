@@ -126,6 +126,8 @@ local pending_bumps = nil
 -- its item in the same call writes the item's two entries at once.
 local pending_history, history_order = nil, nil
 local function bump(k, field, n)
+  -- (an increment of 0, the latency of an intake routed in its own call, changes nothing)
+  if n == 0 then return end
   if pending_bumps then
     local h = pending_bumps[k]
     if not h then
@@ -153,7 +155,9 @@ local function events_publish()
   for _, wid in ipairs(history_order) do flush_history(wid) end
   pending_history, history_order = nil, nil
   for k, h in pairs(pending_bumps) do
-    for field, n in pairs(h) do redis.call('HINCRBY', k, field, n) end
+    for field, n in pairs(h) do
+      if n ~= 0 then redis.call('HINCRBY', k, field, n) end
+    end
   end
   pending_bumps = nil
   local n = #pending_events

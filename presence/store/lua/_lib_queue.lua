@@ -9,19 +9,20 @@
 
 -- Business hours: a queue's plan (field `plan`, presence/hours.py) is
 -- {open at the start (1/0), start, t1, t2, ...}: its state flips at each t.
--- No plan: always open. Read once per call.
-local plans
-on_enter(function() plans = {} end)
+-- No plan: always open. Kept with the queue's settings (queue_conf,
+-- _lib_config.lua): queue_put.lua and queue_plan.lua, its writers, make
+-- them stale.
 local function plan_of(q)
-  local p = plans[q]
+  local c = queue_conf(q)
+  local p = c.plan
   if p == nil then
-    local raw = redis.call('HGET', key('queue', q), 'plan')
+    local raw = c.plan_raw
     p = false
     if raw and raw ~= '' then
       local ok, v = pcall(cmsgpack.unpack, raw)
       if ok and type(v) == 'table' and #v >= 2 then p = v end
     end
-    plans[q] = p
+    c.plan = p
   end
   return p
 end
@@ -143,13 +144,119 @@ local function unknown_target(q, ch)
   return nil
 end
 
+-- The items this call made (`create_item`): the fields the router reads
+-- of an item (ITEM in _lib_router.lua), as they were written, so an intake
+-- routed in its own call reads nothing of its item back. Nothing else
+-- changes such an item before the router takes it (a batch of intakes
+-- makes only its own items).
+local made
+on_enter(function() made = {} end)
+local function made_item(wid)
+  return made[wid]
+end
+
+-- New items that the same call routes (an intake batch routed inline,
+-- `defer_new_items`) whose queue had nobody waiting: they are kept out of
+-- their waiting set until the router has seen them (`deferred`), so an item
+-- taken at once is never added and removed again. The router reads them as
+-- the page it would have read (the whole waiting set then), and `place`
+-- adds the ones it did not take, before anything else reads the set; the
+-- call places every one left at its end (`place_all`), whatever happened.
+-- Such an item's record is not written either until the router is done
+-- with it (`unwritten`: its fields, in HSET order): the offer or the
+-- assignment writes it whole with its own fields (`write_item`), or `place`
+-- does. Until then nothing of the call reads it: the router has it from
+-- `made_item`, and a `paused` read of its `created` finds none and takes
+-- NOW, which is what it holds.
+local deferring, deferred, unplaced, unwritten
+on_enter(function() deferring, deferred, unplaced, unwritten = false, {}, {}, {} end)
+local function defer_new_items()
+  deferring = true
+end
+-- queue -> its deferred items {wid, score}, in the set's order, or nil
+local function deferred_of(q)
+  local d = deferred[q]
+  if d then
+    table.sort(d, function(a, b)
+      if a.score ~= b.score then return a.score < b.score end
+      return a.wid < b.wid
+    end)
+  end
+  return d
+end
+-- Write item `wid`'s record: the fields `set` (a list of name, value), over
+-- those of its creation when that is not written yet.
+local function write_item(wid, set)
+  local base = unwritten[wid]
+  if not base then
+    redis.call('HSET', key('work', wid), unpack(set))
+    return
+  end
+  unwritten[wid] = nil
+  local at = {}
+  for i = 1, #base, 2 do at[base[i]] = i end
+  for i = 1, #set, 2 do
+    local j = at[set[i]]
+    if j then
+      base[j + 1] = set[i + 1]
+    else
+      base[#base + 1] = set[i]
+      base[#base + 1] = set[i + 1]
+      at[set[i]] = #base - 1
+    end
+  end
+  redis.call('HSET', key('work', wid), unpack(base))
+end
+
+-- Add queue `q`'s deferred items to its waiting set but those in `taken`
+-- (and write every record still unwritten).
+local function place(q, taken)
+  local d = deferred[q]
+  if not d then return end
+  local args = {}
+  for _, e in ipairs(d) do
+    local base = unwritten[e.wid]
+    if base then
+      unwritten[e.wid] = nil
+      redis.call('HSET', key('work', e.wid), unpack(base))
+    end
+    if not (taken and taken[e.wid]) then
+      args[#args + 1] = e.score
+      args[#args + 1] = e.wid
+    end
+    unplaced[e.wid] = nil
+  end
+  if #args > 0 then redis.call('ZADD', key('queue', q, 'waiting'), unpack(args)) end
+  deferred[q] = nil
+end
+local function place_all()
+  for q in pairs(deferred) do place(q) end
+end
+-- Whether item `wid` is deferred, not in its waiting set (the router then
+-- has nothing to remove).
+local function is_unplaced(wid)
+  return unplaced[wid] == true
+end
+
 -- A new item, queued in `q` (work_create.lua, case_intake.lua).
 local function create_item(wid, q, ch, prio, data, req, idem)
   local score = wait_score(prio, NOW)
-  redis.call('HSET', key('work', wid), 'id', wid, 'queue', q, 'channel', ch, 'priority', prio,
-             'weight', channel(ch).weight, 'score', score, 'state', 'queued', 'agent', '', 'created', NOW,
-             'data', data, 'req', req, 'idem', idem, 'expires', 0)
-  redis.call('ZADD', key('queue', q, 'waiting'), score, wid)
+  local weight = channel(ch).weight
+  local fields = {'id', wid, 'queue', q, 'channel', ch, 'priority', prio, 'weight', weight, 'score', score,
+                  'state', 'queued', 'agent', '', 'created', NOW, 'data', data, 'req', req, 'idem', idem,
+                  'expires', 0}
+  -- an absent field reads false, as `hmget` has it
+  made[wid] = {channel = ch, weight = weight, req = req, missed_by = false, data = data, queue = q,
+               ovf = false, handoff = false, created = NOW, offers = false}
+  local waiting = key('queue', q, 'waiting')
+  if deferring and (deferred[q] or redis.call('ZCARD', waiting) == 0) then
+    deferred[q] = deferred[q] or {}
+    deferred[q][#deferred[q] + 1] = {wid = wid, score = score}
+    unplaced[wid], unwritten[wid] = true, fields
+  else
+    redis.call('HSET', key('work', wid), unpack(fields))
+    redis.call('ZADD', waiting, score, wid)
+  end
   redis.call('ZADD', key('work', 'open'), NOW, wid)
   bump(key('stats'), 'created', 1)
   record({ev = 'create', queue = q, channel = ch, work = wid, priority = prio}, wid)

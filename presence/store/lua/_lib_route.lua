@@ -4,25 +4,25 @@
 -- what a case or a webhook does about it is the named hooks'.
 -- Relies on _lib_core.lua (key, num, hmget, NOW, emit, record), _lib_agent.lua
 -- (touch_agent, emit_item, reindex), _lib_webhook.lua (webhook_assigned),
--- _lib_case.lua (case_assigned) and _lib_queue.lua (paused).
+-- _lib_case.lua (case_assigned) and _lib_queue.lua (paused, write_item).
 
 -- Offer item `wid` (channel `ch`, weight `w`, stored `data`) to `aid` with
 -- the queue's push timeout (seconds, 0 = none): capacity held, timer set,
 -- one `offer` event carrying the agent's new view. `extra` fields (handoff,
 -- history) ride on the offer. The caller has taken the item out of any
 -- waiting set. `offers`: the item's count of offers with this one, when
--- the caller read the count (route.lua), else counted here.
-local function make_offer(wid, aid, q, ch, w, data, timeout, extra, ev, offers)
+-- the caller read the count (route.lua), else counted here. `agent`: the
+-- agent's fields as `touch_agent` reads them, when the caller has them.
+local function make_offer(wid, aid, q, ch, w, data, timeout, extra, ev, offers, agent)
   local wk = key('work', wid)
-  local rec = touch_agent(aid, ch, w, 1)
+  local rec = touch_agent(aid, ch, w, 1, nil, agent)
   offers = offers or redis.call('HINCRBY', wk, 'offers', 1)
   local expires = 0
   if timeout > 0 then
     expires = NOW + math.floor(timeout * 1000)
     redis.call('ZADD', key('timer', 'offers'), expires, wid)
   end
-  redis.call('HSET', wk, 'state', 'offered', 'agent', aid, 'offered_at', NOW, 'expires', expires,
-             'offers', offers)
+  write_item(wid, {'state', 'offered', 'agent', aid, 'offered_at', NOW, 'expires', expires, 'offers', offers})
   redis.call('SADD', key('agent', aid, 'offers'), wid)
   local hdr = {type = 'offer', to = aid, work_id = wid, expires_at = expires, offered_at = NOW,
                attempt = offers}
@@ -52,8 +52,8 @@ local function assign(wid, aid, q, ch, via, rec, data, offers)
   if via == 'auto' then
     -- straight from the queue (route.lua): never offered, so no open offer
     -- or offer timer to clear
-    redis.call('HSET', wk, 'state', 'assigned', 'agent', aid, 'offered_at', NOW, 'accepted_at', NOW,
-               'expires', 0, 'offers', offers)
+    write_item(wid, {'state', 'assigned', 'agent', aid, 'offered_at', NOW, 'accepted_at', NOW, 'expires', 0,
+                     'offers', offers})
   else
     redis.call('HSET', wk, 'state', 'assigned', 'agent', aid, 'accepted_at', NOW, 'expires', 0)
     redis.call('SREM', key('agent', aid, 'offers'), wid)

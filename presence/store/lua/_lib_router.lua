@@ -4,9 +4,10 @@
 -- that finds a ready agent, or a completion or a decline that frees one,
 -- routes in the same call, by the same function, instead of waking the
 -- dispatcher for a second call.
--- Relies on _lib_core.lua (key, num, hmget, on_enter, created_of),
+-- Relies on _lib_core.lua (key, num, hmget, maker, on_enter, created_of), _lib_queue.lua (made_item,
+-- defer_new_items, deferred_of, place, place_all, is_unplaced),
 -- _lib_config.lua (strategy, channel, queue_conf), _lib_agent.lua (touch_agent,
--- reindex), _lib_route.lua (make_offer, assign) and _lib_core.lua's
+-- touch_fields, reindex), _lib_route.lua (make_offer, assign) and _lib_core.lua's
 -- history_of.
 --
 -- The rule: woken queues are served by queue priority (higher first); the
@@ -28,38 +29,44 @@ local EXAMINE_MAX = 2048
 -- The item's fields both the pick and the offer need, read once, by name.
 local ITEM = {'channel', 'weight', 'req', 'missed_by', 'data', 'queue', 'ovf', 'handoff', 'created', 'offers'}
 
--- A candidate agent's fields, read for every candidate examined: kept as
--- the plain HMGET reply (no table built per agent), at these indexes: its
--- capacity, its load, its items of the item's channel, then the level of
--- each required skill, from SKILLS + 1 on.
-local CAP, LOAD, ON_CHANNEL, SKILLS = 1, 2, 3, 3
+-- A candidate agent's fields, read for every candidate examined: what
+-- `touch_agent` reads to take the item (touch_fields: so the chosen agent
+-- is not read twice), then the level of each required skill. Kept as the
+-- plain HMGET reply (no table built per agent); touch_fields also says
+-- where the capacity, the load and the items of the item's channel are in it.
 
--- The best agent for item `wid` (nil when nobody can take it now), and the
--- item's ITEM fields by name; at most `scan` candidates examined.
+-- The best agent for item `wid` (nil when nobody can take it now), the
+-- item's ITEM fields by name, and the agent's fields as `touch_agent` reads
+-- them; at most `scan` candidates examined.
 local function pick(q, wid, ready, scan)
-  local it = hmget(key('work', wid), ITEM)
+  -- an item made in this call has no declines yet, and its fields are known
+  local new = made_item(wid)
+  local it = new or hmget(key('work', wid), ITEM)
   local ch, w, missed_by = it.channel, num(it.weight), it.missed_by
   -- the agent who let this item's offer time out: the last resort, so the
   -- item rings elsewhere first but is never stranded
   local fallback = nil
   local cap = channel(ch).cap
-  local fields = {'cap', 'load', 'c:' .. ch}  -- CAP, LOAD, ON_CHANNEL
-  local need = {}
+  local base, at = touch_fields(ch)
+  local CAP, LOAD, ON_CHANNEL, SKILLS = at.cap, at.load, at.on, #base
+  local fields, need = base, {}
   if it.req then
     for s, lvl in pairs(cmsgpack.unpack(it.req)) do
+      if fields == base then fields = {unpack(base)} end
       fields[#fields + 1] = 'sk:' .. s
       need[#need + 1] = tonumber(lvl)
     end
   end
+  local fallback_a = nil
   local declined = key('work', wid, 'declined')
-  local any_declined = redis.call('EXISTS', declined) == 1
+  local any_declined = not new and redis.call('EXISTS', declined) == 1
   local by_free = strategy(q) == 'most_available'
   local off = 0
   while off < scan do
     -- the last page stops at `scan`: at most that many candidates, not the
     -- next multiple of PAGE
     local cands = redis.call('ZRANGE', ready, off, math.min(off + PAGE, scan) - 1)
-    if #cands == 0 then return fallback, it end
+    if #cands == 0 then return fallback, it, fallback_a end
     for _, aid in ipairs(cands) do
       local a = redis.call('HMGET', key('agent', aid), unpack(fields))
       if num(a[CAP]) - num(a[LOAD]) >= w then
@@ -69,32 +76,33 @@ local function pick(q, wid, ready, scan)
             if num(a[SKILLS + i]) < need[i] then ok = false break end
           end
           if ok and (not any_declined or redis.call('SISMEMBER', declined, aid) == 0) then
-            if aid ~= missed_by then return aid, it end
-            fallback = fallback or aid
+            if aid ~= missed_by then return aid, it, maker(fields)(a) end
+            if not fallback then fallback, fallback_a = aid, maker(fields)(a) end
           end
         end
       elseif by_free then
         -- the index is sorted by free capacity: nobody further on has room
-        return fallback, it
+        return fallback, it, fallback_a
       end
     end
     off = off + PAGE
   end
-  return fallback, it
+  return fallback, it, fallback_a
 end
 
 
 -- Offer (or, with auto-accept, assign) item `wid` to `aid`; `it` holds
--- the item's ITEM fields.
-local function offer(wid, aid, q, it)
+-- the item's ITEM fields, `agent` the agent's as `pick` read them.
+local function offer(wid, aid, q, it, agent)
   local wk = key('work', wid)
   local ch, w, data = it.channel, num(it.weight), it.data
   local conf = queue_conf(q)
-  -- an overflowed item waits in its own queue and is borrowed by `q`
-  redis.call('ZREM', key('queue', it.queue or q, 'waiting'), wid)
+  -- an overflowed item waits in its own queue and is borrowed by `q`; a
+  -- new item of this call may not be in its set yet (`deferred`)
+  if not is_unplaced(wid) then redis.call('ZREM', key('queue', it.queue or q, 'waiting'), wid) end
   if it.ovf and it.ovf ~= '' then redis.call('ZREM', key('queue', it.ovf, 'borrowed'), wid) end
   if conf.auto then
-    local rec = touch_agent(aid, ch, w, 1, {missed = 0})
+    local rec = touch_agent(aid, ch, w, 1, {missed = 0}, agent)
     created_of[wid] = it.created
     assign(wid, aid, q, ch, 'auto', rec, data, num(it.offers) + 1)
     reindex(aid, rec)
@@ -104,7 +112,7 @@ local function offer(wid, aid, q, it)
       -- transferred to this queue with a handoff note: the receiver sees the story
       extra = {handoff = cmsgpack.unpack(it.handoff), history = history_of(wid)}
     end
-    make_offer(wid, aid, q, ch, w, data, conf.timeout, extra, nil, num(it.offers) + 1)
+    make_offer(wid, aid, q, ch, w, data, conf.timeout, extra, nil, num(it.offers) + 1, agent)
   end
 end
 
@@ -143,16 +151,29 @@ local function route_queues(names, budget, scan)
       -- take never starves a takeable item behind it
       local window = budget + 16
       local skip, served, full, here, wins = {}, {}, {}, {}, {}
+      -- queues with nothing waiting and nothing borrowed (one EXISTS): there
+      -- is nothing to read, nor to count agents for
+      local idle = {}
       local examined, first = 0, true
       local again = true
       while again do
         again = false
         local batch = {}  -- waiting entries {wid, score, queue that may take it, borrowed}
         local got_n = {}
+        -- queues whose ready index was just counted non-empty, until an offer
+        -- (which may take any of their agents' last room) makes that stale
+        local has_ready = {}
         local taken, sources = {}, 0
         for k = g, last do
           local q = qs[k].name
-          local ready_n = redis.call('ZCARD', key('queue', q, 'ready'))
+          if first and not deferred_of(q)
+             and redis.call('EXISTS', key('queue', q, 'waiting'), key('queue', q, 'borrowed')) == 0 then
+            idle[q] = true
+            served[#served + 1] = q
+          end
+          local ready_n = 0
+          if not idle[q] then ready_n = redis.call('ZCARD', key('queue', q, 'ready')) end
+          has_ready[q] = ready_n > 0
           if ready_n > 0 and (first or full[q]) then
             -- a saturated queue (few agents with room, a long line) reads a
             -- page sized to the agents who can take work, not to the budget:
@@ -160,12 +181,26 @@ local function route_queues(names, budget, scan)
             -- far more than placing them
             wins[q] = wins[q] or math.min(window, 8 * ready_n + 16)
             local from, win = skip[q] or 0, wins[q]
-            local got = redis.call('ZRANGE', key('queue', q, 'waiting'), from, from + win - 1, 'WITHSCORES')
-            for n = 1, #got, 2 do
-              batch[#batch + 1] = {wid = got[n], score = tonumber(got[n + 1]), queue = q}
+            local new = deferred_of(q)
+            if new and #new > win then
+              place(q)
+              new = nil
             end
-            got_n[q] = #got / 2
-            full[q] = #got == 2 * win
+            if new then
+              -- new items of this call, the set otherwise empty: the page is them
+              for _, e in ipairs(new) do
+                batch[#batch + 1] = {wid = e.wid, score = e.score, queue = q}
+              end
+              got_n[q] = #new
+              full[q] = #new == win
+            else
+              local got = redis.call('ZRANGE', key('queue', q, 'waiting'), from, from + win - 1, 'WITHSCORES')
+              for n = 1, #got, 2 do
+                batch[#batch + 1] = {wid = got[n], score = tonumber(got[n + 1]), queue = q}
+              end
+              got_n[q] = #got / 2
+              full[q] = #got == 2 * win
+            end
             sources = sources + 1
             if first then
               here[q] = 0
@@ -173,7 +208,7 @@ local function route_queues(names, budget, scan)
               -- overflow: items of other queues this queue's agents may also take
               -- (store/lua/queue_escalate.lua), merged by the same wait score
               if redis.call('EXISTS', key('queue', q, 'borrowed')) == 1 then
-                got = redis.call('ZRANGE', key('queue', q, 'borrowed'), 0, window - 1, 'WITHSCORES')
+                local got = redis.call('ZRANGE', key('queue', q, 'borrowed'), 0, window - 1, 'WITHSCORES')
                 for n = 1, #got, 2 do
                   batch[#batch + 1] = {wid = got[n], score = tonumber(got[n + 1]), queue = q, borrowed = true}
                 end
@@ -202,11 +237,12 @@ local function route_queues(names, budget, scan)
           local wid, q = e.wid, e.queue
           local ready = key('queue', q, 'ready')
           -- with borrowed items one item can be in the batch twice
-          if not taken[wid] and redis.call('EXISTS', ready) == 1 then
-            local aid, it = pick(q, wid, ready, scan)
+          if not taken[wid] and (has_ready[q] or redis.call('EXISTS', ready) == 1) then
+            local aid, it, agent = pick(q, wid, ready, scan)
             if aid then
               taken[wid] = true
-              offer(wid, aid, q, it)
+              has_ready = {}
+              offer(wid, aid, q, it, agent)
               budget = budget - 1
               assigned = assigned + 1
               here[q] = here[q] + 1
@@ -221,6 +257,8 @@ local function route_queues(names, budget, scan)
         for _, e in ipairs(batch) do
           if taken[e.wid] and not e.borrowed then page_here[e.queue] = (page_here[e.queue] or 0) + 1 end
         end
+        -- the new items not taken join their set, where the next page is read
+        for q in pairs(got_n) do place(q, taken) end
         examined = examined + #batch
         first = false
         for q, n in pairs(got_n) do
@@ -232,7 +270,12 @@ local function route_queues(names, budget, scan)
       for _, q in ipairs(served) do
         -- not when only the examine cap stopped it: that would spin; the
         -- dispatcher's idle pass comes back to it
-        if budget <= 0 or (here[q] > 0 and full[q]) then more[#more + 1] = q end
+        if idle[q] then
+          -- as a queue read and found empty: one that has ready agents, once the budget is spent
+          if budget <= 0 and redis.call('ZCARD', key('queue', q, 'ready')) > 0 then more[#more + 1] = q end
+        elseif budget <= 0 or (here[q] > 0 and full[q]) then
+          more[#more + 1] = q
+        end
       end
     end
     g = last + 1
@@ -252,7 +295,10 @@ on_enter(function()
 end)
 
 local function route_inline_begin(budget, scan)
-  if budget and budget > 0 then inline_budget, inline_scan = budget, scan end
+  if budget and budget > 0 then
+    inline_budget, inline_scan = budget, scan
+    defer_new_items()
+  end
 end
 
 -- The queues the caller should still wake: none when they will be routed
@@ -272,8 +318,13 @@ end
 -- dispatcher. A failure (a bug) must not undo the batch's replies, which
 -- Redis has already applied: the queues then go to the dispatcher instead.
 local function route_inline_end()
-  if #to_route == 0 then return {} end
+  if #to_route == 0 then
+    place_all()
+    return {}
+  end
   local ok, assigned_or_err, more = pcall(route_queues, to_route, inline_budget, inline_scan)
+  -- every new item the router did not take waits in its set, even after a failure
+  place_all()
   if not ok then return to_route end
   return more
 end

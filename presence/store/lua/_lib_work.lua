@@ -15,24 +15,37 @@
 -- finishes the item, so memory is flat once a center has run that long, with
 -- no sweep to fall behind. The KPI roll-ups and reports do not need them once
 -- their hour is rolled up (docs/kpis.md).
+-- The item's own records are always there; the others only for some items
+-- (a declined offer, a case).
 local function item_keys(wid)
-  return {key('work', wid), key('work', wid, 'history'), key('work', wid, 'declined'),
-          key('case', wid), key('case', wid, 'comments'), key('case', wid, 'messages')}
+  return {key('work', wid), key('work', wid, 'history')}
+end
+local function item_extra_keys(wid)
+  return {key('work', wid, 'declined'), key('case', wid), key('case', wid, 'comments'),
+          key('case', wid, 'messages')}
 end
 local function retention_ms()
   return math.floor(num(rule('retention_ms', 0)))
 end
--- `ms`: how long from now (default: the whole retention, for an item ending now)
-local function retain(wid, ms)
+-- `ms`: how long from now (default: the whole retention, for an item ending
+-- now); `it`: the item's `idem` and `replied` fields when the caller read
+-- them (RETAIN_FIELDS), else read here.
+local RETAIN_FIELDS = {'idem', 'replied'}
+local function retain(wid, ms, it)
   ms = ms or retention_ms()
   if ms <= 0 then return end
   -- the item's history entries of this call first, so that the list exists
   -- and takes the TTL
   flush_history(wid)
   for _, k in ipairs(item_keys(wid)) do redis.call('PEXPIRE', k, ms) end
+  -- one EXISTS for the records most items never have, instead of a PEXPIRE each
+  local extra = item_extra_keys(wid)
+  if redis.call('EXISTS', unpack(extra)) > 0 then
+    for _, k in ipairs(extra) do redis.call('PEXPIRE', k, ms) end
+  end
   -- the replies to the customer (work_reply.lua marks the item `replied`):
   -- read with `idem`, so an item never replied to pays no command for them
-  local it = hmget(key('work', wid), {'idem', 'replied'})
+  it = it or hmget(key('work', wid), RETAIN_FIELDS)
   if it.replied then redis.call('PEXPIRE', key('case', wid, 'replies'), ms) end
   -- the item's idempotency record (a day by default) or dedupe reference
   -- never outlives it; LT: a shorter TTL of its own is kept
@@ -46,6 +59,7 @@ end
 -- A finished item routes again (`reroute`): its records are kept again.
 local function persist_item(wid)
   for _, k in ipairs(item_keys(wid)) do redis.call('PERSIST', k) end
+  for _, k in ipairs(item_extra_keys(wid)) do redis.call('PERSIST', k) end
   if redis.call('HGET', key('work', wid), 'replied') then redis.call('PERSIST', key('case', wid, 'replies')) end
 end
 
@@ -80,14 +94,19 @@ local function requeue(wid, reason, decliner, note)
   return q
 end
 
+-- What `finish` reads of the item: what it releases, and what `retain` needs.
+local FINISH_FIELDS = {'agent', 'channel', 'weight', 'queue', 'state', 'accepted_at', 'composing',
+                       'idem', 'replied'}
+
 -- Release an item's capacity and close it (completed or abandoned).
 -- Returns the agent's queues that gained room, the agent, queue, channel,
 -- the state it was in, when it was accepted (0: never) and, when an agent
 -- held it, the agent's fields after the release (`touch_agent`, for
--- emit_item; its `ver` already counts one event).
-local function finish(wid, state, extra)
+-- emit_item; its `ver` already counts one event). `it`: the item's
+-- FINISH_FIELDS when the caller read them (`mine`), else read here.
+local function finish(wid, state, extra, it)
   local wk = key('work', wid)
-  local it = hmget(wk, {'agent', 'channel', 'weight', 'queue', 'state', 'accepted_at', 'composing'})
+  it = it or hmget(wk, FINISH_FIELDS)
   local aid, ch, w, q, prev = it.agent, it.channel, num(it.weight), it.queue, it.state
   local woke, rec = {}, nil
   if prev == 'queued' then
@@ -114,18 +133,26 @@ local function finish(wid, state, extra)
     fields[#fields + 1] = v
   end
   redis.call('HSET', wk, unpack(fields))
-  retain(wid)
+  retain(wid, nil, it)
   if state == 'abandoned' then webhook_abandoned(wid, q, ch, aid, prev, (extra or {}).reason) end
   return woke, aid, q, ch, prev, num(it.accepted_at), rec
 end
 
--- Complete an item in hand (by the agent, or when wrap-up runs out).
-local function complete(wid, disposition, by)
-  local woke, aid, q, ch, _, accepted, rec = finish(wid, 'completed', {disposition = disposition})
+-- A queue's recent handle times: the latest HANDLE_KEPT count (work_position.lua
+-- has the same figure), and how many more the list may hold before a trim.
+local HANDLE_KEPT, HANDLE_SLACK = 50, 16
+
+-- Complete an item in hand (by the agent, or when wrap-up runs out); `it`
+-- as for `finish`.
+local function complete(wid, disposition, by, it)
+  local woke, aid, q, ch, _, accepted, rec = finish(wid, 'completed', {disposition = disposition}, it)
   if accepted > 0 then
-    -- recent handle times feed the expected wait (store/lua/work_position.lua)
-    redis.call('LPUSH', key('queue', q, 'handle'), NOW - accepted)
-    redis.call('LTRIM', key('queue', q, 'handle'), 0, 49)
+    -- recent handle times feed the expected wait (store/lua/work_position.lua
+    -- reads the HANDLE_KEPT latest); trimmed once every few pushes, not on each
+    local hk = key('queue', q, 'handle')
+    if redis.call('LPUSH', hk, NOW - accepted) >= HANDLE_KEPT + HANDLE_SLACK then
+      redis.call('LTRIM', hk, 0, HANDLE_KEPT - 1)
+    end
   end
   webhook_completed(wid, aid, q, ch, disposition, by)
   bump(key('stats'), 'completed', 1)
@@ -196,9 +223,11 @@ end
 
 -- The item `wid`, checked to be held by (or offered to) agent `aid` in one of
 -- `states`; `expected` names those states in the error. Returns the item's
--- {state, agent, queue, channel} by name, or nil and the error reply.
-local function mine(wid, aid, states, expected)
-  local it = hmget(key('work', wid), {'state', 'agent', 'queue', 'channel'})
+-- {state, agent, queue, channel} by name (and the other `fields`, when
+-- given: a list that includes those four), or nil and the error reply.
+local MINE_FIELDS = {'state', 'agent', 'queue', 'channel'}
+local function mine(wid, aid, states, expected, fields)
+  local it = hmget(key('work', wid), fields or MINE_FIELDS)
   if not it.state then
     return nil, {'not_found', 'work_id', 'no work item ' .. wid}
   end

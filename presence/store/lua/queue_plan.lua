@@ -11,4 +11,6 @@ for i = 2, #ARGV, 2 do
     n = n + 1
   end
 end
+-- the scripts keep each queue's plan with its settings (_lib_config.lua)
+if n > 0 then settings_changed() end
 return {'ok', n}

@@ -34,6 +34,7 @@ if idem ~= '' then
   redis.call('SET', ik, wid, 'EX', ttl)
 end
 create_item(wid, target, ch, prio, data, req, idem)
+made_without_case(wid)
 -- routed after the batch when the server routes inline; else the caller wakes the dispatcher
 route_later({target})
 if idem ~= '' and digest ~= '' then

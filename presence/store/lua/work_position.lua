@@ -9,7 +9,8 @@ if not it.state then return {'', '', 0, 0, 0, 0} end
 local q = it.queue
 local rank = redis.call('ZRANK', key('queue', q, 'waiting'), wid)
 local sum, n = 0, 0
-for _, v in ipairs(redis.call('LRANGE', key('queue', q, 'handle'), 0, -1)) do
+-- the 50 latest (HANDLE_KEPT, _lib_work.lua: the list is trimmed to them now and then)
+for _, v in ipairs(redis.call('LRANGE', key('queue', q, 'handle'), 0, HANDLE_KEPT - 1)) do
   sum = sum + num(v)
   n = n + 1
 end
