@@ -368,3 +368,24 @@ def test_fanout_encodes_once_per_subprotocol() -> None:
     frames = [c._queue[0] for c in conns]
     assert all(f is frames[0] for f in frames[:3]) and all(f is frames[3] for f in frames[3:])
     assert frames[0] == encode(msg, JSON) and frames[3] == encode(msg, MSGPACK)
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+@pytest.mark.parametrize("kind", ["text", "binary"])
+def test_framed_is_the_frame_websockets_writes(size: int, kind: str) -> None:
+    """A frame written at once (`Wire.write_framed`) is byte for byte the one
+    the websockets protocol writes for the same message on a server's socket
+    (unmasked, no extension), at each length encoding's bounds."""
+    from websockets.frames import Frame, Opcode
+
+    from presence.ws.wire import framed
+
+    if kind == "text":
+        payload: str | bytes = "é" * (size // 2) + "a" * (size % 2)  # `size` bytes of UTF-8
+        data = payload.encode()
+        assert len(data) == size
+        op = Opcode.TEXT
+    else:
+        payload = data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        op = Opcode.BINARY
+    assert framed(payload) == Frame(op, data).serialize(mask=False, extensions=[])
