@@ -56,6 +56,12 @@ SUPERVISOR_QUEUE_MAX = 32
 SUPERVISOR_STALL = 5.0
 # agent sockets whose leases one script call renews (Hub._renew_leases)
 LEASE_CHUNK = 250
+# Frames up to this size are written at once when a socket is idle
+# (`Conn.push`); a larger one (the live KPIs with every agent's row, ~100 KB
+# for 500 agents) goes through each socket's sender task, so that 100
+# wallboards' copies are written in 100 steps with the loop running between
+# them, not in one callback that holds every socket of the process.
+WRITE_AT_ONCE_MAX = 32 * 1024
 
 _ids = itertools.count(1)
 _PROCESS = f"{os.getpid():x}{int(time.time()) % 100000:05d}"
@@ -134,6 +140,7 @@ class Conn:
             and not self._queue
             and not self.resync
             and self.wire is not None
+            and len(frame) <= WRITE_AT_ONCE_MAX
             and self.wire.write_framed(wired if wired is not None else framed(frame))
         ):
             self.sent_at = time.monotonic()
@@ -197,13 +204,16 @@ class Conn:
 def fanout(conns: Iterable[Conn], msg: dict[str, Any]) -> int:
     """Send one message to many sockets, encoded and framed once per
     subprotocol."""
-    frames: dict[str, tuple[str | bytes, bytes]] = {}
+    frames: dict[str, tuple[str | bytes, bytes | None]] = {}
     n = 0
     for c in conns:
         frame = frames.get(c.subprotocol)
         if frame is None:
             payload = protocol.encode(msg, c.subprotocol)
-            frame = frames[c.subprotocol] = (payload, framed(payload))
+            frame = frames[c.subprotocol] = (
+                payload,
+                framed(payload) if len(payload) <= WRITE_AT_ONCE_MAX else None,
+            )
         c.push(*frame)
         n += 1
     return n
