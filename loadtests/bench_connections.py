@@ -6,7 +6,9 @@ and from --clients load-generator processes:
 1. connects every agent (handshake, token check, ``conn_open.lua``, snapshot)
    and leaves them idle; the server process's RSS before (after a small
    warm-up) and after, divided by the number of sockets, is the memory per
-   idle connection;
+   idle connection; then, for --idle seconds with no traffic but the
+   websocket keep-alive pings, the CPU of the server and of Redis together
+   (percent of one core: the idle cost of that many connected agents);
 2. drops every socket at once (no close frame: a network blip), waits for
    the server to notice, then reconnects all of them as fast as the clients
    can: connections per second from the first reconnect to the last
@@ -16,6 +18,7 @@ The open-files limit is raised (RLIMIT_NOFILE) for this process, the server
 and the clients, which inherit it.
 
     python -m loadtests.bench_connections --agents 10000 --clients 4
+    python -m loadtests.bench_connections --agents 1000 --clients 1 --idle 30   # the idle cost
 """
 
 from __future__ import annotations
@@ -116,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=4, help="load-generator processes (default 4)")
     p.add_argument("--inflight", type=int, default=200, help="handshakes in flight per client (default 200)")
     p.add_argument("--settle", type=float, default=3.0, help="seconds idle before reading RSS (default 3)")
+    p.add_argument(
+        "--idle", type=float, default=10.0, help="seconds of idle CPU measured once connected (default 10)"
+    )
     p.add_argument("--profile", help="py-spy the server during the reconnect storm (.svg, or .txt raw)")
     a = p.parse_args(argv)
     limit = raise_nofile(max(65536, a.agents * 2 + 1024))
@@ -139,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         ids = [f"c{i:05d}" for i in range(a.agents)]
         asyncio.run(seed_agents(stack.redis_url, stack.center_id, ids, ["bench"]))
         server = psutil.Process(stack.server_pids()[0])
+        redis = psutil.Process(stack.redis.pid) if stack.redis and stack.redis.pid else None
         host, port = stack.host_port
         k = max(1, a.clients)
         toks = [stack.token("agent", aid, 7200) for aid in ids]
@@ -174,6 +181,21 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(["server RSS with all connected", f"{rss1 / 2**20:.1f} MiB", ""])
         rows.append(["memory per idle agent connection", f"{per / 1024:.1f} KiB", "<= 40 KB"])
         rows.append(["first connect rate", f"{n / (t1 - t0):.0f} conn/s", ""])
+        if a.idle > 0:
+            procs_idle = [server, *([redis] if redis is not None else [])]
+            cpu0 = [sum(p.cpu_times()[:2]) for p in procs_idle]
+            w0 = time.monotonic()
+            time.sleep(a.idle)
+            wall = time.monotonic() - w0
+            used = [sum(p.cpu_times()[:2]) - c for p, c in zip(procs_idle, cpu0, strict=True)]
+            rows.append(
+                [
+                    f"idle CPU, {n} agents connected, {wall:.0f} s: server + Redis",
+                    f"{100 * sum(used) / wall:.2f} % of one core "
+                    f"({100 * used[0] / wall:.2f} + {100 * sum(used[1:]) / wall:.2f})",
+                    "<= 3 % (1,000 agents)",
+                ]
+            )
         phase("drop", "dropped")
         time.sleep(a.settle)  # the server sees the resets and runs conn_close for each
         spy = stack.profile(a.profile, 8) if a.profile else None

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import gc
 import sys
 import time
 from collections import deque
@@ -51,6 +52,26 @@ from loadtests.common import (
     table,
     use_uvloop,
 )
+
+# The head of a msgpack `kpis` message as the server encodes it: a map whose
+# first key is "type" (protocol.kpis builds it so).
+_KPIS_HEAD = b"\xa4type\xa4kpis"
+
+
+class BoardWs(RawWs):
+    """A wallboard that does not decode the live KPIs (`kpis`, ~1 s apart,
+    every fifth with every agent's row: ~100 KB for 500 agents). One load
+    generator stands in for 100 wallboards: decoding 100 copies of each
+    stalled it for 0.3-0.7 s every 5 s, which showed as the server's latency
+    on every socket of the run. A real wallboard decodes its own, on its own
+    machine; the server's cost of sending them is still in the run's CPU."""
+
+    __slots__ = ()
+
+    def on_frame(self, payload: bytes) -> None:
+        if payload[1:11] == _KPIS_HEAD:
+            return
+        super().on_frame(payload)
 
 
 async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[str, Any]:
@@ -108,16 +129,16 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
     agent_socks: dict[str, RawWs] = {}
     sem = asyncio.Semaphore(100)
 
-    async def connect(path: str, handler: Any) -> RawWs:
+    async def connect(path: str, handler: Any, kind: type[RawWs] = RawWs) -> RawWs:
         async with sem:
-            return await RawWs.connect(host, port, path, handler)
+            return await kind.connect(host, port, path, handler)
 
     tok = {aid: stack.token("agent", aid) for aid in ids}
     socks = await asyncio.gather(*(connect(f"/ws/agent?token={tok[aid]}", agent_handler(aid)) for aid in ids))
     agent_socks = dict(zip(ids, socks, strict=True))
     sup = stack.token("supervisor", "wallboard")
     boards = await asyncio.gather(
-        *(connect(f"/ws/supervisor?token={sup}", board_handler(w)) for w in range(a.wallboards))
+        *(connect(f"/ws/supervisor?token={sup}", board_handler(w), BoardWs) for w in range(a.wallboards))
     )
     deadline = mono() + 60
     while snaps["n"] < len(ids) + a.wallboards and mono() < deadline:  # noqa: ASYNC110 - counters fed by protocol callbacks
@@ -140,6 +161,13 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
             i += 1
             await asyncio.sleep(1 / max(1.0, a.ping_rate))
 
+    # This process keeps every sighting (millions of tuples by the end of a
+    # run): the collector's full passes over them stalled the load
+    # generator for 0.5-0.7 s every few seconds, and the stall showed as the
+    # server's latency (own socket and wallboards alike). Nothing it keeps
+    # is a cycle: collection is off for the load, on again after it.
+    gc.collect()
+    gc.disable()
     ping_task = asyncio.create_task(pinger())
     spy = stack.profile(a.profile, a.duration) if a.profile else None
     import psutil  # the load extra, as in bench_assign
@@ -180,6 +208,7 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
     cpu_server, cpu_redis = cpu(server) - cpu0[0], cpu(redis) - cpu0[1]
     counted = dict(frames)
     ping_task.cancel()
+    gc.enable()
     if spy is not None:
         spy.wait(30)
     for s in [*agent_socks.values(), *boards]:
@@ -187,6 +216,7 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
 
     last: list[float] = []
     first: list[float] = []
+    worst_of: list[float | None] = []  # per change, in order
     missing = 0
     for aid, ver, sent, _own in changes:
         worst, best = 0.0, float("inf")
@@ -199,10 +229,20 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
             worst, best = max(worst, dt), min(best, dt)
         if worst == float("inf"):
             missing += 1
+            worst_of.append(None)
         else:
             last.append(worst)
             first.append(best)
+            worst_of.append(worst)
     own_lat = [own - sent for _, _, sent, own in changes]
+    if a.samples:
+        # one line per change: when it was sent (s into the load), its own
+        # socket's and its last wallboard's latency (ms; empty: never seen)
+        with open(f"{a.samples}.{a.flush_now:g}.csv", "w") as f:  # noqa: ASYNC230 - after the load
+            f.write("sent_s,own_ms,last_wallboard_ms\n")
+            for (_aid, _ver, sent, own), lw in zip(changes, worst_of, strict=True):
+                cell = "" if lw is None else f"{lw * 1e3:.2f}"
+                f.write(f"{sent - t0:.4f},{(own - sent) * 1e3:.2f},{cell}\n")
     return {
         "changes": len(changes),
         "rate": len(changes) / (t1 - t0),
@@ -232,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--ping-rate", type=float, default=100, help="baseline pings per second (default 100)")
     p.add_argument("--profile", help="py-spy the server during the load into this file (.svg, or .txt raw)")
+    p.add_argument(
+        "--samples",
+        help="write every change's latencies with its time into <this>.<flush>.csv (where the tail falls)",
+    )
     a = p.parse_args(argv)
     a.flush_list = [float(x) for x in a.flush.split(",") if x.strip()]
     raise_nofile()
@@ -252,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     failed = False
     for flush in a.flush_list:
+        a.flush_now = flush
         stack = Stack(
             center_body=BENCH_CENTER.format(weight=10, strategy="most_available", auto_accept="true"),
             env={"PRESENCE_SUPERVISOR_FLUSH": str(flush)},

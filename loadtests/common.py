@@ -174,13 +174,18 @@ class RawWs(_NoDelay):
             pos += hdr + ln
             op = b0 & 0x0F
             if op == 2 or op == 1:
-                self.on_message(msgpack.unpackb(payload, raw=False))
+                self.on_frame(payload)
             elif op == 9:
                 self._frame(0xA, payload)
             elif op == 8:
                 self.close()
         if pos:
             del buf[:pos]
+
+    def on_frame(self, payload: bytes) -> None:
+        """One data frame: decoded and given to `on_message` (a subclass may
+        look at the bytes first)."""
+        self.on_message(msgpack.unpackb(payload, raw=False))
 
     def _frame(self, op: int, payload: bytes) -> None:
         t = self.transport

@@ -378,7 +378,11 @@ class Store:
         return gone
 
     async def set_status(self, agent_id: str, status: str, reason: str, by: str) -> list[str]:
-        return await self._call("agent_status", agent_id, status, reason, by)
+        """The queues to wake. Concurrent changes (a burst of sign-ins, many
+        wallboards' agents at once) share one script call: one round trip
+        and one pub/sub message for all of them, and a burst of hundreds
+        takes one Redis connection, not one each."""
+        return await self.batched["agent_status"](agent_id, status, reason, by)
 
     async def sweep(self, grace: float, limit: int = 500) -> list[str]:
         reply = await self.scripts.raw("sweep", self.keys.prefix, self.now_ms(), int(grace * 1000), limit)

@@ -80,7 +80,7 @@ READ_ONLY = frozenset(
     {"agent_snapshot", "center_dump", "check", "composing_marks", "queue_stats", "views", "work_position"}
 )
 
-BATCHED = ("offer_accept", "offer_decline", "work_complete", "work_create", "work_wrapup")
+BATCHED = ("agent_status", "offer_accept", "offer_decline", "work_complete", "work_create", "work_wrapup")
 
 # The body of a batched script runs as a function of its own ARGV; pcall
 # turns a runtime error in one call into that call's reply, so the others

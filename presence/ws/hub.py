@@ -42,6 +42,7 @@ from presence import protocol
 from presence.config import Settings
 from presence.store import Store
 from presence.tasks import stop_tasks
+from presence.ws.wire import Wire, framed
 
 log = logging.getLogger("presence.hub")
 
@@ -55,6 +56,12 @@ SUPERVISOR_QUEUE_MAX = 32
 SUPERVISOR_STALL = 5.0
 # agent sockets whose leases one script call renews (Hub._renew_leases)
 LEASE_CHUNK = 250
+# Frames up to this size are written at once when a socket is idle
+# (`Conn.push`); a larger one (the live KPIs with every agent's row, ~100 KB
+# for 500 agents) goes through each socket's sender task, so that 100
+# wallboards' copies are written in 100 steps with the loop running between
+# them, not in one callback that holds every socket of the process.
+WRITE_AT_ONCE_MAX = 32 * 1024
 
 _ids = itertools.count(1)
 _PROCESS = f"{os.getpid():x}{int(time.time()) % 100000:05d}"
@@ -64,11 +71,17 @@ class Conn:
     """One accepted websocket and its outgoing queue.
 
     Frames are sent by one sender task per socket, so a slow socket never
-    blocks the listener that fans events out.
+    blocks the listener that fans events out. While that task has nothing
+    to do (its queue empty, no snapshot being read) and the socket's buffer
+    has room, a frame is written at once instead (`Wire.write_framed`),
+    already serialized by `fanout` for every socket: no task wake-up and no
+    ASGI send per frame, and the order is the queue's, since the queue was
+    empty. A socket that backs up (a slow reader) goes through the queue.
     """
 
     __slots__ = (
         "_closed",
+        "_idle",
         "_queue",
         "_wake",
         "id",
@@ -82,10 +95,15 @@ class Conn:
         "snapshot_sent",
         "subject",
         "subprotocol",
+        "wire",
     )
 
-    def __init__(self, send: Send, subprotocol: str, role: str, subject: str) -> None:
+    def __init__(
+        self, send: Send, subprotocol: str, role: str, subject: str, wire: Wire | None = None
+    ) -> None:
         self.send = send
+        # the socket's transport, for frames written at once (None: always queued)
+        self.wire = wire
         self.subprotocol = subprotocol
         self.role = role
         self.subject = subject
@@ -101,6 +119,8 @@ class Conn:
         self._queue: deque[str | bytes] = deque()
         self._wake = asyncio.Event()
         self._closed = False
+        # the sender waits for work with nothing in hand (False until it runs)
+        self._idle = False
 
     @property
     def backlog(self) -> int:
@@ -110,9 +130,21 @@ class Conn:
     def closed(self) -> bool:
         return self._closed
 
-    def push(self, frame: str | bytes) -> bool:
+    def push(self, frame: str | bytes, wired: bytes | None = None) -> bool:
+        """Send `frame` after the frames queued before it; `wired` is the
+        frame serialized by `framed`, when the caller made it already."""
         if self._closed:
             return False
+        if (
+            self._idle
+            and not self._queue
+            and not self.resync
+            and self.wire is not None
+            and len(frame) <= WRITE_AT_ONCE_MAX
+            and self.wire.write_framed(wired if wired is not None else framed(frame))
+        ):
+            self.sent_at = time.monotonic()
+            return True
         self._queue.append(frame)
         self._wake.set()
         return True
@@ -124,7 +156,10 @@ class Conn:
             await self.send({"type": "websocket.send", "bytes": frame})
 
     async def send_message(self, msg: dict[str, Any]) -> None:
-        await self.send_frame(protocol.encode(msg, self.subprotocol))
+        """Send `msg` now (a reply, a snapshot), past the queue."""
+        frame = protocol.encode(msg, self.subprotocol)
+        if self.wire is None or not self.wire.write_framed(framed(frame)):
+            await self.send_frame(frame)
 
     async def send_close(self, code: int, reason: str) -> None:
         """Send the close frame; a peer already gone is closed all the same."""
@@ -134,7 +169,9 @@ class Conn:
     async def run_sender(self, on_drained: Callable[[Conn], Awaitable[None]] | None = None) -> None:
         try:
             while not self._closed:
+                self._idle = True
                 await self._wake.wait()
+                self._idle = False
                 self._wake.clear()
                 while self._queue:
                     await self.send_frame(self._queue.popleft())
@@ -154,6 +191,9 @@ class Conn:
         except (OSError, RuntimeError, WebSocketDisconnect):
             # the peer went away while we were sending; the receive loop ends it
             self._closed = True
+        finally:
+            # stopped (cancelled at the socket's end): frames are queued again
+            self._idle = False
 
     def close(self) -> None:
         self._closed = True
@@ -162,14 +202,19 @@ class Conn:
 
 
 def fanout(conns: Iterable[Conn], msg: dict[str, Any]) -> int:
-    """Queue one message on many sockets, encoding it once per subprotocol."""
-    frames: dict[str, str | bytes] = {}
+    """Send one message to many sockets, encoded and framed once per
+    subprotocol."""
+    frames: dict[str, tuple[str | bytes, bytes | None]] = {}
     n = 0
     for c in conns:
         frame = frames.get(c.subprotocol)
         if frame is None:
-            frame = frames[c.subprotocol] = protocol.encode(msg, c.subprotocol)
-        c.push(frame)
+            payload = protocol.encode(msg, c.subprotocol)
+            frame = frames[c.subprotocol] = (
+                payload,
+                framed(payload) if len(payload) <= WRITE_AT_ONCE_MAX else None,
+            )
+        c.push(*frame)
         n += 1
     return n
 

@@ -29,7 +29,7 @@ from presence.protocol import Close, ErrorCode, ProtocolError
 from presence.schema.messages import ClientMessage, Ping
 from presence.store import ScriptError, ref_key, retry_key
 from presence.ws.hub import Conn, Hub
-from presence.ws.wire import BUDGET, Budget
+from presence.ws.wire import BUDGET, WIRE, Budget, Wire
 
 log = logging.getLogger("presence.ws")
 
@@ -243,11 +243,14 @@ async def run(ws: WebSocket, role: Role) -> None:
     hub: Hub = ws.app.state.hubs[ctx.center.id]
     offered = ws.scope.get("subprotocols") or []
     await ws.accept(subprotocol=sub if sub in offered else None)
-    conn = Conn(ws.send, sub, role.name, claims.sub)
+    extensions = ws.scope.get("extensions") or {}
+    # the socket's own transport, when served by `Wire` (frames written at once)
+    wire = extensions.get(WIRE)
+    conn = Conn(ws.send, sub, role.name, claims.sub, wire if isinstance(wire, Wire) else None)
     # one budget for the socket's messages and its control frames (pings,
     # pongs), which the server's websocket layer charges (`presence.ws.wire`)
     limit = RateLimit(ctx.rate_per_second, ctx.rate_burst)
-    budget = ws.scope.get("extensions", {}).get(BUDGET)
+    budget = extensions.get(BUDGET)
     if isinstance(budget, Budget):
         budget.allow = limit.allow
     try:

@@ -15,6 +15,14 @@ could otherwise fill the operators' log at will), and a close from the app
 never waits behind a full send buffer (a client that stopped reading would
 otherwise keep its socket forever).
 
+A server's data frames are not masked and (with permessage-deflate off,
+as `presence serve` runs) not transformed: the bytes of one message's frame
+are the same for every socket of a subprotocol. `framed` serializes a frame
+once and `Wire.write_framed` writes it straight to the transport, past the
+ASGI send chain (Starlette, uvicorn, the websockets protocol): a wallboard
+flush costs each socket one write, not a frame built and a chain of
+coroutines run per socket (docs/PERFORMANCE.md, "Presence changes").
+
 `presence serve` gives this class to uvicorn (``ws=Wire``).
 """
 
@@ -36,6 +44,24 @@ log = logging.getLogger("presence.ws")
 
 # the key of `Budget` in the ASGI scope's "extensions"
 BUDGET = "presence.budget"
+# the key of the socket's `Wire` in the ASGI scope's "extensions" (`write_framed`)
+WIRE = "presence.wire"
+
+
+def framed(payload: str | bytes) -> bytes:
+    """One message as a whole, unmasked data frame (text for a str, binary
+    for bytes): what the websockets protocol would write for it on a
+    server's socket without extensions."""
+    if isinstance(payload, str):
+        data, head = payload.encode(), 0x81
+    else:
+        data, head = payload, 0x82
+    n = len(data)
+    if n < 126:
+        return bytes((head, n)) + data
+    if n < 65536:
+        return bytes((head, 126)) + n.to_bytes(2, "big") + data
+    return bytes((head, 127)) + n.to_bytes(8, "big") + data
 
 
 class Budget:
@@ -68,6 +94,7 @@ class Wire(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:
             scope["extensions"][BUDGET] = self.budget
+            scope["extensions"][WIRE] = self
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -79,6 +106,27 @@ class Wire(WebSocketsSansIOProtocol):
             output = self.conn.data_to_send()
             if not self.close_sent and not self.transport.is_closing():
                 self.transport.write(b"".join(output))
+
+    def write_framed(self, frame: bytes) -> bool:
+        """Write a frame made by `framed` now, if the socket can take it as
+        is: open, accepted, not closing, its send buffer not full, no
+        extension negotiated and nothing of the protocol's own waiting to go
+        out first. False otherwise: then send the message the usual way (the
+        ASGI send), which waits for room or raises for a socket gone."""
+        if (
+            self.close_sent
+            or self.disconnected
+            or not self.handshake_complete
+            or self.initial_response is not None
+            or not self.writable.is_set()
+            or self.conn.state is not State.OPEN
+            or self.conn.extensions
+            or self.conn.writes
+            or self.transport.is_closing()
+        ):
+            return False
+        self.transport.write(frame)
+        return True
 
     def _charge(self) -> bool:
         allow = self.budget.allow

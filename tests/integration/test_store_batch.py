@@ -96,6 +96,46 @@ async def test_an_idle_call_is_sent_at_once_and_errors_reach_only_their_caller(s
     assert await store.check() == []
 
 
+async def test_concurrent_status_changes_share_one_script_call(store: Store) -> None:
+    """A burst of status changes (the sign-ins of a shift, a wallboard's
+    agents) leaves in one or two script calls, each change with its own
+    reply (an unknown status is refused to its caller only) and its own
+    `status` event, in one pub/sub message per call."""
+    pubsub = store.redis.pubsub()
+    await pubsub.ssubscribe(store.keys.events_channel)
+    try:
+        for i in range(20):
+            await store.conn_open(f"a{i}", f"c{i}", 3600)
+        while await pubsub.get_message(timeout=0.3) is not None:
+            pass  # the sign-ins' events
+        calls = store.batched["agent_status"]
+        before = calls.calls
+        results = await asyncio.gather(
+            *(store.set_status(f"a{i}", "Available", "", f"a{i}") for i in range(19)),
+            store.set_status("a19", "Lunch?", "", "a19"),
+            return_exceptions=True,
+        )
+        assert 1 <= calls.calls - before <= 2  # the first call may leave alone
+        assert results[:19] == [["q"]] * 19
+        bad = results[19]
+        assert isinstance(bad, ScriptError) and (bad.code, bad.field) == ("invalid", "status"), bad
+        events, messages = [], 0
+        while (m := await pubsub.get_message(timeout=0.3)) is not None:
+            if m["type"] == "smessage":
+                events += decode_events(m["data"])
+                messages += 1
+        assert messages <= 2
+        changed = sorted(e.to or "" for e in events if e.message["type"] == "status")
+        assert changed == sorted(f"a{i}" for i in range(19))
+        assert all(e.message["status"] == "Available" for e in events)
+        for i in range(19):
+            assert (await store.views([f"a{i}"]))[0]["status"] == "Available"
+        assert (await store.views(["a19"]))[0]["status"] != "Available"
+        assert await store.check() == []
+    finally:
+        await pubsub.aclose()
+
+
 async def test_a_batched_call_publishes_its_events_as_one_message(store: Store) -> None:
     """route.lua offering 20 items publishes ONE pub/sub message holding the
     20 offers (an array-16 header past 15 events); a single event

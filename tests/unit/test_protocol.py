@@ -368,3 +368,59 @@ def test_fanout_encodes_once_per_subprotocol() -> None:
     frames = [c._queue[0] for c in conns]
     assert all(f is frames[0] for f in frames[:3]) and all(f is frames[3] for f in frames[3:])
     assert frames[0] == encode(msg, JSON) and frames[3] == encode(msg, MSGPACK)
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+@pytest.mark.parametrize("kind", ["text", "binary"])
+def test_framed_is_the_frame_websockets_writes(size: int, kind: str) -> None:
+    """A frame written at once (`Wire.write_framed`) is byte for byte the one
+    the websockets protocol writes for the same message on a server's socket
+    (unmasked, no extension), at each length encoding's bounds."""
+    from websockets.frames import Frame, Opcode
+
+    from presence.ws.wire import framed
+
+    if kind == "text":
+        payload: str | bytes = "é" * (size // 2) + "a" * (size % 2)  # `size` bytes of UTF-8
+        data = payload.encode()
+        assert len(data) == size
+        op = Opcode.TEXT
+    else:
+        payload = data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        op = Opcode.BINARY
+    assert framed(payload) == Frame(op, data).serialize(mask=False, extensions=[])
+
+
+def test_an_idle_socket_gets_a_frame_at_once_and_a_large_one_queued() -> None:
+    """`fanout` frames each message once; an idle socket's transport takes the
+    frame at once (the same bytes for every socket), a frame over
+    WRITE_AT_ONCE_MAX and every frame of a busy socket go through its queue."""
+    from presence.ws.hub import WRITE_AT_ONCE_MAX, Conn, fanout
+    from presence.ws.wire import framed
+
+    class Transport:  # stands for `Wire.write_framed`: what reached the socket
+        def __init__(self) -> None:
+            self.written: list[bytes] = []
+
+        def write_framed(self, frame: bytes) -> bool:
+            self.written.append(frame)
+            return True
+
+    async def send(message: Any) -> None:  # never called: frames only queue or go at once
+        raise AssertionError(message)
+
+    wires = [Transport() for _ in range(3)]
+    conns = [Conn(send, MSGPACK, "supervisor", "w", w) for w in wires]  # type: ignore[arg-type]
+    for c in conns[:2]:
+        c._idle = True  # its sender waits with nothing in hand
+    small = {"type": "agents", "agents": [{"agent_id": "a", "ver": 1}]}
+    assert fanout(conns, small) == 3
+    assert wires[0].written == wires[1].written == [framed(encode(small, MSGPACK))]
+    assert wires[0].written[0] is wires[1].written[0]
+    assert not wires[2].written and list(conns[2]._queue) == [encode(small, MSGPACK)]
+    large = {"type": "kpis", "agents": ["x" * 100] * (WRITE_AT_ONCE_MAX // 100)}
+    fanout(conns[:1], large)
+    assert len(wires[0].written) == 1 and list(conns[0]._queue) == [encode(large, MSGPACK)]
+    # once something is queued, later frames queue behind it, in order
+    fanout(conns[:1], small)
+    assert len(wires[0].written) == 1 and len(conns[0]._queue) == 2
