@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from tests.browser.support import open_agent, open_wallboard, service_post, set_status, shot
 from tests.harness import ServerProcess, post_work
+
+# the `server` fixture is served from the test process (tests/browser/conftest.py)
+pytestmark = pytest.mark.in_process
 
 
 def total(wall: Any, chart: str, series: int) -> float:
