@@ -1,4 +1,5 @@
-"""Shared pytest fixtures; this section owns the test Redis server."""
+"""Shared pytest fixtures; this section owns the test Redis server, and how
+the tests are shared out among pytest-xdist's workers (scripts/test)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,40 @@ import pytest
 from presence.embedded import EmbeddedRedis
 from tests.cluster import LocalCluster
 from tests.helpers import close_http, free_port
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (xdist/remote.py)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On workers (``-n N --dist loadgroup``), the tests that share something
+    costly run on one worker, one after the other:
+
+    * the tests of a module with a module-scoped fixture (a browser, a
+      fuzzed server, a cluster of the module's own): shared out, each worker
+      would start its own, and a worker running another module's test in
+      between would stop and start it again;
+    * the tests against the session's Redis Cluster (`redis_cluster`), six
+      redis-server processes that every worker would otherwise start.
+
+    Each worker has its own session: its own Redis, ports and temp dirs.
+    """
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info is not None else ()
+        if any(d[-1].scope == "module" for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+        elif _on_the_session_cluster(item):
+            item.add_marker(pytest.mark.xdist_group("redis-cluster"))
+
+
+def _on_the_session_cluster(item: pytest.Item) -> bool:
+    # directly, or by the "cluster" of REDIS_MODES (tests.helpers.redis_of);
+    # a cluster test that starts its own (a benchmark's) runs anywhere
+    if "redis_cluster" in getattr(item, "fixturenames", ()):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "cluster" in callspec.params.values()
 
 
 def _start_redis(data_dir: Path) -> EmbeddedRedis:

@@ -88,6 +88,10 @@ def write_center(path: Path, body: str = DEFAULT_CENTER, center_id: str | None =
     return path, cid
 
 
+class PortTaken(RuntimeError):
+    """The port a server was to listen on was taken before it could bind it."""
+
+
 class ServerProcess:
     """One `presence serve` process on a free port."""
 
@@ -99,14 +103,19 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         workers: int = 1,
         log_dir: Path | None = None,
+        port: int | None = None,
     ) -> None:
         self.redis_url = redis_url
         self.config = config
-        self.port = free_port()
+        # a port of its own choosing: another may be chosen if it is taken
+        # by the time the server binds it (`start`)
+        self.any_port = port is None
+        self.port = port or free_port()
         self.workers = workers
         self.extra_env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = (log_dir or config.parent) / f"server-{self.port}.log"
+        self.log_dir = log_dir or config.parent
+        self.log_path = self.log_dir / f"server-{self.port}.log"
 
     @property
     def http(self) -> str:
@@ -121,6 +130,21 @@ class ServerProcess:
         return self.config.read_text("utf-8").split('"')[1]
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
+        # free_port() hands out a port that was free a moment ago; until the
+        # server binds it, anything on the machine may take it (another
+        # test's listener, any outgoing connection's local port): then
+        # another port, as _start_redis (tests/conftest.py) does for Redis
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                if not self.any_port or attempt == 2:
+                    raise
+                self.port = free_port()
+                self.log_path = self.log_dir / f"server-{self.port}.log"
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> ServerProcess:
         env = {
             **os.environ,
             "REDIS_URL": self.redis_url,
@@ -154,7 +178,9 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.logs()}")
+                logs = self.logs()
+                error = PortTaken if f"port {self.port} is already in use" in logs else RuntimeError
+                raise error(f"server exited with {self.proc.returncode}:\n{logs}")
             try:
                 if http().get(f"{self.http}/readyz", timeout=1.0).status_code == 200:
                     return self

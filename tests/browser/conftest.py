@@ -90,9 +90,7 @@ class Servers:
             assert port is None, "an in-process server listens on a port of its own choosing"
             s = InProcessServer(self.redis_url, self.config, DrivenClock(), env=env, log_dir=self.tmp)
         else:
-            s = ServerProcess(self.redis_url, self.config, env=env, log_dir=self.tmp)
-        if port is not None:
-            s.port = port
+            s = ServerProcess(self.redis_url, self.config, env=env, log_dir=self.tmp, port=port)
         self.started.append(s)
         return s.start()
 

@@ -7,10 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.support import open_agent, open_wallboard, service_post, set_status, shot
 from tests.harness import ServerProcess
+
+# the `server` fixture is served from the test process (tests/browser/conftest.py)
+pytestmark = pytest.mark.in_process
 
 
 def test_survey_after_completion_shows_on_the_wallboard(context: Any, server: ServerProcess) -> None:

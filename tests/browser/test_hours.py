@@ -41,7 +41,7 @@ queues = ["support", "billing"]
 
 def test_closed_queue_on_the_wallboard_and_the_crm_link(browser: Any, servers: Servers) -> None:
     servers.use_center(closed_center())
-    server = servers.start()
+    server = servers.start(in_process=True)  # served from the test process
     ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
     try:
         wall = open_wallboard(ctx, server)

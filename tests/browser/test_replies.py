@@ -7,10 +7,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.support import open_agent, open_wallboard, service_post, set_status, shot
 from tests.harness import ServerProcess
+
+# the `server` fixture is served from the test process (tests/browser/conftest.py)
+pytestmark = pytest.mark.in_process
 
 
 def chat(server: ServerProcess, conv: str, text: str, mid: str) -> str:

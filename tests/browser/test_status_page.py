@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.support import open_agent, set_status, shot
 from tests.harness import ServerProcess
+
+# the `server` fixture is served from the test process (tests/browser/conftest.py)
+pytestmark = pytest.mark.in_process
 
 
 def test_contact_form_to_status_page_and_back_to_the_agent(context: Any, server: ServerProcess) -> None:

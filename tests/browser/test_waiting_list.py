@@ -37,7 +37,7 @@ def grid_row(wall: Any, aid: str) -> Any:
 
 def test_waiting_list_ages_by_service_level_and_push_pull_reassign(browser: Any, servers: Servers) -> None:
     servers.use_center(TWO_QUEUES)
-    server = servers.start()
+    server = servers.start(in_process=True)  # served from the test process
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
     try:
         wall = open_wallboard(ctx, server)

@@ -71,7 +71,16 @@ class PrivateRedis:
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     r = PrivateRedis(tmp_path / "private")
-    r.start()
+    # the port can be taken between free_port() and the server's bind (as in
+    # tests/conftest.py); once started, a test restarts it on the same port
+    for attempt in range(3):
+        try:
+            r.start()
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+            r.port = free_port()
     try:
         yield r
     finally:

@@ -30,10 +30,13 @@ from tests.helpers import free_port
 pytestmark = pytest.mark.timeout(600)
 
 REPO = Path(__file__).resolve().parents[2]
-# what a checkout may hold that is not the project: VCS, venvs, builds, caches, data
+# what a checkout may hold that is not the project: VCS, venvs, builds, caches,
+# data; Hypothesis's examples too (the other workers' tests write them while
+# this one copies)
 NOT_THE_PROJECT = shutil.ignore_patterns(
-    ".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "var", "artifacts"
-)
+    ".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", "var",
+    "artifacts",
+)  # fmt: skip
 PAGES = ("/healthz", "/readyz", "/agent", "/wallboard", "/openapi.json", "/metrics")
 
 # Run by the venv's interpreter: import every module of the installed package.
