@@ -305,6 +305,7 @@ def test_soak_tiny(tmp_path: Path) -> None:
     assert len(rows) >= 2, rows
     assert all(float(r["rss_mb"]) > 0 and float(r["redis_used_mb"]) > 0 for r in rows), rows
     assert sum(int(r["offers"]) for r in rows) > 0, rows
+    assert all(int(r["agents_open"]) >= 18 for r in rows), rows  # 20, less one being reconnected
     # the server's own GC figure, read from its /metrics (nan: not found)
     assert all(float(r["server_gc_pause_max_ms"]) >= 0 for r in rows), rows
     assert all(0 < float(r["redis_streams_mb"]) < float(r["redis_used_mb"]) for r in rows), rows
