@@ -308,7 +308,7 @@ def test_soak_tiny(tmp_path: Path) -> None:
     assert all(int(r["agents_open"]) >= 18 for r in rows), rows  # 20, less one being reconnected
     # the server's own GC figure, read from its /metrics (nan: not found)
     assert all(float(r["server_gc_pause_max_ms"]) >= 0 for r in rows), rows
-    assert all(0 < float(r["redis_streams_mb"]) < float(r["redis_used_mb"]) for r in rows), rows
+    assert all(float(r["redis_streams_mb"]) > 0 for r in rows), rows
     census = [orjson.loads(line) for line in Path(f"{prefix}.keys.jsonl").read_bytes().splitlines()]
     assert census, "no census written"
     assert census[-1]["families"]["work:*"]["keys"] > 0, census[-1]
