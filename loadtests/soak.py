@@ -7,12 +7,16 @@ seconds). A short retention is set for the run (PRESENCE_RETENTION_DAYS,
 fractional), so finished items expire while it runs.
 
 Every sample interval (default 60 s) it records the server's RSS, Redis
-``used_memory``, the AOF size (``aof_current_size``), the load generator's
-longest GC pause, and the p99 intake-to-offer latency of that interval;
-writes them to a CSV and draws a PNG (a tiny pure-Python PNG writer, no
-matplotlib). At the end it checks the targets (after the first 5 samples,
-RSS and used_memory grow by less than 5 %; p99 within 1.5x its first-5
-value) and runs the invariant checker (`presence check`).
+``used_memory`` and the part of it the raw event streams take, the AOF size
+(``aof_current_size``), the server's longest GC pause of the last minute
+(its ``presence_gc_pause_max_seconds`` on /metrics), the load generator's
+own, the p99 intake-to-offer latency of that interval and the load
+average; writes them to a CSV and draws a PNG (a tiny pure-Python PNG
+writer, no matplotlib). At the end it checks the targets (after the first
+5 samples, RSS and used_memory grow by less than 5 %; every later p99
+within 1.5x the p99 of the first 5 samples' latencies) and runs the invariant checker (`presence check`). With
+``--census`` it also writes, after each sample, Redis's keys, keys without
+a TTL and bytes by key family (``work:*:history``) to ``<out>.keys.jsonl``.
 
     python loadtests/soak.py                       # the full run (~22 min)
     python loadtests/soak.py --agents 200 --rate 50 --minutes 5 --out /tmp/soak
@@ -28,7 +32,9 @@ import asyncio
 import csv
 import gc
 import itertools
+import os
 import random
+import re
 import struct
 import sys
 import time
@@ -60,13 +66,38 @@ FIELDS = [
     "minute",
     "rss_mb",
     "redis_used_mb",
+    "redis_streams_mb",
     "aof_mb",
+    "server_gc_pause_max_ms",
     "loadgen_gc_pause_max_ms",
     "p99_ms",
     "offers",
     "posted",
     "errors",
+    "agents_open",
+    "server_closed",
+    "load1",
 ]
+# the raw event streams: kept PRESENCE_HISTORY_DAYS (at least a day, and
+# never trimmed before their hour is rolled up), so they grow all through a
+# soak by design; measured apart to tell that growth from a leak
+STREAMS = ("stream:events", "stream:status")
+
+
+def server_gc_max_ms(base_url: str) -> float:
+    """The server's longest GC pause of the last minute, from its /metrics
+    (presence_gc_pause_max_seconds; the max over its processes)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return float("nan")
+    for fam in text_string_to_metric_families(text):
+        if fam.name == "presence_gc_pause_max_seconds":
+            return round(max((smp.value for smp in fam.samples), default=0.0) * 1000, 1)
+    return float("nan")
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -79,6 +110,47 @@ def rss_mb(pids: list[int]) -> float:
         except OSError:
             pass
     return total / 1024
+
+
+# -- what Redis holds, by key family ------------------------------------------------
+
+_ID = re.compile(r"\d|^.{24,}$")  # an id, a ref, a date: one family whatever its value
+
+
+def family(key: bytes, prefix: str) -> str:
+    """`work:*:history` for `presence:{c}:work:1a2b:history`: ids become `*`."""
+    rest = key.decode("utf-8", "replace").removeprefix(prefix)
+    return ":".join("*" if _ID.search(part) else part for part in rest.split(":"))
+
+
+def census(redis: SyncRedis, prefix: str, sample: int = 20) -> dict[str, dict[str, Any]]:
+    """Per key family: keys, keys with no TTL (every key asked), and bytes
+    (MEMORY USAGE of up to `sample` keys, scaled to the family's count;
+    streams measured in full)."""
+    fams: dict[str, list[bytes]] = {}
+    for k in redis.scan_iter(match=f"{prefix}*", count=2000):
+        fams.setdefault(family(k, prefix), []).append(k)
+    out: dict[str, dict[str, Any]] = {}
+    for fam, ks in sorted(fams.items()):
+        no_ttl = 0
+        for i in range(0, len(ks), 5000):
+            with redis.pipeline(transaction=False) as pipe:
+                for k in ks[i : i + 5000]:
+                    pipe.pttl(k)
+                no_ttl += sum(1 for t in pipe.execute() if t == -1)
+        picked = random.sample(ks, min(sample, len(ks)))
+        with redis.pipeline(transaction=False) as pipe:
+            pipe.type(picked[0])
+            for k in picked:
+                pipe.memory_usage(k, samples=0 if fam.startswith("stream") else 5)
+            kind, *sizes = pipe.execute()
+        out[fam] = {
+            "type": kind.decode(),
+            "keys": len(ks),
+            "no_ttl": no_ttl,
+            "mb": round(len(ks) * sum(s or 0 for s in sizes) / len(picked) / 2**20, 3),
+        }
+    return out
 
 
 # -- a tiny PNG writer ---------------------------------------------------------------
@@ -107,7 +179,7 @@ COLOURS = {
     "redis_used_mb": (40, 90, 200),
     "aof_mb": (40, 160, 60),
     "p99_ms": (230, 140, 0),
-    "loadgen_gc_pause_max_ms": (130, 60, 170),
+    "server_gc_pause_max_ms": (130, 60, 170),
 }
 
 
@@ -153,12 +225,14 @@ def plot(path: Path, rows: list[dict[str, float]]) -> None:
 # -- the run -------------------------------------------------------------------------
 
 
-async def soak(a: argparse.Namespace, stack: Stack, ids: list[str]) -> list[dict[str, float]]:
+async def soak(a: argparse.Namespace, stack: Stack, ids: list[str]) -> tuple[list[dict[str, float]], float]:
+    """The samples, and the p99 of every intake-to-offer of the first `warm`
+    samples taken together (the p99 target's baseline)."""
     loop = asyncio.get_running_loop()
     mono = time.monotonic
     host, port = stack.host_port
     lat: list[float] = []
-    st = {"offers": 0, "posted": 0, "errors": 0}
+    st = {"offers": 0, "posted": 0, "errors": 0, "server_closed": 0}
     socks: dict[str, RawWs] = {}
     pauses: list[float] = []
     gc_t0 = [0.0]
@@ -197,23 +271,34 @@ async def soak(a: argparse.Namespace, stack: Stack, ids: list[str]) -> list[dict
 
     sem = asyncio.Semaphore(50)
 
+    connecting: set[str] = set()
+
     async def connect(aid: str) -> None:
-        async with sem:
-            for attempt in range(10):
-                try:
-                    tok = stack.token("agent", aid, 7200)
-                    socks[aid] = await RawWs.connect(
-                        host, port, f"/ws/agent?token={tok}", on_message_for(aid)
-                    )
-                    return
-                except (OSError, ConnectionError, TimeoutError):
-                    await asyncio.sleep(0.2 * (attempt + 1))
+        if aid in connecting:  # the heartbeat and a random disconnect at once: one socket
+            return
+        connecting.add(aid)
+        try:
+            async with sem:
+                for attempt in range(10):
+                    try:
+                        tok = stack.token("agent", aid, 7200)
+                        socks[aid] = await RawWs.connect(
+                            host, port, f"/ws/agent?token={tok}", on_message_for(aid)
+                        )
+                        return
+                    except (OSError, ConnectionError, TimeoutError):
+                        await asyncio.sleep(0.2 * (attempt + 1))
+        finally:
+            connecting.discard(aid)
 
     await asyncio.gather(*(connect(aid) for aid in ids))
     boards: list[RawWs] = []
-    for i in range(a.wallboards):
+
+    async def board(i: int) -> RawWs:
         tok = stack.token("supervisor", f"board{i}", 7200)
-        boards.append(await RawWs.connect(host, port, f"/ws/supervisor?token={tok}", lambda m: None))
+        return await RawWs.connect(host, port, f"/ws/supervisor?token={tok}", lambda m: None)
+
+    boards += [await board(i) for i in range(a.wallboards)]
 
     gc.callbacks.append(gc_timer)
     http = [await RawHttp.connect(host, port) for _ in range(4)]
@@ -244,8 +329,46 @@ async def soak(a: argparse.Namespace, stack: Stack, ids: list[str]) -> list[dict
                 ws.abort()
             await connect(aid)
 
+    async def heartbeat() -> None:
+        """Every socket sends a `ping` every `--ping-every` seconds, as the
+        panel and the wallboard do (the server closes a socket silent for
+        PRESENCE_HEARTBEAT_TIMEOUT); one the server closed anyway is counted
+        and opened again, as a panel would."""
+        slices = 20
+        for n in itertools.count():
+            if mono() >= stop_at:
+                return
+            await asyncio.sleep(a.ping_every / slices)
+            for aid in ids[n % slices :: slices]:
+                ws = socks.get(aid)
+                if ws is not None and ws.is_open:
+                    ws.send({"type": "ping", "ts": 0})
+                elif ws is not None and ws.closed.done() and socks.get(aid) is ws:
+                    st["server_closed"] += 1
+                    del socks[aid]
+                    reconnecting.add(asyncio.create_task(connect(aid)))
+            for i in range(n % slices, len(boards), slices):
+                if boards[i].is_open:
+                    boards[i].send({"type": "ping", "ts": 0})
+                elif boards[i].closed.done():
+                    st["server_closed"] += 1
+                    boards[i] = await board(i)
+
+    reconnecting: set[asyncio.Task[None]] = set()
     redis = SyncRedis.from_url(stack.redis_url or "")
     rows: list[dict[str, float]] = []
+    keys_log = Path(f"{a.out}.keys.jsonl")
+    prefix = f"presence:{{{stack.center_id}}}:"
+    censuses: list[asyncio.Task[None]] = []
+    warm_lat: list[float] = []
+
+    def take_census(minute: float) -> None:
+        # its own connection, in a thread: a SCAN of the keyspace must not
+        # hold up the agents' sockets (their offers' latency is measured)
+        with SyncRedis.from_url(stack.redis_url or "") as r:
+            fams = census(r, prefix)
+        with keys_log.open("ab" if len(censuses) > 1 else "wb") as f:
+            f.write(orjson.dumps({"minute": minute, "families": fams}) + b"\n")
 
     async def sampler() -> None:
         minute = 0
@@ -254,35 +377,51 @@ async def soak(a: argparse.Namespace, stack: Stack, ids: list[str]) -> list[dict
             minute += 1
             mem = redis.info("memory")
             per = redis.info("persistence")
+            streams = sum(redis.memory_usage(prefix + name, samples=0) or 0 for name in STREAMS)
             window, pauses_w = lat[:], pauses[:]
+            if minute <= a.warm:
+                warm_lat.extend(window)
             lat.clear()
             pauses.clear()
+            server_gc = await asyncio.to_thread(server_gc_max_ms, stack.url or "")
             row = {
                 "minute": minute * a.sample / 60,
                 "rss_mb": round(rss_mb(stack.server_pids()), 1),
                 "redis_used_mb": round(int(mem["used_memory"]) / 2**20, 2),
+                "redis_streams_mb": round(streams / 2**20, 2),
                 "aof_mb": round(int(per.get("aof_current_size", 0)) / 2**20, 2),
+                "server_gc_pause_max_ms": server_gc,
                 "loadgen_gc_pause_max_ms": round(max(pauses_w, default=0.0) * 1000, 1),
                 "p99_ms": round(pct(window, 99) * 1000, 1) if window else 0.0,
                 "offers": len(window),
                 "posted": st["posted"],
                 "errors": st["errors"],
+                "agents_open": sum(1 for ws in socks.values() if ws.is_open),
+                "server_closed": st["server_closed"],
+                "load1": round(os.getloadavg()[0], 2),
             }
             rows.append(row)
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+            if a.census and (not censuses or censuses[-1].done()):
+                # not awaited: the next sample keeps its time
+                censuses.append(asyncio.create_task(asyncio.to_thread(take_census, row["minute"])))
 
     per_conn = a.rate / len(http)
-    await asyncio.gather(sampler(), disconnects(), *(producer(c, per_conn) for c in http))
+    await asyncio.gather(sampler(), disconnects(), heartbeat(), *(producer(c, per_conn) for c in http))
+    await asyncio.gather(*reconnecting)
     gc.callbacks.remove(gc_timer)
+    await asyncio.gather(*censuses)
+    warm_p99 = round(pct(warm_lat, 99) * 1000, 1) if warm_lat else 0.0
     for ws in [*socks.values(), *boards]:
         ws.close()
     for c in http:
         c.close()
-    return rows
+    return rows, warm_p99
 
 
-def verdict(rows: list[dict[str, float]], warm: int) -> list[str]:
-    """The targets' breaches (empty: met), after `warm` samples."""
+def verdict(rows: list[dict[str, float]], warm: int, warm_p99: float) -> list[str]:
+    """The targets' breaches (empty: met), after `warm` samples; `warm_p99`:
+    the p99 of all the first `warm` samples' latencies together."""
     if len(rows) <= warm:
         return [f"only {len(rows)} samples: targets need more than {warm}"]
     out = []
@@ -291,11 +430,31 @@ def verdict(rows: list[dict[str, float]], warm: int) -> list[str]:
         growth = (last[name] - base[name]) / max(base[name], 1e-9)
         if growth >= 0.05:
             out.append(f"{name} grew {growth:.1%} after sample {warm} ({base[name]} -> {last[name]})")
-    first = max(r["p99_ms"] for r in rows[:warm])
     worst = max(r["p99_ms"] for r in rows[warm:])
-    if worst > 1.5 * first:
-        out.append(f"p99 {worst} ms > 1.5 x {first} ms (first {warm} samples)")
+    if worst > 1.5 * warm_p99:
+        out.append(f"p99 {worst} ms > 1.5 x {warm_p99} ms (the p99 of the first {warm} samples)")
     return out
+
+
+def growth(rows: list[dict[str, float]], warm: int) -> str:
+    """Each memory series' growth after `warm` samples, the streams apart
+    (not a target: what tells the retention window from a leak)."""
+    if len(rows) <= warm:
+        return ""
+    base, last = rows[warm - 1], rows[-1]
+
+    def g(name: str, b: float, e: float) -> str:
+        return f"{name} {b:.2f} -> {e:.2f} ({(e - b) / max(b, 1e-9):+.1%})"
+
+    # MEMORY USAGE of a stream overstates it by a few %: used_memory less
+    # the streams is no measure of the rest (--census is)
+    return "; ".join(
+        [
+            g("rss_mb", base["rss_mb"], last["rss_mb"]),
+            g("redis_used_mb", base["redis_used_mb"], last["redis_used_mb"]),
+            g("redis_streams_mb", base["redis_streams_mb"], last["redis_streams_mb"]),
+        ]
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -308,8 +467,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warm", type=int, default=5, help="samples before the growth baseline")
     p.add_argument("--handle", type=float, default=0.5, help="seconds an agent holds an item")
     p.add_argument("--disconnect-every", type=float, default=2.0, help="seconds between random disconnects")
+    p.add_argument(
+        "--ping-every", type=float, default=4.0, help="seconds between a socket's pings (the panel's: 4)"
+    )
     p.add_argument("--retention-days", default="0.0007", help="PRESENCE_RETENTION_DAYS for the run (~1 min)")
     p.add_argument("--out", default="soak", help="prefix of the CSV and PNG")
+    p.add_argument(
+        "--census",
+        action="store_true",
+        help="after each sample, count Redis's keys and bytes by key family to <out>.keys.jsonl",
+    )
     return p.parse_args(argv)
 
 
@@ -323,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         assert stack.redis_url is not None
         asyncio.run(seed_agents(stack.redis_url, stack.center_id, ids, [QUEUE], 10))
-        rows = asyncio.run(soak(a, stack, ids))
+        rows, warm_p99 = asyncio.run(soak(a, stack, ids))
         time.sleep(2)  # the last completions land
         code, out = stack.check()
     finally:
@@ -334,11 +501,14 @@ def main(argv: list[str] | None = None) -> int:
         wr.writeheader()
         wr.writerows(rows)
     plot(png_path, rows)
-    breaches = verdict(rows, a.warm)
+    breaches = verdict(rows, a.warm, warm_p99)
     print(f"wrote {csv_path} and {png_path}")
     print(f"invariant checker: exit {code}")
     if code != 0:
         print(out[-2000:])
+    print(f"growth after sample {a.warm}: {growth(rows, a.warm)}")
+    later = max((r["p99_ms"] for r in rows[a.warm :]), default=0.0)
+    print(f"p99 of the first {a.warm} samples: {warm_p99} ms; worst later sample: {later} ms")
     print("targets: " + ("met" if not breaches else "; ".join(breaches)))
     return 0 if code == 0 and not breaches else 1
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 
-from presence import demo
+from presence import demo, gcpause
 from presence.auth import RedactTokens, load_or_create_secret
 from presence.center import load_center
 from presence.config import Settings
@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
+        gcpause.install()  # presence_gc_pause_seconds on /metrics
         watch: StallWatch | None = None
         if settings.stall_ms > 0:
             watch = StallWatch(settings.stall_ms)

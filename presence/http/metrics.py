@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from presence import gcpause
 from presence.auth import bearer
 from presence.http import openapi
 from presence.http.common import ctx_of
@@ -157,6 +158,24 @@ async def center_families(store: Store) -> list[Metric]:
     return out
 
 
+def gc_families(pauses: gcpause.GcPauses) -> list[Metric]:
+    """This process's collection pauses (label `process`: one scrape is one process)."""
+    hist = HistogramMetricFamily(
+        "presence_gc_pause_seconds",
+        "Garbage-collection pauses of this server process, by generation",
+        labels=["process", "generation"],
+    )
+    for g in range(3):
+        hist.add_metric([pauses.process, str(g)], pauses.buckets(g), pauses.sums[g])
+    longest = GaugeMetricFamily(
+        "presence_gc_pause_max_seconds",
+        f"Longest garbage-collection pause of this server process in the last {gcpause.WINDOW_S:g} s",
+        labels=["process"],
+    )
+    longest.add_metric([pauses.process], pauses.recent_max())
+    return [hist, longest]
+
+
 def merged(per_center: list[list[Metric]]) -> list[Metric]:
     """One family per metric name, with every center's samples (label `center`)."""
     out: dict[str, Metric] = {}
@@ -176,7 +195,7 @@ async def render(store: Store, others: Sequence[str] = ()) -> bytes:
     for cid in others:
         per_center.append(await center_families(Store(store.redis, cid, timezone=store.timezone)))
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(merged(per_center)))
+    registry.register(_Snapshot([*merged(per_center), *gc_families(gcpause.PAUSES)]))
     return generate_latest(registry)
 
 

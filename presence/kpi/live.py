@@ -19,8 +19,10 @@ the sums of "today" and forgets it. An item it forgot that has events again
 history in Redis, so its earlier completion is judged again exactly.
 
 The tracker is only a cache of what the streams hold: at start, at
-midnight, after a Redis error and when memory cannot replay a change (a
-very late event, new routable statuses) it is rebuilt from the streams,
+midnight, after a lost connection to Redis (not after a timeout: the streams
+are as they were, and the next tick reads on from its cursor) and when
+memory cannot replay a change (a very late event, new routable statuses)
+it is rebuilt from the streams,
 page by page and folding as it reads, so it never drifts from the truth and
 a rebuild late in the day does not hold the day in memory either.
 """
@@ -38,6 +40,7 @@ from zoneinfo import ZoneInfo
 
 import msgpack
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from presence import protocol
 from presence.kpi import erlang, history
@@ -279,7 +282,14 @@ class LiveKpis:
                     self.tracker = None
             except asyncio.CancelledError:
                 raise
+            except RedisTimeoutError as exc:
+                # Redis (or this loop) was slow, its data is as it was: carry
+                # on from the cursor. Rebuilt, the tracker re-read the whole
+                # day (a million entries at 200 items/s) on a process already
+                # behind, and a 10 s stall became minutes (docs/RELIABILITY.md, soak).
+                log.warning("live KPIs late (Redis: %s); carrying on from where they were", exc)
             except RedisError as exc:
+                # lost or refused: Redis may have restarted or failed over
                 log.warning("live KPIs unavailable (Redis: %s); rebuilding on the next tick", exc)
                 self.tracker = None
             except Exception:
@@ -409,11 +419,14 @@ class LiveKpis:
         st_entries = await history.read_stream(
             self.store, k.status_stream, "(" + self._cursor["status"], page_size=FEED_CHUNK
         )
+        # the cursor moves once what it read is in the tracker: a call that
+        # fails on the way (a Redis timeout) leaves it where it was, and the
+        # next tick reads the same entries again
+        await self._fold_in(self.tracker, ev_entries, st_entries)
         if ev_entries:
             self._cursor["events"] = ev_entries[-1][0]
         if st_entries:
             self._cursor["status"] = st_entries[-1][0]
-        await self._fold_in(self.tracker, ev_entries, st_entries)
 
     async def _fold_in(
         self, tracker: IncrementalTracker, ev_entries: list[Entry], st_entries: list[Entry]

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import redis
 
@@ -299,7 +300,7 @@ def test_soak_tiny(tmp_path: Path) -> None:
     out = subprocess.run(
         [
             sys.executable, "-m", "loadtests.soak", "--agents", "20", "--wallboards", "2", "--rate", "10",
-            "--minutes", "0.15", "--sample", "3", "--warm", "1", "--out", str(prefix),
+            "--minutes", "0.15", "--sample", "3", "--warm", "1", "--out", str(prefix), "--census",
         ],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -311,4 +312,11 @@ def test_soak_tiny(tmp_path: Path) -> None:
     assert len(rows) >= 2, rows
     assert all(float(r["rss_mb"]) > 0 and float(r["redis_used_mb"]) > 0 for r in rows), rows
     assert sum(int(r["offers"]) for r in rows) > 0, rows
+    assert all(int(r["agents_open"]) >= 18 for r in rows), rows  # 20, less one being reconnected
+    # the server's own GC figure, read from its /metrics (nan: not found)
+    assert all(float(r["server_gc_pause_max_ms"]) >= 0 for r in rows), rows
+    assert all(float(r["redis_streams_mb"]) > 0 for r in rows), rows
+    census = [orjson.loads(line) for line in Path(f"{prefix}.keys.jsonl").read_bytes().splitlines()]
+    assert census, "no census written"
+    assert census[-1]["families"]["work:*"]["keys"] > 0, census[-1]
     assert Path(f"{prefix}.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

@@ -99,3 +99,31 @@ def test_metrics_token(server_factory: ServerFactory) -> None:
     assert bad.status_code == 401
     s = scrape(server, "scrape-me-0123456789")
     assert value(s, "presence_queue_depth", queue="support") == 0
+
+
+async def test_the_server_process_reports_its_own_gc_pauses(server_factory: ServerFactory) -> None:
+    # a server process of its own: the pauses are the process's, not the test's
+    server = server_factory(process=True)
+    boards = []
+    deadline = time.monotonic() + 60
+    while True:
+        # sockets until the server has collected at least once: start-up
+        # froze what it built and a collection waits for 50,000 new
+        # containers (GC_THRESHOLDS), which short requests never add up to
+        boards += await asyncio.gather(*(supervisor(server, f"sue{len(boards) + i}") for i in range(25)))
+        r = http().get(f"{server.http}/metrics", timeout=10)
+        fams = {f.name: f for f in text_string_to_metric_families(r.text)}
+        hist, longest = fams["presence_gc_pause_seconds"], fams["presence_gc_pause_max_seconds"]
+        counts = {s.labels["generation"]: s.value for s in hist.samples if s.name.endswith("_count")}
+        if sum(counts.values()) > 0:
+            break
+        assert time.monotonic() < deadline, r.text
+    assert set(counts) == {"0", "1", "2"}
+    assert server.proc is not None
+    pid = server.proc.pid
+    assert {s.labels["process"].split("@")[0] for s in hist.samples} == {str(pid)}
+    (top,) = longest.samples
+    assert top.labels["process"].startswith(f"{pid}@")
+    assert 0 < top.value < 5
+    for b in boards:
+        await b.close()
