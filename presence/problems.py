@@ -85,4 +85,5 @@ SCRIPT_STATUS = {
     "closed": 409,
     "invalid": 422,
     "internal": 500,
+    "unavailable": 503,
 }

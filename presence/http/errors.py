@@ -29,7 +29,10 @@ log = logging.getLogger("presence.app")
 def script_problem(exc: ScriptError) -> Problem:
     """A script's refusal as a problem: its code decides the status (400 for
     a code the map does not know), its field and sentence are kept."""
-    return Problem(SCRIPT_STATUS.get(exc.code, 400), exc.message, field=exc.field, code=exc.code)
+    status = SCRIPT_STATUS.get(exc.code, 400)
+    # a store unavailable for a moment (store/scripts.py _MOVING): retry soon
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return Problem(status, exc.message, field=exc.field, code=exc.code, headers=headers)
 
 
 async def _problem(request: Request, exc: Exception) -> Response:
@@ -40,7 +43,9 @@ async def _problem(request: Request, exc: Exception) -> Response:
 async def _script_refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ScriptError)
     problem = script_problem(exc)
-    if problem.status >= 500:
+    if problem.status == 503:
+        log.warning("request failed, Redis unavailable: %s", exc.message)
+    elif problem.status >= 500:
         # a script that failed rather than refused: a bug, not a bad request
         log.error("script failed on %s %s: %s", request.method, request.url.path, exc.message)
     return problem.response()

@@ -24,9 +24,10 @@ from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Final
 
 from redis.exceptions import ClusterDownError, OutOfMemoryError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from presence.protocol import REF_KEPT_SECONDS
 from presence.store.client import Client, is_cluster, shard_of
@@ -80,6 +81,21 @@ READ_ONLY = frozenset(
     {"agent_snapshot", "center_dump", "check", "composing_marks", "queue_stats", "views", "work_position"}
 )
 
+# What Redis answers a command of a script with while the cluster moves the
+# keys' slot (a migration: the keys that left are "non local"; a failover:
+# the node is no longer the slot's primary): caught by a batched call's
+# pcall, it is the store being unavailable for a moment, not a bug.
+_MOVING: Final = (
+    "non local key",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "READONLY",
+    "MOVED",
+    "ASK ",
+    "MASTERDOWN",
+    "LOADING",
+)
+
 BATCHED = ("agent_status", "offer_accept", "offer_decline", "work_complete", "work_create", "work_wrapup")
 
 # The body of a batched script runs as a function of its own ARGV; pcall
@@ -112,7 +128,8 @@ for __i = 7, #ARGV, __arity do
   local __a = {{ARGV[1]}}
   for __j = 0, __arity - 1 do __a[#__a + 1] = ARGV[__i + __j] end
   local __ok, __r = pcall(__one, __a)
-  if __ok then __out[#__out + 1] = __r else __out[#__out + 1] = {{'internal', '', tostring(__r)}} end
+  if __ok then __out[#__out + 1] = __r
+  else __out[#__out + 1] = {{'internal', '', type(__r) == 'table' and tostring(__r.err) or tostring(__r)}} end
 end
 local __more = route_inline_end()
 events_publish()
@@ -368,6 +385,12 @@ class Scripts:
                 if wanted:
                     return await self._fcall_wait(fn, prefix, args, wanted)
                 return await self._redis.fcall(fn, 1, prefix, *args)
+            except RuntimeError as exc:
+                # redis-py writing to a connection uvloop has already closed
+                # (its node was just killed) raises this, not a ConnectionError
+                if "closed" not in str(exc):
+                    raise
+                raise RedisConnectionError(f"connection to Redis lost: {exc}") from exc
             except ResponseError as exc:
                 # "unknown command": a Redis before 7; _load says so in a sentence
                 missing = ("function not found", "unknown command")
@@ -475,6 +498,13 @@ class Scripts:
             code = reply[0] if reply else "internal"
             field = reply[1] if len(reply) > 1 else None
             message = reply[2] if len(reply) > 2 else f"{name} failed"
+            if code == "internal" and any(m in message for m in _MOVING):
+                # a command of a batched call that the cluster refused (the
+                # center's slot migrating, its primary changing): the store
+                # was unavailable to it, not the script wrong; try again
+                return ScriptError(
+                    "unavailable", None, f"the store is moving this center; try again ({message})"
+                )
             return ScriptError(code, field, message)
         return list(reply[1:])
 

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from presence.http import errors
 from presence.problems import SCRIPT_STATUS
 from presence.store import ScriptError
+from presence.store.scripts import Scripts
 
 
 async def _get(code: str, field: str | None) -> httpx.Response:
@@ -57,3 +58,35 @@ async def test_a_script_that_failed_is_logged(caplog: pytest.LogCaptureFixture) 
     caplog.set_level(logging.ERROR, logger="presence.app")
     assert (await _get("internal", "")).status_code == 500
     assert any("script failed on GET /x" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "ERR Script attempted to access a non local key in a cluster node script: work_create",
+        "READONLY You can't write against a read only replica.",
+        "TRYAGAIN Multiple keys request during rehashing of slot",
+    ],
+)
+async def test_a_batched_call_the_cluster_refused_is_unavailable_not_a_bug(
+    said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # what a batched call's pcall makes of a command the moving cluster refused
+    refused = Scripts.outcome("work_create", [b"internal", b"", said.encode()])
+    assert isinstance(refused, ScriptError) and refused.code == "unavailable", refused
+    assert said in refused.message
+
+    async def raise_it(request: Request) -> Response:
+        raise refused
+
+    app = Starlette(routes=[Route("/x", raise_it)], exception_handlers=errors.HANDLERS)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    caplog.set_level(logging.WARNING, logger="presence.app")
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        r = await client.get("/x")
+    assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
+    assert r.json()["type"].endswith("/unavailable")
+    assert not any(rec.levelno >= logging.ERROR for rec in caplog.records)
+    # a script that raised for its own reasons is still the server's fault
+    bug = Scripts.outcome("work_create", [b"internal", b"", b"attempt to index a nil value"])
+    assert isinstance(bug, ScriptError) and bug.code == "internal"
