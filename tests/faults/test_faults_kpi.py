@@ -29,7 +29,7 @@ from tests.faults.proxy import BlackholeProxy
 async def handled(store: Store, n: int) -> None:
     """`n` items taken in, accepted and completed by whoever gets them."""
     for _ in range(n):
-        wid, _ = await store.create_work(new_work_id(), "support", "chat", 0, {}, {})
+        wid = (await store.intake_work(new_work_id(), "support", "chat", 0, {}, {})).work_id
         await store.route(["support"])
         item = await store.get_work(wid, history=False)
         assert item is not None and item["state"] == "offered", item
@@ -59,15 +59,15 @@ async def test_a_redis_timeout_keeps_the_live_tracker_and_loses_nothing(
     slow = await open_redis(proxy.url)
     cid = "late" + uuid.uuid4().hex[:8]
     writer = Store(direct, cid)
-    await writer.sync_center(
-        parse_center({"queues": [{"name": "support"}], "agents": [{"id": "a0", "queues": ["support"]}]})
-    )
-    await writer.conn_open("a0", "c0", 3600)
-    await writer.set_status("a0", "Available", "", "a0")
-    await handled(writer, 3)
     live = LiveKpis(Store(slow, cid), lambda msg: None, shared=False, interval=0.2)
-    live.start()
     try:
+        await writer.sync_center(
+            parse_center({"queues": [{"name": "support"}], "agents": [{"id": "a0", "queues": ["support"]}]})
+        )
+        await writer.conn_open("a0", "c0", 3600)
+        await writer.set_status("a0", "Available", "", "a0")
+        await handled(writer, 3)
+        live.start()
         await until(lambda: today_handled(live) == 3, 10)
         tracker = live.tracker
         assert tracker is not None
