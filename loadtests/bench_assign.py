@@ -47,6 +47,7 @@ import orjson
 
 from loadtests.common import (
     BENCH_CENTER,
+    GcPauses,
     RawHttp,
     RawWs,
     RedisWork,
@@ -168,16 +169,8 @@ async def _agents(
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 10)
-    pauses: list[float] = []
-    gc_t0 = [0.0]
-
-    def gc_timer(phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            gc_t0[0] = time.perf_counter()
-        else:
-            pauses.append(time.perf_counter() - gc_t0[0])
-
-    gc.callbacks.append(gc_timer)
+    gc_pauses = GcPauses()
+    gc_pauses.start()
     out.put(("ready", len(socks), st["ok"]))
 
     # pings round-robin over the agents, idle (before the load) and during it
@@ -199,9 +192,9 @@ async def _agents(
         if st["held"] == 0 and mono() - st["last"] > 0.5:
             break
         await asyncio.sleep(0.05)
-    gc.callbacks.remove(gc_timer)
+    gc_pauses.stop()
     result = {
-        "gc_max": max(pauses, default=0.0),
+        "gc_max": max(gc_pauses.pauses, default=0.0),
         "lat": lat,
         "pings": pings,
         "errors": errors,

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import gc
 import itertools
 import os
 import random
@@ -47,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 from redis import Redis as SyncRedis
 
-from loadtests.common import RawHttp, RawWs, Stack, pct, raise_nofile, seed_agents, use_uvloop
+from loadtests.common import GcPauses, RawHttp, RawWs, Stack, pct, raise_nofile, seed_agents, use_uvloop
 
 QUEUE = "soak"
 CENTER = """
@@ -234,14 +233,7 @@ async def soak(a: argparse.Namespace, stack: Stack, ids: list[str]) -> tuple[lis
     lat: list[float] = []
     st = {"offers": 0, "posted": 0, "errors": 0, "server_closed": 0}
     socks: dict[str, RawWs] = {}
-    pauses: list[float] = []
-    gc_t0 = [0.0]
-
-    def gc_timer(phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            gc_t0[0] = time.perf_counter()
-        else:
-            pauses.append(time.perf_counter() - gc_t0[0])
+    gc_pauses = GcPauses()
 
     def complete(ws: RawWs, wid: str) -> None:
         if ws.is_open:
@@ -300,7 +292,7 @@ async def soak(a: argparse.Namespace, stack: Stack, ids: list[str]) -> tuple[lis
 
     boards += [await board(i) for i in range(a.wallboards)]
 
-    gc.callbacks.append(gc_timer)
+    gc_pauses.start()
     http = [await RawHttp.connect(host, port) for _ in range(4)]
     auth = [("Authorization", f"Bearer {stack.token('service', 'soak', 7200)}")]
     stop_at = mono() + a.minutes * 60
@@ -378,11 +370,11 @@ async def soak(a: argparse.Namespace, stack: Stack, ids: list[str]) -> tuple[lis
             mem = redis.info("memory")
             per = redis.info("persistence")
             streams = sum(redis.memory_usage(prefix + name, samples=0) or 0 for name in STREAMS)
-            window, pauses_w = lat[:], pauses[:]
+            window, pauses_w = lat[:], gc_pauses.pauses[:]
             if minute <= a.warm:
                 warm_lat.extend(window)
             lat.clear()
-            pauses.clear()
+            gc_pauses.pauses.clear()
             server_gc = await asyncio.to_thread(server_gc_max_ms, stack.url or "")
             row = {
                 "minute": minute * a.sample / 60,
@@ -409,7 +401,7 @@ async def soak(a: argparse.Namespace, stack: Stack, ids: list[str]) -> tuple[lis
     per_conn = a.rate / len(http)
     await asyncio.gather(sampler(), disconnects(), heartbeat(), *(producer(c, per_conn) for c in http))
     await asyncio.gather(*reconnecting)
-    gc.callbacks.remove(gc_timer)
+    gc_pauses.stop()
     await asyncio.gather(*censuses)
     warm_p99 = round(pct(warm_lat, 99) * 1000, 1) if warm_lat else 0.0
     for ws in [*socks.values(), *boards]:
