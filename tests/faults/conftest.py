@@ -91,6 +91,18 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         r.stop()
 
 
+# one agent on one queue, the smallest center a fault test assigns in; an
+# offer stays pending 30 s, longer than the faults these tests cause
+ONE_AGENT_CENTER = """
+[[queues]]
+name = "support"
+push_timeout = 30
+
+[[agents]]
+id = "alice"
+queues = ["support"]
+"""
+
 PrivateFactory = Callable[..., ServerProcess]
 
 

@@ -13,21 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.faults.conftest import PrivateFactory, PrivateRedis
+from tests.faults.conftest import ONE_AGENT_CENTER, PrivateFactory, PrivateRedis
 from tests.faults.proxy import BlackholeProxy
 from tests.harness import agent, available, post_work
 
 pytestmark = pytest.mark.timeout(90)
-
-CENTER = """
-[[queues]]
-name = "support"
-push_timeout = 30
-
-[[agents]]
-id = "alice"
-queues = ["support"]
-"""
 
 
 @pytest.fixture
@@ -42,7 +32,9 @@ def proxy(private_redis: PrivateRedis) -> Iterator[BlackholeProxy]:
 async def test_half_open_subscription_is_detected_and_resynced(
     private_server_factory: PrivateFactory, proxy: BlackholeProxy
 ) -> None:
-    server = private_server_factory(CENTER, env={"REDIS_URL": proxy.url, "PRESENCE_HEARTBEAT_TIMEOUT": "60"})
+    server = private_server_factory(
+        ONE_AGENT_CENTER, env={"REDIS_URL": proxy.url, "PRESENCE_HEARTBEAT_TIMEOUT": "60"}
+    )
     alice = await agent(server, "alice")
     await available(alice)
     assert proxy.subscribers() == 1  # the hub's listener goes through the proxy

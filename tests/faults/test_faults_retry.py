@@ -14,20 +14,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.faults.conftest import PrivateFactory, PrivateRedis
+from tests.faults.conftest import ONE_AGENT_CENTER, PrivateFactory, PrivateRedis
 from tests.harness import ServerProcess, WsClient, agent, available, get_work, post_work
 
 pytestmark = pytest.mark.timeout(90)
-
-CENTER = """
-[[queues]]
-name = "support"
-push_timeout = 30
-
-[[agents]]
-id = "alice"
-queues = ["support"]
-"""
 
 
 async def _ask(client: WsClient, msg: dict[str, Any], ref: str, timeout: float = 8.0) -> dict[str, Any]:
@@ -74,7 +64,7 @@ async def test_an_action_sent_twice_with_one_ref_is_applied_once_and_answered_al
 async def test_an_accept_answered_unavailable_but_applied_is_safe_to_retry(
     private_redis: PrivateRedis, private_server_factory: PrivateFactory
 ) -> None:
-    server = private_server_factory(CENTER)
+    server = private_server_factory(ONE_AGENT_CENTER)
     alice = await agent(server, "alice")
     await available(alice)
     wid = post_work(server).json()["id"]
@@ -166,7 +156,7 @@ async def test_intake_without_idempotency_key_retried_after_a_lost_reply_makes_o
     try:
         # started in a thread: the proxy runs on this event loop
         env = {"REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
-        server = await asyncio.to_thread(private_server_factory, CENTER, env=env)
+        server = await asyncio.to_thread(private_server_factory, ONE_AGENT_CENTER, env=env)
         # every call from here in a thread too: the server needs the proxy to answer
         before = await asyncio.to_thread(_created, server)
         proxy.armed = True
