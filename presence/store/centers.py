@@ -23,6 +23,7 @@ from presence.store.keys import CENTER_DOCS, CENTER_PROCESSES, CENTER_REVISIONS,
 __all__ = [
     "delete",
     "document",
+    "documents",
     "exists",
     "leave",
     "live_processes",
