@@ -12,12 +12,12 @@ scheduled archive runs once a day).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgpack
 
 from presence.store import Store
+from presence.store.keys import scan_match
 
 FINAL = (b"completed", b"abandoned")
 PAGE = 500
@@ -34,10 +34,9 @@ async def _item_ids(store: Store) -> list[bytes]:
     """The id of every item of the center (a SCAN of its `work:<id>` hashes,
     not their `:history` or `:declined`, nor `work:open`)."""
     prefix = store.keys.work("")
-    pattern = re.sub(r"([\\*?\[\]])", r"\\\1", prefix) + "*"
     open_key = store.keys.work_open.encode()
     ids: list[bytes] = []
-    async for k in store.redis.scan_iter(match=pattern, count=1000, _type="hash"):
+    async for k in store.redis.scan_iter(match=scan_match(prefix), count=1000, _type="hash"):
         if k != open_key and b":" not in k[len(prefix) :]:
             ids.append(k[len(prefix) :])
     return ids

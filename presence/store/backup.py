@@ -23,7 +23,6 @@ import gzip
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import msgpack
 
 from presence.store import Store
+from presence.store.keys import scan_match
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -46,10 +46,6 @@ class Summary:
     center: str
     keys: int
     path: Path
-
-
-def _pattern(prefix: str) -> str:
-    return re.sub(r"([\\*?\[\]])", r"\\\1", prefix) + "*"
 
 
 def keys_file(folder: Path, center: str) -> Path:
@@ -69,7 +65,7 @@ class Snapshot:
 async def dump(store: Store) -> Snapshot:
     """Read every key of the store's center, in one script call."""
     now = store.now_ms()
-    reply = await store.scripts.raw("center_dump", store.keys.prefix, now, _pattern(store.keys.prefix))
+    reply = await store.scripts.raw("center_dump", store.keys.prefix, now, scan_match(store.keys.prefix))
     info = await store.redis.info("server")
     rows = [(bytes(reply[i]), int(reply[i + 1]), bytes(reply[i + 2])) for i in range(0, len(reply), 3)]
     version = str(info.get("valkey_version") or info.get("redis_version") or "")
@@ -134,7 +130,7 @@ def read(folder: Path, center: str | None = None) -> tuple[dict[str, Any], list[
 
 
 async def center_keys(store: Store) -> list[bytes]:
-    return [k async for k in store.redis.scan_iter(match=_pattern(store.keys.prefix), count=1000)]
+    return [k async for k in store.redis.scan_iter(match=scan_match(store.keys.prefix), count=1000)]
 
 
 async def restore(store: Store, rows: list[tuple[bytes, int, bytes]], *, replace: bool = False) -> int:

@@ -18,11 +18,12 @@ import orjson
 
 from presence.store import Store
 from presence.store.client import Client
-from presence.store.keys import CENTER_DOCS, CENTER_PROCESSES, CENTER_REVISIONS
+from presence.store.keys import CENTER_DOCS, CENTER_PROCESSES, CENTER_REVISIONS, scan_match
 
 __all__ = [
     "delete",
     "document",
+    "documents",
     "exists",
     "leave",
     "live_processes",
@@ -94,7 +95,7 @@ async def purge(store: Store) -> int:
     """Delete every key of the center (after `delete`); returns how many."""
     n = 0
     batch: list[bytes] = []
-    async for key in store.redis.scan_iter(match=_escape(store.keys.prefix) + "*", count=1000):
+    async for key in store.redis.scan_iter(match=scan_match(store.keys.prefix), count=1000):
         batch.append(key)
         if len(batch) >= 500:
             n += await store.redis.unlink(*batch)
@@ -102,11 +103,6 @@ async def purge(store: Store) -> int:
     if batch:
         n += await store.redis.unlink(*batch)
     return n
-
-
-def _escape(prefix: str) -> str:
-    """A key prefix as a literal SCAN pattern (the braces of the hash tag are not special, `[` would be)."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
 
 
 async def live_processes(redis: Client, me: str, *, stale_ms: int) -> list[str]:

@@ -10,7 +10,14 @@ The Lua scripts receive the prefix as KEYS[1] and build the same names (``key`` 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+
+def scan_match(prefix: str) -> str:
+    """The SCAN MATCH pattern of every key that starts with `prefix`, its
+    glob characters (`*`, `?`, `[`, `]`, `\\`) taken literally."""
+    return re.sub(r"([\\*?\[\]])", r"\\\1", prefix) + "*"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from presence.store.keys import Keys
+from presence.store.keys import Keys, scan_match
 from presence.store.scripts import helpers
 
 LUA_DIR = Path(__file__).resolve().parents[2] / "presence" / "store" / "lua"
@@ -129,3 +129,10 @@ def test_lua_concatenated_suffixes_match_keys_py() -> None:
             )
             for suffix in re.findall(rf"\b{var} \.\. '(:[a-z_:]+)'", text):
                 assert base + suffix in py, f"{path.name}: {var} .. {suffix!r}"
+
+
+def test_scan_match_takes_a_prefix_literally() -> None:
+    # SCAN's glob characters in a prefix match only themselves; the braces
+    # of the hash tag are not special to SCAN and stay as they are
+    assert scan_match("presence:{a[b]*?\\}:") == "presence:{a\\[b\\]\\*\\?\\\\}:*"
+    assert scan_match(Keys("default").prefix) == "presence:{default}:*"

@@ -169,18 +169,22 @@ end
 -- `made_item`, and a `paused` read of its `created` finds none and takes
 -- NOW, which is what it holds.
 local deferring, deferred, unplaced, unwritten
-on_enter(function() deferring, deferred, unplaced, unwritten = false, {}, {}, {} end)
+-- queues whose deferred items are in order since their last one was added:
+-- the router asks for them a few times per pass, and sorting them once is enough
+local in_order
+on_enter(function() deferring, deferred, unplaced, unwritten, in_order = false, {}, {}, {}, {} end)
 local function defer_new_items()
   deferring = true
 end
 -- queue -> its deferred items {wid, score}, in the set's order, or nil
 local function deferred_of(q)
   local d = deferred[q]
-  if d then
+  if d and not in_order[q] then
     table.sort(d, function(a, b)
       if a.score ~= b.score then return a.score < b.score end
       return a.wid < b.wid
     end)
+    in_order[q] = true
   end
   return d
 end
@@ -252,6 +256,7 @@ local function create_item(wid, q, ch, prio, data, req, idem)
   if deferring and (deferred[q] or redis.call('ZCARD', waiting) == 0) then
     deferred[q] = deferred[q] or {}
     deferred[q][#deferred[q] + 1] = {wid = wid, score = score}
+    in_order[q] = nil
     unplaced[wid], unwritten[wid] = true, fields
   else
     redis.call('HSET', key('work', wid), unpack(fields))

@@ -12,5 +12,4 @@ for i = 1, #marks, 2 do
   local w = hmget(key('work', wid), {'composing', 'queue', 'channel'})
   if w.composing then out[#out + 1] = composing_mark(wid, w.composing, tonumber(marks[i + 1]), w.queue, w.channel) end
 end
-if #out == 0 then return cmsgpack.pack({}) end
 return cmsgpack.pack(out)
