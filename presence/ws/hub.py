@@ -426,19 +426,17 @@ class Hub:
         if self._dirty:
             views = list(self._dirty.values())
             self._dirty = {}
-            self._send_supervisors(protocol.agents_delta(views))
+            self.push_supervisors(protocol.agents_delta(views))
         if with_queues:
             stats = await self.store.queue_stats(protocol.WAITING_LISTED)
             if stats != self._last_queues:
                 self._last_queues = stats
-                self._send_supervisors(protocol.queues_delta(stats, self.store.now_ms()))
+                self.push_supervisors(protocol.queues_delta(stats, self.store.now_ms()))
 
     def push_supervisors(self, msg: dict[str, Any]) -> int:
-        """Queue one message (e.g. ``kpis``) on every supervisor socket of this
-        process, encoded once per subprotocol; returns how many got it."""
-        return self._send_supervisors(msg)
-
-    def _send_supervisors(self, msg: dict[str, Any]) -> int:
+        """Send one message (a delta, ``kpis``) to every supervisor socket of
+        this process that keeps up, encoded once per subprotocol; returns how
+        many got it."""
         live = []
         now = time.monotonic()
         for c in self.supervisors:
