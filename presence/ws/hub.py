@@ -393,9 +393,11 @@ class Hub:
             backoff = min(backoff * 2, 5.0)
 
     async def _resync_all(self) -> None:
-        for conn in self.all_conns():
+        conns = self.all_conns()
+        for conn in conns:
+            # the `resync` goes through the queue: the sender then sends a fresh snapshot
             conn.resync = True
-            conn.push(protocol.encode({"type": "resync"}, conn.subprotocol))
+        fanout(conns, {"type": "resync"})
 
     # -- periodic work -------------------------------------------------------
 
