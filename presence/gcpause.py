@@ -20,6 +20,7 @@ import gc
 import os
 import threading
 import time
+from bisect import bisect_left
 from collections import deque
 from typing import Any
 
@@ -42,7 +43,8 @@ class GcPauses:
         self.process = f"{os.getpid()}@{os.uname().nodename}"
         self.counts = [[0] * (len(BUCKETS) + 1) for _ in range(3)]  # per generation, per bucket (+Inf)
         self.sums = [0.0, 0.0, 0.0]
-        self._slices: deque[tuple[int, float]] = deque()  # (slice number, longest pause in it)
+        # (slice number, longest pause in it), the window's newest slices only
+        self._slices: deque[tuple[int, float]] = deque(maxlen=int(WINDOW_S / SLICE_S))
 
     def install(self) -> None:
         if not self.process.startswith(f"{os.getpid()}@"):
@@ -68,10 +70,8 @@ class GcPauses:
 
     def observe(self, generation: int, seconds: float) -> None:
         g = min(max(generation, 0), 2)
-        i = 0
-        while i < len(BUCKETS) and seconds > BUCKETS[i]:
-            i += 1
-        self.counts[g][i] += 1
+        # the first bucket whose bound the pause does not exceed (+Inf past the last)
+        self.counts[g][bisect_left(BUCKETS, seconds)] += 1
         self.sums[g] += seconds
         n = int(self.clock() // SLICE_S)
         if self._slices and self._slices[-1][0] == n:
@@ -79,8 +79,6 @@ class GcPauses:
                 self._slices[-1] = (n, seconds)
         else:
             self._slices.append((n, seconds))
-            while len(self._slices) > WINDOW_S / SLICE_S:
-                self._slices.popleft()
 
     def recent_max(self) -> float:
         """The longest pause of the last WINDOW_S seconds (0: none)."""

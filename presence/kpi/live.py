@@ -313,10 +313,9 @@ class LiveKpis:
         r, k = self.store.redis, self.store.keys
         if self.has_audience():
             await r.set(k.kpi_audience, "1", px=self._ttl_ms)
-            return await self.lock.hold()
-        # no audience here: only the center's owner looks for one elsewhere
-        # (one read), and competes for the lock only when there is one
-        if not self.owner or not await r.exists(k.kpi_audience):
+        elif not self.owner or not await r.exists(k.kpi_audience):
+            # no audience here: only the center's owner looks for one
+            # elsewhere (one read), and competes for the lock only when there is one
             return False
         return await self.lock.hold()
 

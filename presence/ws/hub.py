@@ -393,9 +393,11 @@ class Hub:
             backoff = min(backoff * 2, 5.0)
 
     async def _resync_all(self) -> None:
-        for conn in self.all_conns():
+        conns = self.all_conns()
+        for conn in conns:
+            # the `resync` goes through the queue: the sender then sends a fresh snapshot
             conn.resync = True
-            conn.push(protocol.encode({"type": "resync"}, conn.subprotocol))
+        fanout(conns, {"type": "resync"})
 
     # -- periodic work -------------------------------------------------------
 
@@ -426,19 +428,17 @@ class Hub:
         if self._dirty:
             views = list(self._dirty.values())
             self._dirty = {}
-            self._send_supervisors(protocol.agents_delta(views))
+            self.push_supervisors(protocol.agents_delta(views))
         if with_queues:
             stats = await self.store.queue_stats(protocol.WAITING_LISTED)
             if stats != self._last_queues:
                 self._last_queues = stats
-                self._send_supervisors(protocol.queues_delta(stats, self.store.now_ms()))
+                self.push_supervisors(protocol.queues_delta(stats, self.store.now_ms()))
 
     def push_supervisors(self, msg: dict[str, Any]) -> int:
-        """Queue one message (e.g. ``kpis``) on every supervisor socket of this
-        process, encoded once per subprotocol; returns how many got it."""
-        return self._send_supervisors(msg)
-
-    def _send_supervisors(self, msg: dict[str, Any]) -> int:
+        """Send one message (a delta, ``kpis``) to every supervisor socket of
+        this process that keeps up, encoded once per subprotocol; returns how
+        many got it."""
         live = []
         now = time.monotonic()
         for c in self.supervisors:
