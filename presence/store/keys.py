@@ -36,6 +36,10 @@ class Keys:
         # center's keys are until they all moved (docs/scaling.md).
         return self.prefix
 
+    @property
+    def slot_probe(self) -> str:  # never written: read first by every call on a cluster (_lib_core.lua enter)
+        return self._k("slot-probe")
+
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 

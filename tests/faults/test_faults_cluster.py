@@ -12,6 +12,7 @@ once and completed once, and no item was offered twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,20 +20,32 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from presence.store.keys import Keys
+from presence.store.scripts import helpers
 from tests.cluster import LocalCluster, Node
 from tests.faults.workers import Worker, start
-from tests.harness import ServerProcess, WsClient, supervisor, token, unique_center, write_center
+from tests.harness import (
+    ServerProcess,
+    WsClient,
+    agent,
+    available,
+    supervisor,
+    token,
+    unique_center,
+    write_center,
+)
 from tests.integration.conftest import ServerFactory
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.cluster]
 
 N_AGENTS = 6
 N_ITEMS = 60
+WRAPUP_SECONDS = 5
 CENTER = (
     "[rules]\nmissed_offers_limit = 0\n\n"
-    '[[queues]]\nname = "support"\npush_timeout = 60\nwrapup_seconds = 5\n\n'
+    f'[[queues]]\nname = "support"\npush_timeout = 60\nwrapup_seconds = {WRAPUP_SECONDS}\n\n'
     + "".join(f'[[agents]]\nid = "a{i}"\nqueues = ["support"]\ncapacity = 100\n\n' for i in range(N_AGENTS))
 )
 # the workers and the wallboard send no `ping`: a slow run must not have
@@ -221,3 +234,127 @@ async def test_the_centers_slot_moves_while_it_routes(
     _, agents, _ = await run_with_fault(server, lambda: cluster.migrate_slot(slot, target), cid=cid)
     assert cluster.owner(Keys(cid).prefix) is target
     assert sum(a.resyncs for a in agents) >= N_AGENTS  # the hub followed the channel
+
+
+@contextlib.contextmanager
+def slot_marked(cluster: LocalCluster, prefix: str) -> Iterator[tuple[Node, Node]]:
+    """The slot of `prefix` marked MIGRATING to another primary (IMPORTING
+    there) with its keys not moved, as a resharding tool leaves it for a
+    moment; stable again on leaving. Yields the source and the target."""
+    slot = cluster.slot(prefix)
+    source = cluster.owner(prefix)
+    target = next(n for n in cluster.primaries() if n is not source)
+    with source.client() as src, target.client() as dst:
+        src_id, dst_id = src.execute_command("CLUSTER MYID"), dst.execute_command("CLUSTER MYID")
+        dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+        src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+        try:
+            yield source, target
+        finally:
+            for c in (src, dst):
+                c.execute_command("CLUSTER SETSLOT", slot, "STABLE")
+
+
+def test_a_call_on_a_migrating_slot_is_refused_before_its_first_write(
+    cluster: LocalCluster, redis_server: str
+) -> None:
+    """A script that writes a key the node holds and then one it does not
+    (a first history entry) is refused at the second: without the shared
+    helpers' probe the first write stayed, half a change."""
+    cluster.wait_ok()
+    k = Keys(center_away_from(cluster, redis_server))
+    prefix = k.prefix
+    # a script as store/scripts.py builds one (`script_source`), with this body
+    body = (
+        "redis.call('HSET', key('work', 'w1'), 'state', 'completed')\n"
+        "redis.call('RPUSH', key('work', 'w1', 'history'), 'complete')\n"
+        "return 'ok'"
+    )
+    source_code = f"local __keys, __args = KEYS, ARGV\n{helpers()}\nenter(__keys, __args)\n{body}"
+    with cluster.owner(prefix).client() as c:
+        c.set(k.anchor, "1")
+        c.hset(k.work("w1"), "state", "accepted")
+    with slot_marked(cluster, prefix) as (source, _), source.client() as c:
+        with pytest.raises(redis.ResponseError, match="non local key"):
+            c.eval(source_code, 1, prefix, 0)
+        assert c.hget(k.work("w1"), "state") == "accepted"
+    with cluster.owner(prefix).client() as c:
+        assert c.eval(source_code, 1, prefix, 0) == "ok"
+        assert c.hget(k.work("w1"), "state") == "completed"
+        assert not c.exists(k.slot_probe)  # read, never written
+        c.delete(k.anchor, k.work("w1"), k.work_history("w1"))
+
+
+def center_state(node: Node, prefix: str) -> dict[bytes, tuple[bytes, int]]:
+    """Every key of the center on `node`: its serialised value and its expiry
+    (absolute, so that time passing changes nothing)."""
+    with node.client() as c:
+        return {
+            k: (c.dump(k), c.execute_command("PEXPIRETIME", k))
+            for k in c.scan_iter(match=f"{prefix}*", count=1000)
+        }
+
+
+async def test_a_change_refused_while_the_slot_is_migrating_leaves_nothing_half_done(
+    cluster: LocalCluster, server_factory: ServerFactory, redis_server: str, tmp_path: Path
+) -> None:
+    """While a slot is MIGRATING (marked, its keys not moved yet), Redis
+    refuses a script's command on a key the node does not hold, where the
+    script reaches it: a change that wrote before that would stay half
+    applied. Every call is refused before its first write instead, answered
+    `unavailable` (503 over HTTP), and goes through once the slot is stable."""
+    cid = center_away_from(cluster, redis_server)
+    path, _ = write_center(tmp_path / "migrating.toml", CENTER, center_id=cid)
+    server = server_factory(config=path, env=ENV)
+    prefix = Keys(cid).prefix
+    headers = {"Authorization": f"Bearer {token('service', 'crm')}"}
+    body = {"channel": "chat", "queue": "support", "skills": {}, "subject": "during the move"}
+    a0 = await agent(server, "a0")
+    await available(a0)
+
+    @contextlib.contextmanager
+    def migrating(unchanged: bool = True) -> Iterator[None]:
+        """The slot marked for the block; `unchanged`: the center's keys are
+        as they were before it."""
+        with slot_marked(cluster, prefix) as (source, _):
+            before = center_state(source, prefix)
+            yield
+            after = center_state(source, prefix)
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        assert not (unchanged and changed), f"a refused change left {changed}"
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        with migrating():
+            refused = await http.post(f"{server.http}/api/v1/work", json=body, headers=headers)
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] == "1"
+        posted = await http.post(f"{server.http}/api/v1/work", json=body, headers=headers)
+        assert posted.status_code in (200, 201), posted.text
+    wid = (await a0.expect("offer"))["work_id"]
+    for msg in (
+        {"type": "offer.accept", "work_id": wid},
+        {"type": "status.set", "status": "Break", "reason": ""},
+    ):
+        with migrating():
+            reply = await a0.request(msg)
+        assert reply["type"] == "error" and reply["code"] == "unavailable", reply
+    assert (await a0.request({"type": "offer.accept", "work_id": wid}))["type"] == "ok"
+    # without a `ref`, so that no retry record is the call's first new key
+    with migrating():
+        await a0.send({"type": "work.complete", "work_id": wid})
+        reply = await a0.expect("error")
+    assert reply["code"] == "unavailable", reply
+    assert (await a0.request({"type": "work.complete", "work_id": wid}))["type"] == "ok"
+    # in wrap-up now: the sweeper ends it once `wrapup_seconds` ran out, and
+    # is refused while the slot is marked, however often it tries (the
+    # sockets' leases are renewed meanwhile, or refused: keys may change)
+    with migrating(unchanged=False):
+        await asyncio.sleep(WRAPUP_SECONDS + 1.5)
+    async with httpx.AsyncClient(timeout=10) as http:
+        url = f"{server.http}/api/v1/work/{wid}"
+        for _ in range(50):
+            item = (await http.get(url, headers=headers)).json()
+            if item["state"] == "completed":
+                break
+            await asyncio.sleep(0.1)
+    assert [h["ev"] for h in item["history"]].count("complete") == 1, item

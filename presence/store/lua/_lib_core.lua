@@ -41,15 +41,6 @@ local function on_enter(reset)
   resets[#resets + 1] = reset
 end
 
--- Start a call: its arguments, and every per-call cache emptied.
-local function enter(keys, args)
-  KEYS, ARGV = keys, args
-  P = keys[1]
-  NOW = tonumber(args[1])
-  EVENTS = P .. 'events'
-  for i = 1, #resets do resets[i]() end
-end
-
 -- Hot: tens of calls per assignment, so the usual one to three parts are
 -- joined without building a table.
 local function key(a, b, c, ...)
@@ -59,6 +50,28 @@ local function key(a, b, c, ...)
   end
   if select('#', ...) == 0 then return P .. a .. ':' .. b .. ':' .. c end
   return P .. table.concat({a, b, c, ...}, ':')
+end
+
+-- On a cluster node whose slot is marked MIGRATING, Redis refuses a
+-- script's command on a key the node does not hold (moved already, or one
+-- the script would create) where the script reaches it, and what the script
+-- wrote before stays: half a change. So a call first reads a key that never
+-- exists (keys.py `slot_probe`): in that window Redis refuses it there, before any
+-- write, and the caller answers `unavailable`; a change is applied whole or
+-- refused whole. On a single Redis there is no such window and no probe;
+-- which one this is cannot change while the library is loaded (CLUSTER
+-- KEYSLOT is refused without cluster support).
+local clustered = nil
+
+-- Start a call: its arguments, and every per-call cache emptied.
+local function enter(keys, args)
+  KEYS, ARGV = keys, args
+  P = keys[1]
+  NOW = tonumber(args[1])
+  EVENTS = P .. 'events'
+  if clustered == nil then clustered = pcall(redis.call, 'CLUSTER', 'KEYSLOT', P) end
+  if clustered then redis.call('EXISTS', key('slot-probe')) end
+  for i = 1, #resets do resets[i]() end
 end
 
 local function num(v, default)
