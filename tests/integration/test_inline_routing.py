@@ -245,6 +245,35 @@ async def test_kept_settings_follow_every_change(redis_server: str) -> None:
     await r.aclose()
 
 
+async def test_a_remembered_call_reads_the_token_with_its_reply(redis_server: str) -> None:
+    """A remembered call reads the settings token in the MGET that looks its
+    reply up (`recall`, _lib_config.lua), not with a GET of its own, and
+    still sees a writer's change made between two calls: a channel's weight
+    written directly, the token deleted with it as every writer does."""
+    clock = Clock()
+    store = await _store(redis_server, clock)
+    store.scripts.route_inline(256, 512, lambda _: None)
+    r, k = store.redis, store.keys
+
+    async def intake() -> dict[str, Any]:
+        clock.ms += 1
+        wid = new_work_id()
+        await store.create_work_many([NewItem(wid, "q", "chat", 0, {})])
+        item = await store.get_work(wid, history=False)
+        assert item is not None
+        return item
+
+    assert (await intake())["weight"] == 25
+    await r.config_resetstat()
+    assert (await intake())["weight"] == 25
+    stats = await r.info("commandstats")
+    assert stats["cmdstat_mget"]["calls"] == 1 and "cmdstat_get" not in stats
+    await r.hset(k.channels, "chat", msgpack.packb({"weight": 5}))
+    await r.delete(k.settings_version)
+    assert (await intake())["weight"] == 5
+    await r.aclose()
+
+
 async def test_kept_rules_and_hours_follow_their_writers(redis_server: str) -> None:
     """The retention rule and a queue's plan of hours are kept with the
     settings too: a re-sync with another retention, and the hourly renewal
