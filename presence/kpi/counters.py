@@ -28,7 +28,7 @@ from presence.store import Store
 from presence.tasks import Periodic
 
 # fields of hash `metrics` the checker reads (count_item in _lib_core.lua), not counters
-CHECKER_FIELDS = b"stats|"
+CHECKER_FIELDS = "stats|"
 
 # assignment latency buckets, seconds (intake -> assignment); LAT_MS and
 # LAT_LE in _lib_core.lua are the same bounds
@@ -83,9 +83,8 @@ async def read(store: Store) -> tuple[dict[str, int], dict[str, int]]:
     k = store.keys
     raw = await store.redis.hgetall(k.metrics)
     # the `stats|` fields, the items' lives the checker adds up, are no Prometheus series
-    counters = {
-        history._s(f): int(v) for f, v in raw.items() if b"|" in f and not f.startswith(CHECKER_FIELDS)
-    }
+    names = {history._s(f): v for f, v in raw.items()}
+    counters = {f: int(v) for f, v in names.items() if "|" in f and not f.startswith(CHECKER_FIELDS)}
     now = store.now_ms()
     conns: dict[str, int] = {"agent": 0, "supervisor": 0}
     stale = []
