@@ -390,6 +390,38 @@ async def test_a_batch_of_intakes_routed_in_its_call_leaves_what_route_lua_would
         assert await s.check() == []
 
 
+async def test_an_intake_into_a_queue_that_borrows_reads_its_borrowed_items(
+    pair: tuple[Store, Store, set[str], Clock],
+) -> None:
+    """A new item is kept out of its waiting set, and the router skips the
+    queue's borrowed set, only when one EXISTS found nothing waiting and
+    nothing borrowed: with an overflowed item of `v` borrowed by `q` (its
+    priority ahead of the new item's), the intake's own routing gives q's
+    one agent the borrowed item, as route.lua after the intake does."""
+    inline, plain, _, clock = pair
+    borrowed_id, new_id = f"b{uuid.uuid4().hex[:8]}", f"n{uuid.uuid4().hex[:8]}"
+    for s in (inline, plain):
+        for aid in ("a0", "a2"):
+            await s.set_status(aid, "Away", "", aid)
+        clock.ms += 1
+        await s.create_work_many([NewItem(borrowed_id, "v", "chat", 9, {})])
+        k = s.keys
+        await s.redis.hset(k.work(borrowed_id), "ovf", "q")
+        score = float(await s.redis.hget(k.work(borrowed_id), "score") or 0)
+        await s.redis.zadd(k.queue_borrowed("q"), {borrowed_id: score})
+        assert await s.check() == []
+    clock.ms += 1
+    for s in (inline, plain):
+        await s.create_work_many([NewItem(new_id, "q", "chat", 0, {})])
+    await plain.route(["q"])
+    assert await _commits(inline) == await _commits(plain)
+    taken = await inline.get_work(borrowed_id, history=False)
+    assert taken is not None and taken["agent_id"] == "a1"
+    for s in (inline, plain):
+        assert await s.redis.zrange(s.keys.queue_waiting("q"), 0, -1) == [new_id.encode()]
+        assert await s.check() == []
+
+
 async def test_a_batch_of_intakes_nobody_can_take_waits_whole(
     pair: tuple[Store, Store, set[str], Clock],
 ) -> None:

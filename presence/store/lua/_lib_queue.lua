@@ -100,10 +100,18 @@ end
 -- indexed in that queue's borrowed set while it waits, so route.lua offers
 -- it to that queue's agents too. Call whenever an item enters (add) or
 -- leaves (not add) its waiting set.
+-- Queues whose borrowed set this call found empty (`create_item`), until an
+-- item is added to it (here, its one writer): the router need not look.
+local unborrowed
+on_enter(function() unborrowed = {} end)
+local function has_no_borrowed(q)
+  return unborrowed[q] == true
+end
 local function borrowed(wid, add, score)
   local ovf = redis.call('HGET', key('work', wid), 'ovf')
   if not ovf or ovf == '' then return nil end
   if add then
+    unborrowed[ovf] = nil
     redis.call('ZADD', key('queue', ovf, 'borrowed'), score, wid)
   else
     redis.call('ZREM', key('queue', ovf, 'borrowed'), wid)
@@ -156,7 +164,8 @@ local function made_item(wid)
 end
 
 -- New items that the same call routes (an intake batch routed inline,
--- `defer_new_items`) whose queue had nobody waiting: they are kept out of
+-- `defer_new_items`) whose queue had nobody waiting and nothing borrowed
+-- (an empty waiting set is then the whole page): they are kept out of
 -- their waiting set until the router has seen them (`deferred`), so an item
 -- taken at once is never added and removed again. The router reads them as
 -- the page it would have read (the whole waiting set then), and `place`
@@ -253,8 +262,13 @@ local function create_item(wid, q, ch, prio, data, req, idem)
   made[wid] = {channel = ch, weight = weight, req = req, missed_by = false, data = data, queue = q,
                ovf = false, handoff = false, created = NOW, offers = false}
   local waiting = key('queue', q, 'waiting')
-  if deferring and (deferred[q] or redis.call('ZCARD', waiting) == 0) then
-    deferred[q] = deferred[q] or {}
+  -- (one EXISTS: nobody waiting, and nothing borrowed for the router to read)
+  if deferring and not deferred[q]
+     and redis.call('EXISTS', waiting, key('queue', q, 'borrowed')) == 0 then
+    unborrowed[q] = true
+    deferred[q] = {}
+  end
+  if deferring and deferred[q] then
     deferred[q][#deferred[q] + 1] = {wid = wid, score = score}
     in_order[q] = nil
     unplaced[wid], unwritten[wid] = true, fields

@@ -5,7 +5,7 @@
 -- routes in the same call, by the same function, instead of waking the
 -- dispatcher for a second call.
 -- Relies on _lib_core.lua (key, num, hmget, maker, on_enter, created_of), _lib_queue.lua (made_item,
--- defer_new_items, deferred_of, place, place_all, is_unplaced),
+-- defer_new_items, deferred_of, place, place_all, is_unplaced, has_no_borrowed),
 -- _lib_config.lua (strategy, channel, queue_conf), _lib_agent.lua (touch_agent,
 -- touch_fields, reindex), _lib_route.lua (make_offer, assign) and _lib_core.lua's
 -- history_of.
@@ -207,7 +207,7 @@ local function route_queues(names, budget, scan)
               served[#served + 1] = q
               -- overflow: items of other queues this queue's agents may also take
               -- (store/lua/queue_escalate.lua), merged by the same wait score
-              if redis.call('EXISTS', key('queue', q, 'borrowed')) == 1 then
+              if not has_no_borrowed(q) and redis.call('EXISTS', key('queue', q, 'borrowed')) == 1 then
                 local got = redis.call('ZRANGE', key('queue', q, 'borrowed'), 0, window - 1, 'WITHSCORES')
                 for n = 1, #got, 2 do
                   batch[#batch + 1] = {wid = got[n], score = tonumber(got[n + 1]), queue = q, borrowed = true}
