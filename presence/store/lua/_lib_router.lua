@@ -37,8 +37,9 @@ local ITEM = {'channel', 'weight', 'req', 'missed_by', 'data', 'queue', 'ovf', '
 
 -- The best agent for item `wid` (nil when nobody can take it now), the
 -- item's ITEM fields by name, and the agent's fields as `touch_agent` reads
--- them; at most `scan` candidates examined.
-local function pick(q, wid, ready, scan)
+-- them; at most `scan` candidates examined. `first`: the index's first PAGE
+-- members when the caller has them as they still are (else nil).
+local function pick(q, wid, ready, scan, first)
   -- an item made in this call has no declines yet, and its fields are known
   local new = made_item(wid)
   local it = new or hmget(key('work', wid), ITEM)
@@ -65,7 +66,12 @@ local function pick(q, wid, ready, scan)
   while off < scan do
     -- the last page stops at `scan`: at most that many candidates, not the
     -- next multiple of PAGE
-    local cands = redis.call('ZRANGE', ready, off, math.min(off + PAGE, scan) - 1)
+    local cands
+    if off == 0 and first and scan >= PAGE then
+      cands = first
+    else
+      cands = redis.call('ZRANGE', ready, off, math.min(off + PAGE, scan) - 1)
+    end
     if #cands == 0 then return fallback, it, fallback_a end
     for _, aid in ipairs(cands) do
       local a = redis.call('HMGET', key('agent', aid), unpack(fields))
@@ -160,9 +166,10 @@ local function route_queues(names, budget, scan)
         again = false
         local batch = {}  -- waiting entries {wid, score, queue that may take it, borrowed}
         local got_n = {}
-        -- queues whose ready index was just counted non-empty, until an offer
-        -- (which may take any of their agents' last room) makes that stale
-        local has_ready = {}
+        -- queues whose ready index was just counted non-empty, and the first
+        -- page of each index read to count it (for `pick`), until an offer
+        -- (which may take any of their agents' last room) makes them stale
+        local has_ready, ready_page = {}, {}
         local taken, sources = {}, 0
         for k = g, last do
           local q = qs[k].name
@@ -172,7 +179,16 @@ local function route_queues(names, budget, scan)
             served[#served + 1] = q
           end
           local ready_n = 0
-          if not idle[q] then ready_n = redis.call('ZCARD', key('queue', q, 'ready')) end
+          if not idle[q] then
+            -- the first page, which the first `pick` reads, counts the index
+            -- as far as the page window needs: past PAGE agents, the window
+            -- is the budget's unless that is larger still
+            local page = redis.call('ZRANGE', key('queue', q, 'ready'), 0, PAGE - 1)
+            ready_n, ready_page[q] = #page, page
+            if ready_n == PAGE and window > 8 * PAGE + 16 then
+              ready_n = redis.call('ZCARD', key('queue', q, 'ready'))
+            end
+          end
           has_ready[q] = ready_n > 0
           if ready_n > 0 and (first or full[q]) then
             -- a saturated queue (few agents with room, a long line) reads a
@@ -238,10 +254,10 @@ local function route_queues(names, budget, scan)
           local ready = key('queue', q, 'ready')
           -- with borrowed items one item can be in the batch twice
           if not taken[wid] and (has_ready[q] or redis.call('EXISTS', ready) == 1) then
-            local aid, it, agent = pick(q, wid, ready, scan)
+            local aid, it, agent = pick(q, wid, ready, scan, ready_page[q])
             if aid then
               taken[wid] = true
-              has_ready = {}
+              has_ready, ready_page = {}, {}
               offer(wid, aid, q, it, agent)
               budget = budget - 1
               assigned = assigned + 1
