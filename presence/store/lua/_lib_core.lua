@@ -245,6 +245,9 @@ end)
 
 -- Append to the center's event stream (for reports) and, for an item, to
 -- that item's own history, and count it. `ev` holds only strings and numbers.
+-- An entry of the item's own list leaves out `work`, which the list's key
+-- names: its readers put it back (`history_entry` in presence/store, and
+-- history_of here), and take entries that have it as they are.
 local function record(ev, wid)
   count(ev, wid)
   ev.ts = NOW
@@ -255,6 +258,10 @@ local function record(ev, wid)
   end
   redis.call('XADD', key('stream', 'events'), '*', unpack(args))
   if wid then
+    local named = ev.work
+    if named == wid then ev.work = nil end
+    local entry = cmsgpack.pack(ev)
+    ev.work = named
     if pending_history then
       local entries = pending_history[wid]
       if not entries then
@@ -262,9 +269,9 @@ local function record(ev, wid)
         pending_history[wid] = entries
         history_order[#history_order + 1] = wid
       end
-      entries[#entries + 1] = cmsgpack.pack(ev)
+      entries[#entries + 1] = entry
     else
-      redis.call('RPUSH', key('work', wid, 'history'), cmsgpack.pack(ev))
+      redis.call('RPUSH', key('work', wid, 'history'), entry)
     end
   end
 end
@@ -274,7 +281,9 @@ local function history_of(wid)
   flush_history(wid)
   local out = {}
   for _, raw in ipairs(redis.call('LRANGE', key('work', wid, 'history'), -200, -1)) do
-    out[#out + 1] = cmsgpack.unpack(raw)
+    local e = cmsgpack.unpack(raw)
+    e.work = e.work or wid
+    out[#out + 1] = e
   end
   return out
 end
