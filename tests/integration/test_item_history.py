@@ -4,7 +4,8 @@ for the entries written so and for those that name it (written before).
 
 Readers: `Store.get_work` (GET /api/v1/work/{id}), `archive.records`, the
 KPI readers' `item_histories`, and the scripts' `history_of` (the history
-an offer after a hand-off carries).
+an offer after a hand-off carries). And the item's and the agent's records
+write no field whose absence reads the same.
 """
 
 from __future__ import annotations
@@ -67,4 +68,41 @@ async def test_entries_leave_the_item_out_and_every_reader_puts_it_back(redis_se
     assert events[2].agent == "a0" and events[2].get("disposition") == "done"
     got = msgpack.unpackb(await r.eval(HISTORY_OF, 1, k.prefix, ms, wid), raw=False)
     assert [(h["ev"], h["work"]) for h in got] == [(e, wid) for e in evs]
+    await r.aclose()
+
+
+async def test_records_leave_out_what_reads_as_none_and_clear_what_was_set(redis_server: str) -> None:
+    """A new item's record has no `expires` and, without an idempotency key,
+    no `idem` (absent reads as none); an auto-assignment writes no `expires`
+    and resets an agent's `missed` only when it is not 0 already; the end of
+    an item clears a deadline it had (wrap-up) and writes none it had not."""
+    ms = T0
+    store = Store(Redis.from_url(redis_server), f"lean{uuid.uuid4().hex[:8]}", clock=lambda: ms / 1000)
+    r, k = store.redis, store.keys
+    await store.sync_center(parse_center(CENTER))
+    await store.conn_open("a0", "c0", 3600)
+    await store.set_status("a0", "Available", "", "a0")
+    store.scripts.route_inline(256, 512, lambda _: None)
+    await r.hset(k.agent("a0"), "missed", 2)
+
+    first, second = new_work_id(), new_work_id()
+    await store.create_work_many([NewItem(first, "q", "chat", 0, {})])
+    rec = await r.hgetall(k.work(first))
+    assert rec[b"state"] == b"assigned" and b"expires" not in rec and b"idem" not in rec
+    assert await r.hget(k.agent("a0"), "missed") == b"0"
+    await store.create_work_many([NewItem(second, "q", "chat", 0, {}, idempotency_key="crm-1")])
+    assert await r.hget(k.work(second), "idem") == b"crm-1"
+
+    ms += 10
+    await store.complete("a0", first, "done")
+    rec = await r.hgetall(k.work(first))
+    assert rec[b"state"] == b"completed" and b"expires" not in rec
+    deadline = await store.wrapup("a0", second)
+    assert deadline > 0 and await r.hget(k.work(second), "expires") == str(deadline).encode()
+    await store.complete("a0", second, "done")
+    assert await r.hget(k.work(second), "expires") == b"0"
+    for wid in (first, second):
+        item = await store.get_work(wid)
+        assert item is not None and "expires_at" not in item and item["state"] == "completed"
+    assert await store.check() == []
     await r.aclose()

@@ -255,9 +255,13 @@ end
 local function create_item(wid, q, ch, prio, data, req, idem)
   local score = wait_score(prio, NOW)
   local weight = channel(ch).weight
+  -- (no `expires`, and no `idem` without a key: an absent field reads as 0 or none)
   local fields = {'id', wid, 'queue', q, 'channel', ch, 'priority', prio, 'weight', weight, 'score', score,
-                  'state', 'queued', 'agent', '', 'created', NOW, 'data', data, 'req', req, 'idem', idem,
-                  'expires', 0}
+                  'state', 'queued', 'agent', '', 'created', NOW, 'data', data, 'req', req}
+  if idem ~= '' then
+    fields[#fields + 1] = 'idem'
+    fields[#fields + 1] = idem
+  end
   -- an absent field reads false, as `hmget` has it
   made[wid] = {channel = ch, weight = weight, req = req, missed_by = false, data = data, queue = q,
                ovf = false, handoff = false, created = NOW, offers = false}

@@ -96,7 +96,7 @@ end
 
 -- What `finish` reads of the item: what it releases, and what `retain` needs.
 local FINISH_FIELDS = {'agent', 'channel', 'weight', 'queue', 'state', 'accepted_at', 'composing',
-                       'idem', 'replied'}
+                       'idem', 'replied', 'expires'}
 
 -- Release an item's capacity and close it (completed or abandoned).
 -- Returns the agent's queues that gained room, the agent, queue, channel,
@@ -127,7 +127,13 @@ local function finish(wid, state, extra, it)
     woke = reindex(aid, rec)
   end
   redis.call('ZREM', key('work', 'open'), wid)
-  local fields = {'state', state, 'ended_at', NOW, 'expires', 0}
+  local fields = {'state', state, 'ended_at', NOW}
+  -- a deadline (an offer's, a wrap-up's) ends with the item; a field read
+  -- absent (false) or 0 is none to clear, one not read (nil) is cleared
+  if it.expires ~= false and it.expires ~= '0' then
+    fields[#fields + 1] = 'expires'
+    fields[#fields + 1] = 0
+  end
   for f, v in pairs(extra or {}) do
     fields[#fields + 1] = f
     fields[#fields + 1] = v
