@@ -96,17 +96,18 @@ local function wait_score(priority, created)
   return (100 - priority) * 1e13 + created
 end
 
--- Overflow: an item that overflowed (field `ovf` names the other queue) is
--- indexed in that queue's borrowed set while it waits, so route.lua offers
--- it to that queue's agents too. Call whenever an item enters (add) or
--- leaves (not add) its waiting set.
 -- Queues whose borrowed set this call found empty (`create_item`), until an
--- item is added to it (here, its one writer): the router need not look.
+-- item is added to it (`borrowed`, its one writer): the router need not look.
 local unborrowed
 on_enter(function() unborrowed = {} end)
 local function has_no_borrowed(q)
   return unborrowed[q] == true
 end
+
+-- Overflow: an item that overflowed (field `ovf` names the other queue) is
+-- indexed in that queue's borrowed set while it waits, so route.lua offers
+-- it to that queue's agents too. Call whenever an item enters (add) or
+-- leaves (not add) its waiting set.
 local function borrowed(wid, add, score)
   local ovf = redis.call('HGET', key('work', wid), 'ovf')
   if not ovf or ovf == '' then return nil end
@@ -258,7 +259,7 @@ local function create_item(wid, q, ch, prio, data, req, idem)
   -- (no `expires`, and no `idem` without a key: an absent field reads as 0 or none)
   local fields = {'id', wid, 'queue', q, 'channel', ch, 'priority', prio, 'weight', weight, 'score', score,
                   'state', 'queued', 'agent', '', 'created', NOW, 'data', data, 'req', req}
-  if idem ~= '' then
+  if idem and idem ~= '' then
     fields[#fields + 1] = 'idem'
     fields[#fields + 1] = idem
   end
