@@ -179,7 +179,7 @@ local function route_queues(names, budget, scan)
             served[#served + 1] = q
           end
           local ready_n = 0
-          if not idle[q] then
+          if not idle[q] and (first or full[q]) then
             -- the first page, which the first `pick` reads, counts the index
             -- as far as the page window needs: past PAGE agents, the window
             -- is the budget's unless that is larger still
@@ -188,6 +188,9 @@ local function route_queues(names, budget, scan)
             if ready_n == PAGE and window > 8 * PAGE + 16 then
               ready_n = redis.call('ZCARD', key('queue', q, 'ready'))
             end
+          elseif not idle[q] then
+            -- none of its items in this page: only whether it has agents
+            ready_n = redis.call('ZCARD', key('queue', q, 'ready'))
           end
           has_ready[q] = ready_n > 0
           if ready_n > 0 and (first or full[q]) then
