@@ -27,6 +27,9 @@ from presence.kpi import history
 from presence.store import Store
 from presence.tasks import Periodic
 
+# fields of hash `metrics` the checker reads (count_item in _lib_core.lua), not counters
+CHECKER_FIELDS = "stats|"
+
 # assignment latency buckets, seconds (intake -> assignment); LAT_MS and
 # LAT_LE in _lib_core.lua are the same bounds
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
@@ -79,7 +82,9 @@ async def read(store: Store) -> tuple[dict[str, int], dict[str, int]]:
     """The counters, and websocket connections by role summed over live processes."""
     k = store.keys
     raw = await store.redis.hgetall(k.metrics)
-    counters = {history._s(f): int(v) for f, v in raw.items() if b"|" in f}
+    # the `stats|` fields, the items' lives the checker adds up, are no Prometheus series
+    names = {history._s(f): v for f, v in raw.items()}
+    counters = {f: int(v) for f, v in names.items() if "|" in f and not f.startswith(CHECKER_FIELDS)}
     now = store.now_ms()
     conns: dict[str, int] = {"agent": 0, "supervisor": 0}
     stale = []

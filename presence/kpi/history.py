@@ -16,7 +16,7 @@ import msgpack
 
 from presence.kpi.events import Event, parse_event, parse_status
 from presence.kpi.facts import Settings
-from presence.store import Store
+from presence.store import Store, history_entry
 
 MARGIN_MS = 5 * 60_000
 PAGE = 5000
@@ -159,6 +159,7 @@ async def item_histories(store: Store, work_ids: Iterable[str]) -> dict[str, lis
                 fields = msgpack.unpackb(blob, raw=False)
             except Exception:  # an entry this version cannot read is left out
                 continue
+            fields = history_entry(fields, wid)
             e = parse_event(fields) if isinstance(fields, dict) else None
             if e is not None:
                 events.append(e)

@@ -27,7 +27,17 @@ from presence.store.keys import Keys
 from presence.store.replication import Replication
 from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts, ref_key, retry_key
 
-__all__ = ["AgentSnapshot", "Keys", "NewItem", "ScriptError", "Store", "new_work_id", "ref_key", "retry_key"]
+__all__ = [
+    "AgentSnapshot",
+    "Keys",
+    "NewItem",
+    "ScriptError",
+    "Store",
+    "history_entry",
+    "new_work_id",
+    "ref_key",
+    "retry_key",
+]
 
 Clock = Callable[[], float]
 # An agent's snapshot as read from Redis: its view, open offers, work in hand.
@@ -81,6 +91,16 @@ def _s(v: Any) -> str:
 
 def _unpack(raw: Any) -> Any:
     return msgpack.unpackb(raw, raw=False) if raw else None
+
+
+def history_entry(entry: Any, work_id: str) -> Any:
+    """A decoded entry of item `work_id`'s history list, naming its item. The
+    scripts leave the item's id (`work`) out of the entries of its own list
+    (`record` in store/lua/_lib_core.lua), since the list's key names it: it
+    is put back here, and an entry that names it is taken as it is."""
+    if isinstance(entry, dict):
+        entry.setdefault("work", work_id)
+    return entry
 
 
 def _num(v: Any) -> float:
@@ -549,7 +569,7 @@ class Store:
             return None
         item = self.work_view(h)
         if history:
-            item["history"] = [_unpack(x) for x in hist]
+            item["history"] = [history_entry(_unpack(x), work_id) for x in hist]
         return item
 
     async def agent_items(self, agent_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

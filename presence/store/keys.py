@@ -157,7 +157,9 @@ class Keys:
         return self._k("events")
 
     @property
-    def stats(self) -> str:  # HASH created/completed/abandoned counters (checker)
+    def stats(self) -> str:  # HASH created/completed/abandoned counters before `metrics`' stats|* (checker)
+        # No script writes it now; check.lua adds it to `metrics`' stats|*
+        # fields, which a center counts in from then on.
         return self._k("stats")
 
     @property
@@ -251,6 +253,7 @@ class Keys:
 
     @property
     def metrics(self) -> str:  # HASH Prometheus counters and histogram buckets; `cursor` stream id
+        # and the items' lives the checker adds up (stats|*, count_item in _lib_core.lua)
         return self._k("metrics")
 
     @property

@@ -108,9 +108,10 @@ BATCHED = ("agent_status", "offer_accept", "offer_decline", "work_complete", "wo
 # an agent in are routed once after them, in the same call (route_later,
 # _lib_router.lua). Reply: {the calls' replies, queues that may have more}.
 # The batch's retry key (one made here, see `_REMEMBER`) keeps that whole
-# reply, so redis-py's retry of the batch gets it again: one GET and one SET
-# per batch instead of per call; the calls keyed by a client's ref keep
-# their own.
+# reply, so redis-py's retry of the batch gets it again: one look-up and one
+# SET per batch instead of per call; the calls keyed by a client's ref keep
+# their own. The look-up (`recall`, _lib_config.lua) reads the settings
+# token in the same MGET.
 _MANY = """
 local function __one(ARGV)
 {body}
@@ -118,7 +119,7 @@ end
 local __bk, __bttl = ARGV[5], ARGV[6]
 if __bk ~= '' then
   __bk = key('ref', __bk, '{name}:many')
-  local __seen = redis.call('GET', __bk)
+  local __seen = recall(__bk)
   if __seen then return cmsgpack.unpack(__seen) end
 end
 local __out, __arity = {{}}, tonumber(ARGV[2])
@@ -205,7 +206,7 @@ local __made = string.sub(__rk, 1, 1) == '~'
 local __key = key('ref', __rk, '{name}')
 local __sig = ''
 if not __made then __sig = redis.sha1hex(table.concat(ARGV, '\\0', 2)) end
-local __seen = redis.call('GET', __key)
+local __seen = recall(__key)
 if __seen then
   local __was = cmsgpack.unpack(__seen)
   if __was[1] == __sig then return __was[2] end

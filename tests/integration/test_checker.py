@@ -164,3 +164,26 @@ async def test_several_breaches_are_all_printed(scene: Scene) -> None:
     assert set(held_twice) & set(breaches), breaches
     assert {over, *dropped} <= set(breaches), breaches
     assert f"{len(breaches)} invariant breach(es)" in out.stdout
+
+
+async def test_items_counted_in_the_older_stats_hash_still_add_up(scene: Scene) -> None:
+    """A center's items counted before the counters moved into `metrics`
+    (the hash `stats`, which no script writes now) and those counted since
+    (`metrics`' stats|* fields) add up: no item lost, none counted twice."""
+    r, k = scene.store.redis, scene.store.keys
+    assert not await r.exists(k.stats)
+    counted = await r.hmget(k.metrics, "stats|created", "stats|completed", "stats|abandoned")
+    assert [int(v or 0) for v in counted] == [3, 0, 0]
+    # as an older version counted them: in `stats`
+    await r.hdel(k.metrics, "stats|created")
+    await r.hset(k.stats, mapping={"created": 3, "completed": 0})
+    s = scene.store
+    await s.complete("ann", scene.held, "done")
+    await s.cancel(scene.queued, "gone")
+    assert await r.hget(k.stats, "created") == b"3"
+    assert await r.hmget(k.metrics, "stats|completed", "stats|abandoned") == [b"1", b"1"]
+    out = scene.check()
+    assert out.returncode == 0, out.stdout + out.stderr
+    await r.hincrby(k.stats, "created", 1)
+    out = scene.check()
+    assert "items lost: 4 created, but 1 open + 1 completed + 1 abandoned = 3" in out.stdout

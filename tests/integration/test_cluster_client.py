@@ -106,7 +106,7 @@ async def test_centers_spread_over_the_shards(redis_cluster: LocalCluster) -> No
             shards[store.keys.center] = node.name
             with redis_cluster.owner(store.keys.prefix).client() as c:
                 # everything the center wrote is on that one primary
-                assert c.exists(store.keys.stats, store.keys.queues, store.keys.work_open) == 3
+                assert c.exists(store.keys.metrics, store.keys.queues, store.keys.work_open) == 3
         assert len(set(shards.values())) == 3
     finally:
         await client.aclose()

@@ -245,6 +245,35 @@ async def test_kept_settings_follow_every_change(redis_server: str) -> None:
     await r.aclose()
 
 
+async def test_a_remembered_call_reads_the_token_with_its_reply(redis_server: str) -> None:
+    """A remembered call reads the settings token in the MGET that looks its
+    reply up (`recall`, _lib_config.lua), not with a GET of its own, and
+    still sees a writer's change made between two calls: a channel's weight
+    written directly, the token deleted with it as every writer does."""
+    clock = Clock()
+    store = await _store(redis_server, clock)
+    store.scripts.route_inline(256, 512, lambda _: None)
+    r, k = store.redis, store.keys
+
+    async def intake() -> dict[str, Any]:
+        clock.ms += 1
+        wid = new_work_id()
+        await store.create_work_many([NewItem(wid, "q", "chat", 0, {})])
+        item = await store.get_work(wid, history=False)
+        assert item is not None
+        return item
+
+    assert (await intake())["weight"] == 25
+    await r.config_resetstat()
+    assert (await intake())["weight"] == 25
+    stats = await r.info("commandstats")
+    assert stats["cmdstat_mget"]["calls"] == 1 and "cmdstat_get" not in stats
+    await r.hset(k.channels, "chat", msgpack.packb({"weight": 5}))
+    await r.delete(k.settings_version)
+    assert (await intake())["weight"] == 5
+    await r.aclose()
+
+
 async def test_kept_rules_and_hours_follow_their_writers(redis_server: str) -> None:
     """The retention rule and a queue's plan of hours are kept with the
     settings too: a re-sync with another retention, and the hourly renewal
@@ -358,6 +387,38 @@ async def test_a_batch_of_intakes_routed_in_its_call_leaves_what_route_lua_would
     # some waited: the comparison covered items the router did not take
     assert await plain.redis.zcard(plain.keys.queue_waiting("q")) > 0
     for s in (inline, plain):
+        assert await s.check() == []
+
+
+async def test_an_intake_into_a_queue_that_borrows_reads_its_borrowed_items(
+    pair: tuple[Store, Store, set[str], Clock],
+) -> None:
+    """A new item is kept out of its waiting set, and the router skips the
+    queue's borrowed set, only when one EXISTS found nothing waiting and
+    nothing borrowed: with an overflowed item of `v` borrowed by `q` (its
+    priority ahead of the new item's), the intake's own routing gives q's
+    one agent the borrowed item, as route.lua after the intake does."""
+    inline, plain, _, clock = pair
+    borrowed_id, new_id = f"b{uuid.uuid4().hex[:8]}", f"n{uuid.uuid4().hex[:8]}"
+    for s in (inline, plain):
+        for aid in ("a0", "a2"):
+            await s.set_status(aid, "Away", "", aid)
+        clock.ms += 1
+        await s.create_work_many([NewItem(borrowed_id, "v", "chat", 9, {})])
+        k = s.keys
+        await s.redis.hset(k.work(borrowed_id), "ovf", "q")
+        score = float(await s.redis.hget(k.work(borrowed_id), "score") or 0)
+        await s.redis.zadd(k.queue_borrowed("q"), {borrowed_id: score})
+        assert await s.check() == []
+    clock.ms += 1
+    for s in (inline, plain):
+        await s.create_work_many([NewItem(new_id, "q", "chat", 0, {})])
+    await plain.route(["q"])
+    assert await _commits(inline) == await _commits(plain)
+    taken = await inline.get_work(borrowed_id, history=False)
+    assert taken is not None and taken["agent_id"] == "a1"
+    for s in (inline, plain):
+        assert await s.redis.zrange(s.keys.queue_waiting("q"), 0, -1) == [new_id.encode()]
         assert await s.check() == []
 
 

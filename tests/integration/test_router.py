@@ -127,7 +127,7 @@ async def no_offer(*clients: WsClient, wait: float = 0.4) -> None:
 def created_count(server: ServerProcess) -> int:
     client = redis_sync(server.redis_url)
     try:
-        return int(client.hget(Keys(server.center_id).stats, "created") or 0)
+        return int(client.hget(Keys(server.center_id).metrics, "stats|created") or 0)
     finally:
         client.close()
 

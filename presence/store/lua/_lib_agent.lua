@@ -113,7 +113,7 @@ local function reindex(aid, rec)
 end
 
 -- The fields `touch_agent` reads of an agent for an item of channel `ch`:
--- routable, queues, `c:<ch>`, then VIEW_FIELDS; and where in that list the
+-- routable, queues, `c:<ch>`, missed, then VIEW_FIELDS; and where in that list the
 -- capacity, the load and `c:<ch>` are ({cap, load, on}). Kept with the
 -- settings like VIEW_FIELDS; never modified once built.
 local function touch_fields(ch)
@@ -123,7 +123,7 @@ local function touch_fields(ch)
   conf.touch_slots = conf.touch_slots or {}
   local names = conf.touch_names[ch]
   if not names then
-    names = {'routable', 'queues', 'c:' .. ch}
+    names = {'routable', 'queues', 'c:' .. ch, 'missed'}
     for _, f in ipairs(VIEW_FIELDS) do names[#names + 1] = f end
     local at = {on = 3}
     for i, f in ipairs(names) do
@@ -152,9 +152,14 @@ local function touch_agent(aid, ch, weight, delta, set, a)
   a.ver = num(a.ver) + 1
   local out = {'load', a.load, 'n', a.n, cf, a[cf], 'ver', a.ver}
   for f, v in pairs(set or {}) do
-    a[f] = v
-    out[#out + 1] = f
-    out[#out + 1] = v
+    -- the count of offers missed in a row, reset on an assignment: most
+    -- often 0 already, or absent (false), which counts as 0 (sweep.lua
+    -- counts with HINCRBY); not read (nil): written
+    if not (f == 'missed' and v == 0 and a.missed ~= nil and num(a.missed) == 0) then
+      a[f] = v
+      out[#out + 1] = f
+      out[#out + 1] = v
+    end
   end
   redis.call('HSET', ak, unpack(out))
   return a

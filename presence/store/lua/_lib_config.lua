@@ -14,7 +14,8 @@
 -- and so does a flush. A reader that finds it gone reads everything afresh and sets a
 -- new token, unique to this server's Lua state (its clock and a counter),
 -- so a token of before a flush or from another server never matches.
--- One GET per call that needs a setting, instead of the reads.
+-- One GET per call that needs a setting, instead of the reads; none in a
+-- remembered call, whose look-up of its reply reads the token (`recall`).
 
 -- A status's definition {routable = bool, reasons = {...}}, nil when unknown.
 local function status_def(status)
@@ -26,9 +27,24 @@ end
 local kept = {}  -- center prefix -> its settings, as read under kept[P].token
 local current  -- this call's center's settings (checked once per call)
 local tokens = 0
+-- the token as `recall` read it this call (read_token: whether it did); no
+-- write to it comes between, since the one writer in a call is
+-- `settings_changed`, which forgets it
+local read_token, token_read = false, false
 on_enter(function()
   current = nil
+  read_token, token_read = false, false
 end)
+
+-- The string at `k` (false when absent), and the settings token with it in
+-- the same MGET (the two keys share the center's hash tag): a remembered
+-- call looks its reply up first (store/scripts.py) and reads the settings
+-- next, so the token costs no command of its own.
+local function recall(k)
+  local got = redis.call('MGET', k, key('settings', 'version'))
+  read_token, token_read = true, got[2]
+  return got[1]
+end
 
 -- This call's center's settings: {token, channels = {name -> {weight, cap}}
 -- (read whole, on first use), queues = {name -> settings read so far},
@@ -36,7 +52,12 @@ end)
 local function settings()
   if current then return current end
   local vk = key('settings', 'version')
-  local token = redis.call('GET', vk)
+  local token
+  if read_token then
+    token, read_token = token_read, false
+  else
+    token = redis.call('GET', vk)
+  end
   local c = kept[P]
   if not token or not c or c.token ~= token then
     if not token then
@@ -62,7 +83,7 @@ end
 -- every kept copy stale, this call's included.
 local function settings_changed()
   redis.call('DEL', key('settings', 'version'))
-  kept[P], current = nil, nil
+  kept[P], current, read_token = nil, nil, false
 end
 
 -- The center's channels: {name -> {weight, cap}} and their names in order.

@@ -127,12 +127,13 @@ local function emit(hdr, blob)
     redis.call('SPUBLISH', EVENTS, msg)
   end
 end
--- Counter increments (the `metrics` and `stats` hashes) made between
--- events_begin() and events_publish() are summed per field and written
--- once, at events_publish: a route of 20 items makes a few HINCRBYs, not a
--- hundred, and appends as few to the append-only file. Like the events,
--- they are lost only if the script fails outright (a bug), which no caller
--- may rely on.
+-- Counter increments (hash `metrics`) made between events_begin() and
+-- events_publish() are summed per field and written once, at
+-- events_publish: a route of 20 items makes one HMGET and one HSET of the
+-- hash, not a hundred HINCRBYs, and appends one command to the append-only
+-- file (the sums as absolute values, integers written in full so that an
+-- HINCRBY still takes them). Like the events, they are lost only if the
+-- script fails outright (a bug), which no caller may rely on.
 local pending_bumps = nil
 -- Item history entries made between events_begin() and events_publish(),
 -- per item in order, pushed with one RPUSH per item: an intake that routes
@@ -168,8 +169,19 @@ local function events_publish()
   for _, wid in ipairs(history_order) do flush_history(wid) end
   pending_history, history_order = nil, nil
   for k, h in pairs(pending_bumps) do
+    local fields = {}
     for field, n in pairs(h) do
-      if n ~= 0 then redis.call('HINCRBY', k, field, n) end
+      if n ~= 0 then fields[#fields + 1] = field end
+    end
+    if #fields == 1 then
+      redis.call('HINCRBY', k, fields[1], h[fields[1]])
+    elseif #fields > 1 then
+      local was, args = redis.call('HMGET', k, unpack(fields)), {}
+      for i, field in ipairs(fields) do
+        args[2 * i - 1] = field
+        args[2 * i] = string.format('%d', (tonumber(was[i]) or 0) + h[field])
+      end
+      redis.call('HSET', k, unpack(args))
     end
   end
   pending_bumps = nil
@@ -209,6 +221,14 @@ local LAT_LE = {'0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30', '60',
 -- arrival times the caller already read (route.lua), so `count` need not
 -- read them again
 local created_of = {}
+-- The items' lives, for the checker's created = open + completed +
+-- abandoned: `stats|created` (re-openings too), `stats|reopened`,
+-- `stats|completed`, `stats|abandoned`, in the same hash as the other
+-- counters (one write per call). check.lua adds the older hash `stats`,
+-- which centers counted in before and no call writes now.
+local function count_item(name)
+  bump(key('metrics'), 'stats|' .. name, 1)
+end
 local function count(ev, wid)
   local name = COUNTED[ev.ev]
   if not name then return end
@@ -238,6 +258,9 @@ end)
 
 -- Append to the center's event stream (for reports) and, for an item, to
 -- that item's own history, and count it. `ev` holds only strings and numbers.
+-- An entry of the item's own list leaves out `work`, which the list's key
+-- names: its readers put it back (`history_entry` in presence/store, and
+-- history_of here), and take entries that have it as they are.
 local function record(ev, wid)
   count(ev, wid)
   ev.ts = NOW
@@ -248,6 +271,10 @@ local function record(ev, wid)
   end
   redis.call('XADD', key('stream', 'events'), '*', unpack(args))
   if wid then
+    local named = ev.work
+    if named == wid then ev.work = nil end
+    local entry = cmsgpack.pack(ev)
+    ev.work = named
     if pending_history then
       local entries = pending_history[wid]
       if not entries then
@@ -255,9 +282,9 @@ local function record(ev, wid)
         pending_history[wid] = entries
         history_order[#history_order + 1] = wid
       end
-      entries[#entries + 1] = cmsgpack.pack(ev)
+      entries[#entries + 1] = entry
     else
-      redis.call('RPUSH', key('work', wid, 'history'), cmsgpack.pack(ev))
+      redis.call('RPUSH', key('work', wid, 'history'), entry)
     end
   end
 end
@@ -267,7 +294,9 @@ local function history_of(wid)
   flush_history(wid)
   local out = {}
   for _, raw in ipairs(redis.call('LRANGE', key('work', wid, 'history'), -200, -1)) do
-    out[#out + 1] = cmsgpack.unpack(raw)
+    local e = cmsgpack.unpack(raw)
+    e.work = e.work or wid
+    out[#out + 1] = e
   end
   return out
 end

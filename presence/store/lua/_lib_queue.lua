@@ -4,7 +4,7 @@
 -- escalation timer), and the waiting list a supervisor reads (`waiting_list`).
 -- Also a queue's business hours as the scripts see them (`queue_open`,
 -- `closed_ms`, `intake_queue`).
--- Relies on _lib_core.lua (key, num, hmget, NOW, bump, record, on_enter),
+-- Relies on _lib_core.lua (key, num, hmget, NOW, count_item, record, on_enter),
 -- _lib_config.lua (channel, channels, queue_conf) and _lib_case.lua (case_enqueued).
 
 -- Business hours: a queue's plan (field `plan`, presence/hours.py) is
@@ -96,6 +96,14 @@ local function wait_score(priority, created)
   return (100 - priority) * 1e13 + created
 end
 
+-- Queues whose borrowed set this call found empty (`create_item`), until an
+-- item is added to it (`borrowed`, its one writer): the router need not look.
+local unborrowed
+on_enter(function() unborrowed = {} end)
+local function has_no_borrowed(q)
+  return unborrowed[q] == true
+end
+
 -- Overflow: an item that overflowed (field `ovf` names the other queue) is
 -- indexed in that queue's borrowed set while it waits, so route.lua offers
 -- it to that queue's agents too. Call whenever an item enters (add) or
@@ -104,6 +112,7 @@ local function borrowed(wid, add, score)
   local ovf = redis.call('HGET', key('work', wid), 'ovf')
   if not ovf or ovf == '' then return nil end
   if add then
+    unborrowed[ovf] = nil
     redis.call('ZADD', key('queue', ovf, 'borrowed'), score, wid)
   else
     redis.call('ZREM', key('queue', ovf, 'borrowed'), wid)
@@ -156,7 +165,8 @@ local function made_item(wid)
 end
 
 -- New items that the same call routes (an intake batch routed inline,
--- `defer_new_items`) whose queue had nobody waiting: they are kept out of
+-- `defer_new_items`) whose queue had nobody waiting and nothing borrowed
+-- (an empty waiting set is then the whole page): they are kept out of
 -- their waiting set until the router has seen them (`deferred`), so an item
 -- taken at once is never added and removed again. The router reads them as
 -- the page it would have read (the whole waiting set then), and `place`
@@ -246,15 +256,24 @@ end
 local function create_item(wid, q, ch, prio, data, req, idem)
   local score = wait_score(prio, NOW)
   local weight = channel(ch).weight
+  -- (no `expires`, and no `idem` without a key: an absent field reads as 0 or none)
   local fields = {'id', wid, 'queue', q, 'channel', ch, 'priority', prio, 'weight', weight, 'score', score,
-                  'state', 'queued', 'agent', '', 'created', NOW, 'data', data, 'req', req, 'idem', idem,
-                  'expires', 0}
+                  'state', 'queued', 'agent', '', 'created', NOW, 'data', data, 'req', req}
+  if idem and idem ~= '' then
+    fields[#fields + 1] = 'idem'
+    fields[#fields + 1] = idem
+  end
   -- an absent field reads false, as `hmget` has it
   made[wid] = {channel = ch, weight = weight, req = req, missed_by = false, data = data, queue = q,
                ovf = false, handoff = false, created = NOW, offers = false}
   local waiting = key('queue', q, 'waiting')
-  if deferring and (deferred[q] or redis.call('ZCARD', waiting) == 0) then
-    deferred[q] = deferred[q] or {}
+  -- (one EXISTS: nobody waiting, and nothing borrowed for the router to read)
+  if deferring and not deferred[q]
+     and redis.call('EXISTS', waiting, key('queue', q, 'borrowed')) == 0 then
+    unborrowed[q] = true
+    deferred[q] = {}
+  end
+  if deferring and deferred[q] then
     deferred[q][#deferred[q] + 1] = {wid = wid, score = score}
     in_order[q] = nil
     unplaced[wid], unwritten[wid] = true, fields
@@ -263,7 +282,7 @@ local function create_item(wid, q, ch, prio, data, req, idem)
     redis.call('ZADD', waiting, score, wid)
   end
   redis.call('ZADD', key('work', 'open'), NOW, wid)
-  bump(key('stats'), 'created', 1)
+  count_item('created')
   record({ev = 'create', queue = q, channel = ch, work = wid, priority = prio}, wid)
   schedule_escalation(wid, q, NOW)
 end

@@ -51,8 +51,9 @@ local function assign(wid, aid, q, ch, via, rec, data, offers)
   data = data or redis.call('HGET', wk, 'data')
   if via == 'auto' then
     -- straight from the queue (route.lua): never offered, so no open offer
-    -- or offer timer to clear
-    write_item(wid, {'state', 'assigned', 'agent', aid, 'offered_at', NOW, 'accepted_at', NOW, 'expires', 0,
+    -- or offer timer to clear, nor an `expires` (every way into a queue
+    -- writes it 0)
+    write_item(wid, {'state', 'assigned', 'agent', aid, 'offered_at', NOW, 'accepted_at', NOW,
                      'offers', offers})
   else
     redis.call('HSET', wk, 'state', 'assigned', 'agent', aid, 'accepted_at', NOW, 'expires', 0)

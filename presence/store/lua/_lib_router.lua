@@ -5,7 +5,7 @@
 -- routes in the same call, by the same function, instead of waking the
 -- dispatcher for a second call.
 -- Relies on _lib_core.lua (key, num, hmget, maker, on_enter, created_of), _lib_queue.lua (made_item,
--- defer_new_items, deferred_of, place, place_all, is_unplaced),
+-- defer_new_items, deferred_of, place, place_all, is_unplaced, has_no_borrowed),
 -- _lib_config.lua (strategy, channel, queue_conf), _lib_agent.lua (touch_agent,
 -- touch_fields, reindex), _lib_route.lua (make_offer, assign) and _lib_core.lua's
 -- history_of.
@@ -37,8 +37,9 @@ local ITEM = {'channel', 'weight', 'req', 'missed_by', 'data', 'queue', 'ovf', '
 
 -- The best agent for item `wid` (nil when nobody can take it now), the
 -- item's ITEM fields by name, and the agent's fields as `touch_agent` reads
--- them; at most `scan` candidates examined.
-local function pick(q, wid, ready, scan)
+-- them; at most `scan` candidates examined. `first`: the index's first PAGE
+-- members when the caller has them as they still are (else nil).
+local function pick(q, wid, ready, scan, first)
   -- an item made in this call has no declines yet, and its fields are known
   local new = made_item(wid)
   local it = new or hmget(key('work', wid), ITEM)
@@ -65,7 +66,12 @@ local function pick(q, wid, ready, scan)
   while off < scan do
     -- the last page stops at `scan`: at most that many candidates, not the
     -- next multiple of PAGE
-    local cands = redis.call('ZRANGE', ready, off, math.min(off + PAGE, scan) - 1)
+    local cands
+    if off == 0 and first and scan >= PAGE then
+      cands = first
+    else
+      cands = redis.call('ZRANGE', ready, off, math.min(off + PAGE, scan) - 1)
+    end
     if #cands == 0 then return fallback, it, fallback_a end
     for _, aid in ipairs(cands) do
       local a = redis.call('HMGET', key('agent', aid), unpack(fields))
@@ -160,9 +166,10 @@ local function route_queues(names, budget, scan)
         again = false
         local batch = {}  -- waiting entries {wid, score, queue that may take it, borrowed}
         local got_n = {}
-        -- queues whose ready index was just counted non-empty, until an offer
-        -- (which may take any of their agents' last room) makes that stale
-        local has_ready = {}
+        -- queues whose ready index was just counted non-empty, and the first
+        -- page of each index read to count it (for `pick`), until an offer
+        -- (which may take any of their agents' last room) makes them stale
+        local has_ready, ready_page = {}, {}
         local taken, sources = {}, 0
         for k = g, last do
           local q = qs[k].name
@@ -172,7 +179,19 @@ local function route_queues(names, budget, scan)
             served[#served + 1] = q
           end
           local ready_n = 0
-          if not idle[q] then ready_n = redis.call('ZCARD', key('queue', q, 'ready')) end
+          if not idle[q] and (first or full[q]) then
+            -- the first page, which the first `pick` reads, counts the index
+            -- as far as the page window needs: past PAGE agents, the window
+            -- is the budget's unless that is larger still
+            local page = redis.call('ZRANGE', key('queue', q, 'ready'), 0, PAGE - 1)
+            ready_n, ready_page[q] = #page, page
+            if ready_n == PAGE and window > 8 * PAGE + 16 then
+              ready_n = redis.call('ZCARD', key('queue', q, 'ready'))
+            end
+          elseif not idle[q] then
+            -- none of its items in this page: only whether it has agents
+            ready_n = redis.call('ZCARD', key('queue', q, 'ready'))
+          end
           has_ready[q] = ready_n > 0
           if ready_n > 0 and (first or full[q]) then
             -- a saturated queue (few agents with room, a long line) reads a
@@ -207,7 +226,7 @@ local function route_queues(names, budget, scan)
               served[#served + 1] = q
               -- overflow: items of other queues this queue's agents may also take
               -- (store/lua/queue_escalate.lua), merged by the same wait score
-              if redis.call('EXISTS', key('queue', q, 'borrowed')) == 1 then
+              if not has_no_borrowed(q) and redis.call('EXISTS', key('queue', q, 'borrowed')) == 1 then
                 local got = redis.call('ZRANGE', key('queue', q, 'borrowed'), 0, window - 1, 'WITHSCORES')
                 for n = 1, #got, 2 do
                   batch[#batch + 1] = {wid = got[n], score = tonumber(got[n + 1]), queue = q, borrowed = true}
@@ -238,10 +257,10 @@ local function route_queues(names, budget, scan)
           local ready = key('queue', q, 'ready')
           -- with borrowed items one item can be in the batch twice
           if not taken[wid] and (has_ready[q] or redis.call('EXISTS', ready) == 1) then
-            local aid, it, agent = pick(q, wid, ready, scan)
+            local aid, it, agent = pick(q, wid, ready, scan, ready_page[q])
             if aid then
               taken[wid] = true
-              has_ready = {}
+              has_ready, ready_page = {}, {}
               offer(wid, aid, q, it, agent)
               budget = budget - 1
               assigned = assigned + 1

@@ -2,7 +2,7 @@
 -- back to its queue (`requeue`), an item taken from its agent (`release`),
 -- the end of an item (`finish`, `complete`), a finished item routed again
 -- (`reroute`), wrap-up, and the check that an item is the caller's (`mine`).
--- Relies on _lib_core.lua (key, num, hmget, NOW, emit, bump, record,
+-- Relies on _lib_core.lua (key, num, hmget, NOW, emit, count_item, record,
 -- history_of, flush_history), _lib_webhook.lua (webhook_completed, webhook_abandoned),
 -- _lib_case.lua (case_released),
 -- _lib_agent.lua (touch_agent, emit_item, reindex, unfit), _lib_queue.lua
@@ -96,7 +96,7 @@ end
 
 -- What `finish` reads of the item: what it releases, and what `retain` needs.
 local FINISH_FIELDS = {'agent', 'channel', 'weight', 'queue', 'state', 'accepted_at', 'composing',
-                       'idem', 'replied'}
+                       'idem', 'replied', 'expires'}
 
 -- Release an item's capacity and close it (completed or abandoned).
 -- Returns the agent's queues that gained room, the agent, queue, channel,
@@ -127,7 +127,13 @@ local function finish(wid, state, extra, it)
     woke = reindex(aid, rec)
   end
   redis.call('ZREM', key('work', 'open'), wid)
-  local fields = {'state', state, 'ended_at', NOW, 'expires', 0}
+  local fields = {'state', state, 'ended_at', NOW}
+  -- a deadline (an offer's, a wrap-up's) ends with the item; a field read
+  -- absent (false) or 0 is none to clear, one not read (nil) is cleared
+  if it.expires ~= false and it.expires ~= '0' then
+    fields[#fields + 1] = 'expires'
+    fields[#fields + 1] = 0
+  end
   for f, v in pairs(extra or {}) do
     fields[#fields + 1] = f
     fields[#fields + 1] = v
@@ -155,7 +161,7 @@ local function complete(wid, disposition, by, it)
     end
   end
   webhook_completed(wid, aid, q, ch, disposition, by)
-  bump(key('stats'), 'completed', 1)
+  count_item('completed')
   emit_item({type = 'work.updated', to = aid, work_id = wid, state = 'completed',
              disposition = disposition}, aid, nil, rec)
   record({ev = 'complete', agent = aid, queue = q, channel = ch, work = wid,
@@ -206,8 +212,8 @@ local function reroute(wid, why)
   persist_item(wid)
   redis.call('HSET', wk, 'created', NOW, 'agent', '', 'state', 'queued')
   redis.call('ZADD', key('work', 'open'), NOW, wid)
-  bump(key('stats'), 'created', 1)
-  bump(key('stats'), 'reopened', 1)
+  count_item('created')
+  count_item('reopened')
   record({ev = 'reopen', queue = q, channel = ch, work = wid, reason = why, last = last or ''}, wid)
   if last and last ~= '' and redis.call('ZSCORE', key('queue', q, 'ready'), last)
      and not unfit(last, ch, w) then

@@ -1,0 +1,108 @@
+"""An item's own history list (``work:<id>:history``): its entries leave out
+the item's id, which the list's key names, and every reader puts it back,
+for the entries written so and for those that name it (written before).
+
+Readers: `Store.get_work` (GET /api/v1/work/{id}), `archive.records`, the
+KPI readers' `item_histories`, and the scripts' `history_of` (the history
+an offer after a hand-off carries). And the item's and the agent's records
+write no field whose absence reads the same.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgpack
+from redis.asyncio import Redis
+
+from presence.center import parse_center
+from presence.kpi.history import item_histories
+from presence.store import NewItem, Store, archive, new_work_id
+from presence.store.scripts import helpers
+
+T0 = 1_800_000_000_000
+
+CENTER: dict[str, Any] = {
+    "queues": [{"name": "q", "auto_accept": True}],
+    "agents": [{"id": "a0", "queues": ["q"], "capacity": 100}],
+}
+
+# the scripts' own reader, as a stand-alone EVAL script of the shared helpers
+HISTORY_OF = (
+    "local __keys, __args = KEYS, ARGV\n"
+    f"{helpers()}\n"
+    "enter(__keys, __args)\n"
+    "return cmsgpack.pack(history_of(__args[2]))"
+)
+
+
+async def test_entries_leave_the_item_out_and_every_reader_puts_it_back(redis_server: str) -> None:
+    ms = T0
+    store = Store(Redis.from_url(redis_server), f"hist{uuid.uuid4().hex[:8]}", clock=lambda: ms / 1000)
+    r, k = store.redis, store.keys
+    await store.sync_center(parse_center(CENTER))
+    await store.conn_open("a0", "c0", 3600)
+    await store.set_status("a0", "Available", "", "a0")
+    store.scripts.route_inline(256, 512, lambda _: None)
+    wid = new_work_id()
+    await store.create_work_many([NewItem(wid, "q", "chat", 0, {})])
+    ms += 5
+    await store.complete("a0", wid, "done")
+
+    raw = [msgpack.unpackb(x, raw=False) for x in await r.lrange(k.work_history(wid), 0, -1)]
+    assert [e["ev"] for e in raw] == ["create", "accept", "complete"]
+    assert all("work" not in e for e in raw)
+    # an entry as written before: naming its item
+    await r.rpush(k.work_history(wid), msgpack.packb({"ev": "note", "ts": ms, "work": wid, "agent": "a0"}))
+
+    evs = ["create", "accept", "complete", "note"]
+    item = await store.get_work(wid)
+    assert item is not None
+    assert [h["ev"] for h in item["history"]] == evs
+    assert all(h["work"] == wid for h in item["history"])
+    [whole] = await archive.records(store, [wid])
+    assert [(h["ev"], h["work"]) for h in whole["work"]["history"]] == [(e, wid) for e in evs]
+    events = (await item_histories(store, [wid]))[wid]
+    assert [(e.ev, e.work) for e in events] == [(e, wid) for e in evs]
+    assert events[2].agent == "a0" and events[2].get("disposition") == "done"
+    got = msgpack.unpackb(await r.eval(HISTORY_OF, 1, k.prefix, ms, wid), raw=False)
+    assert [(h["ev"], h["work"]) for h in got] == [(e, wid) for e in evs]
+    await r.aclose()
+
+
+async def test_records_leave_out_what_reads_as_none_and_clear_what_was_set(redis_server: str) -> None:
+    """A new item's record has no `expires` and, without an idempotency key,
+    no `idem` (absent reads as none); an auto-assignment writes no `expires`
+    and resets an agent's `missed` only when it is not 0 already; the end of
+    an item clears a deadline it had (wrap-up) and writes none it had not."""
+    ms = T0
+    store = Store(Redis.from_url(redis_server), f"lean{uuid.uuid4().hex[:8]}", clock=lambda: ms / 1000)
+    r, k = store.redis, store.keys
+    await store.sync_center(parse_center(CENTER))
+    await store.conn_open("a0", "c0", 3600)
+    await store.set_status("a0", "Available", "", "a0")
+    store.scripts.route_inline(256, 512, lambda _: None)
+    await r.hset(k.agent("a0"), "missed", 2)
+
+    first, second = new_work_id(), new_work_id()
+    await store.create_work_many([NewItem(first, "q", "chat", 0, {})])
+    rec = await r.hgetall(k.work(first))
+    assert rec[b"state"] == b"assigned" and b"expires" not in rec and b"idem" not in rec
+    assert await r.hget(k.agent("a0"), "missed") == b"0"
+    await store.create_work_many([NewItem(second, "q", "chat", 0, {}, idempotency_key="crm-1")])
+    assert await r.hget(k.work(second), "idem") == b"crm-1"
+
+    ms += 10
+    await store.complete("a0", first, "done")
+    rec = await r.hgetall(k.work(first))
+    assert rec[b"state"] == b"completed" and b"expires" not in rec
+    deadline = await store.wrapup("a0", second)
+    assert deadline > 0 and await r.hget(k.work(second), "expires") == str(deadline).encode()
+    await store.complete("a0", second, "done")
+    assert await r.hget(k.work(second), "expires") == b"0"
+    for wid in (first, second):
+        item = await store.get_work(wid)
+        assert item is not None and "expires_at" not in item and item["state"] == "completed"
+    assert await store.check() == []
+    await r.aclose()
