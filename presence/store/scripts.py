@@ -520,7 +520,7 @@ class Batcher:
     """Coalesce the calls of one `BATCHED` script from many sockets.
 
     A call waits for the batch in flight (if any) to come back, then goes
-    with every call that arrived meanwhile in one EVALSHA: under load the
+    with every call that arrived meanwhile in one FCALL: under load the
     batches grow by themselves, and an idle server adds no delay (the first
     call leaves on the next turn of the event loop). The calls of one socket
     keep their order: the server handles a socket's messages one at a time,
