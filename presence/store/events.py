@@ -92,9 +92,13 @@ class _Direct(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
+        had = len(self._replies)
         while (reply := self._reader.gets()) is not False:
             self._replies.append(reply)
-        self._wake()
+        # a read may end inside a reply (a large message comes in pieces):
+        # nothing to hand over until it is whole
+        if len(self._replies) > had:
+            self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
         why = exc or "closed"
@@ -115,21 +119,20 @@ class _Direct(asyncio.Protocol):
     async def next(self, timeout: float) -> Any:
         """The next reply (a Redis error reply as its exception, not raised),
         or None when none came within `timeout` seconds."""
-        if not self._replies:
-            if self._lost is not None:
-                raise self._lost
+        if not self._replies and self._lost is None:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 async with asyncio.timeout(timeout):
                     await self._waiter
             except TimeoutError:
-                return None
+                pass
             finally:
                 self._waiter = None
-            if not self._replies:
-                assert self._lost is not None
-                raise self._lost
-        return self._replies.popleft()
+        if self._replies:
+            return self._replies.popleft()
+        if self._lost is not None:
+            raise self._lost
+        return None
 
     def close(self) -> None:
         if self.transport is not None:

@@ -40,6 +40,21 @@ async def test_messages_come_in_order_on_the_feeds_own_connection(client: Redis)
         await feed.close()
 
 
+async def test_a_message_that_comes_in_pieces_is_handed_over_whole(client: Redis) -> None:
+    feed = Feed(client, CHANNEL)
+    await feed.open()
+    try:
+        big = bytes(range(256)) * 4096  # 1 MiB: many reads of the socket
+        got = asyncio.ensure_future(feed.get())
+        await asyncio.sleep(0.05)  # the feed waits: the first piece wakes it
+        await client.spublish(CHANNEL, big)
+        await client.spublish(CHANNEL, b"small")
+        assert await asyncio.wait_for(got, 5) == big
+        assert await asyncio.wait_for(feed.get(), 5) == b"small"
+    finally:
+        await feed.close()
+
+
 async def test_a_quiet_feed_pings_and_lives_on(client: Redis) -> None:
     feed = Feed(client, CHANNEL, ping_after=0.2, silent_limit=0.6)
     await feed.open()
