@@ -147,10 +147,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
 
+    # Starlette tries the routes in order, one pattern each: the intake
+    # routes, hit once per item posted, come first (no route before them
+    # could match their paths, so nothing else changes)
     routes = [
+        *work.ROUTES,
         *health.ROUTES,
         *admin.ROUTES,
-        *work.ROUTES,
         openapi.ROUTE,
         asyncapi.ROUTE,
         *reports.ROUTES,

@@ -149,13 +149,15 @@ def _links(secret: str, base: str, center: Center, demo: bool, ttl: int) -> list
 def wire_options(settings: Settings) -> dict[str, Any]:
     """The uvicorn settings of the HTTP and websocket wire, as `presence serve`
     runs them (the tests' in-process server takes the same)."""
+    from presence.http.wire import HttpWire
     from presence.ws.wire import Wire
 
     return {
         # uvicorn's websockets-sansio protocol, with pings on the socket's budget
         "ws": Wire,
         "loop": "uvloop",
-        "http": "httptools",
+        # uvicorn's httptools protocol, a response in one write
+        "http": HttpWire,
         "ws_max_size": settings.max_frame,
         # frames are small and mostly msgpack: compression would cost CPU
         # and a deflate context per socket for little gain

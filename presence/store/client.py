@@ -12,19 +12,26 @@ a cluster gets redis-py's own asyncio `RedisCluster`, which follows
 the center's hash tag (``presence:{<center>}:``, store/keys.py), so each
 script call, pipeline and subscription of a center lies in one slot; the
 rest of the store does not care which client it holds.
+
+A standalone client's pool (`Pool`) also has the lean path the script
+calls take (`execute`): what redis-py does around one command costs more
+than the command's own write and read at the rates the hot path runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TypeAlias
+import math
+from typing import Any, TypeAlias
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ClusterDownError, RedisError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # Either client: the store calls only what both have.
 Client: TypeAlias = Redis | RedisCluster
@@ -50,6 +57,125 @@ class Cluster(RedisCluster):
     ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
 
 
+class Pool(BlockingConnectionPool):
+    """redis-py's blocking pool, plus a lean path for the hot commands.
+
+    `execute` runs one command (the script calls of the hot path, many times
+    a second) on a connection of its own lanes, kept apart from the pool's
+    connections and closed with them. It is what `Redis.execute_command`
+    does without what costs there and buys nothing here: the pool's
+    condition and its timeout on every take, a task per command for the
+    write's timeout (`asyncio.wait_for`), the check that a connection taken
+    back has no unread data, the instrumentation hooks. It keeps what
+    matters: one deadline of `socket_timeout` over the write and the read
+    (a timeout raises redis-py's `TimeoutError` and is never retried), the
+    health check of an idle connection, and the retries of the connection's
+    own `Retry`, which `redis_client` limits to a connection that failed.
+    """
+
+    # lanes kept open; a command that finds them all busy waits for one of
+    # the pool's connections, as every command did before
+    LANES = 32
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._idle_lanes: list[AbstractConnection] = []
+        self._lanes: set[AbstractConnection] = set()
+
+    async def execute(self, *args: Any) -> Any:
+        """Run one command and return its raw reply (a Redis error reply raises)."""
+        if self._idle_lanes:
+            conn = self._idle_lanes.pop()
+        elif len(self._lanes) < self.LANES:
+            conn = self.make_connection()  # type: ignore[no-untyped-call]
+            self._lanes.add(conn)
+        else:
+            pooled = await self.get_connection()  # type: ignore[no-untyped-call]
+            try:
+                return await self._run(pooled, args)
+            finally:
+                await self.release(pooled)
+        try:
+            return await self._run(conn, args)
+        finally:
+            # an interrupted call left the connection closed (`_once`): the
+            # next one on this lane reconnects
+            if conn in self._lanes:
+                self._idle_lanes.append(conn)
+
+    async def _run(self, conn: AbstractConnection, args: tuple[Any, ...]) -> Any:
+        packed = _pack(args) or conn.pack_command(*args)
+        return await conn.retry.call_with_retry(
+            lambda: self._once(conn, packed),
+            lambda error: conn.disconnect(error=error),
+        )
+
+    async def _once(self, conn: AbstractConnection, packed: list[bytes]) -> Any:
+        # connect (its own retries and timeouts) and the idle connection's
+        # PING come before the command's deadline, as in redis-py
+        if not conn.is_connected:
+            await conn.connect()  # type: ignore[no-untyped-call]
+        await conn.check_health()  # type: ignore[no-untyped-call]
+        writer = conn._writer
+        if writer is None:
+            raise RedisConnectionError("the connection to Redis closed while it was being opened")
+        done = False
+        try:
+            async with asyncio.timeout(conn.socket_timeout):
+                try:
+                    writer.writelines(packed)
+                    await writer.drain()
+                except OSError as exc:
+                    raise RedisConnectionError(f"Error while writing to Redis: {exc}") from exc
+                # math.inf: no deadline of its own, the one above holds
+                reply = await conn.read_response(timeout=math.inf)
+            done = True
+            return reply
+        except TimeoutError:
+            raise RedisTimeoutError(f"Timeout reading from {conn._host_error()}") from None
+        finally:
+            if not done:
+                # a command cut short (timeout, cancellation, a lost
+                # connection) may have left its reply unread: never reuse it
+                await conn.disconnect(nowait=True)
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        lanes = self._lanes if inuse_connections else set(self._idle_lanes)
+        await asyncio.gather(*(conn.disconnect() for conn in lanes), return_exceptions=True)
+
+
+def _pack(args: tuple[Any, ...]) -> list[bytes] | None:
+    """`args` as one RESP command, as redis-py packs it (its encoder with the
+    pool's defaults: UTF-8, strict), in a third of the time; None for what
+    only redis-py knows how to pack or refuse (a bool, a memoryview, a
+    command name of two words)."""
+    if not isinstance(args[0], str) or " " in args[0]:
+        return None
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        kind = type(arg)
+        if kind is str:
+            data = arg.encode()
+        elif kind is bytes:
+            data = arg
+        elif kind is int or kind is float:
+            data = repr(arg).encode()
+        else:
+            return None
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return [b"".join(out)]
+
+
+async def execute(redis: Client, *args: Any) -> Any:
+    """Run one command on `redis`: the lean path of `Pool` when the client has
+    one (a standalone Redis opened by `redis_client`), else redis-py's own."""
+    pool = getattr(redis, "connection_pool", None)
+    if isinstance(pool, Pool):
+        return await pool.execute(*args)
+    return await redis.execute_command(*args)
+
+
 def redis_client(url: str, max_connections: int = 256) -> Redis:
     """A client of a standalone Redis (what `open_redis` builds for one)."""
     # A blocking pool: a burst of more concurrent calls than connections
@@ -58,7 +184,7 @@ def redis_client(url: str, max_connections: int = 256) -> Redis:
     # The asyncio `Retry` (not `redis.retry.Retry`, whose synchronous loop
     # never sees the awaited error): after a Redis restart every pooled
     # connection is stale, and each must reconnect and retry, not fail.
-    pool = BlockingConnectionPool.from_url(
+    pool = Pool.from_url(
         url,
         decode_responses=False,
         # Retry only a connection that failed (stale after a restart, refused

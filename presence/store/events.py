@@ -16,7 +16,9 @@ something the listener can act on:
   node that holds the slot now.
 * `get` returning None: redis-py subscribed again by itself (after it
   reconnected, or moved the subscription to a slot's new owner); events
-  published meanwhile are gone.
+  published meanwhile are gone. (On a standalone Redis the feed has a
+  connection of its own, `_Direct`, which is not reopened by itself: a
+  lost connection is the `RedisError` below.)
 * `FeedSilent`: the connection stopped delivering without failing (a
   half-open TCP connection: a partition, a NAT or firewall that forgot the
   flow, a peer gone without FIN or RST). After `PING_AFTER` seconds without
@@ -32,13 +34,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections import deque
+from typing import Any, cast
 
+import hiredis
+from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPubSub, RedisCluster
-from redis.exceptions import RedisError
+from redis.asyncio.connection import Connection
+from redis.exceptions import AuthenticationError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from presence.store.client import Client, refresh_topology
+from presence.store.client import Client, _pack, refresh_topology
 
 # How long a cluster read waits before looking again at where the channel
 # lives (redis-py may have moved it to another node's connection).
@@ -59,6 +67,107 @@ class FeedSilent(RedisError):
     """The subscribed connection answered nothing, not even a PING."""
 
 
+class _Direct(asyncio.Protocol):
+    """A subscription's own plain TCP connection to a standalone Redis: its
+    replies parsed as they arrive (hiredis) and handed to `Feed` as they are.
+
+    redis-py's `PubSub` reads each message through its stream reader, its
+    parser, its retry wrapper and a dict per message: about 18 us of the
+    server's CPU per message, as much as the wake-up and the read system
+    call themselves (docs/PERFORMANCE.md, "A lean server"). A lost
+    connection is not reopened here: the next read raises, and the hub's
+    listener subscribes again and resynchronises its sockets, as after any
+    other loss of Redis."""
+
+    def __init__(self) -> None:
+        self._reader = hiredis.Reader()
+        self._replies: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._lost: Exception | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not subclasses of asyncio's, only alike
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        had = len(self._replies)
+        while (reply := self._reader.gets()) is not False:
+            self._replies.append(reply)
+        # a read may end inside a reply (a large message comes in pieces):
+        # nothing to hand over until it is whole
+        if len(self._replies) > had:
+            self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        why = exc or "closed"
+        self._lost = RedisConnectionError(f"the subscription's connection to Redis was lost: {why}")
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def send(self, *args: Any) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise RedisConnectionError("the subscription's connection to Redis is closed")
+        packed = _pack(args)
+        assert packed is not None
+        self.transport.write(packed[0])
+
+    async def next(self, timeout: float) -> Any:
+        """The next reply (a Redis error reply as its exception, not raised),
+        or None when none came within `timeout` seconds."""
+        if not self._replies and self._lost is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._waiter
+            except TimeoutError:
+                pass
+            finally:
+                self._waiter = None
+        if self._replies:
+            return self._replies.popleft()
+        if self._lost is not None:
+            raise self._lost
+        return None
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def _direct(redis: Client) -> _Direct | None:
+    """A connection of its own for a subscription, when `redis` is a
+    standalone Redis over plain TCP (None otherwise: redis-py's PubSub)."""
+    if not isinstance(redis, Redis):
+        return None
+    pool = redis.connection_pool
+    kw = pool.connection_kwargs
+    if pool.connection_class is not Connection or kw.get("credential_provider") is not None:
+        return None
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(kw.get("socket_connect_timeout") or 5.0):
+            host, port = kw.get("host", "localhost"), kw.get("port", 6379)
+            _, direct = await loop.create_connection(_Direct, host, port)
+    except TimeoutError:
+        raise RedisTimeoutError("Timeout connecting to Redis for the event subscription") from None
+    except OSError as exc:
+        raise RedisConnectionError(f"Error connecting to Redis for the event subscription: {exc}") from exc
+    password = kw.get("password")
+    if password is not None:
+        username = kw.get("username")
+        direct.send("AUTH", *((username,) if username else ()), password)
+        reply = await direct.next(kw.get("socket_timeout") or 5.0)
+        if reply is None or isinstance(reply, Exception):
+            direct.close()
+            raise AuthenticationError(f"the event subscription could not authenticate: {reply}")
+    return direct
+
+
 class Feed:
     """One subscription to one shard channel."""
 
@@ -77,6 +186,7 @@ class Feed:
         self.silent_limit = max(silent_limit, ping_after)
         self._heard = 0.0  # loop time of the last thing read from the connection
         self._pinged = 0.0  # loop time of the last PING sent (0: none since _heard)
+        self._direct: _Direct | None = None  # the subscription, on a standalone Redis
 
     @property
     def node(self) -> str:
@@ -94,9 +204,21 @@ class Feed:
         or a moved channel the cached owner is stale."""
         if refresh:
             await refresh_topology(self._redis)
+        loop = asyncio.get_running_loop()
+        self._direct = await _direct(self._redis)
+        if self._direct is not None:
+            self._direct.send("SSUBSCRIBE", self.channel)
+            deadline = loop.time() + timeout
+            while loop.time() < deadline:
+                reply = await self._direct.next(min(_POLL, max(0.01, deadline - loop.time())))
+                if isinstance(reply, Exception):
+                    raise reply
+                if isinstance(reply, list) and reply[:1] == [b"ssubscribe"]:
+                    self._heard, self._pinged = loop.time(), 0.0
+                    return
+            raise ChannelMoved(f"no confirmation of SSUBSCRIBE {self.channel} within {timeout:.0f}s")
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=False)
         await self._pubsub.ssubscribe(self.channel)
-        loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             msg = await self._next(min(_POLL, max(0.01, deadline - loop.time())))
@@ -106,6 +228,8 @@ class Feed:
         raise ChannelMoved(f"no confirmation of SSUBSCRIBE {self.channel} within {timeout:.0f}s")
 
     async def _next(self, timeout: float | None) -> dict[str, Any] | None:
+        if self._direct is not None:
+            return self._message(await self._direct.next(timeout or _POLL))
         ps = self._pubsub
         assert ps is not None, "Feed.open first"
         if isinstance(ps, ClusterPubSub):
@@ -116,8 +240,23 @@ class Feed:
             return msg
         return await ps.get_message(timeout=timeout)  # type: ignore[no-any-return]
 
+    def _message(self, reply: Any) -> dict[str, Any] | None:
+        """A reply of the direct subscription as redis-py's message."""
+        if reply is None:
+            return None
+        if isinstance(reply, Exception):
+            raise reply
+        if isinstance(reply, list) and len(reply) == 3:
+            return {"type": reply[0], "channel": reply[1], "data": reply[2]}
+        if isinstance(reply, list) and len(reply) == 2 and reply[0] == b"pong":
+            return {"type": b"pong", "channel": None, "data": reply[1]}
+        return {"type": b"other", "channel": None, "data": reply}
+
     async def _ping(self) -> None:
         """PING every connection the subscription lives on."""
+        if self._direct is not None:
+            self._direct.send("PING", _PING_TOKEN)
+            return
         ps = self._pubsub
         assert ps is not None, "Feed.open first"
         targets = list(ps.node_pubsub_mapping.values()) if isinstance(ps, ClusterPubSub) else [ps]
@@ -133,7 +272,15 @@ class Feed:
         loop = asyncio.get_running_loop()
         while True:
             # look again every _POLL: how long the connection has been silent
-            msg = await self._next(min(_POLL, self.ping_after))
+            if self._direct is not None:
+                reply = await self._direct.next(min(_POLL, self.ping_after))
+                if type(reply) is list and len(reply) == 3 and reply[0] == b"smessage":
+                    self._heard, self._pinged = loop.time(), 0.0
+                    data: bytes = reply[2]
+                    return data
+                msg = self._message(reply)
+            else:
+                msg = await self._next(min(_POLL, self.ping_after))
             now = loop.time()
             if msg is None:
                 silent = now - self._heard
@@ -156,6 +303,9 @@ class Feed:
                 raise ChannelMoved(f"the server ended the subscription to {self.channel} (its slot moved)")
 
     async def close(self) -> None:
+        direct, self._direct = self._direct, None
+        if direct is not None:
+            direct.close()
         ps, self._pubsub = self._pubsub, None
         if ps is not None:
             # bounded: closing a half-open connection must not hang the listener

@@ -30,7 +30,7 @@ from redis.exceptions import ClusterDownError, OutOfMemoryError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from presence.protocol import REF_KEPT_SECONDS
-from presence.store.client import Client, is_cluster, shard_of
+from presence.store.client import Client, execute, is_cluster, shard_of
 from presence.store.replication import Replication
 
 LUA_DIR = "store/lua"
@@ -385,7 +385,7 @@ class Scripts:
             try:
                 if wanted:
                     return await self._fcall_wait(fn, prefix, args, wanted)
-                return await self._redis.fcall(fn, 1, prefix, *args)
+                return await execute(self._redis, "FCALL", fn, 1, prefix, *args)
             except RuntimeError as exc:
                 # redis-py writing to a connection uvloop has already closed
                 # (its node was just killed) raises this, not a ConnectionError
@@ -521,7 +521,7 @@ class Batcher:
     """Coalesce the calls of one `BATCHED` script from many sockets.
 
     A call waits for the batch in flight (if any) to come back, then goes
-    with every call that arrived meanwhile in one EVALSHA: under load the
+    with every call that arrived meanwhile in one FCALL: under load the
     batches grow by themselves, and an idle server adds no delay (the first
     call leaves on the next turn of the event loop). The calls of one socket
     keep their order: the server handles a socket's messages one at a time,

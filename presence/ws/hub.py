@@ -387,6 +387,12 @@ class Hub:
             except (RedisError, OSError) as exc:
                 self.listening.clear()
                 log.warning("pub/sub listener lost Redis (%s); retrying in %.1fs", exc, backoff)
+            except Exception:
+                # a bug of its own must not end the process's only listener
+                # (every socket here would stop hearing events, silently):
+                # logged once with its traceback, then subscribed again
+                self.listening.clear()
+                log.exception("pub/sub listener failed; subscribing again in %.1fs", backoff)
             finally:
                 await feed.close()
             await asyncio.sleep(backoff)

@@ -560,3 +560,27 @@ async def test_silent_socket_is_closed_then_grace_then_offline(server_factory: S
     assert views_of(off, "alice")[-1]["reason"] == "disconnected"
     assert chatty.conn.close_code is None
     assert (await chatty.request({"type": "snapshot.get"}))["agent"]["connected"] is True
+
+
+async def test_the_listener_survives_a_failure_of_its_own(
+    server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from presence.store.events import Feed
+
+    alice = await agent(server, "alice")
+    real = Feed.get
+    failed: list[bool] = []
+
+    async def fails_once(self: Feed) -> bytes | None:
+        if not failed:
+            failed.append(True)
+            raise RuntimeError("a bug in the feed")
+        return await real(self)
+
+    # the listener waits in the real `get` now: the next call fails
+    monkeypatch.setattr(Feed, "get", fails_once)
+    await available(alice, "Break", "Coffee")
+    await alice.expect("resync", timeout=10)  # subscribed again, every socket told
+    assert failed
+    await available(alice)
+    await alice.expect(lambda m: m.get("type") == "status" and m.get("status") == "Available", timeout=10)

@@ -1,0 +1,160 @@
+"""The lean command path of the store's pool (`client.Pool.execute`, every
+script call of the hot path): it retries a call whose connection broke, as
+redis-py does, never one that timed out, and never reuses a connection a
+call left mid-reply. Against a real Redis, through a TCP proxy that breaks
+or withholds a reply once armed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from presence.store.client import Pool, execute, redis_client
+from tests.faults.conftest import PrivateRedis
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Meddler:
+    """A TCP proxy in front of Redis. Once armed, the next command naming
+    `needle` reaches Redis, and its reply is then dropped with the connection
+    broken (`mode` "drop") or kept back with the connection left open
+    ("hold"). Counts the commands naming `needle` that it forwarded."""
+
+    def __init__(self, upstream_port: int, needle: bytes, mode: str) -> None:
+        self.upstream_port = upstream_port
+        self.needle = needle
+        self.mode = mode
+        self.armed = False
+        self.seen = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._links: set[asyncio.Transport] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for link in list(self._links):
+            link.abort()
+        await asyncio.sleep(0.1)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        links: list[asyncio.Transport] = [writer.transport, up_writer.transport]  # type: ignore[list-item]
+        self._links.update(links)
+        doomed = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await reader.read(65536):
+                if self.needle in data:
+                    self.seen += data.count(self.needle)
+                    if self.armed:
+                        self.armed = False
+                        doomed.set()
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def downstream() -> None:
+            while data := await up_reader.read(65536):
+                if doomed.is_set():
+                    if self.mode == "drop":
+                        writer.transport.abort()
+                        up_writer.transport.abort()
+                        return
+                    continue  # "hold": swallowed, the connection stays open
+                writer.write(data)
+                await writer.drain()
+
+        tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
+        with contextlib.suppress(Exception):
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in tasks:
+            t.cancel()
+        for link in links:
+            link.abort()
+            self._links.discard(link)
+
+
+@contextlib.asynccontextmanager
+async def _through(private_redis: PrivateRedis, mode: str, timeout: float = 3.0):  # type: ignore[no-untyped-def]
+    proxy = Meddler(private_redis.port, b"INCR", mode)
+    await proxy.start()
+    client = redis_client(f"redis://127.0.0.1:{proxy.port}/0")
+    assert isinstance(client.connection_pool, Pool)
+    client.connection_pool.connection_kwargs["socket_timeout"] = timeout
+    direct = Redis.from_url(private_redis.url)
+    try:
+        yield proxy, client, direct
+    finally:
+        await client.aclose()
+        await direct.aclose()
+        await proxy.stop()
+
+
+async def test_a_call_whose_connection_broke_is_retried_on_a_fresh_one(private_redis: PrivateRedis) -> None:
+    async with _through(private_redis, "drop") as (proxy, client, direct):
+        assert await execute(client, "INCR", "n") == 1
+        proxy.armed = True
+        # the INCR ran, its reply was lost with the connection: retried once,
+        # and run again (why every script that writes carries a retry key)
+        assert await execute(client, "INCR", "n") == 3
+        assert proxy.seen == 3
+        assert int(await direct.get("n")) == 3
+
+
+async def test_a_call_that_timed_out_is_not_retried(private_redis: PrivateRedis) -> None:
+    async with _through(private_redis, "hold", timeout=0.5) as (proxy, client, direct):
+        assert await execute(client, "INCR", "n") == 1
+        proxy.armed = True
+        with pytest.raises(RedisTimeoutError):
+            await execute(client, "INCR", "n")
+        # sent once, applied once: a timeout is never retried
+        assert proxy.seen == 2
+        assert int(await direct.get("n")) == 2
+        # the lane that timed out was closed (its reply may still come): the
+        # next call goes on a fresh connection and gets its own answer
+        assert await execute(client, "INCR", "n") == 3
+        assert proxy.seen == 3
+
+
+async def test_a_cancelled_call_leaves_no_reply_behind(private_redis: PrivateRedis) -> None:
+    async with _through(private_redis, "hold") as (proxy, client, _):
+        assert await execute(client, "INCR", "n") == 1
+        proxy.armed = True
+        call = asyncio.ensure_future(execute(client, "INCR", "n"))
+        await asyncio.sleep(0.2)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert await execute(client, "INCR", "n") == 3
+
+
+async def test_an_error_reply_raises_and_the_lane_stays_usable(private_redis: PrivateRedis) -> None:
+    async with _through(private_redis, "drop") as (_, client, _direct):
+        await execute(client, "SET", "s", "text")
+        with pytest.raises(ResponseError):
+            await execute(client, "INCR", "s")
+        assert await execute(client, "GET", "s") == b"text"
+
+
+async def test_calls_past_the_lanes_wait_for_the_pool_and_all_close(private_redis: PrivateRedis) -> None:
+    client = redis_client(private_redis.url)
+    pool = client.connection_pool
+    assert isinstance(pool, Pool)
+    pool.LANES = 2
+    try:
+        replies = await asyncio.gather(*(execute(client, "INCR", "c") for _ in range(20)))
+        assert sorted(replies) == list(range(1, 21))
+        assert len(pool._lanes) == 2
+    finally:
+        await client.aclose()
+    assert not any(conn.is_connected for conn in pool._lanes)

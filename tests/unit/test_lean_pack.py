@@ -1,0 +1,39 @@
+"""The store's lean command packing (`client._pack`) writes the very bytes
+redis-py's `pack_command` writes, and leaves to redis-py what it would
+refuse or treat specially."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from redis.asyncio.connection import Connection
+
+from presence.store.client import _pack
+
+CASES: list[tuple[Any, ...]] = [
+    ("FCALL", "work_create__many_0123456789ab", 1, "presence:{c}:", 1733000000000, 9, 20, 8, "", 0),
+    ("FCALL", "f", 1, "k", b"\x81\xa1a\xc3", b"", "", -7, 0.25, 1e-05, 12345678901234567890),
+    ("GET", "caf\u00e9 \U0001f600", "x" * 10_000, b"y" * 7_000),
+]
+
+
+@pytest.mark.parametrize("args", CASES)
+def test_the_bytes_are_redis_pys(args: tuple[Any, ...]) -> None:
+    packed = _pack(args)
+    assert packed is not None
+    assert b"".join(packed) == b"".join(Connection().pack_command(*args))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("SET", "k", True),  # redis-py refuses a bool
+        ("SET", "k", memoryview(b"v")),
+        ("SET", "k", bytearray(b"v")),
+        ("FUNCTION LOAD", "REPLACE", "src"),  # a two-word name, split by redis-py
+        ("SET", "k", None),
+    ],
+)
+def test_what_redis_py_treats_apart_is_left_to_it(args: tuple[Any, ...]) -> None:
+    assert _pack(args) is None
