@@ -290,17 +290,18 @@ def test_a_call_sent_on_to_the_importing_node_is_refused_before_its_first_write(
 ) -> None:
     """Once the keys moved and before the slot is the new node's, the old
     node sends a call on (ASK) and the new one, IMPORTING, runs it; there
-    Redis refuses a command on several keys of which one is missing (the
-    router's EXISTS of a queue's `waiting` and `borrowed`) where the script
-    reaches it. The call is refused before its first write instead: without
-    the probe's second key, an item stayed `completed` with no `complete`
-    entry in its history and not counted."""
+    Redis refuses a command on several keys of which one is missing (a
+    completion's EXISTS of the item's rare records, the router's of a
+    queue's `waiting` and `borrowed`) where the script reaches it. The call
+    is refused before its first write instead: without the probe's second
+    key, an item stayed `completed` with no `complete` entry in its history
+    and not counted."""
     cluster.wait_ok()
     k = Keys(center_away_from(cluster, redis_server))
     prefix = k.prefix
     body = (
         "redis.call('HSET', key('work', 'w1'), 'state', 'completed')\n"
-        "redis.call('EXISTS', key('queue', 'q', 'waiting'), key('queue', 'q', 'borrowed'))\n"
+        "redis.call('EXISTS', key('case', 'w1'), key('case', 'w1', 'comments'))\n"
         "redis.call('RPUSH', key('work', 'w1', 'history'), 'complete')\n"
         "return 'ok'"
     )

@@ -57,8 +57,9 @@ end
 -- change. On the node marked MIGRATING, a command on a key it does not hold
 -- (moved already, or one the script would create); on the node marked
 -- IMPORTING, which runs a call sent there by ASK, a command on several keys
--- of which one is missing (EXISTS of a queue's `waiting` and `borrowed`, a
--- DEL of several). So a call first reads, in one EXISTS, a key that never
+-- of which one is missing (`retain`'s EXISTS of an item's rare records, the
+-- router's of a queue's `waiting` and `borrowed`, a DEL of several). So a
+-- call first reads, in one EXISTS, a key that never
 -- exists (keys.py `slot_probe`) with the anchor (KEYS[1]): on either node,
 -- until the slot is stable again, Redis refuses that, before any write, and
 -- the caller answers `unavailable`; a change is applied whole or refused
