@@ -285,6 +285,60 @@ def test_a_call_on_a_migrating_slot_is_refused_before_its_first_write(
         c.delete(k.anchor, k.work("w1"), k.work_history("w1"))
 
 
+def test_a_call_sent_on_to_the_importing_node_is_refused_before_its_first_write(
+    cluster: LocalCluster, redis_server: str
+) -> None:
+    """Once the keys moved and before the slot is the new node's, the old
+    node sends a call on (ASK) and the new one, IMPORTING, runs it; there
+    Redis refuses a command on several keys of which one is missing (a
+    completion's EXISTS of the item's rare records, the router's of a
+    queue's `waiting` and `borrowed`) where the script reaches it. The call
+    is refused before its first write instead: without the probe's second
+    key, an item stayed `completed` with no `complete` entry in its history
+    and not counted."""
+    cluster.wait_ok()
+    k = Keys(center_away_from(cluster, redis_server))
+    prefix = k.prefix
+    body = (
+        "redis.call('HSET', key('work', 'w1'), 'state', 'completed')\n"
+        "redis.call('EXISTS', key('case', 'w1'), key('case', 'w1', 'comments'))\n"
+        "redis.call('RPUSH', key('work', 'w1', 'history'), 'complete')\n"
+        "return 'ok'"
+    )
+    source_code = f"local __keys, __args = KEYS, ARGV\n{helpers()}\nenter(__keys, __args)\n{body}"
+    with cluster.owner(prefix).client() as c:
+        c.set(k.anchor, "1")
+        c.hset(k.work("w1"), "state", "accepted")
+    slot = cluster.slot(prefix)
+    source = cluster.owner(prefix)
+    target = next(n for n in cluster.primaries() if n is not source)
+    # one connection: ASKING holds for the next command on it only
+    dst = redis.Redis(
+        host="127.0.0.1", port=target.port, decode_responses=True, single_connection_client=True
+    )
+    with source.client() as src, dst:
+        src_id, dst_id = src.execute_command("CLUSTER MYID"), dst.execute_command("CLUSTER MYID")
+        dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+        src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+        keys = src.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
+        src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "REPLACE", "KEYS", *keys)
+        with pytest.raises(redis.exceptions.AskError):  # the anchor moved: the old node sends the call on
+            src.eval(source_code, 1, prefix, 0)
+        dst.execute_command("ASKING")
+        with pytest.raises(redis.ResponseError, match="non local key"):
+            dst.eval(source_code, 1, prefix, 0)
+        dst.execute_command("ASKING")
+        assert dst.hget(k.work("w1"), "state") == "accepted"
+        for n in cluster.primaries():
+            with n.client() as c:
+                c.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+    cluster.wait_ok()
+    with cluster.owner(prefix).client() as c:
+        assert c.eval(source_code, 1, prefix, 0) == "ok"
+        assert c.hget(k.work("w1"), "state") == "completed"
+        c.delete(k.anchor, k.work("w1"), k.work_history("w1"))
+
+
 def center_state(node: Node, prefix: str) -> dict[bytes, tuple[bytes, int]]:
     """Every key of the center on `node`: its serialised value and its expiry
     (absolute, so that time passing changes nothing)."""

@@ -52,15 +52,20 @@ local function key(a, b, c, ...)
   return P .. table.concat({a, b, c, ...}, ':')
 end
 
--- On a cluster node whose slot is marked MIGRATING, Redis refuses a
--- script's command on a key the node does not hold (moved already, or one
--- the script would create) where the script reaches it, and what the script
--- wrote before stays: half a change. So a call first reads a key that never
--- exists (keys.py `slot_probe`): in that window Redis refuses it there, before any
--- write, and the caller answers `unavailable`; a change is applied whole or
--- refused whole. On a single Redis there is no such window and no probe;
--- which one this is cannot change while the library is loaded (CLUSTER
--- KEYSLOT is refused without cluster support).
+-- While a cluster moves the slot, Redis refuses a script's command where
+-- the script reaches it, and what the script wrote before stays: half a
+-- change. On the node marked MIGRATING, a command on a key it does not hold
+-- (moved already, or one the script would create); on the node marked
+-- IMPORTING, which runs a call sent there by ASK, a command on several keys
+-- of which one is missing (`retain`'s EXISTS of an item's rare records, the
+-- router's of a queue's `waiting` and `borrowed`, a DEL of several). So a
+-- call first reads, in one EXISTS, a key that never
+-- exists (keys.py `slot_probe`) with the anchor (KEYS[1]): on either node,
+-- until the slot is stable again, Redis refuses that, before any write, and
+-- the caller answers `unavailable`; a change is applied whole or refused
+-- whole. On a single Redis there is no such window and no probe; which one
+-- this is cannot change while the library is loaded (CLUSTER KEYSLOT is
+-- refused without cluster support).
 local clustered = nil
 
 -- Start a call: its arguments, and every per-call cache emptied.
@@ -70,7 +75,7 @@ local function enter(keys, args)
   NOW = tonumber(args[1])
   EVENTS = P .. 'events'
   if clustered == nil then clustered = pcall(redis.call, 'CLUSTER', 'KEYSLOT', P) end
-  if clustered then redis.call('EXISTS', key('slot-probe')) end
+  if clustered then redis.call('EXISTS', key('slot-probe'), P) end
   for i = 1, #resets do resets[i]() end
 end
 
