@@ -392,9 +392,13 @@ class LiveKpis:
                 self._cursor["events"] = ev_entries[-1][0]
             if st_entries and _after(st_entries[-1][0], self._cursor["status"]):
                 self._cursor["status"] = st_entries[-1][0]
-            # what lies well behind the read position is final: fold it now
+            # what lies well behind the read position is final: fold it now.
+            # Read by id, the entries follow ``ts`` only to within the clock
+            # margin (and entries of the two streams in one millisecond in
+            # no known order): behind that margin, not only `RECENT_MS`
             if last is not None:
-                await self._fold(tracker, min(fold_point(now), fold_point(last)), fold_horizon(now))
+                before = min(fold_point(now), fold_point(last - history.MARGIN_MS))
+                await self._fold(tracker, before, fold_horizon(now))
         for v in views:
             _seed(tracker, v)  # a status that changed, but not in the streams
         if tracker.inexact:
