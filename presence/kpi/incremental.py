@@ -12,14 +12,22 @@ ticks. It folds events exactly as the full pass does, and also keeps:
   not a pass over its day.
 
 **Bounded memory.** Given `since` (the start of the cumulative window, the
-wallboard's "today"), `fold(before)` sums everything before `before` into
-that window's sums and forgets it: the facts (into `base`), each agent's
-time (into its timeline's `base`), the closed spans, and the items that are
-finished, not held and have no fact left. What stays is what a later figure
-can still need: the facts inside the sliding windows, open items, agents'
-current spans. Kept facts and spans are plain tuples of strings and numbers,
-which the cyclic GC stops tracking. So memory follows the sliding windows'
-traffic, not the day's.
+wallboard's "today"), `fold(before, horizon)` sums everything before
+`before` into that window's sums and forgets it: the facts (into `base`,
+and from `horizon` on into per-bucket sums, `buckets`: one `Groups` per
+minute, each group's longest answer wait with it), each agent's time (into
+its timeline's `base`, and its integrals at each whole minute from
+`horizon` on, `marks`), the closed spans, and the items that are finished,
+not held and have no fact left. A sliding window starting on a whole
+minute at or after `horizon` is then its buckets plus the facts kept, and
+an agent's time in it is its integral at the fold point less its mark,
+plus what the timeline holds after. What stays is what a later figure can
+still need: the facts since `before` (the live task folds every minute,
+two minutes back), one bucket per minute of the longest sliding window and
+one mark per agent and minute, open items, agents' current spans. So
+memory follows the traffic of the last minutes and the number of groups,
+not the hour's or the day's. Kept facts and spans are plain tuples of
+strings and numbers, and marks bytes, which the cyclic GC does not walk.
 
 Nothing is lost by forgetting, because whatever could still change a folded
 figure is known or can be asked for:
@@ -28,7 +36,9 @@ figure is known or can be asked for:
   its state back: the caller hands `recall` the item's own events fed
   before (its history in Redis), replayed without counting anything, so a
   reopen still spoils the first-contact resolution of a completion already
-  summed in "today";
+  summed in "today" (and takes it out of the bucket that holds it);
+* a fact recorded late, before the fold point, goes straight into "today",
+  its bucket and the windows that hold its minute;
 * a change that would reach before the fold point in agent time (an event
   that old arriving late, a changed list of routable statuses) cannot be
   replayed from memory: the tracker says so (`inexact`) and the caller
@@ -379,7 +389,7 @@ class IncrementalTracker(Tracker):
         yield from self._fold_facts(before, chunk)
         n = 0
         for aid, tl in self.timelines.items():
-            tl.fold(before, self.since, h)
+            n += 1 + tl.fold(before, self.since, h)  # an agent, and the marks it made
             ss = self.agent_spans.get(aid)
             if ss and ss[0][S_END] <= before:  # type: ignore[operator]
                 kept = [s for s in ss if s[S_END] > before]  # type: ignore[operator]
@@ -387,8 +397,8 @@ class IncrementalTracker(Tracker):
                     self.agent_spans[aid] = kept
                 else:
                     del self.agent_spans[aid]
-            n += 1
-            if n % chunk == 0:
+            if n >= chunk:
+                n = 0
                 yield
         self.folded_to = before
         for wid in list(self.items):
@@ -1021,16 +1031,18 @@ class Timeline:
         a.capacity_ms = capacity * a.staffed_ms
         return a if a.status_ms or a.handling_ms else None
 
-    def fold(self, before: int, since: int, horizon: int | None = None) -> None:
+    def fold(self, before: int, since: int, horizon: int | None = None) -> int:
         """Add the measures of [since, before) not folded yet to `base`, mark
         the integrals at each multiple of the marks' width from `horizon` (None: none)
         up to `before`, then forget the breakpoints only windows starting
-        before `before` need, and the marks before `horizon`."""
+        before `before` need, and the marks before `horizon`. Returns how
+        many marks it made."""
         lo = since if self.folded is None else max(since, self.folded)
         if before > lo:
             for k, v in self._between(lo, before):
                 if v:
                     self.base[k] = self.base.get(k, 0) + v
+        made = 0
         if horizon is not None:
             width = self.measures.width
             m = horizon if self.folded is None else max(horizon, self.folded)
@@ -1042,6 +1054,7 @@ class Timeline:
             while m < before:
                 self.marks.append(self.measures.pack(self._cum_at(m)))
                 m += width
+                made += 1
             gone = (horizon - self.mark0) // width
             if gone > 0:
                 del self.marks[:gone]
@@ -1050,6 +1063,7 @@ class Timeline:
         self.base_from = since
         self.forget(before)
         self.folded = before
+        return made
 
     def _cum_at(self, t: int) -> dict[str, int]:
         """The integrals up to `t` (not before the fold point) from `cum`'s origin."""

@@ -12,11 +12,13 @@ short steps (yielding to the event loop between them), builds one ``kpis``
 message and publishes it; each hub encodes it once per subprotocol for its
 supervisors.
 
-Its memory follows the last hour's traffic, not the day's: every minute the
-tracker folds what is older than the sliding windows (less a margin) into
-the sums of "today" and forgets it. An item it forgot that has events again
-(a case re-opened in the afternoon) is first brought back from its own
-history in Redis, so its earlier completion is judged again exactly.
+Its memory follows the last minutes' traffic, not the hour's or the day's:
+every minute the tracker folds what is older than `RECENT_MS` (two minutes)
+into the sums of "today" and into sums per minute, which the sliding
+windows (60, 30, 15 minutes, each from the start of a minute:
+`window_start`) are made of, and forgets it. An item it forgot that has
+events again (a case re-opened in the afternoon) is first brought back from
+its own history in Redis, so its earlier completion is judged again exactly.
 
 The tracker is only a cache of what the streams hold: at start, at
 midnight, after a lost connection to Redis (not after a timeout: the streams
@@ -62,9 +64,11 @@ VIEWS_CHUNK = 500  # agents' views per script call
 FEED_CHUNK = 500  # stream entries read, decoded and folded between yields
 AGENT_WINDOWS = ("today", "60m")  # the windows of each agent's row in ``kpis``
 FOLD_EVERY_MS = BUCKET_MS  # fold points, sliding windows' starts and buckets fall on whole minutes
-# How far back the tracker keeps facts and agents' breakpoints: a status
-# change recorded later than this after its time costs a rebuild from the
-# streams (a fact that late is still counted exactly, in its bucket)
+# How far back the tracker keeps facts and agents' changes. What it costs to
+# be short: an agent's change (a status, an accept, a completion) read later
+# than this after its ``ts`` (a server whose clock runs minutes behind)
+# rebuilds the tracker from the streams; a fact that late is still counted
+# exactly, in its minute. What it saves: each minute kept is ~3 KB an item.
 RECENT_MS = 2 * 60_000
 REBUILD_PAGE = history.PAGE  # stream entries read per call when rebuilding
 # The per-agent rows ride on every AGENT_ROWS_EVERY-th push only (the first
