@@ -797,3 +797,28 @@ def test_csat_counts_for_agent_queue_and_center_in_both_trackers() -> None:
         assert g["all"].queues["billing"].kpis()["csat"] == 1.0
         assert g["late"].center.kpis()["csat_count"] == 1
         assert "a1" not in g["late"].agents or g["late"].agents["a1"].csat_n == 0
+
+
+def test_a_reopen_after_midnight_takes_back_a_completion_in_a_bucket_of_yesterday() -> None:
+    # completed at 23:30 (not in "today", in the 60m window's buckets) and
+    # forgotten; re-opened at 00:10: the 60m window loses its resolution
+    midnight = DAY0_STEADY
+    day = [
+        Event("create", midnight - 40 * MIN, "c1", "", "support", "email"),
+        Event("accept", midnight - 39 * MIN, "c1", "alice", "support", "email"),
+        Event("complete", midnight - 30 * MIN, "c1", "alice", "support", "email"),
+    ]
+    full, inc = _both(day, midnight)
+    fed = {"c1": list(day)}
+    now = midnight + 5 * MIN
+    inc.aggregate(now, sliding(now, midnight))
+    inc.fold(fold_point(now), fold_horizon(now))
+    assert "c1" not in inc.items and not inc.rows and inc.buckets
+    later = [Event("reopen", midnight + 10 * MIN, "c1", "", "support", "email")]
+    full.feed(later)
+    _feed_bounded(inc, later, fed)
+    now = midnight + 12 * MIN
+    wins = sliding(now, midnight)
+    got, want = inc.aggregate(now, wins), full.aggregate(now, wins)
+    assert got == want
+    assert (got["60m"].center.handled, got["60m"].center.resolved_first) == (1, 0)
