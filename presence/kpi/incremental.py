@@ -927,8 +927,8 @@ class Timeline:
     window starting there is `cum` less its mark plus what follows the fold.
     """
 
-    __slots__ = ("base", "base_from", "cum", "folded", "latest", "mark0", "marks", "measures", "rates",
-                 "times", "totals")  # fmt: skip
+    __slots__ = ("base", "base_from", "cum", "diffs", "folded", "latest", "mark0", "marks", "measures",
+                 "rates", "times", "totals")  # fmt: skip
 
     def __init__(self, measures: Measures | None = None) -> None:
         self.times: list[int] = []
@@ -945,6 +945,9 @@ class Timeline:
         self.marks: list[bytes] = []
         self.mark0 = 0
         self.measures = measures if measures is not None else Measures()
+        # window start -> `cum` less its mark, until the next fold (every tick
+        # asks the same few, and a mark is packed)
+        self.diffs: dict[int, dict[str, int]] = {}
 
     def append(self, t: int, rates: dict[str, int]) -> bool:
         """The rates from `t` on; False when `t` is before a change already
@@ -1002,9 +1005,13 @@ class Timeline:
         """The agent's time in [start, now], as `aggregates.one_agent_time` sums it."""
         folded = self.folded
         if folded is not None and start < folded:
-            mark = self._mark(start)
-            if mark is not None:
-                d = {k: v - mark.get(k, 0) for k, v in self.cum.items()}
+            diff = self.diffs.get(start)
+            if diff is None:
+                mark = self._mark(start)
+                if mark is not None:
+                    diff = self.diffs[start] = {k: v - mark.get(k, 0) for k, v in self.cum.items()}
+            if diff is not None:
+                d = dict(diff)
             elif start == self.base_from:
                 d = dict(self.base)
             else:
@@ -1043,6 +1050,7 @@ class Timeline:
                 if v:
                     self.base[k] = self.base.get(k, 0) + v
         made = 0
+        self.diffs = {}
         if horizon is not None:
             width = self.measures.width
             m = horizon if self.folded is None else max(horizon, self.folded)
@@ -1086,6 +1094,7 @@ class Timeline:
         if lo < folded:
             self.base["load_ms"] = self.base.get("load_ms", 0) + delta * (folded - lo)
         if held_since < folded:
+            self.diffs = {}
             # each window from a mark m gains delta x (folded - max(m, held_since))
             self.cum["load_ms"] = self.cum.get("load_ms", 0) + delta * (folded - held_since)
             for n, mark in enumerate(self.marks):
