@@ -8,8 +8,9 @@ supervisor connected: fold one more second of events and aggregate the four
 windows (today, 60, 30, 15 min). Compares the pass over every fact and span
 (`Tracker`, what reports use) with the `IncrementalTracker` the live task
 uses (running window sums, per-agent timelines, per-agent sums for today and
-60m only), checks that both give the same figures, and reports the longest
-step between two yields to the event loop (`Tracker.aggregate_steps`).
+60m only; folded as the live task folds, into today's and per-minute sums,
+unless `--no-fold`), checks that both give the same figures, and reports the
+longest step between two yields to the event loop (`Tracker.aggregate_steps`).
 
     python -m loadtests.bench_kpi --agents 10000 --hours 2
 
@@ -98,13 +99,17 @@ def one_tick(args: argparse.Namespace) -> None:
         capacities={f"a{i}": 100 for i in range(args.agents)},
         members={"support": [f"a{i}" for i in range(args.agents)]},
     )
-    wins = {"today": events[0].ts, "60m": now - 3600_000, "30m": now - 1800_000, "15m": now - 900_000}
+    wins = {"today": events[0].ts, **{f"{n}m": window_start(now, n) for n in (60, 30, 15)}}
     print(f"bench_kpi: {args.agents} agents, {args.hours} h, {len(events)} events "
           f"({len(last_second)} in the last second)")  # fmt: skip
     results = {}
     for incremental in (False, True):
-        t = IncrementalTracker(settings) if incremental else Tracker(settings)
+        t = IncrementalTracker(settings, since=wins["today"]) if incremental else Tracker(settings)
         t.feed(history)
+        if isinstance(t, IncrementalTracker) and args.fold:
+            from presence.kpi.live import fold_horizon, fold_point
+
+            t.fold(fold_point(now - 1000), fold_horizon(now))  # as live: per-minute sums
         t.aggregate(now - 1000, wins)  # warm: first pass (timelines built)
         t.feed(last_second)
         best, longest = float("inf"), 0.0
@@ -306,6 +311,8 @@ def main() -> None:
     ap.add_argument("--agents", type=int, default=None, help="default 10000, with --day 200")
     ap.add_argument("--hours", type=float, default=None, help="default 2, with --day 24")
     ap.add_argument("--ticks", type=int, default=3)
+    ap.add_argument("--no-fold", dest="fold", action="store_false",
+                    help="one tick: the live tracker never folded (as before it folded)")  # fmt: skip
     ap.add_argument("--day", action="store_true", help="a day, the clock driven: memory and folds")
     ap.add_argument("--items", type=int, default=200_000, help="--day: items over the day")
     ap.add_argument("--tick", type=int, default=1, help="--day: minutes between ticks (a divisor of 360)")
