@@ -54,16 +54,22 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Collection, Generator, Iterable, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable, Mapping
 from operator import itemgetter
 
-from presence.kpi.aggregates import Agg, Groups, add_time, agg_of, fact_targets, sign_fact
+from presence.kpi.aggregates import AGENT_FACTS, Agg, Groups, add_time, agg_of, fact_targets, sign_fact
 from presence.kpi.events import Event
 from presence.kpi.facts import (
+    F_AGENT,
+    F_CHANNEL,
     F_FIRST,
+    F_HANDLE,
     F_KIND,
+    F_QUEUE,
+    F_SCORE,
     F_TS,
     F_WAIT,
+    F_WITHIN,
     F_WORK,
     S_AGENT,
     S_END,
@@ -107,7 +113,7 @@ class IncrementalTracker(Tracker):
         self.bucket_ms = bucket_ms
         # the sums of the facts folded, per bucket [start, start + bucket_ms)
         # from `horizon` on: what the sliding windows hold before the fold point
-        self.buckets: dict[int, Groups] = {}
+        self.buckets: dict[int, Bucket] = {}
         self.horizon: int | None = None
         # why the figures can no longer be made exact from memory ("" while
         # they can): the caller rebuilds the tracker from the streams
@@ -188,8 +194,8 @@ class IncrementalTracker(Tracker):
             m = ts - ts % self.bucket_ms
             b = self.buckets.get(m)
             if b is None:
-                b = self.buckets[m] = Groups()
-            _apply(b, row, fc)
+                b = self.buckets[m] = Bucket()
+            b.add(row, fc)
             counted = True
         return counted
 
@@ -228,7 +234,7 @@ class IncrementalTracker(Tracker):
                 _resolve(self.base, row, n)
             b = self.buckets.get(ts - ts % self.bucket_ms)
             if b is not None and self.horizon is not None and ts >= self.horizon:
-                _resolve(b, row, n)
+                b.resolve(row, n)
             for rw in self._running.values():
                 if rw.anchored:
                     if self.since is not None and ts >= self.since:
@@ -581,7 +587,7 @@ class IncrementalTracker(Tracker):
         rw.start, rw.end = start, now
         return (yield from rw.snapshot(agents, chunk))
 
-    def _buckets_in(self, start: int, end: int) -> list[Groups]:
+    def _buckets_in(self, start: int, end: int) -> list[Bucket]:
         """The buckets starting in [start, end), in time order."""
         return [self.buckets[m] for m in sorted(self.buckets) if start <= m < end]
 
@@ -649,10 +655,71 @@ _FACT_SUMS = ("offered", "answered", "abandoned", "answered_in_sl", "abandoned_i
               "csat_sum")  # fmt: skip
 
 
-def _shift(a: Agg, b: Agg, n: int) -> None:
-    """Add (n = 1) or take away (n = -1) `b`'s fact sums to `a`'s."""
-    for f in _FACT_SUMS:
-        setattr(a, f, getattr(a, f) + n * getattr(b, f))
+_MAX = len(_FACT_SUMS)  # a bucket's sums: the fact sums, then the longest answer wait
+_ZERO = (0,) * (_MAX + 1)
+_OFFERED, _ANSWERED, _ABANDONED, _IN_SL, _AB_IN_SL, _WAIT, _AB_WAIT = range(7)
+_HANDLED, _HANDLE, _RESOLVED, _TRANSFERS, _CSAT_N, _CSAT_SUM = range(7, 13)
+
+
+def _shift(a: Agg, sums: tuple[int, ...], n: int) -> None:
+    """Add (n = 1) or take away (n = -1) a bucket's fact sums to `a`'s."""
+    for i, f in enumerate(_FACT_SUMS):
+        if sums[i]:
+            setattr(a, f, getattr(a, f) + n * sums[i])
+
+
+class Bucket:
+    """One minute's folded facts: per group (the center, each queue, channel
+    and agent) a plain tuple of its `Agg` fact sums (`_FACT_SUMS`) and the
+    longest answer wait. Sixty of them per group live for an hour: tuples of
+    numbers, which the collector stops walking, not an `Agg` each (with
+    10,000 agents, hundreds of thousands of objects every full collection
+    would walk)."""
+
+    __slots__ = ("agents", "center", "channels", "queues")
+
+    def __init__(self) -> None:
+        self.center = _ZERO
+        self.queues: dict[str, tuple[int, ...]] = {}
+        self.channels: dict[str, tuple[int, ...]] = {}
+        self.agents: dict[str, tuple[int, ...]] = {}
+
+    def parts(self) -> list[dict[str, tuple[int, ...]]]:
+        """The sums by name of the center (named ""), queues, channels, agents."""
+        return [{"": self.center}, self.queues, self.channels, self.agents]
+
+    def add(self, f: FactRow, first_contact: bool) -> None:
+        """Count `f` (as `_apply` does)."""
+        d = [0] * (_MAX + 1)
+        kind = f[F_KIND]
+        if kind == "offered":
+            d[_OFFERED] = 1
+        elif kind == "answered":
+            d[_ANSWERED], d[_WAIT], d[_IN_SL], d[_MAX] = 1, f[F_WAIT], int(f[F_WITHIN]), f[F_WAIT]
+        elif kind == "abandoned":
+            d[_ABANDONED], d[_AB_WAIT], d[_AB_IN_SL] = 1, f[F_WAIT], int(f[F_WITHIN])
+        elif kind == "handled":
+            d[_HANDLED], d[_HANDLE], d[_RESOLVED] = 1, f[F_HANDLE], int(first_contact)
+        elif kind == "transfer":
+            d[_TRANSFERS] = 1
+        elif kind == "csat":
+            d[_CSAT_N], d[_CSAT_SUM] = 1, f[F_SCORE]
+        self._each(f, lambda old: (*(x + y for x, y in zip(old[:_MAX], d, strict=False)),
+                                   max(old[_MAX], d[_MAX])))  # fmt: skip
+
+    def resolve(self, f: FactRow, n: int) -> None:
+        """`f`'s first-contact resolution stops (n = -1) or starts again counting."""
+        self._each(f, lambda old: (*old[:_RESOLVED], old[_RESOLVED] + n, *old[_RESOLVED + 1 :]))
+
+    def _each(self, f: FactRow, change: Callable[[tuple[int, ...]], tuple[int, ...]]) -> None:
+        self.center = change(self.center)
+        for d, name in (
+            (self.queues, f[F_QUEUE]),
+            (self.channels, f[F_CHANNEL]),
+            (self.agents, f[F_AGENT] if f[F_KIND] in AGENT_FACTS else ""),
+        ):
+            if name:
+                d[name] = change(d.get(name, _ZERO))
 
 
 def _empty(a: Agg) -> bool:
@@ -765,32 +832,32 @@ class RunningWindow:
             if f[F_WAIT] > self.bmax.get(key, 0):
                 self.bmax[key] = f[F_WAIT]
 
-    def add_buckets(self, buckets: list[Groups], chunk: int = STEP) -> Generator[None, None, None]:
+    def add_buckets(self, buckets: list[Bucket], chunk: int = STEP) -> Generator[None, None, None]:
         """Count whole buckets (a window made again)."""
         n = 0
         for b in buckets:
-            for (wkey, wd), (_, bd) in zip(_parts(self.groups), _parts(b), strict=True):
+            for (wkey, wd), bd in zip(_parts(self.groups), b.parts(), strict=True):
                 for name, a in bd.items():
                     t = wd.get(name)
                     if t is None:
                         t = self.groups.center if wkey is None else agg_of(wkey, name)
                     _shift(t, a, 1)
                     key = (id(wkey), name)
-                    if a.max_wait_ms > self.bmax.get(key, 0):
-                        self.bmax[key] = a.max_wait_ms
+                    if a[_MAX] > self.bmax.get(key, 0):
+                        self.bmax[key] = a[_MAX]
                     n += 1
                     if n % chunk == 0:
                         yield
 
     def drop_buckets(
-        self, gone: list[Groups], left: list[Groups], chunk: int = STEP
+        self, gone: list[Bucket], left: list[Bucket], chunk: int = STEP
     ) -> Generator[None, None, None]:
         """The window's start passed the buckets `gone`; `left` are those it
         still holds (for the longest waits they held)."""
         n = 0
         again: dict[tuple[int, str], tuple[int, str]] = {}  # key -> (which part, name)
         for b in gone:
-            for p, ((wkey, wd), (_, bd)) in enumerate(zip(_parts(self.groups), _parts(b), strict=True)):
+            for p, ((wkey, wd), bd) in enumerate(zip(_parts(self.groups), b.parts(), strict=True)):
                 for name, a in bd.items():
                     t = wd[name]
                     _shift(t, a, -1)
@@ -800,7 +867,7 @@ class RunningWindow:
                         self.maxq.pop(key, None)
                         self.bmax.pop(key, None)
                         again.pop(key, None)
-                    elif a.max_wait_ms and a.max_wait_ms >= self.bmax.get(key, 0):
+                    elif a[_MAX] and a[_MAX] >= self.bmax.get(key, 0):
                         again[key] = (p, name)
                     n += 1
                     if n % chunk == 0:
@@ -808,9 +875,9 @@ class RunningWindow:
         for key, (p, name) in again.items():
             top = 0
             for b in left:
-                held = _parts(b)[p][1].get(name)
-                if held is not None and held.max_wait_ms > top:
-                    top = held.max_wait_ms
+                held = b.parts()[p].get(name)
+                if held is not None and held[_MAX] > top:
+                    top = held[_MAX]
             self.bmax[key] = top
             n += len(left)
             if n >= chunk:
