@@ -14,8 +14,8 @@ ticks. It folds events exactly as the full pass does, and also keeps:
 **Bounded memory.** Given `since` (the start of the cumulative window, the
 wallboard's "today"), `fold(before, horizon)` sums everything before
 `before` into that window's sums and forgets it: the facts (into `base`,
-and from `horizon` on into per-bucket sums, `buckets`: one `Groups` per
-minute, each group's longest answer wait with it), each agent's time (into
+and from `horizon` on into per-bucket sums, `buckets`: one `Bucket` per
+minute, each group's fact sums and longest answer wait as a plain tuple), each agent's time (into
 its timeline's `base`, and its integrals at each whole minute from
 `horizon` on, `marks`), the closed spans, and the items that are finished,
 not held and have no fact left. A sliding window starting on a whole
