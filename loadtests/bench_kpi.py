@@ -8,8 +8,9 @@ supervisor connected: fold one more second of events and aggregate the four
 windows (today, 60, 30, 15 min). Compares the pass over every fact and span
 (`Tracker`, what reports use) with the `IncrementalTracker` the live task
 uses (running window sums, per-agent timelines, per-agent sums for today and
-60m only), checks that both give the same figures, and reports the longest
-step between two yields to the event loop (`Tracker.aggregate_steps`).
+60m only; folded as the live task folds, into today's and per-minute sums,
+unless `--no-fold`), checks that both give the same figures, and reports the
+longest step between two yields to the event loop (`Tracker.aggregate_steps`).
 
     python -m loadtests.bench_kpi --agents 10000 --hours 2
 
@@ -19,9 +20,10 @@ completed 3 minutes later; every 500th a case its customer re-opens three
 hours later; every agent takes a ten-minute break every two hours), a
 tick every `--tick` minutes, and compares what the tracker keeps in memory when it holds
 the whole day (`kept`: the live task before folding, pruned at midnight
-only) with the tracker that folds everything older than its sliding
-windows every minute (`folded`: the live task now, forgotten items
-recalled from their history): GC-tracked objects it retains, memory it
+only) with the tracker that folds as the live task does (`folded`:
+`live.fold_point` and `live.fold_horizon`: facts older than a few minutes
+into today's sums and per-minute sums, forgotten items recalled from their
+history): GC-tracked objects it retains, memory it
 holds (tracemalloc), how long a full collection takes with it alive, the
 CPU of a tick (the median of the last hour's, and the most any tick took,
 a collection it set off included), and the longest fold and fold step
@@ -54,7 +56,13 @@ STATUSES = ("Available", "Available", "Break", "Lunch", "Training")
 AGENT_WINDOWS = ("today", "60m")  # as presence.kpi.live
 MIN, HOUR = 60_000, 3600_000
 T0 = 1_700_006_400_000  # a midnight (UTC): the start of --day's day
-FOLD_LAG = 65 * MIN  # as presence.kpi.live.fold_point: the 60-minute window and the 5-minute margin
+
+
+def window_start(now: int, minutes: int) -> int:
+    """As `presence.kpi.live.window_start`: from the start of a minute (here
+    too, so `--only kept` runs from an older tree)."""
+    t = now - minutes * MIN
+    return t - t % MIN
 
 
 def day(agents: int, hours: float, seed: int = 7) -> list[Event]:
@@ -91,13 +99,17 @@ def one_tick(args: argparse.Namespace) -> None:
         capacities={f"a{i}": 100 for i in range(args.agents)},
         members={"support": [f"a{i}" for i in range(args.agents)]},
     )
-    wins = {"today": events[0].ts, "60m": now - 3600_000, "30m": now - 1800_000, "15m": now - 900_000}
+    wins = {"today": events[0].ts, **{f"{n}m": window_start(now, n) for n in (60, 30, 15)}}
     print(f"bench_kpi: {args.agents} agents, {args.hours} h, {len(events)} events "
           f"({len(last_second)} in the last second)")  # fmt: skip
     results = {}
     for incremental in (False, True):
-        t = IncrementalTracker(settings) if incremental else Tracker(settings)
+        t = IncrementalTracker(settings, since=wins["today"]) if incremental else Tracker(settings)
         t.feed(history)
+        if isinstance(t, IncrementalTracker) and args.fold:
+            from presence.kpi.live import fold_horizon, fold_point
+
+            t.fold(fold_point(now - 1000), fold_horizon(now))  # as live: per-minute sums
         t.aggregate(now - 1000, wins)  # warm: first pass (timelines built)
         t.feed(last_second)
         best, longest = float("inf"), 0.0
@@ -197,6 +209,8 @@ def run_day(args: argparse.Namespace, folded: bool, trace: bool) -> dict[str, An
         capacities={f"a{i}": 100 for i in range(args.agents)},
         members={"support": [f"a{i}" for i in range(0, args.agents, 2)]},
     )
+    if folded:
+        from presence.kpi.live import fold_horizon, fold_point
     if trace:
         tracemalloc.start()
     t = IncrementalTracker(settings, since=T0) if folded else IncrementalTracker(settings)
@@ -218,15 +232,14 @@ def run_day(args: argparse.Namespace, folded: bool, trace: bool) -> dict[str, An
                     t.recall(e.work, [x for x in item(int(e.work[1:])) if x.ts < e.ts])
         t.feed(batch)
         now = T0 + (m + args.tick) * MIN
-        wins = {"today": T0, "60m": now - HOUR, "30m": now - 1800_000, "15m": now - 900_000}
+        wins = {"today": T0, **{f"{n}m": window_start(now, n) for n in (60, 30, 15)}}
         start = time.process_time()
         out = t.aggregate(now, wins, agents_for=AGENT_WINDOWS)
         ticks.append(time.process_time() - start)
-        if folded and now - T0 > FOLD_LAG:
-            before = (now - FOLD_LAG) // MIN * MIN
+        if folded and fold_point(now) > T0:
             # CPU time: on a shared machine, wall time is mostly the neighbours'
             start = step = time.process_time()
-            for _ in t.fold_steps(before):
+            for _ in t.fold_steps(fold_point(now), fold_horizon(now)):
                 fold_step = max(fold_step, time.process_time() - step)
                 step = time.process_time()
             fold_step = max(fold_step, time.process_time() - step)
@@ -276,6 +289,8 @@ def a_day(args: argparse.Namespace) -> None:
         print(f"{label:24}{r['objects']:16,}{r['memory'] / 1e6:11.1f}{r['full_gc'] * 1000:11.1f}"
               f"{r['tick'] * 1000:9.1f}{r['tick_max'] * 1000:8.0f}{fold}"
               f"   {' '.join(f'{n:,}' for n in r['series'])}")  # fmt: skip
+        if folded:
+            print(f"{'':24}held at the end: {r['tracker'].retained()}")
         results[name] = r["figures"]
         del r
         gc.collect()
@@ -296,6 +311,8 @@ def main() -> None:
     ap.add_argument("--agents", type=int, default=None, help="default 10000, with --day 200")
     ap.add_argument("--hours", type=float, default=None, help="default 2, with --day 24")
     ap.add_argument("--ticks", type=int, default=3)
+    ap.add_argument("--no-fold", dest="fold", action="store_false",
+                    help="one tick: the live tracker never folded (as before it folded)")  # fmt: skip
     ap.add_argument("--day", action="store_true", help="a day, the clock driven: memory and folds")
     ap.add_argument("--items", type=int, default=200_000, help="--day: items over the day")
     ap.add_argument("--tick", type=int, default=1, help="--day: minutes between ticks (a divisor of 360)")

@@ -12,14 +12,22 @@ ticks. It folds events exactly as the full pass does, and also keeps:
   not a pass over its day.
 
 **Bounded memory.** Given `since` (the start of the cumulative window, the
-wallboard's "today"), `fold(before)` sums everything before `before` into
-that window's sums and forgets it: the facts (into `base`), each agent's
-time (into its timeline's `base`), the closed spans, and the items that are
-finished, not held and have no fact left. What stays is what a later figure
-can still need: the facts inside the sliding windows, open items, agents'
-current spans. Kept facts and spans are plain tuples of strings and numbers,
-which the cyclic GC stops tracking. So memory follows the sliding windows'
-traffic, not the day's.
+wallboard's "today"), `fold(before, horizon)` sums everything before
+`before` into that window's sums and forgets it: the facts (into `base`,
+and from `horizon` on into per-bucket sums, `buckets`: one `Bucket` per
+minute, each group's fact sums and longest answer wait as a plain tuple), each agent's time (into
+its timeline's `base`, and its integrals at each whole minute from
+`horizon` on, `marks`), the closed spans, and the items that are finished,
+not held and have no fact left. A sliding window starting on a whole
+minute at or after `horizon` is then its buckets plus the facts kept, and
+an agent's time in it is its integral at the fold point less its mark,
+plus what the timeline holds after. What stays is what a later figure can
+still need: the facts since `before` (the live task folds every minute,
+two minutes back), one bucket per minute of the longest sliding window and
+one mark per agent and minute, open items, agents' current spans. So
+memory follows the traffic of the last minutes and the number of groups,
+not the hour's or the day's. Kept facts and spans are plain tuples of
+strings and numbers, and marks bytes, which the cyclic GC does not walk.
 
 Nothing is lost by forgetting, because whatever could still change a folded
 figure is known or can be asked for:
@@ -28,7 +36,9 @@ figure is known or can be asked for:
   its state back: the caller hands `recall` the item's own events fed
   before (its history in Redis), replayed without counting anything, so a
   reopen still spoils the first-contact resolution of a completion already
-  summed in "today";
+  summed in "today" (and takes it out of the bucket that holds it);
+* a fact recorded late, before the fold point, goes straight into "today",
+  its bucket and the windows that hold its minute;
 * a change that would reach before the fold point in agent time (an event
   that old arriving late, a changed list of routable statuses) cannot be
   replayed from memory: the tracker says so (`inexact`) and the caller
@@ -41,18 +51,25 @@ folded or not).
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Collection, Generator, Iterable, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable, Mapping
 from operator import itemgetter
 
-from presence.kpi.aggregates import Agg, Groups, add_time, agg_of, fact_targets, sign_fact
+from presence.kpi.aggregates import AGENT_FACTS, Agg, Groups, add_time, agg_of, fact_targets, sign_fact
 from presence.kpi.events import Event
 from presence.kpi.facts import (
+    F_AGENT,
+    F_CHANNEL,
     F_FIRST,
+    F_HANDLE,
     F_KIND,
+    F_QUEUE,
+    F_SCORE,
     F_TS,
     F_WAIT,
+    F_WITHIN,
     F_WORK,
     S_AGENT,
     S_END,
@@ -70,6 +87,10 @@ from presence.kpi.tracker import STEP, ItemState, Tracker
 
 _ts = itemgetter(F_TS)
 
+# The width of a bucket of folded facts and the spacing of the timelines'
+# marks: a sliding window that reaches before the fold point starts on one.
+BUCKET_MS = 60_000
+
 
 class IncrementalTracker(Tracker):
     """A `Tracker` whose inclusive windows cost the events since the last
@@ -84,10 +105,16 @@ class IncrementalTracker(Tracker):
         accepts: Mapping[str, int] | None = None,
         *,
         since: int | None = None,
+        bucket_ms: int = BUCKET_MS,
     ) -> None:
         super().__init__(settings, arrivals, accepts)
         self.since = since  # start of the cumulative window whose sums survive `fold`
         self.folded_to: int | None = None  # everything before this is folded
+        self.bucket_ms = bucket_ms
+        # the sums of the facts folded, per bucket [start, start + bucket_ms)
+        # from `horizon` on: what the sliding windows hold before the fold point
+        self.buckets: dict[int, Bucket] = {}
+        self.horizon: int | None = None
         # why the figures can no longer be made exact from memory ("" while
         # they can): the caller rebuilds the tracker from the streams
         self.inexact = ""
@@ -104,6 +131,7 @@ class IncrementalTracker(Tracker):
         self.agent_spans: dict[str, list[SpanRow]] = {}  # closed spans by agent
         self._stale: set[str] = set()  # agents whose timeline is rebuilt from spans
         self._rates_key: tuple[frozenset[str], str] = (settings.routable, settings.offline)
+        self._measures = Measures(bucket_ms)  # the timelines' marks, as arrays in this order
         # per window, running sums of the facts inside it
         self._running: dict[str, RunningWindow] = {}
 
@@ -117,6 +145,9 @@ class IncrementalTracker(Tracker):
         it = self.items.get(f.work)
         if it is not None and (it.last_fact is None or f.ts > it.last_fact):
             it.last_fact = f.ts
+        if self.folded_to is not None and f.ts < self.folded_to:
+            self._record_folded(row)
+            return
         if f.first_contact:
             self.first[f.work] = (*self.first.get(f.work, ()), row)
         rows, ts = self.rows, f.ts
@@ -136,6 +167,37 @@ class IncrementalTracker(Tracker):
             elif p <= rw.hi and ts <= rw.end:
                 rw.add(row, fc, late=p < rw.hi)
                 rw.hi += 1
+
+    def _record_folded(self, row: FactRow) -> None:
+        """A fact recorded late, before the fold point: straight into the
+        folded sums and the windows that hold its time."""
+        fc = self._counts_first(row)
+        ts = row[F_TS]
+        counted = self._into_folded(row, fc)
+        for rw in self._running.values():
+            if rw.anchored:
+                if self.since is not None and ts >= self.since:
+                    rw.add(row, fc)
+            elif rw.start <= ts:
+                rw.add(row, fc, folded=True)
+        if counted and fc and row[F_WORK] in self.items:
+            self.folded_first[row[F_WORK]] = (*self.folded_first.get(row[F_WORK], ()), row)
+
+    def _into_folded(self, row: FactRow, fc: bool) -> bool:
+        """Count a folded fact in "today"'s base and its bucket; whether it
+        counts in either."""
+        ts, counted = row[F_TS], False
+        if self.since is not None and ts >= self.since:
+            _apply(self.base, row, fc)
+            counted = True
+        if self.horizon is not None and ts >= self.horizon:
+            m = ts - ts % self.bucket_ms
+            b = self.buckets.get(m)
+            if b is None:
+                b = self.buckets[m] = Bucket()
+            b.add(row, fc)
+            counted = True
+        return counted
 
     def _counts_first(self, row: FactRow) -> bool:
         """Whether `row` counts as first-contact resolved now (as `Tracker._facts` reads it)."""
@@ -164,11 +226,20 @@ class IncrementalTracker(Tracker):
             for rw in self._running.values():
                 if rw.lo <= i < rw.hi:
                     rw.resolve(row, n)
-        # folded into "today" (only ever taken back: `prune` never follows a fold)
+        # folded into "today" and the buckets (only ever taken back: `prune`
+        # never follows a fold)
         for row in self.folded_first.pop(work, ()):
-            _resolve(self.base, row, n)
+            ts = row[F_TS]
+            if self.since is not None and ts >= self.since:
+                _resolve(self.base, row, n)
+            b = self.buckets.get(ts - ts % self.bucket_ms)
+            if b is not None and self.horizon is not None and ts >= self.horizon:
+                b.resolve(row, n)
             for rw in self._running.values():
                 if rw.anchored:
+                    if self.since is not None and ts >= self.since:
+                        rw.resolve(row, n)
+                elif rw.start <= ts:  # in the part of the window summed from buckets
                     rw.resolve(row, n)
 
     def _drop_first(self, row: FactRow) -> None:
@@ -207,9 +278,7 @@ class IncrementalTracker(Tracker):
             self._stale.add(it.holder)
             tl = self.timelines.get(it.holder)
             if tl is not None and tl.folded is not None:
-                lo = max(it.held_since, tl.base_from)
-                if lo < tl.folded:
-                    tl.base["load_ms"] = tl.base.get("load_ms", 0) + (new - old) * (tl.folded - lo)
+                tl.reweigh(it.held_since, new - old)
         super()._weigh(it, weight)
 
     def _status(self, e: Event) -> None:
@@ -240,7 +309,7 @@ class IncrementalTracker(Tracker):
             return
         tl = self.timelines.get(agent)
         if tl is None:
-            tl = self.timelines[agent] = Timeline()
+            tl = self.timelines[agent] = Timeline(self._measures)
         if not tl.append(ts, rates_of(self._open_spans(agent), self.settings)):
             self._stale.add(agent)
 
@@ -273,10 +342,11 @@ class IncrementalTracker(Tracker):
         self.items[work] = it
         if not it.flagged and self.since is not None and self.folded_to is not None:
             since, to = self.since, self.folded_to
+            lo = since if self.horizon is None else min(since, self.horizon)
             done = tuple(
-                tuple(f) for f in replay.facts if f.first_contact and since <= f.ts < to
+                tuple(f) for f in replay.facts if f.first_contact and lo <= f.ts < to
             )  # fmt: skip
-            if done:  # summed in "today" as resolved: a later flag takes them back
+            if done:  # summed in "today" or a bucket as resolved: a later flag takes them back
                 self.folded_first[work] = done  # type: ignore[assignment]
 
     def use(self, settings: Settings) -> None:
@@ -287,31 +357,45 @@ class IncrementalTracker(Tracker):
 
     # -- folding what is older than the sliding windows
 
-    def fold(self, before: int) -> None:
+    def fold(self, before: int, horizon: int | None = None) -> None:
         """Sum everything before `before` into the window starting at `since`
-        and forget it (`fold_steps` in one go)."""
-        for _ in self.fold_steps(before):
+        and into per-bucket sums from `horizon` on, and forget it
+        (`fold_steps` in one go)."""
+        for _ in self.fold_steps(before, horizon):
             pass
 
-    def fold_steps(self, before: int, chunk: int = STEP) -> Generator[None, None, None]:
+    def fold_steps(
+        self, before: int, horizon: int | None = None, chunk: int = STEP
+    ) -> Generator[None, None, None]:
         """`fold` in steps of about `chunk` facts, agents or items: the caller
         may yield to its event loop at each step (and leaves the tracker
         alone until the last).
 
-        Afterwards a window must start at `since` or at `before` or later,
-        and end at `before` or later.
+        `horizon` (floored to a bucket; None: `before`, no buckets) is the
+        earliest start of a sliding window still to be asked for: the facts
+        folded from there on are kept as sums per bucket, each agent's time
+        as its integrals at each bucket's start, and older buckets are
+        forgotten. Afterwards a window must end at `before` or later and
+        start at `since`, at the start of a bucket from `horizon` on, or at
+        `before` or later.
         """
         if self.since is None:
             raise ValueError("fold needs `since`, the start of the window that keeps the sums")
         if self.folded_to is not None and before <= self.folded_to:
             return
+        w = self.bucket_ms
+        h = before if horizon is None else horizon
+        h -= h % w
+        if self.horizon is not None:
+            h = max(h, self.horizon)
         # agent time is folded from exact timelines only
         self._check_rates()
         yield from self._rebuild_stale(chunk)
+        self._forget_buckets(h)
         yield from self._fold_facts(before, chunk)
         n = 0
         for aid, tl in self.timelines.items():
-            tl.fold(before, self.since)
+            n += 1 + tl.fold(before, self.since, h)  # an agent, and the marks it made
             ss = self.agent_spans.get(aid)
             if ss and ss[0][S_END] <= before:  # type: ignore[operator]
                 kept = [s for s in ss if s[S_END] > before]  # type: ignore[operator]
@@ -319,8 +403,8 @@ class IncrementalTracker(Tracker):
                     self.agent_spans[aid] = kept
                 else:
                     del self.agent_spans[aid]
-            n += 1
-            if n % chunk == 0:
+            if n >= chunk:
+                n = 0
                 yield
         self.folded_to = before
         for wid in list(self.items):
@@ -340,36 +424,49 @@ class IncrementalTracker(Tracker):
         for aid in [a for a, h in self.held.items() if not h]:
             del self.held[aid]
 
+    def _forget_buckets(self, horizon: int) -> None:
+        """Forget the buckets before `horizon` (their facts stay in `base`),
+        and the sliding windows that would still need them."""
+        self.horizon = horizon
+        for m in [m for m in self.buckets if m < horizon]:
+            del self.buckets[m]
+        for name, rw in list(self._running.items()):
+            if not rw.anchored and rw.start < horizon:
+                del self._running[name]  # made again from what is kept, if asked for
+
     def _fold_facts(self, before: int, chunk: int) -> Generator[None, None, None]:
-        assert self.since is not None
-        rows, since = self.rows, self.since
+        assert self.since is not None and self.horizon is not None
+        rows, w = self.rows, self.bucket_ms
         k = bisect_left(rows, before, key=_ts)
-        anchored = [rw for rw in self._running.values() if rw.anchored]
+        for name, rw in list(self._running.items()):
+            # a window folded into buckets starts on one
+            if not rw.anchored and rw.start < before and rw.start % w:
+                del self._running[name]
+        running = list(self._running.values())
         for i in range(k):
             row = rows[i]
-            work = row[F_WORK]
+            work, ts = row[F_WORK], row[F_TS]
             self._drop_first(row)
-            if row[F_TS] >= since:
-                fc = self._counts_first(row)
-                _apply(self.base, row, fc)
-                for rw in anchored:
-                    if i >= rw.hi:  # not summed yet: it never will be from the list
-                        rw.add(row, fc)
-                if fc and work in self.items:
-                    self.folded_first[work] = (*self.folded_first.get(work, ()), row)
+            fc = self._counts_first(row)
+            counted = self._into_folded(row, fc)
+            for rw in running:
+                if i >= rw.hi:  # not summed yet: it never will be from the list
+                    if rw.anchored:
+                        if ts >= self.since:
+                            rw.add(row, fc)
+                    elif ts >= rw.start:
+                        rw.add(row, fc, folded=True)
+                elif i >= rw.lo and not rw.anchored:
+                    rw.fold_row(row)  # from the kept facts to the buckets: same sums
+            if counted and fc and work in self.items:
+                self.folded_first[work] = (*self.folded_first.get(work, ()), row)
             if (i + 1) % chunk == 0:
                 yield
         del rows[:k]
-        for name, rw in list(self._running.items()):
-            if rw.anchored:
-                if rw.hi < k:
-                    rw.end = max(rw.end, before - 1)
-                rw.lo, rw.hi = max(0, rw.lo - k), max(0, rw.hi - k)
-            elif rw.start < before:
-                del self._running[name]  # made again from what is kept, if asked for
-            else:
-                rw.lo -= k
-                rw.hi -= k
+        for rw in running:
+            if rw.hi < k:
+                rw.end = max(rw.end, before - 1)
+            rw.lo, rw.hi = max(0, rw.lo - k), max(0, rw.hi - k)
 
     def retained(self) -> dict[str, int]:
         """How much the tracker holds: facts, items, closed spans, timeline
@@ -380,6 +477,11 @@ class IncrementalTracker(Tracker):
             "spans": sum(len(ss) for ss in self.agent_spans.values()),
             "breakpoints": sum(len(tl.times) for tl in self.timelines.values()),
             "first_contact": len(self.first) + len(self.folded_first),
+            "buckets": len(self.buckets),
+            "bucket_groups": sum(
+                1 + len(b.queues) + len(b.channels) + len(b.agents) for b in self.buckets.values()
+            ),
+            "marks": sum(len(tl.marks) for tl in self.timelines.values()),
         }
 
     # -- windows
@@ -390,10 +492,17 @@ class IncrementalTracker(Tracker):
             return
         if now < to:
             raise ValueError(f"a window ending at {now} is before the facts folded up to {to}")
+        h, w = self.horizon, self.bucket_ms
         for name, start in wins:
-            # only the running window from `since` holds the folded sums
-            if start < to and (start != self.since or not inclusive):
-                raise ValueError(f"window {name} starts at {start}, before the facts folded up to {to}")
+            # before the fold point: the running window from `since` holds
+            # the folded sums, a sliding one those of whole buckets
+            if start >= to or (inclusive and start == self.since):
+                continue
+            if not (inclusive and h is not None and start >= h and start % w == 0):
+                raise ValueError(
+                    f"window {name} starts at {start}, before the facts folded up to {to}, "
+                    f"and not at a bucket kept (every {w} ms from {h})"
+                )
 
     def _check_rates(self) -> None:
         key = (self.settings.routable, self.settings.offline)
@@ -452,9 +561,16 @@ class IncrementalTracker(Tracker):
         """The fact sums of [start, now], moved on from the last tick's."""
         anchored = self.since is not None and start == self.since
         rw = self._running.get(name)
+        to = self.folded_to
         if rw is None or start < rw.start or now < rw.end or rw.anchored != anchored:
             i = bisect_left(self.rows, start, key=_ts)
             rw = self._running[name] = RunningWindow(start, i, self.base if anchored else None)
+            if not anchored and to is not None and start < to:
+                yield from rw.add_buckets(self._buckets_in(start, to), chunk)
+        elif not anchored and to is not None and rw.start < to and start > rw.start:
+            # the start moves on by whole buckets: theirs leave the sums
+            gone = self._buckets_in(rw.start, start)
+            yield from rw.drop_buckets(gone, self._buckets_in(start, to), chunk)
         rows, n = self.rows, 0
         while rw.hi < len(rows) and rows[rw.hi][F_TS] <= now:
             rw.add(rows[rw.hi], self._counts_first(rows[rw.hi]))
@@ -471,6 +587,10 @@ class IncrementalTracker(Tracker):
         rw.start, rw.end = start, now
         return (yield from rw.snapshot(agents, chunk))
 
+    def _buckets_in(self, start: int, end: int) -> list[Bucket]:
+        """The buckets starting in [start, end), in time order."""
+        return [self.buckets[m] for m in sorted(self.buckets) if start <= m < end]
+
     def _rebuild_timeline(self, agent: str) -> Timeline:
         old = self.timelines.get(agent)
         cut = old.folded if old is not None else None
@@ -479,11 +599,12 @@ class IncrementalTracker(Tracker):
             # what lies before the fold point is in the timeline's base
             spans = [(s[S_AGENT], max(s[S_START], cut), s[S_END], s[S_STATUS], s[S_REASON], s[S_WEIGHT])
                      for s in spans]  # fmt: skip
-        tl = Timeline()
+        tl = Timeline(self._measures)
         for t, r in sweep(spans, self.settings):
             tl.append(t, r)
         if old is not None:
             tl.base, tl.base_from, tl.folded = old.base, old.base_from, old.folded
+            tl.cum, tl.marks, tl.mark0 = old.cum, old.marks, old.mark0
         return tl
 
     def prune(self, before: int) -> None:
@@ -528,6 +649,89 @@ def _resolve(g: Groups, row: FactRow, n: int) -> None:
         (g.center if d is None else d[name]).resolved_first += n
 
 
+# the additive fact sums of an `Agg` (what a bucket adds to a window)
+_FACT_SUMS = ("offered", "answered", "abandoned", "answered_in_sl", "abandoned_in_sl", "wait_ms",
+              "abandon_wait_ms", "handled", "handle_ms", "resolved_first", "transfers", "csat_n",
+              "csat_sum")  # fmt: skip
+
+
+_MAX = len(_FACT_SUMS)  # a bucket's sums: the fact sums, then the longest answer wait
+_ZERO = (0,) * (_MAX + 1)
+_OFFERED, _ANSWERED, _ABANDONED, _IN_SL, _AB_IN_SL, _WAIT, _AB_WAIT = range(7)
+_HANDLED, _HANDLE, _RESOLVED, _TRANSFERS, _CSAT_N, _CSAT_SUM = range(7, 13)
+
+
+def _shift(a: Agg, sums: tuple[int, ...], n: int) -> None:
+    """Add (n = 1) or take away (n = -1) a bucket's fact sums to `a`'s."""
+    for i, f in enumerate(_FACT_SUMS):
+        if sums[i]:
+            setattr(a, f, getattr(a, f) + n * sums[i])
+
+
+class Bucket:
+    """One minute's folded facts: per group (the center, each queue, channel
+    and agent) a plain tuple of its `Agg` fact sums (`_FACT_SUMS`) and the
+    longest answer wait. Sixty of them per group live for an hour: tuples of
+    numbers, which the collector stops walking, not an `Agg` each (with
+    10,000 agents, hundreds of thousands of objects every full collection
+    would walk)."""
+
+    __slots__ = ("agents", "center", "channels", "queues")
+
+    def __init__(self) -> None:
+        self.center = _ZERO
+        self.queues: dict[str, tuple[int, ...]] = {}
+        self.channels: dict[str, tuple[int, ...]] = {}
+        self.agents: dict[str, tuple[int, ...]] = {}
+
+    def parts(self) -> list[dict[str, tuple[int, ...]]]:
+        """The sums by name of the center (named ""), queues, channels, agents."""
+        return [{"": self.center}, self.queues, self.channels, self.agents]
+
+    def add(self, f: FactRow, first_contact: bool) -> None:
+        """Count `f` (as `_apply` does)."""
+        d = [0] * (_MAX + 1)
+        kind = f[F_KIND]
+        if kind == "offered":
+            d[_OFFERED] = 1
+        elif kind == "answered":
+            d[_ANSWERED], d[_WAIT], d[_IN_SL], d[_MAX] = 1, f[F_WAIT], int(f[F_WITHIN]), f[F_WAIT]
+        elif kind == "abandoned":
+            d[_ABANDONED], d[_AB_WAIT], d[_AB_IN_SL] = 1, f[F_WAIT], int(f[F_WITHIN])
+        elif kind == "handled":
+            d[_HANDLED], d[_HANDLE], d[_RESOLVED] = 1, f[F_HANDLE], int(first_contact)
+        elif kind == "transfer":
+            d[_TRANSFERS] = 1
+        elif kind == "csat":
+            d[_CSAT_N], d[_CSAT_SUM] = 1, f[F_SCORE]
+        self._each(f, lambda old: (*(x + y for x, y in zip(old[:_MAX], d, strict=False)),
+                                   max(old[_MAX], d[_MAX])))  # fmt: skip
+
+    def resolve(self, f: FactRow, n: int) -> None:
+        """`f`'s first-contact resolution stops (n = -1) or starts again counting."""
+        self._each(f, lambda old: (*old[:_RESOLVED], old[_RESOLVED] + n, *old[_RESOLVED + 1 :]))
+
+    def _each(self, f: FactRow, change: Callable[[tuple[int, ...]], tuple[int, ...]]) -> None:
+        self.center = change(self.center)
+        for d, name in (
+            (self.queues, f[F_QUEUE]),
+            (self.channels, f[F_CHANNEL]),
+            (self.agents, f[F_AGENT] if f[F_KIND] in AGENT_FACTS else ""),
+        ):
+            if name:
+                d[name] = change(d.get(name, _ZERO))
+
+
+def _empty(a: Agg) -> bool:
+    # every fact counts once in exactly one of these
+    return not (a.offered or a.answered or a.abandoned or a.handled or a.transfers or a.csat_n)
+
+
+def _parts(g: Groups) -> list[tuple[dict[str, Agg] | None, dict[str, Agg]]]:
+    """(the dict a window's keys name, or None for the center; the sums by name)."""
+    return [(None, {"": g.center}), (g.queues, g.queues), (g.channels, g.channels), (g.agents, g.agents)]
+
+
 def _copy(a: Agg, max_wait: int) -> Agg:
     # positional: `dataclasses.replace` was most of a tick with 10,000 agents
     return Agg(a.offered, a.answered, a.abandoned, a.answered_in_sl, a.abandoned_in_sl, a.wait_ms,
@@ -536,13 +740,18 @@ def _copy(a: Agg, max_wait: int) -> Agg:
 
 
 class RunningWindow:
-    """Sums of the kept facts rows[lo:hi] (sorted by time) of one window
-    [start, end]; `anchored` (given the folded sums to start from), a window
-    whose start never moves, whose sums outlive the facts.
+    """Sums of one window [start, end]: the kept facts rows[lo:hi] (sorted
+    by time), and before them what was folded. `anchored` (given the folded
+    sums to start from), a window whose start never moves, whose sums
+    outlive the facts; otherwise a sliding window, whose part before the
+    fold point is the sum of whole buckets.
 
     Facts enter and leave in time order, so a tick costs the facts that
-    moved, not the window's. The longest answer wait per group is kept by a
-    monotonic queue (a maximum cannot be subtracted), or, in an anchored
+    moved, not the window's; buckets leave whole, once a minute. The longest
+    answer wait per group is kept by a monotonic queue over the kept facts
+    (a maximum cannot be subtracted) and, for the folded part, as the
+    maximum of its buckets' maxima (`bmax`, looked at again over the
+    buckets left when the bucket holding it leaves), or, in an anchored
     window that never loses a fact, as a plain maximum. First-contact
     resolution is whatever the tracker judges when a fact enters or leaves;
     it calls `resolve` when its judgement of a fact inside changes.
@@ -559,9 +768,11 @@ class RunningWindow:
                 for name, a in d.items():
                     od[name] = _copy(a, a.max_wait_ms)
         self.maxq: dict[tuple[int, str], deque[FactRow]] = {}  # (id of group dict, name) -> queue
+        self.bmax: dict[tuple[int, str], int] = {}  # the same keys -> longest wait folded
 
-    def add(self, f: FactRow, first_contact: bool, late: bool = False) -> None:
-        """Count `f`; `late`: it lies before facts already counted."""
+    def add(self, f: FactRow, first_contact: bool, late: bool = False, folded: bool = False) -> None:
+        """Count `f`; `late`: it lies before facts already counted; `folded`:
+        it is in no kept fact, only in a bucket."""
         answered = f[F_KIND] == "answered"
         g = self.groups
         for d, name in fact_targets(g, f):
@@ -577,6 +788,11 @@ class RunningWindow:
             if self.anchored:
                 if f[F_WAIT] > a.max_wait_ms:
                     a.max_wait_ms = f[F_WAIT]
+                continue
+            if folded:
+                key = (id(d), name)
+                if f[F_WAIT] > self.bmax.get(key, 0):
+                    self.bmax[key] = f[F_WAIT]
                 continue
             q = self.maxq.get((id(d), name))
             if q is None:
@@ -598,12 +814,75 @@ class RunningWindow:
                 q = self.maxq.get((id(d), name))
                 if q and q[0] is f:
                     q.popleft()
-            # every fact counts once in exactly one of these: none left, no group
-            if d is not None and not (
-                a.offered or a.answered or a.abandoned or a.handled or a.transfers or a.csat_n
-            ):
+            if d is not None and _empty(a):  # none left, no group
                 del d[name]
                 self.maxq.pop((id(d), name), None)
+                self.bmax.pop((id(d), name), None)
+
+    def fold_row(self, f: FactRow) -> None:
+        """`f`, counted among the kept facts, is folded into its bucket: the
+        sums stay, its wait moves from the queue to the folded maximum."""
+        if f[F_KIND] != "answered":
+            return
+        for d, name in fact_targets(self.groups, f):
+            key = (id(d), name)
+            q = self.maxq.get(key)
+            if q and q[0] is f:
+                q.popleft()
+            if f[F_WAIT] > self.bmax.get(key, 0):
+                self.bmax[key] = f[F_WAIT]
+
+    def add_buckets(self, buckets: list[Bucket], chunk: int = STEP) -> Generator[None, None, None]:
+        """Count whole buckets (a window made again)."""
+        n = 0
+        for b in buckets:
+            for (wkey, wd), bd in zip(_parts(self.groups), b.parts(), strict=True):
+                for name, a in bd.items():
+                    t = wd.get(name)
+                    if t is None:
+                        t = self.groups.center if wkey is None else agg_of(wkey, name)
+                    _shift(t, a, 1)
+                    key = (id(wkey), name)
+                    if a[_MAX] > self.bmax.get(key, 0):
+                        self.bmax[key] = a[_MAX]
+                    n += 1
+                    if n % chunk == 0:
+                        yield
+
+    def drop_buckets(
+        self, gone: list[Bucket], left: list[Bucket], chunk: int = STEP
+    ) -> Generator[None, None, None]:
+        """The window's start passed the buckets `gone`; `left` are those it
+        still holds (for the longest waits they held)."""
+        n = 0
+        again: dict[tuple[int, str], tuple[int, str]] = {}  # key -> (which part, name)
+        for b in gone:
+            for p, ((wkey, wd), bd) in enumerate(zip(_parts(self.groups), b.parts(), strict=True)):
+                for name, a in bd.items():
+                    t = wd[name]
+                    _shift(t, a, -1)
+                    key = (id(wkey), name)
+                    if wkey is not None and _empty(t):
+                        del wkey[name]
+                        self.maxq.pop(key, None)
+                        self.bmax.pop(key, None)
+                        again.pop(key, None)
+                    elif a[_MAX] and a[_MAX] >= self.bmax.get(key, 0):
+                        again[key] = (p, name)
+                    n += 1
+                    if n % chunk == 0:
+                        yield
+        for key, (p, name) in again.items():
+            top = 0
+            for b in left:
+                held = b.parts()[p].get(name)
+                if held is not None and held[_MAX] > top:
+                    top = held[_MAX]
+            self.bmax[key] = top
+            n += len(left)
+            if n >= chunk:
+                n = 0
+                yield
 
     def resolve(self, f: FactRow, n: int) -> None:
         _resolve(self.groups, f, n)
@@ -625,8 +904,9 @@ class RunningWindow:
     def _copy(self, d: dict[str, Agg] | None, name: str, a: Agg) -> Agg:
         if self.anchored:
             return _copy(a, a.max_wait_ms)
-        q = self.maxq.get((id(d), name))
-        return _copy(a, q[0][F_WAIT] if q else 0)
+        key = (id(d), name)
+        q = self.maxq.get(key)
+        return _copy(a, max(q[0][F_WAIT] if q else 0, self.bmax.get(key, 0)))
 
 
 def _slot_in(q: deque[FactRow], f: FactRow) -> None:
@@ -708,12 +988,16 @@ class Timeline:
 
     Once folded, breakpoints before `folded` are gone and `base` holds the
     measures of [base_from, folded): the part of the cumulative window
-    starting at `base_from` that lies before the fold.
+    starting at `base_from` that lies before the fold; `cum` holds the
+    integrals up to `folded` and `marks` those up to the start of each
+    bucket from the fold's horizon on (from the same origin), so a sliding
+    window starting there is `cum` less its mark plus what follows the fold.
     """
 
-    __slots__ = ("base", "base_from", "folded", "latest", "rates", "times", "totals")
+    __slots__ = ("base", "base_from", "cum", "diffs", "folded", "latest", "mark0", "marks", "measures",
+                 "rates", "times", "totals")  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, measures: Measures | None = None) -> None:
         self.times: list[int] = []
         self.totals: list[dict[str, int]] = []
         self.rates: list[dict[str, int]] = []
@@ -721,6 +1005,16 @@ class Timeline:
         self.base: dict[str, int] = {}
         self.base_from = 0
         self.folded: int | None = None
+        self.cum: dict[str, int] = {}
+        # the integrals at mark0, mark0 + width, ...: 64-bit integers in the
+        # order of `measures`, packed in bytes (a dict each was most of the
+        # tracker; bytes, unlike an array, are not walked by the collector)
+        self.marks: list[bytes] = []
+        self.mark0 = 0
+        self.measures = measures if measures is not None else Measures()
+        # window start -> `cum` less its mark, until the next fold (every tick
+        # asks the same few, and a mark is packed)
+        self.diffs: dict[int, dict[str, int]] = {}
 
     def append(self, t: int, rates: dict[str, int]) -> bool:
         """The rates from `t` on; False when `t` is before a change already
@@ -778,9 +1072,20 @@ class Timeline:
         """The agent's time in [start, now], as `aggregates.one_agent_time` sums it."""
         folded = self.folded
         if folded is not None and start < folded:
-            if start != self.base_from:
-                raise ValueError(f"time before {folded} is folded into the window from {self.base_from}")
-            d = dict(self.base)
+            diff = self.diffs.get(start)
+            if diff is None:
+                mark = self._mark(start)
+                if mark is not None:
+                    diff = self.diffs[start] = {k: v - mark.get(k, 0) for k, v in self.cum.items()}
+            if diff is not None:
+                d = dict(diff)
+            elif start == self.base_from:
+                d = dict(self.base)
+            else:
+                raise ValueError(
+                    f"time before {folded} is folded into the window from {self.base_from} "
+                    "and the buckets' marks only"
+                )
             if now > folded:
                 for k, v in self._between(folded, now):
                     d[k] = d.get(k, 0) + v
@@ -800,20 +1105,114 @@ class Timeline:
         a.capacity_ms = capacity * a.staffed_ms
         return a if a.status_ms or a.handling_ms else None
 
-    def fold(self, before: int, since: int) -> None:
-        """Add the measures of [since, before) not folded yet to `base`, then
-        forget the breakpoints only windows starting before `before` need."""
+    def fold(self, before: int, since: int, horizon: int | None = None) -> int:
+        """Add the measures of [since, before) not folded yet to `base`, mark
+        the integrals at each multiple of the marks' width from `horizon` (None: none)
+        up to `before`, then forget the breakpoints only windows starting
+        before `before` need, and the marks before `horizon`. Returns how
+        many marks it made."""
         lo = since if self.folded is None else max(since, self.folded)
         if before > lo:
             for k, v in self._between(lo, before):
                 if v:
                     self.base[k] = self.base.get(k, 0) + v
+        made = 0
+        self.diffs = {}
+        if horizon is not None:
+            width = self.measures.width
+            m = horizon if self.folded is None else max(horizon, self.folded)
+            m += -m % width
+            if self.marks and m != self.mark0 + len(self.marks) * width:
+                self.marks = []  # a gap: the marks before it are older than `horizon`
+            if not self.marks:
+                self.mark0 = m
+            while m < before:
+                self.marks.append(self.measures.pack(self._cum_at(m)))
+                m += width
+                made += 1
+            gone = (horizon - self.mark0) // width
+            if gone > 0:
+                del self.marks[:gone]
+                self.mark0 += gone * width
+        self.cum = self._cum_at(before)
         self.base_from = since
         self.forget(before)
         self.folded = before
+        return made
+
+    def _cum_at(self, t: int) -> dict[str, int]:
+        """The integrals up to `t` (not before the fold point) from `cum`'s origin."""
+        if self.folded is None:
+            return self.at(t)
+        out = dict(self.cum)
+        if t > self.folded:
+            for k, v in self._between(self.folded, t):
+                if v:
+                    out[k] = out.get(k, 0) + v
+        return out
+
+    def reweigh(self, held_since: int, delta: int) -> None:
+        """An item held since `held_since` changed its weight by `delta`: its
+        span counts with the new weight throughout, in the part folded too."""
+        folded = self.folded
+        if folded is None:
+            return
+        lo = max(held_since, self.base_from)
+        if lo < folded:
+            self.base["load_ms"] = self.base.get("load_ms", 0) + delta * (folded - lo)
+        if held_since < folded:
+            self.diffs = {}
+            # each window from a mark m gains delta x (folded - max(m, held_since))
+            self.cum["load_ms"] = self.cum.get("load_ms", 0) + delta * (folded - held_since)
+            for n, mark in enumerate(self.marks):
+                m = self.mark0 + n * self.measures.width
+                if m > held_since:
+                    d = self.measures.unpack(mark)
+                    d["load_ms"] = d.get("load_ms", 0) + delta * (m - held_since)
+                    self.marks[n] = self.measures.pack(d)
+
+    def _mark(self, t: int) -> dict[str, int] | None:
+        """The integrals at mark `t`, None when there is none."""
+        w = self.measures.width
+        n, off = divmod(t - self.mark0, w)
+        if off or n < 0 or n >= len(self.marks):
+            return None
+        return self.measures.unpack(self.marks[n])
 
     def forget(self, before: int) -> None:
         """Drop breakpoints no window starting at `before` or later needs."""
         i = bisect_right(self.times, before) - 1
         if i > 0:
             del self.times[:i], self.totals[:i], self.rates[:i]
+
+
+class Measures:
+    """The names of the measures a tracker's timelines mark, each given a
+    place in the arrays of their marks once (the first time it is marked),
+    and the spacing of the marks."""
+
+    __slots__ = ("names", "places", "width")
+
+    def __init__(self, width: int = BUCKET_MS) -> None:
+        self.names: list[str] = []
+        self.places: dict[str, int] = {}
+        self.width = width
+
+    def index(self, name: str) -> int:
+        i = self.places.get(name)
+        if i is None:
+            i = self.places[name] = len(self.names)
+            self.names.append(name)
+        return i
+
+    def pack(self, values: Mapping[str, int]) -> bytes:
+        for k in values:
+            self.index(k)
+        out = array("q", bytes(8 * len(self.names)))
+        for k, v in values.items():
+            out[self.places[k]] = v
+        return out.tobytes()
+
+    def unpack(self, mark: bytes) -> dict[str, int]:
+        names = self.names
+        return {names[i]: v for i, v in enumerate(memoryview(mark).cast("q")) if v}

@@ -12,11 +12,13 @@ short steps (yielding to the event loop between them), builds one ``kpis``
 message and publishes it; each hub encodes it once per subprotocol for its
 supervisors.
 
-Its memory follows the last hour's traffic, not the day's: every minute the
-tracker folds what is older than the sliding windows (less a margin) into
-the sums of "today" and forgets it. An item it forgot that has events again
-(a case re-opened in the afternoon) is first brought back from its own
-history in Redis, so its earlier completion is judged again exactly.
+Its memory follows the last minutes' traffic, not the hour's or the day's:
+every minute the tracker folds what is older than `RECENT_MS` (two minutes)
+into the sums of "today" and into sums per minute, which the sliding
+windows (60, 30, 15 minutes, each from the start of a minute:
+`window_start`) are made of, and forgets it. An item it forgot that has
+events again (a case re-opened in the afternoon) is first brought back from
+its own history in Redis, so its earlier completion is judged again exactly.
 
 The tracker is only a cache of what the streams hold: at start, at
 midnight, after a lost connection to Redis (not after a timeout: the streams
@@ -47,7 +49,7 @@ from presence.kpi import erlang, history
 from presence.kpi.aggregates import Agg, Groups
 from presence.kpi.events import Event
 from presence.kpi.facts import Settings
-from presence.kpi.incremental import IncrementalTracker
+from presence.kpi.incremental import BUCKET_MS, IncrementalTracker
 from presence.store import Store
 from presence.store.lock import Lock
 from presence.tasks import Pace, pace_sleep, stop_task
@@ -61,7 +63,13 @@ SETTINGS_EVERY = 10.0  # seconds between re-reads of the center's settings
 VIEWS_CHUNK = 500  # agents' views per script call
 FEED_CHUNK = 500  # stream entries read, decoded and folded between yields
 AGENT_WINDOWS = ("today", "60m")  # the windows of each agent's row in ``kpis``
-FOLD_EVERY_MS = 60_000  # fold points fall on whole minutes
+FOLD_EVERY_MS = BUCKET_MS  # fold points, sliding windows' starts and buckets fall on whole minutes
+# How far back the tracker keeps facts and agents' changes. What it costs to
+# be short: an agent's change (a status, an accept, a completion) read later
+# than this after its ``ts`` (a server whose clock runs minutes behind)
+# rebuilds the tracker from the streams; a fact that late is still counted
+# exactly, in its minute. What it saves: each minute kept is ~3 KB an item.
+RECENT_MS = 2 * 60_000
 REBUILD_PAGE = history.PAGE  # stream entries read per call when rebuilding
 # The per-agent rows ride on every AGENT_ROWS_EVERY-th push only (the first
 # included): with thousands of agents they are most of the message, and
@@ -71,11 +79,25 @@ AGENT_ROWS_EVERY = 5
 
 
 def fold_point(now_ms: int) -> int:
-    """Where the tracker folds at `now`: before the longest sliding window,
-    less the clock margin (events recorded that late are still replayed
-    exactly), on a whole minute (a fold at most once a minute)."""
-    t = now_ms - max(WINDOWS_MIN.values()) * 60_000 - history.MARGIN_MS
+    """Where the tracker folds at `now`: `RECENT_MS` back, on a whole minute
+    (a fold at most once a minute). What lies before it is kept as sums per
+    minute for the sliding windows and in today's sums."""
+    t = now_ms - RECENT_MS
     return t - t % FOLD_EVERY_MS
+
+
+def window_start(now_ms: int, minutes: int) -> int:
+    """The start of the sliding window of the last `minutes` at `now`: the
+    start of the minute `minutes` minutes ago (so it is a whole number of
+    the tracker's per-minute sums, and the full pass sums the same range)."""
+    t = now_ms - minutes * 60_000
+    return t - t % FOLD_EVERY_MS
+
+
+def fold_horizon(now_ms: int) -> int:
+    """The start of the longest sliding window at `now`: the per-minute sums
+    from there on are kept, older ones are in today's sums only."""
+    return window_start(now_ms, max(WINDOWS_MIN.values()))
 
 
 def day_start(now_ms: int, tz: ZoneInfo) -> int:
@@ -88,7 +110,7 @@ def day_start(now_ms: int, tz: ZoneInfo) -> int:
 def windows(now_ms: int, tz: ZoneInfo) -> dict[str, int]:
     out = {"today": day_start(now_ms, tz)}
     for name, minutes in WINDOWS_MIN.items():
-        out[name] = now_ms - minutes * 60_000
+        out[name] = window_start(now_ms, minutes)
     return out
 
 
@@ -374,9 +396,13 @@ class LiveKpis:
                 self._cursor["events"] = ev_entries[-1][0]
             if st_entries and _after(st_entries[-1][0], self._cursor["status"]):
                 self._cursor["status"] = st_entries[-1][0]
-            # what lies well behind the read position is final: fold it now
+            # what lies well behind the read position is final: fold it now.
+            # Read by id, the entries follow ``ts`` only to within the clock
+            # margin (and entries of the two streams in one millisecond in
+            # no known order): behind that margin, not only `RECENT_MS`
             if last is not None:
-                await self._fold(tracker, min(fold_point(now), fold_point(last)))
+                before = min(fold_point(now), fold_point(last - history.MARGIN_MS))
+                await self._fold(tracker, before, fold_horizon(now))
         for v in views:
             _seed(tracker, v)  # a status that changed, but not in the streams
         if tracker.inexact:
@@ -466,13 +492,14 @@ class LiveKpis:
         for wid, hist in (await history.item_histories(self.store, batch)).items():
             tracker.recall(wid, history.earlier(hist, batch[wid], self._origin))
 
-    async def _fold(self, tracker: IncrementalTracker, before: int) -> None:
-        """Fold what is older than the sliding windows, in steps."""
+    async def _fold(self, tracker: IncrementalTracker, before: int, horizon: int) -> None:
+        """Fold what is older than `before` into per-minute sums from
+        `horizon` on and today's sums, in steps."""
         if tracker.folded_to is not None and before <= tracker.folded_to:
             return
         loop = asyncio.get_running_loop()
         started = step = loop.time()
-        for _ in tracker.fold_steps(before):
+        for _ in tracker.fold_steps(before, horizon):
             self.longest_fold_step = max(self.longest_fold_step, loop.time() - step)
             await asyncio.sleep(0)
             step = loop.time()
@@ -494,7 +521,7 @@ class LiveKpis:
                 log.info("live KPIs rebuilt from the streams: %s", self.tracker.inexact)
                 await self._rebuild(now, wins)
         assert self.tracker is not None
-        await self._fold(self.tracker, fold_point(now))
+        await self._fold(self.tracker, fold_point(now), fold_horizon(now))
         # in steps, yielding between them: with 10,000 agents one pass holds
         # the loop long enough to delay every socket of this process
         # per-agent rows carry today and 60m only (`build`)

@@ -6,6 +6,7 @@ definitions in docs/kpis.md; the engine must reproduce each one exactly.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 from fractions import Fraction
 
@@ -15,6 +16,7 @@ from presence.kpi.aggregates import Agg
 from presence.kpi.events import Event, parse_event, parse_status
 from presence.kpi.facts import Settings
 from presence.kpi.incremental import IncrementalTracker
+from presence.kpi.live import fold_horizon, fold_point, window_start
 from presence.kpi.tracker import Tracker, compute
 
 T0 = 1_700_000_000_000  # window start (ms)
@@ -365,12 +367,15 @@ def _random_day(seed: int, long: bool = False) -> list[list[Event]]:
         batch = []
         for _ in range(rnd.randint(0, 30 if long else 25)):
             t += rnd.randint(0, 40_000 if long else 90_000)
-            late = [0, 0, 0, 0, 0, 60_000, 120_000] if long else [0, 0, 0, 0, 120_000]
-            ts = t - rnd.choice(late)  # now and then a late one
+            # now and then a late one (long: within the live task's fold lag)
+            late = [0, 0, 0, 0, 0, 30_000, 80_000] if long else [0, 0, 0, 0, 120_000]
+            ts = t - rnd.choice(late)
             a = rnd.choice(agents)
             r = rnd.random()
             if r < (0.25 if long else 0.35):
-                since = str(ts - rnd.randint(0, 900_000))
+                # long: the status left began within the fold lag (earlier, a
+                # first change seen would ask for a rebuild)
+                since = str(ts - rnd.randint(0, 80_000 if long else 900_000))
                 extra = {"status": rnd.choice(statuses), "reason": rnd.choice(["", "", "Coffee"]),
                          "prev": rnd.choice(["", "Break"]), "prev_since": since}  # fmt: skip
                 batch.append(Event("status", ts, agent=a, extra=extra))
@@ -384,6 +389,10 @@ def _random_day(seed: int, long: bool = False) -> list[list[Event]]:
             else:
                 w = f"w{rnd.randint(max(1, n - 3), max(1, n))}"
             kind = rnd.choice(kinds)
+            if long and kind == "create" and rnd.random() < 0.2:
+                # recorded minutes after its time, before the fold point: an
+                # arrival touches no agent, so it is counted in its bucket
+                ts -= rnd.choice([180_000, 420_000, 3000_000])
             x = {"prev": "Closed"} if kind == "case.status" and rnd.random() < 0.5 else {}
             ch = rnd.choice(["chat", "voice", "email"])
             batch.append(Event(kind, ts, w, a, rnd.choice(["support", "billing"]), ch, x))
@@ -452,12 +461,12 @@ def test_arrival_learnt_after_the_item_was_seen_keeps_the_wait(cls: type[Tracker
 # -- bounded memory: a long day folded into sums ----------------------------------
 
 MIN = 60_000
-FOLD_LAG = 65 * MIN  # as live: the longest sliding window (60 min) and a margin
 
 
-def horizon(now: int) -> int:
-    """The live task's fold point: everything older than the sliding windows."""
-    return (now - FOLD_LAG) // MIN * MIN
+def sliding(now: int, since: int) -> dict[str, int]:
+    """The live task's windows at `now` ("today" from `since`): the sliding
+    ones from the start of a minute."""
+    return {"today": since, **{f"{m}m": window_start(now, m) for m in (60, 30, 15)}}
 
 
 def _feed_bounded(t: IncrementalTracker, batch: list[Event], fed: dict[str, list[Event]]) -> None:
@@ -499,10 +508,11 @@ def test_folded_long_day_equals_the_full_pass(seed: int) -> None:
         now = max([e.ts for b in batches[: i + 1] for e in b] + [T0]) + 30_000
         if i == changed_at:  # the routable statuses changed (a settings refresh)
             settings = replace(settings, routable=frozenset({"Available", "Lunch"}))
-            inc.settings = full.settings = settings
-        before = horizon(now)
+            full.settings = settings
+            inc.use(settings)  # as live: re-read settings are handed over before the tick
+        before = fold_point(now)
         if before > since and (inc.folded_to is None or before > inc.folded_to):
-            inc.fold(before)
+            inc.fold(before, fold_horizon(now))
             folds += 1
         if inc.inexact:
             # as the live task: rebuilt from the streams, folding as it goes
@@ -514,13 +524,13 @@ def test_folded_long_day_equals_the_full_pass(seed: int) -> None:
                 _feed_bounded(inc, b, fed)
                 if j == 0:
                     inc.seed_status("a4", "Available", "", T0 - 50_000)
-                at = min(before, horizon(max(e.ts for e in b) if b else T0))
+                at = min(before, fold_point(max(e.ts for e in b) if b else T0))
                 if at > since and (inc.folded_to is None or at > inc.folded_to):
-                    inc.fold(at)
+                    inc.fold(at, fold_horizon(now))
             if before > since and (inc.folded_to is None or before > inc.folded_to):
-                inc.fold(before)
+                inc.fold(before, fold_horizon(now))
             assert not inc.inexact
-        wins = {"today": since, "60m": now - 3600_000, "30m": now - 1800_000, "15m": now - 900_000}
+        wins = sliding(now, since)
         got = inc.aggregate(now, wins)  # every tick, as live: the running sums move on
         if i % 4 and i not in (changed_at, len(batches) - 1):
             continue  # the full pass, every few ticks only (it is the slow part)
@@ -688,11 +698,12 @@ def test_a_day_folded_into_sums_holds_the_last_hour_only() -> None:
         full.feed(batch)
         inc.feed(batch)
         now = DAY0 + (m + 5) * MIN
-        wins = {"today": DAY0, "60m": now - HOUR}  # more sliding windows: the same, slower
+        wins = {"today": DAY0, "60m": window_start(now, 60)}  # more sliding windows: the same, slower
         got = inc.aggregate(now, wins)
-        if now - DAY0 > FOLD_LAG:
-            inc.fold(horizon(now))
+        if fold_point(now) > DAY0:
+            inc.fold(fold_point(now), fold_horizon(now))
         if (m + 5) % 120 == 0:
+            gc.collect()  # the collector stops tracking a tuple of numbers when it first sees it
             held.append({**inc.retained(), "gc": tracked_from(inc, (settings,))})
         if m + 5 in (3 * 60, 12 * 60, 24 * 60):
             want = full.aggregate(now, wins)
@@ -715,12 +726,54 @@ def test_a_day_folded_into_sums_holds_the_last_hour_only() -> None:
             assert abs(v - first[k]) <= max(0.02 * first[k], 20), (k, first, h)
     assert first["facts"] < len(full.facts) / 10
     # and kept as plain tuples, which the collector does not walk
-    import gc
-
     gc.collect()
     assert not any(gc.is_tracked(r) for r in inc.rows)
     assert not any(gc.is_tracked(s) for ss in inc.agent_spans.values() for s in ss)
-    assert first["gc"] < first["facts"] + first["spans"]
+    # nor the per-minute sums (a tuple per group and minute)
+    assert first["gc"] < first["facts"] + first["spans"] + first["items"] + first["bucket_groups"] // 2
+    assert not any(gc.is_tracked(a) for b in inc.buckets.values() for a in b.agents.values())
+
+
+def _steady_traffic(minutes: int, per_minute: int, agents: int) -> IncrementalTracker:
+    """`minutes` of traffic at `per_minute` items a minute, fed and folded as
+    the live task does (a tick a minute): each item answered 15 s after it
+    arrives and completed 3 minutes on, by one of `agents`."""
+    settings = Settings(members={"support": [f"a{i}" for i in range(agents)]})
+    t = IncrementalTracker(settings, since=DAY0_STEADY)
+    for i in range(agents):
+        t.seed_status(f"a{i}", "Available", "", DAY0_STEADY - 1000)
+    pending: dict[int, list[Event]] = {}
+    n = 0
+    for m in range(minutes):
+        for k in range(per_minute):
+            at = DAY0_STEADY + m * MIN + k * MIN // per_minute
+            w, a = f"w{n}", f"a{n % agents}"
+            n += 1
+            for ts, e in ((at, "create"), (at + 15_000, "accept"), (at + 195_000, "complete")):
+                pending.setdefault((ts - DAY0_STEADY) // MIN, []).append(
+                    Event(e, ts, w, "" if e == "create" else a, "support", "chat")
+                )
+        t.feed(sorted(pending.pop(m, []), key=lambda e: e.ts))
+        now = DAY0_STEADY + (m + 1) * MIN
+        t.aggregate(now, sliding(now, DAY0_STEADY), agents_for=("today", "60m"))
+        if fold_point(now) > DAY0_STEADY:
+            t.fold(fold_point(now), fold_horizon(now))
+    return t
+
+
+DAY0_STEADY = 1_700_006_400_000  # a midnight (UTC)
+
+
+def test_what_the_live_tracker_holds_does_not_grow_with_the_hour() -> None:
+    # the same traffic for 10 and for 60 minutes: facts, items, spans and
+    # breakpoints are those of the last few minutes either way; only the
+    # per-minute sums fill up, to at most one per minute of the longest window
+    short, long = (_steady_traffic(m, 120, 20).retained() for m in (10, 60))
+    for k in ("facts", "items", "spans", "breakpoints", "first_contact"):
+        assert abs(long[k] - short[k]) <= max(0.05 * short[k], 5), (k, short, long)
+    assert short["facts"] <= 4 * 3 * 120  # three facts an item, the last four minutes at most
+    assert long["buckets"] <= 61 and long["bucket_groups"] <= 61 * (3 + 20)
+    assert long["marks"] <= 61 * 20
 
 
 def test_csat_counts_for_agent_queue_and_center_in_both_trackers() -> None:
@@ -744,3 +797,28 @@ def test_csat_counts_for_agent_queue_and_center_in_both_trackers() -> None:
         assert g["all"].queues["billing"].kpis()["csat"] == 1.0
         assert g["late"].center.kpis()["csat_count"] == 1
         assert "a1" not in g["late"].agents or g["late"].agents["a1"].csat_n == 0
+
+
+def test_a_reopen_after_midnight_takes_back_a_completion_in_a_bucket_of_yesterday() -> None:
+    # completed at 23:30 (not in "today", in the 60m window's buckets) and
+    # forgotten; re-opened at 00:10: the 60m window loses its resolution
+    midnight = DAY0_STEADY
+    day = [
+        Event("create", midnight - 40 * MIN, "c1", "", "support", "email"),
+        Event("accept", midnight - 39 * MIN, "c1", "alice", "support", "email"),
+        Event("complete", midnight - 30 * MIN, "c1", "alice", "support", "email"),
+    ]
+    full, inc = _both(day, midnight)
+    fed = {"c1": list(day)}
+    now = midnight + 5 * MIN
+    inc.aggregate(now, sliding(now, midnight))
+    inc.fold(fold_point(now), fold_horizon(now))
+    assert "c1" not in inc.items and not inc.rows and inc.buckets
+    later = [Event("reopen", midnight + 10 * MIN, "c1", "", "support", "email")]
+    full.feed(later)
+    _feed_bounded(inc, later, fed)
+    now = midnight + 12 * MIN
+    wins = sliding(now, midnight)
+    got, want = inc.aggregate(now, wins), full.aggregate(now, wins)
+    assert got == want
+    assert (got["60m"].center.handled, got["60m"].center.resolved_first) == (1, 0)
