@@ -387,12 +387,17 @@ class Hub:
             except (RedisError, OSError) as exc:
                 self.listening.clear()
                 log.warning("pub/sub listener lost Redis (%s); retrying in %.1fs", exc, backoff)
-            except Exception:
-                # a bug of its own must not end the process's only listener
-                # (every socket here would stop hearing events, silently):
-                # logged once with its traceback, then subscribed again
+            except Exception as exc:
                 self.listening.clear()
-                log.exception("pub/sub listener failed; subscribing again in %.1fs", backoff)
+                if isinstance(exc, RuntimeError) and "closed" in str(exc):
+                    # redis-py writing to a connection uvloop has already
+                    # closed (its node was just killed): a lost connection
+                    log.warning("pub/sub listener lost Redis (%s); retrying in %.1fs", exc, backoff)
+                else:
+                    # a bug of its own must not end the process's only
+                    # listener (every socket here would stop hearing events,
+                    # silently): logged once with its traceback, subscribed again
+                    log.exception("pub/sub listener failed; subscribing again in %.1fs", backoff)
             finally:
                 await feed.close()
             await asyncio.sleep(backoff)

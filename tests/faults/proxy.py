@@ -1,4 +1,5 @@
-"""A TCP proxy on 127.0.0.1 that can turn a connection into a half-open one.
+"""TCP proxies on 127.0.0.1 in front of Redis: `BlackholeProxy` turns a
+connection into a half-open one; `Meddler` breaks or withholds one reply.
 
 `freeze` stops forwarding on the chosen flows without closing them: both
 sockets stay open, bytes sent either way are read and dropped, nobody gets a
@@ -136,3 +137,72 @@ class BlackholeProxy:
                 continue  # dropped: no forwarding, no close
             writer.write(data)
             await writer.drain()
+
+
+class Meddler:
+    """A TCP proxy in front of Redis. Once armed, the next command naming
+    `needle` reaches Redis, and its reply is then dropped with the connection
+    broken (`mode` "drop") or kept back with the connection left open
+    ("hold"). Counts the commands naming `needle` that it forwarded (`seen`)
+    and the replies it dropped or kept back (`dropped`). Runs on the test's
+    own event loop."""
+
+    def __init__(self, upstream_port: int, needle: bytes, mode: str) -> None:
+        self.upstream_port = upstream_port
+        self.needle = needle
+        self.mode = mode
+        self.armed = False
+        self.seen = 0
+        self.dropped = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._links: set[asyncio.BaseTransport] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for link in list(self._links):
+            link.abort()
+        await asyncio.sleep(0.1)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        links: list[asyncio.BaseTransport] = [writer.transport, up_writer.transport]
+        self._links.update(links)
+        doomed = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await reader.read(65536):
+                if self.needle in data:
+                    self.seen += data.count(self.needle)
+                    if self.armed:
+                        self.armed = False
+                        doomed.set()
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def downstream() -> None:
+            while data := await up_reader.read(65536):
+                if doomed.is_set():
+                    # Redis has run it and answered: the answer never arrives
+                    self.dropped += 1
+                    if self.mode == "drop":
+                        writer.transport.abort()
+                        up_writer.transport.abort()
+                        return
+                    continue  # "hold": swallowed, the connection stays open
+                writer.write(data)
+                await writer.drain()
+
+        tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
+        with contextlib.suppress(Exception):
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in tasks:
+            t.cancel()
+        for link in links:
+            link.abort()
+            self._links.discard(link)

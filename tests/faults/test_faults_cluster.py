@@ -255,6 +255,19 @@ def slot_marked(cluster: LocalCluster, prefix: str) -> Iterator[tuple[Node, Node
                 c.execute_command("CLUSTER SETSLOT", slot, "STABLE")
 
 
+def probe_script(body: str) -> str:
+    """A script as store/scripts.py builds one (`script_source`): the shared
+    helpers, `enter` (and its probe), then `body`."""
+    return f"local __keys, __args = KEYS, ARGV\n{helpers()}\nenter(__keys, __args)\n{body}"
+
+
+def seed_item(cluster: LocalCluster, k: Keys) -> None:
+    """The center's anchor and an accepted item `w1`, on the slot's owner."""
+    with cluster.owner(k.prefix).client() as c:
+        c.set(k.anchor, "1")
+        c.hset(k.work("w1"), "state", "accepted")
+
+
 def test_a_call_on_a_migrating_slot_is_refused_before_its_first_write(
     cluster: LocalCluster, redis_server: str
 ) -> None:
@@ -264,16 +277,12 @@ def test_a_call_on_a_migrating_slot_is_refused_before_its_first_write(
     cluster.wait_ok()
     k = Keys(center_away_from(cluster, redis_server))
     prefix = k.prefix
-    # a script as store/scripts.py builds one (`script_source`), with this body
-    body = (
+    source_code = probe_script(
         "redis.call('HSET', key('work', 'w1'), 'state', 'completed')\n"
         "redis.call('RPUSH', key('work', 'w1', 'history'), 'complete')\n"
         "return 'ok'"
     )
-    source_code = f"local __keys, __args = KEYS, ARGV\n{helpers()}\nenter(__keys, __args)\n{body}"
-    with cluster.owner(prefix).client() as c:
-        c.set(k.anchor, "1")
-        c.hset(k.work("w1"), "state", "accepted")
+    seed_item(cluster, k)
     with slot_marked(cluster, prefix) as (source, _), source.client() as c:
         with pytest.raises(redis.ResponseError, match="non local key"):
             c.eval(source_code, 1, prefix, 0)
@@ -299,16 +308,13 @@ def test_a_call_sent_on_to_the_importing_node_is_refused_before_its_first_write(
     cluster.wait_ok()
     k = Keys(center_away_from(cluster, redis_server))
     prefix = k.prefix
-    body = (
+    source_code = probe_script(
         "redis.call('HSET', key('work', 'w1'), 'state', 'completed')\n"
         "redis.call('EXISTS', key('case', 'w1'), key('case', 'w1', 'comments'))\n"
         "redis.call('RPUSH', key('work', 'w1', 'history'), 'complete')\n"
         "return 'ok'"
     )
-    source_code = f"local __keys, __args = KEYS, ARGV\n{helpers()}\nenter(__keys, __args)\n{body}"
-    with cluster.owner(prefix).client() as c:
-        c.set(k.anchor, "1")
-        c.hset(k.work("w1"), "state", "accepted")
+    seed_item(cluster, k)
     slot = cluster.slot(prefix)
     source = cluster.owner(prefix)
     target = next(n for n in cluster.primaries() if n is not source)

@@ -16,72 +16,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from presence.store.client import Pool, execute, redis_client
 from tests.faults.conftest import PrivateRedis
+from tests.faults.proxy import Meddler
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class Meddler:
-    """A TCP proxy in front of Redis. Once armed, the next command naming
-    `needle` reaches Redis, and its reply is then dropped with the connection
-    broken (`mode` "drop") or kept back with the connection left open
-    ("hold"). Counts the commands naming `needle` that it forwarded."""
-
-    def __init__(self, upstream_port: int, needle: bytes, mode: str) -> None:
-        self.upstream_port = upstream_port
-        self.needle = needle
-        self.mode = mode
-        self.armed = False
-        self.seen = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._links: set[asyncio.Transport] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for link in list(self._links):
-            link.abort()
-        await asyncio.sleep(0.1)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        links: list[asyncio.Transport] = [writer.transport, up_writer.transport]  # type: ignore[list-item]
-        self._links.update(links)
-        doomed = asyncio.Event()
-
-        async def upstream() -> None:
-            while data := await reader.read(65536):
-                if self.needle in data:
-                    self.seen += data.count(self.needle)
-                    if self.armed:
-                        self.armed = False
-                        doomed.set()
-                up_writer.write(data)
-                await up_writer.drain()
-
-        async def downstream() -> None:
-            while data := await up_reader.read(65536):
-                if doomed.is_set():
-                    if self.mode == "drop":
-                        writer.transport.abort()
-                        up_writer.transport.abort()
-                        return
-                    continue  # "hold": swallowed, the connection stays open
-                writer.write(data)
-                await writer.drain()
-
-        tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
-        with contextlib.suppress(Exception):
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for t in tasks:
-            t.cancel()
-        for link in links:
-            link.abort()
-            self._links.discard(link)
 
 
 @contextlib.asynccontextmanager

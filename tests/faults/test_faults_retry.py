@@ -6,7 +6,6 @@ connection broke after Redis had applied it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.faults.conftest import ONE_AGENT_CENTER, PrivateFactory, PrivateRedis
+from tests.faults.proxy import Meddler
 from tests.harness import ServerProcess, WsClient, agent, available, get_work, post_work
 
 pytestmark = pytest.mark.timeout(90)
@@ -87,71 +87,10 @@ async def test_an_accept_answered_unavailable_but_applied_is_safe_to_retry(
     assert item["agent_id"] == "alice" and len(_events(item, "accept")) == 1, item
 
 
-class DropOneReply:
-    """A TCP proxy in front of Redis that, once armed, forwards the next
-    command naming `needle` to Redis and then breaks the connection instead
-    of passing Redis's reply back: the command ran, the caller saw a
-    connection error."""
-
-    def __init__(self, upstream_port: int, needle: bytes) -> None:
-        self.upstream_port = upstream_port
-        self.needle = needle
-        self.armed = False
-        self.dropped = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._links: set[asyncio.Transport] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for link in list(self._links):
-            link.abort()
-        await asyncio.sleep(0.1)  # each connection's task sees its end
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        links: list[Any] = [writer.transport, up_writer.transport]
-        self._links.update(links)
-        doomed = asyncio.Event()
-
-        async def upstream() -> None:
-            while data := await reader.read(65536):
-                if self.armed and self.needle in data:
-                    self.armed = False
-                    doomed.set()
-                up_writer.write(data)
-                await up_writer.drain()
-
-        async def downstream() -> None:
-            while data := await up_reader.read(65536):
-                if doomed.is_set():
-                    # Redis has run it and answered: the answer never arrives
-                    self.dropped += 1
-                    writer.transport.abort()
-                    up_writer.transport.abort()
-                    return
-                writer.write(data)
-                await writer.drain()
-
-        tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
-        with contextlib.suppress(Exception):
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for t in tasks:
-            t.cancel()
-        for link in links:
-            link.abort()
-            self._links.discard(link)
-
-
 async def test_intake_without_idempotency_key_retried_after_a_lost_reply_makes_one_item(
     private_redis: PrivateRedis, private_server_factory: PrivateFactory
 ) -> None:
-    proxy = DropOneReply(private_redis.port, b"work_create")
+    proxy = Meddler(private_redis.port, b"work_create", "drop")
     await proxy.start()
     try:
         # started in a thread: the proxy runs on this event loop

@@ -562,8 +562,21 @@ async def test_silent_socket_is_closed_then_grace_then_offline(server_factory: S
     assert (await chatty.request({"type": "snapshot.get"}))["agent"]["connected"] is True
 
 
+@pytest.mark.parametrize(
+    ("error", "traceback"),
+    [
+        ("a bug in the feed", True),
+        # what redis-py raises writing to a connection uvloop already closed
+        # (its node killed): a lost connection, logged as one, no traceback
+        ("unable to perform operation on <TCPTransport closed=True>; the handler is closed", False),
+    ],
+)
 async def test_the_listener_survives_a_failure_of_its_own(
-    server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+    server: ServerProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    error: str,
+    traceback: bool,
 ) -> None:
     from presence.store.events import Feed
 
@@ -574,7 +587,7 @@ async def test_the_listener_survives_a_failure_of_its_own(
     async def fails_once(self: Feed) -> bytes | None:
         if not failed:
             failed.append(True)
-            raise RuntimeError("a bug in the feed")
+            raise RuntimeError(error)
         return await real(self)
 
     # the listener waits in the real `get` now: the next call fails
@@ -582,5 +595,9 @@ async def test_the_listener_survives_a_failure_of_its_own(
     await available(alice, "Break", "Coffee")
     await alice.expect("resync", timeout=10)  # subscribed again, every socket told
     assert failed
+    [record] = [
+        r for r in caplog.records if r.name == "presence.hub" and error in r.getMessage() + str(r.exc_info)
+    ]
+    assert (record.exc_info is not None) is traceback, record
     await available(alice)
     await alice.expect(lambda m: m.get("type") == "status" and m.get("status") == "Available", timeout=10)
