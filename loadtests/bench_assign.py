@@ -292,12 +292,26 @@ async def produce(
         free.append(conn)
         pump()
 
+    reopening: set[asyncio.Task[None]] = set()
+
+    async def reopen_and_send(old: RawHttp, n: int) -> None:
+        conn = await RawHttp.connect(host, port)
+        pool[pool.index(old)] = conn
+        send(conn, n)
+
     def pump() -> None:
         nonlocal backlog
         while backlog > 0 and free and not st["stopping"]:
             n = min(backlog, batch) if batch > 1 else 1
             backlog -= n
-            send(free.popleft(), n)
+            conn = free.popleft()
+            if conn.closed:
+                # the server closed it while idle: a new one takes its place
+                task = asyncio.create_task(reopen_and_send(conn, n))
+                reopening.add(task)
+                task.add_done_callback(reopening.discard)
+                continue
+            send(conn, n)
 
     t0 = mono()
     scheduled = 0

@@ -243,6 +243,12 @@ class RawHttp(_NoDelay):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(ConnectionError(f"HTTP connection lost: {exc}"))
 
+    @property
+    def closed(self) -> bool:
+        """Closed by the server (its keep-alive timeout: uvicorn's 5 s, which a
+        slow rate with large batches leaves a connection idle for) or by us."""
+        return self.transport is None or self.transport.is_closing()
+
     def data_received(self, data: bytes) -> None:
         self._parser.feed_data(data)
 
