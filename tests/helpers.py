@@ -26,6 +26,16 @@ def free_port() -> int:
     return port if port != 6379 else free_port()
 
 
+class Clock:
+    """A clock that stands still until a test moves `t` (seconds)."""
+
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
 _http: httpx.Client | None = None
 
 

@@ -261,11 +261,16 @@ def probe_script(body: str) -> str:
     return f"local __keys, __args = KEYS, ARGV\n{helpers()}\nenter(__keys, __args)\n{body}"
 
 
-def seed_item(cluster: LocalCluster, k: Keys) -> None:
-    """The center's anchor and an accepted item `w1`, on the slot's owner."""
+def seeded_center(cluster: LocalCluster, redis_server: str) -> Keys:
+    """The keys of a center away from `redis_server`'s node, once the
+    cluster is ok, with the center's anchor and an accepted item `w1` on the
+    slot's owner."""
+    cluster.wait_ok()
+    k = Keys(center_away_from(cluster, redis_server))
     with cluster.owner(k.prefix).client() as c:
         c.set(k.anchor, "1")
         c.hset(k.work("w1"), "state", "accepted")
+    return k
 
 
 def test_a_call_on_a_migrating_slot_is_refused_before_its_first_write(
@@ -274,15 +279,13 @@ def test_a_call_on_a_migrating_slot_is_refused_before_its_first_write(
     """A script that writes a key the node holds and then one it does not
     (a first history entry) is refused at the second: without the shared
     helpers' probe the first write stayed, half a change."""
-    cluster.wait_ok()
-    k = Keys(center_away_from(cluster, redis_server))
+    k = seeded_center(cluster, redis_server)
     prefix = k.prefix
     source_code = probe_script(
         "redis.call('HSET', key('work', 'w1'), 'state', 'completed')\n"
         "redis.call('RPUSH', key('work', 'w1', 'history'), 'complete')\n"
         "return 'ok'"
     )
-    seed_item(cluster, k)
     with slot_marked(cluster, prefix) as (source, _), source.client() as c:
         with pytest.raises(redis.ResponseError, match="non local key"):
             c.eval(source_code, 1, prefix, 0)
@@ -305,8 +308,7 @@ def test_a_call_sent_on_to_the_importing_node_is_refused_before_its_first_write(
     is refused before its first write instead: without the probe's second
     key, an item stayed `completed` with no `complete` entry in its history
     and not counted."""
-    cluster.wait_ok()
-    k = Keys(center_away_from(cluster, redis_server))
+    k = seeded_center(cluster, redis_server)
     prefix = k.prefix
     source_code = probe_script(
         "redis.call('HSET', key('work', 'w1'), 'state', 'completed')\n"
@@ -314,7 +316,6 @@ def test_a_call_sent_on_to_the_importing_node_is_refused_before_its_first_write(
         "redis.call('RPUSH', key('work', 'w1', 'history'), 'complete')\n"
         "return 'ok'"
     )
-    seed_item(cluster, k)
     slot = cluster.slot(prefix)
     source = cluster.owner(prefix)
     target = next(n for n in cluster.primaries() if n is not source)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from redis.asyncio import Redis
@@ -21,6 +22,17 @@ pytestmark = pytest.mark.timeout(60)
 CHANNEL = "presence:{feedtest}:events"
 
 
+@asynccontextmanager
+async def opened(redis: Redis, channel: str, **kw: float) -> AsyncIterator[Feed]:
+    """A `Feed` opened, and closed after however the block ends."""
+    feed = Feed(redis, channel, **kw)
+    await feed.open()
+    try:
+        yield feed
+    finally:
+        await feed.close()
+
+
 @pytest.fixture
 async def client(private_redis: PrivateRedis) -> AsyncIterator[Redis]:
     c = redis_client(private_redis.url)
@@ -29,21 +41,15 @@ async def client(private_redis: PrivateRedis) -> AsyncIterator[Redis]:
 
 
 async def test_messages_come_in_order_on_the_feeds_own_connection(client: Redis) -> None:
-    feed = Feed(client, CHANNEL)
-    await feed.open()
-    try:
+    async with opened(client, CHANNEL) as feed:
         assert feed._direct is not None and feed._pubsub is None
         for i in range(50):
             await client.spublish(CHANNEL, b"event %d" % i)
         assert [await feed.get() for _ in range(50)] == [b"event %d" % i for i in range(50)]
-    finally:
-        await feed.close()
 
 
 async def test_a_message_that_comes_in_pieces_is_handed_over_whole(client: Redis) -> None:
-    feed = Feed(client, CHANNEL)
-    await feed.open()
-    try:
+    async with opened(client, CHANNEL) as feed:
         big = bytes(range(256)) * 4096  # 1 MiB: many reads of the socket
         got = asyncio.ensure_future(feed.get())
         await asyncio.sleep(0.05)  # the feed waits: the first piece wakes it
@@ -51,41 +57,27 @@ async def test_a_message_that_comes_in_pieces_is_handed_over_whole(client: Redis
         await client.spublish(CHANNEL, b"small")
         assert await asyncio.wait_for(got, 5) == big
         assert await asyncio.wait_for(feed.get(), 5) == b"small"
-    finally:
-        await feed.close()
 
 
 async def test_a_quiet_feed_pings_and_lives_on(client: Redis) -> None:
-    feed = Feed(client, CHANNEL, ping_after=0.2, silent_limit=0.6)
-    await feed.open()
-    try:
+    async with opened(client, CHANNEL, ping_after=0.2, silent_limit=0.6) as feed:
         got = asyncio.ensure_future(feed.get())
         # three silent limits of nothing published: the PONGs keep it alive
         await asyncio.sleep(1.8)
         assert not got.done()
         await client.spublish(CHANNEL, b"late")
         assert await asyncio.wait_for(got, 5) == b"late"
-    finally:
-        await feed.close()
 
 
 async def test_a_lost_connection_is_an_error_for_the_listener(client: Redis) -> None:
-    feed = Feed(client, CHANNEL)
-    await feed.open()
-    try:
+    async with opened(client, CHANNEL) as feed:
         assert await client.execute_command("CLIENT", "KILL", "TYPE", "pubsub") == 1
         with pytest.raises(RedisError):
             await asyncio.wait_for(feed.get(), 5)
-    finally:
-        await feed.close()
     # the listener opens the feed again: it works
-    again = Feed(client, CHANNEL)
-    await again.open()
-    try:
+    async with opened(client, CHANNEL) as again:
         await client.spublish(CHANNEL, b"after")
         assert await asyncio.wait_for(again.get(), 5) == b"after"
-    finally:
-        await again.close()
 
 
 async def test_a_password_is_given_and_a_wrong_one_refused(private_redis: PrivateRedis) -> None:
@@ -94,13 +86,9 @@ async def test_a_password_is_given_and_a_wrong_one_refused(private_redis: Privat
     host = f"127.0.0.1:{private_redis.port}/0"
     good, bad = redis_client(f"redis://:s3cret@{host}"), redis_client(f"redis://:wrong@{host}")
     try:
-        feed = Feed(good, CHANNEL)
-        await feed.open()
-        try:
+        async with opened(good, CHANNEL) as feed:
             await good.spublish(CHANNEL, b"authed")
             assert await asyncio.wait_for(feed.get(), 5) == b"authed"
-        finally:
-            await feed.close()
         with pytest.raises(AuthenticationError):
             await Feed(bad, CHANNEL).open()
     finally:

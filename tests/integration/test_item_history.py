@@ -11,6 +11,7 @@ write no field whose absence reads the same.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -37,14 +38,21 @@ HISTORY_OF = (
 )
 
 
-async def test_entries_leave_the_item_out_and_every_reader_puts_it_back(redis_server: str) -> None:
-    ms = T0
-    store = Store(Redis.from_url(redis_server), f"hist{uuid.uuid4().hex[:8]}", clock=lambda: ms / 1000)
-    r, k = store.redis, store.keys
+async def available_agent(redis_url: str, tag: str, clock: Callable[[], float]) -> Store:
+    """A store on its own prefix (`tag` and a random suffix) with CENTER
+    synced, `a0` connected and Available, and routing inline on each write."""
+    store = Store(Redis.from_url(redis_url), f"{tag}{uuid.uuid4().hex[:8]}", clock=clock)
     await store.sync_center(parse_center(CENTER))
     await store.conn_open("a0", "c0", 3600)
     await store.set_status("a0", "Available", "", "a0")
     store.scripts.route_inline(256, 512, lambda _: None)
+    return store
+
+
+async def test_entries_leave_the_item_out_and_every_reader_puts_it_back(redis_server: str) -> None:
+    ms = T0
+    store = await available_agent(redis_server, "hist", lambda: ms / 1000)
+    r, k = store.redis, store.keys
     wid = new_work_id()
     await store.create_work_many([NewItem(wid, "q", "chat", 0, {})])
     ms += 5
@@ -77,12 +85,8 @@ async def test_records_leave_out_what_reads_as_none_and_clear_what_was_set(redis
     and resets an agent's `missed` only when it is not 0 already; the end of
     an item clears a deadline it had (wrap-up) and writes none it had not."""
     ms = T0
-    store = Store(Redis.from_url(redis_server), f"lean{uuid.uuid4().hex[:8]}", clock=lambda: ms / 1000)
+    store = await available_agent(redis_server, "lean", lambda: ms / 1000)
     r, k = store.redis, store.keys
-    await store.sync_center(parse_center(CENTER))
-    await store.conn_open("a0", "c0", 3600)
-    await store.set_status("a0", "Available", "", "a0")
-    store.scripts.route_inline(256, 512, lambda _: None)
     await r.hset(k.agent("a0"), "missed", 2)
 
     first, second = new_work_id(), new_work_id()

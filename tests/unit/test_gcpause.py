@@ -9,14 +9,7 @@ import gc
 import threading
 
 from presence.gcpause import BUCKETS, WINDOW_S, GcPauses
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+from tests.helpers import Clock
 
 
 def test_pauses_by_bucket_and_the_window_maximum() -> None:

@@ -10,6 +10,7 @@ import pytest
 from presence.auth import AuthError, check_link, link_center, sign_link
 from presence.tasks import Pace
 from presence.workspaces import owner_of
+from tests.helpers import Clock
 
 CENTERS = [f"c{i:03d}" for i in range(200)]
 
@@ -34,14 +35,6 @@ def test_a_process_leaving_moves_only_its_centers() -> None:
     # and one joining takes only centers it wins, from anyone
     joined = {c: owner_of(c, [*procs, "p5"]) for c in CENTERS}
     assert {c for c in CENTERS if joined[c] != before[c]} == {c for c in CENTERS if joined[c] == "p5"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def test_pace_is_busy_after_an_event_and_quiet_after_a_while() -> None:
