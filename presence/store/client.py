@@ -145,6 +145,13 @@ class Pool(BlockingConnectionPool):
         await asyncio.gather(*(conn.disconnect() for conn in lanes), return_exceptions=True)
 
 
+def closed_transport(exc: BaseException) -> bool:
+    """Whether `exc` is redis-py writing to a connection uvloop has already
+    closed (its node was just killed): a RuntimeError, not a ConnectionError,
+    but a lost connection all the same."""
+    return isinstance(exc, RuntimeError) and "closed" in str(exc)
+
+
 def _pack(args: tuple[Any, ...]) -> list[bytes] | None:
     """`args` as one RESP command, as redis-py packs it (its encoder with the
     pool's defaults: UTF-8, strict), in a third of the time; None for what
