@@ -99,9 +99,8 @@ class Pool(BlockingConnectionPool):
             return await self._run(conn, args)
         finally:
             # an interrupted call left the connection closed (`_once`): the
-            # next one on this lane reconnects
-            if conn in self._lanes:
-                self._idle_lanes.append(conn)
+            # next one on this lane reconnects (a lane is never dropped)
+            self._idle_lanes.append(conn)
 
     async def _run(self, conn: AbstractConnection, args: tuple[Any, ...]) -> Any:
         packed = _pack(args) or conn.pack_command(*args)
