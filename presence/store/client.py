@@ -99,9 +99,8 @@ class Pool(BlockingConnectionPool):
             return await self._run(conn, args)
         finally:
             # an interrupted call left the connection closed (`_once`): the
-            # next one on this lane reconnects
-            if conn in self._lanes:
-                self._idle_lanes.append(conn)
+            # next one on this lane reconnects (a lane is never dropped)
+            self._idle_lanes.append(conn)
 
     async def _run(self, conn: AbstractConnection, args: tuple[Any, ...]) -> Any:
         packed = _pack(args) or conn.pack_command(*args)
@@ -143,6 +142,13 @@ class Pool(BlockingConnectionPool):
         await super().disconnect(inuse_connections)
         lanes = self._lanes if inuse_connections else set(self._idle_lanes)
         await asyncio.gather(*(conn.disconnect() for conn in lanes), return_exceptions=True)
+
+
+def closed_transport(exc: BaseException) -> bool:
+    """Whether `exc` is redis-py writing to a connection uvloop has already
+    closed (its node was just killed): a RuntimeError, not a ConnectionError,
+    but a lost connection all the same."""
+    return isinstance(exc, RuntimeError) and "closed" in str(exc)
 
 
 def _pack(args: tuple[Any, ...]) -> list[bytes] | None:

@@ -208,17 +208,11 @@ class Feed:
         self._direct = await _direct(self._redis)
         if self._direct is not None:
             self._direct.send("SSUBSCRIBE", self.channel)
-            deadline = loop.time() + timeout
-            while loop.time() < deadline:
-                reply = await self._direct.next(min(_POLL, max(0.01, deadline - loop.time())))
-                if isinstance(reply, Exception):
-                    raise reply
-                if isinstance(reply, list) and reply[:1] == [b"ssubscribe"]:
-                    self._heard, self._pinged = loop.time(), 0.0
-                    return
-            raise ChannelMoved(f"no confirmation of SSUBSCRIBE {self.channel} within {timeout:.0f}s")
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=False)
-        await self._pubsub.ssubscribe(self.channel)
+        else:
+            self._pubsub = self._redis.pubsub(ignore_subscribe_messages=False)
+            await self._pubsub.ssubscribe(self.channel)
+        # either way the confirmation comes through `_next` (`_message` makes
+        # the direct connection's reply redis-py's message, an error raised)
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             msg = await self._next(min(_POLL, max(0.01, deadline - loop.time())))

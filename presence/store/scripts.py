@@ -30,7 +30,7 @@ from redis.exceptions import ClusterDownError, OutOfMemoryError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from presence.protocol import REF_KEPT_SECONDS
-from presence.store.client import Client, execute, is_cluster, shard_of
+from presence.store.client import Client, closed_transport, execute, is_cluster, shard_of
 from presence.store.replication import Replication
 
 LUA_DIR = "store/lua"
@@ -387,9 +387,7 @@ class Scripts:
                     return await self._fcall_wait(fn, prefix, args, wanted)
                 return await execute(self._redis, "FCALL", fn, 1, prefix, *args)
             except RuntimeError as exc:
-                # redis-py writing to a connection uvloop has already closed
-                # (its node was just killed) raises this, not a ConnectionError
-                if "closed" not in str(exc):
+                if not closed_transport(exc):
                     raise
                 raise RedisConnectionError(f"connection to Redis lost: {exc}") from exc
             except ResponseError as exc:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from redis.asyncio.connection import Connection
 
-from presence.store.client import _pack
+from presence.store.client import _pack, closed_transport
 
 CASES: list[tuple[Any, ...]] = [
     ("FCALL", "work_create__many_0123456789ab", 1, "presence:{c}:", 1733000000000, 9, 20, 8, "", 0),
@@ -37,3 +37,10 @@ def test_the_bytes_are_redis_pys(args: tuple[Any, ...]) -> None:
 )
 def test_what_redis_py_treats_apart_is_left_to_it(args: tuple[Any, ...]) -> None:
     assert _pack(args) is None
+
+
+def test_a_write_to_a_transport_uvloop_closed_is_a_lost_connection() -> None:
+    closed = RuntimeError("unable to perform operation on <TCPTransport closed=True>; the handler is closed")
+    assert closed_transport(closed)
+    assert not closed_transport(RuntimeError("something else went wrong"))
+    assert not closed_transport(OSError("closed"))
