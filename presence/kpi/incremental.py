@@ -237,8 +237,8 @@ class IncrementalTracker(Tracker):
             ts = row[F_TS]
             if self.since is not None and ts >= self.since:
                 _resolve(self.base, row, n)
-            b = self.buckets.get(ts - ts % self.bucket_ms)
-            if b is not None and self.horizon is not None and ts >= self.horizon:
+            b = self.buckets.get(ts - ts % self.bucket_ms)  # none is kept before `horizon`
+            if b is not None:
                 b.resolve(row, n)
             for rw in self._running.values():
                 if rw.anchored:
