@@ -35,7 +35,7 @@ import httpx
 import psutil
 from redis import Redis as SyncRedis
 
-from loadtests.common import RawWs, Stack, raise_nofile, table
+from loadtests.common import RawWs, Stack, cpu_seconds, raise_nofile, table
 from presence.auth import mint
 
 CENTER = """
@@ -49,14 +49,6 @@ def _doc(agents: int) -> dict[str, Any]:
         "queues": [{"name": "support"}],
         "agents": [{"id": f"a{i}", "queues": ["support"]} for i in range(agents)],
     }
-
-
-def _cpu(procs: list[psutil.Process]) -> float:
-    total = 0.0
-    for p in procs:
-        t = p.cpu_times()
-        total += t.user + t.system
-    return total
 
 
 def _commands(url: str) -> int:
@@ -108,9 +100,9 @@ BREAKDOWN: list[str] = []
 def _measure(stack: Stack, procs: list[psutil.Process], seconds: float) -> tuple[float, float]:
     assert stack.redis_url is not None
     calls0 = _calls(stack.redis_url)
-    c0, n0, t0 = _cpu(procs), _commands(stack.redis_url), time.monotonic()
+    c0, n0, t0 = cpu_seconds(procs), _commands(stack.redis_url), time.monotonic()
     time.sleep(seconds)
-    c1, n1, t1 = _cpu(procs), _commands(stack.redis_url), time.monotonic()
+    c1, n1, t1 = cpu_seconds(procs), _commands(stack.redis_url), time.monotonic()
     calls1 = _calls(stack.redis_url)
     rates = {k: (v - calls0.get(k, 0)) / (t1 - t0) for k, v in calls1.items()}
     top = sorted(((r, k) for k, r in rates.items() if r > 0), reverse=True)[:8]

@@ -45,6 +45,7 @@ from loadtests.common import (
     BENCH_CENTER,
     RawWs,
     Stack,
+    cpu_seconds,
     ms,
     pct,
     raise_nofile,
@@ -175,10 +176,7 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
     server = [psutil.Process(p) for p in stack.server_pids()]
     redis = [psutil.Process(stack.redis.pid)] if stack.redis and stack.redis.pid else []
 
-    def cpu(procs: list[Any]) -> float:
-        return sum(sum(p.cpu_times()[:2]) for p in procs)
-
-    cpu0 = (cpu(server), cpu(redis))
+    cpu0 = (cpu_seconds(server), cpu_seconds(redis))
     for k in frames:
         frames[k] = 0
     t0 = mono()
@@ -205,7 +203,7 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
     t1 = mono()
     # the last changes' frames are counted, and their CPU with them
     await asyncio.sleep(max(1.0, 3 * max(a.flush_list)))
-    cpu_server, cpu_redis = cpu(server) - cpu0[0], cpu(redis) - cpu0[1]
+    cpu_server, cpu_redis = cpu_seconds(server) - cpu0[0], cpu_seconds(redis) - cpu0[1]
     counted = dict(frames)
     ping_task.cancel()
     gc.enable()

@@ -652,6 +652,11 @@ def summarize_profile(path: str, top: int = 40) -> str:
     return "\n".join(f"{v * 100 / max(1, total):5.1f}% {k}" for k, v in incl.most_common(top))
 
 
+def cpu_seconds(procs: Iterable[Any]) -> float:
+    """User plus system CPU seconds the `psutil.Process`es have used so far."""
+    return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+
 def pct(values: Sequence[float], p: float) -> float:
     """The p-th percentile (0..100) of values, nearest rank; nan when empty."""
     if not values:

@@ -172,14 +172,9 @@ class IncrementalTracker(Tracker):
         """A fact recorded late, before the fold point: straight into the
         folded sums and the windows that hold its time."""
         fc = self._counts_first(row)
-        ts = row[F_TS]
         counted = self._into_folded(row, fc)
         for rw in self._running.values():
-            if rw.anchored:
-                if self.since is not None and ts >= self.since:
-                    rw.add(row, fc)
-            elif rw.start <= ts:
-                rw.add(row, fc, folded=True)
+            self._add_folded(rw, row, fc)
         if counted and fc and row[F_WORK] in self.items:
             self.folded_first[row[F_WORK]] = (*self.folded_first.get(row[F_WORK], ()), row)
 
@@ -198,6 +193,16 @@ class IncrementalTracker(Tracker):
             b.add(row, fc)
             counted = True
         return counted
+
+    def _add_folded(self, rw: RunningWindow, row: FactRow, fc: bool) -> None:
+        """Count a folded fact in `rw` if the window holds its time: "today"
+        from `since`, a sliding window from its start (only in a bucket)."""
+        ts = row[F_TS]
+        if rw.anchored:
+            if self.since is not None and ts >= self.since:
+                rw.add(row, fc)
+        elif rw.start <= ts:
+            rw.add(row, fc, folded=True)
 
     def _counts_first(self, row: FactRow) -> bool:
         """Whether `row` counts as first-contact resolved now (as `Tracker._facts` reads it)."""
@@ -232,8 +237,8 @@ class IncrementalTracker(Tracker):
             ts = row[F_TS]
             if self.since is not None and ts >= self.since:
                 _resolve(self.base, row, n)
-            b = self.buckets.get(ts - ts % self.bucket_ms)
-            if b is not None and self.horizon is not None and ts >= self.horizon:
+            b = self.buckets.get(ts - ts % self.bucket_ms)  # none is kept before `horizon`
+            if b is not None:
                 b.resolve(row, n)
             for rw in self._running.values():
                 if rw.anchored:
@@ -445,17 +450,13 @@ class IncrementalTracker(Tracker):
         running = list(self._running.values())
         for i in range(k):
             row = rows[i]
-            work, ts = row[F_WORK], row[F_TS]
+            work = row[F_WORK]
             self._drop_first(row)
             fc = self._counts_first(row)
             counted = self._into_folded(row, fc)
             for rw in running:
                 if i >= rw.hi:  # not summed yet: it never will be from the list
-                    if rw.anchored:
-                        if ts >= self.since:
-                            rw.add(row, fc)
-                    elif ts >= rw.start:
-                        rw.add(row, fc, folded=True)
+                    self._add_folded(rw, row, fc)
                 elif i >= rw.lo and not rw.anchored:
                     rw.fold_row(row)  # from the kept facts to the buckets: same sums
             if counted and fc and work in self.items:
