@@ -59,6 +59,16 @@ def ctx_of(request: Request) -> Context:
     return ctx if ctx is not None else centers_of(request).default
 
 
+async def use_center(request: Request, center_id: str | None) -> Context | None:
+    """Make center `center_id` (None: the default) the request's (what every
+    later `ctx_of` answers) and return its context; None, and nothing
+    changed, when there is no such center."""
+    ctx = await centers_of(request).resolve(center_id)
+    if ctx is not None:
+        request.state.ctx = ctx
+    return ctx
+
+
 def _unauthorized(detail: str) -> Problem:
     return Problem(401, detail, code="unauthorized", headers={"WWW-Authenticate": 'Bearer realm="presence"'})
 
@@ -73,11 +83,8 @@ async def require(request: Request, *roles: str) -> Claims:
         claims = verify(centers.default.secret, bearer(request.headers.get("authorization")))
     except AuthError as exc:
         raise _unauthorized(str(exc)) from None
-    if claims.role != PLATFORM:
-        ctx = await centers.resolve(claims.center)
-        if ctx is None:
-            raise _unauthorized(f"the token's center {claims.center!r} does not exist")
-        request.state.ctx = ctx
+    if claims.role != PLATFORM and await use_center(request, claims.center) is None:
+        raise _unauthorized(f"the token's center {claims.center!r} does not exist")
     if claims.role not in roles:
         raise Problem(
             403,

@@ -41,6 +41,7 @@ from presence.http.common import (
     path_param,
     rate_limited,
     takes,
+    use_center,
     wants_json,
 )
 from presence.problems import Problem
@@ -100,12 +101,9 @@ async def customer_link(request: Request, purpose: str, missing: str) -> str:
         wid = check_link(centers.default.secret, purpose, center or centers.default.center.id, token)
     except AuthError:
         raise Problem(404, missing, code="not_found") from None
-    if center is not None:
-        ctx = await centers.resolve(center)
-        if ctx is None:
-            # a center removed since it sent the link
-            raise Problem(404, missing, code="not_found")
-        request.state.ctx = ctx
+    if center is not None and await use_center(request, center) is None:
+        # a center removed since it sent the link
+        raise Problem(404, missing, code="not_found")
     return wid
 
 

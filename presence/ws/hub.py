@@ -384,14 +384,14 @@ class Hub:
                     self.deliver(raw)
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
-                self.listening.clear()
-                log.warning("pub/sub listener lost Redis (%s); retrying in %.1fs", exc, backoff)
             except Exception as exc:
                 self.listening.clear()
-                if isinstance(exc, RuntimeError) and "closed" in str(exc):
-                    # redis-py writing to a connection uvloop has already
-                    # closed (its node was just killed): a lost connection
+                # a RuntimeError "... closed": redis-py writing to a connection
+                # uvloop has already closed (its node was just killed)
+                lost = isinstance(exc, (RedisError, OSError)) or (
+                    isinstance(exc, RuntimeError) and "closed" in str(exc)
+                )
+                if lost:
                     log.warning("pub/sub listener lost Redis (%s); retrying in %.1fs", exc, backoff)
                 else:
                     # a bug of its own must not end the process's only

@@ -29,7 +29,7 @@ from presence.protocol import Close, ErrorCode, ProtocolError
 from presence.schema.messages import ClientMessage, Ping
 from presence.store import ScriptError, ref_key, retry_key
 from presence.ws.hub import Conn, Hub
-from presence.ws.wire import BUDGET, WIRE, Budget, Wire
+from presence.ws.wire import WIRE, Wire
 
 log = logging.getLogger("presence.ws")
 
@@ -243,16 +243,16 @@ async def run(ws: WebSocket, role: Role) -> None:
     hub: Hub = ws.app.state.hubs[ctx.center.id]
     offered = ws.scope.get("subprotocols") or []
     await ws.accept(subprotocol=sub if sub in offered else None)
-    extensions = ws.scope.get("extensions") or {}
     # the socket's own transport, when served by `Wire` (frames written at once)
-    wire = extensions.get(WIRE)
-    conn = Conn(ws.send, sub, role.name, claims.sub, wire if isinstance(wire, Wire) else None)
+    wire = (ws.scope.get("extensions") or {}).get(WIRE)
+    if not isinstance(wire, Wire):
+        wire = None
+    conn = Conn(ws.send, sub, role.name, claims.sub, wire)
     # one budget for the socket's messages and its control frames (pings,
     # pongs), which the server's websocket layer charges (`presence.ws.wire`)
     limit = RateLimit(ctx.rate_per_second, ctx.rate_burst)
-    budget = extensions.get(BUDGET)
-    if isinstance(budget, Budget):
-        budget.allow = limit.allow
+    if wire is not None:
+        wire.budget.allow = limit.allow
     try:
         async with ctx.starts:
             first = await role.start(ctx, hub, conn)

@@ -42,9 +42,8 @@ from presence.protocol import Close
 
 log = logging.getLogger("presence.ws")
 
-# the key of `Budget` in the ASGI scope's "extensions"
-BUDGET = "presence.budget"
-# the key of the socket's `Wire` in the ASGI scope's "extensions" (`write_framed`)
+# the key of the socket's `Wire` in the ASGI scope's "extensions": the app
+# fills its `budget` and writes frames with `write_framed`
 WIRE = "presence.wire"
 
 
@@ -90,10 +89,9 @@ class Wire(WebSocketsSansIOProtocol):
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
-        # the app's task is created but not started yet: it finds the budget
+        # the app's task is created but not started yet: it finds the wire
         scope = getattr(self, "scope", None)
         if scope is not None:
-            scope["extensions"][BUDGET] = self.budget
             scope["extensions"][WIRE] = self
 
     def data_received(self, data: bytes) -> None:

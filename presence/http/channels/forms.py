@@ -25,13 +25,13 @@ from presence.http.channels.common import center_of, customer_of, status_url
 from presence.http.common import (
     FORM,
     Body,
-    centers_of,
     ctx_of,
     invalid,
     json,
     path_param,
     rate_limited,
     takes,
+    use_center,
     wants_json,
 )
 from presence.problems import Problem
@@ -170,10 +170,8 @@ async def post_center_case(request: Request, body: Body[WebForm]) -> Response:
     posts to ``/forms/<center>/case``): the case opens in that center, with
     its categories, rate limit and status links."""
     center = path_param(request, "center")
-    ctx = await centers_of(request).resolve(center)
-    if ctx is None:
+    if await use_center(request, center) is None:
         raise Problem(404, f"no center {center!r}", field="center", code="not_found")
-    request.state.ctx = ctx
     return await _post_case(request, body)
 
 
