@@ -41,6 +41,7 @@ from starlette.websockets import WebSocketDisconnect
 from presence import protocol
 from presence.config import Settings
 from presence.store import Store
+from presence.store.client import closed_transport
 from presence.tasks import stop_tasks
 from presence.ws.wire import Wire, framed
 
@@ -386,12 +387,7 @@ class Hub:
                 raise
             except Exception as exc:
                 self.listening.clear()
-                # a RuntimeError "... closed": redis-py writing to a connection
-                # uvloop has already closed (its node was just killed)
-                lost = isinstance(exc, (RedisError, OSError)) or (
-                    isinstance(exc, RuntimeError) and "closed" in str(exc)
-                )
-                if lost:
+                if isinstance(exc, (RedisError, OSError)) or closed_transport(exc):
                     log.warning("pub/sub listener lost Redis (%s); retrying in %.1fs", exc, backoff)
                 else:
                     # a bug of its own must not end the process's only
