@@ -56,8 +56,18 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Collection, Generator, Iterable, Mapping
 from operator import itemgetter
+from typing import Protocol
 
-from presence.kpi.aggregates import AGENT_FACTS, Agg, Groups, add_time, agg_of, fact_targets, sign_fact
+from presence.kpi.aggregates import (
+    AGENT_FACTS,
+    Agg,
+    Groups,
+    add_time,
+    agg_of,
+    fact_targets,
+    queues_of,
+    sign_fact,
+)
 from presence.kpi.events import Event
 from presence.kpi.facts import (
     F_AGENT,
@@ -90,6 +100,17 @@ _ts = itemgetter(F_TS)
 # The width of a bucket of folded facts and the spacing of the timelines'
 # marks: a sliding window that reaches before the fold point starts on one.
 BUCKET_MS = 60_000
+
+
+class FoldSink(Protocol):
+    """What a caller grouping the folded facts its own way (by an item's
+    customer, type, source: `rollup`) is told, as `IncrementalTracker.base` is."""
+
+    def add(self, row: FactRow, first_contact: bool) -> None:
+        """`row` is summed, first-contact resolved or not."""
+
+    def resolve(self, row: FactRow, n: int) -> None:
+        """`row`, summed before, stops (n = -1) counting as first-contact resolved."""
 
 
 class IncrementalTracker(Tracker):
@@ -134,6 +155,9 @@ class IncrementalTracker(Tracker):
         self._measures = Measures(bucket_ms)  # the timelines' marks, as arrays in this order
         # per window, running sums of the facts inside it
         self._running: dict[str, RunningWindow] = {}
+        # told of every fact summed into "today"'s base, and of every change of
+        # its first-contact resolution there: a caller's own grouping of them
+        self.on_fold: FoldSink | None = None
 
     # -- folding: the full pass's, plus the timelines and running sums
 
@@ -185,6 +209,8 @@ class IncrementalTracker(Tracker):
         if self.since is not None and ts >= self.since:
             _apply(self.base, row, fc)
             counted = True
+            if self.on_fold is not None:
+                self.on_fold.add(row, fc)
         if self.horizon is not None and ts >= self.horizon:
             m = ts - ts % self.bucket_ms
             b = self.buckets.get(m)
@@ -237,6 +263,8 @@ class IncrementalTracker(Tracker):
             ts = row[F_TS]
             if self.since is not None and ts >= self.since:
                 _resolve(self.base, row, n)
+                if self.on_fold is not None:
+                    self.on_fold.resolve(row, n)
             b = self.buckets.get(ts - ts % self.bucket_ms)  # none is kept before `horizon`
             if b is not None:
                 b.resolve(row, n)
@@ -468,6 +496,19 @@ class IncrementalTracker(Tracker):
             if rw.hi < k:
                 rw.end = max(rw.end, before - 1)
             rw.lo, rw.hi = max(0, rw.lo - k), max(0, rw.hi - k)
+
+    def folded_sums(self, chunk: int = STEP) -> Generator[None, None, Groups]:
+        """The sums of [since, folded_to) once folded there, facts and agent
+        time (for a closed range, as the full pass sums it with facts up to
+        but not at its end), in steps; the tracker's base is spent on it."""
+        if self.since is None or self.folded_to is None:
+            raise ValueError("folded_sums needs a tracker folded from `since`")
+        out = {"w": self.base}
+        yield from self._agent_sums(
+            out, [("w", self.since)], self.folded_to, queues_of(self.settings), chunk, None
+        )
+        self.base = Groups()
+        return out["w"]
 
     def retained(self) -> dict[str, int]:
         """How much the tracker holds: facts, items, closed spans, timeline

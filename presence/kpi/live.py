@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -45,23 +45,20 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from presence import protocol
-from presence.kpi import erlang, history
+from presence.kpi import erlang, history, replay
 from presence.kpi.aggregates import Agg, Groups
-from presence.kpi.events import Event
 from presence.kpi.facts import Settings
 from presence.kpi.incremental import BUCKET_MS, IncrementalTracker
+from presence.kpi.replay import Reach, views_chunked
 from presence.store import Store
 from presence.store.lock import Lock
 from presence.tasks import Pace, pace_sleep, stop_task
 
 log = logging.getLogger("presence.kpi")
 
-Entry = tuple[str, dict[Any, Any]]  # a stream entry: id, fields
-
 WINDOWS_MIN = {"60m": 60, "30m": 30, "15m": 15}
 SETTINGS_EVERY = 10.0  # seconds between re-reads of the center's settings
-VIEWS_CHUNK = 500  # agents' views per script call
-FEED_CHUNK = 500  # stream entries read, decoded and folded between yields
+FEED_CHUNK = 500  # stream entries read per tick call (then folded in chunks, `replay.fold_in`)
 AGENT_WINDOWS = ("today", "60m")  # the windows of each agent's row in ``kpis``
 FOLD_EVERY_MS = BUCKET_MS  # fold points, sliding windows' starts and buckets fall on whole minutes
 # How far back the tracker keeps facts and agents' changes. What it costs to
@@ -364,22 +361,18 @@ class LiveKpis:
 
     async def _rebuild(self, now: int, wins: Mapping[str, int]) -> None:
         """A new tracker from the streams: today (and the sliding windows)
-        read page by page and folded as it goes, so memory stays bounded."""
+        read page by page and folded as it goes (`replay`), so memory stays bounded."""
         since, start = wins["today"], min(wins.values())
         self._origin = start - history.MARGIN_MS
         tracker = IncrementalTracker(self.settings, since=since)
+        reach = Reach(self._origin, self._origin)
         k = self.store.keys
-        # stream ids are Redis's clock: read from a margin before, keep by ts
-        lo = f"{max(0, self._origin - history.MARGIN_MS)}-0"
-        # Each agent's status at the origin, before any event is fed: what
-        # preceded its first change since (that change's prev), or its view
-        # when it has not changed since. Learnt from that first change only
-        # when it is read, it would come after the agent's time was folded.
+        # Each agent's status at the origin, before any event is fed (`replay.status_at`)
         views = await views_chunked(self.store)
-        held = await self._status_at(lo)
+        held, seen = await replay.status_at(self.store, self._origin, page=REBUILD_PAGE)
         for v in views:
-            if v["agent_id"] not in held and int(v.get("since", 0)) <= self._origin:
-                _seed(tracker, v)
+            if v["agent_id"] not in seen and int(v.get("since", 0)) <= self._origin:
+                replay.seed(tracker, v)
         for aid, (status, reason, at) in held.items():
             tracker.seed_status(aid, status, reason, at)
         # the newest ids first: an event added while we read lies after them
@@ -390,21 +383,23 @@ class LiveKpis:
             "events": _s(last_e[0][0]) if last_e else "0-0",
             "status": _s(last_s[0][0]) if last_s else "0-0",
         }
-        async for ev_entries, st_entries in merged_pages(self.store, lo, REBUILD_PAGE):
-            last = await self._fold_in(tracker, ev_entries, st_entries)
-            if ev_entries and _after(ev_entries[-1][0], self._cursor["events"]):
-                self._cursor["events"] = ev_entries[-1][0]
-            if st_entries and _after(st_entries[-1][0], self._cursor["status"]):
-                self._cursor["status"] = st_entries[-1][0]
+
+        async def fold(last: int) -> None:
             # what lies well behind the read position is final: fold it now.
             # Read by id, the entries follow ``ts`` only to within the clock
             # margin (and entries of the two streams in one millisecond in
             # no known order): behind that margin, not only `RECENT_MS`
-            if last is not None:
-                before = min(fold_point(now), fold_point(last - history.MARGIN_MS))
-                await self._fold(tracker, before, fold_horizon(now))
+            before = min(fold_point(now), fold_point(last - history.MARGIN_MS))
+            await self._fold(tracker, before, fold_horizon(now))
+
+        pages = replay.replay(self.store, tracker, reach, fold, page=REBUILD_PAGE)
+        async for ev_entries, st_entries in pages:
+            if ev_entries and _after(ev_entries[-1][0], self._cursor["events"]):
+                self._cursor["events"] = ev_entries[-1][0]
+            if st_entries and _after(st_entries[-1][0], self._cursor["status"]):
+                self._cursor["status"] = st_entries[-1][0]
         for v in views:
-            _seed(tracker, v)  # a status that changed, but not in the streams
+            replay.seed(tracker, v)  # a status that changed, but not in the streams
         if tracker.inexact:
             # what the streams cannot tell exactly (a status change missing
             # from them, entries out of order by more than the margin): as
@@ -413,27 +408,6 @@ class LiveKpis:
             tracker.inexact = ""
         self.tracker = tracker
         self._day = since
-
-    async def _status_at(self, lo: str) -> dict[str, tuple[str, str, int]]:
-        """Per agent with a status change from id `lo` on (and ``ts`` from the
-        origin), the status it left at its first: (status, reason, since),
-        as `Tracker` reads a first change's ``prev``."""
-        out: dict[str, tuple[str, str, int]] = {}
-        seen: set[str] = set()
-        async for page in history.pages(
-            self.store, self.store.keys.status_stream, lo, page_size=REBUILD_PAGE
-        ):
-            for e in history.decode(page, status=True):
-                if e.ts < self._origin or e.agent in seen:
-                    continue
-                seen.add(e.agent)
-                try:
-                    at = int(float(e.get("prev_since")))
-                except ValueError:
-                    continue
-                if e.get("prev") and 0 < at <= e.ts:
-                    out[e.agent] = (e.get("prev"), e.get("prev_reason"), at)
-        return out
 
     async def _feed(self) -> None:
         assert self.tracker is not None
@@ -447,50 +421,12 @@ class LiveKpis:
         # the cursor moves once what it read is in the tracker: a call that
         # fails on the way (a Redis timeout) leaves it where it was, and the
         # next tick reads the same entries again
-        await self._fold_in(self.tracker, ev_entries, st_entries)
+        reach = Reach(self._origin, self._origin)
+        await replay.fold_in(self.store, self.tracker, ev_entries, st_entries, reach)
         if ev_entries:
             self._cursor["events"] = ev_entries[-1][0]
         if st_entries:
             self._cursor["status"] = st_entries[-1][0]
-
-    async def _fold_in(
-        self, tracker: IncrementalTracker, ev_entries: list[Entry], st_entries: list[Entry]
-    ) -> int | None:
-        """Feed stream entries to `tracker`; the latest ``ts`` fed (None: none)."""
-        # a second of events under load is thousands of entries: decode and
-        # fold them in chunks, yielding between, or the pass stalls every
-        # socket of this process (it was the tail of the assignment latency)
-        routing: list[Event] = []
-        for i in range(0, len(ev_entries), FEED_CHUNK):
-            routing += history.decode(ev_entries[i : i + FEED_CHUNK], status=False)
-            await asyncio.sleep(0)
-        await self._recall(tracker, routing)
-        origin = self._origin
-        events = [e for e in routing if e.ts >= origin]
-        events += [e for e in history.decode(st_entries, status=True) if e.ts >= origin]
-        if not events:
-            return None
-        events.sort(key=lambda e: e.ts)
-        arrivals, accepts = await history.item_times(self.store, events, tracker.items, tracker.arrived)
-        tracker.arrivals.update(arrivals)
-        tracker.accepts.update(accepts)
-        for i in range(0, len(events), FEED_CHUNK):
-            tracker.feed(events[i : i + FEED_CHUNK])
-            await asyncio.sleep(0)
-        return events[-1].ts
-
-    async def _recall(self, tracker: IncrementalTracker, routing: list[Event]) -> None:
-        """Items the tracker forgot (finished an hour ago or more) that have
-        events again, e.g. a case re-opened: their state back from their own
-        history first. An item whose first event is its create is new."""
-        batch: dict[str, list[Event]] = {}
-        for e in routing:
-            if e.work and (e.work in batch or (e.work not in tracker.items and e.ev != "create")):
-                batch.setdefault(e.work, []).append(e)
-        if not batch:
-            return
-        for wid, hist in (await history.item_histories(self.store, batch)).items():
-            tracker.recall(wid, history.earlier(hist, batch[wid], self._origin))
 
     async def _fold(self, tracker: IncrementalTracker, before: int, horizon: int) -> None:
         """Fold what is older than `before` into per-minute sums from
@@ -539,57 +475,8 @@ class LiveKpis:
         return self.last
 
 
-async def views_chunked(store: Store, chunk: int = VIEWS_CHUNK) -> list[dict[str, Any]]:
-    """Every agent's view, read `chunk` agents per script call (the loop runs between)."""
-    ids = sorted(_s(x) for x in await store.redis.smembers(store.keys.agents))
-    out: list[dict[str, Any]] = []
-    for i in range(0, len(ids), chunk):
-        out += await store.views(ids[i : i + chunk])
-    return out
-
-
-async def merged_pages(store: Store, lo: str, page: int) -> AsyncIterator[tuple[list[Entry], list[Entry]]]:
-    """Both streams from id `lo` on, `page` entries per call, as chunks of
-    (event entries, status entries) that end at the same id: each chunk
-    holds every entry of either stream up to where it ends."""
-    k = store.keys
-    keys = {"events": k.event_stream, "status": k.status_stream}
-    start = dict.fromkeys(keys, lo)
-    buf: dict[str, list[Entry]] = {n: [] for n in keys}
-    done = dict.fromkeys(keys, False)
-    while True:
-        for n, key in keys.items():
-            if not buf[n] and not done[n]:
-                got: list[Any] = await store.redis.xrange(key, min=start[n], max="+", count=page) or []
-                buf[n] = [(_s(i), dict(f or {})) for i, f in got]
-                done[n] = len(got) < page
-                if buf[n]:
-                    start[n] = "(" + buf[n][-1][0]
-        if not buf["events"] and not buf["status"]:
-            return
-        # as far as both are known: a stream still being read bounds the chunk
-        ends = [_id(buf[n][-1][0]) for n in keys if buf[n] and not done[n]]
-        upto = min(ends) if ends else None
-        chunk = {}
-        for n in keys:
-            i = len(buf[n]) if upto is None else sum(1 for e in buf[n] if _id(e[0]) <= upto)
-            chunk[n], buf[n] = buf[n][:i], buf[n][i:]
-        yield chunk["events"], chunk["status"]
-
-
-def _seed(tracker: IncrementalTracker, view: Mapping[str, Any]) -> None:
-    """The agent's current status, for a tracker that saw no change of it."""
-    since = int(view.get("since", 0))
-    tracker.seed_status(view["agent_id"], view.get("status", ""), view.get("reason", ""), since)
-
-
-def _id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
 def _after(a: str, b: str) -> bool:
-    return _id(a) > _id(b)
+    return replay.entry_id(a) > replay.entry_id(b)
 
 
 def _s(v: Any) -> str:

@@ -19,17 +19,20 @@ dying half-way only leaves work to redo.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgpack
 
-from presence.kpi import history
-from presence.kpi.aggregates import Agg
-from presence.kpi.facts import Fact
+from presence.kpi import history, replay
+from presence.kpi.aggregates import Agg, agg_of, apply_fact
+from presence.kpi.facts import F_WORK, Fact, FactRow
+from presence.kpi.incremental import IncrementalTracker
+from presence.kpi.replay import Reach
 from presence.kpi.tracker import Tracker
 from presence.store import Store
 from presence.store.lock import Lock
@@ -43,8 +46,10 @@ LOCK_TTL_MS = 300_000  # the roll-up lock, renewed after each hour
 LOOKBACK_MS = 6 * HOUR_MS  # events read before an hour, for arrivals and accepts
 STATUS_AHEAD_MS = 24 * HOUR_MS  # status changes read after a range, for the status held at its end
 DIMENSIONS = ("center", "queue", "channel", "agent", "customer", "type", "source")
+BY_ITEM = ("customer", "type", "source")  # the dimensions read from each item's attributes
 
 Rolled = dict[str, dict[str, Agg]]  # dimension -> value -> sums
+T = TypeVar("T")
 
 
 def hour_name(start_ms: int) -> str:
@@ -82,7 +87,7 @@ def summarise(tracker: Tracker, start: int, end: int, attrs: Mapping[str, Mappin
         "channel": groups.channels,
         "agent": groups.agents,
     }
-    for dim in ("customer", "type", "source"):
+    for dim in BY_ITEM:
 
         def key(f: Fact, dim: str = dim) -> str | None:
             return attrs.get(f.work, {}).get(dim, "")
@@ -91,10 +96,115 @@ def summarise(tracker: Tracker, start: int, end: int, attrs: Mapping[str, Mappin
     return {d: v for d, v in out.items() if v}
 
 
+async def roll_range(store: Store, start: int, end: int, settings: Any = None) -> Rolled:
+    """The additive sums of [start, end) by every dimension, as `summarise`
+    sums `compute_range`'s tracker, read page by page and folded as read
+    (`replay`): memory follows the last minutes' events, not the range's.
+
+    The same events are fed as to the full pass: routing events from
+    `LOOKBACK_MS` before (folded as read, items still open kept), status
+    changes of the range, each agent's status at its start seeded from its
+    first change after (up to `STATUS_AHEAD_MS` on) or its view. An item
+    folded and forgotten that has events again is recalled from its own
+    history (from the look-back on, as the full pass was fed it).
+    """
+    st = settings or await history.settings(store)
+    now = store.now_ms()
+    tracker = IncrementalTracker(st, since=start)
+    by_item = ByItem(store)
+    tracker.on_fold = by_item
+    held, seen = await replay.status_at(store, start, min(max(end, now), end + STATUS_AHEAD_MS))
+    late = []
+    for v in await replay.views_chunked(store):
+        since = int(v.get("since", 0))
+        if v["agent_id"] in seen or since >= end:
+            continue  # a status from `end` on counts for nothing here
+        if since <= start:
+            replay.seed(tracker, v)
+        else:
+            # a change the streams lack: seeded before the events, it would
+            # colour the agent's time before it
+            late.append(v)
+    for aid, (status, reason, at) in held.items():
+        tracker.seed_status(aid, status, reason, at)
+
+    async def fold(last: int) -> None:
+        # behind the read position less the clock margin (entries are read
+        # by id, which follows ``ts`` only that closely), and never past `end`
+        await _steps(tracker.fold_steps(min(end, last - history.MARGIN_MS)))
+        await by_item.flush()
+
+    async for _ in replay.replay(store, tracker, Reach(start - LOOKBACK_MS, start, end), fold):
+        pass
+    for v in late:
+        replay.seed(tracker, v)
+    await _steps(tracker.fold_steps(end))
+    await by_item.flush()
+    if tracker.inexact:
+        log.warning("roll-up of %s not exact: %s", hour_name(start), tracker.inexact)
+    groups = await _steps(tracker.folded_sums())
+    out: Rolled = {
+        "center": {"": groups.center},
+        "queue": groups.queues,
+        "channel": groups.channels,
+        "agent": groups.agents,
+        **by_item.sums,
+    }
+    return {d: v for d, v in out.items() if v}
+
+
+class ByItem:
+    """The facts a tracker folds, summed by their item's customer, type and
+    source (`history.attributes`, read once per page for the page's items):
+    a `incremental.FoldSink` holding one page's facts at most."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.sums: Rolled = {d: {} for d in BY_ITEM}
+        self._added: list[tuple[FactRow, bool]] = []
+        self._resolved: list[tuple[FactRow, int]] = []
+
+    def add(self, row: FactRow, first_contact: bool) -> None:
+        self._added.append((row, first_contact))
+
+    def resolve(self, row: FactRow, n: int) -> None:
+        self._resolved.append((row, n))
+
+    async def flush(self) -> None:
+        """Sum the facts told of since the last flush."""
+        added, resolved = self._added, self._resolved
+        if not added and not resolved:
+            return
+        self._added, self._resolved = [], []
+        works = {r[F_WORK] for r, _ in added} | {r[F_WORK] for r, _ in resolved}
+        attrs = await history.attributes(self.store, works - {""})
+        for row, first_contact in added:
+            f = Fact._make(row)._replace(first_contact=first_contact)
+            of = attrs.get(f.work, {})
+            for dim in BY_ITEM:
+                apply_fact(agg_of(self.sums[dim], of.get(dim, "")), f)
+        for row, n in resolved:
+            of = attrs.get(row[F_WORK], {})
+            for dim in BY_ITEM:
+                agg_of(self.sums[dim], of.get(dim, "")).resolved_first += n
+
+
+async def _steps(steps: Generator[None, None, T]) -> T:
+    """Run a tracker's steps, yielding to the event loop between them (the
+    roll-up runs beside this process's sockets)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        await asyncio.sleep(0)
+
+
 async def compute_range(
     store: Store, start: int, end: int, settings: Any = None
 ) -> tuple[Tracker, dict[str, dict[str, str]]]:
-    """A tracker fed with everything needed for exact figures in [start, end)."""
+    """A tracker fed with everything needed for exact figures in [start, end),
+    in one piece (the full pass: reports from the raw streams)."""
     st = settings or await history.settings(store)
     now = store.now_ms()
     routing = await history.load(store, start - LOOKBACK_MS, end, status=False)
@@ -187,8 +297,7 @@ class Rollup(Periodic):
 
     async def roll_hour(self, start: int, settings: Any = None, *, day: bool = True) -> Rolled:
         """Compute and store one hour, and (unless told not to) re-sum its day."""
-        tracker, attrs = await compute_range(self.store, start, start + HOUR_MS, settings)
-        rolled = summarise(tracker, start, start + HOUR_MS, attrs)
+        rolled = await roll_range(self.store, start, start + HOUR_MS, settings)
         k = self.store.keys
         await self.store.redis.set(k.kpi_hour(hour_name(start)), encode(rolled), ex=self.rollup_ttl)
         if day:

@@ -1,0 +1,207 @@
+"""Replaying the streams into an `IncrementalTracker`, page by page, folding as it reads.
+
+The live KPIs' rebuild (`live.LiveKpis`) and the hourly roll-up (`rollup`)
+both need a tracker fed a long stretch of the streams (a day so far, an hour
+and its look-back) without holding it: `replay` reads both streams a page at
+a time (`merged_pages`), feeds each page (`fold_in`) and hands the caller the
+latest ``ts`` fed, so it folds what lies behind the read position (less the
+clock margin: entries are read by id, which follows ``ts`` only that
+closely). What stays in memory is then the last minutes' events, the items
+still open and one timeline per agent, not the stretch read.
+
+Two things a stretch read from its start cannot tell are asked for apart:
+
+* each agent's status at the start (`status_at`): what preceded its first
+  change since, or its view when it has not changed (`seed`). Learnt from
+  that first change only when it is read, it would come after the agent's
+  time was folded;
+* an item the tracker forgot (folded, finished) that has events again, e.g.
+  a case re-opened: its state comes back from its own history (`recall`),
+  so its earlier completion is judged again exactly.
+
+What `Reach` bounds (by ``ts``) is what the full pass over the same stretch
+is fed, so the two give the same figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from presence.kpi import history
+from presence.kpi.events import Event
+from presence.kpi.incremental import IncrementalTracker
+from presence.store import Store
+
+Entry = tuple[str, dict[Any, Any]]  # a stream entry: id, fields
+
+FEED_CHUNK = 500  # stream entries decoded and folded between yields
+VIEWS_CHUNK = 500  # agents' views per script call
+MAX_SEQ = 18446744073709551615  # the highest sequence number of a stream id
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """The events a replay feeds, by ``ts``: routing events from `routing`
+    (an item's earlier events are recalled from there too), status changes
+    from `status`, none after `until` (None: up to the streams' end)."""
+
+    routing: int
+    status: int
+    until: int | None = None
+
+    def lo(self) -> str:
+        """The first stream id to read (ids are Redis's clock: a margin before)."""
+        return f"{max(0, min(self.routing, self.status) - history.MARGIN_MS)}-0"
+
+    def hi(self) -> str:
+        return "+" if self.until is None else f"{self.until + history.MARGIN_MS}-{MAX_SEQ}"
+
+
+async def replay(
+    store: Store,
+    tracker: IncrementalTracker,
+    reach: Reach,
+    fold: Callable[[int], Awaitable[None]],
+    *,
+    page: int = history.PAGE,
+) -> AsyncIterator[tuple[list[Entry], list[Entry]]]:
+    """Feed `tracker` the streams within `reach`, a page at a time; after
+    each page that fed an event, `fold(latest ts fed)` (the caller folds
+    what lies far enough behind it). Yields each page's entries once fed,
+    for a caller that follows its read position."""
+    async for ev_entries, st_entries in merged_pages(store, reach.lo(), page, reach.hi()):
+        last = await fold_in(store, tracker, ev_entries, st_entries, reach)
+        if last is not None:
+            await fold(last)
+        yield ev_entries, st_entries
+
+
+async def fold_in(
+    store: Store, tracker: IncrementalTracker, ev_entries: list[Entry], st_entries: list[Entry], reach: Reach
+) -> int | None:
+    """Feed stream entries within `reach` to `tracker`; the latest ``ts`` fed (None: none)."""
+    # a second of events under load is thousands of entries: decode and
+    # fold them in chunks, yielding between, or the pass stalls every
+    # socket of this process (it was the tail of the assignment latency)
+    routing: list[Event] = []
+    for i in range(0, len(ev_entries), FEED_CHUNK):
+        routing += history.decode(ev_entries[i : i + FEED_CHUNK], status=False)
+        await asyncio.sleep(0)
+    until = reach.until
+    if until is not None:
+        routing = [e for e in routing if e.ts <= until]
+    await recall(store, tracker, routing, reach.routing)
+    events = [e for e in routing if e.ts >= reach.routing]
+    events += [
+        e
+        for e in history.decode(st_entries, status=True)
+        if e.ts >= reach.status and (until is None or e.ts <= until)
+    ]
+    if not events:
+        return None
+    events.sort(key=lambda e: e.ts)
+    arrivals, accepts = await history.item_times(store, events, tracker.items, tracker.arrived)
+    tracker.arrivals.update(arrivals)
+    tracker.accepts.update(accepts)
+    for i in range(0, len(events), FEED_CHUNK):
+        tracker.feed(events[i : i + FEED_CHUNK])
+        await asyncio.sleep(0)
+    return events[-1].ts
+
+
+async def recall(store: Store, tracker: IncrementalTracker, routing: list[Event], since: int) -> None:
+    """Items the tracker forgot (finished and folded) that have events
+    again, e.g. a case re-opened: their state back from their own history
+    (from `since` on, as the tracker was fed) first. An item whose first
+    event is its create is new."""
+    batch: dict[str, list[Event]] = {}
+    for e in routing:
+        if e.work and (e.work in batch or (e.work not in tracker.items and e.ev != "create")):
+            batch.setdefault(e.work, []).append(e)
+    if not batch:
+        return
+    for wid, hist in (await history.item_histories(store, batch)).items():
+        tracker.recall(wid, history.earlier(hist, batch[wid], since))
+
+
+async def status_at(
+    store: Store, since: int, until: int | None = None, *, page: int = history.PAGE
+) -> tuple[dict[str, tuple[str, str, int]], set[str]]:
+    """Per agent with a status change in [since, until], the status it left
+    at its earliest: (status, reason, since), as `Tracker` reads a first
+    change's ``prev``; and every agent with a change there (those with no
+    usable ``prev`` too, whom a view must not seed either)."""
+    out: dict[str, tuple[str, str, int]] = {}
+    first: dict[str, int] = {}
+    hi = "+" if until is None else f"{until + history.MARGIN_MS}-{MAX_SEQ}"
+    lo = f"{max(0, since - history.MARGIN_MS)}-0"
+    async for entries in history.pages(store, store.keys.status_stream, lo, hi, page_size=page):
+        for e in history.decode(entries, status=True):
+            # the earliest by ``ts`` (read by id, the stream follows it only
+            # to within the clock margin), as the full pass sorts them
+            if e.ts < since or (until is not None and e.ts > until) or first.get(e.agent, e.ts + 1) <= e.ts:
+                continue
+            first[e.agent] = e.ts
+            out.pop(e.agent, None)
+            try:
+                at = int(float(e.get("prev_since")))
+            except ValueError:
+                continue
+            if e.get("prev") and 0 < at <= e.ts:
+                out[e.agent] = (e.get("prev"), e.get("prev_reason"), at)
+    return out, set(first)
+
+
+def seed(tracker: IncrementalTracker, view: Mapping[str, Any]) -> None:
+    """The agent's current status (its view), for a tracker that saw no change of it."""
+    since = int(view.get("since", 0))
+    tracker.seed_status(view["agent_id"], view.get("status", ""), view.get("reason", ""), since)
+
+
+async def views_chunked(store: Store, chunk: int = VIEWS_CHUNK) -> list[dict[str, Any]]:
+    """Every agent's view, read `chunk` agents per script call (the loop runs between)."""
+    ids = sorted(history._s(x) for x in await store.redis.smembers(store.keys.agents))
+    out: list[dict[str, Any]] = []
+    for i in range(0, len(ids), chunk):
+        out += await store.views(ids[i : i + chunk])
+    return out
+
+
+async def merged_pages(
+    store: Store, lo: str, page: int, hi: str = "+"
+) -> AsyncIterator[tuple[list[Entry], list[Entry]]]:
+    """Both streams with ids in [lo, hi], `page` entries per call, as chunks
+    of (event entries, status entries) that end at the same id: each chunk
+    holds every entry of either stream up to where it ends."""
+    k = store.keys
+    keys = {"events": k.event_stream, "status": k.status_stream}
+    start = dict.fromkeys(keys, lo)
+    buf: dict[str, list[Entry]] = {n: [] for n in keys}
+    done = dict.fromkeys(keys, False)
+    while True:
+        for n, key in keys.items():
+            if not buf[n] and not done[n]:
+                got: list[Any] = await store.redis.xrange(key, min=start[n], max=hi, count=page) or []
+                buf[n] = [(history._s(i), dict(f or {})) for i, f in got]
+                done[n] = len(got) < page
+                if buf[n]:
+                    start[n] = "(" + buf[n][-1][0]
+        if not buf["events"] and not buf["status"]:
+            return
+        # as far as both are known: a stream still being read bounds the chunk
+        ends = [entry_id(buf[n][-1][0]) for n in keys if buf[n] and not done[n]]
+        upto = min(ends) if ends else None
+        chunk = {}
+        for n in keys:
+            i = len(buf[n]) if upto is None else sum(1 for e in buf[n] if entry_id(e[0]) <= upto)
+            chunk[n], buf[n] = buf[n][:i], buf[n][i:]
+        yield chunk["events"], chunk["status"]
+
+
+def entry_id(entry_id: str) -> tuple[int, int]:
+    """A stream id as (ms, sequence), for comparing two."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
