@@ -46,6 +46,7 @@ LOCK_TTL_MS = 300_000  # the roll-up lock, renewed after each hour
 LOOKBACK_MS = 6 * HOUR_MS  # events read before an hour, for arrivals and accepts
 STATUS_AHEAD_MS = 24 * HOUR_MS  # status changes read after a range, for the status held at its end
 DIMENSIONS = ("center", "queue", "channel", "agent", "customer", "type", "source")
+PAGE = history.PAGE  # stream entries read per call (and folded before the next)
 BY_ITEM = ("customer", "type", "source")  # the dimensions read from each item's attributes
 
 Rolled = dict[str, dict[str, Agg]]  # dimension -> value -> sums
@@ -134,7 +135,7 @@ async def roll_range(store: Store, start: int, end: int, settings: Any = None) -
         await _steps(tracker.fold_steps(min(end, last - history.MARGIN_MS)))
         await by_item.flush()
 
-    async for _ in replay.replay(store, tracker, Reach(start - LOOKBACK_MS, start, end), fold):
+    async for _ in replay.replay(store, tracker, Reach(start - LOOKBACK_MS, start, end), fold, page=PAGE):
         pass
     for v in late:
         replay.seed(tracker, v)

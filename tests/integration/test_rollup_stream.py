@@ -1,0 +1,281 @@
+"""The hourly roll-up, read page by page and folded as read, against the full pass.
+
+A random history driven through the real scripts with the clock (stream ids
+stay Redis's own, so the hour rolled is the one around the test's own
+time): items across the hour's start and end, a case re-opened in the hour
+after its completion was folded, another finished in the look-back and
+re-opened, statuses held across both ends. The roll-up must give exactly
+the sums of the full pass (`compute_range` + `summarise`) in every
+dimension; and its memory must follow the traffic's rate, not the hour's
+length.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import tracemalloc
+import uuid
+from collections.abc import AsyncIterator
+
+import msgpack
+import pytest
+from redis.asyncio import Redis as AsyncRedis
+
+from presence.center import parse_center
+from presence.kpi import history, rollup
+from presence.kpi.rollup import HOUR_MS, Rollup, compute_range, roll_range, summarise
+from presence.store import Store, new_work_id
+from presence.store.cases import transfer
+from presence.store.keys import Keys
+
+pytestmark = pytest.mark.in_process
+
+MIN = 60_000
+AGENTS = [f"a{i}" for i in range(5)]
+QUEUES = ("support", "billing")
+CHANNELS = ("chat", "voice", "email")
+
+
+@pytest.fixture
+async def driven(redis_server: str) -> AsyncIterator[tuple[Store, list[float], int]]:
+    """A center whose clock the test drives, and the start of the range to
+    roll up: half an hour before now, so the stream ids (Redis's clock, now)
+    lie within the range's reads (from its look-back to just after it)."""
+    client = AsyncRedis.from_url(redis_server)
+    start = int(time.time() * 1000) - 30 * MIN
+    start -= start % MIN
+    clock = [(start - 7 * 60 * MIN) / 1000]
+    store = Store(client, "ru" + uuid.uuid4().hex[:8], clock=lambda: clock[0])
+    await store.sync_center(
+        parse_center(
+            {
+                "queues": [
+                    {"name": "support"},
+                    {"name": "billing"},
+                    {"name": "backoffice", "push_timeout": 0},
+                ],
+                "agents": [{"id": a, "queues": ["support", "billing", "backoffice"]} for a in AGENTS],
+            }
+        )
+    )
+    await client.hset(
+        store.keys.case_config,
+        mapping={"statuses": msgpack.packb(["New", "Open", "Closed"]), "initial": "New",
+                 "closed": "Closed", "reopen": "Open"},
+    )  # fmt: skip
+    yield store, clock, start
+    await client.delete(*[key async for key in client.scan_iter(match=store.keys.prefix + "*")])
+    await client.aclose()
+
+
+async def _case(store: Store, ref: str, customer: str) -> tuple[str, str]:
+    """An email from thread `ref`: a new case, or the case of its thread again."""
+    data = msgpack.packb({"customer": {"id": customer}, "payload": {"type": "claim", "source": "mail"}})
+    reply = await store.scripts.call(
+        "case_intake", store.keys.prefix, store.now_ms(), new_work_id(), "support", "email", 0,
+        data, msgpack.packb({}), msgpack.packb({}), "", "", "",
+        msgpack.packb([ref]), msgpack.packb([ref]), "join", "1", 86400,
+    )  # fmt: skip
+    return str(reply[0]), str(reply[1])
+
+
+async def _answer(store: Store, wid: str) -> str | None:
+    """Route and accept `wid` as whoever it is offered to (None: nobody free)."""
+    item = await store.get_work(wid, history=False)
+    assert item is not None
+    await store.route([item["queue"]])
+    item = await store.get_work(wid, history=False)
+    assert item is not None
+    if item["state"] != "offered":
+        return None
+    await store.accept(item["agent_id"], wid)
+    return str(item["agent_id"])
+
+
+async def _history(store: Store, clock: list[float], start: int, seed: int) -> dict[str, str]:
+    """Drive a random history around [start, start + 1 h); returns the cases."""
+    rnd = random.Random(seed)
+
+    def at(minutes: float) -> None:
+        t = (start + int(minutes * MIN)) / 1000
+        assert t >= clock[0], "the clock never goes back"
+        clock[0] = t
+
+    # before the look-back: everyone signs in; one item waits from then on,
+    # another is accepted then and completed in the hour
+    at(-420)
+    for a in AGENTS[:-1]:  # the last agent never changes: seeded from its view
+        await store.conn_open(a, f"c-{a}", 30 * 86400)
+        await store.set_status(a, "Available", "", a)
+    ancient = (await store.intake_work(new_work_id(), "backoffice", "chat", 0, {}, {})).work_id
+    at(-410)
+    old = (await store.intake_work(new_work_id(), "billing", "voice", 0, {}, {})).work_id
+    old_agent = await _answer(store, old)
+    assert old_agent is not None
+    # a case finished in the look-back, re-opened in the hour
+    at(-200)
+    past_case, outcome = await _case(store, "thread-past", "cust-p")
+    assert outcome == "created"
+    past_agent = await _answer(store, past_case)
+    assert past_agent is not None
+    at(-190)
+    await store.complete(past_agent, past_case, "solved")
+
+    held: dict[str, tuple[str, float]] = {}  # work -> (agent, when it is done)
+    waiting: list[str] = []
+    case = ""
+    reopened = past_reopened = away = back = False
+    m = -60.0
+    while m < 95:
+        at(m)
+        if rnd.random() < 0.6:
+            data = {"customer": {"id": f"cust-{rnd.randrange(6)}"}, "payload": {"type": rnd.choice("xyz")}}
+            wid = (
+                await store.intake_work(new_work_id(), rnd.choice(QUEUES), rnd.choice(CHANNELS), 0, data, {})
+            ).work_id
+            waiting.append(wid)
+        for wid in list(waiting):
+            if wid not in (case, past_case) and rnd.random() < 0.07:
+                await store.cancel(wid, "hangup")
+                waiting.remove(wid)
+                continue
+            agent = await _answer(store, wid)
+            if agent is not None:
+                waiting.remove(wid)
+                held[wid] = (agent, m + rnd.uniform(0.5, 12))
+        for wid, (agent, done) in list(held.items()):
+            if done > m:
+                continue
+            del held[wid]
+            if rnd.random() < 0.12:
+                await transfer(
+                    store, wid, "transfer", f"agent:{agent}", holder_only=agent, to_queue="support"
+                )
+                waiting.append(wid)
+            else:
+                await store.complete(agent, wid, "ok")
+        if rnd.random() < 0.08:
+            a = rnd.choice(AGENTS[1:-1])  # the first is on its break
+            view = (await store.views([a]))[0]
+            await store.set_status(a, "Available" if view["status"] != "Available" else "Break", "", a)
+        if m >= 2 and not case:
+            case, _ = await _case(store, "thread-1", "cust-c")
+            waiting.append(case)
+        elif case and m >= 40 and not reopened and case not in waiting and case not in held:
+            # long after its completion was folded: the customer writes again
+            again, outcome = await _case(store, "thread-1", "cust-c")
+            assert (again, outcome) == (case, "reopened")
+            waiting.append(case)
+            reopened = True
+        if m >= 20 and not past_reopened:
+            again, outcome = await _case(store, "thread-past", "cust-p")
+            assert (again, outcome) == (past_case, "reopened")
+            waiting.append(past_case)
+            past_reopened = True
+        if m >= 25 and ancient:
+            await store.route(["backoffice"])
+            item = await store.get_work(ancient, history=False)
+            if item is not None and item["state"] == "offered":
+                await store.accept(item["agent_id"], ancient)
+                held[ancient] = (item["agent_id"], m + 3)
+                ancient = ""
+        if m >= 30 and old_agent:
+            await store.complete(old_agent, old, "done")
+            old_agent = ""
+        if m >= -20 and not away:
+            # an agent on a break from before the hour until after it
+            await store.set_status(AGENTS[0], "Break", "Coffee", AGENTS[0])
+            away = True
+        if m >= 75 and not back:
+            await store.set_status(AGENTS[0], "Available", "", AGENTS[0])
+            back = True
+        m += rnd.uniform(0.2, 1.5)
+    assert reopened and past_reopened and not ancient
+    return {"case": case, "past": past_case}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_the_streamed_roll_up_equals_the_full_pass(
+    driven: tuple[Store, list[float], int], seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, clock, start = driven
+    monkeypatch.setattr(rollup, "PAGE", 23)  # many pages, a fold after each
+    await _history(store, clock, start, seed)
+    end = start + HOUR_MS
+    tracker, attrs = await compute_range(store, start, end)
+    want = summarise(tracker, start, end, attrs)
+    got = await roll_range(store, start, end)
+    assert sorted(got) == sorted(want)
+    for dim in want:
+        assert got[dim] == want[dim], dim
+    center = want["center"][""]
+    assert center.handled and center.resolved_first < center.handled  # the re-opens spoiled some
+    assert want["agent"][AGENTS[0]].status_ms.get("Break") == HOUR_MS  # held across both ends
+    assert set(want["customer"]) >= {"cust-c", "cust-p"}
+
+
+async def _write_traffic(client: AsyncRedis, cid: str, hour: int, minutes: int, per_s: float) -> None:
+    """`minutes` of traffic from `hour` on, `per_s` items a second, straight
+    into the streams (ids = ts): each item created, answered 10 s later and
+    completed a minute after."""
+    k = Keys(cid)
+    pipe = client.pipeline(transaction=False)
+    n = int(minutes * 60 * per_s)
+    entries = []
+    for i in range(n):
+        t = hour + int(i * 1000 / per_s)
+        w, q, c = f"w{i}", QUEUES[i % 2], CHANNELS[i % 3]
+        agent = AGENTS[i % len(AGENTS)]
+        entries += [
+            (t, {"ev": "create", "work": w, "queue": q, "channel": c}),
+            (t + 10_000, {"ev": "accept", "work": w, "agent": agent, "queue": q, "channel": c}),
+            (t + 70_000, {"ev": "complete", "work": w, "agent": agent, "queue": q, "channel": c}),
+        ]
+    for ts, f in sorted(entries, key=lambda e: e[0]):
+        pipe.xadd(k.event_stream, {**f, "ts": str(ts)}, id=f"{ts}-*")
+    for a in AGENTS:
+        f = {
+            "agent": a,
+            "status": "Available",
+            "reason": "",
+            "prev": "Offline",
+            "prev_since": str(hour - HOUR_MS),
+        }
+        pipe.xadd(k.status_stream, {**f, "ts": str(hour + 1)}, id=f"{hour + 1}-*")
+    await pipe.execute()
+
+
+async def test_the_roll_up_s_memory_follows_the_rate_not_the_hour(
+    redis_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten minutes of traffic and forty at the same rate: rolled up, the
+    second holds no more at its peak (the full pass held four times as much)."""
+    # a page well below ten minutes' entries (the default, 5000, is more
+    # than the shorter hour's, and then the page is what the peak measures)
+    monkeypatch.setattr(rollup, "PAGE", 500)
+    client = AsyncRedis.from_url(redis_server)
+    hour = int(time.time() * 1000) - 5 * HOUR_MS
+    hour -= hour % HOUR_MS
+    peaks = {}
+    cids = []
+    try:
+        for minutes in (10, 40):
+            cid = "rm" + uuid.uuid4().hex[:8]
+            cids.append(cid)
+            await _write_traffic(client, cid, hour, minutes, 2.0)
+            store = Store(client, cid, clock=lambda: (hour + 2 * HOUR_MS) / 1000)
+            roll = Rollup(store, retention_days=31)
+            settings = await history.settings(store)
+            tracemalloc.start()
+            try:
+                rolled = await roll.roll_hour(hour, settings, day=False)
+                peaks[minutes] = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            assert rolled["center"][""].handled == minutes * 60 * 2
+        assert peaks[40] < 1.5 * peaks[10], peaks
+    finally:
+        for cid in cids:
+            await client.delete(*[key async for key in client.scan_iter(match=Keys(cid).prefix + "*")])
+        await client.aclose()
