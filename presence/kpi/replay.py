@@ -118,9 +118,17 @@ async def recall(store: Store, tracker: IncrementalTracker, routing: list[Event]
     (from `since` on, as the tracker was fed) first. An item whose first
     event is its create is new."""
     batch: dict[str, list[Event]] = {}
+    new: set[str] = set()  # first seen here by their create: nothing to recall
     for e in routing:
-        if e.work and (e.work in batch or (e.work not in tracker.items and e.ev != "create")):
-            batch.setdefault(e.work, []).append(e)
+        if not e.work or e.work in new:
+            continue
+        if e.work in batch:
+            batch[e.work].append(e)
+        elif e.work not in tracker.items:
+            if e.ev == "create":
+                new.add(e.work)
+            else:
+                batch[e.work] = [e]
     if not batch:
         return
     for wid, hist in (await history.item_histories(store, batch)).items():

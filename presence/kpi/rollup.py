@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Generator, Mapping
+from collections.abc import Container, Generator, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -47,6 +47,14 @@ LOOKBACK_MS = 6 * HOUR_MS  # events read before an hour, for arrivals and accept
 STATUS_AHEAD_MS = 24 * HOUR_MS  # status changes read after a range, for the status held at its end
 DIMENSIONS = ("center", "queue", "channel", "agent", "customer", "type", "source")
 PAGE = history.PAGE  # stream entries read per call (and folded before the next)
+# How far behind the latest ``ts`` read the roll-up folds. Entries are read
+# by id (Redis's clock), which follows ``ts`` (the writing server's) to
+# within the servers' clock skew: an agent's change read later than this
+# after its time makes the roll-up read its range again (`roll_range`).
+# What it costs to be long: the facts, items and agents' changes of that
+# long are held (~5 KB an item).
+FOLD_LAG_MS = 60_000
+ATTRS_CHUNK = 500  # items' attributes read per call (the loop runs between)
 BY_ITEM = ("customer", "type", "source")  # the dimensions read from each item's attributes
 
 Rolled = dict[str, dict[str, Agg]]  # dimension -> value -> sums
@@ -100,7 +108,7 @@ def summarise(tracker: Tracker, start: int, end: int, attrs: Mapping[str, Mappin
 async def roll_range(store: Store, start: int, end: int, settings: Any = None) -> Rolled:
     """The additive sums of [start, end) by every dimension, as `summarise`
     sums `compute_range`'s tracker, read page by page and folded as read
-    (`replay`): memory follows the last minutes' events, not the range's.
+    (`replay`): memory follows the last minute's events, not the range's.
 
     The same events are fed as to the full pass: routing events from
     `LOOKBACK_MS` before (folded as read, items still open kept), status
@@ -108,10 +116,27 @@ async def roll_range(store: Store, start: int, end: int, settings: Any = None) -
     first change after (up to `STATUS_AHEAD_MS` on) or its view. An item
     folded and forgotten that has events again is recalled from its own
     history (from the look-back on, as the full pass was fed it).
+
+    Folded `FOLD_LAG_MS` behind the read position; an agent's change read
+    later than that after its ``ts`` (entries out of order by more: a
+    server's clock that far behind Redis's) reaches into agent time already
+    folded, so the range is read again, folded the whole clock margin behind.
     """
     st = settings or await history.settings(store)
+    rolled, inexact = await _roll(store, start, end, st, FOLD_LAG_MS)
+    if inexact:
+        log.info("roll-up of %s read again, folding later: %s", hour_name(start), inexact)
+        rolled, inexact = await _roll(store, start, end, st, history.MARGIN_MS)
+        if inexact:
+            log.warning("roll-up of %s not exact: %s", hour_name(start), inexact)
+    return rolled
+
+
+async def _roll(store: Store, start: int, end: int, settings: Any, lag: int) -> tuple[Rolled, str]:
+    """`roll_range`'s sums folding `lag` behind the read position, and why
+    they are not exact ("" when they are)."""
     now = store.now_ms()
-    tracker = IncrementalTracker(st, since=start)
+    tracker = IncrementalTracker(settings, since=start)
     by_item = ByItem(store)
     tracker.on_fold = by_item
     held, seen = await replay.status_at(store, start, min(max(end, now), end + STATUS_AHEAD_MS))
@@ -130,19 +155,15 @@ async def roll_range(store: Store, start: int, end: int, settings: Any = None) -
         tracker.seed_status(aid, status, reason, at)
 
     async def fold(last: int) -> None:
-        # behind the read position less the clock margin (entries are read
-        # by id, which follows ``ts`` only that closely), and never past `end`
-        await _steps(tracker.fold_steps(min(end, last - history.MARGIN_MS)))
-        await by_item.flush()
+        await _steps(tracker.fold_steps(min(end, last - lag)))
+        await by_item.flush(tracker.items)
 
     async for _ in replay.replay(store, tracker, Reach(start - LOOKBACK_MS, start, end), fold, page=PAGE):
         pass
     for v in late:
         replay.seed(tracker, v)
     await _steps(tracker.fold_steps(end))
-    await by_item.flush()
-    if tracker.inexact:
-        log.warning("roll-up of %s not exact: %s", hour_name(start), tracker.inexact)
+    await by_item.flush(tracker.items)
     groups = await _steps(tracker.folded_sums())
     out: Rolled = {
         "center": {"": groups.center},
@@ -151,19 +172,22 @@ async def roll_range(store: Store, start: int, end: int, settings: Any = None) -
         "agent": groups.agents,
         **by_item.sums,
     }
-    return {d: v for d, v in out.items() if v}
+    return {d: v for d, v in out.items() if v}, tracker.inexact
 
 
 class ByItem:
     """The facts a tracker folds, summed by their item's customer, type and
-    source (`history.attributes`, read once per page for the page's items):
-    a `incremental.FoldSink` holding one page's facts at most."""
+    source (`history.attributes`, read when a page's facts are summed): an
+    `incremental.FoldSink` holding one page's facts at most, and the
+    attributes of the items the tracker still follows (an item's facts are
+    folded over several pages; read once, not once a page)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.sums: Rolled = {d: {} for d in BY_ITEM}
         self._added: list[tuple[FactRow, bool]] = []
         self._resolved: list[tuple[FactRow, int]] = []
+        self._attrs: dict[str, dict[str, str]] = {}
 
     def add(self, row: FactRow, first_contact: bool) -> None:
         self._added.append((row, first_contact))
@@ -171,14 +195,16 @@ class ByItem:
     def resolve(self, row: FactRow, n: int) -> None:
         self._resolved.append((row, n))
 
-    async def flush(self) -> None:
-        """Sum the facts told of since the last flush."""
+    async def flush(self, following: Container[str]) -> None:
+        """Sum the facts told of since the last flush; keep the attributes
+        of the items still `following` only."""
         added, resolved = self._added, self._resolved
-        if not added and not resolved:
-            return
         self._added, self._resolved = [], []
+        attrs = self._attrs
         works = {r[F_WORK] for r, _ in added} | {r[F_WORK] for r, _ in resolved}
-        attrs = await history.attributes(self.store, works - {""})
+        missing = sorted(w for w in works if w and w not in attrs)
+        for i in range(0, len(missing), ATTRS_CHUNK):
+            attrs.update(await history.attributes(self.store, missing[i : i + ATTRS_CHUNK]))
         for row, first_contact in added:
             f = Fact._make(row)._replace(first_contact=first_contact)
             of = attrs.get(f.work, {})
@@ -188,6 +214,7 @@ class ByItem:
             of = attrs.get(row[F_WORK], {})
             for dim in BY_ITEM:
                 agg_of(self.sums[dim], of.get(dim, "")).resolved_first += n
+        self._attrs = {w: a for w, a in attrs.items() if w in following}
 
 
 async def _steps(steps: Generator[None, None, T]) -> T:

@@ -197,6 +197,22 @@ def test_bench_lua_tiny() -> None:
     assert abs(sum(map(float, by.values())) - aof) <= len(by)
 
 
+def test_bench_rollup_tiny() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "loadtests.bench_rollup", "--rate", "2", "--minutes", "3", "--runs", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    assert "sums equal: True" in out.stdout, out.stdout
+    assert [line.split()[1] for line in out.stdout.splitlines() if line.startswith("    1 ")] == [
+        "full",
+        "streamed",
+    ]
+
+
 def test_bench_floor_tiny() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "loadtests.bench_floor", "--queues", "2", "--waiting", "30", "--items", "40"],
