@@ -279,3 +279,50 @@ async def test_the_roll_up_s_memory_follows_the_rate_not_the_hour(
         for cid in cids:
             await client.delete(*[key async for key in client.scan_iter(match=Keys(cid).prefix + "*")])
         await client.aclose()
+
+
+async def test_a_change_read_later_than_the_fold_lag_reads_the_hour_again(
+    redis_server: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A status change whose entry id is two minutes after its ``ts`` (its
+    server's clock behind Redis's): the roll-up folded that agent's time
+    past it already, so it reads the hour again, folding the clock margin
+    behind, and is exact."""
+    monkeypatch.setattr(rollup, "PAGE", 50)
+    client = AsyncRedis.from_url(redis_server)
+    cid = "rl" + uuid.uuid4().hex[:8]
+    k = Keys(cid)
+    hour = int(time.time() * 1000) - 5 * HOUR_MS
+    hour -= hour % HOUR_MS
+    try:
+        await _write_traffic(client, cid, hour, 40, 0.2)
+        late = hour + 20 * MIN
+        f = {
+            "agent": AGENTS[0],
+            "status": "Break",
+            "reason": "",
+            "prev": "Available",
+            "prev_since": str(hour + 1),
+        }
+        await client.xadd(k.status_stream, {**f, "ts": str(late)}, id=f"{late + 2 * MIN}-*")
+        back = hour + 30 * MIN
+        f = {
+            "agent": AGENTS[0],
+            "status": "Available",
+            "reason": "",
+            "prev": "Break",
+            "prev_since": str(late),
+        }
+        await client.xadd(k.status_stream, {**f, "ts": str(back)}, id=f"{back}-*")
+        store = Store(client, cid, clock=lambda: (hour + 2 * HOUR_MS) / 1000)
+        tracker, attrs = await compute_range(store, hour, hour + HOUR_MS)
+        want = summarise(tracker, hour, hour + HOUR_MS, attrs)
+        with caplog.at_level("INFO", logger="presence.kpi"):
+            got = await roll_range(store, hour, hour + HOUR_MS)
+        assert "read again" in caplog.text
+        assert "not exact" not in caplog.text
+        assert got == want
+        assert want["agent"][AGENTS[0]].status_ms["Break"] == 10 * MIN
+    finally:
+        await client.delete(*[key async for key in client.scan_iter(match=k.prefix + "*")])
+        await client.aclose()
