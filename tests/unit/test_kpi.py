@@ -12,9 +12,9 @@ from fractions import Fraction
 
 import pytest
 
-from presence.kpi.aggregates import Agg
+from presence.kpi.aggregates import Agg, apply_fact
 from presence.kpi.events import Event, parse_event, parse_status
-from presence.kpi.facts import Settings
+from presence.kpi.facts import F_WORK, Fact, FactRow, Settings
 from presence.kpi.incremental import IncrementalTracker
 from presence.kpi.live import fold_horizon, fold_point, window_start
 from presence.kpi.tracker import Tracker, compute
@@ -543,6 +543,64 @@ def test_folded_long_day_equals_the_full_pass(seed: int) -> None:
     assert folds > 3 and rebuilds <= 1
     # what the bounded tracker holds is the last hour's, not the day's
     assert len(inc.rows) < len(full.facts)
+
+
+class _ByLast:
+    """A `FoldSink` grouping the folded facts by their item id's last
+    character (as the roll-up groups them by an item's customer)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Agg] = {}
+
+    def add(self, row: FactRow, first_contact: bool) -> None:
+        f = Fact._make(row)._replace(first_contact=first_contact)
+        apply_fact(self.sums.setdefault(f.work[-1:], Agg()), f)
+
+    def resolve(self, row: FactRow, n: int) -> None:
+        self.sums[row[F_WORK][-1:]].resolved_first += n
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_closed_range_folded_as_read_equals_the_full_pass(seed: int) -> None:
+    """The roll-up's use: a range [start, end) fed from before its start,
+    folded behind the read position, then up to its end; its sums (and the
+    facts handed to a sink, grouped its own way) are the full pass's with
+    facts up to but not at the end."""
+    batches = _random_day(seed, long=True)
+    times = sorted(e.ts for b in batches for e in b)
+    start = times[len(times) // 3]
+    start -= start % 60_000
+    end = start + 3600_000
+    accepts = {"old2": T0 - 300_000, "old4": T0 - 20_000}
+    full = Tracker(LONG_SETTINGS, BEFORE_THE_DAY, accepts)
+    inc = IncrementalTracker(LONG_SETTINGS, BEFORE_THE_DAY, accepts, since=start)
+    inc.on_fold = sink = _ByLast()
+    fed: dict[str, list[Event]] = {}
+    for t in (inc, full):
+        t.seed_status("a4", "Available", "", T0 - 50_000)
+    folds = 0
+    for batch in batches:
+        batch = sorted((e for e in batch if e.ts <= end), key=lambda e: e.ts)
+        full.feed(batch)
+        _feed_bounded(inc, batch, fed)
+        if batch:
+            before = min(end, batch[-1].ts - 300_000)
+            if inc.folded_to is None or before > inc.folded_to:
+                inc.fold(before)
+                folds += 1
+        assert not inc.inexact
+    inc.fold(end)
+    steps = inc.folded_sums()
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            got = done.value
+            break
+    want = full.aggregate(end, {"w": start}, inclusive=False)["w"]
+    assert got == want
+    assert sink.sums == full.group(start, end, lambda f: f.work[-1:])
+    assert folds > 3 and len(inc.rows) < len(full.facts) / 2
 
 
 HOUR = 3600_000
