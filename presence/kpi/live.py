@@ -25,8 +25,9 @@ midnight, after a lost connection to Redis (not after a timeout: the streams
 are as they were, and the next tick reads on from its cursor) and when
 memory cannot replay a change (a very late event, new routable statuses)
 it is rebuilt from the streams,
-page by page and folding as it reads, so it never drifts from the truth and
-a rebuild late in the day does not hold the day in memory either.
+page by page and folding as it reads (`replay`, which the hourly roll-up
+shares), so it never drifts from the truth and a rebuild late in the day
+does not hold the day in memory either.
 """
 
 from __future__ import annotations

@@ -7,6 +7,17 @@ value ``kpi:hour:<YYYYMMDDHH>`` (UTC); each day of the center's time zone
 is the sum of its hours, ``kpi:day:<YYYYMMDD>``. Roll-ups live for
 ``rollup_days`` (default 400), the raw streams for ``retention_days``.
 
+The hour is read page by page and folded as read (`roll_range`, through
+`replay`, the live rebuild's reader): an `IncrementalTracker` from the
+hour's start is fed its `LOOKBACK_MS` look-back and the hour, folds what
+lies `FOLD_LAG_MS` behind the read position and forgets it, and hands each
+fact it sums to `ByItem`, which groups it by its item's customer, type and
+source. So the roll-up, which runs beside this process's sockets, holds
+the last minute's events, the open items and one timeline per agent, not
+the hour's, and yields to the event loop between pages and steps. Its sums
+are those of the full pass (`compute_range` + `summarise`, which reports
+over the raw streams still use).
+
 The raw streams are trimmed by time (``XTRIM MINID``), and never past the
 first hour not yet rolled up (less the engine's look-back): nothing inside
 the retention is lost, and nothing is trimmed before it is summed.
@@ -52,7 +63,7 @@ PAGE = history.PAGE  # stream entries read per call (and folded before the next)
 # within the servers' clock skew: an agent's change read later than this
 # after its time makes the roll-up read its range again (`roll_range`).
 # What it costs to be long: the facts, items and agents' changes of that
-# long are held (~5 KB an item).
+# long are held (~2 KB an item).
 FOLD_LAG_MS = 60_000
 ATTRS_CHUNK = 500  # items' attributes read per call (the loop runs between)
 BY_ITEM = ("customer", "type", "source")  # the dimensions read from each item's attributes
