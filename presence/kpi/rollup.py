@@ -136,10 +136,17 @@ async def roll_range(store: Store, start: int, end: int, settings: Any = None) -
     st = settings or await history.settings(store)
     rolled, inexact = await _roll(store, start, end, st, FOLD_LAG_MS)
     if inexact:
-        log.info("roll-up of %s read again, folding later: %s", hour_name(start), inexact)
+        log.info(
+            "KPIs of %s + %d min read again, folding later: %s",
+            hour_name(start),
+            (end - start) // 60_000,
+            inexact,
+        )
         rolled, inexact = await _roll(store, start, end, st, history.MARGIN_MS)
         if inexact:
-            log.warning("roll-up of %s not exact: %s", hour_name(start), inexact)
+            log.warning(
+                "KPIs of %s + %d min not exact: %s", hour_name(start), (end - start) // 60_000, inexact
+            )
     return rolled
 
 
