@@ -42,7 +42,7 @@ import msgpack
 from presence.kpi import history, replay
 from presence.kpi.aggregates import Agg, agg_of, apply_fact
 from presence.kpi.facts import F_WORK, Fact, FactRow
-from presence.kpi.incremental import IncrementalTracker
+from presence.kpi.incremental import BUCKET_MS, IncrementalTracker
 from presence.kpi.replay import Reach
 from presence.kpi.tracker import Tracker
 from presence.store import Store
@@ -173,14 +173,14 @@ async def _roll(store: Store, start: int, end: int, settings: Any, lag: int) -> 
         tracker.seed_status(aid, status, reason, at)
 
     async def fold(last: int) -> None:
-        await _steps(tracker.fold_steps(min(end, last - lag)))
+        await _steps(_fold(tracker, min(end, last - lag)))
         await by_item.flush(tracker.items)
 
     async for _ in replay.replay(store, tracker, Reach(start - LOOKBACK_MS, start, end), fold, page=PAGE):
         pass
     for v in late:
         replay.seed(tracker, v)
-    await _steps(tracker.fold_steps(end))
+    await _steps(_fold(tracker, end))
     await by_item.flush(tracker.items)
     groups = await _steps(tracker.folded_sums())
     out: Rolled = {
@@ -233,6 +233,14 @@ class ByItem:
             for dim in BY_ITEM:
                 agg_of(self.sums[dim], of.get(dim, "")).resolved_first += n
         self._attrs = {w: a for w, a in attrs.items() if w in following}
+
+
+def _fold(tracker: IncrementalTracker, before: int) -> Generator[None, None, None]:
+    """Fold everything before `before` into the sums from the range's start.
+    No sliding window is asked for: a horizon past the fold point keeps no
+    per-minute buckets or marks (summing each fact into a bucket too was a
+    quarter of the roll-up's CPU)."""
+    return tracker.fold_steps(before, before + -before % BUCKET_MS)
 
 
 async def _steps(steps: Generator[None, None, T]) -> T:
