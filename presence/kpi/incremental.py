@@ -29,6 +29,12 @@ memory follows the traffic of the last minutes and the number of groups,
 not the hour's or the day's. Kept facts and spans are plain tuples of
 strings and numbers, and marks bytes, which the cyclic GC does not walk.
 
+A closed range (the hourly roll-up, `rollup.roll_range`) is the same
+fold with `since` at its start: folded up to its end, `folded_sums` is its
+facts and agent time as the full pass sums them; `on_fold` (a `FoldSink`)
+is told of each fact as it is summed, and of a first-contact resolution a
+later flag takes back, for a caller grouping them its own way.
+
 Nothing is lost by forgetting, because whatever could still change a folded
 figure is known or can be asked for:
 
