@@ -126,6 +126,7 @@ async def _history(store: Store, clock: list[float], start: int, seed: int) -> d
     waiting: list[str] = []
     case = ""
     reopened = past_reopened = away = back = False
+    through = through_agent = ""  # held from before the hour until after it, no event inside
     m = -60.0
     while m < 95:
         at(m)
@@ -148,7 +149,7 @@ async def _history(store: Store, clock: list[float], start: int, seed: int) -> d
             if done > m:
                 continue
             del held[wid]
-            if rnd.random() < 0.12:
+            if wid != through and rnd.random() < 0.12:
                 await transfer(
                     store, wid, "transfer", f"agent:{agent}", holder_only=agent, to_queue="support"
                 )
@@ -180,6 +181,12 @@ async def _history(store: Store, clock: list[float], start: int, seed: int) -> d
                 await store.accept(item["agent_id"], ancient)
                 held[ancient] = (item["agent_id"], m + 3)
                 ancient = ""
+        if m >= -100 and not through:
+            through = (await store.intake_work(new_work_id(), "billing", "email", 0, {}, {})).work_id
+            agent = await _answer(store, through)
+            assert agent is not None
+            held[through] = (agent, 80.0)
+            through_agent = agent
         if m >= 30 and old_agent:
             await store.complete(old_agent, old, "done")
             old_agent = ""
@@ -192,7 +199,7 @@ async def _history(store: Store, clock: list[float], start: int, seed: int) -> d
             back = True
         m += rnd.uniform(0.2, 1.5)
     assert reopened and past_reopened and not ancient
-    return {"case": case, "past": past_case}
+    return {"case": case, "past": past_case, "through": through_agent}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -201,7 +208,7 @@ async def test_the_streamed_roll_up_equals_the_full_pass(
 ) -> None:
     store, clock, start = driven
     monkeypatch.setattr(rollup, "PAGE", 23)  # many pages, a fold after each
-    await _history(store, clock, start, seed)
+    who = await _history(store, clock, start, seed)
     end = start + HOUR_MS
     tracker, attrs = await compute_range(store, start, end)
     want = summarise(tracker, start, end, attrs)
@@ -213,6 +220,7 @@ async def test_the_streamed_roll_up_equals_the_full_pass(
     assert center.handled and center.resolved_first < center.handled  # the re-opens spoiled some
     assert want["agent"][AGENTS[0]].status_ms.get("Break") == HOUR_MS  # held across both ends
     assert set(want["customer"]) >= {"cust-c", "cust-p"}
+    assert want["agent"][who["through"]].handling_ms == HOUR_MS  # known from the look-back only
 
 
 async def _write_traffic(client: AsyncRedis, cid: str, hour: int, minutes: int, per_s: float) -> None:
