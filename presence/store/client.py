@@ -217,6 +217,16 @@ def cluster_client(url: str, max_connections: int = 256) -> Cluster:
         # three tries in all, each after the topology was read again: long
         # enough to ride over a replica's promotion (a few seconds)
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 3),
+        # never tear the whole client down on MOVED: by default every fifth
+        # MOVED closes every connection of every node (`aclose`), those other
+        # tasks are in the middle of using too (their next write finds the
+        # writer gone: an AttributeError, not a RedisError). A slot held
+        # marked after its keys moved bounces each call between its two
+        # nodes (ASK, then MOVED back: redis-py sends ASKING on a pooled
+        # connection of its own, seldom the one the call then takes), a
+        # dozen MOVED a call. Each MOVED still corrects the slot's owner
+        # (`move_slot`); a lost node still re-reads the whole map.
+        reinitialize_steps=0,
         # per node; the node's pool does not block when full, it refuses
         max_connections=max_connections,
         **_TIMEOUTS,
