@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from redis.exceptions import RedisError
 
 from presence.store import Store
-from presence.tasks import Pace, Periodic, stop_task
+from presence.tasks import Outage, Pace, Periodic, stop_task
 
 log = logging.getLogger("presence.router")
 
@@ -49,6 +49,7 @@ class Dispatcher:
         self.calls = 0
         self._dirty: set[str] = set()
         self._event = asyncio.Event()
+        self._outage = Outage(log, "routing paused")
         self._task: asyncio.Task[None] | None = None
 
     def wake(self, queues: Iterable[str]) -> None:
@@ -116,13 +117,14 @@ class Dispatcher:
                 self._dirty.update(queues)
                 self._event.set()
                 if isinstance(exc, RedisError):
-                    log.warning("routing paused, Redis unavailable: %s", exc)
+                    self._outage.failed(exc)
                 else:
                     log.exception("routing call failed")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.05
+            self._outage.ok()
             self.calls += 1
             self.assigned += n
             if more:
