@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
+from presence.connlost import closed_transport
+
 log = logging.getLogger("presence.tasks")
 
 
@@ -172,8 +174,9 @@ class Periodic:
                 self._outage.ok()
             except asyncio.CancelledError:
                 raise
-            except RedisError as exc:
-                self._outage.failed(exc)
-            except Exception:
-                log.exception("%s failed; retrying", self.name)
+            except Exception as exc:
+                if isinstance(exc, RedisError) or closed_transport(exc):
+                    self._outage.failed(exc)
+                else:
+                    log.exception("%s failed; retrying", self.name)
             await pace_sleep(self.pace, self.interval)

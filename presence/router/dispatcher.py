@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from redis.exceptions import RedisError
 
 from presence.store import Store
+from presence.store.client import closed_transport
 from presence.tasks import Outage, Pace, Periodic, stop_task
 
 log = logging.getLogger("presence.router")
@@ -102,7 +103,11 @@ class Dispatcher:
             except TimeoutError:
                 try:
                     self._dirty.update(await self.store.queue_names())
-                except RedisError:
+                except Exception as exc:
+                    # a lost connection ended this loop, and routing in this
+                    # process with it, when it was not raised as a RedisError
+                    if not (isinstance(exc, RedisError) or closed_transport(exc)):
+                        log.exception("routing's safety pass failed")
                     continue
             self._event.clear()
             if not self._dirty:
@@ -116,7 +121,7 @@ class Dispatcher:
                 # never let one failure end routing in this process
                 self._dirty.update(queues)
                 self._event.set()
-                if isinstance(exc, RedisError):
+                if isinstance(exc, RedisError) or closed_transport(exc):
                     self._outage.failed(exc)
                 else:
                     log.exception("routing call failed")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 from typing import Any, TypeAlias
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -33,6 +32,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ClusterDownError, RedisError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from presence.connlost import closed_transport as closed_transport
 
 # Either client: the store calls only what both have.
 Client: TypeAlias = Redis | RedisCluster
@@ -143,24 +144,6 @@ class Pool(BlockingConnectionPool):
         await super().disconnect(inuse_connections)
         lanes = self._lanes if inuse_connections else set(self._idle_lanes)
         await asyncio.gather(*(conn.disconnect() for conn in lanes), return_exceptions=True)
-
-
-def closed_transport(exc: BaseException) -> bool:
-    """Whether `exc` is redis-py writing to a connection uvloop has already
-    closed (its node was just killed): a RuntimeError, not a ConnectionError,
-    but a lost connection all the same. Or using one its cluster client
-    closed under the call: on a cluster that is down (a primary killed) it
-    disconnects every connection of every node (`RedisCluster.aclose`),
-    those other tasks are using too, whose reader or writer is then None
-    (an AttributeError raised inside redis-py)."""
-    if isinstance(exc, RuntimeError):
-        return "closed" in str(exc)
-    if isinstance(exc, AttributeError) and "'NoneType' object has no attribute" in str(exc):
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        return tb is not None and f"{os.sep}redis{os.sep}" in tb.tb_frame.f_code.co_filename
-    return False
 
 
 def _pack(args: tuple[Any, ...]) -> list[bytes] | None:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import pytest
+from redis.asyncio.connection import Connection
 from redis.exceptions import ClusterError
 
 from presence.tasks import Periodic
@@ -47,3 +48,41 @@ async def test_a_loop_refused_tick_after_tick_warns_once_and_says_when_it_is_bac
     assert sum(r.levelno == logging.DEBUG for r in records) == 19
     back = [r.getMessage() for r in records if r.levelno == logging.INFO]
     assert back == ["refused postponed: Redis answers again (20 tries refused)"]
+
+
+class Cut(Periodic):
+    """Its connection closed under it, by uvloop or by redis-py's cluster
+    client (neither raised as a RedisError), then fine."""
+
+    name = "cut"
+    tick_first = True
+
+    def __init__(self) -> None:
+        super().__init__(0.001)
+        self.ticks = 0
+        self.done = asyncio.Event()
+
+    async def tick(self) -> None:
+        self.ticks += 1
+        if self.ticks == 1:
+            raise RuntimeError(
+                "unable to perform operation on <TCPTransport closed=True>; the handler is closed"
+            )
+        if self.ticks == 2:
+            await Connection()._send_packed_command([b"*1\r\n$4\r\nPING\r\n"])  # never connected
+        self.done.set()
+
+
+async def test_a_connection_closed_under_a_tick_is_redis_unavailable_not_a_bug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = Cut()
+    with caplog.at_level(logging.DEBUG, logger="presence.tasks"):
+        loop.start()
+        try:
+            await asyncio.wait_for(loop.done.wait(), 5)
+        finally:
+            await loop.stop()
+    records = [r for r in caplog.records if r.name == "presence.tasks"]
+    assert not [r for r in records if r.levelno >= logging.ERROR], [r.getMessage() for r in records]
+    assert [r.levelno for r in records] == [logging.WARNING, logging.DEBUG, logging.INFO]
