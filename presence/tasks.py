@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
+from presence.connlost import closed_transport
+
 log = logging.getLogger("presence.tasks")
 
 
@@ -37,6 +39,32 @@ async def stop_task(task: asyncio.Task[None] | None, *, patience: float = 5.0) -
 
 async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
     await asyncio.gather(*(stop_task(t) for t in tasks))
+
+
+class Outage:
+    """A background loop riding out a Redis outage, said once.
+
+    A loop that ticks every 50 ms meets a refused call on every tick while
+    Redis is away or a center's slot is held marked in a resharding: a
+    warning per tick is twenty lines a second per loop, and buries the one
+    that matters. The first failure of a run is a warning, the next ones
+    debug, and the first success after them says how many there were.
+    """
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self.log = logger
+        self.what = what
+        self.failures = 0
+
+    def failed(self, exc: BaseException) -> None:
+        level = logging.WARNING if self.failures == 0 else logging.DEBUG
+        self.log.log(level, "%s, Redis unavailable: %s", self.what, exc)
+        self.failures += 1
+
+    def ok(self) -> None:
+        if self.failures:
+            self.log.info("%s: Redis answers again (%d tries refused)", self.what, self.failures)
+            self.failures = 0
 
 
 class Pace:
@@ -126,6 +154,7 @@ class Periodic:
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._outage = Outage(log, f"{self.name} postponed")
 
     async def tick(self) -> None:
         raise NotImplementedError
@@ -142,10 +171,12 @@ class Periodic:
         while True:
             try:
                 await self.tick()
+                self._outage.ok()
             except asyncio.CancelledError:
                 raise
-            except RedisError as exc:
-                log.warning("%s postponed, Redis unavailable: %s", self.name, exc)
-            except Exception:
-                log.exception("%s failed; retrying", self.name)
+            except Exception as exc:
+                if isinstance(exc, RedisError) or closed_transport(exc):
+                    self._outage.failed(exc)
+                else:
+                    log.exception("%s failed; retrying", self.name)
             await pace_sleep(self.pace, self.interval)

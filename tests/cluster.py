@@ -282,14 +282,17 @@ class LocalCluster:
             time.sleep(0.05)
         raise RuntimeError(f"CLUSTER FAILOVER on port {replica.port} did not complete")
 
-    def migrate_slot(self, slot: int, target: Node, batch: int = 100_000) -> None:
+    def migrate_slot(self, slot: int, target: Node, batch: int = 100_000, pause: float = 0.0) -> None:
         """Move one slot, keys and all, to `target` (a primary), as
         ``redis-cli --cluster reshard`` does, while clients keep working:
         they get ASK for a key already moved and MOVED once it is done.
 
         All the slot's keys go in one MIGRATE (atomic on the source), as
         docs/scaling.md asks of a resharding: a script that ran between two
-        smaller batches would find half its center on each node."""
+        smaller batches would find half its center on each node. `pause`:
+        seconds the slot stays marked (MIGRATING/IMPORTING) after its keys
+        moved, before the primaries are told its new owner, as a resharding
+        tool that is slow or stalled between the two steps leaves it."""
         source = self.owner_of_slot(slot)
         if source is target:
             return
@@ -302,6 +305,7 @@ class LocalCluster:
                 src.execute_command(
                     "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "REPLACE", "KEYS", *keys
                 )
+            time.sleep(pause)
             for n in self.primaries():
                 with n.client() as c:
                     c.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)

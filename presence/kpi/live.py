@@ -52,6 +52,7 @@ from presence.kpi.facts import Settings
 from presence.kpi.incremental import BUCKET_MS, IncrementalTracker
 from presence.kpi.replay import Reach, views_chunked
 from presence.store import Store
+from presence.store.client import closed_transport
 from presence.store.lock import Lock
 from presence.tasks import Pace, pace_sleep, stop_task
 
@@ -312,8 +313,12 @@ class LiveKpis:
                 # lost or refused: Redis may have restarted or failed over
                 log.warning("live KPIs unavailable (Redis: %s); rebuilding on the next tick", exc)
                 self.tracker = None
-            except Exception:
-                log.exception("live KPIs failed; rebuilding on the next tick")
+            except Exception as exc:
+                if closed_transport(exc):
+                    # a connection redis-py closed under the call (a cluster down)
+                    log.warning("live KPIs unavailable (Redis: %s); rebuilding on the next tick", exc)
+                else:
+                    log.exception("live KPIs failed; rebuilding on the next tick")
                 self.tracker = None
             left = max(0.05, self.interval - (loop.time() - started))
             # with nobody here to show them to, a quiet center's figures wait

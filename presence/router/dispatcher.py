@@ -22,7 +22,8 @@ from collections.abc import Iterable
 from redis.exceptions import RedisError
 
 from presence.store import Store
-from presence.tasks import Pace, Periodic, stop_task
+from presence.store.client import closed_transport
+from presence.tasks import Outage, Pace, Periodic, stop_task
 
 log = logging.getLogger("presence.router")
 
@@ -49,6 +50,7 @@ class Dispatcher:
         self.calls = 0
         self._dirty: set[str] = set()
         self._event = asyncio.Event()
+        self._outage = Outage(log, "routing paused")
         self._task: asyncio.Task[None] | None = None
 
     def wake(self, queues: Iterable[str]) -> None:
@@ -101,7 +103,11 @@ class Dispatcher:
             except TimeoutError:
                 try:
                     self._dirty.update(await self.store.queue_names())
-                except RedisError:
+                except Exception as exc:
+                    # a lost connection ended this loop, and routing in this
+                    # process with it, when it was not raised as a RedisError
+                    if not (isinstance(exc, RedisError) or closed_transport(exc)):
+                        log.exception("routing's safety pass failed")
                     continue
             self._event.clear()
             if not self._dirty:
@@ -115,14 +121,15 @@ class Dispatcher:
                 # never let one failure end routing in this process
                 self._dirty.update(queues)
                 self._event.set()
-                if isinstance(exc, RedisError):
-                    log.warning("routing paused, Redis unavailable: %s", exc)
+                if isinstance(exc, RedisError) or closed_transport(exc):
+                    self._outage.failed(exc)
                 else:
                     log.exception("routing call failed")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.05
+            self._outage.ok()
             self.calls += 1
             self.assigned += n
             if more:

@@ -33,6 +33,8 @@ from redis.exceptions import ClusterDownError, RedisError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from presence.connlost import closed_transport as closed_transport
+
 # Either client: the store calls only what both have.
 Client: TypeAlias = Redis | RedisCluster
 
@@ -144,13 +146,6 @@ class Pool(BlockingConnectionPool):
         await asyncio.gather(*(conn.disconnect() for conn in lanes), return_exceptions=True)
 
 
-def closed_transport(exc: BaseException) -> bool:
-    """Whether `exc` is redis-py writing to a connection uvloop has already
-    closed (its node was just killed): a RuntimeError, not a ConnectionError,
-    but a lost connection all the same."""
-    return isinstance(exc, RuntimeError) and "closed" in str(exc)
-
-
 def _pack(args: tuple[Any, ...]) -> list[bytes] | None:
     """`args` as one RESP command, as redis-py packs it (its encoder with the
     pool's defaults: UTF-8, strict), in a third of the time; None for what
@@ -217,6 +212,16 @@ def cluster_client(url: str, max_connections: int = 256) -> Cluster:
         # three tries in all, each after the topology was read again: long
         # enough to ride over a replica's promotion (a few seconds)
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 3),
+        # never tear the whole client down on MOVED: by default every fifth
+        # MOVED closes every connection of every node (`aclose`), those other
+        # tasks are in the middle of using too (their next write finds the
+        # writer gone: an AttributeError, not a RedisError). A slot held
+        # marked after its keys moved bounces each call between its two
+        # nodes (ASK, then MOVED back: redis-py sends ASKING on a pooled
+        # connection of its own, seldom the one the call then takes), a
+        # dozen MOVED a call. Each MOVED still corrects the slot's owner
+        # (`move_slot`); a lost node still re-reads the whole map.
+        reinitialize_steps=0,
         # per node; the node's pool does not block when full, it refuses
         max_connections=max_connections,
         **_TIMEOUTS,

@@ -386,7 +386,7 @@ class Scripts:
                 if wanted:
                     return await self._fcall_wait(fn, prefix, args, wanted)
                 return await execute(self._redis, "FCALL", fn, 1, prefix, *args)
-            except RuntimeError as exc:
+            except (RuntimeError, AttributeError) as exc:
                 if not closed_transport(exc):
                     raise
                 raise RedisConnectionError(f"connection to Redis lost: {exc}") from exc

@@ -181,11 +181,19 @@ class Conn:
                     self.resync = False
                     try:
                         await on_drained(self)
-                    except RedisError as exc:
+                    except (OSError, RuntimeError, WebSocketDisconnect):
+                        raise
+                    except Exception as exc:
                         # A restarted Redis takes SUBSCRIBE while it still loads
-                        # its AOF (reads answer LOADING): try the snapshot again
-                        # shortly instead of letting this sender die silently.
-                        log.warning("snapshot for a %s socket failed (%s); retrying", self.role, exc)
+                        # its AOF (reads answer LOADING), a moving slot refuses
+                        # the read: try the snapshot again shortly. Anything
+                        # else too: a sender that died here left its socket
+                        # open and never resynchronised (offers it never heard
+                        # of, a wallboard without a snapshot).
+                        if isinstance(exc, RedisError):
+                            log.warning("snapshot for a %s socket failed (%s); retrying", self.role, exc)
+                        else:
+                            log.exception("snapshot for a %s socket failed; retrying", self.role)
                         self.resync = True
                         await asyncio.sleep(0.5)
                         self._wake.set()

@@ -44,3 +44,17 @@ def test_a_write_to_a_transport_uvloop_closed_is_a_lost_connection() -> None:
     assert closed_transport(closed)
     assert not closed_transport(RuntimeError("something else went wrong"))
     assert not closed_transport(OSError("closed"))
+
+
+async def test_a_connection_redis_py_closed_under_the_call_is_a_lost_connection() -> None:
+    """redis-py's cluster client, on a cluster that is down, disconnects every
+    connection of every node, also those other tasks are using: their write
+    then finds the writer gone, inside redis-py."""
+    conn = Connection()  # never connected: its writer is None, as after that disconnect
+    with pytest.raises(AttributeError) as raised:
+        await conn._send_packed_command([b"*1\r\n$4\r\nPING\r\n"])
+    assert closed_transport(raised.value)
+    # the same words raised by our own code are a bug, not Redis
+    with pytest.raises(AttributeError) as ours:
+        None.writelines  # type: ignore[attr-defined]  # noqa: B018
+    assert not closed_transport(ours.value)

@@ -1,0 +1,88 @@
+"""A background loop riding out a Redis outage says so once, not per tick."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from redis.asyncio.connection import Connection
+from redis.exceptions import ClusterError
+
+from presence.tasks import Periodic
+
+
+class Refused(Periodic):
+    """Refused `refusals` times (a slot held marked: TTL exhausted), then fine."""
+
+    name = "refused"
+    tick_first = True
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__(0.001)
+        self.refusals = refusals
+        self.ticks = 0
+        self.done = asyncio.Event()
+
+    async def tick(self) -> None:
+        self.ticks += 1
+        if self.ticks <= self.refusals:
+            raise ClusterError("TTL exhausted.")
+        if self.ticks == self.refusals + 3:
+            self.done.set()
+
+
+async def test_a_loop_refused_tick_after_tick_warns_once_and_says_when_it_is_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = Refused(refusals=20)
+    with caplog.at_level(logging.DEBUG, logger="presence.tasks"):
+        loop.start()
+        try:
+            await asyncio.wait_for(loop.done.wait(), 5)
+        finally:
+            await loop.stop()
+    records = [r for r in caplog.records if r.name == "presence.tasks"]
+    warnings = [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+    assert warnings == ["refused postponed, Redis unavailable: TTL exhausted."]
+    assert sum(r.levelno == logging.DEBUG for r in records) == 19
+    back = [r.getMessage() for r in records if r.levelno == logging.INFO]
+    assert back == ["refused postponed: Redis answers again (20 tries refused)"]
+
+
+class Cut(Periodic):
+    """Its connection closed under it, by uvloop or by redis-py's cluster
+    client (neither raised as a RedisError), then fine."""
+
+    name = "cut"
+    tick_first = True
+
+    def __init__(self) -> None:
+        super().__init__(0.001)
+        self.ticks = 0
+        self.done = asyncio.Event()
+
+    async def tick(self) -> None:
+        self.ticks += 1
+        if self.ticks == 1:
+            raise RuntimeError(
+                "unable to perform operation on <TCPTransport closed=True>; the handler is closed"
+            )
+        if self.ticks == 2:
+            await Connection()._send_packed_command([b"*1\r\n$4\r\nPING\r\n"])  # never connected
+        self.done.set()
+
+
+async def test_a_connection_closed_under_a_tick_is_redis_unavailable_not_a_bug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = Cut()
+    with caplog.at_level(logging.DEBUG, logger="presence.tasks"):
+        loop.start()
+        try:
+            await asyncio.wait_for(loop.done.wait(), 5)
+        finally:
+            await loop.stop()
+    records = [r for r in caplog.records if r.name == "presence.tasks"]
+    assert not [r for r in records if r.levelno >= logging.ERROR], [r.getMessage() for r in records]
+    assert [r.levelno for r in records] == [logging.WARNING, logging.DEBUG, logging.INFO]
