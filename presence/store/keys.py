@@ -84,9 +84,10 @@ class Keys:
     def composing(self) -> str:  # ZSET work id -> end (ms) of its "being answered by" mark
         return self._k("composing")
 
-    def ref(self, retry_key: str, script: str) -> str:  # STRING msgpack [args digest, reply], short TTL
-        # a remembered script call's reply (store/scripts.py REMEMBERED)
-        return self._k("ref", retry_key, script)
+    def ref(self, retry_key: str, script: str = "") -> str:  # STRING msgpack [args digest, reply], short TTL
+        # a remembered script call's reply (store/scripts.py REMEMBERED); a
+        # retry key made by the server (``~...``, one call's) names no script
+        return self._k("ref", retry_key, script) if script else self._k("ref", retry_key)
 
     def agent(self, agent_id: str) -> str:  # HASH profile + live state
         return self._k("agent", agent_id)

@@ -111,14 +111,15 @@ BATCHED = ("agent_status", "offer_accept", "offer_decline", "work_complete", "wo
 # reply, so redis-py's retry of the batch gets it again: one look-up and one
 # SET per batch instead of per call; the calls keyed by a client's ref keep
 # their own. The look-up (`recall`, _lib_config.lua) reads the settings
-# token in the same MGET.
+# token in the same MGET. Its key is only ``ref:<retry key>``: a key made
+# here is used by one call and never again, so it needs no script name.
 _MANY = """
 local function __one(ARGV)
 {body}
 end
 local __bk, __bttl = ARGV[5], ARGV[6]
 if __bk ~= '' then
-  __bk = key('ref', __bk, '{name}:many')
+  __bk = key('ref', __bk)
   local __seen = recall(__bk)
   if __seen then return cmsgpack.unpack(__seen) end
 end
@@ -143,8 +144,9 @@ return {{__out, __more}}
 # twice or answer differently (`conflict`, `not_found`, a second item). A
 # call of one is sent with a retry key and remembered under it: its reply is
 # kept in Redis (key ``ref:<retry key>:<script>``, by the digest of its
-# arguments), in the same atomic call as its change, and a second call with
-# the same key and arguments gets that reply without running again. Two
+# arguments; ``ref:<retry key>`` for a key made here), in the same atomic
+# call as its change, and a second call with the same key and arguments
+# gets that reply without running again. Two
 # kinds of second call exist:
 #   * redis-py's retry after a connection error (`store.client`) sends the
 #     same command again; if Redis had applied it (the connection broke
@@ -191,7 +193,8 @@ RETRY_TTL_MS = 10_000
 # Under a client's key the reply is kept with the digest of the arguments
 # (leaving out ARGV[1], the clock, which a client's retry changes): a ref
 # reused for another action is that action. A key made here (``~...``) is
-# never reused, so it needs none. An empty key: the call is kept by its
+# never reused, so it needs neither the digest nor the script's name in its
+# key (``ref:~...``: fewer bytes in the AOF per call). An empty key: the call is kept by its
 # batch's key (`_MANY`).
 _REMEMBER = """
 local __ttl = ARGV[#ARGV]
@@ -203,7 +206,7 @@ local __run = function()
 end
 if __rk == '' then return __run() end
 local __made = string.sub(__rk, 1, 1) == '~'
-local __key = key('ref', __rk, '{name}')
+local __key = __made and key('ref', __rk) or key('ref', __rk, '{name}')
 local __sig = ''
 if not __made then __sig = redis.sha1hex(table.concat(ARGV, '\\0', 2)) end
 local __seen = recall(__key)
