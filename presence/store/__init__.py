@@ -525,12 +525,14 @@ class Store:
                 v["by_channel"] = {}
         return out
 
-    def work_view(self, h: dict[Any, Any]) -> dict[str, Any]:
-        """An item's public fields from its stored hash."""
+    def work_view(self, h: dict[Any, Any], work_id: str = "") -> dict[str, Any]:
+        """An item's public fields from its stored hash (`work_id`: the item's
+        id, which its key names; a record written before the scripts left
+        the field `id` out names it too)."""
         d = {_s(k): v for k, v in h.items()}
         data = _unpack(d.pop("data", None)) or {}
         item: dict[str, Any] = {
-            "work_id": _s(d.get("id", b"")),
+            "work_id": _s(d.get("id", b"")) or work_id,
             "state": _s(d.get("state", b"")),
             "queue": _s(d.get("queue", b"")),
             "channel": _s(d.get("channel", b"")),
@@ -560,14 +562,14 @@ class Store:
         if not history:
             # the intake reply's read: one command, no pipeline, no history list
             h0 = await self.redis.hgetall(self.keys.work(work_id))
-            return self.work_view(h0) if h0 else None
+            return self.work_view(h0, work_id) if h0 else None
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.work(work_id))
         pipe.lrange(self.keys.work_history(work_id), 0, -1)
         h, hist = await pipe.execute()
         if not h:
             return None
-        item = self.work_view(h)
+        item = self.work_view(h, work_id)
         if history:
             item["history"] = [history_entry(_unpack(x), work_id) for x in hist]
         return item
@@ -582,7 +584,8 @@ class Store:
         pipe = self.redis.pipeline(transaction=False)
         for wid in ids:
             pipe.hgetall(self.keys.work(wid))
-        return self._split(agent_id, [self.work_view(h) for h in await pipe.execute() if h])
+        hashes = await pipe.execute()
+        return self._split(agent_id, [self.work_view(h, w) for h, w in zip(hashes, ids, strict=True) if h])
 
     @staticmethod
     def _split(

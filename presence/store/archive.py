@@ -89,7 +89,7 @@ async def records(store: Store, work_ids: list[str]) -> list[dict[str, Any]]:
             h, hist, case, comments, messages, replies = raw[6 * j : 6 * j + 6]
             if not h:
                 continue
-            work = store.work_view(h)
+            work = store.work_view(h, page[j])
             work["history"] = [history_entry(_unpack(x), page[j]) for x in hist]
             out.append(
                 {

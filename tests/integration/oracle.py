@@ -301,7 +301,7 @@ async def snapshot(store: Store, queues: Sequence[str]) -> Snapshot:
             channel=ch,
             weight=int(h["weight"]),
             cap=caps[ch],
-            skills=msgpack.unpackb(h["req"]) or {},
+            skills=(msgpack.unpackb(h["req"]) if h.get("req") else None) or {},
             priority=int(h["priority"]),
             created=int(h["created"]),
             declined_by=frozenset(_s(a) for a in replies[2 * n + 1]),

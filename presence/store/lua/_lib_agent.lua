@@ -198,7 +198,12 @@ local function agent_snapshot(aid)
   for _, set in ipairs({key('agent', aid, 'offers'), key('agent', aid, 'work')}) do
     for _, wid in ipairs(redis.call('SMEMBERS', set)) do
       local h = redis.call('HGETALL', key('work', wid))
-      if #h > 0 then items[#items + 1] = h end
+      if #h > 0 then
+        -- the item's id, which its record leaves out (create_item)
+        h[#h + 1] = 'id'
+        h[#h + 1] = wid
+        items[#items + 1] = h
+      end
     end
   end
   return v, items

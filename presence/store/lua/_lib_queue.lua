@@ -252,13 +252,24 @@ local function is_unplaced(wid)
   return unplaced[wid] == true
 end
 
+-- The required skills of an item that needs none: an empty msgpack map
+-- (as the server packs it) or array (as cmsgpack packs an empty table).
+local NO_SKILLS = {[''] = true, ['\128'] = true, ['\144'] = true}
 -- A new item, queued in `q` (work_create.lua, case_intake.lua).
 local function create_item(wid, q, ch, prio, data, req, idem)
   local score = wait_score(prio, NOW)
   local weight = channel(ch).weight
-  -- (no `expires`, and no `idem` without a key: an absent field reads as 0 or none)
-  local fields = {'id', wid, 'queue', q, 'channel', ch, 'priority', prio, 'weight', weight, 'score', score,
-                  'state', 'queued', 'agent', '', 'created', NOW, 'data', data, 'req', req}
+  -- (no `expires`, no `idem` without a key and no `req` without skills:
+  -- an absent field reads as 0 or none; no `id`, which the key names:
+  -- Store.work_view and agent_snapshot put it back, and take it from the
+  -- records written before)
+  if not req or NO_SKILLS[req] then req = false end
+  local fields = {'queue', q, 'channel', ch, 'priority', prio, 'weight', weight, 'score', score,
+                  'state', 'queued', 'agent', '', 'created', NOW, 'data', data}
+  if req then
+    fields[#fields + 1] = 'req'
+    fields[#fields + 1] = req
+  end
   if idem and idem ~= '' then
     fields[#fields + 1] = 'idem'
     fields[#fields + 1] = idem
