@@ -302,7 +302,7 @@ async def snapshot(store: Store, queues: Sequence[str]) -> Snapshot:
             weight=int(h["weight"]),
             cap=caps[ch],
             skills=(msgpack.unpackb(h["req"]) if h.get("req") else None) or {},
-            priority=int(h["priority"]),
+            priority=int(h.get("priority", 0)),
             created=int(h["created"]),
             declined_by=frozenset(_s(a) for a in replies[2 * n + 1]),
             missed_by=_s(h.get("missed_by", b"")),

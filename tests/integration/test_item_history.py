@@ -115,22 +115,25 @@ async def test_records_leave_out_what_reads_as_none_and_clear_what_was_set(redis
 async def test_records_leave_out_their_id_and_no_skills_and_readers_put_the_id_back(
     redis_server: str,
 ) -> None:
-    """A new item's record leaves out `id` (its key names it) and `req`
-    when it needs no skills; GET of the item, the agent's snapshot and the
-    archive put the id back, and a record written before (with `id`) reads
-    as it did. An item that needs skills keeps them."""
+    """A new item's record leaves out `id` (its key names it), `req` when
+    it needs no skills and `priority` when it is 0; GET of the item, the
+    agent's snapshot and the archive put the id back, and a record written
+    before (with `id`) reads as it did. An item that needs skills, or has a
+    priority, keeps them."""
     ms = T0
     store = await available_agent(redis_server, "noid", lambda: ms / 1000)
     r, k = store.redis, store.keys
     plain, skilled, old = new_work_id(), new_work_id(), new_work_id()
     await store.create_work_many(
-        [NewItem(plain, "q", "chat", 0, {}), NewItem(skilled, "q", "chat", 0, {}, skills={"fr": 1})]
+        [NewItem(plain, "q", "chat", 0, {}), NewItem(skilled, "q", "chat", 5, {}, skills={"fr": 1})]
     )
     rec = await r.hgetall(k.work(plain))
-    assert rec[b"state"] == b"assigned" and b"id" not in rec and b"req" not in rec
+    assert rec[b"state"] == b"assigned" and not {b"id", b"req", b"priority"} & set(rec)
     # a0 has no French: the item waits, with its skills
     assert await r.hget(k.work(skilled), "state") == b"queued"
     assert msgpack.unpackb(await r.hget(k.work(skilled), "req")) == {"fr": 1}
+    assert await r.hget(k.work(skilled), "priority") == b"5"
+    assert (await store.get_work(skilled) or {})["priority"] == 5
     # a record as written before: with its id and an empty `req`
     await store.create_work_many([NewItem(old, "q", "chat", 0, {})])
     await r.hset(k.work(old), mapping={"id": old, "req": msgpack.packb({})})
@@ -138,6 +141,7 @@ async def test_records_leave_out_their_id_and_no_skills_and_readers_put_the_id_b
     for wid in (plain, old):
         item = await store.get_work(wid)
         assert item is not None and item["work_id"] == wid and item["state"] == "assigned"
+        assert item["priority"] == 0
         assert (await store.get_work(wid, history=False) or {})["work_id"] == wid
     _, _, work = await store.agent_snapshot("a0")
     assert sorted(i["work_id"] for i in work) == sorted([plain, old])

@@ -259,13 +259,17 @@ local NO_SKILLS = {[''] = true, ['\128'] = true, ['\144'] = true}
 local function create_item(wid, q, ch, prio, data, req, idem)
   local score = wait_score(prio, NOW)
   local weight = channel(ch).weight
-  -- (no `expires`, no `idem` without a key and no `req` without skills:
-  -- an absent field reads as 0 or none; no `id`, which the key names:
-  -- Store.work_view and agent_snapshot put it back, and take it from the
-  -- records written before)
+  -- (no `expires`, no `idem` without a key, no `req` without skills and
+  -- no `priority` of 0: an absent field reads as 0 or none, to every
+  -- reader; no `id`, which the key names: Store.work_view and
+  -- agent_snapshot put it back, and take it from the records written before)
   if not req or NO_SKILLS[req] then req = false end
-  local fields = {'queue', q, 'channel', ch, 'priority', prio, 'weight', weight, 'score', score,
-                  'state', 'queued', 'agent', '', 'created', NOW, 'data', data}
+  local fields = {'queue', q, 'channel', ch, 'weight', weight, 'score', score, 'state', 'queued',
+                  'agent', '', 'created', NOW, 'data', data}
+  if prio ~= 0 then
+    fields[#fields + 1] = 'priority'
+    fields[#fields + 1] = prio
+  end
   if req then
     fields[#fields + 1] = 'req'
     fields[#fields + 1] = req
