@@ -182,6 +182,12 @@ REMEMBERED = frozenset(
         "work_wrapup",
     }
 )
+# Remembered scripts whose second run of the same call (the same arguments,
+# the clock included, as redis-py's retry sends them) finds what the first
+# left and answers as it did: they need no key made here, only a client's
+# ref (whose retry comes with a new clock). work_complete.lua: an item the
+# same agent completed at the same instant with the same disposition.
+ANSWERS_ITS_RETRY = frozenset({"work_complete"})
 # how long a reply is kept: under a client's ref (its retries come within
 # seconds; a ref must not be reused for another action meanwhile), and
 # under a key made here (redis-py retries within about a second)
@@ -242,13 +248,16 @@ def ref_key(agent_id: str, ref: str | int) -> str:
     return f"{agent_id}|{'i' if isinstance(ref, int) else 's'}:{ref}"
 
 
-def ledger() -> tuple[str, int]:
-    """The retry key and reply lifetime of one remembered call made now.
+def ledger(name: str = "") -> tuple[str, int]:
+    """The retry key and reply lifetime of one remembered call of script
+    `name` made now (none made here for one that answers its own retry).
 
     Taken in the caller's context (a batch is sent by another task)."""
     key = _retry_key.get()
     if key is not None:
         return key, REF_TTL_MS
+    if name in ANSWERS_ITS_RETRY:
+        return _NO_LEDGER
     return f"~{_BOOT}{next(_serial):x}", RETRY_TTL_MS
 
 
@@ -442,7 +451,7 @@ class Scripts:
 
     async def raw(self, name: str, prefix: str, now_ms: int, *args: Any) -> Any:
         if name in REMEMBERED:
-            args = (*args, *ledger())
+            args = (*args, *ledger(name))
         return await self._fcall(name, prefix, [now_ms, *args])
 
     def route_inline(self, budget: int, scan: int, on_more: Callable[[list[str]], None]) -> None:
@@ -473,7 +482,7 @@ class Scripts:
         when None)."""
         batch: tuple[str, int] = _NO_LEDGER
         if name in REMEMBERED:
-            keys = ledgers if ledgers is not None else [ledger() for _ in calls]
+            keys = ledgers if ledgers is not None else [ledger(name) for _ in calls]
             # the calls keyed here are kept by the batch, under the first one's key
             made = [kept for kept in keys if kept[0].startswith("~")]
             if made:
@@ -544,7 +553,7 @@ class Batcher:
         """The call's "ok" reply without its first element; raises ScriptError."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         # the retry key is the caller's (its context), not the flushing task's
-        self._pending.append((args, ledger() if self._name in REMEMBERED else _NO_LEDGER, future))
+        self._pending.append((args, ledger(self._name) if self._name in REMEMBERED else _NO_LEDGER, future))
         if self._task is None:
             self._task = asyncio.create_task(self._flush(), name=f"batch:{self._name}")
         outcome = Scripts.outcome(self._name, await future)

@@ -234,3 +234,34 @@ async def test_every_call_starts_afresh(store: Store) -> None:
     await store.complete("a0", wid, "done")
     assert (await store.views(["a0"]))[0]["by_channel"] == {"chat": 1}
     assert await store.check() == []
+
+
+async def test_a_completion_sent_again_as_redis_py_retries_it_answers_as_the_first(store: Store) -> None:
+    """A batch of completions keeps no reply under a key made by the server:
+    the same command sent again (redis-py's retry after a lost reply: the
+    same arguments, the clock included) finds each item completed by its
+    agent at that instant and answers as the first did, applying nothing
+    twice; a call that failed fails alike, and another completion of a
+    completed item is still refused."""
+    offered = await _offers(store, 3)
+    for aid, wid in offered.items():
+        await store.accept(aid, wid)
+    (a0, w0), (a1, w1), (a2, w2) = offered.items()
+    r, k = store.redis, store.keys
+    now = store.now_ms()
+    calls = [(a0, w0, "done"), (a1, w1, "done"), (a0, w2, "done")]  # the last is not a0's
+    kept = set(await r.keys(k.prefix + "ref:*"))
+    first = await store.scripts.many("work_complete", k.prefix, now, calls)
+    stream = await r.xlen(k.event_stream)
+    counted = await r.hget(k.metrics, "stats|completed")
+    again = await store.scripts.many("work_complete", k.prefix, now, calls)
+    assert [x[0] for x in first] == [b"ok", b"ok", b"not_yours"]
+    assert [x[0] for x in again] == [x[0] for x in first]
+    assert await r.xlen(k.event_stream) == stream and await r.hget(k.metrics, "stats|completed") == counted
+    assert set(await r.keys(k.prefix + "ref:*")) == kept
+    # not a retry: another instant, or another disposition
+    later = await store.scripts.many("work_complete", k.prefix, now + 1, [(a0, w0, "done")])
+    other = await store.scripts.many("work_complete", k.prefix, now, [(a1, w1, "sold")])
+    assert later[0][0] == other[0][0] == b"conflict"
+    await store.complete(a2, w2, "done")
+    assert await store.check() == []

@@ -97,6 +97,9 @@ end
 -- What `finish` reads of the item: what it releases, and what `retain` needs.
 local FINISH_FIELDS = {'agent', 'channel', 'weight', 'queue', 'state', 'accepted_at', 'composing',
                        'idem', 'replied', 'expires'}
+-- and what work_complete.lua reads: those, and what tells its own retry
+local COMPLETE_FIELDS = {'agent', 'channel', 'weight', 'queue', 'state', 'accepted_at', 'composing',
+                         'idem', 'replied', 'expires', 'ended_at', 'disposition'}
 
 -- Release an item's capacity and close it (completed or abandoned).
 -- Returns the agent's queues that gained room, the agent, queue, channel,
@@ -238,10 +241,10 @@ local function mine(wid, aid, states, expected, fields)
     return nil, {'not_found', 'work_id', 'no work item ' .. wid}
   end
   if it.agent ~= aid then
-    return nil, {'not_yours', 'work_id', 'work item ' .. wid .. ' is not yours'}
+    return nil, {'not_yours', 'work_id', 'work item ' .. wid .. ' is not yours'}, it
   end
   if not states[it.state] then
-    return nil, {'conflict', 'work_id', 'work item ' .. wid .. ' is ' .. it.state .. ', not ' .. expected}
+    return nil, {'conflict', 'work_id', 'work item ' .. wid .. ' is ' .. it.state .. ', not ' .. expected}, it
   end
   return it
 end
