@@ -213,6 +213,22 @@ def test_bench_rollup_tiny() -> None:
     ]
 
 
+# One assignment's cost in Redis, one item per call (`bench_lua --batch 1`,
+# docs/PERFORMANCE.md): the counts are exact, so a change that adds a
+# command or bytes to every assignment shows here. The bounds are today's
+# (34 commands, ~3,010 bytes with these agents) and the ceiling they may
+# not pass.
+MAX_COMMANDS_PER_ASSIGNMENT = 34.0
+MAX_AOF_BYTES_PER_ASSIGNMENT = 3050
+
+
+def test_bench_lua_one_item_per_call_stays_within_its_commands_and_bytes() -> None:
+    figures = _bench_lua("--batch", "1", "--rounds", "20")
+    assert float(figures["script calls per assignment"]) == 2.0
+    assert float(figures["commands run by scripts"]) <= MAX_COMMANDS_PER_ASSIGNMENT, figures["stdout"]
+    assert float(figures["bytes appended to the AOF"]) <= MAX_AOF_BYTES_PER_ASSIGNMENT, figures["stdout"]
+
+
 def test_bench_floor_tiny() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "loadtests.bench_floor", "--queues", "2", "--waiting", "30", "--items", "40"],
