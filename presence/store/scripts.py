@@ -123,12 +123,16 @@ if __bk ~= '' then
   local __seen = recall(__bk)
   if __seen then return cmsgpack.unpack(__seen) end
 end
-local __out, __arity = {{}}, tonumber(ARGV[2])
-route_inline_begin(tonumber(ARGV[3]), tonumber(ARGV[4]))
-events_begin()
+local __out, __arity, __calls = {{}}, tonumber(ARGV[2]), {{}}
 for __i = 7, #ARGV, __arity do
   local __a = {{ARGV[1]}}
   for __j = 0, __arity - 1 do __a[#__a + 1] = ARGV[__i + __j] end
+  __calls[#__calls + 1] = __a
+end
+batch_of(__calls)
+route_inline_begin(tonumber(ARGV[3]), tonumber(ARGV[4]))
+events_begin()
+for _, __a in ipairs(__calls) do
   local __ok, __r = pcall(__one, __a)
   if __ok then __out[#__out + 1] = __r
   else __out[#__out + 1] = {{'internal', '', type(__r) == 'table' and tostring(__r.err) or tostring(__r)}} end
@@ -186,8 +190,10 @@ REMEMBERED = frozenset(
 # the clock included, as redis-py's retry sends them) finds what the first
 # left and answers as it did: they need no key made here, only a client's
 # ref (whose retry comes with a new clock). work_complete.lua: an item the
-# same agent completed at the same instant with the same disposition.
-ANSWERS_ITS_RETRY = frozenset({"work_complete"})
+# same agent completed at the same instant with the same disposition;
+# work_create.lua: an item of the id it was sent (made here, never reused)
+# that exists (`made_before`, one EXISTS per batch).
+ANSWERS_ITS_RETRY = frozenset({"work_complete", "work_create"})
 # how long a reply is kept: under a client's ref (its retries come within
 # seconds; a ref must not be reused for another action meanwhile), and
 # under a key made here (redis-py retries within about a second)

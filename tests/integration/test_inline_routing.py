@@ -24,6 +24,7 @@ from presence.center import parse_center
 from presence.protocol import decode_events
 from presence.store import NewItem, Store, new_work_id
 from presence.store.cases import sync_config, wait_figures
+from presence.store.scripts import ref_key, retry_key
 
 T0 = 1_800_000_000_000
 
@@ -249,16 +250,20 @@ async def test_a_remembered_call_reads_the_token_with_its_reply(redis_server: st
     """A remembered call reads the settings token in the MGET that looks its
     reply up (`recall`, _lib_config.lua), not with a GET of its own, and
     still sees a writer's change made between two calls: a channel's weight
-    written directly, the token deleted with it as every writer does."""
+    written directly, the token deleted with it as every writer does. (An
+    intake made by the server keeps no reply, ANSWERS_ITS_RETRY: it reads
+    the token alone; under a client's ref it keeps one.)"""
     clock = Clock()
     store = await _store(redis_server, clock)
     store.scripts.route_inline(256, 512, lambda _: None)
     r, k = store.redis, store.keys
+    refs = iter(range(1, 100))
 
-    async def intake() -> dict[str, Any]:
+    async def intake(kept: bool = True) -> dict[str, Any]:
         clock.ms += 1
         wid = new_work_id()
-        await store.create_work_many([NewItem(wid, "q", "chat", 0, {})])
+        with retry_key(ref_key("a0", next(refs)) if kept else None):
+            await store.create_work_many([NewItem(wid, "q", "chat", 0, {})])
         item = await store.get_work(wid, history=False)
         assert item is not None
         return item
@@ -268,6 +273,10 @@ async def test_a_remembered_call_reads_the_token_with_its_reply(redis_server: st
     assert (await intake())["weight"] == 25
     stats = await r.info("commandstats")
     assert stats["cmdstat_mget"]["calls"] == 1 and "cmdstat_get" not in stats
+    await r.config_resetstat()
+    assert (await intake(kept=False))["weight"] == 25
+    stats = await r.info("commandstats")
+    assert stats["cmdstat_get"]["calls"] == 1 and "cmdstat_mget" not in stats
     await r.hset(k.channels, "chat", msgpack.packb({"weight": 5}))
     await r.delete(k.settings_version)
     assert (await intake())["weight"] == 5

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+import msgpack
 import pytest
 from redis.asyncio import Redis
 
@@ -264,4 +265,36 @@ async def test_a_completion_sent_again_as_redis_py_retries_it_answers_as_the_fir
     other = await store.scripts.many("work_complete", k.prefix, now, [(a1, w1, "sold")])
     assert later[0][0] == other[0][0] == b"conflict"
     await store.complete(a2, w2, "done")
+    assert await store.check() == []
+
+
+def _intake(wid: str, queue: str = "q", channel: str = "chat", idem: str = "") -> tuple[object, ...]:
+    """work_create's arguments for one item (as Store.create_work_many sends them)."""
+    return (wid, queue, channel, 0, msgpack.packb({}), msgpack.packb({}), idem, 86400, "")
+
+
+@pytest.mark.parametrize("n", [1, 3])
+async def test_an_intake_sent_again_as_redis_py_retries_it_answers_as_the_first(store: Store, n: int) -> None:
+    """An intake batch keeps no reply under a key made by the server: the
+    same command sent again (redis-py's retry after a lost reply) finds the
+    items it made (one EXISTS for the batch when it made none) and answers
+    as the first did, making nothing twice; an item with an idempotency key
+    is `created` again, not `existing`; a call that was refused is refused
+    alike."""
+    await _offers(store, 1)  # a0 Available, holding one offer
+    r, k = store.redis, store.keys
+    ids = [new_work_id() for _ in range(n)]
+    calls = [_intake(w, idem=f"k-{w}" if i == 0 else "") for i, w in enumerate(ids)]
+    calls.append(_intake(new_work_id(), channel="fax"))
+    now = store.now_ms()
+    kept = set(await r.keys(k.prefix + "ref:*"))
+    first = await store.scripts.many("work_create", k.prefix, now, calls)
+    stream, counted = await r.xlen(k.event_stream), await r.hget(k.metrics, "stats|created")
+    again = await store.scripts.many("work_create", k.prefix, now, calls)
+    assert [x[:3] for x in first[:n]] == [[b"ok", w.encode(), b"created"] for w in ids]
+    assert first[n][0] == b"invalid"
+    assert again == first
+    assert await r.xlen(k.event_stream) == stream and await r.hget(k.metrics, "stats|created") == counted
+    assert set(await r.keys(k.prefix + "ref:*")) == kept
+    assert await r.zcard(k.queue_waiting("q")) == n
     assert await store.check() == []

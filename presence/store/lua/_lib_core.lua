@@ -68,6 +68,13 @@ end
 -- refused without cluster support).
 local clustered = nil
 
+-- The calls of this batch (the batched variant of a script, store/scripts.py
+-- `_MANY`): each one's ARGV, in order; nil in a call of one script.
+local batch_calls = nil
+local function batch_of(calls)
+  batch_calls = calls
+end
+
 -- Start a call: its arguments, and every per-call cache emptied.
 local function enter(keys, args)
   KEYS, ARGV = keys, args
@@ -76,6 +83,7 @@ local function enter(keys, args)
   EVENTS = P .. 'events'
   if clustered == nil then clustered = pcall(redis.call, 'CLUSTER', 'KEYSLOT', P) end
   if clustered then redis.call('EXISTS', key('slot-probe'), P) end
+  batch_calls = nil
   for i = 1, #resets do resets[i]() end
 end
 

@@ -252,6 +252,26 @@ local function is_unplaced(wid)
   return unplaced[wid] == true
 end
 
+-- Whether item `wid`, named by its intake call (work_create.lua, ARGV[2]),
+-- exists already: the server makes each id once, so only a second run of
+-- that very call (redis-py's retry of a call whose reply was lost) finds
+-- it. One EXISTS of every item of the batch answers for all of them when
+-- none exists, which is every batch but a retried one; then one HGET each.
+local batch_fresh
+on_enter(function() batch_fresh = false end)
+local function made_before(wid)
+  if batch_fresh then return false end
+  if batch_calls and #batch_calls > 1 then
+    local keys = {}
+    for i, call in ipairs(batch_calls) do keys[i] = key('work', call[2] or '') end
+    if redis.call('EXISTS', unpack(keys)) == 0 then
+      batch_fresh = true
+      return false
+    end
+  end
+  return redis.call('EXISTS', key('work', wid)) == 1
+end
+
 -- The required skills of an item that needs none: an empty msgpack map
 -- (as the server packs it) or array (as cmsgpack packs an empty table).
 local NO_SKILLS = {[''] = true, ['\128'] = true, ['\144'] = true}

@@ -16,6 +16,13 @@
 local wid, q, ch, prio = ARGV[2], ARGV[3], ARGV[4], num(ARGV[5])
 local data, req, idem, ttl = ARGV[6], ARGV[7], ARGV[8], num(ARGV[9], 86400)
 local digest = ARGV[10] or ''
+-- a second run of this call (store/scripts.py ANSWERS_ITS_RETRY) answers as
+-- the first did, and routes the item's queue again
+if made_before(wid) then
+  local at = redis.call('HGET', key('work', wid), 'queue')
+  route_later({at})
+  return {'ok', wid, 'created', at}
+end
 local bad = unknown_target(q, ch)
 if bad then return bad end
 local target, closed = intake_queue(q, ch)
