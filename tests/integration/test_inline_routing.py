@@ -454,3 +454,28 @@ async def test_a_batch_of_intakes_nobody_can_take_waits_whole(
         assert waiting[0] == waiting[1] and waiting[0]
     for s in (inline, plain):
         assert await s.check() == []
+
+
+async def test_an_intake_alone_into_a_queue_with_items_waiting_routes_the_oldest_first(
+    redis_server: str,
+) -> None:
+    """An intake alone in its call reads its item and its queue's waiting and
+    borrowed sets in one EXISTS (`made_before`): a queue with an item
+    waiting is not taken for empty, so the router reads that item too, and
+    the oldest goes first."""
+    clock = Clock()
+    store = await _store(redis_server, clock)
+    r, k = store.redis, store.keys
+    # 3 agents, room for 4 chats: 4 older items, made without routing, wait
+    older = [new_work_id() for _ in range(4)]
+    await store.create_work_many([NewItem(w, "q", "chat", 0, {}) for w in older])
+    assert await r.zcard(k.queue_waiting("q")) == 4
+    store.scripts.route_inline(256, 512, lambda _: None)
+    clock.ms += 1
+    new = new_work_id()
+    await store.create_work_many([NewItem(new, "q", "chat", 0, {})])
+    states = {w: (await store.get_work(w, history=False) or {})["state"] for w in [*older, new]}
+    assert [states[w] for w in older] == ["assigned"] * 4 and states[new] == "queued", states
+    assert await r.zrange(k.queue_waiting("q"), 0, -1) == [new.encode()]
+    assert await store.check() == []
+    await r.aclose()

@@ -252,24 +252,49 @@ local function is_unplaced(wid)
   return unplaced[wid] == true
 end
 
--- Whether item `wid`, named by its intake call (work_create.lua, ARGV[2]),
--- exists already: the server makes each id once, so only a second run of
--- that very call (redis-py's retry of a call whose reply was lost) finds
--- it. One EXISTS of every item of the batch answers for all of them when
--- none exists, which is every batch but a retried one; then one HGET each.
-local batch_fresh
-on_enter(function() batch_fresh = false end)
+-- Whether item `wid`, named by its intake call (work_create.lua: ARGV[2],
+-- and its queue ARGV[3]), exists already: the server makes each id once,
+-- so only a second run of that very call (redis-py's retry of a call whose
+-- reply was lost) finds it. One EXISTS of every item of the batch answers
+-- for all of them when none exists, which is every batch but a retried
+-- one; then one EXISTS each. An intake alone in its call reads its queue's
+-- waiting and borrowed sets in the same EXISTS, for `create_item`
+-- (`queue_empty`): nothing of the call writes them in between.
+local batch_fresh, known_empty
+on_enter(function() batch_fresh, known_empty = false, {} end)
 local function made_before(wid)
   if batch_fresh then return false end
-  if batch_calls and #batch_calls > 1 then
-    local keys = {}
-    for i, call in ipairs(batch_calls) do keys[i] = key('work', call[2] or '') end
-    if redis.call('EXISTS', unpack(keys)) == 0 then
-      batch_fresh = true
-      return false
-    end
+  local calls = batch_calls or {ARGV}
+  local keys = {}
+  for i, call in ipairs(calls) do keys[i] = key('work', call[2] or '') end
+  local alone = #calls == 1 and calls[1][2] == wid
+  local q = alone and calls[1][3]
+  if q then
+    keys[2], keys[3] = key('queue', q, 'waiting'), key('queue', q, 'borrowed')
+  end
+  local n = redis.call('EXISTS', unpack(keys))
+  if n == 0 then
+    batch_fresh = true
+    if q then known_empty[q] = true end
+    return false
+  end
+  if q then
+    -- the item, or the queue's sets: which one
+    local made = redis.call('EXISTS', keys[1]) == 1
+    if not made then known_empty[q] = false end
+    return made
   end
   return redis.call('EXISTS', key('work', wid)) == 1
+end
+-- Whether queue `q` has nothing waiting and nothing borrowed (one EXISTS,
+-- unless `made_before` read it in this call: taken once).
+local function queue_empty(q)
+  local known = known_empty[q]
+  if known ~= nil then
+    known_empty[q] = nil
+    return known
+  end
+  return redis.call('EXISTS', key('queue', q, 'waiting'), key('queue', q, 'borrowed')) == 0
 end
 
 -- The required skills of an item that needs none: an empty msgpack map
@@ -303,8 +328,7 @@ local function create_item(wid, q, ch, prio, data, req, idem)
                ovf = false, handoff = false, created = NOW, offers = false}
   local waiting = key('queue', q, 'waiting')
   -- (one EXISTS: nobody waiting, and nothing borrowed for the router to read)
-  if deferring and not deferred[q]
-     and redis.call('EXISTS', waiting, key('queue', q, 'borrowed')) == 0 then
+  if deferring and not deferred[q] and queue_empty(q) then
     unborrowed[q] = true
     deferred[q] = {}
   end
