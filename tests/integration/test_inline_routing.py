@@ -479,3 +479,41 @@ async def test_an_intake_alone_into_a_queue_with_items_waiting_routes_the_oldest
     assert await r.zrange(k.queue_waiting("q"), 0, -1) == [new.encode()]
     assert await store.check() == []
     await r.aclose()
+
+
+@pytest.mark.parametrize("declined", [False, True])
+async def test_a_completion_reads_its_records_and_its_queue_in_one_exists(
+    redis_server: str, declined: bool
+) -> None:
+    """A completion routed in its call reads the item's rare records and its
+    queue's waiting and borrowed sets in one EXISTS (`retain`, `idle_read`):
+    in a quiet queue that is its only EXISTS; with an item waiting, the freed
+    agent gets it in the same call; a record the item has (a decline) still
+    takes the retention TTL."""
+    clock = Clock()
+    # a1 alone serves q, with room for one chat
+    others = [{**a, "queues": ["v"]} for a in (CENTER["agents"][0], CENTER["agents"][2])]
+    store = await _store(redis_server, clock, {**CENTER, "agents": [CENTER["agents"][1], *others]})
+    store.scripts.route_inline(256, 512, lambda _: None)
+    r, k = store.redis, store.keys
+    first, second = new_work_id(), new_work_id()
+    await store.create_work_many([NewItem(first, "q", "chat", 0, {})])
+    if declined:
+        await r.sadd(k.work_declined(first), "someone")
+    await r.config_resetstat()
+    clock.ms += 1
+    await store.complete("a1", first, "done")
+    stats = await r.info("commandstats")
+    assert stats["cmdstat_exists"]["calls"] == (2 if declined else 1)
+    if declined:
+        assert await r.pttl(k.work_declined(first)) > 0
+    # a1 (room for one chat) holds the next one; a third waits for it
+    await store.create_work_many([NewItem(second, "q", "chat", 0, {})])
+    third = new_work_id()
+    await store.create_work_many([NewItem(third, "q", "chat", 0, {})])
+    assert (await store.get_work(third, history=False) or {})["state"] == "queued"
+    clock.ms += 1
+    await store.complete("a1", second, "done")
+    assert (await store.get_work(third, history=False) or {})["agent_id"] == "a1"
+    assert await store.check() == []
+    await r.aclose()

@@ -104,6 +104,22 @@ local function has_no_borrowed(q)
   return unborrowed[q] == true
 end
 
+-- Queues whose waiting and borrowed sets a completion read in this call
+-- with its item's rare records (`retain`, one EXISTS): true when both were
+-- empty, false when not. Forgotten at the first write of either set
+-- (`waiting_changed`, at each of their writers) and taken once, by the
+-- router's first look at the queue instead of its own EXISTS.
+local idle_read
+on_enter(function() idle_read = {} end)
+local function waiting_changed(q)
+  idle_read[q] = nil
+end
+local function take_idle(q)
+  local v = idle_read[q]
+  idle_read[q] = nil
+  return v
+end
+
 -- Overflow: an item that overflowed (field `ovf` names the other queue) is
 -- indexed in that queue's borrowed set while it waits, so route.lua offers
 -- it to that queue's agents too. Call whenever an item enters (add) or
@@ -113,6 +129,7 @@ local function borrowed(wid, add, score)
   if not ovf or ovf == '' then return nil end
   if add then
     unborrowed[ovf] = nil
+    waiting_changed(ovf)
     redis.call('ZADD', key('queue', ovf, 'borrowed'), score, wid)
   else
     redis.call('ZREM', key('queue', ovf, 'borrowed'), wid)
@@ -135,6 +152,7 @@ local function enqueue(wid, q, since)
   local it = hmget(wk, {'priority', 'created'})
   local score = wait_score(num(it.priority), num(it.created, NOW))
   redis.call('HSET', wk, 'state', 'queued', 'agent', '', 'queue', q, 'score', score, 'expires', 0)
+  waiting_changed(q)
   redis.call('ZADD', key('queue', q, 'waiting'), score, wid)
   borrowed(wid, true, score)
   schedule_escalation(wid, q, since or num(it.created, NOW))
@@ -185,6 +203,10 @@ local in_order
 on_enter(function() deferring, deferred, unplaced, unwritten, in_order = false, {}, {}, {}, {} end)
 local function defer_new_items()
   deferring = true
+end
+-- Whether this call routes what it changed itself (route_inline_begin).
+local function routes_inline()
+  return deferring
 end
 -- queue -> its deferred items {wid, score}, in the set's order, or nil
 local function deferred_of(q)
@@ -240,7 +262,10 @@ local function place(q, taken)
     end
     unplaced[e.wid] = nil
   end
-  if #args > 0 then redis.call('ZADD', key('queue', q, 'waiting'), unpack(args)) end
+  if #args > 0 then
+    waiting_changed(q)
+    redis.call('ZADD', key('queue', q, 'waiting'), unpack(args))
+  end
   deferred[q] = nil
 end
 local function place_all()
@@ -338,6 +363,7 @@ local function create_item(wid, q, ch, prio, data, req, idem)
     unplaced[wid], unwritten[wid] = true, fields
   else
     redis.call('HSET', key('work', wid), unpack(fields))
+    waiting_changed(q)
     redis.call('ZADD', waiting, score, wid)
   end
   redis.call('ZADD', key('work', 'open'), NOW, wid)

@@ -173,8 +173,10 @@ local function route_queues(names, budget, scan)
         local taken, sources = {}, 0
         for k = g, last do
           local q = qs[k].name
+          local known = first and take_idle(q)
           if first and not deferred_of(q)
-             and redis.call('EXISTS', key('queue', q, 'waiting'), key('queue', q, 'borrowed')) == 0 then
+             and (known or (known == nil
+                            and redis.call('EXISTS', key('queue', q, 'waiting'), key('queue', q, 'borrowed')) == 0)) then
             idle[q] = true
             served[#served + 1] = q
           end

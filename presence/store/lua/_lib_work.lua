@@ -29,18 +29,37 @@ local function retention_ms()
 end
 -- `ms`: how long from now (default: the whole retention, for an item ending
 -- now); `it`: the item's `idem` and `replied` fields when the caller read
--- them (RETAIN_FIELDS), else read here.
+-- them (RETAIN_FIELDS), else read here; `q`: a queue whose waiting and
+-- borrowed sets the router will look at in this call (the freed agent's),
+-- read in the same EXISTS as the rare records (`idle_read`).
 local RETAIN_FIELDS = {'idem', 'replied'}
-local function retain(wid, ms, it)
+local function retain(wid, ms, it, q)
   ms = ms or retention_ms()
   if ms <= 0 then return end
   -- the item's history entries of this call first, so that the list exists
   -- and takes the TTL
   flush_history(wid)
   for _, k in ipairs(item_keys(wid)) do redis.call('PEXPIRE', k, ms) end
-  -- one EXISTS for the records most items never have, instead of a PEXPIRE each
+  -- one EXISTS for the records most items never have, instead of a PEXPIRE
+  -- each, and with them, when they are all absent and so is the queue's
+  -- waiting and borrowed, the router's look at the queue
   local extra = item_extra_keys(wid)
-  if redis.call('EXISTS', unpack(extra)) > 0 then
+  local n
+  -- (once per queue: a batch's later completions in a busy queue read as before)
+  if q and idle_read[q] == nil then
+    n = redis.call('EXISTS', key('queue', q, 'waiting'), key('queue', q, 'borrowed'), unpack(extra))
+    if n == 0 then
+      idle_read[q] = true
+    else
+      local all = n
+      n = redis.call('EXISTS', unpack(extra))
+      -- the rest of the count is the queue's
+      idle_read[q] = all == n
+    end
+  else
+    n = redis.call('EXISTS', unpack(extra))
+  end
+  if n > 0 then
     for _, k in ipairs(extra) do redis.call('PEXPIRE', k, ms) end
   end
   -- the replies to the customer (work_reply.lua marks the item `replied`):
@@ -85,6 +104,7 @@ local function requeue(wid, reason, decliner, note)
   end
   redis.call('HSET', wk, 'state', 'queued', 'agent', '', 'expires', 0)
   redis.call('HDEL', wk, 'offered_at')
+  waiting_changed(q)
   redis.call('ZADD', key('queue', q, 'waiting'), score, wid)
   borrowed(wid, true, score)
   emit_item({type = 'offer.rescinded', to = aid, work_id = wid, reason = reason}, aid, nil, rec)
@@ -142,7 +162,15 @@ local function finish(wid, state, extra, it)
     fields[#fields + 1] = v
   end
   redis.call('HSET', wk, unpack(fields))
-  retain(wid, nil, it)
+  -- the item's queue, when the call's router will look at it (the agent is
+  -- ready there again)
+  local look
+  if routes_inline() then
+    for _, wq in ipairs(woke) do
+      if wq == q then look = q end
+    end
+  end
+  retain(wid, nil, it, look)
   if state == 'abandoned' then webhook_abandoned(wid, q, ch, aid, prev, (extra or {}).reason) end
   return woke, aid, q, ch, prev, num(it.accepted_at), rec
 end
