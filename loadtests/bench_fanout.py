@@ -257,6 +257,16 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
     }
 
 
+def _report_stalls(log: str, path: str) -> None:
+    """Print how many stalls the server's watchdog logged (and the longest
+    seen when reported), and write every report to `path`."""
+    reports = [r for r in log.split("WARNING") if "event loop stalled" in r]
+    lags = [float(r.split("stalled ", 1)[1].split(" ", 1)[0]) for r in reports]
+    Path(path).write_text("\n".join(reports))
+    longest = f", longest {max(lags):.0f} ms when reported" if lags else ""
+    print(f"  event-loop stalls: {len(reports)}{longest} (reports in {path})")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--wallboards", type=int, default=100, help="supervisor sockets (default 100)")
@@ -270,6 +280,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--ping-rate", type=float, default=100, help="baseline pings per second (default 100)")
     p.add_argument("--profile", help="py-spy the server during the load into this file (.svg, or .txt raw)")
+    p.add_argument(
+        "--stalls",
+        type=float,
+        metavar="MS",
+        help="PRESENCE_STALL_MS for the server: count its event-loop stalls this long and write them to "
+        "<--samples or /tmp/bench_fanout>.<flush>.stalls.txt (where the own socket's tail comes from)",
+    )
     p.add_argument(
         "--samples",
         help="write every change's latencies with its time into <this>.<flush>.csv (where the tail falls)",
@@ -297,7 +314,10 @@ def main(argv: list[str] | None = None) -> int:
         a.flush_now = flush
         stack = Stack(
             center_body=BENCH_CENTER.format(weight=10, strategy="most_available", auto_accept="true"),
-            env={"PRESENCE_SUPERVISOR_FLUSH": str(flush)},
+            env={
+                "PRESENCE_SUPERVISOR_FLUSH": str(flush),
+                **({"PRESENCE_STALL_MS": f"{a.stalls:g}"} if a.stalls else {}),
+            },
         )
         try:
             stack.start()
@@ -306,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(seed_agents(stack.redis_url, stack.center_id, ids, ["bench"]))
             r = asyncio.run(run_load(stack, ids, a))
             code, _ = stack.check()
+            if a.stalls:
+                _report_stalls(stack.logs(), f"{a.samples or '/tmp/bench_fanout'}.{flush:g}.stalls.txt")
         finally:
             stack.stop()
         failed |= code != 0 or bool(r["errors"]) or r["missing"] > 0
