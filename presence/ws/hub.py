@@ -63,6 +63,9 @@ LEASE_CHUNK = 250
 # wallboards' copies are written in 100 steps with the loop running between
 # them, not in one callback that holds every socket of the process.
 WRITE_AT_ONCE_MAX = 32 * 1024
+# The longest a frame for a socket waits for the reply to that socket's
+# request in flight, to go out in the reply's write (`Conn.hold`).
+HOLD_MAX = 0.005
 
 _ids = itertools.count(1)
 _PROCESS = f"{os.getpid():x}{int(time.time()) % 100000:05d}"
@@ -82,8 +85,11 @@ class Conn:
 
     __slots__ = (
         "_closed",
+        "_held",
+        "_holding",
         "_idle",
         "_queue",
+        "_release_at",
         "_wake",
         "id",
         "last_seen",
@@ -122,6 +128,11 @@ class Conn:
         self._closed = False
         # the sender waits for work with nothing in hand (False until it runs)
         self._idle = False
+        # a request of this socket is in flight (`hold`): frames written at
+        # once wait in `_held` for its reply, at most HOLD_MAX seconds
+        self._holding = False
+        self._held: list[tuple[str | bytes, bytes]] = []
+        self._release_at: asyncio.TimerHandle | None = None
 
     @property
     def backlog(self) -> int:
@@ -142,13 +153,52 @@ class Conn:
             and not self.resync
             and self.wire is not None
             and len(frame) <= WRITE_AT_ONCE_MAX
-            and self.wire.write_framed(wired if wired is not None else framed(frame))
         ):
-            self.sent_at = time.monotonic()
-            return True
+            wired = wired if wired is not None else framed(frame)
+            if self._holding:
+                self._held.append((frame, wired))
+                if self._release_at is None:
+                    self._release_at = asyncio.get_running_loop().call_later(HOLD_MAX, self.release)
+                return True
+            if self.wire.write_framed(wired):
+                self.sent_at = time.monotonic()
+                return True
+        self._unhold()
         self._queue.append(frame)
         self._wake.set()
         return True
+
+    def hold(self) -> None:
+        """A request of this socket is in flight: frames that would be written
+        at once (its own change's event, above all) go out with its reply, in
+        one write instead of one each, unless the reply takes longer than
+        HOLD_MAX. `release` ends it."""
+        self._holding = True
+
+    def release(self, reply: bytes = b"") -> bool:
+        """End `hold`: write `reply` (a frame made by `framed`) and the frames
+        held meanwhile, in one write; False when the socket could not take
+        it at once (then nothing was written, the held frames are queued)."""
+        self._holding = False
+        if self._release_at is not None:
+            self._release_at.cancel()
+            self._release_at = None
+        if not self._held:
+            return bool(reply) and self.wire is not None and self.wire.write_framed(reply)
+        held, self._held = self._held, []
+        if self.wire is not None and self.wire.write_framed(reply + b"".join(w for _, w in held)):
+            self.sent_at = time.monotonic()
+            return True
+        # the socket cannot take them now: in order, before anything later
+        self._queue.extendleft(f for f, _ in reversed(held))
+        self._wake.set()
+        return False
+
+    def _unhold(self) -> None:
+        """Frames held for a reply go before a frame queued after them."""
+        if self._held:
+            held, self._held = self._held, []
+            self._queue.extend(f for f, _ in held)
 
     async def send_frame(self, frame: str | bytes) -> None:
         if isinstance(frame, str):
@@ -157,9 +207,10 @@ class Conn:
             await self.send({"type": "websocket.send", "bytes": frame})
 
     async def send_message(self, msg: dict[str, Any]) -> None:
-        """Send `msg` now (a reply, a snapshot), past the queue."""
+        """Send `msg` now (a reply, a snapshot), past the queue, with the
+        frames held for it (`hold`), which end the hold."""
         frame = protocol.encode(msg, self.subprotocol)
-        if self.wire is None or not self.wire.write_framed(framed(frame)):
+        if not self.release(framed(frame)):
             await self.send_frame(frame)
 
     async def send_close(self, code: int, reason: str) -> None:
@@ -198,6 +249,10 @@ class Conn:
 
     def close(self) -> None:
         self._closed = True
+        self._held.clear()
+        if self._release_at is not None:
+            self._release_at.cancel()
+            self._release_at = None
         self._queue.clear()
         self._wake.set()
 
