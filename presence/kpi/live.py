@@ -61,7 +61,13 @@ Entry = tuple[str, dict[Any, Any]]  # a stream entry: id, fields
 WINDOWS_MIN = {"60m": 60, "30m": 30, "15m": 15}
 SETTINGS_EVERY = 10.0  # seconds between re-reads of the center's settings
 VIEWS_CHUNK = 500  # agents' views per script call
-FEED_CHUNK = 500  # stream entries read, decoded and folded between yields
+FEED_CHUNK = 500  # stream entries read per call
+# Stream entries decoded and fed, and facts, agents' windows or items summed,
+# between two yields of a tick: a step of the tracker's default size (1,000)
+# held the loop for several ms with 500 agents, and a change's trip to its
+# own socket (a few hops through the loop) waited for one step at each hop
+DECODE_CHUNK = 100
+LIVE_STEP = 250
 AGENT_WINDOWS = ("today", "60m")  # the windows of each agent's row in ``kpis``
 FOLD_EVERY_MS = BUCKET_MS  # fold points, sliding windows' starts and buckets fall on whole minutes
 # How far back the tracker keeps facts and agents' changes. What it costs to
@@ -472,21 +478,25 @@ class LiveKpis:
         # fold them in chunks, yielding between, or the pass stalls every
         # socket of this process (it was the tail of the assignment latency)
         routing: list[Event] = []
-        for i in range(0, len(ev_entries), FEED_CHUNK):
-            routing += history.decode(ev_entries[i : i + FEED_CHUNK], status=False)
+        for i in range(0, len(ev_entries), DECODE_CHUNK):
+            routing += history.decode(ev_entries[i : i + DECODE_CHUNK], status=False)
             await asyncio.sleep(0)
         await self._recall(tracker, routing)
         origin = self._origin
         events = [e for e in routing if e.ts >= origin]
-        events += [e for e in history.decode(st_entries, status=True) if e.ts >= origin]
+        for i in range(0, len(st_entries), DECODE_CHUNK):
+            events += [
+                e for e in history.decode(st_entries[i : i + DECODE_CHUNK], status=True) if e.ts >= origin
+            ]
+            await asyncio.sleep(0)
         if not events:
             return None
         events.sort(key=lambda e: e.ts)
         arrivals, accepts = await history.item_times(self.store, events, tracker.items, tracker.arrived)
         tracker.arrivals.update(arrivals)
         tracker.accepts.update(accepts)
-        for i in range(0, len(events), FEED_CHUNK):
-            tracker.feed(events[i : i + FEED_CHUNK])
+        for i in range(0, len(events), DECODE_CHUNK):
+            tracker.feed(events[i : i + DECODE_CHUNK])
             await asyncio.sleep(0)
         return events[-1].ts
 
@@ -510,7 +520,7 @@ class LiveKpis:
             return
         loop = asyncio.get_running_loop()
         started = step = loop.time()
-        for _ in tracker.fold_steps(before, horizon):
+        for _ in tracker.fold_steps(before, horizon, LIVE_STEP):
             self.longest_fold_step = max(self.longest_fold_step, loop.time() - step)
             await asyncio.sleep(0)
             step = loop.time()
@@ -542,7 +552,9 @@ class LiveKpis:
         # in steps, yielding between them: with 10,000 agents one pass holds
         # the loop long enough to delay every socket of this process
         # per-agent rows carry today and 60m only (`build`)
-        steps = self.tracker.aggregate_steps(now, wins, agents_for=AGENT_WINDOWS if agents else ())
+        steps = self.tracker.aggregate_steps(
+            now, wins, chunk=LIVE_STEP, agents_for=AGENT_WINDOWS if agents else ()
+        )
         while True:
             try:
                 next(steps)
