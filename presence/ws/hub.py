@@ -134,9 +134,9 @@ class Conn:
         self._holding = False
         self._held: list[tuple[str | bytes, bytes]] = []
         self._release_at: asyncio.TimerHandle | None = None
-        # kept: on Python 3.11 each asyncio.get_running_loop() is a getpid
-        # system call, and `push` arms a timer for most changes
-        self._loop = asyncio.get_running_loop()
+        # kept once known: on Python 3.11 each asyncio.get_running_loop() is
+        # a getpid system call, and `push` arms a timer for most changes
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def backlog(self) -> int:
@@ -162,7 +162,10 @@ class Conn:
             if self._holding:
                 self._held.append((frame, wired))
                 if self._release_at is None:
-                    self._release_at = self._loop.call_later(HOLD_MAX, self.release)
+                    loop = self._loop
+                    if loop is None:
+                        loop = self._loop = asyncio.get_running_loop()
+                    self._release_at = loop.call_later(HOLD_MAX, self.release)
                 return True
             if self.wire.write_framed(wired):
                 self.sent_at = time.monotonic()
