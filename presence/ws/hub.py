@@ -175,6 +175,26 @@ class Conn:
         self._wake.set()
         return True
 
+    def push_all(self, frames: list[tuple[str | bytes, bytes | None]], whole: bytes | None) -> bool:
+        """`push` each of `frames` in order; `whole`, their frames made by
+        `framed` end to end (None when one is too large to go at once), is
+        one write when the socket can take it now."""
+        if (
+            whole is not None
+            and not self._closed
+            and self._idle
+            and not self._queue
+            and not self.resync
+            and not self._holding
+            and self.wire is not None
+            and self.wire.write_framed(whole)
+        ):
+            self.sent_at = time.monotonic()
+            return True
+        for frame, wired in frames:
+            self.push(frame, wired)
+        return not self._closed
+
     def hold(self) -> None:
         """A request of this socket is in flight: frames that would be written
         at once (its own change's event, above all) go out with its reply, in
@@ -264,20 +284,33 @@ class Conn:
         self._wake.set()
 
 
-def fanout(conns: Iterable[Conn], msg: dict[str, Any]) -> int:
-    """Send one message to many sockets, encoded and framed once per
-    subprotocol."""
-    frames: dict[str, tuple[str | bytes, bytes | None]] = {}
+def _frame(msg: dict[str, Any], subprotocol: str) -> tuple[str | bytes, bytes | None]:
+    payload = protocol.encode(msg, subprotocol)
+    return payload, framed(payload) if len(payload) <= WRITE_AT_ONCE_MAX else None
+
+
+def fanout(conns: Iterable[Conn], *msgs: dict[str, Any]) -> int:
+    """Send messages, in order, to many sockets, encoded and framed once per
+    subprotocol; several are written to each socket in one write."""
+    if len(msgs) == 1:
+        frames: dict[str, tuple[str | bytes, bytes | None]] = {}
+        n = 0
+        for c in conns:
+            frame = frames.get(c.subprotocol)
+            if frame is None:
+                frame = frames[c.subprotocol] = _frame(msgs[0], c.subprotocol)
+            c.push(*frame)
+            n += 1
+        return n
+    batches: dict[str, tuple[list[tuple[str | bytes, bytes | None]], bytes | None]] = {}
     n = 0
     for c in conns:
-        frame = frames.get(c.subprotocol)
-        if frame is None:
-            payload = protocol.encode(msg, c.subprotocol)
-            frame = frames[c.subprotocol] = (
-                payload,
-                framed(payload) if len(payload) <= WRITE_AT_ONCE_MAX else None,
-            )
-        c.push(*frame)
+        batch = batches.get(c.subprotocol)
+        if batch is None:
+            each = [_frame(m, c.subprotocol) for m in msgs]
+            whole = None if any(w is None for _, w in each) else b"".join(w for _, w in each if w is not None)
+            batch = batches[c.subprotocol] = (each, whole)
+        c.push_all(*batch)
         n += 1
     return n
 
@@ -294,6 +327,8 @@ class Hub:
         # set while this process has a supervisor socket of the center
         self._watched = asyncio.Event()
         self._dirty: dict[str, dict[str, Any]] = {}
+        # periodic figures (`protocol.PERIODIC_TYPES`) for the next flush
+        self._periodic: list[dict[str, Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
         self._resync: Callable[[Conn], Awaitable[None]] | None = None
@@ -399,6 +434,10 @@ class Hub:
                 prev = self._dirty.get(aid)
                 if prev is None or prev.get("ver", 0) <= view.get("ver", 0):
                     self._dirty[aid] = view
+            elif msg["type"] in protocol.PERIODIC_TYPES:
+                # figures computed once a second or so: they go with the next
+                # flush's deltas, in the same write to each wallboard
+                self._periodic.append(msg)
             else:
                 fanout(self.supervisors, msg)
         for hook in self.on_event:
@@ -478,6 +517,7 @@ class Hub:
                 # no wallboard here: nothing to flush until one connects
                 # (a center with none costs no wake-ups)
                 self._dirty.clear()
+                self._periodic.clear()
                 await self._watched.wait()
             await asyncio.sleep(every)
             try:
@@ -491,23 +531,39 @@ class Hub:
                 log.exception("supervisor flush failed; retrying")
 
     async def _flush_once(self, with_queues: bool) -> None:
+        """One flush: the periodic figures received since the last one, the
+        views changed since, and (`with_queues`) the queue figures when they
+        changed, in that order and in one write to each wallboard."""
         if not self.supervisors:
             self._dirty.clear()
+            self._periodic.clear()
             return
+        queues = None
+        if with_queues:
+            try:
+                stats = await self.store.queue_stats(protocol.WAITING_LISTED)
+            except RedisError as exc:
+                # the views and figures go all the same
+                log.warning("queue figures unavailable: %s", exc)
+            else:
+                if stats != self._last_queues:
+                    self._last_queues = stats
+                    queues = protocol.queues_delta(stats, self.store.now_ms())
+        msgs, self._periodic = self._periodic, []
         if self._dirty:
+            # read after the queue figures' call: views changed meanwhile go too
             views = list(self._dirty.values())
             self._dirty = {}
-            self.push_supervisors(protocol.agents_delta(views))
-        if with_queues:
-            stats = await self.store.queue_stats(protocol.WAITING_LISTED)
-            if stats != self._last_queues:
-                self._last_queues = stats
-                self.push_supervisors(protocol.queues_delta(stats, self.store.now_ms()))
+            msgs.append(protocol.agents_delta(views))
+        if queues is not None:
+            msgs.append(queues)
+        if msgs:
+            self.push_supervisors(*msgs)
 
-    def push_supervisors(self, msg: dict[str, Any]) -> int:
-        """Send one message (a delta, ``kpis``) to every supervisor socket of
-        this process that keeps up, encoded once per subprotocol; returns how
-        many got it."""
+    def push_supervisors(self, *msgs: dict[str, Any]) -> int:
+        """Send messages (deltas, ``kpis``), in order, to every supervisor
+        socket of this process that keeps up, encoded once per subprotocol
+        and in one write to each; returns how many got them."""
         live = []
         now = time.monotonic()
         for c in self.supervisors:
@@ -524,7 +580,7 @@ class Hub:
             else:
                 # too slow to keep up: skip, and send a fresh snapshot once drained
                 c.resync = True
-        return fanout(live, msg)
+        return fanout(live, *msgs)
 
     def _drop(self, conn: Conn) -> None:
         """Close a supervisor socket that stopped reading (Close.TOO_SLOW).

@@ -9,7 +9,7 @@ from typing import Any
 
 from presence import protocol
 from presence.ws import hub
-from presence.ws.hub import Conn
+from presence.ws.hub import Conn, fanout
 from presence.ws.wire import framed
 
 
@@ -83,3 +83,26 @@ async def test_held_frames_keep_their_order_through_the_queue() -> None:
     assert texts[0] == protocol.encode(protocol.ok("r1"), protocol.JSON)
     assert texts[1:] == [_event(1), _event(2)] and t.writes == []
     conn.close()
+
+
+async def test_several_messages_go_to_each_idle_socket_in_one_write() -> None:
+    """A flush's messages (periodic figures, the views, the queues) reach an
+    idle wallboard in one write, framed once per subprotocol; a busy one gets
+    them queued in order, and a frame too large to go at once goes alone."""
+    (a, ta, _), (b, tb, _) = await _idle_conn(), await _idle_conn()
+    kpis, views = {"type": "kpis", "n": 1}, {"type": "agents", "agents": []}
+    b._queue.append("earlier")  # b is behind: everything waits its turn
+    assert fanout([a, b], kpis, views) == 2
+    want = framed(protocol.encode(kpis, protocol.JSON)) + framed(protocol.encode(views, protocol.JSON))
+    assert ta.writes == [want] and tb.writes == []
+    assert list(b._queue) == [
+        "earlier",
+        protocol.encode(kpis, protocol.JSON),
+        protocol.encode(views, protocol.JSON),
+    ]
+    large = {"type": "kpis", "agents": ["x" * hub.WRITE_AT_ONCE_MAX]}
+    fanout([a], large, views)
+    assert ta.writes == [want]  # nothing more at once: the large one first, through the queue
+    assert list(a._queue) == [protocol.encode(large, protocol.JSON), protocol.encode(views, protocol.JSON)]
+    a.close()
+    b.close()
