@@ -132,7 +132,7 @@ class Conn:
         # a request of this socket is in flight (`hold`): frames written at
         # once wait in `_held` for its reply, at most HOLD_MAX seconds
         self._holding = False
-        self._held: list[tuple[str | bytes, bytes]] = []
+        self._held: list[tuple[str | bytes, bytes]] | None = None  # made when needed: idle sockets are many
         self._release_at: asyncio.TimerHandle | None = None
         # kept once known: on Python 3.11 each asyncio.get_running_loop() is
         # a getpid system call, and `push` arms a timer for most changes
@@ -160,7 +160,10 @@ class Conn:
         ):
             wired = wired if wired is not None else framed(frame)
             if self._holding:
-                self._held.append((frame, wired))
+                if self._held is None:
+                    self._held = [(frame, wired)]
+                else:
+                    self._held.append((frame, wired))
                 if self._release_at is None:
                     loop = self._loop
                     if loop is None:
@@ -212,7 +215,7 @@ class Conn:
             self._release_at = None
         if not self._held:
             return bool(reply) and self.wire is not None and self.wire.write_framed(reply)
-        held, self._held = self._held, []
+        held, self._held = self._held, None
         if self.wire is not None and self.wire.write_framed(reply + b"".join(w for _, w in held)):
             self.sent_at = time.monotonic()
             return True
@@ -224,7 +227,7 @@ class Conn:
     def _unhold(self) -> None:
         """Frames held for a reply go before a frame queued after them."""
         if self._held:
-            held, self._held = self._held, []
+            held, self._held = self._held, None
             self._queue.extend(f for f, _ in held)
 
     async def send_frame(self, frame: str | bytes) -> None:
@@ -276,7 +279,7 @@ class Conn:
 
     def close(self) -> None:
         self._closed = True
-        self._held.clear()
+        self._held = None
         if self._release_at is not None:
             self._release_at.cancel()
             self._release_at = None
