@@ -183,8 +183,11 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
     t0 = mono()
     done = 0
     starved = 0
+    lags: list[float] = []  # how late each of this loop's 1 ms sleeps woke up
+    woke = t0
     while True:
         now = mono()
+        lags.append(now - woke)
         if now - t0 >= a.duration:
             break
         due = int((now - t0) * a.rate) - done
@@ -200,7 +203,9 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
             agent_socks[aid].send({"type": "status.set", "status": st, "ref": "c"})
             due -= 1
             done += 1
+        slept = mono()
         await asyncio.sleep(0.001)
+        woke = slept + 0.001
     t1 = mono()
     # the last changes' frames are counted, and their CPU with them
     await asyncio.sleep(max(1.0, 3 * max(a.flush_list)))
@@ -258,6 +263,7 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
         "reads": io1[0] - io0[0],
         "writes": io1[1] - io0[1],
         "frames": counted,
+        "lags": lags,
     }
 
 
@@ -374,7 +380,10 @@ def main(argv: list[str] | None = None) -> int:
             f"server CPU per frame {r['cpu_server'] / max(1, nframes) * 1e6:.1f} us; "
             f"the agent's own socket p99 {ms(pct(r['own'], 99))} ms\n"
             f"  server system calls per change (exact, unlike the CPU): {r['reads'] / n:.2f} reads, "
-            f"{r['writes'] / n:.2f} writes",
+            f"{r['writes'] / n:.2f} writes\n"
+            f"  the load generator's own loop (one process for every socket) woke late by "
+            f"p99 {ms(pct(r['lags'], 99))} / max {ms(max(r['lags'], default=float('nan')))} ms: "
+            f"a frame to any socket can wait that long in it before it is seen",
             flush=True,
         )
         for e in r["errors"][:3]:
