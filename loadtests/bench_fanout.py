@@ -177,13 +177,17 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
     redis = [psutil.Process(stack.redis.pid)] if stack.redis and stack.redis.pid else []
 
     cpu0 = (cpu_seconds(server), cpu_seconds(redis))
+    io0 = _syscalls(server)
     for k in frames:
         frames[k] = 0
     t0 = mono()
     done = 0
     starved = 0
+    lags: list[float] = []  # how late each of this loop's 1 ms sleeps woke up
+    woke = t0
     while True:
         now = mono()
+        lags.append(now - woke)
         if now - t0 >= a.duration:
             break
         due = int((now - t0) * a.rate) - done
@@ -199,11 +203,14 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
             agent_socks[aid].send({"type": "status.set", "status": st, "ref": "c"})
             due -= 1
             done += 1
+        slept = mono()
         await asyncio.sleep(0.001)
+        woke = slept + 0.001
     t1 = mono()
     # the last changes' frames are counted, and their CPU with them
     await asyncio.sleep(max(1.0, 3 * max(a.flush_list)))
     cpu_server, cpu_redis = cpu_seconds(server) - cpu0[0], cpu_seconds(redis) - cpu0[1]
+    io1 = _syscalls(server)
     counted = dict(frames)
     ping_task.cancel()
     gc.enable()
@@ -253,8 +260,34 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
         "errors": errors,
         "cpu_server": cpu_server,
         "cpu_redis": cpu_redis,
+        "reads": io1[0] - io0[0],
+        "writes": io1[1] - io0[1],
         "frames": counted,
+        "lags": lags,
     }
+
+
+def _syscalls(procs: list[Any]) -> tuple[int, int]:
+    """The read and write system calls the processes have made so far
+    (Linux's /proc/<pid>/io; zeros where psutil cannot tell)."""
+    reads = writes = 0
+    for p in procs:
+        try:
+            io = p.io_counters()
+        except (AttributeError, OSError):
+            continue
+        reads, writes = reads + io.read_count, writes + io.write_count
+    return reads, writes
+
+
+def _report_stalls(log: str, path: str) -> None:
+    """Print how many stalls the server's watchdog logged (and the longest
+    seen when reported), and write every report to `path`."""
+    reports = [r for r in log.split("WARNING") if "event loop stalled" in r]
+    lags = [float(r.split("stalled ", 1)[1].split(" ", 1)[0]) for r in reports]
+    Path(path).write_text("\n".join(reports))
+    longest = f", longest {max(lags):.0f} ms when reported" if lags else ""
+    print(f"  event-loop stalls: {len(reports)}{longest} (reports in {path})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,6 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--ping-rate", type=float, default=100, help="baseline pings per second (default 100)")
     p.add_argument("--profile", help="py-spy the server during the load into this file (.svg, or .txt raw)")
+    p.add_argument(
+        "--stalls",
+        type=float,
+        metavar="MS",
+        help="PRESENCE_STALL_MS for the server: count its event-loop stalls this long and write them to "
+        "<--samples or /tmp/bench_fanout>.<flush>.stalls.txt (where the own socket's tail comes from)",
+    )
     p.add_argument(
         "--samples",
         help="write every change's latencies with its time into <this>.<flush>.csv (where the tail falls)",
@@ -297,7 +337,10 @@ def main(argv: list[str] | None = None) -> int:
         a.flush_now = flush
         stack = Stack(
             center_body=BENCH_CENTER.format(weight=10, strategy="most_available", auto_accept="true"),
-            env={"PRESENCE_SUPERVISOR_FLUSH": str(flush)},
+            env={
+                "PRESENCE_SUPERVISOR_FLUSH": str(flush),
+                **({"PRESENCE_STALL_MS": f"{a.stalls:g}"} if a.stalls else {}),
+            },
         )
         try:
             stack.start()
@@ -306,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(seed_agents(stack.redis_url, stack.center_id, ids, ["bench"]))
             r = asyncio.run(run_load(stack, ids, a))
             code, _ = stack.check()
+            if a.stalls:
+                _report_stalls(stack.logs(), f"{a.samples or '/tmp/bench_fanout'}.{flush:g}.stalls.txt")
         finally:
             stack.stop()
         failed |= code != 0 or bool(r["errors"]) or r["missing"] > 0
@@ -333,7 +378,12 @@ def main(argv: list[str] | None = None) -> int:
             f"frames per change: {r['frames']['agents'] / n:.2f} to the agent, "
             f"{r['frames']['boards'] / n:.2f} to wallboards; "
             f"server CPU per frame {r['cpu_server'] / max(1, nframes) * 1e6:.1f} us; "
-            f"the agent's own socket p99 {ms(pct(r['own'], 99))} ms",
+            f"the agent's own socket p99 {ms(pct(r['own'], 99))} ms\n"
+            f"  server system calls per change (exact, unlike the CPU): {r['reads'] / n:.2f} reads, "
+            f"{r['writes'] / n:.2f} writes\n"
+            f"  the load generator's own loop (one process for every socket) woke late by "
+            f"p99 {ms(pct(r['lags'], 99))} / max {ms(max(r['lags'], default=float('nan')))} ms: "
+            f"a frame to any socket can wait that long in it before it is seen",
             flush=True,
         )
         for e in r["errors"][:3]:

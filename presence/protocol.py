@@ -433,6 +433,10 @@ def kpis(
 ROUTING_FIELDS: Final = ("to", "sup")
 # Agent-view events: sent to the agent as is, and coalesced for supervisors.
 AGENT_VIEW_TYPES: Final = frozenset({"status", "load"})
+# Supervisor messages of figures computed every so often (the live KPIs, at
+# least every second): the hub sends them with its next coalesced flush, in
+# the same write as that flush's deltas, not at once.
+PERIODIC_TYPES: Final = frozenset({"kpis"})
 # Item events that change the agent's load (``offer``, ``offer.rescinded``,
 # ``work.assigned``, ``work.updated``) carry the agent's new view in field
 # ``agent`` instead of a separate ``load`` event: the agent applies it as a

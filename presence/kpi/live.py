@@ -61,6 +61,11 @@ log = logging.getLogger("presence.kpi")
 WINDOWS_MIN = {"60m": 60, "30m": 30, "15m": 15}
 SETTINGS_EVERY = 10.0  # seconds between re-reads of the center's settings
 FEED_CHUNK = 500  # stream entries read per tick call (then folded in chunks, `replay.fold_in`)
+# Facts, agents' windows or items summed between two yields of a tick: a
+# step of the tracker's default size (1,000) held the loop for several ms
+# with 500 agents, and a change's trip to its own socket (a few hops through
+# the loop) waited for one step at each hop
+LIVE_STEP = 250
 AGENT_WINDOWS = ("today", "60m")  # the windows of each agent's row in ``kpis``
 FOLD_EVERY_MS = BUCKET_MS  # fold points, sliding windows' starts and buckets fall on whole minutes
 # How far back the tracker keeps facts and agents' changes. What it costs to
@@ -75,6 +80,7 @@ REBUILD_PAGE = history.PAGE  # stream entries read per call when rebuilding
 # writing them to every wallboard every second stalled the event loop
 # (docs/PERFORMANCE.md, fan-out). Center, queue and channel figures go every push.
 AGENT_ROWS_EVERY = 5
+ROWS_CHUNK = 100  # agents' rows built between yields
 
 
 def fold_point(now_ms: int) -> int:
@@ -174,8 +180,10 @@ def build(
     views: list[dict[str, Any]],
     now_ms: int,
     routable: frozenset[str] = frozenset({"Available"}),
+    agents: bool = True,
 ) -> dict[str, Any]:
-    """The ``kpis`` message from aggregated windows and the live queue figures (pure)."""
+    """The ``kpis`` message from aggregated windows and the live queue figures
+    (pure); with `agents` False, its ``agents`` rows left empty."""
     names = list(protocol.KPI_WINDOWS)
     by_stats = {s["name"]: s for s in stats}
     qrows = []
@@ -222,19 +230,27 @@ def build(
     )
     channels = sorted(set().union(*(g.channels for g in groups.values())))
     crows = [{"name": c, **{w: groups[w].channels.get(c, Agg()).kpis() for w in names}} for c in channels]
-    arows = []
-    for v in sorted(views, key=lambda v: str(v.get("agent_id"))):
-        aid = v["agent_id"]
-        arows.append(
-            {
-                "agent_id": aid,
-                "name": v.get("name", aid),
-                "status": v.get("status"),
-                "reason": v.get("reason", ""),
-                **{w: agent_kpis(groups[w].agents.get(aid, Agg())) for w in AGENT_WINDOWS},
-            }
-        )
+    arows = agent_rows(groups, sorted_views(views)) if agents else []
     return protocol.kpis(center, qrows, crows, arows, now_ms)
+
+
+def sorted_views(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The views in the order of the ``agents`` rows (by agent id)."""
+    return sorted(views, key=lambda v: str(v.get("agent_id")))
+
+
+def agent_rows(groups: Mapping[str, Groups], views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``agents`` rows of `views`, in their order (pure)."""
+    return [
+        {
+            "agent_id": v["agent_id"],
+            "name": v.get("name", v["agent_id"]),
+            "status": v.get("status"),
+            "reason": v.get("reason", ""),
+            **{w: agent_kpis(groups[w].agents.get(v["agent_id"], Agg())) for w in AGENT_WINDOWS},
+        }
+        for v in views
+    ]
 
 
 class LiveKpis:
@@ -295,7 +311,7 @@ class LiveKpis:
             started = loop.time()
             try:
                 if await self._should_compute():
-                    msg = await self.tick()
+                    msg = await self.tick(agents=self._rows_due())
                     await self._publish(msg)
                 else:
                     # nobody to show them to, or another process computes them:
@@ -441,15 +457,21 @@ class LiveKpis:
             return
         loop = asyncio.get_running_loop()
         started = step = loop.time()
-        for _ in tracker.fold_steps(before, horizon):
+        for _ in tracker.fold_steps(before, horizon, LIVE_STEP):
             self.longest_fold_step = max(self.longest_fold_step, loop.time() - step)
             await asyncio.sleep(0)
             step = loop.time()
         self.longest_fold_step = max(self.longest_fold_step, loop.time() - step)
         self.last_fold = loop.time() - started
 
-    async def tick(self) -> dict[str, Any]:
-        """One computation: catch up with the streams, aggregate, build the message."""
+    def _rows_due(self) -> bool:
+        """Whether the next push carries the per-agent rows (`_publish`)."""
+        return (self._pushes + 1) % AGENT_ROWS_EVERY == 1
+
+    async def tick(self, agents: bool = True) -> dict[str, Any]:
+        """One computation: catch up with the streams, aggregate, build the
+        message; with `agents` False (a push that goes without them), no
+        per-agent rows, nor the per-agent sums they come from."""
         now = self.store.now_ms()
         wins = windows(now, self.tz)
         await self._refresh_settings()
@@ -467,7 +489,9 @@ class LiveKpis:
         # in steps, yielding between them: with 10,000 agents one pass holds
         # the loop long enough to delay every socket of this process
         # per-agent rows carry today and 60m only (`build`)
-        steps = self.tracker.aggregate_steps(now, wins, agents_for=AGENT_WINDOWS)
+        steps = self.tracker.aggregate_steps(
+            now, wins, chunk=LIVE_STEP, agents_for=AGENT_WINDOWS if agents else ()
+        )
         while True:
             try:
                 next(steps)
@@ -477,8 +501,17 @@ class LiveKpis:
             await asyncio.sleep(0)
         stats = await self.store.queue_stats()
         views = await views_chunked(self.store)
-        self.last = build(groups, self._queues, stats, views, now, self.settings.routable)
-        return self.last
+        msg = build(groups, self._queues, stats, views, now, self.settings.routable, agents=False)
+        if agents:
+            # a row per agent (thousands): built in chunks, yielding between,
+            # as one pass it held every socket of this process for ms
+            ordered, rows = sorted_views(views), []
+            for i in range(0, len(ordered), ROWS_CHUNK):
+                rows += agent_rows(groups, ordered[i : i + ROWS_CHUNK])
+                await asyncio.sleep(0)
+            msg["agents"] = rows
+        self.last = msg
+        return msg
 
 
 def _after(a: str, b: str) -> bool:

@@ -37,7 +37,10 @@ from presence.store import Store
 
 Entry = tuple[str, dict[Any, Any]]  # a stream entry: id, fields
 
-FEED_CHUNK = 500  # stream entries decoded and folded between yields
+# Stream entries decoded, and events fed, between two yields: a step of 500
+# held the loop for several ms under load, and a status change's trip to its
+# own socket (a few hops through the loop) waited for one step at each hop
+FEED_CHUNK = 100
 VIEWS_CHUNK = 500  # agents' views per script call
 MAX_SEQ = 18446744073709551615  # the highest sequence number of a stream id
 
@@ -95,11 +98,13 @@ async def fold_in(
         routing = [e for e in routing if e.ts <= until]
     await recall(store, tracker, routing, reach.routing)
     events = [e for e in routing if e.ts >= reach.routing]
-    events += [
-        e
-        for e in history.decode(st_entries, status=True)
-        if e.ts >= reach.status and (until is None or e.ts <= until)
-    ]
+    for i in range(0, len(st_entries), FEED_CHUNK):
+        events += [
+            e
+            for e in history.decode(st_entries[i : i + FEED_CHUNK], status=True)
+            if e.ts >= reach.status and (until is None or e.ts <= until)
+        ]
+        await asyncio.sleep(0)
     if not events:
         return None
     events.sort(key=lambda e: e.ts)

@@ -79,7 +79,11 @@ class _Direct(asyncio.Protocol):
     listener subscribes again and resynchronises its sockets, as after any
     other loss of Redis."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # kept, not asked for per read: on Python 3.11 every
+        # asyncio.get_running_loop() (asyncio.timeout makes two) is a getpid
+        # system call, several per published message on this path
+        self._loop = loop
         self._reader = hiredis.Reader()
         self._replies: deque[Any] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -120,13 +124,12 @@ class _Direct(asyncio.Protocol):
         """The next reply (a Redis error reply as its exception, not raised),
         or None when none came within `timeout` seconds."""
         if not self._replies and self._lost is None:
-            self._waiter = asyncio.get_running_loop().create_future()
+            waiter = self._waiter = self._loop.create_future()
+            timer = self._loop.call_later(timeout, _expire, waiter)
             try:
-                async with asyncio.timeout(timeout):
-                    await self._waiter
-            except TimeoutError:
-                pass
+                await waiter
             finally:
+                timer.cancel()
                 self._waiter = None
         if self._replies:
             return self._replies.popleft()
@@ -137,6 +140,12 @@ class _Direct(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    """A wait of `_Direct.next` that saw nothing within its timeout."""
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 async def _direct(redis: Client) -> _Direct | None:
@@ -152,7 +161,7 @@ async def _direct(redis: Client) -> _Direct | None:
     try:
         async with asyncio.timeout(kw.get("socket_connect_timeout") or 5.0):
             host, port = kw.get("host", "localhost"), kw.get("port", 6379)
-            _, direct = await loop.create_connection(_Direct, host, port)
+            _, direct = await loop.create_connection(lambda: _Direct(loop), host, port)
     except TimeoutError:
         raise RedisTimeoutError("Timeout connecting to Redis for the event subscription") from None
     except OSError as exc:
@@ -187,6 +196,7 @@ class Feed:
         self._heard = 0.0  # loop time of the last thing read from the connection
         self._pinged = 0.0  # loop time of the last PING sent (0: none since _heard)
         self._direct: _Direct | None = None  # the subscription, on a standalone Redis
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of `open` (see _Direct)
 
     @property
     def node(self) -> str:
@@ -204,7 +214,7 @@ class Feed:
         or a moved channel the cached owner is stale."""
         if refresh:
             await refresh_topology(self._redis)
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._direct = await _direct(self._redis)
         if self._direct is not None:
             self._direct.send("SSUBSCRIBE", self.channel)
@@ -263,7 +273,8 @@ class Feed:
         """The next published message; None when the subscription was made
         again meanwhile (events may be lost); raises `ChannelMoved`, and
         `FeedSilent` when the connection stopped delivering."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None, "Feed.open first"
         while True:
             # look again every _POLL: how long the connection has been silent
             if self._direct is not None:

@@ -63,6 +63,9 @@ LEASE_CHUNK = 250
 # wallboards' copies are written in 100 steps with the loop running between
 # them, not in one callback that holds every socket of the process.
 WRITE_AT_ONCE_MAX = 32 * 1024
+# The longest a frame for a socket waits for the reply to that socket's
+# request in flight, to go out in the reply's write (`Conn.hold`).
+HOLD_MAX = 0.005
 
 _ids = itertools.count(1)
 _PROCESS = f"{os.getpid():x}{int(time.time()) % 100000:05d}"
@@ -82,8 +85,12 @@ class Conn:
 
     __slots__ = (
         "_closed",
+        "_held",
+        "_holding",
         "_idle",
+        "_loop",
         "_queue",
+        "_release_at",
         "_wake",
         "id",
         "last_seen",
@@ -122,6 +129,14 @@ class Conn:
         self._closed = False
         # the sender waits for work with nothing in hand (False until it runs)
         self._idle = False
+        # a request of this socket is in flight (`hold`): frames written at
+        # once wait in `_held` for its reply, at most HOLD_MAX seconds
+        self._holding = False
+        self._held: list[tuple[str | bytes, bytes]] | None = None  # made when needed: idle sockets are many
+        self._release_at: asyncio.TimerHandle | None = None
+        # kept once known: on Python 3.11 each asyncio.get_running_loop() is
+        # a getpid system call, and `push` arms a timer for most changes
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def backlog(self) -> int:
@@ -142,13 +157,78 @@ class Conn:
             and not self.resync
             and self.wire is not None
             and len(frame) <= WRITE_AT_ONCE_MAX
-            and self.wire.write_framed(wired if wired is not None else framed(frame))
         ):
-            self.sent_at = time.monotonic()
-            return True
+            wired = wired if wired is not None else framed(frame)
+            if self._holding:
+                if self._held is None:
+                    self._held = [(frame, wired)]
+                else:
+                    self._held.append((frame, wired))
+                if self._release_at is None:
+                    loop = self._loop
+                    if loop is None:
+                        loop = self._loop = asyncio.get_running_loop()
+                    self._release_at = loop.call_later(HOLD_MAX, self.release)
+                return True
+            if self.wire.write_framed(wired):
+                self.sent_at = time.monotonic()
+                return True
+        self._unhold()
         self._queue.append(frame)
         self._wake.set()
         return True
+
+    def push_all(self, frames: list[tuple[str | bytes, bytes | None]], whole: bytes | None) -> bool:
+        """`push` each of `frames` in order; `whole`, their frames made by
+        `framed` end to end (None when one is too large to go at once), is
+        one write when the socket can take it now."""
+        if (
+            whole is not None
+            and not self._closed
+            and self._idle
+            and not self._queue
+            and not self.resync
+            and not self._holding
+            and self.wire is not None
+            and self.wire.write_framed(whole)
+        ):
+            self.sent_at = time.monotonic()
+            return True
+        for frame, wired in frames:
+            self.push(frame, wired)
+        return not self._closed
+
+    def hold(self) -> None:
+        """A request of this socket is in flight: frames that would be written
+        at once (its own change's event, above all) go out with its reply, in
+        one write instead of one each, unless the reply takes longer than
+        HOLD_MAX. `release` ends it."""
+        self._holding = True
+
+    def release(self, reply: bytes = b"") -> bool:
+        """End `hold`: write `reply` (a frame made by `framed`) and the frames
+        held meanwhile, in one write; False when the socket could not take
+        it at once (then nothing was written, the held frames are queued)."""
+        self._holding = False
+        if self._release_at is not None:
+            self._release_at.cancel()
+            self._release_at = None
+        if not self._held:
+            return bool(reply) and self.wire is not None and self.wire.write_framed(reply)
+        held, self._held = self._held, None
+        if self.wire is not None and self.wire.write_framed(reply + b"".join(w for _, w in held)):
+            self.sent_at = time.monotonic()
+            return True
+        # the socket cannot take them now: in order, before anything later
+        self._queue.extendleft(f for f, _ in reversed(held))
+        self._wake.set()
+        return False
+
+    def _unhold(self) -> None:
+        """Frames held for a reply go before a frame queued after them."""
+        if self._held:
+            held, self._held = self._held, None
+            self._queue.extend(f for f, _ in held)
 
     async def send_frame(self, frame: str | bytes) -> None:
         if isinstance(frame, str):
@@ -157,9 +237,10 @@ class Conn:
             await self.send({"type": "websocket.send", "bytes": frame})
 
     async def send_message(self, msg: dict[str, Any]) -> None:
-        """Send `msg` now (a reply, a snapshot), past the queue."""
+        """Send `msg` now (a reply, a snapshot), past the queue, with the
+        frames held for it (`hold`), which end the hold."""
         frame = protocol.encode(msg, self.subprotocol)
-        if self.wire is None or not self.wire.write_framed(framed(frame)):
+        if not self.release(framed(frame)):
             await self.send_frame(frame)
 
     async def send_close(self, code: int, reason: str) -> None:
@@ -206,24 +287,41 @@ class Conn:
 
     def close(self) -> None:
         self._closed = True
+        self._held = None
+        if self._release_at is not None:
+            self._release_at.cancel()
+            self._release_at = None
         self._queue.clear()
         self._wake.set()
 
 
-def fanout(conns: Iterable[Conn], msg: dict[str, Any]) -> int:
-    """Send one message to many sockets, encoded and framed once per
-    subprotocol."""
-    frames: dict[str, tuple[str | bytes, bytes | None]] = {}
+def _frame(msg: dict[str, Any], subprotocol: str) -> tuple[str | bytes, bytes | None]:
+    payload = protocol.encode(msg, subprotocol)
+    return payload, framed(payload) if len(payload) <= WRITE_AT_ONCE_MAX else None
+
+
+def fanout(conns: Iterable[Conn], *msgs: dict[str, Any]) -> int:
+    """Send messages, in order, to many sockets, encoded and framed once per
+    subprotocol; several are written to each socket in one write."""
+    if len(msgs) == 1:
+        frames: dict[str, tuple[str | bytes, bytes | None]] = {}
+        n = 0
+        for c in conns:
+            frame = frames.get(c.subprotocol)
+            if frame is None:
+                frame = frames[c.subprotocol] = _frame(msgs[0], c.subprotocol)
+            c.push(*frame)
+            n += 1
+        return n
+    batches: dict[str, tuple[list[tuple[str | bytes, bytes | None]], bytes | None]] = {}
     n = 0
     for c in conns:
-        frame = frames.get(c.subprotocol)
-        if frame is None:
-            payload = protocol.encode(msg, c.subprotocol)
-            frame = frames[c.subprotocol] = (
-                payload,
-                framed(payload) if len(payload) <= WRITE_AT_ONCE_MAX else None,
-            )
-        c.push(*frame)
+        batch = batches.get(c.subprotocol)
+        if batch is None:
+            each = [_frame(m, c.subprotocol) for m in msgs]
+            whole = None if any(w is None for _, w in each) else b"".join(w for _, w in each if w is not None)
+            batch = batches[c.subprotocol] = (each, whole)
+        c.push_all(*batch)
         n += 1
     return n
 
@@ -240,6 +338,8 @@ class Hub:
         # set while this process has a supervisor socket of the center
         self._watched = asyncio.Event()
         self._dirty: dict[str, dict[str, Any]] = {}
+        # periodic figures (`protocol.PERIODIC_TYPES`) for the next flush
+        self._periodic: list[dict[str, Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
         self._resync: Callable[[Conn], Awaitable[None]] | None = None
@@ -345,6 +445,10 @@ class Hub:
                 prev = self._dirty.get(aid)
                 if prev is None or prev.get("ver", 0) <= view.get("ver", 0):
                     self._dirty[aid] = view
+            elif msg["type"] in protocol.PERIODIC_TYPES:
+                # figures computed once a second or so: they go with the next
+                # flush's deltas, in the same write to each wallboard
+                self._periodic.append(msg)
             else:
                 fanout(self.supervisors, msg)
         for hook in self.on_event:
@@ -424,6 +528,7 @@ class Hub:
                 # no wallboard here: nothing to flush until one connects
                 # (a center with none costs no wake-ups)
                 self._dirty.clear()
+                self._periodic.clear()
                 await self._watched.wait()
             await asyncio.sleep(every)
             try:
@@ -437,23 +542,39 @@ class Hub:
                 log.exception("supervisor flush failed; retrying")
 
     async def _flush_once(self, with_queues: bool) -> None:
+        """One flush: the periodic figures received since the last one, the
+        views changed since, and (`with_queues`) the queue figures when they
+        changed, in that order and in one write to each wallboard."""
         if not self.supervisors:
             self._dirty.clear()
+            self._periodic.clear()
             return
+        queues = None
+        if with_queues:
+            try:
+                stats = await self.store.queue_stats(protocol.WAITING_LISTED)
+            except RedisError as exc:
+                # the views and figures go all the same
+                log.warning("queue figures unavailable: %s", exc)
+            else:
+                if stats != self._last_queues:
+                    self._last_queues = stats
+                    queues = protocol.queues_delta(stats, self.store.now_ms())
+        msgs, self._periodic = self._periodic, []
         if self._dirty:
+            # read after the queue figures' call: views changed meanwhile go too
             views = list(self._dirty.values())
             self._dirty = {}
-            self.push_supervisors(protocol.agents_delta(views))
-        if with_queues:
-            stats = await self.store.queue_stats(protocol.WAITING_LISTED)
-            if stats != self._last_queues:
-                self._last_queues = stats
-                self.push_supervisors(protocol.queues_delta(stats, self.store.now_ms()))
+            msgs.append(protocol.agents_delta(views))
+        if queues is not None:
+            msgs.append(queues)
+        if msgs:
+            self.push_supervisors(*msgs)
 
-    def push_supervisors(self, msg: dict[str, Any]) -> int:
-        """Send one message (a delta, ``kpis``) to every supervisor socket of
-        this process that keeps up, encoded once per subprotocol; returns how
-        many got it."""
+    def push_supervisors(self, *msgs: dict[str, Any]) -> int:
+        """Send messages (deltas, ``kpis``), in order, to every supervisor
+        socket of this process that keeps up, encoded once per subprotocol
+        and in one write to each; returns how many got them."""
         live = []
         now = time.monotonic()
         for c in self.supervisors:
@@ -470,7 +591,7 @@ class Hub:
             else:
                 # too slow to keep up: skip, and send a fresh snapshot once drained
                 c.resync = True
-        return fanout(live, msg)
+        return fanout(live, *msgs)
 
     def _drop(self, conn: Conn) -> None:
         """Close a supervisor socket that stopped reading (Close.TOO_SLOW).

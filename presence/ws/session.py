@@ -152,6 +152,9 @@ async def _serve(
         if frame is None:
             frame = message.get("bytes") or b""
         ref = None
+        # events for this socket meanwhile (its change's own, above all) go
+        # out in the reply's write (`Conn.hold`)
+        conn.hold()
         try:
             msg = protocol.decode(frame, conn.subprotocol, spec)
             ref = msg.ref
@@ -181,6 +184,8 @@ async def _serve(
         # without a ref nobody waits for the `ok`: skip the frame (errors still go)
         if reply is not None and (ref is not None or reply["type"] != "ok"):
             await conn.send_message(reply)
+        else:
+            conn.release()
 
 
 # -- what both roles share ---------------------------------------------------

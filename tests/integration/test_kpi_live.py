@@ -318,6 +318,11 @@ async def test_a_day_folded_in_memory_keeps_the_figures_exact(
     today = got["center"]["today"]
     for key in ("center", "queues", "channels", "agents"):
         assert got[key] == want[key], key
+    # a push without the agents' rows skips them and their sums, not a figure
+    lean = await live.tick(agents=False)
+    assert lean["agents"] == [] and want["agents"]
+    for key in ("center", "queues", "channels"):
+        assert lean[key] == want[key], key
     # the reopen spoiled the case's first completion, summed long before
     assert today["fcr"] is not None and today["fcr"] < 1.0
     queues = {q["name"]: q["today"] for q in got["queues"]}

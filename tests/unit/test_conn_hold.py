@@ -1,0 +1,108 @@
+"""A socket's frames while its own request is in flight (`Conn.hold`): its
+change's event goes out in the reply's write, one write instead of two, and
+nothing waits longer than HOLD_MAX or overtakes a frame held before it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from presence import protocol
+from presence.ws import hub
+from presence.ws.hub import Conn, fanout
+from presence.ws.wire import framed
+
+
+class Transport:
+    """The part of `Wire` a Conn writes to: every write it takes, in order
+    (`full` refuses them, as a socket whose send buffer is full)."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.full = False
+
+    def write_framed(self, frame: bytes) -> bool:
+        if self.full:
+            return False
+        self.writes.append(frame)
+        return True
+
+
+async def _idle_conn() -> tuple[Conn, Transport, list[Any]]:
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    t = Transport()
+    conn = Conn(send, protocol.JSON, "agent", "a1", t)  # type: ignore[arg-type]
+    conn.sender = asyncio.create_task(conn.run_sender())
+    await asyncio.sleep(0)  # the sender waits, idle
+    return conn, t, sent
+
+
+def _event(n: int) -> str:
+    return protocol.encode({"type": "status", "ver": n}, protocol.JSON)  # type: ignore[return-value]
+
+
+async def test_the_event_of_a_request_in_flight_goes_out_with_its_reply() -> None:
+    conn, t, sent = await _idle_conn()
+    conn.hold()
+    conn.push(_event(1))
+    assert t.writes == []
+    await conn.send_message(protocol.ok("r1"))
+    ok = protocol.encode(protocol.ok("r1"), protocol.JSON)
+    assert t.writes == [framed(ok) + framed(_event(1))]
+    # released: the next frame is written at once, on its own
+    conn.push(_event(2))
+    assert t.writes[1:] == [framed(_event(2))] and sent == []
+    conn.close()
+
+
+async def test_a_held_frame_waits_no_longer_than_hold_max(monkeypatch: Any) -> None:
+    monkeypatch.setattr(hub, "HOLD_MAX", 0.01)
+    conn, t, _ = await _idle_conn()
+    conn.hold()
+    conn.push(_event(1))
+    await asyncio.sleep(0.05)
+    assert t.writes == [framed(_event(1))]
+    conn.release()  # a request without a reply (no ref)
+    conn.close()
+
+
+async def test_held_frames_keep_their_order_through_the_queue() -> None:
+    conn, t, sent = await _idle_conn()
+    conn.hold()
+    conn.push(_event(1))
+    t.full = True  # the reply cannot be written at once: all goes the slow way
+    await conn.send_message(protocol.ok("r1"))
+    conn.push(_event(2))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    texts = [m["text"] for m in sent]
+    assert texts[0] == protocol.encode(protocol.ok("r1"), protocol.JSON)
+    assert texts[1:] == [_event(1), _event(2)] and t.writes == []
+    conn.close()
+
+
+async def test_several_messages_go_to_each_idle_socket_in_one_write() -> None:
+    """A flush's messages (periodic figures, the views, the queues) reach an
+    idle wallboard in one write, framed once per subprotocol; a busy one gets
+    them queued in order, and a frame too large to go at once goes alone."""
+    (a, ta, _), (b, tb, _) = await _idle_conn(), await _idle_conn()
+    kpis, views = {"type": "kpis", "n": 1}, {"type": "agents", "agents": []}
+    b._queue.append("earlier")  # b is behind: everything waits its turn
+    assert fanout([a, b], kpis, views) == 2
+    want = framed(protocol.encode(kpis, protocol.JSON)) + framed(protocol.encode(views, protocol.JSON))
+    assert ta.writes == [want] and tb.writes == []
+    assert list(b._queue) == [
+        "earlier",
+        protocol.encode(kpis, protocol.JSON),
+        protocol.encode(views, protocol.JSON),
+    ]
+    large = {"type": "kpis", "agents": ["x" * hub.WRITE_AT_ONCE_MAX]}
+    fanout([a], large, views)
+    assert ta.writes == [want]  # nothing more at once: the large one first, through the queue
+    assert list(a._queue) == [protocol.encode(large, protocol.JSON), protocol.encode(views, protocol.JSON)]
+    a.close()
+    b.close()
