@@ -223,10 +223,17 @@ async def test_the_streamed_roll_up_equals_the_full_pass(
     assert want["agent"][who["through"]].handling_ms == HOUR_MS  # known from the look-back only
 
 
-async def _write_traffic(client: AsyncRedis, cid: str, hour: int, minutes: int, per_s: float) -> None:
+async def _write_traffic(
+    client: AsyncRedis,
+    cid: str,
+    hour: int,
+    minutes: int,
+    per_s: float,
+    extra: tuple[tuple[int, dict[str, str]], ...] = (),
+) -> None:
     """`minutes` of traffic from `hour` on, `per_s` items a second, straight
     into the streams (ids = ts): each item created, answered 10 s later and
-    completed a minute after."""
+    completed a minute after; and the routing events `extra` (ts, fields)."""
     k = Keys(cid)
     pipe = client.pipeline(transaction=False)
     n = int(minutes * 60 * per_s)
@@ -240,6 +247,7 @@ async def _write_traffic(client: AsyncRedis, cid: str, hour: int, minutes: int, 
             (t + 10_000, {"ev": "accept", "work": w, "agent": agent, "queue": q, "channel": c}),
             (t + 70_000, {"ev": "complete", "work": w, "agent": agent, "queue": q, "channel": c}),
         ]
+    entries += list(extra)
     for ts, f in sorted(entries, key=lambda e: e[0]):
         pipe.xadd(k.event_stream, {**f, "ts": str(ts)}, id=f"{ts}-*")
     for a in AGENTS:
@@ -331,6 +339,42 @@ async def test_a_change_read_later_than_the_fold_lag_reads_the_hour_again(
         assert "not exact" not in caplog.text
         assert got == want
         assert want["agent"][AGENTS[0]].status_ms["Break"] == 10 * MIN
+    finally:
+        await client.delete(*[key async for key in client.scan_iter(match=k.prefix + "*")])
+        await client.aclose()
+
+
+@pytest.mark.parametrize("first", ["transfer", "offer"])
+async def test_an_item_accepted_before_the_look_back_keeps_its_handle_time_across_pages(
+    redis_server: str, monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    """An item accepted seven hours before the hour (before its look-back)
+    whose events in the hour are a transfer or an offer and, pages later, a
+    completion with no new accept: its handle time comes from its own
+    record (``accepted_at``), as the full pass takes it, though the tracker
+    met the item a page before it needed it. (Fails without reading it then
+    for the transfer, whose fact keeps the item followed; an offer leaves
+    none, so the item is forgotten at the next fold and met again.)"""
+    monkeypatch.setattr(rollup, "PAGE", 20)
+    client = AsyncRedis.from_url(redis_server)
+    cid = "ra" + uuid.uuid4().hex[:8]
+    k = Keys(cid)
+    hour = int(time.time() * 1000) - 5 * HOUR_MS
+    hour -= hour % HOUR_MS
+    try:
+        accepted = hour - 7 * HOUR_MS
+        await client.hset(k.work("old"), mapping={"created": accepted - MIN, "accepted_at": accepted})
+        f = {"work": "old", "agent": AGENTS[0], "queue": "support", "channel": "chat"}
+        met, done = hour + 5 * MIN, hour + 5 * MIN + 20_000  # within a fold lag, pages apart
+        old = ((met, {**f, "ev": first}), (done, {**f, "ev": "complete"}))
+        await _write_traffic(client, cid, hour, 20, 0.5, old)
+        store = Store(client, cid, clock=lambda: (hour + 2 * HOUR_MS) / 1000)
+        tracker, attrs = await compute_range(store, hour, hour + HOUR_MS)
+        want = summarise(tracker, hour, hour + HOUR_MS, attrs)
+        got = await roll_range(store, hour, hour + HOUR_MS)
+        assert got == want
+        handled = [f for f in tracker.facts if f.kind == "handled" and f.work == "old"]
+        assert [f.handle_ms for f in handled] == [done - accepted]
     finally:
         await client.delete(*[key async for key in client.scan_iter(match=k.prefix + "*")])
         await client.aclose()
