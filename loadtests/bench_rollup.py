@@ -4,7 +4,7 @@ Starts a private Redis, writes --minutes of synthetic traffic at --rate
 items a second (each created, answered 10 s later, completed a minute
 after, by --agents agents) ending at an hour's end, straight into the
 streams (ids = ts), then rolls that hour up --runs times in fresh child
-processes, alternating the full pass (`rollup.compute_range` +
+processes, alternating the full pass (`tests.fullpass.compute_range` +
 `summarise`, what the roll-up did before) and the streamed roll-up
 (`rollup.roll_range`), and prints for each: the peak RSS over the child's
 RSS before (``VmHWM``, reset at the start), wall and CPU seconds, and the
@@ -31,9 +31,10 @@ from redis.asyncio import Redis
 from loadtests.common import free_port
 from presence.embedded import EmbeddedRedis
 from presence.kpi import rollup
-from presence.kpi.rollup import HOUR_MS, compute_range, roll_range, summarise
+from presence.kpi.rollup import HOUR_MS, roll_range
 from presence.store import Store
 from presence.store.keys import Keys
+from tests.fullpass import compute_range, summarise
 
 CENTER = "bench"
 

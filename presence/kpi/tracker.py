@@ -7,9 +7,10 @@ time order, into *facts* (an item offered, answered, abandoned, handled,
 transferred) and *spans* (an agent's status intervals and handling
 intervals); `Tracker.aggregate` then sums the facts and spans that fall in
 each window into `Groups` of additive `Agg` records. This is the full pass
-over everything fed, which reports and roll-ups use; the live wallboard uses
-`incremental.IncrementalTracker`, which keeps running sums instead and must
-give the same figures. `compute` is the one-call entry point.
+over everything fed (the tests' oracle, and short replays such as an item's
+recalled history); the wallboard, roll-ups and reports use
+`incremental.IncrementalTracker`, which folds as it reads and must give the
+same figures. `compute` is the one-call entry point.
 
 Counting rules (one place, so reports, roll-ups and the wallboard agree;
 documented in ``docs/kpis.md``):

@@ -17,17 +17,20 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import AsyncIterator
+from zoneinfo import ZoneInfo
 
 import msgpack
 import pytest
 from redis.asyncio import Redis as AsyncRedis
 
 from presence.center import parse_center
+from presence.http import reports
 from presence.kpi import history, rollup
-from presence.kpi.rollup import HOUR_MS, Rollup, compute_range, roll_range, summarise
+from presence.kpi.rollup import HOUR_MS, Rollup, roll_range
 from presence.store import Store, new_work_id
 from presence.store.cases import transfer
 from presence.store.keys import Keys
+from tests.fullpass import bucket_rows, compute_range, summarise
 
 pytestmark = pytest.mark.in_process
 
@@ -377,4 +380,61 @@ async def test_an_item_accepted_before_the_look_back_keeps_its_handle_time_acros
         assert [f.handle_ms for f in handled] == [done - accepted]
     finally:
         await client.delete(*[key async for key in client.scan_iter(match=k.prefix + "*")])
+        await client.aclose()
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+async def test_time_bucket_reports_read_as_streamed_equal_the_full_pass(
+    driven: tuple[Store, list[float], int], seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The KPI report by 15 minutes, hour and day, and the charts' rows, read
+    page by page and folded as read: each bucket's facts and agent time as
+    the full pass sums them, a range starting and ending inside a bucket too."""
+    store, clock, start = driven
+    monkeypatch.setattr(rollup, "PAGE", 23)
+    await _history(store, clock, start, seed)
+    tz = ZoneInfo("Asia/Kolkata")  # a half-hour offset: its hours are not UTC's
+    for lo, hi in ((start, start + HOUR_MS), (start - 7 * MIN, start + 52 * MIN)):
+        tracker, attrs = await compute_range(store, lo, hi)
+        for group in ("15m", "hour", "day"):
+            want = bucket_rows(tracker, lo, hi, group, tz)
+            assert await reports.kpis_from_events(store, lo, hi, group, tz) == want, group
+        rows = bucket_rows(tracker, lo, hi, "15m", tz)
+        assert sum(r["handled"] for r in rows) and sum(r["logged_in_time"] for r in rows)
+        for group in ("customer", "type", "source"):
+            by = summarise(tracker, lo, hi, attrs).get(group, {})
+            assert await reports.kpis_from_events(store, lo, hi, group, tz) == reports.dimension_rows(
+                group, by
+            )
+
+
+async def test_a_time_bucket_report_s_memory_follows_the_rate_not_the_range(
+    redis_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten minutes of traffic and forty at the same rate, reported by 15
+    minutes: the second holds no more at its peak (the full pass held about
+    four times as much)."""
+    monkeypatch.setattr(rollup, "PAGE", 500)
+    client = AsyncRedis.from_url(redis_server)
+    hour = int(time.time() * 1000) - 5 * HOUR_MS
+    hour -= hour % HOUR_MS
+    peaks = {}
+    cids = []
+    try:
+        for minutes in (10, 40):
+            cid = "rb" + uuid.uuid4().hex[:8]
+            cids.append(cid)
+            await _write_traffic(client, cid, hour, minutes, 2.0)
+            store = Store(client, cid, clock=lambda: (hour + 2 * HOUR_MS) / 1000)
+            tracemalloc.start()
+            try:
+                rows = await reports.kpis_from_events(store, hour, hour + HOUR_MS, "15m", ZoneInfo("UTC"))
+                peaks[minutes] = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            assert sum(r["handled"] for r in rows) == minutes * 60 * 2
+        assert peaks[40] < 1.5 * peaks[10], peaks
+    finally:
+        for cid in cids:
+            await client.delete(*[key async for key in client.scan_iter(match=Keys(cid).prefix + "*")])
         await client.aclose()
