@@ -158,7 +158,8 @@ async def _roll(
     tracker = IncrementalTracker(settings, since=start)
     by_item = ByItem(store) if items else None
     by_time = ByBucket(bounds)
-    tracker.on_fold = Sinks([s for s in (by_item, by_time) if s is not None])
+    sinks: list[FoldSink] = [s for s in (by_item, by_time if bounds else None) if s is not None]
+    tracker.on_fold = sinks[0] if len(sinks) == 1 else Sinks(sinks)
     held, seen = await replay.status_at(store, start, min(max(end, now), end + STATUS_AHEAD_MS))
     late = []
     for v in await replay.views_chunked(store):
