@@ -403,9 +403,14 @@ async def test_time_bucket_reports_read_as_streamed_equal_the_full_pass(
         assert sum(r["handled"] for r in rows) and sum(r["logged_in_time"] for r in rows)
         for group in ("customer", "type", "source"):
             by = summarise(tracker, lo, hi, attrs).get(group, {})
-            assert await reports.kpis_from_events(store, lo, hi, group, tz) == reports.dimension_rows(
-                group, by
-            )
+            want_rows = reports.dimension_rows(group, by)
+            assert await reports.kpis_from_events(store, lo, hi, group, tz) == want_rows
+        # the charts' one read: the dimensions and the quarter hours together
+        buckets = reports.time_buckets(lo, hi, "15m", tz)
+        rolled, sums = await rollup.roll_buckets(store, lo, hi, [b for b, _ in buckets])
+        assert rolled == summarise(tracker, lo, hi, attrs)
+        got = [reports.kpi_row("15m", label, a) for (_, label), a in zip(buckets, sums, strict=True)]
+        assert got == rows
 
 
 async def test_a_time_bucket_report_s_memory_follows_the_rate_not_the_range(
