@@ -4,14 +4,17 @@ Starts a private Redis, writes --minutes of synthetic traffic at --rate
 items a second (each created, answered 10 s later, completed a minute
 after, by --agents agents) ending at an hour's end, straight into the
 streams (ids = ts), then rolls that hour up --runs times in fresh child
-processes, alternating the full pass (`rollup.compute_range` +
+processes, alternating the full pass (`tests.fullpass.compute_range` +
 `summarise`, what the roll-up did before) and the streamed roll-up
 (`rollup.roll_range`), and prints for each: the peak RSS over the child's
 RSS before (``VmHWM``, reset at the start), wall and CPU seconds, and the
 longest the event loop was held (a 1 ms ticker's worst lateness). Both
-must give equal sums.
+must give equal sums. With --group 15m|hour|day, the KPI report's time rows
+of that hour instead: the full pass (`tests.fullpass.bucket_rows`, what the
+report did before) against `reports.kpis_from_events`.
 
     python -m loadtests.bench_rollup --rate 20 --minutes 60 --runs 2
+    python -m loadtests.bench_rollup --rate 20 --minutes 60 --runs 2 --group 15m
 """
 
 from __future__ import annotations
@@ -25,15 +28,18 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
 from loadtests.common import free_port
 from presence.embedded import EmbeddedRedis
+from presence.http import reports
 from presence.kpi import rollup
-from presence.kpi.rollup import HOUR_MS, compute_range, roll_range, summarise
+from presence.kpi.rollup import HOUR_MS, roll_range
 from presence.store import Store
 from presence.store.keys import Keys
+from tests.fullpass import bucket_rows, compute_range, summarise
 
 CENTER = "bench"
 
@@ -89,8 +95,8 @@ def _reset_peak() -> None:
         f.write("5")
 
 
-async def measure(url: str, hour: int, how: str) -> dict[str, Any]:
-    """One roll-up of `hour` (in this process): its cost and its sums."""
+async def measure(url: str, hour: int, how: str, group: str = "") -> dict[str, Any]:
+    """One roll-up of `hour` (in this process), or its report by `group`: its cost and its sums."""
     r = Redis.from_url(url)
     store = Store(r, CENTER, clock=lambda: (hour + 2 * HOUR_MS) / 1000)
     settings = await rollup.history.settings(store)
@@ -110,7 +116,16 @@ async def measure(url: str, hour: int, how: str) -> dict[str, Any]:
     _reset_peak()
     rss0 = _status_kb("VmRSS")
     cpu0, t0 = time.process_time(), time.perf_counter()
-    if how == "full":
+    rows: list[dict[str, Any]] = []
+    rolled: rollup.Rolled = {}
+    utc = ZoneInfo("UTC")
+    if group and how == "full":
+        tracker, _ = await compute_range(store, hour, hour + HOUR_MS, settings)
+        rows = bucket_rows(tracker, hour, hour + HOUR_MS, group, utc)
+        del tracker
+    elif group:
+        rows = await reports.kpis_from_events(store, hour, hour + HOUR_MS, group, utc)
+    elif how == "full":
         tracker, attrs = await compute_range(store, hour, hour + HOUR_MS, settings)
         rolled = summarise(tracker, hour, hour + HOUR_MS, attrs)
         del tracker, attrs
@@ -129,7 +144,7 @@ async def measure(url: str, hour: int, how: str) -> dict[str, Any]:
         "longest_stall_ms": worst * 1000,
         # the same sums whatever order the groups came in
         "sums": json.dumps(
-            {d: {v: x.to_dict() for v, x in g.items()} for d, g in rolled.items()}, sort_keys=True
+            rows or {d: {v: x.to_dict() for v, x in g.items()} for d, g in rolled.items()}, sort_keys=True
         ),
     }
 
@@ -140,11 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=60.0, help="minutes of traffic in the hour (default 60)")
     p.add_argument("--agents", type=int, default=200)
     p.add_argument("--runs", type=int, default=2, help="runs of each, alternating (default 2)")
-    p.add_argument("--child", nargs=3, metavar=("URL", "HOUR", "HOW"), help=argparse.SUPPRESS)
+    p.add_argument("--group", choices=("15m", "hour", "day"), help="the KPI report's time rows instead")
+    p.add_argument("--child", nargs=4, metavar=("URL", "HOUR", "HOW", "GROUP"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
-        url, hour, how = a.child
-        print(json.dumps(asyncio.run(measure(url, int(hour), how))))
+        url, hour, how, group = a.child
+        print(json.dumps(asyncio.run(measure(url, int(hour), how, group.strip("-")))))
         return 0
     hour = int(time.time() * 1000) - 3 * HOUR_MS
     hour -= hour % HOUR_MS
@@ -153,13 +169,26 @@ def main(argv: list[str] | None = None) -> int:
         url = redis.start(timeout=60)
         try:
             n = asyncio.run(write(url, hour, a.minutes, a.rate, a.agents))
-            print(f"bench_rollup: {a.minutes:g} min at {a.rate:g} items/s, {a.agents} agents: {n} entries")
+            what = f"report by {a.group}" if a.group else "roll-up"
+            print(
+                f"bench_rollup ({what}): {a.minutes:g} min at {a.rate:g} items/s, "
+                f"{a.agents} agents: {n} entries"
+            )
             print("  run  how        peak RSS over start MB   wall s   CPU s   longest loop stall ms")
             sums = set()
             for i in range(a.runs):
                 for how in ("full", "streamed"):
                     out = subprocess.run(
-                        [sys.executable, "-m", "loadtests.bench_rollup", "--child", url, str(hour), how],
+                        [
+                            sys.executable,
+                            "-m",
+                            "loadtests.bench_rollup",
+                            "--child",
+                            url,
+                            str(hour),
+                            how,
+                            a.group or "-",
+                        ],
                         check=True,
                         capture_output=True,
                         text=True,

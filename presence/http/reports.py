@@ -38,9 +38,7 @@ from starlette.routing import Route
 from presence.http import openapi
 from presence.http.common import ctx_of, json, require
 from presence.kpi import history, rollup
-from presence.kpi.aggregates import Agg, agent_time
-from presence.kpi.facts import Fact
-from presence.kpi.tracker import Tracker
+from presence.kpi.aggregates import Agg
 from presence.problems import Problem
 from presence.store import Store
 
@@ -210,55 +208,33 @@ def _buckets(start: int, end: int, group: str, tz: ZoneInfo) -> list[tuple[int, 
 async def kpis_from_events(
     store: Store, start: int, end: int, group: str, tz: ZoneInfo
 ) -> list[dict[str, Any]]:
+    """A KPI report's rows by `group` from the raw streams, read page by page
+    and folded as read, as the roll-up sums an hour: a day's report does not
+    hold the day's events."""
     if group in rollup.DIMENSIONS:
-        # read page by page and folded as read, as the roll-up sums an hour:
-        # a day's report does not hold the day's events
         vals = (await rollup.roll_range(store, start, end)).get(group, {})
-        if group == "center":
-            return [kpi_row(group, "", vals.get("", Agg()))]
-        return [kpi_row(group, k, vals[k]) for k in sorted(vals)]
-    # time buckets: the full pass, in one piece
-    tracker, attrs = await rollup.compute_range(store, start, end)
-    return rows_of(tracker, attrs, start, end, group, tz)
+        return dimension_rows(group, vals)
+    buckets = time_buckets(start, end, group, tz)
+    _, sums = await rollup.roll_buckets(store, start, end, [lo for lo, _ in buckets], by_item=False)
+    return [kpi_row(group, label, a) for (_, label), a in zip(buckets, sums, strict=True)]
 
 
-def rows_of(
-    tracker: Tracker, attrs: dict[str, dict[str, str]], start: int, end: int, group: str, tz: ZoneInfo
-) -> list[dict[str, Any]]:
-    """A KPI report's rows by `group`, from the events folded once (`compute_range`)."""
-    if group in ("queue", "channel", "agent", "center"):
-        g = tracker.aggregate(end, {"r": start}, inclusive=False)["r"]
-        if group == "center":
-            return [kpi_row(group, "", g.center)]
-        by = {"queue": g.queues, "channel": g.channels, "agent": g.agents}[group]
-        return [kpi_row(group, k, by[k]) for k in sorted(by)]
-    if group in ("customer", "type", "source"):
+def dimension_rows(group: str, vals: Mapping[str, Agg]) -> list[dict[str, Any]]:
+    """A KPI report's rows by a dimension (the center's one row even when empty)."""
+    if group == "center":
+        return [kpi_row(group, "", vals.get("", Agg()))]
+    return [kpi_row(group, k, vals[k]) for k in sorted(vals)]
 
-        def key(f: Fact) -> str | None:
-            return attrs.get(f.work, {}).get(group, "")
 
-        by = tracker.group(start, end, key)
-        return [kpi_row(group, k, by[k]) for k in sorted(by)]
+def time_buckets(start: int, end: int, group: str, tz: ZoneInfo) -> list[tuple[int, str]]:
+    """The start and label of each 15 minutes, hour or day of [start, end)
+    (a report's time rows), at most `MAX_BUCKETS`."""
     buckets = _buckets(start, end, group, tz)
     if len(buckets) > MAX_BUCKETS:
         raise Problem(
             422, f"at most {MAX_BUCKETS} {group} rows; narrow the range", field="to", code="invalid"
         )
-    rows = []
-    spans = tracker.spans + tracker.open_spans()
-    for lo, hi, label in buckets:
-        a = Agg()
-        for f in tracker.group(lo, hi, lambda f: "").values():
-            a.add(f)
-        for t in agent_time(spans, lo, hi, tracker.settings).values():
-            _add_time(a, t)
-        rows.append(kpi_row(group, label, a))
-    return rows
-
-
-def _add_time(a: Agg, t: Agg) -> None:
-    for name in ("handling_ms", "available_ms", "staffed_ms", "logged_in_ms", "load_ms", "capacity_ms"):
-        setattr(a, name, getattr(a, name) + getattr(t, name))
+    return [(lo, label) for lo, _, label in buckets]
 
 
 async def kpis_from_rollups(
@@ -324,7 +300,7 @@ async def kpis_report(request: Request) -> Response:
     return respond(request, "kpis", body)
 
 
-# What the wallboard's charts draw: one fold of the day's events for all of them
+# What the wallboard's charts draw: one read of the day's events for all of them
 CHART_GROUPS: Final = ("15m", "type", "source", "customer")
 
 
@@ -338,12 +314,12 @@ async def charts_report(request: Request) -> Response:
             field="from",
             code="invalid",
         )
-    tracker, attrs = await rollup.compute_range(store, start, end)
+    buckets = time_buckets(start, end, "15m", tz)
+    rolled, sums = await rollup.roll_buckets(store, start, end, [lo for lo, _ in buckets])
+    rows = {g: dimension_rows(g, rolled.get(g, {})) for g in CHART_GROUPS if g != "15m"}
+    rows["15m"] = [kpi_row("15m", label, a) for (_, label), a in zip(buckets, sums, strict=True)]
     body = _head("charts", start, end, tz, "events")
-    body["groups"] = {
-        g: {"columns": [g, *KPI_COLUMNS], "rows": rows_of(tracker, attrs, start, end, g, tz)}
-        for g in CHART_GROUPS
-    }
+    body["groups"] = {g: {"columns": [g, *KPI_COLUMNS], "rows": rows[g]} for g in CHART_GROUPS}
     return json(body)
 
 

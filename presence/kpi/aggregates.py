@@ -303,13 +303,14 @@ def queues_of(settings: Settings) -> dict[str, list[str]]:
 def add_time(g: Groups, aid: str, t: Agg, member_of: Mapping[str, list[str]], agent: bool = True) -> None:
     """Count agent `aid`'s time `t` for the center, its queues and (if `agent`) its own row."""
     if agent:
-        _time_into(agg_of(g.agents, aid), t)
-    _time_into(g.center, t)
+        time_into(agg_of(g.agents, aid), t)
+    time_into(g.center, t)
     for q in member_of.get(aid, ()):
-        _time_into(agg_of(g.queues, q), t)
+        time_into(agg_of(g.queues, q), t)
 
 
-def _time_into(a: Agg, t: Agg) -> None:
+def time_into(a: Agg, t: Agg) -> None:
+    """Add agent time `t` (handling, available, staffed, load, each status) into `a`."""
     a.handling_ms += t.handling_ms
     a.available_ms += t.available_ms
     a.staffed_ms += t.staffed_ms

@@ -107,6 +107,8 @@ async def item_times(
     events: Iterable[Event],
     known: Container[str] = (),
     arrived: Container[str] = (),
+    *,
+    more: bool = False,
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Arrival and accept times of items whose create or accept precede `events`.
 
@@ -114,6 +116,9 @@ async def item_times(
     answered or completed just after the events' start keeps its exact wait
     and handle time. `known` names the items a tracker already follows (it
     needs no accept time for them), `arrived` those whose arrival it knows.
+    With `more` (`events` is one page of a longer read), the accept time of
+    every item first met here without its create or accept: its completion
+    may come in a later page, when the tracker already follows it.
     """
     events = list(events)
     created = {e.work for e in events if e.ev in ("create", "reopen")}
@@ -126,6 +131,13 @@ async def item_times(
             and (
                 (e.ev in ("accept", "abandon") and e.work not in created and e.work not in arrived)
                 or (e.ev == "complete" and e.work not in accepted and e.work not in known)
+                or (
+                    more
+                    and e.ev != "csat"
+                    and e.work not in known
+                    and e.work not in created
+                    and e.work not in accepted
+                )
             )
         }
     )

@@ -73,6 +73,7 @@ from presence.kpi.aggregates import (
     fact_targets,
     queues_of,
     sign_fact,
+    time_into,
 )
 from presence.kpi.events import Event
 from presence.kpi.facts import (
@@ -515,6 +516,19 @@ class IncrementalTracker(Tracker):
         )
         self.base = Groups()
         return out["w"]
+
+    def folded_time(self) -> Agg:
+        """Every agent's time in [since, folded_to), summed over agents (a
+        closed range's time buckets are the differences of these at their
+        bounds: integrals, so exactly the full pass's per bucket)."""
+        if self.since is None or self.folded_to is None:
+            raise ValueError("folded_time needs a tracker folded from `since`")
+        caps, out = self.settings.capacities, Agg()
+        for aid, tl in self.timelines.items():
+            a = tl.window(self.since, self.folded_to, caps.get(aid, 0))
+            if a is not None:
+                time_into(out, a)
+        return out
 
     def retained(self) -> dict[str, int]:
         """How much the tracker holds: facts, items, closed spans, timeline

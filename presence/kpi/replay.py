@@ -108,7 +108,7 @@ async def fold_in(
     if not events:
         return None
     events.sort(key=lambda e: e.ts)
-    arrivals, accepts = await history.item_times(store, events, tracker.items, tracker.arrived)
+    arrivals, accepts = await history.item_times(store, events, tracker.items, tracker.arrived, more=True)
     tracker.arrivals.update(arrivals)
     tracker.accepts.update(accepts)
     for i in range(0, len(events), FEED_CHUNK):

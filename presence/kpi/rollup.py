@@ -12,11 +12,13 @@ The hour is read page by page and folded as read (`roll_range`, through
 hour's start is fed its `LOOKBACK_MS` look-back and the hour, folds what
 lies `FOLD_LAG_MS` behind the read position and forgets it, and hands each
 fact it sums to `ByItem`, which groups it by its item's customer, type and
-source. So the roll-up, which runs beside this process's sockets, holds
-the last minute's events, the open items and one timeline per agent, not
-the hour's, and yields to the event loop between pages and steps. Its sums
-are those of the full pass (`compute_range` + `summarise`, which reports
-over the raw streams still use).
+source, and to `ByBucket`, which sums it into its time bucket when a
+report asks for time rows (`roll_buckets`). So the roll-up and the reports
+over the raw streams, which run beside this process's sockets, hold the
+last minute's events, the open items and one timeline per agent, not the
+range's, and yield to the event loop between pages and steps. Their sums
+are those of the full pass over the same events held in one piece
+(``tests/fullpass.py``, the tests' oracle).
 
 The raw streams are trimmed by time (``XTRIM MINID``), and never past the
 first hour not yet rolled up (less the engine's look-back): nothing inside
@@ -31,8 +33,10 @@ dying half-way only leaves work to redo.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from collections.abc import Container, Generator, Mapping
+from bisect import bisect_right
+from collections.abc import Container, Generator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -40,11 +44,10 @@ from zoneinfo import ZoneInfo
 import msgpack
 
 from presence.kpi import history, replay
-from presence.kpi.aggregates import Agg, agg_of, apply_fact
-from presence.kpi.facts import F_WORK, Fact, FactRow
-from presence.kpi.incremental import BUCKET_MS, IncrementalTracker
+from presence.kpi.aggregates import Agg, agg_of, apply_fact, time_into
+from presence.kpi.facts import F_TS, F_WORK, Fact, FactRow
+from presence.kpi.incremental import BUCKET_MS, FoldSink, IncrementalTracker
 from presence.kpi.replay import Reach
-from presence.kpi.tracker import Tracker
 from presence.store import Store
 from presence.store.lock import Lock
 from presence.tasks import Periodic
@@ -98,28 +101,11 @@ def merge(into: Rolled, other: Rolled) -> None:
             target.setdefault(v, Agg()).add(a)
 
 
-def summarise(tracker: Tracker, start: int, end: int, attrs: Mapping[str, Mapping[str, str]]) -> Rolled:
-    """The additive sums of [start, end) by every dimension (pure)."""
-    groups = tracker.aggregate(end, {"w": start}, inclusive=False)["w"]
-    out: Rolled = {
-        "center": {"": groups.center},
-        "queue": groups.queues,
-        "channel": groups.channels,
-        "agent": groups.agents,
-    }
-    for dim in BY_ITEM:
-
-        def key(f: Fact, dim: str = dim) -> str | None:
-            return attrs.get(f.work, {}).get(dim, "")
-
-        out[dim] = tracker.group(start, end, key)
-    return {d: v for d, v in out.items() if v}
-
-
 async def roll_range(store: Store, start: int, end: int, settings: Any = None) -> Rolled:
-    """The additive sums of [start, end) by every dimension, as `summarise`
-    sums `compute_range`'s tracker, read page by page and folded as read
-    (`replay`): memory follows the last minute's events, not the range's.
+    """The additive sums of [start, end) by every dimension, as the full
+    pass sums them (`Tracker.aggregate`, `Tracker.group`), read page by
+    page and folded as read (`replay`): memory follows the last minute's
+    events, not the range's.
 
     The same events are fed as to the full pass: routing events from
     `LOOKBACK_MS` before (folded as read, items still open kept), status
@@ -133,8 +119,21 @@ async def roll_range(store: Store, start: int, end: int, settings: Any = None) -
     server's clock that far behind Redis's) reaches into agent time already
     folded, so the range is read again, folded the whole clock margin behind.
     """
+    return (await roll_buckets(store, start, end, (), settings))[0]
+
+
+async def roll_buckets(
+    store: Store, start: int, end: int, bounds: Sequence[int], settings: Any = None, *, by_item: bool = True
+) -> tuple[Rolled, list[Agg]]:
+    """`roll_range`'s sums (without customer, type and source unless
+    `by_item`), and the sums of each time bucket: bucket i is [bounds[i],
+    bounds[i + 1]) and the last ends at `end` (`bounds` ascending, from
+    `start`), facts and agents' time summed over the center, as the full
+    pass sums each bucket. Read once, folded as read: the facts into their
+    bucket as they are summed (`ByBucket`), the agents' time as the
+    difference of what is folded at each bound."""
     st = settings or await history.settings(store)
-    rolled, inexact = await _roll(store, start, end, st, FOLD_LAG_MS)
+    rolled, buckets, inexact = await _roll(store, start, end, st, FOLD_LAG_MS, bounds, by_item)
     if inexact:
         log.info(
             "KPIs of %s + %d min read again, folding later: %s",
@@ -142,21 +141,25 @@ async def roll_range(store: Store, start: int, end: int, settings: Any = None) -
             (end - start) // 60_000,
             inexact,
         )
-        rolled, inexact = await _roll(store, start, end, st, history.MARGIN_MS)
+        rolled, buckets, inexact = await _roll(store, start, end, st, history.MARGIN_MS, bounds, by_item)
         if inexact:
             log.warning(
                 "KPIs of %s + %d min not exact: %s", hour_name(start), (end - start) // 60_000, inexact
             )
-    return rolled
+    return rolled, buckets
 
 
-async def _roll(store: Store, start: int, end: int, settings: Any, lag: int) -> tuple[Rolled, str]:
-    """`roll_range`'s sums folding `lag` behind the read position, and why
+async def _roll(
+    store: Store, start: int, end: int, settings: Any, lag: int, bounds: Sequence[int], items: bool
+) -> tuple[Rolled, list[Agg], str]:
+    """`roll_buckets`'s sums folding `lag` behind the read position, and why
     they are not exact ("" when they are)."""
     now = store.now_ms()
     tracker = IncrementalTracker(settings, since=start)
-    by_item = ByItem(store)
-    tracker.on_fold = by_item
+    by_item = ByItem(store) if items else None
+    by_time = ByBucket(bounds)
+    sinks: list[FoldSink] = [s for s in (by_item, by_time if bounds else None) if s is not None]
+    tracker.on_fold = sinks[0] if len(sinks) == 1 else Sinks(sinks)
     held, seen = await replay.status_at(store, start, min(max(end, now), end + STATUS_AHEAD_MS))
     late = []
     for v in await replay.views_chunked(store):
@@ -172,25 +175,99 @@ async def _roll(store: Store, start: int, end: int, settings: Any, lag: int) -> 
     for aid, (status, reason, at) in held.items():
         tracker.seed_status(aid, status, reason, at)
 
+    # the agents' time folded at each bucket's bound, and at `end`
+    due = list(bounds)
+    times: list[Agg] = []
+
+    async def fold_to(to: int) -> None:
+        while due and due[0] <= to:
+            await _steps(_fold(tracker, due.pop(0)))
+            times.append(tracker.folded_time())
+        await _steps(_fold(tracker, to))
+        if by_item is not None:
+            await by_item.flush(tracker.items)
+
     async def fold(last: int) -> None:
-        await _steps(_fold(tracker, min(end, last - lag)))
-        await by_item.flush(tracker.items)
+        to = min(end, last - lag)
+        # a status the streams lack, from its view, once the fold reaches
+        # it (no change of the agent is fed: it colours nothing before)
+        for v in [v for v in late if int(v.get("since", 0)) <= to]:
+            late.remove(v)
+            replay.seed(tracker, v)
+        await fold_to(to)
 
     async for _ in replay.replay(store, tracker, Reach(start - LOOKBACK_MS, start, end), fold, page=PAGE):
         pass
     for v in late:
         replay.seed(tracker, v)
-    await _steps(_fold(tracker, end))
-    await by_item.flush(tracker.items)
+    await fold_to(end)
+    if bounds:
+        times.append(tracker.folded_time())
     groups = await _steps(tracker.folded_sums())
     out: Rolled = {
         "center": {"": groups.center},
         "queue": groups.queues,
         "channel": groups.channels,
         "agent": groups.agents,
-        **by_item.sums,
+        **(by_item.sums if by_item is not None else {}),
     }
-    return {d: v for d, v in out.items() if v}, tracker.inexact
+    for b, (lo, hi) in zip(by_time.sums, itertools.pairwise(times), strict=True):
+        time_into(b, _less(hi, lo))
+    return {d: v for d, v in out.items() if v}, by_time.sums, tracker.inexact
+
+
+def _less(a: Agg, b: Agg) -> Agg:
+    """The agents' time in `a` less that in `b` (b's range a part of a's)."""
+    out = Agg(
+        handling_ms=a.handling_ms - b.handling_ms,
+        available_ms=a.available_ms - b.available_ms,
+        staffed_ms=a.staffed_ms - b.staffed_ms,
+        logged_in_ms=a.logged_in_ms - b.logged_in_ms,
+        load_ms=a.load_ms - b.load_ms,
+        capacity_ms=a.capacity_ms - b.capacity_ms,
+    )
+    for k, v in a.status_ms.items():
+        if v - b.status_ms.get(k, 0):
+            out.status_ms[k] = v - b.status_ms.get(k, 0)
+    return out
+
+
+class Sinks:
+    """Several `incremental.FoldSink`s told the same."""
+
+    def __init__(self, sinks: Sequence[FoldSink]) -> None:
+        self.sinks = sinks
+
+    def add(self, row: FactRow, first_contact: bool) -> None:
+        for s in self.sinks:
+            s.add(row, first_contact)
+
+    def resolve(self, row: FactRow, n: int) -> None:
+        for s in self.sinks:
+            s.resolve(row, n)
+
+
+class ByBucket:
+    """The facts a tracker folds, summed by the time bucket holding them
+    (bucket i from bounds[i] until the next bound): an `incremental.FoldSink`."""
+
+    def __init__(self, bounds: Sequence[int]) -> None:
+        self.bounds = list(bounds)
+        self.sums = [Agg() for _ in self.bounds]
+
+    def _of(self, row: FactRow) -> Agg | None:
+        i = bisect_right(self.bounds, row[F_TS]) - 1
+        return self.sums[i] if i >= 0 else None
+
+    def add(self, row: FactRow, first_contact: bool) -> None:
+        a = self._of(row)
+        if a is not None:
+            apply_fact(a, Fact._make(row)._replace(first_contact=first_contact))
+
+    def resolve(self, row: FactRow, n: int) -> None:
+        a = self._of(row)
+        if a is not None:
+            a.resolved_first += n
 
 
 class ByItem:
@@ -252,28 +329,6 @@ async def _steps(steps: Generator[None, None, T]) -> T:
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         await asyncio.sleep(0)
-
-
-async def compute_range(
-    store: Store, start: int, end: int, settings: Any = None
-) -> tuple[Tracker, dict[str, dict[str, str]]]:
-    """A tracker fed with everything needed for exact figures in [start, end),
-    in one piece (the full pass: reports from the raw streams)."""
-    st = settings or await history.settings(store)
-    now = store.now_ms()
-    routing = await history.load(store, start - LOOKBACK_MS, end, status=False)
-    # status changes after `end` too: the first one names the status held
-    # before it (prev, prev_since). A day is enough for anyone who signs in
-    # daily; an agent with no change in that day is seeded from its live view.
-    status = await history.load(store, start, min(max(end, now), end + STATUS_AHEAD_MS), routing=False)
-    events = sorted(routing + status, key=lambda e: e.ts)
-    arrivals, accepts = await history.item_times(store, routing)
-    tracker = Tracker(st, arrivals, accepts)
-    tracker.feed(events)
-    for v in await store.views():
-        tracker.seed_status(v["agent_id"], v.get("status", ""), v.get("reason", ""), int(v.get("since", 0)))
-    attrs = await history.attributes(store, {f.work for f in tracker.facts if f.work and start <= f.ts < end})
-    return tracker, attrs
 
 
 class Rollup(Periodic):

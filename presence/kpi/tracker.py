@@ -7,9 +7,10 @@ time order, into *facts* (an item offered, answered, abandoned, handled,
 transferred) and *spans* (an agent's status intervals and handling
 intervals); `Tracker.aggregate` then sums the facts and spans that fall in
 each window into `Groups` of additive `Agg` records. This is the full pass
-over everything fed, which reports and roll-ups use; the live wallboard uses
-`incremental.IncrementalTracker`, which keeps running sums instead and must
-give the same figures. `compute` is the one-call entry point.
+over everything fed (the tests' oracle, and short replays such as an item's
+recalled history); the wallboard, roll-ups and reports use
+`incremental.IncrementalTracker`, which folds as it reads and must give the
+same figures. `compute` is the one-call entry point.
 
 Counting rules (one place, so reports, roll-ups and the wallboard agree;
 documented in ``docs/kpis.md``):
@@ -125,12 +126,11 @@ class Tracker:
     def _item(self, e: Event) -> ItemState:
         it = self.items.get(e.work)
         if it is None:
-            # an item first seen after its arrival or its accept: their times
-            # from the item hash (`history.item_times`), so its wait and its
-            # handle time stay exact
+            # an item first seen after its arrival or its accept: its arrival
+            # from the item hash (`history.item_times`), so its wait stays
+            # exact (its accept time is taken when it completes: `_handle`)
             it = self.items[e.work] = ItemState(
                 created=self.arrivals.get(e.work),
-                cycle=self.accepts.get(e.work),
                 queue=e.queue,
                 channel=e.channel,
                 work=e.work,
@@ -199,6 +199,7 @@ class Tracker:
                 self._hold(it, e.agent, e.ts)
             if it.cycle is None:
                 it.cycle = e.ts
+                self.accepts.pop(e.work, None)  # its handling starts here, not at `accepted_at`
             if it.accepted is None:
                 it.accepted, it.agent = e.ts, e.agent
                 wait = e.ts - it.created - _paused(e) if it.created is not None else 0
@@ -235,7 +236,7 @@ class Tracker:
             self._release(it, e.ts)
             if not it.done:
                 it.done = True
-                handle = e.ts - it.cycle if it.cycle is not None else 0
+                handle = self._handle(it, e.ts)
                 self._record(
                     Fact(
                         "handled",
@@ -243,7 +244,7 @@ class Tracker:
                         it.queue,
                         it.channel,
                         agent,
-                        handle_ms=max(0, handle),
+                        handle_ms=handle,
                         first_contact=not it.flagged,
                         work=e.work,
                     )
@@ -258,11 +259,23 @@ class Tracker:
             self._flag(it)
             self._release(it, e.ts)
             it.created, it.accepted, it.cycle, it.done = e.ts, None, None, False
+            self.accepts.pop(e.work, None)  # a new routing: the old accept is not its start
             self._record(Fact("offered", e.ts, it.queue, it.channel, work=e.work))
         elif kind in CASE_STATUS_EVENTS and (
             e.get("prev") in self.settings.closed or "reopen" in e.get("status").lower()
         ):
             self._flag(it)
+
+    def _handle(self, it: ItemState, ts: int) -> int:
+        """The handle time of `it` completed at `ts`: from the start of this
+        routing's handling, or, with no accept fed since the item was first
+        seen, from its hash's ``accepted_at`` (`accepts`). Taken here, not
+        when the item is first seen: a replay read page by page learns it
+        in the page that first meets the item, and an accept fed later
+        must still start the handling (as in the full pass, which has no
+        ``accepted_at`` for an item whose accept it is fed)."""
+        start = it.cycle if it.cycle is not None else self.accepts.pop(it.work, None)
+        return max(0, ts - start) if start is not None else 0
 
     def _status(self, e: Event) -> None:
         status, reason = e.get("status"), e.get("reason")

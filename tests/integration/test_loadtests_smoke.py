@@ -352,3 +352,16 @@ def test_soak_tiny(tmp_path: Path) -> None:
     assert census, "no census written"
     assert census[-1]["families"]["work:*"]["keys"] > 0, census[-1]
     assert Path(f"{prefix}.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_bench_rollup_report_tiny() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "loadtests.bench_rollup", "--rate", "2", "--minutes", "3", "--runs", "1",
+         "--group", "15m"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    assert "report by 15m" in out.stdout and "sums equal: True" in out.stdout, out.stdout

@@ -17,17 +17,20 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import AsyncIterator
+from zoneinfo import ZoneInfo
 
 import msgpack
 import pytest
 from redis.asyncio import Redis as AsyncRedis
 
 from presence.center import parse_center
+from presence.http import reports
 from presence.kpi import history, rollup
-from presence.kpi.rollup import HOUR_MS, Rollup, compute_range, roll_range, summarise
+from presence.kpi.rollup import HOUR_MS, Rollup, roll_range
 from presence.store import Store, new_work_id
 from presence.store.cases import transfer
 from presence.store.keys import Keys
+from tests.fullpass import bucket_rows, compute_range, summarise
 
 pytestmark = pytest.mark.in_process
 
@@ -223,10 +226,17 @@ async def test_the_streamed_roll_up_equals_the_full_pass(
     assert want["agent"][who["through"]].handling_ms == HOUR_MS  # known from the look-back only
 
 
-async def _write_traffic(client: AsyncRedis, cid: str, hour: int, minutes: int, per_s: float) -> None:
+async def _write_traffic(
+    client: AsyncRedis,
+    cid: str,
+    hour: int,
+    minutes: int,
+    per_s: float,
+    extra: tuple[tuple[int, dict[str, str]], ...] = (),
+) -> None:
     """`minutes` of traffic from `hour` on, `per_s` items a second, straight
     into the streams (ids = ts): each item created, answered 10 s later and
-    completed a minute after."""
+    completed a minute after; and the routing events `extra` (ts, fields)."""
     k = Keys(cid)
     pipe = client.pipeline(transaction=False)
     n = int(minutes * 60 * per_s)
@@ -240,6 +250,7 @@ async def _write_traffic(client: AsyncRedis, cid: str, hour: int, minutes: int, 
             (t + 10_000, {"ev": "accept", "work": w, "agent": agent, "queue": q, "channel": c}),
             (t + 70_000, {"ev": "complete", "work": w, "agent": agent, "queue": q, "channel": c}),
         ]
+    entries += list(extra)
     for ts, f in sorted(entries, key=lambda e: e[0]):
         pipe.xadd(k.event_stream, {**f, "ts": str(ts)}, id=f"{ts}-*")
     for a in AGENTS:
@@ -333,4 +344,102 @@ async def test_a_change_read_later_than_the_fold_lag_reads_the_hour_again(
         assert want["agent"][AGENTS[0]].status_ms["Break"] == 10 * MIN
     finally:
         await client.delete(*[key async for key in client.scan_iter(match=k.prefix + "*")])
+        await client.aclose()
+
+
+@pytest.mark.parametrize("first", ["transfer", "offer"])
+async def test_an_item_accepted_before_the_look_back_keeps_its_handle_time_across_pages(
+    redis_server: str, monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    """An item accepted seven hours before the hour (before its look-back)
+    whose events in the hour are a transfer or an offer and, pages later, a
+    completion with no new accept: its handle time comes from its own
+    record (``accepted_at``), as the full pass takes it, though the tracker
+    met the item a page before it needed it. (Fails without reading it then
+    for the transfer, whose fact keeps the item followed; an offer leaves
+    none, so the item is forgotten at the next fold and met again.)"""
+    monkeypatch.setattr(rollup, "PAGE", 20)
+    client = AsyncRedis.from_url(redis_server)
+    cid = "ra" + uuid.uuid4().hex[:8]
+    k = Keys(cid)
+    hour = int(time.time() * 1000) - 5 * HOUR_MS
+    hour -= hour % HOUR_MS
+    try:
+        accepted = hour - 7 * HOUR_MS
+        await client.hset(k.work("old"), mapping={"created": accepted - MIN, "accepted_at": accepted})
+        f = {"work": "old", "agent": AGENTS[0], "queue": "support", "channel": "chat"}
+        met, done = hour + 5 * MIN, hour + 5 * MIN + 20_000  # within a fold lag, pages apart
+        old = ((met, {**f, "ev": first}), (done, {**f, "ev": "complete"}))
+        await _write_traffic(client, cid, hour, 20, 0.5, old)
+        store = Store(client, cid, clock=lambda: (hour + 2 * HOUR_MS) / 1000)
+        tracker, attrs = await compute_range(store, hour, hour + HOUR_MS)
+        want = summarise(tracker, hour, hour + HOUR_MS, attrs)
+        got = await roll_range(store, hour, hour + HOUR_MS)
+        assert got == want
+        handled = [f for f in tracker.facts if f.kind == "handled" and f.work == "old"]
+        assert [f.handle_ms for f in handled] == [done - accepted]
+    finally:
+        await client.delete(*[key async for key in client.scan_iter(match=k.prefix + "*")])
+        await client.aclose()
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+async def test_time_bucket_reports_read_as_streamed_equal_the_full_pass(
+    driven: tuple[Store, list[float], int], seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The KPI report by 15 minutes, hour and day, and the charts' rows, read
+    page by page and folded as read: each bucket's facts and agent time as
+    the full pass sums them, a range starting and ending inside a bucket too."""
+    store, clock, start = driven
+    monkeypatch.setattr(rollup, "PAGE", 23)
+    await _history(store, clock, start, seed)
+    tz = ZoneInfo("Asia/Kolkata")  # a half-hour offset: its hours are not UTC's
+    for lo, hi in ((start, start + HOUR_MS), (start - 7 * MIN, start + 52 * MIN)):
+        tracker, attrs = await compute_range(store, lo, hi)
+        for group in ("15m", "hour", "day"):
+            want = bucket_rows(tracker, lo, hi, group, tz)
+            assert await reports.kpis_from_events(store, lo, hi, group, tz) == want, group
+        rows = bucket_rows(tracker, lo, hi, "15m", tz)
+        assert sum(r["handled"] for r in rows) and sum(r["logged_in_time"] for r in rows)
+        for group in ("customer", "type", "source"):
+            by = summarise(tracker, lo, hi, attrs).get(group, {})
+            want_rows = reports.dimension_rows(group, by)
+            assert await reports.kpis_from_events(store, lo, hi, group, tz) == want_rows
+        # the charts' one read: the dimensions and the quarter hours together
+        buckets = reports.time_buckets(lo, hi, "15m", tz)
+        rolled, sums = await rollup.roll_buckets(store, lo, hi, [b for b, _ in buckets])
+        assert rolled == summarise(tracker, lo, hi, attrs)
+        got = [reports.kpi_row("15m", label, a) for (_, label), a in zip(buckets, sums, strict=True)]
+        assert got == rows
+
+
+async def test_a_time_bucket_report_s_memory_follows_the_rate_not_the_range(
+    redis_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten minutes of traffic and forty at the same rate, reported by 15
+    minutes: the second holds no more at its peak (the full pass held about
+    four times as much)."""
+    monkeypatch.setattr(rollup, "PAGE", 500)
+    client = AsyncRedis.from_url(redis_server)
+    hour = int(time.time() * 1000) - 5 * HOUR_MS
+    hour -= hour % HOUR_MS
+    peaks = {}
+    cids = []
+    try:
+        for minutes in (10, 40):
+            cid = "rb" + uuid.uuid4().hex[:8]
+            cids.append(cid)
+            await _write_traffic(client, cid, hour, minutes, 2.0)
+            store = Store(client, cid, clock=lambda: (hour + 2 * HOUR_MS) / 1000)
+            tracemalloc.start()
+            try:
+                rows = await reports.kpis_from_events(store, hour, hour + HOUR_MS, "15m", ZoneInfo("UTC"))
+                peaks[minutes] = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            assert sum(r["handled"] for r in rows) == minutes * 60 * 2
+        assert peaks[40] < 1.5 * peaks[10], peaks
+    finally:
+        for cid in cids:
+            await client.delete(*[key async for key in client.scan_iter(match=Keys(cid).prefix + "*")])
         await client.aclose()
