@@ -126,6 +126,12 @@ class Pool(BlockingConnectionPool):
                     await writer.drain()
                 except OSError as exc:
                     raise RedisConnectionError(f"Error while writing to Redis: {exc}") from exc
+                except RuntimeError as exc:
+                    # a connection uvloop closed under it (a reset while
+                    # idle): lost before the command left, so retried
+                    if not closed_transport(exc):
+                        raise
+                    raise RedisConnectionError(f"Error while writing to Redis: {exc}") from exc
                 # math.inf: no deadline of its own, the one above holds
                 reply = await conn.read_response(timeout=math.inf)
             done = True
