@@ -138,11 +138,13 @@ class _Resetter:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.transport.abort()
+            try:
+                with contextlib.suppress(OSError):
+                    while data := await src.read(65536):
+                        dst.write(data)
+                        await dst.drain()
+            finally:
+                dst.close()
 
         for src, dst in ((reader, up_writer), (up_reader, writer)):
             task = asyncio.create_task(pipe(src, dst))
@@ -169,3 +171,17 @@ def test_a_call_on_a_connection_uvloop_closed_is_retried_on_a_fresh_one(private_
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(scenario())
+
+
+async def test_a_lane_is_on_the_urls_database(private_redis: PrivateRedis) -> None:
+    client = redis_client(f"redis://127.0.0.1:{private_redis.port}/5")
+    other = Redis.from_url(f"redis://127.0.0.1:{private_redis.port}/0")
+    mine = Redis.from_url(f"redis://127.0.0.1:{private_redis.port}/5")
+    try:
+        await execute(client, "SET", "k", "v")
+        assert await mine.get("k") == b"v"
+        assert await other.get("k") is None
+    finally:
+        await client.aclose()
+        await other.aclose()
+        await mine.aclose()
