@@ -340,26 +340,19 @@ def closed_transport(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "closed" in str(exc)
 
 
+# the argument types `_pack` packs as redis-py does (exact types: an IntEnum
+# or a str subclass is redis-py's to encode, by its repr or its own rules)
+_PLAIN = frozenset((str, bytes, int, float))
+
+
 def _pack(args: tuple[Any, ...]) -> list[bytes] | None:
     """`args` as one RESP command, as redis-py packs it (its encoder with the
-    pool's defaults: UTF-8, strict), in a third of the time; None for what
-    only redis-py knows how to pack or refuse (a bool, a memoryview, a
-    command name of two words)."""
-    if not isinstance(args[0], str) or " " in args[0]:
+    pool's defaults: UTF-8, strict), by hiredis's packer in C, in half the
+    time of a loop in Python; None for what only redis-py knows how to pack
+    or refuse (a bool, a memoryview, a command name of two words)."""
+    if not isinstance(args[0], str) or " " in args[0] or not _PLAIN.issuperset(map(type, args)):
         return None
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        kind = type(arg)
-        if kind is str:
-            data = arg.encode()
-        elif kind is bytes:
-            data = arg
-        elif kind is int or kind is float:
-            data = repr(arg).encode()
-        else:
-            return None
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return [b"".join(out)]
+    return [hiredis.pack_command(args)]
 
 
 async def execute(redis: Client, *args: Any) -> Any:
