@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+from collections import deque
 from typing import Any, TypeAlias, cast
 
 import hiredis
@@ -102,9 +103,9 @@ class _Lane(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(self.lost)
 
-    async def call(self, packed: bytes) -> Any:
-        """Send one packed command and wait for its reply (no deadline here:
-        the caller's holds)."""
+    async def call(self, packed: bytes, deadlines: _Deadlines) -> Any:
+        """Send one packed command and wait for its reply; `TimeoutError`
+        once `deadlines` says its time is up."""
         transport = self.transport
         if self.lost is not None:
             raise self.lost
@@ -113,6 +114,7 @@ class _Lane(asyncio.Protocol):
         waiter = self._waiter = asyncio.get_running_loop().create_future()
         try:
             transport.write(packed)
+            deadlines.watch(waiter)
             return await waiter
         finally:
             self._waiter = None
@@ -120,6 +122,59 @@ class _Lane(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+class _Deadlines:
+    """One deadline of `timeout` seconds per call, kept by one timer for all.
+
+    `asyncio.timeout` arms and cancels a timer of the loop per call (uvloop:
+    a timer handle made and closed, ~4 us of CPU), for a deadline that is
+    almost never reached. Every call of a pool waits the same `timeout`, so
+    the deadlines come due in the order the calls were made: they are kept
+    in that order, and one timer, armed for the oldest call still waiting,
+    fails the calls whose time is up with `TimeoutError` (their waiter's
+    exception, not a cancellation: nothing else of the task is touched).
+    Calls answered in time are dropped from the front as new ones come."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self._waiting: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def watch(self, waiter: asyncio.Future[Any]) -> None:
+        if self.timeout is None:
+            return
+        waiting = self._waiting
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # a pool used again on another loop (a test's): the calls and
+            # the timer of the loop that ended are gone with it
+            self._loop, self._timer = loop, None
+            waiting.clear()
+        while waiting and waiting[0][1].done():
+            waiting.popleft()
+        when = loop.time() + self.timeout
+        waiting.append((when, waiter))
+        if self._timer is None:
+            self._timer = loop.call_at(when, self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        now = loop.time()
+        waiting = self._waiting
+        while waiting and (waiting[0][1].done() or waiting[0][0] <= now):
+            _, waiter = waiting.popleft()
+            if not waiter.done():
+                waiter.set_exception(TimeoutError())
+        if waiting:
+            self._timer = loop.call_at(waiting[0][0], self._expire, loop)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._waiting.clear()
 
 
 class Pool(BlockingConnectionPool):
@@ -154,10 +209,12 @@ class Pool(BlockingConnectionPool):
         # the connection settings, read from a connection that is never opened
         self._model: AbstractConnection | None = None
         self._lean = False
+        self._deadlines = _Deadlines(None)
 
     def _settings(self) -> AbstractConnection:
         if self._model is None:
             model = self._model = self.connection_class(**self.connection_kwargs)
+            self._deadlines = _Deadlines(model.socket_timeout)
             kw = self.connection_kwargs
             self._lean = (
                 type(model) is Connection
@@ -216,8 +273,7 @@ class Pool(BlockingConnectionPool):
             await self._ping(lane, model)
         done = False
         try:
-            async with asyncio.timeout(model.socket_timeout):
-                reply = await lane.call(packed)
+            reply = await lane.call(packed, self._deadlines)
             # what redis-py's parser raises rather than returns: a lost or
             # loading Redis (retried, on a new connection)
             if isinstance(reply, RedisConnectionError):
@@ -240,8 +296,7 @@ class Pool(BlockingConnectionPool):
 
     async def _ping(self, lane: _Lane, model: AbstractConnection) -> None:
         try:
-            async with asyncio.timeout(model.socket_timeout):
-                pong = await lane.call(b"*1\r\n$4\r\nPING\r\n")
+            pong = await lane.call(b"*1\r\n$4\r\nPING\r\n", self._deadlines)
         except TimeoutError:
             raise RedisTimeoutError(f"Timeout reading from {model._host_error()}") from None
         if pong != b"PONG":
@@ -273,8 +328,7 @@ class Pool(BlockingConnectionPool):
             if int(kw.get("db") or 0):
                 hello.append(("SELECT", int(kw["db"])))
             for command in hello:
-                async with asyncio.timeout(model.socket_timeout):
-                    reply = await lane.call(b"".join(model.pack_command(*command)))
+                reply = await lane.call(b"".join(model.pack_command(*command)), self._deadlines)
                 if isinstance(reply, Exception):
                     raise reply
             lane.next_check = loop.time() + (model.health_check_interval or 0)
@@ -331,6 +385,8 @@ class Pool(BlockingConnectionPool):
         lanes = self._lanes if inuse_connections else set(self._idle_lanes)
         for lane in lanes:
             lane.close()
+        if inuse_connections:
+            self._deadlines.close()
 
 
 def closed_transport(exc: BaseException) -> bool:

@@ -185,3 +185,20 @@ async def test_a_lane_is_on_the_urls_database(private_redis: PrivateRedis) -> No
         await client.aclose()
         await other.aclose()
         await mine.aclose()
+
+
+async def test_only_the_call_whose_time_is_up_fails(private_redis: PrivateRedis) -> None:
+    # one timer keeps every call's deadline: a call answered in time, made
+    # after the one held back, is not failed with it, nor held past its own
+    async with _through(private_redis, "hold", timeout=0.5) as (proxy, client, _):
+        assert await execute(client, "INCR", "n") == 1
+        proxy.armed = True
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        slow = asyncio.ensure_future(execute(client, "INCR", "n"))
+        await asyncio.sleep(0.2)
+        assert await execute(client, "GET", "n") == b"2"  # on another lane
+        with pytest.raises(RedisTimeoutError):
+            await slow
+        assert 0.45 <= loop.time() - started < 1.5
+        assert await execute(client, "GET", "n") == b"2"
