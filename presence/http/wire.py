@@ -59,13 +59,63 @@ class Corked:
 
 
 class HttpWire(HttpToolsProtocol):
-    """uvicorn's httptools protocol writing through `Corked`."""
+    """uvicorn's httptools protocol writing through `Corked`, with a lazy
+    keep-alive timer.
+
+    uvicorn arms a keep-alive timer when a response completes and cancels it
+    when the next request arrives: a uvloop timer made and closed per
+    request, which at a few hundred requests a second on an idle loop costs
+    as much as the request's routing. Here the timer stays armed while the
+    connection is used: it fires `timeout_keep_alive` after it was set,
+    finds when the connection last fell idle, and closes it only if it has
+    been idle that long since (else it is set again for the rest); a busy
+    connection's timer is set again when its response completes."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         # the protocol's own writes (a 400, a pipelined reply) and its
         # cycles' share the one queue, so they stay in order
         self.transport = Corked(transport, self.loop)  # type: ignore[assignment]
+        # loop time the connection last fell idle (None: a request is in hand)
+        self._idle_since: float | None = None
+
+    def _unset_keepalive_if_required(self) -> None:
+        # busy again: the timer, if armed, finds it so when it fires
+        self._idle_since = None
+
+    def on_response_complete(self) -> None:
+        # uvicorn's, but for the timer (armed only if it is not yet)
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._idle_since = None
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+
+    def timeout_keep_alive_handler(self) -> None:
+        self.timeout_keep_alive_task = None
+        idle = self._idle_since
+        if idle is None:
+            return  # in use: armed again when its response completes
+        left = idle + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self.timeout_keep_alive_handler)
+        else:
+            super().timeout_keep_alive_handler()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
 
     def handle_websocket_upgrade(self) -> None:
         # the websocket protocol gets the socket itself: its frames are

@@ -22,14 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any, TypeAlias
+import socket
+from collections import deque
+from typing import Any, TypeAlias, cast
 
+import hiredis
+from redis._parsers import BaseParser
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import AbstractConnection, Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ClusterDownError, RedisError, SlotNotCoveredError
+from redis.exceptions import ClusterDownError, InvalidResponse, RedisError, ResponseError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -59,20 +63,140 @@ class Cluster(RedisCluster):
     ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
 
 
+class _Lane(asyncio.Protocol):
+    """One connection of the lean path: a plain TCP connection to a
+    standalone Redis, one command in flight, its reply parsed by hiredis as
+    it arrives and handed straight to the call that waits for it.
+
+    redis-py reads a reply through its stream reader, its connection's
+    `read_response` and its parser, each a coroutine resumed in turn when the
+    reply lands: at the rates a center runs, with the loop idle between
+    calls, that chain costs more than the wake-up itself. Error replies are
+    redis-py's exceptions (its parser's `parse_error`), so callers see the
+    same `ResponseError`, `OutOfMemoryError` or `BusyLoadingError`."""
+
+    def __init__(self) -> None:
+        self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
+        self._waiter: asyncio.Future[Any] | None = None
+        self.transport: asyncio.Transport | None = None
+        self.lost: RedisConnectionError | None = None
+        # loop time after which an idle lane is PINGed before it is used
+        self.next_check = 0.0
+
+    @property
+    def is_connected(self) -> bool:
+        return self.lost is None and self.transport is not None and not self.transport.is_closing()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not subclasses of asyncio's, only alike
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            reply = self._reader.gets()
+            if reply is not False:
+                waiter.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = RedisConnectionError(f"Connection to Redis lost: {exc or 'closed by the server'}")
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(self.lost)
+
+    async def call(self, packed: bytes, deadlines: _Deadlines) -> Any:
+        """Send one packed command and wait for its reply; `TimeoutError`
+        once `deadlines` says its time is up."""
+        transport = self.transport
+        if self.lost is not None:
+            raise self.lost
+        if transport is None or transport.is_closing():
+            raise RedisConnectionError("the connection to Redis is closed")
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            transport.write(packed)
+            deadlines.watch(waiter)
+            return await waiter
+        finally:
+            self._waiter = None
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _Deadlines:
+    """One deadline of `timeout` seconds per call, kept by one timer for all.
+
+    `asyncio.timeout` arms and cancels a timer of the loop per call (uvloop:
+    a timer handle made and closed, ~4 us of CPU), for a deadline that is
+    almost never reached. Every call of a pool waits the same `timeout`, so
+    the deadlines come due in the order the calls were made: they are kept
+    in that order, and one timer, armed for the oldest call still waiting,
+    fails the calls whose time is up with `TimeoutError` (their waiter's
+    exception, not a cancellation: nothing else of the task is touched).
+    Calls answered in time are dropped from the front as new ones come."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self._waiting: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def watch(self, waiter: asyncio.Future[Any]) -> None:
+        if self.timeout is None:
+            return
+        waiting = self._waiting
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # a pool used again on another loop (a test's): the calls and
+            # the timer of the loop that ended are gone with it
+            self._loop, self._timer = loop, None
+            waiting.clear()
+        while waiting and waiting[0][1].done():
+            waiting.popleft()
+        when = loop.time() + self.timeout
+        waiting.append((when, waiter))
+        if self._timer is None:
+            self._timer = loop.call_at(when, self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        now = loop.time()
+        waiting = self._waiting
+        while waiting and (waiting[0][1].done() or waiting[0][0] <= now):
+            _, waiter = waiting.popleft()
+            if not waiter.done():
+                waiter.set_exception(TimeoutError())
+        if waiting:
+            self._timer = loop.call_at(waiting[0][0], self._expire, loop)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._waiting.clear()
+
+
 class Pool(BlockingConnectionPool):
     """redis-py's blocking pool, plus a lean path for the hot commands.
 
     `execute` runs one command (the script calls of the hot path, many times
-    a second) on a connection of its own lanes, kept apart from the pool's
+    a second) on a lane (`_Lane`) of its own, kept apart from the pool's
     connections and closed with them. It is what `Redis.execute_command`
     does without what costs there and buys nothing here: the pool's
     condition and its timeout on every take, a task per command for the
     write's timeout (`asyncio.wait_for`), the check that a connection taken
-    back has no unread data, the instrumentation hooks. It keeps what
-    matters: one deadline of `socket_timeout` over the write and the read
-    (a timeout raises redis-py's `TimeoutError` and is never retried), the
-    health check of an idle connection, and the retries of the connection's
-    own `Retry`, which `redis_client` limits to a connection that failed.
+    back has no unread data, the instrumentation hooks, the stream reader's
+    chain of coroutines per reply. It keeps what matters: one deadline of
+    `socket_timeout` over the write and the read (a timeout raises redis-py's
+    `TimeoutError` and is never retried), the PING of a connection idle for
+    `health_check_interval`, and the retries of the pool's `Retry`, which
+    `redis_client` limits to a connection that failed. A pool whose
+    connections are not plain TCP with a password at most (a unix socket,
+    TLS, a credential provider, RESP3) runs every command on redis-py's
+    connections, through the same deadline and retries.
     """
 
     # lanes kept open; a command that finds them all busy waits for one of
@@ -81,37 +205,149 @@ class Pool(BlockingConnectionPool):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._idle_lanes: list[AbstractConnection] = []
-        self._lanes: set[AbstractConnection] = set()
+        self._idle_lanes: list[_Lane] = []
+        self._lanes: set[_Lane] = set()
+        self._busy = 0  # lanes in use
+        # the connection settings, read from a connection that is never opened
+        self._model: AbstractConnection | None = None
+        self._lean = False
+        self._deadlines = _Deadlines(None)
+
+    def _settings(self) -> AbstractConnection:
+        if self._model is None:
+            model = self._model = self.connection_class(**self.connection_kwargs)
+            self._deadlines = _Deadlines(model.socket_timeout)
+            kw = self.connection_kwargs
+            self._lean = (
+                type(model) is Connection
+                and kw.get("credential_provider") is None
+                and str(kw.get("protocol") or 2) == "2"
+            )
+        return self._model
 
     async def execute(self, *args: Any) -> Any:
         """Run one command and return its raw reply (a Redis error reply raises)."""
+        model = self._model or self._settings()
         if self._idle_lanes:
-            conn = self._idle_lanes.pop()
-        elif len(self._lanes) < self.LANES:
-            conn = self.make_connection()  # type: ignore[no-untyped-call]
-            self._lanes.add(conn)
+            lane: _Lane | None = self._idle_lanes.pop()
+        elif self._lean and self._busy + len(self._idle_lanes) < self.LANES:
+            lane = None  # a new lane, opened by this call
         else:
             pooled = await self.get_connection()  # type: ignore[no-untyped-call]
             try:
-                return await self._run(pooled, args)
+                return await self._run_pooled(pooled, args)
             finally:
                 await self.release(pooled)
+        packed = _pack(args)
+        held = [lane]
+        self._busy += 1
         try:
-            return await self._run(conn, args)
+            return await model.retry.call_with_retry(
+                lambda: self._once(held, packed[0] if packed else b"".join(model.pack_command(*args))),
+                lambda error: self._drop(held),
+            )
         finally:
-            # an interrupted call left the connection closed (`_once`): the
-            # next one on this lane reconnects (a lane is never dropped)
-            self._idle_lanes.append(conn)
+            self._busy -= 1
+            kept = held[0]
+            if kept is not None:
+                if kept.is_connected:
+                    self._idle_lanes.append(kept)
+                else:
+                    self._lanes.discard(kept)
 
-    async def _run(self, conn: AbstractConnection, args: tuple[Any, ...]) -> Any:
+    async def _drop(self, held: list[_Lane | None]) -> None:
+        lane, held[0] = held[0], None
+        if lane is not None:
+            lane.close()
+            self._lanes.discard(lane)
+
+    async def _once(self, held: list[_Lane | None], packed: bytes) -> Any:
+        model = self._settings()
+        lane = held[0]
+        if lane is None or not lane.is_connected:
+            # connect (its own timeout) and the idle lane's PING come before
+            # the command's deadline, as in redis-py
+            await self._drop(held)
+            lane = held[0] = await self._connect(model)
+        loop = asyncio.get_running_loop()
+        every = model.health_check_interval
+        if every and loop.time() > lane.next_check:
+            await self._ping(lane, model)
+        done = False
+        try:
+            reply = await lane.call(packed, self._deadlines)
+            # what redis-py's parser raises rather than returns: a lost or
+            # loading Redis (retried, on a new connection)
+            if isinstance(reply, RedisConnectionError):
+                raise reply
+            if isinstance(reply, list) and reply and isinstance(reply[0], RedisConnectionError):
+                raise reply[0]
+            done = True
+        except TimeoutError:
+            raise RedisTimeoutError(f"Timeout reading from {model._host_error()}") from None
+        finally:
+            if not done:
+                # a command cut short (timeout, cancellation, a lost
+                # connection) may have left its reply unread: never reuse it
+                await self._drop(held)
+        if every:
+            lane.next_check = loop.time() + every
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
+
+    async def _ping(self, lane: _Lane, model: AbstractConnection) -> None:
+        try:
+            pong = await lane.call(b"*1\r\n$4\r\nPING\r\n", self._deadlines)
+        except TimeoutError:
+            raise RedisTimeoutError(f"Timeout reading from {model._host_error()}") from None
+        if pong != b"PONG":
+            raise RedisConnectionError("Bad response from PING health check")
+
+    async def _connect(self, model: AbstractConnection) -> _Lane:
+        """A new lane: connected, authenticated, on the URL's database."""
+        assert isinstance(model, Connection)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(model.socket_connect_timeout):
+                _, lane = await loop.create_connection(_Lane, model.host, int(model.port))
+        except TimeoutError:
+            raise RedisTimeoutError("Timeout connecting to server") from None
+        except OSError as exc:
+            raise RedisConnectionError(f"Error connecting to {model._host_error()}: {exc}") from exc
+        try:
+            sock = lane.transport.get_extra_info("socket") if lane.transport else None
+            if sock is not None and model.socket_keepalive:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                for k, v in cast(dict[int, Any], model.socket_keepalive_options).items():
+                    sock.setsockopt(socket.SOL_TCP, k, v)
+            kw = self.connection_kwargs
+            hello: list[tuple[Any, ...]] = []
+            if kw.get("password") is not None:
+                hello.append(("AUTH", *((kw["username"],) if kw.get("username") else ()), kw["password"]))
+            if kw.get("client_name"):
+                hello.append(("CLIENT", "SETNAME", kw["client_name"]))
+            if int(kw.get("db") or 0):
+                hello.append(("SELECT", int(kw["db"])))
+            for command in hello:
+                reply = await lane.call(b"".join(model.pack_command(*command)), self._deadlines)
+                if isinstance(reply, Exception):
+                    raise reply
+            lane.next_check = loop.time() + (model.health_check_interval or 0)
+        except BaseException:
+            lane.close()
+            raise
+        self._lanes.add(lane)
+        return lane
+
+    async def _run_pooled(self, conn: AbstractConnection, args: tuple[Any, ...]) -> Any:
         packed = _pack(args) or conn.pack_command(*args)
         return await conn.retry.call_with_retry(
-            lambda: self._once(conn, packed),
+            lambda: self._once_pooled(conn, packed),
             lambda error: conn.disconnect(error=error),
         )
 
-    async def _once(self, conn: AbstractConnection, packed: list[bytes]) -> Any:
+    async def _once_pooled(self, conn: AbstractConnection, packed: list[bytes]) -> Any:
         # connect (its own retries and timeouts) and the idle connection's
         # PING come before the command's deadline, as in redis-py
         if not conn.is_connected:
@@ -128,6 +364,12 @@ class Pool(BlockingConnectionPool):
                     await writer.drain()
                 except OSError as exc:
                     raise RedisConnectionError(f"Error while writing to Redis: {exc}") from exc
+                except RuntimeError as exc:
+                    # a connection uvloop closed under it (a reset while
+                    # idle): lost before the command left, so retried
+                    if not closed_transport(exc):
+                        raise
+                    raise RedisConnectionError(f"Error while writing to Redis: {exc}") from exc
                 # math.inf: no deadline of its own, the one above holds
                 reply = await conn.read_response(timeout=math.inf)
             done = True
@@ -143,29 +385,25 @@ class Pool(BlockingConnectionPool):
     async def disconnect(self, inuse_connections: bool = True) -> None:
         await super().disconnect(inuse_connections)
         lanes = self._lanes if inuse_connections else set(self._idle_lanes)
-        await asyncio.gather(*(conn.disconnect() for conn in lanes), return_exceptions=True)
+        for lane in lanes:
+            lane.close()
+        if inuse_connections:
+            self._deadlines.close()
+
+
+# the argument types `_pack` packs as redis-py does (exact types: an IntEnum
+# or a str subclass is redis-py's to encode, by its repr or its own rules)
+_PLAIN = frozenset((str, bytes, int, float))
 
 
 def _pack(args: tuple[Any, ...]) -> list[bytes] | None:
     """`args` as one RESP command, as redis-py packs it (its encoder with the
-    pool's defaults: UTF-8, strict), in a third of the time; None for what
-    only redis-py knows how to pack or refuse (a bool, a memoryview, a
-    command name of two words)."""
-    if not isinstance(args[0], str) or " " in args[0]:
+    pool's defaults: UTF-8, strict), by hiredis's packer in C, in half the
+    time of a loop in Python; None for what only redis-py knows how to pack
+    or refuse (a bool, a memoryview, a command name of two words)."""
+    if not isinstance(args[0], str) or " " in args[0] or not _PLAIN.issuperset(map(type, args)):
         return None
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        kind = type(arg)
-        if kind is str:
-            data = arg.encode()
-        elif kind is bytes:
-            data = arg
-        elif kind is int or kind is float:
-            data = repr(arg).encode()
-        else:
-            return None
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return [b"".join(out)]
+    return [hiredis.pack_command(args)]
 
 
 async def execute(redis: Client, *args: Any) -> Any:

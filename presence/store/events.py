@@ -89,6 +89,9 @@ class _Direct(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._lost: Exception | None = None
         self.transport: asyncio.Transport | None = None
+        self._due = 0.0  # loop time at which the wait in progress ends
+        self._armed = 0.0  # loop time the timer is set for
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not subclasses of asyncio's, only alike
@@ -124,12 +127,19 @@ class _Direct(asyncio.Protocol):
         """The next reply (a Redis error reply as its exception, not raised),
         or None when none came within `timeout` seconds."""
         if not self._replies and self._lost is None:
-            waiter = self._waiter = self._loop.create_future()
-            timer = self._loop.call_later(timeout, _expire, waiter)
+            loop = self._loop
+            self._waiter = loop.create_future()
+            # One timer for every wait, not one per wait (`asyncio.timeout`
+            # arms and cancels a timer per message): it fires at the latest
+            # wait's end, or finds a later end set meanwhile and waits for that.
+            due = self._due = loop.time() + timeout
+            if self._timer is None or due < self._armed:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._arm(loop, due)
             try:
-                await waiter
+                await self._waiter
             finally:
-                timer.cancel()
                 self._waiter = None
         if self._replies:
             return self._replies.popleft()
@@ -137,15 +147,26 @@ class _Direct(asyncio.Protocol):
             raise self._lost
         return None
 
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nobody waits: armed again by the next wait
+        if loop.time() >= self._due:
+            waiter.set_result(None)
+        else:
+            self._arm(loop, self._due)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        self._armed = when
+        self._timer = loop.call_at(when, self._expire, loop)
+
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.transport is not None:
             self.transport.close()
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    """A wait of `_Direct.next` that saw nothing within its timeout."""
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 async def _direct(redis: Client) -> _Direct | None:

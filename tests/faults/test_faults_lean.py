@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import struct
 
 import pytest
+import uvloop
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -95,3 +98,107 @@ async def test_calls_past_the_lanes_wait_for_the_pool_and_all_close(private_redi
     finally:
         await client.aclose()
     assert not any(conn.is_connected for conn in pool._lanes)
+
+
+class _Resetter:
+    """A TCP proxy in front of Redis whose `reset` breaks every client
+    connection with a RST (SO_LINGER 0), as a peer host's crash or a
+    firewall's reject does: uvloop then closes the client's transport
+    underneath redis-py, which still counts the connection as open."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._clients: list[asyncio.StreamWriter] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def reset(self) -> None:
+        for writer in self._clients:
+            writer.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            writer.transport.abort()
+        self._clients.clear()
+
+    async def stop(self) -> None:
+        self.reset()
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.append(writer)
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                with contextlib.suppress(OSError):
+                    while data := await src.read(65536):
+                        dst.write(data)
+                        await dst.drain()
+            finally:
+                dst.close()
+
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(pipe(src, dst))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+
+def test_a_call_on_a_connection_uvloop_closed_is_retried_on_a_fresh_one(private_redis: PrivateRedis) -> None:
+    # uvloop, as `presence serve` runs: a reset connection's transport is
+    # closed at once, and a write to it raises RuntimeError, not OSError
+    async def scenario() -> None:
+        proxy = _Resetter(private_redis.port)
+        await proxy.start()
+        client = redis_client(f"redis://127.0.0.1:{proxy.port}/0")
+        try:
+            assert await execute(client, "INCR", "n") == 1
+            proxy.reset()
+            await asyncio.sleep(0.2)  # the RST reaches the idle lane
+            # a lost connection before the command left: retried on a new one
+            assert await execute(client, "INCR", "n") == 2
+        finally:
+            await client.aclose()
+            await proxy.stop()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
+
+
+async def test_a_lane_is_on_the_urls_database(private_redis: PrivateRedis) -> None:
+    client = redis_client(f"redis://127.0.0.1:{private_redis.port}/5")
+    other = Redis.from_url(f"redis://127.0.0.1:{private_redis.port}/0")
+    mine = Redis.from_url(f"redis://127.0.0.1:{private_redis.port}/5")
+    try:
+        await execute(client, "SET", "k", "v")
+        assert await mine.get("k") == b"v"
+        assert await other.get("k") is None
+    finally:
+        await client.aclose()
+        await other.aclose()
+        await mine.aclose()
+
+
+async def test_only_the_call_whose_time_is_up_fails(private_redis: PrivateRedis) -> None:
+    # one timer keeps every call's deadline: a call answered in time, made
+    # after the one held back, is not failed with it, nor held past its own
+    async with _through(private_redis, "hold", timeout=0.5) as (proxy, client, _):
+        assert await execute(client, "INCR", "n") == 1
+        proxy.armed = True
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        slow = asyncio.ensure_future(execute(client, "INCR", "n"))
+        await asyncio.sleep(0.2)
+        assert await execute(client, "GET", "n") == b"2"  # on another lane
+        with pytest.raises(RedisTimeoutError):
+            await slow
+        assert 0.45 <= loop.time() - started < 1.5
+        assert await execute(client, "GET", "n") == b"2"

@@ -4,6 +4,7 @@ refuse or treat specially."""
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import pytest
@@ -11,10 +12,20 @@ from redis.asyncio.connection import Connection
 
 from presence.store.client import _pack, closed_transport
 
+
+class _Level(enum.IntEnum):
+    HIGH = 1
+
+
+class _Name(str):
+    pass
+
+
 CASES: list[tuple[Any, ...]] = [
     ("FCALL", "work_create__many_0123456789ab", 1, "presence:{c}:", 1733000000000, 9, 20, 8, "", 0),
     ("FCALL", "f", 1, "k", b"\x81\xa1a\xc3", b"", "", -7, 0.25, 1e-05, 12345678901234567890),
     ("GET", "caf\u00e9 \U0001f600", "x" * 10_000, b"y" * 7_000),
+    ("SET", "k", -0.0, 1e20, float("nan"), float("inf"), -(2**70)),
 ]
 
 
@@ -33,6 +44,8 @@ def test_the_bytes_are_redis_pys(args: tuple[Any, ...]) -> None:
         ("SET", "k", bytearray(b"v")),
         ("FUNCTION LOAD", "REPLACE", "src"),  # a two-word name, split by redis-py
         ("SET", "k", None),
+        ("SET", "k", _Level.HIGH),  # redis-py packs an IntEnum by its repr
+        ("SET", "k", _Name("v")),  # a str subclass: redis-py's to encode
     ],
 )
 def test_what_redis_py_treats_apart_is_left_to_it(args: tuple[Any, ...]) -> None:
