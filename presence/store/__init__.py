@@ -398,7 +398,8 @@ class Store:
         return gone
 
     async def set_status(self, agent_id: str, status: str, reason: str, by: str) -> list[str]:
-        """The queues to wake. Concurrent changes (a burst of sign-ins, many
+        """The queues to wake (none when the server routes inline: the call
+        routed them itself). Concurrent changes (a burst of sign-ins, many
         wallboards' agents at once) share one script call: one round trip
         and one pub/sub message for all of them, and a burst of hundreds
         takes one Redis connection, not one each."""
