@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from loadtests.common import (
     BENCH_CENTER,
     RawWs,
+    RedisWork,
     Stack,
     cpu_seconds,
     ms,
@@ -178,6 +179,7 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
 
     cpu0 = (cpu_seconds(server), cpu_seconds(redis))
     io0 = _syscalls(server)
+    redis0 = RedisWork.read(stack.redis_url) if stack.redis_url else None
     for k in frames:
         frames[k] = 0
     t0 = mono()
@@ -211,6 +213,7 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
     await asyncio.sleep(max(1.0, 3 * max(a.flush_list)))
     cpu_server, cpu_redis = cpu_seconds(server) - cpu0[0], cpu_seconds(redis) - cpu0[1]
     io1 = _syscalls(server)
+    redis_work = RedisWork.read(stack.redis_url).since(redis0) if stack.redis_url and redis0 else None
     counted = dict(frames)
     ping_task.cancel()
     gc.enable()
@@ -264,7 +267,18 @@ async def run_load(stack: Stack, ids: list[str], a: argparse.Namespace) -> dict[
         "writes": io1[1] - io0[1],
         "frames": counted,
         "lags": lags,
+        "redis": redis_work,
     }
+
+
+def _redis_work(work: RedisWork | None, n: int) -> str:
+    """Redis's exact work per change: script calls (the changes' batched
+    calls, the dispatcher's route.lua and the KPI tasks' reads) and the
+    commands run, inside the scripts or not."""
+    if work is None:
+        return ""
+    per = work.per(n)
+    return f"; Redis per change: {per['script_calls']:.3f} script calls, {per['commands']:.1f} commands"
 
 
 def _syscalls(procs: list[Any]) -> tuple[int, int]:
@@ -380,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             f"server CPU per frame {r['cpu_server'] / max(1, nframes) * 1e6:.1f} us; "
             f"the agent's own socket p99 {ms(pct(r['own'], 99))} ms\n"
             f"  server system calls per change (exact, unlike the CPU): {r['reads'] / n:.2f} reads, "
-            f"{r['writes'] / n:.2f} writes\n"
+            f"{r['writes'] / n:.2f} writes{_redis_work(r['redis'], n)}\n"
             f"  the load generator's own loop (one process for every socket) woke late by "
             f"p99 {ms(pct(r['lags'], 99))} / max {ms(max(r['lags'], default=float('nan')))} ms: "
             f"a frame to any socket can wait that long in it before it is seen",

@@ -82,21 +82,23 @@ async def load(
 async def settings(store: Store) -> Settings:
     """What the engine needs to know about the center, as Redis has it now."""
     queues = await store.list_queues()
-    agents = await store.list_agents()
+    # capacities and queues alone, in chunks: the whole records of every
+    # agent (`list_agents`) held the loop for ms every few seconds
+    agents = await store.agent_roster()
     statuses = await store.statuses()
     channels = await store.channels()
     offline = _s(await store.redis.hget(store.keys.rules, "offline_status") or b"Offline")
     closed = await store.redis.hget(store.keys.case_config, "closed")
     members: dict[str, list[str]] = {}
-    for a in agents:
-        for q in a["queues"]:
-            members.setdefault(q, []).append(a["id"])
+    for aid, _, in_queues in agents:
+        for q in in_queues:
+            members.setdefault(q, []).append(aid)
     return Settings(
         thresholds={q["name"]: float(q["service_level_seconds"]) for q in queues},
         weights={c["name"]: int(c.get("weight", 10)) for c in channels},
         routable=frozenset(s["name"] for s in statuses if s.get("routable")),
         offline=offline,
-        capacities={a["id"]: int(a["capacity"]) for a in agents},
+        capacities={aid: cap for aid, cap, _ in agents},
         members=members,
         closed=frozenset({_s(closed)}) if closed else frozenset({"Closed"}),
     )

@@ -294,6 +294,20 @@ class Store:
             out += [self._profile(aid, h) for aid, h in zip(chunk, await pipe.execute(), strict=True) if h]
         return out
 
+    async def agent_roster(self, chunk: int = 100) -> list[tuple[str, int, list[str]]]:
+        """Every agent's (id, capacity, queues), by id: what the KPI engine
+        counts by. Read `chunk` agents per script call (`agent_roster.lua`),
+        so the loop runs between; one reply per chunk decodes in a fraction
+        of what `list_agents`' one HGETALL per agent costs (with 500 agents,
+        ~8 ms of the loop held in two steps)."""
+        ids = sorted(_s(x) for x in await self.redis.smembers(self.keys.agents))
+        out: list[tuple[str, int, list[str]]] = []
+        for i in range(0, len(ids), chunk):
+            raw = await self.scripts.raw("agent_roster", self.keys.prefix, self.now_ms(), *ids[i : i + chunk])
+            for aid, cap, queues in msgpack.unpackb(raw, raw=False) if raw else ():
+                out.append((aid, int(cap), list(queues)))
+        return out
+
     async def get_queue(self, name: str) -> dict[str, Any] | None:
         h = await self.redis.hgetall(self.keys.queue(name))
         if not h or await self.redis.zscore(self.keys.queues, name) is None:
@@ -398,7 +412,8 @@ class Store:
         return gone
 
     async def set_status(self, agent_id: str, status: str, reason: str, by: str) -> list[str]:
-        """The queues to wake. Concurrent changes (a burst of sign-ins, many
+        """The queues to wake (none when the server routes inline: the call
+        routed them itself). Concurrent changes (a burst of sign-ins, many
         wallboards' agents at once) share one script call: one round trip
         and one pub/sub message for all of them, and a burst of hundreds
         takes one Redis connection, not one each."""

@@ -78,7 +78,16 @@ def _lua(name: str) -> str:
 # whole or not at all, never half (docs/RELIABILITY.md). They are also the
 # changes there are none of to wait for replicas on (store/replication.py).
 READ_ONLY = frozenset(
-    {"agent_snapshot", "center_dump", "check", "composing_marks", "queue_stats", "views", "work_position"}
+    {
+        "agent_roster",
+        "agent_snapshot",
+        "center_dump",
+        "check",
+        "composing_marks",
+        "queue_stats",
+        "views",
+        "work_position",
+    }
 )
 
 # What Redis answers a command of a script with while the cluster moves the

@@ -517,3 +517,46 @@ async def test_a_completion_reads_its_records_and_its_queue_in_one_exists(
     assert (await store.get_work(third, history=False) or {})["agent_id"] == "a1"
     assert await store.check() == []
     await r.aclose()
+
+
+async def test_a_status_change_routes_in_its_own_call(
+    pair: tuple[Store, Store, set[str], Clock],
+) -> None:
+    """A change to Available routes the agent's queues in its own call: with
+    nothing waiting it names no queue to wake (the dispatcher makes no
+    route.lua call for it), and an item waiting is offered by the change
+    itself; a change away from Available re-offers what the agent had open.
+    Each commits what route.lua would right after the same change."""
+    inline, plain, more, clock = pair
+    calls = inline.batched["agent_status"]
+
+    async def both(aid: str, status: str) -> list[str]:
+        clock.ms += 7
+        woke = await inline.set_status(aid, status, "", aid)
+        await plain.route(sorted(await plain.set_status(aid, status, "", aid)))
+        assert await _commits(inline) == await _commits(plain)
+        return woke
+
+    for aid in ("a0", "a1", "a2"):
+        assert await both(aid, "Away") == []
+    before = calls.calls
+    assert await both("a1", "Available") == []
+    assert calls.calls == before + 1 and not more
+    assert await both("a1", "Away") == []
+    # everyone away: an intake of queue v (a0 and a2) waits
+    wid = new_work_id()
+    for s in (inline, plain):
+        await s.intake_work(wid, "v", "chat", 0, {}, {})
+    assert (await inline.get_work(wid, history=False) or {})["state"] == "queued"
+    assert await both("a2", "Available") == []
+    item = await inline.get_work(wid, history=False)
+    assert item and (item["state"], item["agent_id"]) == ("offered", "a2")
+    # a2 goes away with the offer open: it rings a0 as soon as a0 is back
+    assert await both("a2", "Away") == []
+    assert (await inline.get_work(wid, history=False) or {})["state"] == "queued"
+    assert await both("a0", "Available") == []
+    item = await inline.get_work(wid, history=False)
+    assert item and (item["state"], item["agent_id"]) == ("offered", "a0")
+    assert not more
+    for s in (inline, plain):
+        assert await s.check() == []

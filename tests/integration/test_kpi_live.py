@@ -338,3 +338,37 @@ async def test_a_day_folded_in_memory_keeps_the_figures_exact(
     for key in ("center", "queues", "channels", "agents"):
         assert rebuilt[key] == want[key], key
     assert live.tracker is not None and live.tracker.retained()["facts"] < total / 2
+
+
+async def test_the_settings_read_capacities_and_queues_in_chunks(redis_server: str) -> None:
+    """The engine's settings (re-read every few seconds by the live task)
+    take each agent's capacity and queues from a few script calls, never
+    the agent's whole record: with hundreds of agents one HGETALL each held
+    the loop for ms. They agree with the records `list_agents` reads."""
+    client = AsyncRedis.from_url(redis_server)
+    store = Store(client, "roster" + uuid.uuid4().hex[:8])
+    agents = [
+        {
+            "id": f"a{i:03d}",
+            "capacity": 10 + i,
+            "queues": ["support", "billing"][: 1 + i % 2] if i % 7 else [],
+        }
+        for i in range(230)
+    ]
+    await store.sync_center(
+        parse_center({"queues": [{"name": "support"}, {"name": "billing"}], "agents": agents})
+    )
+    profiles = await store.list_agents()
+    await client.config_resetstat()
+    settings = await history.settings(store)
+    stats = await client.info("commandstats")
+    # the queues', the statuses' and the channels' hashes, none of an agent
+    assert stats["cmdstat_hgetall"]["calls"] < 10
+    assert stats["cmdstat_fcall"]["calls"] == 3  # 100 agents per call
+    assert settings.capacities == {a["id"]: a["capacity"] for a in profiles}
+    assert {q: list(m) for q, m in settings.members.items()} == {
+        q: [a["id"] for a in profiles if q in a["queues"]] for q in ("support", "billing")
+    }
+    assert len(settings.capacities) == 230 and settings.capacities["a007"] == 17
+    await client.delete(*[key async for key in client.scan_iter(match=store.keys.prefix + "*")])
+    await client.aclose()

@@ -4,7 +4,7 @@
 -- escalation timer), and the waiting list a supervisor reads (`waiting_list`).
 -- Also a queue's business hours as the scripts see them (`queue_open`,
 -- `closed_ms`, `intake_queue`).
--- Relies on _lib_core.lua (key, num, hmget, NOW, count_item, record, on_enter),
+-- Relies on _lib_core.lua (key, num, hmget, NOW, ARGV, batch_calls, count_item, record, on_enter),
 -- _lib_config.lua (channel, channels, queue_conf) and _lib_case.lua (case_enqueued).
 
 -- Business hours: a queue's plan (field `plan`, presence/hours.py) is

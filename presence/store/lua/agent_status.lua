@@ -3,7 +3,8 @@
 -- KEYS[1] center prefix
 -- ARGV[1] now (ms)  ARGV[2] agent id  ARGV[3] status  ARGV[4] reason
 -- ARGV[5] who asked (agent id or "supervisor:<id>")
--- Reply: {"ok", woken queue...} | {"not_found"|"invalid", field, message}
+-- Reply: {"ok", woken queue...} (none when routed inline: route_later) |
+--        {"not_found"|"invalid", field, message}
 local aid, status, reason, by = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('SISMEMBER', key('agents'), aid) == 0 then
   return {'not_found', 'agent_id', 'no agent ' .. aid .. ' is configured in this center'}
@@ -36,4 +37,7 @@ if cur.status == status and cur.reason == reason then
 end
 local woke = set_status(aid, status, reason, def.routable == true, by)
 redis.call('HSET', key('agent', aid), 'missed', 0)
-return {'ok', unpack(woke)}
+-- routed after the batch, in this call, when the server routes inline: a
+-- queue with nothing waiting then costs one EXISTS there instead of a
+-- route.lua call from the dispatcher; one with work is offered at once
+return {'ok', unpack(route_later(woke))}
