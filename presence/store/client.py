@@ -62,6 +62,24 @@ class Cluster(RedisCluster):
 
     ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
 
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        # FCALL's keys are where EVAL's are (name, numkeys, keys...), but
+        # redis-py 8.1 parses only EVAL's itself: for FCALL it asks the
+        # default node ``COMMAND GETKEYS`` with the whole call, twice per call
+        # (once to pick the policy, once the node), i.e. two round trips
+        # carrying a batch's arguments before each script call. The keys are
+        # read here instead, for calls alone, in a pipeline and after MOVED
+        # alike. Passing ``target_nodes=`` would skip this too, but it also
+        # turns off redis-py's retry after a lost node or a cluster that is
+        # down (docs/scaling.md). Anything else: redis-py's own way. Pinned
+        # by tests/integration/test_cluster_client.py (no GETKEYS).
+        if command in ("FCALL", "FCALL_RO") and len(args) > 2:
+            keys = args[2 : 2 + int(args[1])]
+            slots = {self.keyslot(key) for key in keys}
+            if len(slots) == 1:
+                return slots.pop()
+        return await super()._determine_slot(command, *args)
+
 
 class _Lane(asyncio.Protocol):
     """One connection of the lean path: a plain TCP connection to a

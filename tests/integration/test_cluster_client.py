@@ -162,3 +162,39 @@ async def test_check_verifies_every_center_and_names_its_shard(redis_cluster: Lo
     every = _presence_check(redis_cluster.url, "--all")
     assert every.returncode == 1, every.stdout
     assert f"invariant breach(es) in center {centers[1]} (shard" in every.stdout
+
+
+def _getkeys(cluster: LocalCluster) -> int:
+    """``COMMAND GETKEYS`` calls on every node of `cluster` so far."""
+    total = 0
+    for node in cluster.nodes:
+        if node.alive:
+            with node.client() as c:
+                stats = c.info("commandstats")
+                total += int(stats.get("cmdstat_command|getkeys", {}).get("calls", 0))
+    return total
+
+
+@pytest.mark.parametrize("wait", [False, True], ids=["fcall", "fcall+wait"])
+async def test_a_script_call_finds_its_slot_without_asking_redis(
+    redis_cluster: LocalCluster, wait: bool
+) -> None:
+    """redis-py asks a node ``COMMAND GETKEYS`` for the slot of every FCALL
+    (it parses only EVAL's keys itself): two round trips per hot-path call,
+    each with the whole batch's arguments. `Cluster` reads the key from the
+    call, alone (``FCALL``) and in the pipeline of ``FCALL`` + ``WAIT`` alike.
+    Fails if redis-py stops calling the override (a renamed hook)."""
+    redis_cluster.wait_ok()
+    client = await open_redis(redis_cluster.url)
+    try:
+        replication = Replication(client) if wait else None
+        store = Store(client, "slot" + new_work_id(), replication=replication)
+        await store.sync_center(load_center(None))
+        before = _getkeys(redis_cluster)
+        for i in range(5):
+            item = NewItem(new_work_id(), "support", "chat", 0, {"subject": f"{i}"})
+            [made] = await store.create_work_many([item])
+            assert isinstance(made, tuple), made
+        assert _getkeys(redis_cluster) - before == 0
+    finally:
+        await client.aclose()
