@@ -6,10 +6,12 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import msgpack
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from presence.center import parse_center
 from presence.store import Store, new_work_id
 from presence.store import cases as case_store
 
@@ -128,3 +130,26 @@ async def open_case(
         lookup=refs,
         register=refs,
     )
+
+
+async def kpi_center(store: Store, agents: list[str]) -> None:
+    """The center of the KPI replay tests: three queues every agent serves
+    (one never pushes, so its items wait) and the cases' statuses, so that
+    transfers, re-opens and closes all leave their events."""
+    await store.sync_center(
+        parse_center(
+            {
+                "queues": [
+                    {"name": "support"},
+                    {"name": "billing"},
+                    {"name": "backoffice", "push_timeout": 0},
+                ],
+                "agents": [{"id": a, "queues": ["support", "billing", "backoffice"]} for a in agents],
+            }
+        )
+    )
+    await store.redis.hset(
+        store.keys.case_config,
+        mapping={"statuses": msgpack.packb(["New", "Open", "Closed"]), "initial": "New",
+                 "closed": "Closed", "reopen": "Open"},
+    )  # fmt: skip

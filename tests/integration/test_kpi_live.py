@@ -22,7 +22,7 @@ from presence.kpi.tracker import compute
 from presence.store import Store, new_work_id
 from presence.store.keys import Keys
 from tests.harness import MSGPACK, ServerProcess, agent, available, post_work, supervisor, token
-from tests.helpers import http
+from tests.helpers import http, kpi_center
 from tests.integration.conftest import ServerFactory
 
 pytestmark = pytest.mark.in_process
@@ -174,23 +174,7 @@ async def day_store(redis_server: str) -> AsyncIterator[tuple[Store, list[float]
     client = AsyncRedis.from_url(redis_server)
     clock = [DAY / 1000]
     store = Store(client, "day" + uuid.uuid4().hex[:8], clock=lambda: clock[0])
-    await store.sync_center(
-        parse_center(
-            {
-                "queues": [
-                    {"name": "support"},
-                    {"name": "billing"},
-                    {"name": "backoffice", "push_timeout": 0},
-                ],
-                "agents": [{"id": a, "queues": ["support", "billing", "backoffice"]} for a in AGENTS],
-            }
-        )
-    )
-    await client.hset(
-        store.keys.case_config,
-        mapping={"statuses": msgpack.packb(["New", "Open", "Closed"]), "initial": "New",
-                 "closed": "Closed", "reopen": "Open"},
-    )  # fmt: skip
+    await kpi_center(store, AGENTS)
     yield store, clock
     await client.delete(*[key async for key in client.scan_iter(match=store.keys.prefix + "*")])
     await client.aclose()

@@ -23,7 +23,6 @@ import msgpack
 import pytest
 from redis.asyncio import Redis as AsyncRedis
 
-from presence.center import parse_center
 from presence.http import reports
 from presence.kpi import history, rollup
 from presence.kpi.rollup import HOUR_MS, Rollup, roll_range
@@ -31,6 +30,7 @@ from presence.store import Store, new_work_id
 from presence.store.cases import transfer
 from presence.store.keys import Keys
 from tests.fullpass import bucket_rows, compute_range, summarise
+from tests.helpers import kpi_center
 
 pytestmark = pytest.mark.in_process
 
@@ -50,23 +50,7 @@ async def driven(redis_server: str) -> AsyncIterator[tuple[Store, list[float], i
     start -= start % MIN
     clock = [(start - 7 * 60 * MIN) / 1000]
     store = Store(client, "ru" + uuid.uuid4().hex[:8], clock=lambda: clock[0])
-    await store.sync_center(
-        parse_center(
-            {
-                "queues": [
-                    {"name": "support"},
-                    {"name": "billing"},
-                    {"name": "backoffice", "push_timeout": 0},
-                ],
-                "agents": [{"id": a, "queues": ["support", "billing", "backoffice"]} for a in AGENTS],
-            }
-        )
-    )
-    await client.hset(
-        store.keys.case_config,
-        mapping={"statuses": msgpack.packb(["New", "Open", "Closed"]), "initial": "New",
-                 "closed": "Closed", "reopen": "Open"},
-    )  # fmt: skip
+    await kpi_center(store, AGENTS)
     yield store, clock, start
     await client.delete(*[key async for key in client.scan_iter(match=store.keys.prefix + "*")])
     await client.aclose()

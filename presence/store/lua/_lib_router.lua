@@ -5,7 +5,7 @@
 -- routes in the same call, by the same function, instead of waking the
 -- dispatcher for a second call.
 -- Relies on _lib_core.lua (key, num, hmget, maker, on_enter, created_of), _lib_queue.lua (made_item,
--- defer_new_items, deferred_of, place, place_all, is_unplaced, has_no_borrowed),
+-- defer_new_items, deferred_of, place, place_all, is_unplaced, has_no_borrowed, take_idle),
 -- _lib_config.lua (strategy, channel, queue_conf), _lib_agent.lua (touch_agent,
 -- touch_fields, reindex), _lib_route.lua (make_offer, assign) and _lib_core.lua's
 -- history_of.

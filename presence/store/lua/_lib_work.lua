@@ -6,7 +6,8 @@
 -- history_of, flush_history), _lib_webhook.lua (webhook_completed, webhook_abandoned),
 -- _lib_case.lua (case_released),
 -- _lib_agent.lua (touch_agent, emit_item, reindex, unfit), _lib_queue.lua
--- (wait_score, borrowed, schedule_escalation, enqueue) and _lib_route.lua
+-- (wait_score, borrowed, schedule_escalation, enqueue, idle_read, routes_inline,
+-- waiting_changed) and _lib_route.lua
 -- (offer_to); _lib_config.lua (rule).
 
 -- Retention (PRESENCE_RETENTION_DAYS, written to rule `retention_ms` by
