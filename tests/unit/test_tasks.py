@@ -35,14 +35,7 @@ class Refused(Periodic):
 async def test_a_loop_refused_tick_after_tick_warns_once_and_says_when_it_is_back(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    loop = Refused(refusals=20)
-    with caplog.at_level(logging.DEBUG, logger="presence.tasks"):
-        loop.start()
-        try:
-            await asyncio.wait_for(loop.done.wait(), 5)
-        finally:
-            await loop.stop()
-    records = [r for r in caplog.records if r.name == "presence.tasks"]
+    records = await _run(Refused(refusals=20), caplog)
     warnings = [r.getMessage() for r in records if r.levelno >= logging.WARNING]
     assert warnings == ["refused postponed, Redis unavailable: TTL exhausted."]
     assert sum(r.levelno == logging.DEBUG for r in records) == 19
@@ -76,13 +69,17 @@ class Cut(Periodic):
 async def test_a_connection_closed_under_a_tick_is_redis_unavailable_not_a_bug(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    loop = Cut()
+    records = await _run(Cut(), caplog)
+    assert not [r for r in records if r.levelno >= logging.ERROR], [r.getMessage() for r in records]
+    assert [r.levelno for r in records] == [logging.WARNING, logging.DEBUG, logging.INFO]
+
+
+async def _run(loop: Refused | Cut, caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """Run `loop` until it says it is done; what it logged."""
     with caplog.at_level(logging.DEBUG, logger="presence.tasks"):
         loop.start()
         try:
             await asyncio.wait_for(loop.done.wait(), 5)
         finally:
             await loop.stop()
-    records = [r for r in caplog.records if r.name == "presence.tasks"]
-    assert not [r for r in records if r.levelno >= logging.ERROR], [r.getMessage() for r in records]
-    assert [r.levelno for r in records] == [logging.WARNING, logging.DEBUG, logging.INFO]
+    return [r for r in caplog.records if r.name == "presence.tasks"]
