@@ -151,26 +151,21 @@ def test_bench_assign_cluster_tiny(tmp_path: Path) -> None:
     assert "server+redis µs" in out.stdout and "(shard 127.0.0.1:" in out.stdout
 
 
-def _bench_lua(*extra: str) -> dict[str, str]:
+def _bench(module: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m loadtests.<module> args`` from the checkout; it must succeed."""
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "loadtests.bench_lua",
-            "--agents",
-            "5",
-            "--batch",
-            "4",
-            "--rounds",
-            "5",
-            *extra,
-        ],
+        [sys.executable, "-m", f"loadtests.{module}", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    return out
+
+
+def _bench_lua(*extra: str) -> dict[str, str]:
+    out = _bench("bench_lua", "--agents", "5", "--batch", "4", "--rounds", "5", *extra)
     figures = {"stdout": out.stdout}
     for line in out.stdout.splitlines():
         label, _, value = line.strip().rpartition(" ")
@@ -198,14 +193,7 @@ def test_bench_lua_tiny() -> None:
 
 
 def test_bench_rollup_tiny() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "loadtests.bench_rollup", "--rate", "2", "--minutes", "3", "--runs", "1"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    out = _bench("bench_rollup", "--rate", "2", "--minutes", "3", "--runs", "1")
     assert "sums equal: True" in out.stdout, out.stdout
     assert [line.split()[1] for line in out.stdout.splitlines() if line.startswith("    1 ")] == [
         "full",
@@ -230,14 +218,7 @@ def test_bench_lua_one_item_per_call_stays_within_its_commands_and_bytes() -> No
 
 
 def test_bench_floor_tiny() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "loadtests.bench_floor", "--queues", "2", "--waiting", "30", "--items", "40"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    out = _bench("bench_floor", "--queues", "2", "--waiting", "30", "--items", "40")
     rows = {}
     for line in out.stdout.splitlines():
         parts = line.split()
@@ -355,13 +336,5 @@ def test_soak_tiny(tmp_path: Path) -> None:
 
 
 def test_bench_rollup_report_tiny() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "loadtests.bench_rollup", "--rate", "2", "--minutes", "3", "--runs", "1",
-         "--group", "15m"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )  # fmt: skip
-    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    out = _bench("bench_rollup", "--rate", "2", "--minutes", "3", "--runs", "1", "--group", "15m")
     assert "report by 15m" in out.stdout and "sums equal: True" in out.stdout, out.stdout
