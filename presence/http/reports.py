@@ -212,7 +212,8 @@ async def kpis_from_events(
     and folded as read, as the roll-up sums an hour: a day's report does not
     hold the day's events."""
     if group in rollup.DIMENSIONS:
-        vals = (await rollup.roll_range(store, start, end)).get(group, {})
+        # the items' attributes are read only for a dimension made of them
+        vals = (await rollup.roll_range(store, start, end, by_item=group in rollup.BY_ITEM)).get(group, {})
         return dimension_rows(group, vals)
     buckets = time_buckets(start, end, group, tz)
     _, sums = await rollup.roll_buckets(store, start, end, [lo for lo, _ in buckets], by_item=False)
@@ -328,7 +329,7 @@ async def agents_report(request: Request) -> Response:
     start, end = time_range(request, store.now_ms(), tz)
     source = "events"
     if await raw_available(store, start):
-        agents = (await rollup.roll_range(store, start, end)).get("agent", {})
+        agents = (await rollup.roll_range(store, start, end, by_item=False)).get("agent", {})
     else:
         source = "rollup"
         total: rollup.Rolled = {}

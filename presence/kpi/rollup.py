@@ -101,7 +101,9 @@ def merge(into: Rolled, other: Rolled) -> None:
             target.setdefault(v, Agg()).add(a)
 
 
-async def roll_range(store: Store, start: int, end: int, settings: Any = None) -> Rolled:
+async def roll_range(
+    store: Store, start: int, end: int, settings: Any = None, *, by_item: bool = True
+) -> Rolled:
     """The additive sums of [start, end) by every dimension, as the full
     pass sums them (`Tracker.aggregate`, `Tracker.group`), read page by
     page and folded as read (`replay`): memory follows the last minute's
@@ -118,8 +120,10 @@ async def roll_range(store: Store, start: int, end: int, settings: Any = None) -
     later than that after its ``ts`` (entries out of order by more: a
     server's clock that far behind Redis's) reaches into agent time already
     folded, so the range is read again, folded the whole clock margin behind.
+    Without `by_item`, no customer, type or source sums (nor the item
+    attributes they read).
     """
-    return (await roll_buckets(store, start, end, (), settings))[0]
+    return (await roll_buckets(store, start, end, (), settings, by_item=by_item))[0]
 
 
 async def roll_buckets(
