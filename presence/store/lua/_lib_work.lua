@@ -119,8 +119,8 @@ end
 local FINISH_FIELDS = {'agent', 'channel', 'weight', 'queue', 'state', 'accepted_at', 'composing',
                        'idem', 'replied', 'expires'}
 -- and what work_complete.lua reads: those, and what tells its own retry
-local COMPLETE_FIELDS = {'agent', 'channel', 'weight', 'queue', 'state', 'accepted_at', 'composing',
-                         'idem', 'replied', 'expires', 'ended_at', 'disposition'}
+local COMPLETE_FIELDS = {'ended_at', 'disposition'}
+for i = 1, #FINISH_FIELDS do COMPLETE_FIELDS[#COMPLETE_FIELDS + 1] = FINISH_FIELDS[i] end
 
 -- Release an item's capacity and close it (completed or abandoned).
 -- Returns the agent's queues that gained room, the agent, queue, channel,
@@ -270,7 +270,7 @@ local function mine(wid, aid, states, expected, fields)
     return nil, {'not_found', 'work_id', 'no work item ' .. wid}
   end
   if it.agent ~= aid then
-    return nil, {'not_yours', 'work_id', 'work item ' .. wid .. ' is not yours'}, it
+    return nil, {'not_yours', 'work_id', 'work item ' .. wid .. ' is not yours'}
   end
   if not states[it.state] then
     return nil, {'conflict', 'work_id', 'work item ' .. wid .. ' is ' .. it.state .. ', not ' .. expected}, it

@@ -12,7 +12,8 @@ local aid, wid, disposition = ARGV[2], ARGV[3], ARGV[4]
 -- what `finish` reads too, in the same HMGET, and what a retry finds
 local it, err, was = mine(wid, aid, {assigned = true, wrapup = true}, 'in hand', COMPLETE_FIELDS)
 if not it then
-  if was and was.agent == aid and was.state == 'completed' and tonumber(was.ended_at) == NOW
+  -- `was`: the item in another state, this agent's (`mine`'s conflict)
+  if was and was.state == 'completed' and tonumber(was.ended_at) == NOW
      and was.disposition == disposition then
     local queues = redis.call('HGET', key('agent', aid), 'queues')
     return {'ok', unpack(route_later(queues and cmsgpack.unpack(queues) or {}))}
