@@ -260,8 +260,11 @@ class Pool(BlockingConnectionPool):
         held = [lane]
         self._busy += 1
         try:
+            # packed once, not on every try (inside: a refused argument
+            # still gives the lane back)
+            data = packed[0] if packed else b"".join(model.pack_command(*args))
             return await model.retry.call_with_retry(
-                lambda: self._once(held, packed[0] if packed else b"".join(model.pack_command(*args))),
+                lambda: self._once(held, data),
                 lambda error: self._drop(held),
             )
         finally:
