@@ -231,8 +231,9 @@ queues = ["support", "phones", "night"]
 
     # Prometheus: both closed; a queue without hours has no such gauge
     metrics = get(server, "/metrics").text
-    assert 'presence_queue_open{center="' in metrics
-    lines = [ln for ln in metrics.splitlines() if ln.startswith("presence_queue_open{")]
+    # one deployment serves every center in this Redis (other tests' too): read this one's
+    mine = f'presence_queue_open{{center="{server.center_id}"'
+    lines = [ln for ln in metrics.splitlines() if ln.startswith(mine)]
     assert len(lines) == 2 and all(ln.endswith(" 0.0") for ln in lines), lines
 
     # the supervisors see both queues closed
