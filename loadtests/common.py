@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import gc
 import os
 import resource
 import secrets
@@ -612,28 +611,6 @@ class RedisWork:
 
 
 # -- statistics ------------------------------------------------------------------
-
-
-class GcPauses:
-    """This process's own garbage collections, timed through `gc.callbacks`.
-    A load generator's pause is counted as the server's latency, so a
-    benchmark reports the longest one next to its figures."""
-
-    def __init__(self) -> None:
-        self.pauses: list[float] = []
-        self._t0 = 0.0
-
-    def _timer(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._t0 = time.perf_counter()
-        else:
-            self.pauses.append(time.perf_counter() - self._t0)
-
-    def start(self) -> None:
-        gc.callbacks.append(self._timer)
-
-    def stop(self) -> None:
-        gc.callbacks.remove(self._timer)
 
 
 def summarize_profile(path: str, top: int = 40) -> str:
