@@ -129,7 +129,12 @@ class RawWs(_NoDelay):
                 f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {MSGPACK}\r\n\r\n"
             ).encode()
         )
-        await asyncio.wait_for(proto.opened, timeout)
+        try:
+            await asyncio.wait_for(proto.opened, timeout)
+        except BaseException:
+            # a handshake refused or never answered: its socket is not left open
+            proto.abort()
+            raise
         return proto
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -265,7 +270,11 @@ class RawHttp(_NoDelay):
         self, method: str, path: str, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()
     ) -> asyncio.Future[tuple[int, bytes]]:
         assert self.transport is not None
-        self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        if self.transport.is_closing():
+            # connection_lost has been and gone: nothing would ever answer
+            waiter.set_exception(ConnectionError("HTTP connection closed"))
+            return waiter
         extra = "".join(f"{k}: {v}\r\n" for k, v in headers)
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
