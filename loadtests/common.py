@@ -326,6 +326,7 @@ class Stack:
     server: subprocess.Popen[bytes] | None = None
     redis: EmbeddedRedis | None = None
     log_path: Path | None = None
+    keep: bool = False  # leave the run's files (AOF, server log) after `stop`
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -409,8 +410,9 @@ class Stack:
                         time.sleep(0.5 + 0.2 * self.workers)  # let every worker subscribe
                     return
             time.sleep(0.05)
+        logs = self.logs()  # read before `stop` removes them
         self.stop()
-        raise RuntimeError(f"server not ready after {timeout}s:\n{self.logs()[-3000:]}")
+        raise RuntimeError(f"server not ready after {timeout}s:\n{logs[-3000:]}")
 
     def server_pids(self) -> list[int]:
         """The processes that serve sockets (the uvicorn workers, or the one process)."""
@@ -502,6 +504,11 @@ class Stack:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+        if self.tmp is not None and not self.keep:
+            # the AOF, the server's log and data: tens of MB a run, left in
+            # /tmp by every benchmark and smoke test otherwise
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = self.log_path = None
 
 
 async def seed_agents(

@@ -1,7 +1,7 @@
 """The load generators' raw clients (loadtests/common.py): a request on a
 connection the server has closed fails at once instead of waiting for an
 answer that never comes, and a websocket whose handshake gets no answer
-leaves no socket open."""
+leaves no socket open; a stack leaves no files behind."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from loadtests.common import RawHttp, RawWs
+from loadtests.common import RawHttp, RawWs, Stack
 
 
 async def test_a_request_on_a_connection_the_server_closed_fails_at_once() -> None:
@@ -51,3 +51,12 @@ async def test_a_handshake_with_no_answer_leaves_no_socket_open() -> None:
         assert accepted and accepted[0].at_eof()  # the client closed its end
     finally:
         server.close()
+
+
+def test_a_stack_stopped_leaves_no_files_behind() -> None:
+    # given a server and a Redis, it makes only its files (the center's): removed at stop
+    stack = Stack(url="http://127.0.0.1:9", redis_url="redis://127.0.0.1:9/0").start()
+    assert stack.tmp is not None and stack.tmp.exists()
+    tmp = stack.tmp
+    stack.stop()
+    assert not tmp.exists()
