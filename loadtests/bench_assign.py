@@ -275,20 +275,23 @@ async def produce(
         exc = fut.exception()
         if exc is not None:
             st["err"] += n
-            errors.append(str(exc))
-            return
-        status, body = fut.result()
-        if status in (200, 201):
-            st["ok"] += n
-        elif status == 207:
-            res = orjson.loads(body).get("items", [])
-            good = sum(1 for r in res if r.get("status") in (200, 201))
-            st["ok"] += good
-            st["err"] += n - good
-        else:
-            st["err"] += n
             if len(errors) < 10:
-                errors.append(f"{status} {body[:200]!r}")
+                errors.append(str(exc))
+        else:
+            status, body = fut.result()
+            if status in (200, 201):
+                st["ok"] += n
+            elif status == 207:
+                res = orjson.loads(body).get("items", [])
+                good = sum(1 for r in res if r.get("status") in (200, 201))
+                st["ok"] += good
+                st["err"] += n - good
+            else:
+                st["err"] += n
+                if len(errors) < 10:
+                    errors.append(f"{status} {body[:200]!r}")
+        # back in the pool even after an error: a connection lost is
+        # replaced when next taken (`pump`), not dropped for the rest of the run
         free.append(conn)
         pump()
 

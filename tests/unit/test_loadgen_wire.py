@@ -1,7 +1,8 @@
 """The load generators' raw clients (loadtests/common.py): a request on a
 connection the server has closed fails at once instead of waiting for an
 answer that never comes, and a websocket whose handshake gets no answer
-leaves no socket open; a stack leaves no files behind."""
+leaves no socket open; a stack leaves no files behind; the benchmark's
+producer replaces a connection it lost."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 
 import pytest
 
+from loadtests.bench_assign import produce
 from loadtests.common import RawHttp, RawWs, Stack
 
 
@@ -60,3 +62,22 @@ def test_a_stack_stopped_leaves_no_files_behind() -> None:
     tmp = stack.tmp
     stack.stop()
     assert not tmp.exists()
+
+
+async def test_the_producer_replaces_a_connection_lost_mid_request() -> None:
+    # a server that drops every connection with a request unanswered: each
+    # lost connection is replaced and the producer keeps its rate, rather
+    # than losing the pool one connection per error
+    async def drops(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        writer.close()
+
+    server = await asyncio.start_server(drops, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        st = await produce("127.0.0.1", port, "t", rate=40, duration=0.5, conns=1, batch=1, subject="s")
+    finally:
+        server.close()
+    assert st["sent"] > 5, st
+    assert st["err"] == st["sent"]
+    assert len(st["errors"]) <= 10
