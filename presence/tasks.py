@@ -1,5 +1,7 @@
-"""Stopping the background loops of a process (dispatcher, sweeper, hub,
-KPI, webhook and demo tasks) reliably at shutdown."""
+"""The background loops of a process (dispatcher, sweeper, hub, KPI,
+webhook and demo tasks): a loop that ticks and survives (`Periodic`), how
+often a center's loops tick (`Pace`), an outage said once (`Outage`), and
+stopping them reliably at shutdown (`stop_task`)."""
 
 from __future__ import annotations
 
