@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import gc
 import os
 import resource
 import secrets
@@ -130,7 +129,12 @@ class RawWs(_NoDelay):
                 f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {MSGPACK}\r\n\r\n"
             ).encode()
         )
-        await asyncio.wait_for(proto.opened, timeout)
+        try:
+            await asyncio.wait_for(proto.opened, timeout)
+        except BaseException:
+            # a handshake refused or never answered: its socket is not left open
+            proto.abort()
+            raise
         return proto
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -266,7 +270,11 @@ class RawHttp(_NoDelay):
         self, method: str, path: str, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()
     ) -> asyncio.Future[tuple[int, bytes]]:
         assert self.transport is not None
-        self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        if self.transport.is_closing():
+            # connection_lost has been and gone: nothing would ever answer
+            waiter.set_exception(ConnectionError("HTTP connection closed"))
+            return waiter
         extra = "".join(f"{k}: {v}\r\n" for k, v in headers)
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
@@ -318,6 +326,7 @@ class Stack:
     server: subprocess.Popen[bytes] | None = None
     redis: EmbeddedRedis | None = None
     log_path: Path | None = None
+    keep: bool = False  # leave the run's files (AOF, server log) after `stop`
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -401,8 +410,9 @@ class Stack:
                         time.sleep(0.5 + 0.2 * self.workers)  # let every worker subscribe
                     return
             time.sleep(0.05)
+        logs = self.logs()  # read before `stop` removes them
         self.stop()
-        raise RuntimeError(f"server not ready after {timeout}s:\n{self.logs()[-3000:]}")
+        raise RuntimeError(f"server not ready after {timeout}s:\n{logs[-3000:]}")
 
     def server_pids(self) -> list[int]:
         """The processes that serve sockets (the uvicorn workers, or the one process)."""
@@ -494,6 +504,11 @@ class Stack:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+        if self.tmp is not None and not self.keep:
+            # the AOF, the server's log and data: tens of MB a run, left in
+            # /tmp by every benchmark and smoke test otherwise
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = self.log_path = None
 
 
 async def seed_agents(
@@ -612,28 +627,6 @@ class RedisWork:
 
 
 # -- statistics ------------------------------------------------------------------
-
-
-class GcPauses:
-    """This process's own garbage collections, timed through `gc.callbacks`.
-    A load generator's pause is counted as the server's latency, so a
-    benchmark reports the longest one next to its figures."""
-
-    def __init__(self) -> None:
-        self.pauses: list[float] = []
-        self._t0 = 0.0
-
-    def _timer(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._t0 = time.perf_counter()
-        else:
-            self.pauses.append(time.perf_counter() - self._t0)
-
-    def start(self) -> None:
-        gc.callbacks.append(self._timer)
-
-    def stop(self) -> None:
-        gc.callbacks.remove(self._timer)
 
 
 def summarize_profile(path: str, top: int = 40) -> str:

@@ -46,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 from redis import Redis as SyncRedis
 
-from loadtests.common import GcPauses, RawHttp, RawWs, Stack, pct, raise_nofile, seed_agents, use_uvloop
+from loadtests.common import RawHttp, RawWs, Stack, pct, raise_nofile, seed_agents, use_uvloop
+from presence.gcpause import GcPauses
 
 QUEUE = "soak"
 CENTER = """
@@ -292,7 +293,7 @@ async def soak(a: argparse.Namespace, stack: Stack, ids: list[str]) -> tuple[lis
 
     boards += [await board(i) for i in range(a.wallboards)]
 
-    gc_pauses.start()
+    gc_pauses.install()
     http = [await RawHttp.connect(host, port) for _ in range(4)]
     auth = [("Authorization", f"Bearer {stack.token('service', 'soak', 7200)}")]
     stop_at = mono() + a.minutes * 60
@@ -370,11 +371,10 @@ async def soak(a: argparse.Namespace, stack: Stack, ids: list[str]) -> tuple[lis
             mem = redis.info("memory")
             per = redis.info("persistence")
             streams = sum(redis.memory_usage(prefix + name, samples=0) or 0 for name in STREAMS)
-            window, pauses_w = lat[:], gc_pauses.pauses[:]
+            window, loadgen_gc = lat[:], gc_pauses.take_longest()
             if minute <= a.warm:
                 warm_lat.extend(window)
             lat.clear()
-            gc_pauses.pauses.clear()
             server_gc = await asyncio.to_thread(server_gc_max_ms, stack.url or "")
             row = {
                 "minute": minute * a.sample / 60,
@@ -383,7 +383,7 @@ async def soak(a: argparse.Namespace, stack: Stack, ids: list[str]) -> tuple[lis
                 "redis_streams_mb": round(streams / 2**20, 2),
                 "aof_mb": round(int(per.get("aof_current_size", 0)) / 2**20, 2),
                 "server_gc_pause_max_ms": server_gc,
-                "loadgen_gc_pause_max_ms": round(max(pauses_w, default=0.0) * 1000, 1),
+                "loadgen_gc_pause_max_ms": round(loadgen_gc * 1000, 1),
                 "p99_ms": round(pct(window, 99) * 1000, 1) if window else 0.0,
                 "offers": len(window),
                 "posted": st["posted"],
@@ -401,7 +401,7 @@ async def soak(a: argparse.Namespace, stack: Stack, ids: list[str]) -> tuple[lis
     per_conn = a.rate / len(http)
     await asyncio.gather(sampler(), disconnects(), heartbeat(), *(producer(c, per_conn) for c in http))
     await asyncio.gather(*reconnecting)
-    gc_pauses.stop()
+    gc_pauses.uninstall()
     await asyncio.gather(*censuses)
     warm_p99 = round(pct(warm_lat, 99) * 1000, 1) if warm_lat else 0.0
     for ws in [*socks.values(), *boards]:

@@ -11,7 +11,9 @@ label ``process`` (``pid@host``) so a scraper can tell them apart.
 ``presence_gc_pause_seconds`` is a histogram of every pause by generation;
 ``presence_gc_pause_max_seconds`` is the longest pause of the last
 `WINDOW_S` seconds (a histogram's buckets cannot give a maximum), which is
-what a soak records minute by minute.
+what a soak records minute by minute. The load generators time their own
+collections with the same class (`take_longest`): their pauses count as the
+server's latency.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class GcPauses:
         self.process = f"{os.getpid()}@{os.uname().nodename}"
         self.counts = [[0] * (len(BUCKETS) + 1) for _ in range(3)]  # per generation, per bucket (+Inf)
         self.sums = [0.0, 0.0, 0.0]
+        self._longest = 0.0  # since the last `take_longest`
         # (slice number, longest pause in it), the window's newest slices only
         self._slices: deque[tuple[int, float]] = deque(maxlen=int(WINDOW_S / SLICE_S))
 
@@ -73,6 +76,8 @@ class GcPauses:
         # the first bucket whose bound the pause does not exceed (+Inf past the last)
         self.counts[g][bisect_left(BUCKETS, seconds)] += 1
         self.sums[g] += seconds
+        if seconds > self._longest:
+            self._longest = seconds
         n = int(self.clock() // SLICE_S)
         if self._slices and self._slices[-1][0] == n:
             if seconds > self._slices[-1][1]:
@@ -84,6 +89,12 @@ class GcPauses:
         """The longest pause of the last WINDOW_S seconds (0: none)."""
         oldest = int(self.clock() // SLICE_S) - int(WINDOW_S / SLICE_S) + 1
         return max((s for n, s in self._slices if n >= oldest), default=0.0)
+
+    def take_longest(self) -> float:
+        """The longest pause since the last call (0: none), for a caller
+        sampling on its own period (a load generator's, next to its figures)."""
+        longest, self._longest = self._longest, 0.0
+        return longest
 
     def buckets(self, generation: int) -> list[tuple[str, int]]:
         """Cumulative (upper bound, count) pairs, Prometheus style."""

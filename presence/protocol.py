@@ -231,7 +231,7 @@ def decode(frame: str | bytes, subprotocol: str, spec: Inbound) -> ClientMessage
     except msgspec.ValidationError as exc:
         raise _refusal(exc, frame, subprotocol, spec) from None
     except msgspec.DecodeError as exc:
-        raise ProtocolError(ErrorCode.BAD_FRAME, f"frame is not valid {_NAMES[subprotocol]}: {exc}") from None
+        raise _not_valid(subprotocol, exc) from None
     except RecursionError:
         # msgspec recurses into nested values, even those of fields it skips
         raise ProtocolError(ErrorCode.BAD_FRAME, _TOO_DEEP) from None
@@ -239,6 +239,12 @@ def decode(frame: str | bytes, subprotocol: str, spec: Inbound) -> ClientMessage
 
 _NAMES: Final = {JSON: "JSON", MSGPACK: "msgpack"}
 _TOO_DEEP: Final = "frame is nested too deeply"
+
+
+def _not_valid(subprotocol: str, exc: msgspec.DecodeError) -> ProtocolError:
+    return ProtocolError(ErrorCode.BAD_FRAME, f"frame is not valid {_NAMES[subprotocol]}: {exc}")
+
+
 _REF: Final[Any] = messages.Ref | None
 
 
@@ -255,7 +261,7 @@ def _refusal(
     try:
         obj = _ANY_JSON.decode(frame) if isinstance(frame, str) else _ANY_MSGPACK.decode(frame)
     except msgspec.DecodeError as err:
-        return ProtocolError(ErrorCode.BAD_FRAME, f"frame is not valid {_NAMES[subprotocol]}: {err}")
+        return _not_valid(subprotocol, err)
     except RecursionError:
         return ProtocolError(ErrorCode.BAD_FRAME, _TOO_DEEP)
     if not isinstance(obj, dict):

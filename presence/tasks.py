@@ -1,5 +1,7 @@
-"""Stopping the background loops of a process (dispatcher, sweeper, hub,
-KPI, webhook and demo tasks) reliably at shutdown."""
+"""The background loops of a process (dispatcher, sweeper, hub, KPI,
+webhook and demo tasks): a loop that ticks and survives (`Periodic`), how
+often a center's loops tick (`Pace`), an outage said once (`Outage`), and
+stopping them reliably at shutdown (`stop_task`)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,11 @@ from presence.connlost import closed_transport
 log = logging.getLogger("presence.tasks")
 
 
+def redis_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` is Redis away or refusing (a loop rides it out), not a bug."""
+    return isinstance(exc, RedisError) or closed_transport(exc)
+
+
 async def stop_task(task: asyncio.Task[None] | None, *, patience: float = 5.0) -> None:
     """Cancel a background loop and wait until it has really ended.
 
@@ -22,9 +29,10 @@ async def stop_task(task: asyncio.Task[None] | None, *, patience: float = 5.0) -
     the command as a `RedisError` (the connection is torn down), which a loop
     built to survive Redis errors would swallow and carry on; a single
     `cancel()` then waits forever. So cancel again until the task is done,
-    within `patience` seconds.
+    within `patience` seconds. A loop that had already ended by a failure
+    is said so too: nothing else would have retrieved its exception.
     """
-    if task is None or task.done():
+    if task is None:
         return
     loop = asyncio.get_running_loop()
     deadline = loop.time() + patience
@@ -114,17 +122,28 @@ class Pace:
         limit = self.idle if idle is None else idle
         await self.wait(None if limit is None else max(busy_interval, limit))
 
-    async def wait(self, timeout: float | None) -> None:
-        """Until the center changes (or `timeout` seconds pass)."""
+    def sleeper(self) -> asyncio.Event:
+        """An event the next `touch` sets, counted from now: a caller that
+        awaits it in a task of its own takes it before making the task (the
+        task first runs a turn later, and a touch in between would be lost).
+        `forget` it once done."""
         woken = asyncio.Event()
         self._sleepers.add(woken)
+        return woken
+
+    def forget(self, woken: asyncio.Event) -> None:
+        self._sleepers.discard(woken)
+
+    async def wait(self, timeout: float | None) -> None:
+        """Until the center changes (or `timeout` seconds pass)."""
+        woken = self.sleeper()
         try:
             async with asyncio.timeout(timeout):
                 await woken.wait()
         except TimeoutError:
             pass
         finally:
-            self._sleepers.discard(woken)
+            self.forget(woken)
 
 
 async def pace_sleep(pace: Pace | None, interval: float, idle: float | None = None) -> None:
@@ -175,7 +194,7 @@ class Periodic:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if isinstance(exc, RedisError) or closed_transport(exc):
+                if redis_unavailable(exc):
                     self._outage.failed(exc)
                 else:
                     log.exception("%s failed; retrying", self.name)

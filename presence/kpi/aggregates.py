@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from presence.kpi.facts import (
     F_AGENT,
@@ -147,30 +147,19 @@ def agg_of(d: dict[str, Agg], k: str) -> Agg:
 
 
 def apply_fact(a: Agg, f: Fact) -> None:
-    if f.kind == "offered":
-        a.offered += 1
-    elif f.kind == "answered":
-        a.answered += 1
-        a.wait_ms += f.wait_ms
-        a.max_wait_ms = max(a.max_wait_ms, f.wait_ms)
-        a.answered_in_sl += f.within
-    elif f.kind == "abandoned":
-        a.abandoned += 1
-        a.abandon_wait_ms += f.wait_ms
-        a.abandoned_in_sl += f.within
-    elif f.kind == "handled":
-        a.handled += 1
-        a.handle_ms += f.handle_ms
-        a.resolved_first += f.first_contact
-    elif f.kind == "transfer":
-        a.transfers += 1
-    elif f.kind == "csat":
-        a.csat_n += 1
-        a.csat_sum += f.score
+    apply_row(a, f, f.first_contact)
+
+
+def apply_row(a: Agg, f: FactRow, first_contact: bool) -> None:
+    """Count fact `f` (a `Fact` or its plain-tuple copy) in `a`, its
+    longest answer wait included: the one per-fact rule of every sum."""
+    sign_fact(a, f, 1, first_contact)
+    if f[F_KIND] == "answered" and f[F_WAIT] > a.max_wait_ms:
+        a.max_wait_ms = f[F_WAIT]
 
 
 def sign_fact(a: Agg, f: FactRow, n: int, first_contact: bool) -> None:
-    """`apply_fact` (n = 1) or its undoing (n = -1), the maximum aside; `f`
+    """`apply_row` (n = 1) or its undoing (n = -1), the maximum aside; `f`
     may be a `Fact` or its plain-tuple copy."""
     kind = f[F_KIND]
     if kind == "offered":
@@ -209,10 +198,21 @@ def add_fact(g: Groups, f: Fact) -> None:
         apply_fact(agg_of(g.agents, f.agent), f)
 
 
-def fact_targets(g: Groups, f: FactRow) -> list[tuple[dict[str, Agg] | None, str]]:
+V = TypeVar("V")
+
+
+class Parts(Protocol[V]):
+    """Sums by queue, channel and agent (a `Groups`, a minute's `Bucket`)."""
+
+    queues: dict[str, V]
+    channels: dict[str, V]
+    agents: dict[str, V]
+
+
+def fact_targets(g: Parts[V], f: FactRow) -> list[tuple[dict[str, V] | None, str]]:
     """Where a fact (or its plain-tuple copy) counts, as `add_fact` adds it:
     (group dict or None for the center, name)."""
-    out: list[tuple[dict[str, Agg] | None, str]] = [(None, "")]
+    out: list[tuple[dict[str, V] | None, str]] = [(None, "")]
     if f[F_QUEUE]:
         out.append((g.queues, f[F_QUEUE]))
     if f[F_CHANNEL]:
@@ -309,13 +309,14 @@ def add_time(g: Groups, aid: str, t: Agg, member_of: Mapping[str, list[str]], ag
         time_into(agg_of(g.queues, q), t)
 
 
-def time_into(a: Agg, t: Agg) -> None:
-    """Add agent time `t` (handling, available, staffed, load, each status) into `a`."""
-    a.handling_ms += t.handling_ms
-    a.available_ms += t.available_ms
-    a.staffed_ms += t.staffed_ms
-    a.logged_in_ms += t.logged_in_ms
-    a.load_ms += t.load_ms
-    a.capacity_ms += t.capacity_ms
+def time_into(a: Agg, t: Agg, n: int = 1) -> None:
+    """Add (n = 1) or take away (n = -1) agent time `t` (handling,
+    available, staffed, load, each status) into `a`."""
+    a.handling_ms += n * t.handling_ms
+    a.available_ms += n * t.available_ms
+    a.staffed_ms += n * t.staffed_ms
+    a.logged_in_ms += n * t.logged_in_ms
+    a.load_ms += n * t.load_ms
+    a.capacity_ms += n * t.capacity_ms
     for k, v in t.status_ms.items():
-        a.status_ms[k] = a.status_ms.get(k, 0) + v
+        a.status_ms[k] = a.status_ms.get(k, 0) + n * v

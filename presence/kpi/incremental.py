@@ -61,15 +61,15 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Collection, Generator, Iterable, Mapping
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Protocol
 
 from presence.kpi.aggregates import (
-    AGENT_FACTS,
     Agg,
     Groups,
     add_time,
     agg_of,
+    apply_row,
     fact_targets,
     queues_of,
     sign_fact,
@@ -77,16 +77,10 @@ from presence.kpi.aggregates import (
 )
 from presence.kpi.events import Event
 from presence.kpi.facts import (
-    F_AGENT,
-    F_CHANNEL,
     F_FIRST,
-    F_HANDLE,
     F_KIND,
-    F_QUEUE,
-    F_SCORE,
     F_TS,
     F_WAIT,
-    F_WITHIN,
     F_WORK,
     S_AGENT,
     S_END,
@@ -700,10 +694,7 @@ class IncrementalTracker(Tracker):
 def _apply(g: Groups, row: FactRow, first_contact: bool) -> None:
     """Count `row` in `g` (its maximum wait included)."""
     for d, name in fact_targets(g, row):
-        a = g.center if d is None else agg_of(d, name)
-        sign_fact(a, row, 1, first_contact)
-        if row[F_KIND] == "answered" and row[F_WAIT] > a.max_wait_ms:
-            a.max_wait_ms = row[F_WAIT]
+        apply_row(g.center if d is None else agg_of(d, name), row, first_contact)
 
 
 def _resolve(g: Groups, row: FactRow, n: int) -> None:
@@ -719,8 +710,8 @@ _FACT_SUMS = ("offered", "answered", "abandoned", "answered_in_sl", "abandoned_i
 
 _MAX = len(_FACT_SUMS)  # a bucket's sums: the fact sums, then the longest answer wait
 _ZERO = (0,) * (_MAX + 1)
-_OFFERED, _ANSWERED, _ABANDONED, _IN_SL, _AB_IN_SL, _WAIT, _AB_WAIT = range(7)
-_HANDLED, _HANDLE, _RESOLVED, _TRANSFERS, _CSAT_N, _CSAT_SUM = range(7, 13)
+_RESOLVED = _FACT_SUMS.index("resolved_first")
+_bucket_sums = attrgetter(*_FACT_SUMS, "max_wait_ms")  # an `Agg`'s, as a bucket holds them
 
 
 def _shift(a: Agg, sums: tuple[int, ...], n: int) -> None:
@@ -751,21 +742,10 @@ class Bucket:
         return [{"": self.center}, self.queues, self.channels, self.agents]
 
     def add(self, f: FactRow, first_contact: bool) -> None:
-        """Count `f` (as `_apply` does)."""
-        d = [0] * (_MAX + 1)
-        kind = f[F_KIND]
-        if kind == "offered":
-            d[_OFFERED] = 1
-        elif kind == "answered":
-            d[_ANSWERED], d[_WAIT], d[_IN_SL], d[_MAX] = 1, f[F_WAIT], int(f[F_WITHIN]), f[F_WAIT]
-        elif kind == "abandoned":
-            d[_ABANDONED], d[_AB_WAIT], d[_AB_IN_SL] = 1, f[F_WAIT], int(f[F_WITHIN])
-        elif kind == "handled":
-            d[_HANDLED], d[_HANDLE], d[_RESOLVED] = 1, f[F_HANDLE], int(first_contact)
-        elif kind == "transfer":
-            d[_TRANSFERS] = 1
-        elif kind == "csat":
-            d[_CSAT_N], d[_CSAT_SUM] = 1, f[F_SCORE]
+        """Count `f` (as `apply_row` does)."""
+        one = Agg()
+        apply_row(one, f, first_contact)
+        d = _bucket_sums(one)
         self._each(f, lambda old: (*(x + y for x, y in zip(old[:_MAX], d, strict=False)),
                                    max(old[_MAX], d[_MAX])))  # fmt: skip
 
@@ -774,13 +754,10 @@ class Bucket:
         self._each(f, lambda old: (*old[:_RESOLVED], old[_RESOLVED] + n, *old[_RESOLVED + 1 :]))
 
     def _each(self, f: FactRow, change: Callable[[tuple[int, ...]], tuple[int, ...]]) -> None:
-        self.center = change(self.center)
-        for d, name in (
-            (self.queues, f[F_QUEUE]),
-            (self.channels, f[F_CHANNEL]),
-            (self.agents, f[F_AGENT] if f[F_KIND] in AGENT_FACTS else ""),
-        ):
-            if name:
+        for d, name in fact_targets(self, f):
+            if d is None:
+                self.center = change(self.center)
+            else:
                 d[name] = change(d.get(name, _ZERO))
 
 

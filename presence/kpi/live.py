@@ -286,6 +286,7 @@ class LiveKpis:
         self._pushes = 0
         self._cursor = {"events": "0-0", "status": "0-0"}
         self._origin = 0  # events before this are not fed (the sliding windows' start, less a margin)
+        self._reach = Reach(0, 0)  # what a feed reads: from `_origin` on
         self._day = 0
         # seconds: the last fold, and the longest step of one (holding the loop)
         self.last_fold = 0.0
@@ -387,7 +388,7 @@ class LiveKpis:
         since, start = wins["today"], min(wins.values())
         self._origin = start - history.MARGIN_MS
         tracker = IncrementalTracker(self.settings, since=since)
-        reach = Reach(self._origin, self._origin)
+        reach = self._reach = Reach(self._origin, self._origin)
         k = self.store.keys
         # Each agent's status at the origin, before any event is fed (`replay.status_at`)
         views = await views_chunked(self.store)
@@ -443,8 +444,7 @@ class LiveKpis:
         # the cursor moves once what it read is in the tracker: a call that
         # fails on the way (a Redis timeout) leaves it where it was, and the
         # next tick reads the same entries again
-        reach = Reach(self._origin, self._origin)
-        await replay.fold_in(self.store, self.tracker, ev_entries, st_entries, reach)
+        await replay.fold_in(self.store, self.tracker, ev_entries, st_entries, self._reach)
         if ev_entries:
             self._cursor["events"] = ev_entries[-1][0]
         if st_entries:

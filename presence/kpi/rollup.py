@@ -44,8 +44,8 @@ from zoneinfo import ZoneInfo
 import msgpack
 
 from presence.kpi import history, replay
-from presence.kpi.aggregates import Agg, agg_of, apply_fact, time_into
-from presence.kpi.facts import F_TS, F_WORK, Fact, FactRow
+from presence.kpi.aggregates import Agg, agg_of, apply_row, time_into
+from presence.kpi.facts import F_TS, F_WORK, FactRow
 from presence.kpi.incremental import BUCKET_MS, FoldSink, IncrementalTracker
 from presence.kpi.replay import Reach
 from presence.store import Store
@@ -222,17 +222,10 @@ async def _roll(
 
 def _less(a: Agg, b: Agg) -> Agg:
     """The agents' time in `a` less that in `b` (b's range a part of a's)."""
-    out = Agg(
-        handling_ms=a.handling_ms - b.handling_ms,
-        available_ms=a.available_ms - b.available_ms,
-        staffed_ms=a.staffed_ms - b.staffed_ms,
-        logged_in_ms=a.logged_in_ms - b.logged_in_ms,
-        load_ms=a.load_ms - b.load_ms,
-        capacity_ms=a.capacity_ms - b.capacity_ms,
-    )
-    for k, v in a.status_ms.items():
-        if v - b.status_ms.get(k, 0):
-            out.status_ms[k] = v - b.status_ms.get(k, 0)
+    out = Agg()
+    time_into(out, a)
+    time_into(out, b, -1)
+    out.status_ms = {k: v for k, v in out.status_ms.items() if v}
     return out
 
 
@@ -266,7 +259,7 @@ class ByBucket:
     def add(self, row: FactRow, first_contact: bool) -> None:
         a = self._of(row)
         if a is not None:
-            apply_fact(a, Fact._make(row)._replace(first_contact=first_contact))
+            apply_row(a, row, first_contact)
 
     def resolve(self, row: FactRow, n: int) -> None:
         a = self._of(row)
@@ -305,10 +298,9 @@ class ByItem:
         for i in range(0, len(missing), ATTRS_CHUNK):
             attrs.update(await history.attributes(self.store, missing[i : i + ATTRS_CHUNK]))
         for row, first_contact in added:
-            f = Fact._make(row)._replace(first_contact=first_contact)
-            of = attrs.get(f.work, {})
+            of = attrs.get(row[F_WORK], {})
             for dim in BY_ITEM:
-                apply_fact(agg_of(self.sums[dim], of.get(dim, "")), f)
+                apply_row(agg_of(self.sums[dim], of.get(dim, "")), row, first_contact)
         for row, n in resolved:
             of = attrs.get(row[F_WORK], {})
             for dim in BY_ITEM:

@@ -19,11 +19,8 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from redis.exceptions import RedisError
-
 from presence.store import Store
-from presence.store.client import closed_transport
-from presence.tasks import Outage, Pace, Periodic, stop_task
+from presence.tasks import Outage, Pace, Periodic, redis_unavailable, stop_task
 
 log = logging.getLogger("presence.router")
 
@@ -82,12 +79,17 @@ class Dispatcher:
             if self.pace is None:
                 await self._event.wait()
                 return
-            waits = {asyncio.ensure_future(self._event.wait()), asyncio.ensure_future(self.pace.wait(None))}
+            # the center's change counts from here, not from when the task
+            # that waits for it first runs (a touch in between: no wake-up,
+            # and no safety pass until the next wake)
+            touched = self.pace.sleeper()
+            waits = {asyncio.ensure_future(self._event.wait()), asyncio.ensure_future(touched.wait())}
             try:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for w in waits:
                     w.cancel()
+                self.pace.forget(touched)
             return
         # not asyncio.wait_for: on Python 3.11 it swallows a cancel that
         # arrives as the wait completes (a wake-up during shutdown), and
@@ -106,7 +108,7 @@ class Dispatcher:
                 except Exception as exc:
                     # a lost connection ended this loop, and routing in this
                     # process with it, when it was not raised as a RedisError
-                    if not (isinstance(exc, RedisError) or closed_transport(exc)):
+                    if not redis_unavailable(exc):
                         log.exception("routing's safety pass failed")
                     continue
             self._event.clear()
@@ -121,7 +123,7 @@ class Dispatcher:
                 # never let one failure end routing in this process
                 self._dirty.update(queues)
                 self._event.set()
-                if isinstance(exc, RedisError) or closed_transport(exc):
+                if redis_unavailable(exc):
                     self._outage.failed(exc)
                 else:
                     log.exception("routing call failed")

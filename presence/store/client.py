@@ -24,7 +24,8 @@ import asyncio
 import math
 import socket
 from collections import deque
-from typing import Any, TypeAlias, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias, TypeVar, cast
 
 import hiredis
 from redis._parsers import BaseParser
@@ -94,7 +95,7 @@ class _Lane(asyncio.Protocol):
     same `ResponseError`, `OutOfMemoryError` or `BusyLoadingError`."""
 
     def __init__(self) -> None:
-        self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
+        self._reader = reply_reader()
         self._waiter: asyncio.Future[Any] | None = None
         self.transport: asyncio.Transport | None = None
         self.lost: RedisConnectionError | None = None
@@ -123,15 +124,17 @@ class _Lane(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(self.lost)
 
-    async def call(self, packed: bytes, deadlines: _Deadlines) -> Any:
+    async def call(self, packed: bytes, deadlines: _Deadlines, loop: asyncio.AbstractEventLoop) -> Any:
         """Send one packed command and wait for its reply; `TimeoutError`
-        once `deadlines` says its time is up."""
+        once `deadlines` says its time is up. `loop` is the running loop,
+        asked for once per command by the caller (on Python 3.11 each
+        `asyncio.get_running_loop()` is a getpid system call)."""
         transport = self.transport
         if self.lost is not None:
             raise self.lost
         if transport is None or transport.is_closing():
             raise RedisConnectionError("the connection to Redis is closed")
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter = loop.create_future()
         try:
             transport.write(packed)
             deadlines.watch(waiter)
@@ -166,7 +169,7 @@ class _Deadlines:
         if self.timeout is None:
             return
         waiting = self._waiting
-        loop = asyncio.get_running_loop()
+        loop = waiter.get_loop()  # the running one, without asking (`_Lane.call`)
         if self._loop is not loop:
             # a pool used again on another loop (a test's): the calls and
             # the timer of the loop that ended are gone with it
@@ -195,6 +198,61 @@ class _Deadlines:
             self._timer.cancel()
             self._timer = None
         self._waiting.clear()
+
+
+def reply_reader() -> hiredis.Reader:
+    """A RESP2 reader whose error replies are redis-py's exceptions (its
+    parser's `parse_error`: `ResponseError`, `AuthenticationError`, ...)."""
+    return hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
+
+
+P = TypeVar("P", bound=asyncio.BaseProtocol)
+
+
+async def open_plain(
+    model: Connection, factory: Callable[[], P], ask: Callable[[P, bytes], Awaitable[Any]], what: str = ""
+) -> P:
+    """A plain TCP connection to the standalone Redis that `model` (a
+    redis-py connection never opened) describes, set up as redis-py sets up
+    its own: connected within its connect timeout, keepalive as asked, then
+    AUTH, CLIENT SETNAME and SELECT as the URL asks, each sent by `ask` (its
+    reply, an error reply as its exception; `TimeoutError` when none came in
+    time). `what` names the connection in the errors. Closed on any failure."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(model.socket_connect_timeout):
+            transport, conn = await loop.create_connection(factory, model.host, int(model.port))
+    except TimeoutError:
+        raise RedisTimeoutError(f"Timeout connecting to server{what}") from None
+    except OSError as exc:
+        raise RedisConnectionError(f"Error connecting to {model._host_error()}{what}: {exc}") from exc
+    try:
+        sock = transport.get_extra_info("socket")
+        if sock is not None and model.socket_keepalive:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            for k, v in cast(dict[int, Any], model.socket_keepalive_options).items():
+                sock.setsockopt(socket.SOL_TCP, k, v)
+        hello: list[tuple[Any, ...]] = []
+        if model.password is not None:
+            hello.append(("AUTH", *((model.username,) if model.username else ()), model.password))
+        if model.client_name:
+            hello.append(("CLIENT", "SETNAME", model.client_name))
+        if int(model.db or 0):
+            hello.append(("SELECT", int(model.db)))
+        for command in hello:
+            try:
+                reply = await ask(conn, b"".join(model.pack_command(*command)))
+            except TimeoutError:
+                # redis-py's, as every other timeout of a call: a caller
+                # catching RedisError must not miss a Redis that accepts
+                # connections and answers nothing (paused, or its host)
+                raise RedisTimeoutError(f"Timeout reading from {model._host_error()}{what}") from None
+            if isinstance(reply, Exception):
+                raise reply
+    except BaseException:
+        transport.close()
+        raise
+    return conn
 
 
 class Pool(BlockingConnectionPool):
@@ -284,19 +342,19 @@ class Pool(BlockingConnectionPool):
 
     async def _once(self, held: list[_Lane | None], packed: bytes) -> Any:
         model = self._settings()
+        loop = asyncio.get_running_loop()
         lane = held[0]
         if lane is None or not lane.is_connected:
             # connect (its own timeout) and the idle lane's PING come before
             # the command's deadline, as in redis-py
             await self._drop(held)
-            lane = held[0] = await self._connect(model)
-        loop = asyncio.get_running_loop()
+            lane = held[0] = await self._connect(model, loop)
         every = model.health_check_interval
         if every and loop.time() > lane.next_check:
-            await self._ping(lane, model)
+            await self._ping(lane, model, loop)
         done = False
         try:
-            reply = await lane.call(packed, self._deadlines)
+            reply = await lane.call(packed, self._deadlines, loop)
             # what redis-py's parser raises rather than returns: a lost or
             # loading Redis (retried, on a new connection)
             if isinstance(reply, RedisConnectionError):
@@ -317,47 +375,19 @@ class Pool(BlockingConnectionPool):
             raise reply
         return reply
 
-    async def _ping(self, lane: _Lane, model: AbstractConnection) -> None:
+    async def _ping(self, lane: _Lane, model: AbstractConnection, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            pong = await lane.call(b"*1\r\n$4\r\nPING\r\n", self._deadlines)
+            pong = await lane.call(b"*1\r\n$4\r\nPING\r\n", self._deadlines, loop)
         except TimeoutError:
             raise RedisTimeoutError(f"Timeout reading from {model._host_error()}") from None
         if pong != b"PONG":
             raise RedisConnectionError("Bad response from PING health check")
 
-    async def _connect(self, model: AbstractConnection) -> _Lane:
+    async def _connect(self, model: AbstractConnection, loop: asyncio.AbstractEventLoop) -> _Lane:
         """A new lane: connected, authenticated, on the URL's database."""
         assert isinstance(model, Connection)
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(model.socket_connect_timeout):
-                _, lane = await loop.create_connection(_Lane, model.host, int(model.port))
-        except TimeoutError:
-            raise RedisTimeoutError("Timeout connecting to server") from None
-        except OSError as exc:
-            raise RedisConnectionError(f"Error connecting to {model._host_error()}: {exc}") from exc
-        try:
-            sock = lane.transport.get_extra_info("socket") if lane.transport else None
-            if sock is not None and model.socket_keepalive:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-                for k, v in cast(dict[int, Any], model.socket_keepalive_options).items():
-                    sock.setsockopt(socket.SOL_TCP, k, v)
-            kw = self.connection_kwargs
-            hello: list[tuple[Any, ...]] = []
-            if kw.get("password") is not None:
-                hello.append(("AUTH", *((kw["username"],) if kw.get("username") else ()), kw["password"]))
-            if kw.get("client_name"):
-                hello.append(("CLIENT", "SETNAME", kw["client_name"]))
-            if int(kw.get("db") or 0):
-                hello.append(("SELECT", int(kw["db"])))
-            for command in hello:
-                reply = await lane.call(b"".join(model.pack_command(*command)), self._deadlines)
-                if isinstance(reply, Exception):
-                    raise reply
-            lane.next_check = loop.time() + (model.health_check_interval or 0)
-        except BaseException:
-            lane.close()
-            raise
+        lane = await open_plain(model, _Lane, lambda lane, packed: lane.call(packed, self._deadlines, loop))
+        lane.next_check = loop.time() + (model.health_check_interval or 0)
         self._lanes.add(lane)
         return lane
 

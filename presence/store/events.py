@@ -37,16 +37,14 @@ import contextlib
 from collections import deque
 from typing import Any, cast
 
-import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 from redis.asyncio.connection import Connection
-from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
-from presence.store.client import Client, _pack, refresh_topology
+from presence.store.client import Client, _pack, open_plain, refresh_topology, reply_reader
 
 # How long a cluster read waits before looking again at where the channel
 # lives (redis-py may have moved it to another node's connection).
@@ -84,7 +82,7 @@ class _Direct(asyncio.Protocol):
         # asyncio.get_running_loop() (asyncio.timeout makes two) is a getpid
         # system call, several per published message on this path
         self._loop = loop
-        self._reader = hiredis.Reader()
+        self._reader = reply_reader()
         self._replies: deque[Any] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._lost: Exception | None = None
@@ -117,11 +115,23 @@ class _Direct(asyncio.Protocol):
             self._waiter.set_result(None)
 
     def send(self, *args: Any) -> None:
-        if self.transport is None or self.transport.is_closing():
-            raise RedisConnectionError("the subscription's connection to Redis is closed")
         packed = _pack(args)
         assert packed is not None
-        self.transport.write(packed[0])
+        self._write(packed[0])
+
+    def _write(self, packed: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise RedisConnectionError("the subscription's connection to Redis is closed")
+        self.transport.write(packed)
+
+    async def ask(self, packed: bytes, timeout: float) -> Any:
+        """One command's reply (before the subscription: `open_plain`);
+        `TimeoutError` when none came within `timeout` seconds."""
+        self._write(packed)
+        reply = await self.next(timeout)
+        if reply is None:
+            raise TimeoutError
+        return reply
 
     async def next(self, timeout: float) -> Any:
         """The next reply (a Redis error reply as its exception, not raised),
@@ -178,24 +188,16 @@ async def _direct(redis: Client) -> _Direct | None:
     kw = pool.connection_kwargs
     if pool.connection_class is not Connection or kw.get("credential_provider") is not None:
         return None
+    # the connection settings, read from a connection that is never opened
+    model = Connection(**kw)
     loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout(kw.get("socket_connect_timeout") or 5.0):
-            host, port = kw.get("host", "localhost"), kw.get("port", 6379)
-            _, direct = await loop.create_connection(lambda: _Direct(loop), host, port)
-    except TimeoutError:
-        raise RedisTimeoutError("Timeout connecting to Redis for the event subscription") from None
-    except OSError as exc:
-        raise RedisConnectionError(f"Error connecting to Redis for the event subscription: {exc}") from exc
-    password = kw.get("password")
-    if password is not None:
-        username = kw.get("username")
-        direct.send("AUTH", *((username,) if username else ()), password)
-        reply = await direct.next(kw.get("socket_timeout") or 5.0)
-        if reply is None or isinstance(reply, Exception):
-            direct.close()
-            raise AuthenticationError(f"the event subscription could not authenticate: {reply}")
-    return direct
+    timeout = model.socket_timeout or 5.0
+    return await open_plain(
+        model,
+        lambda: _Direct(loop),
+        lambda direct, packed: direct.ask(packed, timeout),
+        " for the event subscription",
+    )
 
 
 class Feed:

@@ -202,3 +202,48 @@ async def test_only_the_call_whose_time_is_up_fails(private_redis: PrivateRedis)
             await slow
         assert 0.45 <= loop.time() - started < 1.5
         assert await execute(client, "GET", "n") == b"2"
+
+
+async def test_a_lane_whose_auth_gets_no_answer_times_out_as_redis_does() -> None:
+    # a Redis that takes the connection and answers nothing (paused, or its
+    # host): the AUTH of a new lane fails with redis-py's TimeoutError, the
+    # one a caller catching RedisError sees, not the builtin one
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = redis_client(f"redis://:s3cret@127.0.0.1:{port}/0")
+    assert isinstance(client.connection_pool, Pool)
+    client.connection_pool.connection_kwargs["socket_timeout"] = 0.3
+    try:
+        with pytest.raises(RedisTimeoutError):
+            await execute(client, "PING")
+    finally:
+        await client.aclose()
+        server.close()
+
+
+async def test_a_command_asks_for_the_running_loop_once(
+    private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # on Python 3.11 each asyncio.get_running_loop() is a getpid system call
+    client = redis_client(private_redis.url)
+    try:
+        await execute(client, "PING")  # the lane opened, its PING due later
+        asked = 0
+        running = asyncio.get_running_loop
+
+        def counted() -> asyncio.AbstractEventLoop:
+            nonlocal asked
+            asked += 1
+            return running()
+
+        monkeypatch.setattr(asyncio, "get_running_loop", counted)
+        for _ in range(10):
+            await execute(client, "INCR", "n")
+        monkeypatch.undo()
+        assert asked == 10
+    finally:
+        await client.aclose()

@@ -60,3 +60,16 @@ def test_real_collections_of_the_installing_thread_only() -> None:
         p.uninstall()
     gc.collect()
     assert p.buckets(2)[-1][1] == 1  # uninstalled
+
+
+def test_the_longest_pause_since_it_was_last_taken() -> None:
+    # what a load generator reports next to each sample of its own period
+    p = GcPauses(Clock())
+    assert p.take_longest() == 0.0
+    p.observe(0, 0.002)
+    p.observe(2, 0.030)
+    p.observe(1, 0.004)
+    assert p.take_longest() == 0.030
+    assert p.take_longest() == 0.0  # taken: the next sample starts afresh
+    p.observe(0, 0.001)
+    assert p.take_longest() == 0.001

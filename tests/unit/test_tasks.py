@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
 import pytest
 from redis.asyncio.connection import Connection
 from redis.exceptions import ClusterError
 
-from presence.tasks import Periodic
+from presence.router.dispatcher import Dispatcher
+from presence.store import Store
+from presence.tasks import Pace, Periodic, stop_task
 
 
 class Refused(Periodic):
@@ -83,3 +86,32 @@ async def _run(loop: Refused | Cut, caplog: pytest.LogCaptureFixture) -> list[lo
         finally:
             await loop.stop()
     return [r for r in caplog.records if r.name == "presence.tasks"]
+
+
+async def test_stopping_a_loop_that_had_died_says_why(caplog: pytest.LogCaptureFixture) -> None:
+    # a loop ended by an exception nobody retrieved: its stop is the last
+    # chance to say why the product's loop was gone
+    async def dies() -> None:
+        raise KeyError("the bug")
+
+    task = asyncio.create_task(dies(), name="doomed")
+    await asyncio.wait({task})
+    with caplog.at_level(logging.ERROR, logger="presence.tasks"):
+        await stop_task(task)
+    assert [r.getMessage() for r in caplog.records] == [
+        "background task doomed had failed: KeyError('the bug')"
+    ]
+
+
+async def test_a_quiet_dispatcher_wakes_on_a_change_made_before_its_wait_first_ran() -> None:
+    # the dispatcher of a quiet center waits in tasks of its own; a change
+    # (`Pace.touch`) in the turn before they first run still wakes it
+    now = [0.0]
+    pace = Pace(quiet_after=10.0, clock=lambda: now[0])
+    now[0] = 100.0  # quiet for long
+    dispatcher = Dispatcher(cast(Store, None))
+    dispatcher.pace = pace
+    waiting = asyncio.create_task(dispatcher._wait())
+    asyncio.get_running_loop().call_soon(pace.touch)
+    await asyncio.wait_for(waiting, 1.0)
+    assert not pace._sleepers  # none left behind
