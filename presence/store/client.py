@@ -97,6 +97,10 @@ class _Lane(asyncio.Protocol):
         self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
         self._waiter: asyncio.Future[Any] | None = None
         self.transport: asyncio.Transport | None = None
+        # its loop, kept (made by `loop.create_connection`, so in the loop):
+        # on Python 3.11 each asyncio.get_running_loop() is a getpid system
+        # call, and a command made two
+        self.loop = asyncio.get_running_loop()
         self.lost: RedisConnectionError | None = None
         # loop time after which an idle lane is PINGed before it is used
         self.next_check = 0.0
@@ -131,7 +135,7 @@ class _Lane(asyncio.Protocol):
             raise self.lost
         if transport is None or transport.is_closing():
             raise RedisConnectionError("the connection to Redis is closed")
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter = self.loop.create_future()
         try:
             transport.write(packed)
             deadlines.watch(waiter)
@@ -166,7 +170,7 @@ class _Deadlines:
         if self.timeout is None:
             return
         waiting = self._waiting
-        loop = asyncio.get_running_loop()
+        loop = waiter.get_loop()  # not asyncio.get_running_loop(): a getpid on 3.11
         if self._loop is not loop:
             # a pool used again on another loop (a test's): the calls and
             # the timer of the loop that ended are gone with it
@@ -290,9 +294,8 @@ class Pool(BlockingConnectionPool):
             # the command's deadline, as in redis-py
             await self._drop(held)
             lane = held[0] = await self._connect(model)
-        loop = asyncio.get_running_loop()
         every = model.health_check_interval
-        if every and loop.time() > lane.next_check:
+        if every and lane.loop.time() > lane.next_check:
             await self._ping(lane, model)
         done = False
         try:
@@ -312,7 +315,7 @@ class Pool(BlockingConnectionPool):
                 # connection) may have left its reply unread: never reuse it
                 await self._drop(held)
         if every:
-            lane.next_check = loop.time() + every
+            lane.next_check = lane.loop.time() + every
         if isinstance(reply, ResponseError):
             raise reply
         return reply
