@@ -87,6 +87,7 @@ class Conn:
         "_closed",
         "_held",
         "_holding",
+        "_holding_bounded",
         "_idle",
         "_loop",
         "_queue",
@@ -132,6 +133,7 @@ class Conn:
         # a request of this socket is in flight (`hold`): frames written at
         # once wait in `_held` for its reply, at most HOLD_MAX seconds
         self._holding = False
+        self._holding_bounded = True
         self._held: list[tuple[str | bytes, bytes]] | None = None  # made when needed: idle sockets are many
         self._release_at: asyncio.TimerHandle | None = None
         # kept once known: on Python 3.11 each asyncio.get_running_loop() is
@@ -164,7 +166,7 @@ class Conn:
                     self._held = [(frame, wired)]
                 else:
                     self._held.append((frame, wired))
-                if self._release_at is None:
+                if self._release_at is None and self._holding_bounded:
                     loop = self._loop
                     if loop is None:
                         loop = self._loop = asyncio.get_running_loop()
@@ -198,12 +200,18 @@ class Conn:
             self.push(frame, wired)
         return not self._closed
 
-    def hold(self) -> None:
+    def hold(self, bounded: bool = True) -> None:
         """A request of this socket is in flight: frames that would be written
         at once (its own change's event, above all) go out with its reply, in
         one write instead of one each, unless the reply takes longer than
-        HOLD_MAX. `release` ends it."""
+        HOLD_MAX. `release` ends it.
+
+        Not `bounded`: held until the reply, however long it takes. For a
+        request answered with a snapshot: an event let go after HOLD_MAX
+        reached the client before the snapshot read earlier, which then
+        replaced the event's newer view with its older one."""
         self._holding = True
+        self._holding_bounded = bounded
 
     def release(self, reply: bytes = b"") -> bool:
         """End `hold`: write `reply` (a frame made by `framed`) and the frames

@@ -140,3 +140,19 @@ async def test_one_message_and_several_take_the_same_path() -> None:
     assert tb.writes == [framed(_event(1))]
     for conn in (a, b, c):
         conn.close()
+
+
+async def test_nothing_overtakes_a_snapshot_asked_for(monkeypatch: Any) -> None:
+    """A hold for `snapshot.get` lasts until the reply: an event let go after
+    HOLD_MAX reached the client before the snapshot read earlier, which
+    then replaced the event's newer view with its older one."""
+    monkeypatch.setattr(hub, "HOLD_MAX", 0.01)
+    conn, t, _ = await _idle_conn()
+    conn.hold(bounded=False)
+    conn.push(_event(2))  # flushed after the snapshot's read (ver 1)
+    await asyncio.sleep(0.05)
+    assert t.writes == []
+    snapshot = {"type": "snapshot", "agent": {"ver": 1}, "ref": "s"}
+    await conn.send_message(snapshot)
+    assert t.writes == [framed(protocol.encode(snapshot, protocol.JSON)) + framed(_event(2))]
+    conn.close()
