@@ -43,7 +43,24 @@ def _text(v: Any) -> str:
 
 def parse_event(raw: Mapping[Any, Any]) -> Event | None:
     """An event from a stream entry's fields; None when it has no ev or ts."""
+    return _event({_text(k): _text(v) for k, v in raw.items()})
+
+
+def parse_status(raw: Mapping[Any, Any]) -> Event | None:
+    """A ``stream:status`` entry as a ``status`` event (with prev, prev_since)."""
     d = {_text(k): _text(v) for k, v in raw.items()}
+    d["ev"] = "status"
+    return _event(d)
+
+
+def is_status(raw: Mapping[Any, Any]) -> bool:
+    """Whether a ``stream:events`` entry records a status change (whose
+    ``stream:status`` entry is the one read), told without decoding it."""
+    ev = raw.get(b"ev", raw.get("ev"))
+    return ev in (b"status", "status")
+
+
+def _event(d: dict[str, str]) -> Event | None:
     ev = d.pop("ev", "")
     try:
         ts = int(float(d.pop("ts", "")))
@@ -52,13 +69,6 @@ def parse_event(raw: Mapping[Any, Any]) -> Event | None:
     if not ev:
         return None
     return Event(ev, ts, d.pop("work", ""), d.pop("agent", ""), d.pop("queue", ""), d.pop("channel", ""), d)
-
-
-def parse_status(raw: Mapping[Any, Any]) -> Event | None:
-    """A ``stream:status`` entry as a ``status`` event (with prev, prev_since)."""
-    d = {_text(k): _text(v) for k, v in raw.items()}
-    d["ev"] = "status"
-    return parse_event(d)
 
 
 def is_transfer(e: Event) -> bool:

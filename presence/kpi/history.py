@@ -14,7 +14,7 @@ from typing import Any
 
 import msgpack
 
-from presence.kpi.events import Event, parse_event, parse_status
+from presence.kpi.events import Event, is_status, parse_event, parse_status
 from presence.kpi.facts import Settings
 from presence.store import Store, history_entry
 
@@ -56,9 +56,15 @@ async def read_stream(
 def decode(entries: Iterable[tuple[str, dict[Any, Any]]], *, status: bool) -> list[Event]:
     out = []
     for _, fields in entries:
-        e = parse_status(fields) if status else parse_event(fields)
-        # status changes are read from stream:status, which knows the previous one
-        if e is not None and (status or e.ev != "status"):
+        if status:
+            e = parse_status(fields)
+        elif is_status(fields):
+            # status changes are read from stream:status, which knows the
+            # previous one: this copy is skipped before it is decoded
+            continue
+        else:
+            e = parse_event(fields)
+        if e is not None:
             out.append(e)
     return out
 

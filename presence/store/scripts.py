@@ -566,11 +566,15 @@ class Batcher:
 
     async def __call__(self, *args: Any) -> list[Any]:
         """The call's "ok" reply without its first element; raises ScriptError."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        # the loop of the batch in flight when there is one: on Python 3.11
+        # each asyncio.get_running_loop() is a getpid system call
+        task = self._task
+        loop = task.get_loop() if task is not None else asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         # the retry key is the caller's (its context), not the flushing task's
         self._pending.append((args, ledger(self._name) if self._name in REMEMBERED else _NO_LEDGER, future))
-        if self._task is None:
-            self._task = asyncio.create_task(self._flush(), name=f"batch:{self._name}")
+        if task is None:
+            self._task = loop.create_task(self._flush(), name=f"batch:{self._name}")
         outcome = Scripts.outcome(self._name, await future)
         if isinstance(outcome, ScriptError):
             raise outcome

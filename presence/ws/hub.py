@@ -87,6 +87,7 @@ class Conn:
         "_closed",
         "_held",
         "_holding",
+        "_holding_bounded",
         "_idle",
         "_loop",
         "_queue",
@@ -132,6 +133,7 @@ class Conn:
         # a request of this socket is in flight (`hold`): frames written at
         # once wait in `_held` for its reply, at most HOLD_MAX seconds
         self._holding = False
+        self._holding_bounded = True
         self._held: list[tuple[str | bytes, bytes]] | None = None  # made when needed: idle sockets are many
         self._release_at: asyncio.TimerHandle | None = None
         # kept once known: on Python 3.11 each asyncio.get_running_loop() is
@@ -164,7 +166,7 @@ class Conn:
                     self._held = [(frame, wired)]
                 else:
                     self._held.append((frame, wired))
-                if self._release_at is None:
+                if self._release_at is None and self._holding_bounded:
                     loop = self._loop
                     if loop is None:
                         loop = self._loop = asyncio.get_running_loop()
@@ -198,23 +200,30 @@ class Conn:
             self.push(frame, wired)
         return not self._closed
 
-    def hold(self) -> None:
+    def hold(self, bounded: bool = True) -> None:
         """A request of this socket is in flight: frames that would be written
         at once (its own change's event, above all) go out with its reply, in
         one write instead of one each, unless the reply takes longer than
-        HOLD_MAX. `release` ends it."""
+        HOLD_MAX. `release` ends it.
+
+        Not `bounded`: held until the reply, however long it takes. For a
+        request answered with a snapshot: an event let go after HOLD_MAX
+        reached the client before the snapshot read earlier, which then
+        replaced the event's newer view with its older one."""
         self._holding = True
+        self._holding_bounded = bounded
 
     def release(self, reply: bytes = b"") -> bool:
         """End `hold`: write `reply` (a frame made by `framed`) and the frames
         held meanwhile, in one write; False when the socket could not take
         it at once (then nothing was written, the held frames are queued)."""
         self._holding = False
-        if self._release_at is not None:
-            self._release_at.cancel()
-            self._release_at = None
+        self._stop_release_timer()
         if not self._held:
-            return bool(reply) and self.wire is not None and self.wire.write_framed(reply)
+            if reply and self.wire is not None and self.wire.write_framed(reply):
+                self.sent_at = time.monotonic()
+                return True
+            return False
         held, self._held = self._held, None
         if self.wire is not None and self.wire.write_framed(reply + b"".join(w for _, w in held)):
             self.sent_at = time.monotonic()
@@ -223,6 +232,11 @@ class Conn:
         self._queue.extendleft(f for f, _ in reversed(held))
         self._wake.set()
         return False
+
+    def _stop_release_timer(self) -> None:
+        if self._release_at is not None:
+            self._release_at.cancel()
+            self._release_at = None
 
     def _unhold(self) -> None:
         """Frames held for a reply go before a frame queued after them."""
@@ -288,9 +302,7 @@ class Conn:
     def close(self) -> None:
         self._closed = True
         self._held = None
-        if self._release_at is not None:
-            self._release_at.cancel()
-            self._release_at = None
+        self._stop_release_timer()
         self._queue.clear()
         self._wake.set()
 
@@ -300,27 +312,27 @@ def _frame(msg: dict[str, Any], subprotocol: str) -> tuple[str | bytes, bytes | 
     return payload, framed(payload) if len(payload) <= WRITE_AT_ONCE_MAX else None
 
 
+def _batch(
+    msgs: tuple[dict[str, Any], ...], subprotocol: str
+) -> tuple[list[tuple[str | bytes, bytes | None]], bytes | None]:
+    """`msgs` encoded and framed for one subprotocol, and their frames end
+    to end (None when one is too large to be written at once)."""
+    each = [_frame(m, subprotocol) for m in msgs]
+    if len(each) == 1:
+        return each, each[0][1]
+    whole = None if any(w is None for _, w in each) else b"".join(w for _, w in each if w is not None)
+    return each, whole
+
+
 def fanout(conns: Iterable[Conn], *msgs: dict[str, Any]) -> int:
     """Send messages, in order, to many sockets, encoded and framed once per
     subprotocol; several are written to each socket in one write."""
-    if len(msgs) == 1:
-        frames: dict[str, tuple[str | bytes, bytes | None]] = {}
-        n = 0
-        for c in conns:
-            frame = frames.get(c.subprotocol)
-            if frame is None:
-                frame = frames[c.subprotocol] = _frame(msgs[0], c.subprotocol)
-            c.push(*frame)
-            n += 1
-        return n
     batches: dict[str, tuple[list[tuple[str | bytes, bytes | None]], bytes | None]] = {}
     n = 0
     for c in conns:
         batch = batches.get(c.subprotocol)
         if batch is None:
-            each = [_frame(m, c.subprotocol) for m in msgs]
-            whole = None if any(w is None for _, w in each) else b"".join(w for _, w in each if w is not None)
-            batch = batches[c.subprotocol] = (each, whole)
+            batch = batches[c.subprotocol] = _batch(msgs, c.subprotocol)
         c.push_all(*batch)
         n += 1
     return n
@@ -527,8 +539,7 @@ class Hub:
             if not self.supervisors:
                 # no wallboard here: nothing to flush until one connects
                 # (a center with none costs no wake-ups)
-                self._dirty.clear()
-                self._periodic.clear()
+                self._forget_unflushed()
                 await self._watched.wait()
             await asyncio.sleep(every)
             try:
@@ -541,13 +552,17 @@ class Hub:
                 # never let one bad tick end every wallboard's updates here
                 log.exception("supervisor flush failed; retrying")
 
+    def _forget_unflushed(self) -> None:
+        """Drop the views and figures gathered for a flush: nobody is left to send them to."""
+        self._dirty.clear()
+        self._periodic.clear()
+
     async def _flush_once(self, with_queues: bool) -> None:
         """One flush: the periodic figures received since the last one, the
         views changed since, and (`with_queues`) the queue figures when they
         changed, in that order and in one write to each wallboard."""
         if not self.supervisors:
-            self._dirty.clear()
-            self._periodic.clear()
+            self._forget_unflushed()
             return
         queues = None
         if with_queues:

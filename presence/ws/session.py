@@ -26,7 +26,7 @@ from presence import protocol
 from presence.auth import AuthError, Claims, bearer, verify
 from presence.context import Context, Workspaces
 from presence.protocol import Close, ErrorCode, ProtocolError
-from presence.schema.messages import ClientMessage, Ping
+from presence.schema.messages import ClientMessage, Ping, SnapshotGet
 from presence.store import ScriptError, ref_key, retry_key
 from presence.ws.hub import Conn, Hub
 from presence.ws.wire import WIRE, Wire
@@ -157,6 +157,8 @@ async def _serve(
         conn.hold()
         try:
             msg = protocol.decode(frame, conn.subprotocol, spec)
+            if type(msg) is SnapshotGet:
+                conn.hold(bounded=False)  # nothing may overtake the snapshot
             ref = msg.ref
             # An agent's action with a ref is remembered under it: a retry
             # (after `unavailable`, when Redis may have applied it anyway) is

@@ -9,11 +9,13 @@ is charged to the socket's own budget (`Budget`, which the app fills with
 the same token bucket its messages use); a socket over it is closed 1008,
 like a message flood, and its pongs are not sent.
 
-Two more things differ from uvicorn's class: a text frame that is not
-UTF-8 is closed 1007 without an ERROR and traceback in the log (any client
-could otherwise fill the operators' log at will), and a close from the app
-never waits behind a full send buffer (a client that stopped reading would
-otherwise keep its socket forever).
+More differs from uvicorn's class: a text frame that is not UTF-8 is
+closed 1007 without an ERROR and traceback in the log (any client could
+otherwise fill the operators' log at will), and a close from the app never
+waits behind a full send buffer (a client that stopped reading would
+otherwise keep its socket forever). A message reaches the app decoded once
+(`Wire.send_receive_event_to_app`), through a queue bound to the socket's
+loop (`_Inbox`).
 
 A server's data frames are not masked and (with permessage-deflate off,
 as `presence serve` runs) not transformed: the bytes of one message's frame
@@ -28,6 +30,7 @@ coroutines run per socket (docs/PERFORMANCE.md, "Presence changes").
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +48,10 @@ log = logging.getLogger("presence.ws")
 # the key of the socket's `Wire` in the ASGI scope's "extensions": the app
 # fills its `budget` and writes frames with `write_framed`
 WIRE = "presence.wire"
+# Messages a socket's queue to the app holds before reading from the client
+# pauses (`Wire.send_receive_event_to_app`); the app's own rate limit
+# closes a socket that floods.
+READ_AHEAD = 4
 
 
 def framed(payload: str | bytes) -> bytes:
@@ -74,6 +81,19 @@ class Budget:
         self.allow: Callable[[], bool] | None = None
 
 
+class _Inbox(asyncio.Queue[Any]):
+    """The queue of a socket's messages to the app, bound to the socket's
+    loop from the start: asyncio's finds its loop anew on each wait, and on
+    Python 3.11 each look-up is a getpid system call (one per message)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._bound = loop
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._bound
+
+
 class Wire(WebSocketsSansIOProtocol):
     """uvicorn's websockets-sansio protocol with control frames on budget."""
 
@@ -83,6 +103,7 @@ class Wire(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.queue = _Inbox(self.loop)
         self.budget = Budget()
         self._pongs_due = False
         self._closed_here = False
@@ -152,17 +173,31 @@ class Wire(WebSocketsSansIOProtocol):
         self._close(Close.POLICY, "message rate limit exceeded")
 
     def send_receive_event_to_app(self) -> None:
-        if self.curr_msg_data_type == "text" and not self.close_sent:
-            data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        """One message to the app: a text frame decoded once (uvicorn's
+        class decoded it again after this layer's UTF-8 check), and reading
+        paused only once READ_AHEAD messages wait. uvicorn pauses after every
+        message and resumes when the app takes it, which for a socket whose
+        app is waiting (the usual case) was two epoll_ctl system calls per
+        message for nothing; the queue stays bounded all the same."""
+        frames, self.frames = self.frames, []
+        if self.close_sent:
+            # past `websocket.close`: dropped, reads stay on for the peer's close reply
+            return
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        if self.curr_msg_data_type == "text":
             try:
-                data.decode()
+                text = data.decode()
             except UnicodeDecodeError as exc:
-                self.frames = []
                 # the client's fault, not the operator's: one line, no traceback
                 log.info("closing a socket of %s: text frame not UTF-8 (%s)", self._peer(), exc.reason)
                 self._close(Close.INVALID_DATA, "text frame is not valid UTF-8")
                 return
-        super().send_receive_event_to_app()
+            self.queue.put_nowait({"type": "websocket.receive", "text": text})
+        else:
+            self.queue.put_nowait({"type": "websocket.receive", "bytes": data})
+        if not self.read_paused and self.queue.qsize() >= READ_AHEAD:
+            self.read_paused = True
+            self.transport.pause_reading()
 
     async def send(self, message: Any) -> None:
         if message["type"] == "websocket.close" and self._stalled():

@@ -5,6 +5,7 @@ Plain ``def`` tests: Playwright's sync API must stay out of the asyncio loop.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -15,7 +16,15 @@ from playwright.sync_api import expect
 
 from presence.auth import mint
 from tests.browser.conftest import Servers
-from tests.browser.support import open_agent, open_wallboard, post_call, set_status, shot, wallboard_url
+from tests.browser.support import (
+    agent_url,
+    open_agent,
+    open_wallboard,
+    post_call,
+    set_status,
+    shot,
+    wallboard_url,
+)
 from tests.harness import SECRET, ServerProcess, post_work, token
 
 # the `server` fixture is served from the test process (tests/browser/conftest.py)
@@ -311,3 +320,48 @@ def test_panel_and_wallboard_work_for_another_center_and_show_its_name(
     shot(wall, "wallboard-second-center")
     offer.locator(".btn.accept").click()
     expect(offer).to_be_hidden(timeout=5000)
+
+
+def test_a_late_echo_of_the_login_status_keeps_the_agents_choice(context: Any, server: ServerProcess) -> None:
+    """The login's own `status` event reaches the panel after its snapshot
+    (it is queued while the snapshot is read, and carries the snapshot's
+    `ver`). Arriving after the agent picked another status in the select,
+    it used to put the select back, so "apply" sent the old status again
+    and the change was lost (the wallboard kept "Away"). Here the event is
+    held back until the pick is made, which the server's timing allows."""
+    wall = open_wallboard(context, server)
+    page = context.new_page()
+    route: dict[str, Any] = {"page": None, "snapshot": False, "hold": True}
+    held: list[str | bytes] = []
+
+    def handler(ws: Any) -> None:
+        upstream = ws.connect_to_server()
+        route["page"] = ws
+
+        def from_server(message: str | bytes) -> None:
+            kind = json.loads(message).get("type")
+            if route["hold"] and route["snapshot"] and kind == "status":
+                held.append(message)
+                return
+            route["snapshot"] = route["snapshot"] or kind == "snapshot"
+            ws.send(message)
+
+        upstream.on_message(from_server)
+        ws.on_message(upstream.send)
+
+    page.route_web_socket(re.compile(r"/ws/agent"), handler)
+    page.goto(agent_url(server, "hanako"))
+    expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=10_000)
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the login's status event did not follow the snapshot"
+    page.select_option("#status-select", "Available")
+    route["hold"] = False
+    for message in held:
+        route["page"].send(message)
+    expect(page.locator("#status-pill .st-name")).to_have_text("Away")  # the echo is drawn
+    page.click("#status-apply")
+    expect(row(wall, "hanako").locator(".c-status")).to_contain_text("Available")
+    expect(page.locator("#status-pill .st-name")).to_have_text("Available")

@@ -106,3 +106,53 @@ async def test_several_messages_go_to_each_idle_socket_in_one_write() -> None:
     assert list(a._queue) == [protocol.encode(large, protocol.JSON), protocol.encode(views, protocol.JSON)]
     a.close()
     b.close()
+
+
+async def test_a_reply_written_with_nothing_held_counts_as_sent(monkeypatch: Any) -> None:
+    """`sent_at` tells a stalled reader (`push_supervisors` drops one that
+    took nothing for SUPERVISOR_STALL): a reply written on its own is a frame
+    taken too, like one written with held frames."""
+    clock = [100.0]
+    monkeypatch.setattr(hub.time, "monotonic", lambda: clock[0])
+    conn, t, _ = await _idle_conn()
+    conn.hold()
+    clock[0] = 160.0
+    assert conn.release(framed(_event(1)))
+    assert t.writes == [framed(_event(1))] and conn.sent_at == 160.0
+    t.full = True
+    clock[0] = 200.0
+    conn.hold()
+    assert not conn.release(framed(_event(2)))  # not written: not counted
+    assert conn.sent_at == 160.0
+    conn.close()
+
+
+async def test_one_message_and_several_take_the_same_path() -> None:
+    """`fanout` of one message: written at once to an idle socket, held for
+    a request in flight, queued behind a socket's backlog."""
+    (a, ta, _), (b, tb, _), (c, tc, _) = await _idle_conn(), await _idle_conn(), await _idle_conn()
+    b.hold()
+    c._queue.append("earlier")
+    assert fanout([a, b, c], {"type": "status", "ver": 1}) == 3
+    assert ta.writes == [framed(_event(1))] and tb.writes == [] and tc.writes == []
+    assert list(c._queue) == ["earlier", _event(1)]
+    assert b.release()
+    assert tb.writes == [framed(_event(1))]
+    for conn in (a, b, c):
+        conn.close()
+
+
+async def test_nothing_overtakes_a_snapshot_asked_for(monkeypatch: Any) -> None:
+    """A hold for `snapshot.get` lasts until the reply: an event let go after
+    HOLD_MAX reached the client before the snapshot read earlier, which
+    then replaced the event's newer view with its older one."""
+    monkeypatch.setattr(hub, "HOLD_MAX", 0.01)
+    conn, t, _ = await _idle_conn()
+    conn.hold(bounded=False)
+    conn.push(_event(2))  # flushed after the snapshot's read (ver 1)
+    await asyncio.sleep(0.05)
+    assert t.writes == []
+    snapshot = {"type": "snapshot", "agent": {"ver": 1}, "ref": "s"}
+    await conn.send_message(snapshot)
+    assert t.writes == [framed(protocol.encode(snapshot, protocol.JSON)) + framed(_event(2))]
+    conn.close()

@@ -880,3 +880,22 @@ def test_a_reopen_after_midnight_takes_back_a_completion_in_a_bucket_of_yesterda
     got, want = inc.aggregate(now, wins), full.aggregate(now, wins)
     assert got == want
     assert (got["60m"].center.handled, got["60m"].center.resolved_first) == (1, 0)
+
+
+def test_the_events_streams_copy_of_a_status_change_is_skipped_undecoded() -> None:
+    """A status change is read from stream:status (it knows the previous
+    status); its copy in stream:events is skipped, bytes or str, and every
+    other entry decodes as before."""
+    from presence.kpi import history
+
+    entries = [
+        ("1-0", {b"ev": b"status", b"ts": b"10", b"agent": b"a1", b"status": b"Away"}),
+        ("2-0", {b"ev": b"create", b"ts": b"11", b"work": b"w1", b"queue": b"q"}),
+        ("3-0", {"ev": "status", "ts": "12", "agent": "a1"}),
+        ("4-0", {b"ev": b"accept", b"ts": b"x"}),  # no usable ts: dropped, as before
+    ]
+    assert history.decode(entries, status=False) == [Event("create", 11, "w1", queue="q")]
+    st = history.decode(
+        [("1-0", {b"ts": b"10", b"agent": b"a1", b"status": b"Away", b"prev": b"Offline"})], status=True
+    )
+    assert st == [Event("status", 10, agent="a1", extra={"status": "Away", "prev": "Offline"})]

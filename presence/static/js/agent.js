@@ -42,6 +42,7 @@ const state = {
   me: null,
   ext: "", // the agent's phone extension, from its profile
   view: null,
+  selectFor: "", // the status|reason the status select was last set to show
   statuses: [],
   channels: [],
   offers: new Map(),
@@ -116,6 +117,7 @@ function renderExt() {
 // signed out or refused: nothing of that agent's stays on the page
 function onReset() {
   state.view = null;
+  state.selectFor = "";
   state.offers.clear();
   state.work.clear();
   state.calls.clear();
@@ -512,7 +514,13 @@ function renderStatus() {
   pill.title = routable ? t(working ? "status.workingHint" : "status.idleHint") : "";
   setText($("#status-reason"), v.reason ? tReason(v.reason) : "");
   $("#status-time").dataset.since = v.since || "";
-  if (document.activeElement !== $("#status-select")) {
+  // The select follows the status when the status changes, not on every
+  // view: the login's own event comes after the snapshot with the same
+  // status, and putting the select back then undid a pick made meanwhile
+  // ("apply" sent the old status again).
+  const shown = `${v.status}|${v.reason || ""}`;
+  if (shown !== state.selectFor && document.activeElement !== $("#status-select")) {
+    state.selectFor = shown;
     $("#status-select").value = v.status;
     fillReasons();
     if (v.reason) $("#reason-select").value = v.reason;
