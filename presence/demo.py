@@ -52,6 +52,7 @@ from presence.router.dispatcher import Dispatcher
 from presence.schema.work import WorkInput
 from presence.services.work import submit
 from presence.store import ScriptError, Store
+from presence.store.cases import get_customer, normalise_phone, put_customer
 from presence.store.lock import Lock
 from presence.tasks import stop_task
 
@@ -320,7 +321,23 @@ class Demo:
             )
             if outcome == "exists":
                 await self._own_extension(aid, ext)
+        await self._seed_directory()
         self.dispatcher.wake(q.name for q in QUEUES)
+
+    async def _seed_directory(self) -> None:
+        """The demo's customers in the directory, so that a demo call from one of
+        them pops their profile and past cases (the voice intake looks the caller
+        up by phone) rather than a "new contact". One already there is theirs."""
+        for c in CUSTOMERS:
+            if await get_customer(self.store, c["id"]) is not None:
+                continue
+            profile: dict[str, Any] = {k: c[k] for k in ("name", "tier") if k in c}
+            profile |= {
+                "phones": [normalise_phone(c["phone"])],
+                "emails": [c["email"].lower()],
+                "attributes": {},
+            }
+            await put_customer(self.store, c["id"], profile)
 
     async def _own_extension(self, aid: str, ext: str) -> None:
         """An agent an earlier demo seeded with an extension it shared gets its own."""
@@ -422,7 +439,9 @@ class Demo:
             if placed is not None:
                 self.posted.append((placed[0], time.monotonic(), placed[1]))
             return
-        payload: dict[str, Any] = {"source": "demo"}
+        # no "source": a plain item's source is its channel, which the wallboard's
+        # "cases by source" chart then names in the page's words
+        payload: dict[str, Any] = {}
         if channel == "email":
             payload |= {"from": customer.get("email", ""), "to": f"{queue}@example.com"}
         else:

@@ -155,6 +155,10 @@ def test_demo_calls_take_call_controls(context: Any, servers: Servers) -> None:
     offer.locator(".btn.accept").click()
     call = open_item(page, wid)
     expect(call.locator(".call-state")).to_have_text("Connected")
+    # the demo's callers are in its directory: the screen pop knows them
+    pop = page.locator("#detail .screenpop-box").first
+    expect(pop.locator('dd[data-field="id"]')).to_have_text(re.compile(r"^C-10\d\d$"))
+    expect(pop).not_to_contain_text("New contact")
     call.get_by_role("button", name="Hold").click()
     expect(call.locator(".call-state")).to_have_text("On hold")
     call.get_by_role("button", name="Resume").click()
