@@ -96,6 +96,11 @@ def test_charts_of_the_day_drawn_live(context: Any, server: ServerProcess) -> No
     )
     assert total(wall, "chart-volume", 1) == 1
     assert total(wall, "chart-volume", 2) == 1
+    # the average wait's axis: five different durations (a wait of a second
+    # or two once read "0 sec, 1 sec, 1 sec, 2 sec, 2 sec")
+    drawn(wall, "() => document.querySelectorAll('#chart-wait rect.series-0').length > 0")
+    ticks = wall.locator('#chart-wait text.axis[text-anchor="end"]').all_text_contents()
+    assert len(ticks) == 5 and len(set(ticks)) == 5, ticks
     sl = wall.locator("#chart-sl rect.series-0")
     expect(sl.first).to_be_attached()
     assert wall.locator("#chart-sl line.target").count() == 1

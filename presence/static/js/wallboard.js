@@ -936,6 +936,9 @@ function drawCharts() {
     labels,
     series: [{ name: kpiLabel("asa"), values: rows.map((r) => r.asa) }],
     format: secs,
+    // whole seconds on the axis: durations are written to the second, so a
+    // half-second step read "1 sec, 1 sec, 2 sec, 2 sec" under a 2 s ASA
+    integer: true,
   });
   for (const [id, report, key] of [
     ["#chart-type", d.type, "type"],
