@@ -141,4 +141,13 @@ def test_a_source_with_its_number_is_named_in_the_page_s_words(context: Any, ser
     expect(wall.locator("#chart-source text.label")).to_have_text(["Voice · +1 800 55…"])
     wall.select_option("#lang", "ja")
     expect(bar(wall, "chart-source", "電話 · +1 800 555 0100")).to_have_attribute("data-v", "1")
+    # every label stays inside its chart, in Japanese and on the big screen's
+    # larger text (18 characters ran off the left edge there)
+    labels = "[...document.querySelectorAll('#charts svg text.label')]"
+    left = f"() => Math.min(...{labels}.map((t) => t.getBBox().x))"
+    assert wall.evaluate(left) >= 0
+    wall.keyboard.press("b")
+    expect(wall.locator("body")).to_have_class("page-wallboard big")
+    assert wall.evaluate(left) >= 0, wall.locator("#chart-source text.label").all_text_contents()
+    wall.keyboard.press("b")
     wall.select_option("#lang", "en")

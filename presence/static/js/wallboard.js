@@ -1191,6 +1191,7 @@ function toggleBig() {
   const on = !document.body.classList.contains("big");
   document.body.classList.toggle("big", on);
   $("#big-btn").setAttribute("aria-pressed", String(on));
+  drawCharts(); // the bar labels are fitted to the text size, which the big screen changes
   try {
     if (on && !document.fullscreenElement) document.documentElement.requestFullscreen?.().catch(() => {});
     if (!on && document.fullscreenElement) document.exitFullscreen?.().catch(() => {});
