@@ -54,6 +54,8 @@ from presence.services.work import submit
 from presence.store import ScriptError, Store
 from presence.store.cases import get_customer, normalise_phone, put_customer
 from presence.store.lock import Lock
+from presence.store.templates import get as get_template
+from presence.store.templates import put as put_template
 from presence.tasks import stop_task
 
 log = logging.getLogger("presence.demo")
@@ -224,6 +226,19 @@ def _loopback(base_url: str) -> str:
     return f"{parts.scheme or 'http'}://{host}{port}"
 
 
+# Reply and note templates the panel offers on demo items (issue 15): the
+# placeholders are filled from the item in hand. Checked against the schema's
+# placeholders by tests/integration/test_demo.py.
+TEMPLATES: Final = (
+    ("demo-greeting", {"name": "Greeting", "kind": "reply", "language": "en",
+     "text": "Hello {customer.name},\n\nthank you for contacting us. I am looking into it.\n\n{agent.name}"}),
+    ("demo-greeting-ja", {"name": "ご挨拶", "kind": "reply", "language": "ja",
+     "text": "{customer.name} 様\n\nお問い合わせありがとうございます。担当の{agent.name}が確認いたします。"}),
+    ("demo-call-note", {"name": "Call summary", "kind": "note", "language": "", "channels": ["voice"],
+     "text": "Spoke with {customer.name} ({customer.phone}) about: {case.subject}"}),
+)  # fmt: skip
+
+
 class DemoPhone:
     """The demo's phone system: a CTI client of this server's HTTP API.
 
@@ -322,6 +337,9 @@ class Demo:
             if outcome == "exists":
                 await self._own_extension(aid, ext)
         await self._seed_directory()
+        for tid, template in TEMPLATES:
+            if await get_template(self.store, tid) is None:  # one changed since is theirs
+                await put_template(self.store, tid, {"channels": [], "queues": [], **template})
         self.dispatcher.wake(q.name for q in QUEUES)
 
     async def _seed_directory(self) -> None:
@@ -332,6 +350,8 @@ class Demo:
             if await get_customer(self.store, c["id"]) is not None:
                 continue
             profile: dict[str, Any] = {k: c[k] for k in ("name", "tier") if k in c}
+            # the language the panel picks reply templates by
+            profile["language"] = "ja" if c["phone"].startswith("+81") else "en"
             profile |= {
                 "phones": [normalise_phone(c["phone"])],
                 "emails": [c["email"].lower()],

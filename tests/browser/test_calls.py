@@ -159,6 +159,8 @@ def test_demo_calls_take_call_controls(context: Any, servers: Servers) -> None:
     pop = page.locator("#detail .screenpop-box").first
     expect(pop.locator('dd[data-field="id"]')).to_have_text(re.compile(r"^C-10\d\d$"))
     expect(pop).not_to_contain_text("New contact")
+    # and the demo's templates are offered: a note for calls
+    expect(page.locator("#note-template option")).to_contain_text(["Call summary"])
     call.get_by_role("button", name="Hold").click()
     expect(call.locator(".call-state")).to_have_text("On hold")
     call.get_by_role("button", name="Resume").click()

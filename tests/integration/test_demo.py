@@ -7,14 +7,16 @@ import random
 import uuid
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
 from presence.center import parse_center
-from presence.demo import CUSTOMERS, Demo
+from presence.demo import CUSTOMERS, TEMPLATES, Demo
 from presence.kpi import history
 from presence.router.dispatcher import Dispatcher
-from presence.store import Store
+from presence.schema.templates import TemplateInput
+from presence.store import Store, templates
 from presence.store.cases import find_customer, get_customer, put_customer
 
 
@@ -61,3 +63,18 @@ async def test_a_demo_item_s_source_is_its_channel(store: Store) -> None:
     channels = {wid: (await store.get_work(wid, history=False) or {})["channel"] for wid in posted}
     assert {wid: a["source"] for wid, a in attrs.items()} == channels
     await d.phone.close()
+
+
+async def test_the_demo_offers_reply_and_note_templates(store: Store) -> None:
+    # the panel's "Insert a template" had nothing to offer on a demo item
+    await templates.put(store, "demo-greeting", {"name": "Ours", "text": "x", "kind": "any"})
+    await demo(store).seed()
+    saved = {t["id"]: t for t in await templates.all_of(store)}
+    assert set(saved) == {tid for tid, _ in TEMPLATES}
+    assert saved["demo-greeting"]["name"] == "Ours"  # one already there is theirs
+    for tid, body in TEMPLATES:
+        # what the admin API would accept: known placeholders only
+        msgspec.convert(body, TemplateInput)
+        if tid != "demo-greeting":
+            assert saved[tid]["text"] == body["text"] and saved[tid]["kind"] == body["kind"]
+    assert (await find_customer(store, phone="+81 3-1234-5678") or {}).get("language") == "ja"
