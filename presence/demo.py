@@ -52,7 +52,10 @@ from presence.router.dispatcher import Dispatcher
 from presence.schema.work import WorkInput
 from presence.services.work import submit
 from presence.store import ScriptError, Store
+from presence.store.cases import get_customer, normalise_phone, put_customer
 from presence.store.lock import Lock
+from presence.store.templates import get as get_template
+from presence.store.templates import put as put_template
 from presence.tasks import stop_task
 
 log = logging.getLogger("presence.demo")
@@ -223,6 +226,19 @@ def _loopback(base_url: str) -> str:
     return f"{parts.scheme or 'http'}://{host}{port}"
 
 
+# Reply and note templates the panel offers on demo items (issue 15): the
+# placeholders are filled from the item in hand. Checked against the schema's
+# placeholders by tests/integration/test_demo.py.
+TEMPLATES: Final = (
+    ("demo-greeting", {"name": "Greeting", "kind": "reply", "language": "en",
+     "text": "Hello {customer.name},\n\nthank you for contacting us. I am looking into it.\n\n{agent.name}"}),
+    ("demo-greeting-ja", {"name": "ご挨拶", "kind": "reply", "language": "ja",
+     "text": "{customer.name} 様\n\nお問い合わせありがとうございます。担当の{agent.name}が確認いたします。"}),
+    ("demo-call-note", {"name": "Call summary", "kind": "note", "language": "", "channels": ["voice"],
+     "text": "Spoke with {customer.name} ({customer.phone}) about: {case.subject}"}),
+)  # fmt: skip
+
+
 class DemoPhone:
     """The demo's phone system: a CTI client of this server's HTTP API.
 
@@ -320,7 +336,28 @@ class Demo:
             )
             if outcome == "exists":
                 await self._own_extension(aid, ext)
+        await self._seed_directory()
+        for tid, template in TEMPLATES:
+            if await get_template(self.store, tid) is None:  # one changed since is theirs
+                await put_template(self.store, tid, {"channels": [], "queues": [], **template})
         self.dispatcher.wake(q.name for q in QUEUES)
+
+    async def _seed_directory(self) -> None:
+        """The demo's customers in the directory, so that a demo call from one of
+        them pops their profile and past cases (the voice intake looks the caller
+        up by phone) rather than a "new contact". One already there is theirs."""
+        for c in CUSTOMERS:
+            if await get_customer(self.store, c["id"]) is not None:
+                continue
+            profile: dict[str, Any] = {k: c[k] for k in ("name", "tier") if k in c}
+            # the language the panel picks reply templates by
+            profile["language"] = "ja" if c["phone"].startswith("+81") else "en"
+            profile |= {
+                "phones": [normalise_phone(c["phone"])],
+                "emails": [c["email"].lower()],
+                "attributes": {},
+            }
+            await put_customer(self.store, c["id"], profile)
 
     async def _own_extension(self, aid: str, ext: str) -> None:
         """An agent an earlier demo seeded with an extension it shared gets its own."""
@@ -422,7 +459,9 @@ class Demo:
             if placed is not None:
                 self.posted.append((placed[0], time.monotonic(), placed[1]))
             return
-        payload: dict[str, Any] = {"source": "demo"}
+        # no "source": a plain item's source is its channel, which the wallboard's
+        # "cases by source" chart then names in the page's words
+        payload: dict[str, Any] = {}
         if channel == "email":
             payload |= {"from": customer.get("email", ""), "to": f"{queue}@example.com"}
         else:

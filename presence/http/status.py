@@ -79,6 +79,11 @@ WORDS = {
         "survey": "お問い合わせの対応が完了しました。アンケートにご協力ください",
     },
 }
+# The default case statuses (presence/center.py) in the customer's language;
+# a center's own statuses are shown as configured, as on the agent panel.
+STATUSES = {
+    "ja": {"New": "受付済み", "In progress": "対応中", "Waiting close": "完了確認中", "Closed": "完了"},
+}
 
 
 def lang_of(request: Request, chosen: str = "") -> str:
@@ -128,6 +133,10 @@ def _when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC") if ms else ""
 
 
+def status_words(status: str, lang: str) -> str:
+    return STATUSES.get(lang, {}).get(status, status)
+
+
 def heading(ctx: Context, title: str) -> str:
     """A customer page's heading: the center's name over the page's title
     (not its id, when it was given no name: "default" means nothing to a customer)."""
@@ -172,7 +181,7 @@ li.you{{background:#eef2f7}}li.us{{background:#e6f0ff}}li p{{margin:.1rem 0 0;wh
 textarea{{width:100%;font:inherit}}.sent{{background:#e7f7ec;padding:.5rem .7rem;border-radius:8px}}</style>
 </head><body>{heading(ctx, w["title"])}{notice}
 <dl><dt>{e(w["ref"])}</dt><dd><code>{e(view["work_id"])}</code></dd>
-<dt>{e(w["status"])}</dt><dd id="status">{e(str(view["status"] or ""))}</dd>
+<dt>{e(w["status"])}</dt><dd id="status">{e(status_words(str(view["status"] or ""), lang))}</dd>
 <dt>{e(w["opened"])}</dt><dd>{e(_when(view["created"]))}</dd></dl>
 <h2 dir="auto">{e(view["subject"])}</h2>
 <ol id="conversation">{convo}</ol>

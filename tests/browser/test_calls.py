@@ -101,6 +101,26 @@ def test_an_item_that_is_not_a_call_has_no_call_controls(context: Any, server: S
     expect(page.locator("#wrapup-btn")).to_be_visible()
 
 
+def test_a_call_s_details_are_labelled_in_the_page_s_words(context: Any, server: ServerProcess) -> None:
+    # the CTI endpoint posts call_id, from, to and digits: the item's details
+    # name them as the screen pop names its fields, in the page's language
+    page = open_agent(context, server, "alice")
+    set_status(page, "Available")
+    wid = post_call(server, "call-labels-1", to="+1 800 555 0100", digits="2")
+    page.locator(f'.offer[data-id="{wid}"] .btn.accept').click()
+    open_item(page, wid)
+    details = page.locator("#detail dl.screenpop").last
+
+    def labels() -> list[str]:
+        return [x.strip() for x in details.locator("dt").all_inner_texts()]
+
+    expect(details.locator('dd[data-field="digits"]')).to_have_text("2")
+    assert labels() == ["Call id", "From", "To", "IVR keys"], labels()
+    page.select_option("#lang", "ja")
+    expect(details.locator("dt").first).to_have_text("通話ID")
+    assert labels() == ["通話ID", "発信元", "宛先", "IVR入力"], labels()
+
+
 # Every demo call rings alice: the IVR sends every key to her queue, and she
 # is its only member (the demo's simulated agents work the demo's queues).
 DEMO_CENTER = """
@@ -135,6 +155,12 @@ def test_demo_calls_take_call_controls(context: Any, servers: Servers) -> None:
     offer.locator(".btn.accept").click()
     call = open_item(page, wid)
     expect(call.locator(".call-state")).to_have_text("Connected")
+    # the demo's callers are in its directory: the screen pop knows them
+    pop = page.locator("#detail .screenpop-box").first
+    expect(pop.locator('dd[data-field="id"]')).to_have_text(re.compile(r"^C-10\d\d$"))
+    expect(pop).not_to_contain_text("New contact")
+    # and the demo's templates are offered: a note for calls
+    expect(page.locator("#note-template option")).to_contain_text(["Call summary"])
     call.get_by_role("button", name="Hold").click()
     expect(call.locator(".call-state")).to_have_text("On hold")
     call.get_by_role("button", name="Resume").click()

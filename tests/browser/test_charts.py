@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
-from tests.browser.support import open_agent, open_wallboard, service_post, set_status, shot
+from tests.browser.support import open_agent, open_wallboard, post_call, service_post, set_status, shot
 from tests.harness import ServerProcess, post_work
 
 # the `server` fixture is served from the test process (tests/browser/conftest.py)
@@ -96,6 +96,11 @@ def test_charts_of_the_day_drawn_live(context: Any, server: ServerProcess) -> No
     )
     assert total(wall, "chart-volume", 1) == 1
     assert total(wall, "chart-volume", 2) == 1
+    # the average wait's axis: five different durations (a wait of a second
+    # or two once read "0 sec, 1 sec, 1 sec, 2 sec, 2 sec")
+    drawn(wall, "() => document.querySelectorAll('#chart-wait rect.series-0').length > 0")
+    ticks = wall.locator('#chart-wait text.axis[text-anchor="end"]').all_text_contents()
+    assert len(ticks) == 5 and len(set(ticks)) == 5, ticks
     sl = wall.locator("#chart-sl rect.series-0")
     expect(sl.first).to_be_attached()
     assert wall.locator("#chart-sl line.target").count() == 1
@@ -119,3 +124,30 @@ def test_charts_of_the_day_drawn_live(context: Any, server: ServerProcess) -> No
     wall.keyboard.press("b")
     page.locator(f'.work-row[data-id="{chat}"] .work-open').click()
     page.click("#complete-btn")
+
+
+def test_a_source_with_its_number_is_named_in_the_page_s_words(context: Any, server: ServerProcess) -> None:
+    # the voice intake writes "voice:<dialled number>", the email one
+    # "email:<address>": the chart names the channel, then the number
+    context.clock.install()
+    wall = open_wallboard(context, server)
+    expect(wall.locator("#charts")).to_be_visible(timeout=10_000)
+    post_call(server, "chart-call-1", to="+1 800 555 0100")
+    label = "Voice · +1 800 555 0100"
+    drawn(
+        wall, f"() => document.querySelector('#chart-source rect[data-label=\"{label}\"]')?.dataset.v === '1'"
+    )
+    # the label is clipped; the bar's tooltip has it whole
+    expect(wall.locator("#chart-source text.label")).to_have_text(["Voice · +1 800 55…"])
+    wall.select_option("#lang", "ja")
+    expect(bar(wall, "chart-source", "電話 · +1 800 555 0100")).to_have_attribute("data-v", "1")
+    # every label stays inside its chart, in Japanese and on the big screen's
+    # larger text (18 characters ran off the left edge there)
+    labels = "[...document.querySelectorAll('#charts svg text.label')]"
+    left = f"() => Math.min(...{labels}.map((t) => t.getBBox().x))"
+    assert wall.evaluate(left) >= 0
+    wall.keyboard.press("b")
+    expect(wall.locator("body")).to_have_class("page-wallboard big")
+    assert wall.evaluate(left) >= 0, wall.locator("#chart-source text.label").all_text_contents()
+    wall.keyboard.press("b")
+    wall.select_option("#lang", "en")

@@ -40,7 +40,8 @@ def test_contact_form_to_status_page_and_back_to_the_agent(context: Any, server:
 
     customer.click("#status-link")
     expect(customer.locator("h1")).to_have_text("お問い合わせの状況")
-    expect(customer.locator("#status")).to_have_text("In progress")
+    # the default case status in the customer's language, not "In progress"
+    expect(customer.locator("#status")).to_have_text("対応中")
     expect(customer.locator("#conversation li.you")).to_have_text(
         "お客様のメッセージ注文をキャンセルしたいです"
     )

@@ -710,6 +710,13 @@ function fieldLabel(k) {
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
+/** A posted detail's label: the page's word for what the channels post (call id, IVR keys ...), else readable. */
+function payloadLabel(k) {
+  const key = `payload.${k}`;
+  const known = t(key);
+  return known !== key ? known : fieldLabel(k);
+}
+
 /** The screen pop: the customer's directory fields and attributes as labelled fields. */
 function screenPop(c) {
   const rows = [];
@@ -951,7 +958,10 @@ function renderDetail() {
           h(
             "dl.screenpop",
             null,
-            Object.entries(w.payload).map(([k, v]) => [h("dt", null, k), h("dd", { dir: "auto" }, fmtValue(v))]),
+            Object.entries(w.payload).map(([k, v]) => [
+              h("dt", null, payloadLabel(k)),
+              h("dd", { dir: "auto", dataset: { field: k } }, fmtValue(v)),
+            ]),
           ),
         ]
       : null,

@@ -114,13 +114,26 @@ export function barChart(svg, { title, rows, limit = 8, format = String }) {
   shown.forEach((r, i) => {
     const yy = 4 + i * rowH;
     const w = ((W - labelW - 48) * r.value) / max;
-    svg.append(el("text", { class: "label", x: labelW - 6, y: yy + 17, "text-anchor": "end" }, clip(r.label, 18)));
+    const label = el("text", { class: "label", x: labelW - 6, y: yy + 17, "text-anchor": "end" }, clip(r.label, 18));
+    svg.append(label);
+    fit(label, r.label, labelW - 10);
     const bar = el("rect", { class: "bar series-0", x: labelW, y: yy + 4, width: Math.max(1, w), height: rowH - 8, "data-label": r.label, "data-v": r.value });
     bar.append(el("title", {}, `${r.label}: ${format(r.value)}`));
     svg.append(bar);
     svg.append(el("text", { class: "value", x: labelW + w + 6, y: yy + 17 }, format(r.value)));
   });
   return svg;
+}
+
+/** Shorten a label until it fits `width` (user units) as drawn: 18 characters
+ *  of Latin text fit, 18 of Japanese or the big screen's larger text ran off
+ *  the chart's left edge. A chart not drawn yet measures 0 and keeps its 18. */
+function fit(node, full, width) {
+  let n = Math.min(18, [...String(full)].length);
+  while (n > 4 && node.getComputedTextLength() > width) {
+    n -= 1;
+    node.textContent = clip(full, n);
+  }
 }
 
 function clip(s, n) {

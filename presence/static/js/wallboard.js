@@ -936,6 +936,9 @@ function drawCharts() {
     labels,
     series: [{ name: kpiLabel("asa"), values: rows.map((r) => r.asa) }],
     format: secs,
+    // whole seconds on the axis: durations are written to the second, so a
+    // half-second step read "1 sec, 1 sec, 2 sec, 2 sec" under a 2 s ASA
+    integer: true,
   });
   for (const [id, report, key] of [
     ["#chart-type", d.type, "type"],
@@ -944,12 +947,20 @@ function drawCharts() {
   ]) {
     const bars = (report.rows || [])
       .filter((r) => (r.offered || 0) > 0)
-      .map((r) => ({ label: r[key] ? (key === "source" ? tChannel(r[key]) : r[key]) : t("chart.none"), value: r.offered }));
+      .map((r) => ({ label: r[key] ? (key === "source" ? sourceLabel(r[key]) : r[key]) : t("chart.none"), value: r.offered }));
     const svg = $(id);
     barChart(svg, { title: `${t(`chart.by${key[0].toUpperCase()}${key.slice(1)}`)}`, rows: bars, format: (v) => fmtNumber(v) });
     svg.parentElement.classList.toggle("empty", bars.length === 0);
     svg.parentElement.dataset.empty = t("chart.noCases");
   }
+}
+
+/** A case's source in the page's words: a channel ("chat"), or a channel and
+ *  where it came in ("voice:+1 800 555 0100", "email:support@example.com"),
+ *  as the intakes write it: "Voice · +1 800 555 0100", not the raw "voice:". */
+function sourceLabel(source) {
+  const at = source.indexOf(":");
+  return at > 0 ? `${tChannel(source.slice(0, at))} · ${source.slice(at + 1)}` : tChannel(source);
 }
 
 /** The day's quarter hours from the hour of the first contact on (a quiet
@@ -1180,6 +1191,7 @@ function toggleBig() {
   const on = !document.body.classList.contains("big");
   document.body.classList.toggle("big", on);
   $("#big-btn").setAttribute("aria-pressed", String(on));
+  drawCharts(); // the bar labels are fitted to the text size, which the big screen changes
   try {
     if (on && !document.fullscreenElement) document.documentElement.requestFullscreen?.().catch(() => {});
     if (!on && document.fullscreenElement) document.exitFullscreen?.().catch(() => {});
