@@ -693,7 +693,17 @@ def compare_cluster(a: argparse.Namespace) -> int:
 
     base = med(rows["standalone"], total)
     table_rows: list[list[Any]] = [
-        ["setup", "assign/s", "p50 ms", "p99 ms", "server µs", "redis µs", "server+redis µs", "vs standalone"]
+        [
+            "setup",
+            "assign/s",
+            "p50 ms",
+            "p99 ms",
+            "server µs",
+            "redis µs",
+            "server+redis µs",
+            "vs standalone",
+            "Redis commands",
+        ]
     ]
     summary = {}
     for label, figs in rows.items():
@@ -705,6 +715,9 @@ def compare_cluster(a: argparse.Namespace) -> int:
             "server_us": med(figs, cpu("server")),
             "redis_us": med(figs, cpu("redis")),
             "total_us": t,
+            # exact, unlike the CPU times: the cluster's (summed over its
+            # primaries) must equal standalone's, the same scripts running
+            "redis_commands": med(figs, lambda x: x.get("redis_per_assignment", {}).get("commands", 0.0)),
         }
         s_ = summary[label]
         table_rows.append(
@@ -717,6 +730,7 @@ def compare_cluster(a: argparse.Namespace) -> int:
                 f"{s_['redis_us']:.0f}",
                 f"{t:.0f}",
                 f"{(t / base - 1) * 100:+.0f} %" if base else "",
+                f"{s_['redis_commands']:.1f}",
             ]
         )
     print(
