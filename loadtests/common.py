@@ -325,8 +325,9 @@ class Stack:
         u = urlsplit(self.url)
         return u.hostname or "127.0.0.1", u.port or 80
 
-    def token(self, role: str, sub: str, ttl: int = 3600) -> str:
-        return mint(self.secret, sub, role, ttl)
+    def token(self, role: str, sub: str, ttl: int = 3600, center: str | None = None) -> str:
+        """A token of the default center, or of `center` (one of the deployment's others)."""
+        return mint(self.secret, sub, role, ttl, center=center)
 
     def start(self) -> Stack:
         """Start whatever was not given: a private Redis, then the server."""
@@ -470,11 +471,13 @@ class Stack:
             return ""
         return self.log_path.read_text("utf-8", "replace")
 
-    def check(self) -> tuple[int, str]:
-        """Run `presence check` against this stack's Redis; (exit code, output)."""
+    def check(self, others: Sequence[str] = ()) -> tuple[int, str]:
+        """Run `presence check` against this stack's Redis, on its center and
+        the `others` the run created; (exit code, output)."""
         env = {**os.environ, "REDIS_URL": self.redis_url or "", "PRESENCE_CONFIG": str(self.config)}
+        centers = [arg for cid in (self.center_id, *others) for arg in ("--center", cid)]
         out = subprocess.run(
-            [sys.executable, "-m", "presence", "check", "--center", self.center_id],
+            [sys.executable, "-m", "presence", "check", *centers],
             env=env,
             capture_output=True,
             text=True,
