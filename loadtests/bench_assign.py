@@ -22,6 +22,13 @@ After the run the agents drain their work and `presence check` verifies the
 routing invariants; the script exits 1 on any breach (or on errors).
 
     python -m loadtests.bench_assign --agents 1000 --rate 5000 --duration 10
+
+With `--centers M` the same agents and load are spread over M centers of
+the one deployment (the server's own and M - 1 made with `PUT
+/api/v1/centers/{center}`, each with the queue `bench`): agent i belongs
+to center i mod M, and the producer posts item n to center n mod M with
+that center's service token. With `--cluster` the centers then live on
+several shards at once.
 """
 
 from __future__ import annotations
@@ -36,13 +43,16 @@ import multiprocessing as mp
 import os
 import sys
 import time
+import tomllib
 from collections import deque
+from collections.abc import Sequence
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import httpx
 import orjson
 
 from loadtests.common import (
@@ -233,18 +243,21 @@ def _agent_proc(
 async def produce(
     host: str,
     port: int,
-    token: str,
+    tokens: Sequence[str],
     rate: float,
     duration: float,
     conns: int,
     batch: int,
     subject: str,
 ) -> dict[str, Any]:
-    """Post items at `rate`/s for `duration` s over `conns` keep-alive connections."""
+    """Post items at `rate`/s for `duration` s over `conns` keep-alive
+    connections; request n with ``tokens[n % len(tokens)]`` (one per center)."""
     mono = time.monotonic
     pool = [await RawHttp.connect(host, port) for _ in range(conns)]
     free: deque[RawHttp] = deque(pool)
-    auth = [("Authorization", f"Bearer {token}")]
+    auths = [[("Authorization", f"Bearer {token}")] for token in tokens]
+    requests = itertools.count()
+    ok_by = [0] * len(tokens)  # items accepted, per token (center)
     st = {"sent": 0, "ok": 0, "err": 0, "max_lag": 0, "stopping": 0}
     rtts: list[float] = []
     errors: list[str] = []
@@ -267,10 +280,11 @@ async def produce(
         else:
             body = orjson.dumps(item(now))
         st["sent"] += n
-        fut = conn.request("POST", path, body, auth)
-        fut.add_done_callback(lambda f, c=conn, t=now, k=n: done(c, f, t, k))
+        to = next(requests) % len(auths)
+        fut = conn.request("POST", path, body, auths[to])
+        fut.add_done_callback(lambda f, c=conn, t=now, k=n, i=to: done(c, f, t, k, i))
 
-    def done(conn: RawHttp, fut: asyncio.Future[tuple[int, bytes]], t: float, n: int) -> None:
+    def done(conn: RawHttp, fut: asyncio.Future[tuple[int, bytes]], t: float, n: int, to: int) -> None:
         rtts.append(mono() - t)
         exc = fut.exception()
         if exc is not None:
@@ -281,10 +295,12 @@ async def produce(
             status, body = fut.result()
             if status in (200, 201):
                 st["ok"] += n
+                ok_by[to] += n
             elif status == 207:
                 res = orjson.loads(body).get("items", [])
                 good = sum(1 for r in res if r.get("status") in (200, 201))
                 st["ok"] += good
+                ok_by[to] += good
                 st["err"] += n - good
             else:
                 st["err"] += n
@@ -345,6 +361,7 @@ async def produce(
         "t0": t0,
         "rtts": rtts,
         "errors": errors[:10],
+        "ok_by": ok_by,
     }
 
 
@@ -411,6 +428,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", help="the server's PRESENCE_CONFIG (with --url; for presence check)")
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument(
+        "--centers",
+        type=int,
+        default=1,
+        help="spread the agents and the items over this many centers of the one deployment (default 1)",
+    )
+    p.add_argument(
         "--cluster",
         action="store_true",
         help="compare: the same load on a standalone Redis, on a local cluster (3 primaries with "
@@ -426,9 +449,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a = p.parse_args(argv)
     if a.cluster and (a.url or a.redis_url):
         p.error("--cluster starts its own Redis and cluster: leave out --url and --redis-url")
+    if a.centers < 1 or a.centers > a.agents:
+        p.error("--centers must be at least 1 and at most --agents (every center gets agents)")
+    if a.centers > 1 and a.url:
+        p.error("--centers makes centers on the server it starts: leave out --url")
     if a.url and not (a.redis_url and a.secret and a.center):
         p.error("--url needs --redis-url, --secret and --center (the queue 'bench' must be in its center)")
     return a
+
+
+def _make_centers(stack: Stack, n: int, weight: int, no_auto_accept: bool) -> list[str]:
+    """`n` more centers on the server, each with the bench queue and channel
+    (`PUT /api/v1/centers/{center}`, the platform's); their ids."""
+    doc = tomllib.loads(
+        BENCH_CENTER.format(
+            weight=weight, strategy="most_available", auto_accept="false" if no_auto_accept else "true"
+        )
+    )
+    auth = {"Authorization": f"Bearer {stack.token('platform', 'bench', 3600)}"}
+    ids = [f"{stack.center_id[:24]}-{i}" for i in range(1, n + 1)]
+    with httpx.Client(base_url=stack.url or "", timeout=30) as http:
+        for cid in ids:
+            r = http.put(f"/api/v1/centers/{cid}", json=doc, headers=auth)
+            if r.status_code not in (200, 201):
+                raise RuntimeError(f"PUT /api/v1/centers/{cid}: {r.status_code} {r.text[:300]}")
+    return ids
 
 
 def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str, Any]:
@@ -459,7 +504,14 @@ def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str,
         stack.start()  # starts only what --url / --redis-url did not name
         assert stack.redis_url is not None
         t = time.monotonic()
-        asyncio.run(seed_agents(stack.redis_url, stack.center_id, ids, [QUEUE], a.capacity * weight))
+        # the server's own center (None: its tokens name no center) and the others
+        others = _make_centers(stack, a.centers - 1, weight, a.no_auto_accept)
+        centers: list[str | None] = [None, *others]
+        center_of = {aid: centers[i % len(centers)] for i, aid in enumerate(ids)}
+        for c in centers:
+            mine = [aid for aid in ids if center_of[aid] == c]
+            cid = c or stack.center_id
+            asyncio.run(seed_agents(stack.redis_url, cid, mine, [QUEUE], a.capacity * weight))
         seed_s = time.monotonic() - t
         host, port = stack.host_port
         ctx = mp.get_context("fork")
@@ -467,7 +519,7 @@ def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str,
         start, stop = ctx.Event(), ctx.Event()
         k = max(1, a.clients)
         for i in range(k):
-            creds = [(aid, stack.token("agent", aid, 7200)) for aid in ids[i::k]]
+            creds = [(aid, stack.token("agent", aid, 7200, center_of[aid])) for aid in ids[i::k]]
             pr = ctx.Process(
                 target=_agent_proc,
                 args=(host, port, creds, a.handle_ms / 1000, a.ping_rate / k, out, start, stop),
@@ -498,7 +550,7 @@ def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str,
             produce(
                 host,
                 port,
-                stack.token("service", "bench", 7200),
+                [stack.token("service", "bench", 7200, c) for c in centers],
                 a.rate,
                 a.duration,
                 a.http_conns,
@@ -522,7 +574,7 @@ def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str,
                 results.append(msg[1])
         for pr in procs:
             pr.join(10)
-        code, check_out = stack.check()
+        code, check_out = stack.check(others)
     finally:
         for pr in procs:
             if pr.is_alive():
@@ -558,6 +610,7 @@ def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str,
         "assign_rate": arrivals_steady / window,
         "assigned_total": assigned,
         "created_ok": prod["ok"],
+        "created_by_center": prod["ok_by"],
         "lat_p50": pct(steady, 50),
         "lat_p99": pct(steady, 99),
         "lat_p999": pct(steady, 99.9),
@@ -577,6 +630,7 @@ def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str,
         f"\nbench_assign: {a.agents} agents, {a.workers} server process(es), target {a.rate:.0f}/s "
         f"for {a.duration:.0f}s (first {a.warmup:.0f}s excluded), handle {a.handle_ms:.0f} ms, "
         f"batch {a.batch}, {k} agent client process(es)"
+        + (f", {a.centers} centers (agents and items spread evenly)" if a.centers > 1 else "")
     )
     print(f"seeded in {seed_s:.1f}s, {a.agents} agents connected and Available in {connect_s:.1f}s\n")
     rows: list[list[Any]] = [
@@ -641,7 +695,9 @@ def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str,
     fig["aof_rewrites"] = rewrites
     for e in (prod["errors"] + [e for e in errors if e])[:5]:
         print(f"  error: {e}")
-    print(f"presence check: {check_out.splitlines()[-1] if check_out else '?'} (exit {code})")
+    # one summary line per center checked (the last line alone named only the last center)
+    verdicts = [ln for ln in check_out.splitlines() if ln.startswith("all invariants") or "breach(es)" in ln]
+    print(f"presence check: {'; '.join(verdicts or check_out.splitlines()[-1:]) or '?'} (exit {code})")
     if a.json:
         Path(a.json).write_text(json.dumps(fig, indent=2) + "\n")
     failed = code != 0 or prod["err"] > 0 or any(errors) or assigned == 0
@@ -696,7 +752,17 @@ def compare_cluster(a: argparse.Namespace) -> int:
 
     base = med(rows["standalone"], total)
     table_rows: list[list[Any]] = [
-        ["setup", "assign/s", "p50 ms", "p99 ms", "server µs", "redis µs", "server+redis µs", "vs standalone"]
+        [
+            "setup",
+            "assign/s",
+            "p50 ms",
+            "p99 ms",
+            "server µs",
+            "redis µs",
+            "server+redis µs",
+            "vs standalone",
+            "Redis commands",
+        ]
     ]
     summary = {}
     for label, figs in rows.items():
@@ -708,6 +774,9 @@ def compare_cluster(a: argparse.Namespace) -> int:
             "server_us": med(figs, cpu("server")),
             "redis_us": med(figs, cpu("redis")),
             "total_us": t,
+            # exact, unlike the CPU times: the cluster's (summed over its
+            # primaries) must equal standalone's, the same scripts running
+            "redis_commands": med(figs, lambda x: x.get("redis_per_assignment", {}).get("commands", 0.0)),
         }
         s_ = summary[label]
         table_rows.append(
@@ -720,6 +789,7 @@ def compare_cluster(a: argparse.Namespace) -> int:
                 f"{s_['redis_us']:.0f}",
                 f"{t:.0f}",
                 f"{(t / base - 1) * 100:+.0f} %" if base else "",
+                f"{s_['redis_commands']:.1f}",
             ]
         )
     print(

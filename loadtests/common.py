@@ -334,8 +334,9 @@ class Stack:
         u = urlsplit(self.url)
         return u.hostname or "127.0.0.1", u.port or 80
 
-    def token(self, role: str, sub: str, ttl: int = 3600) -> str:
-        return mint(self.secret, sub, role, ttl)
+    def token(self, role: str, sub: str, ttl: int = 3600, center: str | None = None) -> str:
+        """A token of the default center, or of `center` (one of the deployment's others)."""
+        return mint(self.secret, sub, role, ttl, center=center)
 
     def start(self) -> Stack:
         """Start whatever was not given: a private Redis, then the server."""
@@ -480,11 +481,13 @@ class Stack:
             return ""
         return self.log_path.read_text("utf-8", "replace")
 
-    def check(self) -> tuple[int, str]:
-        """Run `presence check` against this stack's Redis; (exit code, output)."""
+    def check(self, others: Sequence[str] = ()) -> tuple[int, str]:
+        """Run `presence check` against this stack's Redis, on its center and
+        the `others` the run created; (exit code, output)."""
         env = {**os.environ, "REDIS_URL": self.redis_url or "", "PRESENCE_CONFIG": str(self.config)}
+        centers = [arg for cid in (self.center_id, *others) for arg in ("--center", cid)]
         out = subprocess.run(
-            [sys.executable, "-m", "presence", "check", "--center", self.center_id],
+            [sys.executable, "-m", "presence", "check", *centers],
             env=env,
             capture_output=True,
             text=True,
@@ -548,7 +551,7 @@ async def seed_agents(
 SCRIPT_COMMANDS = frozenset({"fcall", "fcall_ro", "eval", "evalsha", "eval_ro", "evalsha_ro"})
 # what the measuring itself sends (these readings, a stats reset, the
 # benchmark's own compaction), never the server's or the scripts' work
-MEASURING = frozenset({"info", "config|resetstat", "bgrewriteaof", "function|load", "ping"})
+MEASURING = frozenset({"info", "config|resetstat", "bgrewriteaof", "function|load", "ping", "cluster|nodes"})
 
 
 @dataclass(frozen=True)
@@ -579,8 +582,38 @@ class RedisWork:
 
     @classmethod
     def read(cls, redis_url: str) -> RedisWork:
+        """The counters of the Redis at `redis_url`; of a cluster node, those
+        of every primary summed (a center's calls run on its slot's primary,
+        which need not be the node named: reading that node alone showed a
+        cluster's work as 0 commands). Replicas are left out: they apply the
+        primaries' writes again and would count them twice."""
         with SyncRedis.from_url(redis_url) as r:
-            return cls.parse(r.info("commandstats"), r.info("persistence"))
+            if not int(r.info("cluster").get("cluster_enabled", 0) or 0):
+                return cls.parse(r.info("commandstats"), r.info("persistence"))
+            # redis-py parses CLUSTER NODES: {"host:port": {"flags": "myself,master", ...}}
+            nodes: dict[str, dict[str, Any]] = r.execute_command("CLUSTER NODES")
+            primaries = [
+                addr.split("@")[0]
+                for addr, node in nodes.items()
+                if "master" in node["flags"].split(",") and "fail" not in node["flags"].split(",")
+            ]
+        parts = []
+        for addr in primaries:
+            host, _, port = addr.rpartition(":")
+            with SyncRedis(host=host, port=int(port)) as node_r:
+                parts.append(cls.parse(node_r.info("commandstats"), node_r.info("persistence")))
+        return cls.total(parts)
+
+    @classmethod
+    def total(cls, parts: Sequence[RedisWork]) -> RedisWork:
+        calls: dict[str, int] = {}
+        usec: dict[str, int] = {}
+        for w in parts:
+            for k, v in w.calls.items():
+                calls[k] = calls.get(k, 0) + v
+            for k, v in w.usec.items():
+                usec[k] = usec.get(k, 0) + v
+        return cls(calls, usec, sum(w.aof_size for w in parts), sum(w.rewrites for w in parts))
 
     def since(self, before: RedisWork) -> RedisWork:
         def minus(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:

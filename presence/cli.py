@@ -121,6 +121,11 @@ def _log_config() -> dict[str, Any]:
         "stream": "ext://sys.stderr",
     }
     config["root"] = {"handlers": ["presence"], "level": "INFO"}
+    # httpx logs every request it sends at INFO: the demo's phone system
+    # posting a call every few seconds filled the terminal that shows the
+    # sign-in links; a failed delivery is logged by our own code
+    for name in ("httpx", "httpcore"):
+        config["loggers"][name] = {"level": "WARNING"}
     return config
 
 

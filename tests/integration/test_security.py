@@ -320,8 +320,13 @@ async def test_tokens_never_logged(access_logged: ServerProcess) -> None:
             )
             await http.get(f"{server.http}/no/such/route?token={tok}&x=1")
     await alice.close()
-    await asyncio.sleep(0.3)
+    # until the last request's line is in the log (the server writes it to
+    # a file, in order), not a fixed sleep a busy machine may outlast
+    deadline = time.monotonic() + 10
     logs = server.logs()
+    while logs.count("/no/such/route?token=[redacted]") < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        logs = server.logs()
     assert "[redacted]" in logs  # the lines are there, the tokens are not
     assert (
         '"GET /api/v1/agents?token=[redacted] HTTP/1.1" 401' in logs

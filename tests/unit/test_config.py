@@ -134,3 +134,15 @@ def test_empty_values_mean_default() -> None:
 def test_stall_watch_is_off_unless_asked() -> None:
     assert Settings.from_env({}).stall_ms == 0
     assert Settings.from_env({"PRESENCE_STALL_MS": "12.5"}).stall_ms == 12.5
+
+
+def test_serve_logs_no_line_per_outgoing_request() -> None:
+    """`presence serve`'s logging keeps httpx's per-request INFO lines out of
+    the terminal (the demo's phone system posts a call every few seconds),
+    and its own loggers at INFO (the "presence ready" line)."""
+    from presence.cli import _log_config
+
+    config = _log_config()
+    assert config["loggers"]["httpx"]["level"] == "WARNING"
+    assert config["loggers"]["httpcore"]["level"] == "WARNING"
+    assert config["root"]["level"] == "INFO"
