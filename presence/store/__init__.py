@@ -34,6 +34,7 @@ __all__ = [
     "ScriptError",
     "Store",
     "history_entry",
+    "item_history",
     "new_work_id",
     "ref_key",
     "retry_key",
@@ -101,6 +102,28 @@ def history_entry(entry: Any, work_id: str) -> Any:
     if isinstance(entry, dict):
         entry.setdefault("work", work_id)
     return entry
+
+
+def item_history(h: dict[Any, Any], old: list[Any], work_id: str) -> list[Any]:
+    """Item `work_id`'s history, oldest first, from its record `h` (HGETALL)
+    and its history list `old` (LRANGE). The scripts keep the history in
+    the record, one field ``h:<event-stream entry id>`` per stream entry
+    (its entries, msgpack, concatenated: `record` in store/lua/_lib_core.lua);
+    an item written before that has its older entries in the list, which
+    is never written to again, so they come first."""
+    out = [history_entry(_unpack(x), work_id) for x in old]
+    ids: list[tuple[int, int, Any]] = []
+    for k, v in h.items():
+        name = _s(k)
+        if name.startswith("h:"):
+            ms, _, seq = name[2:].partition("-")
+            ids.append((int(ms), int(seq or 0), v))
+    ids.sort(key=lambda t: (t[0], t[1]))
+    for _ms, _seq, v in ids:
+        entries = msgpack.Unpacker(raw=False)
+        entries.feed(v)
+        out.extend(history_entry(e, work_id) for e in entries)
+    return out
 
 
 def _num(v: Any) -> float:
@@ -586,7 +609,7 @@ class Store:
             return None
         item = self.work_view(h, work_id)
         if history:
-            item["history"] = [history_entry(_unpack(x), work_id) for x in hist]
+            item["history"] = item_history(h, hist, work_id)
         return item
 
     async def agent_items(self, agent_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

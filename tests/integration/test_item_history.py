@@ -1,6 +1,10 @@
-"""An item's own history list (``work:<id>:history``): its entries leave out
-the item's id, which the list's key names, and every reader puts it back,
-for the entries written so and for those that name it (written before).
+"""An item's own history: kept in its record, one field ``h:<stream entry
+id>`` per event-stream entry (an intake and its assignment recorded as one
+entry share one field, its two entries concatenated); its entries leave out
+the item's id, which the key names, and every reader puts it back, for the
+entries written so and for those that name it (written before). An item
+written before the history moved into the record has its older entries in
+the list ``work:<id>:history``: every reader gives those first.
 
 Readers: `Store.get_work` (GET /api/v1/work/{id}), `archive.records`, the
 KPI readers' `item_histories`, and the scripts' `history_of` (the history
@@ -58,13 +62,28 @@ async def test_entries_leave_the_item_out_and_every_reader_puts_it_back(redis_se
     ms += 5
     await store.complete("a0", wid, "done")
 
-    raw = [msgpack.unpackb(x, raw=False) for x in await r.lrange(k.work_history(wid), 0, -1)]
+    rec = await r.hgetall(k.work(wid))
+    fields = sorted(
+        (f for f in rec if f.startswith(b"h:")), key=lambda f: [int(x) for x in f[2:].split(b"-")]
+    )
+    assert len(fields) == 2, rec  # the intake and its assignment: one stream entry
+    raw: list[Any] = []
+    for f in fields:
+        u = msgpack.Unpacker(raw=False)
+        u.feed(rec[f])
+        raw.extend(u)
     assert [e["ev"] for e in raw] == ["create", "accept", "complete"]
     assert all("work" not in e for e in raw)
-    # an entry as written before: naming its item
-    await r.rpush(k.work_history(wid), msgpack.packb({"ev": "note", "ts": ms, "work": wid, "agent": "a0"}))
+    assert not await r.exists(k.work_history(wid))
+    # entries as written before the history moved into the record: the list,
+    # older than any field, one entry naming its item and one not
+    await r.rpush(
+        k.work_history(wid),
+        msgpack.packb({"ev": "note", "ts": T0 - 2, "work": wid, "agent": "a0"}),
+        msgpack.packb({"ev": "note", "ts": T0 - 1, "agent": "a0"}),
+    )
 
-    evs = ["create", "accept", "complete", "note"]
+    evs = ["note", "note", "create", "accept", "complete"]
     item = await store.get_work(wid)
     assert item is not None
     assert [h["ev"] for h in item["history"]] == evs
@@ -73,7 +92,7 @@ async def test_entries_leave_the_item_out_and_every_reader_puts_it_back(redis_se
     assert [(h["ev"], h["work"]) for h in whole["work"]["history"]] == [(e, wid) for e in evs]
     events = (await item_histories(store, [wid]))[wid]
     assert [(e.ev, e.work) for e in events] == [(e, wid) for e in evs]
-    assert events[2].agent == "a0" and events[2].get("disposition") == "done"
+    assert events[4].agent == "a0" and events[4].get("disposition") == "done"
     got = msgpack.unpackb(await r.eval(HISTORY_OF, 1, k.prefix, ms, wid), raw=False)
     assert [(h["ev"], h["work"]) for h in got] == [(e, wid) for e in evs]
     await r.aclose()

@@ -197,8 +197,17 @@ local function agent_snapshot(aid)
   local items = {}
   for _, set in ipairs({key('agent', aid, 'offers'), key('agent', aid, 'work')}) do
     for _, wid in ipairs(redis.call('SMEMBERS', set)) do
-      local h = redis.call('HGETALL', key('work', wid))
-      if #h > 0 then
+      local all = redis.call('HGETALL', key('work', wid))
+      if #all > 0 then
+        -- but the item's history (`h:` fields, _lib_core.lua), which the
+        -- snapshot does not show
+        local h = {}
+        for i = 1, #all, 2 do
+          if string.sub(all[i], 1, 2) ~= 'h:' then
+            h[#h + 1] = all[i]
+            h[#h + 1] = all[i + 1]
+          end
+        end
         -- the item's id, which its record leaves out (create_item)
         h[#h + 1] = 'id'
         h[#h + 1] = wid

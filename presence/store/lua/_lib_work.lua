@@ -3,7 +3,7 @@
 -- the end of an item (`finish`, `complete`), a finished item routed again
 -- (`reroute`), wrap-up, and the check that an item is the caller's (`mine`).
 -- Relies on _lib_core.lua (key, num, hmget, NOW, emit, count_item, record,
--- history_of, flush_history), _lib_webhook.lua (webhook_completed, webhook_abandoned),
+-- history_of, history_fields), _lib_webhook.lua (webhook_completed, webhook_abandoned),
 -- _lib_case.lua (case_released),
 -- _lib_agent.lua (touch_agent, emit_item, reindex, unfit), _lib_queue.lua
 -- (wait_score, borrowed, schedule_escalation, enqueue, idle_read, routes_inline,
@@ -18,12 +18,14 @@
 -- their hour is rolled up (docs/kpis.md).
 -- The item's own records are always there; the others only for some items
 -- (a declined offer, a case).
+-- (`work:<id>:history`: the history list of an item written before its
+-- history moved into its record, _lib_core.lua)
 local function item_keys(wid)
-  return {key('work', wid), key('work', wid, 'history')}
+  return {key('work', wid)}
 end
 local function item_extra_keys(wid)
   return {key('work', wid, 'declined'), key('case', wid), key('case', wid, 'comments'),
-          key('case', wid, 'messages')}
+          key('case', wid, 'messages'), key('work', wid, 'history')}
 end
 local function retention_ms()
   return math.floor(num(rule('retention_ms', 0)))
@@ -37,9 +39,6 @@ local RETAIN_FIELDS = {'idem', 'replied'}
 local function retain(wid, ms, it, q)
   ms = ms or retention_ms()
   if ms <= 0 then return end
-  -- the item's history entries of this call first, so that the list exists
-  -- and takes the TTL
-  flush_history(wid)
   for _, k in ipairs(item_keys(wid)) do redis.call('PEXPIRE', k, ms) end
   -- one EXISTS for the records most items never have, instead of a PEXPIRE
   -- each, and with them, when they are all absent and so is the queue's
@@ -162,7 +161,7 @@ local function finish(wid, state, extra, it)
     fields[#fields + 1] = f
     fields[#fields + 1] = v
   end
-  redis.call('HSET', wk, unpack(fields))
+  redis.call('HSET', wk, unpack(history_fields(wid, fields)))
   -- the item's queue, when the call's router will look at it (the agent is
   -- ready there again)
   local look
@@ -183,6 +182,10 @@ local HANDLE_KEPT, HANDLE_SLACK = 50, 16
 -- Complete an item in hand (by the agent, or when wrap-up runs out); `it`
 -- as for `finish`.
 local function complete(wid, disposition, by, it)
+  -- recorded first: `finish`'s write of the item carries the history entry
+  it = it or hmget(key('work', wid), FINISH_FIELDS)
+  record({ev = 'complete', agent = it.agent, queue = it.queue, channel = it.channel, work = wid,
+          disposition = disposition, by = by}, wid)
   local woke, aid, q, ch, _, accepted, rec = finish(wid, 'completed', {disposition = disposition}, it)
   if accepted > 0 then
     -- recent handle times feed the expected wait (store/lua/work_position.lua
@@ -196,8 +199,6 @@ local function complete(wid, disposition, by, it)
   count_item('completed')
   emit_item({type = 'work.updated', to = aid, work_id = wid, state = 'completed',
              disposition = disposition}, aid, nil, rec)
-  record({ev = 'complete', agent = aid, queue = q, channel = ch, work = wid,
-          disposition = disposition, by = by}, wid)
   return woke
 end
 
