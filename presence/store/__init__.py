@@ -616,9 +616,13 @@ class Store:
         """The agent's open offers and work in hand (for its snapshot)."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.smembers(self.keys.agent_offers(agent_id))
+        # work in hand: the agent's field `w` (msgpack ids), and the set of an
+        # agent written before (`in_hand` in store/lua/_lib_agent.lua)
+        pipe.hget(self.keys.agent(agent_id), "w")
         pipe.smembers(self.keys.agent_work(agent_id))
-        offer_ids, work_ids = await pipe.execute()
-        ids = [_s(x) for x in offer_ids] + [_s(x) for x in work_ids]
+        offer_ids, held, work_ids = await pipe.execute()
+        in_hand = [_s(x) for x in (_unpack(held) or [])]
+        ids = [_s(x) for x in offer_ids] + in_hand + [w for x in work_ids if (w := _s(x)) not in in_hand]
         pipe = self.redis.pipeline(transaction=False)
         for wid in ids:
             pipe.hgetall(self.keys.work(wid))

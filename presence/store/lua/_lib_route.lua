@@ -3,7 +3,7 @@
 -- accepted offer, or auto-accept straight from route.lua). Routing only:
 -- what a case or a webhook does about it is the named hooks'.
 -- Relies on _lib_core.lua (key, num, hmget, NOW, emit, record, history_fields), _lib_agent.lua
--- (touch_agent, emit_item, reindex), _lib_webhook.lua (webhook_assigned),
+-- (touch_agent, held_with, emit_item, reindex), _lib_webhook.lua (webhook_assigned),
 -- _lib_case.lua (case_assigned) and _lib_queue.lua (paused, write_item).
 
 -- Offer item `wid` (channel `ch`, weight `w`, stored `data`) to `aid` with
@@ -66,8 +66,11 @@ local function assign(wid, aid, q, ch, via, rec, data, offers)
     redis.call('SREM', key('agent', aid, 'offers'), wid)
     redis.call('ZREM', key('timer', 'offers'), wid)
   end
-  redis.call('SADD', key('agent', aid, 'work'), wid)
-  if not rec then redis.call('HSET', key('agent', aid), 'missed', 0) end
+  -- in hand: with `rec`, the caller's `touch_agent` wrote it (field `w`)
+  if not rec then
+    local ak = key('agent', aid)
+    redis.call('HSET', ak, 'missed', 0, 'w', (held_with(redis.call('HGET', ak, 'w'), wid, true)))
+  end
   local hdr = {type = 'work.assigned', to = aid, work_id = wid, state = 'assigned', agent_id = aid,
                accepted_at = NOW, via = via}
   if rec then

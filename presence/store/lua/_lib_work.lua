@@ -142,11 +142,12 @@ local function finish(wid, state, extra, it)
       redis.call('SREM', key('agent', aid, 'offers'), wid)
       redis.call('ZREM', key('timer', 'offers'), wid)
     else
-      redis.call('SREM', key('agent', aid, 'work'), wid)
       if prev == 'wrapup' then redis.call('ZREM', key('timer', 'wrapups'), wid) end
       if it.composing then case_released(wid, aid) end
     end
-    rec = touch_agent(aid, ch, w, -1, prev ~= 'offered' and {idle = NOW} or nil)
+    -- (out of hand: `touch_agent` writes the agent's field `w`)
+    local inhand = prev ~= 'offered'
+    rec = touch_agent(aid, ch, w, -1, inhand and {idle = NOW} or nil, nil, inhand and wid or nil)
     woke = reindex(aid, rec)
   end
   redis.call('ZREM', key('work', 'open'), wid)
@@ -215,12 +216,13 @@ local function release(wid, reason)
     redis.call('ZREM', key('timer', 'offers'), wid)
     hdr = {type = 'offer.rescinded', to = aid, work_id = wid, reason = reason}
   else
-    redis.call('SREM', key('agent', aid, 'work'), wid)
     redis.call('ZREM', key('timer', 'wrapups'), wid)
     hdr = {type = 'work.updated', to = aid, work_id = wid, state = reason}
     if it.composing then case_released(wid, aid) end
   end
-  local rec = touch_agent(aid, ch, w, -1, st ~= 'offered' and {idle = NOW} or nil)
+  -- (out of hand: `touch_agent` writes the agent's field `w`)
+  local inhand = st ~= 'offered'
+  local rec = touch_agent(aid, ch, w, -1, inhand and {idle = NOW} or nil, nil, inhand and wid or nil)
   redis.call('HSET', wk, 'state', 'queued', 'agent', '', 'expires', 0)
   redis.call('HDEL', wk, 'offered_at', 'accepted_at', 'wrapup_at', 'missed_by')
   emit_item(hdr, aid, nil, rec)

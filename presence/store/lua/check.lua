@@ -19,8 +19,8 @@ for _, aid in ipairs(redis.call('SMEMBERS', key('agents'))) do
   local a = hmget(ak, {'cap', 'load', 'n'})
   local cap, load, n = num(a.cap), num(a.load), num(a.n)
   local sum, count, per = 0, 0, {}
-  local function tally(set, states, what)
-    for _, wid in ipairs(redis.call('SMEMBERS', ak .. ':' .. set)) do
+  local function tally(ids, states, what)
+    for _, wid in ipairs(ids) do
       local it = hmget(key('work', wid), {'state', 'agent', 'channel', 'weight'})
       if holder[wid] then
         breach('item ' .. wid .. ' is held by two agents: ' .. holder[wid] .. ' and ' .. aid)
@@ -37,8 +37,9 @@ for _, aid in ipairs(redis.call('SMEMBERS', key('agents'))) do
       if it.channel then per[it.channel] = (per[it.channel] or 0) + 1 end
     end
   end
-  tally('offers', {offered = true}, 'offers')
-  tally('work', {assigned = true, wrapup = true}, 'work in hand')
+  tally(redis.call('SMEMBERS', ak .. ':offers'), {offered = true}, 'offers')
+  -- (the agent's field `w`, and the set of an agent written before: `in_hand`)
+  tally(in_hand(aid), {assigned = true, wrapup = true}, 'work in hand')
   if load > cap then
     breach('agent ' .. aid .. ' holds ' .. load .. ' units, over its capacity of ' .. cap)
   end
