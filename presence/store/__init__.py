@@ -109,9 +109,12 @@ def item_history(h: dict[Any, Any], old: list[Any], work_id: str) -> list[Any]:
     and its history list `old` (LRANGE). The scripts keep the history in
     the record, one field ``h:<event-stream entry id>`` per stream entry
     (its entries, msgpack, concatenated: `record` in store/lua/_lib_core.lua);
-    an item written before that has its older entries in the list, which
-    is never written to again, so they come first."""
-    out = [history_entry(_unpack(x), work_id) for x in old]
+    an item written before that has its older entries in the list. An item
+    with both (a rolling upgrade: an older server may still append to the
+    list of an item a newer one wrote) has them merged by `ts`, the list's
+    first on a tie; otherwise each keeps the order it was written in."""
+    listed = [history_entry(_unpack(x), work_id) for x in old]
+    out: list[Any] = []
     ids: list[tuple[int, int, Any]] = []
     for k, v in h.items():
         name = _s(k)
@@ -123,7 +126,14 @@ def item_history(h: dict[Any, Any], old: list[Any], work_id: str) -> list[Any]:
         entries = msgpack.Unpacker(raw=False)
         entries.feed(v)
         out.extend(history_entry(e, work_id) for e in entries)
-    return out
+    if listed and out:
+        # (sorted() is stable: the list's entries first, each part in order)
+        return sorted(listed + out, key=_entry_ts)
+    return listed or out
+
+
+def _entry_ts(entry: Any) -> float:
+    return _num(entry.get("ts")) if isinstance(entry, dict) else 0.0
 
 
 def _num(v: Any) -> float:

@@ -81,9 +81,11 @@ async def test_entries_leave_the_item_out_and_every_reader_puts_it_back(redis_se
         k.work_history(wid),
         msgpack.packb({"ev": "note", "ts": T0 - 2, "work": wid, "agent": "a0"}),
         msgpack.packb({"ev": "note", "ts": T0 - 1, "agent": "a0"}),
+        # and one an older server appended since (a rolling upgrade): by ts, last
+        msgpack.packb({"ev": "csat", "ts": ms + 1, "agent": "a0"}),
     )
 
-    evs = ["note", "note", "create", "accept", "complete"]
+    evs = ["note", "note", "create", "accept", "complete", "csat"]
     item = await store.get_work(wid)
     assert item is not None
     assert [h["ev"] for h in item["history"]] == evs

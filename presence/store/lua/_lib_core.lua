@@ -298,19 +298,27 @@ local LAT_LE = {'0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30', '60',
 -- read them again
 local created_of = {}
 -- The items' lives, for the checker's created = open + completed +
--- abandoned: `stats|created` (re-openings too), `stats|reopened`,
--- `stats|completed`, `stats|abandoned`, in the same hash as the other
--- counters (one write per call). check.lua adds the older hash `stats`,
--- which centers counted in before and no call writes now.
+-- abandoned: `stats|created` (re-openings too), `stats|reopened`, in the
+-- same hash as the other counters (one write per call); the ends are the
+-- `completed+|...` and `abandoned+|...` counters (`count`), and
+-- `stats|completed`, `stats|abandoned` those counted before. check.lua adds
+-- the older hash `stats`, which centers counted in before and no call writes now.
 local function count_item(name)
   bump(key('metrics'), 'stats|' .. name, 1)
 end
+-- An item's end (completed, abandoned) is counted once, in a field that is
+-- both the Prometheus counter and the checker's count (`<name>+|<queue>|<channel>`):
+-- a completion writes one counter (an HINCRBY), not two. counters.py adds it to
+-- `<name>|<queue>|<channel>` and check.lua sums the fields with `stats|<name>`,
+-- which count the ends of before, when both were written: each end is in
+-- exactly one of the two forms, whichever version counted it.
+local ENDED = {complete = true, abandon = true}
 local function count(ev, wid)
   local name = COUNTED[ev.ev]
   if not name then return end
   local mk = key('metrics')
   local q = ev.queue or ''
-  bump(mk, name .. '|' .. q .. '|' .. (ev.channel or ''), 1)
+  bump(mk, name .. (ENDED[ev.ev] and '+|' or '|') .. q .. '|' .. (ev.channel or ''), 1)
   -- other ways of taking an item (a pull, a forced push) are not routing
   if ev.ev == 'accept' and wid and (ev.via == 'accept' or ev.via == 'auto') then
     local created = tonumber(created_of[wid] or redis.call('HGET', key('work', wid), 'created'))
@@ -383,6 +391,7 @@ local function history_of(wid)
   for _, raw in ipairs(redis.call('LRANGE', key('work', wid, 'history'), -HISTORY_OFFERED, -1)) do
     out[#out + 1] = cmsgpack.unpack(raw)
   end
+  local listed = #out
   local h, ids = redis.call('HGETALL', key('work', wid)), {}
   for i = 1, #h, 2 do
     local ms, seq = string.match(h[i], '^h:(%d+)-(%d+)$')
@@ -392,6 +401,17 @@ local function history_of(wid)
   for _, e in ipairs(ids) do
     -- (cmsgpack.unpack returns every object of a concatenation)
     for _, one in ipairs({cmsgpack.unpack(e.v)}) do out[#out + 1] = one end
+  end
+  if listed > 0 and #ids > 0 then
+    -- both (an older server appended to the list of an item a newer one
+    -- wrote): merged by ts, the list's first on a tie (item_history does the same)
+    for i, e in ipairs(out) do e.__at = i end
+    table.sort(out, function(a, b)
+      local ta, tb = tonumber(a.ts) or 0, tonumber(b.ts) or 0
+      if ta ~= tb then return ta < tb end
+      return a.__at < b.__at
+    end)
+    for _, e in ipairs(out) do e.__at = nil end
   end
   local from = math.max(1, #out - HISTORY_OFFERED + 1)
   local last = {}

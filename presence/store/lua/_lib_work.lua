@@ -177,8 +177,10 @@ local function finish(wid, state, extra, it)
 end
 
 -- A queue's recent handle times: the latest HANDLE_KEPT count (work_position.lua
--- has the same figure), and how many more the list may hold before a trim.
-local HANDLE_KEPT, HANDLE_SLACK = 50, 16
+-- has the same figure), and how many more the list may hold before a trim:
+-- 500 short integers at most (a few KB a queue), for one LTRIM every 451
+-- completions rather than every 17 (0.06 commands per assignment).
+local HANDLE_KEPT, HANDLE_SLACK = 50, 450
 
 -- Complete an item in hand (by the agent, or when wrap-up runs out); `it`
 -- as for `finish`.
@@ -196,8 +198,8 @@ local function complete(wid, disposition, by, it)
       redis.call('LTRIM', hk, 0, HANDLE_KEPT - 1)
     end
   end
+  -- (counted by its `complete` record: `count`, _lib_core.lua)
   webhook_completed(wid, aid, q, ch, disposition, by)
-  count_item('completed')
   emit_item({type = 'work.updated', to = aid, work_id = wid, state = 'completed',
              disposition = disposition}, aid, nil, rec)
   return woke
