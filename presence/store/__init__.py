@@ -256,7 +256,20 @@ class Store:
                 # e.g. the file names a queue the admin API has since deleted:
                 # the API's change wins, and the server still starts
                 log.warning("agent %s from the center file not seeded: %s", a.id, exc.message)
+        await self.repair_hands()
         return sorted(woke)
+
+    async def repair_hands(self, page: int = 500) -> int:
+        """Every agent's work in hand as its field `w` alone (``agent_hand.lua``:
+        an older version's set moved in, ids an older server's end of an item
+        left there taken out); returns how many agents changed. Each start
+        runs it, a page of agents per call."""
+        ids = sorted(_s(a) for a in await self.redis.smembers(self.keys.agents))
+        n = 0
+        for i in range(0, len(ids), page):
+            reply = await self._call("agent_hand", *ids[i : i + page])
+            n += int(reply[0])
+        return n
 
     async def put_agent(self, agent: Agent, *, create_only: bool = False) -> tuple[str, list[str]]:
         reply = await self._call(

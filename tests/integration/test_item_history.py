@@ -172,3 +172,36 @@ async def test_records_leave_out_their_id_and_no_skills_and_readers_put_the_id_b
     assert [w["work"]["work_id"] for w in whole] == [plain, old]
     assert await store.check() == []
     await r.aclose()
+
+
+async def test_work_in_hand_of_before_moves_into_the_field_and_stale_ids_leave(redis_server: str) -> None:
+    """An agent's work in hand is its field `w`: an agent written before has
+    it in the set `agent:<id>:work`, which every reader adds; a rolling
+    upgrade's older server ends an item with an SREM of that set, leaving the
+    id in the field. `repair_hands` (each start) moves the set into the field
+    and takes the stale id out."""
+    ms = T0
+    store = await available_agent(redis_server, "hand", lambda: ms / 1000)
+    r, k = store.redis, store.keys
+    old, new, ended = new_work_id(), new_work_id(), new_work_id()
+    await store.create_work_many([NewItem(w, "q", "chat", 0, {}) for w in (old, new, ended)])
+    assert sorted(msgpack.unpackb(await r.hget(k.agent("a0"), "w"))) == sorted([old, new, ended])
+    # `old` as the version before held it: in the set
+    await r.hset(k.agent("a0"), "w", msgpack.packb([new, ended]))
+    await r.sadd(k.agent_work("a0"), old)
+    assert sorted(i["work_id"] for i in (await store.agent_items("a0"))[1]) == sorted([old, new, ended])
+    assert await store.check() == []
+    # `ended` ended by an older server: completed, its id left in the field
+    await store.complete("a0", ended, "done")
+    await r.hset(k.agent("a0"), "w", msgpack.packb([new, ended]))
+    assert any("is in a0's work in hand" in b for b in await store.check())
+    assert await store.repair_hands() == 1
+    assert sorted(msgpack.unpackb(await r.hget(k.agent("a0"), "w"))) == sorted([old, new])
+    assert not await r.exists(k.agent_work("a0"))
+    assert await store.check() == []
+    # the set's item leaves the agent as any other
+    ms += 5
+    await store.complete("a0", old, "done")
+    assert msgpack.unpackb(await r.hget(k.agent("a0"), "w")) == [new]
+    assert await store.repair_hands() == 0
+    await r.aclose()
