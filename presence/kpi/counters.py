@@ -29,6 +29,8 @@ from presence.tasks import Periodic
 
 # fields of hash `metrics` the checker reads (count_item in _lib_core.lua), not counters
 CHECKER_FIELDS = "stats|"
+# the mark of a counter the checker also reads (an item's end: `completed+|<queue>|<channel>`)
+ENDED = "+"
 
 # assignment latency buckets, seconds (intake -> assignment); LAT_MS and
 # LAT_LE in _lib_core.lua are the same bounds
@@ -84,7 +86,15 @@ async def read(store: Store) -> tuple[dict[str, int], dict[str, int]]:
     raw = await store.redis.hgetall(k.metrics)
     # the `stats|` fields, the items' lives the checker adds up, are no Prometheus series
     names = {history._s(f): v for f, v in raw.items()}
-    counters = {f: int(v) for f, v in names.items() if "|" in f and not f.startswith(CHECKER_FIELDS)}
+    counters: dict[str, int] = {}
+    for f, v in names.items():
+        if "|" not in f or f.startswith(CHECKER_FIELDS):
+            continue
+        # an item's end counted once for the checker too (`completed+|q|ch`,
+        # `count` in _lib_core.lua) adds to the counter counted before
+        name, _, rest = f.partition("|")
+        series = f"{name.removesuffix(ENDED)}|{rest}"
+        counters[series] = counters.get(series, 0) + int(v)
     now = store.now_ms()
     conns: dict[str, int] = {"agent": 0, "supervisor": 0}
     stale = []

@@ -71,6 +71,34 @@ def _event(d: dict[str, str]) -> Event | None:
     return Event(ev, ts, d.pop("work", ""), d.pop("agent", ""), d.pop("queue", ""), d.pop("channel", ""), d)
 
 
+# One stream entry for two events of one item at one instant (`record` in
+# store/lua/_lib_core.lua): an intake the same call assigned. name ->
+# (first event, second event, the fields of the second alone); the others
+# (ts, work, queue, channel) are both events'; the rest the first's.
+MERGED: dict[str, tuple[str, str, frozenset[str]]] = {
+    "create+accept": ("create", "accept", frozenset({"agent", "via", "paused"})),
+}
+
+
+def parse_events(raw: Mapping[Any, Any]) -> list[Event]:
+    """The events of a ``stream:events`` entry: one, or two for an entry
+    that records two (`MERGED`); none when it has no ev or ts. Entries of
+    either form may be in a stream (written before and after the merge)."""
+    e = parse_event(raw)
+    if e is None:
+        return []
+    merged = MERGED.get(e.ev)
+    if merged is None:
+        return [e]
+    first, second, own = merged
+    extra1 = {k: v for k, v in e.extra.items() if k not in own}
+    extra2 = {k: v for k, v in e.extra.items() if k in own and k != "agent"}
+    return [
+        Event(first, e.ts, e.work, "", e.queue, e.channel, extra1),
+        Event(second, e.ts, e.work, e.agent, e.queue, e.channel, extra2),
+    ]
+
+
 def is_transfer(e: Event) -> bool:
     """Whether `e` hands the item on to another agent or queue."""
     if e.ev.startswith(TRANSFER_PREFIXES):

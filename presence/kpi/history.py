@@ -14,9 +14,9 @@ from typing import Any
 
 import msgpack
 
-from presence.kpi.events import Event, is_status, parse_event, parse_status
+from presence.kpi.events import Event, is_status, parse_event, parse_events, parse_status
 from presence.kpi.facts import Settings
-from presence.store import Store, history_entry
+from presence.store import Store, item_history
 
 MARGIN_MS = 5 * 60_000
 PAGE = 5000
@@ -58,14 +58,13 @@ def decode(entries: Iterable[tuple[str, dict[Any, Any]]], *, status: bool) -> li
     for _, fields in entries:
         if status:
             e = parse_status(fields)
-        elif is_status(fields):
+            if e is not None:
+                out.append(e)
+        elif not is_status(fields):
+            # a status change's copy here is skipped before it is decoded:
             # status changes are read from stream:status, which knows the
-            # previous one: this copy is skipped before it is decoded
-            continue
-        else:
-            e = parse_event(fields)
-        if e is not None:
-            out.append(e)
+            # previous one
+            out.extend(parse_events(fields))
     return out
 
 
@@ -165,25 +164,22 @@ async def item_times(
 
 
 async def item_histories(store: Store, work_ids: Iterable[str]) -> dict[str, list[Event]]:
-    """Each item's own history (``work:<id>:history``, written by the same
-    call as its stream entries), decoded as events, oldest first."""
+    """Each item's own history (kept in its record, and for an item written
+    before that also in ``work:<id>:history``: `item_history`; written by the
+    same call as its stream entries), decoded as events, oldest first."""
     ids = list(work_ids)
     pipe = store.redis.pipeline(transaction=False)
     for wid in ids:
+        pipe.hgetall(store.keys.work(wid))
         pipe.lrange(store.keys.work_history(wid), 0, -1)
+    raw = await pipe.execute()
     out: dict[str, list[Event]] = {}
-    for wid, raw in zip(ids, await pipe.execute(), strict=True):
-        events = []
-        for blob in raw:
-            try:
-                fields = msgpack.unpackb(blob, raw=False)
-            except Exception:  # an entry this version cannot read is left out
-                continue
-            fields = history_entry(fields, wid)
-            e = parse_event(fields) if isinstance(fields, dict) else None
-            if e is not None:
-                events.append(e)
-        out[wid] = events
+    for j, wid in enumerate(ids):
+        try:
+            entries = item_history(raw[2 * j], raw[2 * j + 1], wid)
+        except Exception:  # a record this version cannot read: its entries are left out
+            entries = []
+        out[wid] = [e for fields in entries if isinstance(fields, dict) and (e := parse_event(fields))]
     return out
 
 

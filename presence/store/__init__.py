@@ -34,6 +34,7 @@ __all__ = [
     "ScriptError",
     "Store",
     "history_entry",
+    "item_history",
     "new_work_id",
     "ref_key",
     "retry_key",
@@ -101,6 +102,38 @@ def history_entry(entry: Any, work_id: str) -> Any:
     if isinstance(entry, dict):
         entry.setdefault("work", work_id)
     return entry
+
+
+def item_history(h: dict[Any, Any], old: list[Any], work_id: str) -> list[Any]:
+    """Item `work_id`'s history, oldest first, from its record `h` (HGETALL)
+    and its history list `old` (LRANGE). The scripts keep the history in
+    the record, one field ``h:<event-stream entry id>`` per stream entry
+    (its entries, msgpack, concatenated: `record` in store/lua/_lib_core.lua);
+    an item written before that has its older entries in the list. An item
+    with both (a rolling upgrade: an older server may still append to the
+    list of an item a newer one wrote) has them merged by `ts`, the list's
+    first on a tie; otherwise each keeps the order it was written in."""
+    listed = [history_entry(_unpack(x), work_id) for x in old]
+    out: list[Any] = []
+    ids: list[tuple[int, int, Any]] = []
+    for k, v in h.items():
+        name = _s(k)
+        if name.startswith("h:"):
+            ms, _, seq = name[2:].partition("-")
+            ids.append((int(ms), int(seq or 0), v))
+    ids.sort(key=lambda t: (t[0], t[1]))
+    for _ms, _seq, v in ids:
+        entries = msgpack.Unpacker(raw=False)
+        entries.feed(v)
+        out.extend(history_entry(e, work_id) for e in entries)
+    if listed and out:
+        # (sorted() is stable: the list's entries first, each part in order)
+        return sorted(listed + out, key=_entry_ts)
+    return listed or out
+
+
+def _entry_ts(entry: Any) -> float:
+    return _num(entry.get("ts")) if isinstance(entry, dict) else 0.0
 
 
 def _num(v: Any) -> float:
@@ -223,7 +256,20 @@ class Store:
                 # e.g. the file names a queue the admin API has since deleted:
                 # the API's change wins, and the server still starts
                 log.warning("agent %s from the center file not seeded: %s", a.id, exc.message)
+        await self.repair_hands()
         return sorted(woke)
+
+    async def repair_hands(self, page: int = 500) -> int:
+        """Every agent's work in hand as its field `w` alone (``agent_hand.lua``:
+        an older version's set moved in, ids an older server's end of an item
+        left there taken out); returns how many agents changed. Each start
+        runs it, a page of agents per call."""
+        ids = sorted(_s(a) for a in await self.redis.smembers(self.keys.agents))
+        n = 0
+        for i in range(0, len(ids), page):
+            reply = await self._call("agent_hand", *ids[i : i + page])
+            n += int(reply[0])
+        return n
 
     async def put_agent(self, agent: Agent, *, create_only: bool = False) -> tuple[str, list[str]]:
         reply = await self._call(
@@ -586,16 +632,20 @@ class Store:
             return None
         item = self.work_view(h, work_id)
         if history:
-            item["history"] = [history_entry(_unpack(x), work_id) for x in hist]
+            item["history"] = item_history(h, hist, work_id)
         return item
 
     async def agent_items(self, agent_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The agent's open offers and work in hand (for its snapshot)."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.smembers(self.keys.agent_offers(agent_id))
+        # work in hand: the agent's field `w` (msgpack ids), and the set of an
+        # agent written before (`in_hand` in store/lua/_lib_agent.lua)
+        pipe.hget(self.keys.agent(agent_id), "w")
         pipe.smembers(self.keys.agent_work(agent_id))
-        offer_ids, work_ids = await pipe.execute()
-        ids = [_s(x) for x in offer_ids] + [_s(x) for x in work_ids]
+        offer_ids, held, work_ids = await pipe.execute()
+        in_hand = [_s(x) for x in (_unpack(held) or [])]
+        ids = [_s(x) for x in offer_ids] + in_hand + [w for x in work_ids if (w := _s(x)) not in in_hand]
         pipe = self.redis.pipeline(transaction=False)
         for wid in ids:
             pipe.hgetall(self.keys.work(wid))

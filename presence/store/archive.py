@@ -16,7 +16,7 @@ from typing import Any
 
 import msgpack
 
-from presence.store import Store, history_entry
+from presence.store import Store, item_history
 from presence.store.keys import scan_match
 
 FINAL = (b"completed", b"abandoned")
@@ -90,7 +90,7 @@ async def records(store: Store, work_ids: list[str]) -> list[dict[str, Any]]:
             if not h:
                 continue
             work = store.work_view(h, page[j])
-            work["history"] = [history_entry(_unpack(x), page[j]) for x in hist]
+            work["history"] = item_history(h, hist, page[j])
             out.append(
                 {
                     "work": work,

@@ -95,7 +95,8 @@ class Keys:
     def agent_offers(self, agent_id: str) -> str:  # SET work ids offered to the agent
         return self._k("agent", agent_id, "offers")
 
-    def agent_work(self, agent_id: str) -> str:  # SET work ids held (assigned, wrapup)
+    def agent_work(self, agent_id: str) -> str:  # SET work ids held (assigned, wrapup) by an agent
+        # written before they moved to its field `w` (`in_hand`, _lib_agent.lua): read, never added to
         return self._k("agent", agent_id, "work")
 
     def queue(self, name: str) -> str:  # HASH queue settings

@@ -23,6 +23,7 @@ import msgpack
 from redis.asyncio import Redis
 
 from presence.center import parse_center
+from presence.kpi.events import parse_events
 from presence.router.policy import (
     AgentState,
     ItemState,
@@ -348,11 +349,11 @@ async def lua_route(store: Store, queues: Sequence[str], budget: int, scan: int)
     n, more = await store.route(queues, budget=budget, scan=scan)
     out = []
     for _, ev in await r.xrange(k.event_stream, start, "+") or []:
-        e = {_s(f): _s(v) for f, v in (ev or {}).items()}
-        if e["ev"] == "offer":
-            out.append((e["work"], e["agent"], e["queue"], "offer"))
-        elif e["ev"] == "accept" and e.get("via") == "auto":
-            out.append((e["work"], e["agent"], e["queue"], "auto"))
+        for e in parse_events(ev or {}):
+            if e.ev == "offer":
+                out.append((e.work, e.agent, e.queue, "offer"))
+            elif e.ev == "accept" and e.get("via") == "auto":
+                out.append((e.work, e.agent, e.queue, "auto"))
     assert n == len(out), f"route.lua counted {n} assignments, its events show {len(out)}"
     return Committed(out, more)
 

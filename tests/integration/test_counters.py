@@ -91,6 +91,12 @@ async def test_each_event_is_counted_once_with_its_latency(setup: tuple[Store, C
         "created|auto|email": 1,
         "assigned|auto|email": 1,
     }
+    # an end is counted once, in `completed+|...` (which the checker sums too);
+    # those counted before in `completed|...` add up with it
+    assert await store.redis.hget(store.keys.metrics, "completed+|support|chat") == b"1"
+    await store.redis.hincrby(store.keys.metrics, "completed|support|chat", 2)
+    assert (await counters.read(store))[0]["completed|support|chat"] == 3
+    await store.redis.hincrby(store.keys.metrics, "completed|support|chat", -2)
     # one assignment per queue: support after 5 s (bucket le=5), auto after 100 s (le=120)
     assert {k: v for k, v in values.items() if k.startswith("lat")} == {
         "lat|support|5": 1,

@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from presence.center import parse_center, parse_queue
-from presence.kpi.events import parse_event
+from presence.kpi.events import parse_events
 from presence.kpi.facts import Settings
 from presence.kpi.tracker import Tracker
 from presence.store import ScriptError, Store, new_work_id
@@ -143,7 +143,7 @@ async def test_service_level_and_asa_leave_out_the_closed_time(setup: tuple[Stor
     await store.set_status("alice", "Available", "", "alice")
     await store.route(["keep"])
     await store.accept("alice", wid)
-    events = [e for raw in await store.redis.xrange(store.keys.event_stream) if (e := parse_event(raw[1]))]
+    events = [e for raw in await store.redis.xrange(store.keys.event_stream) for e in parse_events(raw[1])]
     accept = next(e for e in events if e.ev == "accept" and e.work == wid)
     closed = (at(2026, 12, 2, 9, 0) - at(2026, 12, 1, 18, 0)) * 1000
     assert int(accept.get("paused")) == closed
@@ -156,7 +156,7 @@ async def test_service_level_and_asa_leave_out_the_closed_time(setup: tuple[Stor
     other = (await store.intake_work(new_work_id(), "keep", "chat", 0, {}, {})).work_id
     clock.t += 5
     await store.cancel(other, "caller gave up")
-    events = [e for raw in await store.redis.xrange(store.keys.event_stream) if (e := parse_event(raw[1]))]
+    events = [e for raw in await store.redis.xrange(store.keys.event_stream) for e in parse_events(raw[1])]
     gave_up = next(e for e in events if e.ev == "abandon" and e.work == other)
     assert gave_up.get("paused") == ""
 

@@ -1,6 +1,10 @@
-"""An item's own history list (``work:<id>:history``): its entries leave out
-the item's id, which the list's key names, and every reader puts it back,
-for the entries written so and for those that name it (written before).
+"""An item's own history: kept in its record, one field ``h:<stream entry
+id>`` per event-stream entry (an intake and its assignment recorded as one
+entry share one field, its two entries concatenated); its entries leave out
+the item's id, which the key names, and every reader puts it back, for the
+entries written so and for those that name it (written before). An item
+written before the history moved into the record has its older entries in
+the list ``work:<id>:history``: every reader gives those first.
 
 Readers: `Store.get_work` (GET /api/v1/work/{id}), `archive.records`, the
 KPI readers' `item_histories`, and the scripts' `history_of` (the history
@@ -58,13 +62,30 @@ async def test_entries_leave_the_item_out_and_every_reader_puts_it_back(redis_se
     ms += 5
     await store.complete("a0", wid, "done")
 
-    raw = [msgpack.unpackb(x, raw=False) for x in await r.lrange(k.work_history(wid), 0, -1)]
+    rec = await r.hgetall(k.work(wid))
+    fields = sorted(
+        (f for f in rec if f.startswith(b"h:")), key=lambda f: [int(x) for x in f[2:].split(b"-")]
+    )
+    assert len(fields) == 2, rec  # the intake and its assignment: one stream entry
+    raw: list[Any] = []
+    for f in fields:
+        u = msgpack.Unpacker(raw=False)
+        u.feed(rec[f])
+        raw.extend(u)
     assert [e["ev"] for e in raw] == ["create", "accept", "complete"]
     assert all("work" not in e for e in raw)
-    # an entry as written before: naming its item
-    await r.rpush(k.work_history(wid), msgpack.packb({"ev": "note", "ts": ms, "work": wid, "agent": "a0"}))
+    assert not await r.exists(k.work_history(wid))
+    # entries as written before the history moved into the record: the list,
+    # older than any field, one entry naming its item and one not
+    await r.rpush(
+        k.work_history(wid),
+        msgpack.packb({"ev": "note", "ts": T0 - 2, "work": wid, "agent": "a0"}),
+        msgpack.packb({"ev": "note", "ts": T0 - 1, "agent": "a0"}),
+        # and one an older server appended since (a rolling upgrade): by ts, last
+        msgpack.packb({"ev": "csat", "ts": ms + 1, "agent": "a0"}),
+    )
 
-    evs = ["create", "accept", "complete", "note"]
+    evs = ["note", "note", "create", "accept", "complete", "csat"]
     item = await store.get_work(wid)
     assert item is not None
     assert [h["ev"] for h in item["history"]] == evs
@@ -73,7 +94,7 @@ async def test_entries_leave_the_item_out_and_every_reader_puts_it_back(redis_se
     assert [(h["ev"], h["work"]) for h in whole["work"]["history"]] == [(e, wid) for e in evs]
     events = (await item_histories(store, [wid]))[wid]
     assert [(e.ev, e.work) for e in events] == [(e, wid) for e in evs]
-    assert events[2].agent == "a0" and events[2].get("disposition") == "done"
+    assert events[4].agent == "a0" and events[4].get("disposition") == "done"
     got = msgpack.unpackb(await r.eval(HISTORY_OF, 1, k.prefix, ms, wid), raw=False)
     assert [(h["ev"], h["work"]) for h in got] == [(e, wid) for e in evs]
     await r.aclose()
@@ -150,4 +171,37 @@ async def test_records_leave_out_their_id_and_no_skills_and_readers_put_the_id_b
     whole = await archive.records(store, [plain, old])
     assert [w["work"]["work_id"] for w in whole] == [plain, old]
     assert await store.check() == []
+    await r.aclose()
+
+
+async def test_work_in_hand_of_before_moves_into_the_field_and_stale_ids_leave(redis_server: str) -> None:
+    """An agent's work in hand is its field `w`: an agent written before has
+    it in the set `agent:<id>:work`, which every reader adds; a rolling
+    upgrade's older server ends an item with an SREM of that set, leaving the
+    id in the field. `repair_hands` (each start) moves the set into the field
+    and takes the stale id out."""
+    ms = T0
+    store = await available_agent(redis_server, "hand", lambda: ms / 1000)
+    r, k = store.redis, store.keys
+    old, new, ended = new_work_id(), new_work_id(), new_work_id()
+    await store.create_work_many([NewItem(w, "q", "chat", 0, {}) for w in (old, new, ended)])
+    assert sorted(msgpack.unpackb(await r.hget(k.agent("a0"), "w"))) == sorted([old, new, ended])
+    # `old` as the version before held it: in the set
+    await r.hset(k.agent("a0"), "w", msgpack.packb([new, ended]))
+    await r.sadd(k.agent_work("a0"), old)
+    assert sorted(i["work_id"] for i in (await store.agent_items("a0"))[1]) == sorted([old, new, ended])
+    assert await store.check() == []
+    # `ended` ended by an older server: completed, its id left in the field
+    await store.complete("a0", ended, "done")
+    await r.hset(k.agent("a0"), "w", msgpack.packb([new, ended]))
+    assert any("is in a0's work in hand" in b for b in await store.check())
+    assert await store.repair_hands() == 1
+    assert sorted(msgpack.unpackb(await r.hget(k.agent("a0"), "w"))) == sorted([old, new])
+    assert not await r.exists(k.agent_work("a0"))
+    assert await store.check() == []
+    # the set's item leaves the agent as any other
+    ms += 5
+    await store.complete("a0", old, "done")
+    assert msgpack.unpackb(await r.hget(k.agent("a0"), "w")) == [new]
+    assert await store.repair_hands() == 0
     await r.aclose()

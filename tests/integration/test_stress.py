@@ -25,6 +25,7 @@ import pytest
 import redis
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from presence.kpi.events import parse_events
 from presence.store.keys import Keys
 from tests.harness import JSON, MSGPACK, ServerProcess, WsClient, agent, token
 from tests.integration.conftest import ServerFactory
@@ -229,8 +230,10 @@ def replay(redis_url: str, center: str) -> tuple[list[str], Counter[str]]:
     state: dict[str, tuple[str, str]] = {}  # work id -> (state, agent)
     bad: list[str] = []
     seen: Counter[str] = Counter()
-    for _, e in entries:
-        wid, ev, aid = e.get("work", ""), e.get("ev", ""), e.get("agent", "")
+    # (an intake assigned at once is one entry for two events: parse_events)
+    events = [e for _, raw in entries for e in parse_events(raw)]
+    for e in events:
+        wid, ev, aid = e.work, e.ev, e.agent
         if not wid:
             continue
         seen[ev] += 1

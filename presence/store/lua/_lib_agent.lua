@@ -123,7 +123,7 @@ local function touch_fields(ch)
   conf.touch_slots = conf.touch_slots or {}
   local names = conf.touch_names[ch]
   if not names then
-    names = {'routable', 'queues', 'c:' .. ch, 'missed'}
+    names = {'routable', 'queues', 'c:' .. ch, 'missed', 'w'}
     for _, f in ipairs(VIEW_FIELDS) do names[#names + 1] = f end
     local at = {on = 3}
     for i, f in ipairs(names) do
@@ -135,14 +135,48 @@ local function touch_fields(ch)
   return names, conf.touch_slots[ch]
 end
 
+-- An agent's work in hand (items assigned or in wrap-up): field `w` of its
+-- record, a msgpack array of the items' ids, so that the agent's own HSET
+-- of the change (`touch_agent`) writes it: no command of its own when an
+-- item is taken or ended. An agent written before has them in the set
+-- `agent:<id>:work` (still read: `in_hand`); an item found only there
+-- leaves it with an SREM. ('' or absent: none.)
+local function held_of(raw)
+  if raw and raw ~= '' then return cmsgpack.unpack(raw) end
+  return {}
+end
+-- `raw`: field `w` as read; `wid` added (add) or taken out; returns the new
+-- field, and whether `wid` was in it
+local function held_with(raw, wid, add)
+  local ids, out, found = held_of(raw), {}, false
+  for _, id in ipairs(ids) do
+    if id == wid then found = true end
+    if id ~= wid then out[#out + 1] = id end
+  end
+  if add then out[#out + 1] = wid end
+  if #out == 0 then return '', found end
+  return cmsgpack.pack(out), found
+end
+-- Every item agent `aid` has in hand: its field `w` and its older set.
+local function in_hand(aid, raw)
+  if raw == nil then raw = redis.call('HGET', key('agent', aid), 'w') end
+  local ids, seen = held_of(raw), {}
+  for _, id in ipairs(ids) do seen[id] = true end
+  for _, id in ipairs(redis.call('SMEMBERS', key('agent', aid, 'work'))) do
+    if not seen[id] then ids[#ids + 1] = id end
+  end
+  return ids
+end
+
 -- Add (delta = 1) or release (delta = -1) an item's capacity on an agent,
 -- with the `set` fields (name -> value) and one more `ver`, in one read and
 -- one write of the agent's hash; returns the agent's fields after the
 -- change, from which `view`, `emit_item` and `reindex` need read nothing
 -- (pass it to both: its `ver` already counts the event). `a`: the agent's
 -- `touch_fields(ch)` by name, when the caller just read them (the router's
--- pick), else read here.
-local function touch_agent(aid, ch, weight, delta, set, a)
+-- pick), else read here. `hold`: an item taken in hand (delta 1) or out of
+-- hand (-1) by this change (field `w`), nil for an offer.
+local function touch_agent(aid, ch, weight, delta, set, a, hold)
   local ak = key('agent', aid)
   local cf = 'c:' .. ch
   a = a or hmget(ak, touch_fields(ch))
@@ -151,6 +185,13 @@ local function touch_agent(aid, ch, weight, delta, set, a)
   a[cf] = num(a[cf]) + delta
   a.ver = num(a.ver) + 1
   local out = {'load', a.load, 'n', a.n, cf, a[cf], 'ver', a.ver}
+  if hold then
+    local found
+    a.w, found = held_with(a.w, hold, delta > 0)
+    out[#out + 1] = 'w'
+    out[#out + 1] = a.w
+    if delta < 0 and not found then redis.call('SREM', key('agent', aid, 'work'), hold) end
+  end
   for f, v in pairs(set or {}) do
     -- the count of offers missed in a row, reset on an assignment: most
     -- often 0 already, or absent (false), which counts as 0 (sweep.lua
@@ -195,10 +236,19 @@ local function agent_snapshot(aid)
   local v = ''
   if redis.call('EXISTS', key('agent', aid)) == 1 then v = cmsgpack.pack(view(aid)) end
   local items = {}
-  for _, set in ipairs({key('agent', aid, 'offers'), key('agent', aid, 'work')}) do
-    for _, wid in ipairs(redis.call('SMEMBERS', set)) do
-      local h = redis.call('HGETALL', key('work', wid))
-      if #h > 0 then
+  for _, ids in ipairs({redis.call('SMEMBERS', key('agent', aid, 'offers')), in_hand(aid)}) do
+    for _, wid in ipairs(ids) do
+      local all = redis.call('HGETALL', key('work', wid))
+      if #all > 0 then
+        -- but the item's history (`h:` fields, _lib_core.lua), which the
+        -- snapshot does not show
+        local h = {}
+        for i = 1, #all, 2 do
+          if string.sub(all[i], 1, 2) ~= 'h:' then
+            h[#h + 1] = all[i]
+            h[#h + 1] = all[i + 1]
+          end
+        end
         -- the item's id, which its record leaves out (create_item)
         h[#h + 1] = 'id'
         h[#h + 1] = wid

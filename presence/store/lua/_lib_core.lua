@@ -148,9 +148,19 @@ end
 -- HINCRBY still takes them). Like the events, they are lost only if the
 -- script fails outright (a bug), which no caller may rely on.
 local pending_bumps = nil
--- Item history entries made between events_begin() and events_publish(),
--- per item in order, pushed with one RPUSH per item: an intake that routes
--- its item in the same call writes the item's two entries at once.
+-- The item's history is kept in its record (hash `work:<id>`), not in a
+-- list of its own: one field per event-stream entry, `h:<entry id>`, whose
+-- value is that entry's history entries (msgpack maps, concatenated; two
+-- for an intake and its assignment recorded as one stream entry). The
+-- entry id orders them and is unique, so a call adds its entries without
+-- reading what is there, and the item's own HSET of the call carries them
+-- (`history_fields`): no command of their own on the hot path, and the
+-- record's TTL is theirs. Readers: `item_history` in presence/store and
+-- `history_of` here; they read the list `work:<id>:history` of items
+-- written before first (older entries, never written to again).
+-- Between events_begin() and events_publish() the fields wait per item
+-- (`pending_history`, in order) for the item's next HSET of the call, or
+-- for events_publish, which writes what is left with one HSET per item.
 local pending_history, history_order = nil, nil
 local function bump(k, field, n)
   -- (an increment of 0, the latency of an intake routed in its own call, changes nothing)
@@ -171,14 +181,67 @@ local function events_begin()
   pending_bumps = {}
   pending_history, history_order = {}, {}
 end
-local function flush_history(wid)
-  local entries = pending_history and pending_history[wid]
-  if entries then
-    redis.call('RPUSH', key('work', wid, 'history'), unpack(entries))
-    pending_history[wid] = nil
+-- The stream entry of a new item (`create`) that the same call may assign
+-- at once: kept until the call's next record, which, when it is that
+-- assignment, writes both as ONE entry (`create+accept`, presence/kpi/events.py
+-- splits it again), else writes it first, as it was. Only the last entry
+-- is ever held, so the stream's order is the calls' order. {ev, wid, entry}
+local held = nil
+-- The fields of an `accept` that a `create` has not (the rest of the two
+-- are the same: ts, work, queue, channel): the `create+accept` entry takes
+-- them from the accept, and the reader gives them back to it alone.
+local ACCEPT_OWN = {'agent', 'via', 'paused'}
+local function add_history(wid, id, value)
+  if pending_history then
+    local fields = pending_history[wid]
+    if not fields then
+      fields = {}
+      pending_history[wid] = fields
+      history_order[#history_order + 1] = wid
+    end
+    fields[#fields + 1] = 'h:' .. id
+    fields[#fields + 1] = value
+  else
+    redis.call('HSET', key('work', wid), 'h:' .. id, value)
   end
 end
+local function xadd(ev)
+  local args = {}
+  for f, v in pairs(ev) do
+    args[#args + 1] = f
+    args[#args + 1] = tostring(v)
+  end
+  return redis.call('XADD', key('stream', 'events'), '*', unpack(args))
+end
+local function flush_held()
+  if held then
+    local h = held
+    held = nil
+    add_history(h.wid, xadd(h.ev), h.entry)
+  end
+end
+local function flush_history(wid)
+  if held and held.wid == wid then flush_held() end
+  local fields = pending_history and pending_history[wid]
+  if fields then
+    pending_history[wid] = nil
+    redis.call('HSET', key('work', wid), unpack(fields))
+  end
+end
+-- Add item `wid`'s history fields waiting for it to `fields` (a list of
+-- name, value about to be written to its record with HSET): that HSET
+-- writes them.
+local function history_fields(wid, fields)
+  if held and held.wid == wid then flush_held() end
+  local h = pending_history and pending_history[wid]
+  if h then
+    pending_history[wid] = nil
+    for i = 1, #h do fields[#fields + 1] = h[i] end
+  end
+  return fields
+end
 local function events_publish()
+  flush_held()
   for _, wid in ipairs(history_order) do flush_history(wid) end
   pending_history, history_order = nil, nil
   for k, h in pairs(pending_bumps) do
@@ -235,19 +298,27 @@ local LAT_LE = {'0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30', '60',
 -- read them again
 local created_of = {}
 -- The items' lives, for the checker's created = open + completed +
--- abandoned: `stats|created` (re-openings too), `stats|reopened`,
--- `stats|completed`, `stats|abandoned`, in the same hash as the other
--- counters (one write per call). check.lua adds the older hash `stats`,
--- which centers counted in before and no call writes now.
+-- abandoned: `stats|created` (re-openings too), `stats|reopened`, in the
+-- same hash as the other counters (one write per call); the ends are the
+-- `completed+|...` and `abandoned+|...` counters (`count`), and
+-- `stats|completed`, `stats|abandoned` those counted before. check.lua adds
+-- the older hash `stats`, which centers counted in before and no call writes now.
 local function count_item(name)
   bump(key('metrics'), 'stats|' .. name, 1)
 end
+-- An item's end (completed, abandoned) is counted once, in a field that is
+-- both the Prometheus counter and the checker's count (`<name>+|<queue>|<channel>`):
+-- a completion writes one counter (an HINCRBY), not two. counters.py adds it to
+-- `<name>|<queue>|<channel>` and check.lua sums the fields with `stats|<name>`,
+-- which count the ends of before, when both were written: each end is in
+-- exactly one of the two forms, whichever version counted it.
+local ENDED = {complete = true, abandon = true}
 local function count(ev, wid)
   local name = COUNTED[ev.ev]
   if not name then return end
   local mk = key('metrics')
   local q = ev.queue or ''
-  bump(mk, name .. '|' .. q .. '|' .. (ev.channel or ''), 1)
+  bump(mk, name .. (ENDED[ev.ev] and '+|' or '|') .. q .. '|' .. (ev.channel or ''), 1)
   -- other ways of taking an item (a pull, a forced push) are not routing
   if ev.ev == 'accept' and wid and (ev.via == 'accept' or ev.via == 'auto') then
     local created = tonumber(created_of[wid] or redis.call('HGET', key('work', wid), 'created'))
@@ -265,51 +336,89 @@ end
 
 on_enter(function()
   pending_events, pending_bumps = nil, nil
-  pending_history, history_order = nil, nil
+  pending_history, history_order, held = nil, nil, nil
   created_of = {}
 end)
 
 -- Append to the center's event stream (for reports) and, for an item, to
 -- that item's own history, and count it. `ev` holds only strings and numbers.
--- An entry of the item's own list leaves out `work`, which the list's key
--- names: its readers put it back (`history_entry` in presence/store, and
+-- An entry of the item's history leaves out `work`, which its key names:
+-- its readers put it back (`history_entry` in presence/store, and
 -- history_of here), and take entries that have it as they are.
 local function record(ev, wid)
   count(ev, wid)
   ev.ts = NOW
-  local args = {}
-  for f, v in pairs(ev) do
-    args[#args + 1] = f
-    args[#args + 1] = tostring(v)
-  end
-  redis.call('XADD', key('stream', 'events'), '*', unpack(args))
+  local entry
   if wid then
     local named = ev.work
     if named == wid then ev.work = nil end
-    local entry = cmsgpack.pack(ev)
+    entry = cmsgpack.pack(ev)
     ev.work = named
-    if pending_history then
-      local entries = pending_history[wid]
-      if not entries then
-        entries = {}
-        pending_history[wid] = entries
-        history_order[#history_order + 1] = wid
-      end
-      entries[#entries + 1] = entry
-    else
-      redis.call('RPUSH', key('work', wid, 'history'), entry)
-    end
   end
+  if held then
+    local h = held
+    if wid == h.wid and ev.ev == 'accept' and ev.queue == h.ev.queue and ev.channel == h.ev.channel
+       and ev.work == h.ev.work then
+      held = nil
+      local both = h.ev
+      both.ev = 'create+accept'
+      for _, f in ipairs(ACCEPT_OWN) do both[f] = ev[f] end
+      add_history(wid, xadd(both), h.entry .. entry)
+      return
+    end
+    flush_held()
+  end
+  -- (held only in a call that publishes at its end, which writes it then)
+  if wid and ev.ev == 'create' and pending_history then
+    held = {ev = ev, wid = wid, entry = entry}
+    return
+  end
+  local id = xadd(ev)
+  if wid then add_history(wid, id, entry) end
 end
 
 -- The item's history entries, decoded (for an offer after a handoff).
+-- The latest HISTORY_OFFERED of them, oldest first: the list of an item
+-- written before (older), then its `h:` fields by entry id.
+local HISTORY_OFFERED = 200
+local function entry_order(a, b)
+  if a.ms ~= b.ms then return a.ms < b.ms end
+  return a.seq < b.seq
+end
 local function history_of(wid)
   flush_history(wid)
   local out = {}
-  for _, raw in ipairs(redis.call('LRANGE', key('work', wid, 'history'), -200, -1)) do
-    local e = cmsgpack.unpack(raw)
-    e.work = e.work or wid
-    out[#out + 1] = e
+  for _, raw in ipairs(redis.call('LRANGE', key('work', wid, 'history'), -HISTORY_OFFERED, -1)) do
+    out[#out + 1] = cmsgpack.unpack(raw)
   end
-  return out
+  local listed = #out
+  local h, ids = redis.call('HGETALL', key('work', wid)), {}
+  for i = 1, #h, 2 do
+    local ms, seq = string.match(h[i], '^h:(%d+)-(%d+)$')
+    if ms then ids[#ids + 1] = {ms = tonumber(ms), seq = tonumber(seq), v = h[i + 1]} end
+  end
+  table.sort(ids, entry_order)
+  for _, e in ipairs(ids) do
+    -- (cmsgpack.unpack returns every object of a concatenation)
+    for _, one in ipairs({cmsgpack.unpack(e.v)}) do out[#out + 1] = one end
+  end
+  if listed > 0 and #ids > 0 then
+    -- both (an older server appended to the list of an item a newer one
+    -- wrote): merged by ts, the list's first on a tie (item_history does the same)
+    for i, e in ipairs(out) do e.__at = i end
+    table.sort(out, function(a, b)
+      local ta, tb = tonumber(a.ts) or 0, tonumber(b.ts) or 0
+      if ta ~= tb then return ta < tb end
+      return a.__at < b.__at
+    end)
+    for _, e in ipairs(out) do e.__at = nil end
+  end
+  local from = math.max(1, #out - HISTORY_OFFERED + 1)
+  local last = {}
+  for i = from, #out do
+    local e = out[i]
+    e.work = e.work or wid
+    last[#last + 1] = e
+  end
+  return last
 end

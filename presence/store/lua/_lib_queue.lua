@@ -4,7 +4,8 @@
 -- escalation timer), and the waiting list a supervisor reads (`waiting_list`).
 -- Also a queue's business hours as the scripts see them (`queue_open`,
 -- `closed_ms`, `intake_queue`).
--- Relies on _lib_core.lua (key, num, hmget, NOW, ARGV, batch_calls, count_item, record, on_enter),
+-- Relies on _lib_core.lua (key, num, hmget, NOW, ARGV, batch_calls, count_item, record, on_enter,
+-- history_fields),
 -- _lib_config.lua (channel, channels, queue_conf) and _lib_case.lua (case_enqueued).
 
 -- Business hours: a queue's plan (field `plan`, presence/hours.py) is
@@ -104,11 +105,13 @@ local function has_no_borrowed(q)
   return unborrowed[q] == true
 end
 
--- Queues whose waiting and borrowed sets a completion read in this call
--- with its item's rare records (`retain`, one EXISTS): true when both were
--- empty, false when not. Forgotten at the first write of either set
--- (`waiting_changed`, at each of their writers) and taken once, by the
--- router's first look at the queue instead of its own EXISTS.
+-- Queues whose waiting and borrowed sets this call has read already, in
+-- an EXISTS made for something else: true when both were empty, false when
+-- not. Read by a lone intake with its item (`made_before`) and by a
+-- completion with its item's rare records (`retain`); forgotten at the
+-- first write of either set (`waiting_changed`, at each of their writers)
+-- and taken once, by the next look at the queue instead of its own EXISTS:
+-- the intake's (`queue_empty`) or the router's. One cache for the one fact.
 local idle_read
 on_enter(function() idle_read = {} end)
 local function waiting_changed(q)
@@ -222,10 +225,11 @@ local function deferred_of(q)
 end
 -- Write item `wid`'s record: the fields `set` (a list of name, value), over
 -- those of its creation when that is not written yet.
+-- Either write carries the item's history fields of the call (`history_fields`).
 local function write_item(wid, set)
   local base = unwritten[wid]
   if not base then
-    redis.call('HSET', key('work', wid), unpack(set))
+    redis.call('HSET', key('work', wid), unpack(history_fields(wid, set)))
     return
   end
   unwritten[wid] = nil
@@ -241,7 +245,7 @@ local function write_item(wid, set)
       at[set[i]] = #base - 1
     end
   end
-  redis.call('HSET', key('work', wid), unpack(base))
+  redis.call('HSET', key('work', wid), unpack(history_fields(wid, base)))
 end
 
 -- Add queue `q`'s deferred items to its waiting set but those in `taken`
@@ -254,7 +258,7 @@ local function place(q, taken)
     local base = unwritten[e.wid]
     if base then
       unwritten[e.wid] = nil
-      redis.call('HSET', key('work', e.wid), unpack(base))
+      redis.call('HSET', key('work', e.wid), unpack(history_fields(e.wid, base)))
     end
     if not (taken and taken[e.wid]) then
       args[#args + 1] = e.score
@@ -284,9 +288,9 @@ end
 -- for all of them when none exists, which is every batch but a retried
 -- one; then one EXISTS each. An intake alone in its call reads its queue's
 -- waiting and borrowed sets in the same EXISTS, for `create_item`
--- (`queue_empty`): nothing of the call writes them in between.
-local batch_fresh, known_empty
-on_enter(function() batch_fresh, known_empty = false, {} end)
+-- (`queue_empty`, through `idle_read`).
+local batch_fresh
+on_enter(function() batch_fresh = false end)
 local function made_before(wid)
   if batch_fresh then return false end
   local calls = batch_calls or {ARGV}
@@ -300,25 +304,22 @@ local function made_before(wid)
   local n = redis.call('EXISTS', unpack(keys))
   if n == 0 then
     batch_fresh = true
-    if q then known_empty[q] = true end
+    if q then idle_read[q] = true end
     return false
   end
   if q then
     -- the item, or the queue's sets: which one
     local made = redis.call('EXISTS', keys[1]) == 1
-    if not made then known_empty[q] = false end
+    if not made then idle_read[q] = false end
     return made
   end
   return redis.call('EXISTS', key('work', wid)) == 1
 end
 -- Whether queue `q` has nothing waiting and nothing borrowed (one EXISTS,
--- unless `made_before` read it in this call: taken once).
+-- unless this call read it already: `idle_read`, taken once).
 local function queue_empty(q)
-  local known = known_empty[q]
-  if known ~= nil then
-    known_empty[q] = nil
-    return known
-  end
+  local known = take_idle(q)
+  if known ~= nil then return known end
   return redis.call('EXISTS', key('queue', q, 'waiting'), key('queue', q, 'borrowed')) == 0
 end
 

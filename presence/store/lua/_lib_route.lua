@@ -2,8 +2,8 @@
 -- may accept (`make_offer`, `offer_to`) and an assignment (`assign`: an
 -- accepted offer, or auto-accept straight from route.lua). Routing only:
 -- what a case or a webhook does about it is the named hooks'.
--- Relies on _lib_core.lua (key, num, hmget, NOW, emit, record), _lib_agent.lua
--- (touch_agent, emit_item, reindex), _lib_webhook.lua (webhook_assigned),
+-- Relies on _lib_core.lua (key, num, hmget, NOW, emit, record, history_fields), _lib_agent.lua
+-- (touch_agent, held_with, emit_item, reindex), _lib_webhook.lua (webhook_assigned),
 -- _lib_case.lua (case_assigned) and _lib_queue.lua (paused, write_item).
 
 -- Offer item `wid` (channel `ch`, weight `w`, stored `data`) to `aid` with
@@ -22,13 +22,14 @@ local function make_offer(wid, aid, q, ch, w, data, timeout, extra, ev, offers, 
     expires = NOW + math.floor(timeout * 1000)
     redis.call('ZADD', key('timer', 'offers'), expires, wid)
   end
+  -- recorded before the item's write, which then carries its history entry
+  record({ev = ev or 'offer', agent = aid, queue = q, channel = ch, work = wid}, wid)
   write_item(wid, {'state', 'offered', 'agent', aid, 'offered_at', NOW, 'expires', expires, 'offers', offers})
   redis.call('SADD', key('agent', aid, 'offers'), wid)
   local hdr = {type = 'offer', to = aid, work_id = wid, expires_at = expires, offered_at = NOW,
                attempt = offers}
   for f, v in pairs(extra or {}) do hdr[f] = v end
   emit_item(hdr, aid, data, rec)
-  record({ev = ev or 'offer', agent = aid, queue = q, channel = ch, work = wid}, wid)
   reindex(aid, rec)
 end
 
@@ -49,6 +50,10 @@ end
 local function assign(wid, aid, q, ch, via, rec, data, offers)
   local wk = key('work', wid)
   data = data or redis.call('HGET', wk, 'data')
+  -- recorded before the item's write, which then carries its history entry
+  -- (and an intake's, when this call made the item: one stream entry for both)
+  record({ev = 'accept', agent = aid, queue = q, channel = ch, work = wid, via = via, paused = paused(wid, q)},
+         wid)
   if via == 'auto' then
     -- straight from the queue (route.lua): never offered, so no open offer
     -- or offer timer to clear, nor an `expires` (every way into a queue
@@ -56,12 +61,16 @@ local function assign(wid, aid, q, ch, via, rec, data, offers)
     write_item(wid, {'state', 'assigned', 'agent', aid, 'offered_at', NOW, 'accepted_at', NOW,
                      'offers', offers})
   else
-    redis.call('HSET', wk, 'state', 'assigned', 'agent', aid, 'accepted_at', NOW, 'expires', 0)
+    redis.call('HSET', wk, unpack(history_fields(wid, {'state', 'assigned', 'agent', aid, 'accepted_at', NOW,
+                                                       'expires', 0})))
     redis.call('SREM', key('agent', aid, 'offers'), wid)
     redis.call('ZREM', key('timer', 'offers'), wid)
   end
-  redis.call('SADD', key('agent', aid, 'work'), wid)
-  if not rec then redis.call('HSET', key('agent', aid), 'missed', 0) end
+  -- in hand: with `rec`, the caller's `touch_agent` wrote it (field `w`)
+  if not rec then
+    local ak = key('agent', aid)
+    redis.call('HSET', ak, 'missed', 0, 'w', (held_with(redis.call('HGET', ak, 'w'), wid, true)))
+  end
   local hdr = {type = 'work.assigned', to = aid, work_id = wid, state = 'assigned', agent_id = aid,
                accepted_at = NOW, via = via}
   if rec then
@@ -69,8 +78,6 @@ local function assign(wid, aid, q, ch, via, rec, data, offers)
   else
     emit(hdr, data)
   end
-  record({ev = 'accept', agent = aid, queue = q, channel = ch, work = wid, via = via, paused = paused(wid, q)},
-         wid)
   webhook_assigned(wid, aid, q, ch, via, data)
   case_assigned(wid, aid)
 end

@@ -108,7 +108,8 @@ local function offer(wid, aid, q, it, agent)
   if not is_unplaced(wid) then redis.call('ZREM', key('queue', it.queue or q, 'waiting'), wid) end
   if it.ovf and it.ovf ~= '' then redis.call('ZREM', key('queue', it.ovf, 'borrowed'), wid) end
   if conf.auto then
-    local rec = touch_agent(aid, ch, w, 1, {missed = 0}, agent)
+    -- (the item in hand, in the agent's record: `assign` writes nothing for it)
+    local rec = touch_agent(aid, ch, w, 1, {missed = 0}, agent, wid)
     created_of[wid] = it.created
     assign(wid, aid, q, ch, 'auto', rec, data, num(it.offers) + 1)
     reindex(aid, rec)

@@ -3,7 +3,7 @@
 -- the end of an item (`finish`, `complete`), a finished item routed again
 -- (`reroute`), wrap-up, and the check that an item is the caller's (`mine`).
 -- Relies on _lib_core.lua (key, num, hmget, NOW, emit, count_item, record,
--- history_of, flush_history), _lib_webhook.lua (webhook_completed, webhook_abandoned),
+-- history_of, history_fields), _lib_webhook.lua (webhook_completed, webhook_abandoned),
 -- _lib_case.lua (case_released),
 -- _lib_agent.lua (touch_agent, emit_item, reindex, unfit), _lib_queue.lua
 -- (wait_score, borrowed, schedule_escalation, enqueue, idle_read, routes_inline,
@@ -18,12 +18,14 @@
 -- their hour is rolled up (docs/kpis.md).
 -- The item's own records are always there; the others only for some items
 -- (a declined offer, a case).
+-- (`work:<id>:history`: the history list of an item written before its
+-- history moved into its record, _lib_core.lua)
 local function item_keys(wid)
-  return {key('work', wid), key('work', wid, 'history')}
+  return {key('work', wid)}
 end
 local function item_extra_keys(wid)
   return {key('work', wid, 'declined'), key('case', wid), key('case', wid, 'comments'),
-          key('case', wid, 'messages')}
+          key('case', wid, 'messages'), key('work', wid, 'history')}
 end
 local function retention_ms()
   return math.floor(num(rule('retention_ms', 0)))
@@ -37,9 +39,6 @@ local RETAIN_FIELDS = {'idem', 'replied'}
 local function retain(wid, ms, it, q)
   ms = ms or retention_ms()
   if ms <= 0 then return end
-  -- the item's history entries of this call first, so that the list exists
-  -- and takes the TTL
-  flush_history(wid)
   for _, k in ipairs(item_keys(wid)) do redis.call('PEXPIRE', k, ms) end
   -- one EXISTS for the records most items never have, instead of a PEXPIRE
   -- each, and with them, when they are all absent and so is the queue's
@@ -143,11 +142,12 @@ local function finish(wid, state, extra, it)
       redis.call('SREM', key('agent', aid, 'offers'), wid)
       redis.call('ZREM', key('timer', 'offers'), wid)
     else
-      redis.call('SREM', key('agent', aid, 'work'), wid)
       if prev == 'wrapup' then redis.call('ZREM', key('timer', 'wrapups'), wid) end
       if it.composing then case_released(wid, aid) end
     end
-    rec = touch_agent(aid, ch, w, -1, prev ~= 'offered' and {idle = NOW} or nil)
+    -- (out of hand: `touch_agent` writes the agent's field `w`)
+    local inhand = prev ~= 'offered'
+    rec = touch_agent(aid, ch, w, -1, inhand and {idle = NOW} or nil, nil, inhand and wid or nil)
     woke = reindex(aid, rec)
   end
   redis.call('ZREM', key('work', 'open'), wid)
@@ -162,7 +162,7 @@ local function finish(wid, state, extra, it)
     fields[#fields + 1] = f
     fields[#fields + 1] = v
   end
-  redis.call('HSET', wk, unpack(fields))
+  redis.call('HSET', wk, unpack(history_fields(wid, fields)))
   -- the item's queue, when the call's router will look at it (the agent is
   -- ready there again)
   local look
@@ -177,12 +177,18 @@ local function finish(wid, state, extra, it)
 end
 
 -- A queue's recent handle times: the latest HANDLE_KEPT count (work_position.lua
--- has the same figure), and how many more the list may hold before a trim.
-local HANDLE_KEPT, HANDLE_SLACK = 50, 16
+-- has the same figure), and how many more the list may hold before a trim:
+-- 500 short integers at most (a few KB a queue), for one LTRIM every 451
+-- completions rather than every 17 (0.06 commands per assignment).
+local HANDLE_KEPT, HANDLE_SLACK = 50, 450
 
 -- Complete an item in hand (by the agent, or when wrap-up runs out); `it`
 -- as for `finish`.
 local function complete(wid, disposition, by, it)
+  -- recorded first: `finish`'s write of the item carries the history entry
+  it = it or hmget(key('work', wid), FINISH_FIELDS)
+  record({ev = 'complete', agent = it.agent, queue = it.queue, channel = it.channel, work = wid,
+          disposition = disposition, by = by}, wid)
   local woke, aid, q, ch, _, accepted, rec = finish(wid, 'completed', {disposition = disposition}, it)
   if accepted > 0 then
     -- recent handle times feed the expected wait (store/lua/work_position.lua
@@ -192,12 +198,10 @@ local function complete(wid, disposition, by, it)
       redis.call('LTRIM', hk, 0, HANDLE_KEPT - 1)
     end
   end
+  -- (counted by its `complete` record: `count`, _lib_core.lua)
   webhook_completed(wid, aid, q, ch, disposition, by)
-  count_item('completed')
   emit_item({type = 'work.updated', to = aid, work_id = wid, state = 'completed',
              disposition = disposition}, aid, nil, rec)
-  record({ev = 'complete', agent = aid, queue = q, channel = ch, work = wid,
-          disposition = disposition, by = by}, wid)
   return woke
 end
 
@@ -214,12 +218,13 @@ local function release(wid, reason)
     redis.call('ZREM', key('timer', 'offers'), wid)
     hdr = {type = 'offer.rescinded', to = aid, work_id = wid, reason = reason}
   else
-    redis.call('SREM', key('agent', aid, 'work'), wid)
     redis.call('ZREM', key('timer', 'wrapups'), wid)
     hdr = {type = 'work.updated', to = aid, work_id = wid, state = reason}
     if it.composing then case_released(wid, aid) end
   end
-  local rec = touch_agent(aid, ch, w, -1, st ~= 'offered' and {idle = NOW} or nil)
+  -- (out of hand: `touch_agent` writes the agent's field `w`)
+  local inhand = st ~= 'offered'
+  local rec = touch_agent(aid, ch, w, -1, inhand and {idle = NOW} or nil, nil, inhand and wid or nil)
   redis.call('HSET', wk, 'state', 'queued', 'agent', '', 'expires', 0)
   redis.call('HDEL', wk, 'offered_at', 'accepted_at', 'wrapup_at', 'missed_by')
   emit_item(hdr, aid, nil, rec)

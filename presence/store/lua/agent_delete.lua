@@ -7,7 +7,7 @@ local ak = key('agent', aid)
 if redis.call('SISMEMBER', key('agents'), aid) == 0 then
   return {'not_found', 'agent_id', 'no agent ' .. aid}
 end
-if redis.call('SCARD', ak .. ':offers') + redis.call('SCARD', ak .. ':work') > 0 then
+if redis.call('SCARD', ak .. ':offers') + #in_hand(aid) > 0 then
   return {'conflict', 'agent_id', 'agent ' .. aid .. ' still holds offers or work; reassign it first'}
 end
 local queues = redis.call('HGET', ak, 'queues')

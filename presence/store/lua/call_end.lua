@@ -19,7 +19,7 @@ if st == 'queued' or st == 'offered' then
   if prev == 'offered' then
     emit_item({type = 'offer.rescinded', to = faid, work_id = wid, reason = 'abandoned'}, faid, nil, rec)
   end
-  count_item('abandoned')
+  -- (counted by its `abandon` record: `count`, _lib_core.lua)
   record({ev = 'abandon', queue = q, channel = ch, work = wid, agent = faid or '', reason = reason,
           was = prev, paused = paused(wid, q)}, wid)
   return {'ok', wid, 'abandoned', unpack(woke)}

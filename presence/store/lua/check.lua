@@ -19,8 +19,8 @@ for _, aid in ipairs(redis.call('SMEMBERS', key('agents'))) do
   local a = hmget(ak, {'cap', 'load', 'n'})
   local cap, load, n = num(a.cap), num(a.load), num(a.n)
   local sum, count, per = 0, 0, {}
-  local function tally(set, states, what)
-    for _, wid in ipairs(redis.call('SMEMBERS', ak .. ':' .. set)) do
+  local function tally(ids, states, what)
+    for _, wid in ipairs(ids) do
       local it = hmget(key('work', wid), {'state', 'agent', 'channel', 'weight'})
       if holder[wid] then
         breach('item ' .. wid .. ' is held by two agents: ' .. holder[wid] .. ' and ' .. aid)
@@ -37,8 +37,9 @@ for _, aid in ipairs(redis.call('SMEMBERS', key('agents'))) do
       if it.channel then per[it.channel] = (per[it.channel] or 0) + 1 end
     end
   end
-  tally('offers', {offered = true}, 'offers')
-  tally('work', {assigned = true, wrapup = true}, 'work in hand')
+  tally(redis.call('SMEMBERS', ak .. ':offers'), {offered = true}, 'offers')
+  -- (the agent's field `w`, and the set of an agent written before: `in_hand`)
+  tally(in_hand(aid), {assigned = true, wrapup = true}, 'work in hand')
   if load > cap then
     breach('agent ' .. aid .. ' holds ' .. load .. ' units, over its capacity of ' .. cap)
   end
@@ -111,11 +112,19 @@ end
 
 -- the items' lives as counted in `metrics` (count_item), plus what a center
 -- counted in the older hash `stats` before: no item is counted in both
+-- (the ends: `stats|completed` and `stats|abandoned` of before, and the
+-- counters `completed+|<queue>|<channel>`, `abandoned+|...` of since: `count`)
 local st = hmget(key('stats'), {'created', 'completed', 'abandoned'})
 local m = hmget(key('metrics'), {'stats|created', 'stats|completed', 'stats|abandoned'})
 local created = num(st.created) + num(m['stats|created'])
 local done = num(st.completed) + num(m['stats|completed'])
 local gone = num(st.abandoned) + num(m['stats|abandoned'])
+local all = redis.call('HGETALL', key('metrics'))
+for i = 1, #all, 2 do
+  local f = all[i]
+  if string.sub(f, 1, 11) == 'completed+|' then done = done + num(all[i + 1])
+  elseif string.sub(f, 1, 11) == 'abandoned+|' then gone = gone + num(all[i + 1]) end
+end
 if created ~= #open + done + gone then
   breach('items lost: ' .. created .. ' created, but ' .. #open .. ' open + ' .. done ..
          ' completed + ' .. gone .. ' abandoned = ' .. (#open + done + gone))

@@ -15,7 +15,7 @@ local woke, aid, q, ch, prev, _, rec = finish(wid, 'abandoned', {reason = reason
 if prev == 'offered' then
   emit_item({type = 'offer.rescinded', to = aid, work_id = wid, reason = 'abandoned'}, aid, nil, rec)
 end
-count_item('abandoned')
+-- (counted by its `abandon` record: `count`, _lib_core.lua)
 record({ev = 'abandon', queue = q, channel = ch, work = wid, agent = aid or '', reason = reason, was = prev,
         paused = paused(wid, q)}, wid)
 return {'ok', unpack(woke)}
