@@ -15,6 +15,7 @@ import websockets
 
 from presence.store.keys import Keys
 from tests.harness import (
+    DEFAULT_CENTER,
     JSON,
     MSGPACK,
     DrivenClock,
@@ -66,8 +67,8 @@ def status_log(redis_url: str, server: ServerProcess) -> list[dict[str, str]]:
 def agent_hash(redis_url: str, server: ServerProcess, agent_id: str) -> dict[str, str]:
     with redis_sync(redis_url) as r:
         h = r.hgetall(keys_of(server).agent(agent_id))
-    # profile fields (queues, skills) are msgpack blobs: keep only the text ones
-    return {k.decode(): v.decode() for k, v in h.items() if k not in (b"queues", b"skills")}
+    # profile fields (queues, skills) and the work in hand (w) are msgpack blobs: keep only the text ones
+    return {k.decode(): v.decode() for k, v in h.items() if k not in (b"queues", b"skills", b"w")}
 
 
 def ready_in(redis_url: str, server: ServerProcess, queue: str) -> set[str]:
@@ -293,8 +294,13 @@ def clock() -> DrivenClock:
 
 @pytest.fixture
 def graceful(server_factory: ServerFactory, clock: DrivenClock) -> ServerProcess:
-    """A server on a driven clock, with the default grace period (30 s)."""
-    return server_factory(clock=clock)
+    """A server on a driven clock, with the default grace period (30 s).
+
+    Real time flows on top of the driven jumps (a second or more between
+    two steps on a loaded machine): the steps keep 5 s from the grace
+    period's end, and offers wait long enough (120 s) never to time out in
+    a test, which would move the agent to Away."""
+    return server_factory(DEFAULT_CENTER.replace("push_timeout = 30", "push_timeout = 120"), clock=clock)
 
 
 def offline_views(sup: WsClient) -> list[dict[str, Any]]:
@@ -316,7 +322,7 @@ async def test_reconnect_within_grace_finds_everything(
     since = (await alice.request({"type": "snapshot.get"}))["agent"]["since"]
     await alice.close()
     await sockets_of(server, "alice", 0)
-    clock.advance(29)
+    clock.advance(25)
     h = agent_hash(redis_server, server, "alice")
     assert h["conns"] == "0" and h["status"] == "Available"
     assert "alice" not in ready_in(redis_server, server, "support")  # no socket: no new work
@@ -325,7 +331,7 @@ async def test_reconnect_within_grace_finds_everything(
     assert (view["status"], view["since"], view["load"]) == ("Available", since, 35)
     assert [o["work_id"] for o in back.snapshot["offers"]] == [w2]
     assert [w["work_id"] for w in back.snapshot["work"]] == [w1]
-    clock.advance(2)  # past the grace period: nothing happens, a socket is back
+    clock.advance(6)  # past the grace period: nothing happens, a socket is back
     await back.quiet(0.3)  # sweeps run every 0.05 s
     assert (await back.request({"type": "snapshot.get"}))["agent"]["status"] == "Available"
     assert "alice" in ready_in(redis_server, server, "support")
@@ -349,11 +355,11 @@ async def test_last_tab_gone_past_grace_goes_offline(
     await tab2.close()
     await sockets_of(server, "alice", 0)
     sup.inbox.clear()
-    clock.advance(29)  # within grace: still as it was
+    clock.advance(25)  # within grace: still as it was
     await sup.quiet(0.3)
     assert not offline_views(sup), sup.inbox[-3:]
     assert agent_hash(redis_server, server, "alice")["status"] == "Available"
-    clock.advance(2)  # past it: Offline at the next sweep
+    clock.advance(6)  # past it: Offline at the next sweep
     off = await sup.expect(
         lambda m: m["type"] == "agents" and any(a["status"] == "Offline" for a in views_of(m, "alice")),
         timeout=5,
