@@ -417,6 +417,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "a replica each) without WAIT, and with WAIT, in alternating rounds",
     )
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds of --cluster (default 2)")
+    p.add_argument(
+        "--no-wait-row",
+        action="store_true",
+        help="--cluster: leave out the cluster + WAIT 1 setup (standalone against cluster only)",
+    )
     p.add_argument("--profile", help="py-spy a server process during the load (.svg, or .txt raw)")
     p.add_argument(
         "--samples",
@@ -660,6 +665,13 @@ SETUPS: tuple[tuple[str, bool, dict[str, str]], ...] = (
 )
 
 
+def _profile_path(path: str, label: str, rnd: int) -> str:
+    """`path` with the setup and the round before its suffix (a.svg -> a.cluster-no-wait.1.svg)."""
+    p = Path(path)
+    slug = "-".join("".join(c if c.isalnum() else " " for c in label).split())
+    return str(p.with_name(f"{p.stem}.{slug}.{rnd + 1}{p.suffix}"))
+
+
 def compare_cluster(a: argparse.Namespace) -> int:
     """The same load on a standalone Redis and on a local cluster (3
     primaries, 1 replica each; tests/cluster.py), without and with WAIT,
@@ -670,14 +682,18 @@ def compare_cluster(a: argparse.Namespace) -> int:
 
     from tests.cluster import LocalCluster
 
-    rows: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in SETUPS}
+    setups = [s for s in SETUPS if not (a.no_wait_row and "WAIT 1" in s[0])]
+    rows: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in setups}
     code = 0
     with LocalCluster(Path(tempfile.mkdtemp(prefix="presence-bench-cluster-"))) as cluster:
         pids = [n.proc.pid for n in cluster.nodes if n.proc is not None]
         for rnd in range(a.rounds):
-            for label, clustered, env in SETUPS:
+            for label, clustered, env in setups:
                 sub = copy.copy(a)
-                sub.env, sub.json, sub.samples, sub.profile = env, None, None, None
+                sub.env, sub.json, sub.samples = env, None, None
+                # one profile per setup and round: the cluster's cost is read
+                # from two profiles side by side (standalone, cluster)
+                sub.profile = _profile_path(a.profile, label, rnd) if a.profile else None
                 sub.redis_url = cluster.url if clustered else None
                 print(f"\n=== round {rnd + 1}/{a.rounds}: {label}")
                 fig = run(sub, pids if clustered else None)

@@ -34,7 +34,17 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection, Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ClusterDownError, InvalidResponse, RedisError, ResponseError, SlotNotCoveredError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    InvalidResponse,
+    MasterDownError,
+    MovedError,
+    RedisError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -62,6 +72,92 @@ class Cluster(RedisCluster):
     """
 
     ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
+
+    # how long a primary whose lean lane failed (lost, timed out) is reached
+    # through redis-py alone: its own handling of the failure (a re-read
+    # slot map, a promoted replica) decides where the calls go meanwhile
+    SHUN = 2.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lean_pools: dict[str, Pool] = {}
+        self._shunned: dict[str, float] = {}  # node name -> loop time it is used again
+        self._lean_ok: bool | None = None  # whether the nodes' connections allow lean lanes
+
+    def _lean_pool(self, node: ClusterNode) -> Pool | None:
+        """The lean pool of primary `node` (None: redis-py's path for it)."""
+        pool = self._lean_pools.get(node.name)
+        if pool is not None:
+            return pool
+        if self._lean_ok is False:
+            return None
+        kw = self.connection_kwargs
+        pool = Pool(
+            host=node.host,
+            port=node.port,
+            username=kw.get("username"),
+            password=kw.get("password"),
+            credential_provider=kw.get("credential_provider"),
+            protocol=kw.get("protocol") or 2,
+            client_name=kw.get("client_name"),
+            socket_timeout=kw.get("socket_timeout"),
+            socket_connect_timeout=kw.get("socket_connect_timeout"),
+            socket_keepalive=kw.get("socket_keepalive"),
+            socket_keepalive_options=kw.get("socket_keepalive_options"),
+            health_check_interval=kw.get("health_check_interval") or 0,
+            # no retry of its own: a lost lane hands the call to redis-py,
+            # which retries it with the topology read again
+            retry=Retry(ExponentialBackoff(), 0, supported_errors=(RedisConnectionError,)),
+            max_connections=Pool.LANES,
+            timeout=5.0,
+        )
+        pool._settings()
+        # TLS, a credential provider, RESP3: redis-py's connections only
+        self._lean_ok = pool._lean and kw.get("connection_class", Connection) is Connection
+        if not self._lean_ok:
+            return None
+        self._lean_pools[node.name] = pool
+        return pool
+
+    async def lean(self, slot: int, args: tuple[Any, ...]) -> Any:
+        """Run one command of `slot` on a lean lane to the slot's primary as
+        redis-py's slot map knows it, or through redis-py itself: while that
+        primary is shunned, and for a call the lane could not settle (MOVED,
+        ASK, TRYAGAIN, CLUSTERDOWN: it did not run; a lost connection:
+        retried as redis-py retries one). redis-py then follows the
+        redirection and corrects its map, which the next call reads."""
+        try:
+            node = self.nodes_manager.get_node_from_slot(slot)
+        except (SlotNotCoveredError, KeyError):
+            node = None
+        pool = self._lean_pool(node) if node is not None else None
+        if node is None or pool is None:
+            return await self.execute_command(*args)
+        shunned = self._shunned.get(node.name)
+        loop = asyncio.get_running_loop()
+        if shunned is not None:
+            if loop.time() < shunned:
+                return await self.execute_command(*args)
+            del self._shunned[node.name]
+        try:
+            return await pool.execute(*args)
+        except (MovedError, AskError, TryAgainError, ClusterDownError, MasterDownError):
+            pass  # refused before it ran: redis-py follows it
+        except RedisTimeoutError:
+            # never run twice (the script may be running on a slow or
+            # paused primary), as the cluster client itself does not
+            self._shunned[node.name] = loop.time() + self.SHUN
+            raise
+        except RedisConnectionError:
+            self._shunned[node.name] = loop.time() + self.SHUN
+            await pool.disconnect()
+        return await self.execute_command(*args)
+
+    async def aclose(self) -> None:
+        pools, self._lean_pools = list(self._lean_pools.values()), {}
+        for pool in pools:
+            await pool.disconnect()
+        await super().aclose()
 
     async def _determine_slot(self, command: str, *args: Any) -> int:
         # FCALL's keys are where EVAL's are (name, numkeys, keys...), but
@@ -459,11 +555,33 @@ def _pack(args: tuple[Any, ...]) -> list[bytes] | None:
 
 async def execute(redis: Client, *args: Any) -> Any:
     """Run one command on `redis`: the lean path of `Pool` when the client has
-    one (a standalone Redis opened by `redis_client`), else redis-py's own."""
+    one (a standalone Redis opened by `redis_client`), on a cluster a lean
+    lane to the primary of the command's slot (`Cluster.lean`: a script call
+    whose keys share one slot, or a command of `_KEYED`), else redis-py's own."""
     pool = getattr(redis, "connection_pool", None)
     if isinstance(pool, Pool):
         return await pool.execute(*args)
+    if isinstance(redis, Cluster):
+        slot = _slot(redis, args)
+        if slot is not None:
+            return await redis.lean(slot, args)
     return await redis.execute_command(*args)
+
+
+# commands whose one key is their first argument, run lean on a cluster
+_KEYED = frozenset(("HGETALL",))
+
+
+def _slot(redis: Cluster, args: tuple[Any, ...]) -> int | None:
+    """The one slot of a command's keys (None: redis-py's to find)."""
+    command = args[0]
+    if command in ("FCALL", "FCALL_RO") and len(args) > 3:
+        keys = args[3 : 3 + int(args[2])]
+        slots = {redis.keyslot(key) for key in keys}
+        return slots.pop() if len(slots) == 1 else None
+    if command in _KEYED and len(args) == 2:
+        return redis.keyslot(args[1])
+    return None
 
 
 def redis_client(url: str, max_connections: int = 256) -> Redis:
