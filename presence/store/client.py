@@ -126,32 +126,62 @@ class Cluster(RedisCluster):
         ASK, TRYAGAIN, CLUSTERDOWN: it did not run; a lost connection:
         retried as redis-py retries one). redis-py then follows the
         redirection and corrects its map, which the next call reads."""
-        try:
-            node = self.nodes_manager.get_node_from_slot(slot)
-        except (SlotNotCoveredError, KeyError):
-            node = None
-        pool = self._lean_pool(node) if node is not None else None
-        if node is None or pool is None:
+        found = self._lane_to(slot)
+        if found is None:
             return await self.execute_command(*args)
-        shunned = self._shunned.get(node.name)
-        loop = asyncio.get_running_loop()
-        if shunned is not None:
-            if loop.time() < shunned:
-                return await self.execute_command(*args)
-            del self._shunned[node.name]
+        node, pool = found
         try:
             return await pool.execute(*args)
-        except (MovedError, AskError, TryAgainError, ClusterDownError, MasterDownError):
+        except _REDIRECTED:
             pass  # refused before it ran: redis-py follows it
         except RedisTimeoutError:
             # never run twice (the script may be running on a slow or
             # paused primary), as the cluster client itself does not
-            self._shunned[node.name] = loop.time() + self.SHUN
+            self._shun(node)
             raise
         except RedisConnectionError:
-            self._shunned[node.name] = loop.time() + self.SHUN
+            self._shun(node)
             await pool.disconnect()
         return await self.execute_command(*args)
+
+    async def lean_many(self, slot: int, commands: list[tuple[Any, ...]]) -> list[Any] | None:
+        """`lean` for a pipeline of commands in one write (``FCALL`` then
+        ``WAIT``): their replies, or None for the caller's own pipeline
+        through redis-py (the first one redirected, the lane lost)."""
+        found = self._lane_to(slot)
+        if found is None:
+            return None
+        node, pool = found
+        try:
+            replies = await pool.execute_many(commands)
+        except RedisTimeoutError:
+            self._shun(node)
+            raise
+        except RedisConnectionError:
+            self._shun(node)
+            await pool.disconnect()
+            return None
+        if replies is None or isinstance(replies[0], _REDIRECTED):
+            return None
+        return replies
+
+    def _lane_to(self, slot: int) -> tuple[ClusterNode, Pool] | None:
+        """The primary of `slot` in redis-py's map and its lean pool (None:
+        not known, shunned, or no lean lanes for this cluster's connections)."""
+        try:
+            node = self.nodes_manager.get_node_from_slot(slot)
+        except (SlotNotCoveredError, KeyError):
+            return None
+        shunned = self._shunned.get(node.name)
+        if shunned is not None:
+            if asyncio.get_running_loop().time() < shunned:
+                return None
+            del self._shunned[node.name]
+        pool = self._lean_pool(node)
+        return None if pool is None else (node, pool)
+
+    def _shun(self, node: ClusterNode) -> None:
+        self._shunned[node.name] = asyncio.get_running_loop().time() + self.SHUN
 
     async def aclose(self) -> None:
         pools, self._lean_pools = list(self._lean_pools.values()), {}
@@ -178,6 +208,10 @@ class Cluster(RedisCluster):
         return await super()._determine_slot(command, *args)
 
 
+# replies of a cluster that say the command did not run where it was sent
+_REDIRECTED = (MovedError, AskError, TryAgainError, ClusterDownError, MasterDownError)
+
+
 class _Lane(asyncio.Protocol):
     """One connection of the lean path: a plain TCP connection to a
     standalone Redis, one command in flight, its reply parsed by hiredis as
@@ -193,6 +227,10 @@ class _Lane(asyncio.Protocol):
     def __init__(self) -> None:
         self._reader = reply_reader()
         self._waiter: asyncio.Future[Any] | None = None
+        # replies the waiter wants: 1 (the reply itself), more (their list,
+        # gathered in `_got`: a pipeline of commands sent in one write)
+        self._want = 1
+        self._got: list[Any] = []
         self.transport: asyncio.Transport | None = None
         self.lost: RedisConnectionError | None = None
         # loop time after which an idle lane is PINGed before it is used
@@ -210,9 +248,18 @@ class _Lane(asyncio.Protocol):
         self._reader.feed(data)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            reply = self._reader.gets()
-            if reply is not False:
-                waiter.set_result(reply)
+            if self._want == 1:
+                reply = self._reader.gets()
+                if reply is not False:
+                    waiter.set_result(reply)
+                return
+            got = self._got
+            while len(got) < self._want:
+                reply = self._reader.gets()
+                if reply is False:
+                    return
+                got.append(reply)
+            waiter.set_result(got)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = RedisConnectionError(f"Connection to Redis lost: {exc or 'closed by the server'}")
@@ -220,7 +267,9 @@ class _Lane(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(self.lost)
 
-    async def call(self, packed: bytes, deadlines: _Deadlines, loop: asyncio.AbstractEventLoop) -> Any:
+    async def call(
+        self, packed: bytes, deadlines: _Deadlines, loop: asyncio.AbstractEventLoop, replies: int = 1
+    ) -> Any:
         """Send one packed command and wait for its reply; `TimeoutError`
         once `deadlines` says its time is up. `loop` is the running loop,
         asked for once per command by the caller (on Python 3.11 each
@@ -231,12 +280,13 @@ class _Lane(asyncio.Protocol):
         if transport is None or transport.is_closing():
             raise RedisConnectionError("the connection to Redis is closed")
         waiter = self._waiter = loop.create_future()
+        self._want, self._got = replies, []
         try:
             transport.write(packed)
             deadlines.watch(waiter)
             return await waiter
         finally:
-            self._waiter = None
+            self._waiter, self._want = None, 1
 
     def close(self) -> None:
         if self.transport is not None:
@@ -410,15 +460,33 @@ class Pool(BlockingConnectionPool):
                 return await self._run_pooled(pooled, args)
             finally:
                 await self.release(pooled)
-        packed = _pack(args)
+        return await self._on_lane(lane, model, [args])
+
+    async def execute_many(self, commands: list[tuple[Any, ...]]) -> list[Any] | None:
+        """Run `commands` in one write on one lane (a pipeline: ``FCALL`` then
+        ``WAIT``, which counts what its own connection wrote) and return
+        their raw replies, an error reply as its exception in its place;
+        None when no lane is free (the caller's pipeline runs them)."""
+        model = self._model or self._settings()
+        if self._idle_lanes:
+            lane: _Lane | None = self._idle_lanes.pop()
+        elif self._lean and self._busy + len(self._idle_lanes) < self.LANES:
+            lane = None
+        else:
+            return None
+        return cast(list[Any], await self._on_lane(lane, model, commands))
+
+    async def _on_lane(
+        self, lane: _Lane | None, model: AbstractConnection, commands: list[tuple[Any, ...]]
+    ) -> Any:
         held = [lane]
         self._busy += 1
         try:
             # packed once, not on every try (inside: a refused argument
             # still gives the lane back)
-            data = packed[0] if packed else b"".join(model.pack_command(*args))
+            data = b"".join(_packed(model, args) for args in commands)
             return await model.retry.call_with_retry(
-                lambda: self._once(held, data),
+                lambda: self._once(held, data, len(commands)),
                 lambda error: self._drop(held),
             )
         finally:
@@ -436,7 +504,7 @@ class Pool(BlockingConnectionPool):
             lane.close()
             self._lanes.discard(lane)
 
-    async def _once(self, held: list[_Lane | None], packed: bytes) -> Any:
+    async def _once(self, held: list[_Lane | None], packed: bytes, replies: int = 1) -> Any:
         model = self._settings()
         loop = asyncio.get_running_loop()
         lane = held[0]
@@ -450,13 +518,14 @@ class Pool(BlockingConnectionPool):
             await self._ping(lane, model, loop)
         done = False
         try:
-            reply = await lane.call(packed, self._deadlines, loop)
+            reply = await lane.call(packed, self._deadlines, loop, replies)
             # what redis-py's parser raises rather than returns: a lost or
             # loading Redis (retried, on a new connection)
-            if isinstance(reply, RedisConnectionError):
-                raise reply
-            if isinstance(reply, list) and reply and isinstance(reply[0], RedisConnectionError):
-                raise reply[0]
+            for one in reply if replies > 1 else (reply,):
+                if isinstance(one, RedisConnectionError):
+                    raise one
+                if isinstance(one, list) and one and isinstance(one[0], RedisConnectionError):
+                    raise one[0]
             done = True
         except TimeoutError:
             raise RedisTimeoutError(f"Timeout reading from {model._host_error()}") from None
@@ -467,7 +536,7 @@ class Pool(BlockingConnectionPool):
                 await self._drop(held)
         if every:
             lane.next_check = loop.time() + every
-        if isinstance(reply, ResponseError):
+        if replies == 1 and isinstance(reply, ResponseError):
             raise reply
         return reply
 
@@ -543,6 +612,11 @@ class Pool(BlockingConnectionPool):
 _PLAIN = frozenset((str, bytes, int, float))
 
 
+def _packed(model: AbstractConnection, args: tuple[Any, ...]) -> bytes:
+    packed = _pack(args)
+    return packed[0] if packed else b"".join(model.pack_command(*args))
+
+
 def _pack(args: tuple[Any, ...]) -> list[bytes] | None:
     """`args` as one RESP command, as redis-py packs it (its encoder with the
     pool's defaults: UTF-8, strict), by hiredis's packer in C, in half the
@@ -566,6 +640,21 @@ async def execute(redis: Client, *args: Any) -> Any:
         if slot is not None:
             return await redis.lean(slot, args)
     return await redis.execute_command(*args)
+
+
+async def execute_many(redis: Client, commands: list[tuple[Any, ...]]) -> list[Any] | None:
+    """Run `commands` (the first one keyed) in one write on one connection,
+    as `execute` runs one: their raw replies, an error reply as its exception
+    in its place; None where the caller's own pipeline is to run them (no
+    lane free, redis-py's client, a cluster call redirected or lost)."""
+    pool = getattr(redis, "connection_pool", None)
+    if isinstance(pool, Pool):
+        return await pool.execute_many(commands)
+    if isinstance(redis, Cluster):
+        slot = _slot(redis, commands[0])
+        if slot is not None:
+            return await redis.lean_many(slot, commands)
+    return None
 
 
 # commands whose one key is their first argument, run lean on a cluster
