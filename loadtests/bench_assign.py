@@ -354,7 +354,13 @@ async def produce(
 class CpuMeter:
     """CPU seconds used by each part of the stack between two readings."""
 
-    def __init__(self, stack: Stack, agent_pids: list[int], redis_pids: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        agent_pids: list[int],
+        redis_pids: list[int] | None = None,
+        replica_pids: list[int] | None = None,
+    ) -> None:
         import psutil
 
         if redis_pids is None:
@@ -363,6 +369,8 @@ class CpuMeter:
             "server": [psutil.Process(p) for p in stack.server_pids()],
             "redis": [psutil.Process(p) for p in redis_pids],
             "load-generator": [psutil.Process(p) for p in [os.getpid(), *agent_pids]],
+            # of "redis": the replicas' share (a cluster's), apart
+            "replicas": [psutil.Process(p) for p in replica_pids or []],
         }
         self.t0 = time.monotonic()
         self.start = self._read()
@@ -436,7 +444,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return a
 
 
-def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str, Any]:
+def run(
+    a: argparse.Namespace, redis_pids: list[int] | None = None, replica_pids: list[int] | None = None
+) -> dict[str, Any]:
     """One run; its figures, with "exit" (1 on a breach or errors).
     `redis_pids`: the Redis processes to meter when --redis-url names them."""
     raise_nofile()
@@ -492,7 +502,7 @@ def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str,
             stack.compact_aof()
         time.sleep(1.0)  # idle baseline pings
         rewrites_before = stack.aof_rewrites() if redis_pids is None else 0
-        cpu = CpuMeter(stack, [pr.pid for pr in procs if pr.pid is not None], redis_pids)
+        cpu = CpuMeter(stack, [pr.pid for pr in procs if pr.pid is not None], redis_pids, replica_pids)
         redis0 = RedisWork.read(stack.redis_url)
         load_t0 = time.monotonic()
         load_wall = time.time()
@@ -621,7 +631,9 @@ def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str,
     done_in_load = sum(1 for s, d in lat if load_t0 <= s + d <= load_t1)
     if done_in_load:
         parts = ", ".join(f"{k} {v / done_in_load * 1e6:.0f}" for k, v in cpu_used.items() if k != "wall")
-        busy_pct = sum(v for k, v in cpu_used.items() if k != "wall") / cpu_used["wall"] * 50
+        # "replicas" is inside "redis": counted once
+        busy = sum(v for k, v in cpu_used.items() if k not in ("wall", "replicas"))
+        busy_pct = busy / cpu_used["wall"] * 50
         print(
             f"\nCPU per assignment during the load, microseconds: {parts} "
             f"(these processes kept {busy_pct:.0f}% of the 2 cores busy)"
@@ -687,6 +699,8 @@ def compare_cluster(a: argparse.Namespace) -> int:
     code = 0
     with LocalCluster(Path(tempfile.mkdtemp(prefix="presence-bench-cluster-"))) as cluster:
         pids = [n.proc.pid for n in cluster.nodes if n.proc is not None]
+        primaries = {n.port for n in cluster.primaries()}
+        replicas = [n.proc.pid for n in cluster.nodes if n.proc is not None and n.port not in primaries]
         for rnd in range(a.rounds):
             for label, clustered, env in setups:
                 sub = copy.copy(a)
@@ -696,7 +710,7 @@ def compare_cluster(a: argparse.Namespace) -> int:
                 sub.profile = _profile_path(a.profile, label, rnd) if a.profile else None
                 sub.redis_url = cluster.url if clustered else None
                 print(f"\n=== round {rnd + 1}/{a.rounds}: {label}")
-                fig = run(sub, pids if clustered else None)
+                fig = run(sub, pids if clustered else None, replicas if clustered else None)
                 code |= fig["exit"]
                 rows[label].append(fig)
 
@@ -712,7 +726,17 @@ def compare_cluster(a: argparse.Namespace) -> int:
 
     base = med(rows["standalone"], total)
     table_rows: list[list[Any]] = [
-        ["setup", "assign/s", "p50 ms", "p99 ms", "server µs", "redis µs", "server+redis µs", "vs standalone"]
+        [
+            "setup",
+            "assign/s",
+            "p50 ms",
+            "p99 ms",
+            "server µs",
+            "redis µs",
+            "of it replicas µs",
+            "server+redis µs",
+            "vs standalone",
+        ]
     ]
     summary = {}
     for label, figs in rows.items():
@@ -723,6 +747,7 @@ def compare_cluster(a: argparse.Namespace) -> int:
             "lat_p99_ms": med(figs, lambda x: x["lat_p99"]) * 1000,
             "server_us": med(figs, cpu("server")),
             "redis_us": med(figs, cpu("redis")),
+            "replicas_us": med(figs, lambda x: x.get("cpu_us_per_assignment", {}).get("replicas", 0.0)),
             "total_us": t,
         }
         s_ = summary[label]
@@ -734,6 +759,7 @@ def compare_cluster(a: argparse.Namespace) -> int:
                 f"{s_['lat_p99_ms']:.1f}",
                 f"{s_['server_us']:.0f}",
                 f"{s_['redis_us']:.0f}",
+                f"{s_['replicas_us']:.0f}",
                 f"{t:.0f}",
                 f"{(t / base - 1) * 100:+.0f} %" if base else "",
             ]
