@@ -393,6 +393,22 @@ class CpuMeter:
         return res
 
 
+def _shard_url(url: str, center: str) -> str:
+    """The URL of the primary that holds `center`'s keys where `url` names a
+    cluster node; `url` itself for a standalone Redis."""
+    from redis import Redis as SyncRedis
+    from redis.cluster import RedisCluster as SyncCluster
+
+    from presence.store.keys import Keys
+
+    with SyncRedis.from_url(url) as r:
+        if not int(r.info("cluster").get("cluster_enabled", 0) or 0):
+            return url
+    with SyncCluster.from_url(url) as c:
+        node = c.get_node_from_key(Keys(center).prefix)
+    return f"redis://{node.host}:{node.port}/0"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--agents", type=int, default=1000, help="agents on websockets (default 1000)")
@@ -503,7 +519,10 @@ def run(
         time.sleep(1.0)  # idle baseline pings
         rewrites_before = stack.aof_rewrites() if redis_pids is None else 0
         cpu = CpuMeter(stack, [pr.pid for pr in procs if pr.pid is not None], redis_pids, replica_pids)
-        redis0 = RedisWork.read(stack.redis_url)
+        # on a cluster: the primary that holds the center (the commands, the
+        # script time), not the node the URL names
+        work_url = _shard_url(stack.redis_url, stack.center_id) if redis_pids is not None else stack.redis_url
+        redis0 = RedisWork.read(work_url)
         load_t0 = time.monotonic()
         load_wall = time.time()
         start.set()
@@ -523,7 +542,7 @@ def run(
         )
         load_t1 = time.monotonic()
         cpu_used = cpu.used()
-        redis_work = RedisWork.read(stack.redis_url).since(redis0)
+        redis_work = RedisWork.read(work_url).since(redis0)
         rewrites = stack.aof_rewrites() - rewrites_before if redis_pids is None else 0
         stop.set()
         if spy is not None:
@@ -542,6 +561,11 @@ def run(
         for pr in procs:
             if pr.is_alive():
                 pr.kill()
+        # the server's log goes with its run's files: its last traceback
+        # first, so a 500 says what it was
+        logged = stack.logs()
+        if "Traceback" in logged:
+            print("server log, last traceback:\n" + logged[logged.rindex("Traceback") :][-4000:])
         stack.stop()
 
     lo, hi = load_t0 + a.warmup, load_t1

@@ -577,8 +577,10 @@ class Store:
         if not history:
             # the intake reply's read: one command, no pipeline, no history list
             # (the lean path: a lane of its own, on a cluster to the slot's primary)
-            flat = await execute(self.redis, "HGETALL", self.keys.work(work_id))
-            h0 = dict(zip(flat[::2], flat[1::2], strict=True))
+            raw = await execute(self.redis, "HGETALL", self.keys.work(work_id))
+            # redis-py's path (a redirected call, a client without lanes)
+            # already made it a dict; a lane's reply is the flat list
+            h0 = raw if isinstance(raw, dict) else dict(zip(raw[::2], raw[1::2], strict=True))
             return self.work_view(h0, work_id) if h0 else None
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.work(work_id))
