@@ -15,7 +15,10 @@ rest of the store does not care which client it holds.
 
 A standalone client's pool (`Pool`) also has the lean path the script
 calls take (`execute`): what redis-py does around one command costs more
-than the command's own write and read at the rates the hot path runs.
+than the command's own write and read at the rates the hot path runs. On a
+cluster the same lanes run to the primary of the call's slot, as redis-py's
+slot map names it (`Cluster.lean`); redis-py keeps the topology and takes
+every call a lane cannot settle.
 """
 
 from __future__ import annotations
