@@ -371,7 +371,13 @@ async def produce(
 class CpuMeter:
     """CPU seconds used by each part of the stack between two readings."""
 
-    def __init__(self, stack: Stack, agent_pids: list[int], redis_pids: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        agent_pids: list[int],
+        redis_pids: list[int] | None = None,
+        replica_pids: list[int] | None = None,
+    ) -> None:
         import psutil
 
         if redis_pids is None:
@@ -380,6 +386,8 @@ class CpuMeter:
             "server": [psutil.Process(p) for p in stack.server_pids()],
             "redis": [psutil.Process(p) for p in redis_pids],
             "load-generator": [psutil.Process(p) for p in [os.getpid(), *agent_pids]],
+            # of "redis": the replicas' share (a cluster's), apart
+            "replicas": [psutil.Process(p) for p in replica_pids or []],
         }
         self.t0 = time.monotonic()
         self.start = self._read()
@@ -400,6 +408,22 @@ class CpuMeter:
         res = {k: now[k] - self.start[k] for k in now if self.procs[k]}
         res["wall"] = time.monotonic() - self.t0
         return res
+
+
+def _shard_url(url: str, center: str) -> str:
+    """The URL of the primary that holds `center`'s keys where `url` names a
+    cluster node; `url` itself for a standalone Redis."""
+    from redis import Redis as SyncRedis
+    from redis.cluster import RedisCluster as SyncCluster
+
+    from presence.store.keys import Keys
+
+    with SyncRedis.from_url(url) as r:
+        if not int(r.info("cluster").get("cluster_enabled", 0) or 0):
+            return url
+    with SyncCluster.from_url(url) as c:
+        node = c.get_node_from_key(Keys(center).prefix)
+    return f"redis://{node.host}:{node.port}/0"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -440,6 +464,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "a replica each) without WAIT, and with WAIT, in alternating rounds",
     )
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds of --cluster (default 2)")
+    p.add_argument(
+        "--no-wait-row",
+        action="store_true",
+        help="--cluster: leave out the cluster + WAIT 1 setup (standalone against cluster only)",
+    )
     p.add_argument("--profile", help="py-spy a server process during the load (.svg, or .txt raw)")
     p.add_argument(
         "--samples",
@@ -476,7 +505,9 @@ def _make_centers(stack: Stack, n: int, weight: int, no_auto_accept: bool) -> li
     return ids
 
 
-def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str, Any]:
+def run(
+    a: argparse.Namespace, redis_pids: list[int] | None = None, replica_pids: list[int] | None = None
+) -> dict[str, Any]:
     """One run; its figures, with "exit" (1 on a breach or errors).
     `redis_pids`: the Redis processes to meter when --redis-url names them."""
     raise_nofile()
@@ -539,8 +570,11 @@ def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str,
             stack.compact_aof()
         time.sleep(1.0)  # idle baseline pings
         rewrites_before = stack.aof_rewrites() if redis_pids is None else 0
-        cpu = CpuMeter(stack, [pr.pid for pr in procs if pr.pid is not None], redis_pids)
-        redis0 = RedisWork.read(stack.redis_url)
+        cpu = CpuMeter(stack, [pr.pid for pr in procs if pr.pid is not None], redis_pids, replica_pids)
+        # on a cluster: the primary that holds the center (the commands, the
+        # script time), not the node the URL names
+        work_url = _shard_url(stack.redis_url, stack.center_id) if redis_pids is not None else stack.redis_url
+        redis0 = RedisWork.read(work_url)
         load_t0 = time.monotonic()
         load_wall = time.time()
         start.set()
@@ -560,7 +594,7 @@ def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str,
         )
         load_t1 = time.monotonic()
         cpu_used = cpu.used()
-        redis_work = RedisWork.read(stack.redis_url).since(redis0)
+        redis_work = RedisWork.read(work_url).since(redis0)
         rewrites = stack.aof_rewrites() - rewrites_before if redis_pids is None else 0
         stop.set()
         if spy is not None:
@@ -579,6 +613,11 @@ def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str,
         for pr in procs:
             if pr.is_alive():
                 pr.kill()
+        # the server's log goes with its run's files: its last traceback
+        # first, so a 500 says what it was
+        logged = stack.logs()
+        if "Traceback" in logged:
+            print("server log, last traceback:\n" + logged[logged.rindex("Traceback") :][-4000:])
         stack.stop()
 
     lo, hi = load_t0 + a.warmup, load_t1
@@ -670,7 +709,9 @@ def run(a: argparse.Namespace, redis_pids: list[int] | None = None) -> dict[str,
     done_in_load = sum(1 for s, d in lat if load_t0 <= s + d <= load_t1)
     if done_in_load:
         parts = ", ".join(f"{k} {v / done_in_load * 1e6:.0f}" for k, v in cpu_used.items() if k != "wall")
-        busy_pct = sum(v for k, v in cpu_used.items() if k != "wall") / cpu_used["wall"] * 50
+        # "replicas" is inside "redis": counted once
+        busy = sum(v for k, v in cpu_used.items() if k not in ("wall", "replicas"))
+        busy_pct = busy / cpu_used["wall"] * 50
         print(
             f"\nCPU per assignment during the load, microseconds: {parts} "
             f"(these processes kept {busy_pct:.0f}% of the 2 cores busy)"
@@ -716,6 +757,13 @@ SETUPS: tuple[tuple[str, bool, dict[str, str]], ...] = (
 )
 
 
+def _profile_path(path: str, label: str, rnd: int) -> str:
+    """`path` with the setup and the round before its suffix (a.svg -> a.cluster-no-wait.1.svg)."""
+    p = Path(path)
+    slug = "-".join("".join(c if c.isalnum() else " " for c in label).split())
+    return str(p.with_name(f"{p.stem}.{slug}.{rnd + 1}{p.suffix}"))
+
+
 def compare_cluster(a: argparse.Namespace) -> int:
     """The same load on a standalone Redis and on a local cluster (3
     primaries, 1 replica each; tests/cluster.py), without and with WAIT,
@@ -726,17 +774,27 @@ def compare_cluster(a: argparse.Namespace) -> int:
 
     from tests.cluster import LocalCluster
 
-    rows: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in SETUPS}
+    setups = [s for s in SETUPS if not (a.no_wait_row and "WAIT 1" in s[0])]
+    rows: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in setups}
     code = 0
-    with LocalCluster(Path(tempfile.mkdtemp(prefix="presence-bench-cluster-"))) as cluster:
+    # the nodes keep an AOF as the standalone Redis does: without one a
+    # primary answers sooner, the batches of the hot path get smaller and
+    # the cluster pays for more script calls per assignment, not for being
+    # a cluster
+    with LocalCluster(Path(tempfile.mkdtemp(prefix="presence-bench-cluster-")), aof=True) as cluster:
         pids = [n.proc.pid for n in cluster.nodes if n.proc is not None]
+        primaries = {n.port for n in cluster.primaries()}
+        replicas = [n.proc.pid for n in cluster.nodes if n.proc is not None and n.port not in primaries]
         for rnd in range(a.rounds):
-            for label, clustered, env in SETUPS:
+            for label, clustered, env in setups:
                 sub = copy.copy(a)
-                sub.env, sub.json, sub.samples, sub.profile = env, None, None, None
+                sub.env, sub.json, sub.samples = env, None, None
+                # one profile per setup and round: the cluster's cost is read
+                # from two profiles side by side (standalone, cluster)
+                sub.profile = _profile_path(a.profile, label, rnd) if a.profile else None
                 sub.redis_url = cluster.url if clustered else None
                 print(f"\n=== round {rnd + 1}/{a.rounds}: {label}")
-                fig = run(sub, pids if clustered else None)
+                fig = run(sub, pids if clustered else None, replicas if clustered else None)
                 code |= fig["exit"]
                 rows[label].append(fig)
 
@@ -759,6 +817,7 @@ def compare_cluster(a: argparse.Namespace) -> int:
             "p99 ms",
             "server µs",
             "redis µs",
+            "of it replicas µs",
             "server+redis µs",
             "vs standalone",
             "Redis commands",
@@ -773,6 +832,7 @@ def compare_cluster(a: argparse.Namespace) -> int:
             "lat_p99_ms": med(figs, lambda x: x["lat_p99"]) * 1000,
             "server_us": med(figs, cpu("server")),
             "redis_us": med(figs, cpu("redis")),
+            "replicas_us": med(figs, lambda x: x.get("cpu_us_per_assignment", {}).get("replicas", 0.0)),
             "total_us": t,
             # exact, unlike the CPU times: the cluster's (summed over its
             # primaries) must equal standalone's, the same scripts running
@@ -787,6 +847,7 @@ def compare_cluster(a: argparse.Namespace) -> int:
                 f"{s_['lat_p99_ms']:.1f}",
                 f"{s_['server_us']:.0f}",
                 f"{s_['redis_us']:.0f}",
+                f"{s_['replicas_us']:.0f}",
                 f"{t:.0f}",
                 f"{(t / base - 1) * 100:+.0f} %" if base else "",
                 f"{s_['redis_commands']:.1f}",

@@ -57,8 +57,11 @@ class Node:
 class LocalCluster:
     """Six nodes on free ports: three primaries, each with one replica."""
 
-    def __init__(self, base: Path, primaries: int = 3, replicas: int = 1) -> None:
+    def __init__(self, base: Path, primaries: int = 3, replicas: int = 1, *, aof: bool = False) -> None:
         self.base = base
+        # an AOF on every node (fsync every second), as the standalone
+        # Redis of loadtests/ keeps one: a benchmark's like for like
+        self.aof = aof
         self.nodes = [
             Node(free_port(), base / f"node-{i}", free_port()) for i in range(primaries * (1 + replicas))
         ]
@@ -86,7 +89,8 @@ class LocalCluster:
             "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
             # a replica may always take over, however long it was cut off
             "--cluster-replica-validity-factor", "0",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.aof else "no",
+            "--appendfsync", "everysec",
             "--save", "",
             "--daemonize", "no",
         ]  # fmt: skip

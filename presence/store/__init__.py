@@ -21,7 +21,7 @@ import msgspec
 from presence import hours
 from presence.center import Agent, Center, Queue, queue_of
 from presence.schema.admin import QueueSettings
-from presence.store.client import Client, shard_of
+from presence.store.client import Client, execute, shard_of
 from presence.store.events import Feed
 from presence.store.keys import Keys
 from presence.store.replication import Replication
@@ -622,7 +622,11 @@ class Store:
     async def get_work(self, work_id: str, *, history: bool = True) -> dict[str, Any] | None:
         if not history:
             # the intake reply's read: one command, no pipeline, no history list
-            h0 = await self.redis.hgetall(self.keys.work(work_id))
+            # (the lean path: a lane of its own, on a cluster to the slot's primary)
+            raw = await execute(self.redis, "HGETALL", self.keys.work(work_id))
+            # redis-py's path (a redirected call, a client without lanes)
+            # already made it a dict; a lane's reply is the flat list
+            h0 = raw if isinstance(raw, dict) else dict(zip(raw[::2], raw[1::2], strict=True))
             return self.work_view(h0, work_id) if h0 else None
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.work(work_id))

@@ -15,7 +15,10 @@ rest of the store does not care which client it holds.
 
 A standalone client's pool (`Pool`) also has the lean path the script
 calls take (`execute`): what redis-py does around one command costs more
-than the command's own write and read at the rates the hot path runs.
+than the command's own write and read at the rates the hot path runs. On a
+cluster the same lanes run to the primary of the call's slot, as redis-py's
+slot map names it (`Cluster.lean`); redis-py keeps the topology and takes
+every call a lane cannot settle.
 """
 
 from __future__ import annotations
@@ -34,7 +37,17 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection, Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ClusterDownError, InvalidResponse, RedisError, ResponseError, SlotNotCoveredError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    InvalidResponse,
+    MasterDownError,
+    MovedError,
+    RedisError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -63,6 +76,122 @@ class Cluster(RedisCluster):
 
     ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
 
+    # how long a primary whose lean lane failed (lost, timed out) is reached
+    # through redis-py alone: its own handling of the failure (a re-read
+    # slot map, a promoted replica) decides where the calls go meanwhile
+    SHUN = 2.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lean_pools: dict[str, Pool] = {}
+        self._shunned: dict[str, float] = {}  # node name -> loop time it is used again
+        self._lean_ok: bool | None = None  # whether the nodes' connections allow lean lanes
+
+    def _lean_pool(self, node: ClusterNode) -> Pool | None:
+        """The lean pool of primary `node` (None: redis-py's path for it)."""
+        pool = self._lean_pools.get(node.name)
+        if pool is not None:
+            return pool
+        if self._lean_ok is False:
+            return None
+        kw = self.connection_kwargs
+        pool = Pool(
+            host=node.host,
+            port=node.port,
+            username=kw.get("username"),
+            password=kw.get("password"),
+            credential_provider=kw.get("credential_provider"),
+            protocol=kw.get("protocol") or 2,
+            client_name=kw.get("client_name"),
+            socket_timeout=kw.get("socket_timeout"),
+            socket_connect_timeout=kw.get("socket_connect_timeout"),
+            socket_keepalive=kw.get("socket_keepalive"),
+            socket_keepalive_options=kw.get("socket_keepalive_options"),
+            health_check_interval=kw.get("health_check_interval") or 0,
+            # no retry of its own: a lost lane hands the call to redis-py,
+            # which retries it with the topology read again
+            retry=Retry(ExponentialBackoff(), 0, supported_errors=(RedisConnectionError,)),
+            max_connections=Pool.LANES,
+            timeout=5.0,
+        )
+        pool._settings()
+        # TLS, a credential provider, RESP3: redis-py's connections only
+        self._lean_ok = pool._lean and kw.get("connection_class", Connection) is Connection
+        if not self._lean_ok:
+            return None
+        self._lean_pools[node.name] = pool
+        return pool
+
+    async def lean(self, slot: int, args: tuple[Any, ...]) -> Any:
+        """Run one command of `slot` on a lean lane to the slot's primary as
+        redis-py's slot map knows it, or through redis-py itself: while that
+        primary is shunned, and for a call the lane could not settle (MOVED,
+        ASK, TRYAGAIN, CLUSTERDOWN: it did not run; a lost connection:
+        retried as redis-py retries one). redis-py then follows the
+        redirection and corrects its map, which the next call reads."""
+        found = self._lane_to(slot)
+        if found is None:
+            return await self.execute_command(*args)
+        node, pool = found
+        try:
+            return await pool.execute(*args)
+        except _REDIRECTED:
+            pass  # refused before it ran: redis-py follows it
+        except RedisTimeoutError:
+            # never run twice (the script may be running on a slow or
+            # paused primary), as the cluster client itself does not
+            self._shun(node)
+            raise
+        except RedisConnectionError:
+            self._shun(node)
+            await pool.disconnect()
+        return await self.execute_command(*args)
+
+    async def lean_many(self, slot: int, commands: list[tuple[Any, ...]]) -> list[Any] | None:
+        """`lean` for a pipeline of commands in one write (``FCALL`` then
+        ``WAIT``): their replies, or None for the caller's own pipeline
+        through redis-py (the first one redirected, the lane lost)."""
+        found = self._lane_to(slot)
+        if found is None:
+            return None
+        node, pool = found
+        try:
+            replies = await pool.execute_many(commands)
+        except RedisTimeoutError:
+            self._shun(node)
+            raise
+        except RedisConnectionError:
+            self._shun(node)
+            await pool.disconnect()
+            return None
+        if replies is None or isinstance(replies[0], _REDIRECTED):
+            return None
+        return replies
+
+    def _lane_to(self, slot: int) -> tuple[ClusterNode, Pool] | None:
+        """The primary of `slot` in redis-py's map and its lean pool (None:
+        not known, shunned, or no lean lanes for this cluster's connections)."""
+        try:
+            node = self.nodes_manager.get_node_from_slot(slot)
+        except (SlotNotCoveredError, KeyError):
+            return None
+        shunned = self._shunned.get(node.name)
+        if shunned is not None:
+            if asyncio.get_running_loop().time() < shunned:
+                return None
+            del self._shunned[node.name]
+        pool = self._lean_pool(node)
+        return None if pool is None else (node, pool)
+
+    def _shun(self, node: ClusterNode) -> None:
+        self._shunned[node.name] = asyncio.get_running_loop().time() + self.SHUN
+
+    async def aclose(self) -> None:
+        pools, self._lean_pools = list(self._lean_pools.values()), {}
+        for pool in pools:
+            await pool.disconnect()
+        await super().aclose()
+
     async def _determine_slot(self, command: str, *args: Any) -> int:
         # FCALL's keys are where EVAL's are (name, numkeys, keys...), but
         # redis-py 8.1 parses only EVAL's itself: for FCALL it asks the
@@ -82,6 +211,10 @@ class Cluster(RedisCluster):
         return await super()._determine_slot(command, *args)
 
 
+# replies of a cluster that say the command did not run where it was sent
+_REDIRECTED = (MovedError, AskError, TryAgainError, ClusterDownError, MasterDownError)
+
+
 class _Lane(asyncio.Protocol):
     """One connection of the lean path: a plain TCP connection to a
     standalone Redis, one command in flight, its reply parsed by hiredis as
@@ -97,6 +230,10 @@ class _Lane(asyncio.Protocol):
     def __init__(self) -> None:
         self._reader = reply_reader()
         self._waiter: asyncio.Future[Any] | None = None
+        # replies the waiter wants: 1 (the reply itself), more (their list,
+        # gathered in `_got`: a pipeline of commands sent in one write)
+        self._want = 1
+        self._got: list[Any] = []
         self.transport: asyncio.Transport | None = None
         self.lost: RedisConnectionError | None = None
         # loop time after which an idle lane is PINGed before it is used
@@ -114,9 +251,18 @@ class _Lane(asyncio.Protocol):
         self._reader.feed(data)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            reply = self._reader.gets()
-            if reply is not False:
-                waiter.set_result(reply)
+            if self._want == 1:
+                reply = self._reader.gets()
+                if reply is not False:
+                    waiter.set_result(reply)
+                return
+            got = self._got
+            while len(got) < self._want:
+                reply = self._reader.gets()
+                if reply is False:
+                    return
+                got.append(reply)
+            waiter.set_result(got)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = RedisConnectionError(f"Connection to Redis lost: {exc or 'closed by the server'}")
@@ -124,7 +270,9 @@ class _Lane(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(self.lost)
 
-    async def call(self, packed: bytes, deadlines: _Deadlines, loop: asyncio.AbstractEventLoop) -> Any:
+    async def call(
+        self, packed: bytes, deadlines: _Deadlines, loop: asyncio.AbstractEventLoop, replies: int = 1
+    ) -> Any:
         """Send one packed command and wait for its reply; `TimeoutError`
         once `deadlines` says its time is up. `loop` is the running loop,
         asked for once per command by the caller (on Python 3.11 each
@@ -135,12 +283,13 @@ class _Lane(asyncio.Protocol):
         if transport is None or transport.is_closing():
             raise RedisConnectionError("the connection to Redis is closed")
         waiter = self._waiter = loop.create_future()
+        self._want, self._got = replies, []
         try:
             transport.write(packed)
             deadlines.watch(waiter)
             return await waiter
         finally:
-            self._waiter = None
+            self._waiter, self._want = None, 1
 
     def close(self) -> None:
         if self.transport is not None:
@@ -314,15 +463,33 @@ class Pool(BlockingConnectionPool):
                 return await self._run_pooled(pooled, args)
             finally:
                 await self.release(pooled)
-        packed = _pack(args)
+        return await self._on_lane(lane, model, [args])
+
+    async def execute_many(self, commands: list[tuple[Any, ...]]) -> list[Any] | None:
+        """Run `commands` in one write on one lane (a pipeline: ``FCALL`` then
+        ``WAIT``, which counts what its own connection wrote) and return
+        their raw replies, an error reply as its exception in its place;
+        None when no lane is free (the caller's pipeline runs them)."""
+        model = self._model or self._settings()
+        if self._idle_lanes:
+            lane: _Lane | None = self._idle_lanes.pop()
+        elif self._lean and self._busy + len(self._idle_lanes) < self.LANES:
+            lane = None
+        else:
+            return None
+        return cast(list[Any], await self._on_lane(lane, model, commands))
+
+    async def _on_lane(
+        self, lane: _Lane | None, model: AbstractConnection, commands: list[tuple[Any, ...]]
+    ) -> Any:
         held = [lane]
         self._busy += 1
         try:
             # packed once, not on every try (inside: a refused argument
             # still gives the lane back)
-            data = packed[0] if packed else b"".join(model.pack_command(*args))
+            data = b"".join(_packed(model, args) for args in commands)
             return await model.retry.call_with_retry(
-                lambda: self._once(held, data),
+                lambda: self._once(held, data, len(commands)),
                 lambda error: self._drop(held),
             )
         finally:
@@ -340,7 +507,7 @@ class Pool(BlockingConnectionPool):
             lane.close()
             self._lanes.discard(lane)
 
-    async def _once(self, held: list[_Lane | None], packed: bytes) -> Any:
+    async def _once(self, held: list[_Lane | None], packed: bytes, replies: int = 1) -> Any:
         model = self._settings()
         loop = asyncio.get_running_loop()
         lane = held[0]
@@ -354,13 +521,14 @@ class Pool(BlockingConnectionPool):
             await self._ping(lane, model, loop)
         done = False
         try:
-            reply = await lane.call(packed, self._deadlines, loop)
+            reply = await lane.call(packed, self._deadlines, loop, replies)
             # what redis-py's parser raises rather than returns: a lost or
             # loading Redis (retried, on a new connection)
-            if isinstance(reply, RedisConnectionError):
-                raise reply
-            if isinstance(reply, list) and reply and isinstance(reply[0], RedisConnectionError):
-                raise reply[0]
+            for one in reply if replies > 1 else (reply,):
+                if isinstance(one, RedisConnectionError):
+                    raise one
+                if isinstance(one, list) and one and isinstance(one[0], RedisConnectionError):
+                    raise one[0]
             done = True
         except TimeoutError:
             raise RedisTimeoutError(f"Timeout reading from {model._host_error()}") from None
@@ -371,7 +539,7 @@ class Pool(BlockingConnectionPool):
                 await self._drop(held)
         if every:
             lane.next_check = loop.time() + every
-        if isinstance(reply, ResponseError):
+        if replies == 1 and isinstance(reply, ResponseError):
             raise reply
         return reply
 
@@ -447,6 +615,11 @@ class Pool(BlockingConnectionPool):
 _PLAIN = frozenset((str, bytes, int, float))
 
 
+def _packed(model: AbstractConnection, args: tuple[Any, ...]) -> bytes:
+    packed = _pack(args)
+    return packed[0] if packed else b"".join(model.pack_command(*args))
+
+
 def _pack(args: tuple[Any, ...]) -> list[bytes] | None:
     """`args` as one RESP command, as redis-py packs it (its encoder with the
     pool's defaults: UTF-8, strict), by hiredis's packer in C, in half the
@@ -459,11 +632,48 @@ def _pack(args: tuple[Any, ...]) -> list[bytes] | None:
 
 async def execute(redis: Client, *args: Any) -> Any:
     """Run one command on `redis`: the lean path of `Pool` when the client has
-    one (a standalone Redis opened by `redis_client`), else redis-py's own."""
+    one (a standalone Redis opened by `redis_client`), on a cluster a lean
+    lane to the primary of the command's slot (`Cluster.lean`: a script call
+    whose keys share one slot, or a command of `_KEYED`), else redis-py's own."""
     pool = getattr(redis, "connection_pool", None)
     if isinstance(pool, Pool):
         return await pool.execute(*args)
+    if isinstance(redis, Cluster):
+        slot = _slot(redis, args)
+        if slot is not None:
+            return await redis.lean(slot, args)
     return await redis.execute_command(*args)
+
+
+async def execute_many(redis: Client, commands: list[tuple[Any, ...]]) -> list[Any] | None:
+    """Run `commands` (the first one keyed) in one write on one connection,
+    as `execute` runs one: their raw replies, an error reply as its exception
+    in its place; None where the caller's own pipeline is to run them (no
+    lane free, redis-py's client, a cluster call redirected or lost)."""
+    pool = getattr(redis, "connection_pool", None)
+    if isinstance(pool, Pool):
+        return await pool.execute_many(commands)
+    if isinstance(redis, Cluster):
+        slot = _slot(redis, commands[0])
+        if slot is not None:
+            return await redis.lean_many(slot, commands)
+    return None
+
+
+# commands whose one key is their first argument, run lean on a cluster
+_KEYED = frozenset(("HGETALL",))
+
+
+def _slot(redis: Cluster, args: tuple[Any, ...]) -> int | None:
+    """The one slot of a command's keys (None: redis-py's to find)."""
+    command = args[0]
+    if command in ("FCALL", "FCALL_RO") and len(args) > 3:
+        keys = args[3 : 3 + int(args[2])]
+        slots = {redis.keyslot(key) for key in keys}
+        return slots.pop() if len(slots) == 1 else None
+    if command in _KEYED and len(args) == 2:
+        return redis.keyslot(args[1])
+    return None
 
 
 def redis_client(url: str, max_connections: int = 256) -> Redis:

@@ -30,7 +30,7 @@ from redis.exceptions import ClusterDownError, OutOfMemoryError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from presence.protocol import REF_KEPT_SECONDS
-from presence.store.client import Client, closed_transport, execute, is_cluster, shard_of
+from presence.store.client import Client, closed_transport, execute, execute_many, is_cluster, shard_of
 from presence.store.replication import Replication
 
 LUA_DIR = "store/lua"
@@ -432,12 +432,17 @@ class Scripts:
         """FCALL then WAIT on the same connection (one pipeline): WAIT counts
         the replicas that have what this connection wrote."""
         assert self.replication is not None
+        wait = ("WAIT", wanted, self.replication.timeout_ms)
+        # one write on a lean lane (on a cluster, to the slot's primary);
+        # None: redis-py's pipeline below (no lane free, a redirection)
+        replies = await execute_many(self._redis, [("FCALL", fn, 1, prefix, *args), wait])
+        if replies is not None:
+            return await self._waited(prefix, wanted, *replies)
         pipe = self._redis.pipeline(transaction=False)
         pipe.fcall(fn, 1, prefix, *args)
         # pinned to the slot's primary as the client knows it; a call moved
         # meanwhile (MOVED during a resharding) is then not waited for
         node = shard_of(self._redis, prefix)
-        wait = ("WAIT", wanted, self.replication.timeout_ms)
         if node is None and is_cluster(self._redis):
             # the slot map is being read again (a primary just died): no
             # node to pin WAIT to; unavailable, like the node itself
@@ -456,6 +461,11 @@ class Scripts:
             if not is_cluster(self._redis):
                 raise
             raise ClusterDownError(f"no primary known for {prefix} yet") from exc
+        return await self._waited(prefix, wanted, reply, acked)
+
+    async def _waited(self, prefix: str, wanted: int, reply: Any, acked: Any) -> Any:
+        """The script's reply, once WAIT said enough replicas have it."""
+        assert self.replication is not None
         if isinstance(reply, Exception):
             raise reply
         if isinstance(acked, Exception):

@@ -16,7 +16,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from presence.center import load_center
 from presence.store import NewItem, Store, new_work_id
-from presence.store.client import open_redis, shard_of
+from presence.store.client import Cluster, open_redis, shard_of
 from presence.store.keys import Keys
 from presence.store.replication import NotReplicated, Replication
 from presence.store.scripts import library
@@ -196,5 +196,51 @@ async def test_a_script_call_finds_its_slot_without_asking_redis(
             [made] = await store.create_work_many([item])
             assert isinstance(made, tuple), made
         assert _getkeys(redis_cluster) - before == 0
+    finally:
+        await client.aclose()
+
+
+async def test_script_calls_take_a_lean_lane_to_the_primary_and_follow_a_moved_slot(
+    redis_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A center's script calls go on a lean lane (store/client.py `Cluster.lean`)
+    to the primary redis-py's slot map names, not through redis-py's command
+    path; a call that meets MOVED after its slot moved is handed to redis-py,
+    which follows it and corrects its map, and the calls after it are lean
+    again, on the new primary. Each call applies once (the intakes' count)."""
+    redis_cluster.wait_ok()
+    client = await open_redis(redis_cluster.url)
+    assert isinstance(client, Cluster)
+    through_redis_py: list[str] = []
+    plain = client.execute_command
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        through_redis_py.append(str(args[0]))
+        return await plain(*args, **kwargs)
+
+    try:
+        store = Store(client, "lean" + new_work_id())
+        await store.sync_center(load_center(None))
+
+        async def intake(n: int) -> None:
+            for i in range(n):
+                item = NewItem(new_work_id(), "support", "chat", 0, {"subject": f"{i}"})
+                [made] = await store.create_work_many([item])
+                assert isinstance(made, tuple), made
+
+        monkeypatch.setattr(client, "execute_command", counted)
+        await intake(3)
+        assert "FCALL" not in through_redis_py
+        slot = redis_cluster.slot(store.keys.prefix)
+        source = redis_cluster.owner_of_slot(slot)
+        target = next(n for n in redis_cluster.primaries() if n is not source)
+        redis_cluster.migrate_slot(slot, target)
+        await intake(1)  # MOVED on the lane: redis-py takes it
+        assert through_redis_py.count("FCALL") == 1
+        await intake(3)
+        assert through_redis_py.count("FCALL") == 1
+        assert client.get_node_from_key(store.keys.prefix).port == target.port
+        with target.client() as c:
+            assert c.zcard(store.keys.queue_waiting("support")) == 7
     finally:
         await client.aclose()
