@@ -48,6 +48,12 @@ def test_the_call_box_follows_the_call(context: Any, server: ServerProcess) -> N
     expect(call.locator(".call-state")).to_have_text("Connected")
     assert buttons(page) == ["Hold", "Mute", "Hang up", "Transfer call"], buttons(page)
     expect(page.locator("#wrapup-btn")).to_have_count(0)
+    # nor completed under the caller: that ended the item with the call still
+    # on the line, and the next call rang at once
+    expect(page.locator("#complete-btn")).to_be_disabled()
+    expect(page.locator(".hangup-first")).to_have_text("Hang up the call to complete it.")
+    page.locator("#dispo").press("Enter")  # the form's submit: refused as well
+    expect(page.locator("#detail-state")).to_have_text("In progress")
 
     call.get_by_role("button", name="Hold").click()
     expect(call.locator(".call-state")).to_have_text("On hold")
@@ -55,6 +61,7 @@ def test_the_call_box_follows_the_call(context: Any, server: ServerProcess) -> N
     page.select_option("#lang", "ja")
     expect(call.locator(".call-state")).to_have_text("保留中")
     assert buttons(page) == ["保留解除", "ミュート", "切断", "通話を転送"], buttons(page)
+    expect(page.locator(".hangup-first")).to_have_text("完了するには通話を切ってください。")
     call.get_by_role("button", name="保留解除").click()
     expect(call.locator(".call-state")).to_have_text("通話中")
     page.select_option("#lang", "en")
@@ -67,6 +74,8 @@ def test_the_call_box_follows_the_call(context: Any, server: ServerProcess) -> N
     expect(call.locator(".call-state")).to_have_text("Ended")
     expect(call.locator("button")).to_have_count(0)
     expect(call.locator(".call-over")).to_have_text("The call has ended; wrap-up is under way.")
+    expect(page.locator("#complete-btn")).to_be_enabled()
+    expect(page.locator(".hangup-first")).to_have_count(0)
     expect(call.locator(".call-timer")).to_have_text(re.compile(r"^\d+:\d\d$"))
     # the length of the call, no longer ticking (no data-since for the page's timer)
     expect(call.locator(".call-timer")).not_to_have_attribute("data-since", re.compile(".*"))

@@ -18,6 +18,7 @@ from presence.auth import mint
 from tests.browser.conftest import Servers
 from tests.browser.support import (
     agent_url,
+    hang_up,
     open_agent,
     open_wallboard,
     post_call,
@@ -220,6 +221,7 @@ def test_japanese_interface_and_switch(browser: Any, server: ServerProcess) -> N
         expect(page.locator("#status-pill")).to_contain_text("Available")
         page.select_option("#lang", "ja")
         expect(page.locator("#status-title")).to_have_text("自分のステータス")
+        hang_up(server, "call-ja")  # a call is completed once it is over
         page.locator("#complete-btn").click()
         expect(page.locator(".work-row")).to_have_count(0)
     finally:

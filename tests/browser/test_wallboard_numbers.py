@@ -145,6 +145,7 @@ def test_one_call_fills_the_load_bar_without_an_alarm(context: Any, server: Serv
     page.select_option("#lang", "en")
     wall.select_option("#lang", "en")
     page.locator(f'.work-row[data-id="{wid}"] .work-open').click()
+    hang_up(server, "call-load")  # a call is completed once it is over
     page.click("#complete-btn")
 
     # a chat: room left, green

@@ -1031,19 +1031,32 @@ function updateDetailState() {
       {
         onsubmit: (e) => {
           e.preventDefault();
-          complete(w.work_id, dispo.value.trim());
+          if (!callIsLive(w)) complete(w.work_id, dispo.value.trim());
         },
       },
       dispo,
       datalist,
-      h("button.btn.primary", { type: "submit", id: "complete-btn" }, t("detail.complete")),
+      // a call still connected is not completed under the customer: the
+      // item would end, its capacity come free and the next call ring while
+      // this one is still on the line; hanging up starts the wrap-up
+      h(
+        "button.btn.primary",
+        { type: "submit", id: "complete-btn", disabled: callIsLive(w), title: callIsLive(w) ? t("detail.hangUpFirst") : undefined },
+        t("detail.complete"),
+      ),
+      callIsLive(w) ? h("p.hangup-first", { role: "note" }, t("detail.hangUpFirst")) : null,
     ),
   );
 }
 
+/** A phone call still on the line (not hung up, not in wrap-up). */
+function callIsLive(w) {
+  return isCall(w) && callPhase(w) !== "ended";
+}
+
 /** Wrap-up starts by hand on an item in progress; a live call ends by hanging up instead (which starts it). */
 function canWrapUp(w) {
-  return w.state === "assigned" && !(isCall(w) && callPhase(w) !== "ended");
+  return w.state === "assigned" && !callIsLive(w);
 }
 
 /** The open item's state, actions and call box, after its state changed. */
