@@ -26,7 +26,7 @@ is fed, so the two give the same figures.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,15 +49,20 @@ MAX_SEQ = 18446744073709551615  # the highest sequence number of a stream id
 class Reach:
     """The events a replay feeds, by ``ts``: routing events from `routing`
     (an item's earlier events are recalled from there too), status changes
-    from `status`, none after `until` (None: up to the streams' end)."""
+    from `status`, none after `until` (None: up to the streams' end).
+    With `fed_from`, the routing events before it are not read from the
+    streams: the items followed then were fed from their own histories
+    (`prefeed`), and an item met later is recalled from `routing` on."""
 
     routing: int
     status: int
     until: int | None = None
+    fed_from: int | None = None
 
     def lo(self) -> str:
         """The first stream id to read (ids are Redis's clock: a margin before)."""
-        return f"{max(0, min(self.routing, self.status) - history.MARGIN_MS)}-0"
+        first = self.routing if self.fed_from is None else self.fed_from
+        return f"{max(0, min(first, self.status) - history.MARGIN_MS)}-0"
 
     def hi(self) -> str:
         return "+" if self.until is None else f"{self.until + history.MARGIN_MS}-{MAX_SEQ}"
@@ -96,6 +101,9 @@ async def fold_in(
     until = reach.until
     if until is not None:
         routing = [e for e in routing if e.ts <= until]
+    if reach.fed_from is not None:
+        # read for the clock margin only: what of them counts was prefed
+        routing = [e for e in routing if e.ts >= reach.fed_from]
     await recall(store, tracker, routing, reach.routing)
     events = [e for e in routing if e.ts >= reach.routing]
     for i in range(0, len(st_entries), FEED_CHUNK):
@@ -115,6 +123,30 @@ async def fold_in(
         tracker.feed(events[i : i + FEED_CHUNK])
         await asyncio.sleep(0)
     return events[-1].ts
+
+
+async def prefeed(
+    store: Store, tracker: IncrementalTracker, works: Sequence[str], since: int, before: int
+) -> None:
+    """Feed `tracker` the events of `works` with `since` <= ts < `before`,
+    from each item's own history rather than the streams: a range that
+    resumes where the previous one ended (`rollup`) starts with the items
+    that one still followed, as a read of the look-back would have, without
+    reading (nor keeping in the streams) everything else of the look-back."""
+    events: list[Event] = []
+    for i in range(0, len(works), VIEWS_CHUNK):
+        for hist in (await history.item_histories(store, works[i : i + VIEWS_CHUNK])).values():
+            events += [e for e in hist if since <= e.ts < before]
+        await asyncio.sleep(0)
+    if not events:
+        return
+    events.sort(key=lambda e: e.ts)
+    arrivals, accepts = await history.item_times(store, events, tracker.items, tracker.arrived, more=True)
+    tracker.arrivals.update(arrivals)
+    tracker.accepts.update(accepts)
+    for i in range(0, len(events), FEED_CHUNK):
+        tracker.feed(events[i : i + FEED_CHUNK])
+        await asyncio.sleep(0)
 
 
 async def recall(store: Store, tracker: IncrementalTracker, routing: list[Event], since: int) -> None:
