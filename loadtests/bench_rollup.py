@@ -3,7 +3,7 @@
 Starts a private Redis, writes --minutes of synthetic traffic at --rate
 items a second (each created, answered 10 s later, completed a minute
 after, by --agents agents) ending at an hour's end, straight into the
-streams (ids = ts), then rolls that hour up --runs times in fresh child
+streams (ids = ts) and the items' histories, then rolls that hour up --runs times in fresh child
 processes, alternating the full pass (`tests.fullpass.compute_range` +
 `summarise`, what the roll-up did before) and the streamed roll-up
 (`rollup.roll_range`), and prints for each: the peak RSS over the child's
@@ -78,6 +78,10 @@ async def write(url: str, hour: int, minutes: float, rate: float, agents: int) -
         pipe = r.pipeline(transaction=False)
         for ts, f in entries[i : i + 5000]:
             pipe.xadd(k.event_stream, {**f, "ts": str(ts)}, id=f"{ts}-*")
+            # each item's own history too, as the scripts write it (what a
+            # roll-up resuming from its cursor reads of the items it follows)
+            own = {n: v for n, v in f.items() if n != "work"}
+            pipe.rpush(k.work_history(f["work"]), msgpack.packb({**own, "ts": ts}))
         await pipe.execute()
     pipe = r.pipeline(transaction=False)
     for a in names:

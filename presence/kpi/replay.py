@@ -26,6 +26,7 @@ is fed, so the two give the same figures.
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -94,11 +95,16 @@ async def fold_in(
     # a second of events under load is thousands of entries: decode and
     # fold them in chunks, yielding between, or the pass stalls every
     # socket of this process (it was the tail of the assignment latency)
+    until = reach.until
+    if reach.fed_from is not None:
+        # the entries read for the clock margin only (most of a short
+        # range's read): left out before they are decoded
+        ev_entries = _within(ev_entries, reach.fed_from, until)
+    st_entries = _within(st_entries, reach.status, until)
     routing: list[Event] = []
     for i in range(0, len(ev_entries), FEED_CHUNK):
         routing += history.decode(ev_entries[i : i + FEED_CHUNK], status=False)
         await asyncio.sleep(0)
-    until = reach.until
     if until is not None:
         routing = [e for e in routing if e.ts <= until]
     if reach.fed_from is not None:
@@ -123,6 +129,22 @@ async def fold_in(
         tracker.feed(events[i : i + FEED_CHUNK])
         await asyncio.sleep(0)
     return events[-1].ts
+
+
+def _within(entries: list[Entry], lo: int, hi: int | None) -> list[Entry]:
+    """The entries whose ``ts`` lies in [lo, hi] (None: no end), read from
+    the raw fields; one without a readable ``ts`` is kept (decoding drops it)."""
+    out = []
+    for entry in entries:
+        raw = entry[1].get(b"ts", entry[1].get("ts"))
+        try:
+            ts = int(float(raw if raw is not None else ""))
+        except ValueError:
+            out.append(entry)
+            continue
+        if ts >= lo and (hi is None or ts <= hi):
+            out.append(entry)
+    return out
 
 
 async def prefeed(
@@ -244,6 +266,35 @@ async def merged_pages(
             i = len(buf[n]) if upto is None else sum(1 for e in buf[n] if entry_id(e[0]) <= upto)
             chunk[n], buf[n] = buf[n][:i], buf[n][i:]
         yield chunk["events"], chunk["status"]
+
+
+async def ordered(
+    store: Store, start_ms: int, end_ms: int, *, page: int = history.PAGE
+) -> AsyncIterator[Event]:
+    """Every event (routing and status) with start <= ts <= end, in time
+    order as `history.load` sorts them (by ts, routing before status, each
+    stream in its order), read a page at a time (`merged_pages`). What is
+    held is a page and the clock margin's events: once both streams are
+    read up to an id, every entry still unread has a later id, so a ts no
+    earlier than the margin before it; what lies before that is given."""
+    lo, hi = f"{max(0, start_ms - history.MARGIN_MS)}-0", f"{end_ms + history.MARGIN_MS}-{MAX_SEQ}"
+    held: list[tuple[int, int, int, Event]] = []
+    n = 0
+    async for ev_entries, st_entries in merged_pages(store, lo, page, hi):
+        read_to = 0
+        for kind, entries in enumerate((ev_entries, st_entries)):
+            if entries:
+                read_to = max(read_to, entry_id(entries[-1][0])[0])
+            for i in range(0, len(entries), FEED_CHUNK):
+                for e in history.decode(entries[i : i + FEED_CHUNK], status=kind == 1):
+                    if start_ms <= e.ts <= end_ms:
+                        heapq.heappush(held, (e.ts, kind, n, e))
+                        n += 1
+                await asyncio.sleep(0)
+        while held and held[0][0] < read_to - history.MARGIN_MS:
+            yield heapq.heappop(held)[3]
+    while held:
+        yield heapq.heappop(held)[3]
 
 
 def entry_id(entry_id: str) -> tuple[int, int]:

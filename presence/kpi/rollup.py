@@ -45,6 +45,7 @@ import msgpack
 
 from presence.kpi import history, replay
 from presence.kpi.aggregates import Agg, agg_of, apply_fact, time_into
+from presence.kpi.events import parse_event
 from presence.kpi.facts import F_TS, F_WORK, Fact, FactRow
 from presence.kpi.incremental import BUCKET_MS, FoldSink, IncrementalTracker
 from presence.kpi.replay import Reach
@@ -462,8 +463,9 @@ class Rollup(Periodic):
         first: list[Any] = await self.store.redis.xrange(k.event_stream, count=1) or []
         start = now
         if first:
-            e = history.decode([(history._s(first[0][0]), first[0][1])], status=False)
-            start = e[0].ts if e else now
+            # any entry's time (a status change's too: the first is often a login)
+            e = parse_event(first[0][1])
+            start = e.ts if e is not None else now
         hour = start - start % HOUR_MS
         await self.store.redis.hset(k.kpi_state, "rolled", hour)
         return hour

@@ -21,17 +21,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 import msgpack
+import orjson
 import pytest
 from redis.asyncio import Redis as AsyncRedis
 
 from presence.http import reports
-from presence.kpi import history, rollup
+from presence.kpi import history, replay, rollup
 from presence.kpi.rollup import HOUR_MS, Rollup, roll_range
 from presence.store import Store, new_work_id
 from presence.store.cases import transfer
 from presence.store.keys import Keys
 from tests.fullpass import bucket_rows, compute_range, summarise
-from tests.helpers import kpi_center
+from tests.helpers import ids_from_ts, kpi_center
 
 pytestmark = pytest.mark.in_process
 
@@ -211,20 +212,6 @@ async def test_the_streamed_roll_up_equals_the_full_pass(
     assert want["agent"][who["through"]].handling_ms == HOUR_MS  # known from the look-back only
 
 
-async def _ids_from_ts(store: Store) -> None:
-    """Both streams written again with each entry's id its ``ts`` (the
-    order kept): Redis's clock and the test's agree, so a range anywhere in
-    the history is read by id, and trimmed by id, as in production."""
-    for key in (store.keys.event_stream, store.keys.status_stream):
-        entries = await store.redis.xrange(key)
-        pipe = store.redis.pipeline(transaction=False)
-        tmp = key + ":re-id"
-        for _, fields in sorted(entries, key=lambda e: int(float(e[1][b"ts"]))):
-            pipe.xadd(tmp, fields, id=f"{int(float(fields[b'ts']))}-*")
-        pipe.rename(tmp, key)
-        await pipe.execute()
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 async def test_parts_resumed_from_the_cursor_equal_the_full_pass_on_trimmed_streams(
     driven: tuple[Store, list[float], int], seed: int, monkeypatch: pytest.MonkeyPatch
@@ -236,7 +223,7 @@ async def test_parts_resumed_from_the_cursor_equal_the_full_pass_on_trimmed_stre
     store, clock, start = driven
     monkeypatch.setattr(rollup, "PAGE", 23)
     await _history(store, clock, start, seed)
-    await _ids_from_ts(store)
+    await ids_from_ts(store)
     bounds = [start - HOUR_MS, start, start + 20 * MIN, start + 45 * MIN, start + HOUR_MS]
     want = []
     for lo, hi in itertools.pairwise(bounds):
@@ -265,7 +252,7 @@ async def test_the_task_rolls_parts_into_the_hour_and_trims_to_its_cursor(
     cursor (less the clock margin) when the retention is short."""
     store, clock, start = driven
     await _history(store, clock, start, 4)
-    await _ids_from_ts(store)
+    await ids_from_ts(store)
     start -= start % HOUR_MS  # the hour holding the history's own
     quarters = [start + i * 15 * MIN for i in range(5)]
     want: rollup.Rolled = {}
@@ -288,6 +275,45 @@ async def test_the_task_rolls_parts_into_the_hour_and_trims_to_its_cursor(
     first = await store.redis.xrange(k.event_stream, count=1)
     assert int(first[0][0].split(b"-")[0]) >= rolled - history.MARGIN_MS
     assert int(state[b"trimmed"]) == rolled
+
+
+async def test_the_events_report_streams_them_in_the_order_of_the_whole_read(
+    driven: tuple[Store, list[float], int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`/reports/events` read page by page (`replay.ordered`) gives the
+    events `history.load` gives in one piece, in its order; its JSON and
+    CSV bodies, written in chunks, parse back to those rows, cut at
+    `MAX_EVENTS` with ``truncated``."""
+    store, clock, start = driven
+    await _history(store, clock, start, 5)
+    await ids_from_ts(store)
+    lo, hi = start - 3 * HOUR_MS, start + HOUR_MS
+    want = await history.load(store, lo, hi)
+    got = [e async for e in replay.ordered(store, lo, hi, page=23)]
+    assert len(got) > 200 and got == want
+    utc = ZoneInfo("UTC")
+    monkeypatch.setattr(reports, "MAX_EVENTS", 150)
+    monkeypatch.setattr(reports, "STREAM_ROWS", 40)
+    head = reports._head("events", lo, hi + 1, utc, "events")
+    body = b"".join(
+        [c async for c in reports._json_chunks(head, reports._event_rows(store, lo, hi + 1, utc))]
+    )
+    parsed = orjson.loads(body)
+    assert parsed["truncated"] is True and parsed["columns"] == list(reports.EVENT_COLUMNS)
+    assert [(r["ts"], r["ev"], r["work"]) for r in parsed["rows"]] == [
+        (e.ts, e.ev, e.work) for e in want[:150]
+    ]
+    text = b"".join(
+        [
+            c
+            async for c in reports._csv_chunks(
+                reports.EVENT_COLUMNS, reports._event_rows(store, lo, hi + 1, utc)
+            )
+        ]
+    )
+    lines = text.decode("utf-8").split("\r\n")
+    assert lines[0] == "\ufefftime,ts,ev,work,agent,queue,channel,details" and lines[-1] == ""
+    assert len(lines) == 152 and lines[1].split(",")[1] == str(want[0].ts)
 
 
 async def _write_traffic(
