@@ -51,7 +51,6 @@ from presence.kpi.aggregates import Agg, Groups, agg_of
 from presence.kpi.facts import Settings
 from presence.kpi.incremental import BUCKET_MS, IncrementalTracker
 from presence.kpi.replay import Reach, views_chunked
-from presence.kpi.rollup import HOUR_MS
 from presence.store import Store
 from presence.store.client import closed_transport
 from presence.store.lock import Lock
@@ -445,10 +444,10 @@ class LiveKpis:
         would be counted twice or not at all). A midnight that is not a
         whole UTC hour (a time zone at :30) starts at midnight, from the
         streams alone, as do a center never rolled up today."""
-        if midnight % HOUR_MS:
+        if midnight % rollup.HOUR_MS:
             return midnight, None
         k = self.store.keys
-        hours = list(range(midnight, now + 1, HOUR_MS))
+        hours = list(range(midnight, now + 1, rollup.HOUR_MS))
         pipe = self.store.redis.pipeline(transaction=True)
         pipe.hget(k.kpi_state, "rolled")
         pipe.mget([k.kpi_hour(rollup.hour_name(h)) for h in hours])
