@@ -3,7 +3,7 @@
 Starts a private Redis, writes --minutes of synthetic traffic at --rate
 items a second (each created, answered 10 s later, completed a minute
 after, by --agents agents) ending at an hour's end, straight into the
-streams (ids = ts), then rolls that hour up --runs times in fresh child
+streams (ids = ts) and the items' histories, then rolls that hour up --runs times in fresh child
 processes, alternating the full pass (`tests.fullpass.compute_range` +
 `summarise`, what the roll-up did before) and the streamed roll-up
 (`rollup.roll_range`), and prints for each: the peak RSS over the child's
@@ -15,6 +15,12 @@ report did before) against `reports.kpis_from_events`.
 
     python -m loadtests.bench_rollup --rate 20 --minutes 60 --runs 2
     python -m loadtests.bench_rollup --rate 20 --minutes 60 --runs 2 --group 15m
+
+With --resume (and --minutes over 60: traffic in the hours before), the
+roll-up reading its 6-hour look-back (`roll_range`) against the one resuming
+from the cursor the hour before left (`roll_part`), what `Rollup` now runs:
+
+    python -m loadtests.bench_rollup --rate 20 --minutes 180 --runs 2 --resume
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgpack
 from redis.asyncio import Redis
 
 from loadtests.common import free_port
@@ -45,7 +52,8 @@ CENTER = "bench"
 
 
 async def write(url: str, hour: int, minutes: float, rate: float, agents: int) -> int:
-    """The traffic of [hour + 60 - minutes, hour + 60) min; the entries written."""
+    """The traffic of [hour + 60 - minutes, hour + 60) min (minutes may
+    reach into the hours before); the entries written."""
     r = Redis.from_url(url)
     k = Keys(CENTER)
     n = int(minutes * 60 * rate)
@@ -70,6 +78,10 @@ async def write(url: str, hour: int, minutes: float, rate: float, agents: int) -
         pipe = r.pipeline(transaction=False)
         for ts, f in entries[i : i + 5000]:
             pipe.xadd(k.event_stream, {**f, "ts": str(ts)}, id=f"{ts}-*")
+            # each item's own history too, as the scripts write it (what a
+            # roll-up resuming from its cursor reads of the items it follows)
+            own = {n: v for n, v in f.items() if n != "work"}
+            pipe.rpush(k.work_history(f["work"]), msgpack.packb({**own, "ts": ts}))
         await pipe.execute()
     pipe = r.pipeline(transaction=False)
     for a in names:
@@ -129,6 +141,10 @@ async def measure(url: str, hour: int, how: str, group: str = "") -> dict[str, A
         tracker, attrs = await compute_range(store, hour, hour + HOUR_MS, settings)
         rolled = summarise(tracker, hour, hour + HOUR_MS, attrs)
         del tracker, attrs
+    elif how == "resumed":
+        # from the cursor the hour before left (`main` rolled it up)
+        raw = await r.hget(store.keys.kpi_state, "open")
+        rolled, _ = await rollup.roll_part(store, hour, hour + HOUR_MS, settings, msgpack.unpackb(raw))
     else:
         rolled = await roll_range(store, hour, hour + HOUR_MS, settings)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
@@ -149,6 +165,15 @@ async def measure(url: str, hour: int, how: str, group: str = "") -> dict[str, A
     }
 
 
+async def cursor(url: str, hour: int) -> None:
+    """Roll up the hour before `hour` and keep the items it followed at its end."""
+    r = Redis.from_url(url)
+    store = Store(r, CENTER, clock=lambda: (hour + 2 * HOUR_MS) / 1000)
+    _, followed = await rollup.roll_part(store, hour - HOUR_MS, hour, None, None)
+    await r.hset(store.keys.kpi_state, mapping={"open_at": hour, "open": msgpack.packb(followed)})
+    await r.aclose()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rate", type=float, default=20.0, help="items a second (default 20)")
@@ -156,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--agents", type=int, default=200)
     p.add_argument("--runs", type=int, default=2, help="runs of each, alternating (default 2)")
     p.add_argument("--group", choices=("15m", "hour", "day"), help="the KPI report's time rows instead")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="the roll-up reading its 6-hour look-back against the one resuming from the hour "
+        "before's cursor (traffic in the hours before too: --minutes > 60)",
+    )
     p.add_argument("--child", nargs=4, metavar=("URL", "HOUR", "HOW", "GROUP"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
@@ -169,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         url = redis.start(timeout=60)
         try:
             n = asyncio.run(write(url, hour, a.minutes, a.rate, a.agents))
+            if a.resume:
+                asyncio.run(cursor(url, hour))
             what = f"report by {a.group}" if a.group else "roll-up"
             print(
                 f"bench_rollup ({what}): {a.minutes:g} min at {a.rate:g} items/s, "
@@ -177,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             print("  run  how        peak RSS over start MB   wall s   CPU s   longest loop stall ms")
             sums = set()
             for i in range(a.runs):
-                for how in ("full", "streamed"):
+                for how in ("streamed", "resumed") if a.resume else ("full", "streamed"):
                     out = subprocess.run(
                         [
                             sys.executable,

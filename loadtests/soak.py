@@ -4,7 +4,10 @@ N agents (default 1,000) and W wallboards (default 20) on one `presence
 serve`, R items/s (default 200) posted for D minutes (default 20), with
 random disconnects (an agent socket aborted and reconnected every few
 seconds). A short retention is set for the run (PRESENCE_RETENTION_DAYS,
-fractional), so finished items expire while it runs.
+fractional), so finished items expire while it runs, and a short one for
+the raw event streams (PRESENCE_HISTORY_DAYS) with the roll-up in parts of
+a minute (PRESENCE_ROLLUP_MINUTES), so the streams are rolled up and
+trimmed while it runs too.
 
 Every sample interval (default 60 s) it records the server's RSS, Redis
 ``used_memory`` and the part of it the raw event streams take, the AOF size
@@ -78,9 +81,9 @@ FIELDS = [
     "server_closed",
     "load1",
 ]
-# the raw event streams: kept PRESENCE_HISTORY_DAYS (at least a day, and
-# never trimmed before their hour is rolled up), so they grow all through a
-# soak by design; measured apart to tell that growth from a leak
+# the raw event streams: kept PRESENCE_HISTORY_DAYS (--history-days) and
+# never trimmed past the roll-up's cursor less the 5-minute clock margin, so
+# they fill for that long and then stay flat; measured apart from the rest
 STREAMS = ("stream:events", "stream:status")
 
 
@@ -463,6 +466,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--ping-every", type=float, default=4.0, help="seconds between a socket's pings (the panel's: 4)"
     )
     p.add_argument("--retention-days", default="0.0007", help="PRESENCE_RETENTION_DAYS for the run (~1 min)")
+    p.add_argument(
+        "--history-days",
+        default="0.0014",
+        help="PRESENCE_HISTORY_DAYS for the run (~2 min: the streams then hold ~7, with the clock margin)",
+    )
+    p.add_argument(
+        "--rollup-minutes", default="1", help="PRESENCE_ROLLUP_MINUTES for the run (a roll-up part a minute)"
+    )
     p.add_argument("--out", default="soak", help="prefix of the CSV and PNG")
     p.add_argument(
         "--census",
@@ -476,7 +487,14 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     raise_nofile()
     use_uvloop()
-    stack = Stack(center_body=CENTER, env={"PRESENCE_RETENTION_DAYS": a.retention_days})
+    stack = Stack(
+        center_body=CENTER,
+        env={
+            "PRESENCE_RETENTION_DAYS": a.retention_days,
+            "PRESENCE_HISTORY_DAYS": a.history_days,
+            "PRESENCE_ROLLUP_MINUTES": a.rollup_minutes,
+        },
+    )
     ids = [f"s{i:05d}" for i in range(a.agents)]
     try:
         stack.start()

@@ -129,6 +129,10 @@ class Settings:
     # "today" and the days of reports, seconds between live `kpis` pushes.
     history_days: float = 31.0
     rollup_days: float = 400.0
+    # Minutes per roll-up part (a divisor of 60): an hour is rolled up in
+    # parts of this long, each a minute after it closed, and the streams can
+    # be trimmed up to the last part (with a short history_days).
+    rollup_minutes: int = 60
     # Days a finished (completed or abandoned) item, its history, case and
     # comments are kept after it ended (0 = forever); `presence archive`
     # writes them out before that, into archive_dir once a day when set.
@@ -184,7 +188,11 @@ class Settings:
             rate_per_second=_float(env, "PRESENCE_RATE_PER_SECOND", 50.0, lo=1.0, hi=1e6),
             rate_burst=_int(env, "PRESENCE_RATE_BURST", 200, lo=1, hi=1_000_000),
             log_level=level,
-            history_days=_float(env, "PRESENCE_HISTORY_DAYS", 31.0, lo=1.0, hi=3660.0),
+            # below a day, "today"'s reports come from the roll-ups (whole
+            # parts), and below ~0.05 (72 min) a rebuilt live tracker's
+            # sliding windows start where the streams do (docs/kpis.md)
+            history_days=_float(env, "PRESENCE_HISTORY_DAYS", 31.0, lo=0.0001, hi=3660.0),
+            rollup_minutes=_rollup_minutes(env),
             rollup_days=_float(env, "PRESENCE_ROLLUP_DAYS", 400.0, lo=1.0, hi=36600.0),
             retention_days=_float(env, "PRESENCE_RETENTION_DAYS", 90.0, lo=0.0, hi=36600.0),
             archive_dir=_dir(env, "PRESENCE_ARCHIVE_DIR", "") if env.get("PRESENCE_ARCHIVE_DIR") else None,
@@ -193,3 +201,10 @@ class Settings:
             metrics_token=env.get("PRESENCE_METRICS_TOKEN") or None,
             stall_ms=_float(env, "PRESENCE_STALL_MS", 0.0, lo=0.0, hi=60_000.0),
         )
+
+
+def _rollup_minutes(env: Mapping[str, str]) -> int:
+    n = _int(env, "PRESENCE_ROLLUP_MINUTES", 60, lo=1, hi=60)
+    if 60 % n:
+        raise ConfigError(f"PRESENCE_ROLLUP_MINUTES must divide 60 (1, 2, 3, 5, 10, 15, 30 ...), got {n}")
+    return n

@@ -292,7 +292,13 @@ class Centers:
         sweeper = Sweeper(store, dispatcher, interval=s.sweep_interval, grace=s.grace_seconds)
         # overflow/relaxation timer
         escalator = Escalator(store, dispatcher, interval=s.sweep_interval)
-        rollup = Rollup(store, retention_days=s.history_days, rollup_days=s.rollup_days, timezone=s.timezone)
+        rollup = Rollup(
+            store,
+            retention_days=s.history_days,
+            rollup_days=s.rollup_days,
+            timezone=s.timezone,
+            step_minutes=s.rollup_minutes,
+        )
         # business hours: each queue's plan of openings renewed hourly
         planner = HoursPlanner(store)
         owned: list[Task] = [sweeper, escalator, planner, webhooks, rollup]

@@ -25,19 +25,19 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from presence.http import openapi
 from presence.http.common import ctx_of, json, require
-from presence.kpi import history, rollup
+from presence.kpi import replay, rollup
 from presence.kpi.aggregates import Agg
 from presence.problems import Problem
 from presence.store import Store
@@ -70,6 +70,8 @@ KPI_COLUMNS = (
 MAX_DAYS = 366
 MAX_BUCKETS = 24 * 62  # hour rows in one report
 MAX_EVENTS = 200_000
+STREAM_ROWS = 1000  # rows of the events report written per chunk
+Row = dict[str, Any]  # one row of a report
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -364,16 +366,38 @@ EVENT_COLUMNS = ("time", "ts", "ev", "work", "agent", "queue", "channel", "detai
 
 
 async def events_report(request: Request) -> Response:
+    """The range's events, streamed as they are read (`replay.ordered`): a
+    day's export holds a page and the clock margin's events, not the day's."""
     store, tz = await _context(request)
     start, end = time_range(request, store.now_ms(), tz)
+    fmt = request.query_params.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise Problem(422, "format must be json or csv", field="format", code="invalid")
     if not await raw_available(store, start, items=False):
         raise Problem(
             422, "the raw events of this range are past the retention (PRESENCE_HISTORY_DAYS)", field="from"
         )
-    events = await history.load(store, start, end - 1)
-    truncated = len(events) > MAX_EVENTS
-    rows = [
-        {
+    head = _head("events", start, end, tz, "events")
+    rows = _event_rows(store, start, end, tz)
+    if fmt == "csv":
+        filename = f"presence-events-events-{head['from_iso'][:10]}.csv"
+        return StreamingResponse(
+            _csv_chunks(EVENT_COLUMNS, rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    return StreamingResponse(_json_chunks(head, rows), media_type="application/json")
+
+
+async def _event_rows(store: Store, start: int, end: int, tz: ZoneInfo) -> AsyncIterator[Row | None]:
+    """The report's rows, the first `MAX_EVENTS`; then None if there were more."""
+    n = 0
+    async for e in replay.ordered(store, start, end - 1):
+        if n == MAX_EVENTS:
+            yield None
+            return
+        n += 1
+        yield {
             "time": iso(e.ts, tz),
             "ts": e.ts,
             "ev": e.ev,
@@ -383,11 +407,44 @@ async def events_report(request: Request) -> Response:
             "channel": e.channel,
             "details": "; ".join(f"{k}={v}" for k, v in sorted(e.extra.items()) if v != ""),
         }
-        for e in events[:MAX_EVENTS]
-    ]
-    body = _head("events", start, end, tz, "events")
-    body.update(columns=list(EVENT_COLUMNS), rows=rows, truncated=truncated)
-    return respond(request, "events", body)
+
+
+async def _csv_chunks(columns: Sequence[str], rows: AsyncIterator[Row | None]) -> AsyncIterator[bytes]:
+    """`to_csv`'s bytes, `STREAM_ROWS` rows at a time."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    buf.write("\ufeff")
+    w.writerow(columns)
+    n = 0
+    async for r in rows:
+        if r is None:
+            break
+        w.writerow([cell(r.get(c)) for c in columns])
+        n += 1
+        if n % STREAM_ROWS == 0:
+            yield buf.getvalue().encode("utf-8")
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue().encode("utf-8")
+
+
+async def _json_chunks(head: dict[str, Any], rows: AsyncIterator[Row | None]) -> AsyncIterator[bytes]:
+    """The JSON body `respond` would give (head, columns, rows, truncated),
+    `STREAM_ROWS` rows at a time."""
+    opening = orjson.dumps({**head, "columns": list(EVENT_COLUMNS)})
+    parts = [opening[:-1] + b',"rows":[']
+    truncated, n = False, 0
+    async for r in rows:
+        if r is None:
+            truncated = True
+            break
+        parts.append((b"," if n else b"") + orjson.dumps(r))
+        n += 1
+        if n % STREAM_ROWS == 0:
+            yield b"".join(parts)
+            parts = []
+    parts.append(b'],"truncated":' + (b"true" if truncated else b"false") + b"}")
+    yield b"".join(parts)
 
 
 _RANGE = (

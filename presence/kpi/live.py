@@ -46,8 +46,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from presence import protocol
-from presence.kpi import erlang, history, replay
-from presence.kpi.aggregates import Agg, Groups
+from presence.kpi import erlang, history, replay, rollup
+from presence.kpi.aggregates import Agg, Groups, agg_of
 from presence.kpi.facts import Settings
 from presence.kpi.incremental import BUCKET_MS, IncrementalTracker
 from presence.kpi.replay import Reach, views_chunked
@@ -287,7 +287,9 @@ class LiveKpis:
         self._cursor = {"events": "0-0", "status": "0-0"}
         self._origin = 0  # events before this are not fed (the sliding windows' start, less a margin)
         self._reach = Reach(0, 0)  # what a feed reads: from `_origin` on
-        self._day = 0
+        self._day = 0  # today's midnight
+        self._since = 0  # where the tracker's "today" starts (the roll-up's cursor, or midnight)
+        self._rolled: Groups | None = None  # today's sums before `_since`, from the roll-ups
         # seconds: the last fold, and the longest step of one (holding the loop)
         self.last_fold = 0.0
         self.longest_fold_step = 0.0
@@ -383,9 +385,12 @@ class LiveKpis:
                 self.tracker.use(self.settings)
 
     async def _rebuild(self, now: int, wins: Mapping[str, int]) -> None:
-        """A new tracker from the streams: today (and the sliding windows)
-        read page by page and folded as it goes (`replay`), so memory stays bounded."""
-        since, start = wins["today"], min(wins.values())
+        """A new tracker from the streams: today since the roll-up's cursor
+        (`_rolled_today`: what is before it comes from the roll-ups) and the
+        sliding windows, read page by page and folded as it goes (`replay`),
+        so memory stays bounded and a stream trimmed to the cursor is enough."""
+        since, self._rolled = await self._rolled_today(wins["today"], now)
+        start = min(since, *(w for name, w in wins.items() if name != "today"))
         self._origin = start - history.MARGIN_MS
         tracker = IncrementalTracker(self.settings, since=since)
         reach = self._reach = Reach(self._origin, self._origin)
@@ -430,7 +435,38 @@ class LiveKpis:
             log.warning("live KPIs rebuilt, not exactly: %s", tracker.inexact)
             tracker.inexact = ""
         self.tracker = tracker
-        self._day = since
+        self._day = wins["today"]
+        self._since = since
+
+    async def _rolled_today(self, midnight: int, now: int) -> tuple[int, Groups | None]:
+        """Where today's tracker starts, and the roll-ups' sums of today
+        before that: the roll-up's cursor when it is past midnight, read in
+        one MULTI with the hours it covers (a part rolled between two reads
+        would be counted twice or not at all). A midnight that is not a
+        whole UTC hour (a time zone at :30) starts at midnight, from the
+        streams alone, as do a center never rolled up today."""
+        if midnight % rollup.HOUR_MS:
+            return midnight, None
+        k = self.store.keys
+        hours = list(range(midnight, now + 1, rollup.HOUR_MS))
+        pipe = self.store.redis.pipeline(transaction=True)
+        pipe.hget(k.kpi_state, "rolled")
+        pipe.mget([k.kpi_hour(rollup.hour_name(h)) for h in hours])
+        raw, values = await pipe.execute()
+        rolled = min(int(raw or 0), now)
+        if rolled <= midnight:
+            return midnight, None
+        sums = Groups()
+        for h, value in zip(hours, values, strict=True):
+            if h >= rolled or not value:
+                continue
+            r = rollup.decode(value)
+            for a in r.get("center", {}).values():
+                sums.center.add(a)
+            for dim, into in (("queue", sums.queues), ("channel", sums.channels), ("agent", sums.agents)):
+                for name, a in r.get(dim, {}).items():
+                    agg_of(into, name).add(a)
+        return rolled, sums
 
     async def _feed(self) -> None:
         assert self.tracker is not None
@@ -489,8 +525,9 @@ class LiveKpis:
         # in steps, yielding between them: with 10,000 agents one pass holds
         # the loop long enough to delay every socket of this process
         # per-agent rows carry today and 60m only (`build`)
+        # today from the tracker's start on, plus the roll-ups' sums before it
         steps = self.tracker.aggregate_steps(
-            now, wins, chunk=LIVE_STEP, agents_for=AGENT_WINDOWS if agents else ()
+            now, {**wins, "today": self._since}, chunk=LIVE_STEP, agents_for=AGENT_WINDOWS if agents else ()
         )
         while True:
             try:
@@ -499,6 +536,8 @@ class LiveKpis:
                 groups: dict[str, Groups] = done.value
                 break
             await asyncio.sleep(0)
+        if self._rolled is not None:
+            groups["today"] = _plus(groups["today"], self._rolled, agents)
         stats = await self.store.queue_stats()
         views = await views_chunked(self.store)
         msg = build(groups, self._queues, stats, views, now, self.settings.routable, agents=False)
@@ -512,6 +551,24 @@ class LiveKpis:
             msg["agents"] = rows
         self.last = msg
         return msg
+
+
+def _plus(a: Groups, b: Groups, agents: bool) -> Groups:
+    """The sums of `a` and `b` (new objects: `b` is added again every tick);
+    without `agents`, `a`'s agent sums (none) only."""
+    out = Groups(center=Agg())
+    out.center.add(a.center)
+    out.center.add(b.center)
+    pairs = [(out.queues, a.queues, b.queues), (out.channels, a.channels, b.channels)]
+    if agents:
+        pairs.append((out.agents, a.agents, b.agents))
+    else:
+        out.agents = a.agents
+    for into, *parts in pairs:
+        for part in parts:
+            for name, x in part.items():
+                agg_of(into, name).add(x)
+    return out
 
 
 def _after(a: str, b: str) -> bool:

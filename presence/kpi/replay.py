@@ -26,7 +26,8 @@ is fed, so the two give the same figures.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import heapq
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,15 +50,20 @@ MAX_SEQ = 18446744073709551615  # the highest sequence number of a stream id
 class Reach:
     """The events a replay feeds, by ``ts``: routing events from `routing`
     (an item's earlier events are recalled from there too), status changes
-    from `status`, none after `until` (None: up to the streams' end)."""
+    from `status`, none after `until` (None: up to the streams' end).
+    With `fed_from`, the routing events before it are not read from the
+    streams: the items followed then were fed from their own histories
+    (`prefeed`), and an item met later is recalled from `routing` on."""
 
     routing: int
     status: int
     until: int | None = None
+    fed_from: int | None = None
 
     def lo(self) -> str:
         """The first stream id to read (ids are Redis's clock: a margin before)."""
-        return f"{max(0, min(self.routing, self.status) - history.MARGIN_MS)}-0"
+        first = self.routing if self.fed_from is None else self.fed_from
+        return f"{max(0, min(first, self.status) - history.MARGIN_MS)}-0"
 
     def hi(self) -> str:
         return "+" if self.until is None else f"{self.until + history.MARGIN_MS}-{MAX_SEQ}"
@@ -89,13 +95,21 @@ async def fold_in(
     # a second of events under load is thousands of entries: decode and
     # fold them in chunks, yielding between, or the pass stalls every
     # socket of this process (it was the tail of the assignment latency)
+    until = reach.until
+    if reach.fed_from is not None:
+        # the entries read for the clock margin only (most of a short
+        # range's read): left out before they are decoded
+        ev_entries = _within(ev_entries, reach.fed_from, until)
+    st_entries = _within(st_entries, reach.status, until)
     routing: list[Event] = []
     for i in range(0, len(ev_entries), FEED_CHUNK):
         routing += history.decode(ev_entries[i : i + FEED_CHUNK], status=False)
         await asyncio.sleep(0)
-    until = reach.until
     if until is not None:
         routing = [e for e in routing if e.ts <= until]
+    if reach.fed_from is not None:
+        # read for the clock margin only: what of them counts was prefed
+        routing = [e for e in routing if e.ts >= reach.fed_from]
     await recall(store, tracker, routing, reach.routing)
     events = [e for e in routing if e.ts >= reach.routing]
     for i in range(0, len(st_entries), FEED_CHUNK):
@@ -115,6 +129,46 @@ async def fold_in(
         tracker.feed(events[i : i + FEED_CHUNK])
         await asyncio.sleep(0)
     return events[-1].ts
+
+
+def _within(entries: list[Entry], lo: int, hi: int | None) -> list[Entry]:
+    """The entries whose ``ts`` lies in [lo, hi] (None: no end), read from
+    the raw fields; one without a readable ``ts`` is kept (decoding drops it)."""
+    out = []
+    for entry in entries:
+        raw = entry[1].get(b"ts", entry[1].get("ts"))
+        try:
+            ts = int(float(raw if raw is not None else ""))
+        except ValueError:
+            out.append(entry)
+            continue
+        if ts >= lo and (hi is None or ts <= hi):
+            out.append(entry)
+    return out
+
+
+async def prefeed(
+    store: Store, tracker: IncrementalTracker, works: Sequence[str], since: int, before: int
+) -> None:
+    """Feed `tracker` the events of `works` with `since` <= ts < `before`,
+    from each item's own history rather than the streams: a range that
+    resumes where the previous one ended (`rollup`) starts with the items
+    that one still followed, as a read of the look-back would have, without
+    reading (nor keeping in the streams) everything else of the look-back."""
+    events: list[Event] = []
+    for i in range(0, len(works), VIEWS_CHUNK):
+        for hist in (await history.item_histories(store, works[i : i + VIEWS_CHUNK])).values():
+            events += [e for e in hist if since <= e.ts < before]
+        await asyncio.sleep(0)
+    if not events:
+        return
+    events.sort(key=lambda e: e.ts)
+    arrivals, accepts = await history.item_times(store, events, tracker.items, tracker.arrived, more=True)
+    tracker.arrivals.update(arrivals)
+    tracker.accepts.update(accepts)
+    for i in range(0, len(events), FEED_CHUNK):
+        tracker.feed(events[i : i + FEED_CHUNK])
+        await asyncio.sleep(0)
 
 
 async def recall(store: Store, tracker: IncrementalTracker, routing: list[Event], since: int) -> None:
@@ -212,6 +266,35 @@ async def merged_pages(
             i = len(buf[n]) if upto is None else sum(1 for e in buf[n] if entry_id(e[0]) <= upto)
             chunk[n], buf[n] = buf[n][:i], buf[n][i:]
         yield chunk["events"], chunk["status"]
+
+
+async def ordered(
+    store: Store, start_ms: int, end_ms: int, *, page: int = history.PAGE
+) -> AsyncIterator[Event]:
+    """Every event (routing and status) with start <= ts <= end, in time
+    order as `history.load` sorts them (by ts, routing before status, each
+    stream in its order), read a page at a time (`merged_pages`). What is
+    held is a page and the clock margin's events: once both streams are
+    read up to an id, every entry still unread has a later id, so a ts no
+    earlier than the margin before it; what lies before that is given."""
+    lo, hi = f"{max(0, start_ms - history.MARGIN_MS)}-0", f"{end_ms + history.MARGIN_MS}-{MAX_SEQ}"
+    held: list[tuple[int, int, int, Event]] = []
+    n = 0
+    async for ev_entries, st_entries in merged_pages(store, lo, page, hi):
+        read_to = 0
+        for kind, entries in enumerate((ev_entries, st_entries)):
+            if entries:
+                read_to = max(read_to, entry_id(entries[-1][0])[0])
+            for i in range(0, len(entries), FEED_CHUNK):
+                for e in history.decode(entries[i : i + FEED_CHUNK], status=kind == 1):
+                    if start_ms <= e.ts <= end_ms:
+                        heapq.heappush(held, (e.ts, kind, n, e))
+                        n += 1
+                await asyncio.sleep(0)
+        while held and held[0][0] < read_to - history.MARGIN_MS:
+            yield heapq.heappop(held)[3]
+    while held:
+        yield heapq.heappop(held)[3]
 
 
 def entry_id(entry_id: str) -> tuple[int, int]:

@@ -45,6 +45,7 @@ import msgpack
 
 from presence.kpi import history, replay
 from presence.kpi.aggregates import Agg, agg_of, apply_row, time_into
+from presence.kpi.events import parse_event
 from presence.kpi.facts import F_TS, F_WORK, FactRow
 from presence.kpi.incremental import BUCKET_MS, FoldSink, IncrementalTracker
 from presence.kpi.replay import Reach
@@ -136,8 +137,37 @@ async def roll_buckets(
     pass sums each bucket. Read once, folded as read: the facts into their
     bucket as they are summed (`ByBucket`), the agents' time as the
     difference of what is folded at each bound."""
+    rolled, buckets, _ = await _rolled(store, start, end, bounds, settings, by_item, None)
+    return rolled, buckets
+
+
+async def roll_part(
+    store: Store, start: int, end: int, settings: Any, resume: Sequence[str] | None
+) -> tuple[Rolled, list[str]]:
+    """`roll_range`'s sums, resuming where the roll-up of the range before
+    ended: `resume` names the items it still followed at `start` (None: read
+    the whole look-back). They are fed from their own histories
+    (`replay.prefeed`) and the streams are read from `start` only, so a
+    roll-up reads its own range, not six hours before it each time, and the
+    streams need not keep the look-back. Also the items followed at `end`,
+    the next range's `resume`."""
+    rolled, _, followed = await _rolled(store, start, end, (), settings, True, resume)
+    return rolled, followed
+
+
+async def _rolled(
+    store: Store,
+    start: int,
+    end: int,
+    bounds: Sequence[int],
+    settings: Any,
+    by_item: bool,
+    resume: Sequence[str] | None,
+) -> tuple[Rolled, list[Agg], list[str]]:
     st = settings or await history.settings(store)
-    rolled, buckets, inexact = await _roll(store, start, end, st, FOLD_LAG_MS, bounds, by_item)
+    rolled, buckets, inexact, followed = await _roll(
+        store, start, end, st, FOLD_LAG_MS, bounds, by_item, resume
+    )
     if inexact:
         log.info(
             "KPIs of %s + %d min read again, folding later: %s",
@@ -145,19 +175,29 @@ async def roll_buckets(
             (end - start) // 60_000,
             inexact,
         )
-        rolled, buckets, inexact = await _roll(store, start, end, st, history.MARGIN_MS, bounds, by_item)
+        rolled, buckets, inexact, followed = await _roll(
+            store, start, end, st, history.MARGIN_MS, bounds, by_item, resume
+        )
         if inexact:
             log.warning(
                 "KPIs of %s + %d min not exact: %s", hour_name(start), (end - start) // 60_000, inexact
             )
-    return rolled, buckets
+    return rolled, buckets, followed
 
 
 async def _roll(
-    store: Store, start: int, end: int, settings: Any, lag: int, bounds: Sequence[int], items: bool
-) -> tuple[Rolled, list[Agg], str]:
-    """`roll_buckets`'s sums folding `lag` behind the read position, and why
-    they are not exact ("" when they are)."""
+    store: Store,
+    start: int,
+    end: int,
+    settings: Any,
+    lag: int,
+    bounds: Sequence[int],
+    items: bool,
+    resume: Sequence[str] | None = None,
+) -> tuple[Rolled, list[Agg], str, list[str]]:
+    """`roll_buckets`'s sums folding `lag` behind the read position, why
+    they are not exact ("" when they are), and the items still followed at
+    the end (`roll_part`)."""
     now = store.now_ms()
     tracker = IncrementalTracker(settings, since=start)
     by_item = ByItem(store) if items else None
@@ -200,7 +240,14 @@ async def _roll(
             replay.seed(tracker, v)
         await fold_to(to)
 
-    async for _ in replay.replay(store, tracker, Reach(start - LOOKBACK_MS, start, end), fold, page=PAGE):
+    reach = Reach(start - LOOKBACK_MS, start, end)
+    if resume is not None:
+        # the items the range before still followed, from their histories:
+        # they are all of the look-back that can count here (anything else
+        # of it met again is recalled from its history, `replay.recall`)
+        reach = Reach(start - LOOKBACK_MS, start, end, fed_from=start)
+        await replay.prefeed(store, tracker, list(resume), reach.routing, start)
+    async for _ in replay.replay(store, tracker, reach, fold, page=PAGE):
         pass
     for v in late:
         replay.seed(tracker, v)
@@ -217,7 +264,7 @@ async def _roll(
     }
     for b, (lo, hi) in zip(by_time.sums, itertools.pairwise(times), strict=True):
         time_into(b, _less(hi, lo))
-    return {d: v for d, v in out.items() if v}, by_time.sums, tracker.inexact
+    return {d: v for d, v in out.items() if v}, by_time.sums, tracker.inexact, sorted(tracker.items)
 
 
 def _less(a: Agg, b: Agg) -> Agg:
@@ -328,7 +375,16 @@ async def _steps(steps: Generator[None, None, T]) -> T:
 
 
 class Rollup(Periodic):
-    """The periodic roll-up and trim task of one process."""
+    """The periodic roll-up and trim task of one process.
+
+    An hour is rolled up in parts of `step_minutes` (default 60: the hour in
+    one piece), each once it has closed plus `LAG_MS`: the part's sums are
+    added to its hour's, written with the cursor (``kpi_state``: ``rolled``,
+    where the next part starts, and ``open``, the items the part still
+    followed at its end) in one MULTI, so a process dying between two parts
+    leaves the hour and the cursor as they were. The next part resumes from
+    that cursor (`roll_part`): it reads the streams from its own start, not
+    from six hours before it."""
 
     name = "kpi-rollup"
     tick_first = True
@@ -341,11 +397,15 @@ class Rollup(Periodic):
         rollup_days: float = 400,
         timezone: str = "UTC",
         every: float = 30.0,
+        step_minutes: int = 60,
     ) -> None:
+        if step_minutes <= 0 or HOUR_MS % (step_minutes * 60_000):
+            raise ValueError(f"a roll-up step must divide the hour, got {step_minutes} minutes")
         self.store = store
         self.retention_ms = int(retention_days * 86400_000)
         self.rollup_ttl = int(rollup_days * 86400)
         self.tz = ZoneInfo(timezone)
+        self.step = step_minutes * 60_000
         super().__init__(every)
         self.lock = Lock(store, store.keys.kpi_lock("rollup"), LOCK_TTL_MS)
 
@@ -353,35 +413,36 @@ class Rollup(Periodic):
         await self.run_once()
 
     async def run_once(self, max_hours: int = 48) -> int:
-        """Roll up the closed hours not yet done (at most `max_hours`), then trim."""
-        k = self.store.keys
+        """Roll up the closed parts not yet done (at most `max_hours` hours
+        of them), then trim; the parts rolled up."""
         if not await self.lock.acquire():
             return 0
         try:
             done = 0
             now = self.store.now_ms()
             rolled = await self._first_hour(now)
+            resume = await self._resume(rolled)
             settings = None
             days: dict[str, int] = {}
-            while done < max_hours and rolled + HOUR_MS + LAG_MS <= now:
+            while done < max_hours * (HOUR_MS // self.step) and rolled + self.step + LAG_MS <= now:
                 if settings is None:
-                    # every agent's profile: read only when an hour is due
-                    # (once an hour), not on every 30-second tick
+                    # every agent's profile: read only when a part is due,
+                    # not on every 30-second tick
                     settings = await history.settings(self.store)
-                await self.roll_hour(rolled, settings, day=False)
+                end = rolled - rolled % self.step + self.step
+                resume = await self.roll_part(rolled, end, settings, resume)
                 days.setdefault(day_name(rolled, self.tz), rolled)
-                rolled += HOUR_MS
-                await self.store.redis.hset(k.kpi_state, "rolled", rolled)
+                rolled = end
                 done += 1
                 if not await self.lock.renew():
                     # this run outlived the lock: its holder rolls up the next
-                    # hours; the days of ours are still summed below (nobody
+                    # parts; the days of ours are still summed below (nobody
                     # else would, and the sums are idempotent overwrites)
-                    log.warning("roll-up lock lost after %d hours; leaving the rest to its holder", done)
+                    log.warning("roll-up lock lost after %d parts; leaving the rest to its holder", done)
                     break
             for first in days.values():
                 await self.roll_day(first)
-            await self.trim(now, rolled)
+            await self.trim(now, rolled, resumable=resume is not None)
             return done
         finally:
             await self.lock.release()
@@ -394,14 +455,39 @@ class Rollup(Periodic):
         first: list[Any] = await self.store.redis.xrange(k.event_stream, count=1) or []
         start = now
         if first:
-            e = history.decode([(history._s(first[0][0]), first[0][1])], status=False)
-            start = e[0].ts if e else now
+            # any entry's time (a status change's too: the first is often a login)
+            e = parse_event(first[0][1])
+            start = e.ts if e is not None else now
         hour = start - start % HOUR_MS
         await self.store.redis.hset(k.kpi_state, "rolled", hour)
         return hour
 
+    async def _resume(self, rolled: int) -> list[str] | None:
+        """The items followed at `rolled` by the part that ended there (None:
+        none recorded, e.g. the first part or one rolled by `roll_hour`)."""
+        at, raw = await self.store.redis.hmget(self.store.keys.kpi_state, "open_at", "open")
+        if at is None or int(at) != rolled or raw is None:
+            return None
+        return [str(w) for w in msgpack.unpackb(raw, raw=False)]
+
+    async def roll_part(self, start: int, end: int, settings: Any, resume: Sequence[str] | None) -> list[str]:
+        """Roll up [start, end) (within one hour), add it to its hour's sums
+        and move the cursor to `end`, in one MULTI; the items followed at `end`."""
+        part, followed = await roll_part(self.store, start, end, settings, resume)
+        k = self.store.keys
+        hour = start - start % HOUR_MS
+        if start != hour:
+            # the parts before in this hour: written by this task, under its lock
+            merge(part, decode(await self.store.redis.get(k.kpi_hour(hour_name(hour)))))
+        pipe = self.store.redis.pipeline(transaction=True)
+        pipe.set(k.kpi_hour(hour_name(hour)), encode(part), ex=self.rollup_ttl)
+        pipe.hset(k.kpi_state, mapping={"rolled": end, "open_at": end, "open": msgpack.packb(followed)})
+        await pipe.execute()
+        return followed
+
     async def roll_hour(self, start: int, settings: Any = None, *, day: bool = True) -> Rolled:
-        """Compute and store one hour, and (unless told not to) re-sum its day."""
+        """Compute and store one hour from its look-back (no cursor), and
+        (unless told not to) re-sum its day."""
         rolled = await roll_range(self.store, start, start + HOUR_MS, settings)
         k = self.store.keys
         await self.store.redis.set(k.kpi_hour(hour_name(start)), encode(rolled), ex=self.rollup_ttl)
@@ -423,9 +509,11 @@ class Rollup(Periodic):
             merge(total, decode(raw))
         await self.store.redis.set(k.kpi_day(day), encode(total), ex=self.rollup_ttl)
 
-    async def trim(self, now: int, rolled: int) -> None:
-        """Drop raw events older than the retention, but none not yet rolled up."""
-        keep_from = min(now - self.retention_ms, rolled - LOOKBACK_MS)
+    async def trim(self, now: int, rolled: int, *, resumable: bool = False) -> None:
+        """Drop raw events older than the retention, but none not yet rolled
+        up: with a cursor (`resumable`) the next part reads from `rolled`
+        on, without one it reads its look-back too."""
+        keep_from = min(now - self.retention_ms, rolled if resumable else rolled - LOOKBACK_MS)
         if keep_from <= 0:
             return
         k = self.store.keys

@@ -237,7 +237,9 @@ class Keys:
         return self._k("kpi", "day", day)
 
     @property
-    def kpi_state(self) -> str:  # HASH rolled (ms, first hour not rolled up yet), trimmed (ms)
+    # HASH rolled (ms, the roll-up's cursor), open_at + open (msgpack ids of the
+    # items followed there), trimmed (ms)
+    def kpi_state(self) -> str:
         return self._k("kpi", "state")
 
     def kpi_lock(self, name: str) -> str:  # STRING holder id with a TTL: one process does `name`

@@ -18,11 +18,12 @@ from presence.center import parse_center
 from presence.kpi import history
 from presence.kpi import live as live_kpis
 from presence.kpi.live import LiveKpis, build, windows
+from presence.kpi.rollup import Rollup
 from presence.kpi.tracker import compute
 from presence.store import Store, new_work_id
 from presence.store.keys import Keys
 from tests.harness import MSGPACK, ServerProcess, agent, available, post_work, supervisor, token
-from tests.helpers import http, kpi_center
+from tests.helpers import http, ids_from_ts, kpi_center
 from tests.integration.conftest import ServerFactory
 
 pytestmark = pytest.mark.in_process
@@ -322,6 +323,94 @@ async def test_a_day_folded_in_memory_keeps_the_figures_exact(
     for key in ("center", "queues", "channels", "agents"):
         assert rebuilt[key] == want[key], key
     assert live.tracker is not None and live.tracker.retained()["facts"] < total / 2
+
+
+async def test_a_wallboard_opened_late_takes_today_from_the_roll_ups_and_the_streams_kept(
+    day_store: tuple[Store, list[float]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tracker built at 03:10, after the roll-up rolled up to 03:00 and
+    trimmed the streams there (less the clock margin): its "today" is the
+    roll-ups' sums until 03:00 and the streams' after, and equals what a
+    tracker built from the whole day's streams showed, at 03:10, before the
+    trim: items waiting, held and an agent on a break across 03:00 included."""
+    store, clock = day_store
+    monkeypatch.setattr(live_kpis, "REBUILD_PAGE", 7)
+
+    def at(minutes: float) -> None:
+        clock[0] = (DAY + minutes * MIN) / 1000
+
+    at(-80)
+    for a in AGENTS:
+        await store.conn_open(a, f"c-{a}", 30 * 86400)
+        await store.set_status(a, "Available", "", a)
+    # held across midnight (from within the streams' margin before it: a
+    # tracker from midnight knows it from there, as the roll-ups do)
+    at(-4)
+    prior = (await store.intake_work(new_work_id(), "billing", "voice", 0, {}, {})).work_id
+    at(-3)
+    prior_agent = await _answer(store, prior, "billing")
+    at(30)
+    await store.complete(prior_agent, prior, "done")
+    minute, n = 32.0, 0
+    across, away, back = "", False, False
+    while minute < 190:
+        at(minute)
+        if minute >= 172 and not away:
+            # on a break from before 03:00 until after it
+            await store.set_status(AGENTS[-1], "Break", "Coffee", AGENTS[-1])
+            away = True
+        if minute >= 183 and not back:
+            await store.set_status(AGENTS[-1], "Available", "", AGENTS[-1])
+            back = True
+        if 176 <= minute < 180 and not across:
+            # waiting across 03:00 still, in the back office nobody serves
+            await store.intake_work(new_work_id(), "backoffice", "chat", 0, {}, {})
+        wid = (await store.intake_work(new_work_id(), "support", "chat", 0, {}, {})).work_id
+        if n % 5 == 4:
+            await store.cancel(wid, "hangup")
+        else:
+            at(minute + 0.3)
+            holder = await _answer(store, wid)
+            if 176 <= minute < 180 and not across:
+                across = wid  # held from before 03:00 until after it
+            else:
+                at(minute + 2.5)
+                await store.complete(holder, wid, "ok")
+        minute += 3.7
+        n += 1
+    assert across and away and back
+    item = await store.get_work(across, history=False)
+    assert item is not None
+    await store.complete(item["agent_id"], across, "ok")
+    at(191)
+    await ids_from_ts(store)  # the roll-up reads its hours by id
+
+    whole = await LiveKpis(store, lambda msg: None, shared=False, timezone="UTC").tick()
+    task = Rollup(store, retention_days=0.0001)
+    assert await task.run_once() == 5  # 22:00 the day before to 02:00
+    k = store.keys
+    assert int(await store.redis.hget(k.kpi_state, "rolled")) == DAY + 3 * 60 * MIN
+    first = await store.redis.xrange(k.event_stream, count=1)
+    assert int(first[0][0].split(b"-")[0]) >= DAY + (3 * 60 - 5) * MIN  # the day's first hours are gone
+
+    late = LiveKpis(store, lambda msg: None, shared=False, timezone="UTC")
+    got = await late.tick()
+    assert got["center"]["today"]["offered"] == whole["center"]["today"]["offered"] > 40
+    assert late._since == DAY + 3 * 60 * MIN and late._rolled is not None
+    assert got["center"]["today"] == whole["center"]["today"]
+    for key in ("queues", "channels"):
+        assert [r["today"] for r in got[key]] == [r["today"] for r in whole[key]], key
+    # the agents' rows too, but for the reason of a status held across 03:00:
+    # a status change's entry names the status it left, not its reason, so
+    # time from 03:00 in a break begun before counts as "Break" only (as in
+    # every roll-up of an hour that starts in a break)
+    assert [{**r["today"], "time_in_reason": {}} for r in got["agents"]] == [
+        {**r["today"], "time_in_reason": {}} for r in whole["agents"]
+    ]
+    assert all(r["today"]["time_in_reason"] == {} for r in got["agents"] if r["agent_id"] != AGENTS[-1])
+    # a push without the agents' rows leaves the center's today as it was
+    lean = await late.tick(agents=False)
+    assert lean["center"]["today"] == whole["center"]["today"]
 
 
 async def test_the_settings_read_capacities_and_queues_in_chunks(redis_server: str) -> None:

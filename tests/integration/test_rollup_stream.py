@@ -12,6 +12,7 @@ length.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 import tracemalloc
@@ -20,17 +21,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 import msgpack
+import orjson
 import pytest
 from redis.asyncio import Redis as AsyncRedis
 
 from presence.http import reports
-from presence.kpi import history, rollup
+from presence.kpi import history, replay, rollup
 from presence.kpi.rollup import HOUR_MS, Rollup, roll_range
 from presence.store import Store, new_work_id
 from presence.store.cases import transfer
 from presence.store.keys import Keys
 from tests.fullpass import bucket_rows, compute_range, summarise
-from tests.helpers import kpi_center
+from tests.helpers import ids_from_ts, kpi_center
 
 pytestmark = pytest.mark.in_process
 
@@ -208,6 +210,110 @@ async def test_the_streamed_roll_up_equals_the_full_pass(
     assert want["agent"][AGENTS[0]].status_ms.get("Break") == HOUR_MS  # held across both ends
     assert set(want["customer"]) >= {"cust-c", "cust-p"}
     assert want["agent"][who["through"]].handling_ms == HOUR_MS  # known from the look-back only
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_parts_resumed_from_the_cursor_equal_the_full_pass_on_trimmed_streams(
+    driven: tuple[Store, list[float], int], seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The roll-up in parts, each resuming from the items the one before
+    still followed: every part's sums are the full pass's over the part,
+    with the streams trimmed to the first part resumed (less the clock
+    margin), so none of the look-back is read from them."""
+    store, clock, start = driven
+    monkeypatch.setattr(rollup, "PAGE", 23)
+    await _history(store, clock, start, seed)
+    await ids_from_ts(store)
+    bounds = [start - HOUR_MS, start, start + 20 * MIN, start + 45 * MIN, start + HOUR_MS]
+    want = []
+    for lo, hi in itertools.pairwise(bounds):
+        tracker, attrs = await compute_range(store, lo, hi)
+        want.append(summarise(tracker, lo, hi, attrs))
+    _, resume = await rollup.roll_part(store, bounds[0], bounds[1], None, None)
+    assert resume  # items open across the hour's start: prefed from their histories
+    k = store.keys
+    for key in (k.event_stream, k.status_stream):
+        await store.redis.xtrim(key, minid=f"{start - history.MARGIN_MS}-0", approximate=False)
+    for i, (lo, hi) in enumerate(itertools.pairwise(bounds[1:]), start=1):
+        got, resume = await rollup.roll_part(store, lo, hi, None, resume)
+        assert sorted(got) == sorted(want[i]), i
+        for dim in want[i]:
+            assert got[dim] == want[i][dim], (i, dim)
+    # without the cursor, the trimmed look-back is missed (what the test tells apart)
+    lost = await roll_range(store, bounds[1], bounds[2])
+    assert lost != want[1]
+
+
+async def test_the_task_rolls_parts_into_the_hour_and_trims_to_its_cursor(
+    driven: tuple[Store, list[float], int],
+) -> None:
+    """`Rollup` with 15-minute parts: the hour's value is the sum of its
+    parts, the cursor moves with each, and the streams are trimmed to the
+    cursor (less the clock margin) when the retention is short."""
+    store, clock, start = driven
+    await _history(store, clock, start, 4)
+    await ids_from_ts(store)
+    start -= start % HOUR_MS  # the hour holding the history's own
+    quarters = [start + i * 15 * MIN for i in range(5)]
+    want: rollup.Rolled = {}
+    for lo, hi in itertools.pairwise(quarters):
+        tracker, attrs = await compute_range(store, lo, hi)
+        rollup.merge(want, summarise(tracker, lo, hi, attrs))
+    k = store.keys
+    await store.redis.hset(k.kpi_state, "rolled", start - HOUR_MS)
+    task = Rollup(store, retention_days=0.0001, step_minutes=15)
+    # (the clock stays where the history left it: the agents' views, which
+    # seed the status of one that never changed, are as of then)
+    assert await task.run_once() >= 8
+    state = await store.redis.hgetall(k.kpi_state)
+    rolled = int(state[b"rolled"])
+    assert rolled == int(state[b"open_at"]) >= start + HOUR_MS
+    got = (await rollup.read_rollups(store, start, start + HOUR_MS))[start]
+    assert sorted(got) == sorted(want)
+    for dim in want:
+        assert got[dim] == want[dim], dim
+    first = await store.redis.xrange(k.event_stream, count=1)
+    assert int(first[0][0].split(b"-")[0]) >= rolled - history.MARGIN_MS
+    assert int(state[b"trimmed"]) == rolled
+
+
+async def test_the_events_report_streams_them_in_the_order_of_the_whole_read(
+    driven: tuple[Store, list[float], int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`/reports/events` read page by page (`replay.ordered`) gives the
+    events `history.load` gives in one piece, in its order; its JSON and
+    CSV bodies, written in chunks, parse back to those rows, cut at
+    `MAX_EVENTS` with ``truncated``."""
+    store, clock, start = driven
+    await _history(store, clock, start, 5)
+    await ids_from_ts(store)
+    lo, hi = start - 3 * HOUR_MS, start + HOUR_MS
+    want = await history.load(store, lo, hi)
+    got = [e async for e in replay.ordered(store, lo, hi, page=23)]
+    assert len(got) > 200 and got == want
+    utc = ZoneInfo("UTC")
+    monkeypatch.setattr(reports, "MAX_EVENTS", 150)
+    monkeypatch.setattr(reports, "STREAM_ROWS", 40)
+    head = reports._head("events", lo, hi + 1, utc, "events")
+    body = b"".join(
+        [c async for c in reports._json_chunks(head, reports._event_rows(store, lo, hi + 1, utc))]
+    )
+    parsed = orjson.loads(body)
+    assert parsed["truncated"] is True and parsed["columns"] == list(reports.EVENT_COLUMNS)
+    assert [(r["ts"], r["ev"], r["work"]) for r in parsed["rows"]] == [
+        (e.ts, e.ev, e.work) for e in want[:150]
+    ]
+    text = b"".join(
+        [
+            c
+            async for c in reports._csv_chunks(
+                reports.EVENT_COLUMNS, reports._event_rows(store, lo, hi + 1, utc)
+            )
+        ]
+    )
+    lines = text.decode("utf-8").split("\r\n")
+    assert lines[0] == "\ufefftime,ts,ev,work,agent,queue,channel,details" and lines[-1] == ""
+    assert len(lines) == 152 and lines[1].split(",")[1] == str(want[0].ts)
 
 
 async def _write_traffic(
