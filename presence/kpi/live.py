@@ -451,8 +451,11 @@ class LiveKpis:
         hours = list(range(midnight, now + 1, rollup.HOUR_MS))
         pipe = self.store.redis.pipeline(transaction=True)
         pipe.hget(k.kpi_state, "rolled")
-        pipe.mget([k.kpi_hour(rollup.hour_name(h)) for h in hours])
-        raw, values = await pipe.execute()
+        # one GET per hour, not an MGET: redis-py's cluster pipeline refuses
+        # MGET (all keys here share the center's slot, but it does not look)
+        for h in hours:
+            pipe.get(k.kpi_hour(rollup.hour_name(h)))
+        raw, *values = await pipe.execute()
         rolled = min(int(raw or 0), now)
         if rolled <= midnight:
             return midnight, None

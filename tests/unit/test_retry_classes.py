@@ -26,6 +26,7 @@ READ_ONLY = frozenset(
 # finds the state the first left and changes nothing more
 REPEATS_ALIKE = frozenset(
     {
+        "agent_hand",  # a repair: the second run finds the field repaired, the old set gone
         "conn_close",  # the socket is gone already
         "conn_open",  # the same connection id registered again
         "conn_renew",  # the same leases pushed to the same time
