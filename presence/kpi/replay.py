@@ -121,6 +121,13 @@ async def fold_in(
         await asyncio.sleep(0)
     if not events:
         return None
+    await _feed_in_order(store, tracker, events)
+    return events[-1].ts
+
+
+async def _feed_in_order(store: Store, tracker: IncrementalTracker, events: list[Event]) -> None:
+    """Feed `events`, sorted by time here, with the arrival and accept
+    times of their items, a chunk at a time (the loop runs between)."""
     events.sort(key=lambda e: e.ts)
     arrivals, accepts = await history.item_times(store, events, tracker.items, tracker.arrived, more=True)
     tracker.arrivals.update(arrivals)
@@ -128,7 +135,6 @@ async def fold_in(
     for i in range(0, len(events), FEED_CHUNK):
         tracker.feed(events[i : i + FEED_CHUNK])
         await asyncio.sleep(0)
-    return events[-1].ts
 
 
 def _within(entries: list[Entry], lo: int, hi: int | None) -> list[Entry]:
@@ -160,15 +166,8 @@ async def prefeed(
         for hist in (await history.item_histories(store, works[i : i + VIEWS_CHUNK])).values():
             events += [e for e in hist if since <= e.ts < before]
         await asyncio.sleep(0)
-    if not events:
-        return
-    events.sort(key=lambda e: e.ts)
-    arrivals, accepts = await history.item_times(store, events, tracker.items, tracker.arrived, more=True)
-    tracker.arrivals.update(arrivals)
-    tracker.accepts.update(accepts)
-    for i in range(0, len(events), FEED_CHUNK):
-        tracker.feed(events[i : i + FEED_CHUNK])
-        await asyncio.sleep(0)
+    if events:
+        await _feed_in_order(store, tracker, events)
 
 
 async def recall(store: Store, tracker: IncrementalTracker, routing: list[Event], since: int) -> None:

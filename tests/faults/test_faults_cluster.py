@@ -408,7 +408,12 @@ async def test_a_change_refused_while_the_slot_is_migrating_leaves_nothing_half_
             before = center_state(source, prefix)
             yield
             after = center_state(source, prefix)
-        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        # the process's own connection counts (written every second with
+        # their time, by no change of the center's) may land in the window
+        gauge = Keys(cid).metrics_conns.encode()
+        changed = sorted(
+            k for k in before.keys() | after.keys() if before.get(k) != after.get(k) and k != gauge
+        )
         assert not (unchanged and changed), f"a refused change left {changed}"
 
     async with httpx.AsyncClient(timeout=10) as http:
