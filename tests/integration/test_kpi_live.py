@@ -4,6 +4,7 @@ counts; and a day of them, driven by the clock, folded in memory yet exact."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import uuid
 from collections.abc import AsyncIterator
@@ -181,6 +182,18 @@ async def day_store(redis_server: str) -> AsyncIterator[tuple[Store, list[float]
     await client.aclose()
 
 
+def _at(clock: list[float], minutes: float) -> None:
+    """Drive the day's clock to `minutes` after its midnight (negative: the evening before)."""
+    clock[0] = (DAY + minutes * MIN) / 1000
+
+
+async def _sign_in_all(store: Store) -> None:
+    """Every agent signed in (a month-long lease) and Available."""
+    for a in AGENTS:
+        await store.conn_open(a, f"c-{a}", 30 * 86400)
+        await store.set_status(a, "Available", "", a)
+
+
 async def _answer(store: Store, wid: str, queue: str = "support") -> str:
     """Route `queue` and accept `wid` as whoever it was offered to."""
     await store.route([queue])
@@ -225,16 +238,13 @@ async def test_a_day_folded_in_memory_keeps_the_figures_exact(
     monkeypatch.setattr(live_kpis, "REBUILD_PAGE", 7)  # a rebuild reads many pages
     live = LiveKpis(store, lambda msg: None, shared=False, timezone="UTC")
 
-    def at(minutes: float) -> None:
-        clock[0] = (DAY + minutes * MIN) / 1000
+    at = functools.partial(_at, clock)
 
     # the evening before: agents sign in; "early" waits from 22:50 in the back
     # office; "prior" is answered at 22:55: both before the events the
     # tracker reads (from 22:57 on)
     at(-80)
-    for a in AGENTS:
-        await store.conn_open(a, f"c-{a}", 30 * 86400)
-        await store.set_status(a, "Available", "", a)
+    await _sign_in_all(store)
     at(-70)
     early = (await store.intake_work(new_work_id(), "backoffice", "chat", 0, {}, {})).work_id
     at(-66)
@@ -336,13 +346,10 @@ async def test_a_wallboard_opened_late_takes_today_from_the_roll_ups_and_the_str
     store, clock = day_store
     monkeypatch.setattr(live_kpis, "REBUILD_PAGE", 7)
 
-    def at(minutes: float) -> None:
-        clock[0] = (DAY + minutes * MIN) / 1000
+    at = functools.partial(_at, clock)
 
     at(-80)
-    for a in AGENTS:
-        await store.conn_open(a, f"c-{a}", 30 * 86400)
-        await store.set_status(a, "Available", "", a)
+    await _sign_in_all(store)
     # held across midnight (from within the streams' margin before it: a
     # tracker from midnight knows it from there, as the roll-ups do)
     at(-4)
