@@ -90,33 +90,37 @@ def test_locust_exits_1_on_a_breach(server_factory: ServerFactory, tmp_path: Pat
     assert "presence check FAILED" in log and "BREACH" in log, log[-3000:]
 
 
-def test_bench_assign_tiny(tmp_path: Path) -> None:
-    report = tmp_path / "bench.json"
-    samples = tmp_path / "samples.csv"
+def _bench(module: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m loadtests.<module> args`` from the checkout; it must succeed."""
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "loadtests.bench_assign",
-            "--agents",
-            "50",
-            "--rate",
-            "200",
-            "--duration",
-            "3",
-            "--ping-rate",
-            "50",
-            "--json",
-            str(report),
-            "--samples",
-            str(samples),
-        ],
+        [sys.executable, "-m", f"loadtests.{module}", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    return out
+
+
+def test_bench_assign_tiny(tmp_path: Path) -> None:
+    report = tmp_path / "bench.json"
+    samples = tmp_path / "samples.csv"
+    out = _bench(
+        "bench_assign",
+        "--agents",
+        "50",
+        "--rate",
+        "200",
+        "--duration",
+        "3",
+        "--ping-rate",
+        "50",
+        "--json",
+        str(report),
+        "--samples",
+        str(samples),
+    )
     fig = json.loads(report.read_text())
     assert fig["assigned_total"] > 0
     assert fig["assigned_total"] == fig["created_ok"]
@@ -136,14 +140,7 @@ def test_bench_assign_over_several_centers(tmp_path: Path) -> None:
     one deployment, each item routed inside its own center, each checked."""
     report = tmp_path / "bench.json"
     argv = ["--centers", "3", "--agents", "30", "--rate", "150", "--duration", "2", "--ping-rate", "20"]
-    out = subprocess.run(
-        [sys.executable, "-m", "loadtests.bench_assign", *argv, "--json", str(report)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    out = _bench("bench_assign", *argv, "--json", str(report))
     fig = json.loads(report.read_text())
     assert fig["check_exit"] == 0 and fig["assigned_total"] == fig["created_ok"] > 0, fig
     by_center = fig["created_by_center"]
@@ -157,14 +154,7 @@ def test_bench_assign_cluster_tiny(tmp_path: Path) -> None:
     """--cluster: the same load on standalone, cluster and cluster + WAIT, one table."""
     report = tmp_path / "cluster.json"
     argv = ["--cluster", "--rounds", "1", "--agents", "20", "--rate", "100", "--duration", "2"]
-    out = subprocess.run(
-        [sys.executable, "-m", "loadtests.bench_assign", *argv, "--ping-rate", "20", "--json", str(report)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    out = _bench("bench_assign", *argv, "--ping-rate", "20", "--json", str(report), timeout=400)
     fig = json.loads(report.read_text())
     assert set(fig) == {"standalone", "cluster, no WAIT", "cluster + WAIT 1"}
     assert all(f["assign_rate"] > 0 and f["redis_us"] > 0 for f in fig.values()), fig
@@ -176,19 +166,6 @@ def test_bench_assign_cluster_tiny(tmp_path: Path) -> None:
     for label in ("cluster, no WAIT", "cluster + WAIT 1"):
         assert 0.8 * cmds["standalone"] < cmds[label] < 1.3 * cmds["standalone"], cmds
     assert "server+redis µs" in out.stdout and "(shard 127.0.0.1:" in out.stdout
-
-
-def _bench(module: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``python -m loadtests.<module> args`` from the checkout; it must succeed."""
-    out = subprocess.run(
-        [sys.executable, "-m", f"loadtests.{module}", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
-    return out
 
 
 def _bench_lua(*extra: str) -> dict[str, str]:
