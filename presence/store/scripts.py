@@ -85,6 +85,7 @@ READ_ONLY = frozenset(
         "check",
         "composing_marks",
         "queue_stats",
+        "queue_waiting",
         "views",
         "work_position",
     }

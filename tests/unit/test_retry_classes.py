@@ -2,26 +2,14 @@
 write Redis had applied): redis-py sends a call again on a fresh connection
 after a connection error, so each script either remembers its reply
 (`REMEMBERED`: the retry answers the first result) or is named here with the
-reason a second run leaves what the first did. A new script must be placed
+reason a second run leaves what the first did, or is read only
+(`READ_ONLY`, flagged no-writes: Redis refuses a write in it). A new script must be placed
 in one of them: unplaced, this test fails."""
 
 from __future__ import annotations
 
-from presence.store.scripts import ANSWERS_ITS_RETRY, REMEMBERED, script_names
+from presence.store.scripts import ANSWERS_ITS_RETRY, READ_ONLY, REMEMBERED, script_names
 
-READ_ONLY = frozenset(
-    {
-        "agent_roster",
-        "agent_snapshot",
-        "center_dump",
-        "check",
-        "composing_marks",
-        "queue_stats",
-        "queue_waiting",
-        "views",
-        "work_position",
-    }
-)
 # writes whose second run of the same call (the same arguments and clock)
 # finds the state the first left and changes nothing more
 REPEATS_ALIKE = frozenset(
