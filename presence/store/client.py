@@ -24,10 +24,11 @@ every call a lane cannot settle.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar, cast
 
 import hiredis
@@ -134,18 +135,29 @@ class Cluster(RedisCluster):
             return await self.execute_command(*args)
         node, pool = found
         try:
-            return await pool.execute(*args)
+            async with self._lane_of(node, pool):
+                return await pool.execute(*args)
         except _REDIRECTED:
             pass  # refused before it ran: redis-py follows it
+        except RedisConnectionError:
+            pass  # the lane is let go: redis-py retries it
+        return await self.execute_command(*args)
+
+    @contextlib.asynccontextmanager
+    async def _lane_of(self, node: ClusterNode, pool: Pool) -> AsyncIterator[None]:
+        """A call on `node`'s lane: a timeout is raised, never run again (the
+        script may be running on a slow or paused primary, as the cluster
+        client itself does not retry it); a lost connection lets the lanes
+        go. Either shuns the node for a while (`_shun`)."""
+        try:
+            yield
         except RedisTimeoutError:
-            # never run twice (the script may be running on a slow or
-            # paused primary), as the cluster client itself does not
             self._shun(node)
             raise
         except RedisConnectionError:
             self._shun(node)
             await pool.disconnect()
-        return await self.execute_command(*args)
+            raise
 
     async def lean_many(self, slot: int, commands: list[tuple[Any, ...]]) -> list[Any] | None:
         """`lean` for a pipeline of commands in one write (``FCALL`` then
@@ -156,13 +168,9 @@ class Cluster(RedisCluster):
             return None
         node, pool = found
         try:
-            replies = await pool.execute_many(commands)
-        except RedisTimeoutError:
-            self._shun(node)
-            raise
+            async with self._lane_of(node, pool):
+                replies = await pool.execute_many(commands)
         except RedisConnectionError:
-            self._shun(node)
-            await pool.disconnect()
             return None
         if replies is None or isinstance(replies[0], _REDIRECTED):
             return None
