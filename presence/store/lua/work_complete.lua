@@ -8,6 +8,10 @@
 -- by this agent at this instant with this disposition, and answers as the
 -- first did, waking all the agent's queues (a superset of those it woke):
 -- so a call made by the server keeps no reply (scripts.py ANSWERS_ITS_RETRY).
+-- The clock is what tells them apart: a second completion by the same agent
+-- with the same disposition within the first's millisecond (a double click
+-- reaching the server that fast) is taken for that retry and answered "ok",
+-- applying nothing; a later one is refused with `conflict`.
 local aid, wid, disposition = ARGV[2], ARGV[3], ARGV[4]
 -- what `finish` reads too, in the same HMGET, and what a retry finds
 local it, err, was = mine(wid, aid, {assigned = true, wrapup = true}, 'in hand', COMPLETE_FIELDS)
