@@ -460,8 +460,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--cluster",
         action="store_true",
-        help="compare: the same load on a standalone Redis, on a local cluster (3 primaries with "
-        "a replica each) without WAIT, and with WAIT, in alternating rounds",
+        help="compare: the same load on a standalone Redis, on one with a replica, on a local "
+        "cluster (3 primaries with a replica each) without WAIT, and with WAIT, in alternating rounds",
+    )
+    p.add_argument(
+        "--no-replica-row",
+        action="store_true",
+        help="--cluster: leave out the standalone Redis with one replica (the like for like of a "
+        "cluster shard, its replica's CPU counted)",
     )
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds of --cluster (default 2)")
     p.add_argument(
@@ -748,13 +754,18 @@ def run(
 
 # -- standalone against cluster ------------------------------------------------------
 
-# (label, on the cluster, server environment): WAIT is what the cluster's
+# (label, on what Redis, server environment): WAIT is what the cluster's
 # replicas cost on top of the cluster itself, so it is measured on its own.
-SETUPS: tuple[tuple[str, bool, dict[str, str]], ...] = (
-    ("standalone", False, {}),
-    ("cluster, no WAIT", True, {"PRESENCE_REDIS_WAIT_REPLICAS": "0"}),
-    ("cluster + WAIT 1", True, {"PRESENCE_REDIS_WAIT_REPLICAS": "auto"}),
+# "replica": a standalone Redis with one replica, the cluster shard's like
+# for like (3 primaries with 1 replica each): replication paid on both
+# sides, without WAIT as the cluster row it is set against.
+SETUPS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("standalone", "bare", {}),
+    ("standalone + replica", "replica", {"PRESENCE_REDIS_WAIT_REPLICAS": "0"}),
+    ("cluster, no WAIT", "cluster", {"PRESENCE_REDIS_WAIT_REPLICAS": "0"}),
+    ("cluster + WAIT 1", "cluster", {"PRESENCE_REDIS_WAIT_REPLICAS": "auto"}),
 )
+REPLICA_ROW = "standalone + replica"
 
 
 def _profile_path(path: str, label: str, rnd: int) -> str:
@@ -765,36 +776,56 @@ def _profile_path(path: str, label: str, rnd: int) -> str:
 
 
 def compare_cluster(a: argparse.Namespace) -> int:
-    """The same load on a standalone Redis and on a local cluster (3
-    primaries, 1 replica each; tests/cluster.py), without and with WAIT,
-    in alternating rounds of one run: CPU per assignment and p99."""
+    """The same load on a standalone Redis, on a standalone Redis with one
+    replica, and on a local cluster (3 primaries, 1 replica each;
+    tests/cluster.py), without and with WAIT, in alternating rounds of one
+    run: CPU per assignment and p99."""
     import copy
     import statistics
     import tempfile
 
+    from loadtests.common import ReplicatedRedis
     from tests.cluster import LocalCluster
 
-    setups = [s for s in SETUPS if not (a.no_wait_row and "WAIT 1" in s[0])]
+    setups = [
+        s
+        for s in SETUPS
+        if not (a.no_wait_row and "WAIT 1" in s[0]) and not (a.no_replica_row and s[0] == REPLICA_ROW)
+    ]
     rows: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in setups}
     code = 0
     # the nodes keep an AOF as the standalone Redis does: without one a
     # primary answers sooner, the batches of the hot path get smaller and
     # the cluster pays for more script calls per assignment, not for being
     # a cluster
-    with LocalCluster(Path(tempfile.mkdtemp(prefix="presence-bench-cluster-")), aof=True) as cluster:
+    with contextlib.ExitStack() as up:
+        cluster = up.enter_context(
+            LocalCluster(Path(tempfile.mkdtemp(prefix="presence-bench-cluster-")), aof=True)
+        )
         pids = [n.proc.pid for n in cluster.nodes if n.proc is not None]
         primaries = {n.port for n in cluster.primaries()}
         replicas = [n.proc.pid for n in cluster.nodes if n.proc is not None and n.port not in primaries]
+        pair = None
+        if not a.no_replica_row:
+            pair = up.enter_context(ReplicatedRedis(Path(tempfile.mkdtemp(prefix="presence-bench-replica-"))))
+        # (Redis URL, its processes metered, of them the replicas): None for
+        # the bare standalone, which each run starts and meters itself
+        where: dict[str, tuple[str | None, list[int] | None, list[int] | None]] = {
+            "bare": (None, None, None),
+            "cluster": (cluster.url, pids, replicas),
+        }
+        if pair is not None:
+            where["replica"] = (pair.url, [pair.primary_pid, pair.replica_pid], [pair.replica_pid])
         for rnd in range(a.rounds):
-            for label, clustered, env in setups:
+            for label, kind, env in setups:
                 sub = copy.copy(a)
                 sub.env, sub.json, sub.samples = env, None, None
                 # one profile per setup and round: the cluster's cost is read
                 # from two profiles side by side (standalone, cluster)
                 sub.profile = _profile_path(a.profile, label, rnd) if a.profile else None
-                sub.redis_url = cluster.url if clustered else None
+                sub.redis_url, redis_pids, replica_pids = where[kind]
                 print(f"\n=== round {rnd + 1}/{a.rounds}: {label}")
-                fig = run(sub, pids if clustered else None, replicas if clustered else None)
+                fig = run(sub, redis_pids, replica_pids)
                 code |= fig["exit"]
                 rows[label].append(fig)
 
@@ -809,6 +840,12 @@ def compare_cluster(a: argparse.Namespace) -> int:
         return float(c.get("server", 0) + c.get("redis", 0))
 
     base = med(rows["standalone"], total)
+    # the like-for-like base: replication paid by the standalone side too
+    paired = med(rows[REPLICA_ROW], total) if rows.get(REPLICA_ROW) else 0.0
+
+    def versus(t: float, b: float) -> str:
+        return f"{(t / b - 1) * 100:+.0f} %" if b else ""
+
     table_rows: list[list[Any]] = [
         [
             "setup",
@@ -820,6 +857,7 @@ def compare_cluster(a: argparse.Namespace) -> int:
             "of it replicas µs",
             "server+redis µs",
             "vs standalone",
+            "vs standalone + replica",
             "Redis commands",
         ]
     ]
@@ -849,13 +887,15 @@ def compare_cluster(a: argparse.Namespace) -> int:
                 f"{s_['redis_us']:.0f}",
                 f"{s_['replicas_us']:.0f}",
                 f"{t:.0f}",
-                f"{(t / base - 1) * 100:+.0f} %" if base else "",
+                versus(t, base) if label != "standalone" else "",
+                versus(t, paired) if label.startswith("cluster") else "",
                 f"{s_['redis_commands']:.1f}",
             ]
         )
     print(
         f"\nbench_assign --cluster: {a.agents} agents, {a.rate:.0f}/s for {a.duration:.0f}s, "
-        f"{a.rounds} alternating round(s), medians (redis: every node of the cluster, its replicas included)"
+        f"{a.rounds} alternating round(s), medians (redis: every Redis process metered, "
+        "the replicas included: the cluster's six nodes, the standalone's primary and replica)"
     )
     print(table(table_rows))
     if a.json:

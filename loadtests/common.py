@@ -48,7 +48,7 @@ from redis.exceptions import ResponseError
 
 from presence.auth import mint
 from presence.center import Agent
-from presence.embedded import EmbeddedRedis
+from presence.embedded import AOF_REWRITE, EmbeddedRedis, find_redis_binary
 
 MSGPACK = "presence.v1.msgpack"
 REPO = Path(__file__).resolve().parent.parent
@@ -512,6 +512,81 @@ class Stack:
             # /tmp by every benchmark and smoke test otherwise
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = self.log_path = None
+
+
+class ReplicatedRedis:
+    """A standalone Redis with one replica, on free ports of 127.0.0.1: the
+    like for like of a cluster shard (tests/cluster.py: a primary and its
+    replica, both keeping an AOF), so that a comparison with the cluster
+    pays for replication on both sides. Both started with the settings of
+    the benchmarks' own Redis (`EmbeddedRedis`: AOF, fsync every second)."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.binary = find_redis_binary()
+        self.primary_port, self.replica_port = free_port(), free_port()
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.primary_port}/0"
+
+    @property
+    def primary_pid(self) -> int:
+        return self.procs[0].pid
+
+    @property
+    def replica_pid(self) -> int:
+        return self.procs[1].pid
+
+    def _spawn(self, name: str, port: int, *extra: str) -> None:
+        folder = self.base / name
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "redis.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [
+                    self.binary,
+                    *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)),
+                    *("--appendonly", "yes", "--appendfsync", "everysec", "--save", ""),
+                    *AOF_REWRITE,
+                    *("--daemonize", "no"),
+                    *extra,
+                ],
+                stdout=log,
+                stderr=log,
+                cwd=folder,
+                start_new_session=True,
+            )
+        self.procs.append(proc)
+
+    def start(self, timeout: float = 30.0) -> ReplicatedRedis:
+        self._spawn("primary", self.primary_port)
+        self._spawn("replica", self.replica_port, "--replicaof", "127.0.0.1", str(self.primary_port))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for proc in self.procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"redis-server exited with {proc.returncode}: {self.base}")
+            with contextlib.suppress(Exception), SyncRedis(port=self.replica_port, socket_timeout=1) as r:
+                if r.info("replication").get("master_link_status") == "up":
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the replica did not link to its primary within {timeout:.0f}s: {self.base}")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        self.procs = []
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self) -> ReplicatedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 async def seed_agents(
