@@ -410,7 +410,7 @@ async def test_a_change_refused_while_the_slot_is_migrating_leaves_nothing_half_
             after = center_state(source, prefix)
         # the process's own connection counts (written every second with
         # their time, by no change of the center's) may land in the window
-        gauge = Keys(cid).metrics_conns.encode()
+        gauge = Keys(cid).metrics_conns  # `center_state` reads with decode_responses: str keys
         changed = sorted(
             k for k in before.keys() | after.keys() if before.get(k) != after.get(k) and k != gauge
         )
