@@ -6,9 +6,11 @@ event travels only inside the shard that holds the center, and a process
 listens on that shard's primary. A standalone Redis takes the same commands
 (Redis 7.0+, Valkey 7.2+): one code path.
 
-`Feed` hides the one difference between the two clients (redis-py's cluster
-pub/sub reads per node) and turns everything that may have lost events into
-something the listener can act on:
+`Feed` reads the subscription on a plain connection of its own (`_Direct`),
+to the standalone Redis or to the primary of the channel's slot, and turns
+everything that may have lost events into something the listener can act
+on (redis-py's `PubSub` or `ClusterPubSub` only where that connection cannot
+be plain TCP: TLS, a credential provider):
 
 * `ChannelMoved`: the server dropped the subscription (``sunsubscribe``
   sent by Redis when the channel's slot left the node: a resharding, a
@@ -16,9 +18,8 @@ something the listener can act on:
   node that holds the slot now.
 * `get` returning None: redis-py subscribed again by itself (after it
   reconnected, or moved the subscription to a slot's new owner); events
-  published meanwhile are gone. (On a standalone Redis the feed has a
-  connection of its own, `_Direct`, which is not reopened by itself: a
-  lost connection is the `RedisError` below.)
+  published meanwhile are gone. (Only with redis-py's pub/sub: `_Direct`
+  is not reopened by itself, a lost connection is the `RedisError` below.)
 * `FeedSilent`: the connection stopped delivering without failing (a
   half-open TCP connection: a partition, a NAT or firewall that forgot the
   flow, a peer gone without FIN or RST). After `PING_AFTER` seconds without
@@ -27,7 +28,8 @@ something the listener can act on:
   stream); if nothing at all arrives within `SILENT_LIMIT` seconds of the
   last thing heard, the connection is declared dead. Events flowing are
   proof enough: a busy feed sends no PING.
-* any other `RedisError`/`OSError`: the node went away.
+* any other `RedisError`/`OSError`: the node went away (or, on a cluster,
+  answered the SSUBSCRIBE with MOVED: the slot map was stale).
 """
 
 from __future__ import annotations
@@ -179,14 +181,34 @@ class _Direct(asyncio.Protocol):
             self.transport.close()
 
 
-async def _direct(redis: Client) -> _Direct | None:
-    """A connection of its own for a subscription, when `redis` is a
-    standalone Redis over plain TCP (None otherwise: redis-py's PubSub)."""
-    if not isinstance(redis, Redis):
+async def _direct(redis: Client, channel: str) -> _Direct | None:
+    """A connection of its own for the subscription to `channel`, over plain
+    TCP: to a standalone Redis, or on a cluster to the primary of the
+    channel's slot as redis-py's slot map names it (None otherwise, TLS or a
+    credential provider: redis-py's PubSub or ClusterPubSub).
+
+    On a cluster this is the lean lanes' rule (store/client.py): redis-py
+    keeps the topology, the feed only reads the node from it. Everything a
+    ClusterPubSub would follow by itself ends the feed instead, and the
+    listener opens it again after reading the slots afresh: a MOVED reply to
+    the SSUBSCRIBE (the map was stale), the server's ``sunsubscribe`` (the
+    slot moved: `ChannelMoved`), a lost connection (a primary that died)."""
+    if isinstance(redis, RedisCluster):
+        try:
+            node = redis.nodes_manager.get_node_from_slot(redis.keyslot(channel))
+        except (RedisError, KeyError):
+            return None
+        if node.connection_class is not Connection:
+            return None
+        kw = node.connection_kwargs  # what redis-py opens to that node, host and port included
+    elif isinstance(redis, Redis):
+        pool = redis.connection_pool
+        kw = pool.connection_kwargs
+        if pool.connection_class is not Connection:
+            return None
+    else:
         return None
-    pool = redis.connection_pool
-    kw = pool.connection_kwargs
-    if pool.connection_class is not Connection or kw.get("credential_provider") is not None:
+    if kw.get("credential_provider") is not None or str(kw.get("protocol") or 2) != "2":
         return None
     # the connection settings, read from a connection that is never opened
     model = Connection(**kw)
@@ -238,7 +260,7 @@ class Feed:
         if refresh:
             await refresh_topology(self._redis)
         loop = self._loop = asyncio.get_running_loop()
-        self._direct = await _direct(self._redis)
+        self._direct = await _direct(self._redis, self.channel)
         if self._direct is not None:
             self._direct.send("SSUBSCRIBE", self.channel)
         else:

@@ -13,10 +13,12 @@ import pytest
 import redis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import MovedError
 
 from presence.center import load_center
 from presence.store import NewItem, Store, new_work_id
 from presence.store.client import Cluster, open_redis, shard_of
+from presence.store.events import Feed
 from presence.store.keys import Keys
 from presence.store.replication import NotReplicated, Replication
 from presence.store.scripts import library
@@ -243,4 +245,33 @@ async def test_script_calls_take_a_lean_lane_to_the_primary_and_follow_a_moved_s
         with target.client() as c:
             assert c.zcard(store.keys.queue_waiting("support")) == 7
     finally:
+        await client.aclose()
+
+
+async def test_the_event_feed_reads_on_its_own_connection_to_the_channels_primary(
+    redis_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on a standalone Redis (tests/faults/test_faults_feed.py): a plain
+    connection to the primary redis-py's slot map names, no ClusterPubSub;
+    a map gone stale (the SSUBSCRIBE answered MOVED) is an error the hub's
+    listener answers by reading the slots again and subscribing anew."""
+    channel = "presence:{feedc}:events"
+    client = await open_redis(redis_cluster.url)
+    feed = Feed(client, channel)
+    try:
+        await feed.open()
+        assert feed._direct is not None and feed._pubsub is None
+        assert feed.node == f"127.0.0.1:{redis_cluster.owner(channel).port}"
+        for i in range(20):
+            await client.spublish(channel, b"event %d" % i)
+        assert [await feed.get() for _ in range(20)] == [b"event %d" % i for i in range(20)]
+        await feed.close()
+        owner = redis_cluster.owner(channel).port
+        other = next(n for n in client.get_primaries() if n.port != owner)
+        # (on the class: NodesManager has __slots__)
+        monkeypatch.setattr(type(client.nodes_manager), "get_node_from_slot", lambda *a, **k: other)
+        with pytest.raises(MovedError):
+            await feed.open()
+    finally:
+        await feed.close()
         await client.aclose()
