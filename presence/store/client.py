@@ -24,11 +24,10 @@ every call a lane cannot settle.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import socket
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar, cast
 
 import hiredis
@@ -135,29 +134,25 @@ class Cluster(RedisCluster):
             return await self.execute_command(*args)
         node, pool = found
         try:
-            async with self._lane_of(node, pool):
-                return await pool.execute(*args)
+            return await pool.execute(*args)
         except _REDIRECTED:
             pass  # refused before it ran: redis-py follows it
-        except RedisConnectionError:
-            pass  # the lane is let go: redis-py retries it
-        return await self.execute_command(*args)
-
-    @contextlib.asynccontextmanager
-    async def _lane_of(self, node: ClusterNode, pool: Pool) -> AsyncIterator[None]:
-        """A call on `node`'s lane: a timeout is raised, never run again (the
-        script may be running on a slow or paused primary, as the cluster
-        client itself does not retry it); a lost connection lets the lanes
-        go. Either shuns the node for a while (`_shun`)."""
-        try:
-            yield
         except RedisTimeoutError:
             self._shun(node)
             raise
         except RedisConnectionError:
-            self._shun(node)
-            await pool.disconnect()
-            raise
+            await self._lost(node, pool)  # the lane is let go: redis-py retries it
+        return await self.execute_command(*args)
+
+    async def _lost(self, node: ClusterNode, pool: Pool) -> None:
+        """A lane to `node` failed: its lanes go, and the node is shunned for
+        a while (`_shun`). A timeout is raised by the caller, never run again
+        (the script may be running on a slow or paused primary, as the
+        cluster client itself does not retry it); a lost connection hands the
+        call to redis-py. (Plain `except` clauses, not a context manager: it
+        is on every call of the hot path.)"""
+        self._shun(node)
+        await pool.disconnect()
 
     async def lean_many(self, slot: int, commands: list[tuple[Any, ...]]) -> list[Any] | None:
         """`lean` for a pipeline of commands in one write (``FCALL`` then
@@ -168,9 +163,12 @@ class Cluster(RedisCluster):
             return None
         node, pool = found
         try:
-            async with self._lane_of(node, pool):
-                replies = await pool.execute_many(commands)
+            replies = await pool.execute_many(commands)
+        except RedisTimeoutError:
+            self._shun(node)
+            raise
         except RedisConnectionError:
+            await self._lost(node, pool)
             return None
         if replies is None or isinstance(replies[0], _REDIRECTED):
             return None
@@ -675,10 +673,11 @@ _KEYED = frozenset(("HGETALL",))
 def _slot(redis: Cluster, args: tuple[Any, ...]) -> int | None:
     """The one slot of a command's keys (None: redis-py's to find)."""
     command = args[0]
-    if command in ("FCALL", "FCALL_RO") and len(args) > 3:
-        keys = args[3 : 3 + int(args[2])]
-        slots = {redis.keyslot(key) for key in keys}
-        return slots.pop() if len(slots) == 1 else None
+    if command in ("FCALL", "FCALL_RO") and len(args) > 3 and int(args[2]):
+        # the first key's slot, not every key's (a batch names hundreds): a
+        # call whose keys span slots is refused by the primary before it
+        # runs (CROSSSLOT, raised), as redis-py refuses it before sending
+        return redis.keyslot(args[3])
     if command in _KEYED and len(args) == 2:
         return redis.keyslot(args[1])
     return None
