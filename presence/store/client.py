@@ -639,8 +639,8 @@ def _pack(args: tuple[Any, ...]) -> list[bytes] | None:
 async def execute(redis: Client, *args: Any) -> Any:
     """Run one command on `redis`: the lean path of `Pool` when the client has
     one (a standalone Redis opened by `redis_client`), on a cluster a lean
-    lane to the primary of the command's slot (`Cluster.lean`: a script call
-    whose keys share one slot, or a command of `_KEYED`), else redis-py's own."""
+    lane to the primary of the command's slot (`Cluster.lean`: a script call,
+    by its first key's slot, or a command of `_KEYED`), else redis-py's own."""
     pool = getattr(redis, "connection_pool", None)
     if isinstance(pool, Pool):
         return await pool.execute(*args)

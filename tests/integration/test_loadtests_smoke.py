@@ -151,21 +151,26 @@ def test_bench_assign_over_several_centers(tmp_path: Path) -> None:
 @pytest.mark.cluster
 @pytest.mark.slow
 def test_bench_assign_cluster_tiny(tmp_path: Path) -> None:
-    """--cluster: the same load on standalone, cluster and cluster + WAIT, one table."""
+    """--cluster: the same load on standalone, standalone with a replica,
+    cluster and cluster + WAIT, one table, each cluster row against both
+    standalone ones."""
     report = tmp_path / "cluster.json"
     argv = ["--cluster", "--rounds", "1", "--agents", "20", "--rate", "100", "--duration", "2"]
     out = _bench("bench_assign", *argv, "--ping-rate", "20", "--json", str(report), timeout=400)
     fig = json.loads(report.read_text())
-    assert set(fig) == {"standalone", "cluster, no WAIT", "cluster + WAIT 1"}
+    assert set(fig) == {"standalone", "standalone + replica", "cluster, no WAIT", "cluster + WAIT 1"}
     assert all(f["assign_rate"] > 0 and f["redis_us"] > 0 for f in fig.values()), fig
+    # the standalone's replica is metered as the cluster's replicas are
+    assert fig["standalone"]["replicas_us"] == 0 and fig["standalone + replica"]["replicas_us"] > 0, fig
     # the Redis work of the cluster's rows is read from every primary (it
     # once read the node of the URL alone, and showed 0 commands): the same
     # scripts run, so about as many commands per assignment as standalone
     cmds = {label: f["redis_commands"] for label, f in fig.items()}
     assert cmds["standalone"] > 5, cmds
-    for label in ("cluster, no WAIT", "cluster + WAIT 1"):
+    for label in ("standalone + replica", "cluster, no WAIT", "cluster + WAIT 1"):
         assert 0.8 * cmds["standalone"] < cmds[label] < 1.3 * cmds["standalone"], cmds
     assert "server+redis µs" in out.stdout and "(shard 127.0.0.1:" in out.stdout
+    assert "vs standalone + replica" in out.stdout
 
 
 def _bench_lua(*extra: str) -> dict[str, str]:
