@@ -639,6 +639,11 @@ class Store:
             "weight": int(_num(d.get("weight", 0))),
             "offers": int(_num(d.get("offers", 0))),
         }
+        if "at" in d:
+            # assigned by the call that made it: both times are its `created`
+            # where not written since (`accepted_of` in store/lua/_lib_work.lua)
+            for f in ("offered_at", "accepted_at"):
+                d.setdefault(f, d.get("created", 0))
         for f in _WORK_TIMES:
             if f in d and _num(d[f]):
                 item["expires_at" if f == "expires" else f] = _num(d[f])

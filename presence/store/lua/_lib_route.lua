@@ -57,9 +57,15 @@ local function assign(wid, aid, q, ch, via, rec, data, offers)
   if via == 'auto' then
     -- straight from the queue (route.lua): never offered, so no open offer
     -- or offer timer to clear, nor an `expires` (every way into a queue
-    -- writes it 0)
-    write_item(wid, {'state', 'assigned', 'agent', aid, 'offered_at', NOW, 'accepted_at', NOW,
-                     'offers', offers})
+    -- writes it 0). An item this call made (created at NOW) gets `at`
+    -- instead of its two times, which are then its `created` to every
+    -- reader (AT_CREATED in _lib_work.lua)
+    if made_item(wid) then
+      write_item(wid, {'state', 'assigned', 'agent', aid, 'at', 1, 'offers', offers})
+    else
+      write_item(wid, {'state', 'assigned', 'agent', aid, 'offered_at', NOW, 'accepted_at', NOW,
+                       'offers', offers})
+    end
   else
     redis.call('HSET', wk, unpack(history_fields(wid, {'state', 'assigned', 'agent', aid, 'accepted_at', NOW,
                                                        'expires', 0})))
