@@ -338,27 +338,29 @@ local LAT_LE = {'0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30', '60',
 -- read them again
 local created_of = {}
 -- The items' lives, for the checker's created = open + completed +
--- abandoned: `stats|created` (re-openings too), `stats|reopened`, in the
--- same hash as the other counters (one write per call); the ends are the
--- `completed+|...` and `abandoned+|...` counters (`count`), and
--- `stats|completed`, `stats|abandoned` those counted before. check.lua adds
--- the older hash `stats`, which centers counted in before and no call writes now.
+-- abandoned: `stats|reopened`, in the same hash as the other counters (one
+-- write per call); the arrivals (re-openings too) are the `created+|...`
+-- counters and the ends the `completed+|...` and `abandoned+|...` ones
+-- (`count`), and `stats|created`, `stats|completed`, `stats|abandoned`
+-- those counted before. check.lua adds the older hash `stats`, which
+-- centers counted in before and no call writes now.
 local function count_item(name)
   bump(key('metrics'), 'stats|' .. name, 1)
 end
--- An item's end (completed, abandoned) is counted once, in a field that is
--- both the Prometheus counter and the checker's count (`<name>+|<queue>|<channel>`):
--- a completion writes one counter (an HINCRBY), not two. counters.py adds it to
--- `<name>|<queue>|<channel>` and check.lua sums the fields with `stats|<name>`,
--- which count the ends of before, when both were written: each end is in
--- exactly one of the two forms, whichever version counted it.
-local ENDED = {complete = true, abandon = true}
+-- An item's arrival (created, re-opened) and end (completed, abandoned) are
+-- counted once, in a field that is both the Prometheus counter and the
+-- checker's count (`<name>+|<queue>|<channel>`): a completion writes one
+-- counter (an HINCRBY), not two, an intake one field fewer. counters.py adds
+-- it to `<name>|<queue>|<channel>` and check.lua sums the fields with
+-- `stats|<name>`, which count those of before, when both were written: each
+-- is in exactly one of the two forms, whichever version counted it.
+local ONCE = {complete = true, abandon = true, create = true, reopen = true}
 local function count(ev, wid)
   local name = COUNTED[ev.ev]
   if not name then return end
   local mk = key('metrics')
   local q = ev.queue or ''
-  bump(mk, name .. (ENDED[ev.ev] and '+|' or '|') .. q .. '|' .. (ev.channel or ''), 1)
+  bump(mk, name .. (ONCE[ev.ev] and '+|' or '|') .. q .. '|' .. (ev.channel or ''), 1)
   -- other ways of taking an item (a pull, a forced push) are not routing
   if ev.ev == 'accept' and wid and (ev.via == 'accept' or ev.via == 'auto') then
     local created = tonumber(created_of[wid] or redis.call('HGET', key('work', wid), 'created'))
