@@ -4,7 +4,7 @@
 -- what a case or a webhook does about it is the named hooks'.
 -- Relies on _lib_core.lua (key, num, hmget, NOW, emit, record, history_fields), _lib_agent.lua
 -- (touch_agent, held_with, emit_item, reindex), _lib_webhook.lua (webhook_assigned),
--- _lib_case.lua (case_assigned) and _lib_queue.lua (paused, write_item).
+-- _lib_case.lua (case_assigned) and _lib_queue.lua (paused, write_item, made_item).
 
 -- Offer item `wid` (channel `ch`, weight `w`, stored `data`) to `aid` with
 -- the queue's push timeout (seconds, 0 = none): capacity held, timer set,
