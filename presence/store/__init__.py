@@ -122,12 +122,12 @@ def item_history(h: dict[Any, Any], old: list[Any], work_id: str) -> list[Any]:
             ms, _, seq = name[2:].partition("-")
             ids.append((int(ms), int(seq or 0), v))
     ids.sort(key=lambda t: (t[0], t[1]))
-    for ms, _seq, v in ids:
+    for at, _seq, v in ids:
         entries = msgpack.Unpacker(raw=False)
         entries.feed(v)
         first: Any = None
         for e in entries:
-            full = _long_entry(e, ms, first)
+            full = _long_entry(e, at, first)
             first = full if first is None else first
             out.append(history_entry(full, work_id))
     if listed and out:
