@@ -120,7 +120,7 @@ local function requeue(wid, reason, decliner, note)
   return q
 end
 
--- An item assigned by the call that made it has `at` instead of
+-- An item assigned in the millisecond it arrived has `at` instead of
 -- `offered_at` and `accepted_at` (_lib_route.lua's `assign`): both are its
 -- `created` where they are not written (a later offer or accept writes its
 -- own). A write that drops them drops `at` too; one that drops
