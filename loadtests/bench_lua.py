@@ -13,7 +13,8 @@ and the Redis CPU and FCALL time; and, as the
 baseline of the same run, the cost of one EVALSHA that only defines the
 library's shared helpers (the `_lib_*.lua` parts): the fixed cost every
 call would pay if the scripts were EVAL scripts rather than one function
-library.
+library. It ends with `presence check`'s verdict on what the rounds left
+(exit 1 on a breach).
 
 No server process and no sockets to agents: this isolates the Redis side
 of `bench_assign`, and its command and byte counts are exact (the same on
@@ -143,6 +144,8 @@ async def measure(
     for _ in range(1000):
         await empty(keys=[store.keys.prefix], args=[0])
     base = (await r.info("commandstats"))["cmdstat_evalsha"]["usec_per_call"]
+    # every invariant still holds after the rounds (`presence check`'s script)
+    breaches = await store.check()
     await r.aclose()
     cpu = sum(cpu1[k] - cpu0[k] for k in ("used_cpu_user", "used_cpu_sys"))
     return {
@@ -157,6 +160,7 @@ async def measure(
         "fcall_us": per["script_us"],
         "script_calls": per["script_calls"],
         "baseline_evalsha_us": base,
+        "breaches": breaches,
     }
 
 
@@ -193,7 +197,13 @@ def main(argv: list[str] | None = None) -> int:
         "  baseline: EVALSHA of the shared helpers alone (a script's fixed cost), us per call "
         f"{fig['baseline_evalsha_us']:.1f}"
     )
-    return 0
+    for b in fig["breaches"]:
+        print(f"  BREACH: {b}")
+    print(
+        "  presence check: "
+        + (f"{len(fig['breaches'])} breach(es)" if fig["breaches"] else "all invariants hold")
+    )
+    return 1 if fig["breaches"] else 0
 
 
 if __name__ == "__main__":

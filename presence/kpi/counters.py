@@ -29,7 +29,7 @@ from presence.tasks import Periodic
 
 # fields of hash `metrics` the checker reads (count_item in _lib_core.lua), not counters
 CHECKER_FIELDS = "stats|"
-# the mark of a counter the checker also reads (an item's end: `completed+|<queue>|<channel>`)
+# the mark of a counter the checker also reads (an arrival or an end: `completed+|<queue>|<channel>`)
 ENDED = "+"
 
 # assignment latency buckets, seconds (intake -> assignment); LAT_MS and

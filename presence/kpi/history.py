@@ -152,10 +152,13 @@ async def item_times(
         return {}, {}
     pipe = store.redis.pipeline(transaction=False)
     for wid in need:
-        pipe.hmget(store.keys.work(wid), "created", "accepted_at")
+        # (`at`: assigned by the call that made it, accepted at `created`;
+        # `accepted_of` in store/lua/_lib_work.lua)
+        pipe.hmget(store.keys.work(wid), "created", "accepted_at", "at")
     arrivals: dict[str, int] = {}
     accepts: dict[str, int] = {}
-    for wid, (c, a) in zip(need, await pipe.execute(), strict=True):
+    for wid, (c, a, at) in zip(need, await pipe.execute(), strict=True):
+        a = a or (c if at else None)
         if c and wid not in created and wid not in arrived:
             arrivals[wid] = int(float(_s(c)))
         if a and wid not in accepted and wid not in known:

@@ -122,14 +122,51 @@ def item_history(h: dict[Any, Any], old: list[Any], work_id: str) -> list[Any]:
             ms, _, seq = name[2:].partition("-")
             ids.append((int(ms), int(seq or 0), v))
     ids.sort(key=lambda t: (t[0], t[1]))
-    for _ms, _seq, v in ids:
+    for at, _seq, v in ids:
         entries = msgpack.Unpacker(raw=False)
         entries.feed(v)
-        out.extend(history_entry(e, work_id) for e in entries)
+        first: Any = None
+        for e in entries:
+            full = _long_entry(e, at, first)
+            first = full if first is None else first
+            out.append(history_entry(full, work_id))
     if listed and out:
         # (sorted() is stable: the list's entries first, each part in order)
         return sorted(listed + out, key=_entry_ts)
     return listed or out
+
+
+# The short names of an entry written into an item's record (`history_entry`
+# in store/lua/_lib_core.lua, which says what it leaves out), and the names
+# the entry is read with (those of the event stream).
+_HISTORY_LONG = {
+    "e": "ev",
+    "a": "agent",
+    "q": "queue",
+    "c": "channel",
+    "p": "priority",
+    "d": "disposition",
+    "v": "via",
+    "b": "by",
+}
+
+
+def _long_entry(entry: Any, ms: int, first: Any) -> Any:
+    """An entry of a ``h:<ms>-<seq>`` field as the stream entry names it:
+    one written short (`e`, not `ev`) gets its names back, its `ts` (the
+    field's millisecond plus its `t`, or the field's first entry's) and, after the
+    field's first entry, that entry's `queue` and `channel`; one written
+    before (with `ev`) is taken as it is."""
+    if not isinstance(entry, dict) or "ev" in entry or "e" not in entry:
+        return entry
+    full = {_HISTORY_LONG.get(k, k): v for k, v in entry.items()}
+    since = full.pop("t", 0)
+    if isinstance(first, dict):
+        for f in ("ts", "queue", "channel"):
+            if f not in full and f in first:
+                full[f] = first[f]
+    full.setdefault("ts", ms + since)
+    return full
 
 
 def _entry_ts(entry: Any) -> float:
@@ -602,6 +639,11 @@ class Store:
             "weight": int(_num(d.get("weight", 0))),
             "offers": int(_num(d.get("offers", 0))),
         }
+        if "at" in d:
+            # assigned by the call that made it: both times are its `created`
+            # where not written since (`accepted_of` in store/lua/_lib_work.lua)
+            for f in ("offered_at", "accepted_at"):
+                d.setdefault(f, d.get("created", 0))
         for f in _WORK_TIMES:
             if f in d and _num(d[f]):
                 item["expires_at" if f == "expires" else f] = _num(d[f])

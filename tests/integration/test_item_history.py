@@ -22,7 +22,8 @@ import msgpack
 from redis.asyncio import Redis
 
 from presence.center import parse_center
-from presence.kpi.history import item_histories
+from presence.kpi.events import Event
+from presence.kpi.history import item_histories, item_times
 from presence.store import NewItem, Store, archive, new_work_id
 from presence.store.scripts import helpers
 
@@ -72,8 +73,16 @@ async def test_entries_leave_the_item_out_and_every_reader_puts_it_back(redis_se
         u = msgpack.Unpacker(raw=False)
         u.feed(rec[f])
         raw.extend(u)
-    assert [e["ev"] for e in raw] == ["create", "accept", "complete"]
-    assert all("work" not in e for e in raw)
+    # written short (`history_entry` in _lib_core.lua): `e` for `ev`, `ts` as
+    # `t`, its difference from the field's millisecond (this test's clock is
+    # not Redis's), the accept without the create's queue, channel and ts
+    assert [e["e"] for e in raw] == ["create", "accept", "complete"]
+    assert all("work" not in e and "ev" not in e and "ts" not in e for e in raw)
+    assert [int(f[2:].split(b"-")[0]) + raw[i]["t"] for i, f in ((0, fields[0]), (2, fields[1]))] == [
+        T0,
+        T0 + 5,
+    ]
+    assert raw[1] == {"e": "accept", "a": "a0", "v": "auto"}
     assert not await r.exists(k.work_history(wid))
     # entries as written before the history moved into the record: the list,
     # older than any field, one entry naming its item and one not
@@ -89,6 +98,29 @@ async def test_entries_leave_the_item_out_and_every_reader_puts_it_back(redis_se
     item = await store.get_work(wid)
     assert item is not None
     assert [h["ev"] for h in item["history"]] == evs
+    # every reader gives the entries back with the stream entry's names
+    assert item["history"][2:5] == [
+        {"ev": "create", "queue": "q", "channel": "chat", "priority": 0, "ts": T0, "work": wid},
+        {
+            "ev": "accept",
+            "queue": "q",
+            "channel": "chat",
+            "agent": "a0",
+            "via": "auto",
+            "ts": T0,
+            "work": wid,
+        },
+        {
+            "ev": "complete",
+            "queue": "q",
+            "channel": "chat",
+            "agent": "a0",
+            "by": "agent",
+            "disposition": "done",
+            "ts": T0 + 5,
+            "work": wid,
+        },
+    ]
     assert all(h["work"] == wid for h in item["history"])
     [whole] = await archive.records(store, [wid])
     assert [(h["ev"], h["work"]) for h in whole["work"]["history"]] == [(e, wid) for e in evs]
@@ -97,6 +129,52 @@ async def test_entries_leave_the_item_out_and_every_reader_puts_it_back(redis_se
     assert events[4].agent == "a0" and events[4].get("disposition") == "done"
     got = msgpack.unpackb(await r.eval(HISTORY_OF, 1, k.prefix, ms, wid), raw=False)
     assert [(h["ev"], h["work"]) for h in got] == [(e, wid) for e in evs]
+    assert got[2:5] == item["history"][2:5]
+    await r.aclose()
+
+
+async def test_history_fields_written_before_the_short_entries_read_as_they_are(redis_server: str) -> None:
+    """A `h:` field written by the version before the short entries (a
+    rolling upgrade, or an item kept from before): its entries have `ev`
+    and every name in full, and every reader takes them as they are, in the
+    order of the fields, beside short ones."""
+    ms = T0
+    store = await available_agent(redis_server, "histold", lambda: ms / 1000)
+    r, k = store.redis, store.keys
+    wid = new_work_id()
+    await store.create_work_many([NewItem(wid, "q", "chat", 0, {})])
+    ms += 5
+    await store.complete("a0", wid, "done")
+    # as the version before wrote them: a create+accept field, then a note
+    # (their fields older than any of this run: their entries name their own ts)
+    old_create = {"ev": "create", "queue": "q", "channel": "chat", "priority": 0, "ts": T0 - 10}
+    old_accept = {
+        "ev": "accept",
+        "queue": "q",
+        "channel": "chat",
+        "agent": "a9",
+        "via": "auto",
+        "ts": T0 - 10,
+    }
+    old_note = {"ev": "note", "ts": T0 - 3, "author": "a9", "queue": "q", "channel": "chat"}
+    await r.hset(
+        k.work(wid),
+        mapping={
+            "h:1-0": msgpack.packb(old_create) + msgpack.packb(old_accept),
+            "h:2-0": msgpack.packb(old_note),
+        },
+    )
+    want = [{**e, "work": wid} for e in (old_create, old_accept, old_note)]
+    item = await store.get_work(wid)
+    assert item is not None
+    assert item["history"][:3] == want
+    assert [h["ev"] for h in item["history"][3:]] == ["create", "accept", "complete"]
+    [whole] = await archive.records(store, [wid])
+    assert whole["work"]["history"] == item["history"]
+    events = (await item_histories(store, [wid]))[wid]
+    assert [(e.ev, e.agent) for e in events[:3]] == [("create", ""), ("accept", "a9"), ("note", "")]
+    got = msgpack.unpackb(await r.eval(HISTORY_OF, 1, k.prefix, ms, wid), raw=False)
+    assert got == item["history"]
     await r.aclose()
 
 
@@ -204,4 +282,46 @@ async def test_work_in_hand_of_before_moves_into_the_field_and_stale_ids_leave(r
     await store.complete("a0", old, "done")
     assert msgpack.unpackb(await r.hget(k.agent("a0"), "w")) == [new]
     assert await store.repair_hands() == 0
+    await r.aclose()
+
+
+async def test_an_item_assigned_by_its_intake_has_its_offer_and_accept_at_its_creation(
+    redis_server: str,
+) -> None:
+    """An intake its own call assigns writes `at`, not `offered_at` and
+    `accepted_at` (both its `created`): GET of the item, the KPI readers'
+    accept times and the completion's handle time read them as `created`;
+    a record written before, with the two fields, reads as it did."""
+    ms = T0
+    store = await available_agent(redis_server, "at", lambda: ms / 1000)
+    r, k = store.redis, store.keys
+    wid = new_work_id()
+    await store.create_work_many([NewItem(wid, "q", "chat", 0, {})])
+    rec = await r.hgetall(k.work(wid))
+    assert b"at" in rec and b"offered_at" not in rec and b"accepted_at" not in rec, rec
+    item = await store.get_work(wid)
+    assert item is not None
+    assert (item["created"], item["offered_at"], item["accepted_at"]) == (T0, T0, T0)
+    ms += 7
+    await store.complete("a0", wid, "done")
+    assert await r.lrange(k.queue_handle("q"), 0, -1) == [b"7"]  # from its accept, at T0
+    assert await store.check() == []
+    # as the version before wrote an auto-assigned item: both fields, no `at`
+    old = new_work_id()
+    await r.hset(
+        k.work(old),
+        mapping={
+            "queue": "q",
+            "channel": "chat",
+            "state": "completed",
+            "created": T0 - 100,
+            "offered_at": T0 - 50,
+            "accepted_at": T0 - 40,
+        },
+    )
+    item = await store.get_work(old)
+    assert item is not None and (item["offered_at"], item["accepted_at"]) == (T0 - 50, T0 - 40)
+    done = [Event("complete", ms, work=w, agent="a0", queue="q", channel="chat") for w in (wid, old)]
+    _, accepts = await item_times(store, done)
+    assert accepts == {wid: T0, old: T0 - 40}
     await r.aclose()

@@ -127,7 +127,9 @@ async def no_offer(*clients: WsClient, wait: float = 0.4) -> None:
 def created_count(server: ServerProcess) -> int:
     client = redis_sync(server.redis_url)
     try:
-        return int(client.hget(Keys(server.center_id).metrics, "stats|created") or 0)
+        # the arrivals: `created+|<queue>|<channel>` (`count` in _lib_core.lua)
+        counted = client.hgetall(Keys(server.center_id).metrics)
+        return sum(int(v) for f, v in counted.items() if f.startswith(b"created+|"))
     finally:
         client.close()
 

@@ -155,7 +155,9 @@ local pending_bumps = nil
 -- entry id orders them and is unique, so a call adds its entries without
 -- reading what is there, and the item's own HSET of the call carries them
 -- (`history_fields`): no command of their own on the hot path, and the
--- record's TTL is theirs. Readers: `item_history` in presence/store and
+-- record's TTL is theirs. The entries are written short (`history_entry`
+-- below: shorter names, and nothing the field's name or the entry before
+-- it in the field already says). Readers: `item_history` in presence/store and
 -- `history_of` here; they read the list `work:<id>:history` of items
 -- written before first (older entries, never written to again).
 -- Between events_begin() and events_publish() the fields wait per item
@@ -213,11 +215,49 @@ local function xadd(ev)
   end
   return redis.call('XADD', key('stream', 'events'), '*', unpack(args))
 end
+-- An entry of an item's history, short (the item's record holds one per
+-- event of its life, the largest part of its bytes): the names of
+-- HISTORY_SHORT, no `work` when it is the item's (its key names it), `ts`
+-- against the millisecond of the stream entry id that names its field
+-- (`history_bytes`), and, in `after` (the accept of a `create+accept` field, whose `queue`,
+-- `channel` and `ts` the merge found equal to the create's), none of those
+-- three. An entry written so has `e` where one written before has `ev`: the
+-- readers (`item_history` in presence/store, `history_of` below) give the
+-- names back and fill the rest in, and take an entry with `ev` as it is.
+-- (No event has a field of one letter, so a short name is never an event's own.)
+local HISTORY_SHORT = {ev = 'e', agent = 'a', queue = 'q', channel = 'c', priority = 'p',
+                       disposition = 'd', via = 'v', by = 'b'}
+-- (written out: a library's load may not call `pairs`)
+local HISTORY_LONG = {e = 'ev', a = 'agent', q = 'queue', c = 'channel', p = 'priority', d = 'disposition',
+                      v = 'via', b = 'by'}
+local function history_entry(ev, wid, after)
+  local out = {}
+  for f, v in pairs(ev) do
+    if f == 'work' then
+      if v ~= wid then out.work = v end
+    elseif f ~= 'ts' and not (after and (f == 'queue' or f == 'channel')) then
+      out[HISTORY_SHORT[f] or f] = v
+    end
+  end
+  return out
+end
+-- Its bytes, once the stream entry `id` is known: `ts` as `t`, its
+-- difference from the id's millisecond (the caller's clock against Redis's,
+-- a millisecond or so: one byte), none when there is none.
+local function history_bytes(entry, ts, id)
+  local d = ts - tonumber(string.match(id, '^(%d+)'))
+  if d ~= 0 then
+    if d == math.floor(d) then entry.t = d else entry.ts = ts end
+  end
+  return cmsgpack.pack(entry)
+end
+
 local function flush_held()
   if held then
     local h = held
     held = nil
-    add_history(h.wid, xadd(h.ev), h.entry)
+    local id = xadd(h.ev)
+    add_history(h.wid, id, history_bytes(h.entry, h.ev.ts, id))
   end
 end
 local function flush_history(wid)
@@ -298,27 +338,29 @@ local LAT_LE = {'0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30', '60',
 -- read them again
 local created_of = {}
 -- The items' lives, for the checker's created = open + completed +
--- abandoned: `stats|created` (re-openings too), `stats|reopened`, in the
--- same hash as the other counters (one write per call); the ends are the
--- `completed+|...` and `abandoned+|...` counters (`count`), and
--- `stats|completed`, `stats|abandoned` those counted before. check.lua adds
--- the older hash `stats`, which centers counted in before and no call writes now.
+-- abandoned: `stats|reopened`, in the same hash as the other counters (one
+-- write per call); the arrivals (re-openings too) are the `created+|...`
+-- counters and the ends the `completed+|...` and `abandoned+|...` ones
+-- (`count`), and `stats|created`, `stats|completed`, `stats|abandoned`
+-- those counted before. check.lua adds the older hash `stats`, which
+-- centers counted in before and no call writes now.
 local function count_item(name)
   bump(key('metrics'), 'stats|' .. name, 1)
 end
--- An item's end (completed, abandoned) is counted once, in a field that is
--- both the Prometheus counter and the checker's count (`<name>+|<queue>|<channel>`):
--- a completion writes one counter (an HINCRBY), not two. counters.py adds it to
--- `<name>|<queue>|<channel>` and check.lua sums the fields with `stats|<name>`,
--- which count the ends of before, when both were written: each end is in
--- exactly one of the two forms, whichever version counted it.
-local ENDED = {complete = true, abandon = true}
+-- An item's arrival (created, re-opened) and end (completed, abandoned) are
+-- counted once, in a field that is both the Prometheus counter and the
+-- checker's count (`<name>+|<queue>|<channel>`): a completion writes one
+-- counter (an HINCRBY), not two, an intake one field fewer. counters.py adds
+-- it to `<name>|<queue>|<channel>` and check.lua sums the fields with
+-- `stats|<name>`, which count those of before, when both were written: each
+-- is in exactly one of the two forms, whichever version counted it.
+local ONCE = {complete = true, abandon = true, create = true, reopen = true}
 local function count(ev, wid)
   local name = COUNTED[ev.ev]
   if not name then return end
   local mk = key('metrics')
   local q = ev.queue or ''
-  bump(mk, name .. (ENDED[ev.ev] and '+|' or '|') .. q .. '|' .. (ev.channel or ''), 1)
+  bump(mk, name .. (ONCE[ev.ev] and '+|' or '|') .. q .. '|' .. (ev.channel or ''), 1)
   -- other ways of taking an item (a pull, a forced push) are not routing
   if ev.ev == 'accept' and wid and (ev.via == 'accept' or ev.via == 'auto') then
     local created = tonumber(created_of[wid] or redis.call('HGET', key('work', wid), 'created'))
@@ -342,19 +384,9 @@ end)
 
 -- Append to the center's event stream (for reports) and, for an item, to
 -- that item's own history, and count it. `ev` holds only strings and numbers.
--- An entry of the item's history leaves out `work`, which its key names:
--- its readers put it back (`history_entry` in presence/store, and
--- history_of here), and take entries that have it as they are.
 local function record(ev, wid)
   count(ev, wid)
   ev.ts = NOW
-  local entry
-  if wid then
-    local named = ev.work
-    if named == wid then ev.work = nil end
-    entry = cmsgpack.pack(ev)
-    ev.work = named
-  end
   if held then
     local h = held
     if wid == h.wid and ev.ev == 'accept' and ev.queue == h.ev.queue and ev.channel == h.ev.channel
@@ -363,18 +395,19 @@ local function record(ev, wid)
       local both = h.ev
       both.ev = 'create+accept'
       for _, f in ipairs(ACCEPT_OWN) do both[f] = ev[f] end
-      add_history(wid, xadd(both), h.entry .. entry)
+      local id = xadd(both)
+      add_history(wid, id, history_bytes(h.entry, NOW, id) .. cmsgpack.pack(history_entry(ev, wid, true)))
       return
     end
     flush_held()
   end
   -- (held only in a call that publishes at its end, which writes it then)
   if wid and ev.ev == 'create' and pending_history then
-    held = {ev = ev, wid = wid, entry = entry}
+    held = {ev = ev, wid = wid, entry = history_entry(ev, wid)}
     return
   end
   local id = xadd(ev)
-  if wid then add_history(wid, id, entry) end
+  if wid then add_history(wid, id, history_bytes(history_entry(ev, wid), ev.ts, id)) end
 end
 
 -- The item's history entries, decoded (for an offer after a handoff).
@@ -400,7 +433,24 @@ local function history_of(wid)
   table.sort(ids, entry_order)
   for _, e in ipairs(ids) do
     -- (cmsgpack.unpack returns every object of a concatenation)
-    for _, one in ipairs({cmsgpack.unpack(e.v)}) do out[#out + 1] = one end
+    local first
+    for i, one in ipairs({cmsgpack.unpack(e.v)}) do
+      if one.e ~= nil and one.ev == nil then
+        -- written short (`history_entry`): the names back, the rest filled in
+        local full = {}
+        for f, v in pairs(one) do full[HISTORY_LONG[f] or f] = v end
+        if i > 1 and first then
+          full.ts = full.ts or first.ts
+          full.queue = full.queue or first.queue
+          full.channel = full.channel or first.channel
+        end
+        full.ts = full.ts or e.ms + (full.t or 0)
+        full.t = nil
+        one = full
+      end
+      first = first or one
+      out[#out + 1] = one
+    end
   end
   if listed > 0 and #ids > 0 then
     -- both (an older server appended to the list of an item a newer one

@@ -4,7 +4,7 @@
 -- escalation timer), and the waiting list a supervisor reads (`waiting_list`).
 -- Also a queue's business hours as the scripts see them (`queue_open`,
 -- `closed_ms`, `intake_queue`).
--- Relies on _lib_core.lua (key, num, hmget, NOW, ARGV, batch_calls, count_item, record, on_enter,
+-- Relies on _lib_core.lua (key, num, hmget, NOW, ARGV, batch_calls, record, on_enter,
 -- history_fields),
 -- _lib_config.lua (channel, channels, queue_conf) and _lib_case.lua (case_enqueued).
 
@@ -368,7 +368,7 @@ local function create_item(wid, q, ch, prio, data, req, idem)
     redis.call('ZADD', waiting, score, wid)
   end
   redis.call('ZADD', key('work', 'open'), NOW, wid)
-  count_item('created')
+  -- (counted by its `create` record: `count`, _lib_core.lua)
   record({ev = 'create', queue = q, channel = ch, work = wid, priority = prio}, wid)
   schedule_escalation(wid, q, NOW)
 end

@@ -2,7 +2,7 @@
 -- may accept (`make_offer`, `offer_to`) and an assignment (`assign`: an
 -- accepted offer, or auto-accept straight from route.lua). Routing only:
 -- what a case or a webhook does about it is the named hooks'.
--- Relies on _lib_core.lua (key, num, hmget, NOW, emit, record, history_fields), _lib_agent.lua
+-- Relies on _lib_core.lua (key, num, hmget, NOW, emit, record, history_fields, created_of), _lib_agent.lua
 -- (touch_agent, held_with, emit_item, reindex), _lib_webhook.lua (webhook_assigned),
 -- _lib_case.lua (case_assigned) and _lib_queue.lua (paused, write_item).
 
@@ -57,9 +57,16 @@ local function assign(wid, aid, q, ch, via, rec, data, offers)
   if via == 'auto' then
     -- straight from the queue (route.lua): never offered, so no open offer
     -- or offer timer to clear, nor an `expires` (every way into a queue
-    -- writes it 0)
-    write_item(wid, {'state', 'assigned', 'agent', aid, 'offered_at', NOW, 'accepted_at', NOW,
-                     'offers', offers})
+    -- writes it 0). An item assigned in the millisecond it arrived (an
+    -- intake routed in its own call; the router read its `created`) gets
+    -- `at` instead of its two times, which are then its `created` to every
+    -- reader (`accepted_of` in _lib_work.lua)
+    if tonumber(created_of[wid]) == NOW then
+      write_item(wid, {'state', 'assigned', 'agent', aid, 'at', 1, 'offers', offers})
+    else
+      write_item(wid, {'state', 'assigned', 'agent', aid, 'offered_at', NOW, 'accepted_at', NOW,
+                       'offers', offers})
+    end
   else
     redis.call('HSET', wk, unpack(history_fields(wid, {'state', 'assigned', 'agent', aid, 'accepted_at', NOW,
                                                        'expires', 0})))

@@ -93,7 +93,7 @@ end
 -- Returns the queue name so the caller can wake the dispatcher.
 local function requeue(wid, reason, decliner, note)
   local wk = key('work', wid)
-  local it = hmget(wk, {'agent', 'channel', 'weight', 'queue', 'score', 'state'})
+  local it = hmget(wk, {'agent', 'channel', 'weight', 'queue', 'score', 'state', 'at', 'created'})
   local aid, ch, w, q, score = it.agent, it.channel, num(it.weight), it.queue, it.score
   if it.state ~= 'offered' then return nil end
   redis.call('SREM', key('agent', aid, 'offers'), wid)
@@ -102,8 +102,14 @@ local function requeue(wid, reason, decliner, note)
   if decliner then
     redis.call('SADD', key('work', wid, 'declined'), aid)
   end
-  redis.call('HSET', wk, 'state', 'queued', 'agent', '', 'expires', 0)
-  redis.call('HDEL', wk, 'offered_at')
+  if it.at then
+    -- (offered again after its assignment at intake: its accept time stays)
+    redis.call('HSET', wk, 'state', 'queued', 'agent', '', 'expires', 0, 'accepted_at', it.created)
+    redis.call('HDEL', wk, 'offered_at', 'at')
+  else
+    redis.call('HSET', wk, 'state', 'queued', 'agent', '', 'expires', 0)
+    redis.call('HDEL', wk, 'offered_at')
+  end
   waiting_changed(q)
   redis.call('ZADD', key('queue', q, 'waiting'), score, wid)
   borrowed(wid, true, score)
@@ -114,9 +120,19 @@ local function requeue(wid, reason, decliner, note)
   return q
 end
 
+-- An item assigned in the millisecond it arrived has `at` instead of
+-- `offered_at` and `accepted_at` (_lib_route.lua's `assign`): both are its
+-- `created` where they are not written (a later offer or accept writes its
+-- own). A write that drops them drops `at` too; one that drops
+-- `offered_at` alone writes `accepted_at` first (`requeue`). Readers:
+-- `accepted_of` here, `Store.work_view`, kpi/history.py's `item_times`.
+local function accepted_of(it)
+  return num(it.accepted_at or (it.at and it.created))
+end
+
 -- What `finish` reads of the item: what it releases, and what `retain` needs.
 local FINISH_FIELDS = {'agent', 'channel', 'weight', 'queue', 'state', 'accepted_at', 'composing',
-                       'idem', 'replied', 'expires'}
+                       'idem', 'replied', 'expires', 'at', 'created'}
 -- and what work_complete.lua reads: those, and what tells its own retry
 local COMPLETE_FIELDS = {'ended_at', 'disposition'}
 for i = 1, #FINISH_FIELDS do COMPLETE_FIELDS[#COMPLETE_FIELDS + 1] = FINISH_FIELDS[i] end
@@ -173,7 +189,7 @@ local function finish(wid, state, extra, it)
   end
   retain(wid, nil, it, look)
   if state == 'abandoned' then webhook_abandoned(wid, q, ch, aid, prev, (extra or {}).reason) end
-  return woke, aid, q, ch, prev, num(it.accepted_at), rec
+  return woke, aid, q, ch, prev, accepted_of(it), rec
 end
 
 -- A queue's recent handle times: the latest HANDLE_KEPT count (work_position.lua
@@ -226,7 +242,7 @@ local function release(wid, reason)
   local inhand = st ~= 'offered'
   local rec = touch_agent(aid, ch, w, -1, inhand and {idle = NOW} or nil, nil, inhand and wid or nil)
   redis.call('HSET', wk, 'state', 'queued', 'agent', '', 'expires', 0)
-  redis.call('HDEL', wk, 'offered_at', 'accepted_at', 'wrapup_at', 'missed_by')
+  redis.call('HDEL', wk, 'offered_at', 'accepted_at', 'at', 'wrapup_at', 'missed_by')
   emit_item(hdr, aid, nil, rec)
   local woke = reindex(aid, rec)
   return woke, aid, st
@@ -241,7 +257,7 @@ local function reroute(wid, why)
   local wk = key('work', wid)
   local it = hmget(wk, {'queue', 'agent', 'channel', 'weight', 'req0'})
   local q, last, ch, w = it.queue, it.agent, it.channel, num(it.weight)
-  redis.call('HDEL', wk, 'offered_at', 'accepted_at', 'wrapup_at', 'ended_at', 'disposition',
+  redis.call('HDEL', wk, 'offered_at', 'accepted_at', 'at', 'wrapup_at', 'ended_at', 'disposition',
              'reason', 'handoff', 'ovf', 'relax_step', 'missed_by', 'call_state')
   -- the relaxed skills of the last routing do not carry over
   if it.req0 then redis.call('HSET', wk, 'req', it.req0) end
@@ -249,7 +265,7 @@ local function reroute(wid, why)
   persist_item(wid)
   redis.call('HSET', wk, 'created', NOW, 'agent', '', 'state', 'queued')
   redis.call('ZADD', key('work', 'open'), NOW, wid)
-  count_item('created')
+  -- (counted as created by its `reopen` record: `count`, _lib_core.lua)
   count_item('reopened')
   record({ev = 'reopen', queue = q, channel = ch, work = wid, reason = why, last = last or ''}, wid)
   if last and last ~= '' and redis.call('ZSCORE', key('queue', q, 'ready'), last)

@@ -110,10 +110,11 @@ for wid, q in pairs(waiting_in) do
   end
 end
 
--- the items' lives as counted in `metrics` (count_item), plus what a center
+-- the items' lives as counted in `metrics` (count_item, count), plus what a center
 -- counted in the older hash `stats` before: no item is counted in both
--- (the ends: `stats|completed` and `stats|abandoned` of before, and the
--- counters `completed+|<queue>|<channel>`, `abandoned+|...` of since: `count`)
+-- (the arrivals and ends: `stats|created`, `stats|completed` and
+-- `stats|abandoned` of before, and the counters `created+|<queue>|<channel>`,
+-- `completed+|...`, `abandoned+|...` of since: `count`)
 local st = hmget(key('stats'), {'created', 'completed', 'abandoned'})
 local m = hmget(key('metrics'), {'stats|created', 'stats|completed', 'stats|abandoned'})
 local created = num(st.created) + num(m['stats|created'])
@@ -123,7 +124,8 @@ local all = redis.call('HGETALL', key('metrics'))
 for i = 1, #all, 2 do
   local f = all[i]
   if string.sub(f, 1, 11) == 'completed+|' then done = done + num(all[i + 1])
-  elseif string.sub(f, 1, 11) == 'abandoned+|' then gone = gone + num(all[i + 1]) end
+  elseif string.sub(f, 1, 11) == 'abandoned+|' then gone = gone + num(all[i + 1])
+  elseif string.sub(f, 1, 9) == 'created+|' then created = created + num(all[i + 1]) end
 end
 if created ~= #open + done + gone then
   breach('items lost: ' .. created .. ' created, but ' .. #open .. ' open + ' .. done ..
