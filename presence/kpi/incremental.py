@@ -589,39 +589,32 @@ class IncrementalTracker(Tracker):
         self._check_rates()
         yield from self._rebuild_stale(chunk)
         caps = self.settings.capacities
-        # the center's and the queues' agent time summed as plain measure ->
-        # ms dicts, made `Agg`s once at the end: an `Agg` per agent and window
-        # and a `time_into` per group were most of a tick's cost (2,000
-        # windows a second for 500 agents); the integer sums are the same
-        sums: list[tuple[str, int, bool, dict[str, int], dict[str, dict[str, int]]]] = [
-            (name, start, agents_for is None or name in agents_for, {}, {}) for name, start in wins
-        ]
+        # agent time is summed as plain measure -> ms dicts, one per window and
+        # set of queues (agents of the same queues share one), and made the
+        # center's and the queues' `Agg`s once at the end: an `Agg` per agent
+        # and window and a `time_into` per group were most of a tick's cost
+        # (2,000 windows a second for 500 agents). The integer sums are the
+        # same; the statuses and queues keep the order in which an agent by
+        # agent pass first meets them (`_Time`).
+        member = {aid: tuple(qs) for aid, qs in member_of.items()}
+        sums = [(name, start, agents_for is None or name in agents_for, _Time()) for name, start in wins]
         n = 0
         for aid, tl in self.timelines.items():
             cap = caps.get(aid, 0)
-            queues = member_of.get(aid, ())
-            for name, start, rows, center, per_queue in sums:
+            queues = member.get(aid, ())
+            for name, start, rows, time in sums:
                 d = tl.window_sums(start, now)
                 if d is None:
                     continue
                 if rows:
                     time_into(agg_of(out[name].agents, aid), _time_agg(d, cap))
-                _sum_into(center, d, cap)
-                for q in queues:
-                    acc = per_queue.get(q)
-                    if acc is None:
-                        acc = per_queue[q] = {}
-                    _sum_into(acc, d, cap)
+                time.add(queues, d, cap)
             n += len(wins)
             if n >= chunk:
                 n = 0
                 yield
-        for name, _, _, center, per_queue in sums:
-            g = out[name]
-            if center:
-                time_into(g.center, _time_agg(center, 0))
-            for q, acc in per_queue.items():
-                time_into(agg_of(g.queues, q), _time_agg(acc, 0))
+        for name, _, _, time in sums:
+            time.into(out[name])
 
     def _rebuild_stale(self, chunk: int) -> Generator[None, None, None]:
         n = 0
@@ -1161,14 +1154,10 @@ class Timeline:
             return None
         else:
             items = self._between(start, now)
-        out: dict[str, int] = {}
-        timed = False
-        for k, v in items:
-            if v > 0:
-                out[k] = v
-                if not timed and (k[:2] == "s:" or k == "handling_ms"):
-                    timed = True
-        return out if timed else None
+        out = {k: v for k, v in items if v > 0}
+        if "handling_ms" in out or any(k[:2] == "s:" for k in out):
+            return out
+        return None
 
     def fold(self, before: int, since: int, horizon: int | None = None) -> int:
         """Add the measures of [since, before) not folded yet to `base`, mark
@@ -1266,13 +1255,61 @@ def _time_agg(d: Mapping[str, int], capacity: int) -> Agg:
     return a
 
 
-def _sum_into(acc: dict[str, int], d: Mapping[str, int], capacity: int) -> None:
-    """Add one agent's `window_sums` `d` into `acc`, with its capacity x staffed time."""
-    for k, v in d.items():
-        acc[k] = acc.get(k, 0) + v
-    staffed = d.get("staffed_ms")
-    if staffed and capacity:
-        acc["capacity_ms"] = acc.get("capacity_ms", 0) + capacity * staffed
+class _Time:
+    """One window's agent time summed over agents, per set of queues (an
+    agent's `member_of`), for the center and each queue: what `add_time`
+    agent by agent would give them, in the same order of statuses and queues."""
+
+    __slots__ = ("center", "order", "queues", "sums")
+
+    def __init__(self) -> None:
+        self.sums: dict[tuple[str, ...], dict[str, int]] = {}
+        self.center: dict[str, None] = {}  # measures in the order first met
+        self.queues: dict[str, dict[str, None]] = {}  # queue -> the same, queues in that order
+
+    def add(self, queues: tuple[str, ...], d: Mapping[str, int], capacity: int) -> None:
+        """One agent's `window_sums` `d`, with its capacity x staffed time."""
+        acc = self.sums.get(queues)
+        if acc is None:
+            acc = self.sums[queues] = {}
+            for q in queues:
+                self.queues.setdefault(q, {})
+        had = len(acc)
+        for k, v in d.items():
+            acc[k] = acc.get(k, 0) + v
+        staffed = d.get("staffed_ms")
+        if staffed and capacity:
+            acc["capacity_ms"] = acc.get("capacity_ms", 0) + capacity * staffed
+        if len(acc) != had:  # a measure new to these queues' agents, maybe to the center
+            for order in (self.center, *(self.queues[q] for q in queues)):
+                for k in d:
+                    order.setdefault(k)
+
+    def into(self, g: Groups) -> None:
+        if not self.sums:
+            return
+        time_into(g.center, _time_total(self.center, list(self.sums.values())))
+        parts: dict[str, list[dict[str, int]]] = {q: [] for q in self.queues}
+        for queues, acc in self.sums.items():
+            for q in queues:  # an agent listed twice in a queue counts twice, as in `add_time`
+                parts[q].append(acc)
+        for q, order in self.queues.items():
+            time_into(agg_of(g.queues, q), _time_total(order, parts[q]))
+
+
+def _time_total(order: Mapping[str, None], accs: list[dict[str, int]]) -> Agg:
+    """The `Agg` of the sums `accs` (`_Time.sums`), measures in `order`."""
+    a = Agg()
+    for k in order:
+        v = sum(acc.get(k, 0) for acc in accs)
+        if not v:
+            continue  # in none of these agents' windows (another queue's)
+        if k[:2] == "s:":
+            a.status_ms[k[2:]] = v
+        else:
+            setattr(a, k, v)
+    a.capacity_ms = sum(acc.get("capacity_ms", 0) for acc in accs)
+    return a
 
 
 class Measures:
