@@ -1112,15 +1112,23 @@ class Timeline:
         rates, dt = self.rates[i], now - times[i]
         if j == i:  # one state all through the window: the usual case
             return ((k, r * (now - start)) for k, r in rates.items())
-        top = self.totals[i]
-        if j < 0:
-            low, low_rates, low_dt = {}, {}, 0
-        else:
-            low, low_rates, low_dt = self.totals[j], self.rates[j], start - times[j]
-        return (
-            (k, top.get(k, 0) + rates.get(k, 0) * dt - low.get(k, 0) - low_rates.get(k, 0) * low_dt)
-            for k in top.keys() | rates.keys()
-        )
+        # the integral to `now` less the one to `start`, a dict pass each (a
+        # set of the names and four lookups per name were most of a tick);
+        # totals only grow keys, so `top` and `rates` name every measure
+        d = dict(self.totals[i])
+        if dt:
+            for k, r in rates.items():
+                d[k] = d.get(k, 0) + r * dt
+        if j >= 0:
+            for k, v in self.totals[j].items():
+                if k in d:
+                    d[k] -= v
+            low_dt = start - times[j]
+            if low_dt:
+                for k, r in self.rates[j].items():
+                    if k in d:
+                        d[k] -= r * low_dt
+        return d.items()
 
     def window(self, start: int, now: int, capacity: int) -> Agg | None:
         """The agent's time in [start, now], as `aggregates.one_agent_time` sums it."""
