@@ -1268,7 +1268,7 @@ class _Time:
     agent's `member_of`), for the center and each queue: what `add_time`
     agent by agent would give them, in the same order of statuses and queues."""
 
-    __slots__ = ("center", "order", "queues", "sums")
+    __slots__ = ("center", "queues", "sums")
 
     def __init__(self) -> None:
         self.sums: dict[tuple[str, ...], dict[str, int]] = {}
