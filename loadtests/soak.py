@@ -7,7 +7,10 @@ seconds). A short retention is set for the run (PRESENCE_RETENTION_DAYS,
 fractional), so finished items expire while it runs, and a short one for
 the raw event streams (PRESENCE_HISTORY_DAYS) with the roll-up in parts of
 a minute (PRESENCE_ROLLUP_MINUTES), so the streams are rolled up and
-trimmed while it runs too.
+trimmed while it runs too; the trim keeps PRESENCE_CLOCK_MARGIN_SECONDS
+behind the roll-up's cursor, 30 s here (the server and Redis share one
+host's clock), not the default 5 minutes, so the streams are full within
+the warm-up.
 
 Every sample interval (default 60 s) it records the server's RSS, Redis
 ``used_memory`` and the part of it the raw event streams take, the AOF size
@@ -82,8 +85,9 @@ FIELDS = [
     "load1",
 ]
 # the raw event streams: kept PRESENCE_HISTORY_DAYS (--history-days) and
-# never trimmed past the roll-up's cursor less the 5-minute clock margin, so
-# they fill for that long and then stay flat; measured apart from the rest
+# never trimmed past the roll-up's cursor less the clock margin
+# (--clock-margin-seconds), so they fill for that long and then stay flat;
+# measured apart from the rest
 STREAMS = ("stream:events", "stream:status")
 
 
@@ -469,7 +473,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--history-days",
         default="0.0014",
-        help="PRESENCE_HISTORY_DAYS for the run (~2 min: the streams then hold ~7, with the clock margin)",
+        help="PRESENCE_HISTORY_DAYS for the run (~2 min: the streams then hold ~3, with the clock margin)",
+    )
+    p.add_argument(
+        "--clock-margin-seconds",
+        default="30",
+        help="PRESENCE_CLOCK_MARGIN_SECONDS of the run (kept behind the roll-up cursor; one clock here)",
     )
     p.add_argument(
         "--rollup-minutes", default="1", help="PRESENCE_ROLLUP_MINUTES for the run (a roll-up part a minute)"
@@ -493,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
             "PRESENCE_RETENTION_DAYS": a.retention_days,
             "PRESENCE_HISTORY_DAYS": a.history_days,
             "PRESENCE_ROLLUP_MINUTES": a.rollup_minutes,
+            "PRESENCE_CLOCK_MARGIN_SECONDS": a.clock_margin_seconds,
         },
     )
     ids = [f"s{i:05d}" for i in range(a.agents)]

@@ -133,6 +133,14 @@ class Settings:
     # parts of this long, each a minute after it closed, and the streams can
     # be trimmed up to the last part (with a short history_days).
     rollup_minutes: int = 60
+    # How far a server's clock may be from Redis's (stream ids are Redis's,
+    # an event's ts its server's): the streams are never trimmed closer
+    # than this behind the roll-up's cursor, or an event stamped after the
+    # cursor by a clock that far ahead of Redis would go before it is
+    # rolled up. A property of the deployment's clocks (NTP keeps them
+    # within ms; 5 minutes tolerates a badly drifting host), not of the
+    # parts or the retention: it costs this long of the streams in Redis.
+    clock_margin_seconds: float = 300.0
     # Days a finished (completed or abandoned) item, its history, case and
     # comments are kept after it ended (0 = forever); `presence archive`
     # writes them out before that, into archive_dir once a day when set.
@@ -193,6 +201,7 @@ class Settings:
             # sliding windows start where the streams do (docs/kpis.md)
             history_days=_float(env, "PRESENCE_HISTORY_DAYS", 31.0, lo=0.0001, hi=3660.0),
             rollup_minutes=_rollup_minutes(env),
+            clock_margin_seconds=_float(env, "PRESENCE_CLOCK_MARGIN_SECONDS", 300.0, lo=1.0, hi=3600.0),
             rollup_days=_float(env, "PRESENCE_ROLLUP_DAYS", 400.0, lo=1.0, hi=36600.0),
             retention_days=_float(env, "PRESENCE_RETENTION_DAYS", 90.0, lo=0.0, hi=36600.0),
             archive_dir=_dir(env, "PRESENCE_ARCHIVE_DIR", "") if env.get("PRESENCE_ARCHIVE_DIR") else None,

@@ -298,6 +298,7 @@ class Centers:
             rollup_days=s.rollup_days,
             timezone=s.timezone,
             step_minutes=s.rollup_minutes,
+            margin_ms=int(s.clock_margin_seconds * 1000),
         )
         # business hours: each queue's plan of openings renewed hourly
         planner = HoursPlanner(store)

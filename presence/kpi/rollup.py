@@ -398,6 +398,7 @@ class Rollup(Periodic):
         timezone: str = "UTC",
         every: float = 30.0,
         step_minutes: int = 60,
+        margin_ms: int = history.MARGIN_MS,
     ) -> None:
         if step_minutes <= 0 or HOUR_MS % (step_minutes * 60_000):
             raise ValueError(f"a roll-up step must divide the hour, got {step_minutes} minutes")
@@ -406,6 +407,10 @@ class Rollup(Periodic):
         self.rollup_ttl = int(rollup_days * 86400)
         self.tz = ZoneInfo(timezone)
         self.step = step_minutes * 60_000
+        # kept behind the cursor by the trim (PRESENCE_CLOCK_MARGIN_SECONDS):
+        # the servers' clock skew against Redis's. The reads keep
+        # `history.MARGIN_MS`: reading more than is kept costs nothing.
+        self.margin_ms = margin_ms
         super().__init__(every)
         self.lock = Lock(store, store.keys.kpi_lock("rollup"), LOCK_TTL_MS)
 
@@ -519,7 +524,7 @@ class Rollup(Periodic):
         k = self.store.keys
         for key in (k.event_stream, k.status_stream):
             # ids are Redis's clock; the margin keeps skewed events inside the retention
-            await self.store.redis.xtrim(key, minid=f"{keep_from - history.MARGIN_MS}-0", approximate=False)
+            await self.store.redis.xtrim(key, minid=f"{keep_from - self.margin_ms}-0", approximate=False)
         await self.store.redis.hset(k.kpi_state, "trimmed", keep_from)
 
 

@@ -277,6 +277,27 @@ async def test_the_task_rolls_parts_into_the_hour_and_trims_to_its_cursor(
     assert int(state[b"trimmed"]) == rolled
 
 
+async def test_the_trim_keeps_the_clock_margin_it_is_given(
+    driven: tuple[Store, list[float], int],
+) -> None:
+    """`Rollup(margin_ms=...)` (PRESENCE_CLOCK_MARGIN_SECONDS) trims the
+    streams to that long behind the cursor, not a fixed 5 minutes: what is
+    older goes, what lies inside the margin stays."""
+    store, _, start = driven
+    k = store.keys
+    rolled = start + 20 * MIN
+    await store.redis.delete(k.event_stream, k.status_stream)  # only the entries below
+    for key in (k.event_stream, k.status_stream):
+        for back in (90_000, 45_000, 15_000):  # entries this long before the cursor
+            await store.redis.xadd(key, {"x": "1"}, id=f"{rolled - back}-0")
+    task = Rollup(store, retention_days=0.0001, margin_ms=30_000)
+    await task.trim(rolled + 10 * MIN, rolled, resumable=True)
+    for key in (k.event_stream, k.status_stream):
+        ids = [int(i.split(b"-")[0]) for i, _ in await store.redis.xrange(key)]
+        assert ids == [rolled - 15_000], key
+    assert int(await store.redis.hget(k.kpi_state, "trimmed")) == rolled
+
+
 async def test_the_events_report_streams_them_in_the_order_of_the_whole_read(
     driven: tuple[Store, list[float], int], monkeypatch: pytest.MonkeyPatch
 ) -> None:

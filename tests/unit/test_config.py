@@ -30,6 +30,14 @@ def test_retention_and_archive(tmp_path: Path) -> None:
     assert (s.retention_days, s.archive_dir) == (0.0, tmp_path / "a")
 
 
+def test_clock_margin() -> None:
+    """The streams' trim keeps the clock margin behind the roll-up's cursor:
+    5 minutes unless the deployment states its clocks agree closer."""
+    assert Settings.from_env({}).clock_margin_seconds == 300.0
+    s = Settings.from_env({"PRESENCE_CLOCK_MARGIN_SECONDS": "20"})
+    assert s.clock_margin_seconds == 20.0
+
+
 def test_every_variable_is_read(tmp_path: Path) -> None:
     cfg = tmp_path / "center.toml"
     cfg.write_text("")
@@ -104,6 +112,8 @@ def test_settings_are_frozen() -> None:
         ("PRESENCE_LOG_LEVEL", "loud"),
         ("PRESENCE_HISTORY_DAYS", "0"),
         ("PRESENCE_ROLLUP_DAYS", "forever"),
+        ("PRESENCE_CLOCK_MARGIN_SECONDS", "0"),
+        ("PRESENCE_CLOCK_MARGIN_SECONDS", "later"),
         ("PRESENCE_RETENTION_DAYS", "-1"),
         ("PRESENCE_RETENTION_DAYS", "ninety"),
         ("PRESENCE_ARCHIVE_DIR", "/dev/null/archive"),
