@@ -296,7 +296,10 @@ async def test_two_processes_200_agents_exactly_once(server_factory: ServerFacto
     print(f"agents saw {dict(ev)}; errors {dict(tally.errors)}")
     assert len(tally.created) > 400, len(tally.created)
     assert seen["offer"] > 300 and seen["accept"] > 250 and seen["complete"] > 200, seen
-    assert seen["decline"] > 30 and seen["abandon"] > 10 and seen["wrapup"] > 30, seen
+    # abandons are ~1.8 % of the items (the cancels that find an item not yet
+    # taken): ~18 on a quiet machine, ~10 when the suite starves the run to
+    # its floor of 400+ items
+    assert seen["decline"] > 30 and seen["abandon"] > 5 and seen["wrapup"] > 30, seen
     assert ev["rescinded:timeout"] > 10 and ev["rescinded:declined"] > 30, ev
     assert ev["rescinded:status"] > 0 and ev["disconnects"] > 5 and ev["cancel:200"] > 10, ev
     assert not set(tally.errors) - {"conflict", "not_yours", "not_found"}, tally.errors
