@@ -54,14 +54,25 @@ async def available_agent(redis_url: str, tag: str, clock: Callable[[], float]) 
     return store
 
 
-async def test_entries_leave_the_item_out_and_every_reader_puts_it_back(redis_server: str) -> None:
-    ms = T0
-    store = await available_agent(redis_server, "hist", lambda: ms / 1000)
-    r, k = store.redis, store.keys
+# when `completed_at_once`'s item is completed
+DONE = T0 + 5
+
+
+async def completed_at_once(redis_url: str, tag: str) -> tuple[Store, str]:
+    """A store of `available_agent` and an item a0 was given by its intake
+    at T0 and completed ("done") at DONE."""
+    now = T0
+    store = await available_agent(redis_url, tag, lambda: now / 1000)
     wid = new_work_id()
     await store.create_work_many([NewItem(wid, "q", "chat", 0, {})])
-    ms += 5
+    now = DONE
     await store.complete("a0", wid, "done")
+    return store, wid
+
+
+async def test_entries_leave_the_item_out_and_every_reader_puts_it_back(redis_server: str) -> None:
+    store, wid = await completed_at_once(redis_server, "hist")
+    r, k = store.redis, store.keys
 
     rec = await r.hgetall(k.work(wid))
     fields = sorted(
@@ -91,7 +102,7 @@ async def test_entries_leave_the_item_out_and_every_reader_puts_it_back(redis_se
         msgpack.packb({"ev": "note", "ts": T0 - 2, "work": wid, "agent": "a0"}),
         msgpack.packb({"ev": "note", "ts": T0 - 1, "agent": "a0"}),
         # and one an older server appended since (a rolling upgrade): by ts, last
-        msgpack.packb({"ev": "csat", "ts": ms + 1, "agent": "a0"}),
+        msgpack.packb({"ev": "csat", "ts": DONE + 1, "agent": "a0"}),
     )
 
     evs = ["note", "note", "create", "accept", "complete", "csat"]
@@ -127,7 +138,7 @@ async def test_entries_leave_the_item_out_and_every_reader_puts_it_back(redis_se
     events = (await item_histories(store, [wid]))[wid]
     assert [(e.ev, e.work) for e in events] == [(e, wid) for e in evs]
     assert events[4].agent == "a0" and events[4].get("disposition") == "done"
-    got = msgpack.unpackb(await r.eval(HISTORY_OF, 1, k.prefix, ms, wid), raw=False)
+    got = msgpack.unpackb(await r.eval(HISTORY_OF, 1, k.prefix, DONE, wid), raw=False)
     assert [(h["ev"], h["work"]) for h in got] == [(e, wid) for e in evs]
     assert got[2:5] == item["history"][2:5]
     await r.aclose()
@@ -138,13 +149,8 @@ async def test_history_fields_written_before_the_short_entries_read_as_they_are(
     rolling upgrade, or an item kept from before): its entries have `ev`
     and every name in full, and every reader takes them as they are, in the
     order of the fields, beside short ones."""
-    ms = T0
-    store = await available_agent(redis_server, "histold", lambda: ms / 1000)
+    store, wid = await completed_at_once(redis_server, "histold")
     r, k = store.redis, store.keys
-    wid = new_work_id()
-    await store.create_work_many([NewItem(wid, "q", "chat", 0, {})])
-    ms += 5
-    await store.complete("a0", wid, "done")
     # as the version before wrote them: a create+accept field, then a note
     # (their fields older than any of this run: their entries name their own ts)
     old_create = {"ev": "create", "queue": "q", "channel": "chat", "priority": 0, "ts": T0 - 10}
@@ -173,7 +179,7 @@ async def test_history_fields_written_before_the_short_entries_read_as_they_are(
     assert whole["work"]["history"] == item["history"]
     events = (await item_histories(store, [wid]))[wid]
     assert [(e.ev, e.agent) for e in events[:3]] == [("create", ""), ("accept", "a9"), ("note", "")]
-    got = msgpack.unpackb(await r.eval(HISTORY_OF, 1, k.prefix, ms, wid), raw=False)
+    got = msgpack.unpackb(await r.eval(HISTORY_OF, 1, k.prefix, DONE, wid), raw=False)
     assert got == item["history"]
     await r.aclose()
 
