@@ -140,6 +140,9 @@ class Settings:
     # rolled up. A property of the deployment's clocks (NTP keeps them
     # within ms; 5 minutes tolerates a badly drifting host), not of the
     # parts or the retention: it costs this long of the streams in Redis.
+    # At most the 5 minutes every read of a time range widens itself by
+    # (kpi/history.py MARGIN_MS): an event kept for a larger skew would be
+    # kept but never read.
     clock_margin_seconds: float = 300.0
     # Days a finished (completed or abandoned) item, its history, case and
     # comments are kept after it ended (0 = forever); `presence archive`
@@ -201,7 +204,7 @@ class Settings:
             # sliding windows start where the streams do (docs/kpis.md)
             history_days=_float(env, "PRESENCE_HISTORY_DAYS", 31.0, lo=0.0001, hi=3660.0),
             rollup_minutes=_rollup_minutes(env),
-            clock_margin_seconds=_float(env, "PRESENCE_CLOCK_MARGIN_SECONDS", 300.0, lo=1.0, hi=3600.0),
+            clock_margin_seconds=_float(env, "PRESENCE_CLOCK_MARGIN_SECONDS", 300.0, lo=1.0, hi=300.0),
             rollup_days=_float(env, "PRESENCE_ROLLUP_DAYS", 400.0, lo=1.0, hi=36600.0),
             retention_days=_float(env, "PRESENCE_RETENTION_DAYS", 90.0, lo=0.0, hi=36600.0),
             archive_dir=_dir(env, "PRESENCE_ARCHIVE_DIR", "") if env.get("PRESENCE_ARCHIVE_DIR") else None,

@@ -409,7 +409,10 @@ class Rollup(Periodic):
         self.step = step_minutes * 60_000
         # kept behind the cursor by the trim (PRESENCE_CLOCK_MARGIN_SECONDS):
         # the servers' clock skew against Redis's. The reads keep
-        # `history.MARGIN_MS`: reading more than is kept costs nothing.
+        # `history.MARGIN_MS`, which bounds it: reading more than is kept
+        # costs nothing, keeping more than is read would lose events.
+        if not 0 < margin_ms <= history.MARGIN_MS:
+            raise ValueError(f"the trim's clock margin must be 1 to {history.MARGIN_MS} ms, got {margin_ms}")
         self.margin_ms = margin_ms
         super().__init__(every)
         self.lock = Lock(store, store.keys.kpi_lock("rollup"), LOCK_TTL_MS)

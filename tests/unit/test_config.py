@@ -113,6 +113,7 @@ def test_settings_are_frozen() -> None:
         ("PRESENCE_HISTORY_DAYS", "0"),
         ("PRESENCE_ROLLUP_DAYS", "forever"),
         ("PRESENCE_CLOCK_MARGIN_SECONDS", "0"),
+        ("PRESENCE_CLOCK_MARGIN_SECONDS", "301"),  # past what every read of a range widens itself by
         ("PRESENCE_CLOCK_MARGIN_SECONDS", "later"),
         ("PRESENCE_RETENTION_DAYS", "-1"),
         ("PRESENCE_RETENTION_DAYS", "ninety"),
