@@ -1306,16 +1306,10 @@ class _Time:
 
 
 def _time_total(order: Mapping[str, None], accs: list[dict[str, int]]) -> Agg:
-    """The `Agg` of the sums `accs` (`_Time.sums`), measures in `order`."""
-    a = Agg()
-    for k in order:
-        v = sum(acc.get(k, 0) for acc in accs)
-        if not v:
-            continue  # in none of these agents' windows (another queue's)
-        if k[:2] == "s:":
-            a.status_ms[k[2:]] = v
-        else:
-            setattr(a, k, v)
+    """The `Agg` of the sums `accs` (`_Time.sums`), measures in `order`
+    (those in none of these agents' windows, another queue's, left out)."""
+    totals = {k: v for k in order if (v := sum(acc.get(k, 0) for acc in accs))}
+    a = _time_agg(totals, 0)
     a.capacity_ms = sum(acc.get("capacity_ms", 0) for acc in accs)
     return a
 
