@@ -48,6 +48,7 @@ from redis.exceptions import RedisError
 
 from presence.auth import mint
 from presence.center import Agent, Queue
+from presence.kpi.events import stream_fields
 from presence.router.dispatcher import Dispatcher
 from presence.schema.work import WorkInput
 from presence.services.work import submit
@@ -506,7 +507,7 @@ class Demo:
         entries: list[Any] = await self.store.redis.xrange(key, min=f"({self._events}", count=500) or []
         for entry_id, fields in entries:
             self._events = _text(entry_id)
-            ev = {_text(k): _text(v) for k, v in (fields or {}).items()}
+            ev = stream_fields(fields or {})
             why = ENDS_CALL.get(ev.get("action", "")) if ev.get("ev") == "call.control" else None
             if why is None:
                 continue

@@ -41,9 +41,34 @@ def _text(v: Any) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
+# The one-letter field names of a ``stream:events`` entry (`xadd` in
+# store/lua/_lib_core.lua) and the names they stand for; an entry written
+# before has the long names, and no event has a field of one letter.
+STREAM_LONG = {
+    "w": "work",
+    "a": "agent",
+    "q": "queue",
+    "c": "channel",
+    "p": "priority",
+    "d": "disposition",
+    "v": "via",
+    "b": "by",
+}
+
+
+def stream_fields(raw: Mapping[Any, Any]) -> dict[str, str]:
+    """A ``stream:events`` entry's fields as text, by their long names
+    (either form: written short, or before, long)."""
+    out = {}
+    for k, v in raw.items():
+        name = _text(k)
+        out[STREAM_LONG.get(name, name)] = _text(v)
+    return out
+
+
 def parse_event(raw: Mapping[Any, Any]) -> Event | None:
     """An event from a stream entry's fields; None when it has no ev or ts."""
-    return _event({_text(k): _text(v) for k, v in raw.items()})
+    return _event(stream_fields(raw))
 
 
 def parse_status(raw: Mapping[Any, Any]) -> Event | None:

@@ -13,7 +13,7 @@ from fractions import Fraction
 import pytest
 
 from presence.kpi.aggregates import Agg, apply_fact
-from presence.kpi.events import Event, parse_event, parse_status
+from presence.kpi.events import Event, parse_event, parse_events, parse_status
 from presence.kpi.facts import F_WORK, Fact, FactRow, Settings
 from presence.kpi.incremental import IncrementalTracker
 from presence.kpi.live import fold_horizon, fold_point, window_start
@@ -265,6 +265,52 @@ def test_empty_window_has_no_ratios() -> None:
     c = compute([], NOW, {"h": T0}, SETTINGS)["h"].center.kpis()
     assert c["offered"] == 0
     assert c["service_level"] is None and c["asa"] is None and c["aht"] is None and c["occupancy"] is None
+
+
+def test_stream_entries_with_short_names_read_as_those_written_before() -> None:
+    # the scripts write one-letter names since aof18 (`xadd` in _lib_core.lua);
+    # an entry of the release before has the long ones: both decode the same
+    short = {
+        b"ts": b"10",
+        b"ev": b"create+accept",
+        b"q": b"q1",
+        b"c": b"chat",
+        b"w": b"w1",
+        b"p": b"0",
+        b"v": b"auto",
+        b"a": b"a0",
+    }
+    long = {
+        b"ts": b"10",
+        b"ev": b"create+accept",
+        b"queue": b"q1",
+        b"channel": b"chat",
+        b"work": b"w1",
+        b"priority": b"0",
+        b"via": b"auto",
+        b"agent": b"a0",
+    }
+    assert (
+        parse_events(short)
+        == parse_events(long)
+        == [
+            Event("create", 10, "w1", "", "q1", "chat", {"priority": "0"}),
+            Event("accept", 10, "w1", "a0", "q1", "chat", {"via": "auto"}),
+        ]
+    )
+    done = {
+        b"ts": b"12",
+        b"ev": b"complete",
+        b"b": b"agent",
+        b"d": b"done",
+        b"c": b"chat",
+        b"w": b"w1",
+        b"a": b"a0",
+        b"q": b"q1",
+    }
+    assert parse_event(done) == Event(
+        "complete", 12, "w1", "a0", "q1", "chat", {"by": "agent", "disposition": "done"}
+    )
 
 
 def test_parse_and_agg_roundtrip() -> None:

@@ -207,13 +207,25 @@ local function add_history(wid, id, value)
     redis.call('HSET', key('work', wid), 'h:' .. id, value)
   end
 end
-local function xadd(ev)
-  local args = {}
-  for f, v in pairs(ev) do
-    args[#args + 1] = f
-    args[#args + 1] = tostring(v)
+-- The event stream's field names, short (every entry repeats them: ~50
+-- bytes of AOF per assignment): `ev` and `ts` stay (two letters already,
+-- and what a reader tells an entry by), the others one letter. Readers:
+-- presence/kpi/events.py (`stream_fields`: the KPI engine, its replay and
+-- rollup, the demo's phone), which give the names back and read an entry
+-- written before (long names) as it is. (No event has a field of one letter.)
+-- (in a block: the helpers sent as one EVAL script may hold at most 200 locals)
+local xadd
+do
+  local STREAM_SHORT = {work = 'w', agent = 'a', queue = 'q', channel = 'c', priority = 'p',
+                        disposition = 'd', via = 'v', by = 'b'}
+  xadd = function(ev)
+    local args = {}
+    for f, v in pairs(ev) do
+      args[#args + 1] = STREAM_SHORT[f] or f
+      args[#args + 1] = tostring(v)
+    end
+    return redis.call('XADD', key('stream', 'events'), '*', unpack(args))
   end
-  return redis.call('XADD', key('stream', 'events'), '*', unpack(args))
 end
 -- An entry of an item's history, short (the item's record holds one per
 -- event of its life, the largest part of its bytes): the names of
