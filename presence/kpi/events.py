@@ -56,13 +56,21 @@ STREAM_LONG = {
 }
 
 
+# Events whose entry leaves out a priority of 0 (the scripts write one only
+# on a create, and since aof18 not when it is 0).
+PRIORITISED = frozenset({"create", "create+accept"})
+
+
 def stream_fields(raw: Mapping[Any, Any]) -> dict[str, str]:
     """A ``stream:events`` entry's fields as text, by their long names
-    (either form: written short, or before, long)."""
+    (either form: written short, or before, long), a create's priority
+    of 0 given back."""
     out = {}
     for k, v in raw.items():
         name = _text(k)
         out[STREAM_LONG.get(name, name)] = _text(v)
+    if out.get("ev") in PRIORITISED:
+        out.setdefault("priority", "0")
     return out
 
 

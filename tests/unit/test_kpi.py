@@ -268,15 +268,15 @@ def test_empty_window_has_no_ratios() -> None:
 
 
 def test_stream_entries_with_short_names_read_as_those_written_before() -> None:
-    # the scripts write one-letter names since aof18 (`xadd` in _lib_core.lua);
-    # an entry of the release before has the long ones: both decode the same
+    # the scripts write one-letter names and no priority of 0 since aof18
+    # (`xadd` in _lib_core.lua); an entry of the release before has the long
+    # ones and `priority 0`: both decode the same
     short = {
         b"ts": b"10",
         b"ev": b"create+accept",
         b"q": b"q1",
         b"c": b"chat",
         b"w": b"w1",
-        b"p": b"0",
         b"v": b"auto",
         b"a": b"a0",
     }
@@ -940,7 +940,7 @@ def test_the_events_streams_copy_of_a_status_change_is_skipped_undecoded() -> No
         ("3-0", {"ev": "status", "ts": "12", "agent": "a1"}),
         ("4-0", {b"ev": b"accept", b"ts": b"x"}),  # no usable ts: dropped, as before
     ]
-    assert history.decode(entries, status=False) == [Event("create", 11, "w1", queue="q")]
+    assert history.decode(entries, status=False) == [Event("create", 11, "w1", queue="q", extra={"priority": "0"})]
     st = history.decode(
         [("1-0", {b"ts": b"10", b"agent": b"a1", b"status": b"Away", b"prev": b"Offline"})], status=True
     )

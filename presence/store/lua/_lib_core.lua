@@ -209,7 +209,8 @@ local function add_history(wid, id, value)
 end
 -- The event stream's field names, short (every entry repeats them: ~50
 -- bytes of AOF per assignment): `ev` and `ts` stay (two letters already,
--- and what a reader tells an entry by), the others one letter. Readers:
+-- and what a reader tells an entry by), the others one letter; a priority
+-- of 0 (only a create has one) is left out. Readers:
 -- presence/kpi/events.py (`stream_fields`: the KPI engine, its replay and
 -- rollup, the demo's phone), which give the names back and read an entry
 -- written before (long names) as it is. (No event has a field of one letter.)
@@ -221,8 +222,12 @@ do
   xadd = function(ev)
     local args = {}
     for f, v in pairs(ev) do
-      args[#args + 1] = STREAM_SHORT[f] or f
-      args[#args + 1] = tostring(v)
+      -- (a create's priority of 0, the default, is not written: the
+      -- reader gives it back, as the item's record has it)
+      if not (f == 'priority' and tonumber(v) == 0) then
+        args[#args + 1] = STREAM_SHORT[f] or f
+        args[#args + 1] = tostring(v)
+      end
     end
     return redis.call('XADD', key('stream', 'events'), '*', unpack(args))
   end
