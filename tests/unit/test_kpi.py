@@ -940,7 +940,9 @@ def test_the_events_streams_copy_of_a_status_change_is_skipped_undecoded() -> No
         ("3-0", {"ev": "status", "ts": "12", "agent": "a1"}),
         ("4-0", {b"ev": b"accept", b"ts": b"x"}),  # no usable ts: dropped, as before
     ]
-    assert history.decode(entries, status=False) == [Event("create", 11, "w1", queue="q", extra={"priority": "0"})]
+    assert history.decode(entries, status=False) == [
+        Event("create", 11, "w1", queue="q", extra={"priority": "0"})
+    ]
     st = history.decode(
         [("1-0", {b"ts": b"10", b"agent": b"a1", b"status": b"Away", b"prev": b"Offline"})], status=True
     )
