@@ -24,6 +24,7 @@ every call a lane cannot settle.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import socket
 from collections import deque
@@ -843,7 +844,7 @@ async def refresh_topology(redis: Client) -> None:
         await redis.nodes_manager.initialize()
 
 
-async def warm(redis: Client, connections: int) -> None:
+async def warm(redis: Client, connections: int) -> int:
     """Open `connections` pooled connections now, at start-up.
 
     In a reconnect storm the event loop is saturated by handshakes; a pool
@@ -853,8 +854,28 @@ async def warm(redis: Client, connections: int) -> None:
     while the loop is idle, the storm's socket starts (at most
     `context.STARTS_AT_ONCE` at once) and the background tasks find them
     ready. Concurrent pings: each holds a connection of its own.
+
+    Warming is an optimisation: on a loaded host some of the concurrent
+    connects can miss the connect timeout, and that must not abort the
+    start (the pool opens those later, on demand). Only if none connected
+    is Redis itself unreachable, and the first error is raised. Returns how
+    many connections were opened.
     """
     if isinstance(redis, RedisCluster):
         # a pool per node, opened as the slots are reached
-        return
-    await asyncio.gather(*(redis.ping() for _ in range(connections)))
+        return 0
+    results = await asyncio.gather(*(redis.ping() for _ in range(connections)), return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    for r in failed:
+        if not isinstance(r, Exception):
+            raise r  # a cancellation or exit is not a connect failure
+    if failed and len(failed) == len(results):
+        raise failed[0]
+    if failed:
+        logging.getLogger("presence.store").warning(
+            "warm: %d of %d connections not opened at start-up (%r); the pool opens them on demand",
+            len(failed),
+            len(results),
+            failed[0],
+        )
+    return len(results) - len(failed)
