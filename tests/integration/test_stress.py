@@ -34,6 +34,12 @@ SEED = 20240503
 AGENTS = 200
 TRAFFIC_SECONDS = 14.0
 ITEMS_PER_SECOND = 40  # per producer; one producer per process
+# Each producer posts this many items, at ITEMS_PER_SECOND where the host
+# allows: a count, not a duration, so that a starved run (the suite's own
+# load on 2 cores) carries the same traffic, only slower, and the path
+# counts below hold on any host. The agents stop 4 s after the last post.
+ITEMS_PER_PRODUCER = int(ITEMS_PER_SECOND * TRAFFIC_SECONDS)
+CAP_SECONDS = 50.0  # a run slower than this stops posting (and fails on its count)
 QUEUES = ("sales", "support", "billing")
 
 
@@ -54,6 +60,13 @@ def center_toml(rng: random.Random) -> str:
             f"queues = {queues!r}\nskills = {skills}\n".replace("'", '"')
         )
     return "\n".join(parts)
+
+
+class End:
+    """When the agents stop: moved once the producers are done."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
 
 
 @dataclass
@@ -125,11 +138,11 @@ class Agent:
             # else: let it ring out (push timeout)
         return out
 
-    async def run(self, until: float) -> None:
+    async def run(self, end: End) -> None:
         await self.connect()
-        while time.monotonic() < until:
+        while time.monotonic() < end.at:
             try:
-                await self.step(until)
+                await self.step(end.at)
             except ConnectionClosed:
                 self.tally.events["dropped"] += 1
                 await self.connect()
@@ -172,7 +185,8 @@ class Agent:
 async def produce(
     server: ServerProcess, other: ServerProcess, rng: random.Random, tally: Tally, until: float
 ) -> None:
-    """Post items to `server` at a steady rate; cancel some through `other`."""
+    """Post ITEMS_PER_PRODUCER items to `server` at a steady rate (at most
+    until `until`); cancel some through `other`."""
     headers = {"Authorization": f"Bearer {token('service', 'crm')}"}
     channels = ("chat", "chat", "email", "email", "voice", "sms")
     # a few posts in flight, as an integration's pool keeps them: on a starved
@@ -200,7 +214,7 @@ async def produce(
         n = 0
         start = time.monotonic()
         posts: list[asyncio.Task[None]] = []
-        while time.monotonic() < until:
+        while n < ITEMS_PER_PRODUCER and time.monotonic() < until:
             body = {
                 "channel": rng.choice(channels),
                 "queue": rng.choice(QUEUES),
@@ -268,16 +282,18 @@ async def test_two_processes_200_agents_exactly_once(server_factory: ServerFacto
     tally = Tally()
     agents = [Agent(f"a{i:03d}", servers, random.Random(SEED + i), tally) for i in range(AGENTS)]
     begin = time.monotonic()
-    until = begin + TRAFFIC_SECONDS + 4
-    tasks = [asyncio.create_task(a.run(until)) for a in agents]
+    end = End(begin + CAP_SECONDS + 4)
+    tasks = [asyncio.create_task(a.run(end)) for a in agents]
     await asyncio.sleep(1.5)  # most agents are in before the first items
-    stop = begin + TRAFFIC_SECONDS
+    stop = begin + CAP_SECONDS
     producers = [
         asyncio.create_task(produce(servers[i], servers[1 - i], random.Random(SEED - i), tally, stop))
         for i in (0, 1)
     ]
     try:
-        await asyncio.gather(*producers, *tasks)
+        await asyncio.gather(*producers)
+        end.at = min(end.at, time.monotonic() + 4)  # the last items handled, then stop
+        await asyncio.gather(*tasks)
     finally:
         for t in (*producers, *tasks):
             t.cancel()
@@ -294,12 +310,12 @@ async def test_two_processes_200_agents_exactly_once(server_factory: ServerFacto
     ev = tally.events
     print(f"created {len(tally.created)}; stream {dict(seen)}")
     print(f"agents saw {dict(ev)}; errors {dict(tally.errors)}")
-    assert len(tally.created) > 400, len(tally.created)
+    assert len(tally.created) == 2 * ITEMS_PER_PRODUCER, len(tally.created)
     assert seen["offer"] > 300 and seen["accept"] > 250 and seen["complete"] > 200, seen
     # abandons are ~1.8 % of the items (the cancels that find an item not yet
-    # taken): ~18 on a quiet machine, ~10 when the suite starves the run to
-    # its floor of 400+ items
-    assert seen["decline"] > 30 and seen["abandon"] > 5 and seen["wrapup"] > 30, seen
+    # taken): ~18 on a quiet machine, fewer when the suite starves the run
+    # (its items are taken sooner)
+    assert seen["decline"] > 30 and seen["abandon"] > 2 and seen["wrapup"] > 30, seen
     assert ev["rescinded:timeout"] > 10 and ev["rescinded:declined"] > 30, ev
-    assert ev["rescinded:status"] > 0 and ev["disconnects"] > 5 and ev["cancel:200"] > 10, ev
+    assert ev["rescinded:status"] > 0 and ev["disconnects"] > 5 and ev["cancel:200"] > 3, ev
     assert not set(tally.errors) - {"conflict", "not_yours", "not_found"}, tally.errors
