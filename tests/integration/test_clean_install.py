@@ -167,7 +167,9 @@ def install(tmp_path_factory: pytest.TempPathFactory) -> Install:
     # `python -m venv` from a venv's interpreter builds on the base one, so
     # this works whether the test run itself is in a venv or not
     run([sys.executable, "-m", "venv", venv], env, tmp, timeout=120)
-    run([venv / "bin" / "python", "-m", "pip", "install", "-q", src], env, tmp, timeout=600)
+    # --no-compile: the imports below compile what they load; byte-compiling
+    # every installed file up front was most of this module's CPU in the suite
+    run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-compile", src], env, tmp, timeout=600)
     return Install(src, venv, env)
 
 
@@ -232,7 +234,12 @@ def test_clean_install_serves_the_demo_and_imports_every_module(install: Install
 
 
 def test_clean_install_with_the_load_extra_imports_every_loadtests_module(install: Install) -> None:
-    run([install.python, "-m", "pip", "install", "-q", f"{install.src}[load]"], install.env, install.src, 600)
+    run(
+        [install.python, "-m", "pip", "install", "-q", "--no-compile", f"{install.src}[load]"],
+        install.env,
+        install.src,
+        600,
+    )
     modules = sorted(f"loadtests.{p.stem}" for p in (install.src / "loadtests").glob("*.py"))
     assert "loadtests.locustfile" in modules and "loadtests.common" in modules
     scan: list[str | Path] = [
