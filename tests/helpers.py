@@ -52,7 +52,11 @@ def http() -> httpx.Client:
     """
     global _http
     if _http is None or _http.is_closed:
-        _http = httpx.Client(timeout=5.0)
+        # a pooled connection is dropped after 2 s idle, well before uvicorn's
+        # 5 s keep-alive timeout: otherwise a post on a connection the server
+        # is closing at that moment fails with "Server disconnected without
+        # sending a response" (seen in CI on a slow host, test_replies)
+        _http = httpx.Client(timeout=5.0, limits=httpx.Limits(keepalive_expiry=2.0))
     return _http
 
 
