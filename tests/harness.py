@@ -24,6 +24,7 @@ import sys
 import textwrap
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -346,7 +347,12 @@ class InProcessServer(ServerProcess):
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout)
-            assert not self._thread.is_alive(), f"in-process server did not stop:\n{self.logs()}"
+            if self._thread.is_alive():
+                # where it hangs (seen once in CI after uvicorn had finished: the
+                # loop's own shutdown, not the app's): the thread's stack says
+                frame = sys._current_frames().get(self._thread.ident or 0)
+                stack = "".join(traceback.format_stack(frame)) if frame is not None else "(no frame)"
+                raise AssertionError(f"in-process server did not stop; its thread:\n{stack}\n{self.logs()}")
             self._server = self._thread = None
             # the app tunes the collector for a server (app.GC_THRESHOLDS);
             # this process goes on running tests
