@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from presence.store.keys import SHORT_FIELDS
+
 # A finished item routed again (case_intake / reroute in _lib_work.lua).
 REOPEN_EVENTS = frozenset({"reopen", "case.reopen", "case_reopen"})
 # Ownership handed on: transfer, transfer.agent, transfer.queue, escalate ...
@@ -44,16 +46,7 @@ def _text(v: Any) -> str:
 # The one-letter field names of a ``stream:events`` entry (`xadd` in
 # store/lua/_lib_core.lua) and the names they stand for; an entry written
 # before has the long names, and no event has a field of one letter.
-STREAM_LONG = {
-    "w": "work",
-    "a": "agent",
-    "q": "queue",
-    "c": "channel",
-    "p": "priority",
-    "d": "disposition",
-    "v": "via",
-    "b": "by",
-}
+STREAM_LONG = {"w": "work", **SHORT_FIELDS}
 
 
 # Events whose entry leaves out a priority of 0 (the scripts write one only

@@ -23,7 +23,7 @@ from presence.center import Agent, Center, Queue, queue_of
 from presence.schema.admin import QueueSettings
 from presence.store.client import Client, execute, shard_of
 from presence.store.events import Feed
-from presence.store.keys import Keys
+from presence.store.keys import SHORT_FIELDS, Keys
 from presence.store.replication import Replication
 from presence.store.scripts import BATCHED, Batcher, ScriptError, Scripts, ref_key, retry_key
 
@@ -139,16 +139,7 @@ def item_history(h: dict[Any, Any], old: list[Any], work_id: str) -> list[Any]:
 # The short names of an entry written into an item's record (`history_entry`
 # in store/lua/_lib_core.lua, which says what it leaves out), and the names
 # the entry is read with (those of the event stream).
-_HISTORY_LONG = {
-    "e": "ev",
-    "a": "agent",
-    "q": "queue",
-    "c": "channel",
-    "p": "priority",
-    "d": "disposition",
-    "v": "via",
-    "b": "by",
-}
+_HISTORY_LONG = {"e": "ev", **SHORT_FIELDS}
 
 
 def _long_entry(entry: Any, ms: int, first: Any) -> Any:

@@ -270,3 +270,19 @@ class Keys:
 CENTER_DOCS = "presence:{centers}:docs"  # HASH center id -> JSON center document (as PUT)
 CENTER_REVISIONS = "presence:{centers}:rev"  # HASH center id -> revision, bumped by every apply
 CENTER_PROCESSES = "presence:{centers}:procs"  # HASH server process id -> last heartbeat ms (owners)
+
+
+# The one-letter field names the scripts write for an event's attributes,
+# both in a ``stream:events`` entry and in an item record's history entry
+# (`xadd` and `history_entry` in store/lua/_lib_core.lua), and the names they
+# are read with. Each adds its own: the stream's `w` (work), the record's
+# `e` (ev).
+SHORT_FIELDS = {
+    "a": "agent",
+    "q": "queue",
+    "c": "channel",
+    "p": "priority",
+    "d": "disposition",
+    "v": "via",
+    "b": "by",
+}
