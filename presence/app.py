@@ -169,4 +169,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         *survey.ROUTES,
         *pages.HOME,
     ]
-    return App(hot=work.HOT, routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)
+    return App(
+        hot=work.HOT,
+        hot_ws=endpoints.ROUTES,
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=errors.HANDLERS,
+    )

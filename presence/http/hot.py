@@ -11,17 +11,27 @@ they raise as the stack does (the app's exception handlers, by the
 exception's class; anything unhandled answered 500 by the app's handler,
 then raised for the server to log); every other request, a root path, a
 path with a trailing slash, another method, goes to Starlette as before.
+
+The websocket routes of `hot_ws` (``/ws/agent``, ``/ws/supervisor``) are
+entered at the route's own app (Starlette's `websocket_session`, with its
+exception handling), with the scope the stack above it would have set: a
+socket's task sits in its endpoint for the socket's life, and each time it
+resumes (every message) Python resumes every coroutine frame above it,
+seven of them Starlette's stack. None of this is taken when the app has
+middleware of its own, a body size limit or debug on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -31,22 +41,50 @@ Handler = Callable[[Request, Exception], Awaitable[Response]]
 class App(Starlette):
     """Starlette, with the routes of `hot` (POST, by exact path) called here."""
 
-    def __init__(self, *, hot: Mapping[str, Endpoint], **kwargs: Any) -> None:
+    def __init__(
+        self, *, hot: Mapping[str, Endpoint], hot_ws: Sequence[WebSocketRoute] = (), **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        self._hot = dict(hot)
+        # only where nothing else sits between the app and its routes
+        plain = getattr(self, "max_body_size", None) is None and not self.user_middleware and not self.debug
+        self._hot = dict(hot) if plain else {}
         handlers: dict[Any, Handler] = dict(kwargs.get("exception_handlers") or {})
         # what Starlette gives its error middleware (ServerErrorMiddleware)
         self._crash: Handler | None = handlers.pop(Exception, None) or handlers.pop(500, None)
         # and its exception middleware, by status (HTTPException) and by class
         self._by_status = {k: v for k, v in handlers.items() if isinstance(k, int)}
         self._by_class = {k: v for k, v in handlers.items() if not isinstance(k, int)}
+        # A websocket route's own app (Starlette's `websocket_session`) finds
+        # the handlers where the exception middleware puts them, in the scope:
+        # the middleware's own, so they are the same (its defaults included).
+        middleware = ExceptionMiddleware(self.router, handlers=handlers)
+        self._ws_handlers = (
+            getattr(middleware, "_exception_handlers", None),
+            getattr(middleware, "_status_handlers", None),
+        )
+        ok = plain and None not in self._ws_handlers
+        self._hot_ws = {r.path: r for r in hot_ws if ok and "{" not in r.path}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+        kind = scope["type"]
+        if kind == "http" and scope["method"] == "POST" and not scope.get("root_path"):
             endpoint = self._hot.get(scope["path"])
             if endpoint is not None:
                 scope["app"] = self
                 await self._call(endpoint, scope, receive, send)
+                return
+        elif kind == "websocket" and not scope.get("root_path"):
+            route = self._hot_ws.get(scope["path"])
+            if route is not None:
+                # what the middleware, the router and the route set on the way
+                scope["app"] = self
+                scope["starlette.exception_handlers"] = self._ws_handlers
+                scope.setdefault("router", self.router)
+                scope["route"] = route
+                scope.update(endpoint=route.endpoint, path_params={})
+                # a socket's task resumes through every frame above its
+                # endpoint at each message: these are the route's own only
+                await route.app(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 

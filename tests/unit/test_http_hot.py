@@ -11,10 +11,11 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
+from starlette.exceptions import HTTPException, WebSocketException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from presence.http import errors
 from presence.http.hot import App
@@ -105,7 +106,83 @@ async def test_anything_else_goes_to_starlette(method: str, path: str, root_path
 async def test_the_intake_routes_are_the_apps_hot_ones() -> None:
     from presence.app import create_app
     from presence.http import work
+    from presence.ws import endpoints
 
     app = create_app()
     assert isinstance(app, App) and app._hot == work.HOT
+    assert list(app._hot_ws.values()) == endpoints.ROUTES
     assert set(work.HOT.values()) <= {r.endpoint for r in app.routes if isinstance(r, Route)}
+
+
+async def _ws_endpoint(ws: WebSocket) -> None:
+    await ws.accept()
+    while True:
+        text = await ws.receive_text()
+        if text == "raise":
+            raise WebSocketException(4001, "refused")
+        if text == "bug":
+            raise KeyError("a bug")
+        scope = ws.scope
+        await ws.send_json(
+            {
+                "route": scope["route"].path,
+                "endpoint": scope["endpoint"] is _ws_endpoint,
+                "router": scope["router"] is ws.app.router,
+                "params": scope["path_params"],
+                "handlers": sorted(str(k) for k in scope["starlette.exception_handlers"][0]),
+            }
+        )
+
+
+def _ws_apps(**kwargs: object) -> tuple[Starlette, App]:
+    routes = [WebSocketRoute("/ws/agent", _ws_endpoint)]
+    plain = Starlette(routes=routes, exception_handlers=errors.HANDLERS)
+    hot = App(hot={}, hot_ws=routes, routes=routes, exception_handlers=errors.HANDLERS, **kwargs)
+    return plain, hot
+
+
+async def _ws_talk(app: Starlette, last: str) -> tuple[list[dict[str, object]], str]:
+    """A socket on /ws/agent driven by hand: what the app sent, and how its
+    task ended (an exception's name, or "ok")."""
+    inbox = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": "hello"},
+        {"type": "websocket.receive", "text": last},
+    ]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return inbox.pop(0) if inbox else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/ws/agent", "root_path": "", "headers": [], "query_string": b""}
+    scope |= {"scheme": "ws", "server": ("test", 80), "client": ("c", 1), "subprotocols": []}
+    try:
+        await app(scope, receive, send)  # type: ignore[arg-type]
+    except Exception as exc:
+        return sent, type(exc).__name__
+    return sent, "ok"
+
+
+@pytest.mark.parametrize("last", ["raise", "bug"])
+async def test_a_hot_socket_sees_the_scope_and_handlers_the_stack_gives(last: str) -> None:
+    plain, hot = _ws_apps()
+    assert hot._hot_ws  # taken
+    got, want = await _ws_talk(hot, last), await _ws_talk(plain, last)
+    assert got == want
+    # a WebSocketException is the middleware's default handler's (a close
+    # with its code); anything else reaches the server
+    end = {"raise": (3, "ok"), "bug": (2, "KeyError")}[last]
+    assert (len(got[0]), got[1]) == end, got
+    if last == "raise":
+        assert got[0][-1] == {"type": "websocket.close", "code": 4001, "reason": "refused"}
+
+
+def test_nothing_is_taken_past_middleware_of_the_apps_own() -> None:
+    from starlette.middleware import Middleware
+    from starlette.middleware.gzip import GZipMiddleware
+
+    _, hot = _ws_apps(middleware=[Middleware(GZipMiddleware)])
+    assert not hot._hot_ws and not hot._hot
