@@ -99,18 +99,22 @@ class App(Starlette):
     async def _call(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
         try:
-            response = await endpoint(request)
+            try:
+                response = await endpoint(request)
+            except Exception as exc:
+                handler = self._handler(exc)
+                if handler is None:
+                    raise
+                response = await handler(request, exc)
+                # a reused exception instance would gather tracebacks (as Starlette does)
+                exc.__traceback__ = None
         except Exception as exc:
-            handler = self._handler(exc)
-            if handler is None:
-                # unhandled: answered 500, then raised (the server logs it)
-                if self._crash is not None:
-                    answer = await self._crash(request, exc)
-                else:
-                    answer = PlainTextResponse("Internal Server Error", status_code=500)
-                await answer(scope, receive, send)
-                raise
-            response = await handler(request, exc)
-            # a reused exception instance would gather tracebacks (as Starlette does)
-            exc.__traceback__ = None
+            # unhandled, or its handler failed: answered 500, then raised
+            # (the server logs it), as the error middleware does
+            if self._crash is not None:
+                answer = await self._crash(request, exc)
+            else:
+                answer = PlainTextResponse("Internal Server Error", status_code=500)
+            await answer(scope, receive, send)
+            raise
         await response(scope, receive, send)

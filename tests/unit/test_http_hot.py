@@ -186,3 +186,16 @@ def test_nothing_is_taken_past_middleware_of_the_apps_own() -> None:
 
     _, hot = _ws_apps(middleware=[Middleware(GZipMiddleware)])
     assert not hot._hot_ws and not hot._hot
+
+
+async def test_a_handler_that_fails_is_a_500_as_through_the_stack() -> None:
+    async def failing(request: Request, exc: Exception) -> Response:
+        raise RuntimeError("the handler broke")
+
+    handlers = {**errors.HANDLERS, Problem: failing}
+    routes = [Route(PATH, intake, methods=["POST"])]
+    plain = Starlette(routes=routes, exception_handlers=handlers)
+    hot = App(hot={PATH: intake}, routes=routes, exception_handlers=handlers)
+    got, want = await _send(hot, "POST", PATH, "problem"), await _send(plain, "POST", PATH, "problem")
+    _same(got, want)
+    assert got.status_code == 500
