@@ -41,6 +41,7 @@ from presence.http import (
     templates,
     work,
 )
+from presence.http.hot import App
 from presence.stalls import StallWatch
 from presence.store import Clock
 from presence.store.client import open_redis, warm
@@ -168,4 +169,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         *survey.ROUTES,
         *pages.HOME,
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)
+    return App(
+        hot=work.HOT,
+        hot_ws=endpoints.ROUTES,
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=errors.HANDLERS,
+    )

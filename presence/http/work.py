@@ -160,3 +160,6 @@ ROUTES = [
     Route("/api/v1/work/{work_id}", get_work, methods=["GET"]),
     Route("/api/v1/work/{work_id}/cancel", cancel_work, methods=["POST"]),
 ]
+
+# the intake, called by the app itself past Starlette's stack (`presence.http.hot`)
+HOT = {"/api/v1/work": create_work, "/api/v1/work:batch": create_work_batch}

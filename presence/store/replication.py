@@ -23,9 +23,10 @@ from __future__ import annotations
 import logging
 import time
 
+from redis.asyncio.cluster import ClusterNode
 from redis.exceptions import RedisError
 
-from presence.store.client import Client, shard_of
+from presence.store.client import Client, is_cluster, shard_of
 
 log = logging.getLogger("presence.store")
 
@@ -45,10 +46,30 @@ class Replication:
         self.fixed = replicas  # None: auto
         self.timeout_ms = max(1, int(timeout * 1000))
         self._known: dict[str, tuple[float, int]] = {}  # shard -> (when, replicas)
+        # a standalone Redis is one shard, "": told once, not per call (the
+        # isinstance of redis-py's cluster client goes through typing's
+        # protocol check, a few microseconds of every script call)
+        self._standalone = not is_cluster(redis)
+
+    def _shard(self, prefix: str) -> tuple[str, ClusterNode | None]:
+        if self._standalone:
+            return "", None
+        node = shard_of(self._redis, prefix)
+        return (node.name if node is not None else ""), node
+
+    def known(self, prefix: str) -> int | None:
+        """`wanted` without a read: the replicas a change of the center at
+        `prefix` must reach while the count is trusted, None when it must
+        be asked (`wanted`). Every script call asks: no coroutine here."""
+        if self.fixed is not None:
+            return self.fixed
+        known = self._known.get(self._shard(prefix)[0])
+        if known is None or time.monotonic() - known[0] >= REPLICAS_TTL:
+            return None
+        return min(1, known[1])
 
     async def _replicas(self, prefix: str, *, fresh: bool = False) -> int:
-        node = shard_of(self._redis, prefix)
-        shard = node.name if node is not None else ""
+        shard, node = self._shard(prefix)
         known = self._known.get(shard)
         now = time.monotonic()
         if known is not None and not fresh and now - known[0] < REPLICAS_TTL:

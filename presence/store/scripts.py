@@ -405,7 +405,8 @@ class Scripts:
         fn = self._functions[name]
         wanted = 0
         if self.replication is not None and name.split(":")[0] not in READ_ONLY:
-            wanted = await self.replication.wanted(prefix)
+            known = self.replication.known(prefix)
+            wanted = known if known is not None else await self.replication.wanted(prefix)
         # called first, loaded on a miss: a process that starts while another
         # already loaded this version (or while Redis is full, when FUNCTION
         # LOAD is refused) calls what is there

@@ -163,8 +163,12 @@ async def _serve(
             # An agent's action with a ref is remembered under it: a retry
             # (after `unavailable`, when Redis may have applied it anyway) is
             # answered with the first result instead of applying it again.
-            key = ref_key(conn.subject, ref) if ref is not None and conn.role == "agent" else None
-            with retry_key(key):
+            if ref is not None and conn.role == "agent":
+                with retry_key(ref_key(conn.subject, ref)):
+                    reply = await handlers[type(msg)](ctx, conn, msg)
+            else:
+                # no key to set: the socket's task never has one outside this
+                # block (a ping, a supervisor's message; no context manager)
                 reply = await handlers[type(msg)](ctx, conn, msg)
         except ProtocolError as exc:
             reply = exc.to_message()

@@ -166,3 +166,64 @@ def _dropped(server: ServerProcess) -> float | None:
                 if s.name.endswith("_total") and s.labels.get("role") == "supervisor":
                     return s.value
     return None
+
+
+async def _pong(raw: RawWs, ref: int) -> None:
+    """The next pong, which answers `ref` (events on the way are skipped)."""
+    while True:
+        got = await raw.recv()
+        assert got.opcode == TEXT, got
+        if b'"type":"pong"' in got.payload:
+            assert f'"ref":{ref}'.encode() in got.payload, got
+            return
+
+
+async def test_frames_split_joined_or_fragmented_are_read_as_whole_ones(server: ServerProcess) -> None:
+    """The wire reads a message that comes as one whole frame in one read
+    itself (`presence.ws.wire.one_frame`); the rest is the websockets
+    parser's, and both must agree on where a frame starts."""
+    raw = await RawWs.connect(server.port, "/ws/agent", token("agent", "alice"))
+    await raw.recv()  # the snapshot
+
+    def ping(ref: int) -> bytes:
+        return frame(TEXT, b'{"type": "ping", "ref": %d}' % ref, mask=b"\x01\x02\x03\x04")
+
+    await raw.send(ping(1))
+    await _pong(raw, 1)
+    # a frame in pieces: its start, then the rest with a whole frame after it
+    two = ping(2) + ping(3)
+    await raw.send(two[:3])
+    await asyncio.sleep(0.05)
+    await raw.send(two[3:])
+    await _pong(raw, 2)
+    await _pong(raw, 3)
+    # a fragmented message, its parts in two reads, then a whole frame again
+    body = b'{"type": "ping", "ref": 4}'
+    first = frame(TEXT, body[:10])
+    await raw.send(bytes((first[0] & 0x7F,)) + first[1:])  # FIN clear
+    await asyncio.sleep(0.05)
+    await raw.send(frame(0x0, body[10:]))  # the continuation, FIN set
+    await _pong(raw, 4)
+    await raw.send(ping(5))
+    await _pong(raw, 5)
+    raw.close()
+
+
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        # an unmasked client frame: a protocol error
+        (b"\x81\x10" + b'{"type": "ping"}', 1002),
+        # a frame over PRESENCE_MAX_FRAME (64 KiB by default): too big
+        (frame(TEXT, b" " * (64 * 1024 + 1)), 1009),
+    ],
+)
+async def test_a_bad_whole_frame_is_refused_as_websockets_refuses_it(
+    server: ServerProcess, data: bytes, code: int
+) -> None:
+    raw = await RawWs.connect(server.port, "/ws/agent", token("agent", "alice"))
+    await raw.recv()
+    await raw.send(data)
+    closing, _ = await raw.until_close()
+    raw.close()
+    assert closing.close_code == code, closing
