@@ -61,7 +61,12 @@ LOCK_TTL_MS = 300_000  # the roll-up lock, renewed after each hour
 LOOKBACK_MS = 6 * HOUR_MS  # events read before an hour, for arrivals and accepts
 STATUS_AHEAD_MS = 24 * HOUR_MS  # status changes read after a range, for the status held at its end
 DIMENSIONS = ("center", "queue", "channel", "agent", "customer", "type", "source")
-PAGE = history.PAGE  # stream entries read per call (and folded before the next)
+# Stream entries read per call (and folded before the next). Each entry is
+# held three times while its page is folded (redis-py's reply, the decoded
+# events, the tracker's facts): with 5,000 (`history.PAGE`) a part's page of
+# both streams was a spike of +0.4-0.7 M allocated blocks, and the server's
+# RSS is the high-water mark of those (docs/RELIABILITY.md, rss16)
+PAGE = 1000
 # How far behind the latest ``ts`` read the roll-up folds. Entries are read
 # by id (Redis's clock), which follows ``ts`` (the writing server's) to
 # within the servers' clock skew: an agent's change read later than this
@@ -204,7 +209,7 @@ async def _roll(
     by_time = ByBucket(bounds)
     sinks: list[FoldSink] = [s for s in (by_item, by_time if bounds else None) if s is not None]
     tracker.on_fold = sinks[0] if len(sinks) == 1 else Sinks(sinks)
-    held, seen = await replay.status_at(store, start, min(max(end, now), end + STATUS_AHEAD_MS))
+    held, seen = await replay.status_at(store, start, min(max(end, now), end + STATUS_AHEAD_MS), page=PAGE)
     late = []
     for v in await replay.views_chunked(store):
         since = int(v.get("since", 0))
