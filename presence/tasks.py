@@ -178,6 +178,10 @@ class Periodic:
     async def tick(self) -> None:
         raise NotImplementedError
 
+    def next_delay(self) -> float:
+        """Seconds from the end of one tick to the next (a loop may align its ticks on a clock)."""
+        return self.interval
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
@@ -198,4 +202,4 @@ class Periodic:
                     self._outage.failed(exc)
                 else:
                     log.exception("%s failed; retrying", self.name)
-            await pace_sleep(self.pace, self.interval)
+            await pace_sleep(self.pace, self.next_delay())

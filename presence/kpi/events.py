@@ -10,6 +10,7 @@ first-contact resolution.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,26 @@ def _text(v: Any) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
+# The fields whose text is interned (`sys.intern`: one string for all the
+# events that name it, freed with the last): the names the tracker keeps in
+# its facts, spans and items for minutes (every fact of an item names its
+# queue, channel, agent and work). Decoded afresh for each event, they were
+# half of the live tracker's allocated blocks per recent item (11 of 21),
+# and its recent items are most of the server's memory high-water mark
+# (docs/RELIABILITY.md, rss16). Field names are interned too (a handful).
+INTERNED = frozenset(
+    {"ev", "work", "agent", "queue", "channel", "status", "reason", "prev", "prev_reason", "via"}
+)
+
+
+def _name(k: Any) -> str:
+    return sys.intern(_text(k))
+
+
+def _value(name: str, v: Any) -> str:
+    return sys.intern(_text(v)) if name in INTERNED else _text(v)
+
+
 # The one-letter field names of a ``stream:events`` entry (`xadd` in
 # store/lua/_lib_core.lua) and the names they stand for; an entry written
 # before has the long names, and no event has a field of one letter.
@@ -60,8 +81,9 @@ def stream_fields(raw: Mapping[Any, Any]) -> dict[str, str]:
     of 0 given back."""
     out = {}
     for k, v in raw.items():
-        name = _text(k)
-        out[STREAM_LONG.get(name, name)] = _text(v)
+        name = _name(k)
+        name = STREAM_LONG.get(name, name)
+        out[name] = _value(name, v)
     if out.get("ev") in PRIORITISED:
         out.setdefault("priority", "0")
     return out
@@ -74,7 +96,10 @@ def parse_event(raw: Mapping[Any, Any]) -> Event | None:
 
 def parse_status(raw: Mapping[Any, Any]) -> Event | None:
     """A ``stream:status`` entry as a ``status`` event (with prev, prev_since)."""
-    d = {_text(k): _text(v) for k, v in raw.items()}
+    d = {}
+    for k, v in raw.items():
+        name = _name(k)
+        d[name] = _value(name, v)
     d["ev"] = "status"
     return _event(d)
 

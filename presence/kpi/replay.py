@@ -251,8 +251,11 @@ async def merged_pages(
         for n, key in keys.items():
             if not buf[n] and not done[n]:
                 got: list[Any] = await store.redis.xrange(key, min=start[n], max=hi, count=page) or []
-                buf[n] = [(history._s(i), dict(f or {})) for i, f in got]
+                # redis-py's own dict of each entry's fields, not a copy
+                # (a page held twice while it was decoded)
+                buf[n] = [(history._s(i), f if isinstance(f, dict) else dict(f or {})) for i, f in got]
                 done[n] = len(got) < page
+                del got
                 if buf[n]:
                     start[n] = "(" + buf[n][-1][0]
         if not buf["events"] and not buf["status"]:

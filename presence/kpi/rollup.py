@@ -61,7 +61,12 @@ LOCK_TTL_MS = 300_000  # the roll-up lock, renewed after each hour
 LOOKBACK_MS = 6 * HOUR_MS  # events read before an hour, for arrivals and accepts
 STATUS_AHEAD_MS = 24 * HOUR_MS  # status changes read after a range, for the status held at its end
 DIMENSIONS = ("center", "queue", "channel", "agent", "customer", "type", "source")
-PAGE = history.PAGE  # stream entries read per call (and folded before the next)
+# Stream entries read per call (and folded before the next). Each entry is
+# held three times while its page is folded (redis-py's reply, the decoded
+# events, the tracker's facts): with 5,000 (`history.PAGE`) a part's page of
+# both streams was a spike of +0.4-0.7 M allocated blocks, and the server's
+# RSS is the high-water mark of those (docs/RELIABILITY.md, rss16)
+PAGE = 1000
 # How far behind the latest ``ts`` read the roll-up folds. Entries are read
 # by id (Redis's clock), which follows ``ts`` (the writing server's) to
 # within the servers' clock skew: an agent's change read later than this
@@ -69,6 +74,16 @@ PAGE = history.PAGE  # stream entries read per call (and folded before the next)
 # What it costs to be long: the facts, items and agents' changes of that
 # long are held (~2 KB an item).
 FOLD_LAG_MS = 60_000
+# The roll-up's ticks fall this long after the multiples of its interval on
+# the store's clock (with the default 30 s, at :05 and :35 of each minute).
+# A part falls due on a whole minute (its end plus `LAG_MS`), which is when
+# the live KPIs fold their oldest minute away (`live.fold_point`): run just
+# after that, the part's pages and the facts it holds come on top of the
+# fewest recent items the live tracker holds in its minute, not on its
+# most. The server's memory high-water mark is the highest sum of the two
+# (docs/RELIABILITY.md, rss16); on an unaligned 30 s tick it rose each time
+# the part ran later in the live tracker's minute than before.
+ALIGN_MS = 5_000
 ATTRS_CHUNK = 500  # items' attributes read per call (the loop runs between)
 BY_ITEM = ("customer", "type", "source")  # the dimensions read from each item's attributes
 
@@ -204,7 +219,7 @@ async def _roll(
     by_time = ByBucket(bounds)
     sinks: list[FoldSink] = [s for s in (by_item, by_time if bounds else None) if s is not None]
     tracker.on_fold = sinks[0] if len(sinks) == 1 else Sinks(sinks)
-    held, seen = await replay.status_at(store, start, min(max(end, now), end + STATUS_AHEAD_MS))
+    held, seen = await replay.status_at(store, start, min(max(end, now), end + STATUS_AHEAD_MS), page=PAGE)
     late = []
     for v in await replay.views_chunked(store):
         since = int(v.get("since", 0))
@@ -419,6 +434,13 @@ class Rollup(Periodic):
 
     async def tick(self) -> None:
         await self.run_once()
+
+    def next_delay(self) -> float:
+        """Until the next multiple of the interval on the store's clock, plus `ALIGN_MS`."""
+        every = int(self.interval * 1000)
+        if every <= 0:
+            return self.interval
+        return ((ALIGN_MS - self.store.now_ms()) % every or every) / 1000
 
     async def run_once(self, max_hours: int = 48) -> int:
         """Roll up the closed parts not yet done (at most `max_hours` hours

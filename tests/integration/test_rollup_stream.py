@@ -553,3 +553,40 @@ async def test_a_time_bucket_report_s_memory_follows_the_rate_not_the_range(
 
     peaks = await _peaks_by_length(redis_server, "rb", handled)
     assert peaks[40] < 1.5 * peaks[10], peaks
+
+
+async def test_a_roll_up_part_holds_about_its_own_minute_of_entries_at_its_peak(redis_server: str) -> None:
+    """A one-minute part (the soak's) read from streams holding six minutes
+    at 30 items a second: at its peak it holds little more than the part's
+    own entries as redis-py reads them (a minute of items is followed until
+    the part ends: `FOLD_LAG_MS`). Read in pages of 5,000 entries (a page
+    of each stream, three copies of each entry while it is folded) with
+    each event's names decoded afresh, it held 3.8 times as much (3.1 with
+    the names interned), and its spike on top of the live tracker's recent
+    items made the server's memory high-water mark (docs/RELIABILITY.md, rss16)."""
+    client = AsyncRedis.from_url(redis_server)
+    hour = int(time.time() * 1000) - 5 * HOUR_MS
+    hour -= hour % HOUR_MS
+    cid = "rp" + uuid.uuid4().hex[:8]
+    try:
+        await _write_traffic(client, cid, hour, 6, 30.0)
+        store = Store(client, cid, clock=lambda: (hour + 2 * HOUR_MS) / 1000)
+        settings = await history.settings(store)
+        lo, hi = hour + 3 * MIN, hour + 4 * MIN
+        tracemalloc.start()
+        try:
+            raw = await client.xrange(Keys(cid).event_stream, min=f"{lo}-0", max=f"{hi - 1}-{replay.MAX_SEQ}")
+            entries = tracemalloc.get_traced_memory()[0]
+            del raw
+            entries -= tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            rolled, _ = await rollup.roll_part(store, lo, hi, settings, [])
+            peak = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+        assert rolled["center"][""].handled == 30 * 60  # those completed in the part
+        assert peak < 1.6 * entries, (peak, entries)
+    finally:
+        await client.delete(*[key async for key in client.scan_iter(match=Keys(cid).prefix + "*")])
+        await client.aclose()
