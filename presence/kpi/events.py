@@ -51,8 +51,16 @@ def _text(v: Any) -> str:
 # half of the live tracker's allocated blocks per recent item (11 of 21),
 # and its recent items are most of the server's memory high-water mark
 # (docs/RELIABILITY.md, rss16). Field names are interned too (a handful).
+#
+# Item ids are unique and unbounded: interned only where an interned string
+# is freed with its last reference. CPython 3.12.0-3.12.5 made every
+# interned string immortal (PEP 683; made mortal again in 3.12.6, gh-113993):
+# there each id would stay for the process's life, a leak that grows with
+# every item, so those versions keep a copy per event, as before.
+MORTAL_INTERNING = not ((3, 12, 0) <= sys.version_info[:3] < (3, 12, 6))
 INTERNED = frozenset(
-    {"ev", "work", "agent", "queue", "channel", "status", "reason", "prev", "prev_reason", "via"}
+    {"ev", "agent", "queue", "channel", "status", "reason", "prev", "prev_reason", "via"}
+    | ({"work"} if MORTAL_INTERNING else set())
 )
 
 

@@ -76,3 +76,26 @@ def test_the_facts_of_an_item_share_its_names() -> None:
         if row[F_AGENT]:
             assert by_work.setdefault(("agent", row[F_AGENT]), row[F_AGENT]) is row[F_AGENT]
     assert tracker.items[row[F_WORK]].work is row[F_WORK]
+
+
+def test_unique_item_ids_decoded_and_dropped_leave_nothing_behind() -> None:
+    """Item ids are unbounded: whatever makes the names shared must free an
+    id with its last reference (an immortal interned string, as on CPython
+    3.12.0-3.12.5, would keep every id of the process's life)."""
+    from presence.kpi.events import stream_fields
+
+    def decode(base: int) -> None:
+        kept = [
+            stream_fields({b"ev": b"create", b"w": f"w-{base + i:012d}".encode(), b"q": b"q1"})
+            for i in range(20_000)
+        ]
+        del kept
+
+    decode(0)  # the dicts' and the interned table's own growth, once
+    gc.collect()
+    before = sys.getallocatedblocks()
+    for r in range(1, 6):
+        decode(r * 20_000)
+    gc.collect()
+    # 100,000 ids decoded: one block each would be 100,000
+    assert sys.getallocatedblocks() - before < 2_000
