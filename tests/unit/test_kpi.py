@@ -591,6 +591,36 @@ def test_folded_long_day_equals_the_full_pass(seed: int) -> None:
     assert len(inc.rows) < len(full.facts)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_the_windows_of_one_tick_summed_together_equal_each_alone(seed: int) -> None:
+    """`Timeline.windows_sums` integrates the time after the fold once for
+    every window that starts before it: each window's sums are what
+    `window_sums` gives it alone, before any fold and after several."""
+    since = T0 - 100_000
+    inc = IncrementalTracker(LONG_SETTINGS, BEFORE_THE_DAY, since=since)
+    fed: dict[str, list[Event]] = {}
+    checked = folds = 0
+    latest = T0
+    for batch in _random_day(seed, long=True):
+        batch.sort(key=lambda e: e.ts)
+        _feed_bounded(inc, batch, fed)
+        latest = max([e.ts for e in batch] + [latest])
+        now = latest + 30_000
+        before = fold_point(now)
+        if before > since and (inc.folded_to is None or before > inc.folded_to):
+            inc.fold(before, fold_horizon(now))
+            folds += 1
+        # the live task's windows, and (before a fold) some that start late
+        starts = list(sliding(now, since).values())
+        if inc.folded_to is None:
+            starts += [now - 1, now, now + 1]
+        for tl in inc.timelines.values():
+            # each alone: its own pass after the fold
+            assert tl.windows_sums(starts, now) == [tl.windows_sums([s], now)[0] for s in starts]
+            checked += 1
+    assert folds > 3 and checked
+
+
 class _ByLast:
     """A `FoldSink` grouping the folded facts by their item id's last
     character (as the roll-up groups them by an item's customer)."""
