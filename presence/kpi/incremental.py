@@ -1143,10 +1143,17 @@ class Timeline:
     def windows_sums(self, starts: Iterable[int], now: int) -> list[dict[str, int] | None]:
         """`window_sums` of each of `starts`, all ending at `now`. The time
         after the fold point is integrated once for every window that starts
-        before it (the sliding windows and today, once folded): it was the
+        before it (the sliding windows and today, once folded), and the
+        integral up to `now` once for every window that starts before the
+        first breakpoint (a young tracker's, after its fold): it was the
         same pass made once per window, four times per agent and tick."""
         folded = self.folded
         tail: list[tuple[str, int]] | None = None
+        # the sums of a window that starts before the first breakpoint (and
+        # after the fold): the integral up to `now`, whatever the start (a
+        # young tracker's timelines: every window starts before them)
+        whole: dict[str, int] | None = None
+        first = self.times[0] if self.times else None
         out: list[dict[str, int] | None] = []
         for start in starts:
             if folded is not None and start < folded:
@@ -1158,6 +1165,11 @@ class Timeline:
                 items: Iterable[tuple[str, int]] = d.items()
             elif now <= start:
                 out.append(None)
+                continue
+            elif first is not None and start < first:
+                if whole is None:
+                    whole = {k: v for k, v in self._between(start, now) if v > 0}
+                out.append(dict(whole) if _counted(whole) else None)
                 continue
             else:
                 items = self._between(start, now)

@@ -621,6 +621,30 @@ def test_the_windows_of_one_tick_summed_together_equal_each_alone(seed: int) -> 
     assert folds > 3 and checked
 
 
+def test_a_young_trackers_windows_summed_together_equal_each_alone() -> None:
+    """Folded before anything is fed (the live task's first tick), the
+    timelines made since start after every window: each window's sums are
+    the integral up to now, computed once for all and copied to each."""
+    since = T0 - 3_600_000
+    inc = IncrementalTracker(LONG_SETTINGS, BEFORE_THE_DAY, since=since)
+    inc.fold(fold_point(T0), fold_horizon(T0))
+    fed: dict[str, list[Event]] = {}
+    checked = 0
+    for batch in _random_day(3)[:6]:
+        batch.sort(key=lambda e: e.ts)
+        _feed_bounded(inc, batch, fed)
+        now = max(e.ts for b in fed.values() for e in b) + 1_000
+        starts = [*sliding(now, since).values(), now - 1]
+        for tl in inc.timelines.values():
+            assert tl.folded is None
+            together = tl.windows_sums(starts, now)
+            assert together == [tl.windows_sums([s], now)[0] for s in starts]
+            shared = [d for d in together[:-1] if d is not None]
+            assert len({id(d) for d in shared}) == len(shared)  # copies, not one dict
+            checked += 1
+    assert checked
+
+
 class _ByLast:
     """A `FoldSink` grouping the folded facts by their item id's last
     character (as the roll-up groups them by an item's customer)."""
