@@ -1084,9 +1084,14 @@ class Timeline:
         if t == self.times[-1]:
             self.rates[-1] = rates
             return True
-        if rates == self.rates[-1]:
+        last = self.rates[-1]
+        if rates == last:
             return True  # nothing changed: one breakpoint fewer
-        self.totals.append(self.at(t))
+        # `at(t)`: `t` is past the last breakpoint, so no search for it
+        total, dt = dict(self.totals[-1]), t - self.times[-1]
+        for k, r in last.items():
+            total[k] = total.get(k, 0) + r * dt
+        self.totals.append(total)
         self.times.append(t)
         self.rates.append(rates)
         return True
