@@ -1084,14 +1084,9 @@ class Timeline:
         if t == self.times[-1]:
             self.rates[-1] = rates
             return True
-        last = self.rates[-1]
-        if rates == last:
+        if rates == self.rates[-1]:
             return True  # nothing changed: one breakpoint fewer
-        # `at(t)`: `t` is past the last breakpoint, so no search for it
-        total, dt = dict(self.totals[-1]), t - self.times[-1]
-        for k, r in last.items():
-            total[k] = total.get(k, 0) + r * dt
-        self.totals.append(total)
+        self.totals.append(self.at(t))
         self.times.append(t)
         self.rates.append(rates)
         return True
