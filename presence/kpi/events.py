@@ -64,12 +64,26 @@ INTERNED = frozenset(
 )
 
 
+# A stream's field names as text, by their raw form (bytes from redis-py):
+# a handful, decoded and interned once rather than for every field of every
+# entry (the live task decodes a second's entries each tick); bounded, for
+# a stream written with names of its own.
+_NAMES: dict[Any, str] = {}
+NAMES_MAX = 256
+
+
 def _name(k: Any) -> str:
-    return sys.intern(_text(k))
+    name = _NAMES.get(k)
+    if name is None:
+        name = sys.intern(_text(k))
+        if len(_NAMES) < NAMES_MAX:
+            _NAMES[k] = name
+    return name
 
 
 def _value(name: str, v: Any) -> str:
-    return sys.intern(_text(v)) if name in INTERNED else _text(v)
+    text = v.decode("utf-8", "replace") if type(v) is bytes else _text(v)
+    return sys.intern(text) if name in INTERNED else text
 
 
 # The one-letter field names of a ``stream:events`` entry (`xadd` in
@@ -115,7 +129,9 @@ def parse_status(raw: Mapping[Any, Any]) -> Event | None:
 def is_status(raw: Mapping[Any, Any]) -> bool:
     """Whether a ``stream:events`` entry records a status change (whose
     ``stream:status`` entry is the one read), told without decoding it."""
-    ev = raw.get(b"ev", raw.get("ev"))
+    ev = raw.get(b"ev")
+    if ev is None:
+        ev = raw.get("ev")
     return ev in (b"status", "status")
 
 

@@ -17,6 +17,7 @@ import msgpack
 from presence.kpi.events import Event, is_status, parse_event, parse_events, parse_status
 from presence.kpi.facts import Settings
 from presence.store import Store, item_history
+from presence.store.client import execute
 
 MARGIN_MS = 5 * 60_000
 PAGE = 5000
@@ -33,12 +34,34 @@ async def pages(
     time; `lo` may be exclusive "(id". The event loop runs between pages."""
     start = lo
     while True:
-        page: list[Any] = await store.redis.xrange(key, min=start, max=hi, count=page_size) or []
+        page = await _xrange(store, key, start, hi, page_size)
         if page:
-            yield [(_s(i), dict(f or {})) for i, f in page]
+            yield page
         if len(page) < page_size:
             return
-        start = "(" + _s(page[-1][0])
+        start = "(" + page[-1][0]
+
+
+async def _xrange(store: Store, key: str, lo: str, hi: str, count: int) -> list[tuple[str, dict[Any, Any]]]:
+    """One XRANGE's entries as (id, fields), on the store's lean path where it
+    has one (`client.execute`: the raw reply, each entry's fields a flat list
+    made a dict here), else redis-py's (its own dict of each entry's fields,
+    not copied). The live task reads a second of both streams every tick:
+    redis-py's call, its retry wrapper, its parser and a dict per entry made
+    twice were most of that read."""
+    raw: list[Any] = await execute(store.redis, "XRANGE", key, lo, hi, "COUNT", count) or []
+    out: list[tuple[str, dict[Any, Any]]] = []
+    for entry in raw:
+        if entry is None:  # as redis-py's parser gives it
+            out.append((_s(None), {}))
+            continue
+        i, f = entry
+        if type(f) is list:
+            it = iter(f)
+            out.append((_s(i), dict(zip(it, it, strict=False))))  # as redis-py pairs them
+        else:
+            out.append((_s(i), f if isinstance(f, dict) else dict(f or {})))
+    return out
 
 
 async def read_stream(

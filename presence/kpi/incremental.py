@@ -598,12 +598,12 @@ class IncrementalTracker(Tracker):
         # agent pass first meets them (`_Time`).
         member = {aid: tuple(qs) for aid, qs in member_of.items()}
         sums = [(name, start, agents_for is None or name in agents_for, _Time()) for name, start in wins]
+        starts = [start for _, start in wins]
         n = 0
         for aid, tl in self.timelines.items():
             cap = caps.get(aid, 0)
             queues = member.get(aid, ())
-            for name, start, rows, time in sums:
-                d = tl.window_sums(start, now)
+            for (name, _, rows, time), d in zip(sums, tl.windows_sums(starts, now), strict=True):
                 if d is None:
                     continue
                 if rows:
@@ -1138,34 +1138,60 @@ class Timeline:
     def window_sums(self, start: int, now: int) -> dict[str, int] | None:
         """`window`'s measures (``s:<status>`` for a status) with their ms, the
         positive ones only; None where `window` is None (no status, no item held)."""
+        return self.windows_sums((start,), now)[0]
+
+    def windows_sums(self, starts: Iterable[int], now: int) -> list[dict[str, int] | None]:
+        """`window_sums` of each of `starts`, all ending at `now`. The time
+        after the fold point is integrated once for every window that starts
+        before it (the sliding windows and today, once folded), and the
+        integral up to `now` once for every window that starts before the
+        first breakpoint (a young tracker's, after its fold): it was the
+        same pass made once per window, four times per agent and tick."""
         folded = self.folded
-        if folded is not None and start < folded:
-            diff = self.diffs.get(start)
-            if diff is None:
-                mark = self._mark(start)
-                if mark is not None:
-                    diff = self.diffs[start] = {k: v - mark.get(k, 0) for k, v in self.cum.items()}
-            if diff is not None:
-                d = dict(diff)
-            elif start == self.base_from:
-                d = dict(self.base)
-            else:
-                raise ValueError(
-                    f"time before {folded} is folded into the window from {self.base_from} "
-                    "and the buckets' marks only"
-                )
-            if now > folded:
-                for k, v in self._between(folded, now):
+        tail: list[tuple[str, int]] | None = None
+        # the sums of a window that starts before the first breakpoint (and
+        # after the fold): the integral up to `now`, whatever the start (a
+        # young tracker's timelines: every window starts before them)
+        whole: dict[str, int] | None = None
+        first = self.times[0] if self.times else None
+        out: list[dict[str, int] | None] = []
+        for start in starts:
+            if folded is not None and start < folded:
+                if tail is None:
+                    tail = list(self._between(folded, now)) if now > folded else []
+                d = self._before_fold(start, folded)
+                for k, v in tail:
                     d[k] = d.get(k, 0) + v
-            items: Iterable[tuple[str, int]] = d.items()
-        elif now <= start:
-            return None
-        else:
-            items = self._between(start, now)
-        out = {k: v for k, v in items if v > 0}
-        if "handling_ms" in out or any(k[:2] == "s:" for k in out):
-            return out
-        return None
+                items: Iterable[tuple[str, int]] = d.items()
+            elif now <= start:
+                out.append(None)
+                continue
+            elif first is not None and start < first:
+                if whole is None:
+                    whole = {k: v for k, v in self._between(start, now) if v > 0}
+                out.append(dict(whole) if _counted(whole) else None)
+                continue
+            else:
+                items = self._between(start, now)
+            sums = {k: v for k, v in items if v > 0}
+            out.append(sums if _counted(sums) else None)
+        return out
+
+    def _before_fold(self, start: int, folded: int) -> dict[str, int]:
+        """A copy of the measures of [start, folded), from the marks or the base."""
+        diff = self.diffs.get(start)
+        if diff is None:
+            mark = self._mark(start)
+            if mark is not None:
+                diff = self.diffs[start] = {k: v - mark.get(k, 0) for k, v in self.cum.items()}
+        if diff is not None:
+            return dict(diff)
+        if start == self.base_from:
+            return dict(self.base)
+        raise ValueError(
+            f"time before {folded} is folded into the window from {self.base_from} "
+            "and the buckets' marks only"
+        )
 
     def fold(self, before: int, since: int, horizon: int | None = None) -> int:
         """Add the measures of [since, before) not folded yet to `base`, mark
@@ -1246,6 +1272,17 @@ class Timeline:
         i = bisect_right(self.times, before) - 1
         if i > 0:
             del self.times[:i], self.totals[:i], self.rates[:i]
+
+
+def _counted(sums: Mapping[str, int]) -> bool:
+    """Whether a window's sums count (a status held, or an item handled);
+    a loop, not `any` over a generator: it runs per agent and window."""
+    if "handling_ms" in sums:
+        return True
+    for k in sums:  # noqa: SIM110 - see above
+        if k[:2] == "s:":
+            return True
+    return False
 
 
 def _time_agg(d: Mapping[str, int], capacity: int) -> Agg:

@@ -19,8 +19,8 @@ import asyncio
 import hashlib
 import itertools
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from contextvars import ContextVar
 from functools import cache
 from importlib import resources
@@ -247,15 +247,24 @@ _BOOT = os.urandom(6).hex()
 _serial = itertools.count(1)
 
 
-@contextmanager
-def retry_key(key: str | None) -> Iterator[None]:
+class retry_key:  # lower case: used as the function it was, ``with retry_key(key):``
     """Remembered calls made inside are keyed by `key` (a client's action:
-    its agent and `ref`, see `ref_key`) instead of a key per call."""
-    token = _retry_key.set(key)
-    try:
-        yield
-    finally:
-        _retry_key.reset(token)
+    its agent and `ref`, see `ref_key`) instead of a key per call.
+
+    A class, not a `contextmanager` generator: it is entered for every
+    agent message with a ref (a generator, its wrapper and two resumptions
+    each time); an exception inside goes through unchanged, the key reset."""
+
+    __slots__ = ("_key", "_token")
+
+    def __init__(self, key: str | None) -> None:
+        self._key = key
+
+    def __enter__(self) -> None:
+        self._token = _retry_key.set(self._key)
+
+    def __exit__(self, *exc: object) -> None:
+        _retry_key.reset(self._token)
 
 
 def ref_key(agent_id: str, ref: str | int) -> str:

@@ -591,6 +591,60 @@ def test_folded_long_day_equals_the_full_pass(seed: int) -> None:
     assert len(inc.rows) < len(full.facts)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_the_windows_of_one_tick_summed_together_equal_each_alone(seed: int) -> None:
+    """`Timeline.windows_sums` integrates the time after the fold once for
+    every window that starts before it: each window's sums are what
+    `window_sums` gives it alone, before any fold and after several."""
+    since = T0 - 100_000
+    inc = IncrementalTracker(LONG_SETTINGS, BEFORE_THE_DAY, since=since)
+    fed: dict[str, list[Event]] = {}
+    checked = folds = 0
+    latest = T0
+    for batch in _random_day(seed, long=True):
+        batch.sort(key=lambda e: e.ts)
+        _feed_bounded(inc, batch, fed)
+        latest = max([e.ts for e in batch] + [latest])
+        now = latest + 30_000
+        before = fold_point(now)
+        if before > since and (inc.folded_to is None or before > inc.folded_to):
+            inc.fold(before, fold_horizon(now))
+            folds += 1
+        # the live task's windows, and (before a fold) some that start late
+        starts = list(sliding(now, since).values())
+        if inc.folded_to is None:
+            starts += [now - 1, now, now + 1]
+        for tl in inc.timelines.values():
+            # each alone: its own pass after the fold
+            assert tl.windows_sums(starts, now) == [tl.windows_sums([s], now)[0] for s in starts]
+            checked += 1
+    assert folds > 3 and checked
+
+
+def test_a_young_trackers_windows_summed_together_equal_each_alone() -> None:
+    """Folded before anything is fed (the live task's first tick), the
+    timelines made since start after every window: each window's sums are
+    the integral up to now, computed once for all and copied to each."""
+    since = T0 - 3_600_000
+    inc = IncrementalTracker(LONG_SETTINGS, BEFORE_THE_DAY, since=since)
+    inc.fold(fold_point(T0), fold_horizon(T0))
+    fed: dict[str, list[Event]] = {}
+    checked = 0
+    for batch in _random_day(3)[:6]:
+        batch.sort(key=lambda e: e.ts)
+        _feed_bounded(inc, batch, fed)
+        now = max(e.ts for b in fed.values() for e in b) + 1_000
+        starts = [*sliding(now, since).values(), now - 1]
+        for tl in inc.timelines.values():
+            assert tl.folded is None
+            together = tl.windows_sums(starts, now)
+            assert together == [tl.windows_sums([s], now)[0] for s in starts]
+            shared = [d for d in together[:-1] if d is not None]
+            assert len({id(d) for d in shared}) == len(shared)  # copies, not one dict
+            checked += 1
+    assert checked
+
+
 class _ByLast:
     """A `FoldSink` grouping the folded facts by their item id's last
     character (as the roll-up groups them by an item's customer)."""

@@ -99,3 +99,17 @@ def test_unique_item_ids_decoded_and_dropped_leave_nothing_behind() -> None:
     gc.collect()
     # 100,000 ids decoded: one block each would be 100,000
     assert sys.getallocatedblocks() - before < 2_000
+
+
+def test_field_names_decoded_once_and_their_cache_bounded() -> None:
+    """A stream's field names are decoded once (`events._NAMES`), a
+    stream with names of its own no more than `NAMES_MAX` of them kept."""
+    from presence.kpi import events
+
+    e = events.parse_status({b"agent": b"a1", b"status": b"Away", b"reason": b"", b"ts": b"5"})
+    assert e is not None and (e.agent, e.get("status"), e.ts) == ("a1", "Away", 5)
+    assert events._NAMES[b"status"] == "status" and events._NAMES[b"status"] is sys.intern("status")
+    for i in range(2 * events.NAMES_MAX):
+        got = events.stream_fields({b"ev": b"create", f"x{i}".encode(): b"1"})
+        assert got[f"x{i}"] == "1"  # names past the bound decoded all the same
+    assert len(events._NAMES) <= events.NAMES_MAX
