@@ -125,3 +125,10 @@ class HttpWire(HttpToolsProtocol):
             corked.flush()
             self.transport = corked.transport
         super().handle_websocket_upgrade()
+        # The parser's callbacks are this protocol's bound methods: a cycle,
+        # which uvicorn breaks in `connection_lost`. After an upgrade the
+        # socket is the websocket protocol's and this one never gets that
+        # call, so every websocket's HTTP protocol, parser and request waited
+        # for the collector's rare full pass (docs/RELIABILITY.md, "cyc16").
+        # Nothing parses HTTP on this connection any more.
+        self.parser = None  # type: ignore[assignment]

@@ -191,6 +191,15 @@ class Wire(WebSocketsSansIOProtocol):
             if extensions is not None:
                 extensions.pop(WIRE, None)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        # The websockets protocol's parser is a generator suspended in its own
+        # method, holding the protocol: a cycle (it stays suspended even after
+        # a clean close), so every closed socket's protocol and its read
+        # buffer waited for the collector's rare full pass ("cyc16", as the
+        # scope's above). No data arrives once the connection is lost.
+        self.conn.parser = None  # type: ignore[assignment]
+
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         if conn.state is State.OPEN and not self.close_sent and not conn.extensions and _between_frames(conn):
