@@ -161,6 +161,7 @@ class Wire(WebSocketsSansIOProtocol):
     budget: Budget
     _pongs_due: bool
     _closed_here: bool
+    _failed: bool
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -168,6 +169,7 @@ class Wire(WebSocketsSansIOProtocol):
         self.budget = Budget()
         self._pongs_due = False
         self._closed_here = False
+        self._failed = False
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
@@ -199,6 +201,34 @@ class Wire(WebSocketsSansIOProtocol):
         # buffer waited for the collector's rare full pass ("cyc16", as the
         # scope's above). No data arrives once the connection is lost.
         self.conn.parser = None  # type: ignore[assignment]
+
+    def handle_parser_exception(self) -> None:
+        # uvicorn's, but the connection is half-closed instead of closed: the
+        # close frame (1002, 1007, 1009, ...) goes out with a FIN after it,
+        # and what the client still sends is read and dropped (websockets'
+        # `discard`) until it closes its side or `close_timeout` passes.
+        # Closed at once with the rest of a refused frame unread, the socket
+        # was reset, and a reset can destroy the close frame before the
+        # client reads it: it would never learn why (seen under load, a
+        # 64 KiB frame refused 1009). Data read after this is only dropped.
+        if self._failed:
+            return
+        self._failed = True
+        assert self.conn.close_sent is not None
+        code, reason = self.conn.close_sent.code, self.conn.close_sent.reason
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        else:
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn

@@ -227,3 +227,25 @@ async def test_a_bad_whole_frame_is_refused_as_websockets_refuses_it(
     closing, _ = await raw.until_close()
     raw.close()
     assert closing.close_code == code, closing
+
+
+async def test_a_refused_frame_is_closed_without_a_reset_while_the_client_still_sends(
+    server: ServerProcess,
+) -> None:
+    """The server half-closes after the close frame and drops what still
+    comes: closed at once with input unread, its kernel answers that input
+    with a reset, which can destroy the close frame before the client reads
+    it (under load the client above saw a reset instead of 1009)."""
+    raw = await RawWs.connect(server.port, "/ws/agent", token("agent", "alice"))
+    await raw.recv()
+    whole = frame(TEXT, b" " * (64 * 1024 + 1))
+    await raw.send(whole[:1024])  # the header says too big: refused at once
+    closing, _ = await raw.until_close()
+    assert closing.close_code == 1009, closing
+    await raw.send(whole[1024:])  # the rest of the frame, after the refusal
+    await asyncio.sleep(0.2)
+    try:
+        # the server's FIN, not a reset (a reset: ConnectionResetError)
+        assert await asyncio.wait_for(raw.reader.read(), 5) == b""
+    finally:
+        raw.close()
