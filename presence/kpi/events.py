@@ -82,7 +82,7 @@ def _name(k: Any) -> str:
 
 
 def _value(name: str, v: Any) -> str:
-    text = v.decode("utf-8", "replace") if type(v) is bytes else _text(v)
+    text = _text(v)
     return sys.intern(text) if name in INTERNED else text
 
 

@@ -219,9 +219,7 @@ class Wire(WebSocketsSansIOProtocol):
         self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
-        if self.close_timer is not None:
-            self.close_timer.cancel()
-        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
+        self._abort_unless_closed()
         if self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()
@@ -375,14 +373,19 @@ class Wire(WebSocketsSansIOProtocol):
         self.conn.send_close(code, reason)
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = self._closed_here = True
-        if self.close_timer is not None:
-            self.close_timer.cancel()
-        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
+        self._abort_unless_closed()
         if at_once:
             self.transport.close()
         elif self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()
+
+    def _abort_unless_closed(self) -> None:
+        """Abort the connection if it is still open ``close_timeout`` from now
+        (a client that never takes the close frame, or never closes its side)."""
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
 
     def _peer(self) -> str:
         return f"{self.client[0]}:{self.client[1]}" if self.client else "?"
