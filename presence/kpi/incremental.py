@@ -15,9 +15,9 @@ ticks. It folds events exactly as the full pass does, and also keeps:
 wallboard's "today"), `fold(before, horizon)` sums everything before
 `before` into that window's sums and forgets it: the facts (into `base`,
 and from `horizon` on into per-bucket sums, `buckets`: one `Bucket` per
-minute, each group's fact sums and longest answer wait as a plain tuple), each agent's time (into
-its timeline's `base`, and its integrals at each whole minute from
-`horizon` on, `marks`), the closed spans, and the items that are finished,
+minute, each group's fact sums and longest answer wait packed in bytes),
+each agent's time (into its timeline's `base`, and its integrals at each
+whole minute from `horizon` on, `marks`), the closed spans, and the items that are finished,
 not held and have no fact left. A sliding window starting on a whole
 minute at or after `horizon` is then its buckets plus the facts kept, and
 an agent's time in it is its integral at the fold point less its mark,
@@ -27,7 +27,8 @@ two minutes back), one bucket per minute of the longest sliding window and
 one mark per agent and minute, open items, agents' current spans. So
 memory follows the traffic of the last minutes and the number of groups,
 not the hour's or the day's. Kept facts and spans are plain tuples of
-strings and numbers, and marks bytes, which the cyclic GC does not walk.
+strings and numbers, and bucket sums and marks bytes, which the cyclic GC
+does not walk.
 
 A closed range (the hourly roll-up, `rollup.roll_range`) is the same
 fold with `since` at its start: folded up to its end, `folded_sums` is its
@@ -57,6 +58,7 @@ folded or not).
 
 from __future__ import annotations
 
+import struct
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import deque
@@ -426,6 +428,8 @@ class IncrementalTracker(Tracker):
         yield from self._rebuild_stale(chunk)
         self._forget_buckets(h)
         yield from self._fold_facts(before, chunk)
+        for b in self.buckets.values():
+            b.seal()
         n = 0
         for aid, tl in self.timelines.items():
             n += 1 + tl.fold(before, self.since, h)  # an agent, and the marks it made
@@ -736,25 +740,78 @@ def _shift(a: Agg, sums: tuple[int, ...], n: int) -> None:
             setattr(a, f, getattr(a, f) + n * sums[i])
 
 
+def _codec(mask: int) -> tuple[struct.Struct, tuple[int, ...]]:
+    """The layout of a packed bucket sum whose nonzero fields are `mask`'s bits."""
+    c = _CODECS.get(mask)
+    if c is None:
+        at = tuple(i for i in range(_MAX + 1) if mask >> i & 1)
+        c = _CODECS[mask] = (struct.Struct(f"<H{len(at)}q"), at)
+    return c
+
+
+_CODECS: dict[int, tuple[struct.Struct, tuple[int, ...]]] = {}
+
+
+def pack_sums(sums: tuple[int, ...]) -> bytes:
+    """A bucket's sums as bytes: a mask of the nonzero fields, then those
+    fields as 64-bit integers (an agent's minute has 4-7 of the 14 nonzero:
+    ~80 bytes, against ~200 as a tuple of int objects)."""
+    mask = 0
+    for i, x in enumerate(sums):
+        if x:
+            mask |= 1 << i
+    st, at = _codec(mask)
+    return st.pack(mask, *[sums[i] for i in at])
+
+
+def unpack_sums(raw: bytes) -> tuple[int, ...]:
+    """`pack_sums` undone."""
+    st, at = _codec(raw[0] | raw[1] << 8)
+    out = [0] * (_MAX + 1)
+    for i, v in zip(at, st.unpack(raw)[1:], strict=True):
+        out[i] = v
+    return tuple(out)
+
+
+_PACKED_ZERO = pack_sums(_ZERO)
+
+
 class Bucket:
     """One minute's folded facts: per group (the center, each queue, channel
-    and agent) a plain tuple of its `Agg` fact sums (`_FACT_SUMS`) and the
-    longest answer wait. Sixty of them per group live for an hour: tuples of
-    numbers, which the collector stops walking, not an `Agg` each (with
-    10,000 agents, hundreds of thousands of objects every full collection
-    would walk)."""
+    and agent) its `Agg` fact sums (`_FACT_SUMS`) and the longest answer
+    wait, packed in bytes (`pack_sums`). Sixty of them per group live for an
+    hour: with 1,000 agents at work, a tuple of int objects per agent and
+    minute was ~14 MB an hour and what a soak's RSS grew by; bytes are also
+    not walked by the collector (an `Agg` each, with 10,000 agents, made
+    hundreds of thousands of objects every full collection walked).
 
-    __slots__ = ("agents", "center", "channels", "queues")
+    Facts are added to unpacked copies (`_open`), packed again the next
+    time the sums are read (`parts`) or the fold ends (`seal`): a fold adds
+    thousands of facts to the same few hundred sums."""
+
+    __slots__ = ("_open", "agents", "center", "channels", "queues")
 
     def __init__(self) -> None:
-        self.center = _ZERO
-        self.queues: dict[str, tuple[int, ...]] = {}
-        self.channels: dict[str, tuple[int, ...]] = {}
-        self.agents: dict[str, tuple[int, ...]] = {}
+        self.center = _PACKED_ZERO
+        self.queues: dict[str, bytes] = {}
+        self.channels: dict[str, bytes] = {}
+        self.agents: dict[str, bytes] = {}
+        # (id of the group dict or 0 for the center, name) -> (that dict, the sums)
+        self._open: dict[tuple[int, str], tuple[dict[str, bytes] | None, tuple[int, ...]]] = {}
 
-    def parts(self) -> list[dict[str, tuple[int, ...]]]:
-        """The sums by name of the center (named ""), queues, channels, agents."""
+    def parts(self) -> list[dict[str, bytes]]:
+        """The packed sums by name of the center (named ""), queues, channels, agents."""
+        self.seal()
         return [{"": self.center}, self.queues, self.channels, self.agents]
+
+    def seal(self) -> None:
+        """Pack the sums changed since the last time."""
+        for (_, name), (d, sums) in self._open.items():
+            if d is None:
+                self.center = pack_sums(sums)
+            else:
+                d[name] = pack_sums(sums)
+        self._open = {}
 
     def add(self, f: FactRow, first_contact: bool) -> None:
         """Count `f` (as `apply_row` does)."""
@@ -770,10 +827,14 @@ class Bucket:
 
     def _each(self, f: FactRow, change: Callable[[tuple[int, ...]], tuple[int, ...]]) -> None:
         for d, name in fact_targets(self, f):
-            if d is None:
-                self.center = change(self.center)
+            key = (0 if d is None else id(d), name)
+            held = self._open.get(key)
+            if held is not None:
+                old = held[1]
             else:
-                d[name] = change(d.get(name, _ZERO))
+                raw = self.center if d is None else d.get(name)
+                old = _ZERO if raw is None else unpack_sums(raw)
+            self._open[key] = (d, change(old))
 
 
 def _empty(a: Agg) -> bool:
@@ -891,7 +952,8 @@ class RunningWindow:
         n = 0
         for b in buckets:
             for (wkey, wd), bd in zip(_parts(self.groups), b.parts(), strict=True):
-                for name, a in bd.items():
+                for name, raw in bd.items():
+                    a = unpack_sums(raw)
                     t = wd.get(name)
                     if t is None:
                         t = self.groups.center if wkey is None else agg_of(wkey, name)
@@ -912,7 +974,8 @@ class RunningWindow:
         again: dict[tuple[int, str], tuple[int, str]] = {}  # key -> (which part, name)
         for b in gone:
             for p, ((wkey, wd), bd) in enumerate(zip(_parts(self.groups), b.parts(), strict=True)):
-                for name, a in bd.items():
+                for name, raw in bd.items():
+                    a = unpack_sums(raw)
                     t = wd[name]
                     _shift(t, a, -1)
                     key = (id(wkey), name)
@@ -929,9 +992,10 @@ class RunningWindow:
         for key, (p, name) in again.items():
             top = 0
             for b in left:
-                held = b.parts()[p].get(name)
-                if held is not None and held[_MAX] > top:
-                    top = held[_MAX]
+                got = b.parts()[p].get(name)
+                held = 0 if got is None else unpack_sums(got)[_MAX]
+                if held > top:
+                    top = held
             self.bmax[key] = top
             n += len(left)
             if n >= chunk:
