@@ -17,8 +17,8 @@ wallboard's "today"), `fold(before, horizon)` sums everything before
 and from `horizon` on into per-bucket sums, `buckets`: one `Bucket` per
 minute, each group's fact sums and longest answer wait packed in bytes),
 each agent's time (into its timeline's `base`, and its integrals at each
-whole minute from `horizon` on, `marks`), the closed spans, and the items that are finished,
-not held and have no fact left. A sliding window starting on a whole
+whole minute from `horizon` on, `marks`), the closed spans, and the items
+that are finished, not held and have no fact left. A sliding window starting on a whole
 minute at or after `horizon` is then its buckets plus the facts kept, and
 an agent's time in it is its integral at the fold point less its mark,
 plus what the timeline holds after. What stays is what a later figure can

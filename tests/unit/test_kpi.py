@@ -15,7 +15,7 @@ import pytest
 from presence.kpi.aggregates import Agg, apply_fact
 from presence.kpi.events import Event, parse_event, parse_events, parse_status
 from presence.kpi.facts import F_WORK, Fact, FactRow, Settings
-from presence.kpi.incremental import IncrementalTracker
+from presence.kpi.incremental import IncrementalTracker, pack_sums, unpack_sums
 from presence.kpi.live import fold_horizon, fold_point, window_start
 from presence.kpi.tracker import Tracker, compute
 
@@ -887,7 +887,7 @@ def test_a_day_folded_into_sums_holds_the_last_hour_only() -> None:
     gc.collect()
     assert not any(gc.is_tracked(r) for r in inc.rows)
     assert not any(gc.is_tracked(s) for ss in inc.agent_spans.values() for s in ss)
-    # nor the per-minute sums (a tuple per group and minute)
+    # nor the per-minute sums (bytes per group and minute)
     assert first["gc"] < first["facts"] + first["spans"] + first["items"] + first["bucket_groups"] // 2
     assert not any(gc.is_tracked(a) for b in inc.buckets.values() for a in b.agents.values())
 
@@ -920,6 +920,18 @@ def _steady_traffic(minutes: int, per_minute: int, agents: int) -> IncrementalTr
 
 
 DAY0_STEADY = 1_700_006_400_000  # a midnight (UTC)
+
+
+def test_a_minutes_sums_pack_into_bytes_of_their_nonzero_fields() -> None:
+    for sums in [
+        (0,) * 14,
+        tuple(range(1, 15)),
+        (0, 1, 0, 1, 0, 15_000, 0, 0, 0, -1, 0, 0, 0, 15_000),  # a resolution taken back
+        (2**62, 0, 0, 0, 0, -(2**62), 0, 0, 0, 0, 0, 0, 0, 2**63 - 1),
+    ]:
+        raw = pack_sums(sums)
+        assert isinstance(raw, bytes) and unpack_sums(raw) == sums
+        assert len(raw) == 2 + 8 * sum(1 for x in sums if x)
 
 
 def test_what_the_live_tracker_holds_does_not_grow_with_the_hour() -> None:
