@@ -120,12 +120,21 @@ async def test_a_full_redis_refuses_changes_whole_and_says_why(
         finally:
             await client.aclose()
 
-        # 85 % of a higher limit: ready again, still warned
-        used = int(r.info("memory")["used_memory"])
-        r.config_set("maxmemory", int(used / 0.85))
-        ready = await _get(server, "/readyz")
+        # 90 % of a higher limit: ready again, still warned. used_memory moves
+        # on its own (on a slow host the AOF buffer and client buffers drain
+        # after the fill: once 85 % had fallen under 80 % by the time the
+        # server read it), so the limit is set again while Redis's own figure,
+        # read after the server's, has left the warned band
+        for _ in range(5):
+            used = int(r.info("memory")["used_memory"])
+            limit = int(used / 0.9)
+            r.config_set("maxmemory", limit)
+            ready = await _get(server, "/readyz")
+            warned = _metric((await _get(server, "/metrics")).text, "presence_redis_memory_warning")
+            if 0.8 <= int(r.info("memory")["used_memory"]) / limit < 1:
+                break
         assert ready.status_code == 200, ready.text
-        assert _metric((await _get(server, "/metrics")).text, "presence_redis_memory_warning") == 1
+        assert warned == 1
         # room again: no warning, and everything carries on
         r.delete(*[f"ballast:{i}" for i in range(BALLAST)])
         r.config_set("maxmemory", 0)
