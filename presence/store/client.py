@@ -667,6 +667,25 @@ async def execute_many(redis: Client, commands: list[tuple[Any, ...]]) -> list[A
     return None
 
 
+async def run_many(redis: Client, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """`commands` (on one slot) as `execute_many` runs them where it can, else
+    in redis-py's pipeline: their replies in order, the first error reply
+    raised, as the pipeline raises it. For a batch of reads: redis-py packs
+    each command in Python, ~20 µs each with the event loop held."""
+    if not commands:
+        return []
+    got = await execute_many(redis, commands)
+    if got is None:
+        pipe = redis.pipeline(transaction=False)
+        for c in commands:
+            pipe.execute_command(*c)
+        return list(await pipe.execute())
+    for r in got:
+        if isinstance(r, Exception):
+            raise r
+    return got
+
+
 # commands whose one key is their first argument, run lean on a cluster
 _KEYED = frozenset(("HGETALL",))
 

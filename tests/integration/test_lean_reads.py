@@ -6,11 +6,12 @@ the same either way."""
 from __future__ import annotations
 
 import pytest
+from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from presence.center import load_center
 from presence.store import NewItem, Store, new_work_id
-from presence.store.client import Pool, execute, execute_many, open_redis
+from presence.store.client import Pool, execute, execute_many, open_redis, run_many
 
 
 async def test_the_intake_read_is_the_same_on_a_lane_and_on_a_pooled_connection(
@@ -53,3 +54,36 @@ async def test_a_pipeline_on_a_lane_gives_each_reply_in_order_an_error_in_its_pl
         assert await execute(client, "GET", key) == b"1"
     finally:
         await client.aclose()
+
+
+async def test_a_batch_of_reads_is_the_same_on_a_lane_on_pooled_connections_and_on_redis_py(
+    redis_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run_many` (the roll-up's item attributes, kpi/history.py): the same
+    replies in order on a lane, with no lane free, and on a plain redis-py
+    client; an error reply raised on each."""
+    client = await open_redis(redis_server)
+    plain = Redis.from_url(redis_server)
+    try:
+        key = "presence:{lean" + new_work_id() + "}:h"
+        await execute(client, "HSET", key, "a", "1", "b", "2")
+        reads = [("HMGET", key, "a", "x"), ("HMGET", key, "b")]
+        bad = [("HMGET", key, "a"), ("GET", key)]
+        on_lane = await run_many(client, reads)
+        assert on_lane == [[b"1", None], [b"2"]]
+        assert await run_many(plain, reads) == on_lane
+        assert await run_many(client, []) == []
+        for c in (client, plain):
+            with pytest.raises(ResponseError, match="WRONGTYPE"):
+                await run_many(c, bad)
+        pool = client.connection_pool
+        assert isinstance(pool, Pool)
+        monkeypatch.setattr(pool, "LANES", 0)
+        monkeypatch.setattr(pool, "_idle_lanes", [])
+        assert await execute_many(client, reads) is None  # the pipeline's turn
+        assert await run_many(client, reads) == on_lane
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await run_many(client, bad)
+    finally:
+        await client.aclose()
+        await plain.aclose()
